@@ -1,0 +1,170 @@
+"""IPv4 + TCP segments as conntrack sees them (include/linux/tcp.h, include/net/tcp.h).
+
+A :class:`Packet` is frozen: NAT and every other rewrite produce a new packet with
+:func:`dataclasses.replace`, so a trace can keep the packet before and after. Flags are
+raw bits, so combinations the kernel rejects (SYN+FIN, no flags at all) can be built and
+judged later. Sequence numbers are plain ints in ``[0, 2**32)``; compare them only with
+:func:`before` / :func:`after`, which mirror the kernel's 32-bit wraparound helpers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntFlag
+
+SEQ_MOD = 1 << 32
+SEQ_MASK = SEQ_MOD - 1
+IPPROTO_TCP = 6
+IP_HEADER_LEN = 20
+TCP_HEADER_LEN = 20
+
+
+class TcpFlag(IntFlag):
+    """TCP header flag bits (``TCPHDR_*`` in include/net/tcp.h)."""
+
+    FIN = 0x01
+    SYN = 0x02
+    RST = 0x04
+    PSH = 0x08
+    ACK = 0x10
+    URG = 0x20
+    ECE = 0x40
+    CWR = 0x80
+
+
+# The letters tcpdump and the case-file format use, in tcpdump's order.
+_FLAG_LETTERS = (
+    ("S", TcpFlag.SYN),
+    ("F", TcpFlag.FIN),
+    ("R", TcpFlag.RST),
+    ("P", TcpFlag.PSH),
+    ("A", TcpFlag.ACK),
+    ("U", TcpFlag.URG),
+    ("E", TcpFlag.ECE),
+    ("W", TcpFlag.CWR),
+)
+_LETTER_TO_FLAG = dict(_FLAG_LETTERS)
+
+
+def parse_flags(text: str) -> int:
+    """``"SA"`` -> SYN|ACK. Raises ValueError naming an unknown letter."""
+    bits = 0
+    for letter in text.upper():
+        if letter == ".":  # tcpdump's bare-ACK spelling
+            bits |= TcpFlag.ACK
+            continue
+        try:
+            bits |= _LETTER_TO_FLAG[letter]
+        except KeyError:
+            raise ValueError(f"unknown TCP flag letter {letter!r} (use S F R P A U E W)") from None
+    return bits
+
+
+def format_flags(flags: int) -> str:
+    """SYN|ACK -> ``"SA"``; the inverse of :func:`parse_flags` (empty for no flags)."""
+    return "".join(letter for letter, bit in _FLAG_LETTERS if flags & bit)
+
+
+def before(seq1: int, seq2: int) -> bool:
+    """``before()`` from include/net/tcp.h: ``(s32)(seq1 - seq2) < 0``."""
+    return ((seq1 - seq2) & SEQ_MASK) >= 0x80000000
+
+
+def after(seq1: int, seq2: int) -> bool:
+    """``after()`` from include/net/tcp.h: ``before(seq2, seq1)``."""
+    return ((seq2 - seq1) & SEQ_MASK) >= 0x80000000
+
+
+@dataclass(frozen=True, slots=True)
+class TcpOptions:
+    """The TCP options conntrack and the endpoints read (RFC 793, 7323, 2018).
+
+    ``wscale`` is the raw shift count as sent (the kernel caps it at 14 when it reads it);
+    ``sack`` holds (left, right) edges; ``ts`` is (TSval, TSecr).
+    """
+
+    mss: int | None = None
+    wscale: int | None = None
+    sack_perm: bool = False
+    sack: tuple[tuple[int, int], ...] = ()
+    ts: tuple[int, int] | None = None
+
+    def wire_length(self) -> int:
+        """Option bytes on the wire, padded to 4 as Linux lays them out."""
+        n = 0
+        if self.mss is not None:
+            n += 4
+        if self.sack_perm and self.ts is not None:
+            n += 12  # SACK_PERM + TIMESTAMP share two words (tcp_options_write)
+        else:
+            if self.sack_perm:
+                n += 4  # NOP NOP SACK_PERM(2)
+            if self.ts is not None:
+                n += 12  # NOP NOP TIMESTAMP(10)
+        if self.wscale is not None:
+            n += 4  # NOP WSCALE(3)
+        if self.sack:
+            n += 4 + 8 * len(self.sack)  # NOP NOP SACK(2 + 8n)
+        return n
+
+
+NO_OPTIONS = TcpOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """One IPv4/TCP segment. Addresses are dotted-quad strings."""
+
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    seq: int = 0
+    ack: int = 0
+    flags: int = 0
+    window: int = 0
+    payload_len: int = 0
+    options: TcpOptions = field(default=NO_OPTIONS)
+    ttl: int = 64
+    ip_id: int = 0
+    # True when a test corrupted the TCP checksum on purpose (tcp_error's "bad checksum").
+    bad_checksum: bool = False
+
+    @property
+    def syn(self) -> bool:
+        return bool(self.flags & TcpFlag.SYN)
+
+    @property
+    def ack_flag(self) -> bool:
+        return bool(self.flags & TcpFlag.ACK)
+
+    @property
+    def fin(self) -> bool:
+        return bool(self.flags & TcpFlag.FIN)
+
+    @property
+    def rst(self) -> bool:
+        return bool(self.flags & TcpFlag.RST)
+
+    @property
+    def tcp_header_len(self) -> int:
+        """``doff * 4``."""
+        return TCP_HEADER_LEN + self.options.wire_length()
+
+    @property
+    def ip_len(self) -> int:
+        """The IPv4 total length (what the LOG target prints as LEN=)."""
+        return IP_HEADER_LEN + self.tcp_header_len + self.payload_len
+
+    @property
+    def end_seq(self) -> int:
+        """``segment_seq_plus_len()``: seq + payload + SYN + FIN, mod 2**32."""
+        extra = (1 if self.flags & TcpFlag.SYN else 0) + (1 if self.flags & TcpFlag.FIN else 0)
+        return (self.seq + self.payload_len + extra) & SEQ_MASK
+
+    def describe(self) -> str:
+        """A compact one-line form for errors and traces."""
+        return (
+            f"{self.src}:{self.sport} > {self.dst}:{self.dport} [{format_flags(self.flags) or 'none'}] "
+            f"seq {self.seq} ack {self.ack} win {self.window} len {self.payload_len}"
+        )
