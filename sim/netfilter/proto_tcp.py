@@ -1,0 +1,818 @@
+"""TCP connection tracking (net/netfilter/nf_conntrack_proto_tcp.c).
+
+Names follow the kernel: ``tcp_error``, ``tcp_new``, ``tcp_in_window``,
+``nf_conntrack_tcp_packet``. Each function's docstring names what it mirrors and which
+profile switch (``sim.netfilter.profiles``) selects the 3.10 or the 6.1 branch.
+
+Sequence numbers are ints in [0, 2**32); arithmetic is masked with ``& SEQ_MASK`` where the
+kernel's ``u32`` would wrap. Timeouts are in seconds of virtual time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+from sim.netfilter.hooks import NfVerdict
+from sim.netfilter.profiles import KernelProfile
+from sim.netfilter.tcp_states import (
+    ORIGINAL,
+    REPLY,
+    STATE_TABLES,
+    TcpIndex,
+    TcpState,
+    get_conntrack_index,
+)
+from sim.packet import SEQ_MASK, Packet, TcpFlag, TcpOptions, after, before
+
+if TYPE_CHECKING:
+    from sim.netfilter.conntrack import Conn, ConntrackSysctls
+
+# include/uapi/linux/netfilter/nf_conntrack_tcp.h
+IP_CT_TCP_FLAG_WINDOW_SCALE = 0x01
+IP_CT_TCP_FLAG_SACK_PERM = 0x02
+IP_CT_TCP_FLAG_CLOSE_INIT = 0x04
+IP_CT_TCP_FLAG_BE_LIBERAL = 0x08
+IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED = 0x10
+IP_CT_TCP_FLAG_MAXACK_SET = 0x20
+IP_CT_EXP_CHALLENGE_ACK = 0x40
+IP_CT_TCP_SIMULTANEOUS_OPEN = 0x80
+
+TCP_MAX_WSCALE = 14  # include/net/tcp.h
+MAXACKWINCONST = 66000  # "Fixme: what about big packets?"
+
+# tcp_timeouts[] in seconds; unchanged from 3.10 to 6.18.
+TCP_TIMEOUTS: dict[TcpState, int] = {
+    TcpState.SYN_SENT: 2 * 60,
+    TcpState.SYN_RECV: 60,
+    TcpState.ESTABLISHED: 5 * 24 * 3600,
+    TcpState.FIN_WAIT: 2 * 60,
+    TcpState.CLOSE_WAIT: 60,
+    TcpState.LAST_ACK: 30,
+    TcpState.TIME_WAIT: 2 * 60,
+    TcpState.CLOSE: 10,
+    TcpState.SYN_SENT2: 2 * 60,
+    # "RFC1122 says the R2 limit should be at least 100 seconds. Linux uses 15 packets as
+    # limit, which corresponds to ~13-30min depending on RTO."
+    TcpState.RETRANS: 5 * 60,
+    TcpState.UNACK: 5 * 60,
+}
+
+STATE_NAMES = (
+    "NONE",
+    "SYN_SENT",
+    "SYN_RECV",
+    "ESTABLISHED",
+    "FIN_WAIT",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "TIME_WAIT",
+    "CLOSE",
+    "SYN_SENT2",
+)  # tcp_conntrack_names[]
+
+
+class TcpAction(IntEnum):
+    """``enum nf_ct_tcp_action``: what ``tcp_in_window`` (6.1) decided."""
+
+    IGNORE = 0
+    INVALID = 1
+    ACCEPT = 2
+
+
+class TcpDirState:
+    """``struct ip_ct_tcp_state``: what conntrack knows of one direction's sender."""
+
+    __slots__ = ("flags", "td_end", "td_maxack", "td_maxend", "td_maxwin", "td_scale")
+
+    def __init__(self) -> None:
+        self.td_end = 0  # max of seq + len
+        self.td_maxend = 0  # max of ack + max(win, 1)
+        self.td_maxwin = 0  # max(win)
+        self.td_maxack = 0  # max of ack
+        self.td_scale = 0  # window scale factor
+        self.flags = 0  # IP_CT_TCP_FLAG_*
+
+    def reset(self, keep_be_liberal: bool) -> None:
+        """``nf_ct_tcp_state_reset()`` (6.1) or the memset of 3.10."""
+        self.td_end = self.td_maxend = self.td_maxwin = self.td_maxack = self.td_scale = 0
+        self.flags = self.flags & IP_CT_TCP_FLAG_BE_LIBERAL if keep_be_liberal else 0
+
+    def snapshot(self) -> dict[str, int]:
+        return {
+            "td_end": self.td_end,
+            "td_maxend": self.td_maxend,
+            "td_maxwin": self.td_maxwin,
+            "td_maxack": self.td_maxack,
+            "td_scale": self.td_scale,
+            "flags": self.flags,
+        }
+
+
+class TcpCt:
+    """``struct ip_ct_tcp``: the TCP part of a conntrack entry."""
+
+    __slots__ = (
+        "last_ack",
+        "last_dir",
+        "last_end",
+        "last_flags",
+        "last_index",
+        "last_seq",
+        "last_win",
+        "last_wscale",
+        "retrans",
+        "seen",
+        "state",
+    )
+
+    def __init__(self) -> None:
+        self.seen = (TcpDirState(), TcpDirState())
+        self.state = TcpState.NONE
+        self.last_dir = 0
+        self.retrans = 0
+        self.last_index = TcpIndex.SYN
+        self.last_seq = 0
+        self.last_ack = 0
+        self.last_end = 0
+        self.last_win = 0
+        self.last_wscale = 0
+        self.last_flags = 0
+
+
+@dataclass(slots=True)
+class Bound:
+    """One of Guido van Rooij's bounds as evaluated for one packet."""
+
+    name: str  # "I" .. "IV"
+    rule: str  # in words, e.g. "seq <= sender.td_maxend"
+    limit: int  # the bound's value
+    value: int  # the packet's value
+    passed: bool
+
+
+@dataclass(slots=True)
+class WindowCheck:
+    """Why ``tcp_in_window`` decided what it did: the numbers, before and after."""
+
+    seq: int
+    end: int
+    ack: int
+    sack: int
+    win: int
+    sender_dir: int
+    bounds: list[Bound] = field(default_factory=list)
+    before: tuple[dict[str, int], dict[str, int]] = ({}, {})
+    after: tuple[dict[str, int], dict[str, int]] = ({}, {})
+
+    @property
+    def failed(self) -> list[str]:
+        return [b.name for b in self.bounds if not b.passed]
+
+
+@dataclass(slots=True)
+class TcpResult:
+    """What ``nf_conntrack_tcp_packet`` returned, plus what the trace wants to show.
+
+    ``verdict`` is the netfilter verdict (``-ACCEPT`` = accepted without the entry);
+    ``action`` is the tracker's classification (ACCEPT/IGNORE/INVALID, None when
+    ``tcp_error``/``tcp_new`` rejected the packet before tracking); ``reason`` is the text the
+    kernel logs (without the ``nf_ct_proto_6:`` prefix), None when it logs nothing.
+    """
+
+    verdict: int
+    action: TcpAction | None
+    reason: str | None = None
+    old_state: TcpState = TcpState.NONE
+    new_state: TcpState = TcpState.NONE
+    window: WindowCheck | None = None
+
+
+# tcp_valid_flags[]: "table of valid flag combinations - PUSH, ECE and CWR are always valid"
+_F, _S, _R, _A, _U = TcpFlag.FIN, TcpFlag.SYN, TcpFlag.RST, TcpFlag.ACK, TcpFlag.URG
+TCP_VALID_FLAGS = frozenset(
+    {_S, _S | _U, _S | _A, _R, _R | _A, _F | _A, _F | _A | _U, _A, _A | _U}
+)
+_IGNORED_FLAG_BITS = TcpFlag.ECE | TcpFlag.CWR | TcpFlag.PSH
+
+
+def tcp_error(pkt: Packet, profile: KernelProfile, checksum: bool, prerouting: bool) -> str | None:
+    """``tcp_error()``: the reason a segment is broken, or None.
+
+    Truncation cannot be expressed by a :class:`Packet`; the checksum is only verified in
+    PRE_ROUTING when ``net.netfilter.nf_conntrack_checksum`` is on, as in the kernel.
+    """
+    old = profile.log_prefix == "nf_ct_tcp: "
+    if checksum and prerouting and pkt.bad_checksum:
+        return "bad TCP checksum" if old else "bad checksum"
+    if (pkt.flags & ~_IGNORED_FLAG_BITS & 0xFF) not in TCP_VALID_FLAGS:
+        return "invalid TCP flag combination" if old else "invalid tcp flag combination"
+    return None
+
+
+def _has_options(opts: TcpOptions) -> bool:
+    # tcp_options()/tcp_sack(): "int length = (tcph->doff*4) - sizeof(struct tcphdr);
+    # if (!length) return;"
+    return opts.wire_length() != 0
+
+
+def tcp_options(opts: TcpOptions, state: TcpDirState, profile: KernelProfile) -> None:
+    """``tcp_options()``: read SACK_PERM and WINDOW_SCALE into ``state``.
+
+    A header without options leaves ``state`` untouched. 3.10 clears all flags; 6.1 keeps
+    BE_LIBERAL (``state->flags &= IP_CT_TCP_FLAG_BE_LIBERAL``).
+    """
+    if not _has_options(opts):
+        return
+    state.td_scale = 0
+    state.flags = state.flags & IP_CT_TCP_FLAG_BE_LIBERAL if profile.options_keep_be_liberal else 0
+    if opts.sack_perm:
+        state.flags |= IP_CT_TCP_FLAG_SACK_PERM
+    if opts.wscale is not None:
+        state.td_scale = min(opts.wscale, TCP_MAX_WSCALE)
+        state.flags |= IP_CT_TCP_FLAG_WINDOW_SCALE
+
+
+def tcp_sack(opts: TcpOptions, sack: int) -> int:
+    """``tcp_sack()``: the highest right edge of the SACK blocks, if after ``sack``."""
+    for _left, right in opts.sack:
+        if after(right, sack):
+            sack = right
+    return sack
+
+
+def maxackwindow(sender: TcpDirState) -> int:
+    """``MAXACKWINDOW(sender)``: max(td_maxwin, 66000)."""
+    return sender.td_maxwin if sender.td_maxwin > MAXACKWINCONST else MAXACKWINCONST
+
+
+def tcp_init_sender(
+    sender: TcpDirState,
+    receiver: TcpDirState,
+    pkt: Packet,
+    end: int,
+    win: int,
+    direction: int,
+    profile: KernelProfile,
+) -> None:
+    """``tcp_init_sender()``: a SYN/ACK, or a SYN from the reply side, starts this side.
+
+    RFC 1323: both sides must send the Window Scale option to enable scaling in either
+    direction. 6.1 applies that only in the reply direction; 3.10 in both.
+    """
+    sender.td_end = sender.td_maxend = end
+    sender.td_maxwin = win if win else 1
+    tcp_options(pkt.options, sender, profile)
+    if (direction == REPLY or not profile.wscale_check_reply_only) and not (
+        sender.flags & IP_CT_TCP_FLAG_WINDOW_SCALE and receiver.flags & IP_CT_TCP_FLAG_WINDOW_SCALE
+    ):
+        sender.td_scale = 0
+        receiver.td_scale = 0
+
+
+def _bounds(
+    seq: int, end: int, sack: int, sender: TcpDirState, receiver: TcpDirState, profile: KernelProfile
+) -> list[Bound]:
+    """The four bounds exactly as the kernel evaluates them, for the explanation."""
+    lower_data = (sender.td_end - receiver.td_maxwin) & SEQ_MASK
+    lower_ack = (receiver.td_end - maxackwindow(sender)) & SEQ_MASK
+    in_recv_win = after(end, (lower_data - 1) & SEQ_MASK)
+    if profile.window_ignore:
+        in_recv_win = not receiver.td_maxwin or in_recv_win
+    return [
+        Bound("I", "seq <= sender.td_maxend", sender.td_maxend, seq,
+              before(seq, (sender.td_maxend + 1) & SEQ_MASK)),
+        Bound("II", "seq + len >= sender.td_end - receiver.td_maxwin", lower_data, end, in_recv_win),
+        Bound("III", "sack <= receiver.td_end", receiver.td_end, sack,
+              before(sack, (receiver.td_end + 1) & SEQ_MASK)),
+        Bound("IV", "sack >= receiver.td_end - MAXACKWINDOW(sender)", lower_ack, sack,
+              after(sack, (lower_ack - 1) & SEQ_MASK)),
+    ]
+
+
+_OLD_MESSAGES = {
+    "I": "SEQ is over the upper bound (over the window of the receiver)",
+    "II": "SEQ is under the lower bound (already ACKed data retransmitted)",
+    "III": "ACK is over the upper bound (ACKed data not seen yet)",
+    "IV": "ACK is under the lower bound (possible overly delayed ACK)",
+}
+
+
+def tcp_in_window(
+    tcp: TcpCt,
+    direction: int,
+    index: TcpIndex,
+    pkt: Packet,
+    profile: KernelProfile,
+    sysctl_be_liberal: bool,
+    explain: bool,
+) -> tuple[TcpAction, str | None, WindowCheck | None]:
+    """``tcp_in_window()``: is the segment inside the window conntrack tracks?
+
+    Returns (action, the kernel's log text or None, the explanation when ``explain``).
+    Under be_liberal (sysctl, or the sender's BE_LIBERAL flag) every failure becomes ACCEPT
+    with no log and no window update (``nf_tcp_log_invalid``; 3.10: ``res = true``).
+    """
+    sender = tcp.seen[direction]
+    receiver = tcp.seen[1 - direction]
+    flags = pkt.flags
+    seq = pkt.seq
+    ack = sack = pkt.ack
+    win_raw = win = pkt.window
+    end = pkt.end_seq
+    syn = flags & TcpFlag.SYN
+    has_ack = flags & TcpFlag.ACK
+
+    if receiver.flags & IP_CT_TCP_FLAG_SACK_PERM and pkt.options.sack:
+        sack = tcp_sack(pkt.options, sack)
+    # "Take into account NAT sequence number mangling": no helper mangles payload here,
+    # so nf_ct_seq_offset() is 0.
+
+    if sender.td_maxwin == 0:
+        # Initialize sender data.
+        if syn:
+            tcp_init_sender(sender, receiver, pkt, end, win, direction, profile)
+            if not has_ack:
+                return TcpAction.ACCEPT, None, None  # Simultaneous open
+        else:
+            # "We are in the middle of a connection, its history is lost for us."
+            sender.td_end = end
+            swin = (win << sender.td_scale) & SEQ_MASK
+            sender.td_maxwin = swin if swin else 1
+            sender.td_maxend = (end + sender.td_maxwin) & SEQ_MASK
+            if receiver.td_maxwin == 0:
+                # "We haven't seen traffic in the other direction yet but we have to tweak
+                # window tracking to pass III and IV until that happens."
+                receiver.td_end = receiver.td_maxend = sack
+            elif profile.keepalive_td_end_bump and sack == (receiver.td_end + 1) & SEQ_MASK:
+                receiver.td_end = (receiver.td_end + 1) & SEQ_MASK  # reply to a keepalive
+    elif profile.reinit_requires_syn:
+        if syn and after(end, sender.td_end) and tcp.state in (TcpState.SYN_SENT, TcpState.SYN_RECV):
+            # RFC 793: "if a TCP is reinitialized ... then it need not wait at all; it must
+            # only be sure to use sequence numbers larger than those recently used."
+            tcp_init_sender(sender, receiver, pkt, end, win, direction, profile)
+            if direction == REPLY and not has_ack:
+                return TcpAction.ACCEPT, None, None
+    elif (
+        (tcp.state == TcpState.SYN_SENT and direction == ORIGINAL)
+        or (tcp.state == TcpState.SYN_RECV and direction == REPLY)
+    ) and after(end, sender.td_end):
+        # 3.10: "Re-init state for this direction, just like for the first syn(-ack) reply,
+        # it might differ in seq, ack or tcp options."
+        sender.td_end = sender.td_maxend = end
+        sender.td_maxwin = win if win else 1
+        tcp_options(pkt.options, sender, profile)
+
+    if not has_ack:
+        ack = sack = receiver.td_end  # "If there is no ACK, just pretend it was set and OK."
+    elif flags & TcpFlag.RST and ack == 0:
+        ack = sack = receiver.td_end  # "Broken TCP stacks, that set ACK in RST packets ..."
+
+    if profile.empty_segment_seq_shortcut:
+        if seq == end and (not flags & TcpFlag.RST or (seq == 0 and tcp.state == TcpState.SYN_SENT)):
+            # "Packets contains no data: we assume it is valid and check the ack value only.
+            # However RST segments are always validated by their SEQ number except when
+            # seq == 0 (reset sent answering SYN)."
+            seq = end = sender.td_end
+    elif flags & TcpFlag.RST and seq == 0 and tcp.state == TcpState.SYN_SENT:
+        seq = end = sender.td_end  # "RST sent answering SYN."
+
+    check = None
+    if explain:
+        check = WindowCheck(seq, end, ack, sack, win_raw, direction)
+        check.before = (tcp.seen[0].snapshot(), tcp.seen[1].snapshot())
+        check.bounds = _bounds(seq, end, sack, sender, receiver, profile)
+
+    liberal = sysctl_be_liberal or bool(sender.flags & IP_CT_TCP_FLAG_BE_LIBERAL)
+    if profile.window_ignore:
+        action, reason = _window_verdict_61(seq, end, sack, sender, receiver)
+    else:
+        action, reason = _window_verdict_310(seq, end, sack, sender, receiver)
+    if action is not TcpAction.ACCEPT:
+        if liberal:
+            action, reason = TcpAction.ACCEPT, None
+        _finish(check, tcp)
+        return action, reason, check
+
+    # Take into account window scaling (RFC 1323).
+    if not syn:
+        win = (win << sender.td_scale) & SEQ_MASK
+    # Update sender data.
+    swin = (win + (sack - ack)) & SEQ_MASK
+    if sender.td_maxwin < swin:
+        sender.td_maxwin = swin
+    if after(end, sender.td_end):
+        sender.td_end = end
+        sender.flags |= IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED
+    if has_ack:
+        if not sender.flags & IP_CT_TCP_FLAG_MAXACK_SET:
+            sender.td_maxack = ack
+            sender.flags |= IP_CT_TCP_FLAG_MAXACK_SET
+        elif after(ack, sender.td_maxack):
+            sender.td_maxack = ack
+    # Update receiver data.
+    if receiver.td_maxwin != 0 and after(end, sender.td_maxend):
+        receiver.td_maxwin = (receiver.td_maxwin + end - sender.td_maxend) & SEQ_MASK
+    if after((sack + win) & SEQ_MASK, (receiver.td_maxend - 1) & SEQ_MASK):
+        receiver.td_maxend = (sack + win) & SEQ_MASK
+        if win == 0:
+            receiver.td_maxend = (receiver.td_maxend + 1) & SEQ_MASK
+    if ack == receiver.td_end:
+        receiver.flags &= ~IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED
+    # Check retransmissions.
+    if index == TcpIndex.ACK:
+        last_win = win_raw if profile.retrans_raw_window else win
+        if (
+            tcp.last_dir == direction
+            and tcp.last_seq == seq
+            and tcp.last_ack == ack
+            and tcp.last_end == end
+            and tcp.last_win == last_win
+        ):
+            tcp.retrans += 1
+        else:
+            tcp.last_dir = direction
+            tcp.last_seq = seq
+            tcp.last_ack = ack
+            tcp.last_end = end
+            tcp.last_win = last_win
+            tcp.retrans = 0
+    _finish(check, tcp)
+    return TcpAction.ACCEPT, None, check
+
+
+def _finish(check: WindowCheck | None, tcp: TcpCt) -> None:
+    if check is not None:
+        check.after = (tcp.seen[0].snapshot(), tcp.seen[1].snapshot())
+
+
+def _window_verdict_61(
+    seq: int, end: int, sack: int, sender: TcpDirState, receiver: TcpDirState
+) -> tuple[TcpAction, str | None]:
+    """6.1's checks in the kernel's order: I (with the small-overshoot IGNORE), III, II, IV."""
+    maxackwin = maxackwindow(sender)
+    if not before(seq, (sender.td_maxend + 1) & SEQ_MASK):
+        overshot = (end - sender.td_maxend + 1) & SEQ_MASK
+        ack_ok = after(sack, (receiver.td_end - maxackwin - 1) & SEQ_MASK)
+        in_recv_win = bool(receiver.td_maxwin) and after(
+            end, (sender.td_end - receiver.td_maxwin - 1) & SEQ_MASK
+        )
+        if (
+            in_recv_win
+            and ack_ok
+            and overshot <= receiver.td_maxwin
+            and before(sack, (receiver.td_end + 1) & SEQ_MASK)
+        ):
+            # "Work around TCPs that send more bytes than allowed by the receive window."
+            sender.td_end = end
+            sender.flags |= IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED
+            return TcpAction.IGNORE, f"{overshot} bytes more than expected"
+        return (
+            TcpAction.INVALID,
+            f"SEQ is over upper bound {(sender.td_maxend + 1) & SEQ_MASK} (over the window of the receiver)",
+        )
+    if not before(sack, (receiver.td_end + 1) & SEQ_MASK):
+        return (
+            TcpAction.INVALID,
+            f"ACK is over upper bound {(receiver.td_end + 1) & SEQ_MASK} (ACKed data not seen yet)",
+        )
+    lower = (sender.td_end - receiver.td_maxwin - 1) & SEQ_MASK
+    if receiver.td_maxwin and not after(end, lower):
+        return TcpAction.IGNORE, f"SEQ is under lower bound {lower} (already ACKed data retransmitted)"
+    lower = (receiver.td_end - maxackwin - 1) & SEQ_MASK
+    if not after(sack, lower):
+        return TcpAction.IGNORE, f"ignored ACK under lower bound {lower} (possible overly delayed)"
+    return TcpAction.ACCEPT, None
+
+
+def _window_verdict_310(
+    seq: int, end: int, sack: int, sender: TcpDirState, receiver: TcpDirState
+) -> tuple[TcpAction, str | None]:
+    """3.10: all four bounds in one test; the message names the first failing in I..IV."""
+    if not before(seq, (sender.td_maxend + 1) & SEQ_MASK):
+        return TcpAction.INVALID, _OLD_MESSAGES["I"]
+    if not after(end, (sender.td_end - receiver.td_maxwin - 1) & SEQ_MASK):
+        return TcpAction.INVALID, _OLD_MESSAGES["II"]
+    if not before(sack, (receiver.td_end + 1) & SEQ_MASK):
+        return TcpAction.INVALID, _OLD_MESSAGES["III"]
+    if not after(sack, (receiver.td_end - maxackwindow(sender) - 1) & SEQ_MASK):
+        return TcpAction.INVALID, _OLD_MESSAGES["IV"]
+    return TcpAction.ACCEPT, None
+
+
+def tcp_new(tcp: TcpCt, pkt: Packet, profile: KernelProfile, loose: bool) -> str | None:
+    """``tcp_new()``: set up a fresh entry from its first packet; the log text on refusal.
+
+    A SYN starts SYN_SENT tracking; anything else the state table accepts from NONE (a bare
+    ACK) is a mid-stream pickup, allowed only with ``nf_conntrack_tcp_loose``, and marks both
+    directions SACK_PERM | BE_LIBERAL.
+    """
+    new_state = STATE_TABLES[profile.name][ORIGINAL][get_conntrack_index(pkt.flags)][TcpState.NONE]
+    if new_state >= TcpState.MAX:
+        # 6.1 logs "invalid new"; 3.10 only had a pr_debug.
+        return "invalid new" if profile.window_ignore else None
+    seen0 = tcp.seen[0]
+    end = pkt.end_seq
+    if new_state == TcpState.SYN_SENT:
+        seen0.td_end = end
+        seen0.td_maxwin = pkt.window or 1
+        seen0.td_maxend = end
+        tcp_options(pkt.options, seen0, profile)
+    elif not loose:
+        return ""  # "Don't try to pick up connections." -- no log line
+    else:
+        seen0.td_end = end
+        seen0.td_maxwin = pkt.window or 1
+        seen0.td_maxend = (end + seen0.td_maxwin) & SEQ_MASK
+        # "We assume SACK and liberal window checking to handle window scaling"
+        seen0.flags = tcp.seen[1].flags = IP_CT_TCP_FLAG_SACK_PERM | IP_CT_TCP_FLAG_BE_LIBERAL
+    tcp.last_index = TcpIndex.NONE  # "tcp_packet will set them"
+    return None
+
+
+def _state_name(state: TcpState) -> str:
+    return STATE_NAMES[state]
+
+
+def nf_conntrack_tcp_packet(
+    ct: Conn,
+    pkt: Packet,
+    direction: int,
+    now: float,
+    sysctl: ConntrackSysctls,
+    profile: KernelProfile,
+    prerouting: bool,
+    explain: bool = False,
+) -> TcpResult:
+    """``nf_conntrack_tcp_packet()`` (3.10: ``tcp_packet()``): track one segment.
+
+    Moves the state, refreshes the timeout on ``ct`` and returns the verdict. A verdict of
+    ``-NfVerdict.ACCEPT`` means INVALID (the caller detaches the entry); ``-NfVerdict.REPEAT``
+    means the entry was killed to reopen a closed connection (look up again).
+    """
+    error = tcp_error(pkt, profile, sysctl.checksum, prerouting)
+    if error is not None:
+        return TcpResult(-NfVerdict.ACCEPT, None, error)
+    tcp = ct.tcp
+    if not ct.confirmed:
+        refused = tcp_new(tcp, pkt, profile, bool(sysctl.tcp_loose))
+        if refused is not None:
+            return TcpResult(-NfVerdict.ACCEPT, None, refused or None)
+
+    old_state = tcp.state
+    index = get_conntrack_index(pkt.flags)
+    new_state = STATE_TABLES[profile.name][direction][index][old_state]
+    new61 = profile.challenge_ack_handling
+
+    def result(verdict: int, action: TcpAction, reason: str | None, check: WindowCheck | None = None,
+               state: TcpState | None = None) -> TcpResult:
+        return TcpResult(verdict, action, reason, old_state, tcp.state if state is None else state, check)
+
+    if new_state == TcpState.SYN_SENT and old_state >= TcpState.TIME_WAIT:
+        # RFC 1122 reopen from TIME_WAIT/CLOSE: "Attempt to reopen a closed/aborted
+        # connection. Delete this connection and look up again."
+        if (tcp.seen[direction].flags | tcp.seen[1 - direction].flags) & IP_CT_TCP_FLAG_CLOSE_INIT or (
+            tcp.last_dir == direction and tcp.last_index == TcpIndex.RST
+        ):
+            return result(-NfVerdict.REPEAT, TcpAction.ACCEPT, None)
+        new_state = TcpState.IGNORE  # fallthrough to the ignore case
+    if new_state == TcpState.IGNORE:
+        ignored = _ignore(ct, tcp, pkt, direction, index, old_state, profile)
+        if ignored is not None:
+            return result(NfVerdict.ACCEPT, TcpAction.IGNORE, ignored)
+        old_state, new_state = TcpState.SYN_SENT, TcpState.SYN_RECV  # back in sync
+    elif new_state == TcpState.MAX:
+        # (The SYN proxy keep-alive exception needs nf_synproxy, which nflab does not model.)
+        reason = (
+            f"packet (index {int(index)}) in dir {direction} invalid, state {_state_name(old_state)}"
+            if new61
+            else "invalid state"
+        )
+        return result(-NfVerdict.ACCEPT, TcpAction.INVALID, reason)
+    elif new_state == TcpState.TIME_WAIT:
+        if (
+            new61
+            and old_state == TcpState.LAST_ACK
+            and index == TcpIndex.ACK
+            and tcp.last_dir != direction
+            and tcp.last_index == TcpIndex.SYN
+            and tcp.last_flags & IP_CT_EXP_CHALLENGE_ACK
+        ):
+            # "Detected RFC5961 challenge ACK"
+            tcp.last_flags &= ~IP_CT_EXP_CHALLENGE_ACK
+            return result(NfVerdict.ACCEPT, TcpAction.IGNORE, "challenge-ack ignored")
+    elif new_state == TcpState.SYN_SENT2:
+        if new61:
+            tcp.last_flags |= IP_CT_TCP_SIMULTANEOUS_OPEN  # "table is not smart enough"
+    elif new_state == TcpState.SYN_RECV:
+        if (
+            new61
+            and direction == REPLY
+            and index == TcpIndex.ACK
+            and tcp.last_flags & IP_CT_TCP_SIMULTANEOUS_OPEN
+        ):
+            new_state = TcpState.ESTABLISHED
+    elif new_state == TcpState.CLOSE and index == TcpIndex.RST:
+        invalid, keep, skip_window = _rst_checks(ct, tcp, pkt, direction, old_state, sysctl, profile)
+        if invalid is not None:
+            return result(-NfVerdict.ACCEPT, TcpAction.INVALID, invalid)
+        if keep:
+            new_state = old_state
+        if skip_window:
+            return _in_window(ct, tcp, pkt, direction, index, old_state, new_state, now, sysctl, profile,
+                              None)
+
+    action, reason, check = tcp_in_window(
+        tcp, direction, index, pkt, profile, bool(sysctl.tcp_be_liberal), explain
+    )
+    if action is TcpAction.IGNORE:
+        return result(NfVerdict.ACCEPT, action, reason, check)
+    if action is TcpAction.INVALID:
+        if new61:
+            nf_tcp_handle_invalid(ct, direction, index, now, sysctl.timeouts[TcpState.UNACK])
+        return result(-NfVerdict.ACCEPT, action, reason, check)
+    return _in_window(ct, tcp, pkt, direction, index, old_state, new_state, now, sysctl, profile, check)
+
+
+def _ignore(
+    ct: Conn, tcp: TcpCt, pkt: Packet, direction: int, index: TcpIndex, old_state: TcpState,
+    profile: KernelProfile,
+) -> str | None:
+    """The ``TCP_CONNTRACK_IGNORE`` case: note the packet, or resync on a matching SYN/ACK.
+
+    Returns the log text when the packet is ignored, None when this SYN/ACK "acknowledges a
+    SYN that we earlier ignored as invalid" and conntrack gets back in sync (SYN_SENT ->
+    SYN_RECV with the annotated values).
+    """
+    if (
+        index == TcpIndex.SYNACK
+        and tcp.last_index == TcpIndex.SYN
+        and tcp.last_dir != direction
+        and pkt.ack == tcp.last_end
+    ):
+        last = tcp.seen[tcp.last_dir]
+        last.td_end = last.td_maxend = tcp.last_end
+        last.td_maxwin = tcp.last_win or 1
+        last.td_scale = tcp.last_wscale
+        tcp.last_flags &= ~IP_CT_EXP_CHALLENGE_ACK
+        last.flags = tcp.last_flags
+        tcp.seen[direction].reset(profile.options_keep_be_liberal)
+        return None
+    tcp.last_index = index
+    tcp.last_dir = direction
+    tcp.last_seq = pkt.seq
+    tcp.last_end = pkt.end_seq
+    tcp.last_win = pkt.window
+    if index == TcpIndex.SYN and direction == ORIGINAL:
+        # "a) This is a SYN in ORIGINAL. The client and the server may be in sync but we are
+        # not. In that case, we annotate the TCP options and let the packet go through."
+        seen = TcpDirState()
+        tcp.last_flags = tcp.last_wscale = 0
+        tcp_options(pkt.options, seen, profile)
+        if seen.flags & IP_CT_TCP_FLAG_WINDOW_SCALE:
+            tcp.last_flags |= IP_CT_TCP_FLAG_WINDOW_SCALE
+            tcp.last_wscale = seen.td_scale
+        if seen.flags & IP_CT_TCP_FLAG_SACK_PERM:
+            tcp.last_flags |= IP_CT_TCP_FLAG_SACK_PERM
+        if profile.challenge_ack_handling and old_state == TcpState.LAST_ACK:
+            tcp.last_flags |= IP_CT_EXP_CHALLENGE_ACK  # potential RFC5961 challenge ACK
+    if (
+        profile.challenge_ack_handling
+        and old_state == TcpState.SYN_SENT
+        and index == TcpIndex.ACK
+        and direction == REPLY
+    ):
+        tcp.last_ack = pkt.ack  # possible challenge ack reply to syn
+    if profile.challenge_ack_handling:
+        return f"packet (index {int(index)}) in dir {direction} ignored, state {_state_name(old_state)}"
+    return "invalid packet ignored"
+
+
+def _rst_checks(
+    ct: Conn, tcp: TcpCt, pkt: Packet, direction: int, old_state: TcpState,
+    sysctl: ConntrackSysctls, profile: KernelProfile,
+) -> tuple[str | None, bool, bool]:
+    """The ``TCP_CONNTRACK_CLOSE`` case for a RST: (INVALID log text, keep state, skip window).
+
+    3.10: a RST whose seq is before the peer's highest ACK is invalid, be_liberal or not.
+    6.1 adds: RSTs in closing states skip validation; ``nf_conntrack_tcp_ignore_invalid_rst``;
+    an in-window RST that does not hit td_maxack exactly keeps the state (RFC 5961).
+    """
+    seq = pkt.seq
+    peer = tcp.seen[1 - direction]
+    keep = False
+    if not profile.rst_exact_seq:
+        if peer.flags & IP_CT_TCP_FLAG_MAXACK_SET and before(seq, peer.td_maxack):
+            return "invalid RST", False, False
+    else:
+        if tcp_can_early_drop(tcp.state):
+            # "If we are closing, tuple might have been re-used already ... As the conntrack
+            # can already be expired by GC under pressure, just skip validation checks."
+            return None, False, True
+        # "td_maxack might be outdated if we let a SYN through earlier"
+        if peer.flags & IP_CT_TCP_FLAG_MAXACK_SET and tcp.last_index != TcpIndex.SYN:
+            established = tcp.state == TcpState.ESTABLISHED and ct.assured
+            if seq == 0 and not established:
+                pass  # "most likely an answer to a SYN we let go through above"
+            elif before(seq, peer.td_maxack) and not sysctl.tcp_ignore_invalid_rst:
+                return "invalid rst", False, False
+            elif not established or seq == peer.td_maxack:
+                pass
+            elif tcp.last_index == TcpIndex.ACK and tcp.last_dir == direction and seq == tcp.last_end:
+                pass  # "Check if rst is part of train"
+            else:
+                # "RST sequence number doesn't match exactly, keep established state to allow
+                # a possible challenge ACK."
+                keep = True
+    if (
+        (ct.seen_reply and tcp.last_index == TcpIndex.SYN)
+        or (not ct.assured and tcp.last_index == TcpIndex.ACK)
+    ) and pkt.ack == tcp.last_end:
+        # "RST sent to invalid SYN or ACK we had let through at a) and c) above ... Delete our
+        # connection entry. We skip window checking, because packet might ACK segments we
+        # ignored."
+        return None, keep, True
+    if (
+        profile.challenge_ack_handling
+        and old_state == TcpState.SYN_SENT
+        and tcp.last_index == TcpIndex.ACK
+        and tcp.last_dir == REPLY
+        and seq == tcp.last_ack
+    ):
+        return None, keep, True  # "Reset in response to a challenge-ack we let through earlier"
+    return None, keep, False
+
+
+def tcp_can_early_drop(state: TcpState) -> bool:
+    """``tcp_can_early_drop()``: the closing states."""
+    return state in (
+        TcpState.FIN_WAIT, TcpState.LAST_ACK, TcpState.TIME_WAIT, TcpState.CLOSE, TcpState.CLOSE_WAIT
+    )
+
+
+def nf_tcp_handle_invalid(ct: Conn, direction: int, index: TcpIndex, now: float, unack_timeout: float) -> None:
+    """``nf_tcp_handle_invalid()`` (6.1): an out-of-window FIN/RST answering the peer's
+    FIN/RST lowers an assured entry's timeout to the UNACK one ("We don't want to have
+    connections hanging around in ESTABLISHED state for long time 'just because' conntrack
+    deemed a FIN/RST out-of-window.")."""
+    tcp = ct.tcp
+    if not ct.assured or index not in (TcpIndex.RST, TcpIndex.FIN):
+        return
+    if tcp.last_dir != direction and tcp.last_index in (TcpIndex.FIN, TcpIndex.RST):
+        expires = ct.timeout - now
+        if expires < 120:
+            return
+        if expires > unack_timeout:
+            ct.timeout = now + unack_timeout
+    else:
+        tcp.last_index = index
+        tcp.last_dir = direction
+
+
+def _in_window(
+    ct: Conn, tcp: TcpCt, pkt: Packet, direction: int, index: TcpIndex, old_state: TcpState,
+    new_state: TcpState, now: float, sysctl: ConntrackSysctls, profile: KernelProfile,
+    check: WindowCheck | None,
+) -> TcpResult:
+    """The ``in_window:`` tail of ``nf_conntrack_tcp_packet()``: move the state, pick the
+    timeout, set ASSURED, refresh."""
+    new61 = profile.challenge_ack_handling
+    tcp.last_index = index
+    tcp.last_dir = direction
+    tcp.state = new_state
+    if old_state != new_state and new_state == TcpState.FIN_WAIT:
+        tcp.seen[direction].flags |= IP_CT_TCP_FLAG_CLOSE_INIT
+    timeouts = sysctl.timeouts
+    if tcp.retrans >= sysctl.tcp_max_retrans and timeouts[new_state] > timeouts[TcpState.RETRANS]:
+        timeout = timeouts[TcpState.RETRANS]
+    elif new61 and index == TcpIndex.RST:
+        timeout = timeouts[TcpState.CLOSE]
+    elif (tcp.seen[0].flags | tcp.seen[1].flags) & IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED and timeouts[
+        new_state
+    ] > timeouts[TcpState.UNACK]:
+        timeout = timeouts[TcpState.UNACK]
+    elif new61 and tcp.last_win == 0 and timeouts[new_state] > timeouts[TcpState.RETRANS]:
+        timeout = timeouts[TcpState.RETRANS]
+    else:
+        timeout = timeouts[new_state]
+    res = TcpResult(NfVerdict.ACCEPT, TcpAction.ACCEPT, None, old_state, new_state, check)
+    if not ct.seen_reply:
+        if pkt.flags & TcpFlag.RST:
+            # "If only reply is a RST, we can consider ourselves not to have an established
+            # connection: this is a fairly common problem case, so we can delete the
+            # conntrack immediately. --RR"
+            ct.dying = True
+            return res
+        if new61 and index == TcpIndex.SYN and old_state == TcpState.SYN_SENT:
+            return res  # "do not renew timeout on SYN retransmit."
+        if new61 and new_state == TcpState.ESTABLISHED and timeout > timeouts[TcpState.UNACK]:
+            timeout = timeouts[TcpState.UNACK]  # mid-connection pickup with loose=1
+    elif not ct.assured and old_state in (TcpState.SYN_RECV, TcpState.ESTABLISHED) and (
+        new_state == TcpState.ESTABLISHED
+    ):
+        # "Set ASSURED if we see valid ack in ESTABLISHED after SYN_RECV or a valid answer
+        # for a picked up connection."
+        ct.set_assured()
+    ct.timeout = now + timeout
+    return res
