@@ -62,6 +62,11 @@ class KernelProfile:
     # Log text style: "nf_ct_tcp: " prefixed 3.x strings or "nf_ct_proto_6: " 6.x strings.
     log_prefix: str
 
+    @property
+    def modern_log(self) -> bool:
+        """6.x wording ("invalid rst", "packet (index 0) in dir 1 ...") vs 3.x's."""
+        return self.log_prefix == "nf_ct_proto_6: "
+
 
 PROFILES: dict[str, KernelProfile] = {
     "3.10": KernelProfile(

@@ -203,7 +203,7 @@ def tcp_error(pkt: Packet, profile: KernelProfile, checksum: bool, prerouting: b
     Truncation cannot be expressed by a :class:`Packet`; the checksum is only verified in
     PRE_ROUTING when ``net.netfilter.nf_conntrack_checksum`` is on, as in the kernel.
     """
-    old = profile.log_prefix == "nf_ct_tcp: "
+    old = not profile.modern_log
     if checksum and prerouting and pkt.bad_checksum:
         return "bad TCP checksum" if old else "bad checksum"
     if (pkt.flags & ~_IGNORED_FLAG_BITS & 0xFF) not in TCP_VALID_FLAGS:
@@ -502,7 +502,10 @@ def _window_verdict_310(
 
 
 def tcp_new(tcp: TcpCt, pkt: Packet, profile: KernelProfile, loose: bool) -> str | None:
-    """``tcp_new()``: set up a fresh entry from its first packet; the log text on refusal.
+    """``tcp_new()``: set up a fresh entry from its first packet.
+
+    Returns None when the entry was set up, else the log text of the refusal ("" when the
+    kernel logs nothing).
 
     A SYN starts SYN_SENT tracking; anything else the state table accepts from NONE (a bare
     ACK) is a mid-stream pickup, allowed only with ``nf_conntrack_tcp_loose``, and marks both
@@ -510,8 +513,8 @@ def tcp_new(tcp: TcpCt, pkt: Packet, profile: KernelProfile, loose: bool) -> str
     """
     new_state = STATE_TABLES[profile.name][ORIGINAL][get_conntrack_index(pkt.flags)][TcpState.NONE]
     if new_state >= TcpState.MAX:
-        # 6.1 logs "invalid new"; 3.10 only had a pr_debug.
-        return "invalid new" if profile.window_ignore else None
+        # 6.1 logs "invalid new"; 3.10 only had a pr_debug ("" = refused, nothing logged).
+        return "invalid new" if profile.modern_log else ""
     seen0 = tcp.seen[0]
     end = pkt.end_seq
     if new_state == TcpState.SYN_SENT:
@@ -586,7 +589,7 @@ def nf_conntrack_tcp_packet(
         # (The SYN proxy keep-alive exception needs nf_synproxy, which nflab does not model.)
         reason = (
             f"packet (index {int(index)}) in dir {direction} invalid, state {_state_name(old_state)}"
-            if new61
+            if profile.modern_log
             else "invalid state"
         )
         return result(-NfVerdict.ACCEPT, TcpAction.INVALID, reason)
@@ -684,7 +687,7 @@ def _ignore(
         and direction == REPLY
     ):
         tcp.last_ack = pkt.ack  # possible challenge ack reply to syn
-    if profile.challenge_ack_handling:
+    if profile.modern_log:
         return f"packet (index {int(index)}) in dir {direction} ignored, state {_state_name(old_state)}"
     return "invalid packet ignored"
 
