@@ -183,7 +183,9 @@ class ConntrackTable:
 
     __slots__ = ("_entries", "_next_id", "log", "profile", "stats", "sysctl")
 
-    def __init__(self, profile: KernelProfile | str = DEFAULT_PROFILE, sysctl: ConntrackSysctls | None = None):
+    def __init__(
+        self, profile: KernelProfile | str = DEFAULT_PROFILE, sysctl: ConntrackSysctls | None = None
+    ):
         self.profile = get_profile(profile) if isinstance(profile, str) else profile
         self.sysctl = sysctl or ConntrackSysctls()
         # Both directions' tuples point at the entry: tuple -> (entry, direction).
@@ -256,7 +258,9 @@ class ConntrackTable:
         self._next_id += 1
         return ct
 
-    def nf_conntrack_in(self, skb: Skb, now: float, prerouting: bool = True, explain: bool = False) -> ConntrackResult:
+    def nf_conntrack_in(
+        self, skb: Skb, now: float, prerouting: bool = True, explain: bool = False
+    ) -> ConntrackResult:
         """``nf_conntrack_in()`` at PRE_ROUTING / LOCAL_OUT.
 
         Resolves the entry (``resolve_normal_ct``), derives ctinfo, runs the TCP tracker and

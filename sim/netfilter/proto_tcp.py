@@ -191,9 +191,7 @@ class TcpResult:
 
 # tcp_valid_flags[]: "table of valid flag combinations - PUSH, ECE and CWR are always valid"
 _F, _S, _R, _A, _U = TcpFlag.FIN, TcpFlag.SYN, TcpFlag.RST, TcpFlag.ACK, TcpFlag.URG
-TCP_VALID_FLAGS = frozenset(
-    {_S, _S | _U, _S | _A, _R, _R | _A, _F | _A, _F | _A | _U, _A, _A | _U}
-)
+TCP_VALID_FLAGS = frozenset({_S, _S | _U, _S | _A, _R, _R | _A, _F | _A, _F | _A | _U, _A, _A | _U})
 _IGNORED_FLAG_BITS = TcpFlag.ECE | TcpFlag.CWR | TcpFlag.PSH
 
 
@@ -281,13 +279,28 @@ def _bounds(
     if profile.window_ignore:
         in_recv_win = not receiver.td_maxwin or in_recv_win
     return [
-        Bound("I", "seq <= sender.td_maxend", sender.td_maxend, seq,
-              before(seq, (sender.td_maxend + 1) & SEQ_MASK)),
+        Bound(
+            "I",
+            "seq <= sender.td_maxend",
+            sender.td_maxend,
+            seq,
+            before(seq, (sender.td_maxend + 1) & SEQ_MASK),
+        ),
         Bound("II", "seq + len >= sender.td_end - receiver.td_maxwin", lower_data, end, in_recv_win),
-        Bound("III", "sack <= receiver.td_end", receiver.td_end, sack,
-              before(sack, (receiver.td_end + 1) & SEQ_MASK)),
-        Bound("IV", "sack >= receiver.td_end - MAXACKWINDOW(sender)", lower_ack, sack,
-              after(sack, (lower_ack - 1) & SEQ_MASK)),
+        Bound(
+            "III",
+            "sack <= receiver.td_end",
+            receiver.td_end,
+            sack,
+            before(sack, (receiver.td_end + 1) & SEQ_MASK),
+        ),
+        Bound(
+            "IV",
+            "sack >= receiver.td_end - MAXACKWINDOW(sender)",
+            lower_ack,
+            sack,
+            after(sack, (lower_ack - 1) & SEQ_MASK),
+        ),
     ]
 
 
@@ -554,7 +567,7 @@ def nf_conntrack_tcp_packet(
     ``-NfVerdict.ACCEPT`` means INVALID (the caller detaches the entry); ``-NfVerdict.REPEAT``
     means the entry was killed to reopen a closed connection (look up again).
     """
-    error = tcp_error(pkt, profile, sysctl.checksum, prerouting)
+    error = tcp_error(pkt, profile, bool(sysctl.checksum), prerouting)
     if error is not None:
         return TcpResult(-NfVerdict.ACCEPT, None, error)
     tcp = ct.tcp
@@ -568,8 +581,13 @@ def nf_conntrack_tcp_packet(
     new_state = STATE_TABLES[profile.name][direction][index][old_state]
     new61 = profile.challenge_ack_handling
 
-    def result(verdict: int, action: TcpAction, reason: str | None, check: WindowCheck | None = None,
-               state: TcpState | None = None) -> TcpResult:
+    def result(
+        verdict: int,
+        action: TcpAction,
+        reason: str | None,
+        check: WindowCheck | None = None,
+        state: TcpState | None = None,
+    ) -> TcpResult:
         return TcpResult(verdict, action, reason, old_state, tcp.state if state is None else state, check)
 
     if new_state == TcpState.SYN_SENT and old_state >= TcpState.TIME_WAIT:
@@ -587,12 +605,12 @@ def nf_conntrack_tcp_packet(
         old_state, new_state = TcpState.SYN_SENT, TcpState.SYN_RECV  # back in sync
     elif new_state == TcpState.MAX:
         # (The SYN proxy keep-alive exception needs nf_synproxy, which nflab does not model.)
-        reason = (
+        text = (
             f"packet (index {int(index)}) in dir {direction} invalid, state {_state_name(old_state)}"
             if profile.modern_log
             else "invalid state"
         )
-        return result(-NfVerdict.ACCEPT, TcpAction.INVALID, reason)
+        return result(-NfVerdict.ACCEPT, TcpAction.INVALID, text)
     elif new_state == TcpState.TIME_WAIT:
         if (
             new61
@@ -623,8 +641,9 @@ def nf_conntrack_tcp_packet(
         if keep:
             new_state = old_state
         if skip_window:
-            return _in_window(ct, tcp, pkt, direction, index, old_state, new_state, now, sysctl, profile,
-                              None)
+            return _in_window(
+                ct, tcp, pkt, direction, index, old_state, new_state, now, sysctl, profile, None
+            )
 
     action, reason, check = tcp_in_window(
         tcp, direction, index, pkt, profile, bool(sysctl.tcp_be_liberal), explain
@@ -639,7 +658,12 @@ def nf_conntrack_tcp_packet(
 
 
 def _ignore(
-    ct: Conn, tcp: TcpCt, pkt: Packet, direction: int, index: TcpIndex, old_state: TcpState,
+    ct: Conn,
+    tcp: TcpCt,
+    pkt: Packet,
+    direction: int,
+    index: TcpIndex,
+    old_state: TcpState,
     profile: KernelProfile,
 ) -> str | None:
     """The ``TCP_CONNTRACK_IGNORE`` case: note the packet, or resync on a matching SYN/ACK.
@@ -693,8 +717,13 @@ def _ignore(
 
 
 def _rst_checks(
-    ct: Conn, tcp: TcpCt, pkt: Packet, direction: int, old_state: TcpState,
-    sysctl: ConntrackSysctls, profile: KernelProfile,
+    ct: Conn,
+    tcp: TcpCt,
+    pkt: Packet,
+    direction: int,
+    old_state: TcpState,
+    sysctl: ConntrackSysctls,
+    profile: KernelProfile,
 ) -> tuple[str | None, bool, bool]:
     """The ``TCP_CONNTRACK_CLOSE`` case for a RST: (INVALID log text, keep state, skip window).
 
@@ -750,11 +779,17 @@ def _rst_checks(
 def tcp_can_early_drop(state: TcpState) -> bool:
     """``tcp_can_early_drop()``: the closing states."""
     return state in (
-        TcpState.FIN_WAIT, TcpState.LAST_ACK, TcpState.TIME_WAIT, TcpState.CLOSE, TcpState.CLOSE_WAIT
+        TcpState.FIN_WAIT,
+        TcpState.LAST_ACK,
+        TcpState.TIME_WAIT,
+        TcpState.CLOSE,
+        TcpState.CLOSE_WAIT,
     )
 
 
-def nf_tcp_handle_invalid(ct: Conn, direction: int, index: TcpIndex, now: float, unack_timeout: float) -> None:
+def nf_tcp_handle_invalid(
+    ct: Conn, direction: int, index: TcpIndex, now: float, unack_timeout: float
+) -> None:
     """``nf_tcp_handle_invalid()`` (6.1): an out-of-window FIN/RST answering the peer's
     FIN/RST lowers an assured entry's timeout to the UNACK one ("We don't want to have
     connections hanging around in ESTABLISHED state for long time 'just because' conntrack
@@ -774,8 +809,16 @@ def nf_tcp_handle_invalid(ct: Conn, direction: int, index: TcpIndex, now: float,
 
 
 def _in_window(
-    ct: Conn, tcp: TcpCt, pkt: Packet, direction: int, index: TcpIndex, old_state: TcpState,
-    new_state: TcpState, now: float, sysctl: ConntrackSysctls, profile: KernelProfile,
+    ct: Conn,
+    tcp: TcpCt,
+    pkt: Packet,
+    direction: int,
+    index: TcpIndex,
+    old_state: TcpState,
+    new_state: TcpState,
+    now: float,
+    sysctl: ConntrackSysctls,
+    profile: KernelProfile,
     check: WindowCheck | None,
 ) -> TcpResult:
     """The ``in_window:`` tail of ``nf_conntrack_tcp_packet()``: move the state, pick the
@@ -811,8 +854,10 @@ def _in_window(
             return res  # "do not renew timeout on SYN retransmit."
         if new61 and new_state == TcpState.ESTABLISHED and timeout > timeouts[TcpState.UNACK]:
             timeout = timeouts[TcpState.UNACK]  # mid-connection pickup with loose=1
-    elif not ct.assured and old_state in (TcpState.SYN_RECV, TcpState.ESTABLISHED) and (
-        new_state == TcpState.ESTABLISHED
+    elif (
+        not ct.assured
+        and old_state in (TcpState.SYN_RECV, TcpState.ESTABLISHED)
+        and (new_state == TcpState.ESTABLISHED)
     ):
         # "Set ASSURED if we see valid ack in ESTABLISHED after SYN_RECV or a valid answer
         # for a picked up connection."

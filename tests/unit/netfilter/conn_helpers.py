@@ -17,12 +17,22 @@ class Flow:
             self.table.sysctl.set(name, value, self.table.profile)
         self.now = 0.0
 
-    def send(self, frm: str, flags: str, seq: int, ack: int = 0, win: int = 65535, length: int = 0,
-             options: TcpOptions | None = None, dt: float = 0.0) -> ConntrackResult:
+    def send(
+        self,
+        frm: str,
+        flags: str,
+        seq: int,
+        ack: int = 0,
+        win: int = 65535,
+        length: int = 0,
+        options: TcpOptions | None = None,
+        dt: float = 0.0,
+    ) -> ConntrackResult:
         self.now += dt
         src, dst = (CLIENT, SERVER) if frm == "c" else (SERVER, CLIENT)
-        pkt = Packet(src[0], dst[0], src[1], dst[1], seq, ack, parse_flags(flags), win, length,
-                     options or TcpOptions())
+        pkt = Packet(
+            src[0], dst[0], src[1], dst[1], seq, ack, parse_flags(flags), win, length, options or TcpOptions()
+        )
         skb = Skb(pkt)
         res = self.table.nf_conntrack_in(skb, self.now, explain=True)
         self.table.nf_conntrack_confirm(skb, self.now)

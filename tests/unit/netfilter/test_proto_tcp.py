@@ -73,10 +73,13 @@ def test_bound_iii_edge(profile, ack, passes):
     assert (r.window == TcpAction.ACCEPT) == passes
     if not passes:
         assert r.window == TcpAction.INVALID and r.ct is None
-        assert r.reason == {
-            "3.10": "ACK is over the upper bound (ACKed data not seen yet)",
-            "6.1": "ACK is over upper bound 121002 (ACKed data not seen yet)",
-        }[profile]
+        assert (
+            r.reason
+            == {
+                "3.10": "ACK is over the upper bound (ACKed data not seen yet)",
+                "6.1": "ACK is over upper bound 121002 (ACKed data not seen yet)",
+            }[profile]
+        )
 
 
 @pytest.mark.parametrize(("seq", "passes"), [(70535, True), (70536, True), (70537, False)])
@@ -146,9 +149,7 @@ def test_be_liberal_accepts_out_of_window(profile):
         assert (r.window, r.reason, r.ct is not None) == (TcpAction.ACCEPT, None, True)
 
 
-@pytest.mark.parametrize(
-    ("profile", "reason"), [("3.10", "invalid RST"), ("6.1", "invalid rst")]
-)
+@pytest.mark.parametrize(("profile", "reason"), [("3.10", "invalid RST"), ("6.1", "invalid rst")])
 def test_rst_before_maxack_is_invalid_even_when_liberal(profile, reason):
     # client's td_maxack is 5001; a server RST with seq 5000 is before it.
     f = established(profile, tcp_be_liberal=1)
@@ -160,7 +161,7 @@ def test_ignore_invalid_rst_sysctl():
     f = established("6.1", tcp_ignore_invalid_rst=1)
     r = f.send("s", "R", 5000)
     assert r.window == TcpAction.ACCEPT
-    with pytest.raises(ValueError, match="does not exist in kernel 3.10"):
+    with pytest.raises(ValueError, match=r"does not exist in kernel 3\.10"):
         established("3.10", tcp_ignore_invalid_rst=1)
 
 
@@ -252,7 +253,10 @@ def test_sack_right_edge_is_checked():
     f.send("c", "A", 1001, 5001, length=1000)
     # SACK block right edge 3001 is beyond the client's td_end 2001: bound III on sack
     r = f.send("s", "A", 5001, 1001, options=TcpOptions(sack=((2001, 3001),)))
-    assert (r.window, r.reason) == (TcpAction.INVALID, "ACK is over upper bound 2002 (ACKed data not seen yet)")
+    assert (r.window, r.reason) == (
+        TcpAction.INVALID,
+        "ACK is over upper bound 2002 (ACKed data not seen yet)",
+    )
 
 
 def test_retransmission_counting_and_timeout():

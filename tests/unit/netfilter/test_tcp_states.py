@@ -6,36 +6,52 @@ import pytest
 from sim.netfilter.tcp_states import STATE_TABLES, TcpIndex, TcpState, get_conntrack_index
 from sim.packet import parse_flags
 
-COLUMNS = "sNO sSS sSR sES sFW sCW sLA sTW sCL sS2".split()
-NAMES = {"sNO": TcpState.NONE, "sSS": TcpState.SYN_SENT, "sSR": TcpState.SYN_RECV,
-         "sES": TcpState.ESTABLISHED, "sFW": TcpState.FIN_WAIT, "sCW": TcpState.CLOSE_WAIT,
-         "sLA": TcpState.LAST_ACK, "sTW": TcpState.TIME_WAIT, "sCL": TcpState.CLOSE,
-         "sS2": TcpState.SYN_SENT2, "sIV": TcpState.MAX, "sIG": TcpState.IGNORE}
+COLUMNS = ["sNO", "sSS", "sSR", "sES", "sFW", "sCW", "sLA", "sTW", "sCL", "sS2"]
+NAMES = {
+    "sNO": TcpState.NONE,
+    "sSS": TcpState.SYN_SENT,
+    "sSR": TcpState.SYN_RECV,
+    "sES": TcpState.ESTABLISHED,
+    "sFW": TcpState.FIN_WAIT,
+    "sCW": TcpState.CLOSE_WAIT,
+    "sLA": TcpState.LAST_ACK,
+    "sTW": TcpState.TIME_WAIT,
+    "sCL": TcpState.CLOSE,
+    "sS2": TcpState.SYN_SENT2,
+    "sIV": TcpState.MAX,
+    "sIG": TcpState.IGNORE,
+}
 
 NEWEST = {
     0: {
-        "syn":    "sSS sSS sIG sIG sIG sIG sIG sSS sSS sS2",
+        "syn": "sSS sSS sIG sIG sIG sIG sIG sSS sSS sS2",
         "synack": "sIV sIV sSR sIV sIV sIV sIV sIV sIV sSR",
-        "fin":    "sIV sIV sFW sFW sLA sLA sLA sTW sCL sIV",
-        "ack":    "sES sIV sES sES sCW sCW sTW sTW sCL sIV",
-        "rst":    "sIV sCL sCL sCL sCL sCL sCL sCL sCL sCL",
-        "none":   "sIV sIV sIV sIV sIV sIV sIV sIV sIV sIV",
+        "fin": "sIV sIV sFW sFW sLA sLA sLA sTW sCL sIV",
+        "ack": "sES sIV sES sES sCW sCW sTW sTW sCL sIV",
+        "rst": "sIV sCL sCL sCL sCL sCL sCL sCL sCL sCL",
+        "none": "sIV sIV sIV sIV sIV sIV sIV sIV sIV sIV",
     },
     1: {
-        "syn":    "sIV sS2 sIV sIV sIV sIV sIV sSS sIV sS2",
+        "syn": "sIV sS2 sIV sIV sIV sIV sIV sSS sIV sS2",
         "synack": "sIV sSR sIG sIG sIG sIG sIG sIG sIG sSR",
-        "fin":    "sIV sIV sFW sFW sLA sLA sLA sTW sCL sIV",
-        "ack":    "sIV sIG sSR sES sCW sCW sTW sTW sCL sIG",
-        "rst":    "sIV sCL sCL sCL sCL sCL sCL sCL sCL sCL",
-        "none":   "sIV sIV sIV sIV sIV sIV sIV sIV sIV sIV",
+        "fin": "sIV sIV sFW sFW sLA sLA sLA sTW sCL sIV",
+        "ack": "sIV sIG sSR sES sCW sCW sTW sTW sCL sIG",
+        "rst": "sIV sCL sCL sCL sCL sCL sCL sCL sCL sCL",
+        "none": "sIV sIV sIV sIV sIV sIV sIV sIV sIV sIV",
     },
 }
 OLD = {
     0: dict(NEWEST[0], synack="sIV sIV sIG sIG sIG sIG sIG sIG sIG sSR"),
     1: dict(NEWEST[1], syn="sIV sS2 sIV sIV sIV sIV sIV sIV sIV sS2"),
 }
-INDEX = {"syn": TcpIndex.SYN, "synack": TcpIndex.SYNACK, "fin": TcpIndex.FIN,
-         "ack": TcpIndex.ACK, "rst": TcpIndex.RST, "none": TcpIndex.NONE}
+INDEX = {
+    "syn": TcpIndex.SYN,
+    "synack": TcpIndex.SYNACK,
+    "fin": TcpIndex.FIN,
+    "ack": TcpIndex.ACK,
+    "rst": TcpIndex.RST,
+    "none": TcpIndex.NONE,
+}
 
 CELLS = [
     (profile, direction, row, col, NAMES[cell])
@@ -54,9 +70,18 @@ def test_cell(profile, direction, row, col, expected):
 
 @pytest.mark.parametrize(
     ("flags", "index"),
-    [("S", TcpIndex.SYN), ("SA", TcpIndex.SYNACK), ("FA", TcpIndex.FIN), ("A", TcpIndex.ACK),
-     ("RA", TcpIndex.RST), ("SR", TcpIndex.RST), ("SF", TcpIndex.SYN), ("", TcpIndex.NONE),
-     ("P", TcpIndex.NONE), ("F", TcpIndex.FIN)],
+    [
+        ("S", TcpIndex.SYN),
+        ("SA", TcpIndex.SYNACK),
+        ("FA", TcpIndex.FIN),
+        ("A", TcpIndex.ACK),
+        ("RA", TcpIndex.RST),
+        ("SR", TcpIndex.RST),
+        ("SF", TcpIndex.SYN),
+        ("", TcpIndex.NONE),
+        ("P", TcpIndex.NONE),
+        ("F", TcpIndex.FIN),
+    ],
 )
 def test_get_conntrack_index(flags, index):
     assert get_conntrack_index(parse_flags(flags)) == index

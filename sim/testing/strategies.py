@@ -1,0 +1,229 @@
+"""Public hypothesis strategies for TCP conversations as conntrack sees them.
+
+Style follows Hypothesis's API guide: plural names, keyword-only ``min_*``/``max_*``
+arguments checked up front, the simplest choice first so failures shrink to short
+sequences. A conversation is a list of :class:`Segment`: who sent it and the TCP header; the
+client is conntrack's ORIGINAL direction.
+
+* :func:`conversations` -- well-formed, in-order exchanges: handshake with negotiated
+  options, data and ACKs in both directions that respect the peer's advertised window,
+  ISNs anywhere in sequence space (including just below 2**32).
+* :func:`perturbed_conversations` -- the same with delay, reordering, duplication, drops and
+  one corrupted field, which between them produce every out-of-window class.
+* :func:`late_ack_conversations` -- a bulk upload followed by the article's overly delayed
+  ACK: an ACK below ``td_end - MAXACKWINDOW`` of the uploader's data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from hypothesis import strategies as st
+
+from sim.packet import SEQ_MASK, TcpFlag, TcpOptions
+
+MAXACKWINCONST = 66000  # nf_conntrack_proto_tcp.c
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One crafted segment: ``frm`` is "c" (client, ORIGINAL) or "s" (server, REPLY)."""
+
+    frm: str
+    flags: int
+    seq: int
+    ack: int
+    win: int
+    length: int = 0
+    options: TcpOptions = field(default_factory=TcpOptions)
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """Segments plus what the generator knows (for expected values in properties)."""
+
+    segments: tuple[Segment, ...]
+    isn_c: int
+    isn_s: int
+    wscale_c: int | None
+    wscale_s: int | None
+
+    def shifted(self, offset: int) -> Conversation:
+        """The same conversation with every sequence number moved by ``offset`` mod 2**32
+        (SACK edges too; a zero ack without ACK flag stays zero)."""
+
+        def move(seg: Segment) -> Segment:
+            opts = seg.options
+            if opts.sack:
+                opts = replace(
+                    opts,
+                    sack=tuple(((lo + offset) & SEQ_MASK, (hi + offset) & SEQ_MASK) for lo, hi in opts.sack),
+                )
+            ack = (seg.ack + offset) & SEQ_MASK if seg.flags & TcpFlag.ACK else seg.ack
+            return replace(seg, seq=(seg.seq + offset) & SEQ_MASK, ack=ack, options=opts)
+
+        return replace(
+            self,
+            segments=tuple(move(s) for s in self.segments),
+            isn_c=(self.isn_c + offset) & SEQ_MASK,
+            isn_s=(self.isn_s + offset) & SEQ_MASK,
+        )
+
+
+def _check_bounds(name: str, lo: int, hi: int, floor: int) -> None:
+    if lo < floor:
+        raise ValueError(f"min_{name} must be >= {floor}, got {lo}")
+    if hi < lo:
+        raise ValueError(f"max_{name} ({hi}) must be >= min_{name} ({lo})")
+
+
+_ISNS = st.one_of(
+    st.just(1),
+    st.integers(0, SEQ_MASK),
+    st.integers(SEQ_MASK - 200_000, SEQ_MASK),  # wraps during the conversation
+)
+_WSCALES = st.one_of(st.none(), st.integers(0, 14), st.just(15))  # 15: the kernel caps at 14
+
+
+class _Side:
+    """A minimal in-order TCP sender/receiver for the generator."""
+
+    def __init__(self, isn: int, wscale: int | None) -> None:
+        self.nxt = (isn + 1) & SEQ_MASK
+        self.rcv_nxt = 0
+        self.wscale = wscale
+        self.shift = 0  # effective scale, set after the handshake
+        self.win_raw = 0  # what this side last advertised
+        self.peer_acked = 0  # highest ack received from the peer
+
+    @property
+    def window(self) -> int:
+        return self.win_raw << self.shift
+
+
+@st.composite
+def conversations(
+    draw: st.DrawFn,
+    *,
+    min_steps: int = 0,
+    max_steps: int = 30,
+    max_segment: int = 1448,
+    options: bool = True,
+) -> Conversation:
+    """Well-formed conversations: handshake, then ``min_steps..max_steps`` data or ACK
+    segments that stay inside the peer's advertised window and acknowledge only what was
+    sent. Conntrack must never call any of them INVALID or IGNORE."""
+    _check_bounds("steps", min_steps, max_steps, 0)
+    if max_segment < 1:
+        raise ValueError(f"max_segment must be >= 1, got {max_segment}")
+    isn_c, isn_s = draw(_ISNS), draw(_ISNS)
+    wc = draw(_WSCALES) if options else None
+    ws = draw(_WSCALES) if options else None
+    sack = draw(st.booleans()) if options else False
+    c, s = _Side(isn_c, wc), _Side(isn_s, ws)
+    opts_c = TcpOptions(mss=1460, wscale=wc, sack_perm=sack) if options else TcpOptions()
+    opts_s = TcpOptions(mss=1460, wscale=ws, sack_perm=sack) if options else TcpOptions()
+    win_c = draw(st.integers(1, 65535))
+    win_s = draw(st.integers(1, 65535))
+    A = int(TcpFlag.ACK)
+    segs = [
+        Segment("c", int(TcpFlag.SYN), isn_c, 0, win_c, 0, opts_c),
+        Segment("s", int(TcpFlag.SYN | TcpFlag.ACK), isn_s, c.nxt, win_s, 0, opts_s),
+    ]
+    if wc is not None and ws is not None:  # RFC 7323: both must offer it
+        c.shift, s.shift = min(wc, 14), min(ws, 14)
+    c.rcv_nxt, s.rcv_nxt = s.nxt, c.nxt
+    # A SYN's window is never scaled: that is what the peer may fill until the first ACK.
+    c.peer_acked, s.peer_acked = c.nxt, s.nxt
+    c_syn_win, s_syn_win = win_c, win_s
+    c.win_raw = draw(st.integers(1, 65535))
+    segs.append(Segment("c", A, c.nxt, c.rcv_nxt, c.win_raw))
+    peer_win = {"c": s_syn_win, "s": c.window}  # the window each side may fill
+    del c_syn_win
+    for _ in range(draw(st.integers(min_steps, max_steps))):
+        frm = draw(st.sampled_from("cs"))
+        me, peer = (c, s) if frm == "c" else (s, c)
+        room = (me.peer_acked + peer_win[frm] - me.nxt) & SEQ_MASK
+        room = room if room < 0x80000000 else 0
+        length = min(draw(st.integers(0, max_segment)), room)
+        me.win_raw = draw(st.integers(1, 65535))
+        segs.append(Segment(frm, A, me.nxt, me.rcv_nxt, me.win_raw, length))
+        me.nxt = (me.nxt + length) & SEQ_MASK
+        peer.rcv_nxt = me.nxt
+        # The peer learns our ack and window.
+        peer.peer_acked = me.rcv_nxt
+        peer_win["s" if frm == "c" else "c"] = me.window
+    return Conversation(tuple(segs), isn_c, isn_s, wc, ws)
+
+
+_PERTURBATIONS = ("drop", "duplicate", "swap", "delay", "seq", "ack", "flags", "window")
+
+
+@st.composite
+def perturbed_conversations(
+    draw: st.DrawFn, *, min_perturbations: int = 1, max_perturbations: int = 3, max_steps: int = 30
+) -> tuple[Conversation, tuple[str, ...]]:
+    """A well-formed conversation after ``min..max_perturbations`` of: drop, duplicate,
+    swap two neighbours, delay (move a segment later), corrupt seq/ack by a random offset,
+    change the flags, change the window. Returns the perturbed conversation and what was
+    done, for failure messages."""
+    _check_bounds("perturbations", min_perturbations, max_perturbations, 0)
+    conv = draw(conversations(max_steps=max_steps))
+    segs = list(conv.segments)
+    done = []
+    for _ in range(draw(st.integers(min_perturbations, max_perturbations))):
+        kind = draw(st.sampled_from(_PERTURBATIONS))
+        i = draw(st.integers(0, len(segs) - 1))
+        seg = segs[i]
+        if kind == "drop" and len(segs) > 1:
+            del segs[i]
+        elif kind == "duplicate":
+            segs.insert(i, seg)
+        elif kind == "swap" and i + 1 < len(segs):
+            segs[i], segs[i + 1] = segs[i + 1], segs[i]
+        elif kind == "delay":
+            j = draw(st.integers(i, len(segs) - 1))
+            segs.insert(j, segs.pop(i))
+        elif kind in ("seq", "ack"):
+            offset = draw(st.one_of(st.integers(-70000, 70000), st.integers(0, SEQ_MASK)))
+            segs[i] = replace(seg, **{kind: (getattr(seg, kind) + offset) & SEQ_MASK})
+        elif kind == "flags":
+            segs[i] = replace(seg, flags=draw(st.integers(0, 0xFF)))
+        elif kind == "window":
+            segs[i] = replace(seg, win=draw(st.integers(0, 65535)))
+        done.append(f"{kind}@{i}")
+    return replace(conv, segments=tuple(segs)), tuple(done)
+
+
+@st.composite
+def late_ack_conversations(
+    draw: st.DrawFn, *, min_segments: int = 60, max_segments: int = 150
+) -> tuple[Conversation, int]:
+    """The seed incident in miniature: the client uploads ``min..max_segments`` x 1448 bytes,
+    the server acknowledges as it goes and its window stays small (no scaling, <= 65535),
+    then an old ACK arrives from the server acknowledging less than
+    ``client td_end - MAXACKWINDOW(server)``. Returns the conversation and that ACK's index."""
+    _check_bounds("segments", min_segments, max_segments, 1)
+    isn_c, isn_s = draw(_ISNS), draw(_ISNS)
+    win = draw(st.integers(1448 * 2, 65535))
+    A = int(TcpFlag.ACK)
+    segs = [
+        Segment("c", int(TcpFlag.SYN), isn_c, 0, 29200),
+        Segment("s", int(TcpFlag.SYN | TcpFlag.ACK), isn_s, (isn_c + 1) & SEQ_MASK, win),
+        Segment("c", A, (isn_c + 1) & SEQ_MASK, (isn_s + 1) & SEQ_MASK, 29200),
+    ]
+    seq = (isn_c + 1) & SEQ_MASK
+    acks = []
+    n = draw(st.integers(min_segments, max_segments))
+    while (seq - isn_c - 1) & SEQ_MASK < max(n * 1448, MAXACKWINCONST + 2 * 1448):
+        segs.append(Segment("c", A, seq, (isn_s + 1) & SEQ_MASK, 29200, 1448))
+        seq = (seq + 1448) & SEQ_MASK
+        segs.append(Segment("s", A, (isn_s + 1) & SEQ_MASK, seq, win))
+        acks.append(seq)
+    # MAXACKWINDOW(server) = max(server td_maxwin = win, 66000) = 66000; anything not after
+    # td_end - 66000 - 1 fails bound IV.
+    limit = (seq - MAXACKWINCONST) & SEQ_MASK
+    old = [a for a in acks if (limit - a) & SEQ_MASK and (limit - a) & SEQ_MASK < 0x80000000]
+    late = draw(st.sampled_from(old))
+    segs.append(Segment("s", A, (isn_s + 1) & SEQ_MASK, late, 187))
+    return Conversation(tuple(segs), isn_c, isn_s, None, None), len(segs) - 1

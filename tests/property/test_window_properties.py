@@ -1,0 +1,103 @@
+"""Invariants of the TCP tracker, fuzzed with sim.testing.strategies."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sim.netfilter.conntrack import ConntrackTable
+from sim.netfilter.proto_tcp import TcpAction
+from sim.packet import SEQ_MASK, Packet
+from sim.skb import Skb
+from sim.testing.strategies import conversations, late_ack_conversations, perturbed_conversations
+
+from .replay import CLIENT, SERVER, run
+
+PROFILES = st.sampled_from(["3.10", "6.1"])
+
+
+@given(conversations(), PROFILES)
+def test_well_formed_conversation_is_never_invalid_or_ignored(conv, profile):
+    _, results = run(conv, profile)
+    for seg, res in zip(conv.segments, results, strict=True):
+        assert res.window == TcpAction.ACCEPT, (seg, res.reason)
+
+
+@given(conversations(), st.integers(0, SEQ_MASK), PROFILES)
+def test_verdicts_invariant_under_sequence_shift(conv, offset, profile):
+    _, a = run(conv, profile)
+    _, b = run(conv.shifted(offset), profile)
+    assert [(r.window, r.ctinfo) for r in a] == [(r.window, r.ctinfo) for r in b]
+
+
+@given(perturbed_conversations(), PROFILES)
+def test_perturbed_verdicts_invariant_under_sequence_shift(case, profile):
+    conv, _ = case
+    offset = 0x9E3779B9
+    _, a = run(conv, profile)
+    _, b = run(conv.shifted(offset), profile)
+    assert [(r.window, r.ctinfo) for r in a] == [(r.window, r.ctinfo) for r in b]
+
+
+# Reasons be_liberal cannot turn into ACCEPT: the RST check, the state table's sIV,
+# tcp_error() and tcp_new() refusals.
+LIBERAL_PROOF = (
+    "invalid rst",
+    "invalid RST",
+    "invalid state",
+    "invalid new",
+    "invalid tcp flag",
+    "invalid TCP flag",
+    "packet (index",
+)
+
+
+@given(perturbed_conversations(), PROFILES)
+def test_be_liberal_leaves_only_rst_and_state_table_invalid(case, profile):
+    conv, done = case
+    _, results = run(conv, profile, tcp_be_liberal=1)
+    for res in results:
+        if res.window == TcpAction.INVALID:
+            assert res.reason is None or res.reason.startswith(LIBERAL_PROOF), (done, res.reason)
+            assert res.tcp.window is None or not res.reason or "bound" not in res.reason
+
+
+@given(perturbed_conversations(), PROFILES)
+def test_ignore_changes_neither_state_nor_timeout(case, profile):
+    conv, _ = case
+    table = ConntrackTable(profile)
+    for i, seg in enumerate(conv.segments):
+        src, dst = (CLIENT, SERVER) if seg.frm == "c" else (SERVER, CLIENT)
+        pkt = Packet(
+            src[0], dst[0], src[1], dst[1], seg.seq, seg.ack, seg.flags, seg.win, seg.length, seg.options
+        )
+        hit = table.find((pkt.src, pkt.sport, pkt.dst, pkt.dport), float(i))
+        before = None
+        if hit is not None:
+            ct = hit[0]
+            before = (ct.tcp.state, ct.timeout, [d.snapshot() for d in ct.tcp.seen])
+        skb = Skb(pkt)
+        res = table.nf_conntrack_in(skb, float(i))
+        table.nf_conntrack_confirm(skb, float(i))
+        if res.window == TcpAction.IGNORE and before is not None:
+            ct = hit[0]
+            after = (ct.tcp.state, ct.timeout, [d.snapshot() for d in ct.tcp.seen])
+            assert after[:2] == before[:2], res.reason
+            # The one IGNORE that moves the window: "%u bytes more than expected" sets td_end.
+            if "bytes more than expected" not in res.reason:
+                assert after[2] == before[2], res.reason
+
+
+@given(late_ack_conversations())
+def test_article_late_ack_is_invalid_in_310_and_ignored_in_61(case):
+    conv, index = case
+    _, old = run(conv, "3.10")
+    _, new = run(conv, "6.1")
+    assert all(r.window == TcpAction.ACCEPT for r in old[:index])
+    assert (old[index].window, old[index].reason) == (
+        TcpAction.INVALID,
+        "ACK is under the lower bound (possible overly delayed ACK)",
+    )
+    assert new[index].window == TcpAction.IGNORE
+    assert new[index].reason.startswith("ignored ACK under lower bound")
+    assert new[index].ct is not None and old[index].ct is None
