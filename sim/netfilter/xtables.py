@@ -1,0 +1,674 @@
+"""net/ipv4/netfilter/ip_tables.c: tables, chains, rules and ``ipt_do_table``, with the xt_* matches/targets.
+
+This is the kernel half of iptables: rule data plus the per-packet decisions. Parsing the
+command line lives in :mod:`sim.netfilter.iptables_cmd` (libxtables' parse functions) and
+rendering in :mod:`sim.netfilter.iptables_save` (their print/save functions), as in iptables'
+own split between the kernel module and the ``libxt_*.so`` extension.
+
+Targets never act on the packet themselves (principle 4): NAT targets return a
+:class:`NatRequest` for the nat module to execute, REJECT returns the packet to emit, LOG hands
+its line to the caller's context. Matches and targets are precompiled objects; results of
+terminal rules and chain policies are built once, so the common path allocates nothing but the
+jump stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from dataclasses import dataclass, field
+from enum import Enum, IntEnum, IntFlag, StrEnum
+from typing import Protocol
+
+from sim.packet import IPPROTO_TCP, SEQ_MASK, Packet, TcpFlag
+from sim.skb import CtInfo, Hook, Skb
+
+U32 = 0xFFFFFFFF
+IPDEFTTL = 64  # net.ipv4.ip_default_ttl, what nf_reject_iphdr_put() gets from ip4_dst_hoplimit()
+
+# include/uapi/linux/netfilter/nf_conntrack_common.h: enum ip_conntrack_status bits.
+IPS_SRC_NAT = 1 << 4
+IPS_DST_NAT = 1 << 5
+
+
+class Verdict(IntEnum):
+    """The verdicts a table returns: ``NF_DROP``/``NF_ACCEPT`` (include/uapi/linux/netfilter.h)."""
+
+    DROP = 0
+    ACCEPT = 1
+
+
+class StdVerdict(Enum):
+    """What a standard target does: ``-j ACCEPT``, ``-j DROP`` or ``-j RETURN`` (``XT_RETURN``)."""
+
+    ACCEPT = "ACCEPT"
+    DROP = "DROP"
+    RETURN = "RETURN"
+
+
+class TableName(StrEnum):
+    """The IPv4 tables: iptable_raw.c, iptable_mangle.c, iptable_nat.c, iptable_filter.c."""
+
+    RAW = "raw"
+    MANGLE = "mangle"
+    NAT = "nat"
+    FILTER = "filter"
+
+
+# The chain name iptables shows for each hook (ip_tables.c hooknames[]).
+HOOK_CHAIN: dict[Hook, str] = {
+    Hook.PRE_ROUTING: "PREROUTING",
+    Hook.LOCAL_IN: "INPUT",
+    Hook.FORWARD: "FORWARD",
+    Hook.LOCAL_OUT: "OUTPUT",
+    Hook.POST_ROUTING: "POSTROUTING",
+}
+CHAIN_HOOK = {name: hook for hook, name in HOOK_CHAIN.items()}
+
+# valid_hooks of each table, in hook order (the order iptables lists the built-in chains).
+TABLE_HOOKS: dict[TableName, tuple[Hook, ...]] = {
+    TableName.RAW: (Hook.PRE_ROUTING, Hook.LOCAL_OUT),
+    TableName.MANGLE: tuple(Hook),
+    TableName.NAT: (Hook.PRE_ROUTING, Hook.LOCAL_IN, Hook.LOCAL_OUT, Hook.POST_ROUTING),
+    TableName.FILTER: (Hook.LOCAL_IN, Hook.FORWARD, Hook.LOCAL_OUT),
+}
+
+
+class XtContext(Protocol):
+    """What the caller (the namespace's hook code) supplies to :func:`ipt_do_table`."""
+
+    @property
+    def now(self) -> float:
+        """Virtual time in seconds (xt_limit turns it into jiffies)."""
+        ...
+
+    @property
+    def local_addrs(self) -> Container[str]:
+        """Addresses configured on this namespace (``inet_addr_type() == RTN_LOCAL``)."""
+        ...
+
+    def mac_header(self, skb: Skb) -> str:
+        """The link-layer header as ``dump_mac_header()`` prints it (``aa:bb:...``), or ``""``."""
+        ...
+
+    def log(self, level: int, line: str) -> None:
+        """Record one kernel log line (``printk`` level 0-7, text without the trailing newline)."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------
+# The IP part every rule has (struct ipt_ip) and ip_packet_match().
+
+
+class InvFlag(IntFlag):
+    """``IPT_INV_*`` from include/uapi/linux/netfilter_ipv4/ip_tables.h."""
+
+    VIA_IN = 0x01
+    VIA_OUT = 0x02
+    TOS = 0x04
+    SRCIP = 0x08
+    DSTIP = 0x10
+    FRAG = 0x20
+    PROTO = 0x40
+
+
+_ip_cache: dict[str, int] = {}
+
+
+def ip_to_int(addr: str) -> int:
+    """Dotted quad -> host-order int (cached: packets carry addresses as strings)."""
+    value = _ip_cache.get(addr)
+    if value is None:
+        a, b, c, d = (int(part) for part in addr.split("."))
+        value = _ip_cache[addr] = (a << 24) | (b << 16) | (c << 8) | d
+    return value
+
+
+def int_to_ip(value: int) -> str:
+    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+
+
+def _iface_matches(pattern: str, name: str | None) -> bool:
+    """``ifname_compare_aligned()`` with the mask iptables builds: ``eth+`` matches by prefix."""
+    if pattern.endswith("+"):
+        return (name or "").startswith(pattern[:-1])
+    return pattern == (name or "")
+
+
+@dataclass(frozen=True, slots=True)
+class IpSpec:
+    """``struct ipt_ip``: addresses are stored already masked, as iptables sends them."""
+
+    src: int = 0
+    smsk: int = 0
+    dst: int = 0
+    dmsk: int = 0
+    iniface: str = ""
+    outiface: str = ""
+    proto: int = 0
+    invflags: InvFlag = InvFlag(0)  # noqa: RUF009 (an immutable flag value)
+
+    def matches(self, skb: Skb) -> bool:
+        """``ip_packet_match()`` (ip_tables.c)."""
+        pkt = skb.pkt
+        inv = self.invflags
+        if self.smsk and ((ip_to_int(pkt.src) & self.smsk) != self.src) ^ bool(inv & InvFlag.SRCIP):
+            return False
+        if self.dmsk and ((ip_to_int(pkt.dst) & self.dmsk) != self.dst) ^ bool(inv & InvFlag.DSTIP):
+            return False
+        if self.iniface and (not _iface_matches(self.iniface, skb.indev)) ^ bool(inv & InvFlag.VIA_IN):
+            return False
+        if self.outiface and (not _iface_matches(self.outiface, skb.outdev)) ^ bool(inv & InvFlag.VIA_OUT):
+            return False
+        # Every Packet is TCP (sim.packet); "-p 0" means any protocol.
+        return not (self.proto and (self.proto != IPPROTO_TCP) ^ bool(inv & InvFlag.PROTO))
+
+
+# ---------------------------------------------------------------------------------------------
+# Matches (net/netfilter/xt_*.c).
+
+
+@dataclass(frozen=True, slots=True)
+class TcpMatch:
+    """``struct xt_tcp`` and ``tcp_mt()`` from xt_tcpudp.c."""
+
+    spts: tuple[int, int] = (0, 0xFFFF)
+    dpts: tuple[int, int] = (0, 0xFFFF)
+    flg_mask: int = 0
+    flg_cmp: int = 0
+    inv_src: bool = False
+    inv_dst: bool = False
+    inv_flags: bool = False
+
+    def match(self, skb: Skb, ctx: XtContext) -> bool:
+        pkt = skb.pkt
+        if (self.spts[0] <= pkt.sport <= self.spts[1]) == self.inv_src:
+            return False
+        if (self.dpts[0] <= pkt.dport <= self.dpts[1]) == self.inv_dst:
+            return False
+        # th[13] is the flags byte, CWR/ECE included, exactly as Packet.flags holds it.
+        return ((pkt.flags & self.flg_mask) == self.flg_cmp) != self.inv_flags
+
+
+class CtState(IntFlag):
+    """``XT_CONNTRACK_STATE_*`` (include/uapi/linux/netfilter/xt_conntrack.h, nf_conntrack_common.h)."""
+
+    INVALID = 1 << 0
+    ESTABLISHED = 1 << 1  # XT_CONNTRACK_STATE_BIT(IP_CT_ESTABLISHED)
+    RELATED = 1 << 2
+    NEW = 1 << 3
+    SNAT = 1 << 8
+    DNAT = 1 << 9
+    UNTRACKED = 1 << 10
+
+
+# XT_CONNTRACK_STATE_BIT(ctinfo) = 1 << (ctinfo % IP_CT_IS_REPLY + 1)
+_CTINFO_STATEBIT = {info: CtState(1 << (info % CtInfo.ESTABLISHED_REPLY + 1)) for info in CtInfo}
+
+
+def ctstate_of(skb: Skb) -> CtState:
+    """The state bits ``conntrack_mt()`` (xt_conntrack.c) computes for a packet.
+
+    No entry: UNTRACKED if ``ctinfo`` says so (kernels >= 4.12 detach the untracked template),
+    else INVALID. An entry with ``ct.untracked`` is the older kernels' untracked template.
+    SNAT/DNAT come from ``ct.status`` (``IPS_SRC_NAT``/``IPS_DST_NAT``).
+    """
+    ct = skb.ct
+    if ct is None:
+        return CtState.UNTRACKED if skb.ctinfo is CtInfo.UNTRACKED else CtState.INVALID
+    if ct.untracked:
+        bits = CtState.UNTRACKED
+    else:
+        assert skb.ctinfo is not None, "a packet with a conntrack entry carries ctinfo"
+        bits = _CTINFO_STATEBIT[skb.ctinfo]
+    if ct.status & IPS_SRC_NAT:
+        bits |= CtState.SNAT
+    if ct.status & IPS_DST_NAT:
+        bits |= CtState.DNAT
+    return bits
+
+
+@dataclass(frozen=True, slots=True)
+class ConntrackMatch:
+    """``-m conntrack --ctstate`` (and ``-m state --state``, its alias since iptables 1.4.x)."""
+
+    state_mask: CtState
+    invert: bool = False
+    alias_state: bool = False  # XT_CONNTRACK_STATE_ALIAS: written as "-m state --state"
+
+    def match(self, skb: Skb, ctx: XtContext) -> bool:
+        return bool(self.state_mask & ctstate_of(skb)) != self.invert
+
+
+# xt_limit.c: credits are in units of CREDITS_PER_JIFFY per jiffy.
+XT_LIMIT_SCALE = 10000
+XT_LIMIT_BURST = 5  # libxt_limit.c default burst
+XT_LIMIT_AVG = XT_LIMIT_SCALE * 3600 // 3  # "3/hour", libxt_limit.c default rate
+HZ = 1000  # CONFIG_HZ of the modelled kernels (CentOS 7 and Ubuntu 24.04 generic both use 1000)
+
+
+def _pow2_below32(x: int) -> int:
+    """``POW2_BELOW32()`` from xt_limit.c: the highest power of two <= x."""
+    return 1 << (x.bit_length() - 1)
+
+
+MAX_CPJ = U32 // (HZ * 60 * 60 * 24)
+CREDITS_PER_JIFFY = _pow2_below32(MAX_CPJ)
+
+
+def user2credits(user: int) -> int:
+    """``user2credits()`` from xt_limit.c (u32 arithmetic)."""
+    if user > U32 // (HZ * CREDITS_PER_JIFFY):
+        return ((user // XT_LIMIT_SCALE) * HZ * CREDITS_PER_JIFFY) & U32
+    return ((user * HZ * CREDITS_PER_JIFFY) // XT_LIMIT_SCALE) & U32
+
+
+@dataclass(slots=True)
+class LimitPriv:
+    """``struct xt_limit_priv``: the bucket's mutable state (``prev`` in jiffies)."""
+
+    credit: int
+    prev: int | None = None  # set on first use; the bucket starts full, as after checkentry
+
+
+@dataclass(frozen=True, slots=True)
+class LimitMatch:
+    """``struct xt_rateinfo`` and ``limit_mt()``: a token bucket in the kernel's own units.
+
+    ``avg`` is seconds-per-packet times XT_LIMIT_SCALE, as libxt_limit.c's parse_rate() sends it.
+    """
+
+    avg: int = XT_LIMIT_AVG
+    burst: int = XT_LIMIT_BURST
+    credit_cap: int = field(init=False, compare=False)
+    cost: int = field(init=False, compare=False)
+    priv: LimitPriv = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """``limit_mt_check()``: rejects overflow, fills the bucket."""
+        if self.burst == 0 or user2credits((self.avg * self.burst) & U32) < user2credits(self.avg):
+            raise ValueError(f"Overflow in xt_limit, try lower: {self.avg}/{self.burst}")
+        cap = user2credits((self.avg * self.burst) & U32)
+        object.__setattr__(self, "credit_cap", cap)
+        object.__setattr__(self, "cost", user2credits(self.avg))
+        object.__setattr__(self, "priv", LimitPriv(credit=cap))
+
+    def match(self, skb: Skb, ctx: XtContext) -> bool:
+        priv = self.priv
+        now = int(ctx.now * HZ)
+        if priv.prev is None:
+            priv.prev = now
+        if priv.credit < self.cost and priv.prev == now:  # the kernel's fast path
+            return False
+        credit = (priv.credit + (((now - priv.prev) * CREDITS_PER_JIFFY) & U32)) & U32
+        priv.prev = now
+        credit = min(credit, self.credit_cap)
+        ok = credit >= self.cost
+        priv.credit = credit - self.cost if ok else credit
+        return ok
+
+
+class AddrType(IntFlag):
+    """``RTN_*`` bits as xt_addrtype masks them; only LOCAL is modelled (see :func:`_is_local`)."""
+
+    LOCAL = 1 << 2
+
+
+def _is_local(addr: str, ctx: XtContext) -> bool:
+    """``inet_addr_type() == RTN_LOCAL``: the namespace's addresses plus the ``local 127.0.0.0/8`` route."""
+    return addr in ctx.local_addrs or addr.startswith("127.")
+
+
+@dataclass(frozen=True, slots=True)
+class AddrTypeMatch:
+    """``addrtype_mt_v1()`` from xt_addrtype.c, for the LOCAL type."""
+
+    source: AddrType = AddrType(0)  # noqa: RUF009 (immutable)
+    dest: AddrType = AddrType(0)  # noqa: RUF009
+    invert_source: bool = False
+    invert_dest: bool = False
+
+    def match(self, skb: Skb, ctx: XtContext) -> bool:
+        if self.source and _is_local(skb.pkt.src, ctx) == self.invert_source:
+            return False
+        return not (self.dest and _is_local(skb.pkt.dst, ctx) == self.invert_dest)
+
+
+XtMatch = TcpMatch | ConntrackMatch | LimitMatch | AddrTypeMatch
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets.
+
+
+class NatRangeFlag(IntFlag):
+    """``NF_NAT_RANGE_*`` (include/uapi/linux/netfilter/nf_nat.h)."""
+
+    MAP_IPS = 1 << 0
+    PROTO_SPECIFIED = 1 << 1
+    PROTO_RANDOM = 1 << 2
+    PERSISTENT = 1 << 3
+    PROTO_RANDOM_FULLY = 1 << 4
+
+
+@dataclass(frozen=True, slots=True)
+class NatRange:
+    """``struct nf_nat_range2`` (IPv4 part); addresses as dotted quads."""
+
+    flags: NatRangeFlag = NatRangeFlag(0)  # noqa: RUF009 (immutable)
+    min_addr: str = "0.0.0.0"
+    max_addr: str = "0.0.0.0"
+    min_port: int = 0
+    max_port: int = 0
+
+
+class NatKind(Enum):
+    """Which NAT target asked: xt_nat.c (SNAT, DNAT) or xt_MASQUERADE.c."""
+
+    SNAT = "SNAT"
+    DNAT = "DNAT"
+    MASQUERADE = "MASQUERADE"
+
+
+@dataclass(frozen=True, slots=True)
+class NatRequest:
+    """What ``xt_snat_target_v2()``/``xt_dnat_target_v2()``/``masquerade_tg()`` would hand to
+    ``nf_nat_setup_info()``: the nat module performs the binding."""
+
+    kind: NatKind
+    range: NatRange
+
+
+class RejectWith(IntEnum):
+    """``enum ipt_reject_with`` (include/uapi/linux/netfilter_ipv4/ipt_REJECT.h)."""
+
+    ICMP_NET_UNREACHABLE = 0
+    ICMP_HOST_UNREACHABLE = 1
+    ICMP_PROT_UNREACHABLE = 2
+    ICMP_PORT_UNREACHABLE = 3
+    ICMP_NET_PROHIBITED = 5
+    ICMP_HOST_PROHIBITED = 6
+    TCP_RESET = 7
+    ICMP_ADMIN_PROHIBITED = 8
+
+
+@dataclass(frozen=True, slots=True)
+class RejectRequest:
+    """What ``reject_tg()`` (ipt_REJECT.c) sends. ``reply`` is the RST for tcp-reset (None when
+    ``nf_send_reset()`` sends nothing); ICMP errors are left to the caller, which gets ``offending``."""
+
+    with_: RejectWith
+    offending: Packet
+    reply: Packet | None
+
+
+@dataclass(frozen=True, slots=True)
+class StandardTarget:
+    verdict: StdVerdict
+
+
+@dataclass(frozen=True, slots=True)
+class JumpTarget:
+    """A jump (``-j``) or goto (``-g``) to a user chain; the chain is resolved at rule insertion."""
+
+    name: str
+    chain: Chain = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LogTarget:
+    """``struct xt_log_info`` (xt_LOG.c). ``level`` defaults to LOG_WARNING as libxt_LOG.c sets it."""
+
+    prefix: str = ""
+    level: int = 4
+    tcp_sequence: bool = False  # XT_LOG_TCPSEQ
+
+
+@dataclass(frozen=True, slots=True)
+class RejectTarget:
+    with_: RejectWith = RejectWith.ICMP_PORT_UNREACHABLE
+
+
+@dataclass(frozen=True, slots=True)
+class NatTarget:
+    """SNAT, DNAT or MASQUERADE: the request is built once, when the rule is."""
+
+    request: NatRequest
+
+
+XtTarget = StandardTarget | JumpTarget | LogTarget | RejectTarget | NatTarget
+
+
+def log_line(target: LogTarget, skb: Skb, ctx: XtContext) -> str:
+    """The text ``nf_log_ip_packet()`` (net/netfilter/nf_log_syslog.c) builds for a TCP packet.
+
+    Field order from nf_log_dump_packet_common(), dump_mac_header() (only when there is an
+    input device), dump_ipv4_packet() and nf_log_dump_tcp_header(). The kernel's buffer ends
+    with a space after the last field; it is kept. The model's packets have TOS 0, no IP
+    options, no DF/MF, no reserved bits and no urgent pointer.
+    """
+    pkt = skb.pkt
+    parts = [f"{target.prefix}IN={skb.indev or ''} OUT={skb.outdev or ''} "]
+    if skb.physindev and skb.physindev != skb.indev:
+        parts.append(f"PHYSIN={skb.physindev} ")
+    if skb.physoutdev and skb.physoutdev != skb.outdev:
+        parts.append(f"PHYSOUT={skb.physoutdev} ")
+    if skb.indev:
+        parts.append(f"MAC={ctx.mac_header(skb)} ")
+    parts.append(
+        f"SRC={pkt.src} DST={pkt.dst} LEN={pkt.ip_len} TOS=0x00 PREC=0x00 TTL={pkt.ttl} ID={pkt.ip_id} "
+    )
+    parts.append(f"PROTO=TCP SPT={pkt.sport} DPT={pkt.dport} ")
+    if target.tcp_sequence:
+        parts.append(f"SEQ={pkt.seq} ACK={pkt.ack} ")
+    parts.append(f"WINDOW={pkt.window} RES=0x00 ")
+    parts.extend(f"{name} " for name, bit in _LOG_FLAG_ORDER if pkt.flags & bit)
+    parts.append("URGP=0 ")
+    if skb.mark:
+        parts.append(f"MARK=0x{skb.mark:x} ")
+    return "".join(parts)
+
+
+_LOG_FLAG_ORDER = (
+    ("CWR", TcpFlag.CWR),
+    ("ECE", TcpFlag.ECE),
+    ("URG", TcpFlag.URG),
+    ("ACK", TcpFlag.ACK),
+    ("PSH", TcpFlag.PSH),
+    ("RST", TcpFlag.RST),
+    ("SYN", TcpFlag.SYN),
+    ("FIN", TcpFlag.FIN),
+)
+
+
+def nf_reject_tcp_reset(oth: Packet) -> Packet | None:
+    """The RST ``nf_send_reset()`` (net/ipv4/netfilter/nf_reject_ipv4.c) builds, or None.
+
+    ``nf_reject_ip_tcphdr_get()``: no reply to a RST or to a segment with a bad checksum.
+    ``nf_reject_ip_tcphdr_put()``: if the segment has ACK, seq = its ack and only RST is set;
+    else seq 0, RST|ACK and ack = seq + SYN + FIN + payload. ``nf_reject_iphdr_put()``: ID 0,
+    TTL from the route's hop limit (the default TTL).
+    """
+    if oth.rst or oth.bad_checksum:
+        return None
+    if oth.ack_flag:
+        seq, ack, flags = oth.ack, 0, TcpFlag.RST
+    else:
+        seq, ack, flags = (
+            0,
+            (oth.seq + oth.syn + oth.fin + oth.payload_len) & SEQ_MASK,
+            (TcpFlag.RST | TcpFlag.ACK),
+        )
+    return Packet(
+        src=oth.dst,
+        dst=oth.src,
+        sport=oth.dport,
+        dport=oth.sport,
+        seq=seq,
+        ack=ack,
+        flags=int(flags),
+        window=0,
+        ttl=IPDEFTTL,
+        ip_id=0,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules, chains, tables.
+
+
+@dataclass(frozen=True, slots=True)
+class XtResult:
+    """The outcome of :func:`ipt_do_table`: the verdict, which rule decided (``rulenum`` 0 is
+    the chain policy) and at most one request for the caller."""
+
+    verdict: Verdict
+    chain: str
+    rulenum: int
+    nat: NatRequest | None = None
+    reject: RejectRequest | None = None
+
+
+@dataclass(slots=True, eq=False)
+class Rule:
+    """``struct ipt_entry``: the IP part, the matches, the target, and its counters."""
+
+    ip: IpSpec
+    matches: tuple[XtMatch, ...]
+    target: XtTarget
+    goto: bool = False  # IPT_F_GOTO
+    pkts: int = 0
+    bytes: int = 0
+
+    def same_spec(self, other: Rule) -> bool:
+        """What ``iptables -D chain rule-spec`` compares (counters and limit state excluded)."""
+        return (self.ip, self.matches, self.target, self.goto) == (
+            other.ip,
+            other.matches,
+            other.target,
+            other.goto,
+        )
+
+
+@dataclass(slots=True, eq=False)
+class Chain:
+    """A built-in chain (with a policy and policy counters) or a user chain (policy None)."""
+
+    name: str
+    policy: StdVerdict | None = None
+    rules: list[Rule] = field(default_factory=list)
+    pkts: int = 0
+    bytes: int = 0
+
+    @property
+    def builtin(self) -> bool:
+        return self.policy is not None
+
+
+@dataclass(slots=True, eq=False)
+class Table:
+    """One ``struct xt_table`` with its chains, built-in chains first in hook order."""
+
+    name: TableName
+    chains: dict[str, Chain] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls, name: TableName) -> Table:
+        """The table as its iptable_*.c module registers it: every built-in chain policy ACCEPT."""
+        table = cls(name)
+        for hook in TABLE_HOOKS[name]:
+            table.chains[HOOK_CHAIN[hook]] = Chain(HOOK_CHAIN[hook], StdVerdict.ACCEPT)
+        return table
+
+    def references(self, chain: Chain) -> int:
+        """How many rules jump or go to ``chain`` (``iptc_get_references()``)."""
+        return sum(
+            1
+            for c in self.chains.values()
+            for r in c.rules
+            if isinstance(r.target, JumpTarget) and r.target.chain is chain
+        )
+
+
+_TERMINAL = {StdVerdict.ACCEPT: Verdict.ACCEPT, StdVerdict.DROP: Verdict.DROP}
+
+
+def ipt_do_table(table: Table, hook: Hook, skb: Skb, ctx: XtContext) -> XtResult:
+    """``ipt_do_table()`` (ip_tables.c): walk the hook's chain, follow jumps, gotos and RETURNs.
+
+    A matching rule's counters count the packet before its target runs. A jump pushes the
+    rule on the stack, a goto does not; RETURN or the end of a user chain pops the stack, and
+    an empty stack means the built-in chain's policy (the table's "underflow" entry), whose
+    counters then count the packet. LOG continues (``XT_CONTINUE``); every other target ends
+    the walk.
+    """
+    base = table.chains[HOOK_CHAIN[hook]]
+    chain = base
+    rules = chain.rules
+    i = 0  # index of the next rule in ``chain``
+    stack: list[tuple[Chain, int]] = []  # (chain, index to resume at)
+    length = skb.pkt.ip_len
+    while True:
+        if i == len(rules):  # end of a chain: the user chain's implicit RETURN, or the policy
+            if chain is base or not stack:
+                return _policy(base, length)
+            chain, i = stack.pop()
+            rules = chain.rules
+            continue
+        rule = rules[i]
+        i += 1
+        if not rule.ip.matches(skb):
+            continue
+        for m in rule.matches:
+            if not m.match(skb, ctx):
+                break
+        else:
+            rule.pkts += 1
+            rule.bytes += length
+            target = rule.target
+            if isinstance(target, StandardTarget):
+                if target.verdict is not StdVerdict.RETURN:
+                    return XtResult(_TERMINAL[target.verdict], chain.name, i)
+                if not stack:
+                    return _policy(base, length)
+                chain, i = stack.pop()
+                rules = chain.rules
+            elif isinstance(target, JumpTarget):
+                if not rule.goto:
+                    stack.append((chain, i))
+                chain = target.chain
+                rules = chain.rules
+                i = 0
+            elif isinstance(target, LogTarget):
+                ctx.log(target.level, log_line(target, skb, ctx))
+            elif isinstance(target, NatTarget):
+                return XtResult(Verdict.ACCEPT, chain.name, i, nat=target.request)
+            else:
+                pkt = skb.pkt
+                reply = nf_reject_tcp_reset(pkt) if target.with_ is RejectWith.TCP_RESET else None
+                return XtResult(Verdict.DROP, chain.name, i, reject=RejectRequest(target.with_, pkt, reply))
+
+
+def _policy(base: Chain, length: int) -> XtResult:
+    base.pkts += 1
+    base.bytes += length
+    assert base.policy is not None
+    return XtResult(_TERMINAL[base.policy], base.name, 0)
+
+
+@dataclass(slots=True, eq=False)
+class Ruleset:
+    """A namespace's iptables tables, loaded on first use as the iptable_* modules are.
+
+    ``loaded`` keeps load order: ``xt_register_table()`` adds each table at the head of the
+    list /proc/net/ip_tables_names (and so iptables-save) walks, newest first.
+    """
+
+    tables: dict[TableName, Table] = field(default_factory=dict)
+    loaded: list[TableName] = field(default_factory=list)
+
+    def table(self, name: TableName) -> Table:
+        table = self.tables.get(name)
+        if table is None:
+            table = self.tables[name] = Table.new(name)
+            self.loaded.append(name)
+        return table
