@@ -1,0 +1,207 @@
+"""``nflab bench``: throughput and memory of the model, measured on this machine.
+
+Every figure is one timed run of real model code on a realistic input; nothing is estimated.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+import tracemalloc
+from collections.abc import Callable
+
+from sim.netfilter.conntrack import ConntrackTable
+from sim.netfilter.profiles import get_profile
+from sim.netfilter.proto_tcp import TcpCt, tcp_in_window
+from sim.netfilter.tcp_states import ORIGINAL, REPLY, TcpIndex
+from sim.packet import SEQ_MASK, Packet, TcpFlag, TcpOptions
+from sim.skb import Skb
+
+CLIENT = ("172.17.0.2", 39700)
+SERVER = ("203.0.113.9", 443)
+
+
+def mixed_flow(segments: int = 2000) -> list[tuple[int, Packet]]:
+    """An upload with ACKs, a few out-of-window packets and window updates: (dir, packet)."""
+    ack_flag, psh = int(TcpFlag.ACK), int(TcpFlag.ACK | TcpFlag.PSH)
+    c_isn, s_isn = 4294900000, 1000  # the client's numbers wrap during the upload
+    out = [
+        (
+            ORIGINAL,
+            Packet(
+                CLIENT[0],
+                SERVER[0],
+                CLIENT[1],
+                SERVER[1],
+                c_isn,
+                0,
+                int(TcpFlag.SYN),
+                64240,
+                0,
+                TcpOptions(mss=1460, wscale=7, sack_perm=True),
+            ),
+        ),
+        (
+            REPLY,
+            Packet(
+                SERVER[0],
+                CLIENT[0],
+                SERVER[1],
+                CLIENT[1],
+                s_isn,
+                (c_isn + 1) & SEQ_MASK,
+                int(TcpFlag.SYN | TcpFlag.ACK),
+                65160,
+                0,
+                TcpOptions(mss=1460, wscale=7, sack_perm=True),
+            ),
+        ),
+    ]
+    seq = (c_isn + 1) & SEQ_MASK
+    for i in range(segments):
+        out.append(
+            (ORIGINAL, Packet(CLIENT[0], SERVER[0], CLIENT[1], SERVER[1], seq, s_isn + 1, psh, 502, 1448))
+        )
+        seq = (seq + 1448) & SEQ_MASK
+        if i % 2:
+            out.append(
+                (REPLY, Packet(SERVER[0], CLIENT[0], SERVER[1], CLIENT[1], s_isn + 1, seq, ack_flag, 4000, 0))
+            )
+        if i % 50 == 49:  # an overly delayed ACK and an ACK of unseen data
+            late = (seq - 200_000) & SEQ_MASK
+            out.append(
+                (REPLY, Packet(SERVER[0], CLIENT[0], SERVER[1], CLIENT[1], s_isn + 1, late, ack_flag, 187, 0))
+            )
+            ahead = (seq + 100_000) & SEQ_MASK
+            out.append(
+                (
+                    REPLY,
+                    Packet(SERVER[0], CLIENT[0], SERVER[1], CLIENT[1], s_isn + 1, ahead, ack_flag, 187, 0),
+                )
+            )
+    return out
+
+
+def _rate(count: int, fn: Callable[[], object], min_seconds: float = 0.5) -> float:
+    """Items per second of ``fn`` (which processes ``count`` items), repeated until
+    ``min_seconds`` have passed."""
+    runs, start = 0, time.perf_counter()
+    while True:
+        fn()
+        runs += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return runs * count / elapsed
+
+
+def window_checks_per_s(profile: str = "6.1") -> float:
+    """``tcp_in_window`` decisions per second on :func:`mixed_flow`."""
+    prof = get_profile(profile)
+    flow = mixed_flow()
+    index = TcpIndex.ACK
+
+    def run() -> None:
+        tcp = TcpCt()
+        seen0 = tcp.seen[0]
+        seen0.td_end = seen0.td_maxend = flow[0][1].end_seq
+        seen0.td_maxwin = 64240
+        for direction, pkt in flow:
+            tcp_in_window(tcp, direction, index, pkt, prof, False, False)
+
+    return _rate(len(flow), run)
+
+
+def conntrack_packets_per_s(profile: str = "6.1") -> float:
+    """Packets per second through ``nf_conntrack_in`` + confirm (lookup + TCP tracking)."""
+    flow = mixed_flow()
+
+    def run() -> None:
+        table = ConntrackTable(profile)
+        for i, (_d, pkt) in enumerate(flow):
+            skb = Skb(pkt)
+            table.nf_conntrack_in(skb, float(i))
+            table.nf_conntrack_confirm(skb, float(i))
+
+    return _rate(len(flow), run)
+
+
+def conntrack_bytes_per_entry(entries: int = 262_144, profile: str = "6.1") -> float:
+    """Python heap bytes per established, assured entry in a table of ``entries``."""
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    table = ConntrackTable(profile)
+    table.sysctl.max = entries
+    syn, synack, ack = int(TcpFlag.SYN), int(TcpFlag.SYN | TcpFlag.ACK), int(TcpFlag.ACK)
+    for n in range(entries):
+        src = f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+        sport = 1024 + n % 60000
+        for pkt in (
+            Packet(src, SERVER[0], sport, 443, 1, 0, syn, 64240),
+            Packet(SERVER[0], src, 443, sport, 9, 2, synack, 65160),
+            Packet(src, SERVER[0], sport, 443, 2, 10, ack, 502),
+        ):
+            skb = Skb(pkt)
+            table.nf_conntrack_in(skb, 0.0)
+            table.nf_conntrack_confirm(skb, 0.0)
+    used = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    assert len(table) == entries, len(table)
+    return used / entries
+
+
+def fuzz_examples_per_s(examples: int = 300) -> float:
+    """Hypothesis examples per second of the standard window property (well-formed
+    conversations are never INVALID or IGNORE), run in-process."""
+    from hypothesis import HealthCheck, given, settings
+
+    from sim.testing.strategies import conversations
+
+    def prop(conv: object) -> None:
+        table = ConntrackTable("6.1")
+        for i, seg in enumerate(conv.segments):  # type: ignore[attr-defined]
+            src, dst = (CLIENT, SERVER) if seg.frm == "c" else (SERVER, CLIENT)
+            skb = Skb(
+                Packet(
+                    src[0],
+                    dst[0],
+                    src[1],
+                    dst[1],
+                    seg.seq,
+                    seg.ack,
+                    seg.flags,
+                    seg.win,
+                    seg.length,
+                    seg.options,
+                )
+            )
+            res = table.nf_conntrack_in(skb, float(i))
+            table.nf_conntrack_confirm(skb, float(i))
+            assert res.window is not None and res.window.name == "ACCEPT"
+
+    test = settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )(given(conversations())(prop))
+    start = time.perf_counter()
+    test()
+    return examples / (time.perf_counter() - start)
+
+
+def run_all(progress: Callable[[str], None] | None = None) -> dict[str, float]:
+    """Every figure, in the order ``nflab bench --json`` prints them."""
+    steps: list[tuple[str, Callable[[], float]]] = [
+        ("window_checks_per_s", window_checks_per_s),
+        ("conntrack_packets_per_s", conntrack_packets_per_s),
+        ("conntrack_bytes_per_entry", conntrack_bytes_per_entry),
+        ("fuzz_examples_per_s", fuzz_examples_per_s),
+    ]
+    out: dict[str, float] = {}
+    for name, fn in steps:
+        if progress is not None:
+            progress(name)
+        out[name] = round(fn(), 1)
+    return out

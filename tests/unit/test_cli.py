@@ -1,0 +1,67 @@
+"""The command line: help, clean one-line errors, the walkthrough's story."""
+
+import subprocess
+import sys
+
+from sim.cli import main
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sim.cli", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_import_sim_loads_neither_textual_nor_hypothesis():
+    code = (
+        "import sys, sim, sim.cli, sim.walkthrough, sim.netfilter.conntrack, sim.netfilter.xtables; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'hypothesis')]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_unknown_option_is_one_line_error():
+    proc = run("walkthrough", "--kernel", "5.4")
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "invalid choice: '5.4'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_lists_commands(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "walkthrough" in out and "bench" in out
+
+
+def test_walkthrough_310_shows_invalid_late_ack_and_failed_bound(capsys):
+    assert main(["walkthrough", "--kernel", "3.10"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        'INVALID, state ESTABLISHED, "nf_ct_tcp: ACK is under the lower bound (possible overly delayed ACK)"'
+        in out
+    )
+    # receiver td_end 596701 (459 segments of 1300 bytes from seq 1), MAXACKWINDOW 66000
+    assert "limit  530701  packet  530104  FAIL" in out
+    assert "tcp_v4_send_reset" in out
+
+
+def test_walkthrough_61_ignores_late_ack(capsys):
+    assert main(["walkthrough", "--kernel", "6.1"]) == 0
+    out = capsys.readouterr().out
+    assert '"nf_ct_proto_6: ignored ACK under lower bound 530700 (possible overly delayed)"' in out
+    assert "No RST" in out
+
+
+def test_walkthrough_be_liberal_accepts(capsys):
+    assert main(["walkthrough", "--kernel", "3.10", "--be-liberal"]) == 0
+    out = capsys.readouterr().out
+    assert "the late ACK" in out and "No RST" in out
+
+
+def test_bench_functions_run_on_small_inputs():
+    from sim import bench
+
+    assert bench.conntrack_bytes_per_entry(entries=256) > 0
+    assert bench.fuzz_examples_per_s(examples=5) > 0
