@@ -188,8 +188,9 @@ class ConntrackTable:
     ):
         self.profile = get_profile(profile) if isinstance(profile, str) else profile
         self.sysctl = sysctl or ConntrackSysctls()
-        # Both directions' tuples point at the entry: tuple -> (entry, direction).
-        self._entries: dict[CtTuple, tuple[Conn, int]] = {}
+        # Both directions' tuples point at the entry; the direction a tuple matches is found
+        # by comparing it with the entry's original tuple (no per-key pair to store).
+        self._entries: dict[CtTuple, Conn] = {}
         self._next_id = 1
         self.stats = ConntrackStats()
         self.log: list[str] = []  # kernel warnings such as "table full, dropping packet"
@@ -199,8 +200,8 @@ class ConntrackTable:
 
     def __iter__(self) -> Iterator[Conn]:
         """Confirmed entries, oldest first (expired ones included until looked up)."""
-        for key, (ct, direction) in self._entries.items():
-            if direction == ORIGINAL and ct.tuples[ORIGINAL] == key:
+        for key, ct in self._entries.items():
+            if ct.tuples[ORIGINAL] == key:
                 yield ct
 
     def entries(self, now: float) -> list[Conn]:
@@ -212,21 +213,19 @@ class ConntrackTable:
 
         An expired entry is removed on the way (``nf_ct_gc_expired``) and not returned.
         """
-        hit = self._entries.get(tup)
-        if hit is None:
+        ct = self._entries.get(tup)
+        if ct is None:
             return None
-        ct = hit[0]
         if ct.timeout <= now:
             self.delete(ct)
             return None
-        return hit
+        return ct, ORIGINAL if ct.tuples[ORIGINAL] == tup else REPLY
 
     def delete(self, ct: Conn) -> None:
         """``nf_ct_delete()``: unlink both directions."""
-        for direction in (ORIGINAL, REPLY):
-            hit = self._entries.get(ct.tuples[direction])
-            if hit is not None and hit[0] is ct:
-                del self._entries[ct.tuples[direction]]
+        for key in ct.tuples:
+            if self._entries.get(key) is ct:
+                del self._entries[key]
         ct.dying = True
 
     def flush(self) -> None:
@@ -332,8 +331,8 @@ class ConntrackTable:
                 self.stats.drop += 1
                 return NfVerdict.DROP
         ct.status |= IPS_CONFIRMED
-        self._entries[orig] = (ct, ORIGINAL)
-        self._entries[reply] = (ct, REPLY)
+        self._entries[orig] = ct
+        self._entries[reply] = ct
         self.stats.insert += 1
         return NfVerdict.ACCEPT
 

@@ -24,7 +24,21 @@ from sim.netfilter.tcp_states import (
     TcpState,
     get_conntrack_index,
 )
-from sim.packet import SEQ_MASK, Packet, TcpFlag, TcpOptions, after, before
+from sim.packet import (
+    SEQ_MASK,
+    TCPHDR_ACK,
+    TCPHDR_CWR,
+    TCPHDR_ECE,
+    TCPHDR_FIN,
+    TCPHDR_PSH,
+    TCPHDR_RST,
+    TCPHDR_SYN,
+    TCPHDR_URG,
+    Packet,
+    TcpOptions,
+    after,
+    before,
+)
 
 if TYPE_CHECKING:
     from sim.netfilter.conntrack import Conn, ConntrackSysctls
@@ -190,9 +204,9 @@ class TcpResult:
 
 
 # tcp_valid_flags[]: "table of valid flag combinations - PUSH, ECE and CWR are always valid"
-_F, _S, _R, _A, _U = TcpFlag.FIN, TcpFlag.SYN, TcpFlag.RST, TcpFlag.ACK, TcpFlag.URG
+_F, _S, _R, _A, _U = TCPHDR_FIN, TCPHDR_SYN, TCPHDR_RST, TCPHDR_ACK, TCPHDR_URG
 TCP_VALID_FLAGS = frozenset({_S, _S | _U, _S | _A, _R, _R | _A, _F | _A, _F | _A | _U, _A, _A | _U})
-_IGNORED_FLAG_BITS = TcpFlag.ECE | TcpFlag.CWR | TcpFlag.PSH
+_IGNORED_FLAG_BITS = TCPHDR_ECE | TCPHDR_CWR | TCPHDR_PSH
 
 
 def tcp_error(pkt: Packet, profile: KernelProfile, checksum: bool, prerouting: bool) -> str | None:
@@ -334,8 +348,8 @@ def tcp_in_window(
     ack = sack = pkt.ack
     win_raw = win = pkt.window
     end = pkt.end_seq
-    syn = flags & TcpFlag.SYN
-    has_ack = flags & TcpFlag.ACK
+    syn = flags & TCPHDR_SYN
+    has_ack = flags & TCPHDR_ACK
 
     if receiver.flags & IP_CT_TCP_FLAG_SACK_PERM and pkt.options.sack:
         sack = tcp_sack(pkt.options, sack)
@@ -379,16 +393,16 @@ def tcp_in_window(
 
     if not has_ack:
         ack = sack = receiver.td_end  # "If there is no ACK, just pretend it was set and OK."
-    elif flags & TcpFlag.RST and ack == 0:
+    elif flags & TCPHDR_RST and ack == 0:
         ack = sack = receiver.td_end  # "Broken TCP stacks, that set ACK in RST packets ..."
 
     if profile.empty_segment_seq_shortcut:
-        if seq == end and (not flags & TcpFlag.RST or (seq == 0 and tcp.state == TcpState.SYN_SENT)):
+        if seq == end and (not flags & TCPHDR_RST or (seq == 0 and tcp.state == TcpState.SYN_SENT)):
             # "Packets contains no data: we assume it is valid and check the ack value only.
             # However RST segments are always validated by their SEQ number except when
             # seq == 0 (reset sent answering SYN)."
             seq = end = sender.td_end
-    elif flags & TcpFlag.RST and seq == 0 and tcp.state == TcpState.SYN_SENT:
+    elif flags & TCPHDR_RST and seq == 0 and tcp.state == TcpState.SYN_SENT:
         seq = end = sender.td_end  # "RST sent answering SYN."
 
     check = None
@@ -844,7 +858,7 @@ def _in_window(
         timeout = timeouts[new_state]
     res = TcpResult(NfVerdict.ACCEPT, TcpAction.ACCEPT, None, old_state, new_state, check)
     if not ct.seen_reply:
-        if pkt.flags & TcpFlag.RST:
+        if pkt.flags & TCPHDR_RST:
             # "If only reply is a RST, we can consider ourselves not to have an established
             # connection: this is a fairly common problem case, so we can delete the
             # conntrack immediately. --RR"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from sim.packet import TcpFlag
+from sim.packet import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN
 
 
 class TcpState(IntEnum):
@@ -44,13 +44,13 @@ class TcpIndex(IntEnum):
 
 def get_conntrack_index(flags: int) -> TcpIndex:
     """``get_conntrack_index()``: RST beats SYN beats FIN beats ACK."""
-    if flags & TcpFlag.RST:
+    if flags & TCPHDR_RST:
         return TcpIndex.RST
-    if flags & TcpFlag.SYN:
-        return TcpIndex.SYNACK if flags & TcpFlag.ACK else TcpIndex.SYN
-    if flags & TcpFlag.FIN:
+    if flags & TCPHDR_SYN:
+        return TcpIndex.SYNACK if flags & TCPHDR_ACK else TcpIndex.SYN
+    if flags & TCPHDR_FIN:
         return TcpIndex.FIN
-    if flags & TcpFlag.ACK:
+    if flags & TCPHDR_ACK:
         return TcpIndex.ACK
     return TcpIndex.NONE
 
