@@ -613,7 +613,7 @@ def nf_conntrack_tcp_packet(
             return result(-NfVerdict.REPEAT, TcpAction.ACCEPT, None)
         new_state = TcpState.IGNORE  # fallthrough to the ignore case
     if new_state == TcpState.IGNORE:
-        ignored = _ignore(ct, tcp, pkt, direction, index, old_state, profile)
+        ignored = _ignore(tcp, pkt, direction, index, old_state, profile)
         if ignored is not None:
             return result(NfVerdict.ACCEPT, TcpAction.IGNORE, ignored)
         old_state, new_state = TcpState.SYN_SENT, TcpState.SYN_RECV  # back in sync
@@ -672,7 +672,6 @@ def nf_conntrack_tcp_packet(
 
 
 def _ignore(
-    ct: Conn,
     tcp: TcpCt,
     pkt: Packet,
     direction: int,
