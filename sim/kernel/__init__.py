@@ -1,0 +1,29 @@
+"""The real-kernel harness behind ``nflab kernel-check``: the docker-bridge world in namespaces.
+
+Public API::
+
+    skip_reason() -> str | None            why the harness cannot run here (not root, no tools)
+    Topology(ctr_ip, bridge_ip, host_ip, remote_ip)
+    Testbed(topology).open()/close()/reset()/send(side, packet)   (also a context manager)
+    run_case(case, testbed=None) -> list[dict]   one observation per crafted packet
+    CaseError                              a refused case (one-line message)
+
+Everything runs in namespaces named ``nflab-<pid>-<random>-{ctr,host,remote}``; nothing is
+changed in the root namespace. See :mod:`sim.kernel.testbed` for the world and
+:mod:`sim.kernel.observe` for what each observation field is read from.
+"""
+
+from sim.kernel.netns import NetnsError, skip_reason
+from sim.kernel.nflog import NetlinkError
+from sim.kernel.testbed import CaseError, Testbed, Topology, parse_case, run_case
+
+__all__ = [
+    "CaseError",
+    "NetlinkError",
+    "NetnsError",
+    "Testbed",
+    "Topology",
+    "parse_case",
+    "run_case",
+    "skip_reason",
+]

@@ -1,0 +1,659 @@
+"""A Docker default-bridge host built from real namespaces (Docker's bridge driver + libnetwork iptables).
+
+Three namespaces, all created by :class:`sim.kernel.netns.NamespaceSet`::
+
+    ctr: eth0 ctr_ip/24 ──veth── host: veth0 ∈ docker0 bridge_ip/24 ┐ routing, conntrack,
+                                       eth0 host_ip/24 ─────────────┘ MASQUERADE
+                                         │ veth
+                                 remote: eth0 remote_ip
+
+- host: a Linux bridge ``docker0`` (multicast snooping off, so it sends no IGMP queries)
+  with the container's veth as its only port, ``net.ipv4.ip_forward=1``, Docker's ruleset
+  (:data:`DOCKER_RULES`), permanent neighbour entries for ctr and remote (no ARP timing),
+  rp_filter off, and ``net.bridge.bridge-nf-call-iptables=0``: the bridge is only L2 to one
+  port, the host routes. conntrack logs invalid TCP packets
+  (``nf_conntrack_log_invalid=6``) to nfnetlink_log (``nf_log.2=nfnetlink_log``).
+- ctr and remote are passive: an nft table drops their stack's input and output, so they
+  never answer; crafted frames are sent and every arriving frame is captured on AF_PACKET
+  sockets bound to their eth0 (packet(7): taps run before the IP stack, and sends bypass
+  the output hook).
+- observation (:data:`OBS_RULESET`, an nft table in host): the barrier rule, the ctstate
+  rules at prerouting -180 and the input rule at priority 300 (see :mod:`sim.kernel.observe`).
+
+One packet at a time: the frame is sent, then a UDP "barrier" frame from the same end host
+carrying a nonce, which the host logs and drops before conntrack. Packets queued by one
+CPU are processed in order (the per-CPU backlog of ``netif_rx``), and the thread is pinned
+to one CPU for the two sends, so once the barrier's log line is read everything the
+packet caused (forwarding, the host's RST, log lines) has been queued on our sockets.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import select
+import shlex
+import socket
+import struct
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sim import wire
+from sim.kernel import observe
+from sim.kernel.netns import NamespaceSet, NetnsError, in_netns, read_sysctl, write_sysctl
+from sim.kernel.nflog import LogMessage, NflogSocket
+from sim.packet import Packet, TcpOptions, parse_flags
+
+DOCUMENTATION_NETS = tuple(
+    ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+)  # RFC 5737 TEST-NET-1/2/3
+BRIDGE = "docker0"
+BRIDGE_PORT = "veth0"
+UPLINK = "eth0"
+END_DEV = "eth0"
+MAC = {
+    "ctr": "02:00:c0:00:02:02",
+    "bridge": "02:00:c0:00:02:01",
+    "port": "02:00:c0:00:02:fe",
+    "uplink": "02:00:c6:33:64:01",
+    "remote": "02:00:c6:33:64:02",
+}
+ETH_P_ALL = 0x0003
+PACKET_OUTGOING = 4  # sll_pkttype of our own sends (include/uapi/linux/if_packet.h)
+BARRIER_PORT = 9  # discard
+BARRIER_TIMEOUT_S = 1.0
+SETTLE_S = 0.0005  # extra listening after the barrier, for stragglers from other CPUs
+
+# What Docker's bridge driver installs for its default network (libnetwork's
+# iptables setup; FORWARD policy DROP since Docker 1.13), bridge renamed to BRIDGE.
+DOCKER_RULES = f"""\
+*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+COMMIT
+*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -s {{ctr_net}} ! -o {BRIDGE} -j MASQUERADE
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -o {BRIDGE} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -i {BRIDGE} ! -o {BRIDGE} -j ACCEPT
+-A FORWARD -i {BRIDGE} -o {BRIDGE} -j ACCEPT
+COMMIT
+"""
+
+OBS_RULESET = f"""\
+table ip nflab_obs {{
+  chain barrier {{
+    type filter hook prerouting priority -350; policy accept;
+    udp sport {BARRIER_PORT} udp dport {BARRIER_PORT} log group 0 prefix "nflab:barrier" drop
+  }}
+  chain ctstate {{
+    type filter hook prerouting priority -180; policy accept;
+    meta l4proto tcp ct state invalid log group 0 prefix "nflab:ct:INVALID"
+    meta l4proto tcp ct state new log group 0 prefix "nflab:ct:NEW"
+    meta l4proto tcp ct state established log group 0 prefix "nflab:ct:ESTABLISHED"
+    meta l4proto tcp ct state related log group 0 prefix "nflab:ct:RELATED"
+    meta l4proto tcp ct state untracked log group 0 prefix "nflab:ct:UNTRACKED"
+  }}
+  chain input {{
+    type filter hook input priority 300; policy accept;
+    meta l4proto tcp log group 0 prefix "nflab:input"
+  }}
+}}
+"""
+
+PASSIVE_RULESET = """\
+table inet nflab_passive {
+  chain input { type filter hook input priority -500; policy drop; }
+  chain output { type filter hook output priority -500; policy drop; }
+}
+"""
+
+BASE_SYSCTLS = {
+    "net.ipv4.ip_forward": "1",
+    "net.ipv4.conf.all.rp_filter": "0",
+    "net.ipv4.conf.default.rp_filter": "0",
+    "net.netfilter.nf_conntrack_log_invalid": "6",
+    "net.netfilter.nf_log.2": "nfnetlink_log",
+}
+BRIDGE_NF_SYSCTL = "net.bridge.bridge-nf-call-iptables"
+SYSCTL_PREFIXES = ("net.netfilter.", "net.ipv4.", "net.bridge.", "net.core.")
+
+
+class CaseError(ValueError):
+    """A case file the harness refuses; the message is one line."""
+
+
+def check_documentation_address(addr: str, what: str) -> str:
+    """Refuse anything outside 192.0.2.0/24, 198.51.100.0/24 and 203.0.113.0/24."""
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        raise CaseError(f"{what}: not an IP address: {addr!r}") from None
+    if not any(ip in net for net in DOCUMENTATION_NETS):
+        raise CaseError(f"{what}: {addr} is outside the documentation ranges (RFC 5737)")
+    return addr
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """The four addresses of the docker-bridge world (the case file's ``topology``)."""
+
+    ctr_ip: str = "192.0.2.2"
+    bridge_ip: str = "192.0.2.1"
+    host_ip: str = "198.51.100.1"
+    remote_ip: str = "198.51.100.2"
+
+    def __post_init__(self) -> None:
+        for name in ("ctr_ip", "bridge_ip", "host_ip", "remote_ip"):
+            check_documentation_address(getattr(self, name), f"topology.{name}")
+        if len({self.ctr_ip, self.bridge_ip, self.host_ip, self.remote_ip}) != 4:
+            raise CaseError("topology: the four addresses must differ")
+        ip = ipaddress.IPv4Address
+        if ip(self.ctr_ip) not in self.ctr_net:
+            raise CaseError(f"topology: ctr_ip {self.ctr_ip} and bridge_ip {self.bridge_ip} must share a /24")
+        if ip(self.host_ip) in self.ctr_net or ip(self.remote_ip) in self.ctr_net:
+            raise CaseError("topology: host_ip and remote_ip must be outside the bridge's /24")
+
+    @property
+    def ctr_net(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(f"{self.bridge_ip}/24", strict=False)
+
+    @property
+    def uplink_net(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(f"{self.host_ip}/24", strict=False)
+
+    @classmethod
+    def from_dict(cls, d: object) -> Topology:
+        if d is None:
+            return cls()
+        if not isinstance(d, dict):
+            raise CaseError("topology must be an object")
+        unknown = set(d) - {"ctr_ip", "bridge_ip", "host_ip", "remote_ip"}
+        if unknown:
+            raise CaseError(f"topology: unknown keys {sorted(unknown)}")
+        if not all(isinstance(v, str) for v in d.values()):
+            raise CaseError("topology: addresses must be strings")
+        return cls(**d)
+
+
+def _udp_barrier(src: str, dst: str, nonce: int) -> bytes:
+    """A UDP datagram port 9 -> 9 whose payload is the 8-byte nonce (checksum 0: none)."""
+    body = struct.pack("!HHHHQ", BARRIER_PORT, BARRIER_PORT, 16, 0, nonce)
+    ip = bytearray(
+        struct.pack(
+            "!BBHHHBBH4s4s",
+            0x45,
+            0,
+            20 + len(body),
+            0,
+            wire.IP_DF,
+            64,
+            17,
+            0,
+            wire.ip_to_bytes(src),
+            wire.ip_to_bytes(dst),
+        )
+    )
+    struct.pack_into("!H", ip, 10, wire.inet_checksum(bytes(ip)))
+    return bytes(ip) + body
+
+
+class _EndHost:
+    """A passive end host: one AF_PACKET socket on its eth0 that sends and captures."""
+
+    def __init__(self, ns: str, role: str, mac: str, gateway_mac: str, gateway_ip: str, ip: str) -> None:
+        self.role, self.mac, self.gateway_mac, self.gateway_ip, self.ip = (
+            role,
+            mac,
+            gateway_mac,
+            gateway_ip,
+            ip,
+        )
+        with in_netns(ns):
+            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+        with in_netns(ns):
+            self.sock.bind((END_DEV, ETH_P_ALL))
+        self.sock.setblocking(False)
+
+    def send_ip(self, datagram: bytes) -> None:
+        self.sock.send(wire.emit_eth(self.gateway_mac, self.mac, datagram))
+
+    def drain(self) -> list[bytes]:
+        """IPv4 datagrams that arrived (not our own sends) since the last drain."""
+        out: list[bytes] = []
+        while True:
+            try:
+                frame, addr = self.sock.recvfrom(1 << 16)
+            except BlockingIOError:
+                return out
+            if addr[2] == PACKET_OUTGOING:
+                continue
+            _dst, _src, ethertype, payload = wire.parse_eth(frame)
+            if ethertype == wire.ETH_P_IP:
+                out.append(payload)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Testbed:
+    """The docker-bridge world in real namespaces; reuse it across cases with :meth:`reset`."""
+
+    def __init__(self, topology: Topology | None = None) -> None:
+        self.topology = topology or Topology()
+        self.ns = NamespaceSet(("ctr", "host", "remote"))
+        self.ends: dict[str, _EndHost] = {}
+        self.nflog: NflogSocket | None = None
+        self.ct: observe.Ctnetlink | None = None
+        self._ip_id = 0
+        self._nonce = 0
+        self._rules_dirty = False
+        self._saved_sysctls: dict[str, str] = {}
+        self.bridge_nf_sysctl = False
+
+    # ------------------------------------------------------------ lifetime
+    def open(self) -> Testbed:
+        self.ns.open()
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        for end in self.ends.values():
+            end.close()
+        self.ends.clear()
+        if self.nflog is not None:
+            self.nflog.close()
+            self.nflog = None
+        if self.ct is not None:
+            self.ct.close()
+            self.ct = None
+        self.ns.close()
+
+    def __enter__(self) -> Testbed:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _build(self) -> None:
+        t, ns = self.topology, self.ns
+        ctr, host, remote = ns["ctr"], ns["host"], ns["remote"]
+        for key, value in BASE_SYSCTLS.items():
+            if key.startswith("net.ipv4.conf"):
+                ns.sysctl(host, key, value)
+        # docker0 with the container's veth as its port; veths are born inside host
+        ns.ip(host, "link", "add", BRIDGE, "address", MAC["bridge"], "type", "bridge", "mcast_snooping", "0")
+        ns.ip(
+            host,
+            "link",
+            "add",
+            BRIDGE_PORT,
+            "address",
+            MAC["port"],
+            "type",
+            "veth",
+            "peer",
+            "name",
+            END_DEV,
+            "address",
+            MAC["ctr"],
+            "netns",
+            ctr,
+        )
+        ns.ip(host, "link", "set", BRIDGE_PORT, "master", BRIDGE, "up")
+        ns.ip(host, "addr", "add", f"{t.bridge_ip}/24", "dev", BRIDGE)
+        ns.ip(host, "link", "set", BRIDGE, "up")
+        ns.ip(ctr, "addr", "add", f"{t.ctr_ip}/24", "dev", END_DEV)
+        ns.ip(ctr, "link", "set", END_DEV, "up")
+        ns.ip(ctr, "route", "add", "default", "via", t.bridge_ip)
+        # uplink
+        ns.ip(
+            host,
+            "link",
+            "add",
+            UPLINK,
+            "address",
+            MAC["uplink"],
+            "type",
+            "veth",
+            "peer",
+            "name",
+            END_DEV,
+            "address",
+            MAC["remote"],
+            "netns",
+            remote,
+        )
+        ns.ip(host, "addr", "add", f"{t.host_ip}/24", "dev", UPLINK)
+        ns.ip(host, "link", "set", UPLINK, "up")
+        remote_prefix = 24 if ipaddress.ip_address(t.remote_ip) in t.uplink_net else 32
+        ns.ip(remote, "addr", "add", f"{t.remote_ip}/{remote_prefix}", "dev", END_DEV)
+        ns.ip(remote, "link", "set", END_DEV, "up")
+        if remote_prefix == 32:
+            ns.ip(host, "route", "add", f"{t.remote_ip}/32", "dev", UPLINK)
+        ns.ip(host, "neigh", "replace", t.ctr_ip, "lladdr", MAC["ctr"], "dev", BRIDGE, "nud", "permanent")
+        ns.ip(
+            host, "neigh", "replace", t.remote_ip, "lladdr", MAC["remote"], "dev", UPLINK, "nud", "permanent"
+        )
+        for key, value in BASE_SYSCTLS.items():
+            ns.sysctl(host, key, value)
+        try:
+            ns.sysctl(host, BRIDGE_NF_SYSCTL, "0")
+            self.bridge_nf_sysctl = True
+        except NetnsError:
+            self.bridge_nf_sysctl = False  # no br_netfilter: bridged frames never see iptables
+        for end in (ctr, remote):
+            ns.exec(end, ["nft", "-f", "-"], input_text=PASSIVE_RULESET)
+        self._load_rules()
+        with in_netns(host):
+            self.nflog = NflogSocket(group=0)
+            self.ct = observe.Ctnetlink()
+        self.ends["ctr"] = _EndHost(ctr, "ctr", MAC["ctr"], MAC["bridge"], t.bridge_ip, t.ctr_ip)
+        self.ends["remote"] = _EndHost(remote, "remote", MAC["remote"], MAC["uplink"], t.host_ip, t.remote_ip)
+
+    def _load_rules(self) -> None:
+        host = self.ns["host"]
+        self.ns.exec(host, ["nft", "flush", "ruleset"])
+        self.ns.exec(host, ["nft", "-f", "-"], input_text=OBS_RULESET)
+        rules = DOCKER_RULES.replace("{ctr_net}", str(self.topology.ctr_net))
+        self.ns.exec(host, ["iptables-restore"], input_text=rules)
+        self._rules_dirty = False
+
+    # ------------------------------------------------------------ per case
+    def reset(self) -> None:
+        """Back to the freshly built state: empty conntrack table, base rules and sysctls."""
+        host = self.ns["host"]
+        for key, value in self._saved_sysctls.items():
+            write_sysctl(host, key, value)
+        self._saved_sysctls.clear()
+        if self._rules_dirty:
+            self._load_rules()
+        assert self.ct is not None
+        self.ct.flush()
+        self._drain_all()
+
+    def set_sysctl(self, key: str, value: object) -> None:
+        """A host-namespace sysctl for this case (restored by :meth:`reset`)."""
+        if not isinstance(key, str) or not key.startswith(SYSCTL_PREFIXES):
+            raise CaseError(f"sysctl {key!r}: only {', '.join(p + '*' for p in SYSCTL_PREFIXES)} are allowed")
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise CaseError(f"sysctl {key}: value must be an integer or a string")
+        host = self.ns["host"]
+        try:
+            old = read_sysctl(host, key)
+        except OSError:
+            raise CaseError(f"sysctl {key} does not exist in the host namespace") from None
+        self._saved_sysctls.setdefault(key, old)
+        try:
+            write_sysctl(host, key, str(value))
+        except NetnsError as e:
+            raise CaseError(str(e)) from None
+
+    def iptables(self, line: str) -> None:
+        """One ``iptables …`` command line, run in the host namespace (undone by :meth:`reset`)."""
+        try:
+            argv = shlex.split(line)
+        except ValueError as e:
+            raise CaseError(f"iptables line {line!r}: {e}") from None
+        if not argv or argv[0] != "iptables":
+            raise CaseError(f"iptables line must start with 'iptables': {line!r}")
+        self._rules_dirty = True
+        try:
+            self.ns.exec(self.ns["host"], argv)
+        except NetnsError as e:
+            raise CaseError(f"iptables line {line!r} failed: {e}") from None
+
+    # ------------------------------------------------------------ per packet
+    def _drain_all(self) -> None:
+        for end in self.ends.values():
+            end.drain()
+        if self.nflog is not None:
+            self.nflog.read_available()
+
+    def _next_ip_id(self) -> int:
+        self._ip_id = self._ip_id % 0xFFFF + 1
+        return self._ip_id
+
+    def send(self, side: str, pkt: Packet) -> dict[str, Any]:
+        """Send one crafted packet from ``side`` and observe what the host did with it."""
+        if side not in self.ends:
+            raise CaseError(f"packet 'from' must be one of {sorted(self.ends)}, not {side!r}")
+        assert self.nflog is not None and self.ct is not None
+        end = self.ends[side]
+        pkt = _with_ip_id(pkt, self._next_ip_id())
+        datagram = wire.emit(pkt)
+        self._nonce += 1
+        barrier = _udp_barrier(end.ip, end.gateway_ip, self._nonce)
+        logs = self._send_pinned(end, datagram, barrier, self._nonce)
+        captures = [observe.Capture(name, d) for name, e in self.ends.items() for d in e.drain()]
+        ctstate, reasons, reached_input = _read_logs(logs, pkt)
+        entry = self.ct.get((pkt.src, pkt.dst, pkt.sport, pkt.dport))
+        return observe.build_observation(pkt, ctstate, reasons, reached_input, captures, entry)
+
+    def _send_pinned(self, end: _EndHost, datagram: bytes, barrier: bytes, nonce: int) -> list[LogMessage]:
+        cpus = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(cpus)})
+        try:
+            end.send_ip(datagram)
+            end.send_ip(barrier)
+        finally:
+            os.sched_setaffinity(0, cpus)
+        assert self.nflog is not None
+        logs: list[LogMessage] = []
+        deadline = time.monotonic() + BARRIER_TIMEOUT_S
+        poller = select.poll()
+        poller.register(self.nflog.fileno(), select.POLLIN)
+        while True:
+            logs.extend(self.nflog.read_available())
+            if any(_is_barrier(m, nonce) for m in logs):
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise NetnsError(f"the host did not log the barrier within {BARRIER_TIMEOUT_S}s")
+            poller.poll(left * 1000)
+        time.sleep(SETTLE_S)
+        logs.extend(self.nflog.read_available())
+        return [m for m in logs if not m.prefix.startswith("nflab:barrier")]
+
+
+def _with_ip_id(pkt: Packet, ip_id: int) -> Packet:
+    return replace(pkt, ip_id=ip_id)
+
+
+def _is_barrier(msg: LogMessage, nonce: int) -> bool:
+    return msg.prefix.startswith("nflab:barrier") and msg.payload[-8:] == struct.pack("!Q", nonce)
+
+
+def _read_logs(logs: list[LogMessage], pkt: Packet) -> tuple[str | None, list[str], bool]:
+    """Pick the log lines about ``pkt``: its ctstate, conntrack's reasons, input reached."""
+    ctstate: str | None = None
+    reasons: list[str] = []
+    reached_input = False
+    for msg in logs:
+        try:
+            seen = wire.parse(msg.payload)
+        except wire.WireError:
+            continue
+        if not observe.same_packet(pkt, seen):
+            continue
+        if msg.prefix.startswith("nflab:ct:"):
+            ctstate = msg.prefix.removeprefix("nflab:ct:")
+        elif msg.prefix == "nflab:input":
+            reached_input = True
+        elif msg.prefix.startswith(observe.CT_LOG_PREFIX) and (seen.src, seen.dst) == (pkt.src, pkt.dst):
+            reasons.append(msg.prefix.removeprefix(observe.CT_LOG_PREFIX).strip())
+    return ctstate, reasons, reached_input
+
+
+# ---------------------------------------------------------------- case files
+
+CASE_KEYS = {"name", "kernel", "sysctl", "iptables", "topology", "packets", "description"}
+PACKET_KEYS = {"from", "src", "dst", "flags", "seq", "ack", "win", "len", "options", "delay"}
+OPTION_KEYS = {"mss", "wscale", "sack_perm", "sack", "ts"}
+MAX_DELAY_S = 600.0
+
+
+def _endpoint(text: object, what: str) -> tuple[str, int]:
+    if not isinstance(text, str) or text.count(":") != 1:
+        raise CaseError(f"{what}: expected 'ip:port', got {text!r}")
+    addr, port = text.split(":")
+    if not port.isdigit() or not 0 <= int(port) <= 0xFFFF:
+        raise CaseError(f"{what}: bad port in {text!r}")
+    return check_documentation_address(addr, what), int(port)
+
+
+def _int(d: dict[str, Any], key: str, what: str, default: int, hi: int) -> int:
+    v = d.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= hi:
+        raise CaseError(f"{what}.{key}: expected an integer in 0..{hi}, got {v!r}")
+    return v
+
+
+def _options(d: object, what: str) -> TcpOptions:
+    if d is None:
+        return TcpOptions()
+    if not isinstance(d, dict):
+        raise CaseError(f"{what}: options must be an object")
+    unknown = set(d) - OPTION_KEYS
+    if unknown:
+        raise CaseError(f"{what}: unknown option keys {sorted(unknown)}")
+    mss = None if d.get("mss") is None else _int(d, "mss", what, 0, 0xFFFF)
+    wscale = None if d.get("wscale") is None else _int(d, "wscale", what, 0, 0xFF)
+    sack_perm = d.get("sack_perm", False)
+    if not isinstance(sack_perm, bool):
+        raise CaseError(f"{what}.sack_perm: expected true or false")
+    sack: list[tuple[int, int]] = []
+    for block in d.get("sack") or []:
+        if not (isinstance(block, list | tuple) and len(block) == 2):
+            raise CaseError(f"{what}.sack: blocks must be [left, right] pairs")
+        pair = dict(zip(("left", "right"), block, strict=True))
+        sack.append(
+            (
+                _int(pair, "left", f"{what}.sack", 0, 0xFFFFFFFF),
+                _int(pair, "right", f"{what}.sack", 0, 0xFFFFFFFF),
+            )
+        )
+    ts: tuple[int, int] | None = None
+    if d.get("ts") is not None:
+        raw = d["ts"]
+        if not (isinstance(raw, list | tuple) and len(raw) == 2):
+            raise CaseError(f"{what}.ts: expected [value, echo_reply]")
+        pair = dict(zip(("val", "ecr"), raw, strict=True))
+        ts = (_int(pair, "val", f"{what}.ts", 0, 0xFFFFFFFF), _int(pair, "ecr", f"{what}.ts", 0, 0xFFFFFFFF))
+    opts = TcpOptions(mss=mss, wscale=wscale, sack_perm=sack_perm, sack=tuple(sack), ts=ts)
+    if opts.wire_length() > wire.MAX_TCP_OPTION_SPACE:
+        raise CaseError(f"{what}: options need {opts.wire_length()} bytes, more than 40")
+    return opts
+
+
+def packet_from_case(d: object, index: int) -> tuple[str, Packet, float]:
+    """One entry of a case's ``packets`` -> (from, Packet, delay in seconds)."""
+    what = f"packets[{index}]"
+    if not isinstance(d, dict):
+        raise CaseError(f"{what}: must be an object")
+    unknown = set(d) - PACKET_KEYS
+    if unknown:
+        raise CaseError(f"{what}: unknown keys {sorted(unknown)}")
+    side = d.get("from")
+    if side not in ("ctr", "remote"):
+        raise CaseError(f"{what}.from: expected 'ctr' or 'remote', got {side!r}")
+    src, sport = _endpoint(d.get("src"), f"{what}.src")
+    dst, dport = _endpoint(d.get("dst"), f"{what}.dst")
+    flags_text = d.get("flags", "")
+    if not isinstance(flags_text, str):
+        raise CaseError(f"{what}.flags: expected letters like 'SA'")
+    try:
+        flags = parse_flags(flags_text)
+    except ValueError as e:
+        raise CaseError(f"{what}.flags: {e}") from None
+    delay = d.get("delay", 0)
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= MAX_DELAY_S:
+        raise CaseError(f"{what}.delay: expected seconds in 0..{MAX_DELAY_S:.0f}, got {delay!r}")
+    pkt = Packet(
+        src=src,
+        dst=dst,
+        sport=sport,
+        dport=dport,
+        seq=_int(d, "seq", what, 0, 0xFFFFFFFF),
+        ack=_int(d, "ack", what, 0, 0xFFFFFFFF),
+        flags=flags,
+        window=_int(d, "win", what, 0, 0xFFFF),
+        payload_len=_int(d, "len", what, 0, 1400),
+        options=_options(d.get("options"), what),
+    )
+    return side, pkt, float(delay)
+
+
+def parse_case(case: object) -> tuple[Topology, dict[str, Any], list[str], list[tuple[str, Packet, float]]]:
+    """Validate a case (the JSON schema shared with ``nflab replay``) before touching the kernel."""
+    if not isinstance(case, dict):
+        raise CaseError("a case must be a JSON object")
+    unknown = set(case) - CASE_KEYS
+    if unknown:
+        raise CaseError(f"case: unknown keys {sorted(unknown)}")
+    topology = Topology.from_dict(case.get("topology"))
+    sysctls = case.get("sysctl") or {}
+    if not isinstance(sysctls, dict):
+        raise CaseError("case.sysctl must be an object of host sysctls")
+    ipt = case.get("iptables") or {}
+    if not isinstance(ipt, dict) or set(ipt) - {"host"}:
+        raise CaseError('case.iptables must be {"host": [lines]}: rules go in the host namespace only')
+    lines = ipt.get("host") or []
+    if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
+        raise CaseError("case.iptables.host must be a list of strings")
+    packets = case.get("packets")
+    if not isinstance(packets, list) or not packets:
+        raise CaseError("case.packets must be a non-empty list")
+    return topology, sysctls, lines, [packet_from_case(p, i) for i, p in enumerate(packets)]
+
+
+def run_case(case: dict[str, Any], testbed: Testbed | None = None) -> list[dict[str, Any]]:
+    """Replay a case on the real kernel: one observation per packet, in order.
+
+    With ``testbed`` the namespaces are reused (it is reset first, so a case costs a few
+    milliseconds); without, a testbed is built for the case and torn down afterwards.
+    """
+    topology, sysctls, lines, packets = parse_case(case)
+    if testbed is None:
+        with Testbed(topology) as tb:
+            return _run(tb, sysctls, lines, packets)
+    if testbed.topology != topology:
+        raise CaseError("case topology differs from the testbed's; build a Testbed for it")
+    return _run(testbed, sysctls, lines, packets)
+
+
+def _run(
+    tb: Testbed, sysctls: dict[str, Any], lines: list[str], packets: list[tuple[str, Packet, float]]
+) -> list[dict[str, Any]]:
+    tb.reset()
+    for key, value in sysctls.items():
+        tb.set_sysctl(key, value)
+    for line in lines:
+        tb.iptables(line)
+    out = []
+    for side, pkt, delay in packets:
+        if delay:
+            time.sleep(delay)
+        out.append(tb.send(side, pkt))
+    return out
