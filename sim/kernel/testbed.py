@@ -214,6 +214,25 @@ def _udp_barrier(src: str, dst: str, nonce: int) -> bytes:
     return bytes(ip) + body
 
 
+def check_sysctl(key: object, value: object) -> None:
+    """Refuse sysctls outside the per-namespace net.* families the harness allows."""
+    if not isinstance(key, str) or not key.startswith(SYSCTL_PREFIXES):
+        raise CaseError(f"sysctl {key!r}: only {', '.join(p + '*' for p in SYSCTL_PREFIXES)} are allowed")
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise CaseError(f"sysctl {key}: value must be an integer or a string")
+
+
+def iptables_argv(line: str) -> list[str]:
+    """Split one ``iptables …`` command line (no shell); refuse any other command."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as e:
+        raise CaseError(f"iptables line {line!r}: {e}") from None
+    if not argv or argv[0] != "iptables":
+        raise CaseError(f"iptables line must start with 'iptables': {line!r}")
+    return argv
+
+
 class _EndHost:
     """A passive end host: one AF_PACKET socket on its eth0 that sends and captures."""
 
@@ -255,6 +274,8 @@ class _EndHost:
 
 class Testbed:
     """The docker-bridge world in real namespaces; reuse it across cases with :meth:`reset`."""
+
+    __test__ = False  # not a pytest class, despite the name
 
     def __init__(self, topology: Topology | None = None) -> None:
         self.topology = topology or Topology()
@@ -395,10 +416,7 @@ class Testbed:
 
     def set_sysctl(self, key: str, value: object) -> None:
         """A host-namespace sysctl for this case (restored by :meth:`reset`)."""
-        if not isinstance(key, str) or not key.startswith(SYSCTL_PREFIXES):
-            raise CaseError(f"sysctl {key!r}: only {', '.join(p + '*' for p in SYSCTL_PREFIXES)} are allowed")
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise CaseError(f"sysctl {key}: value must be an integer or a string")
+        check_sysctl(key, value)
         host = self.ns["host"]
         try:
             old = read_sysctl(host, key)
@@ -412,12 +430,7 @@ class Testbed:
 
     def iptables(self, line: str) -> None:
         """One ``iptables …`` command line, run in the host namespace (undone by :meth:`reset`)."""
-        try:
-            argv = shlex.split(line)
-        except ValueError as e:
-            raise CaseError(f"iptables line {line!r}: {e}") from None
-        if not argv or argv[0] != "iptables":
-            raise CaseError(f"iptables line must start with 'iptables': {line!r}")
+        argv = iptables_argv(line)
         self._rules_dirty = True
         try:
             self.ns.exec(self.ns["host"], argv)
@@ -622,6 +635,10 @@ def parse_case(case: object) -> tuple[Topology, dict[str, Any], list[str], list[
     lines = ipt.get("host") or []
     if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
         raise CaseError("case.iptables.host must be a list of strings")
+    for key, value in sysctls.items():
+        check_sysctl(key, value)
+    for line in lines:
+        iptables_argv(line)
     packets = case.get("packets")
     if not isinstance(packets, list) or not packets:
         raise CaseError("case.packets must be a non-empty list")
