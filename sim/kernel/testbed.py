@@ -9,7 +9,7 @@ Three namespaces, all created by :class:`sim.kernel.netns.NamespaceSet`::
 
 - host: a Linux bridge ``docker0`` (multicast snooping off, so it sends no IGMP queries)
   with the container's veth as its only port, ``net.ipv4.ip_forward=1``, Docker's ruleset
-  (:data:`DOCKER_RULES`), permanent neighbour entries for ctr and remote (no ARP timing),
+  (:data:`DOCKER_TABLES`), permanent neighbour entries for ctr and remote (no ARP timing),
   rp_filter off, and ``net.bridge.bridge-nf-call-iptables=0``: the bridge is only L2 to one
   port, the host routes. conntrack logs invalid TCP packets
   (``nf_conntrack_log_invalid=6``) to nfnetlink_log (``nf_log.2=nfnetlink_log``).
@@ -65,36 +65,50 @@ BARRIER_PORT = 9  # discard
 BARRIER_TIMEOUT_S = 1.0
 SETTLE_S = 0.0005  # extra listening after the barrier, for stragglers from other CPUs
 
-# What Docker's bridge driver installs for its default network (libnetwork's
-# iptables setup; FORWARD policy DROP since Docker 1.13), bridge renamed to BRIDGE.
-DOCKER_RULES = f"""\
-*raw
-:PREROUTING ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-COMMIT
-*mangle
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
-COMMIT
-*nat
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
--A POSTROUTING -s {{ctr_net}} ! -o {BRIDGE} -j MASQUERADE
-COMMIT
-*filter
-:INPUT ACCEPT [0:0]
-:FORWARD DROP [0:0]
-:OUTPUT ACCEPT [0:0]
--A FORWARD -o {BRIDGE} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
--A FORWARD -i {BRIDGE} ! -o {BRIDGE} -j ACCEPT
--A FORWARD -i {BRIDGE} -o {BRIDGE} -j ACCEPT
-COMMIT
-"""
+# What Docker's bridge driver installs for its default network (libnetwork's iptables
+# setup; FORWARD policy DROP since Docker 1.13), with the bridge named BRIDGE:
+# {table: ({built-in chain: policy}, [rules])}. "{ctr_net}" is the bridge's subnet.
+IPTABLES_TABLES = ("raw", "mangle", "nat", "filter")
+DOCKER_TABLES: dict[str, tuple[dict[str, str], list[str]]] = {
+    "raw": ({"PREROUTING": "ACCEPT", "OUTPUT": "ACCEPT"}, []),
+    "mangle": (
+        dict.fromkeys(("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"), "ACCEPT"),
+        [],
+    ),
+    "nat": (
+        dict.fromkeys(("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"), "ACCEPT"),
+        [f"-A POSTROUTING -s {{ctr_net}} ! -o {BRIDGE} -j MASQUERADE"],
+    ),
+    "filter": (
+        {"INPUT": "ACCEPT", "FORWARD": "DROP", "OUTPUT": "ACCEPT"},
+        [
+            f"-A FORWARD -o {BRIDGE} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            f"-A FORWARD -i {BRIDGE} ! -o {BRIDGE} -j ACCEPT",
+            f"-A FORWARD -i {BRIDGE} -o {BRIDGE} -j ACCEPT",
+        ],
+    ),
+}
+
+
+def docker_rules(ctr_net: str, *, reset: bool = False, tables: tuple[str, ...] = IPTABLES_TABLES) -> str:
+    """Docker's ruleset in iptables-restore format.
+
+    With ``reset`` it is meant for ``iptables-restore --noflush``: every chain is flushed,
+    user chains deleted and policies set back, without deleting and re-creating the tables
+    (which unregisters hooks and costs tens of milliseconds).
+    """
+    out = []
+    for table in tables:
+        policies, rules = DOCKER_TABLES[table]
+        out.append(f"*{table}")
+        if reset:
+            out += ["-F", "-X"] + [f"-P {chain} {policy}" for chain, policy in policies.items()]
+        else:
+            out += [f":{chain} {policy} [0:0]" for chain, policy in policies.items()]
+        out += [r.replace("{ctr_net}", ctr_net) for r in rules]
+        out.append("COMMIT")
+    return "\n".join(out) + "\n"
+
 
 OBS_RULESET = f"""\
 table ip nflab_obs {{
@@ -222,15 +236,28 @@ def check_sysctl(key: object, value: object) -> None:
         raise CaseError(f"sysctl {key}: value must be an integer or a string")
 
 
-def iptables_argv(line: str) -> list[str]:
-    """Split one ``iptables …`` command line (no shell); refuse any other command."""
+def iptables_argv(line: str) -> tuple[list[str], str]:
+    """Split one ``iptables …`` command line (no shell) -> (argv, table); refuse other commands."""
     try:
         argv = shlex.split(line)
     except ValueError as e:
         raise CaseError(f"iptables line {line!r}: {e}") from None
     if not argv or argv[0] != "iptables":
         raise CaseError(f"iptables line must start with 'iptables': {line!r}")
-    return argv
+    found = "filter"
+    for i, arg in enumerate(argv):
+        table = None
+        if arg in ("-t", "--table"):
+            table = argv[i + 1] if i + 1 < len(argv) else ""
+        elif arg.startswith("--table="):
+            table = arg.split("=", 1)[1]
+        elif arg.startswith("-t") and len(arg) > 2 and not arg.startswith("--"):
+            table = arg[2:]
+        if table is not None and table not in IPTABLES_TABLES:
+            raise CaseError(f"iptables line {line!r}: table must be one of {', '.join(IPTABLES_TABLES)}")
+        if table is not None:
+            found = table
+    return argv, found
 
 
 class _EndHost:
@@ -285,7 +312,7 @@ class Testbed:
         self.ct: observe.Ctnetlink | None = None
         self._ip_id = 0
         self._nonce = 0
-        self._rules_dirty = False
+        self._dirty_tables: set[str] = set()
         self._saved_sysctls: dict[str, str] = {}
         self.bridge_nf_sysctl = False
 
@@ -395,11 +422,16 @@ class Testbed:
 
     def _load_rules(self) -> None:
         host = self.ns["host"]
-        self.ns.exec(host, ["nft", "flush", "ruleset"])
-        self.ns.exec(host, ["nft", "-f", "-"], input_text=OBS_RULESET)
-        rules = DOCKER_RULES.replace("{ctr_net}", str(self.topology.ctr_net))
-        self.ns.exec(host, ["iptables-restore"], input_text=rules)
-        self._rules_dirty = False
+        self.ns.exec(host, ["nft", "-f", "-"], input_text="flush ruleset\n" + OBS_RULESET)
+        self.ns.exec(host, ["iptables-restore"], input_text=docker_rules(str(self.topology.ctr_net)))
+        self._dirty_tables.clear()
+
+    def _restore_rules(self) -> None:
+        """Undo a case's iptables lines in the tables they touched (about 15 ms a table)."""
+        tables = tuple(t for t in IPTABLES_TABLES if t in self._dirty_tables)
+        rules = docker_rules(str(self.topology.ctr_net), reset=True, tables=tables)
+        self.ns.exec(self.ns["host"], ["iptables-restore", "--noflush"], input_text=rules)
+        self._dirty_tables.clear()
 
     # ------------------------------------------------------------ per case
     def reset(self) -> None:
@@ -408,8 +440,8 @@ class Testbed:
         for key, value in self._saved_sysctls.items():
             write_sysctl(host, key, value)
         self._saved_sysctls.clear()
-        if self._rules_dirty:
-            self._load_rules()
+        if self._dirty_tables:
+            self._restore_rules()
         assert self.ct is not None
         self.ct.flush()
         self._drain_all()
@@ -430,8 +462,8 @@ class Testbed:
 
     def iptables(self, line: str) -> None:
         """One ``iptables …`` command line, run in the host namespace (undone by :meth:`reset`)."""
-        argv = iptables_argv(line)
-        self._rules_dirty = True
+        argv, table = iptables_argv(line)
+        self._dirty_tables.add(table)
         try:
             self.ns.exec(self.ns["host"], argv)
         except NetnsError as e:
