@@ -215,6 +215,9 @@ class NamespaceSet:
         for sig, handler in self._old_handlers.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
         self._old_handlers.clear()
+        left = [n for n in self.names.values() if n in list_namespaces()]
+        if left:
+            raise NetnsError(f"could not delete namespaces {', '.join(left)}; run `ip netns delete` on them")
 
     def __enter__(self) -> NamespaceSet:
         return self.open()

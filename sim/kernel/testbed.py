@@ -11,7 +11,11 @@ Three namespaces, all created by :class:`sim.kernel.netns.NamespaceSet`::
   with the container's veth as its only port, ``net.ipv4.ip_forward=1``, Docker's ruleset
   (:data:`DOCKER_TABLES`), permanent neighbour entries for ctr and remote (no ARP timing),
   rp_filter off, and ``net.bridge.bridge-nf-call-iptables=0``: the bridge is only L2 to one
-  port, the host routes. conntrack logs invalid TCP packets
+  port, the host routes. (Docker itself loads br_netfilter and sets it to 1; a case may do
+  the same through ``sysctl``. On 6.18 the observations of handshake, data, late ACK, ACK
+  over the upper bound, remote SYN on an established entry and an old container RST were
+  identical either way: with br_netfilter the frame meets PREROUTING in the bridge path and
+  ``ip_sabotage_in`` stops a second traversal.) conntrack logs invalid TCP packets
   (``nf_conntrack_log_invalid=6``) to nfnetlink_log (``nf_log.2=nfnetlink_log``).
 - ctr and remote are passive: an nft table drops their stack's input and output, so they
   never answer; crafted frames are sent and every arriving frame is captured on AF_PACKET
