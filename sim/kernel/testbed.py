@@ -558,7 +558,8 @@ def _read_logs(logs: list[LogMessage], pkt: Packet) -> tuple[str | None, list[st
 # ---------------------------------------------------------------- case files
 
 CASE_KEYS = {"name", "kernel", "sysctl", "iptables", "topology", "packets", "description"}
-PACKET_KEYS = {"from", "src", "dst", "flags", "seq", "ack", "win", "len", "options", "delay"}
+PACKET_KEYS = {"from", "src", "dst", "flags", "seq", "ack", "win", "len", "options", "delay", "comment"}
+# "comment": free text for readers (how seq/ack were computed); the harness ignores it.
 OPTION_KEYS = {"mss", "wscale", "sack_perm", "sack", "ts"}
 MAX_DELAY_S = 600.0
 
