@@ -9,8 +9,11 @@ runs; a bad case raises :class:`CaseError` with one line naming the field.
 from __future__ import annotations
 
 import ipaddress
+import json
 import shlex
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sim.packet import Packet, TcpOptions, parse_flags
@@ -237,3 +240,24 @@ def parse_case(case: object) -> tuple[Topology, dict[str, Any], list[str], list[
     if not isinstance(packets, list) or not packets:
         raise CaseError("case.packets must be a non-empty list")
     return topology, sysctls, lines, [packet_from_case(p, i) for i, p in enumerate(packets)]
+
+
+def load_case_file(path: str | Path) -> dict[str, Any]:
+    """Read a case from JSON (or TOML with the same schema) and validate it; CaseError names
+    the file, and the line for syntax errors."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise CaseError(f"{path}: {e.strerror}") from None
+    try:
+        case = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CaseError(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise CaseError(f"{path}: invalid TOML: {e}") from None
+    try:
+        parse_case(case)
+    except CaseError as e:
+        raise CaseError(f"{path}: {e}") from None
+    return case

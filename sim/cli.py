@@ -28,6 +28,11 @@ def _build() -> argparse.ArgumentParser:
     w.add_argument(
         "--be-liberal", action="store_true", help="set net.netfilter.nf_conntrack_tcp_be_liberal=1"
     )
+    r = sub.add_parser(
+        "replay", help="replay a crafted-packet case file in the model (the kernel-check contract)"
+    )
+    r.add_argument("file", help="case file (JSON, or TOML with the same schema)")
+    r.add_argument("--json", action="store_true", help="one JSON object per input packet")
     b = sub.add_parser("bench", help="measure the model's throughput and memory on this machine")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     return p
@@ -41,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(render(args.kernel, args.be_liberal))
         return 0
+    if args.command == "replay":
+        return _replay(args.file, args.json)
     if args.command == "bench":
         from sim.bench import run_all
 
@@ -52,6 +59,36 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:<28} {value:>14,.1f}")
         return 0
     parser.print_help()
+    return 0
+
+
+def _replay(path: str, as_json: bool) -> int:
+    from sim.case import CaseError, load_case_file
+    from sim.replay import replay_case
+
+    try:
+        case = load_case_file(path)
+        observations = replay_case(case)
+    except CaseError as e:
+        print(f"nflab: {e}", file=sys.stderr)
+        return 2
+    for i, obs in enumerate(observations):
+        if as_json:
+            print(json.dumps(obs))
+            continue
+        emitted = ", ".join(
+            f"{e['flags']} seq {e['seq']} ack {e['ack']} to {e['to']}" for e in obs["emitted"]
+        )
+        print(
+            f"[{i}] ctstate {obs['ctstate']}, window {obs['window']}, state {obs['tcp_state']}, {obs['fate']}"
+            + (
+                f" as {obs['delivered_as']['src']} > {obs['delivered_as']['dst']}"
+                if obs["delivered_as"]
+                else ""
+            )
+            + (f"; reason: {obs['reason']}" if obs["reason"] else "")
+            + (f"; host emitted: {emitted}" if emitted else "")
+        )
     return 0
 
 

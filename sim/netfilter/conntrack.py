@@ -337,10 +337,9 @@ class ConntrackTable:
         return NfVerdict.ACCEPT
 
     def reply_tuple_taken(self, tup: CtTuple, ignored: Conn, now: float) -> bool:
-        """``nf_conntrack_tuple_taken()``: is ``tup`` some other entry's reply tuple?"""
+        """``nf_nat_used_tuple()`` -> ``nf_conntrack_tuple_taken()``: would a connection whose
+        original tuple becomes ``tup`` have a reply tuple that another entry already uses?"""
         hit = self.find(invert_tuple(tup), now)
-        if hit is None:
-            hit = self.find(tup, now)
         return hit is not None and hit[0] is not ignored
 
 

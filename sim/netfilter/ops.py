@@ -1,0 +1,218 @@
+"""The ``nf_hook_ops`` a namespace registers: conntrack, NAT, the iptables tables, confirm.
+
+Each op has the kernel's priority (``sim.netfilter.hooks.Priority``) and mirrors its hook
+function: ``ipv4_conntrack_in``/``ipv4_conntrack_local`` (nf_conntrack_proto.c),
+``nf_nat_ipv4_pre_routing``/``..._out``/``nf_nat_inet_fn`` (nf_nat_proto.c, nf_nat_core.c),
+``iptable_*_hook`` (ipt_do_table) and ``ipv4_confirm``. An op returns a netfilter verdict and
+records what it did in the trace.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sim.netfilter import nat
+from sim.netfilter.hooks import NfVerdict, Priority
+from sim.netfilter.xtables import (
+    HOOK_CHAIN,
+    TABLE_HOOKS,
+    LogTarget,
+    TableName,
+    Verdict,
+    ctstate_of,
+    ipt_do_table,
+    log_line,
+)
+from sim.skb import CtInfo, Hook, Skb
+from sim.trace import Step, TraceEvent
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sim.netns import Namespace
+    from sim.world import World
+
+REPLY_INFOS = (CtInfo.ESTABLISHED_REPLY, CtInfo.RELATED_REPLY)
+# The filter-type tables and their priorities (the nat table runs inside nat_hook).
+TABLE_PRIORITY = {
+    TableName.RAW: Priority.RAW,
+    TableName.MANGLE: Priority.MANGLE,
+    TableName.FILTER: Priority.FILTER,
+}
+
+
+def conntrack_in(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfVerdict:
+    """``ipv4_conntrack_in`` / ``ipv4_conntrack_local`` -> ``nf_conntrack_in``."""
+    table = ns.conntrack
+    assert table is not None
+    before = skb.pkt
+    res = table.nf_conntrack_in(
+        skb, w.clock.now, prerouting=hook == Hook.PRE_ROUTING, explain=w.trace.enabled
+    )
+    reason = res.reason
+    if reason and table.sysctl.log_invalid and res.window is not None and res.window.name != "ACCEPT":
+        # nf_ct_l4proto_log_invalid() -> nf_log_packet(..., "nf_ct_proto_6: %pV ", ...)
+        line = log_line(LogTarget(prefix=f"{table.profile.log_prefix}{reason} "), skb, w.xt_context(ns))
+        w.kernel_log(ns, pid, line)
+    if w.trace.enabled:
+        tcp = res.tcp
+        ctstate = ctstate_of(skb)
+        window = res.window.name if res.window is not None else None
+        w.trace.add(
+            TraceEvent(
+                w.clock.now,
+                pid,
+                Step.CONNTRACK,
+                ns.name,
+                skb.indev or skb.outdev,
+                HOOK_CHAIN[hook],
+                int(Priority.CONNTRACK),
+                verdict=window or "DROP",
+                before=before,
+                why=_conntrack_why(res.created, window, reason, skb.ct is not None),
+                data={
+                    "ctstate": _primary_state(ctstate),
+                    "window": window,
+                    "reason": reason,
+                    "old_state": tcp.old_state.name if tcp else None,
+                    "new_state": tcp.new_state.name if tcp else None,
+                    "check": tcp.window if tcp else None,
+                    "ct_id": skb.ct.id if skb.ct is not None else None,
+                    "direction": "reply" if skb.ctinfo in REPLY_INFOS else "original",
+                },
+            )
+        )
+    return res.verdict
+
+
+def _primary_state(state: object) -> str:
+    name = getattr(state, "name", None) or str(state)
+    for s in ("INVALID", "UNTRACKED", "RELATED", "ESTABLISHED", "NEW"):
+        if s in name:
+            return s
+    return name
+
+
+def _conntrack_why(created: bool, window: str | None, reason: str | None, attached: bool) -> str:
+    if window is None and not attached:
+        return f"conntrack refused the packet: {reason}"
+    if not attached:
+        return (
+            f"INVALID: {reason or 'no log line'}. The packet goes on without a conntrack entry, "
+            "so NAT will not touch it."
+        )
+    if window == "IGNORE":
+        return f"IGNORE: {reason}. The entry stays attached; state and window are left as they were."
+    return "a new connection (unconfirmed entry)" if created else "matches a tracked connection"
+
+
+def confirm(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfVerdict:
+    """``ipv4_confirm`` -> ``nf_conntrack_confirm``: insert a new entry as the packet leaves."""
+    table = ns.conntrack
+    assert table is not None
+    was = skb.ct is not None and not skb.ct.confirmed
+    verdict = table.nf_conntrack_confirm(skb, w.clock.now)
+    if was and w.trace.enabled:
+        w.trace.add(
+            TraceEvent(
+                w.clock.now,
+                pid,
+                Step.CONNTRACK,
+                ns.name,
+                skb.outdev or skb.indev,
+                HOOK_CHAIN[hook],
+                int(Priority.CONNTRACK_CONFIRM),
+                verdict=verdict.name,
+                before=skb.pkt,
+                why="confirm: the new entry enters the conntrack table",
+            )
+        )
+    return verdict
+
+
+def nat_hook(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfVerdict:
+    """``nf_nat_inet_fn()``: bind on a NEW connection's first packet (running the nat table),
+    then translate by direction. A packet without an entry returns ACCEPT untouched."""
+    ct, manip = skb.ct, nat.hook2manip(hook)
+    prio = int(Priority.NAT_SRC if manip == nat.ManipType.SRC else Priority.NAT_DST)
+    before = skb.pkt
+    if ct is None:
+        w.event(
+            pid,
+            Step.NAT,
+            ns,
+            skb,
+            hook,
+            prio,
+            "SKIP",
+            before,
+            why="no conntrack entry (INVALID): nf_nat_inet_fn returns NF_ACCEPT untranslated",
+        )
+        return NfVerdict.ACCEPT
+    bound = ""
+    if skb.ctinfo == CtInfo.NEW and not nat.nf_nat_initialized(ct, manip):
+        result = ipt_do_table(ns.ruleset.table(TableName.NAT), hook, skb, w.xt_context(ns))
+        w.table_event(pid, ns, skb, hook, prio, TableName.NAT, result)
+        if result.verdict != Verdict.ACCEPT:
+            return NfVerdict.DROP
+        if result.nat is not None:
+            out = ns.dev_addr(skb.outdev) if skb.outdev else None
+            rng = nat.request_range(result.nat, out)
+            table = ns.conntrack
+            assert table is not None
+            nat.nf_nat_setup_info(table, ct, rng, manip, w.clock.now, w.nat_rng)
+            bound = f"{result.nat.kind.value} binding: reply tuple is now {ct.tuples[1]}"
+        else:
+            nat.nf_nat_alloc_null_binding(ct, manip)
+    direction = 1 if skb.ctinfo in REPLY_INFOS else 0
+    skb.pkt = nat.nf_nat_packet(ct, direction, hook, skb.pkt)
+    changed = skb.pkt is not before
+    w.event(
+        pid,
+        Step.NAT,
+        ns,
+        skb,
+        hook,
+        prio,
+        "TRANSLATED" if changed else "UNCHANGED",
+        before,
+        after=skb.pkt,
+        why=bound
+        or (
+            "translated by the connection's binding"
+            if changed
+            else "the binding does not change this direction"
+        ),
+    )
+    return NfVerdict.ACCEPT
+
+
+def table_op(name: TableName) -> Callable[[World, Namespace, Hook, Skb, int], NfVerdict]:
+    """``iptable_<name>_hook``: run the table's chain for this hook."""
+
+    def op(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfVerdict:
+        table = ns.ruleset.tables.get(name)
+        if table is None:  # module not loaded: no hook registered in the kernel
+            return NfVerdict.ACCEPT
+        result = ipt_do_table(table, hook, skb, w.xt_context(ns))
+        w.table_event(pid, ns, skb, hook, int(TABLE_PRIORITY[name]), name, result)
+        if result.reject is not None and result.reject.reply is not None:
+            w.emit_local(ns, result.reject.reply, cause=pid, why="REJECT --reject-with tcp-reset")
+        return NfVerdict.ACCEPT if result.verdict == Verdict.ACCEPT else NfVerdict.DROP
+
+    op.__name__ = f"iptable_{name.value}_hook"
+    return op
+
+
+def register_host_ops(ns: Namespace) -> None:
+    """The ops a host with conntrack, nat and the loaded iptables tables registers."""
+    for hook in (Hook.PRE_ROUTING, Hook.LOCAL_OUT):
+        ns.register_hook(hook, Priority.CONNTRACK, "conntrack", conntrack_in)
+        ns.register_hook(hook, Priority.NAT_DST, "nat", nat_hook)
+    for hook in (Hook.LOCAL_IN, Hook.POST_ROUTING):
+        ns.register_hook(hook, Priority.NAT_SRC, "nat", nat_hook)
+        ns.register_hook(hook, Priority.CONNTRACK_CONFIRM, "confirm", confirm)
+    for name, prio in TABLE_PRIORITY.items():
+        op = table_op(name)
+        for hook in TABLE_HOOKS[name]:
+            ns.register_hook(hook, prio, name.value, op)

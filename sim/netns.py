@@ -1,0 +1,126 @@
+"""A network namespace: devices, addresses, routes, sysctls, netfilter state, sockets
+(include/net/net_namespace.h, net/ipv4/fib_*.c for the route lookup)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from sim.netfilter.conntrack import ConntrackTable
+from sim.netfilter.xtables import Ruleset
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sim.skb import Hook
+
+
+class DevKind(Enum):
+    VETH = "veth"
+    BRIDGE = "bridge"
+
+
+@dataclass(slots=True)
+class Device:
+    """A net_device. A veth has a ``peer`` (namespace, device); a bridge port a ``master``."""
+
+    name: str
+    kind: DevKind
+    mac: str
+    addr: str | None = None
+    prefix: int = 32
+    peer: tuple[str, str] | None = None
+    master: str | None = None
+    # link impairments on the way out of this device (seconds, probabilities)
+    delay: float = 0.0
+    jitter: float = 0.0
+    loss: float = 0.0
+    duplicate: float = 0.0
+    reorder: float = 0.0
+
+
+def ip_to_int(addr: str) -> int:
+    a, b, c, d = (int(x) for x in addr.split("."))
+    return a << 24 | b << 16 | c << 8 | d
+
+
+def in_subnet(addr: str, net: str, prefix: int) -> bool:
+    mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF if prefix else 0
+    return ip_to_int(addr) & mask == ip_to_int(net) & mask
+
+
+class RouteType(Enum):
+    """``RTN_LOCAL`` / ``RTN_UNICAST`` / ``RTN_UNREACHABLE`` as the fib lookup answers."""
+
+    LOCAL = "LOCAL"
+    UNICAST = "UNICAST"
+    UNREACHABLE = "UNREACHABLE"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One entry of the main table: ``ip route add NET/PREFIX [via GW] dev DEV``."""
+
+    net: str
+    prefix: int
+    dev: str
+    via: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FibResult:
+    type: RouteType
+    dev: str | None = None
+    nexthop: str | None = None  # the neighbour to hand the frame to
+    route: Route | None = None
+
+
+@dataclass(slots=True)
+class Namespace:
+    """One network namespace. ``passive`` end hosts capture what reaches them and never answer
+    (the crafted-packet contract); others hand TCP to their sockets."""
+
+    name: str
+    devices: dict[str, Device] = field(default_factory=dict)
+    routes: list[Route] = field(default_factory=list)
+    ip_forward: bool = False
+    passive: bool = False
+    conntrack: ConntrackTable | None = None
+    ruleset: Ruleset = field(default_factory=Ruleset)
+    # hook -> [(priority, name, op)], sorted by priority (nf_register_net_hook)
+    hooks: dict[Hook, list[tuple[int, str, Callable[..., Any]]]] = field(default_factory=dict)
+    sockets: dict[tuple[str, int, str, int], Any] = field(default_factory=dict)
+    listeners: dict[int, Any] = field(default_factory=dict)
+    local_addrs: set[str] = field(default_factory=set)
+    log: list[str] = field(default_factory=list)
+
+    def add_device(self, dev: Device) -> Device:
+        if dev.name in self.devices:
+            raise ValueError(f"{self.name}: device {dev.name} exists")
+        self.devices[dev.name] = dev
+        if dev.addr is not None:
+            self.local_addrs.add(dev.addr)
+            self.routes.append(Route(dev.addr, dev.prefix, dev.name))  # the connected route
+        return dev
+
+    def fib_lookup(self, dst: str) -> FibResult:
+        """``fib_lookup()``: local addresses first (the local table), then the longest prefix."""
+        if dst in self.local_addrs or dst.startswith("127."):
+            return FibResult(RouteType.LOCAL)
+        best: Route | None = None
+        for r in self.routes:
+            if in_subnet(dst, r.net, r.prefix) and (best is None or r.prefix > best.prefix):
+                best = r
+        if best is None:
+            return FibResult(RouteType.UNREACHABLE)
+        return FibResult(RouteType.UNICAST, best.dev, best.via or dst, best)
+
+    def dev_addr(self, dev: str) -> str | None:
+        """``inet_select_addr()``: the device's primary address (MASQUERADE's new source)."""
+        return self.devices[dev].addr
+
+    def register_hook(self, hook: Hook, priority: int, name: str, op: Callable[..., Any]) -> None:
+        ops = self.hooks.setdefault(hook, [])
+        ops.append((priority, name, op))
+        ops.sort(key=lambda o: o[0])
