@@ -1,0 +1,130 @@
+"""Hypothesis conversations -> case files for ``nflab kernel-check --fuzz``.
+
+A conversation (:mod:`sim.testing.strategies`) is a list of segments between a client
+("c", conntrack's ORIGINAL direction) and a server ("s"). In the docker-bridge world the
+client is the container and the server is the remote; the container writes to
+``remote_ip:remote_port`` and the remote answers ``host_ip:ctr_port``, because MASQUERADE
+keeps the container's source port when it is free.
+
+This module is pure (no hypothesis import, no kernel): segments in, a case dict out, in the
+schema :func:`sim.kernel.testbed.parse_case` accepts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from sim.case import Topology
+from sim.packet import TcpOptions, format_flags
+
+# The fixes a fuzzed case may carry, simplest first (hypothesis shrinks towards "none").
+FIX_NONE = "none"
+FIX_DROP_INVALID = "drop-invalid"
+FIX_BE_LIBERAL = "be-liberal"
+FIXES = (FIX_NONE, FIX_DROP_INVALID, FIX_BE_LIBERAL)
+DROP_INVALID_RULE = "iptables -A INPUT -m conntrack --ctstate INVALID -j DROP"
+BE_LIBERAL_SYSCTL = "net.netfilter.nf_conntrack_tcp_be_liberal"
+MAX_PAYLOAD = 1400  # the largest "len" the harness's packet_from_case accepts
+CTR_PORT = 40000
+REMOTE_PORT = 443
+
+
+class SegmentLike(Protocol):
+    """What the conversion reads from a :class:`sim.testing.strategies.Segment`."""
+
+    @property
+    def frm(self) -> str: ...
+    @property
+    def flags(self) -> int: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def ack(self) -> int: ...
+    @property
+    def win(self) -> int: ...
+    @property
+    def length(self) -> int: ...
+    @property
+    def options(self) -> TcpOptions: ...
+
+
+def options_to_case(opts: TcpOptions) -> dict[str, Any] | None:
+    """TcpOptions -> the case file's ``options`` object (None when there are none)."""
+    out: dict[str, Any] = {}
+    if opts.mss is not None:
+        out["mss"] = opts.mss
+    if opts.wscale is not None:
+        out["wscale"] = opts.wscale
+    if opts.sack_perm:
+        out["sack_perm"] = True
+    if opts.sack:
+        out["sack"] = [[left, right] for left, right in opts.sack]
+    if opts.ts is not None:
+        out["ts"] = [opts.ts[0], opts.ts[1]]
+    return out or None
+
+
+def conversation_to_case(
+    segments: Sequence[SegmentLike],
+    *,
+    name: str,
+    fix: str = FIX_NONE,
+    topology: Topology | None = None,
+    ctr_port: int = CTR_PORT,
+    remote_port: int = REMOTE_PORT,
+    description: str = "",
+) -> dict[str, Any]:
+    """One conversation as a kernel-check case: client = ctr, server = remote.
+
+    ``fix`` adds the INVALID DROP rule in the host's INPUT chain or sets be_liberal.
+    Raises ValueError (one line) for an unknown fix, an unknown sender or a payload the
+    harness cannot send.
+    """
+    if fix not in FIXES:
+        raise ValueError(f"unknown fix {fix!r}: expected one of {', '.join(FIXES)}")
+    t = topology or Topology()
+    ctr = f"{t.ctr_ip}:{ctr_port}"
+    remote = f"{t.remote_ip}:{remote_port}"
+    host = f"{t.host_ip}:{ctr_port}"
+    packets: list[dict[str, Any]] = []
+    for i, seg in enumerate(segments):
+        if seg.frm == "c":
+            side, src, dst = "ctr", ctr, remote
+        elif seg.frm == "s":
+            side, src, dst = "remote", remote, host
+        else:
+            raise ValueError(f"segment {i}: sender must be 'c' or 's', not {seg.frm!r}")
+        if seg.length > MAX_PAYLOAD:
+            raise ValueError(f"segment {i}: {seg.length} payload bytes, the harness sends <= {MAX_PAYLOAD}")
+        pkt: dict[str, Any] = {
+            "from": side,
+            "src": src,
+            "dst": dst,
+            "flags": format_flags(seg.flags),
+            "seq": seg.seq,
+            "ack": seg.ack,
+            "win": seg.win,
+        }
+        if seg.length:
+            pkt["len"] = seg.length
+        opts = options_to_case(seg.options)
+        if opts is not None:
+            pkt["options"] = opts
+        packets.append(pkt)
+    case: dict[str, Any] = {"name": name, "kernel": "6.1"}
+    if description:
+        case["description"] = description
+    if topology is not None:
+        case["topology"] = {
+            "ctr_ip": t.ctr_ip,
+            "bridge_ip": t.bridge_ip,
+            "host_ip": t.host_ip,
+            "remote_ip": t.remote_ip,
+        }
+    if fix == FIX_DROP_INVALID:
+        case["iptables"] = {"host": [DROP_INVALID_RULE]}
+    elif fix == FIX_BE_LIBERAL:
+        case["sysctl"] = {BE_LIBERAL_SYSCTL: 1}
+    case["packets"] = packets
+    return case
