@@ -161,14 +161,19 @@ _PERTURBATIONS = ("drop", "duplicate", "swap", "delay", "seq", "ack", "flags", "
 
 @st.composite
 def perturbed_conversations(
-    draw: st.DrawFn, *, min_perturbations: int = 1, max_perturbations: int = 3, max_steps: int = 30
+    draw: st.DrawFn,
+    *,
+    min_perturbations: int = 1,
+    max_perturbations: int = 3,
+    max_steps: int = 30,
+    max_segment: int = 1448,
 ) -> tuple[Conversation, tuple[str, ...]]:
     """A well-formed conversation after ``min..max_perturbations`` of: drop, duplicate,
     swap two neighbours, delay (move a segment later), corrupt seq/ack by a random offset,
     change the flags, change the window. Returns the perturbed conversation and what was
     done, for failure messages."""
     _check_bounds("perturbations", min_perturbations, max_perturbations, 0)
-    conv = draw(conversations(max_steps=max_steps))
+    conv = draw(conversations(max_steps=max_steps, max_segment=max_segment))
     segs = list(conv.segments)
     done = []
     for _ in range(draw(st.integers(min_perturbations, max_perturbations))):
