@@ -1,0 +1,399 @@
+"""``nflab kernel-check``: the model's replay against the real kernel, packet by packet.
+
+Both sides produce, per crafted packet, the object ``nflab replay --json`` prints
+(:data:`FIELDS`): the model through ``sim.replay.replay_case``, the kernel through
+:func:`sim.kernel.testbed.run_case` on one reused :class:`~sim.kernel.testbed.Testbed`.
+:func:`compare` lists every field that differs; a disagreeing case is written out as a
+minimal replayable case file (cut after its first disagreeing packet).
+
+Cases are built-in names (``sim/cases/<name>.json``) or JSON files; ``--fuzz N --seed S``
+generates conversations with the strategies of :mod:`sim.testing.strategies` and, on the
+first disagreement, lets hypothesis shrink it to a minimal one.
+
+Exit status: 0 when every packet agrees, 1 on any disagreement, 2 when the kernel side
+cannot run here (the one-line :func:`sim.kernel.netns.skip_reason`) or the input is bad.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import random
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sim.case import CaseError, parse_case
+from sim.kernel.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case
+from sim.kernel.netns import NetnsError, skip_reason
+from sim.kernel.testbed import Testbed, run_case
+
+CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
+FIELDS = ("ctstate", "window", "reason", "tcp_state", "fate", "delivered_as", "emitted")
+DEFAULT_OUT = "kernel-check-out"
+FUZZ_MAX_STEPS = 20  # conversation length after the handshake; each packet costs a few ms
+
+Observations = list[dict[str, Any]]
+Replay = Callable[[dict[str, Any]], Observations]
+
+
+class CheckError(ValueError):
+    """Bad kernel-check input (unknown case, unreadable file); the message is one line."""
+
+
+# ---------------------------------------------------------------- the case library
+
+
+def builtin_names() -> list[str]:
+    """Names of the built-in cases, ``sim/cases/<name>.json``, sorted."""
+    return sorted(p.stem for p in CASES_DIR.glob("*.json"))
+
+
+def load_case(ref: str) -> dict[str, Any]:
+    """A built-in case name or a path to a JSON case file -> the validated case dict."""
+    path = Path(ref)
+    if not (ref.endswith(".json") or path.exists()):
+        path = CASES_DIR / f"{ref}.json"
+        if not path.exists():
+            raise CheckError(f"no built-in case {ref!r} (known: {', '.join(builtin_names())})")
+    try:
+        case = json.loads(path.read_text())
+    except OSError as e:
+        raise CheckError(f"{ref}: {e.strerror or e}") from None
+    except json.JSONDecodeError as e:
+        raise CheckError(f"{ref}: not JSON: {e.msg} at line {e.lineno}") from None
+    try:
+        parse_case(case)
+    except CaseError as e:
+        raise CheckError(f"{ref}: {e}") from None
+    if not case.get("name"):
+        case["name"] = path.stem
+    return dict(case)
+
+
+# ---------------------------------------------------------------- comparison
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One field of one packet on which the model and the kernel disagree.
+
+    ``packet`` is the packet's index in the case, or None when the model failed on the
+    whole case (``field`` is then "exception").
+    """
+
+    case: str
+    packet: int | None
+    field: str
+    model: Any
+    kernel: Any
+
+    def describe(self) -> str:
+        where = "whole case" if self.packet is None else f"packet {self.packet}"
+        return (
+            f"{self.case} {where} {self.field}: model {json.dumps(self.model)}, "
+            f"kernel {json.dumps(self.kernel)}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "case": self.case,
+            "packet": self.packet,
+            "field": self.field,
+            "model": self.model,
+            "kernel": self.kernel,
+        }
+
+
+def compare(case: dict[str, Any], model_obs: Observations, kernel_obs: Observations) -> list[Difference]:
+    """Every field (of :data:`FIELDS`) that differs, packet by packet, in packet order.
+
+    ``emitted`` is compared as a whole list (order and count matter). A packet one side has
+    no observation for is one Difference with field "observation".
+    """
+    name = str(case.get("name", "case"))
+    diffs: list[Difference] = []
+    for i in range(max(len(model_obs), len(kernel_obs))):
+        if i >= len(model_obs) or i >= len(kernel_obs):
+            m = model_obs[i] if i < len(model_obs) else None
+            k = kernel_obs[i] if i < len(kernel_obs) else None
+            diffs.append(Difference(name, i, "observation", m, k))
+            continue
+        for field in FIELDS:
+            m, k = model_obs[i].get(field), kernel_obs[i].get(field)
+            if m != k:
+                diffs.append(Difference(name, i, field, m, k))
+    return diffs
+
+
+def minimal_case(case: dict[str, Any], diffs: Sequence[Difference]) -> dict[str, Any]:
+    """The case cut after its first disagreeing packet, the differences in its description."""
+    indexes = [d.packet for d in diffs if d.packet is not None]
+    packets = list(case["packets"])
+    if indexes and len(indexes) == len(diffs):
+        packets = packets[: min(indexes) + 1]
+    first = min(indexes) if indexes and len(indexes) == len(diffs) else None
+    lines = [d.describe() for d in diffs if d.packet is None or d.packet == first]
+    note = "kernel-check disagreement: " + "; ".join(lines)
+    out = {k: v for k, v in case.items() if k not in ("packets", "description")}
+    old = case.get("description")
+    out["description"] = f"{old} | {note}" if old else note
+    out["packets"] = packets
+    return out
+
+
+def write_minimal_case(case: dict[str, Any], diffs: Sequence[Difference], out_dir: Path) -> Path:
+    """Write :func:`minimal_case` to ``out_dir/<name>.json`` and return the path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{case.get('name', 'case')}.json"
+    path.write_text(json.dumps(minimal_case(case, diffs), indent=2) + "\n")
+    return path
+
+
+def agreeing_packets(case: dict[str, Any], diffs: Sequence[Difference]) -> int:
+    """How many of the case's packets have no difference at all."""
+    if any(d.packet is None for d in diffs):
+        return 0
+    return len(case["packets"]) - len({d.packet for d in diffs})
+
+
+# ---------------------------------------------------------------- running both sides
+
+
+class KernelRunner:
+    """Runs cases on one reused Testbed (rebuilt only when a case's topology differs)."""
+
+    def __init__(self) -> None:
+        self.testbed: Testbed | None = None
+
+    def run(self, case: dict[str, Any]) -> Observations:
+        topology, *_ = parse_case(case)
+        if self.testbed is not None and self.testbed.topology != topology:
+            self.close()
+        if self.testbed is None:
+            self.testbed = Testbed(topology).open()
+        return run_case(case, self.testbed)
+
+    def close(self) -> None:
+        if self.testbed is not None:
+            self.testbed.close()
+            self.testbed = None
+
+    def __enter__(self) -> KernelRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def model_replay() -> Replay:
+    """The model's ``sim.replay.replay_case`` (imported on first use)."""
+    try:
+        module = importlib.import_module("sim.replay")
+    except ImportError as e:
+        raise CheckError(f"the model's replay is not available: {e}") from None
+    replay: Replay = module.replay_case
+    return replay
+
+
+@dataclass(frozen=True, slots=True)
+class CaseResult:
+    """One case run on both sides."""
+
+    case: dict[str, Any]
+    differences: list[Difference]
+    file: Path | None = None
+
+    @property
+    def packets(self) -> int:
+        return len(self.case["packets"])
+
+    @property
+    def agree(self) -> int:
+        return agreeing_packets(self.case, self.differences)
+
+
+def check_case(case: dict[str, Any], replay: Replay, kernel: KernelRunner) -> list[Difference]:
+    """Run one case on both sides and compare; a model exception is one Difference."""
+    kernel_obs = kernel.run(case)
+    try:
+        model_obs = replay(case)
+    except Exception as e:  # the model failing on a valid case is a disagreement, not a crash
+        text = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        return [Difference(str(case.get("name", "case")), None, "exception", text, None)]
+    return compare(case, model_obs, kernel_obs)
+
+
+def _progress(i: int, n: int, name: str) -> None:
+    print(f"[{i}/{n}] {name}", file=sys.stderr, flush=True)
+
+
+def check_cases(
+    cases: Sequence[dict[str, Any]], replay: Replay, kernel: KernelRunner, out_dir: Path
+) -> list[CaseResult]:
+    """Check every case; write each disagreeing one to ``out_dir``."""
+    results = []
+    for i, case in enumerate(cases, 1):
+        _progress(i, len(cases), str(case.get("name")))
+        diffs = check_case(case, replay, kernel)
+        path = write_minimal_case(case, diffs, out_dir) if diffs else None
+        results.append(CaseResult(case, diffs, path))
+    return results
+
+
+def fuzz(n: int, seed: int, replay: Replay, kernel: KernelRunner, out_dir: Path) -> list[CaseResult]:
+    """Check ``n`` generated conversations; shrink the first disagreement and write it out.
+
+    Generation and shrinking are hypothesis's (``find`` with ``database=None`` and a
+    ``random.Random(seed)``), so the same seed on the same kernel and model gives the same
+    minimal case. Results hold every example checked before the first disagreement, then
+    the shrunk one.
+    """
+    from hypothesis import HealthCheck, Phase, find, settings
+    from hypothesis import strategies as st
+    from hypothesis.errors import NoSuchExample
+
+    from sim.testing.strategies import conversations, perturbed_conversations
+
+    def fits(conv: Any) -> bool:
+        return all(s.length <= MAX_PAYLOAD for s in conv.segments)
+
+    plain = conversations(max_steps=FUZZ_MAX_STEPS, max_segment=MAX_PAYLOAD).map(lambda c: (c, ()))
+    perturbed = perturbed_conversations(max_steps=FUZZ_MAX_STEPS).filter(lambda cp: fits(cp[0]))
+
+    def to_case(conv_done: tuple[Any, tuple[str, ...]], fix: str) -> dict[str, Any]:
+        conv, done = conv_done
+        what = f"perturbed: {', '.join(done)}" if done else "well-formed"
+        return conversation_to_case(
+            conv.segments,
+            name=f"fuzz-seed{seed}",
+            fix=fix,
+            description=f"fuzz seed {seed}, {what}, fix {fix}",
+        )
+
+    strategy = st.builds(to_case, st.one_of(plain, perturbed), st.sampled_from(FIXES))
+    results: list[CaseResult] = []
+    found = False
+
+    def disagrees(case: dict[str, Any]) -> bool:
+        nonlocal found
+        diffs = check_case(case, replay, kernel)
+        if not found:
+            _progress(len(results) + 1, n, f"{len(case['packets'])} packets")
+            results.append(CaseResult(case, diffs))
+            found = bool(diffs)
+            if found:
+                print("disagreement found; shrinking ...", file=sys.stderr, flush=True)
+        return bool(diffs)
+
+    config = settings(
+        max_examples=n,
+        database=None,
+        deadline=None,
+        phases=(Phase.generate, Phase.shrink),
+        suppress_health_check=list(HealthCheck),
+    )
+    try:
+        minimal = find(strategy, disagrees, settings=config, random=random.Random(seed))
+    except NoSuchExample:
+        return results
+    diffs = check_case(minimal, replay, kernel)
+    path = write_minimal_case(minimal, diffs, out_dir) if diffs else None
+    return [*results[:-1], CaseResult(minimal, diffs, path)]
+
+
+# ---------------------------------------------------------------- the subcommand
+
+
+def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``kernel-check`` on an ``add_subparsers()`` object; dispatch to :func:`main`."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "kernel-check",
+        help="compare the model with the real kernel (needs root)",
+        description="Replay cases on the model and on the real kernel in network namespaces "
+        "and report every field that differs. Exit 0: all agree, 1: a disagreement, 2: cannot run.",
+    )
+    p.add_argument("cases", nargs="*", metavar="CASE", help="a built-in case name or a JSON case file")
+    p.add_argument("--all", action="store_true", help="every built-in case")
+    p.add_argument("--fuzz", type=int, default=0, metavar="N", help="also check N generated conversations")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed for --fuzz (default 0)")
+    p.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"where disagreeing cases are written (default ./{DEFAULT_OUT})",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    return p
+
+
+def summary(results: Sequence[CaseResult]) -> str:
+    """``N packets, M agree`` over all results."""
+    return f"{sum(r.packets for r in results)} packets, {sum(r.agree for r in results)} agree"
+
+
+def report_json(results: Sequence[CaseResult]) -> dict[str, Any]:
+    """The ``--json`` object: totals and, per case, its differences and written file."""
+    return {
+        "packets": sum(r.packets for r in results),
+        "agree": sum(r.agree for r in results),
+        "cases": [
+            {
+                "case": r.case.get("name"),
+                "packets": r.packets,
+                "agree": r.agree,
+                "differences": [d.to_json() for d in r.differences],
+                "file": None if r.file is None else str(r.file),
+            }
+            for r in results
+        ],
+    }
+
+
+def _fail(message: str) -> int:
+    print(f"nflab kernel-check: {message}", file=sys.stderr)
+    return 2
+
+
+def _selected(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+    refs = builtin_names() if args.all else []
+    refs += [r for r in args.cases if r not in refs]
+    for ref in refs:
+        yield load_case(ref)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``kernel-check`` with parsed arguments; returns the exit status (0, 1 or 2)."""
+    if args.fuzz < 0:
+        return _fail(f"--fuzz must be >= 0, got {args.fuzz}")
+    if not (args.cases or args.all or args.fuzz):
+        return _fail("name cases or case files, or use --all or --fuzz N")
+    try:
+        cases = list(_selected(args))
+        replay = model_replay()
+    except CheckError as e:
+        return _fail(str(e))
+    reason = skip_reason()
+    if reason is not None:
+        return _fail(reason)
+    out_dir = Path(args.out)
+    try:
+        with KernelRunner() as kernel:
+            results = check_cases(cases, replay, kernel, out_dir)
+            if args.fuzz:
+                results += fuzz(args.fuzz, args.seed, replay, kernel, out_dir)
+    except (NetnsError, CaseError, CheckError, ValueError) as e:
+        return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    if args.json:
+        print(json.dumps(report_json(results)))
+    else:
+        for r in results:
+            for d in r.differences:
+                print(d.describe())
+            if r.file is not None:
+                print(f"  replayable case written to {r.file}")
+        print(summary(results))
+    return 1 if any(r.differences for r in results) else 0
