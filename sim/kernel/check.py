@@ -132,11 +132,10 @@ def compare(case: dict[str, Any], model_obs: Observations, kernel_obs: Observati
 def minimal_case(case: dict[str, Any], diffs: Sequence[Difference]) -> dict[str, Any]:
     """The case cut after its first disagreeing packet, the differences in its description."""
     indexes = [d.packet for d in diffs if d.packet is not None]
-    packets = list(case["packets"])
-    if indexes and len(indexes) == len(diffs):
-        packets = packets[: min(indexes) + 1]
-    first = min(indexes) if indexes and len(indexes) == len(diffs) else None
-    lines = [d.describe() for d in diffs if d.packet is None or d.packet == first]
+    whole = not indexes or len(indexes) < len(diffs)  # a model exception: keep every packet
+    first = None if whole else min(indexes)
+    packets = list(case["packets"]) if first is None else case["packets"][: first + 1]
+    lines = [d.describe() for d in diffs if whole or d.packet == first]
     note = "kernel-check disagreement: " + "; ".join(lines)
     out = {k: v for k, v in case.items() if k not in ("packets", "description")}
     old = case.get("description")
