@@ -33,6 +33,9 @@ def _build() -> argparse.ArgumentParser:
     )
     r.add_argument("file", help="case file (JSON, or TOML with the same schema)")
     r.add_argument("--json", action="store_true", help="one JSON object per input packet")
+    from sim.kernel.check import add_subcommand
+
+    add_subcommand(sub)
     b = sub.add_parser("bench", help="measure the model's throughput and memory on this machine")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     return p
@@ -48,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "replay":
         return _replay(args.file, args.json)
+    if args.command == "kernel-check":
+        from sim.kernel.check import main as kernel_check
+
+        return kernel_check(args)
     if args.command == "bench":
         from sim.bench import run_all
 
