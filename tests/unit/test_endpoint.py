@@ -260,6 +260,20 @@ def test_receiver_acks_every_second_segment_and_delays_a_lone_one() -> None:
     ]
 
 
+def test_out_of_order_data_is_held_and_acked_at_once() -> None:
+    client, server = make_pair()
+    (syn,) = client.connect(0.0)
+    (synack,) = server.receive(syn, 0.01)
+    client.send(3000)
+    first, second, _ = client.receive(synack, 0.02)
+    # The hole makes the receiver ACK at once with the old RCV.NXT (RFC 5681 §4.2) ...
+    (dup,) = server.receive(second, 0.03)
+    assert dup.ack == CLIENT_ISN + 1 and server.bytes_received == 0
+    # ... and the segment that fills it is ACKed at once, together with the held one.
+    (ack,) = server.receive(first, 0.031)
+    assert ack.ack == CLIENT_ISN + 1 + 2 * 1448 and server.bytes_received == 2 * 1448
+
+
 def test_fin_close_both_ways() -> None:
     def app(channel: Channel) -> None:
         if channel.client.state is EndpointState.ESTABLISHED:
