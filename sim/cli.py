@@ -28,6 +28,23 @@ def _build() -> argparse.ArgumentParser:
     w.add_argument(
         "--be-liberal", action="store_true", help="set net.netfilter.nf_conntrack_tcp_be_liberal=1"
     )
+    run = sub.add_parser(
+        "run", help="run a scenario (built-in name or TOML/JSON file) and print its timeline"
+    )
+    run.add_argument("scenario", help="built-in scenario name (e.g. seed-incident) or a scenario file")
+    run.add_argument("--kernel", choices=sorted(PROFILES), help="kernel profile (default: the scenario's)")
+    run.add_argument(
+        "--fix",
+        choices=("none", "drop-invalid", "be-liberal"),
+        default="none",
+        help="apply one of the two fixes (default none)",
+    )
+    run.add_argument(
+        "--out",
+        default="nflab-out",
+        metavar="DIR",
+        help="where the two captures (host-eth0.pcap, ctr-eth0.pcap) go (default ./nflab-out)",
+    )
     r = sub.add_parser(
         "replay", help="replay a crafted-packet case file in the model (the kernel-check contract)"
     )
@@ -49,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(render(args.kernel, args.be_liberal))
         return 0
+    if args.command == "run":
+        return _run(args.scenario, args.kernel, args.fix, args.out)
     if args.command == "replay":
         return _replay(args.file, args.json)
     if args.command == "kernel-check":
@@ -66,6 +85,31 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:<28} {value:>14,.1f}")
         return 0
     parser.print_help()
+    return 0
+
+
+def _run(ref: str, kernel: str | None, fix: str, out: str) -> int:
+    from pathlib import Path
+
+    from sim.scenario import ScenarioError, load_scenario, run_scenario
+    from sim.timeline import render, write_captures
+
+    try:
+        sc = load_scenario(ref)
+        if kernel is not None:
+            sc = sc.with_kernel(kernel)
+        result = run_scenario(sc.with_fix(fix))
+    except ScenarioError as e:
+        print(f"nflab: {e}", file=sys.stderr)
+        return 2
+    print(render(result))
+    try:
+        written = write_captures(result, Path(out))
+    except OSError as e:
+        print(f"nflab: {out}: {e.strerror}", file=sys.stderr)
+        return 2
+    for path, packets, rsts in written:
+        print(f"capture {path}: {packets} packets, {rsts} RST")
     return 0
 
 
@@ -99,5 +143,14 @@ def _replay(path: str, as_json: bool) -> int:
     return 0
 
 
+def entry() -> int:
+    """The console script: ``main`` with a quiet exit when the reader closes the pipe."""
+    try:
+        return main()
+    except BrokenPipeError:
+        sys.stderr.close()  # nothing more can be written; do not report the closed pipe
+        return 0
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(entry())

@@ -106,6 +106,19 @@ def tcp_v4_rcv(w: World, ns: Namespace, skb: Skb, pid: int) -> None:
         why=f"no socket for {pkt.dst}:{pkt.dport} from {pkt.src}:{pkt.sport} "
         "(__inet_lookup_established and __inet_lookup_listener found nothing)",
     )
+    if not ns.reset_unknown:
+        w.event(
+            pid,
+            Step.DROP,
+            ns,
+            skb,
+            None,
+            None,
+            "DROP",
+            pkt,
+            why="a stateful firewall in front of this host drops segments of unknown connections",
+        )
+        return
     if pkt.bad_checksum:
         w.event(pid, Step.DROP, ns, skb, None, None, "DROP", pkt, why="bad TCP checksum (TCP_MIB_CSUMERRORS)")
         return

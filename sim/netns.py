@@ -13,6 +13,7 @@ from sim.netfilter.xtables import Ruleset
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from sim.packet import Packet
     from sim.skb import Hook
 
 
@@ -38,6 +39,8 @@ class Device:
     loss: float = 0.0
     duplicate: float = 0.0
     reorder: float = 0.0
+    # extra delay for one packet on its way out (a scenario trigger holding a segment back)
+    hold: Callable[[Packet], float] | None = None
 
 
 def ip_to_int(addr: str) -> int:
@@ -86,6 +89,9 @@ class Namespace:
     routes: list[Route] = field(default_factory=list)
     ip_forward: bool = False
     passive: bool = False
+    # tcp_v4_send_reset for segments without a socket; False models a stateful firewall in
+    # front of the stack that silently drops segments of connections it does not know
+    reset_unknown: bool = True
     conntrack: ConntrackTable | None = None
     ruleset: Ruleset = field(default_factory=Ruleset)
     # hook -> [(priority, name, op)], sorted by priority (nf_register_net_hook)

@@ -281,6 +281,8 @@ class World:
             copies = 2
         for _ in range(copies):
             delay = dev.delay + (self.rng.uniform(0, dev.jitter) if dev.jitter else 0.0)
+            if dev.hold is not None:
+                delay += dev.hold(pkt)
             if dev.reorder and self.rng.random() < dev.reorder:
                 delay += dev.delay or 0.001
             self.clock.schedule(delay, self.netif_receive, dev.peer[0], dev.peer[1], pkt, pid)

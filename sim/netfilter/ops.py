@@ -161,7 +161,11 @@ def nat_hook(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfVerdi
             table = ns.conntrack
             assert table is not None
             nat.nf_nat_setup_info(table, ct, rng, manip, w.clock.now, w.nat_rng)
-            bound = f"{result.nat.kind.value} binding: reply tuple is now {ct.tuples[1]}"
+            r_src, r_sport, r_dst, r_dport = ct.tuples[1]
+            bound = (
+                f"{result.nat.kind.value} binds the connection: replies come to "
+                f"{r_dst}:{r_dport} from {r_src}:{r_sport}"
+            )
         else:
             nat.nf_nat_alloc_null_binding(ct, manip)
     direction = 1 if skb.ctinfo in REPLY_INFOS else 0
