@@ -76,7 +76,8 @@ def ip_rcv(w: World, ns: Namespace, skb: Skb, pid: int) -> None:
         ip_forward(w, ns, skb, pid, res.dev or "", res.nexthop or skb.pkt.dst)
     else:
         why = "no route" if res.type is RouteType.UNREACHABLE else "not local and ip_forward is 0"
-        w.event(pid, Step.DROP, ns, skb, None, None, "DROP", skb.pkt, why=f"routing: {why}")
+        if w.trace.enabled:
+            w.event(pid, Step.DROP, ns, skb, None, None, "DROP", skb.pkt, why=f"routing: {why}")
 
 
 def ip_local_deliver(w: World, ns: Namespace, skb: Skb, pid: int) -> None:
@@ -91,7 +92,10 @@ def tcp_v4_rcv(w: World, ns: Namespace, skb: Skb, pid: int) -> None:
     pkt = skb.pkt
     sk = inet_lookup(ns.sockets, ns.listeners, pkt)
     if sk is not None:
-        w.event(pid, Step.SOCKET, ns, skb, None, None, "SOCKET", pkt, why=f"socket {sk!r} takes the segment")
+        if w.trace.enabled:
+            w.event(
+                pid, Step.SOCKET, ns, skb, None, None, "SOCKET", pkt, why=f"socket {sk!r} takes the segment"
+            )
         w.deliver_to_socket(ns, sk, pkt, pid)
         return
     w.event(
@@ -169,7 +173,8 @@ def ip_local_out(w: World, ns: Namespace, skb: Skb, pid: int) -> None:
     """``ip_local_out()``: route, LOCAL_OUT, then ``ip_output()``."""
     res = ns.fib_lookup(skb.pkt.dst)
     if res.type is not RouteType.UNICAST:
-        w.event(pid, Step.DROP, ns, skb, None, None, "DROP", skb.pkt, why=f"no route to {skb.pkt.dst}")
+        if w.trace.enabled:
+            w.event(pid, Step.DROP, ns, skb, None, None, "DROP", skb.pkt, why=f"no route to {skb.pkt.dst}")
         return
     skb.outdev = res.dev
     if not nf_hook(w, ns, Hook.LOCAL_OUT, skb, pid):

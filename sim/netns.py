@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ class Device:
     hold: Callable[[Packet], float] | None = None
 
 
+@functools.lru_cache(maxsize=65536)
 def ip_to_int(addr: str) -> int:
     a, b, c, d = (int(x) for x in addr.split("."))
     return a << 24 | b << 16 | c << 8 | d

@@ -72,6 +72,7 @@ class World:
         self.captures: dict[tuple[str, str], Capture] = defaultdict(Capture)
         self._next_pid = 0
         self.current_pid = 0
+        self.crossings = 0  # packets counted once per namespace they pass (bench)
         self._contexts: dict[str, NsContext] = {}
 
     # -- building -------------------------------------------------------------------------
@@ -206,7 +207,9 @@ class World:
         """A packet the namespace's own TCP sends: ``ip_local_out``."""
         pid = self.new_pid()
         ns = self.namespaces[ns_name]
-        self.event(pid, Step.SEND, ns, None, None, None, "SEND", pkt, why=f"{ns_name} sends")
+        self.crossings += 1
+        if self.trace.enabled:
+            self.event(pid, Step.SEND, ns, None, None, None, "SEND", pkt, why=f"{ns_name} sends")
         self.current_pid = pid
         ip_local_out(self, ns, Skb(pkt), pid)
         return pid
@@ -302,10 +305,12 @@ class World:
         """``__netif_receive_skb_core()``: a frame arrives; a bridge port passes it up."""
         ns = self.namespaces[ns_name]
         self.current_pid = pid
+        self.crossings += 1
         self.captures[(ns_name, dev_name)].records.append((self.clock.now, "in", pkt, pid))
-        self.event(
-            pid, Step.RECV, ns, None, None, None, "RECV", pkt, dev=dev_name, why=f"arrives on {dev_name}"
-        )
+        if self.trace.enabled:
+            self.event(
+                pid, Step.RECV, ns, None, None, None, "RECV", pkt, dev=dev_name, why=f"arrives on {dev_name}"
+            )
         dev = ns.devices[dev_name]
         skb = Skb(pkt, indev=dev_name)
         if dev.master is not None:
@@ -340,7 +345,8 @@ class World:
 
     def deliver_to_socket(self, ns: Namespace, sk: Any, pkt: Packet, pid: int) -> None:
         """Hand a segment to an endpoint and send what it answers."""
-        self.event(pid, Step.DELIVER, ns, None, None, None, "DELIVERED", pkt, why=f"to {sk!r}")
+        if self.trace.enabled:
+            self.event(pid, Step.DELIVER, ns, None, None, None, "DELIVERED", pkt, why=f"to {sk!r}")
         for out in sk.receive(pkt, self.clock.now):
             self.send(ns.name, out)
         self.on_socket_activity(ns, sk)
