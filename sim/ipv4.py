@@ -8,7 +8,6 @@ LOCAL_OUT and POST_ROUTING for packets the namespace itself sends.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from sim.netfilter.hooks import NfVerdict
@@ -155,7 +154,7 @@ def ip_forward(w: World, ns: Namespace, skb: Skb, pid: int, dev: str, nexthop: s
             why="TTL exceeded (the ICMP time-exceeded answer is not modelled)",
         )
         return
-    skb.pkt = replace(skb.pkt, ttl=skb.pkt.ttl - 1)
+    skb.pkt = skb.pkt.with_ttl(skb.pkt.ttl - 1)
     skb.outdev = dev
     if not nf_hook(w, ns, Hook.FORWARD, skb, pid):
         return

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from sim.netfilter.conntrack import ConntrackTable
 from sim.netfilter.xtables import Ruleset
+from sim.packet import ip_to_int
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -42,12 +42,6 @@ class Device:
     reorder: float = 0.0
     # extra delay for one packet on its way out (a scenario trigger holding a segment back)
     hold: Callable[[Packet], float] | None = None
-
-
-@functools.lru_cache(maxsize=65536)
-def ip_to_int(addr: str) -> int:
-    a, b, c, d = (int(x) for x in addr.split("."))
-    return a << 24 | b << 16 | c << 8 | d
 
 
 def in_subnet(addr: str, net: str, prefix: int) -> bool:

@@ -9,6 +9,7 @@ judged later. Sequence numbers are plain ints in ``[0, 2**32)``; compare them on
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import IntFlag
 
@@ -74,6 +75,17 @@ def parse_flags(text: str) -> int:
 def format_flags(flags: int) -> str:
     """SYN|ACK -> ``"SA"``; the inverse of :func:`parse_flags` (empty for no flags)."""
     return "".join(letter for letter, bit in _FLAG_LETTERS if flags & bit)
+
+
+@functools.lru_cache(maxsize=65536)
+def ip_to_int(addr: str) -> int:
+    """Dotted quad -> host-order int (cached: packets carry addresses as strings)."""
+    a, b, c, d = (int(part) for part in addr.split("."))
+    return (a << 24) | (b << 16) | (c << 8) | d
+
+
+def int_to_ip(value: int) -> str:
+    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
 
 
 def before(seq1: int, seq2: int) -> bool:
@@ -172,6 +184,59 @@ class Packet:
         """``segment_seq_plus_len()``: seq + payload + SYN + FIN, mod 2**32."""
         flags = self.flags
         return (self.seq + self.payload_len + (flags >> 1 & 1) + (flags & TCPHDR_FIN)) & SEQ_MASK
+
+    # NAT and forwarding rewrite a few fields; positional construction is several times
+    # faster than dataclasses.replace() on this path.
+    def with_src(self, addr: str, port: int) -> Packet:
+        return Packet(
+            addr,
+            self.dst,
+            port,
+            self.dport,
+            self.seq,
+            self.ack,
+            self.flags,
+            self.window,
+            self.payload_len,
+            self.options,
+            self.ttl,
+            self.ip_id,
+            self.bad_checksum,
+        )
+
+    def with_dst(self, addr: str, port: int) -> Packet:
+        return Packet(
+            self.src,
+            addr,
+            self.sport,
+            port,
+            self.seq,
+            self.ack,
+            self.flags,
+            self.window,
+            self.payload_len,
+            self.options,
+            self.ttl,
+            self.ip_id,
+            self.bad_checksum,
+        )
+
+    def with_ttl(self, ttl: int) -> Packet:
+        return Packet(
+            self.src,
+            self.dst,
+            self.sport,
+            self.dport,
+            self.seq,
+            self.ack,
+            self.flags,
+            self.window,
+            self.payload_len,
+            self.options,
+            ttl,
+            self.ip_id,
+            self.bad_checksum,
+        )
 
     def describe(self) -> str:
         """A compact one-line form for errors and traces."""

@@ -44,8 +44,8 @@ from sim.netfilter.xtables import (
     TcpMatch,
     XtMatch,
     XtTarget,
-    ip_to_int,
 )
+from sim.packet import ip_to_int
 from sim.skb import Hook
 
 

@@ -32,8 +32,8 @@ from sim.netfilter.xtables import (
     TcpMatch,
     XtMatch,
     XtTarget,
-    int_to_ip,
 )
+from sim.packet import int_to_ip
 
 _PROTO_NAMES = {0: "all", 6: "tcp", 17: "udp", 1: "icmp"}
 _TCP_FLAG_NAMES = (("FIN", 0x01), ("SYN", 0x02), ("RST", 0x04), ("PSH", 0x08), ("ACK", 0x10), ("URG", 0x20))

@@ -10,7 +10,6 @@ an INVALID one -- is never translated (``nf_nat_inet_fn`` returns ACCEPT at once
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 from enum import IntEnum
 
 from sim.netfilter.conntrack import (
@@ -26,7 +25,7 @@ from sim.netfilter.conntrack import (
 )
 from sim.netfilter.tcp_states import REPLY
 from sim.netfilter.xtables import NatKind, NatRange, NatRangeFlag, NatRequest
-from sim.packet import Packet
+from sim.packet import Packet, ip_to_int
 from sim.skb import Hook
 
 NF_NAT_MAX_ATTEMPTS = 128  # nf_nat_proto.c
@@ -70,13 +69,7 @@ def _in_range(tup: CtTuple, manip: ManipType, rng: NatRange) -> bool:
 
 
 def _addr_in(addr: str, rng: NatRange) -> bool:
-    a = _ip(addr)
-    return _ip(rng.min_addr) <= a <= _ip(rng.max_addr)
-
-
-def _ip(addr: str) -> int:
-    a, b, c, d = (int(x) for x in addr.split("."))
-    return a << 24 | b << 16 | c << 8 | d
+    return ip_to_int(rng.min_addr) <= ip_to_int(addr) <= ip_to_int(rng.max_addr)
 
 
 def _with(tup: CtTuple, manip: ManipType, addr: str | None = None, port: int | None = None) -> CtTuple:
@@ -187,8 +180,8 @@ def nf_nat_packet(ct: Conn, direction: int, hook: Hook, pkt: Packet) -> Packet:
     # nf_nat_manip_pkt(): the target is the inverse of the other direction's tuple
     target = invert_tuple(ct.tuples[1 - direction])
     if manip == ManipType.SRC:
-        return replace(pkt, src=target[0], sport=target[1])
-    return replace(pkt, dst=target[2], dport=target[3])
+        return pkt.with_src(target[0], target[1])
+    return pkt.with_dst(target[2], target[3])
 
 
 def request_range(request: NatRequest, out_addr: str | None) -> NatRange:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import Enum, IntEnum, IntFlag, StrEnum
 from typing import Protocol
 
-from sim.packet import IPPROTO_TCP, SEQ_MASK, Packet, TcpFlag
+from sim.packet import IPPROTO_TCP, SEQ_MASK, Packet, TcpFlag, ip_to_int
 from sim.skb import CtInfo, Hook, Skb
 
 U32 = 0xFFFFFFFF
@@ -111,27 +111,15 @@ class InvFlag(IntFlag):
     PROTO = 0x40
 
 
-_ip_cache: dict[str, int] = {}
-
-
-def ip_to_int(addr: str) -> int:
-    """Dotted quad -> host-order int (cached: packets carry addresses as strings)."""
-    value = _ip_cache.get(addr)
-    if value is None:
-        a, b, c, d = (int(part) for part in addr.split("."))
-        value = _ip_cache[addr] = (a << 24) | (b << 16) | (c << 8) | d
-    return value
-
-
-def int_to_ip(value: int) -> str:
-    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
-
-
 def _iface_matches(pattern: str, name: str | None) -> bool:
     """``ifname_compare_aligned()`` with the mask iptables builds: ``eth+`` matches by prefix."""
     if pattern.endswith("+"):
         return (name or "").startswith(pattern[:-1])
     return pattern == (name or "")
+
+
+_INV_SRCIP, _INV_DSTIP = int(InvFlag.SRCIP), int(InvFlag.DSTIP)
+_INV_VIA_IN, _INV_VIA_OUT, _INV_PROTO = int(InvFlag.VIA_IN), int(InvFlag.VIA_OUT), int(InvFlag.PROTO)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,17 +138,17 @@ class IpSpec:
     def matches(self, skb: Skb) -> bool:
         """``ip_packet_match()`` (ip_tables.c)."""
         pkt = skb.pkt
-        inv = self.invflags
-        if self.smsk and ((ip_to_int(pkt.src) & self.smsk) != self.src) ^ bool(inv & InvFlag.SRCIP):
+        inv = int(self.invflags)  # plain-int tests: IntFlag arithmetic is slow on this path
+        if self.smsk and ((ip_to_int(pkt.src) & self.smsk) != self.src) ^ bool(inv & _INV_SRCIP):
             return False
-        if self.dmsk and ((ip_to_int(pkt.dst) & self.dmsk) != self.dst) ^ bool(inv & InvFlag.DSTIP):
+        if self.dmsk and ((ip_to_int(pkt.dst) & self.dmsk) != self.dst) ^ bool(inv & _INV_DSTIP):
             return False
-        if self.iniface and (not _iface_matches(self.iniface, skb.indev)) ^ bool(inv & InvFlag.VIA_IN):
+        if self.iniface and (not _iface_matches(self.iniface, skb.indev)) ^ bool(inv & _INV_VIA_IN):
             return False
-        if self.outiface and (not _iface_matches(self.outiface, skb.outdev)) ^ bool(inv & InvFlag.VIA_OUT):
+        if self.outiface and (not _iface_matches(self.outiface, skb.outdev)) ^ bool(inv & _INV_VIA_OUT):
             return False
         # Every Packet is TCP (sim.packet); "-p 0" means any protocol.
-        return not (self.proto and (self.proto != IPPROTO_TCP) ^ bool(inv & InvFlag.PROTO))
+        return not (self.proto and (self.proto != IPPROTO_TCP) ^ bool(inv & _INV_PROTO))
 
 
 # ---------------------------------------------------------------------------------------------
