@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sim.netfilter import nat
+from sim.netfilter.conntrack import format_conntrack
 from sim.netfilter.hooks import NfVerdict, Priority
 from sim.netfilter.xtables import (
     HOOK_CHAIN,
@@ -29,7 +30,9 @@ from sim.trace import Step, TraceEvent
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from sim.netfilter.conntrack import ConntrackTable
     from sim.netns import Namespace
+    from sim.packet import Packet
     from sim.world import World
 
 REPLY_INFOS = (CtInfo.ESTABLISHED_REPLY, CtInfo.RELATED_REPLY)
@@ -79,10 +82,18 @@ def conntrack_in(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfV
                     "check": tcp.window if tcp else None,
                     "ct_id": skb.ct.id if skb.ct is not None else None,
                     "direction": "reply" if skb.ctinfo in REPLY_INFOS else "original",
+                    "entry": _entry_line(table, before, w.clock.now),
                 },
             )
         )
     return res.verdict
+
+
+def _entry_line(table: ConntrackTable, pkt: Packet, now: float) -> str | None:
+    """The ``conntrack -L`` line of the packet's connection right after conntrack ran (also
+    for an INVALID packet, whose entry stays in the table; None for an unconfirmed one)."""
+    hit = table.find((pkt.src, pkt.sport, pkt.dst, pkt.dport), now)
+    return format_conntrack(hit[0], now) if hit is not None else None
 
 
 def _primary_state(state: object) -> str:
