@@ -154,7 +154,8 @@ def ip_forward(w: World, ns: Namespace, skb: Skb, pid: int, dev: str, nexthop: s
             why="TTL exceeded (the ICMP time-exceeded answer is not modelled)",
         )
         return
-    skb.pkt = skb.pkt.with_ttl(skb.pkt.ttl - 1)
+    p = skb.pkt
+    skb.pkt = p.rewritten(p.src, p.sport, p.dst, p.dport, p.ttl - 1)
     skb.outdev = dev
     if not nf_hook(w, ns, Hook.FORWARD, skb, pid):
         return

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim.case import CaseError, parse_case
+from sim.case import CaseError, load_case_file, parse_case
 from sim.kernel.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case
 from sim.kernel.netns import NetnsError, skip_reason
 from sim.kernel.testbed import Testbed, run_case
@@ -60,15 +60,9 @@ def load_case(ref: str) -> dict[str, Any]:
         if not path.exists():
             raise CheckError(f"no built-in case {ref!r} (known: {', '.join(builtin_names())})")
     try:
-        case = json.loads(path.read_text())
-    except OSError as e:
-        raise CheckError(f"{ref}: {e.strerror or e}") from None
-    except json.JSONDecodeError as e:
-        raise CheckError(f"{ref}: not JSON: {e.msg} at line {e.lineno}") from None
-    try:
-        parse_case(case)
+        case = load_case_file(path)
     except CaseError as e:
-        raise CheckError(f"{ref}: {e}") from None
+        raise CheckError(str(e)) from None
     if not case.get("name"):
         case["name"] = path.stem
     return dict(case)

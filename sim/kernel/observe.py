@@ -43,6 +43,7 @@ from sim.kernel.nflog import (
     parse_attrs,
     request,
 )
+from sim.netfilter.proto_tcp import STATE_NAMES  # tcp_conntrack_names[]
 from sim.packet import IPPROTO_TCP, Packet, format_flags
 
 # enum cntl_msg_types (include/uapi/linux/netfilter/nfnetlink_conntrack.h)
@@ -63,19 +64,6 @@ CTA_PROTO_DST_PORT = 3
 CTA_PROTOINFO_TCP = 1
 CTA_PROTOINFO_TCP_STATE = 1
 
-# enum tcp_conntrack (include/uapi/linux/netfilter/nf_conntrack_tcp.h)
-TCP_CONNTRACK_NAMES = (
-    "NONE",
-    "SYN_SENT",
-    "SYN_RECV",
-    "ESTABLISHED",
-    "FIN_WAIT",
-    "CLOSE_WAIT",
-    "LAST_ACK",
-    "TIME_WAIT",
-    "CLOSE",
-    "SYN_SENT2",
-)
 
 CT_LOG_PREFIX = "nf_ct_proto_6:"  # nf_l4proto_log_invalid(): "nf_ct_proto_%d: %pV "
 OBS_PREFIX = "nflab:"
@@ -117,7 +105,7 @@ def parse_ct_entry(payload: bytes) -> CtEntry | None:
     tcp = parse_attrs(parse_attrs(attrs.get(CTA_PROTOINFO, b"")).get(CTA_PROTOINFO_TCP, b""))
     if CTA_PROTOINFO_TCP_STATE in tcp:
         idx = tcp[CTA_PROTOINFO_TCP_STATE][0]
-        state = TCP_CONNTRACK_NAMES[idx] if idx < len(TCP_CONNTRACK_NAMES) else f"STATE_{idx}"
+        state = STATE_NAMES[idx] if idx < len(STATE_NAMES) else f"STATE_{idx}"
     status = struct.unpack("!I", attrs[CTA_STATUS])[0] if CTA_STATUS in attrs else 0
     return CtEntry(
         _parse_tuple(attrs.get(CTA_TUPLE_ORIG, b"")),

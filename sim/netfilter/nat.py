@@ -180,8 +180,8 @@ def nf_nat_packet(ct: Conn, direction: int, hook: Hook, pkt: Packet) -> Packet:
     # nf_nat_manip_pkt(): the target is the inverse of the other direction's tuple
     target = invert_tuple(ct.tuples[1 - direction])
     if manip == ManipType.SRC:
-        return pkt.with_src(target[0], target[1])
-    return pkt.with_dst(target[2], target[3])
+        return pkt.rewritten(target[0], target[1], pkt.dst, pkt.dport, pkt.ttl)
+    return pkt.rewritten(pkt.src, pkt.sport, target[2], target[3], pkt.ttl)
 
 
 def request_range(request: NatRequest, out_addr: str | None) -> NatRange:
