@@ -340,7 +340,7 @@ def run_scenario(sc: Scenario, trace: bool = True) -> Run:
         driver.arm(ns.name, ep)
         driver.check_triggers()
 
-    w.on_socket_activity = activity  # type: ignore[method-assign]
+    w.on_socket = activity
     remote_ns.devices["eth0"].hold = driver.hold
     syn = client.connect(w.clock.now)
     client.send(sc.upload_bytes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,8 @@ class World:
         self._next_pid = 0
         self.current_pid = 0
         self.crossings = 0  # packets counted once per namespace they pass (bench)
+        # called after a socket took a segment: the workload driver arms its timers there
+        self.on_socket: Callable[[Namespace, Any], None] | None = None
         self._contexts: dict[str, NsContext] = {}
 
     # -- building -------------------------------------------------------------------------
@@ -349,10 +352,8 @@ class World:
             self.event(pid, Step.DELIVER, ns, None, None, None, "DELIVERED", pkt, why=f"to {sk!r}")
         for out in sk.receive(pkt, self.clock.now):
             self.send(ns.name, out)
-        self.on_socket_activity(ns, sk)
-
-    def on_socket_activity(self, ns: Namespace, sk: Any) -> None:
-        """Hook for the workload driver (timers); the crafted-packet replay has no sockets."""
+        if self.on_socket is not None:
+            self.on_socket(ns, sk)
 
     def run(self, until: float | None = None) -> None:
         self.clock.run(until)
