@@ -45,6 +45,13 @@ def _build() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where the two captures (host-eth0.pcap, ctr-eth0.pcap) go (default ./nflab-out)",
     )
+    run.add_argument(
+        "--show",
+        action="append",
+        choices=("iptables", "conntrack", "dmesg"),
+        default=[],
+        help="after the timeline also print the host's iptables-save -c, conntrack -L or dmesg (repeatable)",
+    )
     r = sub.add_parser(
         "replay", help="replay a crafted-packet case file in the model (the kernel-check contract)"
     )
@@ -67,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         print(render(args.kernel, args.be_liberal))
         return 0
     if args.command == "run":
-        return _run(args.scenario, args.kernel, args.fix, args.out)
+        return _run(args.scenario, args.kernel, args.fix, args.out, args.show)
     if args.command == "replay":
         return _replay(args.file, args.json)
     if args.command == "kernel-check":
@@ -88,9 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run(ref: str, kernel: str | None, fix: str, out: str) -> int:
+def _run(ref: str, kernel: str | None, fix: str, out: str, show: list[str]) -> int:
     from pathlib import Path
 
+    from sim.netfilter.conntrack import format_conntrack
+    from sim.netfilter.iptables_save import iptables_save
+    from sim.netns import dmesg
     from sim.scenario import ScenarioError, load_scenario, run_scenario
     from sim.timeline import render, write_captures
 
@@ -103,6 +113,17 @@ def _run(ref: str, kernel: str | None, fix: str, out: str) -> int:
         print(f"nflab: {e}", file=sys.stderr)
         return 2
     print(render(result))
+    host = result.world.namespaces["host"]
+    for what in show:
+        print(f"--- host {what}")
+        if what == "iptables":
+            print(iptables_save(host.ruleset), end="")
+        elif what == "conntrack":
+            assert host.conntrack is not None
+            for ct in host.conntrack.entries(result.world.clock.now):
+                print(format_conntrack(ct, result.world.clock.now))
+        else:
+            print("\n".join(dmesg(host.log)))
     try:
         written = write_captures(result, Path(out))
     except OSError as e:

@@ -95,7 +95,7 @@ class Namespace:
     sockets: dict[tuple[str, int, str, int], Any] = field(default_factory=dict)
     listeners: dict[int, Any] = field(default_factory=dict)
     local_addrs: set[str] = field(default_factory=set)
-    log: list[str] = field(default_factory=list)
+    log: list[tuple[float, str]] = field(default_factory=list)  # the kernel log: (time, text)
 
     def add_device(self, dev: Device) -> Device:
         if dev.name in self.devices:
@@ -126,3 +126,8 @@ class Namespace:
         ops = self.hooks.setdefault(hook, [])
         ops.append((priority, name, op))
         ops.sort(key=lambda o: o[0])
+
+
+def dmesg(log: list[tuple[float, str]]) -> list[str]:
+    """The kernel log as ``dmesg`` prints it: ``[seconds.micros] text``."""
+    return [f"[{t:12.6f}] {text}" for t, text in log]

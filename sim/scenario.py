@@ -9,7 +9,7 @@ A scenario is TOML (JSON with the same keys is accepted). Built-in scenarios liv
     [topology] containers, bridge_ip, bridge_prefix, host_ip, host_prefix, remote_ip, link_delay
     [sysctl] host sysctls ("net.netfilter.nf_conntrack_tcp_be_liberal" = 1, ...)
     [iptables] host = ["iptables -A INPUT ...", ...]
-    [upload] from, sport, dport, bytes
+    [upload] from, sport, dport, bytes, timestamps (TCP timestamps on both ends; default true)
     [remote] rst = "any" | "rfc5961"; unknown = "drop" | "rst"
     [[trigger]] kind = "late-ack", after_bytes, hold        (the article's trigger)
     [[trigger]] kind = "beyond-window", after_bytes, offset (still fires on 6.1)
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.case import CaseError
-from sim.endpoint import EndpointState, Role, TcpEndpoint
+from sim.endpoint import EndpointOptions, EndpointState, Role, TcpEndpoint
 from sim.netfilter.iptables_cmd import RuleError, iptables
 from sim.packet import SEQ_MASK, TCPHDR_ACK, TCPHDR_RST, Packet
 from sim.replay import apply_sysctl
@@ -82,6 +82,7 @@ class Scenario:
     sport: int
     dport: int
     upload_bytes: int
+    timestamps: bool
     remote_rst: str
     remote_unknown: str
     triggers: list[Trigger] = field(default_factory=list)
@@ -173,6 +174,7 @@ def parse_scenario(data: dict[str, Any], source: str) -> Scenario:
         sport=_get(upload, "sport", int, 39700, f"{source}: upload"),
         dport=_get(upload, "dport", int, 443, f"{source}: upload"),
         upload_bytes=_get(upload, "bytes", int, 2_000_000, f"{source}: upload"),
+        timestamps=_get(upload, "timestamps", bool, True, f"{source}: upload"),
         remote_rst=rst,
         remote_unknown=unknown_policy,
         triggers=triggers,
@@ -321,11 +323,17 @@ def run_scenario(sc: Scenario, trace: bool = True) -> Run:
     ctr_ip = ctr_ns.devices["eth0"].addr or ""
     remote_ns = w.namespaces["remote"]
     remote_ip = sc.topology.remote_ip
+    opts = EndpointOptions(timestamps=sc.timestamps)
     client = TcpEndpoint(
-        (ctr_ip, sc.sport), (remote_ip, sc.dport), Role.CLIENT, isn=w.rng.getrandbits(32), rng=w.rng
+        (ctr_ip, sc.sport),
+        (remote_ip, sc.dport),
+        Role.CLIENT,
+        isn=w.rng.getrandbits(32),
+        rng=w.rng,
+        options=opts,
     )
     server = TcpEndpoint(
-        (remote_ip, sc.dport), ("0.0.0.0", 0), Role.SERVER, isn=w.rng.getrandbits(32), rng=w.rng
+        (remote_ip, sc.dport), ("0.0.0.0", 0), Role.SERVER, isn=w.rng.getrandbits(32), rng=w.rng, options=opts
     )
     remote = _Remote(server, sc.remote_rst == "any")
     ctr_ns.sockets[(ctr_ip, sc.sport, remote_ip, sc.dport)] = client

@@ -182,7 +182,7 @@ class World:
         )
 
     def kernel_log(self, ns: Namespace, pid: int, line: str) -> None:
-        ns.log.append(line)
+        ns.log.append((self.clock.now, line))
         if self.trace.enabled:
             self.trace.add(TraceEvent(self.clock.now, pid, Step.LOG, ns.name, verdict="LOG", why=line))
 

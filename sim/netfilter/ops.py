@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sim.netfilter import nat
-from sim.netfilter.conntrack import format_conntrack
+from sim.netfilter.conntrack import IPS_SRC_NAT, format_conntrack
 from sim.netfilter.hooks import NfVerdict, Priority
 from sim.netfilter.xtables import (
     HOOK_CHAIN,
@@ -81,6 +81,7 @@ def conntrack_in(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfV
                     "new_state": tcp.new_state.name if tcp else None,
                     "check": tcp.window if tcp else None,
                     "ct_id": skb.ct.id if skb.ct is not None else None,
+                    "snat": skb.ct is not None and bool(skb.ct.status & IPS_SRC_NAT),
                     "direction": "reply" if skb.ctinfo in REPLY_INFOS else "original",
                     "entry": _entry_line(table, before, w.clock.now),
                 },

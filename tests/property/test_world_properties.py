@@ -6,7 +6,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.kernel.fuzzcase import FIXES, conversation_to_case
-from sim.netfilter.conntrack import IPS_SRC_NAT
 from sim.packet import TCPHDR_RST, Packet, parse_flags
 from sim.replay import run_world
 from sim.testing.strategies import perturbed_conversations
@@ -36,16 +35,15 @@ def test_every_packet_has_exactly_one_fate(case, fix):
 def test_drop_invalid_means_no_host_rst_for_a_tracked_connection(case):
     conv, done = case
     w, _ = run_world(conversation_to_case(conv.segments, name="p", fix="drop-invalid"))
-    table = w.namespaces["host"].conntrack
     for e in w.trace.events:
         if e.step is Step.SEND and e.cause is not None and e.before.flags & TCPHDR_RST:
-            p = e.before
-            # A RST from the host on the reply side of the container's masqueraded connection
-            # would tear the upload down. (A remote ACK for a connection nobody has is picked
-            # up mid-stream as NEW, not INVALID, and the host still answers it with a RST --
-            # the kernel does the same; that is not the container's connection.)
-            hit = table.find((p.dst, p.dport, p.src, p.sport), w.clock.now)
-            assert hit is None or not (hit[1] == 1 and hit[0].status & IPS_SRC_NAT), done
+            # The RST's own trip through the host's OUTPUT conntrack says which entry, if any,
+            # it belongs to at that moment. On the reply side of the container's masqueraded
+            # connection it would tear the upload down. (A remote ACK for a connection nobody
+            # has is picked up mid-stream as NEW, not INVALID, and the host still answers it
+            # with a RST -- the kernel does the same; that is not the container's connection.)
+            (ct,) = [c for c in w.trace.for_packet(e.pid) if c.step is Step.CONNTRACK and c.hook == "OUTPUT"]
+            assert not (ct.data["snat"] and ct.data["direction"] == "reply"), done
 
 
 def test_nat_reply_tuples_stay_unique_when_containers_share_a_port():

@@ -117,7 +117,7 @@ def test_log_invalid_writes_the_kernel_line():
 
     w, _ = run_world(case(back("A", 5001, 3001), sysctl={"net.netfilter.nf_conntrack_log_invalid": 6}))
     # the first line is the probe's; the host's own RST is then INVALID too ("invalid new")
-    line = w.namespaces["host"].log[0]
+    _t, line = w.namespaces["host"].log[0]
     assert line.startswith(
         "nf_ct_proto_6: ACK is over upper bound 2002 (ACKed data not seen yet) IN=eth0 OUT= MAC="
     )
