@@ -1,0 +1,56 @@
+"""The help screen: the story in five lines, the colours, and every key."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+HELP = """\
+# nflab: the host that answers for its container
+
+A container uploads through a Docker host that **MASQUERADE**s it. One reply segment from the
+remote falls outside the window conntrack tracks (`tcp_in_window()`, four bounds). Conntrack
+calls it **INVALID** and detaches it from the connection, so **NAT skips it**: its destination
+stays the host's own address. Routing says **LOCAL**, the host finds **no socket** for the port,
+and `tcp_v4_send_reset()` answers with a **RST**. Only the remote sees that RST (host capture);
+the container never does (container capture), so it retransmits until it gives up.
+
+Fixes: `iptables -A INPUT -m conntrack --ctstate INVALID -j DROP` (**drop-invalid**) or
+`sysctl net.netfilter.nf_conntrack_tcp_be_liberal=1` (**be-liberal**). Kernel **6.1** ignores
+an overly delayed ACK instead of calling it INVALID, but a segment beyond the window still is.
+
+## Colours
+ACCEPT-like verdicts green, IGNORE amber, INVALID (and NAT skipped) purple, DROP / no socket /
+RST red.
+
+## Keys
+| key | action |
+|---|---|
+| right / left | next / previous step (backwards is instant) |
+| down / up | next / previous packet |
+| space | play / pause |
+| i | jump to the next INVALID |
+| c | follow: to the packet this one caused (the RST), or back to its cause |
+| f | cycle the fix: none, drop-invalid, be-liberal (re-runs, says what changed) |
+| k | cycle the kernel: 3.10, 6.1 (re-runs, says what changed) |
+| home | back to the interesting packet |
+| o | open a scenario or crafted case file |
+| ctrl+p | command palette |
+| ? | this help |
+| q | quit |
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark", "dismiss", "Close", id="help.close"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box"):
+            yield Markdown(HELP)

@@ -1,0 +1,86 @@
+"""Two capture panes side by side, host uplink and container eth0, tcpdump-style."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widget import Widget
+
+from tui.model import Cursor, Pane, Session, Tone
+from tui.widgets.style import INK
+
+
+class CapturePane(Widget):
+    """The lines around the current time; the current packet's lines highlighted, RSTs in red."""
+
+    DEFAULT_CSS = "CapturePane { width: 1fr; }"
+
+    def __init__(self, which: int, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.which = which
+        self._pane: Pane | None = None
+        self._pid = -1
+        self._kids: set[int] = set()
+        self._t = 0.0
+
+    def show(self, s: Session, c: Cursor) -> None:
+        e = s.event(c)
+        self._pane = s.panes[self.which]
+        self._pid, self._t = e.pid, e.t
+        self._kids = set(s.pids_caused.get(e.pid, []))
+        p = self._pane
+        self.border_title = f"{p.title}: {len(p.lines)} pkts, {p.rsts} RST"
+        if self.size.width and self.size.width < 44:
+            self.border_title = f"{p.title.split(' (')[0]}: {p.rsts} RST"
+        self.refresh()
+
+    def render(self) -> Group:
+        p = self._pane
+        if p is None:
+            return Group()
+        width, height = self.size.width, self.size.height
+        full = width >= 100
+        mine = p.by_pid.get(self._pid, [])
+        anchor = mine[0] if mine else p.around(self._t)
+        never = Text(f"-- packet {self._pid} never seen here --", style=f"bold {INK[Tone.INVALID]}")
+
+        def rows(i: int) -> int:
+            text = p.lines[i].text if full else p.lines[i].short
+            return max(1, -(-len(text) // max(width, 1)))
+
+        start, used = anchor, 0
+        while start > 0 and used + rows(start - 1) <= height // 3:
+            start -= 1
+            used += rows(start)
+        out: list[Text] = []
+        budget = height - (0 if mine else 1)
+        i = start
+        while i < len(p.lines) and budget - rows(i) >= 0:
+            if not mine and i == anchor:
+                out.append(never)
+            line = p.lines[i]
+            style = ""
+            if line.rst:
+                style = f"bold {INK[Tone.DROP]}"
+            if line.pid == self._pid:
+                style = "reverse " + style
+            elif line.pid in self._kids:
+                style = "underline " + style
+            out.append(Text(line.text if full else line.short, style=style.strip(), overflow="fold"))
+            budget -= rows(i)
+            i += 1
+        if not mine and anchor >= i:
+            out.append(never)
+        return Group(*out)
+
+
+class Captures(Horizontal):
+    def compose(self) -> ComposeResult:
+        yield CapturePane(0, id="cap-host")
+        yield CapturePane(1, id="cap-ctr")
+
+    def show(self, s: Session, c: Cursor) -> None:
+        for pane in self.query(CapturePane):
+            pane.show(s, c)

@@ -1,0 +1,77 @@
+"""The packet's journey: every step it took, with its verdict; the current step highlighted."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.widget import Widget
+
+from sim.trace import TraceEvent
+from tui.model import Cursor, Session, step_row
+from tui.widgets.style import badge
+
+_HOOKS = {"PREROUTING": "PRE", "POSTROUTING": "POST", "FORWARD": "FWD", "INPUT": "IN", "OUTPUT": "OUT"}
+
+
+def _hook(text: str, compact: bool) -> str:
+    if not compact:
+        return text
+    word, _, rest = text.partition(" ")
+    return f"{_HOOKS.get(word, word)} {rest}".strip()
+
+
+class Journey(Widget):
+    """A table of the current packet's steps, windowed so the current one is always visible."""
+
+    DEFAULT_CSS = "Journey { height: 1fr; }"
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._events: list[TraceEvent] = []
+        self._current = 0
+        self._head = ""
+        self._short = ""
+
+    def show(self, s: Session, c: Cursor) -> None:
+        events = s.packet_events(c.packet)
+        first = events[0]
+        pkt = first.before
+        self._events, self._current = events, c.step
+        self._head = f"{pkt.describe()}" if pkt is not None else f"packet {first.pid}"
+        self._short = self._head.split(" ", 3)[-1] if pkt is not None else self._head
+        self.refresh()
+
+    def render(self) -> Group:
+        width, height = self.size.width, self.size.height
+        compact = width < 50
+        head = Text(self._short if compact else self._head, style="bold", overflow="fold")
+        head_lines = len(head.wrap(self.app.console, max(width, 1)))
+        rows = max(height - head_lines - (0 if compact else 1), 1)
+        visible = rows
+        start = max(0, min(self._current - visible // 3, len(self._events) - visible))
+        table = Table(
+            box=None,
+            padding=(0, 1, 0, 0),
+            expand=True,
+            show_edge=False,
+            header_style="dim",
+            show_header=not compact,
+        )
+        table.add_column("#", justify="right", no_wrap=True)
+        table.add_column("device", no_wrap=True)
+        if compact:
+            table.add_column("hook / step", ratio=1, overflow="fold")
+        else:
+            table.add_column("hook", no_wrap=True)
+            table.add_column("step", ratio=1, overflow="fold")
+        table.add_column("verdict", no_wrap=True)
+        for k in range(start, min(len(self._events), start + visible)):
+            r = step_row(self._events[k])
+            cur = k == self._current
+            num = Text(("▶" if cur else " ") + str(k + 1), style="bold" if cur else "dim")
+            what = r.what if r.what != r.hook else ""
+            where = r.where.removeprefix("host/") if compact else r.where
+            mid = [f"{_hook(r.hook, True)} {what}".strip()] if compact else [r.hook, what]
+            table.add_row(num, where, *mid, badge(r.verdict, r.tone), style="reverse" if cur else None)
+        return Group(head, table)
