@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sim.netfilter.conntrack import ConntrackTable
+    from sim.netfilter.proto_tcp import TcpResult
     from sim.netns import Namespace
     from sim.packet import Packet
     from sim.world import World
@@ -82,7 +83,7 @@ def conntrack_in(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfV
                     "check": tcp.window if tcp else None,
                     "ct_id": skb.ct.id if skb.ct is not None else None,
                     "snat": skb.ct is not None and bool(skb.ct.status & IPS_SRC_NAT),
-                    "direction": "reply" if skb.ctinfo in REPLY_INFOS else "original",
+                    "direction": _direction(skb, tcp),
                     "entry": _entry_line(table, before, w.clock.now),
                 },
             )
@@ -95,6 +96,16 @@ def _entry_line(table: ConntrackTable, pkt: Packet, now: float) -> str | None:
     for an INVALID packet, whose entry stays in the table; None for an unconfirmed one)."""
     hit = table.find((pkt.src, pkt.sport, pkt.dst, pkt.dport), now)
     return format_conntrack(hit[0], now) if hit is not None else None
+
+
+def _direction(skb: Skb, tcp: TcpResult | None) -> str | None:
+    """Which way the packet went on its connection: from ctinfo while the entry is attached,
+    else (INVALID) from the window check's sender; None when nothing says."""
+    if skb.ct is not None:
+        return "reply" if skb.ctinfo in REPLY_INFOS else "original"
+    if tcp is not None and tcp.window is not None:
+        return "reply" if tcp.window.sender_dir else "original"
+    return None
 
 
 def _primary_state(state: object) -> str:
