@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from typing import NoReturn
 
 from sim.netfilter.profiles import PROFILES
+
+# Subcommands whose parser and main() live with the code they drive.
+SUBCOMMAND_MODULES = {"kernel-check": "sim.kernel.check", "figures": "sim.figures", "check": "sim.exercises"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,9 +61,11 @@ def _build() -> argparse.ArgumentParser:
     )
     r.add_argument("file", help="case file (JSON, or TOML with the same schema)")
     r.add_argument("--json", action="store_true", help="one JSON object per input packet")
-    from sim.kernel.check import add_subcommand
+    from sim import exercises, figures
+    from sim.kernel import check
 
-    add_subcommand(sub)
+    for module in (check, figures, exercises):
+        module.add_subcommand(sub)
     b = sub.add_parser("bench", help="measure the model's throughput and memory on this machine")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     return p
@@ -77,10 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args.scenario, args.kernel, args.fix, args.out, args.show)
     if args.command == "replay":
         return _replay(args.file, args.json)
-    if args.command == "kernel-check":
-        from sim.kernel.check import main as kernel_check
-
-        return kernel_check(args)
+    if args.command in SUBCOMMAND_MODULES:
+        module = importlib.import_module(SUBCOMMAND_MODULES[args.command])
+        status: int = module.main(args)
+        return status
     if args.command == "bench":
         from sim.bench import run_all
 
