@@ -37,6 +37,7 @@ from tui.model import (
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
 from tui.screens.open_file import OpenScreen
+from tui.widgets.why import WhyPanel
 
 STEP = Binding.Group("step", compact=True)
 PACKET = Binding.Group("pkt", compact=True)
@@ -60,17 +61,23 @@ class NflabApp(App[int]):
         Binding("q", "quit", "quit", id="quit"),
         Binding("c", "follow", "follow RST", id="follow", show=False),
         Binding("home", "focus_story", "story", id="story", show=False),
+        Binding("pagedown", "why_scroll(4)", "why down", id="why.down", show=False),
+        Binding("pageup", "why_scroll(-4)", "why up", id="why.up", show=False),
     ]
 
     def __init__(
-        self, ref: str = DEFAULT_SCENARIO, kernel: str | None = None, fix: str | None = None
+        self,
+        ref: str = DEFAULT_SCENARIO,
+        kernel: str | None = None,
+        fix: str | None = None,
+        cache: dict[tuple[str, str, str], Session] | None = None,
     ) -> None:
         super().__init__()
         self.ref, self.kernel, self.fix = ref, kernel, fix
         self.session: Session | None = None
         self.cursor = Cursor(0, 0)
         self.playing: Timer | None = None
-        self._cache: dict[tuple[str, str, str], Session] = {}
+        self._cache: dict[tuple[str, str, str], Session] = {} if cache is None else cache
 
     # -- state --------------------------------------------------------------------
 
@@ -143,6 +150,9 @@ class NflabApp(App[int]):
     def action_focus_story(self) -> None:
         assert self.session is not None
         self.move(Cursor(*self.session.focus))
+
+    def action_why_scroll(self, n: int) -> None:
+        self.screen_main.query_one(WhyPanel).scroll_lines(n)
 
     def action_play(self) -> None:
         if self.playing is None:
@@ -226,11 +236,18 @@ class NflabApp(App[int]):
         yield SystemCommand("Help", "The story, the colours and the keys", self.action_help)
 
 
-def make_app(scenario: str | None = None, kernel: str | None = None, fix: str | None = None) -> NflabApp:
+def make_app(
+    scenario: str | None = None,
+    kernel: str | None = None,
+    fix: str | None = None,
+    *,
+    cache: dict[tuple[str, str, str], Session] | None = None,
+) -> NflabApp:
     """The app on ``scenario`` (built-in name, scenario file or case file; default the seed
-    incident), with ``kernel``/``fix`` overriding what the file says. Raises SourceError early."""
+    incident), with ``kernel``/``fix`` overriding what the file says. Raises SourceError early.
+    ``cache`` shares runs between apps (the tests run each scenario once)."""
     ref = scenario or DEFAULT_SCENARIO
-    app = NflabApp(ref, kernel, fix)
+    app = NflabApp(ref, kernel, fix, cache)
     app.load(ref, kernel, fix)  # fail before the terminal switches modes, and warm the cache
     return app
 

@@ -39,6 +39,7 @@ RST red.
 | f | cycle the fix: none, drop-invalid, be-liberal (re-runs, says what changed) |
 | k | cycle the kernel: 3.10, 6.1 (re-runs, says what changed) |
 | home | back to the interesting packet |
+| pgdn / pgup | scroll the why panel |
 | o | open a scenario or crafted case file |
 | ctrl+p | command palette |
 | ? | this help |

@@ -1,14 +1,14 @@
 """The "why" panel: the current step in plain words; for the window check, the four bounds and
-the tracker's per-direction state before and after."""
+the tracker's per-direction state before and after.
+
+Rendered as wrapped text lines with its own scroll offset, so a step costs no layout pass.
+"""
 
 from __future__ import annotations
 
-from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import VerticalScroll
-from textual.widgets import Static
+from textual import events
+from textual.widget import Widget
 
 from tui.model import (
     TRACKER_FIELDS,
@@ -33,50 +33,102 @@ def bounds_text(w: WindowView, width: int) -> Text:
         rule = b.rule if width >= len(b.rule) + 5 else short_rule(b.rule)
         out.append(f"{b.name:<4}", style="bold")
         out.append(f"{rule}\n", style="bold" if not b.passed else "")
-        out.append(f"    limit {b.limit:>10}  packet {b.value:>10}  ")
+        if width >= 44:
+            out.append(f"    limit {b.limit:>10}  packet {b.value:>10}  ")
+        else:
+            out.append(f"  lim {b.limit:>10} pkt {b.value:>10}")
         out.append_text(badge("pass", Tone.ACCEPT) if b.passed else badge("FAIL", Tone.DROP))
         out.append("\n")
     out.rstrip()
     return out
 
 
-def tracker_table(w: WindowView) -> Table:
-    t = Table(box=None, padding=(0, 1, 0, 0), show_edge=False, header_style="dim")
-    t.add_column("tracker", no_wrap=True)
-    for d in (0, 1):
-        role = "sender" if d == w.sender else "receiver"
-        t.add_column(f"{DIRS[d]} ({role})", justify="right", no_wrap=True)
-        t.add_column("after", justify="right", no_wrap=True)
-    for f in TRACKER_FIELDS:
-        cells: list[Text | str] = [f]
+def tracker_text(w: WindowView, width: int) -> Text:
+    """td_end, td_maxend, td_maxwin, scale for both directions, before -> after."""
+    out = Text()
+    if width >= 56:
+        roles = [f"{DIRS[d]} ({'sender' if d == w.sender else 'receiver'})" for d in (0, 1)]
+        out.append(f"{'':10}{roles[0]:>22}  {roles[1]:>22}\n", style="dim")
+        out.append(f"{'':10}{'before':>11}{'after':>11}  {'before':>11}{'after':>11}\n", style="dim")
+        for f in TRACKER_FIELDS:
+            out.append(f"{f:<10}")
+            for d in (0, 1):
+                before, after = w.before[d].get(f), w.after[d].get(f)
+                out.append(f"{before!s:>11}")
+                if before == after:
+                    out.append(f"{'=':>11}", style="dim")
+                else:
+                    out.append(f"{after!s:>11}", style=f"bold {INK[Tone.IGNORE]}")
+                out.append("  " if d == 0 else "\n")
+    else:
         for d in (0, 1):
-            before, after = w.before[d].get(f), w.after[d].get(f)
-            cells.append(str(before))
-            same = before == after
-            cells.append(
-                Text("=" if same else str(after), style="dim" if same else f"bold {INK[Tone.IGNORE]}")
-            )
-        t.add_row(*cells)
-    return t
+            role = "sender" if d == w.sender else "receiver"
+            out.append(f"{DIRS[d]} ({role}), before / after\n", style="dim")
+            for f in TRACKER_FIELDS:
+                before, after = w.before[d].get(f), w.after[d].get(f)
+                out.append(f"  {f:<10}{before!s:>11} ")
+                out.append("=" if before == after else str(after), style="dim" if before == after else "bold")
+                out.append("\n")
+    out.rstrip()
+    return out
 
 
-class WhyPanel(VerticalScroll, can_focus=False):
-    """Plain words for the current step; scrolls when the terminal is short."""
+class WhyPanel(Widget):
+    """Plain words for the current step; the mouse wheel or pgup/pgdn scroll it when it is long."""
 
-    def compose(self) -> ComposeResult:
-        yield Static(id="why-body")
+    DEFAULT_CSS = "WhyPanel { height: 1fr; }"
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._session: Session | None = None
+        self._cursor: Cursor | None = None
+        self.offset_lines = 0
 
     def show(self, s: Session, c: Cursor) -> None:
+        self._session, self._cursor = s, c
+        self.offset_lines = 0
+        self.refresh()
+
+    def scroll_lines(self, n: int) -> None:
+        self.offset_lines = max(0, self.offset_lines + n)
+        self.refresh()
+
+    def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        self.scroll_lines(2)
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        self.scroll_lines(-2)
+
+    def text(self, width: int) -> Text:
+        """The whole panel as one Text for this width (tests read it too)."""
+        s, c = self._session, self._cursor
+        if s is None or c is None:
+            return Text()
         e = s.event(c)
         r = step_row(e)
-        head = Text.assemble((f"{r.where} {r.hook} · {r.what} ", "bold"), badge(r.verdict, r.tone))
-        parts: list[RenderableType] = [head]
-        parts.extend(Text(p) for p in explain(s, c))
+        out = Text.assemble((f"{r.where} {r.hook} · {r.what} ", "bold"), badge(r.verdict, r.tone), "\n")
+        words = Text("\n".join(explain(s, c)) + "\n")
         w = window_view(e)
-        if w is not None:
-            parts.append(Text("tcp_in_window(): the four bounds", style="bold"))
-            parts.append(bounds_text(w, self.size.width - 2))
-            parts.append(Text("the tracker per direction, before and after this packet", style="bold"))
-            parts.append(tracker_table(w))
-        self.query_one("#why-body", Static).update(Group(*parts))
-        self.scroll_home(animate=False)
+        if w is None:
+            out.append_text(words)
+        else:
+            out.append("tcp_in_window(): the four bounds\n", style="bold underline")
+            out.append_text(bounds_text(w, width))
+            out.append("\n")
+            out.append_text(words)
+            out.append("the tracker, before and after this packet\n", style="bold underline")
+            out.append_text(tracker_text(w, width))
+        out.rstrip()
+        return out
+
+    def render(self) -> Text:
+        width, height = max(self.size.width, 1), max(self.size.height, 1)
+        lines = self.text(width).wrap(self.app.console, width)
+        more = len(lines) - self.offset_lines > height
+        self.offset_lines = min(self.offset_lines, max(len(lines) - height, 0))
+        shown = list(lines)[self.offset_lines : self.offset_lines + height]
+        if more and shown:
+            shown[-1] = Text(
+                f"... {len(lines) - self.offset_lines - height + 1} more lines (pgdn)", style="dim"
+            )
+        return Text("\n").join(shown)
