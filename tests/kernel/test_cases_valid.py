@@ -131,6 +131,10 @@ LAST_PACKET: dict[str, tuple[Any, ...]] = {
         None,
         [],
     ),
+    # be_liberal: nf_tcp_log_invalid() accepts any window failure, RSTs included; the RST's seq
+    # is not td_maxack, so the state is kept (RFC 5961). The sysctl docs' "only out of window
+    # RST segments" exception is not in the code.
+    "rst-out-of-window-liberal": ("ACCEPT", None, "ESTABLISHED", "delivered:ctr", NATED_TO_CTR, []),
     "old-rst-from-ctr": ("INVALID", "invalid rst", "ESTABLISHED", "delivered:remote", RAW_TO_REMOTE, []),
     "old-rst-from-ctr-liberal": (
         "INVALID",
