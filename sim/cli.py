@@ -32,6 +32,10 @@ def _build() -> argparse.ArgumentParser:
     w.add_argument(
         "--be-liberal", action="store_true", help="set net.netfilter.nf_conntrack_tcp_be_liberal=1"
     )
+    tui = sub.add_parser("tui", help="the walkthrough in the terminal (also: nflab with no arguments)")
+    tui.add_argument("scenario", nargs="?", help="built-in scenario, scenario file or crafted case file")
+    tui.add_argument("--kernel", choices=sorted(PROFILES), help="kernel profile (default: the file's)")
+    tui.add_argument("--fix", choices=("none", "drop-invalid", "be-liberal"), help="apply one of the fixes")
     run = sub.add_parser(
         "run", help="run a scenario (built-in name or TOML/JSON file) and print its timeline"
     )
@@ -79,25 +83,32 @@ def main(argv: list[str] | None = None) -> int:
 
         print(render(args.kernel, args.be_liberal))
         return 0
+    if args.command in (None, "tui"):
+        from tui.app import main as tui_main  # the composition root: sim itself never imports tui
+
+        scenario, kernel, fix = (getattr(args, key, None) for key in ("scenario", "kernel", "fix"))
+        return int(tui_main(scenario, kernel, fix or ""))
     if args.command == "run":
         return _run(args.scenario, args.kernel, args.fix, args.out, args.show)
     if args.command == "replay":
         return _replay(args.file, args.json)
     if args.command in SUBCOMMAND_MODULES:
         module = importlib.import_module(SUBCOMMAND_MODULES[args.command])
-        status: int = module.main(args)
-        return status
-    if args.command == "bench":
-        from sim.bench import run_all
+        return int(module.main(args))
+    assert args.command == "bench", args.command  # argparse allows no other
+    from sim.bench import run_all
 
-        figures = run_all(lambda name: print(f"measuring {name} ...", file=sys.stderr))
-        if args.json:
-            print(json.dumps(figures))
-        else:
-            for name, value in figures.items():
-                print(f"{name:<28} {value:>14,.1f}")
-        return 0
-    parser.print_help()
+    figures = run_all(lambda name: print(f"measuring {name} ...", file=sys.stderr))
+    from tui.bench import tui_first_frame_s, tui_step_ms
+
+    for name, fn in (("tui_first_frame_s", tui_first_frame_s), ("tui_step_ms", tui_step_ms)):
+        print(f"measuring {name} ...", file=sys.stderr)
+        figures[name] = round(fn(), 3)
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        for name, value in figures.items():
+            print(f"{name:<28} {value:>14,.1f}")
     return 0
 
 
