@@ -460,7 +460,7 @@ def step_row(e: TraceEvent) -> StepRow:
     elif e.step is Step.NAT:
         what = "nat"
     elif e.step is Step.ROUTE:
-        what = "routing"
+        what = "route"
     elif e.step is Step.SOCKET:
         what = "socket"
     elif e.step is Step.RST:
@@ -561,7 +561,11 @@ def window_view(e: TraceEvent) -> WindowView | None:
 
 
 def short_rule(rule: str) -> str:
-    return rule.replace("receiver.", "rcv.").replace("sender.", "snd.").replace("MAXACKWINDOW", "MAXACKWIN")
+    return (
+        rule.replace("receiver.", "rcv.")
+        .replace("sender.", "snd.")
+        .replace("MAXACKWINDOW(sender)", "MAXACKWIN(snd)")
+    )
 
 
 def direction(s: Session, pid: int) -> tuple[int, int]:

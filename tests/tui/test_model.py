@@ -157,6 +157,9 @@ def test_the_core_never_imports_the_tui() -> None:
     import subprocess
     import sys
 
-    code = "import sys, sim.scenario, sim.replay, sim.timeline; print(any(m.startswith(('tui', 'textual')) for m in sys.modules))"
+    code = (
+        "import sys, sim.scenario, sim.replay, sim.timeline; "
+        "print(any(m.startswith(('tui', 'textual')) for m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -46,7 +46,8 @@ async def test_the_incident_step_by_step(run_cache: Cache) -> None:
         t = screen_text(app)
         # opens on the late ACK at the host's conntrack hook: INVALID with bound IV failed
         assert "PREROUTING -200" in current_row(t["journey"]) and "INVALID" in current_row(t["journey"])
-        assert "IV  sack >= receiver.td_end - MAXACKWINDOW(sender)" in t["why"]
+        assert "bound IV fails" in t["why"]
+        assert "IV  sack >= rcv.td_end - MAXACKWIN(snd)" in t["why"]  # the formula, short at this width
         assert "FAIL" in t["why"].split("IV  ")[1].splitlines()[1]  # the limit/packet line of bound IV
         assert all("pass" in t["why"].split(f"{b:<4}")[1].splitlines()[1] for b in ("I", "II", "III"))
         assert "td_maxwin" in t["why"] and "td_scale" in t["why"]

@@ -112,6 +112,10 @@ class WhyPanel(Widget):
         if w is None:
             out.append_text(words)
         else:
+            for b in w.bounds:
+                if not b.passed:
+                    out.append(f"bound {b.name} fails: ", style=f"bold {INK[Tone.DROP]}")
+                    out.append(f"packet {b.value} vs limit {b.limit}\n", style="bold")
             out.append("tcp_in_window(): the four bounds\n", style="bold underline")
             out.append_text(bounds_text(w, width))
             out.append("\n")
