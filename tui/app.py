@@ -8,7 +8,6 @@ changed and where the two runs first diverge.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import ClassVar
 
 from textual.app import App, SystemCommand
@@ -253,12 +252,11 @@ def make_app(
 
 
 def main(argv_scenario: str | None, kernel: str | None, fix: str) -> int:
-    """``nflab`` (no args: the seed incident) and ``nflab tui FILE``. Returns the exit status."""
+    """``nflab`` (no args: the seed incident) and ``nflab tui FILE``. ``kernel`` None keeps the
+    file's kernel; ``fix`` overrides the file's fix ("" or None keeps it). Returns the exit status:
+    0, or 2 with a one-line message on stderr when the file cannot be opened."""
     import sys
 
-    if argv_scenario is not None and not Path(argv_scenario).exists() and "/" in argv_scenario:
-        print(f"nflab tui: {argv_scenario}: no such file", file=sys.stderr)
-        return 2
     try:
         app = make_app(argv_scenario, kernel, None if fix in (None, "") else fix)
     except SourceError as e:
