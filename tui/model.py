@@ -557,7 +557,7 @@ def window_view(e: TraceEvent) -> WindowView | None:
     if check is None:
         return None
     bounds = [BoundRow(b.name, b.rule, b.limit, b.value, b.passed) for b in check.bounds]
-    return WindowView(bounds, check.sender_dir, tuple(check.before), tuple(check.after))  # type: ignore[arg-type]
+    return WindowView(bounds, check.sender_dir, tuple(check.before), tuple(check.after))
 
 
 def short_rule(rule: str) -> str:
