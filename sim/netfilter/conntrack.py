@@ -58,7 +58,7 @@ class Conn:
     __slots__ = ("id", "mark", "status", "tcp", "timeout", "tuples")
 
     def __init__(self, orig: CtTuple, ident: int) -> None:
-        self.tuples: list[CtTuple] = [orig, invert_tuple(orig)]  # tuplehash[ORIGINAL/REPLY]
+        self.tuples: tuple[CtTuple, CtTuple] = (orig, invert_tuple(orig))  # tuplehash[ORIGINAL/REPLY]
         self.status = 0
         self.timeout = 0.0  # absolute expiry, seconds of virtual time
         self.mark = 0

@@ -155,7 +155,7 @@ def nf_nat_setup_info(
     curr = invert_tuple(ct.tuples[REPLY])
     new = get_unique_tuple(table, curr, rng, ct, manip, now, rnd)
     if new != curr:
-        ct.tuples[REPLY] = invert_tuple(new)  # nf_conntrack_alter_reply()
+        ct.tuples = (ct.tuples[0], invert_tuple(new))  # nf_conntrack_alter_reply()
         ct.status |= _NAT_BIT[manip]
     ct.status |= _DONE_BIT[manip]
 
