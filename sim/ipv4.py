@@ -26,17 +26,18 @@ def nf_hook(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> bool:
     """``nf_hook_slow()``: run the hook's ops in priority order; False when one drops."""
     for priority, name, op in ns.hooks.get(hook, ()):
         if op(w, ns, hook, skb, pid) == NfVerdict.DROP:
-            w.event(
-                pid,
-                Step.DROP,
-                ns,
-                skb,
-                hook,
-                priority,
-                "DROP",
-                skb.pkt,
-                why=f"{name} at {HOOK_CHAIN[hook]} (priority {priority}) dropped the packet",
-            )
+            if w.trace.enabled:
+                w.event(
+                    pid,
+                    Step.DROP,
+                    ns,
+                    skb,
+                    hook,
+                    priority,
+                    "DROP",
+                    skb.pkt,
+                    why=f"{name} at {HOOK_CHAIN[hook]} (priority {priority}) dropped the packet",
+                )
             return False
     return True
 
@@ -47,31 +48,34 @@ def ip_rcv(w: World, ns: Namespace, skb: Skb, pid: int) -> None:
         return
     res = ns.fib_lookup(skb.pkt.dst)
     if res.type is RouteType.LOCAL:
-        w.event(
-            pid,
-            Step.ROUTE,
-            ns,
-            skb,
-            None,
-            None,
-            "LOCAL",
-            skb.pkt,
-            why=f"{skb.pkt.dst} is an address of {ns.name}: deliver to the local stack (ip_local_deliver)",
-        )
+        if w.trace.enabled:
+            w.event(
+                pid,
+                Step.ROUTE,
+                ns,
+                skb,
+                None,
+                None,
+                "LOCAL",
+                skb.pkt,
+                why=f"{skb.pkt.dst} is an address of {ns.name}: "
+                "deliver to the local stack (ip_local_deliver)",
+            )
         ip_local_deliver(w, ns, skb, pid)
     elif res.type is RouteType.UNICAST and ns.ip_forward:
-        w.event(
-            pid,
-            Step.ROUTE,
-            ns,
-            skb,
-            None,
-            None,
-            "FORWARD",
-            skb.pkt,
-            why=f"route to {skb.pkt.dst} via {res.dev}: forward",
-            data={"dev": res.dev},
-        )
+        if w.trace.enabled:
+            w.event(
+                pid,
+                Step.ROUTE,
+                ns,
+                skb,
+                None,
+                None,
+                "FORWARD",
+                skb.pkt,
+                why=f"route to {skb.pkt.dst} via {res.dev}: forward",
+                data={"dev": res.dev},
+            )
         ip_forward(w, ns, skb, pid, res.dev or "", res.nexthop or skb.pkt.dst)
     else:
         why = "no route" if res.type is RouteType.UNREACHABLE else "not local and ip_forward is 0"
@@ -97,18 +101,19 @@ def tcp_v4_rcv(w: World, ns: Namespace, skb: Skb, pid: int) -> None:
             )
         w.deliver_to_socket(ns, sk, pkt, pid)
         return
-    w.event(
-        pid,
-        Step.SOCKET,
-        ns,
-        skb,
-        None,
-        None,
-        "NO_SOCKET",
-        pkt,
-        why=f"no socket for {pkt.dst}:{pkt.dport} from {pkt.src}:{pkt.sport} "
-        "(__inet_lookup_established and __inet_lookup_listener found nothing)",
-    )
+    if w.trace.enabled:
+        w.event(
+            pid,
+            Step.SOCKET,
+            ns,
+            skb,
+            None,
+            None,
+            "NO_SOCKET",
+            pkt,
+            why=f"no socket for {pkt.dst}:{pkt.dport} from {pkt.src}:{pkt.sport} "
+            "(__inet_lookup_established and __inet_lookup_listener found nothing)",
+        )
     if not ns.reset_unknown:
         w.event(
             pid,

@@ -191,18 +191,19 @@ class World:
         """A crafted frame sent on an AF_PACKET socket: it bypasses the sender's stack."""
         pid = self.new_pid()
         ns = self.namespaces[ns_name]
-        self.event(
-            pid,
-            Step.SEND,
-            ns,
-            None,
-            None,
-            None,
-            "SEND",
-            pkt,
-            dev=dev_name,
-            why=f"crafted packet sent from {ns_name} {dev_name}",
-        )
+        if self.trace.enabled:
+            self.event(
+                pid,
+                Step.SEND,
+                ns,
+                None,
+                None,
+                None,
+                "SEND",
+                pkt,
+                dev=dev_name,
+                why=f"crafted packet sent from {ns_name} {dev_name}",
+            )
         self.xmit(ns, dev_name, pkt, pid, pkt.dst)
         return pid
 
@@ -235,48 +236,51 @@ class World:
         if dev.kind.value == "bridge":
             port = self._bridge_port(ns, dev_name, nexthop)
             if port is None:
+                if self.trace.enabled:
+                    self.event(
+                        pid,
+                        Step.DROP,
+                        ns,
+                        None,
+                        None,
+                        None,
+                        "DROP",
+                        pkt,
+                        dev=dev_name,
+                        why=f"neighbour {nexthop} unresolved on {dev_name} (no ARP reply)",
+                    )
+                return
+            if self.trace.enabled:
                 self.event(
                     pid,
-                    Step.DROP,
+                    Step.BRIDGE,
                     ns,
                     None,
                     None,
                     None,
-                    "DROP",
+                    "OUT",
                     pkt,
-                    dev=dev_name,
-                    why=f"neighbour {nexthop} unresolved on {dev_name} (no ARP reply)",
+                    dev=port,
+                    why=f"{dev_name} forwards the frame out of port {port}",
                 )
-                return
-            self.event(
-                pid,
-                Step.BRIDGE,
-                ns,
-                None,
-                None,
-                None,
-                "OUT",
-                pkt,
-                dev=port,
-                why=f"{dev_name} forwards the frame out of port {port}",
-            )
             dev = ns.devices[port]
             self.captures[(ns.name, port)].records.append((self.clock.now, "out", pkt, pid))
         if dev.peer is None:
             self.event(pid, Step.DROP, ns, None, None, None, "DROP", pkt, dev=dev.name, why="no link")
             return
-        self.event(
-            pid,
-            Step.XMIT,
-            ns,
-            None,
-            None,
-            None,
-            "XMIT",
-            pkt,
-            dev=dev.name,
-            why=f"out of {ns.name} {dev.name}",
-        )
+        if self.trace.enabled:
+            self.event(
+                pid,
+                Step.XMIT,
+                ns,
+                None,
+                None,
+                None,
+                "XMIT",
+                pkt,
+                dev=dev.name,
+                why=f"out of {ns.name} {dev.name}",
+            )
         copies = 1
         if dev.loss and self.rng.random() < dev.loss:
             self.event(
@@ -320,29 +324,31 @@ class World:
             # br_handle_frame(): addressed to the bridge's own MAC, so up the stack on docker0
             skb.indev, skb.physindev = dev.master, dev_name
             self.captures[(ns_name, dev.master)].records.append((self.clock.now, "in", pkt, pid))
-            self.event(
-                pid,
-                Step.BRIDGE,
-                ns,
-                skb,
-                None,
-                None,
-                "UP",
-                pkt,
-                why=f"bridge {dev.master} passes the frame from port {dev_name} up to IP",
-            )
+            if self.trace.enabled:
+                self.event(
+                    pid,
+                    Step.BRIDGE,
+                    ns,
+                    skb,
+                    None,
+                    None,
+                    "UP",
+                    pkt,
+                    why=f"bridge {dev.master} passes the frame from port {dev_name} up to IP",
+                )
         if ns.passive:
-            self.event(
-                pid,
-                Step.DELIVER,
-                ns,
-                skb,
-                None,
-                None,
-                "CAPTURED",
-                pkt,
-                why=f"{ns_name} is a passive end host: captured, never answered",
-            )
+            if self.trace.enabled:
+                self.event(
+                    pid,
+                    Step.DELIVER,
+                    ns,
+                    skb,
+                    None,
+                    None,
+                    "CAPTURED",
+                    pkt,
+                    why=f"{ns_name} is a passive end host: captured, never answered",
+                )
             return
         ip_rcv(self, ns, skb, pid)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import Enum, IntEnum, IntFlag, StrEnum
 from typing import Protocol
 
+from sim.netfilter.hooks import NfVerdict
 from sim.packet import IPPROTO_TCP, SEQ_MASK, Packet, TcpFlag, ip_to_int
 from sim.skb import CtInfo, Hook, Skb
 
@@ -30,11 +31,8 @@ IPS_SRC_NAT = 1 << 4
 IPS_DST_NAT = 1 << 5
 
 
-class Verdict(IntEnum):
-    """The verdicts a table returns: ``NF_DROP``/``NF_ACCEPT`` (include/uapi/linux/netfilter.h)."""
-
-    DROP = 0
-    ACCEPT = 1
+# A table's verdict is NF_DROP or NF_ACCEPT: the netfilter verdicts of hooks.py.
+Verdict = NfVerdict
 
 
 class StdVerdict(Enum):
