@@ -13,6 +13,7 @@ from typing import Any
 
 from sim.case import CaseError, Topology, parse_case
 from sim.netfilter.iptables_cmd import RuleError, iptables
+from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
 from sim.packet import Packet, format_flags
 from sim.topology import DockerBridge, docker_bridge
 from sim.trace import Step, TraceEvent
@@ -66,8 +67,8 @@ def run_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[dict[str
     """Build the world for ``case``, send its packets one at a time; the world (whose trace
     the TUI and the tests read) and one observation per packet."""
     topology, sysctls, lines, packets = parse_case(case)
-    kernel = case.get("kernel", "6.1")
     try:
+        kernel = resolve_kernel(str(case.get("kernel", DEFAULT_PROFILE))).name
         w = build_world(topology, kernel, seed)
     except ValueError as e:
         raise CaseError(f"kernel: {e}") from None
