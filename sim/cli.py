@@ -11,7 +11,12 @@ from typing import NoReturn
 from sim.netfilter.profiles import PROFILES
 
 # Subcommands whose parser and main() live with the code they drive.
-SUBCOMMAND_MODULES = {"kernel-check": "sim.kernel.check", "figures": "sim.figures", "check": "sim.exercises"}
+SUBCOMMAND_MODULES = {
+    "kernel-check": "sim.kernel.check",
+    "figures": "sim.figures",
+    "check": "sim.exercises",
+    "pcap": "sim.report.pcap.command",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,8 +72,9 @@ def _build() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="one JSON object per input packet")
     from sim import exercises, figures
     from sim.kernel import check
+    from sim.report.pcap import command as pcap
 
-    for module in (check, figures, exercises):
+    for module in (check, figures, exercises, pcap):
         module.add_subcommand(sub)
     b = sub.add_parser("bench", help="measure the model's throughput and memory on this machine")
     b.add_argument("--json", action="store_true", help="print one JSON object")

@@ -1,0 +1,100 @@
+"""One connection of a capture as a crafted-packet replay case (the ``nflab replay`` /
+``nflab kernel-check`` contract, :mod:`sim.case`).
+
+The connection's originator becomes the container and its peer the remote of the case's
+docker-bridge topology (the documentation addresses of :class:`sim.case.Topology`); ports,
+sequence numbers, flags, windows, payload lengths and TCP options are kept, and each
+packet's ``delay`` is its capture time minus the previous one's. The container's packets
+are addressed as they left the container (``ctr_ip:sport -> remote_ip:dport``), the remote's
+as they reach the host (``remote_ip:dport -> host_ip:sport``): MASQUERADE keeps the port.
+RSTs the host itself sent are left out: the case's host makes its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sim.case import CaseError, Topology, parse_case
+from sim.netfilter.conntrack import CtTuple
+from sim.packet import Packet, format_flags
+from sim.report.pcap.reader import Frame
+
+MAX_CASE_PAYLOAD = 1400  # what sim.case accepts for "len"
+
+
+def packet_entry(side: str, pkt: Packet, src: str, dst: str, delay: float) -> dict[str, Any]:
+    opts = pkt.options
+    options: dict[str, Any] = {}
+    if opts.mss is not None:
+        options["mss"] = opts.mss
+    if opts.wscale is not None:
+        options["wscale"] = opts.wscale
+    if opts.sack_perm:
+        options["sack_perm"] = True
+    if opts.sack:
+        options["sack"] = [list(block) for block in opts.sack]
+    if opts.ts is not None:
+        options["ts"] = list(opts.ts)
+    entry: dict[str, Any] = {
+        "from": side,
+        "src": src,
+        "dst": dst,
+        "flags": format_flags(pkt.flags),
+        "seq": pkt.seq,
+        "ack": pkt.ack,
+        "win": pkt.window,
+        "len": pkt.payload_len,
+    }
+    if options:
+        entry["options"] = options
+    entry["delay"] = round(delay, 6)
+    return entry
+
+
+def connection_case(
+    frames: Iterable[Frame],
+    orig: CtTuple,
+    *,
+    name: str,
+    kernel: str,
+    sysctls: dict[str, int],
+    description: str,
+    skip_frames: set[int],
+    inner_src: set[str] | None = None,
+    topology: Topology = Topology(),
+) -> dict[str, Any]:
+    """The case for the connection whose ORIGINAL tuple is ``orig``; CaseError names a frame
+    that cannot be expressed in a case."""
+    src, sport, dst, dport = orig
+    inner = inner_src or set()
+    ctr = f"{topology.ctr_ip}:{sport}"
+    remote = f"{topology.remote_ip}:{dport}"
+    host = f"{topology.host_ip}:{sport}"
+    packets: list[dict[str, Any]] = []
+    last_ns: int | None = None
+    for fr in frames:
+        p = fr.pkt
+        if p is None or fr.number in skip_frames:
+            continue
+        if p.sport == sport and p.dst == dst and p.dport == dport and (p.src == src or p.src in inner):
+            side, a, b = "ctr", ctr, remote
+        elif (p.src, p.sport, p.dst, p.dport) == (dst, dport, src, sport):
+            side, a, b = "remote", remote, host
+        else:
+            continue
+        if p.payload_len > MAX_CASE_PAYLOAD:
+            raise CaseError(
+                f"frame {fr.number}: {p.payload_len} payload bytes, more than the {MAX_CASE_PAYLOAD} a case may send"
+            )
+        delay = 0.0 if last_ns is None else max(fr.ts_ns - last_ns, 0) / 1e9
+        last_ns = fr.ts_ns
+        packets.append(packet_entry(side, p, a, b, delay))
+    if not packets:
+        raise CaseError(f"no packets of {src}:{sport} > {dst}:{dport} in the capture")
+    case: dict[str, Any] = {"name": name, "description": description, "kernel": kernel}
+    if sysctls:
+        case["sysctl"] = {f"net.netfilter.nf_conntrack_{k}": v for k, v in sysctls.items()}
+    case["packets"] = packets
+    parse_case(case)
+    return case
