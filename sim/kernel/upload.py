@@ -7,9 +7,9 @@ The real kernel's own TCP stack makes the captures nflab's pcap analysis is test
                                        eth0 198.51.100.1 ┘ (MASQUERADE)  ──veth── remote: eth0 198.51.100.2
 
 A socket in ctr connects to a listener in remote and sends ``size`` bytes; ``tcpdump -w``
-runs on host eth0 (the uplink, after NAT) and on ctr eth0. ``tc netem`` impairs the host's
-uplink (data towards the remote) and the remote's eth0 (its ACKs), only on the harness's own
-interfaces. Segmentation offloads are limited to one segment (``gso_max_segs 1``) so every
+runs on host eth0 (the uplink, after NAT) and on ctr eth0. Loss, duplication, delay and
+reordering are made in the end hosts' namespaces (nft and nfnetlink_queue: this kernel has no
+``sch_netem``), so the host's capture shows what the host's conntrack saw. Segmentation offloads are limited to one segment (``gso_max_segs 1``) so every
 segment on the wire is one packet in the capture and one packet through conntrack, and the
 MTU is 1400 so every payload fits a replay case. Everything is bounded: the transfer size,
 a deadline for the transfer, and the namespaces are removed afterwards, also on failure.
@@ -28,6 +28,7 @@ from pathlib import Path
 
 from sim.case import Topology
 from sim.kernel.netns import NamespaceSet, NetnsError, in_netns
+from sim.kernel.nfqueue import DelayQueue
 from sim.kernel.testbed import BRIDGE, BRIDGE_PORT, END_DEV, UPLINK, docker_rules
 
 MAX_UPLOAD = 512 * 1024 * 1024  # bytes: a bound on any transfer the harness makes
@@ -40,20 +41,63 @@ TCPDUMP_READY_S = 10.0
 class Upload:
     """One upload: its size, the impairments, the capture's snaplen, the MTU and the deadline.
 
-    ``data_netem`` applies to the host's uplink (the container's data after NAT),
-    ``ack_netem`` to the remote's eth0 (its ACKs): ``tc qdisc ... netem`` arguments, e.g.
-    ``"delay 5ms reorder 25% 50%"``. ``rcvbuf`` caps the remote's receive buffer (a smaller
-    advertised window, so MAXACKWINDOW stays near its 66000-byte floor).
+    Impairments (per mille where they are rates), all applied in the end hosts' namespaces so
+    that the host's capture on its uplink holds exactly what the host's conntrack saw:
+    ``loss`` drops data segments as they reach the remote (after the host's capture: the
+    container retransmits), ``dup`` duplicates data segments leaving the container,
+    ``ack_dup`` duplicates the remote's segments, and ``ack_delay`` + uniform ``ack_jitter``
+    seconds (reordering) plus ``ack_late`` more for a fraction ``ack_late_p`` hold the
+    remote's segments back (:class:`sim.kernel.nfqueue.DelayQueue`, seeded with ``seed``).
+    ``rcvbuf`` caps the remote's receive buffer (a small advertised window keeps
+    MAXACKWINDOW near its 66000-byte floor, so a held-back ACK falls under bound IV).
     """
 
     size: int = 256 * 1024
-    data_netem: str = ""
-    ack_netem: str = ""
+    loss: int = 0
+    dup: int = 0
+    ack_dup: int = 0
+    ack_delay: float = 0.0
+    ack_jitter: float = 0.0
+    ack_late_p: float = 0.0
+    ack_late: float = 0.0
+    seed: int = 0
     snaplen: int = 96
     mtu: int = 1400
     rcvbuf: int = 0
     timeout_s: float = 60.0
     topology: Topology = Topology()
+
+    def describe(self) -> str:
+        parts = [f"{self.size} bytes"]
+        for name in ("loss", "dup", "ack_dup"):
+            if getattr(self, name):
+                parts.append(f"{name} {getattr(self, name)}/1000")
+        if self.ack_delay or self.ack_jitter or self.ack_late_p:
+            parts.append(
+                f"remote segments held {self.ack_delay * 1e3:g}+U(0,{self.ack_jitter * 1e3:g}) ms"
+                + (f", {self.ack_late_p:.0%} of them {self.ack_late * 1e3:g} ms more" if self.ack_late_p else "")
+            )
+        if self.rcvbuf:
+            parts.append(f"remote SO_RCVBUF {self.rcvbuf}")
+        return ", ".join(parts)
+
+
+def _impairments(ns: NamespaceSet, up: Upload) -> None:
+    """nft rules in ctr and remote (never in host) for loss, duplication and the delay queue."""
+    remote_in = f"tcp dport {PORT} numgen random mod 1000 < {up.loss} drop" if up.loss else ""
+    remote_out = f"tcp sport {PORT} numgen random mod 1000 < {up.ack_dup} dup to \"{END_DEV}\"" if up.ack_dup else ""
+    ctr_out = f"tcp dport {PORT} numgen random mod 1000 < {up.dup} dup to \"{END_DEV}\"" if up.dup else ""
+    for role, hook, rule in (("remote", "ingress", remote_in), ("remote", "egress", remote_out), ("ctr", "egress", ctr_out)):
+        if rule:
+            ns.exec(
+                ns[role],
+                ["nft", "-f", "-"],
+                input_text=f"table netdev nflab_{hook} {{\n chain c {{\n  type filter hook {hook} device \"{END_DEV}\""
+                f" priority 0; policy accept;\n  {rule}\n }}\n}}\n",
+            )
+    if up.ack_delay or up.ack_jitter or up.ack_late_p:
+        # iptables' NFQUEUE target (nft's own queue statement needs nft_queue, not built everywhere)
+        ns.exec(ns["remote"], ["iptables", "-A", "OUTPUT", "-p", "tcp", "--sport", str(PORT), "-j", "NFQUEUE"])
 
 
 def _tcpdump(ns: NamespaceSet, name: str, path: Path, snaplen: int) -> subprocess.Popen[bytes]:
@@ -110,9 +154,7 @@ def _build(ns: NamespaceSet, up: Upload) -> None:
     ns.ip(remote, "link", "set", END_DEV, "up")
     ns.sysctl(host, "net.ipv4.ip_forward", "1")
     ns.exec(host, ["iptables-restore"], input_text=docker_rules(str(t.ctr_net)))
-    for name, dev, netem in ((host, UPLINK, up.data_netem), (remote, END_DEV, up.ack_netem)):
-        if netem:
-            ns.exec(name, ["tc", "qdisc", "add", "dev", dev, "root", "netem", *netem.split()])
+    _impairments(ns, up)
 
 
 def run_upload(up: Upload, host_pcap: Path, ctr_pcap: Path | None = None) -> int:
@@ -128,7 +170,12 @@ def run_upload(up: Upload, host_pcap: Path, ctr_pcap: Path | None = None) -> int
         with in_netns(ns["ctr"]):
             client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         dumps: list[subprocess.Popen[bytes]] = []
+        queue: DelayQueue | None = None
         try:
+            if up.ack_delay or up.ack_jitter or up.ack_late_p:
+                with in_netns(ns["remote"]):
+                    queue = DelayQueue(0, up.ack_delay, up.ack_jitter, up.ack_late_p, up.ack_late, up.seed)
+                queue.start()
             if up.rcvbuf:
                 server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, up.rcvbuf)
             server.bind((t.remote_ip, PORT))
@@ -165,6 +212,8 @@ def run_upload(up: Upload, host_pcap: Path, ctr_pcap: Path | None = None) -> int
             server.close()
             for proc in dumps:
                 _stop(proc)
+            if queue is not None:
+                queue.close()
     if received != up.size:
         raise NetnsError(f"the remote received {received} of {up.size} bytes")
     return received
@@ -177,13 +226,12 @@ def main() -> None:  # pragma: no cover - a developer's entry point: python -m s
     p.add_argument("host_pcap")
     p.add_argument("ctr_pcap", nargs="?")
     p.add_argument("--size", type=int, default=256 * 1024)
-    p.add_argument("--data-netem", default="")
-    p.add_argument("--ack-netem", default="")
-    p.add_argument("--snaplen", type=int, default=96)
-    p.add_argument("--mtu", type=int, default=1400)
-    p.add_argument("--rcvbuf", type=int, default=0)
+    for name in ("loss", "dup", "ack_dup", "snaplen", "mtu", "rcvbuf", "seed"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(Upload(), name))
+    for name in ("ack_delay", "ack_jitter", "ack_late_p", "ack_late"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=0.0)
     a = p.parse_args()
-    up = Upload(a.size, a.data_netem, a.ack_netem, a.snaplen, a.mtu, a.rcvbuf)
+    up = Upload(**{k: v for k, v in vars(a).items() if k not in ("host_pcap", "ctr_pcap")})
     n = run_upload(up, Path(a.host_pcap), Path(a.ctr_pcap) if a.ctr_pcap else None)
     print(f"{n} bytes uploaded; pid {os.getpid()}")
 

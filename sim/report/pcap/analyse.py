@@ -97,6 +97,7 @@ class Connection:
     states: dict[str, str] = field(default_factory=dict)  # kernel -> TCP state at the end
     host_rsts: list[int] = field(default_factory=list)
     untranslated: list[int] = field(default_factory=list)
+    orig_ttl: int = -1  # TTL of the originator's latest packet (forwarded: one less than it sent)
     recent_invalid: deque[tuple[int, Packet, int]] = field(
         default_factory=lambda: deque(maxlen=RECENT_INVALID)
     )  # (frame, packet, direction)
@@ -256,6 +257,8 @@ class Analysis:
         elif pkt.flags & TCPHDR_RST and conn.recent_invalid and self._host_rst(frame, pkt):
             return
         direction = ORIGINAL if conn.tuple[0] == pkt.src and conn.tuple[1] == pkt.sport else 1 - ORIGINAL
+        if direction == ORIGINAL:
+            conn.orig_ttl = pkt.ttl
         conn.packets[direction] += 1
         conn.payload[direction] += pkt.payload_len
         conn.last_frame = frame.number
@@ -307,11 +310,15 @@ class Analysis:
         return addr in self.inner_addrs or (_private(addr) and not _private(twin.tuple[0]))
 
     def _host_rst(self, frame: Frame, pkt: Packet) -> bool:
-        """Report ``pkt`` as the host's own RST if it answers a recent INVALID packet."""
+        """Report ``pkt`` as the host's own RST if it answers a recent INVALID packet.
+
+        A RST with the TTL of the originator's own (forwarded) packets came from the same
+        stack as they did, not from the host's: the host's RST starts with its own TTL.
+        """
         if not pkt.flags & TCPHDR_RST:
             return False
         conn = self.connections.get((pkt.dst, pkt.dport, pkt.src, pkt.sport))
-        if conn is None:
+        if conn is None or pkt.ttl == conn.orig_ttl:
             return False
         for number, bad, _direction in reversed(conn.recent_invalid):
             if _rst_answers(pkt, bad):
