@@ -64,6 +64,7 @@ class Upload:
     snaplen: int = 96
     mtu: int = 1400
     rcvbuf: int = 0
+    ctr_any: str = ""  # capture in ctr with `tcpdump -i any -y LINUX_SLL|LINUX_SLL2` instead of eth0
     timeout_s: float = 60.0
     topology: Topology = Topology()
 
@@ -100,10 +101,12 @@ def _impairments(ns: NamespaceSet, up: Upload) -> None:
         ns.exec(ns["remote"], ["iptables", "-A", "OUTPUT", "-p", "tcp", "--sport", str(PORT), "-j", "NFQUEUE"])
 
 
-def _tcpdump(ns: NamespaceSet, name: str, path: Path, snaplen: int) -> subprocess.Popen[bytes]:
-    """Start ``tcpdump -i eth0 -w PATH`` in ``name``; returns once it is listening."""
+def _tcpdump(ns: NamespaceSet, name: str, path: Path, snaplen: int, any_as: str = "") -> subprocess.Popen[bytes]:
+    """Start ``tcpdump -i eth0 -w PATH`` (or ``-i any -y ANY_AS``) in ``name``; returns once
+    it is listening."""
+    iface = ["-i", "any", "-y", any_as] if any_as else ["-i", END_DEV]
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", name, "tcpdump", "-i", END_DEV, "-n", "-U", "--immediate-mode", "-Z", "root"]
+        ["ip", "netns", "exec", name, "tcpdump", *iface, "-n", "-U", "--immediate-mode", "-Z", "root"]
         + ["-s", str(snaplen), "-w", str(path), "tcp"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -183,7 +186,7 @@ def run_upload(up: Upload, host_pcap: Path, ctr_pcap: Path | None = None) -> int
             server.settimeout(up.timeout_s)
             dumps.append(_tcpdump(ns, ns["host"], host_pcap, up.snaplen))
             if ctr_pcap is not None:
-                dumps.append(_tcpdump(ns, ns["ctr"], ctr_pcap, up.snaplen))
+                dumps.append(_tcpdump(ns, ns["ctr"], ctr_pcap, up.snaplen, up.ctr_any))
 
             def serve() -> None:
                 nonlocal received
@@ -230,6 +233,7 @@ def main() -> None:  # pragma: no cover - a developer's entry point: python -m s
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(Upload(), name))
     for name in ("ack_delay", "ack_jitter", "ack_late_p", "ack_late"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=0.0)
+    p.add_argument("--ctr-any", default="", choices=("", "LINUX_SLL", "LINUX_SLL2"))
     a = p.parse_args()
     up = Upload(**{k: v for k, v in vars(a).items() if k not in ("host_pcap", "ctr_pcap")})
     n = run_upload(up, Path(a.host_pcap), Path(a.ctr_pcap) if a.ctr_pcap else None)
