@@ -104,17 +104,21 @@ def main(argv: list[str] | None = None) -> int:
     assert args.command == "bench", args.command  # argparse allows no other
     from sim.bench import run_all
 
-    figures = run_all(lambda name: print(f"measuring {name} ...", file=sys.stderr))
+    figures: dict[str, object] = dict(run_all(lambda name: print(f"measuring {name} ...", file=sys.stderr)))
     from tui.bench import tui_first_frame_s, tui_step_ms
 
     for name, fn in (("tui_first_frame_s", tui_first_frame_s), ("tui_step_ms", tui_step_ms)):
         print(f"measuring {name} ...", file=sys.stderr)
         figures[name] = round(fn(), 3)
+    from sim.report.pcap.bench import pcap_figures
+
+    print("measuring pcap_packets_per_s, pcap_vs_tshark ...", file=sys.stderr)
+    figures.update(pcap_figures())
     if args.json:
         print(json.dumps(figures))
     else:
         for name, value in figures.items():
-            print(f"{name:<28} {value:>14,.1f}")
+            print(f"{name:<28} {value:>14,.1f}" if isinstance(value, float) else f"{name:<28} {value!s:>14}")
     return 0
 
 

@@ -49,7 +49,13 @@ class DelayQueue:
     """Bind queue ``num`` in the current namespace and release its packets late, on a thread."""
 
     def __init__(
-        self, num: int, delay: float, jitter: float = 0.0, late_p: float = 0.0, late: float = 0.0, seed: int = 0
+        self,
+        num: int,
+        delay: float,
+        jitter: float = 0.0,
+        late_p: float = 0.0,
+        late: float = 0.0,
+        seed: int = 0,
     ) -> None:
         self.num, self.delay, self.jitter, self.late_p, self.late = num, delay, jitter, late_p, late
         self.rng = random.Random(seed)
@@ -65,7 +71,13 @@ class DelayQueue:
     def _config(self, body: bytes) -> None:
         self._seq += 1
         msg = nfnl_message(
-            NFNL_SUBSYS_QUEUE, NFQNL_MSG_CONFIG, NLM_F_REQUEST | NLM_F_ACK, self._seq, socket.AF_UNSPEC, self.num, body
+            NFNL_SUBSYS_QUEUE,
+            NFQNL_MSG_CONFIG,
+            NLM_F_REQUEST | NLM_F_ACK,
+            self._seq,
+            socket.AF_UNSPEC,
+            self.num,
+            body,
         )
         request(self.sock, msg, self._seq, f"nfnetlink_queue config queue {self.num}")
 
@@ -75,7 +87,11 @@ class DelayQueue:
 
     def _verdict(self, packet_id: int) -> None:
         body = nla(NFQA_VERDICT_HDR, struct.pack("!II", NF_ACCEPT, packet_id))
-        self.sock.send(nfnl_message(NFNL_SUBSYS_QUEUE, NFQNL_MSG_VERDICT, NLM_F_REQUEST, 0, socket.AF_UNSPEC, self.num, body))
+        self.sock.send(
+            nfnl_message(
+                NFNL_SUBSYS_QUEUE, NFQNL_MSG_VERDICT, NLM_F_REQUEST, 0, socket.AF_UNSPEC, self.num, body
+            )
+        )
 
     def _loop(self) -> None:
         held: list[tuple[float, int]] = []

@@ -9,9 +9,10 @@ The real kernel's own TCP stack makes the captures nflab's pcap analysis is test
 A socket in ctr connects to a listener in remote and sends ``size`` bytes; ``tcpdump -w``
 runs on host eth0 (the uplink, after NAT) and on ctr eth0. Loss, duplication, delay and
 reordering are made in the end hosts' namespaces (nft and nfnetlink_queue: this kernel has no
-``sch_netem``), so the host's capture shows what the host's conntrack saw. Segmentation offloads are limited to one segment (``gso_max_segs 1``) so every
-segment on the wire is one packet in the capture and one packet through conntrack, and the
-MTU is 1400 so every payload fits a replay case. Everything is bounded: the transfer size,
+``sch_netem``), so the host's capture shows what the host's conntrack saw. Segmentation
+offloads are limited to one segment (``gso_max_segs 1``) so every segment on the wire is one
+packet in the capture and one packet through conntrack, and the MTU is 1400 so every payload
+fits a replay case. Everything is bounded: the transfer size,
 a deadline for the transfer, and the namespaces are removed afterwards, also on failure.
 """
 
@@ -31,6 +32,7 @@ from sim.kernel.netns import NamespaceSet, NetnsError, in_netns
 from sim.kernel.nfqueue import DelayQueue
 from sim.kernel.testbed import BRIDGE, BRIDGE_PORT, END_DEV, UPLINK, docker_rules
 
+DEFAULT_TOPOLOGY = Topology()
 MAX_UPLOAD = 512 * 1024 * 1024  # bytes: a bound on any transfer the harness makes
 PORT = 443
 CLIENT_PORT = 40000
@@ -66,7 +68,7 @@ class Upload:
     rcvbuf: int = 0
     ctr_any: str = ""  # capture in ctr with `tcpdump -i any -y LINUX_SLL|LINUX_SLL2` instead of eth0
     timeout_s: float = 60.0
-    topology: Topology = Topology()
+    topology: Topology = DEFAULT_TOPOLOGY
 
     def describe(self) -> str:
         parts = [f"{self.size} bytes"]
@@ -76,7 +78,11 @@ class Upload:
         if self.ack_delay or self.ack_jitter or self.ack_late_p:
             parts.append(
                 f"remote segments held {self.ack_delay * 1e3:g}+U(0,{self.ack_jitter * 1e3:g}) ms"
-                + (f", {self.ack_late_p:.0%} of them {self.ack_late * 1e3:g} ms more" if self.ack_late_p else "")
+                + (
+                    f", {self.ack_late_p:.0%} of them {self.ack_late * 1e3:g} ms more"
+                    if self.ack_late_p
+                    else ""
+                )
             )
         if self.rcvbuf:
             parts.append(f"remote SO_RCVBUF {self.rcvbuf}")
@@ -86,28 +92,55 @@ class Upload:
 def _impairments(ns: NamespaceSet, up: Upload) -> None:
     """nft rules in ctr and remote (never in host) for loss, duplication and the delay queue."""
     remote_in = f"tcp dport {PORT} numgen random mod 1000 < {up.loss} drop" if up.loss else ""
-    remote_out = f"tcp sport {PORT} numgen random mod 1000 < {up.ack_dup} dup to \"{END_DEV}\"" if up.ack_dup else ""
-    ctr_out = f"tcp dport {PORT} numgen random mod 1000 < {up.dup} dup to \"{END_DEV}\"" if up.dup else ""
-    for role, hook, rule in (("remote", "ingress", remote_in), ("remote", "egress", remote_out), ("ctr", "egress", ctr_out)):
+    remote_out = (
+        f'tcp sport {PORT} numgen random mod 1000 < {up.ack_dup} dup to "{END_DEV}"' if up.ack_dup else ""
+    )
+    ctr_out = f'tcp dport {PORT} numgen random mod 1000 < {up.dup} dup to "{END_DEV}"' if up.dup else ""
+    for role, hook, rule in (
+        ("remote", "ingress", remote_in),
+        ("remote", "egress", remote_out),
+        ("ctr", "egress", ctr_out),
+    ):
         if rule:
             ns.exec(
                 ns[role],
                 ["nft", "-f", "-"],
-                input_text=f"table netdev nflab_{hook} {{\n chain c {{\n  type filter hook {hook} device \"{END_DEV}\""
-                f" priority 0; policy accept;\n  {rule}\n }}\n}}\n",
+                input_text=f"table netdev nflab_{hook} {{\n chain c {{\n"
+                f'  type filter hook {hook} device "{END_DEV}" priority 0; policy accept;\n'
+                f"  {rule}\n }}\n}}\n",
             )
     if up.ack_delay or up.ack_jitter or up.ack_late_p:
         # iptables' NFQUEUE target (nft's own queue statement needs nft_queue, not built everywhere)
-        ns.exec(ns["remote"], ["iptables", "-A", "OUTPUT", "-p", "tcp", "--sport", str(PORT), "-j", "NFQUEUE"])
+        ns.exec(
+            ns["remote"], ["iptables", "-A", "OUTPUT", "-p", "tcp", "--sport", str(PORT), "-j", "NFQUEUE"]
+        )
 
 
-def _tcpdump(ns: NamespaceSet, name: str, path: Path, snaplen: int, any_as: str = "") -> subprocess.Popen[bytes]:
+def _tcpdump(
+    ns: NamespaceSet, name: str, path: Path, snaplen: int, any_as: str = ""
+) -> subprocess.Popen[bytes]:
     """Start ``tcpdump -i eth0 -w PATH`` (or ``-i any -y ANY_AS``) in ``name``; returns once
     it is listening."""
     iface = ["-i", "any", "-y", any_as] if any_as else ["-i", END_DEV]
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", name, "tcpdump", *iface, "-n", "-U", "--immediate-mode", "-Z", "root"]
-        + ["-s", str(snaplen), "-w", str(path), "tcp"],
+        [
+            "ip",
+            "netns",
+            "exec",
+            name,
+            "tcpdump",
+            *iface,
+            "-n",
+            "-U",
+            "--immediate-mode",
+            "-Z",
+            "root",
+            "-s",
+            str(snaplen),
+            "-w",
+            str(path),
+            "tcp",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

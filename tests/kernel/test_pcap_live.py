@@ -42,8 +42,18 @@ def test_a_fresh_impaired_upload_is_analysed_and_agrees(tmp_path, capsys):
     from sim.kernel.upload import Upload, run_upload
 
     host, ctr = tmp_path / "host.pcap", tmp_path / "ctr.pcap"
-    up = Upload(size=400_000, loss=10, dup=10, ack_dup=10, ack_delay=0.002, ack_jitter=0.004,
-                ack_late_p=0.03, ack_late=0.05, rcvbuf=32768, seed=3)
+    up = Upload(
+        size=400_000,
+        loss=10,
+        dup=10,
+        ack_dup=10,
+        ack_delay=0.002,
+        ack_jitter=0.004,
+        ack_late_p=0.03,
+        ack_late=0.05,
+        rcvbuf=32768,
+        seed=3,
+    )
     assert run_upload(up, host, ctr) == 400_000
     assert main(["pcap", str(host), str(ctr), "--kernel", "3.10", "--kernel", "6.1"]) == 0
     text = capsys.readouterr().out

@@ -85,7 +85,7 @@ class Connection:
     """One connection as conntrack tracked it, summed up."""
 
     id: int
-    tuple: CtTuple  # ORIGINAL: (src, sport, dst, dport) of the first packet seen
+    orig: CtTuple  # ORIGINAL: (src, sport, dst, dport) of the first packet seen
     first_frame: int
     first_ts_ns: int
     picked_up: bool  # the first packet was not a SYN: nf_conntrack_tcp_loose pickup
@@ -155,7 +155,9 @@ class Tracker:
         bound = self._failed_bound(pkt, now, res.reason, tcp.action if tcp else None)
         return Verdict(self.name, _ctstate(res.ctinfo), window, res.reason, state, bound)
 
-    def _failed_bound(self, pkt: Packet, now: float, reason: str | None, action: TcpAction | None) -> Bound | None:
+    def _failed_bound(
+        self, pkt: Packet, now: float, reason: str | None, action: TcpAction | None
+    ) -> Bound | None:
         """The first failed bound, if ``tcp_in_window`` made the decision.
 
         A window IGNORE or INVALID leaves the window state as the check found it (only an
@@ -245,10 +247,10 @@ class Analysis:
         untranslated = False
         if conn is None:
             twin = self.by_ports.get((pkt.sport, pkt.dst, pkt.dport))
-            if twin is not None and twin.tuple[0] != pkt.src and self._looks_inner(pkt.src, twin):
+            if twin is not None and twin.orig[0] != pkt.src and self._looks_inner(pkt.src, twin):
                 # conntrack saw it before NAT, in the entry's ORIGINAL direction
                 conn, untranslated = twin, True
-                src, sport, dst, dport = twin.tuple
+                src, sport, dst, dport = twin.orig
                 pkt = pkt.rewritten(src, sport, dst, dport, pkt.ttl)
             elif self._host_rst(frame, pkt):
                 return
@@ -256,7 +258,7 @@ class Analysis:
                 conn = self._new_connection(frame, pkt)
         elif pkt.flags & TCPHDR_RST and conn.recent_invalid and self._host_rst(frame, pkt):
             return
-        direction = ORIGINAL if conn.tuple[0] == pkt.src and conn.tuple[1] == pkt.sport else 1 - ORIGINAL
+        direction = ORIGINAL if conn.orig[0] == pkt.src and conn.orig[1] == pkt.sport else 1 - ORIGINAL
         if direction == ORIGINAL:
             conn.orig_ttl = pkt.ttl
         conn.packets[direction] += 1
@@ -288,7 +290,10 @@ class Analysis:
                     conn.id,
                     DIRECTIONS[direction],
                     frame.pkt or pkt,
-                    [self._filled(v, t, pkt, direction) for v, t in zip(verdicts, self.trackers, strict=True)],
+                    [
+                        self._filled(v, t, pkt, direction)
+                        for v, t in zip(verdicts, self.trackers, strict=True)
+                    ],
                     untranslated=untranslated,
                 )
             )
@@ -307,7 +312,7 @@ class Analysis:
 
     def _looks_inner(self, addr: str, twin: Connection) -> bool:
         """Is ``addr`` the container's own address behind ``twin``'s NATed one?"""
-        return addr in self.inner_addrs or (_private(addr) and not _private(twin.tuple[0]))
+        return addr in self.inner_addrs or (_private(addr) and not _private(twin.orig[0]))
 
     def _host_rst(self, frame: Frame, pkt: Packet) -> bool:
         """Report ``pkt`` as the host's own RST if it answers a recent INVALID packet.
@@ -323,7 +328,9 @@ class Analysis:
         for number, bad, _direction in reversed(conn.recent_invalid):
             if _rst_answers(pkt, bad):
                 conn.host_rsts.append(frame.number)
-                self.on_flagged(Flagged(frame.number, frame.ts_ns, conn.id, "HOST", pkt, [], host_rst_for=number))
+                self.on_flagged(
+                    Flagged(frame.number, frame.ts_ns, conn.id, "HOST", pkt, [], host_rst_for=number)
+                )
                 return True
         return False
 
@@ -342,7 +349,7 @@ class Analysis:
         conns = sorted({c.id: c for c in self.connections.values()}.values(), key=lambda c: c.id)
         for conn in conns:
             for tracker in self.trackers:
-                hit = tracker.table.find(conn.tuple, float("-inf"))
+                hit = tracker.table.find(conn.orig, float("-inf"))
                 conn.states[tracker.name] = hit[0].state_name() if hit else "gone"
         return conns
 

@@ -141,7 +141,10 @@ def flagged_lines(f: Flagged, base_ns: int, kernels: list[str]) -> list[str]:
     """The report's lines for one flagged packet: the packet, then one line per kernel."""
     head = f"frame {f.frame:>7}  {_ts(f.ts_ns, base_ns)}s  #{f.conn:<3} {f.direction:<8} {f.pkt.describe()}"
     if f.host_rst_for is not None:
-        return [head, f"    the host's own RST (tcp_v4_send_reset) answering frame {f.host_rst_for}: not tracked"]
+        return [
+            head,
+            f"    the host's own RST (tcp_v4_send_reset) answering frame {f.host_rst_for}: not tracked",
+        ]
     lines = [head]
     if f.untranslated:
         lines.append("    left untranslated: its source is the container's own address (no SNAT)")
@@ -151,7 +154,7 @@ def flagged_lines(f: Flagged, base_ns: int, kernels: list[str]) -> list[str]:
 
 
 def connection_line(c: Connection, kernels: list[str]) -> str:
-    src, sport, dst, dport = c.tuple
+    src, sport, dst, dport = c.orig
     parts = [
         f"#{c.id} {src}:{sport} > {dst}:{dport}: frames {c.first_frame}-{c.last_frame},"
         f" {c.packets[0]} + {c.packets[1]} packets ({c.payload[0]} + {c.payload[1]} payload bytes),"
@@ -220,11 +223,17 @@ def findings_lines(fd: Findings, have_ctr: bool) -> list[str]:
     for h in fd.host_rsts:
         r = h.rst.pkt
         if h.bad is None:
-            out.append(f"- frame {h.rst.frame}: the host itself sent a RST (seq {r.seq}) answering frame "
-                       f"{h.rst.host_rst_for}, which conntrack marked INVALID.")
+            out.append(
+                f"- frame {h.rst.frame}: the host itself sent a RST (seq {r.seq}) answering frame "
+                f"{h.rst.host_rst_for}, which conntrack marked INVALID."
+            )
             continue
         b, v = h.bad.pkt, h.bad.verdicts[0]
-        field_ = f"the ack of frame {h.bad.frame}" if r.seq == b.ack and r.seq else f"the end of frame {h.bad.frame}"
+        field_ = (
+            f"the ack of frame {h.bad.frame}"
+            if r.seq == b.ack and r.seq
+            else f"the end of frame {h.bad.frame}"
+        )
         out.append(
             f"- frame {h.rst.frame}: the host itself sent RST seq {r.seq} to {r.dst}:{r.dport}; it equals "
             f"{field_} ({b.src}:{b.sport} [{format_flags(b.flags)}] ack {b.ack}), which conntrack on {k0} "
@@ -234,13 +243,23 @@ def findings_lines(fd: Findings, have_ctr: bool) -> list[str]:
         )
         if have_ctr:
             saw = "saw" if h.ctr_saw_bad else "never saw"
-            rst = "has the RST too" if h.ctr_sent_rst else "has no such RST: the container never saw it either"
-            out.append(f"  The container's capture: the container {saw} frame {h.bad.frame}'s packet; it {rst}.")
+            rst = (
+                "has the RST too" if h.ctr_sent_rst else "has no such RST: the container never saw it either"
+            )
+            out.append(
+                f"  The container's capture: the container {saw} frame {h.bad.frame}'s packet; it {rst}."
+            )
         fixes = [f"{DROP_RULE} (drops frame {h.bad.frame} in INPUT before the stack can answer it)"]
         others = {v.kernel: None if v.plain_accept else v for v in h.bad.verdicts[1:]}
         for label, w in {**others, **h.whatif}.items():
             ok = w is None or w.ctstate != "INVALID"
-            what = "ACCEPT" if w is None else f"{_verdict_word(w)} ({w.reason})" if w.reason else _verdict_word(w)
+            what = (
+                "ACCEPT"
+                if w is None
+                else f"{_verdict_word(w)} ({w.reason})"
+                if w.reason
+                else _verdict_word(w)
+            )
             if label.endswith("+be_liberal"):
                 if ok:
                     fixes.append(f"{LIBERAL} (frame {h.bad.frame} would be {what})")
@@ -255,15 +274,16 @@ def findings_lines(fd: Findings, have_ctr: bool) -> list[str]:
         for f in fd.untranslated:
             v = f.verdicts[0]
             out.append(
-                f"- frame {f.frame}: a packet of the container left untranslated ({f.pkt.src}:{f.pkt.sport} > "
-                f"{f.pkt.dst}:{f.pkt.dport}, its private source on the uplink): conntrack on {k0} says "
+                f"- frame {f.frame}: a packet of the container left untranslated ({f.pkt.src}:{f.pkt.sport}"
+                f" > {f.pkt.dst}:{f.pkt.dport}, its private source on the uplink): conntrack on {k0} says "
                 f"{verdict_text(v)}, and NAT skips packets without an entry."
             )
         if fd.untranslated_count > len(fd.untranslated):
             out.append(f"  ... and {fd.untranslated_count - len(fd.untranslated)} more untranslated packets.")
     if len(fd.kernels) > 1:
         if fd.differ_count:
-            out.append(f"- the kernels disagree on {fd.differ_count} packet(s): frames {_listed(fd.differ, fd.differ_count)}.")
+            frames = _listed(fd.differ, fd.differ_count)
+            out.append(f"- the kernels disagree on {fd.differ_count} packet(s): frames {frames}.")
         else:
             out.append(f"- the kernels {', '.join(fd.kernels)} agree on every flagged packet.")
     if not out:
@@ -324,8 +344,8 @@ def summary_json(a: Analysis, conns: list[Connection], fd: Findings, elapsed: fl
             "connections": [
                 {
                     "id": c.id,
-                    "src": f"{c.tuple[0]}:{c.tuple[1]}",
-                    "dst": f"{c.tuple[2]}:{c.tuple[3]}",
+                    "src": f"{c.orig[0]}:{c.orig[1]}",
+                    "dst": f"{c.orig[2]}:{c.orig[3]}",
                     "first_frame": c.first_frame,
                     "last_frame": c.last_frame,
                     "packets": c.packets,
@@ -401,8 +421,13 @@ def _addresses(path: str) -> set[str]:
     return out
 
 
-def _whatif(path: str, fd: Findings, conns: dict[int, Connection], profiles: list[KernelProfile],
-            sysctls: dict[str, int]) -> None:
+def _whatif(
+    path: str,
+    fd: Findings,
+    conns: dict[int, Connection],
+    profiles: list[KernelProfile],
+    sysctls: dict[str, int],
+) -> None:
     """Re-run the connections with host RSTs under be_liberal and on every other kernel."""
     if not fd.host_rsts:
         return
@@ -416,8 +441,8 @@ def _whatif(path: str, fd: Findings, conns: dict[int, Connection], profiles: lis
     tuples: set[CtTuple] = set()
     for h in fd.host_rsts:
         c = conns[h.rst.conn]
-        tuples.add(c.tuple)
-        tuples.add((c.tuple[2], c.tuple[3], c.tuple[0], c.tuple[1]))
+        tuples.add(c.orig)
+        tuples.add((c.orig[2], c.orig[3], c.orig[0], c.orig[1]))
     wanted = {h.bad.frame: h for h in fd.host_rsts if h.bad is not None}
     seen: dict[int, Flagged] = {}
 
@@ -451,20 +476,21 @@ def _container_check(path2: str, fd: Findings) -> None:
         p = fr.pkt
         if p is None:
             continue
-        h = bad_keys.get((p.sport, p.seq, p.ack, p.flags, p.payload_len))
-        if h is not None:
-            h.ctr_saw_bad = True
-        if p.flags & TCPHDR_RST:
-            h = rst_keys.get((p.dport, p.seq, p.flags))
-            if h is not None:
-                h.ctr_sent_rst = True
+        saw = bad_keys.get((p.sport, p.seq, p.ack, p.flags, p.payload_len))
+        if saw is not None:
+            saw.ctr_saw_bad = True
+        sent = rst_keys.get((p.dport, p.seq, p.flags)) if p.flags & TCPHDR_RST else None
+        if sent is not None:
+            sent.ctr_sent_rst = True
 
 
 def _select_flow(conns: list[Connection], flow: str | None) -> Connection:
     if flow is None:
         if len(conns) == 1:
             return conns[0]
-        raise PcapError(f"the capture has {len(conns)} connections: choose one with --flow #N or --flow IP:PORT")
+        raise PcapError(
+            f"the capture has {len(conns)} connections: choose one with --flow #N or --flow IP:PORT"
+        )
     text = flow.removeprefix("#")
     if text.isdigit():
         for c in conns:
@@ -472,7 +498,7 @@ def _select_flow(conns: list[Connection], flow: str | None) -> Connection:
                 return c
         raise PcapError(f"--flow {flow}: no connection #{text} (there are {len(conns)})")
     for c in conns:
-        if flow in (f"{c.tuple[0]}:{c.tuple[1]}", f"{c.tuple[2]}:{c.tuple[3]}"):
+        if flow in (f"{c.orig[0]}:{c.orig[1]}", f"{c.orig[2]}:{c.orig[3]}"):
             return c
     raise PcapError(f"--flow {flow}: no connection has the endpoint {flow}")
 
@@ -497,8 +523,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     a = Analysis([Tracker(p, sysctls) for p in profiles], emit, inner)
     start = time.perf_counter()
     if not args.json:
-        out.write(f"nflab pcap {args.file}: kernels {', '.join(kernels)}"
-                  + (f", sysctl {', '.join(f'{k}={v}' for k, v in sysctls.items())}" if sysctls else "") + "\n")
+        out.write(
+            f"nflab pcap {args.file}: kernels {', '.join(kernels)}"
+            + (f", sysctl {', '.join(f'{k}={v}' for k, v in sysctls.items())}" if sysctls else "")
+            + "\n"
+        )
     for fr in _frames(args.file, progress=True):
         a.feed(fr)
     conns = a.finish()
@@ -512,8 +541,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     else:
         st = a.stats
         skipped = ", ".join(f"{n} {what}" for what, n in sorted(st.skipped.items()))
-        out.write(f"{st.frames} frames, {st.tcp} IPv4 TCP packets in {len(conns)} connection(s)"
-                  + (f"; skipped {sum(st.skipped.values())} other frames ({skipped})" if skipped else "") + "\n")
+        out.write(
+            f"{st.frames} frames, {st.tcp} IPv4 TCP packets in {len(conns)} connection(s)"
+            + (f"; skipped {sum(st.skipped.values())} other frames ({skipped})" if skipped else "")
+            + "\n"
+        )
         out.write("connections:\n")
         for c in conns:
             out.write("  " + connection_line(c, kernels) + "\n")
@@ -524,7 +556,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         conn = _select_flow(conns, args.flow)
         case = connection_case(
             read_frames(args.file),
-            conn.tuple,
+            conn.orig,
             name=Path(args.to_case).stem,
             kernel=kernels[0],
             sysctls=sysctls,

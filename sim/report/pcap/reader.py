@@ -144,7 +144,20 @@ def decode_ipv4(data: bytes | memoryview, off: int, end: int) -> tuple[Packet | 
     if payload < 0:
         return None, f"bad IPv4 total length {total}"
     return (
-        Packet(_addr(bytes(src)), _addr(bytes(dst)), sport, dport, seq, ack, flags, win, payload, opts, ttl, ip_id),
+        Packet(
+            _addr(bytes(src)),
+            _addr(bytes(dst)),
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            win,
+            payload,
+            opts,
+            ttl,
+            ip_id,
+        ),
         "",
     )
 
@@ -244,7 +257,9 @@ def read_frames(
         ):
             yield from _pcap(name, _Source(f, progress))
         else:
-            raise CaptureError(f"{name}: file header: bad magic number 0x{head.hex()}, not a pcap or pcapng file")
+            raise CaptureError(
+                f"{name}: file header: bad magic number 0x{head.hex()}, not a pcap or pcapng file"
+            )
     finally:
         f.close()
 
@@ -306,7 +321,7 @@ def _tsresol(options: bytes, order: str) -> int:
             break
         if code == IF_TSRESOL and length >= 1:
             v = options[i + 4]
-            return 2 ** (v & 0x7F) if v & 0x80 else 10 ** (v & 0x7F)
+            return int(2 ** (v & 0x7F) if v & 0x80 else 10 ** (v & 0x7F))
         i += 4 + ((length + 3) & ~3)
     return 1_000_000
 
@@ -319,7 +334,9 @@ def _pcapng(name: str, src: _Source) -> Iterator[Frame]:
         pos = src.need(pos, 12)
         if pos < 0:
             if src.buf:
-                raise CaptureError(f"{name}: after frame {number}: truncated block header at offset {src.base}")
+                raise CaptureError(
+                    f"{name}: after frame {number}: truncated block header at offset {src.base}"
+                )
             return
         buf = src.buf
         (btype,) = struct.unpack_from("<I", buf, pos)
@@ -338,7 +355,8 @@ def _pcapng(name: str, src: _Source) -> Iterator[Frame]:
         where = f"frame {number + 1}" if btype in (BT_EPB, BT_SPB, BT_PB) else f"after frame {number}"
         if blen < 12 or blen % 4 or blen > MAX_BLOCKSIZE:
             raise CaptureError(
-                f"{name}: {where}: block claims {blen} bytes (offset {src.base + pos}), not a valid pcapng block"
+                f"{name}: {where}: block claims {blen} bytes (offset {src.base + pos}),"
+                " not a valid pcapng block"
             )
         pos = src.need(pos, blen)
         if pos < 0:

@@ -62,11 +62,12 @@ def connection_case(
     description: str,
     skip_frames: set[int],
     inner_src: set[str] | None = None,
-    topology: Topology = Topology(),
+    topology: Topology | None = None,
 ) -> dict[str, Any]:
     """The case for the connection whose ORIGINAL tuple is ``orig``; CaseError names a frame
     that cannot be expressed in a case."""
     src, sport, dst, dport = orig
+    topology = topology or Topology()
     inner = inner_src or set()
     ctr = f"{topology.ctr_ip}:{sport}"
     remote = f"{topology.remote_ip}:{dport}"
@@ -85,7 +86,8 @@ def connection_case(
             continue
         if p.payload_len > MAX_CASE_PAYLOAD:
             raise CaseError(
-                f"frame {fr.number}: {p.payload_len} payload bytes, more than the {MAX_CASE_PAYLOAD} a case may send"
+                f"frame {fr.number}: {p.payload_len} payload bytes,"
+                f" more than the {MAX_CASE_PAYLOAD} a case may send"
             )
         delay = 0.0 if last_ns is None else max(fr.ts_ns - last_ns, 0) / 1e9
         last_ns = fr.ts_ns

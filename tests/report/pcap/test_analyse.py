@@ -46,9 +46,19 @@ def test_seed_incident_host_rst_late_ack_and_fix_by_frame(seed_captures, capsys)
     assert v["reason"] == "ACK is under the lower bound (possible overly delayed ACK)"
     assert v["bound"]["name"] == "IV" and v["bound"]["value"] == 1391384029
     rst = by_frame[1188]
-    assert (rst["direction"], rst["flags"], rst["seq"], rst["host_rst_for"]) == ("HOST", "R", 1391384029, 1187)
+    assert (rst["direction"], rst["flags"], rst["seq"], rst["host_rst_for"]) == (
+        "HOST",
+        "R",
+        1391384029,
+        1187,
+    )
     (h,) = summary["host_rsts"]
-    assert (h["frame"], h["answers"], h["container_saw_invalid"], h["container_saw_rst"]) == (1188, 1187, False, False)
+    assert (h["frame"], h["answers"], h["container_saw_invalid"], h["container_saw_rst"]) == (
+        1188,
+        1187,
+        False,
+        False,
+    )
     assert h["prevented_by_drop_invalid"] is True
     assert h["whatif"]["3.10+be_liberal"] is None  # be_liberal: plain ACCEPT
     assert h["whatif"]["6.1"]["window"] == "IGNORE"  # 6.1 ignores the late ACK: still NATed

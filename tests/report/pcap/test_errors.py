@@ -94,7 +94,10 @@ def test_empty_and_missing_files(tmp_path, capsys):
     [
         (["--kernel", "2.6"], "unknown kernel profile '2.6'"),
         (["--sysctl", "tcp_be_liberal"], "expected KEY=INTEGER"),
-        (["--sysctl", "nf_conntrack_tcp_ignore_invalid_rst=1", "--kernel", "3.10"], "does not exist in kernel 3.10"),
+        (
+            ["--sysctl", "nf_conntrack_tcp_ignore_invalid_rst=1", "--kernel", "3.10"],
+            "does not exist in kernel 3.10",
+        ),
         (["--sysctl", "nf_conntrack_bogus=1"], "unknown sysctl"),
     ],
 )

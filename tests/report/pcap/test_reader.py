@@ -20,15 +20,26 @@ from sim.report.pcap.reader import read_frames
 
 DATA = Path(__file__).parent / "data"
 CAPTURES = sorted(p.name for p in DATA.iterdir() if p.suffix in (".pcap", ".pcapng"))
-FIELDS = (
-    "frame.number frame.time_epoch ip.src ip.dst tcp.srcport tcp.dstport tcp.seq_raw tcp.ack_raw "
-    "tcp.flags tcp.window_size_value tcp.len ip.ttl tcp.hdr_len"
-).split()
+FIELDS = [
+    "frame.number",
+    "frame.time_epoch",
+    "ip.src",
+    "ip.dst",
+    "tcp.srcport",
+    "tcp.dstport",
+    "tcp.seq_raw",
+    "tcp.ack_raw",
+    "tcp.flags",
+    "tcp.window_size_value",
+    "tcp.len",
+    "ip.ttl",
+    "tcp.hdr_len",
+]
 
 
 def tshark_rows(path: Path) -> list[list[str]]:
     argv = ["tshark", "-r", str(path), "-T", "fields", "-E", "separator=,", "-E", "occurrence=f"]
-    for f in FIELDS:
+    for f in " ".join(FIELDS).split():
         argv += ["-e", f]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     return [line.split(",") for line in out.splitlines()]
