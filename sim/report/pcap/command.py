@@ -191,7 +191,7 @@ class Findings:
     untranslated_count: int = 0
     differ: list[int] = field(default_factory=list)
     differ_count: int = 0
-    invalid: OrderedDict[int, Flagged] = field(default_factory=OrderedDict)
+    invalid: OrderedDict[int, Flagged] = field(default_factory=OrderedDict)  # on the first kernel
 
     def add(self, f: Flagged) -> None:
         if f.host_rst_for is not None:
@@ -201,7 +201,7 @@ class Findings:
             self.untranslated_count += 1
             if len(self.untranslated) < MAX_LISTED:
                 self.untranslated.append(f)
-        if any(v.ctstate == "INVALID" for v in f.verdicts):
+        if f.verdicts and f.verdicts[0].ctstate == "INVALID":
             self.invalid[f.frame] = f
             if len(self.invalid) > KEEP_INVALID:
                 self.invalid.popitem(last=False)
@@ -270,6 +270,17 @@ def findings_lines(fd: Findings, have_ctr: bool) -> list[str]:
             else:
                 out.append(f"  kernel {label} would not help: frame {h.bad.frame} is {what}.")
         out.append(f"  Prevented by: {'; '.join(fixes)}.")
+    answered = {h.rst.host_rst_for for h in fd.host_rsts}
+    quiet = [f for n, f in fd.invalid.items() if n not in answered and f.direction == "REPLY"]
+    if quiet:
+        frames = _listed([f.frame for f in quiet[:MAX_LISTED]], len(quiet))
+        liberal = all(f.verdicts[0].bound is not None for f in quiet)
+        out.append(
+            f"- frames {frames}: the peer's packets INVALID on {k0} with no RST from the host after them in "
+            f"this capture. On a host running {k0} that NATs this connection each would skip NAT and reach "
+            "the host's own stack, which answers with a RST (seq = the packet's ack) that only the peer sees. "
+            f"Prevented by {DROP_RULE}" + (f" or {LIBERAL} (each failed a window bound)." if liberal else ".")
+        )
     if fd.untranslated_count:
         for f in fd.untranslated:
             v = f.verdicts[0]
