@@ -32,7 +32,7 @@ from sim.netfilter.profiles import PROFILES, KernelProfile, get_profile
 from sim.packet import TCPHDR_RST, Packet, format_flags
 from sim.report.pcap.analyse import Analysis, Connection, Flagged, Tracker, Verdict, frames_of
 from sim.report.pcap.reader import CaptureError, Frame, read_frames
-from sim.report.pcap.tocase import connection_case
+from sim.report.pcap.tocase import connection_case, select_flow
 
 KEEP_INVALID = 4096  # INVALID packets remembered for the findings (the newest ones)
 MAX_LISTED = 20  # frame numbers listed in one finding before "and N more"
@@ -276,9 +276,10 @@ def findings_lines(fd: Findings, have_ctr: bool) -> list[str]:
         frames = _listed([f.frame for f in quiet[:MAX_LISTED]], len(quiet))
         liberal = all(f.verdicts[0].bound is not None for f in quiet)
         out.append(
-            f"- frames {frames}: the peer's packets INVALID on {k0} with no RST from the host after them in "
-            f"this capture. On a host running {k0} that NATs this connection each would skip NAT and reach "
-            "the host's own stack, which answers with a RST (seq = the packet's ack) that only the peer sees. "
+            f"- frames {frames}: the peer's packets INVALID on {k0} with no RST from the host after them "
+            f"in this capture. On a host running {k0} that NATs this connection each would skip NAT and "
+            "reach the host's own stack, which answers with a RST (seq = the packet's ack) that only the "
+            "peer sees. "
             f"Prevented by {DROP_RULE}" + (f" or {LIBERAL} (each failed a window bound)." if liberal else ".")
         )
     if fd.untranslated_count:
@@ -495,25 +496,6 @@ def _container_check(path2: str, fd: Findings) -> None:
             sent.ctr_sent_rst = True
 
 
-def _select_flow(conns: list[Connection], flow: str | None) -> Connection:
-    if flow is None:
-        if len(conns) == 1:
-            return conns[0]
-        raise PcapError(
-            f"the capture has {len(conns)} connections: choose one with --flow #N or --flow IP:PORT"
-        )
-    text = flow.removeprefix("#")
-    if text.isdigit():
-        for c in conns:
-            if c.id == int(text):
-                return c
-        raise PcapError(f"--flow {flow}: no connection #{text} (there are {len(conns)})")
-    for c in conns:
-        if flow in (f"{c.orig[0]}:{c.orig[1]}", f"{c.orig[2]}:{c.orig[3]}"):
-            return c
-    raise PcapError(f"--flow {flow}: no connection has the endpoint {flow}")
-
-
 def run(args: argparse.Namespace, out: TextIO) -> int:
     profiles = _profiles(args.kernel)
     sysctls = _sysctls(args.sysctl, profiles)
@@ -564,7 +546,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         for line in findings_lines(fd, bool(args.file2)):
             out.write(line + "\n")
     if args.to_case:
-        conn = _select_flow(conns, args.flow)
+        conn = select_flow(conns, args.flow)
         case = connection_case(
             read_frames(args.file),
             conn.orig,

@@ -13,12 +13,15 @@ RSTs the host itself sent are left out: the case's host makes its own.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from sim.case import CaseError, Topology, parse_case
 from sim.netfilter.conntrack import CtTuple
+from sim.netfilter.profiles import get_profile
 from sim.packet import Packet, format_flags
-from sim.report.pcap.reader import Frame
+from sim.report.pcap.analyse import Analysis, Connection, Tracker
+from sim.report.pcap.reader import Frame, read_frames
 
 MAX_CASE_PAYLOAD = 1400  # what sim.case accepts for "len"
 
@@ -100,3 +103,44 @@ def connection_case(
     case["packets"] = packets
     parse_case(case)
     return case
+
+
+def select_flow(conns: list[Connection], flow: str | None) -> Connection:
+    """``--flow``: ``#N`` / ``N`` (the summary's connection number) or one endpoint ``IP:PORT``;
+    None picks the only connection."""
+    if flow is None:
+        if len(conns) == 1:
+            return conns[0]
+        raise CaseError(
+            f"the capture has {len(conns)} connections: choose one with --flow #N or --flow IP:PORT"
+        )
+    text = flow.removeprefix("#")
+    if text.isdigit():
+        for c in conns:
+            if c.id == int(text):
+                return c
+        raise CaseError(f"--flow {flow}: no connection #{text} (there are {len(conns)})")
+    for c in conns:
+        if flow in (f"{c.orig[0]}:{c.orig[1]}", f"{c.orig[2]}:{c.orig[3]}"):
+            return c
+    raise CaseError(f"--flow {flow}: no connection has the endpoint {flow}")
+
+
+def capture_case(path: str, flow: str | None = None, kernel: str = "6.1") -> dict[str, Any]:
+    """A capture file -> the replay case of one of its connections (for front ends that open
+    captures, e.g. the TUI): one pass to find the connections and the host's own RSTs, one
+    to convert. CaptureError / CaseError carry one line."""
+    a = Analysis([Tracker(get_profile(kernel))])
+    for fr in read_frames(path):
+        a.feed(fr)
+    conn = select_flow(a.finish(), flow)
+    return connection_case(
+        read_frames(path),
+        conn.orig,
+        name=Path(path).stem,
+        kernel=kernel,
+        sysctls={},
+        description=f"connection #{conn.id} of {Path(path).name}"
+        f" (frames {conn.first_frame}-{conn.last_frame})",
+        skip_frames=set(conn.host_rsts),
+    )

@@ -144,3 +144,11 @@ def test_flow_selection_errors(capsys):
     assert "2 connections: choose one with --flow" in capsys.readouterr().err
     assert main(["pcap", str(DATA / "merged.pcapng"), "--to-case", "/dev/null", "--flow", "#7"]) == 2
     assert "no connection #7" in capsys.readouterr().err
+
+
+def test_capture_case_for_front_ends():
+    from sim.report.pcap.tocase import capture_case
+
+    case = capture_case(str(DATA / "merged.pcapng"), flow="192.0.2.2:40000", kernel="3.10")
+    assert case["packets"][0]["flags"] == "S" and case["kernel"] == "3.10"
+    assert {p["from"] for p in case["packets"]} == {"ctr", "remote"}
