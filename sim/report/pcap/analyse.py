@@ -247,7 +247,7 @@ class Analysis:
         untranslated = False
         if conn is None:
             twin = self.by_ports.get((pkt.sport, pkt.dst, pkt.dport))
-            if twin is not None and twin.orig[0] != pkt.src and self._looks_inner(pkt.src, twin):
+            if twin is not None and twin.orig[0] != pkt.src and self._looks_inner(pkt):
                 # conntrack saw it before NAT, in the entry's ORIGINAL direction
                 conn, untranslated = twin, True
                 src, sport, dst, dport = twin.orig
@@ -310,9 +310,11 @@ class Analysis:
         ctstate = "NEW" if direction == ORIGINAL and not ct.seen_reply else "ESTABLISHED"
         return Verdict(tracker.name, ctstate, "ACCEPT", None, ct.state_name())
 
-    def _looks_inner(self, addr: str, twin: Connection) -> bool:
-        """Is ``addr`` the container's own address behind ``twin``'s NATed one?"""
-        return addr in self.inner_addrs or (_private(addr) and not _private(twin.orig[0]))
+    def _looks_inner(self, pkt: Packet) -> bool:
+        """Is ``pkt`` from the container behind a NATed connection with the same ports and peer?
+        Its address is in the container's capture, or it is private (RFC 1918, as Docker's
+        bridge networks are) and the packet does not open a connection of its own (no SYN)."""
+        return pkt.src in self.inner_addrs or (_private(pkt.src) and not pkt.syn)
 
     def _host_rst(self, frame: Frame, pkt: Packet) -> bool:
         """Report ``pkt`` as the host's own RST if it answers a recent INVALID packet.

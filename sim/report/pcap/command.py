@@ -515,13 +515,13 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
     a = Analysis([Tracker(p, sysctls) for p in profiles], emit, inner)
     start = time.perf_counter()
-    if not args.json:
-        out.write(
-            f"nflab pcap {args.file}: kernels {', '.join(kernels)}"
-            + (f", sysctl {', '.join(f'{k}={v}' for k, v in sysctls.items())}" if sysctls else "")
-            + "\n"
-        )
     for fr in _frames(args.file, progress=True):
+        if fr.number == 1 and not args.json:  # after the file header proved readable
+            out.write(
+                f"nflab pcap {args.file}: kernels {', '.join(kernels)}"
+                + (f", sysctl {', '.join(f'{k}={v}' for k, v in sysctls.items())}" if sysctls else "")
+                + "\n"
+            )
         a.feed(fr)
     conns = a.finish()
     by_id = {c.id: c for c in conns}
