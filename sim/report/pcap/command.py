@@ -20,24 +20,18 @@ import json
 import os
 import sys
 import time
-from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from sim.case import CaseError
-from sim.netfilter.conntrack import ConntrackSysctls, CtTuple
+from sim.netfilter.conntrack import ConntrackSysctls
 from sim.netfilter.profiles import PROFILES, KernelProfile, get_profile
-from sim.packet import TCPHDR_RST, Packet, format_flags
-from sim.report.pcap.analyse import Analysis, Connection, Flagged, Tracker, Verdict, frames_of
+from sim.report.pcap.analyse import Analysis, Connection, Flagged, Tracker
+from sim.report.pcap.findings import Findings, container_check, findings_lines, whatif
 from sim.report.pcap.reader import CaptureError, Frame, read_frames
+from sim.report.pcap.render import connection_line, flagged_json, flagged_lines, verdict_json
 from sim.report.pcap.tocase import connection_case, select_flow
-
-KEEP_INVALID = 4096  # INVALID packets remembered for the findings (the newest ones)
-MAX_LISTED = 20  # frame numbers listed in one finding before "and N more"
-DROP_RULE = "iptables -A INPUT -m conntrack --ctstate INVALID -j DROP"
-LIBERAL = "net.netfilter.nf_conntrack_tcp_be_liberal=1"
 
 
 class PcapError(ValueError):
@@ -111,238 +105,7 @@ def _sysctls(items: list[str], profiles: list[KernelProfile]) -> dict[str, int]:
     return out
 
 
-# ---------------------------------------------------------------- text
-
-
-def _ts(ns: int, base: int) -> str:
-    return f"{(ns - base) / 1e9:12.6f}"
-
-
-def _bound_text(v: Verdict) -> str:
-    b = v.bound
-    if b is None:
-        return ""
-    return f"; bound {b.name} {b.rule}: limit {b.limit}, packet {b.value}"
-
-
-def _verdict_word(v: Verdict) -> str:
-    if v.ctstate == "INVALID":
-        return "INVALID"
-    return v.window or "DROP"
-
-
-def verdict_text(v: Verdict) -> str:
-    """``INVALID  ACK is under the lower bound (...); bound IV ...: limit L, packet V``."""
-    reason = v.reason or ("accepted" if v.plain_accept else "")
-    return f"{_verdict_word(v):<8} {reason}{_bound_text(v)}".rstrip()
-
-
-def flagged_lines(f: Flagged, base_ns: int, kernels: list[str]) -> list[str]:
-    """The report's lines for one flagged packet: the packet, then one line per kernel."""
-    head = f"frame {f.frame:>7}  {_ts(f.ts_ns, base_ns)}s  #{f.conn:<3} {f.direction:<8} {f.pkt.describe()}"
-    if f.host_rst_for is not None:
-        return [
-            head,
-            f"    the host's own RST (tcp_v4_send_reset) answering frame {f.host_rst_for}: not tracked",
-        ]
-    lines = [head]
-    if f.untranslated:
-        lines.append("    left untranslated: its source is the container's own address (no SNAT)")
-    width = max(len(k) for k in kernels)
-    lines += [f"    {v.kernel:<{width}}  {verdict_text(v)}" for v in f.verdicts]
-    return lines
-
-
-def connection_line(c: Connection, kernels: list[str]) -> str:
-    src, sport, dst, dport = c.orig
-    parts = [
-        f"#{c.id} {src}:{sport} > {dst}:{dport}: frames {c.first_frame}-{c.last_frame},"
-        f" {c.packets[0]} + {c.packets[1]} packets ({c.payload[0]} + {c.payload[1]} payload bytes),"
-        f" {'picked up mid-stream' if c.picked_up else 'handshake seen'}"
-    ]
-    for k in kernels:
-        counts = c.counts.get(k, {})
-        flagged = ", ".join(f"{n} {what}" for what, n in sorted(counts.items())) or "all ACCEPT"
-        parts.append(f"{k}: {flagged}, ends {c.states.get(k, '?')}")
-    if c.host_rsts:
-        parts.append(f"{len(c.host_rsts)} host RST")
-    if c.untranslated:
-        parts.append(f"{len(c.untranslated)} untranslated")
-    return "; ".join(parts)
-
-
-# ---------------------------------------------------------------- findings
-
-
-@dataclass(slots=True)
-class HostRst:
-    rst: Flagged
-    bad: Flagged | None
-    whatif: dict[str, Verdict | None] = field(default_factory=dict)  # label -> None: plain ACCEPT
-    ctr_saw_bad: bool | None = None
-    ctr_sent_rst: bool | None = None
-
-
-@dataclass(slots=True)
-class Findings:
-    kernels: list[str]
-    host_rsts: list[HostRst] = field(default_factory=list)
-    untranslated: list[Flagged] = field(default_factory=list)
-    untranslated_count: int = 0
-    differ: list[int] = field(default_factory=list)
-    differ_count: int = 0
-    invalid: OrderedDict[int, Flagged] = field(default_factory=OrderedDict)  # on the first kernel
-
-    def add(self, f: Flagged) -> None:
-        if f.host_rst_for is not None:
-            self.host_rsts.append(HostRst(f, self.invalid.get(f.host_rst_for)))
-            return
-        if f.untranslated:
-            self.untranslated_count += 1
-            if len(self.untranslated) < MAX_LISTED:
-                self.untranslated.append(f)
-        if f.verdicts and f.verdicts[0].ctstate == "INVALID":
-            self.invalid[f.frame] = f
-            if len(self.invalid) > KEEP_INVALID:
-                self.invalid.popitem(last=False)
-        if len({_verdict_word(v) for v in f.verdicts}) > 1:
-            self.differ_count += 1
-            if len(self.differ) < MAX_LISTED:
-                self.differ.append(f.frame)
-
-
-def _listed(frames: list[int], total: int) -> str:
-    text = ", ".join(str(n) for n in frames)
-    return text + (f" and {total - len(frames)} more" if total > len(frames) else "")
-
-
-def findings_lines(fd: Findings, have_ctr: bool) -> list[str]:
-    """The findings in words, with frame numbers."""
-    out: list[str] = []
-    k0 = fd.kernels[0]
-    for h in fd.host_rsts:
-        r = h.rst.pkt
-        if h.bad is None:
-            out.append(
-                f"- frame {h.rst.frame}: the host itself sent a RST (seq {r.seq}) answering frame "
-                f"{h.rst.host_rst_for}, which conntrack marked INVALID."
-            )
-            continue
-        b, v = h.bad.pkt, h.bad.verdicts[0]
-        field_ = (
-            f"the ack of frame {h.bad.frame}"
-            if r.seq == b.ack and r.seq
-            else f"the end of frame {h.bad.frame}"
-        )
-        out.append(
-            f"- frame {h.rst.frame}: the host itself sent RST seq {r.seq} to {r.dst}:{r.dport}; it equals "
-            f"{field_} ({b.src}:{b.sport} [{format_flags(b.flags)}] ack {b.ack}), which conntrack on {k0} "
-            f"marked INVALID: {v.reason or 'no reason logged'}{_bound_text(v)}. Without a conntrack entry "
-            f"NAT did not translate it, the host's stack found no socket for {b.dst}:{b.dport} and "
-            "answered it (tcp_v4_send_reset). This is the incident's signature."
-        )
-        if have_ctr:
-            saw = "saw" if h.ctr_saw_bad else "never saw"
-            rst = (
-                "has the RST too" if h.ctr_sent_rst else "has no such RST: the container never saw it either"
-            )
-            out.append(
-                f"  The container's capture: the container {saw} frame {h.bad.frame}'s packet; it {rst}."
-            )
-        fixes = [f"{DROP_RULE} (drops frame {h.bad.frame} in INPUT before the stack can answer it)"]
-        others = {v.kernel: None if v.plain_accept else v for v in h.bad.verdicts[1:]}
-        for label, w in {**others, **h.whatif}.items():
-            ok = w is None or w.ctstate != "INVALID"
-            what = (
-                "ACCEPT"
-                if w is None
-                else f"{_verdict_word(w)} ({w.reason})"
-                if w.reason
-                else _verdict_word(w)
-            )
-            if label.endswith("+be_liberal"):
-                if ok:
-                    fixes.append(f"{LIBERAL} (frame {h.bad.frame} would be {what})")
-                else:
-                    out.append(f"  {LIBERAL} would not help: frame {h.bad.frame} stays {what}.")
-            elif ok:
-                fixes.append(f"kernel {label} (frame {h.bad.frame} would be {what}: still NATed, no RST)")
-            else:
-                out.append(f"  kernel {label} would not help: frame {h.bad.frame} is {what}.")
-        out.append(f"  Prevented by: {'; '.join(fixes)}.")
-    answered = {h.rst.host_rst_for for h in fd.host_rsts}
-    quiet = [f for n, f in fd.invalid.items() if n not in answered and f.direction == "REPLY"]
-    if quiet:
-        frames = _listed([f.frame for f in quiet[:MAX_LISTED]], len(quiet))
-        liberal = all(f.verdicts[0].bound is not None for f in quiet)
-        out.append(
-            f"- frames {frames}: the peer's packets INVALID on {k0} with no RST from the host after them "
-            f"in this capture. On a host running {k0} that NATs this connection each would skip NAT and "
-            "reach the host's own stack, which answers with a RST (seq = the packet's ack) that only the "
-            "peer sees. "
-            f"Prevented by {DROP_RULE}" + (f" or {LIBERAL} (each failed a window bound)." if liberal else ".")
-        )
-    if fd.untranslated_count:
-        for f in fd.untranslated:
-            v = f.verdicts[0]
-            out.append(
-                f"- frame {f.frame}: a packet of the container left untranslated ({f.pkt.src}:{f.pkt.sport}"
-                f" > {f.pkt.dst}:{f.pkt.dport}, its private source on the uplink): conntrack on {k0} says "
-                f"{verdict_text(v)}, and NAT skips packets without an entry."
-            )
-        if fd.untranslated_count > len(fd.untranslated):
-            out.append(f"  ... and {fd.untranslated_count - len(fd.untranslated)} more untranslated packets.")
-    if len(fd.kernels) > 1:
-        if fd.differ_count:
-            frames = _listed(fd.differ, fd.differ_count)
-            out.append(f"- the kernels disagree on {fd.differ_count} packet(s): frames {frames}.")
-        else:
-            out.append(f"- the kernels {', '.join(fd.kernels)} agree on every flagged packet.")
-    if not out:
-        out.append("- no host RST answering an INVALID packet, no untranslated packet.")
-    return out
-
-
 # ---------------------------------------------------------------- JSON
-
-
-def verdict_json(v: Verdict | None) -> dict[str, Any] | None:
-    if v is None:
-        return None
-    b = v.bound
-    return {
-        "ctstate": v.ctstate,
-        "window": v.window,
-        "reason": v.reason,
-        "tcp_state": v.state,
-        "bound": None if b is None else {"name": b.name, "rule": b.rule, "limit": b.limit, "value": b.value},
-    }
-
-
-def packet_json(p: Packet) -> dict[str, Any]:
-    return {
-        "src": f"{p.src}:{p.sport}",
-        "dst": f"{p.dst}:{p.dport}",
-        "flags": format_flags(p.flags),
-        "seq": p.seq,
-        "ack": p.ack,
-        "win": p.window,
-        "len": p.payload_len,
-    }
-
-
-def flagged_json(f: Flagged, base_ns: int) -> dict[str, Any]:
-    return {
-        "frame": f.frame,
-        "time": round((f.ts_ns - base_ns) / 1e9, 9),
-        "ts_ns": f.ts_ns,
-        "connection": f.conn,
-        "direction": f.direction,
-        **packet_json(f.pkt),
-        "verdicts": {v.kernel: verdict_json(v) for v in f.verdicts},
-        "host_rst_for": f.host_rst_for,
-        "untranslated": f.untranslated,
-    }
 
 
 def summary_json(a: Analysis, conns: list[Connection], fd: Findings, elapsed: float) -> dict[str, Any]:
@@ -433,69 +196,6 @@ def _addresses(path: str) -> set[str]:
     return out
 
 
-def _whatif(
-    path: str,
-    fd: Findings,
-    conns: dict[int, Connection],
-    profiles: list[KernelProfile],
-    sysctls: dict[str, int],
-) -> None:
-    """Re-run the connections with host RSTs under be_liberal and on every other kernel."""
-    if not fd.host_rsts:
-        return
-    trackers = [Tracker(profiles[0], {**sysctls, "tcp_be_liberal": 1}, f"{profiles[0].name}+be_liberal")]
-    for prof in PROFILES.values():
-        if prof not in profiles:
-            try:
-                trackers.append(Tracker(prof, sysctls))
-            except ValueError:
-                continue  # a sysctl this kernel does not have
-    tuples: set[CtTuple] = set()
-    for h in fd.host_rsts:
-        c = conns[h.rst.conn]
-        tuples.add(c.orig)
-        tuples.add((c.orig[2], c.orig[3], c.orig[0], c.orig[1]))
-    wanted = {h.bad.frame: h for h in fd.host_rsts if h.bad is not None}
-    seen: dict[int, Flagged] = {}
-
-    def keep(f: Flagged) -> None:
-        if f.frame in wanted:
-            seen[f.frame] = f
-
-    a = Analysis(trackers, keep, skip_frames={h.rst.frame for h in fd.host_rsts})
-    for fr in frames_of(read_frames(path), tuples):
-        a.feed(fr)
-    for frame, h in wanted.items():
-        got = seen.get(frame)
-        for i, t in enumerate(trackers):
-            v = None if got is None else got.verdicts[i]
-            h.whatif[t.name] = None if v is None or v.plain_accept else v
-
-
-def _container_check(path2: str, fd: Findings) -> None:
-    """Did the container's capture see each INVALID packet and each host RST?"""
-    bad_keys = {}
-    rst_keys = {}
-    for h in fd.host_rsts:
-        if h.bad is not None:
-            b = h.bad.pkt
-            bad_keys[(b.sport, b.seq, b.ack, b.flags, b.payload_len)] = h
-            h.ctr_saw_bad = False
-        r = h.rst.pkt
-        rst_keys[(r.dport, r.seq, r.flags)] = h
-        h.ctr_sent_rst = False
-    for fr in read_frames(path2):
-        p = fr.pkt
-        if p is None:
-            continue
-        saw = bad_keys.get((p.sport, p.seq, p.ack, p.flags, p.payload_len))
-        if saw is not None:
-            saw.ctr_saw_bad = True
-        sent = rst_keys.get((p.dport, p.seq, p.flags)) if p.flags & TCPHDR_RST else None
-        if sent is not None:
-            sent.ctr_sent_rst = True
-
-
 def run(args: argparse.Namespace, out: TextIO) -> int:
     profiles = _profiles(args.kernel)
     sysctls = _sysctls(args.sysctl, profiles)
@@ -525,9 +225,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         a.feed(fr)
     conns = a.finish()
     by_id = {c.id: c for c in conns}
-    _whatif(args.file, fd, by_id, profiles, sysctls)
+    whatif(args.file, fd, by_id, profiles, sysctls)
     if args.file2:
-        _container_check(args.file2, fd)
+        container_check(args.file2, fd)
     elapsed = time.perf_counter() - start
     if args.json:
         out.write(json.dumps(summary_json(a, conns, fd, elapsed)) + "\n")
