@@ -256,7 +256,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             description=f"connection #{conn.id} of {os.path.basename(args.file)} (frames "
             f"{conn.first_frame}-{conn.last_frame}), written by nflab pcap --to-case",
             skip_frames=set(conn.host_rsts),
-            inner_src=inner,
+            untranslated=set(conn.untranslated),
         )
         try:
             Path(args.to_case).write_text(json.dumps(case, indent=1) + "\n")

@@ -64,14 +64,15 @@ def connection_case(
     sysctls: dict[str, int],
     description: str,
     skip_frames: set[int],
-    inner_src: set[str] | None = None,
+    untranslated: set[int] | None = None,
     topology: Topology | None = None,
 ) -> dict[str, Any]:
     """The case for the connection whose ORIGINAL tuple is ``orig``; CaseError names a frame
-    that cannot be expressed in a case."""
+    that cannot be expressed in a case. ``untranslated``: frames of the originator that left
+    without SNAT (the analysis found them); ``skip_frames``: the host's own RSTs."""
     src, sport, dst, dport = orig
     topology = topology or Topology()
-    inner = inner_src or set()
+    untranslated = untranslated or set()
     ctr = f"{topology.ctr_ip}:{sport}"
     remote = f"{topology.remote_ip}:{dport}"
     host = f"{topology.host_ip}:{sport}"
@@ -81,7 +82,7 @@ def connection_case(
         p = fr.pkt
         if p is None or fr.number in skip_frames:
             continue
-        if p.sport == sport and p.dst == dst and p.dport == dport and (p.src == src or p.src in inner):
+        if (p.src, p.sport, p.dst, p.dport) == orig or fr.number in untranslated:
             side, a, b = "ctr", ctr, remote
         elif (p.src, p.sport, p.dst, p.dport) == (dst, dport, src, sport):
             side, a, b = "remote", remote, host
@@ -143,4 +144,5 @@ def capture_case(path: str, flow: str | None = None, kernel: str = "6.1") -> dic
         description=f"connection #{conn.id} of {Path(path).name}"
         f" (frames {conn.first_frame}-{conn.last_frame})",
         skip_frames=set(conn.host_rsts),
+        untranslated=set(conn.untranslated),
     )

@@ -50,3 +50,8 @@ def test_untranslated_invalid_packet_is_named(tmp_path, capsys):
     assert "frame 6: a packet of the container left untranslated (172.17.0.2:39700 > 36.110.213.207:443" in (
         text
     )
+    out = tmp_path / "case.json"
+    assert main(["pcap", str(path), "--kernel", "3.10", "--to-case", str(out)]) == 0
+    case = json.loads(out.read_text())
+    assert [p["from"] for p in case["packets"]] == ["ctr", "remote", "ctr", "ctr", "remote", "ctr"]
+    assert case["packets"][5]["src"] == "192.0.2.2:39700" and case["packets"][5]["ack"] == r + 100_001
