@@ -15,9 +15,12 @@ numbers) and IPv4. Anything else, a bad magic, a truncated file or a record that
 more bytes than a capture may hold raise :class:`CaptureError`: one line naming the file
 and the frame.
 
-The reader is this module rather than dpkt because it is faster on what nflab needs (see
-``nflab bench``): dpkt builds an object per protocol layer and parses every option, while
-this reader unpacks the three headers with one ``struct`` call each.
+The reader is this module rather than dpkt because it is faster on what nflab needs. Measured
+on the bench capture (141,591 frames of a real upload, CPU time, this machine): this reader
+yields 217,000 frames/s with a :class:`sim.packet.Packet` each; dpkt 1.9.8 gets through
+97,000 frames/s doing less (``dpkt.pcap.Reader`` + ``Ethernet`` + ``tcp.parse_opts``, no Packet
+built), because it builds an object per protocol layer, while this reader unpacks the three
+headers with one ``struct`` call each. dpkt would also be a new dependency.
 """
 
 from __future__ import annotations
