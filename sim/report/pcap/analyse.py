@@ -39,7 +39,7 @@ from sim.packet import TCPHDR_ACK, TCPHDR_RST, Packet
 from sim.report.pcap.reader import Frame
 from sim.skb import CtInfo, Skb
 
-RECENT_INVALID = 64  # INVALID packets per connection a later host RST is matched against
+RECENT_FLAGGED = 64  # INVALID/IGNORE packets per connection a later host RST is matched against
 DIRECTIONS = ("ORIGINAL", "REPLY")
 
 
@@ -98,9 +98,9 @@ class Connection:
     host_rsts: list[int] = field(default_factory=list)
     untranslated: list[int] = field(default_factory=list)
     orig_ttl: int = -1  # TTL of the originator's latest packet (forwarded: one less than it sent)
-    recent_invalid: deque[tuple[int, Packet, int]] = field(
-        default_factory=lambda: deque(maxlen=RECENT_INVALID)
-    )  # (frame, packet, direction)
+    recent_flagged: deque[tuple[int, Packet, bool]] = field(
+        default_factory=lambda: deque(maxlen=RECENT_FLAGGED)
+    )  # (frame, packet, INVALID on the first kernel)
 
 
 @dataclass(slots=True)
@@ -256,7 +256,7 @@ class Analysis:
                 return
             else:
                 conn = self._new_connection(frame, pkt)
-        elif pkt.flags & TCPHDR_RST and conn.recent_invalid and self._host_rst(frame, pkt):
+        elif pkt.flags & TCPHDR_RST and conn.recent_flagged and self._host_rst(frame, pkt):
             return
         direction = ORIGINAL if conn.orig[0] == pkt.src and conn.orig[1] == pkt.sport else 1 - ORIGINAL
         if direction == ORIGINAL:
@@ -278,8 +278,8 @@ class Analysis:
             counts = conn.counts.setdefault(tracker.name, {})
             label = "INVALID" if v.ctstate == "INVALID" else (v.window or "DROP")
             counts[label] = counts.get(label, 0) + 1
-            if tracker is self.trackers[0] and v.ctstate == "INVALID":
-                conn.recent_invalid.append((frame.number, frame.pkt or pkt, direction))
+            if tracker is self.trackers[0] and (v.ctstate == "INVALID" or v.window == "IGNORE"):
+                conn.recent_flagged.append((frame.number, frame.pkt or pkt, v.ctstate == "INVALID"))
         if untranslated:
             conn.untranslated.append(frame.number)
         if flagged or untranslated:
@@ -317,7 +317,7 @@ class Analysis:
         return pkt.src in self.inner_addrs or (_private(pkt.src) and not pkt.syn)
 
     def _host_rst(self, frame: Frame, pkt: Packet) -> bool:
-        """Report ``pkt`` as the host's own RST if it answers a recent INVALID packet.
+        """Report ``pkt`` as the host's own RST if it answers a recent INVALID (or IGNOREd) packet.
 
         A RST with the TTL of the originator's own (forwarded) packets came from the same
         stack as they did, not from the host's: the host's RST starts with its own TTL.
@@ -327,8 +327,9 @@ class Analysis:
         conn = self.connections.get((pkt.dst, pkt.dport, pkt.src, pkt.sport))
         if conn is None or pkt.ttl == conn.orig_ttl:
             return False
-        for number, bad, _direction in reversed(conn.recent_invalid):
-            if _rst_answers(pkt, bad):
+        for number, bad, invalid in reversed(conn.recent_flagged):
+            # answering a packet this kernel only IGNOREs: only with the TTL as evidence
+            if _rst_answers(pkt, bad) and (invalid or conn.orig_ttl >= 0):
                 conn.host_rsts.append(frame.number)
                 self.on_flagged(
                     Flagged(frame.number, frame.ts_ns, conn.id, "HOST", pkt, [], host_rst_for=number)

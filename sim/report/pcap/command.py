@@ -140,7 +140,7 @@ def summary_json(a: Analysis, conns: list[Connection], fd: Findings, elapsed: fl
                     "seq": h.rst.pkt.seq,
                     "container_saw_invalid": h.ctr_saw_bad,
                     "container_saw_rst": h.ctr_sent_rst,
-                    "prevented_by_drop_invalid": True,
+                    "prevented_by_drop_invalid": h.bad is not None and h.bad.verdicts[0].ctstate == "INVALID",
                     "whatif": {k: verdict_json(v) for k, v in h.whatif.items()},
                 }
                 for h in fd.host_rsts

@@ -42,20 +42,20 @@ class Findings:
     untranslated_count: int = 0
     differ: list[int] = field(default_factory=list)
     differ_count: int = 0
-    invalid: OrderedDict[int, Flagged] = field(default_factory=OrderedDict)  # on the first kernel
+    recent: OrderedDict[int, Flagged] = field(default_factory=OrderedDict)  # INVALID/IGNORE, first kernel
 
     def add(self, f: Flagged) -> None:
         if f.host_rst_for is not None:
-            self.host_rsts.append(HostRst(f, self.invalid.get(f.host_rst_for)))
+            self.host_rsts.append(HostRst(f, self.recent.get(f.host_rst_for)))
             return
         if f.untranslated:
             self.untranslated_count += 1
             if len(self.untranslated) < MAX_LISTED:
                 self.untranslated.append(f)
-        if f.verdicts and f.verdicts[0].ctstate == "INVALID":
-            self.invalid[f.frame] = f
-            if len(self.invalid) > KEEP_INVALID:
-                self.invalid.popitem(last=False)
+        if f.verdicts and (f.verdicts[0].ctstate == "INVALID" or f.verdicts[0].window == "IGNORE"):
+            self.recent[f.frame] = f
+            if len(self.recent) > KEEP_INVALID:
+                self.recent.popitem(last=False)
         if len({verdict_word(v) for v in f.verdicts}) > 1:
             self.differ_count += 1
             if len(self.differ) < MAX_LISTED:
@@ -65,6 +65,24 @@ class Findings:
 def _listed(frames: list[int], total: int) -> str:
     text = ", ".join(str(n) for n in frames)
     return text + (f" and {total - len(frames)} more" if total > len(frames) else "")
+
+
+def _unexplained_rst(h: HostRst, k0: str) -> str:
+    """A RST that looks like the host's answer to a packet this kernel does not mark INVALID."""
+    assert h.bad is not None
+    r, b, v = h.rst.pkt, h.bad.pkt, h.bad.verdicts[0]
+    invalid_on = [k for k, w in h.whatif.items() if w is not None and w.ctstate == "INVALID"]
+    return (
+        f"- frame {h.rst.frame}: a RST from {r.src}:{r.sport} with seq {r.seq} = the ack of frame "
+        f"{h.bad.frame} ({b.src}:{b.sport} [{format_flags(b.flags)}]) and TTL {r.ttl}, unlike the "
+        "connection's own forwarded packets: it looks like the host's own answer (tcp_v4_send_reset). "
+        f"But on {k0} frame {h.bad.frame} is {verdict_word(v)} ({v.reason}), still NATed, and a {k0} host would not answer it: "
+        + (
+            f"the capture comes from a kernel that marks it INVALID ({', '.join(invalid_on)} does)."
+            if invalid_on
+            else "no kernel profile marks it INVALID; look for another cause (a rule, a missing socket)."
+        )
+    )
 
 
 def findings_lines(fd: Findings, have_ctr: bool) -> list[str]:
@@ -80,6 +98,9 @@ def findings_lines(fd: Findings, have_ctr: bool) -> list[str]:
             )
             continue
         b, v = h.bad.pkt, h.bad.verdicts[0]
+        if v.ctstate != "INVALID":
+            out.append(_unexplained_rst(h, k0))
+            continue
         field_ = (
             f"the ack of frame {h.bad.frame}"
             if r.seq == b.ack and r.seq
@@ -118,7 +139,11 @@ def findings_lines(fd: Findings, have_ctr: bool) -> list[str]:
                 out.append(f"  kernel {label} would not help: frame {h.bad.frame} is {what}.")
         out.append(f"  Prevented by: {'; '.join(fixes)}.")
     answered = {h.rst.host_rst_for for h in fd.host_rsts}
-    quiet = [f for n, f in fd.invalid.items() if n not in answered and f.direction == "REPLY"]
+    quiet = [
+        f
+        for n, f in fd.recent.items()
+        if n not in answered and f.direction == "REPLY" and f.verdicts[0].ctstate == "INVALID"
+    ]
     if quiet:
         frames = _listed([f.frame for f in quiet[:MAX_LISTED]], len(quiet))
         liberal = all(f.verdicts[0].bound is not None for f in quiet)
