@@ -72,16 +72,17 @@ def _unexplained_rst(h: HostRst, k0: str) -> str:
     assert h.bad is not None
     r, b, v = h.rst.pkt, h.bad.pkt, h.bad.verdicts[0]
     invalid_on = [k for k, w in h.whatif.items() if w is not None and w.ctstate == "INVALID"]
+    cause = (
+        f"the capture comes from a kernel that marks it INVALID ({', '.join(invalid_on)} does)."
+        if invalid_on
+        else "no kernel profile marks it INVALID; look for another cause (a rule, a missing socket)."
+    )
     return (
         f"- frame {h.rst.frame}: a RST from {r.src}:{r.sport} with seq {r.seq} = the ack of frame "
         f"{h.bad.frame} ({b.src}:{b.sport} [{format_flags(b.flags)}]) and TTL {r.ttl}, unlike the "
         "connection's own forwarded packets: it looks like the host's own answer (tcp_v4_send_reset). "
-        f"But on {k0} frame {h.bad.frame} is {verdict_word(v)} ({v.reason}), still NATed, and a {k0} host would not answer it: "
-        + (
-            f"the capture comes from a kernel that marks it INVALID ({', '.join(invalid_on)} does)."
-            if invalid_on
-            else "no kernel profile marks it INVALID; look for another cause (a rule, a missing socket)."
-        )
+        f"But on {k0} frame {h.bad.frame} is {verdict_word(v)} ({v.reason}), still NATed, "
+        f"and a {k0} host would not answer it: {cause}"
     )
 
 
