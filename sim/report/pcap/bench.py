@@ -10,7 +10,8 @@ Both tools run as commands on the same file in the same bench run, timed by the 
 from start to exit (start-up included on both sides): ``nflab pcap FILE --json`` (every
 packet through the newest kernel's tracker) and ``tshark -r FILE -o
 tcp.analyze_sequence_numbers:TRUE -z conv,tcp -q``. The resident-memory figure is the
-``nflab pcap`` process's peak RSS (``wait4``'s ``ru_maxrss``).
+``nflab pcap`` process's peak RSS, ``VmHWM`` of /proc/self/status read by the process as it
+ends (``ru_maxrss`` would also count the bench process it was forked from).
 """
 
 from __future__ import annotations
@@ -71,16 +72,25 @@ def ensure_bench_capture() -> Path | str:
     return path
 
 
-def _timed(argv: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of a command, its output discarded."""
+# `nflab pcap FILE --json`, then the process's own peak RSS in kB on stderr
+_NFLAB_PCAP = (
+    "import sys\n"
+    "from sim.cli import main\n"
+    "rc = main(sys.argv[1:])\n"
+    "status = open('/proc/self/status').read()\n"
+    "print(status.split('VmHWM:')[1].split()[0], file=sys.stderr)\n"
+    "raise SystemExit(rc)\n"
+)
+
+
+def _timed(argv: list[str]) -> tuple[float, str]:
+    """Wall seconds of a command (stdout discarded) and its stderr."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
     elapsed = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"`{' '.join(argv)}` exited with {proc.returncode}")
-    return elapsed, usage.ru_maxrss * 1024
+    return elapsed, proc.stderr
 
 
 def pcap_figures() -> dict[str, Figure]:
@@ -94,10 +104,10 @@ def pcap_figures() -> dict[str, Figure]:
             "pcap_peak_rss_mb": None,
             "pcap_note": found,
         }
-    nflab_s, rss = _timed([sys.executable, "-m", "sim.cli", "pcap", str(found), "--json"])
+    nflab_s, err = _timed([sys.executable, "-c", _NFLAB_PCAP, "pcap", str(found), "--json"])
     out: dict[str, Figure] = {
         "pcap_packets_per_s": round(BENCH_PACKETS / nflab_s, 1),
-        "pcap_peak_rss_mb": round(rss / 2**20, 1),
+        "pcap_peak_rss_mb": round(int(err.split()[-1]) / 1024, 1),
     }
     if shutil.which("tshark") is None:
         out["pcap_vs_tshark"] = None
