@@ -67,6 +67,7 @@ class Upload:
     mtu: int = 1400
     rcvbuf: int = 0
     ctr_any: str = ""  # capture in ctr with `tcpdump -i any -y LINUX_SLL|LINUX_SLL2` instead of eth0
+    host_any: str = ""  # the same on the host: every interface, each forwarded packet twice
     timeout_s: float = 60.0
     topology: Topology = DEFAULT_TOPOLOGY
 
@@ -217,7 +218,7 @@ def run_upload(up: Upload, host_pcap: Path, ctr_pcap: Path | None = None) -> int
             server.bind((t.remote_ip, PORT))
             server.listen(1)
             server.settimeout(up.timeout_s)
-            dumps.append(_tcpdump(ns, ns["host"], host_pcap, up.snaplen))
+            dumps.append(_tcpdump(ns, ns["host"], host_pcap, up.snaplen, up.host_any))
             if ctr_pcap is not None:
                 dumps.append(_tcpdump(ns, ns["ctr"], ctr_pcap, up.snaplen, up.ctr_any))
 
@@ -267,6 +268,7 @@ def main() -> None:  # pragma: no cover - a developer's entry point: python -m s
     for name in ("ack_delay", "ack_jitter", "ack_late_p", "ack_late"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=0.0)
     p.add_argument("--ctr-any", default="", choices=("", "LINUX_SLL", "LINUX_SLL2"))
+    p.add_argument("--host-any", default="", choices=("", "LINUX_SLL", "LINUX_SLL2"))
     a = p.parse_args()
     up = Upload(**{k: v for k, v in vars(a).items() if k not in ("host_pcap", "ctr_pcap")})
     n = run_upload(up, Path(a.host_pcap), Path(a.ctr_pcap) if a.ctr_pcap else None)

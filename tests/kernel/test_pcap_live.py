@@ -27,12 +27,12 @@ def check(capture: Path, tmp_path: Path, capsys) -> str:
     out = capsys.readouterr().out
     assert status == 0, out
     total, agree = out.strip().splitlines()[-1].replace(" packets,", "").replace(" agree", "").split()
-    assert total == agree and int(total) > 300
+    assert total == agree and int(total) > 150
     return out
 
 
 @pytest.mark.skipif(REASON is not None, reason=REASON or "")
-@pytest.mark.parametrize("name", ["clean-host.pcap", "lossdup-host.pcap", "late-host.pcap"])
+@pytest.mark.parametrize("name", ["clean-host.pcap", "lossdup-host.pcap", "late-host.pcap", "any-host.pcap"])
 def test_committed_captures_agree_with_the_live_kernel(name, tmp_path, capsys):
     check(DATA / name, tmp_path, capsys)
 

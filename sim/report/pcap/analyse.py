@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -39,6 +39,9 @@ from sim.packet import TCPHDR_ACK, TCPHDR_RST, Packet
 from sim.report.pcap.reader import Frame
 from sim.skb import CtInfo, Skb
 
+COPIES_KEPT = 4096  # packets remembered to recognise their copies on other interfaces
+COPY_WINDOW_NS = 50_000_000  # a copy on another interface is seen within 50 ms (forwarding)
+COPY = "copies of a packet on another interface"
 RECENT_FLAGGED = 64  # INVALID/IGNORE packets per connection a later host RST is matched against
 DIRECTIONS = ("ORIGINAL", "REPLY")
 
@@ -206,7 +209,6 @@ _RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12
 class Analysis:
     """The capture through one tracker per kernel; flagged packets go to ``on_flagged``.
 
-    ``only``: analyse only connections whose ORIGINAL tuple is in it (the what-if passes);
     ``inner_addrs``: addresses known to be the container's (from its own capture), so a
     packet leaving from one of them on the uplink is recognised as untranslated.
     """
@@ -217,15 +219,18 @@ class Analysis:
         on_flagged: Callable[[Flagged], None] | None = None,
         inner_addrs: Iterable[str] = (),
         skip_frames: Iterable[int] = (),
+        on_packet: Callable[[Frame, Connection, int, Packet], None] | None = None,
     ) -> None:
         self.trackers = trackers
         self.kernels = [t.name for t in trackers]
         self.on_flagged = on_flagged or (lambda f: None)
         self.inner_addrs = set(inner_addrs)
         self.skip_frames = set(skip_frames)
+        self.on_packet = on_packet  # every tracked packet: frame, connection, direction, packet
         self.stats = Stats()
         self.connections: dict[CtTuple, Connection] = {}  # both directions' tuples
         self.by_ports: dict[tuple[int, str, int], Connection] = {}  # (sport, peer, dport) of ORIGINAL
+        self._seen: OrderedDict[tuple[int, ...], tuple[int, int]] = OrderedDict()  # -> (iface, ts_ns)
         self._ids = 0
 
     # ------------------------------------------------------------ per frame
@@ -239,6 +244,9 @@ class Analysis:
         if pkt is None:
             st.skipped[frame.skipped] = st.skipped.get(frame.skipped, 0) + 1
             return
+        if self._copy(frame, pkt):
+            st.skipped[COPY] = st.skipped.get(COPY, 0) + 1
+            return
         st.tcp += 1
         if frame.number in self.skip_frames:
             return
@@ -247,13 +255,18 @@ class Analysis:
         untranslated = False
         if conn is None:
             twin = self.by_ports.get((pkt.sport, pkt.dst, pkt.dport))
+            reply_to = self.by_ports.get((pkt.dport, pkt.src, pkt.sport))
+            if self._host_rst(frame, pkt):
+                return
             if twin is not None and twin.orig[0] != pkt.src and self._looks_inner(pkt):
                 # conntrack saw it before NAT, in the entry's ORIGINAL direction
                 conn, untranslated = twin, True
                 src, sport, dst, dport = twin.orig
                 pkt = pkt.rewritten(src, sport, dst, dport, pkt.ttl)
-            elif self._host_rst(frame, pkt):
-                return
+            elif reply_to is not None and reply_to.orig[0] != pkt.dst:
+                # a reply to the NATed address of a connection captured before NAT (tcpdump -i any)
+                conn = reply_to
+                pkt = pkt.rewritten(pkt.src, pkt.sport, conn.orig[0], conn.orig[1], pkt.ttl)
             else:
                 conn = self._new_connection(frame, pkt)
         elif pkt.flags & TCPHDR_RST and conn.recent_flagged and self._host_rst(frame, pkt):
@@ -265,6 +278,8 @@ class Analysis:
         conn.payload[direction] += pkt.payload_len
         conn.last_frame = frame.number
         conn.last_ts_ns = frame.ts_ns
+        if self.on_packet is not None:
+            self.on_packet(frame, conn, direction, pkt)
         now = frame.ts_ns / 1e9
         verdicts: list[Verdict] = []
         flagged = False
@@ -316,20 +331,41 @@ class Analysis:
         bridge networks are) and the packet does not open a connection of its own (no SYN)."""
         return pkt.src in self.inner_addrs or (_private(pkt.src) and not pkt.syn)
 
+    def _copy(self, frame: Frame, pkt: Packet) -> bool:
+        """Is ``pkt`` a copy, on another interface, of a packet seen just before?
+
+        ``tcpdump -i any`` on a host sees a forwarded packet on every interface it crosses (the
+        bridge port, the bridge, the uplink; NAT may have rewritten the addresses). Conntrack
+        saw it once, at the first (PREROUTING), so only the first copy counts. Copies on the
+        same interface (a duplicate on the wire) are packets of their own.
+        """
+        key = (pkt.ip_id, pkt.seq, pkt.ack, pkt.flags, pkt.payload_len, pkt.window, pkt.sport, pkt.dport)
+        seen = self._seen.get(key)
+        if seen is not None and seen[0] != frame.iface and frame.ts_ns - seen[1] <= COPY_WINDOW_NS:
+            return True
+        self._seen[key] = (frame.iface, frame.ts_ns)
+        if len(self._seen) > COPIES_KEPT:
+            self._seen.popitem(last=False)
+        return False
+
     def _host_rst(self, frame: Frame, pkt: Packet) -> bool:
         """Report ``pkt`` as the host's own RST if it answers a recent INVALID (or IGNOREd) packet.
 
-        A RST with the TTL of the originator's own (forwarded) packets came from the same
-        stack as they did, not from the host's: the host's RST starts with its own TTL.
+        A RST with the TTL of the originator's own (forwarded) packets from the same address
+        came from the same stack as they did, not from the host's: the host's RST starts with
+        its own TTL. From another address (the NATed one, in a capture that shows the
+        connection before NAT) it is the host's.
         """
         if not pkt.flags & TCPHDR_RST:
             return False
-        conn = self.connections.get((pkt.dst, pkt.dport, pkt.src, pkt.sport))
-        if conn is None or pkt.ttl == conn.orig_ttl:
+        conn = self.connections.get((pkt.dst, pkt.dport, pkt.src, pkt.sport)) or self.by_ports.get(
+            (pkt.sport, pkt.dst, pkt.dport)
+        )
+        if conn is None or (pkt.src == conn.orig[0] and pkt.ttl == conn.orig_ttl):
             return False
         for number, bad, invalid in reversed(conn.recent_flagged):
-            # answering a packet this kernel only IGNOREs: only with the TTL as evidence
-            if _rst_answers(pkt, bad) and (invalid or conn.orig_ttl >= 0):
+            # answering a packet this kernel only IGNOREs: only with the TTL or address as evidence
+            if _rst_answers(pkt, bad) and (invalid or conn.orig_ttl >= 0 or pkt.src != conn.orig[0]):
                 conn.host_rsts.append(frame.number)
                 self.on_flagged(
                     Flagged(frame.number, frame.ts_ns, conn.id, "HOST", pkt, [], host_rst_for=number)

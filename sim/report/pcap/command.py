@@ -249,14 +249,13 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         conn = select_flow(conns, args.flow)
         case = connection_case(
             read_frames(args.file),
-            conn.orig,
+            conn,
             name=Path(args.to_case).stem,
             kernel=kernels[0],
             sysctls=sysctls,
             description=f"connection #{conn.id} of {os.path.basename(args.file)} (frames "
             f"{conn.first_frame}-{conn.last_frame}), written by nflab pcap --to-case",
-            skip_frames=set(conn.host_rsts),
-            untranslated=set(conn.untranslated),
+            inner_addrs=inner,
         )
         try:
             Path(args.to_case).write_text(json.dumps(case, indent=1) + "\n")

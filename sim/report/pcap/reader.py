@@ -93,7 +93,9 @@ class Frame:
     """One record of a capture: its number (from 1), time, length on the wire and what it holds.
 
     ``pkt`` is the IPv4 TCP segment, or None with ``skipped`` saying what the frame is
-    instead ("IPv6", "ARP", "IPv4 UDP", "TCP header cut by the snaplen", ...).
+    instead ("IPv6", "ARP", "IPv4 UDP", "TCP header cut by the snaplen", ...). ``iface``
+    tells the capture's interfaces apart: the ifindex of a Linux cooked v2 frame (``tcpdump
+    -i any``), else the pcapng interface number (0 in a pcap file).
     """
 
     number: int
@@ -101,6 +103,7 @@ class Frame:
     wirelen: int
     pkt: Packet | None
     skipped: str = ""
+    iface: int = 0
 
 
 _addr_cache: dict[bytes, str] = {}
@@ -210,6 +213,11 @@ def decode_frame(linktype: int, data: bytes | memoryview, off: int, end: int) ->
 KNOWN_LINKTYPES = frozenset({*LINK_NAMES, LINKTYPE_NULL})
 
 
+def _sll2_ifindex(data: bytes | memoryview, off: int, caplen: int) -> int:
+    """The interface index of a Linux cooked v2 header (``sll2_if_index``, offset 4)."""
+    return int.from_bytes(data[off + 4 : off + 8], "big") if caplen >= 8 else 0
+
+
 class _Source:
     """A file read in chunks: ``buf`` holds the bytes from file offset ``base`` on."""
 
@@ -311,7 +319,8 @@ def _pcap(name: str, src: _Source) -> Iterator[Frame]:
         start = pos + 16
         pkt, skipped = decode_frame(linktype, src.buf, start, start + caplen)
         ts_ns = secs * 1_000_000_000 + (frac if nsec else frac * 1000)
-        yield Frame(number, ts_ns, wirelen, pkt, skipped)
+        iface = _sll2_ifindex(src.buf, start, caplen) if linktype == LINKTYPE_LINUX_SLL2 else 0
+        yield Frame(number, ts_ns, wirelen, pkt, skipped, iface)
         pos = start + caplen
 
 
@@ -389,5 +398,7 @@ def _pcapng(name: str, src: _Source) -> Iterator[Frame]:
             linktype, per_sec = interfaces[iface]
             pkt, skipped = decode_frame(linktype, buf, data, data + caplen)
             ts_ns = ts * 1_000_000_000 // per_sec if per_sec != 1_000_000 else ts * 1000
-            yield Frame(number, ts_ns, wirelen, pkt, skipped)
+            if linktype == LINKTYPE_LINUX_SLL2:
+                iface = _sll2_ifindex(buf, data, caplen)
+            yield Frame(number, ts_ns, wirelen, pkt, skipped, iface)
         pos += blen

@@ -1,13 +1,14 @@
 """One connection of a capture as a crafted-packet replay case (the ``nflab replay`` /
 ``nflab kernel-check`` contract, :mod:`sim.case`).
 
-The connection's originator becomes the container and its peer the remote of the case's
-docker-bridge topology (the documentation addresses of :class:`sim.case.Topology`); ports,
-sequence numbers, flags, windows, payload lengths and TCP options are kept, and each
-packet's ``delay`` is its capture time minus the previous one's. The container's packets
-are addressed as they left the container (``ctr_ip:sport -> remote_ip:dport``), the remote's
-as they reach the host (``remote_ip:dport -> host_ip:sport``): MASQUERADE keeps the port.
-RSTs the host itself sent are left out: the case's host makes its own.
+The connection's originator (conntrack's ORIGINAL direction) becomes the container and its
+peer the remote of the case's docker-bridge topology (the documentation addresses of
+:class:`sim.case.Topology`); ports, sequence numbers, flags, windows, payload lengths and TCP
+options are kept, and each packet's ``delay`` is its capture time minus the previous one's.
+The container's packets are addressed as they left the container (``ctr_ip:sport ->
+remote_ip:dport``), the remote's as they reach the host (``remote_ip:dport ->
+host_ip:sport``): MASQUERADE keeps the port. RSTs the host itself sent are left out: the
+case's host makes its own.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from sim.case import CaseError, Topology, parse_case
-from sim.netfilter.conntrack import CtTuple
 from sim.netfilter.profiles import get_profile
+from sim.netfilter.tcp_states import ORIGINAL, REPLY
 from sim.packet import Packet, format_flags
 from sim.report.pcap.analyse import Analysis, Connection, Tracker
 from sim.report.pcap.reader import Frame, read_frames
@@ -57,47 +58,50 @@ def packet_entry(side: str, pkt: Packet, src: str, dst: str, delay: float) -> di
 
 def connection_case(
     frames: Iterable[Frame],
-    orig: CtTuple,
+    conn: Connection,
     *,
     name: str,
     kernel: str,
     sysctls: dict[str, int],
     description: str,
-    skip_frames: set[int],
-    untranslated: set[int] | None = None,
+    inner_addrs: Iterable[str] = (),
     topology: Topology | None = None,
 ) -> dict[str, Any]:
-    """The case for the connection whose ORIGINAL tuple is ``orig``; CaseError names a frame
-    that cannot be expressed in a case. ``untranslated``: frames of the originator that left
-    without SNAT (the analysis found them); ``skip_frames``: the host's own RSTs."""
-    src, sport, dst, dport = orig
+    """The case for connection ``conn`` of an analysis of ``frames``; CaseError names a frame
+    that cannot be expressed in a case.
+
+    The frames are grouped again exactly as the analysis grouped them (:class:`Analysis` with
+    no tracker), so the case holds the packets conntrack saw, in its directions: copies on
+    other interfaces, the host's own RSTs (``conn.host_rsts``) left out, untranslated packets
+    and replies to the NATed address in.
+    """
     topology = topology or Topology()
-    untranslated = untranslated or set()
-    ctr = f"{topology.ctr_ip}:{sport}"
-    remote = f"{topology.remote_ip}:{dport}"
-    host = f"{topology.host_ip}:{sport}"
+    _src, sport, _dst, dport = conn.orig
+    ends = {
+        ORIGINAL: ("ctr", f"{topology.ctr_ip}:{sport}", f"{topology.remote_ip}:{dport}"),
+        REPLY: ("remote", f"{topology.remote_ip}:{dport}", f"{topology.host_ip}:{sport}"),
+    }
     packets: list[dict[str, Any]] = []
-    last_ns: int | None = None
-    for fr in frames:
-        p = fr.pkt
-        if p is None or fr.number in skip_frames:
-            continue
-        if (p.src, p.sport, p.dst, p.dport) == orig or fr.number in untranslated:
-            side, a, b = "ctr", ctr, remote
-        elif (p.src, p.sport, p.dst, p.dport) == (dst, dport, src, sport):
-            side, a, b = "remote", remote, host
-        else:
-            continue
+    last_ns: list[int] = []
+
+    def take(fr: Frame, c: Connection, direction: int, p: Packet) -> None:
+        if c.id != conn.id:
+            return
         if p.payload_len > MAX_CASE_PAYLOAD:
             raise CaseError(
                 f"frame {fr.number}: {p.payload_len} payload bytes,"
                 f" more than the {MAX_CASE_PAYLOAD} a case may send"
             )
-        delay = 0.0 if last_ns is None else max(fr.ts_ns - last_ns, 0) / 1e9
-        last_ns = fr.ts_ns
+        delay = 0.0 if not last_ns else max(fr.ts_ns - last_ns[0], 0) / 1e9
+        last_ns[:] = [fr.ts_ns]
+        side, a, b = ends[direction]
         packets.append(packet_entry(side, p, a, b, delay))
+
+    a = Analysis([], inner_addrs=inner_addrs, skip_frames=conn.host_rsts, on_packet=take)
+    for fr in frames:
+        a.feed(fr)
     if not packets:
-        raise CaseError(f"no packets of {src}:{sport} > {dst}:{dport} in the capture")
+        raise CaseError(f"no packets of connection #{conn.id} in the capture")
     case: dict[str, Any] = {"name": name, "description": description, "kernel": kernel}
     if sysctls:
         case["sysctl"] = {f"net.netfilter.nf_conntrack_{k}": v for k, v in sysctls.items()}
@@ -137,12 +141,10 @@ def capture_case(path: str, flow: str | None = None, kernel: str = "6.1") -> dic
     conn = select_flow(a.finish(), flow)
     return connection_case(
         read_frames(path),
-        conn.orig,
+        conn,
         name=Path(path).stem,
         kernel=kernel,
         sysctls={},
         description=f"connection #{conn.id} of {Path(path).name}"
         f" (frames {conn.first_frame}-{conn.last_frame})",
-        skip_frames=set(conn.host_rsts),
-        untranslated=set(conn.untranslated),
     )

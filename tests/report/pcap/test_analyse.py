@@ -167,3 +167,20 @@ def test_a_host_rst_the_chosen_kernel_does_not_explain(seed_captures, capsys):
     assert h["whatif"]["3.10"]["ctstate"] == "INVALID"
     assert main(["pcap", str(host)]) == 0
     assert "the capture comes from a kernel that marks it INVALID (3.10 does)" in capsys.readouterr().out
+
+
+def test_tcpdump_any_on_the_host_counts_each_packet_once(capsys):
+    """tcpdump -i any on the host shows a forwarded packet on the bridge port, the bridge
+    and the uplink. Every packet crosses the uplink exactly once, so the packets conntrack
+    saw are as many as the frames on the uplink's ifindex (the one the host's address
+    198.51.100.1 leaves from), counted here by the reader from the raw SLL2 headers."""
+    from sim.report.pcap.reader import read_frames
+
+    frames = list(read_frames(DATA / "any-host.pcap"))
+    uplink = next(f.iface for f in frames if f.pkt is not None and f.pkt.src == "198.51.100.1")
+    on_uplink = sum(1 for f in frames if f.iface == uplink)
+    _flagged, summary = run_json(capsys, str(DATA / "any-host.pcap"), "--kernel", "3.10")
+    assert summary["tcp_packets"] == on_uplink == JUDGED["any-host.pcap"]["el7"]["packets"]
+    assert summary["skipped"] == {"copies of a packet on another interface": len(frames) - on_uplink}
+    (conn,) = summary["connections"]
+    assert (conn["src"], conn["dst"]) == ("192.0.2.2:40000", "198.51.100.2:443")
