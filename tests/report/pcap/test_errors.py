@@ -112,3 +112,21 @@ def test_other_traffic_is_counted_and_skipped(capsys):
     assert main(["pcap", str(DATA / "late-host-s60.pcap")]) == 0
     out = capsys.readouterr().out
     assert "430 frames" in out and "other frames (" in out and "TCP header cut by the snaplen" in out
+
+
+def test_progress_line_only_on_a_terminal():
+    import io
+
+    from sim.report.pcap.command import _Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        bar = _Progress(str(DATA / "clean-host.pcap"), stream)
+        bar(16_900)
+        bar.done()
+    assert "clean-host.pcap:  50.0%" in tty.getvalue() and tty.getvalue().endswith("\r")
+    assert pipe.getvalue() == ""
