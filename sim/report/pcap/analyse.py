@@ -7,8 +7,8 @@ table groups packets into connections by their tuple as the kernel does, and pic
 connection whose handshake is not in the capture as the kernel does with
 ``nf_conntrack_tcp_loose`` (the first packet seen is the ORIGINAL direction).
 
-Two packets of a host's uplink capture are not what they look like, and are handled as the
-host's conntrack saw them:
+Some packets of a host's capture are not what they look like, and are handled as the host's
+conntrack saw them:
 
 - a RST the host's own stack sent (``tcp_v4_send_reset``) answering an INVALID packet: the
   RST carries ``seq`` = that packet's ack (or, answering a segment without ACK, seq 0 and
@@ -16,11 +16,15 @@ host's conntrack saw them:
   connection's entry, so it is reported and not tracked;
 - a packet of the connection's originator that left untranslated (its source is not the
   address the connection was NATed to, same ports and peer): conntrack saw it before NAT,
-  in the ORIGINAL direction of the entry, so it is tracked as part of that connection.
+  in the ORIGINAL direction of the entry, so it is tracked as part of that connection;
+- ``tcpdump -i any`` shows a forwarded packet once per interface it crosses, before and
+  after NAT: conntrack saw it once, so later copies on other interfaces are skipped, and a
+  reply to the NATed address joins the connection seen before NAT, in the REPLY direction.
 
 Memory is bounded by the number of connections: packets are not kept, only the flagged ones
-are handed to the caller as they are found, plus a few recent INVALID packets per
-connection to match the host's RSTs against.
+are handed to the caller as they are found, plus a few recent INVALID/IGNORE packets per
+connection to match the host's RSTs against and the last few thousand packets' keys to
+recognise copies.
 """
 
 from __future__ import annotations
