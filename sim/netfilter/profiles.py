@@ -10,9 +10,10 @@ keeps the old and the new branch next to each other.
 
 Each profile names the tree its behaviour was read from and checked against: the real
 ``nf_conntrack_proto_tcp.c`` of that tree, compiled in userspace (``/work/shared/ktcp``),
-judged the recordings in ``tests/kernel/observed-<profile>/`` that the model must match.
-A point release is not a version: stable trees carry backports, so the profile says which
-release it was recorded from.
+made the recordings in ``tests/kernel/observed-<profile>/`` that the model must match.
+A point release is not a version: stable trees carry backports, so each profile says which
+point release it was recorded from (``release``); an older point release of the same series
+may lack a later backport (e.g. 5.15.215's 2026 RST direction check).
 
 :func:`resolve_kernel` maps what ``uname -r`` prints to a profile.
 """
