@@ -286,7 +286,7 @@ CHANGES: tuple[Change, ...] = (
         "netfilter: conntrack: check window scaling only on the reply-direction SYN/ACK",
         "6.12",
         "wscale_check_reply_only",
-        "commit not identified; absent in the 6.1 series (Aug 2022), present in 6.1.168 (stable) and 6.12.19",
+        "commit not identified; absent in the 6.1 series (Aug 2022), present in 6.1.175 (stable) and 6.12.19",
     ),
     Change(
         "rst-to-syn-other-dir",
@@ -368,7 +368,7 @@ PROFILES: dict[str, KernelProfile] = {
             "6.1",
             "6.1",
             "Linux 6.1.y: overly delayed ACKs and old retransmissions are IGNOREd",
-            "6.1.168",
+            "6.1.175",
             "atho13/linux-6.1.y",
             ("challenge-ack-reuse", "wscale-reply-only"),
         ),

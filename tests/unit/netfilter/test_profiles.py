@@ -52,7 +52,7 @@ def test_310_is_the_baseline_with_no_change():
             {"ignore-invalid-rst", "keep-be-liberal", "exceeded-window", "rst-to-syn-other-dir"},
             {"reinit-syn-only", "overly-delayed", "log-invalid-index"},
         ),
-        # 6.1.168: the 6.1 series plus the 6.2 challenge-ACK fix; no "invalid new" yet.
+        # 6.1.175 (file as of 6.1.168): the 6.1 series, the 6.2 challenge-ACK fix; no "invalid new".
         ("6.1", {"overly-delayed", "challenge-ack-reuse"}, {"log-invalid-new", "rst-to-syn-other-dir"}),
         ("6.12", {"log-invalid-new"}, {"rst-to-syn-other-dir"}),
         ("6.18", {"log-invalid-new", "rst-to-syn-other-dir"}, set()),
