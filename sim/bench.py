@@ -194,7 +194,7 @@ def fuzz_examples_per_s(examples: int = 300) -> float:
 def pipeline_packets_per_s() -> float:
     """Packets per second through the docker-bridge world (counted once per namespace each
     crosses): the seed scenario's 2 MB upload with the DROP fix, trace off."""
-    from sim.scenario import load_scenario, run_scenario
+    from sim.scenario.scenario import load_scenario, run_scenario
 
     sc = load_scenario("seed-incident").with_fix("drop-invalid")
     crossings, start = 0, time.perf_counter()
@@ -207,7 +207,7 @@ def pipeline_packets_per_s() -> float:
 
 def seed_scenario_s() -> float:
     """Wall seconds of ``nflab run seed-incident``'s simulation (trace on, to the abort)."""
-    from sim.scenario import load_scenario, run_scenario
+    from sim.scenario.scenario import load_scenario, run_scenario
 
     sc = load_scenario("seed-incident")
     start = time.perf_counter()

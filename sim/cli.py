@@ -11,7 +11,11 @@ from typing import NoReturn
 from sim.netfilter.profiles import PROFILES
 
 # Subcommands whose parser and main() live with the code they drive.
-SUBCOMMAND_MODULES = {"kernel-check": "sim.kernel.check", "figures": "sim.figures", "check": "sim.exercises"}
+SUBCOMMAND_MODULES = {
+    "kernel-check": "sim.kernel.check",
+    "figures": "sim.report.figures",
+    "check": "sim.report.exercises",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,8 +69,8 @@ def _build() -> argparse.ArgumentParser:
     )
     r.add_argument("file", help="case file (JSON, or TOML with the same schema)")
     r.add_argument("--json", action="store_true", help="one JSON object per input packet")
-    from sim import exercises, figures
     from sim.kernel import check
+    from sim.report import exercises, figures
 
     for module in (check, figures, exercises):
         module.add_subcommand(sub)
@@ -79,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _build()
     args = parser.parse_args(argv)
     if args.command == "walkthrough":
-        from sim.walkthrough import render
+        from sim.report.walkthrough import render
 
         print(render(args.kernel, args.be_liberal))
         return 0
@@ -115,11 +119,11 @@ def main(argv: list[str] | None = None) -> int:
 def _run(ref: str, kernel: str | None, fix: str, out: str, show: list[str]) -> int:
     from pathlib import Path
 
+    from sim.net.netns import dmesg
     from sim.netfilter.conntrack import format_conntrack
-    from sim.netfilter.iptables_save import iptables_save
-    from sim.netns import dmesg
-    from sim.scenario import ScenarioError, load_scenario, run_scenario
-    from sim.timeline import render, write_captures
+    from sim.netfilter.iptables.save import iptables_save
+    from sim.report.timeline import render, write_captures
+    from sim.scenario.scenario import ScenarioError, load_scenario, run_scenario
 
     try:
         sc = load_scenario(ref)
@@ -152,8 +156,8 @@ def _run(ref: str, kernel: str | None, fix: str, out: str, show: list[str]) -> i
 
 
 def _replay(path: str, as_json: bool) -> int:
-    from sim.case import CaseError, load_case_file
-    from sim.replay import replay_case
+    from sim.scenario.case import CaseError, load_case_file
+    from sim.scenario.replay import replay_case
 
     try:
         case = load_case_file(path)

@@ -18,11 +18,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from sim.capture import tcpdump_line
-from sim.case import CaseError, load_case_file
+from sim.net.world import World
 from sim.packet import TCPHDR_RST, Packet
-from sim.replay import run_world
-from sim.scenario import (
+from sim.report.capture import tcpdump_line
+from sim.scenario.case import CaseError, load_case_file
+from sim.scenario.replay import run_world
+from sim.scenario.scenario import (
     BE_LIBERAL,
     DROP_INVALID_RULE,
     FIXES,
@@ -34,7 +35,6 @@ from sim.scenario import (
     run_scenario,
 )
 from sim.trace import Step, TraceEvent
-from sim.world import World
 
 KERNELS = ("3.10", "6.1")
 DEFAULT_SCENARIO = "seed-incident"

@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sim.case import CaseError
 from sim.kernel.check import CheckError, KernelRunner, builtin_names, load_case
 from sim.kernel.netns import NetnsError, skip_reason
+from sim.scenario.case import CaseError
 
 DEFAULT_OUT = Path("tests/kernel/observed")
 

@@ -30,11 +30,11 @@ from sim.trace import Step, TraceEvent
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from sim.net.netns import Namespace
+    from sim.net.world import World
     from sim.netfilter.conntrack import ConntrackTable
     from sim.netfilter.proto_tcp import TcpResult
-    from sim.netns import Namespace
     from sim.packet import Packet
-    from sim.world import World
 
 REPLY_INFOS = (CtInfo.ESTABLISHED_REPLY, CtInfo.RELATED_REPLY)
 # The filter-type tables and their priorities (the nat table runs inside nat_hook).

@@ -1,8 +1,8 @@
 """net/ipv4/netfilter/ip_tables.c: tables, chains, rules and ``ipt_do_table``, with the xt_* matches/targets.
 
 This is the kernel half of iptables: rule data plus the per-packet decisions. Parsing the
-command line lives in :mod:`sim.netfilter.iptables_cmd` (libxtables' parse functions) and
-rendering in :mod:`sim.netfilter.iptables_save` (their print/save functions), as in iptables'
+command line lives in :mod:`sim.netfilter.iptables.cmd` (libxtables' parse functions) and
+rendering in :mod:`sim.netfilter.iptables.save` (their print/save functions), as in iptables'
 own split between the kernel module and the ``libxt_*.so`` extension.
 
 Targets never act on the packet themselves (principle 4): NAT targets return a

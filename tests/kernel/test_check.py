@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from sim.case import parse_case
 from sim.kernel import check, skip_reason
 from sim.kernel.check import Difference, compare, load_case, minimal_case, write_minimal_case
+from sim.scenario.case import parse_case
 
 OBSERVED = Path(__file__).parent / "observed"
 REASON = skip_reason()

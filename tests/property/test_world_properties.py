@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 
 from sim.kernel.fuzzcase import FIXES, conversation_to_case
 from sim.packet import TCPHDR_RST, Packet, parse_flags
-from sim.replay import run_world
+from sim.scenario.replay import run_world
 from sim.testing.strategies import perturbed_conversations
-from sim.topology import DockerBridge, docker_bridge
+from sim.topology.docker_bridge import DockerBridge, docker_bridge
 from sim.trace import Step
 
 TERMINAL = (Step.DELIVER, Step.DROP)

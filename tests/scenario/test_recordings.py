@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sim.kernel.check import builtin_names, compare, load_case
-from sim.replay import replay_case
+from sim.scenario.replay import replay_case
 
 OBSERVED = Path(__file__).parents[1] / "kernel" / "observed"
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from sim.case import CaseError
-from sim.replay import replay_case
+from sim.scenario.case import CaseError
+from sim.scenario.replay import replay_case
 
 from .cases import CTR, HOST, REMOTE, back, case, out
 
@@ -113,7 +113,7 @@ def test_be_liberal_does_not_save_an_old_rst():
 
 
 def test_log_invalid_writes_the_kernel_line():
-    from sim.replay import run_world
+    from sim.scenario.replay import run_world
 
     w, _ = run_world(case(back("A", 5001, 3001), sysctl={"net.netfilter.nf_conntrack_log_invalid": 6}))
     # the first line is the probe's; the host's own RST is then INVALID too ("invalid new")

@@ -15,10 +15,10 @@ import itertools
 
 import pytest
 
-from sim.capture import read_pcap
 from sim.packet import TCPHDR_RST
-from sim.scenario import ScenarioError, load_scenario, parse_scenario, run_scenario
-from sim.timeline import render, write_captures
+from sim.report.capture import read_pcap
+from sim.report.timeline import render, write_captures
+from sim.scenario.scenario import ScenarioError, load_scenario, parse_scenario, run_scenario
 from sim.trace import Step
 
 

@@ -1,4 +1,4 @@
-"""sim.capture against tcpdump 4.99.3's own expected outputs, print-tcp.c, tcpdump and tshark.
+"""sim.report.capture against tcpdump 4.99.3's own expected outputs, print-tcp.c, tcpdump and tshark.
 
 Expected lines come from the tcpdump-group/tcpdump repository at tag tcpdump-4.99.3:
 ``tests/*.out`` files (the outputs its test suite checks, run without ``-v``; the leading
@@ -20,8 +20,16 @@ from pathlib import Path
 import pytest
 
 from sim import wire
-from sim.capture import CaptureError, PcapWriter, SeqTable, read_pcap, tcpdump_line, ts_print, write_pcap
 from sim.packet import Packet, TcpFlag, TcpOptions
+from sim.report.capture import (
+    CaptureError,
+    PcapWriter,
+    SeqTable,
+    read_pcap,
+    tcpdump_line,
+    ts_print,
+    write_pcap,
+)
 
 F, S, R, P, A, U = TcpFlag.FIN, TcpFlag.SYN, TcpFlag.RST, TcpFlag.PSH, TcpFlag.ACK, TcpFlag.URG
 MAC_A, MAC_B = "02:42:ac:11:00:02", "02:42:ac:11:00:01"

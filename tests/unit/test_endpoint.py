@@ -1,4 +1,4 @@
-"""sim.endpoint: two endpoints back to back through a deterministic test channel.
+"""sim.net.endpoint: two endpoints back to back through a deterministic test channel.
 
 Expected values are worked out by hand from the RFCs and Linux's documented defaults:
 RFC 6298 §2 (first RTO 1 s, RTO = SRTT + 4 * RTTVAR, floored at Linux's 200 ms, doubled per
@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim.endpoint import (
+from sim.net.endpoint import (
     AbortReason,
     EndpointOptions,
     EndpointState,

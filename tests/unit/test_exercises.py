@@ -1,4 +1,4 @@
-"""The exercise checker (sim.exercises): each accepts its solution and the typical wrong
+"""The exercise checker (sim.report.exercises): each accepts its solution and the typical wrong
 answers are refused with a one-line reason."""
 
 import argparse
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from sim.exercises import EXERCISES, ExerciseError, RuleShape, check, find_exercise, main
+from sim.report.exercises import EXERCISES, ExerciseError, RuleShape, check, find_exercise, main
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "exercises"
-CASES = Path(__file__).resolve().parents[2] / "sim" / "cases"
+CASES = Path(__file__).resolve().parents[2] / "sim" / "scenario" / "cases"
 BE_LIBERAL = "net.netfilter.nf_conntrack_tcp_be_liberal"
 
 

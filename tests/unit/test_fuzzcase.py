@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim.case import Topology, parse_case
 from sim.kernel.fuzzcase import (
     BE_LIBERAL_SYSCTL,
     DROP_INVALID_RULE,
@@ -16,6 +15,7 @@ from sim.kernel.fuzzcase import (
     options_to_case,
 )
 from sim.packet import TcpFlag, TcpOptions
+from sim.scenario.case import Topology, parse_case
 from sim.testing.strategies import Conversation, Segment, conversations
 
 SYN_OPTS = TcpOptions(mss=1460, wscale=7, sack_perm=True)

@@ -1,8 +1,8 @@
 """The docker-bridge world: topology graph, links, routing, DNAT for a published port."""
 
-from sim.netfilter.docker_rules import PublishedPort
 from sim.packet import Packet, parse_flags
-from sim.topology import DockerBridge, docker_bridge
+from sim.topology.docker_bridge import DockerBridge, docker_bridge
+from sim.topology.docker_rules import PublishedPort
 from sim.trace import Step
 
 

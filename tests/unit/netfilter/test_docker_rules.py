@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sim.netfilter.docker_rules import PublishedPort, docker_ruleset
-from sim.netfilter.iptables_cmd import iptables_restore
-from sim.netfilter.iptables_save import save_table
+from sim.netfilter.iptables.cmd import iptables_restore
+from sim.netfilter.iptables.save import save_table
 from sim.netfilter.xtables import NatKind, Ruleset, TableName, Verdict, ipt_do_table
 from sim.packet import Packet, TcpFlag
 from sim.skb import Hook, Skb
+from sim.topology.docker_rules import PublishedPort, docker_ruleset
 
 from .test_xtables import Ctx
 

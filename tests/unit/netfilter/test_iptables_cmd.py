@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sim.netfilter.iptables_cmd import RuleError, iptables, iptables_restore
-from sim.netfilter.iptables_save import save_table
+from sim.netfilter.iptables.cmd import RuleError, iptables, iptables_restore
+from sim.netfilter.iptables.save import save_table
 from sim.netfilter.xtables import ConntrackMatch, CtState, LimitMatch, Ruleset, TableName, TcpMatch
 
 

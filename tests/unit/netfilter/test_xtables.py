@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from sim.netfilter.iptables_cmd import iptables
+from sim.netfilter.iptables.cmd import iptables
 from sim.netfilter.xtables import (
     CREDITS_PER_JIFFY,
     IPS_DST_NAT,

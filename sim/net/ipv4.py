@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sim.net.netns import RouteType
+from sim.net.tcp_ipv4 import inet_lookup, tcp_v4_send_reset
 from sim.netfilter.hooks import NfVerdict
 from sim.netfilter.xtables import HOOK_CHAIN
-from sim.netns import RouteType
 from sim.skb import Hook, Skb
-from sim.tcp import inet_lookup, tcp_v4_send_reset
 from sim.trace import Step
 
 if TYPE_CHECKING:
-    from sim.netns import Namespace
-    from sim.world import World
+    from sim.net.netns import Namespace
+    from sim.net.world import World
 
 
 def nf_hook(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> bool:

@@ -2,7 +2,7 @@
 upload, and the triggers that make a reply segment fall out of conntrack's window.
 
 A scenario is TOML (JSON with the same keys is accepted). Built-in scenarios live in
-``sim/scenarios/``; ``nflab run NAME|FILE`` runs one. Schema (every key optional but
+``sim/scenario/scenarios/``; ``nflab run NAME|FILE`` runs one. Schema (every key optional but
 ``upload``)::
 
     name, description, kernel = "3.10" | "6.1", seed, duration (virtual seconds)
@@ -30,13 +30,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sim.case import CaseError
-from sim.endpoint import EndpointOptions, EndpointState, Role, TcpEndpoint
-from sim.netfilter.iptables_cmd import RuleError, iptables
+from sim.net.endpoint import EndpointOptions, EndpointState, Role, TcpEndpoint
+from sim.net.world import World
+from sim.netfilter.iptables.cmd import RuleError, iptables
 from sim.packet import SEQ_MASK, TCPHDR_ACK, TCPHDR_RST, Packet
-from sim.replay import apply_sysctl
-from sim.topology import DockerBridge, docker_bridge
-from sim.world import World
+from sim.scenario.case import CaseError
+from sim.scenario.replay import apply_sysctl
+from sim.topology.docker_bridge import DockerBridge, docker_bridge
 
 FIXES = ("none", "drop-invalid", "be-liberal")
 DROP_INVALID_RULE = "iptables -A INPUT -m conntrack --ctstate INVALID -j DROP"
@@ -184,7 +184,7 @@ def parse_scenario(data: dict[str, Any], source: str) -> Scenario:
 def builtin_names() -> list[str]:
     return sorted(
         p.name.removesuffix(".toml")
-        for p in resources.files("sim.scenarios").iterdir()
+        for p in resources.files("sim.scenario.scenarios").iterdir()
         if p.name.endswith(".toml")
     )
 
@@ -192,7 +192,7 @@ def builtin_names() -> list[str]:
 def load_scenario(ref: str) -> Scenario:
     """A built-in scenario by name, or a TOML/JSON file."""
     if ref in builtin_names():
-        text, source = (resources.files("sim.scenarios") / f"{ref}.toml").read_text(), ref
+        text, source = (resources.files("sim.scenario.scenarios") / f"{ref}.toml").read_text(), ref
         suffix = ".toml"
     else:
         path = Path(ref)

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from sim.netfilter.iptables_save import iptables_save
+from sim.net.world import World
+from sim.netfilter.iptables.save import iptables_save
 from sim.netfilter.proto_tcp import WindowCheck
 from sim.packet import SEQ_MASK, TCPHDR_ACK, TCPHDR_RST, TCPHDR_SYN, Packet
-from sim.scenario import Run, Scenario, load_scenario, run_scenario
-from sim.topology import docker_bridge
+from sim.scenario.scenario import Run, Scenario, load_scenario, run_scenario
+from sim.topology.docker_bridge import docker_bridge
 from sim.trace import Step
-from sim.world import World
 
 DEFAULT_OUT = Path("docs/figures")
 SCENARIO = "seed-incident"

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sim.case import CaseError, Topology, parse_case
-from sim.netfilter.iptables_cmd import RuleError, iptables
+from sim.net.world import World
+from sim.netfilter.iptables.cmd import RuleError, iptables
 from sim.packet import Packet, format_flags
-from sim.topology import DockerBridge, docker_bridge
+from sim.scenario.case import CaseError, Topology, parse_case
+from sim.topology.docker_bridge import DockerBridge, docker_bridge
 from sim.trace import Step, TraceEvent
-from sim.world import World
 
 HOST_SYSCTLS_OUTSIDE_CONNTRACK = ("net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables")
 

@@ -17,9 +17,9 @@ from typing import Any
 import networkx as nx
 
 from sim.clock import Clock
-from sim.ipv4 import ip_local_out, ip_rcv
+from sim.net.ipv4 import ip_local_out, ip_rcv
+from sim.net.netns import Device, Namespace
 from sim.netfilter.xtables import HOOK_CHAIN, TableName, XtResult
-from sim.netns import Device, Namespace
 from sim.packet import Packet
 from sim.skb import Hook, Skb
 from sim.trace import Step, Trace, TraceEvent

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sim.capture import write_pcap
 from sim.packet import TCPHDR_RST, format_flags
-from sim.scenario import Run
+from sim.report.capture import write_pcap
+from sim.scenario.scenario import Run
 from sim.trace import Step, TraceEvent
 
 CAPTURE_POINTS = (("host", "eth0", "host-eth0.pcap"), ("ctr", "eth0", "ctr-eth0.pcap"))

@@ -1,8 +1,8 @@
 """Course exercises and their checker: ``nflab check EXERCISE FILE``.
 
 Each exercise in ``docs/exercises/`` is a task (``NN-name.md``), a starter file the student
-edits and a solution; the files are crafted-packet cases (JSON, :mod:`sim.case`) or scenarios
-(TOML, :mod:`sim.scenario`). A checker runs the student's file in the model and answers
+edits and a solution; the files are crafted-packet cases (JSON, :mod:`sim.scenario.case`) or scenarios
+(TOML, :mod:`sim.scenario.scenario`). A checker runs the student's file in the model and answers
 ``right`` or ``wrong: <why, in one line>``. Exit status: 0 right, 1 wrong, 2 the file (or the
 exercise name) cannot be read.
 """
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim.case import CaseError, load_case_file
 from sim.netfilter.proto_tcp import WindowCheck
 from sim.packet import parse_flags
-from sim.replay import replay_case, run_world
-from sim.scenario import BE_LIBERAL, Scenario, ScenarioError, load_scenario, run_scenario
+from sim.scenario.case import CaseError, load_case_file
+from sim.scenario.replay import replay_case, run_world
+from sim.scenario.scenario import BE_LIBERAL, Scenario, ScenarioError, load_scenario, run_scenario
 from sim.trace import Step
 
 Verdict = tuple[bool, str]

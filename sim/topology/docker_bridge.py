@@ -2,7 +2,7 @@
 
 As Docker's bridge driver sets it up: each container's ``eth0`` is one end of a veth pair
 whose other end is a port of ``docker0``; the host routes (``net.ipv4.ip_forward=1``),
-tracks connections and runs Docker's iptables ruleset (``sim.netfilter.docker_rules``); its
+tracks connections and runs Docker's iptables ruleset (``sim.topology.docker_rules``); its
 uplink ``eth0`` leads to the remote.
 """
 
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sim.net.netns import Device, DevKind, Namespace, Route, in_subnet
+from sim.net.world import World
 from sim.netfilter.conntrack import ConntrackTable
-from sim.netfilter.docker_rules import PublishedPort, docker_ruleset
-from sim.netfilter.iptables_cmd import iptables_restore
+from sim.netfilter.iptables.cmd import iptables_restore
 from sim.netfilter.ops import register_host_ops
-from sim.netns import Device, DevKind, Namespace, Route, in_subnet
-from sim.world import World
+from sim.topology.docker_rules import PublishedPort, docker_ruleset
 
 
 @dataclass(frozen=True, slots=True)
