@@ -6,7 +6,8 @@ import argparse
 import importlib
 import json
 import sys
-from typing import NoReturn
+import time
+from typing import Any, NoReturn
 
 from sim.netfilter.profiles import PROFILES
 
@@ -157,32 +158,54 @@ def _run(ref: str, kernel: str | None, fix: str, out: str, show: list[str]) -> i
 
 def _replay(path: str, as_json: bool) -> int:
     from sim.scenario.case import CaseError, load_case_file
-    from sim.scenario.replay import replay_case
+    from sim.scenario.replay import replay_stream
 
     try:
         case = load_case_file(path)
-        observations = replay_case(case)
+        progress = _Progress(len(case["packets"])) if sys.stderr.isatty() else None
+        same_terminal = progress is not None and sys.stdout.isatty()
+        for i, obs in enumerate(replay_stream(case)):
+            if progress is not None and same_terminal:
+                progress.clear()
+            print(json.dumps(obs) if as_json else _observation_line(i, obs))
+            if progress is not None:
+                progress.show(i + 1)
     except CaseError as e:
         print(f"nflab: {e}", file=sys.stderr)
         return 2
-    for i, obs in enumerate(observations):
-        if as_json:
-            print(json.dumps(obs))
-            continue
-        emitted = ", ".join(
-            f"{e['flags']} seq {e['seq']} ack {e['ack']} to {e['to']}" for e in obs["emitted"]
-        )
-        print(
-            f"[{i}] ctstate {obs['ctstate']}, window {obs['window']}, state {obs['tcp_state']}, {obs['fate']}"
-            + (
-                f" as {obs['delivered_as']['src']} > {obs['delivered_as']['dst']}"
-                if obs["delivered_as"]
-                else ""
-            )
-            + (f"; reason: {obs['reason']}" if obs["reason"] else "")
-            + (f"; host emitted: {emitted}" if emitted else "")
-        )
+    if progress is not None:
+        progress.clear()
     return 0
+
+
+def _observation_line(i: int, obs: dict[str, Any]) -> str:
+    emitted = ", ".join(f"{e['flags']} seq {e['seq']} ack {e['ack']} to {e['to']}" for e in obs["emitted"])
+    return (
+        f"[{i}] ctstate {obs['ctstate']}, window {obs['window']}, state {obs['tcp_state']}, {obs['fate']}"
+        + (f" as {obs['delivered_as']['src']} > {obs['delivered_as']['dst']}" if obs["delivered_as"] else "")
+        + (f"; reason: {obs['reason']}" if obs["reason"] else "")
+        + (f"; host emitted: {emitted}" if emitted else "")
+    )
+
+
+class _Progress:
+    """``done/total packets`` on the terminal's stderr, redrawn at most ten times a second."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.shown, self.next_draw = total, False, 0.0
+
+    def show(self, done: int) -> None:
+        now = time.monotonic()
+        if now >= self.next_draw or done == self.total:
+            self.next_draw = now + 0.1
+            sys.stderr.write(f"\rreplay: {done}/{self.total} packets")
+            sys.stderr.flush()
+            self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            self.shown = False
 
 
 def entry() -> int:

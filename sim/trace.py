@@ -55,20 +55,44 @@ class TraceEvent:
 
 
 class Trace:
-    """An append-only list of events; switch ``enabled`` off for speed (benchmarks)."""
+    """The events in order, indexed by packet id, so a packet's events and the packets it
+    caused are found without scanning the trace.
 
-    __slots__ = ("enabled", "events")
+    ``enabled`` off records nothing (benchmarks). ``keep`` off keeps no ordered list, only the
+    per-packet index, from which a streaming reader removes each packet once it has read it
+    (:meth:`forget`): memory then stays flat however long the run.
+    """
 
-    def __init__(self, enabled: bool = True) -> None:
+    __slots__ = ("_by_pid", "_children", "enabled", "events", "keep")
+
+    def __init__(self, enabled: bool = True, keep: bool = True) -> None:
         self.enabled = enabled
+        self.keep = keep
         self.events: list[TraceEvent] = []
+        self._by_pid: dict[int, list[TraceEvent]] = {}
+        self._children: dict[int, list[int]] = {}
 
     def add(self, event: TraceEvent) -> None:
-        self.events.append(event)
+        if self.keep:
+            self.events.append(event)
+        mine = self._by_pid.get(event.pid)
+        if mine is None:
+            self._by_pid[event.pid] = [event]
+        else:
+            mine.append(event)
+        if event.cause is not None and event.step is Step.SEND:
+            self._children.setdefault(event.cause, []).append(event.pid)
 
     def for_packet(self, pid: int) -> list[TraceEvent]:
-        return [e for e in self.events if e.pid == pid]
+        """Packet ``pid``'s events, in the order they happened."""
+        return self._by_pid.get(pid, [])
 
     def caused_by(self, pid: int) -> list[int]:
-        """Ids of the packets the world sent because of packet ``pid``."""
-        return sorted({e.pid for e in self.events if e.cause == pid and e.step is Step.SEND})
+        """Ids of the packets the world sent because of packet ``pid``, in the order sent."""
+        return self._children.get(pid, [])
+
+    def forget(self, pid: int) -> None:
+        """Drop packet ``pid`` and everything it caused from the index."""
+        self._by_pid.pop(pid, None)
+        for child in self._children.pop(pid, ()):
+            self.forget(child)

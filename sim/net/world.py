@@ -71,6 +71,7 @@ class World:
         self.graph: nx.Graph = nx.Graph()
         self.trace = Trace(trace)
         self.captures: dict[tuple[str, str], Capture] = defaultdict(Capture)
+        self.capturing = True  # off: no capture records (a streaming replay keeps memory flat)
         self._next_pid = 0
         self.current_pid = 0
         self.crossings = 0  # packets counted once per namespace they pass (bench)
@@ -232,7 +233,8 @@ class World:
     def xmit(self, ns: Namespace, dev_name: str, pkt: Packet, pid: int, nexthop: str) -> None:
         """``dev_queue_xmit()``: out of a device; a bridge picks its port from the neighbour."""
         dev = ns.devices[dev_name]
-        self.captures[(ns.name, dev_name)].records.append((self.clock.now, "out", pkt, pid))
+        if self.capturing:
+            self.captures[(ns.name, dev_name)].records.append((self.clock.now, "out", pkt, pid))
         if dev.kind.value == "bridge":
             port = self._bridge_port(ns, dev_name, nexthop)
             if port is None:
@@ -264,7 +266,8 @@ class World:
                     why=f"{dev_name} forwards the frame out of port {port}",
                 )
             dev = ns.devices[port]
-            self.captures[(ns.name, port)].records.append((self.clock.now, "out", pkt, pid))
+            if self.capturing:
+                self.captures[(ns.name, port)].records.append((self.clock.now, "out", pkt, pid))
         if dev.peer is None:
             self.event(pid, Step.DROP, ns, None, None, None, "DROP", pkt, dev=dev.name, why="no link")
             return
@@ -313,7 +316,8 @@ class World:
         ns = self.namespaces[ns_name]
         self.current_pid = pid
         self.crossings += 1
-        self.captures[(ns_name, dev_name)].records.append((self.clock.now, "in", pkt, pid))
+        if self.capturing:
+            self.captures[(ns_name, dev_name)].records.append((self.clock.now, "in", pkt, pid))
         if self.trace.enabled:
             self.event(
                 pid, Step.RECV, ns, None, None, None, "RECV", pkt, dev=dev_name, why=f"arrives on {dev_name}"
@@ -323,7 +327,8 @@ class World:
         if dev.master is not None:
             # br_handle_frame(): addressed to the bridge's own MAC, so up the stack on docker0
             skb.indev, skb.physindev = dev.master, dev_name
-            self.captures[(ns_name, dev.master)].records.append((self.clock.now, "in", pkt, pid))
+            if self.capturing:
+                self.captures[(ns_name, dev.master)].records.append((self.clock.now, "in", pkt, pid))
             if self.trace.enabled:
                 self.event(
                     pid,

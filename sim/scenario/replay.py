@@ -9,6 +9,7 @@ what, and every packet the host emitted because of it. All of it is read off the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from sim.net.world import World
@@ -59,12 +60,30 @@ def apply_sysctl(w: World, key: str, value: object) -> None:
 def replay_case(case: dict[str, Any], seed: int = 0) -> list[dict[str, Any]]:
     """Run a case in the model: one observation per input packet, in order, each taken when
     everything that packet caused has happened."""
-    return run_world(case, seed)[1]
+    return list(replay_stream(case, seed))
+
+
+def replay_stream(case: dict[str, Any], seed: int = 0) -> Iterator[dict[str, Any]]:
+    """:func:`replay_case` one observation at a time, each yielded as soon as it is decided.
+    Nothing is kept once read (no capture records, each packet's trace forgotten after its
+    observation), so memory does not grow with the number of packets."""
+    w, packets = build_case_world(case, seed)
+    w.capturing = False
+    w.trace.keep = False
+    for pid in _send(w, packets):
+        yield observe(w, pid)
+        w.trace.forget(pid)
 
 
 def run_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[dict[str, Any]]]:
     """Build the world for ``case``, send its packets one at a time; the world (whose trace
-    the TUI and the tests read) and one observation per packet."""
+    and captures the TUI and the tests read) and one observation per packet."""
+    w, packets = build_case_world(case, seed)
+    return w, [observe(w, pid) for pid in _send(w, packets)]
+
+
+def build_case_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[tuple[str, Packet, float]]]:
+    """The world a case describes, configured (kernel, sysctls, host rules), and its packets."""
     topology, sysctls, lines, packets = parse_case(case)
     kernel = case.get("kernel", "6.1")
     try:
@@ -79,13 +98,17 @@ def run_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[dict[str
             iptables(host.ruleset, line)
         except RuleError as e:
             raise CaseError(f"iptables.host[{i}]: {e}") from None
-    observations = []
+    return w, packets
+
+
+def _send(w: World, packets: list[tuple[str, Packet, float]]) -> Iterator[int]:
+    """Send each packet after its delay and run the world until it is quiet: the packet id,
+    once everything it caused has happened."""
     for side, pkt, delay in packets:
         w.run(until=w.clock.now + delay)
         pid = w.inject(side, "eth0", pkt)
         w.run()
-        observations.append(observe(w, pid))
-    return w, observations
+        yield pid
 
 
 def _endpoint(pkt: Packet) -> dict[str, str]:

@@ -132,3 +132,20 @@ def test_bad_case_errors_name_the_field():
         replay_case(case(rules=["iptables -A INPUT --bogus"]))
     with pytest.raises(CaseError, match="unknown kernel profile"):
         replay_case(case(kernel="5.4"))
+
+
+def test_streaming_replay_reports_what_the_full_trace_shows():
+    """``nflab replay`` streams (trace forgotten packet by packet, no captures); every
+    observation must equal the one read off the world's full trace."""
+    from sim.bench import upload_case
+    from sim.scenario.replay import replay_stream, run_world
+
+    big = upload_case(400)
+    streamed = list(replay_stream(big))
+    assert streamed == run_world(big)[1]
+    # the generator's mix: both late ACKs (IGNORE on 6.1) and ACKs of unseen data (INVALID,
+    # answered by the host's tcp_v4_send_reset with RST seq = the ACK's ack number)
+    assert sum(o["window"] == "IGNORE" for o in streamed) == 3
+    invalid = [o for o in streamed if o["window"] == "INVALID"]
+    assert len(invalid) == 4
+    assert all(o["fate"] == "local:host" and o["emitted"][0]["flags"] == "R" for o in invalid)
