@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 
 from sim.net.netns import RouteType
 from sim.net.tcp_ipv4 import inet_lookup, tcp_v4_send_reset
-from sim.netfilter.hooks import NfVerdict
-from sim.netfilter.xtables import HOOK_CHAIN
+from sim.netfilter.core import nf_hook_slow
 from sim.skb import Hook, Skb
 from sim.trace import Step
 
@@ -22,35 +21,21 @@ if TYPE_CHECKING:
     from sim.net.world import World
 
 
-def nf_hook(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> bool:
-    """``nf_hook_slow()``: run the hook's ops in priority order; False when one drops."""
-    for priority, name, op in ns.hooks.get(hook, ()):
-        if op(w, ns, hook, skb, pid) == NfVerdict.DROP:
-            if w.trace.enabled:
-                w.event(
-                    pid,
-                    Step.DROP,
-                    ns,
-                    skb,
-                    hook,
-                    priority,
-                    "DROP",
-                    skb.pkt,
-                    why=f"{name} at {HOOK_CHAIN[hook]} (priority {priority}) dropped the packet",
-                )
-            return False
-    return True
+def nf_hook(w: World, ns: Namespace, hook: Hook, skb: Skb) -> bool:
+    """``NF_HOOK()``: ``nf_hook_slow`` over the namespace's entries for ``hook``; True when the
+    packet goes on."""
+    return nf_hook_slow(skb, w.hook_state(ns, hook))
 
 
-def ip_rcv(w: World, ns: Namespace, skb: Skb, pid: int) -> None:
+def ip_rcv(w: World, ns: Namespace, skb: Skb) -> None:
     """``ip_rcv()`` -> PRE_ROUTING -> ``ip_rcv_finish()`` -> route."""
-    if not nf_hook(w, ns, Hook.PRE_ROUTING, skb, pid):
+    if not nf_hook(w, ns, Hook.PRE_ROUTING, skb):
         return
     res = ns.fib_lookup(skb.pkt.dst)
     if res.type is RouteType.LOCAL:
         if w.trace.enabled:
             w.event(
-                pid,
+                skb.pid,
                 Step.ROUTE,
                 ns,
                 skb,
@@ -61,11 +46,11 @@ def ip_rcv(w: World, ns: Namespace, skb: Skb, pid: int) -> None:
                 why=f"{skb.pkt.dst} is an address of {ns.name}: "
                 "deliver to the local stack (ip_local_deliver)",
             )
-        ip_local_deliver(w, ns, skb, pid)
+        ip_local_deliver(w, ns, skb)
     elif res.type is RouteType.UNICAST and ns.ip_forward:
         if w.trace.enabled:
             w.event(
-                pid,
+                skb.pid,
                 Step.ROUTE,
                 ns,
                 skb,
@@ -76,34 +61,42 @@ def ip_rcv(w: World, ns: Namespace, skb: Skb, pid: int) -> None:
                 why=f"route to {skb.pkt.dst} via {res.dev}: forward",
                 data={"dev": res.dev},
             )
-        ip_forward(w, ns, skb, pid, res.dev or "", res.nexthop or skb.pkt.dst)
+        ip_forward(w, ns, skb, res.dev or "", res.nexthop or skb.pkt.dst)
     else:
         why = "no route" if res.type is RouteType.UNREACHABLE else "not local and ip_forward is 0"
         if w.trace.enabled:
-            w.event(pid, Step.DROP, ns, skb, None, None, "DROP", skb.pkt, why=f"routing: {why}")
+            w.event(skb.pid, Step.DROP, ns, skb, None, None, "DROP", skb.pkt, why=f"routing: {why}")
 
 
-def ip_local_deliver(w: World, ns: Namespace, skb: Skb, pid: int) -> None:
+def ip_local_deliver(w: World, ns: Namespace, skb: Skb) -> None:
     """``ip_local_deliver()`` -> LOCAL_IN -> ``tcp_v4_rcv()``."""
-    if not nf_hook(w, ns, Hook.LOCAL_IN, skb, pid):
+    if not nf_hook(w, ns, Hook.LOCAL_IN, skb):
         return
-    tcp_v4_rcv(w, ns, skb, pid)
+    tcp_v4_rcv(w, ns, skb)
 
 
-def tcp_v4_rcv(w: World, ns: Namespace, skb: Skb, pid: int) -> None:
+def tcp_v4_rcv(w: World, ns: Namespace, skb: Skb) -> None:
     """``tcp_v4_rcv()``: hand the segment to its socket, or answer ``no_tcp_socket`` with a RST."""
     pkt = skb.pkt
     sk = inet_lookup(ns.sockets, ns.listeners, pkt)
     if sk is not None:
         if w.trace.enabled:
             w.event(
-                pid, Step.SOCKET, ns, skb, None, None, "SOCKET", pkt, why=f"socket {sk!r} takes the segment"
+                skb.pid,
+                Step.SOCKET,
+                ns,
+                skb,
+                None,
+                None,
+                "SOCKET",
+                pkt,
+                why=f"socket {sk!r} takes the segment",
             )
-        w.deliver_to_socket(ns, sk, pkt, pid)
+        w.deliver_to_socket(ns, sk, pkt, skb.pid)
         return
     if w.trace.enabled:
         w.event(
-            pid,
+            skb.pid,
             Step.SOCKET,
             ns,
             skb,
@@ -116,7 +109,7 @@ def tcp_v4_rcv(w: World, ns: Namespace, skb: Skb, pid: int) -> None:
         )
     if not ns.reset_unknown:
         w.event(
-            pid,
+            skb.pid,
             Step.DROP,
             ns,
             skb,
@@ -128,27 +121,37 @@ def tcp_v4_rcv(w: World, ns: Namespace, skb: Skb, pid: int) -> None:
         )
         return
     if pkt.bad_checksum:
-        w.event(pid, Step.DROP, ns, skb, None, None, "DROP", pkt, why="bad TCP checksum (TCP_MIB_CSUMERRORS)")
+        w.event(
+            skb.pid, Step.DROP, ns, skb, None, None, "DROP", pkt, why="bad TCP checksum (TCP_MIB_CSUMERRORS)"
+        )
         return
     rst = tcp_v4_send_reset(pkt)
     if rst is None:
         w.event(
-            pid, Step.RST, ns, skb, None, None, "NO_RST", pkt, why="never send a reset in response to a reset"
+            skb.pid,
+            Step.RST,
+            ns,
+            skb,
+            None,
+            None,
+            "NO_RST",
+            pkt,
+            why="never send a reset in response to a reset",
         )
         return
     w.emit_local(
         ns,
         rst,
-        cause=pid,
+        cause=skb.pid,
         why=f"tcp_v4_send_reset: RST seq {rst.seq}" + (f" ack {rst.ack}" if rst.ack else ""),
     )
 
 
-def ip_forward(w: World, ns: Namespace, skb: Skb, pid: int, dev: str, nexthop: str) -> None:
+def ip_forward(w: World, ns: Namespace, skb: Skb, dev: str, nexthop: str) -> None:
     """``ip_forward()``: TTL, FORWARD, then ``ip_output()``."""
     if skb.pkt.ttl <= 1:
         w.event(
-            pid,
+            skb.pid,
             Step.DROP,
             ns,
             skb,
@@ -162,26 +165,28 @@ def ip_forward(w: World, ns: Namespace, skb: Skb, pid: int, dev: str, nexthop: s
     p = skb.pkt
     skb.pkt = p.rewritten(p.src, p.sport, p.dst, p.dport, p.ttl - 1)
     skb.outdev = dev
-    if not nf_hook(w, ns, Hook.FORWARD, skb, pid):
+    if not nf_hook(w, ns, Hook.FORWARD, skb):
         return
-    ip_output(w, ns, skb, pid, nexthop)
+    ip_output(w, ns, skb, nexthop)
 
 
-def ip_output(w: World, ns: Namespace, skb: Skb, pid: int, nexthop: str) -> None:
+def ip_output(w: World, ns: Namespace, skb: Skb, nexthop: str) -> None:
     """``ip_output()`` -> POST_ROUTING -> ``ip_finish_output()`` -> the device."""
-    if not nf_hook(w, ns, Hook.POST_ROUTING, skb, pid):
+    if not nf_hook(w, ns, Hook.POST_ROUTING, skb):
         return
-    w.xmit(ns, skb.outdev or "", skb.pkt, pid, nexthop)
+    w.xmit(ns, skb.outdev or "", skb.pkt, skb.pid, nexthop)
 
 
-def ip_local_out(w: World, ns: Namespace, skb: Skb, pid: int) -> None:
+def ip_local_out(w: World, ns: Namespace, skb: Skb) -> None:
     """``ip_local_out()``: route, LOCAL_OUT, then ``ip_output()``."""
     res = ns.fib_lookup(skb.pkt.dst)
     if res.type is not RouteType.UNICAST:
         if w.trace.enabled:
-            w.event(pid, Step.DROP, ns, skb, None, None, "DROP", skb.pkt, why=f"no route to {skb.pkt.dst}")
+            w.event(
+                skb.pid, Step.DROP, ns, skb, None, None, "DROP", skb.pkt, why=f"no route to {skb.pkt.dst}"
+            )
         return
     skb.outdev = res.dev
-    if not nf_hook(w, ns, Hook.LOCAL_OUT, skb, pid):
+    if not nf_hook(w, ns, Hook.LOCAL_OUT, skb):
         return
-    ip_output(w, ns, skb, pid, res.nexthop or skb.pkt.dst)
+    ip_output(w, ns, skb, res.nexthop or skb.pkt.dst)

@@ -8,6 +8,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from sim.netfilter.conntrack import ConntrackTable
+from sim.netfilter.core import NfHooks
 from sim.netfilter.xtables import Ruleset
 from sim.packet import ip_to_int
 
@@ -15,7 +16,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sim.packet import Packet
-    from sim.skb import Hook
 
 
 class DevKind(Enum):
@@ -41,7 +41,7 @@ class Device:
     duplicate: float = 0.0
     reorder: float = 0.0
     # extra delay for one packet on its way out (a scenario trigger holding a segment back)
-    hold: Callable[[Packet], float] | None = None
+    hold: Callable[[Packet, int], float] | None = None  # (packet, its pid) -> seconds
 
 
 def in_subnet(addr: str, net: str, prefix: int) -> bool:
@@ -90,8 +90,7 @@ class Namespace:
     reset_unknown: bool = True
     conntrack: ConntrackTable | None = None
     ruleset: Ruleset = field(default_factory=Ruleset)
-    # hook -> [(priority, name, op)], sorted by priority (nf_register_net_hook)
-    hooks: dict[Hook, list[tuple[int, str, Callable[..., Any]]]] = field(default_factory=dict)
+    hooks: NfHooks = field(default_factory=NfHooks)
     sockets: dict[tuple[str, int, str, int], Any] = field(default_factory=dict)
     listeners: dict[int, Any] = field(default_factory=dict)
     local_addrs: set[str] = field(default_factory=set)
@@ -121,11 +120,6 @@ class Namespace:
     def dev_addr(self, dev: str) -> str | None:
         """``inet_select_addr()``: the device's primary address (MASQUERADE's new source)."""
         return self.devices[dev].addr
-
-    def register_hook(self, hook: Hook, priority: int, name: str, op: Callable[..., Any]) -> None:
-        ops = self.hooks.setdefault(hook, [])
-        ops.append((priority, name, op))
-        ops.sort(key=lambda o: o[0])
 
 
 def dmesg(log: list[tuple[float, str]]) -> list[str]:

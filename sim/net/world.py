@@ -19,7 +19,8 @@ import networkx as nx
 from sim.clock import Clock
 from sim.net.ipv4 import ip_local_out, ip_rcv
 from sim.net.netns import Device, Namespace
-from sim.netfilter.xtables import HOOK_CHAIN, TableName, XtResult
+from sim.netfilter.core import Net, NfHookState
+from sim.netfilter.xtables import HOOK_CHAIN
 from sim.packet import Packet
 from sim.skb import Hook, Skb
 from sim.trace import Step, Trace, TraceEvent
@@ -49,8 +50,8 @@ class NsContext:
         dst = self.ns.devices[skb.indev].mac if skb.indev in self.ns.devices else dev.mac
         return f"{dst}:{src}:08:00"
 
-    def log(self, level: int, line: str) -> None:
-        self.world.kernel_log(self.ns, self.world.current_pid, line)
+    def log(self, level: int, line: str, skb: Skb) -> None:
+        self.world.kernel_log(self.ns, skb.pid, line)
 
 
 @dataclass(slots=True)
@@ -73,11 +74,11 @@ class World:
         self.captures: dict[tuple[str, str], Capture] = defaultdict(Capture)
         self.capturing = True  # off: no capture records (a streaming replay keeps memory flat)
         self._next_pid = 0
-        self.current_pid = 0
         self.crossings = 0  # packets counted once per namespace they pass (bench)
         # called after a socket took a segment: the workload driver arms its timers there
         self.on_socket: Callable[[Namespace, Any], None] | None = None
         self._contexts: dict[str, NsContext] = {}
+        self._hook_states: dict[tuple[str, Hook], NfHookState] = {}
 
     # -- building -------------------------------------------------------------------------
     def add_namespace(self, ns: Namespace) -> Namespace:
@@ -107,11 +108,23 @@ class World:
         da.delay = db.delay = delay
         self.graph.add_edge(f"{a[0]}/{a[1]}", f"{b[0]}/{b[1]}", kind="link")
 
-    def xt_context(self, ns: Namespace) -> NsContext:
-        ctx = self._contexts.get(ns.name)
+    # -- what netfilter asks of the stack (sim.netfilter.core.Stack) -----------------------------
+    @property
+    def now(self) -> float:
+        return self.clock.now
+
+    def xt_context(self, net: Net) -> NsContext:
+        ctx = self._contexts.get(net.name)
         if ctx is None:
-            ctx = self._contexts[ns.name] = NsContext(self, ns)
+            ctx = self._contexts[net.name] = NsContext(self, self.namespaces[net.name])
         return ctx
+
+    def hook_state(self, ns: Namespace, hook: Hook) -> NfHookState:
+        """The ``nf_hook_state`` for ``hook`` in ``ns`` (one per pair, made on first use)."""
+        state = self._hook_states.get((ns.name, hook))
+        if state is None:
+            state = self._hook_states[(ns.name, hook)] = NfHookState(hook, ns, self)
+        return state
 
     # -- trace helpers ----------------------------------------------------------------------
     def new_pid(self) -> int:
@@ -157,35 +170,10 @@ class World:
             )
         )
 
-    def table_event(
-        self, pid: int, ns: Namespace, skb: Skb, hook: Hook, priority: int, table: TableName, result: XtResult
-    ) -> None:
-        if not self.trace.enabled:
-            return
-        rule = f"rule {result.rulenum}" if result.rulenum else "the chain policy"
-        self.trace.add(
-            TraceEvent(
-                self.clock.now,
-                pid,
-                Step.TABLE,
-                ns.name,
-                skb.indev or skb.outdev,
-                HOOK_CHAIN[hook],
-                priority,
-                table.value,
-                result.chain,
-                result.rulenum,
-                result.verdict.name,
-                skb.pkt,
-                why=f"{table.value} {result.chain}: {rule} decided {result.verdict.name}"
-                + (f" ({result.nat.kind.value})" if result.nat else ""),
-            )
-        )
-
-    def kernel_log(self, ns: Namespace, pid: int, line: str) -> None:
-        ns.log.append((self.clock.now, line))
+    def kernel_log(self, net: Net, pid: int, line: str) -> None:
+        self.namespaces[net.name].log.append((self.clock.now, line))
         if self.trace.enabled:
-            self.trace.add(TraceEvent(self.clock.now, pid, Step.LOG, ns.name, verdict="LOG", why=line))
+            self.trace.add(TraceEvent(self.clock.now, pid, Step.LOG, net.name, verdict="LOG", why=line))
 
     # -- packets in ---------------------------------------------------------------------------
     def inject(self, ns_name: str, dev_name: str, pkt: Packet) -> int:
@@ -215,18 +203,16 @@ class World:
         self.crossings += 1
         if self.trace.enabled:
             self.event(pid, Step.SEND, ns, None, None, None, "SEND", pkt, why=f"{ns_name} sends")
-        self.current_pid = pid
-        ip_local_out(self, ns, Skb(pkt), pid)
+        ip_local_out(self, ns, Skb(pkt, pid=pid))
         return pid
 
-    def emit_local(self, ns: Namespace, pkt: Packet, cause: int, why: str) -> int:
+    def emit_local(self, net: Net, pkt: Packet, cause: int, why: str) -> int:
         """A packet the kernel itself sends in answer to packet ``cause`` (a RST)."""
+        ns = self.namespaces[net.name]
         pid = self.new_pid()
         self.event(cause, Step.RST, ns, None, None, None, "RST", pkt, why=why, data={"pid": pid})
         self.event(pid, Step.SEND, ns, None, None, None, "SEND", pkt, cause=cause, why=why)
-        saved, self.current_pid = self.current_pid, pid
-        ip_local_out(self, ns, Skb(pkt), pid)
-        self.current_pid = saved
+        ip_local_out(self, ns, Skb(pkt, pid=pid))
         return pid
 
     # -- links ----------------------------------------------------------------------------------
@@ -295,7 +281,7 @@ class World:
         for _ in range(copies):
             delay = dev.delay + (self.rng.uniform(0, dev.jitter) if dev.jitter else 0.0)
             if dev.hold is not None:
-                delay += dev.hold(pkt)
+                delay += dev.hold(pkt, pid)
             if dev.reorder and self.rng.random() < dev.reorder:
                 delay += dev.delay or 0.001
             self.clock.schedule(delay, self.netif_receive, dev.peer[0], dev.peer[1], pkt, pid)
@@ -314,7 +300,6 @@ class World:
     def netif_receive(self, ns_name: str, dev_name: str, pkt: Packet, pid: int) -> None:
         """``__netif_receive_skb_core()``: a frame arrives; a bridge port passes it up."""
         ns = self.namespaces[ns_name]
-        self.current_pid = pid
         self.crossings += 1
         if self.capturing:
             self.captures[(ns_name, dev_name)].records.append((self.clock.now, "in", pkt, pid))
@@ -323,7 +308,7 @@ class World:
                 pid, Step.RECV, ns, None, None, None, "RECV", pkt, dev=dev_name, why=f"arrives on {dev_name}"
             )
         dev = ns.devices[dev_name]
-        skb = Skb(pkt, indev=dev_name)
+        skb = Skb(pkt, indev=dev_name, pid=pid)
         if dev.master is not None:
             # br_handle_frame(): addressed to the bridge's own MAC, so up the stack on docker0
             skb.indev, skb.physindev = dev.master, dev_name
@@ -355,7 +340,7 @@ class World:
                     why=f"{ns_name} is a passive end host: captured, never answered",
                 )
             return
-        ip_rcv(self, ns, skb, pid)
+        ip_rcv(self, ns, skb)
 
     def deliver_to_socket(self, ns: Namespace, sk: Any, pkt: Packet, pid: int) -> None:
         """Hand a segment to an endpoint and send what it answers."""

@@ -4,7 +4,8 @@ Each op has the kernel's priority (``sim.netfilter.hooks.Priority``) and mirrors
 function: ``ipv4_conntrack_in``/``ipv4_conntrack_local`` (nf_conntrack_proto.c),
 ``nf_nat_ipv4_pre_routing``/``..._out``/``nf_nat_inet_fn`` (nf_nat_proto.c, nf_nat_core.c),
 ``iptable_*_hook`` (ipt_do_table) and ``ipv4_confirm``. An op returns a netfilter verdict and
-records what it did in the trace.
+records what it did in the trace. Ops see the stack only through their
+:class:`sim.netfilter.core.NfHookState`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from sim.netfilter import nat
 from sim.netfilter.conntrack import IPS_SRC_NAT, format_conntrack
+from sim.netfilter.core import NfHookOps, NfHookState
 from sim.netfilter.hooks import NfVerdict, Priority
 from sim.netfilter.xtables import (
     HOOK_CHAIN,
@@ -20,6 +22,7 @@ from sim.netfilter.xtables import (
     LogTarget,
     TableName,
     Verdict,
+    XtResult,
     ctstate_of,
     ipt_do_table,
     log_line,
@@ -30,9 +33,8 @@ from sim.trace import Step, TraceEvent
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sim.net.netns import Namespace
-    from sim.net.world import World
     from sim.netfilter.conntrack import ConntrackTable
+    from sim.netfilter.core import Net
     from sim.netfilter.proto_tcp import TcpResult
     from sim.packet import Packet
 
@@ -45,14 +47,13 @@ TABLE_PRIORITY = {
 }
 
 
-def conntrack_in(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfVerdict:
+def conntrack_in(skb: Skb, state: NfHookState) -> NfVerdict:
     """``ipv4_conntrack_in`` / ``ipv4_conntrack_local`` -> ``nf_conntrack_in``."""
+    w, ns, hook, pid = state.stack, state.net, state.hook, skb.pid
     table = ns.conntrack
     assert table is not None
     before = skb.pkt
-    res = table.nf_conntrack_in(
-        skb, w.clock.now, prerouting=hook == Hook.PRE_ROUTING, explain=w.trace.enabled
-    )
+    res = table.nf_conntrack_in(skb, w.now, prerouting=hook == Hook.PRE_ROUTING, explain=w.trace.enabled)
     reason = res.reason
     if reason and table.sysctl.log_invalid and res.window is not None and res.window.name != "ACCEPT":
         # nf_ct_l4proto_log_invalid() -> nf_log_packet(..., "nf_ct_proto_6: %pV ", ...)
@@ -64,7 +65,7 @@ def conntrack_in(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfV
         window = res.window.name if res.window is not None else None
         w.trace.add(
             TraceEvent(
-                w.clock.now,
+                w.now,
                 pid,
                 Step.CONNTRACK,
                 ns.name,
@@ -84,7 +85,7 @@ def conntrack_in(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfV
                     "ct_id": skb.ct.id if skb.ct is not None else None,
                     "snat": skb.ct is not None and bool(skb.ct.status & IPS_SRC_NAT),
                     "direction": _direction(skb, tcp),
-                    "entry": _entry_line(table, before, w.clock.now),
+                    "entry": _entry_line(table, before, w.now),
                 },
             )
         )
@@ -129,16 +130,17 @@ def _conntrack_why(created: bool, window: str | None, reason: str | None, attach
     return "a new connection (unconfirmed entry)" if created else "matches a tracked connection"
 
 
-def confirm(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfVerdict:
+def confirm(skb: Skb, state: NfHookState) -> NfVerdict:
     """``ipv4_confirm`` -> ``nf_conntrack_confirm``: insert a new entry as the packet leaves."""
+    w, ns, hook, pid = state.stack, state.net, state.hook, skb.pid
     table = ns.conntrack
     assert table is not None
     was = skb.ct is not None and not skb.ct.confirmed
-    verdict = table.nf_conntrack_confirm(skb, w.clock.now)
+    verdict = table.nf_conntrack_confirm(skb, w.now)
     if was and w.trace.enabled:
         w.trace.add(
             TraceEvent(
-                w.clock.now,
+                w.now,
                 pid,
                 Step.CONNTRACK,
                 ns.name,
@@ -153,29 +155,28 @@ def confirm(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfVerdic
     return verdict
 
 
-def nat_hook(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfVerdict:
+def nat_hook(skb: Skb, state: NfHookState) -> NfVerdict:
     """``nf_nat_inet_fn()``: bind on a NEW connection's first packet (running the nat table),
     then translate by direction. A packet without an entry returns ACCEPT untouched."""
+    w, ns, hook = state.stack, state.net, state.hook
     ct, manip = skb.ct, nat.hook2manip(hook)
     prio = int(Priority.NAT_SRC if manip == nat.ManipType.SRC else Priority.NAT_DST)
     before = skb.pkt
     if ct is None:
-        w.event(
-            pid,
-            Step.NAT,
-            ns,
-            skb,
-            hook,
-            prio,
-            "SKIP",
-            before,
-            why="no conntrack entry (INVALID): nf_nat_inet_fn returns NF_ACCEPT untranslated",
-        )
+        if w.trace.enabled:
+            _nat_event(
+                state,
+                skb,
+                prio,
+                "SKIP",
+                before,
+                why="no conntrack entry (INVALID): nf_nat_inet_fn returns NF_ACCEPT untranslated",
+            )
         return NfVerdict.ACCEPT
     bound = ""
     if skb.ctinfo == CtInfo.NEW and not nat.nf_nat_initialized(ct, manip):
         result = ipt_do_table(ns.ruleset.table(TableName.NAT), hook, skb, w.xt_context(ns))
-        w.table_event(pid, ns, skb, hook, prio, TableName.NAT, result)
+        _table_event(state, skb, prio, TableName.NAT, result)
         if result.verdict != Verdict.ACCEPT:
             return NfVerdict.DROP
         if result.nat is not None:
@@ -183,7 +184,7 @@ def nat_hook(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfVerdi
             rng = nat.request_range(result.nat, out)
             table = ns.conntrack
             assert table is not None
-            nat.nf_nat_setup_info(table, ct, rng, manip, w.clock.now, w.nat_rng)
+            nat.nf_nat_setup_info(table, ct, rng, manip, w.now, w.nat_rng)
             r_src, r_sport, r_dst, r_dport = ct.tuples[1]
             bound = (
                 f"{result.nat.kind.value} binds the connection: replies come to "
@@ -194,35 +195,86 @@ def nat_hook(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfVerdi
     direction = 1 if skb.ctinfo in REPLY_INFOS else 0
     skb.pkt = nat.nf_nat_packet(ct, direction, hook, skb.pkt)
     changed = skb.pkt is not before
-    w.event(
-        pid,
-        Step.NAT,
-        ns,
-        skb,
-        hook,
-        prio,
-        "TRANSLATED" if changed else "UNCHANGED",
-        before,
-        after=skb.pkt,
-        why=bound
-        or (
-            "translated by the connection's binding"
-            if changed
-            else "the binding does not change this direction"
-        ),
-    )
+    if w.trace.enabled:
+        _nat_event(
+            state,
+            skb,
+            prio,
+            "TRANSLATED" if changed else "UNCHANGED",
+            before,
+            after=skb.pkt,
+            why=bound
+            or (
+                "translated by the connection's binding"
+                if changed
+                else "the binding does not change this direction"
+            ),
+        )
     return NfVerdict.ACCEPT
 
 
-def table_op(name: TableName) -> Callable[[World, Namespace, Hook, Skb, int], NfVerdict]:
+def _nat_event(
+    state: NfHookState,
+    skb: Skb,
+    prio: int,
+    verdict: str,
+    before: Packet,
+    *,
+    after: Packet | None = None,
+    why: str,
+) -> None:
+    hook = state.hook
+    state.stack.trace.add(
+        TraceEvent(
+            state.stack.now,
+            skb.pid,
+            Step.NAT,
+            state.net.name,
+            skb.outdev if hook in (Hook.POST_ROUTING, Hook.LOCAL_OUT) else skb.indev,
+            HOOK_CHAIN[hook],
+            prio,
+            verdict=verdict,
+            before=before,
+            after=after,
+            why=why,
+        )
+    )
+
+
+def _table_event(state: NfHookState, skb: Skb, prio: int, table: TableName, result: XtResult) -> None:
+    if not state.stack.trace.enabled:
+        return
+    rule = f"rule {result.rulenum}" if result.rulenum else "the chain policy"
+    state.stack.trace.add(
+        TraceEvent(
+            state.stack.now,
+            skb.pid,
+            Step.TABLE,
+            state.net.name,
+            skb.indev or skb.outdev,
+            HOOK_CHAIN[state.hook],
+            prio,
+            table.value,
+            result.chain,
+            result.rulenum,
+            result.verdict.name,
+            skb.pkt,
+            why=f"{table.value} {result.chain}: {rule} decided {result.verdict.name}"
+            + (f" ({result.nat.kind.value})" if result.nat else ""),
+        )
+    )
+
+
+def table_op(name: TableName) -> Callable[[Skb, NfHookState], NfVerdict]:
     """``iptable_<name>_hook``: run the table's chain for this hook."""
 
-    def op(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfVerdict:
+    def op(skb: Skb, state: NfHookState) -> NfVerdict:
+        w, ns, hook, pid = state.stack, state.net, state.hook, skb.pid
         table = ns.ruleset.tables.get(name)
         if table is None:  # module not loaded: no hook registered in the kernel
             return NfVerdict.ACCEPT
         result = ipt_do_table(table, hook, skb, w.xt_context(ns))
-        w.table_event(pid, ns, skb, hook, int(TABLE_PRIORITY[name]), name, result)
+        _table_event(state, skb, int(TABLE_PRIORITY[name]), name, result)
         if result.reject is not None and result.reject.reply is not None:
             w.emit_local(ns, result.reject.reply, cause=pid, why="REJECT --reject-with tcp-reset")
         return NfVerdict.ACCEPT if result.verdict == Verdict.ACCEPT else NfVerdict.DROP
@@ -231,15 +283,16 @@ def table_op(name: TableName) -> Callable[[World, Namespace, Hook, Skb, int], Nf
     return op
 
 
-def register_host_ops(ns: Namespace) -> None:
+def register_host_ops(net: Net) -> None:
     """The ops a host with conntrack, nat and the loaded iptables tables registers."""
+    hooks = net.hooks
     for hook in (Hook.PRE_ROUTING, Hook.LOCAL_OUT):
-        ns.register_hook(hook, Priority.CONNTRACK, "conntrack", conntrack_in)
-        ns.register_hook(hook, Priority.NAT_DST, "nat", nat_hook)
+        hooks.register(NfHookOps(hook, Priority.CONNTRACK, "conntrack", conntrack_in))
+        hooks.register(NfHookOps(hook, Priority.NAT_DST, "nat", nat_hook))
     for hook in (Hook.LOCAL_IN, Hook.POST_ROUTING):
-        ns.register_hook(hook, Priority.NAT_SRC, "nat", nat_hook)
-        ns.register_hook(hook, Priority.CONNTRACK_CONFIRM, "confirm", confirm)
+        hooks.register(NfHookOps(hook, Priority.NAT_SRC, "nat", nat_hook))
+        hooks.register(NfHookOps(hook, Priority.CONNTRACK_CONFIRM, "confirm", confirm))
     for name, prio in TABLE_PRIORITY.items():
         op = table_op(name)
         for hook in TABLE_HOOKS[name]:
-            ns.register_hook(hook, prio, name.value, op)
+            hooks.register(NfHookOps(hook, prio, name.value, op))

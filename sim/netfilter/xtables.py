@@ -88,8 +88,9 @@ class XtContext(Protocol):
         """The link-layer header as ``dump_mac_header()`` prints it (``aa:bb:...``), or ``""``."""
         ...
 
-    def log(self, level: int, line: str) -> None:
-        """Record one kernel log line (``printk`` level 0-7, text without the trailing newline)."""
+    def log(self, level: int, line: str, skb: Skb) -> None:
+        """Record one kernel log line about ``skb`` (``printk`` level 0-7, text without the
+        trailing newline)."""
         ...
 
 
@@ -625,7 +626,7 @@ def ipt_do_table(table: Table, hook: Hook, skb: Skb, ctx: XtContext) -> XtResult
                 rules = chain.rules
                 i = 0
             elif isinstance(target, LogTarget):
-                ctx.log(target.level, log_line(target, skb, ctx))
+                ctx.log(target.level, log_line(target, skb, ctx), skb)
             elif isinstance(target, NatTarget):
                 return XtResult(Verdict.ACCEPT, chain.name, i, nat=target.request)
             else:

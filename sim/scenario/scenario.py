@@ -288,7 +288,7 @@ class _Driver:
                 pid = self.w.send("remote", pkt)
                 self.fired.append((self.w.clock.now, t.kind, pid))
 
-    def hold(self, pkt: Packet) -> float:
+    def hold(self, pkt: Packet, pid: int) -> float:
         """The uplink's extra delay for one remote ACK (the late-ack trigger)."""
         if self.held_ack is None:
             for t in self.pending:
@@ -300,7 +300,7 @@ class _Driver:
                 ):
                     self.pending.remove(t)
                     self.held_ack = pkt.ack
-                    self.fired.append((self.w.clock.now, t.kind, self.w.current_pid))
+                    self.fired.append((self.w.clock.now, t.kind, pid))
                     return t.hold
         return 0.0
 

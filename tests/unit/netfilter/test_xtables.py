@@ -35,7 +35,7 @@ class Ctx:
     def mac_header(self, skb: Skb) -> str:
         return self.mac
 
-    def log(self, level: int, line: str) -> None:
+    def log(self, level: int, line: str, skb: Skb) -> None:
         self.lines.append((level, line))
 
 
