@@ -21,6 +21,7 @@ from typing import Any
 from sim.net.world import World
 from sim.packet import TCPHDR_RST, Packet
 from sim.report.capture import tcpdump_line
+from sim.report.words import say
 from sim.scenario.case import CaseError, load_case_file
 from sim.scenario.replay import run_world
 from sim.scenario.scenario import (
@@ -248,7 +249,7 @@ def index(
     for i, e in enumerate(events):
         steps.setdefault(e.pid, []).append(i)
         if e.step is Step.CONNTRACK and e.ns == "host":
-            line = e.data.get("entry")
+            line = e.ct.entry if e.ct else None
             if line:
                 entries.append((i, line))
     pids = sorted(steps, key=lambda p: (events[steps[p][0]].t, steps[p][0]))
@@ -260,13 +261,14 @@ def index(
             e = events[i]
             if e.step is not Step.CONNTRACK:
                 continue
-            if e.data.get("ctstate") == "INVALID":
+            if e.ct is not None and e.ct.ctstate == "INVALID":
                 invalid.append((k, s))
             if (
                 focus is None
                 and e.ns == "host"
                 and e.hook == "PREROUTING"
-                and e.data.get("window") in ("IGNORE", "INVALID")
+                and e.ct is not None
+                and e.ct.window in ("IGNORE", "INVALID")
             ):
                 focus = (k, s)
     if focus is None:
@@ -451,10 +453,9 @@ def step_row(e: TraceEvent) -> StepRow:
     if e.step is Step.TABLE:
         what = f"{e.table} " + (f"rule {e.rule}" if e.rule else "policy")
     elif e.step is Step.CONNTRACK:
-        d = e.data
-        ctstate = d.get("ctstate")
+        ctstate = e.ct.ctstate if e.ct else None
         what = "conntrack" if ctstate in (None, e.verdict) else f"ct {ctstate}"
-        old, new = d.get("old_state"), d.get("new_state")
+        old, new = (e.ct.old_state, e.ct.new_state) if e.ct else (None, None)
         if old and new and old != new:
             what += f" {old}>{new}"
     elif e.step is Step.NAT:
@@ -497,17 +498,18 @@ _EXTRA: dict[tuple[Step, str], str] = {
 def explain(s: Session, c: Cursor) -> list[str]:
     """The plain-words paragraphs for one step."""
     e = s.event(c)
-    out = [e.why] if e.why else []
+    text = say(e)
+    out = [text] if text else []
     if e.step is Step.SEND and e.before is not None:
         out = [f"{e.ns} sends {e.before.describe()}"]
         if e.cause is not None:
             out.append(f"Sent because of packet {e.cause}.")
-    if e.step is Step.CONNTRACK:
-        d = e.data
-        if d.get("old_state") and d.get("new_state") and d["old_state"] != d["new_state"]:
-            out.append(f"TCP state {d['old_state']} -> {d['new_state']}.")
-        if d.get("window") == "INVALID" and d.get("check") is not None:
-            failed = [b.name for b in d["check"].bounds if not b.passed]
+    if e.ct is not None:
+        d = e.ct
+        if d.old_state and d.new_state and d.old_state != d.new_state:
+            out.append(f"TCP state {d.old_state} -> {d.new_state}.")
+        if d.window == "INVALID" and d.check is not None:
+            failed = [b.name for b in d.check.bounds if not b.passed]
             if failed:
                 out.append(
                     f"The segment fails bound {', '.join(failed)} of tcp_in_window(), so "
@@ -553,7 +555,7 @@ class WindowView:
 
 
 def window_view(e: TraceEvent) -> WindowView | None:
-    check = e.data.get("check") if e.step is Step.CONNTRACK else None
+    check = e.ct.check if e.ct is not None else None
     if check is None:
         return None
     bounds = [BoundRow(b.name, b.rule, b.limit, b.value, b.passed) for b in check.bounds]

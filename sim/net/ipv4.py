@@ -14,7 +14,7 @@ from sim.net.netns import RouteType
 from sim.net.tcp_ipv4 import inet_lookup, tcp_v4_send_reset
 from sim.netfilter.core import nf_hook_slow
 from sim.skb import Hook, Skb
-from sim.trace import Step
+from sim.trace import Step, Why
 
 if TYPE_CHECKING:
     from sim.net.netns import Namespace
@@ -35,37 +35,32 @@ def ip_rcv(w: World, ns: Namespace, skb: Skb) -> None:
     if res.type is RouteType.LOCAL:
         if w.trace.enabled:
             w.event(
-                skb.pid,
-                Step.ROUTE,
-                ns,
-                skb,
-                None,
-                None,
-                "LOCAL",
-                skb.pkt,
-                why=f"{skb.pkt.dst} is an address of {ns.name}: "
-                "deliver to the local stack (ip_local_deliver)",
+                pid=skb.pid,
+                step=Step.ROUTE,
+                why=Why.ROUTE_LOCAL,
+                ns=ns,
+                verdict="LOCAL",
+                before=skb.pkt,
+                skb=skb,
             )
         ip_local_deliver(w, ns, skb)
     elif res.type is RouteType.UNICAST and ns.ip_forward:
         if w.trace.enabled:
             w.event(
-                skb.pid,
-                Step.ROUTE,
-                ns,
-                skb,
-                None,
-                None,
-                "FORWARD",
-                skb.pkt,
-                why=f"route to {skb.pkt.dst} via {res.dev}: forward",
-                data={"dev": res.dev},
+                pid=skb.pid,
+                step=Step.ROUTE,
+                why=Why.ROUTE_FORWARD,
+                ns=ns,
+                verdict="FORWARD",
+                before=skb.pkt,
+                skb=skb,
+                detail=res.dev,
             )
         ip_forward(w, ns, skb, res.dev or "", res.nexthop or skb.pkt.dst)
     else:
-        why = "no route" if res.type is RouteType.UNREACHABLE else "not local and ip_forward is 0"
         if w.trace.enabled:
-            w.event(skb.pid, Step.DROP, ns, skb, None, None, "DROP", skb.pkt, why=f"routing: {why}")
+            why = Why.NO_ROUTE if res.type is RouteType.UNREACHABLE else Why.NOT_FORWARDING
+            w.event(pid=skb.pid, step=Step.DROP, why=why, ns=ns, verdict="DROP", before=skb.pkt, skb=skb)
 
 
 def ip_local_deliver(w: World, ns: Namespace, skb: Skb) -> None:
@@ -82,85 +77,60 @@ def tcp_v4_rcv(w: World, ns: Namespace, skb: Skb) -> None:
     if sk is not None:
         if w.trace.enabled:
             w.event(
-                skb.pid,
-                Step.SOCKET,
-                ns,
-                skb,
-                None,
-                None,
-                "SOCKET",
-                pkt,
-                why=f"socket {sk!r} takes the segment",
+                pid=skb.pid,
+                step=Step.SOCKET,
+                why=Why.SOCKET_FOUND,
+                ns=ns,
+                verdict="SOCKET",
+                before=pkt,
+                skb=skb,
+                detail=repr(sk),
             )
         w.deliver_to_socket(ns, sk, pkt, skb.pid)
         return
     if w.trace.enabled:
         w.event(
-            skb.pid,
-            Step.SOCKET,
-            ns,
-            skb,
-            None,
-            None,
-            "NO_SOCKET",
-            pkt,
-            why=f"no socket for {pkt.dst}:{pkt.dport} from {pkt.src}:{pkt.sport} "
-            "(__inet_lookup_established and __inet_lookup_listener found nothing)",
+            pid=skb.pid, step=Step.SOCKET, why=Why.NO_SOCKET, ns=ns, verdict="NO_SOCKET", before=pkt, skb=skb
         )
     if not ns.reset_unknown:
-        w.event(
-            skb.pid,
-            Step.DROP,
-            ns,
-            skb,
-            None,
-            None,
-            "DROP",
-            pkt,
-            why="a stateful firewall in front of this host drops segments of unknown connections",
-        )
+        if w.trace.enabled:
+            w.event(pid=skb.pid, step=Step.DROP, why=Why.FIREWALL, ns=ns, verdict="DROP", before=pkt, skb=skb)
         return
     if pkt.bad_checksum:
-        w.event(
-            skb.pid, Step.DROP, ns, skb, None, None, "DROP", pkt, why="bad TCP checksum (TCP_MIB_CSUMERRORS)"
-        )
+        if w.trace.enabled:
+            w.event(
+                pid=skb.pid, step=Step.DROP, why=Why.BAD_CHECKSUM, ns=ns, verdict="DROP", before=pkt, skb=skb
+            )
         return
     rst = tcp_v4_send_reset(pkt)
     if rst is None:
-        w.event(
-            skb.pid,
-            Step.RST,
-            ns,
-            skb,
-            None,
-            None,
-            "NO_RST",
-            pkt,
-            why="never send a reset in response to a reset",
-        )
+        if w.trace.enabled:
+            w.event(
+                pid=skb.pid,
+                step=Step.RST,
+                why=Why.NO_RST_FOR_RST,
+                ns=ns,
+                verdict="NO_RST",
+                before=pkt,
+                skb=skb,
+            )
         return
-    w.emit_local(
-        ns,
-        rst,
-        cause=skb.pid,
-        why=f"tcp_v4_send_reset: RST seq {rst.seq}" + (f" ack {rst.ack}" if rst.ack else ""),
-    )
+    w.emit_local(ns, rst, cause=skb.pid, why=Why.TCP_RESET)
 
 
 def ip_forward(w: World, ns: Namespace, skb: Skb, dev: str, nexthop: str) -> None:
     """``ip_forward()``: TTL, FORWARD, then ``ip_output()``."""
     if skb.pkt.ttl <= 1:
-        w.event(
-            skb.pid,
-            Step.DROP,
-            ns,
-            skb,
-            None,
-            None,
-            "DROP",
-            skb.pkt,
-            why="TTL exceeded (the ICMP time-exceeded answer is not modelled)",
-        )
+        if w.trace.enabled:
+            w.event(
+                pid=skb.pid,
+                step=Step.DROP,
+                why=Why.TTL_EXCEEDED,
+                ns=ns,
+                verdict="DROP",
+                before=skb.pkt,
+                skb=skb,
+            )
         return
     p = skb.pkt
     skb.pkt = p.rewritten(p.src, p.sport, p.dst, p.dport, p.ttl - 1)
@@ -183,7 +153,13 @@ def ip_local_out(w: World, ns: Namespace, skb: Skb) -> None:
     if res.type is not RouteType.UNICAST:
         if w.trace.enabled:
             w.event(
-                skb.pid, Step.DROP, ns, skb, None, None, "DROP", skb.pkt, why=f"no route to {skb.pkt.dst}"
+                pid=skb.pid,
+                step=Step.DROP,
+                why=Why.NO_ROUTE_OUT,
+                ns=ns,
+                verdict="DROP",
+                before=skb.pkt,
+                skb=skb,
             )
         return
     skb.outdev = res.dev

@@ -20,10 +20,9 @@ from sim.clock import Clock
 from sim.net.ipv4 import ip_local_out, ip_rcv
 from sim.net.netns import Device, Namespace
 from sim.netfilter.core import Net, NfHookState
-from sim.netfilter.xtables import HOOK_CHAIN
 from sim.packet import Packet
 from sim.skb import Hook, Skb
-from sim.trace import Step, Trace, TraceEvent
+from sim.trace import Step, Trace, TraceEvent, Why
 
 
 @dataclass(slots=True)
@@ -133,39 +132,31 @@ class World:
 
     def event(
         self,
+        *,
         pid: int,
         step: Step,
+        why: Why,
         ns: Namespace,
-        skb: Skb | None,
-        hook: Hook | None,
-        priority: int | None,
         verdict: str,
-        before: Packet | None,
-        *,
-        after: Packet | None = None,
-        why: str = "",
-        data: dict[str, Any] | None = None,
-        cause: int | None = None,
+        before: Packet,
+        skb: Skb | None = None,
         dev: str | None = None,
+        detail: str | None = None,
+        cause: int | None = None,
     ) -> None:
-        if not self.trace.enabled:
-            return
-        if dev is None and skb is not None:
-            dev = skb.outdev if hook in (Hook.POST_ROUTING, Hook.LOCAL_OUT) else skb.indev
+        """Record one event of the stack (callers check ``trace.enabled`` first, so nothing is
+        built when tracing is off). ``dev`` defaults to the skb's input device."""
         self.trace.add(
             TraceEvent(
-                self.clock.now,
-                pid,
-                step,
-                ns.name,
-                dev,
-                HOOK_CHAIN[hook] if hook is not None else None,
-                priority,
+                t=self.clock.now,
+                pid=pid,
+                step=step,
+                why=why,
+                ns=ns.name,
+                dev=dev if dev is not None or skb is None else skb.indev,
                 verdict=verdict,
                 before=before,
-                after=after,
-                why=why,
-                data=data or {},
+                detail=detail,
                 cause=cause,
             )
         )
@@ -173,7 +164,17 @@ class World:
     def kernel_log(self, net: Net, pid: int, line: str) -> None:
         self.namespaces[net.name].log.append((self.clock.now, line))
         if self.trace.enabled:
-            self.trace.add(TraceEvent(self.clock.now, pid, Step.LOG, net.name, verdict="LOG", why=line))
+            self.trace.add(
+                TraceEvent(
+                    t=self.clock.now,
+                    pid=pid,
+                    step=Step.LOG,
+                    why=Why.LOG,
+                    ns=net.name,
+                    verdict="LOG",
+                    detail=line,
+                )
+            )
 
     # -- packets in ---------------------------------------------------------------------------
     def inject(self, ns_name: str, dev_name: str, pkt: Packet) -> int:
@@ -182,16 +183,7 @@ class World:
         ns = self.namespaces[ns_name]
         if self.trace.enabled:
             self.event(
-                pid,
-                Step.SEND,
-                ns,
-                None,
-                None,
-                None,
-                "SEND",
-                pkt,
-                dev=dev_name,
-                why=f"crafted packet sent from {ns_name} {dev_name}",
+                pid=pid, step=Step.SEND, why=Why.CRAFTED, ns=ns, verdict="SEND", before=pkt, dev=dev_name
             )
         self.xmit(ns, dev_name, pkt, pid, pkt.dst)
         return pid
@@ -202,16 +194,17 @@ class World:
         ns = self.namespaces[ns_name]
         self.crossings += 1
         if self.trace.enabled:
-            self.event(pid, Step.SEND, ns, None, None, None, "SEND", pkt, why=f"{ns_name} sends")
+            self.event(pid=pid, step=Step.SEND, why=Why.STACK_SENDS, ns=ns, verdict="SEND", before=pkt)
         ip_local_out(self, ns, Skb(pkt, pid=pid))
         return pid
 
-    def emit_local(self, net: Net, pkt: Packet, cause: int, why: str) -> int:
+    def emit_local(self, net: Net, pkt: Packet, cause: int, why: Why) -> int:
         """A packet the kernel itself sends in answer to packet ``cause`` (a RST)."""
         ns = self.namespaces[net.name]
         pid = self.new_pid()
-        self.event(cause, Step.RST, ns, None, None, None, "RST", pkt, why=why, data={"pid": pid})
-        self.event(pid, Step.SEND, ns, None, None, None, "SEND", pkt, cause=cause, why=why)
+        if self.trace.enabled:
+            self.event(pid=cause, step=Step.RST, why=why, ns=ns, verdict="RST", before=pkt)
+            self.event(pid=pid, step=Step.SEND, why=why, ns=ns, verdict="SEND", before=pkt, cause=cause)
         ip_local_out(self, ns, Skb(pkt, pid=pid))
         return pid
 
@@ -226,55 +219,44 @@ class World:
             if port is None:
                 if self.trace.enabled:
                     self.event(
-                        pid,
-                        Step.DROP,
-                        ns,
-                        None,
-                        None,
-                        None,
-                        "DROP",
-                        pkt,
+                        pid=pid,
+                        step=Step.DROP,
+                        why=Why.NEIGH_UNRESOLVED,
+                        ns=ns,
+                        verdict="DROP",
+                        before=pkt,
                         dev=dev_name,
-                        why=f"neighbour {nexthop} unresolved on {dev_name} (no ARP reply)",
+                        detail=nexthop,
                     )
                 return
             if self.trace.enabled:
                 self.event(
-                    pid,
-                    Step.BRIDGE,
-                    ns,
-                    None,
-                    None,
-                    None,
-                    "OUT",
-                    pkt,
+                    pid=pid,
+                    step=Step.BRIDGE,
+                    why=Why.BRIDGE_OUT,
+                    ns=ns,
+                    verdict="OUT",
+                    before=pkt,
                     dev=port,
-                    why=f"{dev_name} forwards the frame out of port {port}",
+                    detail=dev_name,
                 )
             dev = ns.devices[port]
             if self.capturing:
                 self.captures[(ns.name, port)].records.append((self.clock.now, "out", pkt, pid))
         if dev.peer is None:
-            self.event(pid, Step.DROP, ns, None, None, None, "DROP", pkt, dev=dev.name, why="no link")
+            if self.trace.enabled:
+                self.event(
+                    pid=pid, step=Step.DROP, why=Why.NO_LINK, ns=ns, verdict="DROP", before=pkt, dev=dev.name
+                )
             return
         if self.trace.enabled:
-            self.event(
-                pid,
-                Step.XMIT,
-                ns,
-                None,
-                None,
-                None,
-                "XMIT",
-                pkt,
-                dev=dev.name,
-                why=f"out of {ns.name} {dev.name}",
-            )
+            self.event(pid=pid, step=Step.XMIT, why=Why.XMIT, ns=ns, verdict="XMIT", before=pkt, dev=dev.name)
         copies = 1
         if dev.loss and self.rng.random() < dev.loss:
-            self.event(
-                pid, Step.DROP, ns, None, None, None, "DROP", pkt, dev=dev.name, why="lost on the link"
-            )
+            if self.trace.enabled:
+                self.event(
+                    pid=pid, step=Step.DROP, why=Why.LOST, ns=ns, verdict="DROP", before=pkt, dev=dev.name
+                )
             return
         if dev.duplicate and self.rng.random() < dev.duplicate:
             copies = 2
@@ -304,9 +286,7 @@ class World:
         if self.capturing:
             self.captures[(ns_name, dev_name)].records.append((self.clock.now, "in", pkt, pid))
         if self.trace.enabled:
-            self.event(
-                pid, Step.RECV, ns, None, None, None, "RECV", pkt, dev=dev_name, why=f"arrives on {dev_name}"
-            )
+            self.event(pid=pid, step=Step.RECV, why=Why.RECV, ns=ns, verdict="RECV", before=pkt, dev=dev_name)
         dev = ns.devices[dev_name]
         skb = Skb(pkt, indev=dev_name, pid=pid)
         if dev.master is not None:
@@ -316,28 +296,25 @@ class World:
                 self.captures[(ns_name, dev.master)].records.append((self.clock.now, "in", pkt, pid))
             if self.trace.enabled:
                 self.event(
-                    pid,
-                    Step.BRIDGE,
-                    ns,
-                    skb,
-                    None,
-                    None,
-                    "UP",
-                    pkt,
-                    why=f"bridge {dev.master} passes the frame from port {dev_name} up to IP",
+                    pid=pid,
+                    step=Step.BRIDGE,
+                    why=Why.BRIDGE_UP,
+                    ns=ns,
+                    verdict="UP",
+                    before=pkt,
+                    skb=skb,
+                    detail=dev_name,
                 )
         if ns.passive:
             if self.trace.enabled:
                 self.event(
-                    pid,
-                    Step.DELIVER,
-                    ns,
-                    skb,
-                    None,
-                    None,
-                    "CAPTURED",
-                    pkt,
-                    why=f"{ns_name} is a passive end host: captured, never answered",
+                    pid=pid,
+                    step=Step.DELIVER,
+                    why=Why.CAPTURED,
+                    ns=ns,
+                    verdict="CAPTURED",
+                    before=pkt,
+                    skb=skb,
                 )
             return
         ip_rcv(self, ns, skb)
@@ -345,7 +322,15 @@ class World:
     def deliver_to_socket(self, ns: Namespace, sk: Any, pkt: Packet, pid: int) -> None:
         """Hand a segment to an endpoint and send what it answers."""
         if self.trace.enabled:
-            self.event(pid, Step.DELIVER, ns, None, None, None, "DELIVERED", pkt, why=f"to {sk!r}")
+            self.event(
+                pid=pid,
+                step=Step.DELIVER,
+                why=Why.DELIVERED,
+                ns=ns,
+                verdict="DELIVERED",
+                before=pkt,
+                detail=repr(sk),
+            )
         for out in sk.receive(pkt, self.clock.now):
             self.send(ns.name, out)
         if self.on_socket is not None:

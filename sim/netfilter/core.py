@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from sim.netfilter.hooks import NfVerdict
 from sim.netfilter.xtables import HOOK_CHAIN
 from sim.skb import Hook
-from sim.trace import Step, TraceEvent
+from sim.trace import Step, TraceEvent, Why
 
 if TYPE_CHECKING:
     import random
@@ -70,7 +70,7 @@ class Stack(Protocol):
 
     def kernel_log(self, net: Net, pid: int, line: str) -> None: ...
 
-    def emit_local(self, net: Net, pkt: Packet, cause: int, why: str) -> int:
+    def emit_local(self, net: Net, pkt: Packet, cause: int, why: Why) -> int:
         """Send a packet the kernel builds itself (a RST) through ``ip_local_out``."""
         ...
 
@@ -134,28 +134,20 @@ def nf_hook_slow(skb: Skb, state: NfHookState) -> bool:
     return True
 
 
-_WHY = {
-    NfVerdict.DROP: "dropped the packet",
-    NfVerdict.STOLEN: "stole the packet (NF_STOLEN): it goes no further here",
-    NfVerdict.QUEUE: "queued the packet (NF_QUEUE); no queue handler, so nf_queue freed it",
-}
-
-
 def _stopped(skb: Skb, state: NfHookState, ops: NfHookOps, verdict: NfVerdict) -> None:
-    why = _WHY.get(verdict, f"returned {verdict.name}: WARN_ON_ONCE in nf_hook_slow, the packet stops")
     hook = state.hook
-    dev = skb.outdev if hook in (Hook.POST_ROUTING, Hook.LOCAL_OUT) else skb.indev
     state.stack.trace.add(
         TraceEvent(
-            state.stack.now,
-            skb.pid,
-            Step.DROP,
-            state.net.name,
-            dev,
-            HOOK_CHAIN[hook],
-            ops.priority,
+            t=state.stack.now,
+            pid=skb.pid,
+            step=Step.DROP,
+            why=Why.HOOK_VERDICT,
+            ns=state.net.name,
+            dev=skb.outdev if hook in (Hook.POST_ROUTING, Hook.LOCAL_OUT) else skb.indev,
+            hook=HOOK_CHAIN[hook],
+            priority=ops.priority,
             verdict=verdict.name,
             before=skb.pkt,
-            why=f"{ops.name} at {HOOK_CHAIN[hook]} (priority {ops.priority}) {why}",
+            detail=ops.name,
         )
     )

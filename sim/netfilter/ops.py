@@ -28,7 +28,7 @@ from sim.netfilter.xtables import (
     log_line,
 )
 from sim.skb import CtInfo, Hook, Skb
-from sim.trace import Step, TraceEvent
+from sim.trace import ConntrackInfo, NatBinding, Step, TraceEvent, Why
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,28 +65,29 @@ def conntrack_in(skb: Skb, state: NfHookState) -> NfVerdict:
         window = res.window.name if res.window is not None else None
         w.trace.add(
             TraceEvent(
-                w.now,
-                pid,
-                Step.CONNTRACK,
-                ns.name,
-                skb.indev or skb.outdev,
-                HOOK_CHAIN[hook],
-                int(Priority.CONNTRACK),
+                t=w.now,
+                pid=pid,
+                step=Step.CONNTRACK,
+                why=Why.CONNTRACK,
+                ns=ns.name,
+                dev=skb.indev or skb.outdev,
+                hook=HOOK_CHAIN[hook],
+                priority=int(Priority.CONNTRACK),
                 verdict=window or "DROP",
                 before=before,
-                why=_conntrack_why(res.created, window, reason, skb.ct is not None),
-                data={
-                    "ctstate": _primary_state(ctstate),
-                    "window": window,
-                    "reason": reason,
-                    "old_state": tcp.old_state.name if tcp else None,
-                    "new_state": tcp.new_state.name if tcp else None,
-                    "check": tcp.window if tcp else None,
-                    "ct_id": skb.ct.id if skb.ct is not None else None,
-                    "snat": skb.ct is not None and bool(skb.ct.status & IPS_SRC_NAT),
-                    "direction": _direction(skb, tcp),
-                    "entry": _entry_line(table, before, w.now),
-                },
+                ct=ConntrackInfo(
+                    ctstate=_primary_state(ctstate),
+                    window=window,
+                    reason=reason,
+                    old_state=tcp.old_state.name if tcp else None,
+                    new_state=tcp.new_state.name if tcp else None,
+                    check=tcp.window if tcp else None,
+                    ct_id=skb.ct.id if skb.ct is not None else None,
+                    created=res.created,
+                    snat=skb.ct is not None and bool(skb.ct.status & IPS_SRC_NAT),
+                    direction=_direction(skb, tcp),
+                    entry=_entry_line(table, before, w.now),
+                ),
             )
         )
     return res.verdict
@@ -117,19 +118,6 @@ def _primary_state(state: object) -> str:
     return name
 
 
-def _conntrack_why(created: bool, window: str | None, reason: str | None, attached: bool) -> str:
-    if window is None and not attached:
-        return f"conntrack refused the packet: {reason}"
-    if not attached:
-        return (
-            f"INVALID: {reason or 'no log line'}. The packet goes on without a conntrack entry, "
-            "so NAT will not touch it."
-        )
-    if window == "IGNORE":
-        return f"IGNORE: {reason}. The entry stays attached; state and window are left as they were."
-    return "a new connection (unconfirmed entry)" if created else "matches a tracked connection"
-
-
 def confirm(skb: Skb, state: NfHookState) -> NfVerdict:
     """``ipv4_confirm`` -> ``nf_conntrack_confirm``: insert a new entry as the packet leaves."""
     w, ns, hook, pid = state.stack, state.net, state.hook, skb.pid
@@ -140,16 +128,16 @@ def confirm(skb: Skb, state: NfHookState) -> NfVerdict:
     if was and w.trace.enabled:
         w.trace.add(
             TraceEvent(
-                w.now,
-                pid,
-                Step.CONNTRACK,
-                ns.name,
-                skb.outdev or skb.indev,
-                HOOK_CHAIN[hook],
-                int(Priority.CONNTRACK_CONFIRM),
+                t=w.now,
+                pid=pid,
+                step=Step.CONNTRACK,
+                why=Why.CONFIRM,
+                ns=ns.name,
+                dev=skb.outdev or skb.indev,
+                hook=HOOK_CHAIN[hook],
+                priority=int(Priority.CONNTRACK_CONFIRM),
                 verdict=verdict.name,
                 before=skb.pkt,
-                why="confirm: the new entry enters the conntrack table",
             )
         )
     return verdict
@@ -164,16 +152,9 @@ def nat_hook(skb: Skb, state: NfHookState) -> NfVerdict:
     before = skb.pkt
     if ct is None:
         if w.trace.enabled:
-            _nat_event(
-                state,
-                skb,
-                prio,
-                "SKIP",
-                before,
-                why="no conntrack entry (INVALID): nf_nat_inet_fn returns NF_ACCEPT untranslated",
-            )
+            _nat_event(state, skb, prio, Why.NAT_SKIP, "SKIP", before)
         return NfVerdict.ACCEPT
-    bound = ""
+    binding = None
     if skb.ctinfo == CtInfo.NEW and not nat.nf_nat_initialized(ct, manip):
         result = ipt_do_table(ns.ruleset.table(TableName.NAT), hook, skb, w.xt_context(ns))
         _table_event(state, skb, prio, TableName.NAT, result)
@@ -185,31 +166,16 @@ def nat_hook(skb: Skb, state: NfHookState) -> NfVerdict:
             table = ns.conntrack
             assert table is not None
             nat.nf_nat_setup_info(table, ct, rng, manip, w.now, w.nat_rng)
-            r_src, r_sport, r_dst, r_dport = ct.tuples[1]
-            bound = (
-                f"{result.nat.kind.value} binds the connection: replies come to "
-                f"{r_dst}:{r_dport} from {r_src}:{r_sport}"
-            )
+            if w.trace.enabled:
+                binding = NatBinding(kind=result.nat.kind.value, reply=ct.tuples[1])
         else:
             nat.nf_nat_alloc_null_binding(ct, manip)
     direction = 1 if skb.ctinfo in REPLY_INFOS else 0
     skb.pkt = nat.nf_nat_packet(ct, direction, hook, skb.pkt)
     changed = skb.pkt is not before
     if w.trace.enabled:
-        _nat_event(
-            state,
-            skb,
-            prio,
-            "TRANSLATED" if changed else "UNCHANGED",
-            before,
-            after=skb.pkt,
-            why=bound
-            or (
-                "translated by the connection's binding"
-                if changed
-                else "the binding does not change this direction"
-            ),
-        )
+        verdict = "TRANSLATED" if changed else "UNCHANGED"
+        _nat_event(state, skb, prio, Why.NAT, verdict, before, after=skb.pkt, binding=binding)
     return NfVerdict.ACCEPT
 
 
@@ -217,26 +183,28 @@ def _nat_event(
     state: NfHookState,
     skb: Skb,
     prio: int,
+    why: Why,
     verdict: str,
     before: Packet,
     *,
     after: Packet | None = None,
-    why: str,
+    binding: NatBinding | None = None,
 ) -> None:
     hook = state.hook
     state.stack.trace.add(
         TraceEvent(
-            state.stack.now,
-            skb.pid,
-            Step.NAT,
-            state.net.name,
-            skb.outdev if hook in (Hook.POST_ROUTING, Hook.LOCAL_OUT) else skb.indev,
-            HOOK_CHAIN[hook],
-            prio,
+            t=state.stack.now,
+            pid=skb.pid,
+            step=Step.NAT,
+            why=why,
+            ns=state.net.name,
+            dev=skb.outdev if hook in (Hook.POST_ROUTING, Hook.LOCAL_OUT) else skb.indev,
+            hook=HOOK_CHAIN[hook],
+            priority=prio,
             verdict=verdict,
             before=before,
             after=after,
-            why=why,
+            nat=binding,
         )
     )
 
@@ -244,23 +212,22 @@ def _nat_event(
 def _table_event(state: NfHookState, skb: Skb, prio: int, table: TableName, result: XtResult) -> None:
     if not state.stack.trace.enabled:
         return
-    rule = f"rule {result.rulenum}" if result.rulenum else "the chain policy"
     state.stack.trace.add(
         TraceEvent(
-            state.stack.now,
-            skb.pid,
-            Step.TABLE,
-            state.net.name,
-            skb.indev or skb.outdev,
-            HOOK_CHAIN[state.hook],
-            prio,
-            table.value,
-            result.chain,
-            result.rulenum,
-            result.verdict.name,
-            skb.pkt,
-            why=f"{table.value} {result.chain}: {rule} decided {result.verdict.name}"
-            + (f" ({result.nat.kind.value})" if result.nat else ""),
+            t=state.stack.now,
+            pid=skb.pid,
+            step=Step.TABLE,
+            why=Why.TABLE,
+            ns=state.net.name,
+            dev=skb.indev or skb.outdev,
+            hook=HOOK_CHAIN[state.hook],
+            priority=prio,
+            table=table.value,
+            chain=result.chain,
+            rule=result.rulenum,
+            verdict=result.verdict.name,
+            before=skb.pkt,
+            detail=result.nat.kind.value if result.nat else None,
         )
     )
 
@@ -276,7 +243,7 @@ def table_op(name: TableName) -> Callable[[Skb, NfHookState], NfVerdict]:
         result = ipt_do_table(table, hook, skb, w.xt_context(ns))
         _table_event(state, skb, int(TABLE_PRIORITY[name]), name, result)
         if result.reject is not None and result.reject.reply is not None:
-            w.emit_local(ns, result.reject.reply, cause=pid, why="REJECT --reject-with tcp-reset")
+            w.emit_local(ns, result.reject.reply, cause=pid, why=Why.REJECT_RESET)
         return NfVerdict.ACCEPT if result.verdict == Verdict.ACCEPT else NfVerdict.DROP
 
     op.__name__ = f"iptable_{name.value}_hook"

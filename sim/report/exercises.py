@@ -93,9 +93,9 @@ def _last_check(case: dict[str, Any], kernel: str) -> tuple[dict[str, Any], Wind
     sent = [e.pid for e in w.trace.events if e.step is Step.SEND and e.cause is None]
     check = next(
         (
-            e.data.get("check")
+            e.ct.check
             for e in w.trace.for_packet(sent[-1])
-            if e.step is Step.CONNTRACK and e.ns == "host" and e.hook == "PREROUTING"
+            if e.ct is not None and e.ns == "host" and e.hook == "PREROUTING"
         ),
         None,
     )

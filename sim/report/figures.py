@@ -30,7 +30,7 @@ from sim.netfilter.proto_tcp import WindowCheck
 from sim.packet import SEQ_MASK, TCPHDR_ACK, TCPHDR_RST, TCPHDR_SYN, Packet
 from sim.scenario.scenario import Run, Scenario, load_scenario, run_scenario
 from sim.topology.docker_bridge import docker_bridge
-from sim.trace import Step
+from sim.trace import ConntrackInfo, Step
 
 DEFAULT_OUT = Path("docs/figures")
 SCENARIO = "seed-incident"
@@ -332,7 +332,8 @@ def trigger_fate(run: Run, pid: int) -> str:
     """What the host did with a trigger packet, read off the trace (e.g. ``INVALID, host RST``)."""
     events = run.world.trace.for_packet(pid)
     verdict = next(
-        (str(e.data.get("window")) for e in events if e.step is Step.CONNTRACK and e.ns == "host"), "?"
+        (str(e.ct.window if e.ct else None) for e in events if e.step is Step.CONNTRACK and e.ns == "host"),
+        "?",
     )
     if any(e.step is Step.DROP and e.ns == "host" for e in events):
         where = next(e.hook for e in events if e.step is Step.DROP and e.ns == "host")
@@ -492,26 +493,26 @@ def reply_checks(run: Run) -> list[_Check]:
     ISN + 1 (bytes into the upload). The direction is the check's ``sender_dir``: an INVALID
     packet has no ctinfo, so the event's ``direction`` says nothing about it."""
     checks = [
-        (e, e.data["check"])
+        (e, e.ct.check)
         for e in run.world.trace.events
-        if e.step is Step.CONNTRACK
+        if e.ct is not None
+        and e.ct.check is not None
         and e.ns == "host"
         and e.hook == "PREROUTING"
-        and isinstance(e.data.get("check"), WindowCheck)
         and e.before is not None
     ]
     syn = next((c for e, c in checks if c.sender_dir == 0), None)
     if syn is None:
         raise FigureError("no original-direction packet in the trace")
     base = (syn.seq + 1) & SEQ_MASK
-    return [_as_check(e.t, c, e.data, base) for e, c in checks if c.sender_dir == 1 and _plain_ack(e.before)]
+    return [_as_check(e.t, c, e.ct, base) for e, c in checks if c.sender_dir == 1 and _plain_ack(e.before)]
 
 
 def _plain_ack(pkt: Packet | None) -> bool:
     return pkt is not None and bool(pkt.flags & TCPHDR_ACK) and not pkt.flags & (TCPHDR_SYN | TCPHDR_RST)
 
 
-def _as_check(t: float, check: WindowCheck, data: dict[str, Any], base: int) -> _Check:
+def _as_check(t: float, check: WindowCheck, ct: ConntrackInfo | None, base: int) -> _Check:
     bounds = {b.name: b for b in check.bounds}
     return _Check(
         t,
@@ -519,8 +520,8 @@ def _as_check(t: float, check: WindowCheck, data: dict[str, Any], base: int) -> 
         rel(bounds["III"].limit, base),
         rel(bounds["IV"].value, base),
         tuple(check.failed),
-        str(data.get("window")),
-        data.get("reason"),
+        str(ct.window if ct else None),
+        ct.reason if ct else None,
     )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sim.packet import TCPHDR_RST, format_flags
 from sim.report.capture import write_pcap
+from sim.report.words import say
 from sim.scenario.scenario import Run
 from sim.trace import Step, TraceEvent
 
@@ -23,7 +24,7 @@ def _t(t: float) -> str:
 
 
 def _bounds(e: TraceEvent) -> list[str]:
-    check = e.data.get("check")
+    check = e.ct.check if e.ct else None
     if check is None:
         return []
     return [
@@ -40,7 +41,7 @@ def _story(run: Run, pid: int) -> list[str]:
         if e.ns != "host" or e.step in (Step.RECV, Step.BRIDGE, Step.XMIT, Step.LOG):
             continue
         where = f"{e.hook} {e.priority}" if e.hook else e.step.value
-        lines.append(f"{'':12}  host {where:<16} {e.verdict or '':<10} {e.why}")
+        lines.append(f"{'':12}  host {where:<16} {e.verdict or '':<10} {say(e)}")
         if e.step is Step.CONNTRACK:
             lines.extend(_bounds(e))
     return lines
@@ -60,7 +61,7 @@ def render(run: Run) -> str:
     )
     head = f"scenario {sc.name}: kernel {table.profile.name} ({table.profile.description}); {fix}"
     items: list[tuple[float, int, list[str]]] = []  # (time, order, lines), sorted at the end
-    first = next((e for e in tr.events if e.step is Step.NAT and "binds the connection" in e.why), None)
+    first = next((e for e in tr.events if e.step is Step.NAT and e.nat is not None), None)
     if first is not None:
         items.append(
             (
@@ -68,7 +69,7 @@ def render(run: Run) -> str:
                 0,
                 [
                     f"{_t(first.t)}  connection {sc.topology.containers[0]}:{sc.sport} -> "
-                    f"{sc.topology.remote_ip}:{sc.dport}; {first.why}"
+                    f"{sc.topology.remote_ip}:{sc.dport}; {say(first)}"
                 ],
             )
         )
@@ -95,9 +96,9 @@ def render(run: Run) -> str:
         {
             e.pid
             for e in tr.events
-            if e.step is Step.CONNTRACK
+            if e.ct is not None
             and e.ns == "host"
-            and e.data.get("window") in ("IGNORE", "INVALID")
+            and e.ct.window in ("IGNORE", "INVALID")
             and e.hook == "PREROUTING"
         }
     )
@@ -105,7 +106,8 @@ def render(run: Run) -> str:
         ct = next(e for e in tr.for_packet(pid) if e.step is Step.CONNTRACK)
         p = ct.before
         assert p is not None
-        lines = [f"{_t(ct.t)}  {p.describe()} arrives at the host: conntrack says {ct.data['window']}"]
+        window = ct.ct.window if ct.ct else None
+        lines = [f"{_t(ct.t)}  {p.describe()} arrives at the host: conntrack says {window}"]
         lines.extend(_story(run, pid))
         for child in tr.caused_by(pid):
             send_ev = next(e for e in tr.for_packet(child) if e.step is Step.SEND)

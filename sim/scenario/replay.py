@@ -154,9 +154,9 @@ def observe(w: World, pid: int) -> dict[str, Any]:
         hit = table.find((p.src, p.sport, p.dst, p.dport), w.clock.now)
         state = hit[0].state_name() if hit is not None else None
     return {
-        "ctstate": ct.data["ctstate"] if ct else None,
-        "window": ct.data["window"] if ct else None,
-        "reason": ct.data["reason"] if ct else None,
+        "ctstate": ct.ct.ctstate if ct and ct.ct else None,
+        "window": ct.ct.window if ct and ct.ct else None,
+        "reason": ct.ct.reason if ct and ct.ct else None,
         "tcp_state": state,
         "fate": fate_of(end),
         "delivered_as": _endpoint(end.before)

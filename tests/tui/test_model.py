@@ -77,7 +77,7 @@ def test_next_invalid_visits_every_invalid_then_wraps(s310: Session) -> None:
         c, wrapped = model.next_invalid(s310, c)
         assert not wrapped
         seen.append((c.packet, c.step))
-        assert s310.event(c).data["ctstate"] == "INVALID"
+        assert s310.event(c).ct.ctstate == "INVALID"
     assert seen == s310.invalid
     c, wrapped = model.next_invalid(s310, c)
     assert wrapped and (c.packet, c.step) == s310.invalid[0]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sim.trace import Step, Trace, TraceEvent
+from sim.trace import Step, Trace, TraceEvent, Why
 
 
 def _ev(pid: int, step: Step, cause: int | None = None) -> TraceEvent:
-    return TraceEvent(0.0, pid, step, "host", cause=cause)
+    return TraceEvent(t=0.0, pid=pid, step=step, why=Why.XMIT, ns="host", cause=cause)
 
 
 def _trace(keep: bool = True) -> Trace:

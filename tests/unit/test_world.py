@@ -3,7 +3,7 @@
 from sim.packet import Packet, parse_flags
 from sim.topology.docker_bridge import DockerBridge, docker_bridge
 from sim.topology.docker_rules import PublishedPort
-from sim.trace import Step
+from sim.trace import Step, Why
 
 
 def syn(src, dst, sport, dport):
@@ -61,4 +61,4 @@ def test_no_route_and_forwarding_off():
     pid = w.send("ctr", syn("172.17.0.2", "36.110.213.207", 40000, 443))
     w.run()
     drop = [e for e in w.trace.for_packet(pid) if e.step is Step.DROP]
-    assert drop and "ip_forward is 0" in drop[0].why
+    assert drop and drop[0].why is Why.NOT_FORWARDING
