@@ -9,9 +9,7 @@ move is a lookup in these indexes, so stepping backwards costs the same as forwa
 from __future__ import annotations
 
 import bisect
-import json
 import re
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -23,18 +21,10 @@ from sim.packet import TCPHDR_RST, Packet
 from sim.report.capture import tcpdump_line
 from sim.report.words import say
 from sim.scenario.case import CaseError, load_case_file
+from sim.scenario.fixes import FIXES, fix_of, with_fix
+from sim.scenario.loader import InputError, kind_of
 from sim.scenario.replay import run_world
-from sim.scenario.scenario import (
-    BE_LIBERAL,
-    DROP_INVALID_RULE,
-    FIXES,
-    Run,
-    Scenario,
-    ScenarioError,
-    builtin_names,
-    load_scenario,
-    run_scenario,
-)
+from sim.scenario.scenario import Run, Scenario, ScenarioError, load_scenario, run_scenario
 from sim.trace import Step, TraceEvent
 
 KERNELS = ("3.10", "6.1")
@@ -180,18 +170,10 @@ class Source:
 
 def classify(ref: str) -> Source:
     """Decide whether ``ref`` is a scenario (name or file) or a crafted-packet case."""
-    if ref in builtin_names():
-        return Source(ref, "scenario")
-    path = Path(ref)
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise SourceError(f"{ref}: {e.strerror} (built-in scenarios: {', '.join(builtin_names())})") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-        raise SourceError(f"{ref}: {e}") from None
-    return Source(ref, "case" if isinstance(data, dict) and "packets" in data else "scenario")
+        return Source(ref, kind_of(ref))
+    except InputError as e:
+        raise SourceError(str(e)) from None
 
 
 @dataclass(slots=True)
@@ -316,14 +298,7 @@ def _run_outcome(run: Run) -> str:
 def _case_with(case: dict[str, Any], kernel: str, fix: str) -> dict[str, Any]:
     out = dict(case)
     out["kernel"] = kernel
-    sysctl = dict(case.get("sysctl") or {})
-    ipt = dict(case.get("iptables") or {})
-    host = [line for line in ipt.get("host", []) if line != DROP_INVALID_RULE]
-    sysctl.pop(BE_LIBERAL, None)
-    if fix == "drop-invalid":
-        host.append(DROP_INVALID_RULE)
-    elif fix == "be-liberal":
-        sysctl[BE_LIBERAL] = 1
+    sysctl, host = with_fix(case.get("sysctl") or {}, (case.get("iptables") or {}).get("host", []), fix)
     out["sysctl"], out["iptables"] = sysctl, {"host": host} if host else {}
     if not out["iptables"]:
         out.pop("iptables")
@@ -332,19 +307,11 @@ def _case_with(case: dict[str, Any], kernel: str, fix: str) -> dict[str, Any]:
 
 def case_fix(case: dict[str, Any]) -> str:
     """Which of the two fixes a case file already carries."""
-    if DROP_INVALID_RULE in (case.get("iptables") or {}).get("host", []):
-        return "drop-invalid"
-    if (case.get("sysctl") or {}).get(BE_LIBERAL):
-        return "be-liberal"
-    return "none"
+    return fix_of(case.get("sysctl") or {}, (case.get("iptables") or {}).get("host", []))
 
 
 def scenario_fix(sc: Scenario) -> str:
-    if DROP_INVALID_RULE in sc.rules:
-        return "drop-invalid"
-    if sc.sysctl.get(BE_LIBERAL):
-        return "be-liberal"
-    return "none"
+    return sc.fix
 
 
 def open_session(ref: str, kernel: str | None = None, fix: str | None = None) -> Session:

@@ -30,8 +30,8 @@ from sim.kernel.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case
 from sim.kernel.netns import NetnsError, skip_reason
 from sim.kernel.testbed import Testbed, run_case
 from sim.scenario.case import CaseError, load_case_file, parse_case
+from sim.scenario.loader import InputError, builtin_cases, find_case
 
-CASES_DIR = Path(__file__).resolve().parents[1] / "scenario" / "cases"
 FIELDS = ("ctstate", "window", "reason", "tcp_state", "fate", "delivered_as", "emitted")
 DEFAULT_OUT = "kernel-check-out"
 FUZZ_MAX_STEPS = 20  # conversation length after the handshake; each packet costs a few ms
@@ -47,21 +47,12 @@ class CheckError(ValueError):
 # ---------------------------------------------------------------- the case library
 
 
-def builtin_names() -> list[str]:
-    """Names of the built-in cases, ``sim/scenario/cases/<name>.json``, sorted."""
-    return sorted(p.stem for p in CASES_DIR.glob("*.json"))
-
-
 def load_case(ref: str) -> dict[str, Any]:
     """A built-in case name or a path to a JSON case file -> the validated case dict."""
-    path = Path(ref)
-    if not (ref.endswith(".json") or path.exists()):
-        path = CASES_DIR / f"{ref}.json"
-        if not path.exists():
-            raise CheckError(f"no built-in case {ref!r} (known: {', '.join(builtin_names())})")
     try:
+        path = find_case(ref)
         case = load_case_file(path)
-    except CaseError as e:
+    except InputError as e:
         raise CheckError(str(e)) from None
     if not case.get("name"):
         case["name"] = path.stem
@@ -352,7 +343,7 @@ def _fail(message: str) -> int:
 
 
 def _selected(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    refs = builtin_names() if args.all else []
+    refs = builtin_cases() if args.all else []
     refs += [r for r in args.cases if r not in refs]
     for ref in refs:
         yield load_case(ref)

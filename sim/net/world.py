@@ -74,8 +74,9 @@ class World:
         self.capturing = True  # off: no capture records (a streaming replay keeps memory flat)
         self._next_pid = 0
         self.crossings = 0  # packets counted once per namespace they pass (bench)
-        # called after a socket took a segment: the workload driver arms its timers there
+        # called after a socket took a segment (and its timer was armed): a scenario's triggers
         self.on_socket: Callable[[Namespace, Any], None] | None = None
+        self._armed: dict[int, float] = {}  # id(socket) -> the deadline its poll is scheduled for
         self._contexts: dict[str, NsContext] = {}
         self._hook_states: dict[tuple[str, Hook], NfHookState] = {}
 
@@ -333,8 +334,23 @@ class World:
             )
         for out in sk.receive(pkt, self.clock.now):
             self.send(ns.name, out)
+        self.arm(ns.name, sk)
         if self.on_socket is not None:
             self.on_socket(ns, sk)
+
+    def arm(self, ns_name: str, sk: Any) -> None:
+        """Schedule the socket's timers (retransmission, delayed ACK, ...): ``sk.poll`` runs at
+        ``sk.next_deadline()``, and whatever it sends leaves through ``ip_local_out``."""
+        deadline = sk.next_deadline()
+        if deadline is not None and self._armed.get(id(sk), float("inf")) > deadline:
+            self._armed[id(sk)] = deadline
+            self.clock.schedule(max(deadline - self.clock.now, 0.0), self._poll, ns_name, sk)
+
+    def _poll(self, ns_name: str, sk: Any) -> None:
+        self._armed.pop(id(sk), None)
+        for pkt in sk.poll(self.clock.now):
+            self.send(ns_name, pkt)
+        self.arm(ns_name, sk)
 
     def run(self, until: float | None = None) -> None:
         self.clock.run(until)

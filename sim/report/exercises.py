@@ -20,8 +20,9 @@ from typing import Any
 from sim.netfilter.proto_tcp import WindowCheck
 from sim.packet import parse_flags
 from sim.scenario.case import CaseError, load_case_file
+from sim.scenario.fixes import BE_LIBERAL
 from sim.scenario.replay import replay_case, run_world
-from sim.scenario.scenario import BE_LIBERAL, Scenario, ScenarioError, load_scenario, run_scenario
+from sim.scenario.scenario import Scenario, ScenarioError, load_scenario, run_scenario
 from sim.trace import Step
 
 Verdict = tuple[bool, str]

@@ -19,6 +19,13 @@ from sim.trace import Step, TraceEvent
 CAPTURE_POINTS = (("host", "eth0", "host-eth0.pcap"), ("ctr", "eth0", "ctr-eth0.pcap"))
 
 
+FIX_TITLES = {
+    "drop-invalid": "drop INVALID in INPUT",
+    "be-liberal": "nf_conntrack_tcp_be_liberal=1",
+    "none": "no fix",
+}
+
+
 def _t(t: float) -> str:
     return f"{t:9.3f}s"
 
@@ -52,13 +59,7 @@ def render(run: Run) -> str:
     sc, w, tr = run.scenario, run.world, run.world.trace
     table = w.namespaces["host"].conntrack
     assert table is not None
-    fix = (
-        "drop INVALID in INPUT"
-        if any("INVALID -j DROP" in r for r in sc.rules)
-        else "nf_conntrack_tcp_be_liberal=1"
-        if sc.sysctl.get("net.netfilter.nf_conntrack_tcp_be_liberal")
-        else "no fix"
-    )
+    fix = FIX_TITLES[sc.fix]
     head = f"scenario {sc.name}: kernel {table.profile.name} ({table.profile.description}); {fix}"
     items: list[tuple[float, int, list[str]]] = []  # (time, order, lines), sorted at the end
     first = next((e for e in tr.events if e.step is Step.NAT and e.nat is not None), None)

@@ -9,14 +9,13 @@ runs; a bad case raises :class:`CaseError` with one line naming the field.
 from __future__ import annotations
 
 import ipaddress
-import json
 import shlex
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sim.packet import Packet, TcpOptions, parse_flags
+from sim.scenario.loader import InputError, read_data
 from sim.wire import MAX_TCP_OPTION_SPACE
 
 IPTABLES_TABLES = ("raw", "mangle", "nat", "filter")
@@ -26,7 +25,7 @@ DOCUMENTATION_NETS = tuple(
 SYSCTL_PREFIXES = ("net.netfilter.", "net.ipv4.", "net.bridge.", "net.core.")
 
 
-class CaseError(ValueError):
+class CaseError(InputError):
     """A case file the harness refuses; the message is one line."""
 
 
@@ -245,17 +244,7 @@ def parse_case(case: object) -> tuple[Topology, dict[str, Any], list[str], list[
 def load_case_file(path: str | Path) -> dict[str, Any]:
     """Read a case from JSON (or TOML with the same schema) and validate it; CaseError names
     the file, and the line for syntax errors."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise CaseError(f"{path}: {e.strerror}") from None
-    try:
-        case = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-    except json.JSONDecodeError as e:
-        raise CaseError(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise CaseError(f"{path}: invalid TOML: {e}") from None
+    case: dict[str, Any] = read_data(path, "json", CaseError)
     try:
         parse_case(case)
     except CaseError as e:

@@ -13,13 +13,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from sim.net.world import World
-from sim.netfilter.iptables.cmd import RuleError, iptables
 from sim.packet import Packet, format_flags
 from sim.scenario.case import CaseError, Topology, parse_case
+from sim.scenario.host import configure_host
+from sim.scenario.loader import InputError
 from sim.topology.docker_bridge import DockerBridge, docker_bridge
 from sim.trace import Step, TraceEvent
-
-HOST_SYSCTLS_OUTSIDE_CONNTRACK = ("net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables")
 
 
 def build_world(topology: Topology, kernel: str, seed: int = 0) -> World:
@@ -37,24 +36,6 @@ def build_world(topology: Topology, kernel: str, seed: int = 0) -> World:
         ),
         seed=seed,
     )
-
-
-def apply_sysctl(w: World, key: str, value: object) -> None:
-    """A host sysctl from a case; one-line CaseError for what the model does not have."""
-    host = w.namespaces["host"]
-    if key == "net.ipv4.ip_forward":
-        host.ip_forward = bool(int(str(value)))
-        return
-    if key == "net.bridge.bridge-nf-call-iptables":
-        return  # routed traffic meets the same hooks either way (one container, one port)
-    if not key.startswith("net.netfilter.nf_conntrack_"):
-        raise CaseError(f"sysctl {key}: not modelled")
-    table = host.conntrack
-    assert table is not None
-    try:
-        table.sysctl.set(key, int(str(value)), table.profile)
-    except ValueError as e:
-        raise CaseError(f"sysctl {key}: {e}") from None
 
 
 def replay_case(case: dict[str, Any], seed: int = 0) -> list[dict[str, Any]]:
@@ -90,14 +71,10 @@ def build_case_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[t
         w = build_world(topology, kernel, seed)
     except ValueError as e:
         raise CaseError(f"kernel: {e}") from None
-    for key, value in sysctls.items():
-        apply_sysctl(w, key, value)
-    host = w.namespaces["host"]
-    for i, line in enumerate(lines):
-        try:
-            iptables(host.ruleset, line)
-        except RuleError as e:
-            raise CaseError(f"iptables.host[{i}]: {e}") from None
+    try:
+        configure_host(w, sysctls, lines)
+    except InputError as e:
+        raise CaseError(str(e)) from None
     return w, packets
 
 

@@ -23,24 +23,18 @@ longer knows (``rst = "any"``, ``unknown = "drop"``).
 
 from __future__ import annotations
 
-import json
-import tomllib
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from sim.net.endpoint import EndpointOptions, EndpointState, Role, TcpEndpoint
 from sim.net.world import World
-from sim.netfilter.iptables.cmd import RuleError, iptables
 from sim.packet import SEQ_MASK, TCPHDR_ACK, TCPHDR_RST, Packet
-from sim.scenario.case import CaseError
-from sim.scenario.replay import apply_sysctl
+from sim.scenario.fixes import fix_of, get_fix
+from sim.scenario.host import configure_host
+from sim.scenario.loader import InputError, builtin_scenario_text, builtin_scenarios, parse_text, read_data
 from sim.topology.docker_bridge import DockerBridge, docker_bridge
 
-FIXES = ("none", "drop-invalid", "be-liberal")
-DROP_INVALID_RULE = "iptables -A INPUT -m conntrack --ctstate INVALID -j DROP"
-BE_LIBERAL = "net.netfilter.nf_conntrack_tcp_be_liberal"
 TOP_KEYS = {
     "name",
     "description",
@@ -56,7 +50,7 @@ TOP_KEYS = {
 }
 
 
-class ScenarioError(ValueError):
+class ScenarioError(InputError):
     """A scenario file nflab refuses; the message is one line naming the file and key."""
 
 
@@ -89,14 +83,16 @@ class Scenario:
 
     def with_fix(self, fix: str) -> Scenario:
         """A copy with one of the two fixes applied (or ``none``)."""
-        if fix not in FIXES:
-            raise ScenarioError(f"--fix: expected one of {', '.join(FIXES)}, got {fix!r}")
-        sysctl, rules = dict(self.sysctl), list(self.rules)
-        if fix == "drop-invalid":
-            rules.append(DROP_INVALID_RULE)
-        elif fix == "be-liberal":
-            sysctl[BE_LIBERAL] = 1
+        try:
+            sysctl, rules = get_fix(fix).applied(self.sysctl, self.rules)
+        except ValueError as e:
+            raise ScenarioError(f"--fix: {e}") from None
         return replace(self, sysctl=sysctl, rules=rules)
+
+    @property
+    def fix(self) -> str:
+        """The fix this scenario's host configuration carries (``none`` without one)."""
+        return fix_of(self.sysctl, self.rules)
 
     def with_kernel(self, kernel: str) -> Scenario:
         """A copy run on another kernel profile."""
@@ -181,33 +177,15 @@ def parse_scenario(data: dict[str, Any], source: str) -> Scenario:
     )
 
 
-def builtin_names() -> list[str]:
-    return sorted(
-        p.name.removesuffix(".toml")
-        for p in resources.files("sim.scenario.scenarios").iterdir()
-        if p.name.endswith(".toml")
-    )
-
-
 def load_scenario(ref: str) -> Scenario:
     """A built-in scenario by name, or a TOML/JSON file."""
-    if ref in builtin_names():
-        text, source = (resources.files("sim.scenario.scenarios") / f"{ref}.toml").read_text(), ref
-        suffix = ".toml"
-    else:
-        path = Path(ref)
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise ScenarioError(
-                f"{ref}: {e.strerror} (built-in scenarios: {', '.join(builtin_names())})"
-            ) from None
-        source, suffix = ref, path.suffix
-    try:
-        data = json.loads(text) if suffix == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ScenarioError(f"{source}: {e}") from None
-    return parse_scenario(data, source)
+    if ref in builtin_scenarios():
+        return parse_scenario(parse_text(builtin_scenario_text(ref), ref, "toml", ScenarioError), ref)
+    if not Path(ref).exists():
+        raise ScenarioError(
+            f"{ref}: No such file or directory (built-in scenarios: {', '.join(builtin_scenarios())})"
+        )
+    return parse_scenario(read_data(ref, "toml", ScenarioError), ref)
 
 
 class _Remote:
@@ -223,6 +201,12 @@ class _Remote:
             self.torn_down_at = now  # the middlebox forgets the connection
             return []
         return self.endpoint.receive(pkt, now)
+
+    def next_deadline(self) -> float | None:
+        return self.endpoint.next_deadline()
+
+    def poll(self, now: float) -> list[Packet]:
+        return self.endpoint.poll(now)
 
     def __repr__(self) -> str:
         return f"remote:{self.endpoint.local[1]}"
@@ -245,26 +229,13 @@ class Run:
 
 
 class _Driver:
-    """Arms endpoint timers and fires the triggers."""
+    """Fires the triggers."""
 
     def __init__(self, w: World, sc: Scenario, client: TcpEndpoint, remote: _Remote) -> None:
         self.w, self.sc, self.client, self.remote = w, sc, client, remote
-        self.armed: dict[int, float] = {}
         self.pending = list(sc.triggers)
         self.fired: list[tuple[float, str, int]] = []
         self.held_ack: int | None = None
-
-    def arm(self, ns_name: str, ep: TcpEndpoint) -> None:
-        deadline = ep.next_deadline()
-        if deadline is not None and self.armed.get(id(ep), float("inf")) > deadline:
-            self.armed[id(ep)] = deadline
-            self.w.clock.schedule(max(deadline - self.w.clock.now, 0.0), self._poll, ns_name, ep)
-
-    def _poll(self, ns_name: str, ep: TcpEndpoint) -> None:
-        self.armed.pop(id(ep), None)
-        for pkt in ep.poll(self.w.clock.now):
-            self.w.send(ns_name, pkt)
-        self.arm(ns_name, ep)
 
     def check_triggers(self) -> None:
         """Fire the beyond-window trigger once the upload has passed its mark."""
@@ -308,17 +279,10 @@ class _Driver:
 def run_scenario(sc: Scenario, trace: bool = True) -> Run:
     """Run the scenario to the end of the upload (or the client's abort, or ``duration``)."""
     w = docker_bridge(sc.topology, seed=sc.seed, trace=trace)
-    for key, value in sc.sysctl.items():
-        try:
-            apply_sysctl(w, key, value)
-        except CaseError as e:
-            raise ScenarioError(f"{sc.name}: {e}") from None
-    host = w.namespaces["host"]
-    for i, line in enumerate(sc.rules):
-        try:
-            iptables(host.ruleset, line)
-        except RuleError as e:
-            raise ScenarioError(f"{sc.name}: iptables.host[{i}]: {e}") from None
+    try:
+        configure_host(w, sc.sysctl, sc.rules)
+    except InputError as e:
+        raise ScenarioError(f"{sc.name}: {e}") from None
     ctr_ns = w.namespaces[sc.upload_from]
     ctr_ip = ctr_ns.devices["eth0"].addr or ""
     remote_ns = w.namespaces["remote"]
@@ -342,10 +306,8 @@ def run_scenario(sc: Scenario, trace: bool = True) -> Run:
     driver = _Driver(w, sc, client, remote)
 
     def activity(ns: Any, sk: Any) -> None:
-        ep = sk.endpoint if isinstance(sk, _Remote) else sk
         if remote.torn_down_at is not None and isinstance(sk, _Remote):
             remote_ns.listeners.pop(sc.dport, None)
-        driver.arm(ns.name, ep)
         driver.check_triggers()
 
     w.on_socket = activity
@@ -354,7 +316,7 @@ def run_scenario(sc: Scenario, trace: bool = True) -> Run:
     client.send(sc.upload_bytes)
     for pkt in syn:
         w.send(ctr_ns.name, pkt)
-    driver.arm(ctr_ns.name, client)
+    w.arm(ctr_ns.name, client)
     while w.clock.peek() is not None and w.clock.now <= sc.duration:
         w.clock.step()
         if client.state is EndpointState.CLOSED or client.bytes_acked >= sc.upload_bytes:

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from sim.kernel.check import CASES_DIR, FIELDS, builtin_names, load_case
+from sim.kernel.check import FIELDS, load_case
 from sim.scenario.case import parse_case
+from sim.scenario.loader import CASES_DIR, builtin_cases
 
 OBSERVED = Path(__file__).parent / "observed"
-NAMES = builtin_names()
+NAMES = builtin_cases()
 
 
 def recording(name: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
-from sim.scenario.scenario import builtin_names
+from sim.scenario.loader import builtin_scenarios
 
 
 class OpenScreen(ModalScreen[str | None]):
@@ -23,7 +23,7 @@ class OpenScreen(ModalScreen[str | None]):
             yield Label(
                 "Open a scenario (.toml/.json) or crafted case "
                 "(.json, e.g. sim/scenario/cases/late-ack.json); "
-                f"built-in: {', '.join(builtin_names())}"
+                f"built-in: {', '.join(builtin_scenarios())}"
             )
             yield Input(placeholder="path or built-in name", id="open-path")
 
