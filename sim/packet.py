@@ -44,6 +44,8 @@ TCPHDR_URG = int(TcpFlag.URG)
 TCPHDR_ECE = int(TcpFlag.ECE)
 TCPHDR_CWR = int(TcpFlag.CWR)
 
+TCP_MAX_WSCALE = 14  # include/net/tcp.h; RFC 7323 §2.3
+
 # The letters tcpdump and the case-file format use, in tcpdump's order.
 _FLAG_LETTERS = (
     ("S", TcpFlag.SYN),
@@ -210,3 +212,16 @@ class Packet:
             f"{self.src}:{self.sport} > {self.dst}:{self.dport} [{format_flags(self.flags) or 'none'}] "
             f"seq {self.seq} ack {self.ack} win {self.window} len {self.payload_len}"
         )
+
+
+def rst_reply(pkt: Packet) -> Packet:
+    """The RST answering ``pkt`` (RFC 793 §3.4, "Reset Generation"), as ``tcp_v4_send_reset()``
+    and ``nf_reject_ip_tcphdr_put()`` build it: if the segment had ACK set the RST takes its
+    sequence number from that ACK; otherwise seq 0, RST|ACK, and ACK = seq + SYN + FIN +
+    payload. Addresses and ports reversed, window 0, no options, TTL 64, IP ID 0. Whether to
+    answer at all (never a RST to a RST, ...) is the caller's rule."""
+    if pkt.flags & TCPHDR_ACK:
+        seq, ack, flags = pkt.ack, 0, TCPHDR_RST
+    else:
+        seq, ack, flags = 0, pkt.end_seq, TCPHDR_RST | TCPHDR_ACK
+    return Packet(pkt.dst, pkt.src, pkt.dport, pkt.sport, seq, ack, flags)

@@ -27,15 +27,16 @@ from enum import Enum, StrEnum
 from sim.packet import (
     NO_OPTIONS,
     SEQ_MASK,
+    TCP_MAX_WSCALE,
     TCPHDR_ACK,
     TCPHDR_FIN,
     TCPHDR_PSH,
-    TCPHDR_RST,
     TCPHDR_SYN,
     Packet,
     TcpOptions,
     after,
     before,
+    rst_reply,
 )
 
 TCP_TIMEOUT_INIT = 1.0  # initial RTO, RFC 6298 §2.1
@@ -48,7 +49,6 @@ TCP_FIN_TIMEOUT = 60.0  # net.ipv4.tcp_fin_timeout: how long a closed socket wai
 TCP_INIT_CWND = 10  # initial window in segments, RFC 6928
 TCP_MSS_DEFAULT = 536  # send MSS when the peer's SYN has no MSS option, RFC 1122 §4.2.2.6
 TCP_MIN_MSS = 88
-TCP_MAX_WSCALE = 14  # RFC 7323 §2.3
 TCPOLEN_TSTAMP_ALIGNED = 12  # NOP NOP TIMESTAMP, taken from the MSS of every segment
 TCP_RETRIES2 = 15  # net.ipv4.tcp_retries2
 TCP_SYN_RETRIES = 6  # net.ipv4.tcp_syn_retries
@@ -447,7 +447,7 @@ class TcpEndpoint:
         if pkt.rst:
             return
         if pkt.ack_flag:
-            out.append(self._reset_for(pkt))
+            out.append(rst_reply(pkt))
             return
         if not pkt.syn:
             return
@@ -462,7 +462,7 @@ class TcpEndpoint:
         ack_ok = pkt.ack_flag and pkt.ack == self._snd_nxt
         if pkt.ack_flag and not ack_ok:
             if not pkt.rst:
-                out.append(self._reset_for(pkt))
+                out.append(rst_reply(pkt))
             return
         if pkt.rst:
             if ack_ok:
@@ -570,7 +570,7 @@ class TcpEndpoint:
         ack = pkt.ack
         if self._state is EndpointState.SYN_RECEIVED:
             if not after(ack, self._snd_una) or after(ack, self._snd_max):
-                out.append(self._reset_for(pkt))
+                out.append(rst_reply(pkt))
                 return False
             self._on_new_ack(ack, now)  # our SYN/ACK acknowledged: the passive open completes
             self._establish()
@@ -865,17 +865,6 @@ class TcpEndpoint:
     def _tsval(self, now: float) -> int:
         """A millisecond clock plus a random per-connection offset (RFC 7323 §5.4, Linux 4.10+)."""
         return (int(now * MS_PER_S) + self._ts_offset) & SEQ_MASK
-
-    def _reset_for(self, pkt: Packet) -> Packet:
-        """The RST answering ``pkt`` (RFC 793 §3.4 reset generation): seq = its ACK if it
-        has one, else seq 0 with ACK = its seq + length."""
-        if pkt.ack_flag:
-            seq, ack, flags = pkt.ack, 0, TCPHDR_RST
-        else:
-            seq, ack, flags = 0, pkt.end_seq, TCPHDR_RST | TCPHDR_ACK
-        return Packet(
-            src=pkt.dst, dst=pkt.src, sport=pkt.dport, dport=pkt.sport, seq=seq, ack=ack, flags=flags
-        )
 
     # ------------------------------------------------------------------ timers
 

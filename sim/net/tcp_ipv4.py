@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sim.packet import SEQ_MASK, TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN, Packet
+from sim.packet import TCPHDR_RST, Packet, rst_reply
 
 
 def inet_lookup(sockets: dict[tuple[str, int, str, int], Any], listeners: dict[int, Any], pkt: Packet) -> Any:
@@ -26,9 +26,4 @@ def tcp_v4_send_reset(pkt: Packet, rt_local: bool = True) -> Packet | None:
     """
     if pkt.flags & TCPHDR_RST or not rt_local:
         return None
-    if pkt.flags & TCPHDR_ACK:
-        seq, ack, flags = pkt.ack, 0, TCPHDR_RST
-    else:
-        syn_fin = (1 if pkt.flags & TCPHDR_SYN else 0) + (1 if pkt.flags & TCPHDR_FIN else 0)
-        seq, ack, flags = 0, (pkt.seq + syn_fin + pkt.payload_len) & SEQ_MASK, TCPHDR_RST | TCPHDR_ACK
-    return Packet(pkt.dst, pkt.src, pkt.dport, pkt.sport, seq, ack, flags, 0, 0)
+    return rst_reply(pkt)

@@ -16,16 +16,15 @@ from sim.netfilter import nat
 from sim.netfilter.conntrack import IPS_SRC_NAT, format_conntrack
 from sim.netfilter.core import NfHookOps, NfHookState
 from sim.netfilter.hooks import NfVerdict, Priority
+from sim.netfilter.log import LogTarget, log_line
 from sim.netfilter.xtables import (
     HOOK_CHAIN,
     TABLE_HOOKS,
-    LogTarget,
     TableName,
     Verdict,
     XtResult,
     ctstate_of,
     ipt_do_table,
-    log_line,
 )
 from sim.skb import CtInfo, Hook, Skb
 from sim.trace import ConntrackInfo, NatBinding, Step, TraceEvent, Why

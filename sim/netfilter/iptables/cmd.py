@@ -13,6 +13,8 @@ import re
 import shlex
 from collections.abc import Callable, Iterator
 
+from sim.netfilter.log import LogTarget
+from sim.netfilter.reject import RejectTarget, RejectWith
 from sim.netfilter.xtables import (
     CHAIN_HOOK,
     XT_LIMIT_AVG,
@@ -27,14 +29,11 @@ from sim.netfilter.xtables import (
     IpSpec,
     JumpTarget,
     LimitMatch,
-    LogTarget,
     NatKind,
     NatRange,
     NatRangeFlag,
     NatRequest,
     NatTarget,
-    RejectTarget,
-    RejectWith,
     Rule,
     Ruleset,
     StandardTarget,
@@ -45,7 +44,7 @@ from sim.netfilter.xtables import (
     XtMatch,
     XtTarget,
 )
-from sim.packet import ip_to_int
+from sim.packet import TcpFlag, ip_to_int
 from sim.skb import Hook
 
 
@@ -99,13 +98,9 @@ def _ports(opt: str, text: str) -> tuple[int, int]:
     return ports
 
 
+# libxt_tcp.c tcp_flag_names[]: the six flags iptables knows by name, ALL and NONE
 TCP_FLAG_NAMES = {
-    "FIN": 0x01,
-    "SYN": 0x02,
-    "RST": 0x04,
-    "PSH": 0x08,
-    "ACK": 0x10,
-    "URG": 0x20,
+    **{flag.name or "": int(flag) for flag in TcpFlag if flag <= TcpFlag.URG},
     "ALL": 0x3F,
     "NONE": 0,
 }

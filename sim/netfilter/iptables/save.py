@@ -10,6 +10,8 @@ Modelled on iptables 1.8.x, which prints protocol 0 as "all" (xtables_chain_prot
 
 from __future__ import annotations
 
+from sim.netfilter.log import LogTarget
+from sim.netfilter.reject import RejectTarget
 from sim.netfilter.xtables import (
     XT_LIMIT_BURST,
     XT_LIMIT_SCALE,
@@ -19,12 +21,10 @@ from sim.netfilter.xtables import (
     InvFlag,
     JumpTarget,
     LimitMatch,
-    LogTarget,
     NatKind,
     NatRange,
     NatRangeFlag,
     NatTarget,
-    RejectTarget,
     Rule,
     Ruleset,
     StandardTarget,
@@ -33,10 +33,11 @@ from sim.netfilter.xtables import (
     XtMatch,
     XtTarget,
 )
-from sim.packet import int_to_ip
+from sim.packet import TcpFlag, int_to_ip
 
 _PROTO_NAMES = {0: "all", 6: "tcp", 17: "udp", 1: "icmp"}
-_TCP_FLAG_NAMES = (("FIN", 0x01), ("SYN", 0x02), ("RST", 0x04), ("PSH", 0x08), ("ACK", 0x10), ("URG", 0x20))
+# libxt_tcp.c tcp_flag_names[]
+_TCP_FLAG_NAMES = tuple((flag.name or "", int(flag)) for flag in TcpFlag if flag <= TcpFlag.URG)
 _REJECT_NAMES = {
     0: "icmp-net-unreachable",
     1: "icmp-host-unreachable",

@@ -7,18 +7,17 @@ from dataclasses import dataclass, field
 import pytest
 
 from sim.netfilter.iptables.cmd import iptables
+from sim.netfilter.reject import RejectWith, nf_reject_tcp_reset
 from sim.netfilter.xtables import (
     CREDITS_PER_JIFFY,
     IPS_DST_NAT,
     IPS_SRC_NAT,
     NatKind,
     NatRangeFlag,
-    RejectWith,
     Ruleset,
     TableName,
     Verdict,
     ipt_do_table,
-    nf_reject_tcp_reset,
     user2credits,
 )
 from sim.packet import Packet, TcpFlag
