@@ -8,8 +8,7 @@ from sim.netfilter.xtables import NatKind, Ruleset, TableName, Verdict, ipt_do_t
 from sim.packet import Packet, TcpFlag
 from sim.skb import Hook, Skb
 from sim.topology.docker_rules import PublishedPort, docker_ruleset
-
-from .test_xtables import Ctx
+from tests.netfilter.test_xtables import Ctx
 
 # A real 27.x-era host's `iptables-save` (hassio dump, 2024, iptables v1.8.9 nf_tables, default bridge part).
 REAL_FILTER = """\

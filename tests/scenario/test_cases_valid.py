@@ -17,7 +17,7 @@ from sim.kernel.check import FIELDS, load_case
 from sim.scenario.case import parse_case
 from sim.scenario.loader import CASES_DIR, builtin_cases
 
-OBSERVED = Path(__file__).parent / "observed"
+OBSERVED = Path(__file__).parents[1] / "kernel" / "observed"
 NAMES = builtin_cases()
 
 
