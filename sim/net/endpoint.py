@@ -24,6 +24,8 @@ import random
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 
+from sim.net.reno import Reno
+from sim.net.rtt import RttEstimator
 from sim.packet import (
     NO_OPTIONS,
     SEQ_MASK,
@@ -39,10 +41,6 @@ from sim.packet import (
     rst_reply,
 )
 
-TCP_TIMEOUT_INIT = 1.0  # initial RTO, RFC 6298 §2.1
-TCP_TIMEOUT_FALLBACK = 3.0  # RTO after a handshake without an RTT sample, RFC 6298 §5.7
-TCP_RTO_MIN = 0.2  # Linux's floor; RFC 6298 §2.4 asks for 1 s
-TCP_RTO_MAX = 120.0  # RFC 6298 §2.5 allows a maximum of at least 60 s
 TCP_DELACK_MIN = 0.04  # delayed-ACK timer (HZ/25)
 TCP_TIMEWAIT_LEN = 60.0  # TIME-WAIT lasts 60 s on Linux (RFC 793's 2*MSL would be 4 min)
 TCP_FIN_TIMEOUT = 60.0  # net.ipv4.tcp_fin_timeout: how long a closed socket waits in FIN-WAIT-2
@@ -53,12 +51,7 @@ TCPOLEN_TSTAMP_ALIGNED = 12  # NOP NOP TIMESTAMP, taken from the MSS of every se
 TCP_RETRIES2 = 15  # net.ipv4.tcp_retries2
 TCP_SYN_RETRIES = 6  # net.ipv4.tcp_syn_retries
 TCP_SYNACK_RETRIES = 5  # net.ipv4.tcp_synack_retries
-TCP_FASTRETRANS_THRESH = 3  # duplicate ACKs before fast retransmit, RFC 5681 §3.2
 MAX_TCP_WINDOW = 65535  # the 16-bit window field
-RTO_ALPHA = 1 / 8  # RFC 6298 §2.3
-RTO_BETA = 1 / 4
-RTO_K = 4
-CLOCK_GRANULARITY = 0.001  # G in RFC 6298 §2.2: Linux's TCP clock ticks in ms
 MS_PER_S = 1000  # TSval clock rate (RFC 7323 §5.4: 1 ms, as Linux uses)
 
 
@@ -181,12 +174,9 @@ class TcpEndpoint:
         "_bytes_acked",
         "_bytes_received",
         "_close_deadline",
-        "_cwnd",
         "_data_end",
         "_delack_deadline",
-        "_dupacks",
         "_fin_queued",
-        "_in_recovery",
         "_ip_id",
         "_irs",
         "_iss",
@@ -199,12 +189,12 @@ class TcpEndpoint:
         "_rcv_wnd",
         "_rcv_wscale",
         "_rcv_wup",
+        "_reno",
         "_retransmissions",
-        "_rto",
         "_rto_deadline",
+        "_rtt",
         "_rtt_seq",
         "_rtt_start",
-        "_rttvar",
         "_sack_ok",
         "_snd_max",
         "_snd_nxt",
@@ -213,8 +203,6 @@ class TcpEndpoint:
         "_snd_wl2",
         "_snd_wnd",
         "_snd_wscale",
-        "_srtt",
-        "_ssthresh",
         "_state",
         "_ts_offset",
         "_ts_ok",
@@ -270,13 +258,8 @@ class TcpEndpoint:
         self._ts_recent = 0
         self._ip_id = rng.getrandbits(16)
         # Congestion control (RFC 5681) and timers (RFC 6298).
-        self._cwnd = options.init_cwnd * TCP_MSS_DEFAULT
-        self._ssthresh = 1 << 31  # "arbitrarily high" (RFC 5681 §3.1)
-        self._dupacks = 0
-        self._in_recovery = False
-        self._srtt: float | None = None
-        self._rttvar = 0.0
-        self._rto = TCP_TIMEOUT_INIT
+        self._reno = Reno(options.init_cwnd * TCP_MSS_DEFAULT)
+        self._rtt = RttEstimator()
         self._rto_deadline: float | None = None
         self._backoff = 0
         self._rtt_seq: int | None = None
@@ -337,11 +320,11 @@ class TcpEndpoint:
 
     @property
     def rto(self) -> float:
-        return self._rto
+        return self._rtt.rto
 
     @property
     def cwnd(self) -> int:
-        return self._cwnd
+        return self._reno.cwnd
 
     @property
     def snd_una(self) -> int:
@@ -541,10 +524,10 @@ class TcpEndpoint:
         """
         self._state = EndpointState.FIN_WAIT_1 if self._fin_queued else EndpointState.ESTABLISHED
         if self._retransmissions:
-            self._cwnd = self._mss
-            self._rto = TCP_TIMEOUT_FALLBACK
+            self._reno.cwnd = self._mss
+            self._rtt.fall_back()
         else:
-            self._cwnd = self.options.init_cwnd * self._mss
+            self._reno.cwnd = self.options.init_cwnd * self._mss
 
     def _emit_syn(self, now: float, out: list[Packet]) -> None:
         """Send (or resend) our SYN, or SYN/ACK in SYN-RECEIVED, with our options."""
@@ -554,7 +537,7 @@ class TcpEndpoint:
         else:
             self._count_retransmission()
         if self._rto_deadline is None:
-            self._rto_deadline = now + self._rto
+            self._rto_deadline = now + self._rtt.rto
         flags = TCPHDR_SYN | (TCPHDR_ACK if self._state is EndpointState.SYN_RECEIVED else 0)
         out.append(self._segment(now, self._iss, flags))
 
@@ -582,7 +565,9 @@ class TcpEndpoint:
         window = pkt.window << self._snd_wscale
         if ack == self._snd_una:
             if self._is_duplicate_ack(pkt, window):
-                self._on_duplicate_ack(now, out)
+                flight = (self._snd_max - self._snd_una) & SEQ_MASK
+                if self._reno.on_duplicate_ack(self._mss, flight):
+                    self._retransmit_head(now, out)
         else:
             self._on_new_ack(ack, now)
         self._update_send_window(pkt.seq, ack, window)
@@ -616,53 +601,13 @@ class TcpEndpoint:
         newly_acked = min((ack - self._iss - 1) & SEQ_MASK, self._queued) - self._bytes_acked
         self._bytes_acked += newly_acked
         self._backoff = 0
-        self._dupacks = 0
         if self._rtt_seq is not None and not before(ack, self._rtt_seq):
             self._rtt_seq = None
-            self._update_rto(now - self._rtt_start)
-        if newly_acked:
-            self._open_cwnd(newly_acked)
-        self._rto_deadline = None if ack == self._snd_max else now + self._rto
+            self._rtt.sample(now - self._rtt_start)
+        self._reno.on_new_ack(newly_acked, self._mss)
+        self._rto_deadline = None if ack == self._snd_max else now + self._rtt.rto
         if self._fin_queued and ack == self._snd_max and after(ack, self._data_end):
             self._on_fin_acked(now)
-
-    def _update_rto(self, rtt: float) -> None:
-        """RFC 6298 §2.2, §2.3, with Linux's floor of 200 ms and ceiling of 120 s."""
-        if self._srtt is None:
-            self._srtt, self._rttvar = rtt, rtt / 2
-        else:
-            self._rttvar = (1 - RTO_BETA) * self._rttvar + RTO_BETA * abs(self._srtt - rtt)
-            self._srtt = (1 - RTO_ALPHA) * self._srtt + RTO_ALPHA * rtt
-        rto = self._srtt + max(CLOCK_GRANULARITY, RTO_K * self._rttvar)
-        self._rto = min(max(rto, TCP_RTO_MIN), TCP_RTO_MAX)
-
-    def _open_cwnd(self, acked: int) -> None:
-        """RFC 5681: leaving fast recovery deflates cwnd to ssthresh (§3.2 step 6); else
-        slow start adds min(acked, SMSS) (§3.1 eq. 2) and congestion avoidance about one
-        SMSS per RTT (eq. 3)."""
-        mss = self._mss
-        if self._in_recovery:
-            self._in_recovery = False
-            self._cwnd = self._ssthresh
-        elif self._cwnd < self._ssthresh:
-            self._cwnd += min(acked, mss)
-        else:
-            self._cwnd += max(1, mss * mss // self._cwnd)
-
-    def _on_duplicate_ack(self, now: float, out: list[Packet]) -> None:
-        """Fast retransmit and fast recovery, Reno (RFC 5681 §3.2 steps 2-4)."""
-        self._dupacks += 1
-        if self._in_recovery:
-            self._cwnd += self._mss
-        elif self._dupacks == TCP_FASTRETRANS_THRESH:
-            self._ssthresh = self._halved_flight()
-            self._retransmit_head(now, out)
-            self._cwnd = self._ssthresh + TCP_FASTRETRANS_THRESH * self._mss
-            self._in_recovery = True
-
-    def _halved_flight(self) -> int:
-        """ssthresh after a loss: max(FlightSize / 2, 2 * SMSS) (RFC 5681 §3.1 eq. 4)."""
-        return max(((self._snd_max - self._snd_una) & SEQ_MASK) // 2, 2 * self._mss)
 
     def _on_fin_acked(self, now: float) -> None:
         """Our FIN is acknowledged. FIN-WAIT-2 waits at most ``tcp_fin_timeout`` for the
@@ -782,7 +727,7 @@ class TcpEndpoint:
             nxt = self._snd_nxt
             remaining = (data_end - nxt) & SEQ_MASK
             if remaining:
-                usable = min(self._snd_wnd, self._cwnd) - ((nxt - self._snd_una) & SEQ_MASK)
+                usable = min(self._snd_wnd, self._reno.cwnd) - ((nxt - self._snd_una) & SEQ_MASK)
                 length = min(mss, remaining, usable)
                 if length <= 0 or (length < mss and length < remaining and length < self._max_snd_wnd // 2):
                     return
@@ -811,7 +756,7 @@ class TcpEndpoint:
         if after(end, self._snd_max):
             self._snd_max = end
         if self._rto_deadline is None:
-            self._rto_deadline = now + self._rto
+            self._rto_deadline = now + self._rtt.rto
         flags = TCPHDR_ACK | (TCPHDR_FIN if fin else 0)
         if length and (seq + length) & SEQ_MASK == self._data_end:
             flags |= TCPHDR_PSH  # the end of what the application wrote (tcp_push)
@@ -877,16 +822,12 @@ class TcpEndpoint:
             self._drop_connection(AbortReason.TOO_MANY_RETRANSMISSIONS)
             return
         self._backoff += 1
-        self._rto = min(self._rto * 2, TCP_RTO_MAX)
-        self._rto_deadline = now + self._rto
+        self._rtt.back_off()
+        self._rto_deadline = now + self._rtt.rto
         if self._state in (EndpointState.SYN_SENT, EndpointState.SYN_RECEIVED):
             self._emit_syn(now, out)
             return
-        if self._backoff == 1:
-            self._ssthresh = self._halved_flight()
-        self._cwnd = self._mss
-        self._in_recovery = False
-        self._dupacks = 0
+        self._reno.on_timeout(self._backoff == 1, self._mss, (self._snd_max - self._snd_una) & SEQ_MASK)
         self._snd_nxt = self._snd_una
         self._send_data(now, out)
 
