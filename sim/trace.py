@@ -1,7 +1,7 @@
 """The one trace channel: every decision the model makes, with its reason and numbers.
 
 Events are data: a :class:`Step`, a :class:`Why` and typed payloads, built with keyword
-arguments only, and only when ``trace.enabled``; :mod:`sim.report.words` says them in words.
+arguments only, and only when ``trace.enabled``; :mod:`sim.report.sentences` says them in words.
 The CLI, the TUI, captures, the tests and the kernel comparison all read these events. Each
 packet that enters the world gets a packet id (``pid``); a packet the world creates in answer
 (a RST, a REJECT) carries the id of the packet that caused it (``cause``).
@@ -37,7 +37,7 @@ class Step(Enum):
 
 
 class Why(Enum):
-    """What an event says happened, as data; :mod:`sim.report.words` says it in words.
+    """What an event says happened, as data; :mod:`sim.report.sentences` says it in words.
     ``detail`` names what each one refers to."""
 
     CRAFTED = "crafted"  # SEND: a crafted frame from a passive end host's device

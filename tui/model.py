@@ -19,7 +19,7 @@ from typing import Any
 from sim.net.world import World
 from sim.packet import TCPHDR_RST, Packet
 from sim.report.capture import tcpdump_line
-from sim.report.words import say
+from sim.report.sentences import say
 from sim.scenario.case import CaseError, load_case_file
 from sim.scenario.fixes import FIXES, fix_of, with_fix
 from sim.scenario.loader import InputError, kind_of

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sim.packet import TCPHDR_RST, format_flags
 from sim.report.capture import write_pcap
-from sim.report.words import say
+from sim.report.sentences import say
 from sim.scenario.scenario import Run
 from sim.trace import Step, TraceEvent
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from sim.kernel.fuzzcase import FIXES, conversation_to_case
 from sim.packet import TCPHDR_RST, Packet, parse_flags
-from sim.report.words import say
+from sim.report.sentences import say
 from sim.scenario.replay import run_world
 from sim.testing.strategies import perturbed_conversations
 from sim.topology.docker_bridge import DockerBridge, docker_bridge
