@@ -10,6 +10,7 @@ judged later. Sequence numbers are plain ints in ``[0, 2**32)``; compare them on
 from __future__ import annotations
 
 import functools
+import ipaddress
 from dataclasses import dataclass, field
 from enum import IntFlag
 
@@ -82,12 +83,17 @@ def format_flags(flags: int) -> str:
 @functools.lru_cache(maxsize=65536)
 def ip_to_int(addr: str) -> int:
     """Dotted quad -> host-order int (cached: packets carry addresses as strings)."""
-    a, b, c, d = (int(part) for part in addr.split("."))
-    return (a << 24) | (b << 16) | (c << 8) | d
+    return int(ipaddress.IPv4Address(addr))
 
 
 def int_to_ip(value: int) -> str:
-    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+    return str(ipaddress.IPv4Address(value))
+
+
+@functools.lru_cache(maxsize=65536)
+def in_subnet(addr: str, net: str, prefix: int) -> bool:
+    """Whether ``addr`` lies in ``net/prefix`` (cached: the fib lookup asks per packet)."""
+    return ipaddress.IPv4Address(addr) in ipaddress.IPv4Network((net, prefix), strict=False)
 
 
 def before(seq1: int, seq2: int) -> bool:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sim.netfilter.conntrack import ConntrackTable
 from sim.netfilter.core import NfHooks
 from sim.netfilter.xtables import Ruleset
-from sim.packet import ip_to_int
+from sim.packet import in_subnet
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -42,11 +42,6 @@ class Device:
     reorder: float = 0.0
     # extra delay for one packet on its way out (a scenario trigger holding a segment back)
     hold: Callable[[Packet, int], float] | None = None  # (packet, its pid) -> seconds
-
-
-def in_subnet(addr: str, net: str, prefix: int) -> bool:
-    mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF if prefix else 0
-    return ip_to_int(addr) & mask == ip_to_int(net) & mask
 
 
 class RouteType(Enum):

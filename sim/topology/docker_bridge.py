@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.net.netns import Device, DevKind, Namespace, Route, in_subnet
+from sim.net.netns import Device, DevKind, Namespace, Route
 from sim.net.world import World
 from sim.netfilter.conntrack import ConntrackTable
 from sim.netfilter.iptables.cmd import iptables_restore
 from sim.netfilter.ops import register_host_ops
+from sim.packet import in_subnet
 from sim.topology.docker_rules import PublishedPort, docker_ruleset
 
 

@@ -9,6 +9,7 @@ libxt_addrtype.c, libxt_LOG.c, libipt_REJECT.c and libxt_NAT.c parse_to()/parse_
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from collections.abc import Callable, Iterator
@@ -74,7 +75,7 @@ def _addr(opt: str, text: str) -> tuple[int, int]:
     if plen:
         if not plen.isdigit() or int(plen) > 32:
             raise RuleError(f"{opt} {text!r}: invalid mask {plen!r} specified")
-        mask = (0xFFFFFFFF << (32 - int(plen))) & 0xFFFFFFFF
+        mask = int(ipaddress.IPv4Network((0, int(plen))).netmask)
     else:
         mask = 0xFFFFFFFF
     return _ip(opt, addr) & mask, mask
