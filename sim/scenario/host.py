@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from sim.net.world import World
-from sim.netfilter.iptables.cmd import RuleError, iptables
+from sim.netfilter.iptables.cmd import iptables
+from sim.netfilter.iptables.parse import RuleError
 from sim.scenario.loader import InputError
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sim.net.netns import Device, DevKind, Namespace, Route
 from sim.net.world import World
 from sim.netfilter.conntrack import ConntrackTable
-from sim.netfilter.iptables.cmd import iptables_restore
+from sim.netfilter.iptables.restore import iptables_restore
 from sim.netfilter.ops import register_host_ops
 from sim.packet import in_subnet
 from sim.topology.docker_rules import PublishedPort, docker_ruleset

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sim.netfilter.iptables.cmd import iptables_restore
+from sim.netfilter.iptables.restore import iptables_restore
 from sim.netfilter.iptables.save import save_table
 from sim.netfilter.xtables import NatKind, Ruleset, TableName, Verdict, ipt_do_table
 from sim.packet import Packet, TcpFlag

@@ -1,4 +1,5 @@
-"""iptables/xshared.c + iptables.c (do_command4) and iptables-restore.c: command lines into tables.
+"""iptables/xshared.c + iptables.c (do_command4): command lines into tables (iptables-restore text:
+:mod:`sim.netfilter.iptables.restore`; the extensions' options: :mod:`sim.netfilter.iptables.ext`).
 
 Only what the model evaluates is accepted; any other option is an error, never ignored. Every
 error is a :class:`RuleError` with a one-line message naming the offending option and value
@@ -10,30 +11,20 @@ libxt_addrtype.c, libxt_LOG.c, libipt_REJECT.c and libxt_NAT.c parse_to()/parse_
 from __future__ import annotations
 
 import ipaddress
-import re
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-from sim.netfilter.log import LogTarget
-from sim.netfilter.reject import RejectTarget, RejectWith
+from sim.netfilter.iptables.ext import MATCHES, TARGETS
+from sim.netfilter.iptables.ext.reject import _reject_with
+from sim.netfilter.iptables.parse import Opts, RuleError, _ip
+from sim.netfilter.reject import RejectWith
 from sim.netfilter.xtables import (
     CHAIN_HOOK,
-    XT_LIMIT_AVG,
-    XT_LIMIT_BURST,
-    XT_LIMIT_SCALE,
-    AddrType,
-    AddrTypeMatch,
     Chain,
-    ConntrackMatch,
-    CtState,
     InvFlag,
     IpSpec,
     JumpTarget,
-    LimitMatch,
-    NatKind,
-    NatRange,
     NatRangeFlag,
-    NatRequest,
     NatTarget,
     Rule,
     Ruleset,
@@ -41,32 +32,13 @@ from sim.netfilter.xtables import (
     StdVerdict,
     Table,
     TableName,
-    TcpMatch,
-    XtMatch,
     XtTarget,
 )
-from sim.packet import TcpFlag, ip_to_int
 from sim.skb import Hook
 
-
-class RuleError(ValueError):
-    """A rejected command or ruleset line; ``str()`` is one line naming where."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Value parsers (each raises RuleError naming the option and the value).
-
-_IPV4 = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
 PROTOCOLS = {"all": 0, "tcp": 6, "udp": 17, "icmp": 1}  # the part of xtables_chain_protos[] modelled
 IFNAMSIZ = 16
 XT_EXTENSION_MAXNAMELEN = 29
-
-
-def _ip(opt: str, text: str) -> int:
-    m = _IPV4.match(text)
-    if not m or any(int(part) > 255 for part in m.groups()):
-        raise RuleError(f"{opt} {text!r}: host/network not found")
-    return ip_to_int(text)
 
 
 def _addr(opt: str, text: str) -> tuple[int, int]:
@@ -81,318 +53,8 @@ def _addr(opt: str, text: str) -> tuple[int, int]:
     return _ip(opt, addr) & mask, mask
 
 
-def _port(opt: str, text: str) -> int:
-    if not text.isdigit() or int(text) > 0xFFFF:
-        raise RuleError(f"{opt} {text!r}: invalid port/service specified")
-    return int(text)
-
-
-def _ports(opt: str, text: str) -> tuple[int, int]:
-    """``parse_tcp_ports()`` (libxt_tcp.c): ``p``, ``a:b``, ``:b``, ``a:``."""
-    if ":" not in text:
-        port = _port(opt, text)
-        return port, port
-    lo, hi = text.split(":", 1)
-    ports = (_port(opt, lo) if lo else 0, _port(opt, hi) if hi else 0xFFFF)
-    if ports[0] > ports[1]:
-        raise RuleError(f"{opt} {text!r}: invalid portrange (min > max)")
-    return ports
-
-
-# libxt_tcp.c tcp_flag_names[]: the six flags iptables knows by name, ALL and NONE
-TCP_FLAG_NAMES = {
-    **{flag.name or "": int(flag) for flag in TcpFlag if flag <= TcpFlag.URG},
-    "ALL": 0x3F,
-    "NONE": 0,
-}
-
-
-def _tcp_flags(opt: str, text: str) -> int:
-    """``parse_tcp_flag()``: comma-separated names, case-insensitive."""
-    bits = 0
-    for name in text.split(","):
-        if name.upper() not in TCP_FLAG_NAMES:
-            raise RuleError(f"{opt} {text!r}: Unknown TCP flag `{name}'")
-        bits |= TCP_FLAG_NAMES[name.upper()]
-    return bits
-
-
-_STATE_NAMES = {
-    "INVALID": CtState.INVALID,
-    "NEW": CtState.NEW,
-    "ESTABLISHED": CtState.ESTABLISHED,
-    "RELATED": CtState.RELATED,
-    "UNTRACKED": CtState.UNTRACKED,
-}
-_CTSTATE_NAMES = {**_STATE_NAMES, "SNAT": CtState.SNAT, "DNAT": CtState.DNAT}
-
-
-def _states(opt: str, text: str, names: dict[str, CtState]) -> CtState:
-    """``conntrack_ps_states()`` / ``state_parse_states()``."""
-    mask = CtState(0)
-    for name in text.split(","):
-        if name.upper() not in names:
-            raise RuleError(f'{opt} {text!r}: Bad {opt.lstrip("-")} "{name}"')
-        mask |= names[name.upper()]
-    return mask
-
-
-_RATE_UNITS = (("second", 1), ("minute", 60), ("hour", 3600), ("day", 86400))
-
-
-def _rate(opt: str, text: str) -> int:
-    """``parse_rate()`` (libxt_limit.c): ``N[/second|/minute|/hour|/day]``, unit by prefix."""
-    number, _, unit = text.partition("/")
-    mult = 1
-    if unit:
-        mult = next((m for name, m in _RATE_UNITS if name.startswith(unit.lower())), 0)
-    if not number.isdigit() or int(number) == 0 or mult == 0 or (unit == "" and "/" in text):
-        raise RuleError(f"{opt} {text!r}: bad rate")
-    avg = XT_LIMIT_SCALE * mult // int(number)
-    if avg == 0:
-        raise RuleError(f"{opt} {text!r}: Rate too fast")
-    return avg
-
-
-_SYSLOG_LEVELS = {
-    "emerg": 0,
-    "panic": 0,
-    "alert": 1,
-    "crit": 2,
-    "err": 3,
-    "error": 3,
-    "warning": 4,
-    "warn": 4,
-    "notice": 5,
-    "info": 6,
-    "debug": 7,
-}
-
-
-def _log_level(opt: str, text: str) -> int:
-    if text.isdigit() and int(text) <= 7:
-        return int(text)
-    if text.lower() in _SYSLOG_LEVELS:
-        return _SYSLOG_LEVELS[text.lower()]
-    raise RuleError(f"{opt} {text!r}: log level is not a number from 0 to 7 or a syslog level name")
-
-
-REJECT_NAMES = {
-    RejectWith.ICMP_NET_UNREACHABLE: ("icmp-net-unreachable", "net-unreach"),
-    RejectWith.ICMP_HOST_UNREACHABLE: ("icmp-host-unreachable", "host-unreach"),
-    RejectWith.ICMP_PROT_UNREACHABLE: ("icmp-proto-unreachable", "proto-unreach"),
-    RejectWith.ICMP_PORT_UNREACHABLE: ("icmp-port-unreachable", "port-unreach"),
-    RejectWith.ICMP_NET_PROHIBITED: ("icmp-net-prohibited", "net-prohib"),
-    RejectWith.ICMP_HOST_PROHIBITED: ("icmp-host-prohibited", "host-prohib"),
-    RejectWith.TCP_RESET: ("tcp-reset", "tcp-rst"),
-    RejectWith.ICMP_ADMIN_PROHIBITED: ("icmp-admin-prohibited", "admin-prohib"),
-}
-
-
-def _reject_with(opt: str, text: str) -> RejectWith:
-    """``REJECT_parse()``: the first name or alias that ``text`` is a prefix of."""
-    for with_, names in REJECT_NAMES.items():
-        if text and any(name.startswith(text.lower()) for name in names):
-            return with_
-    raise RuleError(f"{opt} {text!r}: unknown reject type")
-
-
-def _nat_ports(opt: str, text: str, rng: NatRange) -> NatRange:
-    """``parse_ports()`` (libxt_NAT.c): ``p`` or ``a-b``."""
-    lo, dash, hi = text.partition("-")
-    if ":" in text:
-        raise RuleError(f"{opt} {text!r}: Invalid port:port syntax - use dash")
-    first = _port(opt, lo)
-    last = _port(opt, hi) if dash else first
-    if last < first:
-        raise RuleError(f"{opt} {text!r}: Port range `{text}' funky")
-    return NatRange(rng.flags | NatRangeFlag.PROTO_SPECIFIED, rng.min_addr, rng.max_addr, first, last)
-
-
-def _nat_to(opt: str, text: str) -> NatRange:
-    """``parse_to()`` (libxt_NAT.c): ``ip[-ip][:port[-port]]``."""
-    addrs, colon, ports = text.partition(":")
-    rng = NatRange()
-    if colon:
-        rng = _nat_ports(opt, ports, rng)
-    if addrs:
-        lo, _, hi = addrs.partition("-")
-        _ip(opt, lo)
-        if hi:
-            _ip(opt, hi)
-        rng = NatRange(rng.flags | NatRangeFlag.MAP_IPS, lo, hi or lo, rng.min_port, rng.max_port)
-    return rng
-
-
-# ---------------------------------------------------------------------------------------------
-# Match and target builders: each consumes its own options from a mutable option dict.
-
-Opts = dict[str, tuple[bool, list[str]]]  # option -> (inverted, arguments)
-
-
-def _build_tcp(opts: Opts) -> TcpMatch:
-    """``tcp_parse()`` (libxt_tcp.c)."""
-    kw: dict[str, object] = {}
-    for names, key, inv_key in (
-        (("--sport", "--source-port"), "spts", "inv_src"),
-        (("--dport", "--destination-port"), "dpts", "inv_dst"),
-    ):
-        given = [n for n in names if n in opts]
-        if len(given) > 1:
-            raise RuleError(f"{given[1]}: Only one `{names[1]}' allowed")
-        if given:
-            inv, (value,) = opts.pop(given[0])
-            kw[key], kw[inv_key] = _ports(given[0], value), inv
-    if "--syn" in opts and "--tcp-flags" in opts:
-        raise RuleError("--syn: Only one of `--syn' or `--tcp-flags'  allowed")
-    if "--syn" in opts:
-        inv, _ = opts.pop("--syn")
-        kw.update(flg_mask=0x17, flg_cmp=0x02, inv_flags=inv)  # "SYN,RST,ACK,FIN" "SYN"
-    if "--tcp-flags" in opts:
-        inv, (mask, comp) = opts.pop("--tcp-flags")
-        kw.update(
-            flg_mask=_tcp_flags("--tcp-flags", mask), flg_cmp=_tcp_flags("--tcp-flags", comp), inv_flags=inv
-        )
-    return TcpMatch(**kw)  # type: ignore[arg-type]
-
-
-def _build_conntrack(opts: Opts) -> ConntrackMatch:
-    if "--ctstate" not in opts:
-        raise RuleError("-m conntrack: this model supports only --ctstate; it is required")
-    inv, (value,) = opts.pop("--ctstate")
-    return ConntrackMatch(_states("--ctstate", value, _CTSTATE_NAMES), inv)
-
-
-def _build_state(opts: Opts) -> ConntrackMatch:
-    if "--state" not in opts:
-        raise RuleError("-m state: --state is required")
-    inv, (value,) = opts.pop("--state")
-    return ConntrackMatch(_states("--state", value, _STATE_NAMES), inv, alias_state=True)
-
-
-def _build_limit(opts: Opts) -> LimitMatch:
-    """``limit_parse()``: no inversion, burst 0..10000."""
-    avg, burst = XT_LIMIT_AVG, XT_LIMIT_BURST
-    for opt in ("--limit", "--limit-burst"):
-        if opt in opts and opts[opt][0]:
-            raise RuleError(f"! {opt}: limit does not support invert")
-    if "--limit" in opts:
-        avg = _rate("--limit", opts.pop("--limit")[1][0])
-    if "--limit-burst" in opts:
-        value = opts.pop("--limit-burst")[1][0]
-        if not value.isdigit() or int(value) > 10000:
-            raise RuleError(f"--limit-burst {value!r}: must be a number from 0 to 10000")
-        burst = int(value)
-    try:
-        return LimitMatch(avg, burst)
-    except ValueError as exc:
-        raise RuleError(f"-m limit: {exc}") from None
-
-
-def _build_addrtype(opts: Opts) -> AddrTypeMatch:
-    """``addrtype_parse_v1()``; only the LOCAL type is modelled."""
-    kw: dict[str, object] = {}
-    for opt, key in (("--src-type", "source"), ("--dst-type", "dest")):
-        if opt in opts:
-            inv, (value,) = opts.pop(opt)
-            if value.upper() != "LOCAL":
-                raise RuleError(f"{opt} {value!r}: only the LOCAL address type is modelled")
-            kw[key], kw[f"invert_{key}"] = AddrType.LOCAL, inv
-    if not kw:
-        raise RuleError("-m addrtype: you must specify --src-type or --dst-type")
-    return AddrTypeMatch(**kw)  # type: ignore[arg-type]
-
-
-MATCHES: dict[str, tuple[frozenset[str], Callable[[Opts], XtMatch]]] = {
-    "tcp": (
-        frozenset({"--sport", "--source-port", "--dport", "--destination-port", "--syn", "--tcp-flags"}),
-        _build_tcp,
-    ),
-    "conntrack": (frozenset({"--ctstate"}), _build_conntrack),
-    "state": (frozenset({"--state"}), _build_state),
-    "limit": (frozenset({"--limit", "--limit-burst"}), _build_limit),
-    "addrtype": (frozenset({"--src-type", "--dst-type"}), _build_addrtype),
-}
 _TWO_ARGS = {"--tcp-flags"}
 _NO_ARG = {"--syn", "--log-tcp-sequence", "--random", "--random-fully", "--persistent"}
-
-
-def _build_log(opts: Opts) -> LogTarget:
-    prefix = opts.pop("--log-prefix", (False, [""]))[1][0]
-    if len(prefix) > 29:
-        raise RuleError(f"--log-prefix {prefix!r}: Maximum prefix length 29 for --log-prefix")
-    if "\n" in prefix:
-        raise RuleError("--log-prefix: Newlines not allowed in --log-prefix")
-    level = _log_level("--log-level", opts.pop("--log-level")[1][0]) if "--log-level" in opts else 4
-    return LogTarget(prefix, level, opts.pop("--log-tcp-sequence", None) is not None)
-
-
-def _build_reject(opts: Opts) -> RejectTarget:
-    if "--reject-with" in opts:
-        return RejectTarget(_reject_with("--reject-with", opts.pop("--reject-with")[1][0]))
-    return RejectTarget()
-
-
-def _nat_flags(opts: Opts, rng: NatRange, allowed: tuple[str, ...]) -> NatRange:
-    flags = rng.flags
-    for opt, bit in (
-        ("--random", NatRangeFlag.PROTO_RANDOM),
-        ("--random-fully", NatRangeFlag.PROTO_RANDOM_FULLY),
-        ("--persistent", NatRangeFlag.PERSISTENT),
-    ):
-        if opt in allowed and opts.pop(opt, None) is not None:
-            flags |= bit
-    return NatRange(flags, rng.min_addr, rng.max_addr, rng.min_port, rng.max_port)
-
-
-def _build_nat(kind: NatKind, opts: Opts) -> NatTarget:
-    if kind is NatKind.MASQUERADE:
-        rng = NatRange()
-        if "--to-ports" in opts:
-            rng = _nat_ports("--to-ports", opts.pop("--to-ports")[1][0], rng)
-        rng = _nat_flags(opts, rng, ("--random", "--random-fully"))
-    else:
-        opt = "--to-source" if kind is NatKind.SNAT else "--to-destination"
-        if opt not in opts:
-            raise RuleError(f"-j {kind.value}: {opt} is required")
-        rng = _nat_to(opt, opts.pop(opt)[1][0])
-        rng = _nat_flags(opts, rng, ("--random", "--random-fully", "--persistent"))
-    return NatTarget(NatRequest(kind, rng))
-
-
-# target name -> (options, builder, table it is restricted to, hooks it may be used from)
-TARGETS: dict[str, tuple[frozenset[str], Callable[[Opts], XtTarget], TableName | None, frozenset[Hook]]] = {
-    "LOG": (
-        frozenset({"--log-prefix", "--log-level", "--log-tcp-sequence"}),
-        _build_log,
-        None,
-        frozenset(Hook),
-    ),
-    "REJECT": (
-        frozenset({"--reject-with"}),
-        _build_reject,
-        TableName.FILTER,
-        frozenset({Hook.LOCAL_IN, Hook.FORWARD, Hook.LOCAL_OUT}),
-    ),
-    "SNAT": (
-        frozenset({"--to-source", "--random", "--random-fully", "--persistent"}),
-        lambda o: _build_nat(NatKind.SNAT, o),
-        TableName.NAT,
-        frozenset({Hook.POST_ROUTING, Hook.LOCAL_IN}),
-    ),
-    "DNAT": (
-        frozenset({"--to-destination", "--random", "--persistent"}),
-        lambda o: _build_nat(NatKind.DNAT, o),
-        TableName.NAT,
-        frozenset({Hook.PRE_ROUTING, Hook.LOCAL_OUT}),
-    ),
-    "MASQUERADE": (
-        frozenset({"--to-ports", "--random", "--random-fully"}),
-        lambda o: _build_nat(NatKind.MASQUERADE, o),
-        TableName.NAT,
-        frozenset({Hook.POST_ROUTING}),
-    ),
-}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -741,86 +403,3 @@ def _delete_chains(table: Table, name: str | None) -> None:
         if chain.rules:
             raise RuleError(f"-X {chain.name}: Directory not empty (flush the chain first)")
         del table.chains[chain.name]
-
-
-# ---------------------------------------------------------------------------------------------
-# iptables-restore.
-
-_COUNTERS = re.compile(r"^\[(\d+):(\d+)\]$")
-
-
-def iptables_restore(ruleset: Ruleset, text: str) -> None:
-    """Load ``iptables-save`` text (``[pkts:bytes]`` counters optional), as ``iptables-restore -c``.
-
-    Each ``*table`` ... ``COMMIT`` block replaces that table (no ``--noflush``). Errors name the
-    line. The tables are changed only when the whole text is valid.
-    """
-    staged = Ruleset()
-    table: Table | None = None
-    for lineno, line in enumerate(text.splitlines(), 1):
-        try:
-            table = _restore_line(staged, table, line.strip())
-        except RuleError as exc:
-            raise RuleError(f"line {lineno}: {exc}") from None
-    if table is not None:
-        raise RuleError(f"line {len(text.splitlines())}: table {table.name.value} has no COMMIT")
-    for name in staged.loaded:
-        ruleset.table(name)  # record the load
-        ruleset.tables[name] = staged.tables[name]
-
-
-def _restore_line(staged: Ruleset, table: Table | None, line: str) -> Table | None:
-    if not line or line.startswith("#"):
-        return table
-    if line.startswith("*"):
-        if table is not None:
-            raise RuleError(f"{line}: table {table.name.value} has no COMMIT")
-        try:
-            name = TableName(line[1:])
-        except ValueError:
-            raise RuleError(f"{line}: table does not exist") from None
-        staged.tables.pop(name, None)
-        if name in staged.loaded:
-            staged.loaded.remove(name)
-        return staged.table(name)
-    if table is None:
-        raise RuleError(f"{line.split()[0]}: no table specified (missing *table line)")
-    if line == "COMMIT":
-        return None
-    if line.startswith(":"):
-        _restore_chain(table, line)
-        return table
-    argv = shlex.split(line)
-    counters = _COUNTERS.match(argv[0]) if argv else None
-    if counters:
-        argv = argv[1:]
-    _run(table, argv)
-    if counters:
-        chain = table.chains[argv[1]]
-        rule = chain.rules[-1] if argv[0] in ("-A", "--append") else chain.rules[0]
-        rule.pkts, rule.bytes = int(counters[1]), int(counters[2])
-    return table
-
-
-def _restore_chain(table: Table, line: str) -> None:
-    """``:CHAIN POLICY [pkts:bytes]``; user chains have policy ``-``."""
-    parts = line[1:].split()
-    if len(parts) not in (2, 3):
-        raise RuleError(f"{line}: bad chain line (expected ':CHAIN POLICY [pkts:bytes]')")
-    name, policy = parts[0], parts[1]
-    counters = _COUNTERS.match(parts[2]) if len(parts) == 3 else None
-    if len(parts) == 3 and not counters:
-        raise RuleError(f"{parts[2]}: bad counters (expected [pkts:bytes])")
-    if policy == "-":
-        if name in table.chains and table.chains[name].builtin:
-            raise RuleError(f"{line}: built-in chain {name} needs a policy")
-        _new_chain(table, name)
-        return
-    chain = table.chains.get(name)
-    if chain is None or not chain.builtin:
-        raise RuleError(f"{line}: {name} is not a built-in chain of table {table.name.value}")
-    if policy not in ("ACCEPT", "DROP"):
-        raise RuleError(f"{line}: Bad policy name {policy!r}")
-    chain.policy = StdVerdict[policy]
-    if counters:
-        chain.pkts, chain.bytes = int(counters[1]), int(counters[2])

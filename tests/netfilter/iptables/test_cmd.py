@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sim.netfilter.iptables.cmd import RuleError, iptables, iptables_restore
+from sim.netfilter.iptables.cmd import iptables
+from sim.netfilter.iptables.parse import RuleError
+from sim.netfilter.iptables.restore import iptables_restore
 from sim.netfilter.iptables.save import save_table
 from sim.netfilter.xtables import ConntrackMatch, CtState, LimitMatch, Ruleset, TableName, TcpMatch
 
