@@ -6,15 +6,19 @@ The layers, each importing only the ones above it:
 
 - ``sim.clock``, ``sim.packet``, ``sim.wire``, ``sim.skb``, ``sim.trace``: virtual time, frozen
   IPv4/TCP packets and their bytes, the per-packet ``sk_buff`` envelope, the one trace channel.
-- ``sim.netfilter``: the kernel's netfilter code as data and pure functions -- conntrack and
-  its TCP tracker (``conntrack``, ``proto_tcp``, ``tcp_states``, ``profiles``), NAT (``nat``),
-  iptables (``xtables``, ``iptables/``) and the hook ops a namespace registers (``hooks``,
-  ``ops``).
+- ``sim.netfilter``: the kernel's netfilter code as data and pure functions -- the hook core
+  (``core``: registration and ``nf_hook_slow``; ``hooks``: verdicts and priorities), conntrack
+  and its TCP tracker (``conntrack``, ``proto_tcp``, ``tcp_states``, ``profiles``), NAT
+  (``nat``), ``ipt_do_table`` with its matches (``xtables``), the REJECT and LOG targets
+  (``reject``, ``log``), the iptables tools (``iptables/``) and the ops a namespace registers
+  (``ops``). Netfilter sees the stack only through ``core.Stack``.
 - ``sim.net``: namespaces, the IPv4 paths, sockets and TCP endpoints, and the world joining
   them by links.
 - ``sim.topology``: the docker-bridge preset with Docker's ruleset.
-- ``sim.scenario``: scenario files, crafted-packet cases and their replay.
-- ``sim.report``: what is read off a run -- timeline, captures, walkthrough, exercises, figures.
+- ``sim.scenario``: the one way in (``loader``), scenario files, crafted-packet cases and their
+  replay, the host configuration (``host``) and the two fixes (``fixes``).
+- ``sim.report``: what is read off a run -- the trace's sentences (``sentences``), timeline,
+  captures, walkthrough, exercises, figures.
 - ``sim.kernel``: the same cases against the real kernel in network namespaces.
 - ``sim.cli``, ``sim.bench``: the ``nflab`` command.
 
