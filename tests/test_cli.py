@@ -70,3 +70,37 @@ def test_bench_functions_run_on_small_inputs():
 
     assert bench.conntrack_bytes_per_entry(entries=256) > 0
     assert bench.fuzz_examples_per_s(examples=5) > 0
+
+
+class _Terminal:
+    """A stderr that says it is a terminal and keeps what is written to it."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        self.text += s
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_replay_streams_and_shows_progress_only_on_a_terminal(tmp_path, capsys, monkeypatch):
+    import json
+
+    from sim.bench import upload_case
+
+    case = tmp_path / "upload.json"
+    case.write_text(json.dumps(upload_case(30)))
+    assert main(["replay", str(case)]) == 0
+    plain = capsys.readouterr()
+    assert len(plain.out.splitlines()) == 30 and plain.err == ""
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    assert main(["replay", str(case)]) == 0
+    assert capsys.readouterr().out == plain.out  # the same lines on stdout
+    assert "\rreplay: 30/30 packets" in term.text and term.text.endswith("\r\x1b[K")
