@@ -20,6 +20,7 @@ from sim.netfilter.log import LogTarget, log_line
 from sim.netfilter.xtables import (
     HOOK_CHAIN,
     TABLE_HOOKS,
+    CtState,
     TableName,
     Verdict,
     XtResult,
@@ -109,12 +110,12 @@ def _direction(skb: Skb, tcp: TcpResult | None) -> str | None:
     return None
 
 
-def _primary_state(state: object) -> str:
-    name = getattr(state, "name", None) or str(state)
-    for s in ("INVALID", "UNTRACKED", "RELATED", "ESTABLISHED", "NEW"):
-        if s in name:
-            return s
-    return name
+_PRIMARY_STATES = (CtState.INVALID, CtState.UNTRACKED, CtState.RELATED, CtState.ESTABLISHED, CtState.NEW)
+
+
+def _primary_state(state: CtState) -> str:
+    """The one state ``--ctstate`` names for the packet (SNAT/DNAT are extra bits)."""
+    return next(s.name or "" for s in _PRIMARY_STATES if state & s)
 
 
 def confirm(skb: Skb, state: NfHookState) -> NfVerdict:
