@@ -38,19 +38,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sim.case import CaseError, parse_case
-from sim.kernel.check import (
-    CASES_DIR,
-    FIELDS,
-    CheckError,
-    KernelRunner,
-    builtin_names,
-    case_strategy,
-    load_case,
-)
+from sim.kernel.check import FIELDS, CheckError, KernelRunner, case_strategy, load_case
 from sim.kernel.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case
 from sim.kernel.netns import NetnsError, skip_reason
 from sim.packet import SEQ_MASK, parse_flags
+from sim.scenario.case import CaseError, parse_case
+from sim.scenario.loader import CASES_DIR, builtin_cases
 
 DEFAULT_OUT = Path("tests/kernel/observed")
 
@@ -302,7 +295,7 @@ def _judge_spelling(src: Path, dst: Path) -> Path:
 
 def record_judge(judge_dir: Path, kernel: str, refs: list[str], out: Path) -> list[Path]:
     """Record built-in cases / case files through the judge into ``out``; the paths written."""
-    files = [CASES_DIR / f"{r}.json" if r in builtin_names() else Path(r) for r in refs]
+    files = [CASES_DIR / f"{r}.json" if r in builtin_cases() else Path(r) for r in refs]
     for f in files:
         if not f.exists():
             raise ValueError(f"{f}: no such case file")
@@ -364,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(body, separators=(",", ":")) + "\n")
         print(f"{len(cases)} cases -> {args.out}", file=sys.stderr)
         return 0
-    refs = builtin_names() + list(args.cases) if args.all else list(args.cases)
+    refs = builtin_cases() + list(args.cases) if args.all else list(args.cases)
     if not refs:
         return _fail("name cases or case files, or use --all")
     if args.judge is not None:

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
-from sim.case import CaseError
-from sim.kernel.check import FIELDS, builtin_names, compare, load_case
+from sim.kernel.check import FIELDS, compare, load_case
 from sim.netfilter.profiles import PROFILES
-from sim.replay import replay_case
+from sim.scenario.case import CaseError
+from sim.scenario.loader import builtin_cases
+from sim.scenario.replay import replay_case
 
 KERNEL = Path(__file__).parents[1] / "kernel"
 OBSERVED = KERNEL / "observed"
@@ -29,7 +30,7 @@ JUDGED_FIELDS = tuple(f for f in FIELDS if f != "delivered_as")
 MIN_GENERATED = 300
 
 
-@pytest.mark.parametrize("name", builtin_names())
+@pytest.mark.parametrize("name", builtin_cases())
 def test_model_matches_real_kernel_recording(name):
     case = load_case(name)
     case["kernel"] = "6.18"  # the kernel the recordings were made on
@@ -67,7 +68,7 @@ def test_every_profile_is_recorded(profile):
     sysctl that kernel lacks, which the model must refuse too) and >= 300 generated ones."""
     recs = _recordings(profile)
     names = {case["name"] for _f, case, _o in recs}
-    for name in set(builtin_names()) - names:
+    for name in set(builtin_cases()) - names:
         case = load_case(name)
         case["kernel"] = profile
         with pytest.raises(CaseError, match="does not exist in kernel"):
