@@ -87,7 +87,7 @@ def probe_strategy(seed: int) -> Any:
         k = draw(st.sampled_from((1, 1000, 70000)))
         far = draw(st.sampled_from((0, 200_000)))
         hs = [seg("c", "S", x), seg("s", "SA", y, x + 1), seg("c", "A", x + 1, y + 1)]
-        which = draw(st.integers(0, 7))
+        which = draw(st.integers(0, 9))
         if which == 0:  # fast-open: an old SYN or RST while the receiver is unknown
             return [seg("c", "S", x), seg("c", draw(st.sampled_from(("S", "R", "RA"))), x - k)], {}
         if which == 1:  # rfc5961-last-ack: a SYN in LAST_ACK, then the peer's challenge ACK
@@ -116,8 +116,23 @@ def probe_strategy(seed: int) -> Any:
                 seg("s", "A", y + 1, x + 1),
                 seg("c", "A", x + 1, y + 1),
             ], {}
-        # rst-to-syn-other-dir: a SYN in ESTABLISHED, then a RST the same way acking it
-        return [*hs, seg("c", "S", x + k), seg("c", "RA", x + 1 + far, x + k + 1)], {}
+        if which == 7:  # rst-to-syn-other-dir: a SYN in ESTABLISHED, a RST the same way acking it
+            return [*hs, seg("c", "S", x + k), seg("c", "RA", x + 1 + far, x + k + 1)], {}
+        if which == 8:  # tw-reopen-reply: close to TIME_WAIT, then a SYN from the server
+            close = [
+                seg("c", "FA", x + 1, y + 1),
+                seg("s", "A", y + 1, x + 2),
+                seg("s", "FA", y + 1, x + 2),
+                seg("c", "A", x + 2, y + 2),
+            ]
+            return [*hs, *close, seg("s", "S", y + k), seg("c", "SA", x + k, y + k + 1)], {}
+        # out-of-window-fin-rst: an out-of-window FIN, the peer's out-of-window RST, 301 s later
+        return [
+            *hs,
+            seg("s", "FA", y + 1 + 200_000, x + 1),
+            seg("c", "RA", x + 1 + 200_000, y + 1),
+            seg("c", "A", x + 1, y + 1),
+        ], {5: 301.0}
 
     @st.composite
     def build(draw: st.DrawFn) -> dict[str, Any]:
