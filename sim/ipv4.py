@@ -14,7 +14,7 @@ from sim.netfilter.hooks import NfVerdict
 from sim.netfilter.xtables import HOOK_CHAIN
 from sim.netns import RouteType
 from sim.skb import Hook, Skb
-from sim.tcp import inet_lookup, tcp_v4_send_reset
+from sim.tcp import inet_lookup, socket_name, tcp_v4_send_reset
 from sim.trace import Step
 
 if TYPE_CHECKING:
@@ -97,7 +97,15 @@ def tcp_v4_rcv(w: World, ns: Namespace, skb: Skb, pid: int) -> None:
     if sk is not None:
         if w.trace.enabled:
             w.event(
-                pid, Step.SOCKET, ns, skb, None, None, "SOCKET", pkt, why=f"socket {sk!r} takes the segment"
+                pid,
+                Step.SOCKET,
+                ns,
+                skb,
+                None,
+                None,
+                "SOCKET",
+                pkt,
+                why=f"{socket_name(ns.sockets, pkt)} takes the segment",
             )
         w.deliver_to_socket(ns, sk, pkt, pid)
         return

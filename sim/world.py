@@ -22,6 +22,7 @@ from sim.netfilter.xtables import HOOK_CHAIN, TableName, XtResult
 from sim.netns import Device, Namespace
 from sim.packet import Packet
 from sim.skb import Hook, Skb
+from sim.tcp import socket_name
 from sim.trace import Step, Trace, TraceEvent
 
 
@@ -355,7 +356,8 @@ class World:
     def deliver_to_socket(self, ns: Namespace, sk: Any, pkt: Packet, pid: int) -> None:
         """Hand a segment to an endpoint and send what it answers."""
         if self.trace.enabled:
-            self.event(pid, Step.DELIVER, ns, None, None, None, "DELIVERED", pkt, why=f"to {sk!r}")
+            why = f"to {socket_name(ns.sockets, pkt)}"
+            self.event(pid, Step.DELIVER, ns, None, None, None, "DELIVERED", pkt, why=why)
         for out in sk.receive(pkt, self.clock.now):
             self.send(ns.name, out)
         if self.on_socket is not None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from tui.model import Cursor, Session, Tone
+from tui.rows import Tone
+from tui.session import Cursor, Session
 from tui.widgets.style import INK
 
 

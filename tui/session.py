@@ -1,9 +1,10 @@
-"""The view model of the walkthrough: plain Python over the trace, no Textual.
+"""Running sources for the walkthrough: open a scenario or case, run it, index its trace.
 
 A :class:`Session` is one run of a scenario (or a crafted case) indexed for the screen: the
 packets in order, each packet's events, the INVALID packets, the two capture panes and the
 ``conntrack -L`` line at every moment. A :class:`Cursor` is (packet position, step); every
-move is a lookup in these indexes, so stepping backwards costs the same as forwards.
+move is a lookup in these indexes, so stepping backwards costs the same as forwards. What a
+step *says* is in ``tui.rows``. No Textual here.
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ import bisect
 import json
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from sim.capture import tcpdump_line
 from sim.case import CaseError, load_case_file
-from sim.packet import TCPHDR_RST, Packet
+from sim.netfilter.profiles import PROFILES
+from sim.packet import TCPHDR_RST
 from sim.replay import run_world
 from sim.scenario import (
     BE_LIBERAL,
@@ -36,81 +37,12 @@ from sim.scenario import (
 from sim.trace import Step, TraceEvent
 from sim.world import World
 
-KERNELS = ("3.10", "6.1")
+KERNELS = tuple(PROFILES)  # oldest first; a new profile shows up in the app by itself
 DEFAULT_SCENARIO = "seed-incident"
 
 
 class SourceError(ValueError):
     """A scenario or case that cannot be opened; the message is one line for the user."""
-
-
-# ---------------------------------------------------------------- verdict colours
-
-
-class Tone(Enum):
-    """The colour family of a verdict: the same everywhere on the screen."""
-
-    ACCEPT = "accept"
-    IGNORE = "ignore"
-    INVALID = "invalid"
-    DROP = "drop"
-    INFO = "info"
-
-
-_TONES = {
-    "ACCEPT": Tone.ACCEPT,
-    "TRANSLATED": Tone.ACCEPT,
-    "UNCHANGED": Tone.ACCEPT,
-    "BOUND": Tone.ACCEPT,
-    "FORWARD": Tone.ACCEPT,
-    "LOCAL": Tone.ACCEPT,
-    "SOCKET": Tone.ACCEPT,
-    "DELIVERED": Tone.ACCEPT,
-    "UP": Tone.ACCEPT,
-    "OUT": Tone.ACCEPT,
-    "NEW": Tone.ACCEPT,
-    "IGNORE": Tone.IGNORE,
-    "INVALID": Tone.INVALID,
-    "SKIP": Tone.INVALID,
-    "DROP": Tone.DROP,
-    "NO_SOCKET": Tone.DROP,
-    "RST": Tone.DROP,
-    "REJECT": Tone.DROP,
-    "UNREACHABLE": Tone.DROP,
-}
-
-
-def tone(verdict: str | None) -> Tone:
-    """The colour family for a verdict string from the trace."""
-    if not verdict:
-        return Tone.INFO
-    return _TONES.get(verdict, Tone.INFO)
-
-
-# ---------------------------------------------------------------- topology strip
-
-STRIP = (
-    ("ctr/eth0", "ctr eth0"),
-    ("host/veth0", "veth0"),
-    ("host/docker0", "docker0"),
-    ("host", "host stack"),
-    ("host/eth0", "eth0 uplink"),
-    ("remote", "remote"),
-)
-_NS_NODE = {"ctr": 0, "host": 3, "remote": 5}
-
-
-def strip_index(e: TraceEvent) -> int:
-    """Where on the topology strip an event happens."""
-    if e.ns == "host":
-        if e.step is Step.BRIDGE or (e.dev == "docker0" and e.step in (Step.RECV, Step.XMIT)):
-            return 2
-        if e.step in (Step.RECV, Step.XMIT) and e.dev == "veth0":
-            return 1
-        if e.step in (Step.RECV, Step.XMIT) and e.dev == "eth0":
-            return 4
-        return 3
-    return _NS_NODE.get(e.ns, 3)
 
 
 # ---------------------------------------------------------------- capture panes
@@ -210,8 +142,11 @@ class Session:
     invalid: list[tuple[int, int]]  # (position, step) of every CONNTRACK INVALID
     entries: list[tuple[int, str]]  # (event index, conntrack -L line)
     panes: tuple[Pane, Pane]
-    focus: tuple[int, int]  # where to open: the first IGNORE/INVALID at the host
+    focus: tuple[int, int]  # where the story is: see decisive()
     outcome: str
+    arriving: list[tuple[int, int]] = field(default_factory=list)  # INVALID at host PREROUTING
+    out_of_window: list[tuple[int, int]] = field(default_factory=list)  # failed a bound there
+    late: frozenset[int] = frozenset()  # packets a late-ack trigger held back on the link
     rst_pids: list[int] = field(default_factory=list)
     pids_caused: dict[int, list[int]] = field(default_factory=dict)  # pid -> packets it caused
 
@@ -254,23 +189,22 @@ def index(
     pids = sorted(steps, key=lambda p: (events[steps[p][0]].t, steps[p][0]))
     pos = {p: k for k, p in enumerate(pids)}
     invalid: list[tuple[int, int]] = []
-    focus: tuple[int, int] | None = None
+    arriving: list[tuple[int, int]] = []  # INVALID as it arrives at the host (PREROUTING)
+    out_of_window: list[tuple[int, int]] = []  # host PREROUTING window checks that failed a bound
     for k, pid in enumerate(pids):
         for s, i in enumerate(steps[pid]):
             e = events[i]
             if e.step is not Step.CONNTRACK:
                 continue
+            at_host = e.ns == "host" and e.hook == "PREROUTING"
             if e.data.get("ctstate") == "INVALID":
                 invalid.append((k, s))
-            if (
-                focus is None
-                and e.ns == "host"
-                and e.hook == "PREROUTING"
-                and e.data.get("window") in ("IGNORE", "INVALID")
-            ):
-                focus = (k, s)
-    if focus is None:
-        focus = invalid[0] if invalid else (0, 0)
+                if at_host:
+                    arriving.append((k, s))
+            check = e.data.get("check")
+            if at_host and check is not None and check.failed:
+                out_of_window.append((k, s))
+    focus = decisive(arriving, out_of_window)
     panes = (
         _pane(world, "host", "eth0", "host eth0 (uplink)"),
         _pane(world, "ctr", "eth0", "container eth0"),
@@ -297,9 +231,22 @@ def index(
         panes,
         focus,
         outcome,
+        arriving,
+        out_of_window,
+        frozenset(pid for _t, kind, pid in run.fired if kind == "late-ack")
+        if run is not None
+        else frozenset(),
         rst_pids,
         caused,
     )
+
+
+def decisive(invalid: list[tuple[int, int]], out_of_window: list[tuple[int, int]]) -> tuple[int, int]:
+    """Where the story is: the first packet conntrack calls INVALID (on 6.1 that is not the late
+    ACK, which it ignores); without one (a fix, be_liberal), the first that failed a window bound."""
+    if invalid:
+        return invalid[0]
+    return out_of_window[0] if out_of_window else (0, 0)
 
 
 def _run_outcome(run: Run) -> str:
@@ -345,9 +292,26 @@ def scenario_fix(sc: Scenario) -> str:
     return "none"
 
 
-def open_session(ref: str, kernel: str | None = None, fix: str | None = None) -> Session:
-    """Run ``ref`` (scenario name or file, or case file) on ``kernel`` with ``fix``; None keeps
-    what the file says."""
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A source loaded and checked, ready to run: what the app shows while the model runs."""
+
+    source: Source
+    kernel: str
+    fix: str
+    title: str
+    start: Callable[[], Session]
+
+    def run(self) -> Session:
+        try:
+            return self.start()
+        except (CaseError, ScenarioError, ValueError) as e:
+            raise SourceError(str(e)) from None
+
+
+def plan(ref: str, kernel: str | None = None, fix: str | None = None) -> Plan:
+    """Load and check ``ref`` (scenario name or file, or case file) for ``kernel`` with ``fix``
+    (None keeps what the file says), without running it: bad input fails here, fast."""
     source = classify(ref)
     if kernel is not None and kernel not in KERNELS:
         raise SourceError(f"kernel: expected one of {', '.join(KERNELS)}, got {kernel!r}")
@@ -356,14 +320,19 @@ def open_session(ref: str, kernel: str | None = None, fix: str | None = None) ->
     if source.kind == "case":
         try:
             case = load_case_file(ref)
-            k = kernel or str(case.get("kernel", "6.1"))
-            f = fix or case_fix(case)
-            world, obs = run_world(_case_with(case, k, f))
         except CaseError as e:
             raise SourceError(str(e)) from None
-        rsts = sum(len(o.get("emitted") or []) for o in obs)
-        outcome = f"{len(obs)} crafted packets, {rsts} emitted by the host"
-        return index(source, k, f, str(case.get("name", Path(ref).stem)), world, None, outcome)
+        k = kernel or str(case.get("kernel", "6.1"))
+        f = fix or case_fix(case)
+        title = str(case.get("name", Path(ref).stem))
+
+        def run_case() -> Session:
+            world, obs = run_world(_case_with(case, k, f))
+            rsts = sum(len(o.get("emitted") or []) for o in obs)
+            outcome = f"{len(obs)} crafted packets, {rsts} emitted by the host"
+            return index(source, k, f, title, world, None, outcome)
+
+        return Plan(source, k, f, title, run_case)
     try:
         sc = load_scenario(ref)
         k = kernel or sc.kernel
@@ -371,10 +340,19 @@ def open_session(ref: str, kernel: str | None = None, fix: str | None = None) ->
         sc = sc.with_kernel(k)
         if f != scenario_fix(sc):
             sc = sc.with_fix(f)
-        run = run_scenario(sc)
     except (ScenarioError, ValueError) as e:
         raise SourceError(str(e)) from None
-    return index(source, k, f, sc.name, run.world, run, _run_outcome(run))
+
+    def run_sc() -> Session:
+        run = run_scenario(sc)
+        return index(source, k, f, sc.name, run.world, run, _run_outcome(run))
+
+    return Plan(source, k, f, sc.name, run_sc)
+
+
+def open_session(ref: str, kernel: str | None = None, fix: str | None = None) -> Session:
+    """Load, check and run ``ref``: :func:`plan` then :meth:`Plan.run`."""
+    return plan(ref, kernel, fix).run()
 
 
 def cycle(values: Iterable[str], current: str) -> str:
@@ -433,155 +411,6 @@ def follow(s: Session, c: Cursor) -> Cursor | None:
     return None
 
 
-# ---------------------------------------------------------------- what each step says
-
-
-@dataclass(frozen=True, slots=True)
-class StepRow:
-    where: str  # device
-    hook: str  # hook and priority, or the step kind
-    what: str  # table/chain/rule, conntrack state, NAT, route ...
-    verdict: str
-    tone: Tone
-
-
-def step_row(e: TraceEvent) -> StepRow:
-    dev = f"{e.ns}/{e.dev}" if e.dev else e.ns
-    hook = f"{e.hook} {e.priority}" if e.hook and e.priority is not None else (e.hook or e.step.value)
-    if e.step is Step.TABLE:
-        what = f"{e.table} " + (f"rule {e.rule}" if e.rule else "policy")
-    elif e.step is Step.CONNTRACK:
-        d = e.data
-        ctstate = d.get("ctstate")
-        what = "conntrack" if ctstate in (None, e.verdict) else f"ct {ctstate}"
-        old, new = d.get("old_state"), d.get("new_state")
-        if old and new and old != new:
-            what += f" {old}>{new}"
-    elif e.step is Step.NAT:
-        what = "nat"
-    elif e.step is Step.ROUTE:
-        what = "route"
-    elif e.step is Step.SOCKET:
-        what = "socket"
-    elif e.step is Step.RST:
-        what = "send RST"
-    else:
-        what = e.step.value
-    verdict = e.verdict or ""
-    return StepRow(dev, hook, what, verdict, tone(verdict))
-
-
-_EXTRA: dict[tuple[Step, str], str] = {
-    (Step.NAT, "SKIP"): (
-        "NAT only rewrites packets that carry a conntrack entry. This one has none, so its "
-        "destination stays the host's own address instead of going back to the container."
-    ),
-    (Step.NAT, "TRANSLATED"): "The MASQUERADE binding rewrites the address, as for every tracked packet.",
-    (Step.ROUTE, "LOCAL"): "",
-    (Step.SOCKET, "NO_SOCKET"): (
-        "The connection lives in the container, not on the host, so the host has no socket "
-        "for this port. tcp_v4_rcv takes the no_tcp_socket path and answers with a RST, "
-        "exactly as for a closed port."
-    ),
-    (Step.RST, "RST"): (
-        "The RST goes out of eth0 to the remote. The container never sees it; the remote "
-        "tears its end down while the container keeps retransmitting."
-    ),
-    (Step.CONNTRACK, "IGNORE"): (
-        "Since Linux 6.1 this class of out-of-window segment is ignored: the entry stays "
-        "attached, so NAT still translates the packet and it reaches the container."
-    ),
-}
-
-
-def explain(s: Session, c: Cursor) -> list[str]:
-    """The plain-words paragraphs for one step."""
-    e = s.event(c)
-    out = [e.why] if e.why else []
-    if e.step is Step.SEND and e.before is not None:
-        out = [f"{e.ns} sends {e.before.describe()}"]
-        if e.cause is not None:
-            out.append(f"Sent because of packet {e.cause}.")
-    if e.step is Step.CONNTRACK:
-        d = e.data
-        if d.get("old_state") and d.get("new_state") and d["old_state"] != d["new_state"]:
-            out.append(f"TCP state {d['old_state']} -> {d['new_state']}.")
-        if d.get("window") == "INVALID" and d.get("check") is not None:
-            failed = [b.name for b in d["check"].bounds if not b.passed]
-            if failed:
-                out.append(
-                    f"The segment fails bound {', '.join(failed)} of tcp_in_window(), so "
-                    "tcp_packet() returns -NF_ACCEPT: accepted, but with no conntrack entry (INVALID)."
-                )
-    if e.step is Step.ROUTE and e.verdict == "LOCAL" and e.ns == "host":
-        prev = [s.events[i] for i in s.steps[e.pid][: c.step]]
-        if any(x.step is Step.NAT and x.verdict == "SKIP" for x in prev):
-            out.append(
-                "Because NAT did not reverse the destination, the packet looks as if it were "
-                "for the host itself."
-            )
-    extra = _EXTRA.get((e.step, e.verdict or ""))
-    if extra and (e.ns == "host" or e.step is not Step.SOCKET):
-        out.append(extra)
-    if e.step is Step.NAT and e.before is not None and e.after is not None and e.before != e.after:
-        b, a = e.before, e.after
-        if (b.src, b.sport) != (a.src, a.sport):
-            out.append(f"source {b.src}:{b.sport} -> {a.src}:{a.sport}")
-        if (b.dst, b.dport) != (a.dst, a.dport):
-            out.append(f"destination {b.dst}:{b.dport} -> {a.dst}:{a.dport}")
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class BoundRow:
-    name: str
-    rule: str
-    limit: int
-    value: int
-    passed: bool
-
-
-TRACKER_FIELDS = ("td_end", "td_maxend", "td_maxwin", "td_scale")
-
-
-@dataclass(frozen=True, slots=True)
-class WindowView:
-    bounds: list[BoundRow]
-    sender: int  # 0 original, 1 reply
-    before: tuple[dict[str, int], dict[str, int]]
-    after: tuple[dict[str, int], dict[str, int]]
-
-
-def window_view(e: TraceEvent) -> WindowView | None:
-    check = e.data.get("check") if e.step is Step.CONNTRACK else None
-    if check is None:
-        return None
-    bounds = [BoundRow(b.name, b.rule, b.limit, b.value, b.passed) for b in check.bounds]
-    return WindowView(bounds, check.sender_dir, tuple(check.before), tuple(check.after))
-
-
-def short_rule(rule: str) -> str:
-    return (
-        rule.replace("receiver.", "rcv.")
-        .replace("sender.", "snd.")
-        .replace("MAXACKWINDOW(sender)", "MAXACKWIN(snd)")
-    )
-
-
-def direction(s: Session, pid: int) -> tuple[int, int]:
-    """(from, to) on the topology strip for a packet."""
-    first = s.events[s.steps[pid][0]]
-    src = _NS_NODE.get(first.ns, 3)
-    pkt: Packet | None = first.before
-    dst = src
-    if pkt is not None:
-        for node, data in s.world.graph.nodes(data=True):
-            if data.get("addr") == pkt.dst:
-                dst = {"ctr/eth0": 0, "host/docker0": 3, "host/eth0": 4, "remote/eth0": 5}.get(node, dst)
-                break
-    return src, dst
-
-
 # ---------------------------------------------------------------- comparing two runs
 
 
@@ -607,24 +436,10 @@ def diverge(old: Session, new: Session) -> Divergence:
     return Divergence(n, a[n] if n < len(a) else None, b[n] if n < len(b) else None)
 
 
-def _label(e: TraceEvent) -> str:
-    r = step_row(e)
-    return f"{r.where} {r.hook} {r.what}: {r.verdict}".strip()
-
-
-def describe_change(old: Session, new: Session, what: str) -> tuple[str, Cursor | None]:
-    """One line saying what changed between two runs, and the cursor of the first divergence."""
-    d = diverge(old, new)
-    head = (
-        f"{what}: {old.outcome} -> {new.outcome}" if old.outcome != new.outcome else f"{what}: {new.outcome}"
-    )
-    if d.index < 0 or d.new is None:
-        return head + "; the two runs are identical", None
-    e = d.new
-    cur = Cursor(new.pos[e.pid], new.steps[e.pid].index(d.index)) if e.pid in new.pos else None
-    was = f"{_label(d.old)}" if d.old is not None else "nothing"
-    return (
-        f"{head}; runs first diverge at {e.t:.6f}s, packet {e.pid}, step {cur.step + 1 if cur else '?'}: "
-        f"was {was}, now {_label(e)}",
-        cur,
-    )
+def play_next(s: Session, c: Cursor) -> Cursor | None:
+    """Play's next cursor: the packet's next step; after its last step, the first packet it caused
+    (the late ACK's RST); None when the story ends (a packet that caused nothing)."""
+    if c.step + 1 < len(s.steps[s.pids[c.packet]]):
+        return Cursor(c.packet, c.step + 1)
+    kids = s.pids_caused.get(s.pids[c.packet])
+    return Cursor(s.pos[kids[0]], 0) if kids else None
