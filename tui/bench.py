@@ -120,7 +120,9 @@ class Terminal:
         os.close(self.fd)
 
 
-STEP_KEYS = ["right"] * 8 + ["left"] * 8 + ["down", "up", "c", "c", "i", "home"]
+# (key, a word the frame that answers it shows): the status line's step counter, or the spinner
+STEP_KEYS = [(k, "step ") for k in ["right"] * 8 + ["left"] * 8 + ["down", "up", "c", "c", "i", "home"]]
+RERUN_KEYS = [("f", "running seed-incident"), ("k", "running seed-incident")]
 
 
 def measure(argv: list[str] | None = None) -> dict[str, float]:
@@ -132,14 +134,14 @@ def measure(argv: list[str] | None = None) -> dict[str, float]:
         story = term.wait_frame(term.started, text="bound IV") - term.started
         term.settle()
         keys: list[float] = []
-        for key in STEP_KEYS:
+        for key, shows in STEP_KEYS:
             pressed = term.press(key)
-            keys.append(term.wait_frame(pressed) - pressed)
+            keys.append(term.wait_frame(pressed, text=shows) - pressed)
             term.settle()
         reruns: list[float] = []
-        for key in ("f", "k"):
+        for key, shows in RERUN_KEYS:
             pressed = term.press(key)
-            keys.append(term.wait_frame(pressed) - pressed)
+            keys.append(term.wait_frame(pressed, text=shows) - pressed)
             reruns.append(term.settle() - pressed)
     finally:
         term.close()
