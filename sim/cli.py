@@ -20,7 +20,9 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _build() -> argparse.ArgumentParser:
+def _build(full: bool = True) -> argparse.ArgumentParser:
+    """The parser; ``full=False`` leaves out the subcommands whose modules are slow to import, for
+    ``nflab`` / ``nflab tui`` / ``nflab serve`` (the TUI's first frame waits for this)."""
     p = _Parser(
         prog="nflab",
         description="A model of Linux netfilter conntrack and NAT that shows why a "
@@ -79,18 +81,20 @@ def _build() -> argparse.ArgumentParser:
     )
     r.add_argument("file", help="case file (JSON, or TOML with the same schema)")
     r.add_argument("--json", action="store_true", help="one JSON object per input packet")
-    from sim import exercises, figures
-    from sim.kernel import check
+    if full:
+        from sim import exercises, figures
+        from sim.kernel import check
 
-    for module in (check, figures, exercises):
-        module.add_subcommand(sub)
+        for module in (check, figures, exercises):
+            module.add_subcommand(sub)
     b = sub.add_parser("bench", help="measure the model's throughput and memory on this machine")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _build()
+    args_in = sys.argv[1:] if argv is None else argv
+    parser = _build(full=bool(args_in) and args_in[0] not in ("tui", "serve"))
     args = parser.parse_args(argv)
     if args.command == "walkthrough":
         from sim.walkthrough import render
