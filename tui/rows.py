@@ -187,6 +187,9 @@ def explain(s: Session, c: Cursor) -> list[str]:
             out = window_words(check, d["window"], bool(ns.conntrack.sysctl.tcp_be_liberal))
             if d.get("reason"):
                 out.append(f'The kernel logs: "{ns.conntrack.profile.log_prefix}{d["reason"]}"')
+            if s.run is not None and e.pid in s.late:  # why it came late: the time changed at step RECV
+                sent = s.events[s.steps[e.pid][0]].t
+                out.append(late_words(sent, e.t, s.run.scenario.topology.link_delay))
         elif d.get("ctstate") == "INVALID" and d.get("old_state") in (None, "NONE") and e.before is not None:
             out = [untracked_words(e.before.flags)]
             if e.cause is not None or s.events[s.steps[e.pid][0]].cause is not None:

@@ -45,7 +45,10 @@ class MainScreen(Screen[None]):
     def _narrow(self, width: int) -> None:
         narrow = width < NARROW
         self.set_class(narrow, "-narrow")
-        self.query_one(Footer).show_command_palette = not narrow
+        footer = self.query_one(Footer)
+        if footer.show_command_palette == narrow:
+            footer.show_command_palette = not narrow
+            footer.refresh(recompose=True)
 
     def on_resize(self) -> None:
         self._narrow(self.size.width)
