@@ -29,7 +29,9 @@ import pytest
 from tui.bench import plain
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)"
+)
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -145,6 +147,15 @@ async def devtools(chromium: subprocess.Popen[bytes]) -> AsyncIterator[DevTools]
             tools.reader.cancel()
 
 
+def test_serve_refuses_a_bad_file_in_one_line(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from tui.serve import main
+
+    assert main(str(tmp_path / "nope.toml"), "127.0.0.1", free_port()) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nflab serve: ") and "nope.toml" in err and err.count("\n") == 1
+
+
+@needs_chromium
 @pytest.mark.asyncio
 async def test_serve_in_headless_chromium_steps_one_packet() -> None:
     assert CHROMIUM is not None
