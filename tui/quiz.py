@@ -14,6 +14,7 @@ from sim.packet import TCPHDR_RST
 from sim.trace import Step
 from tui.rows import explain
 from tui.session import Cursor, Session
+from tui.session import ct as ct_of
 
 ENDS = ("the container", "the remote", "the host's own stack", "dropped by a rule")
 
@@ -63,7 +64,7 @@ def questions(s: Session) -> list[Question]:
         ask = Cursor(pos, max(ct - 1, 0))
         pkt = events[0].before
         head = f"packet {s.pids[pos]} ({pkt.describe() if pkt else '?'}) reaches the host's conntrack"
-        window = events[ct].data.get("window")
+        window = ct_of(events[ct]).window  # type: ignore[union-attr]
         if window in ("ACCEPT", "IGNORE", "INVALID"):
             choices = ("ACCEPT", "IGNORE", "INVALID")
             out.append(

@@ -14,7 +14,7 @@ from sim.netfilter.xtables import LogTarget, TableName
 from sim.packet import TCPHDR_RST
 from sim.report.words import late_words, untracked_words, window_words
 from sim.trace import Step, TraceEvent
-from tui.session import Cursor, Session, diverge
+from tui.session import Cursor, Session, ct, diverge, says
 
 # ---------------------------------------------------------------- verdict colours
 
@@ -103,13 +103,10 @@ def step_row(e: TraceEvent, log_rule: tuple[str, int, str] | None = None) -> Ste
     hook = f"{e.hook} {e.priority}" if e.hook and e.priority is not None else (e.hook or e.step.value)
     if e.step is Step.TABLE:
         what = f"{e.table} " + (f"rule {e.rule}" if e.rule else "policy")
-    elif e.step is Step.CONNTRACK:
-        d = e.data
-        ctstate = d.get("ctstate")
-        what = "conntrack" if ctstate in (None, e.verdict) else f"ct {ctstate}"
-        old, new = d.get("old_state"), d.get("new_state")
-        if old and new and old != new:
-            what += f" {old}>{new}"
+    elif (d := ct(e)) is not None:
+        what = "conntrack" if d.ctstate in (None, e.verdict) else f"ct {d.ctstate}"
+        if d.old_state and d.new_state and d.old_state != d.new_state:
+            what += f" {d.old_state}>{d.new_state}"
     elif e.step is Step.NAT:
         what = "nat"
     elif e.step is Step.ROUTE:
@@ -159,7 +156,7 @@ def rule_of(s: Session, e: TraceEvent) -> tuple[str, int, str] | None:
             return None
         chain = ns.ruleset.tables[TableName(table_ev.table)].chains[table_ev.chain]
         for k, rule in enumerate(chain.rules, 1):
-            if isinstance(rule.target, LogTarget) and e.why.startswith(rule.target.prefix):
+            if isinstance(rule.target, LogTarget) and says(e).startswith(rule.target.prefix):
                 return chain.name, k, rule_save(chain, rule, counters=False)
         return None
     if e.step is not Step.TABLE or not e.rule or e.table is None or e.chain is None:
@@ -171,7 +168,8 @@ def rule_of(s: Session, e: TraceEvent) -> tuple[str, int, str] | None:
 def explain(s: Session, c: Cursor) -> list[str]:
     """The plain-words paragraphs for one step, the words first and the kernel's terms after."""
     e = s.event(c)
-    out = [e.why] if e.why else []
+    text = says(e)
+    out = [text] if text else []
     if e.step is Step.SEND and e.before is not None:
         out = [f"{e.ns} sends {e.before.describe()}"]
         if e.cause is not None:
@@ -179,18 +177,17 @@ def explain(s: Session, c: Cursor) -> list[str]:
     if e.step is Step.RECV and s.run is not None and e.pid in s.late:
         sent = s.events[s.steps[e.pid][0]].t
         out.insert(0, late_words(sent, e.t, s.run.scenario.topology.link_delay))
-    if e.step is Step.CONNTRACK:
-        d = e.data
-        check = d.get("check")
+    d = ct(e)
+    if d is not None:
         ns = s.world.namespaces[e.ns]
-        if check is not None and d.get("window") and ns.conntrack is not None:
-            out = window_words(check, d["window"], bool(ns.conntrack.sysctl.tcp_be_liberal))
-            if d.get("reason"):
-                out.append(f'The kernel logs: "{ns.conntrack.profile.log_prefix}{d["reason"]}"')
+        if d.check is not None and d.window and ns.conntrack is not None:
+            out = window_words(d.check, d.window, bool(ns.conntrack.sysctl.tcp_be_liberal))
+            if d.reason:
+                out.append(f'The kernel logs: "{ns.conntrack.profile.log_prefix}{d.reason}"')
             if s.run is not None and e.pid in s.late:  # why it came late: the time changed at step RECV
                 sent = s.events[s.steps[e.pid][0]].t
                 out.append(late_words(sent, e.t, s.run.scenario.topology.link_delay))
-        elif d.get("ctstate") == "INVALID" and d.get("old_state") in (None, "NONE") and e.before is not None:
+        elif d.ctstate == "INVALID" and d.old_state in (None, "NONE") and e.before is not None:
             out = [untracked_words(e.before.flags)]
             if e.cause is not None or s.events[s.steps[e.pid][0]].cause is not None:
                 out.append(
@@ -199,8 +196,8 @@ def explain(s: Session, c: Cursor) -> list[str]:
                     if e.before.flags & TCPHDR_RST
                     else "The host's stack made this packet; it leaves untranslated."
                 )
-        if d.get("old_state") and d.get("new_state") and d["old_state"] != d["new_state"]:
-            out.append(f"TCP state {d['old_state']} -> {d['new_state']}.")
+        if d.old_state and d.new_state and d.old_state != d.new_state:
+            out.append(f"TCP state {d.old_state} -> {d.new_state}.")
     rule = rule_of(s, e)
     if rule is not None:
         chain, k, text = rule
@@ -252,7 +249,8 @@ class WindowView:
 
 
 def window_view(e: TraceEvent) -> WindowView | None:
-    check = e.data.get("check") if e.step is Step.CONNTRACK else None
+    d = ct(e)
+    check = d.check if d is not None else None
     if check is None:
         return None
     bounds = [BoundRow(b.name, b.rule, b.limit, b.value, b.passed) for b in check.bounds]

@@ -21,6 +21,7 @@ from typing import Any
 from sim.capture import tcpdump_line
 from sim.case import CaseError, load_case_file
 from sim.netfilter.profiles import PROFILES
+from sim.netfilter.proto_tcp import WindowCheck
 from sim.packet import TCPHDR_RST
 from sim.replay import run_world
 from sim.scenario import (
@@ -43,6 +44,44 @@ DEFAULT_SCENARIO = "seed-incident"
 
 class SourceError(ValueError):
     """A scenario or case that cannot be opened; the message is one line for the user."""
+
+
+# ---------------------------------------------------------------- reading the trace
+# The only two places the TUI reads an event's payload and its sentence.
+
+
+@dataclass(frozen=True, slots=True)
+class Ct:
+    """What ``nf_conntrack_in`` decided about a packet, as a CONNTRACK event carries it."""
+
+    ctstate: str | None  # what --ctstate matches afterwards
+    window: str | None  # the TCP tracker's action: ACCEPT / IGNORE / INVALID
+    reason: str | None  # the kernel's log text
+    old_state: str | None
+    new_state: str | None
+    check: WindowCheck | None  # tcp_in_window's explanation
+    entry: str | None  # the connection's conntrack -L line afterwards
+
+
+def ct(e: TraceEvent) -> Ct | None:
+    """The conntrack decision of a CONNTRACK event; None for any other step."""
+    if e.step is not Step.CONNTRACK:
+        return None
+    d = e.data
+    return Ct(
+        d.get("ctstate"),
+        d.get("window"),
+        d.get("reason"),
+        d.get("old_state"),
+        d.get("new_state"),
+        d.get("check"),
+        d.get("entry"),
+    )
+
+
+def says(e: TraceEvent) -> str:
+    """The model's own sentence for an event."""
+    return e.why
 
 
 # ---------------------------------------------------------------- capture panes
@@ -183,7 +222,7 @@ def index(
     for i, e in enumerate(events):
         steps.setdefault(e.pid, []).append(i)
         if e.step is Step.CONNTRACK and e.ns == "host":
-            line = e.data.get("entry")
+            line = ct(e).entry  # type: ignore[union-attr]
             if line:
                 entries.append((i, line))
     pids = sorted(steps, key=lambda p: (events[steps[p][0]].t, steps[p][0]))
@@ -193,16 +232,15 @@ def index(
     out_of_window: list[tuple[int, int]] = []  # host PREROUTING window checks that failed a bound
     for k, pid in enumerate(pids):
         for s, i in enumerate(steps[pid]):
-            e = events[i]
-            if e.step is not Step.CONNTRACK:
+            d = ct(events[i])
+            if d is None:
                 continue
-            at_host = e.ns == "host" and e.hook == "PREROUTING"
-            if e.data.get("ctstate") == "INVALID":
+            at_host = events[i].ns == "host" and events[i].hook == "PREROUTING"
+            if d.ctstate == "INVALID":
                 invalid.append((k, s))
                 if at_host:
                     arriving.append((k, s))
-            check = e.data.get("check")
-            if at_host and check is not None and check.failed:
+            if at_host and d.check is not None and d.check.failed:
                 out_of_window.append((k, s))
     focus = decisive(arriving, out_of_window)
     panes = (

@@ -78,7 +78,7 @@ def test_next_invalid_visits_every_invalid_then_wraps(s310: Session) -> None:
         c, wrapped = session.next_invalid(s310, c)
         assert not wrapped
         seen.append((c.packet, c.step))
-        assert s310.event(c).data["ctstate"] == "INVALID"
+        assert session.ct(s310.event(c)).ctstate == "INVALID"  # type: ignore[union-attr]
     assert seen == s310.invalid
     c, wrapped = session.next_invalid(s310, c)
     assert wrapped and (c.packet, c.step) == s310.invalid[0]
@@ -110,8 +110,8 @@ def test_each_fix_means_no_rst_and_the_story_stays_on_the_late_ack(
     late_ack = s310.pids[s310.focus[0]]
     e = fixed.event(Cursor(*fixed.focus))
     assert e.pid == late_ack and e.verdict == verdict
-    check = e.data["check"]
-    assert check.failed == ["IV"]
+    d = session.ct(e)
+    assert d is not None and d.check is not None and d.check.failed == ["IV"]
 
 
 def test_identical_runs_do_not_diverge(s310: Session) -> None:
@@ -213,12 +213,12 @@ def test_the_hosts_own_rst_is_invalid_for_a_stated_reason(s310: Session) -> None
 
 
 def test_delivery_names_the_socket_by_its_addresses(s310: Session) -> None:
-    why = [e.why for e in s310.packet_events(0) if e.step in (Step.SOCKET, Step.DELIVER)]
+    why = [session.says(e) for e in s310.packet_events(0) if e.step in (Step.SOCKET, Step.DELIVER)]
     assert why == [
         "the socket listening on 36.110.213.207:443 takes the segment",
         "to the socket listening on 36.110.213.207:443",
     ]
-    assert not any("object at 0x" in e.why for e in s310.events)
+    assert not any("object at 0x" in session.says(e) for e in s310.events)
 
 
 def test_drop_invalid_shows_the_rule_and_the_log_rule() -> None:

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from tui.rows import Tone
-from tui.session import Cursor, Session
+from tui.session import Cursor, Session, ct
 from tui.widgets.style import INK
 
 
@@ -16,7 +16,7 @@ class ConntrackLine(Static):
         entry = s.entry_at(c)
         out = Text()
         ctstate = next(
-            (x.data.get("ctstate") for x in s.packet_events(c.packet)[: c.step + 1] if x.data.get("ctstate")),
+            (d.ctstate for x in s.packet_events(c.packet)[: c.step + 1] if (d := ct(x)) and d.ctstate),
             None,
         )
         if ctstate == "INVALID" and e.ns == "host":
