@@ -141,7 +141,7 @@ class NflabApp(App[int]):
         self.ready = False
         self.refresh_bindings()
         self.screen_main.busy(f"running {p.title} on kernel {p.kernel} with fix {p.fix} ...")
-        self.run_model(p, what)
+        self.call_after_refresh(self.run_model, p, what)  # the spinner is on screen before the run
 
     @work(thread=True, exclusive=True, group="model")
     def run_model(self, p: Plan, what: str) -> None:
