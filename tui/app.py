@@ -10,6 +10,7 @@ packet.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
@@ -23,14 +24,10 @@ from textual.timer import Timer
 from textual.worker import get_current_worker
 
 from sim.netfilter.profiles import PROFILES
-from sim.scenario import FIXES, builtin_names
 from tui.messages import CursorMoved, RunChanged
 from tui.quiz import Quiz, questions
 from tui.rows import describe_change
-from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
-from tui.screens.open_file import OpenScreen
-from tui.screens.quiz import QuizResult
 from tui.session import (
     DEFAULT_SCENARIO,
     KERNELS,
@@ -38,6 +35,7 @@ from tui.session import (
     Plan,
     Session,
     SourceError,
+    classify,
     cycle,
     follow,
     next_invalid,
@@ -84,11 +82,12 @@ class NflabApp(App[int]):
         Binding("pageup", "why_scroll(-4)", "why up", id="why.up", show=False),
     ]
 
-    def __init__(self, first: Plan, cache: Cache | None = None, quiz: bool = False) -> None:
+    def __init__(
+        self, ref: str, kernel: str | None, fix: str | None, cache: Cache | None = None, quiz: bool = False
+    ) -> None:
         super().__init__()
-        self.plan = first
-        self.ref = first.source.ref
-        self.kernel, self.fix = first.kernel, first.fix
+        self.plan: Plan | None = None  # set when the first run arrives
+        self.ref, self.kernel, self.fix = ref, kernel, fix
         self.session: Session | None = None
         self.cursor = Cursor(0, 0)
         self.playing: Timer | None = None
@@ -107,12 +106,25 @@ class NflabApp(App[int]):
         return MainScreen()
 
     def on_mount(self) -> None:
-        self.sub_title = self.plan.title
+        self.sub_title = self.ref
 
     def screen_ready(self) -> None:
-        """The main screen is composed: run the first source (MainScreen.on_mount calls this)."""
+        """The main screen is composed: paint it with a spinner, then load and run the first source
+        in a worker (MainScreen.on_mount calls this). The model's modules load there too, so the
+        first frame waits for Textual only."""
         if self.session is None:
-            self.start(self.plan, f"opened {self.plan.title}")
+            self.screen_main.busy(f"running {self.ref} ...")
+            self.call_after_refresh(self.first_run)
+
+    @work(thread=True, exclusive=True, group="model")
+    def first_run(self) -> None:
+        try:
+            p = plan(self.ref, self.kernel, self.fix)
+            s = self.cached(p) or p.run()
+        except SourceError as e:  # found only now: a file that reads but does not load
+            self.call_from_thread(self.exit, None, 2, f"nflab tui: {e}")
+            return
+        self.call_from_thread(self.arrive, p, s, f"opened {p.title}")
 
     def show(self) -> None:
         if self.session is not None:
@@ -161,6 +173,7 @@ class NflabApp(App[int]):
     def arrive(self, p: Plan, new: Session, what: str) -> None:
         """A run is ready: say what changed against the one on screen and go to its story."""
         self._cache[(p.source.ref, p.kernel, p.fix)] = new
+        gc.freeze()  # a run is ~100k objects that live on: keep the collector's passes off them
         old = self.session
         self.plan, self.session = p, new
         self.ref, self.kernel, self.fix = p.source.ref, new.kernel, new.fix
@@ -266,6 +279,8 @@ class NflabApp(App[int]):
         self.show()
 
     def action_cycle_fix(self) -> None:
+        from sim.scenario import FIXES
+
         fix = cycle(FIXES, self.fix or "none")
         self.rerun(self.ref, self.kernel, fix, f"fix {fix}")
 
@@ -283,15 +298,19 @@ class NflabApp(App[int]):
             self.rerun(ref, None, None, f"opened {ref}")
 
     def action_open(self) -> None:
+        from tui.screens.open_file import OpenScreen
+
         self.push_screen(OpenScreen(), self.open_ref)
 
     def action_help(self) -> None:
+        from tui.screens.help import HelpScreen  # Markdown loads on first use
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
     def action_screenshot(self) -> None:
         """Save the screen as SVG in the current directory (the course's screenshots)."""
-        name = f"nflab-{self.plan.title}-{self.kernel}-{self.fix}"
+        name = f"nflab-{self.plan.title if self.plan else self.ref}-{self.kernel}-{self.fix}"
         if self.session is not None:
             name += f"-pkt{self.session.pids[self.cursor.packet]}-step{self.cursor.step + 1}"
         path = self.save_screenshot(f"{name}.svg", str(Path.cwd()))
@@ -337,6 +356,8 @@ class NflabApp(App[int]):
             return
         self.quiz_revealed = False
         if quiz.current is None:
+            from tui.screens.quiz import QuizResult
+
             self.quiz = None
             self.show()
             self.push_screen(QuizResult(quiz.report()))
@@ -345,6 +366,8 @@ class NflabApp(App[int]):
         self.show()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:  # type: ignore[type-arg]
+        from sim.scenario import FIXES, builtin_names
+
         yield from super().get_system_commands(screen)
         yield SystemCommand("Next step", "Move to the packet's next step", self.action_next_step)
         yield SystemCommand("Previous step", "Move to the previous step", self.action_prev_step)
@@ -394,9 +417,13 @@ def make_app(
 ) -> NflabApp:
     """The app on ``scenario`` (built-in name, scenario file or case file; default the seed
     incident), with ``kernel``/``fix`` overriding what the file says; ``quiz`` starts in quiz
-    mode. Loads and checks the file (SourceError early, before the terminal switches modes);
-    the model runs once the app is up. ``cache`` shares runs between apps (tests)."""
-    return NflabApp(plan(scenario or DEFAULT_SCENARIO, kernel, fix), cache, quiz)
+    mode. A file that cannot be read or parsed fails here (SourceError, before the terminal
+    switches modes); the model loads and runs once the first frame is up. ``cache`` shares runs
+    between apps (tests)."""
+    ref = scenario or DEFAULT_SCENARIO
+    if ref != DEFAULT_SCENARIO:
+        classify(ref)
+    return NflabApp(ref, kernel, fix, cache, quiz)
 
 
 async def until_ready(app: NflabApp, pilot: Pilot[int], timeout: float = 30.0) -> None:
@@ -418,7 +445,7 @@ async def export_svg(app: NflabApp, path: str, size: tuple[int, int], keys: list
         for key in keys:
             await pilot.press(key)
             await until_ready(app, pilot)
-        Path(path).write_text(app.export_screenshot(title=f"nflab {app.plan.title}"))
+        Path(path).write_text(app.export_screenshot(title=f"nflab {app.plan.title if app.plan else app.ref}"))
 
 
 def main(
@@ -451,4 +478,4 @@ def main(
         print(f"wrote {svg}")
         return 0
     app.run()
-    return 0
+    return app.return_code or 0

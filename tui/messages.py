@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from tui.quiz import Quiz
-from tui.session import Cursor, Session
+if TYPE_CHECKING:
+    from tui.quiz import Quiz
+    from tui.session import Cursor, Session
 
 
 @dataclass

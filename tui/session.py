@@ -16,27 +16,16 @@ import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sim.capture import tcpdump_line
-from sim.case import CaseError, load_case_file
 from sim.netfilter.profiles import PROFILES
-from sim.netfilter.proto_tcp import WindowCheck
 from sim.packet import TCPHDR_RST
-from sim.replay import run_world
-from sim.scenario import (
-    BE_LIBERAL,
-    DROP_INVALID_RULE,
-    FIXES,
-    Run,
-    Scenario,
-    ScenarioError,
-    builtin_names,
-    load_scenario,
-    run_scenario,
-)
 from sim.trace import Step, TraceEvent
-from sim.world import World
+
+if TYPE_CHECKING:  # the model's modules load in the worker that runs it, after the first frame
+    from sim.netfilter.proto_tcp import WindowCheck
+    from sim.scenario import Run, Scenario
+    from sim.world import World
 
 KERNELS = tuple(PROFILES)  # oldest first; a new profile shows up in the app by itself
 DEFAULT_SCENARIO = "seed-incident"
@@ -122,6 +111,8 @@ class Pane:
 
 
 def _pane(world: World, ns: str, dev: str, title: str) -> Pane:
+    from sim.capture import tcpdump_line
+
     cap = world.captures.get((ns, dev))
     records = cap.records if cap is not None else []
     seqs: dict[Any, Any] = {}
@@ -150,6 +141,8 @@ class Source:
 
 def classify(ref: str) -> Source:
     """Decide whether ``ref`` is a scenario (name or file) or a crafted-packet case."""
+    from sim.scenario import builtin_names
+
     if ref in builtin_names():
         return Source(ref, "scenario")
     path = Path(ref)
@@ -297,6 +290,8 @@ def _run_outcome(run: Run) -> str:
 
 
 def _case_with(case: dict[str, Any], kernel: str, fix: str) -> dict[str, Any]:
+    from sim.scenario import BE_LIBERAL, DROP_INVALID_RULE
+
     out = dict(case)
     out["kernel"] = kernel
     sysctl = dict(case.get("sysctl") or {})
@@ -315,6 +310,8 @@ def _case_with(case: dict[str, Any], kernel: str, fix: str) -> dict[str, Any]:
 
 def case_fix(case: dict[str, Any]) -> str:
     """Which of the two fixes a case file already carries."""
+    from sim.scenario import BE_LIBERAL, DROP_INVALID_RULE
+
     if DROP_INVALID_RULE in (case.get("iptables") or {}).get("host", []):
         return "drop-invalid"
     if (case.get("sysctl") or {}).get(BE_LIBERAL):
@@ -323,6 +320,8 @@ def case_fix(case: dict[str, Any]) -> str:
 
 
 def scenario_fix(sc: Scenario) -> str:
+    from sim.scenario import BE_LIBERAL, DROP_INVALID_RULE
+
     if DROP_INVALID_RULE in sc.rules:
         return "drop-invalid"
     if sc.sysctl.get(BE_LIBERAL):
@@ -341,6 +340,9 @@ class Plan:
     start: Callable[[], Session]
 
     def run(self) -> Session:
+        from sim.case import CaseError
+        from sim.scenario import ScenarioError
+
         try:
             return self.start()
         except (CaseError, ScenarioError, ValueError) as e:
@@ -350,6 +352,10 @@ class Plan:
 def plan(ref: str, kernel: str | None = None, fix: str | None = None) -> Plan:
     """Load and check ``ref`` (scenario name or file, or case file) for ``kernel`` with ``fix``
     (None keeps what the file says), without running it: bad input fails here, fast."""
+    from sim.case import CaseError, load_case_file
+    from sim.replay import run_world
+    from sim.scenario import FIXES, ScenarioError, load_scenario, run_scenario
+
     source = classify(ref)
     if kernel is not None and kernel not in KERNELS:
         raise SourceError(f"kernel: expected one of {', '.join(KERNELS)}, got {kernel!r}")
