@@ -1,1 +1,3 @@
-"""The report layer: what the trace means, in words, tables, captures and figures."""
+"""Presentation, read off the trace: the timeline (``timeline``), tcpdump text and pcap files
+(``capture``), the walkthrough's steps (``walkthrough``), exercises with a checker
+(``exercises``) and the SVG figures (``figures``); the window check in plain words (``words``)."""
