@@ -3,7 +3,8 @@
 Questions are read off any session, so an instructor writes a new quiz as a case file: every
 crafted packet of a case is asked about; in a scenario, the connection's first packet and every
 packet that failed a window bound or was INVALID at the host. Per packet: the tracker's verdict,
-whether NAT translates it, where it ends, and whether the host answers with a RST. No Textual.
+whether NAT translates it, where it ends, and whether the host answers with a RST. A long case
+(a replayed capture) is asked about its decisive packets only. No Textual.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from tui.rows import explain
 from tui.session import Cursor, Session
 from tui.session import ct as ct_of
 
+MAX_ALL = 12  # a case with more packets (a capture) is asked about its decisive ones only
 ENDS = ("the container", "the remote", "the host's own stack", "dropped by a rule")
 
 
@@ -44,8 +46,9 @@ def _end(s: Session, pos: int) -> tuple[int, int]:
 
 def packets(s: Session) -> list[int]:
     """Positions of the packets the quiz asks about, in order."""
-    if s.run is None:  # a crafted case: every packet the case sends
-        return [k for k, pid in enumerate(s.pids) if s.events[s.steps[pid][0]].cause is None]
+    crafted = [k for k, pid in enumerate(s.pids) if s.events[s.steps[pid][0]].cause is None]
+    if s.run is None and len(crafted) <= MAX_ALL:  # a crafted case: every packet the case sends
+        return crafted
     picked = {s.arriving[0][0]} if s.arriving else set()
     picked |= {k for k, _ in s.out_of_window}
     if s.pids:

@@ -136,20 +136,32 @@ class Source:
     """What to open: a built-in scenario name, a scenario file, or a crafted case file."""
 
     ref: str
-    kind: str  # "scenario" or "case"
+    kind: str  # "scenario", "case", or "capture" (a pcap/pcapng file, replayed as a case)
+
+
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
 
 
 def classify(ref: str) -> Source:
-    """Decide whether ``ref`` is a scenario (name or file) or a crafted-packet case."""
+    """Decide whether ``ref`` is a scenario (name or file), a crafted-packet case or a capture."""
+    path = Path(ref)
+    if path.suffix in CAPTURE_SUFFIXES:
+        try:
+            path.open("rb").close()
+        except OSError as e:
+            raise SourceError(f"{ref}: {e.strerror}") from None
+        return Source(ref, "capture")
     from sim.scenario import builtin_names
 
     if ref in builtin_names():
         return Source(ref, "scenario")
-    path = Path(ref)
     try:
         text = path.read_text()
     except OSError as e:
         raise SourceError(f"{ref}: {e.strerror} (built-in scenarios: {', '.join(builtin_names())})") from None
+    except UnicodeDecodeError:
+        what = "scenario TOML/JSON, case JSON, or a .pcap capture"
+        raise SourceError(f"{ref}: not a text file ({what})") from None
     try:
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
@@ -361,11 +373,16 @@ def plan(ref: str, kernel: str | None = None, fix: str | None = None) -> Plan:
         raise SourceError(f"kernel: expected one of {', '.join(KERNELS)}, got {kernel!r}")
     if fix is not None and fix not in FIXES:
         raise SourceError(f"fix: expected one of {', '.join(FIXES)}, got {fix!r}")
-    if source.kind == "case":
+    if source.kind in ("case", "capture"):
         try:
-            case = load_case_file(ref)
-        except CaseError as e:
-            raise SourceError(str(e)) from None
+            if source.kind == "capture":  # the capture's connection as a replay case (nflab pcap --to-case)
+                from sim.report.pcap.tocase import capture_case
+
+                case = capture_case(ref, kernel=kernel or "6.1")
+            else:
+                case = load_case_file(ref)
+        except (CaseError, ValueError) as e:  # CaptureError is a ValueError
+            raise SourceError(f"{ref}: {e}" if ref not in str(e) else str(e)) from None
         k = kernel or str(case.get("kernel", "6.1"))
         f = fix or case_fix(case)
         title = str(case.get("name", Path(ref).stem))
@@ -373,7 +390,8 @@ def plan(ref: str, kernel: str | None = None, fix: str | None = None) -> Plan:
         def run_case() -> Session:
             world, obs = run_world(_case_with(case, k, f))
             rsts = sum(len(o.get("emitted") or []) for o in obs)
-            outcome = f"{len(obs)} crafted packets, {rsts} emitted by the host"
+            what = "captured packets replayed" if source.kind == "capture" else "crafted packets"
+            outcome = f"{len(obs)} {what}, {rsts} emitted by the host"
             return index(source, k, f, title, world, None, outcome)
 
         return Plan(source, k, f, title, run_case)

@@ -44,7 +44,7 @@ RST red.
 | z | quiz: predict each decisive hook (1-4 to answer, enter for the next); z again stops |
 | s | save the screen as SVG in the current directory |
 | pgdn / pgup | scroll the why panel |
-| o | open a scenario or crafted case file |
+| o | open a scenario, a crafted case file or a capture (.pcap/.pcapng) |
 | ctrl+p | command palette (kernels, fixes, built-in scenarios: back to the seed incident) |
 | ? | this help |
 | q | quit |

@@ -21,7 +21,8 @@ class OpenScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="open-box"):
             yield Label(
-                "Open a scenario (.toml/.json) or crafted case (.json, e.g. sim/cases/late-ack.json); "
+                "Open a scenario (.toml/.json), a crafted case (.json, e.g. sim/cases/late-ack.json) or a "
+                "capture (.pcap/.pcapng: its connection replayed as a case); "
                 f"built-in: {', '.join(builtin_names())}"
             )
             yield Input(placeholder="path or built-in name", id="open-path")
