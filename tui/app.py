@@ -279,7 +279,7 @@ class NflabApp(App[int]):
         self.show()
 
     def action_cycle_fix(self) -> None:
-        from sim.scenario import FIXES
+        from sim.scenario.fixes import FIXES
 
         fix = cycle(FIXES, self.fix or "none")
         self.rerun(self.ref, self.kernel, fix, f"fix {fix}")
@@ -366,7 +366,8 @@ class NflabApp(App[int]):
         self.show()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:  # type: ignore[type-arg]
-        from sim.scenario import FIXES, builtin_names
+        from sim.scenario.fixes import FIXES
+        from sim.scenario.loader import builtin_scenarios
 
         yield from super().get_system_commands(screen)
         yield SystemCommand("Next step", "Move to the packet's next step", self.action_next_step)
@@ -397,7 +398,7 @@ class NflabApp(App[int]):
             yield SystemCommand(
                 f"Kernel: {kernel}", f"Re-run on {profile.description}", lambda k=kernel: self.set_kernel(k)
             )
-        for name in builtin_names():
+        for name in builtin_scenarios():
             yield SystemCommand(
                 f"Open built-in: {name}",
                 "Back to the seed incident" if name == DEFAULT_SCENARIO else f"The built-in scenario {name}",

@@ -143,8 +143,10 @@ def rule_of(s: Session, e: TraceEvent) -> tuple[str, int, str] | None:
     """(chain, rule number, the rule as ``iptables -S`` prints it) for a table verdict decided
     by a rule, or for a LOG line: the LOG rule of the table that ran next for this packet (the
     LOG target logs and lets the table go on, so the table's verdict event follows its line)."""
-    from sim.netfilter.iptables_save import rule_save
-    from sim.netfilter.xtables import LogTarget, TableName
+    from sim.netfilter.iptables.save import rule_save
+
+    from sim.netfilter.log import LogTarget
+    from sim.netfilter.xtables import TableName
 
     ns = s.world.namespaces.get(e.ns)
     if ns is None:

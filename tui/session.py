@@ -10,9 +10,7 @@ step *says* is in ``tui.rows``. No Textual here.
 from __future__ import annotations
 
 import bisect
-import json
 import re
-import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +21,9 @@ from sim.packet import TCPHDR_RST
 from sim.trace import Step, TraceEvent
 
 if TYPE_CHECKING:  # the model's modules load in the worker that runs it, after the first frame
-    from sim.netfilter.proto_tcp import WindowCheck
-    from sim.scenario import Run, Scenario
-    from sim.world import World
+    from sim.net.world import World
+    from sim.scenario.scenario import Run
+    from sim.trace import ConntrackInfo
 
 KERNELS = tuple(PROFILES)  # oldest first; a new profile shows up in the app by itself
 DEFAULT_SCENARIO = "seed-incident"
@@ -39,38 +37,16 @@ class SourceError(ValueError):
 # The only two places the TUI reads an event's payload and its sentence.
 
 
-@dataclass(frozen=True, slots=True)
-class Ct:
-    """What ``nf_conntrack_in`` decided about a packet, as a CONNTRACK event carries it."""
-
-    ctstate: str | None  # what --ctstate matches afterwards
-    window: str | None  # the TCP tracker's action: ACCEPT / IGNORE / INVALID
-    reason: str | None  # the kernel's log text
-    old_state: str | None
-    new_state: str | None
-    check: WindowCheck | None  # tcp_in_window's explanation
-    entry: str | None  # the connection's conntrack -L line afterwards
-
-
-def ct(e: TraceEvent) -> Ct | None:
+def ct(e: TraceEvent) -> ConntrackInfo | None:
     """The conntrack decision of a CONNTRACK event; None for any other step."""
-    if e.step is not Step.CONNTRACK:
-        return None
-    d = e.data
-    return Ct(
-        d.get("ctstate"),
-        d.get("window"),
-        d.get("reason"),
-        d.get("old_state"),
-        d.get("new_state"),
-        d.get("check"),
-        d.get("entry"),
-    )
+    return e.ct if e.step is Step.CONNTRACK else None
 
 
 def says(e: TraceEvent) -> str:
     """The model's own sentence for an event."""
-    return e.why
+    from sim.report.sentences import say
+
+    return say(e)
 
 
 # ---------------------------------------------------------------- capture panes
@@ -111,7 +87,7 @@ class Pane:
 
 
 def _pane(world: World, ns: str, dev: str, title: str) -> Pane:
-    from sim.capture import tcpdump_line
+    from sim.report.capture import tcpdump_line
 
     cap = world.captures.get((ns, dev))
     records = cap.records if cap is not None else []
@@ -151,22 +127,15 @@ def classify(ref: str) -> Source:
         except OSError as e:
             raise SourceError(f"{ref}: {e.strerror}") from None
         return Source(ref, "capture")
-    from sim.scenario import builtin_names
+    from sim.scenario.loader import InputError, kind_of
 
-    if ref in builtin_names():
-        return Source(ref, "scenario")
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise SourceError(f"{ref}: {e.strerror} (built-in scenarios: {', '.join(builtin_names())})") from None
+        return Source(ref, kind_of(ref))
+    except InputError as e:
+        raise SourceError(str(e)) from None
     except UnicodeDecodeError:
         what = "scenario TOML/JSON, case JSON, or a .pcap capture"
         raise SourceError(f"{ref}: not a text file ({what})") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-        raise SourceError(f"{ref}: {e}") from None
-    return Source(ref, "case" if isinstance(data, dict) and "packets" in data else "scenario")
 
 
 @dataclass(slots=True)
@@ -227,7 +196,7 @@ def index(
     for i, e in enumerate(events):
         steps.setdefault(e.pid, []).append(i)
         if e.step is Step.CONNTRACK and e.ns == "host":
-            line = ct(e).entry  # type: ignore[union-attr]
+            line = e.ct.entry if e.ct else None
             if line:
                 entries.append((i, line))
     pids = sorted(steps, key=lambda p: (events[steps[p][0]].t, steps[p][0]))
@@ -302,18 +271,11 @@ def _run_outcome(run: Run) -> str:
 
 
 def _case_with(case: dict[str, Any], kernel: str, fix: str) -> dict[str, Any]:
-    from sim.scenario import BE_LIBERAL, DROP_INVALID_RULE
+    from sim.scenario.fixes import with_fix
 
     out = dict(case)
     out["kernel"] = kernel
-    sysctl = dict(case.get("sysctl") or {})
-    ipt = dict(case.get("iptables") or {})
-    host = [line for line in ipt.get("host", []) if line != DROP_INVALID_RULE]
-    sysctl.pop(BE_LIBERAL, None)
-    if fix == "drop-invalid":
-        host.append(DROP_INVALID_RULE)
-    elif fix == "be-liberal":
-        sysctl[BE_LIBERAL] = 1
+    sysctl, host = with_fix(case.get("sysctl") or {}, (case.get("iptables") or {}).get("host", []), fix)
     out["sysctl"], out["iptables"] = sysctl, {"host": host} if host else {}
     if not out["iptables"]:
         out.pop("iptables")
@@ -322,23 +284,9 @@ def _case_with(case: dict[str, Any], kernel: str, fix: str) -> dict[str, Any]:
 
 def case_fix(case: dict[str, Any]) -> str:
     """Which of the two fixes a case file already carries."""
-    from sim.scenario import BE_LIBERAL, DROP_INVALID_RULE
+    from sim.scenario.fixes import fix_of
 
-    if DROP_INVALID_RULE in (case.get("iptables") or {}).get("host", []):
-        return "drop-invalid"
-    if (case.get("sysctl") or {}).get(BE_LIBERAL):
-        return "be-liberal"
-    return "none"
-
-
-def scenario_fix(sc: Scenario) -> str:
-    from sim.scenario import BE_LIBERAL, DROP_INVALID_RULE
-
-    if DROP_INVALID_RULE in sc.rules:
-        return "drop-invalid"
-    if sc.sysctl.get(BE_LIBERAL):
-        return "be-liberal"
-    return "none"
+    return fix_of(case.get("sysctl") or {}, (case.get("iptables") or {}).get("host", []))
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,21 +300,19 @@ class Plan:
     start: Callable[[], Session]
 
     def run(self) -> Session:
-        from sim.case import CaseError
-        from sim.scenario import ScenarioError
-
         try:
             return self.start()
-        except (CaseError, ScenarioError, ValueError) as e:
+        except ValueError as e:  # InputError (CaseError, ScenarioError) and the model's own
             raise SourceError(str(e)) from None
 
 
 def plan(ref: str, kernel: str | None = None, fix: str | None = None) -> Plan:
     """Load and check ``ref`` (scenario name or file, or case file) for ``kernel`` with ``fix``
     (None keeps what the file says), without running it: bad input fails here, fast."""
-    from sim.case import CaseError, load_case_file
-    from sim.replay import run_world
-    from sim.scenario import FIXES, ScenarioError, load_scenario, run_scenario
+    from sim.scenario.case import load_case_file
+    from sim.scenario.fixes import FIXES
+    from sim.scenario.replay import run_world
+    from sim.scenario.scenario import load_scenario, run_scenario
 
     source = classify(ref)
     if kernel is not None and kernel not in KERNELS:
@@ -381,7 +327,7 @@ def plan(ref: str, kernel: str | None = None, fix: str | None = None) -> Plan:
                 case = capture_case(ref, kernel=kernel or "6.1")
             else:
                 case = load_case_file(ref)
-        except (CaseError, ValueError) as e:  # CaptureError is a ValueError
+        except ValueError as e:  # CaseError and CaptureError are ValueErrors
             raise SourceError(f"{ref}: {e}" if ref not in str(e) else str(e)) from None
         k = kernel or str(case.get("kernel", "6.1"))
         f = fix or case_fix(case)
@@ -398,11 +344,11 @@ def plan(ref: str, kernel: str | None = None, fix: str | None = None) -> Plan:
     try:
         sc = load_scenario(ref)
         k = kernel or sc.kernel
-        f = fix or scenario_fix(sc)
+        f = fix or sc.fix
         sc = sc.with_kernel(k)
-        if f != scenario_fix(sc):
+        if f != sc.fix:
             sc = sc.with_fix(f)
-    except (ScenarioError, ValueError) as e:
+    except ValueError as e:
         raise SourceError(str(e)) from None
 
     def run_sc() -> Session:

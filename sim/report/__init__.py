@@ -1,3 +1,4 @@
-"""Presentation, read off the trace: the timeline (``timeline``), tcpdump text and pcap files
-(``capture``), the walkthrough's steps (``walkthrough``), exercises with a checker
-(``exercises``) and the SVG figures (``figures``); the window check in plain words (``words``)."""
+"""Presentation, read off the trace: the trace's sentences (``sentences``), the window check in
+plain words (``words``), the timeline (``timeline``), tcpdump text and pcap files (``capture``),
+the walkthrough's steps (``walkthrough``), exercises with a checker (``exercises``), the SVG
+figures (``figures/``) and the analysis of real captures (``pcap/``)."""

@@ -21,7 +21,7 @@ from tui.widgets.status import ChangeBar, StatusBar
 from tui.widgets.topology import TopologyStrip
 from tui.widgets.why import WhyPanel
 
-CASES = Path(__file__).resolve().parents[2] / "sim" / "cases"
+CASES = Path(__file__).resolve().parents[2] / "sim" / "scenario" / "cases"
 Cache = dict[tuple[str, str, str], Session]
 SIZES = [(120, 40), (80, 24)]
 

@@ -11,7 +11,7 @@ from tui import rows, session
 from tui.rows import Tone
 from tui.session import Cursor, Session
 
-CASES = Path(__file__).resolve().parents[2] / "sim" / "cases"
+CASES = Path(__file__).resolve().parents[2] / "sim" / "scenario" / "cases"
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +167,7 @@ def test_the_core_never_imports_the_tui() -> None:
     import sys
 
     code = (
-        "import sys, sim.scenario, sim.replay, sim.timeline; "
+        "import sys, sim.scenario.scenario, sim.scenario.replay, sim.report.timeline; "
         "print(any(m.startswith(('tui', 'textual')) for m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
