@@ -432,6 +432,8 @@ async def until_ready(app: NflabApp, pilot: Pilot[int], timeout: float = 30.0) -
     deadline = asyncio.get_running_loop().time() + timeout
     await pilot.pause()
     while not app.ready or any(not w.is_finished for w in app.workers):
+        if app.return_code is not None:  # the app gave up (a file that does not load)
+            return
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError("the model run did not finish")
         await app.workers.wait_for_complete()
@@ -443,6 +445,8 @@ async def export_svg(app: NflabApp, path: str, size: tuple[int, int], keys: list
     """Run ``app`` headless at ``size``, press ``keys`` once the run is on screen, save an SVG."""
     async with app.run_test(size=size) as pilot:
         await until_ready(app, pilot)
+        if app.return_code is not None:
+            return
         for key in keys:
             await pilot.press(key)
             await until_ready(app, pilot)
@@ -476,6 +480,8 @@ def main(
         except OSError as e:
             print(f"nflab tui: {svg}: {e.strerror}", file=sys.stderr)
             return 2
+        if app.return_code:
+            return app.return_code  # Textual has printed the one-line reason
         print(f"wrote {svg}")
         return 0
     app.run()

@@ -301,4 +301,9 @@ def test_svg_option_and_bad_files(tmp_path: Path) -> None:
     assert main("seed-incident", "3.10", "none", svg=str(out), size=(80, 24), keys=["c"]) == 0
     assert "1232" in out.read_text()  # the RST's packet id in the status line
     assert main(str(tmp_path / "nope.toml"), None, "none") == 2
+    # a file that reads but does not load is found by the worker: the app exits with 2
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\nbogus = 1\n')
+    assert main(str(bad), None, None, svg=str(tmp_path / "bad.svg")) == 2
+    assert not (tmp_path / "bad.svg").exists()
     assert main("seed-incident", None, None, svg=str(tmp_path / "no" / "dir.svg")) == 2
