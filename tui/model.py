@@ -19,6 +19,7 @@ from typing import Any
 from sim.net.world import World
 from sim.packet import TCPHDR_RST, Packet
 from sim.report.capture import tcpdump_line
+from sim.report.conntrack_list import conntrack_line
 from sim.report.sentences import say
 from sim.scenario.case import CaseError, load_case_file
 from sim.scenario.fixes import FIXES, fix_of, with_fix
@@ -231,7 +232,7 @@ def index(
     for i, e in enumerate(events):
         steps.setdefault(e.pid, []).append(i)
         if e.step is Step.CONNTRACK and e.ns == "host":
-            line = e.ct.entry if e.ct else None
+            line = conntrack_line(e.ct.entry, e.t) if e.ct and e.ct.entry else None
             if line:
                 entries.append((i, line))
     pids = sorted(steps, key=lambda p: (events[steps[p][0]].t, steps[p][0]))

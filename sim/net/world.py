@@ -22,7 +22,7 @@ from sim.net.netns import Device, Namespace
 from sim.netfilter.core import Net, NfHookState
 from sim.packet import Packet
 from sim.skb import Hook, Skb
-from sim.trace import Step, Trace, TraceEvent, Why
+from sim.trace import Step, Trace, TraceEvent, TraceVerdict, Why
 
 
 @dataclass(slots=True)
@@ -138,7 +138,7 @@ class World:
         step: Step,
         why: Why,
         ns: Namespace,
-        verdict: str,
+        verdict: TraceVerdict,
         before: Packet,
         skb: Skb | None = None,
         dev: str | None = None,
@@ -172,7 +172,7 @@ class World:
                     step=Step.LOG,
                     why=Why.LOG,
                     ns=net.name,
-                    verdict="LOG",
+                    verdict=TraceVerdict.LOG,
                     detail=line,
                 )
             )
@@ -184,7 +184,13 @@ class World:
         ns = self.namespaces[ns_name]
         if self.trace.enabled:
             self.event(
-                pid=pid, step=Step.SEND, why=Why.CRAFTED, ns=ns, verdict="SEND", before=pkt, dev=dev_name
+                pid=pid,
+                step=Step.SEND,
+                why=Why.CRAFTED,
+                ns=ns,
+                verdict=TraceVerdict.SEND,
+                before=pkt,
+                dev=dev_name,
             )
         self.xmit(ns, dev_name, pkt, pid, pkt.dst)
         return pid
@@ -195,7 +201,9 @@ class World:
         ns = self.namespaces[ns_name]
         self.crossings += 1
         if self.trace.enabled:
-            self.event(pid=pid, step=Step.SEND, why=Why.STACK_SENDS, ns=ns, verdict="SEND", before=pkt)
+            self.event(
+                pid=pid, step=Step.SEND, why=Why.STACK_SENDS, ns=ns, verdict=TraceVerdict.SEND, before=pkt
+            )
         ip_local_out(self, ns, Skb(pkt, pid=pid))
         return pid
 
@@ -204,8 +212,10 @@ class World:
         ns = self.namespaces[net.name]
         pid = self.new_pid()
         if self.trace.enabled:
-            self.event(pid=cause, step=Step.RST, why=why, ns=ns, verdict="RST", before=pkt)
-            self.event(pid=pid, step=Step.SEND, why=why, ns=ns, verdict="SEND", before=pkt, cause=cause)
+            self.event(pid=cause, step=Step.RST, why=why, ns=ns, verdict=TraceVerdict.RST, before=pkt)
+            self.event(
+                pid=pid, step=Step.SEND, why=why, ns=ns, verdict=TraceVerdict.SEND, before=pkt, cause=cause
+            )
         ip_local_out(self, ns, Skb(pkt, pid=pid))
         return pid
 
@@ -224,7 +234,7 @@ class World:
                         step=Step.DROP,
                         why=Why.NEIGH_UNRESOLVED,
                         ns=ns,
-                        verdict="DROP",
+                        verdict=TraceVerdict.DROP,
                         before=pkt,
                         dev=dev_name,
                         detail=nexthop,
@@ -236,7 +246,7 @@ class World:
                     step=Step.BRIDGE,
                     why=Why.BRIDGE_OUT,
                     ns=ns,
-                    verdict="OUT",
+                    verdict=TraceVerdict.OUT,
                     before=pkt,
                     dev=port,
                     detail=dev_name,
@@ -247,16 +257,36 @@ class World:
         if dev.peer is None:
             if self.trace.enabled:
                 self.event(
-                    pid=pid, step=Step.DROP, why=Why.NO_LINK, ns=ns, verdict="DROP", before=pkt, dev=dev.name
+                    pid=pid,
+                    step=Step.DROP,
+                    why=Why.NO_LINK,
+                    ns=ns,
+                    verdict=TraceVerdict.DROP,
+                    before=pkt,
+                    dev=dev.name,
                 )
             return
         if self.trace.enabled:
-            self.event(pid=pid, step=Step.XMIT, why=Why.XMIT, ns=ns, verdict="XMIT", before=pkt, dev=dev.name)
+            self.event(
+                pid=pid,
+                step=Step.XMIT,
+                why=Why.XMIT,
+                ns=ns,
+                verdict=TraceVerdict.XMIT,
+                before=pkt,
+                dev=dev.name,
+            )
         copies = 1
         if dev.loss and self.rng.random() < dev.loss:
             if self.trace.enabled:
                 self.event(
-                    pid=pid, step=Step.DROP, why=Why.LOST, ns=ns, verdict="DROP", before=pkt, dev=dev.name
+                    pid=pid,
+                    step=Step.DROP,
+                    why=Why.LOST,
+                    ns=ns,
+                    verdict=TraceVerdict.DROP,
+                    before=pkt,
+                    dev=dev.name,
                 )
             return
         if dev.duplicate and self.rng.random() < dev.duplicate:
@@ -287,7 +317,15 @@ class World:
         if self.capturing:
             self.captures[(ns_name, dev_name)].records.append((self.clock.now, "in", pkt, pid))
         if self.trace.enabled:
-            self.event(pid=pid, step=Step.RECV, why=Why.RECV, ns=ns, verdict="RECV", before=pkt, dev=dev_name)
+            self.event(
+                pid=pid,
+                step=Step.RECV,
+                why=Why.RECV,
+                ns=ns,
+                verdict=TraceVerdict.RECV,
+                before=pkt,
+                dev=dev_name,
+            )
         dev = ns.devices[dev_name]
         skb = Skb(pkt, indev=dev_name, pid=pid)
         if dev.master is not None:
@@ -301,7 +339,7 @@ class World:
                     step=Step.BRIDGE,
                     why=Why.BRIDGE_UP,
                     ns=ns,
-                    verdict="UP",
+                    verdict=TraceVerdict.UP,
                     before=pkt,
                     skb=skb,
                     detail=dev_name,
@@ -313,7 +351,7 @@ class World:
                     step=Step.DELIVER,
                     why=Why.CAPTURED,
                     ns=ns,
-                    verdict="CAPTURED",
+                    verdict=TraceVerdict.CAPTURED,
                     before=pkt,
                     skb=skb,
                 )
@@ -328,7 +366,7 @@ class World:
                 step=Step.DELIVER,
                 why=Why.DELIVERED,
                 ns=ns,
-                verdict="DELIVERED",
+                verdict=TraceVerdict.DELIVERED,
                 before=pkt,
                 detail=repr(sk),
             )
