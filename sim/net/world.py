@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import networkx as nx
 
@@ -60,6 +59,19 @@ class Capture:
     records: list[tuple[float, str, Packet, int]] = field(default_factory=list)
 
 
+class Trigger(Protocol):
+    """Something a scenario makes happen mid-run (``sim.scenario.scenario``'s late-ack and
+    beyond-window); the world runs it at two points."""
+
+    def delay(self, ns: str, dev: str, pkt: Packet, pid: int) -> float:
+        """Extra seconds packet ``pid`` spends on the link out of ``ns``/``dev`` (0: none)."""
+        ...
+
+    def after_socket(self, w: World) -> None:
+        """Runs after each segment a socket took (its timers armed and its answer sent)."""
+        ...
+
+
 class World:
     """Namespaces, links, the clock, the RNG and the trace."""
 
@@ -74,8 +86,7 @@ class World:
         self.capturing = True  # off: no capture records (a streaming replay keeps memory flat)
         self._next_pid = 0
         self.crossings = 0  # packets counted once per namespace they pass (bench)
-        # called after a socket took a segment (and its timer was armed): a scenario's triggers
-        self.on_socket: Callable[[Namespace, Any], None] | None = None
+        self.triggers: list[Trigger] = []  # a scenario's triggers, run by xmit and deliver_to_socket
         self._armed: dict[int, float] = {}  # id(socket) -> the deadline its poll is scheduled for
         self._contexts: dict[str, NsContext] = {}
         self._hook_states: dict[tuple[str, Hook], NfHookState] = {}
@@ -293,8 +304,8 @@ class World:
             copies = 2
         for _ in range(copies):
             delay = dev.delay + (self.rng.uniform(0, dev.jitter) if dev.jitter else 0.0)
-            if dev.hold is not None:
-                delay += dev.hold(pkt, pid)
+            for trigger in self.triggers:
+                delay += trigger.delay(ns.name, dev.name, pkt, pid)
             if dev.reorder and self.rng.random() < dev.reorder:
                 delay += dev.delay or 0.001
             self.clock.schedule(delay, self.netif_receive, dev.peer[0], dev.peer[1], pkt, pid)
@@ -373,8 +384,8 @@ class World:
         for out in sk.receive(pkt, self.clock.now):
             self.send(ns.name, out)
         self.arm(ns.name, sk)
-        if self.on_socket is not None:
-            self.on_socket(ns, sk)
+        for trigger in self.triggers:
+            trigger.after_socket(self)
 
     def arm(self, ns_name: str, sk: Any) -> None:
         """Schedule the socket's timers (retransmission, delayed ACK, ...): ``sk.poll`` runs at
