@@ -1,5 +1,4 @@
 """Presentation, read off the trace: the trace's sentences (``sentences``), the timeline
-(``timeline``), a traced entry's ``conntrack -L`` line (``conntrack_list``), tcpdump text and pcap
-files (``capture``), the walkthrough's steps
-(``walkthrough``), exercises with a checker (``exercises``), the SVG figures (``figures/``) and
-the analysis of real captures (``pcap/``)."""
+(``timeline``), a traced entry's ``conntrack -L`` line (``conntrack_list``), tcpdump text and
+pcap files (``capture``), the walkthrough's steps (``walkthrough``), exercises with a checker
+(``exercises``), the SVG figures (``figures/``) and the analysis of real captures (``pcap/``)."""
