@@ -31,7 +31,7 @@ from sim.kernel.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case
 from sim.kernel.netns import NetnsError, skip_reason
 from sim.kernel.testbed import Testbed, run_case
 from sim.netfilter.profiles import resolve_kernel
-from sim.scenario.case import CaseError, load_case_file, parse_case
+from sim.scenario.case import load_case_file, parse_case
 from sim.scenario.loader import InputError, builtin_cases, find_case
 
 FIELDS = ("ctstate", "window", "reason", "tcp_state", "fate", "delivered_as", "emitted")
@@ -42,20 +42,13 @@ Observations = list[dict[str, Any]]
 Replay = Callable[[dict[str, Any]], Observations]
 
 
-class CheckError(ValueError):
-    """Bad kernel-check input (unknown case, unreadable file); the message is one line."""
-
-
 # ---------------------------------------------------------------- the case library
 
 
 def load_case(ref: str) -> dict[str, Any]:
     """A built-in case name or a path to a JSON case file -> the validated case dict."""
-    try:
-        path = find_case(ref)
-        case = load_case_file(path)
-    except InputError as e:
-        raise CheckError(str(e)) from None
+    path = find_case(ref)
+    case = load_case_file(path)
     if not case.get("name"):
         case["name"] = path.stem
     return dict(case)
@@ -184,11 +177,11 @@ def model_replay() -> Replay:
     try:
         module = importlib.import_module("sim.scenario.replay")
     except ImportError as e:
-        raise CheckError(f"the model's replay is not available: {e}") from None
+        raise InputError(f"the model's replay is not available: {e}") from None
     try:
         kernel = resolve_kernel(os.uname().release, note=False).name
     except ValueError as e:
-        raise CheckError(f"no model profile for this kernel: {e}") from None
+        raise InputError(f"no model profile for this kernel: {e}") from None
 
     def replay(case: dict[str, Any]) -> Observations:
         observations: Observations = module.replay_case({**case, "kernel": kernel})
@@ -379,7 +372,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         cases = list(_selected(args))
         replay = model_replay()
-    except CheckError as e:
+    except InputError as e:
         return _fail(str(e))
     reason = skip_reason()
     if reason is not None:
@@ -390,7 +383,7 @@ def main(args: argparse.Namespace) -> int:
             results = check_cases(cases, replay, kernel, out_dir)
             if args.fuzz:
                 results += fuzz(args.fuzz, args.seed, replay, kernel, out_dir)
-    except (NetnsError, CaseError, CheckError, ValueError) as e:
+    except (NetnsError, ValueError) as e:
         return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
     if args.json:
         print(json.dumps(report_json(results)))

@@ -38,12 +38,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sim.kernel.check import FIELDS, CheckError, KernelRunner, case_strategy, load_case
+from sim.kernel.check import FIELDS, KernelRunner, case_strategy, load_case
 from sim.kernel.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case
 from sim.kernel.netns import NetnsError, skip_reason
 from sim.packet import SEQ_MASK, parse_flags
 from sim.scenario.case import CaseError, parse_case
-from sim.scenario.loader import CASES_DIR, builtin_cases
+from sim.scenario.loader import CASES_DIR, InputError, builtin_cases
 
 DEFAULT_OUT = Path("tests/kernel/observed")
 
@@ -386,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         cases = [load_case(ref) for ref in refs]
-    except CheckError as e:
+    except InputError as e:
         return _fail(str(e))
     reason = skip_reason()
     if reason is not None:
