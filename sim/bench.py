@@ -152,32 +152,15 @@ def conntrack_bytes_per_entry(entries: int = 262_144, profile: str = "6.1") -> f
 
 def fuzz_examples_per_s(examples: int = 300) -> float:
     """Hypothesis examples per second of the standard window property (well-formed
-    conversations are never INVALID or IGNORE), run in-process."""
+    conversations are never INVALID or IGNORE), run in-process through the public driver
+    :func:`sim.testing.track_conversation`."""
     from hypothesis import HealthCheck, given, settings
 
-    from sim.testing.strategies import conversations
+    from sim.testing import Conversation, TcpAction, conversations, track_conversation
 
-    def prop(conv: object) -> None:
-        table = ConntrackTable("6.1")
-        for i, seg in enumerate(conv.segments):  # type: ignore[attr-defined]
-            src, dst = (CLIENT, SERVER) if seg.frm == "c" else (SERVER, CLIENT)
-            skb = Skb(
-                Packet(
-                    src[0],
-                    dst[0],
-                    src[1],
-                    dst[1],
-                    seg.seq,
-                    seg.ack,
-                    seg.flags,
-                    seg.win,
-                    seg.length,
-                    seg.options,
-                )
-            )
-            res = table.nf_conntrack_in(skb, float(i))
-            table.nf_conntrack_confirm(skb, float(i))
-            assert res.window is not None and res.window.name == "ACCEPT"
+    def prop(conv: Conversation) -> None:
+        for res in track_conversation(conv, kernel="6.1"):
+            assert res.window is TcpAction.ACCEPT, res.reason
 
     test = settings(
         max_examples=examples,

@@ -77,12 +77,33 @@ def _check_bounds(name: str, lo: int, hi: int, floor: int) -> None:
         raise ValueError(f"max_{name} ({hi}) must be >= min_{name} ({lo})")
 
 
-_ISNS = st.one_of(
-    st.just(1),
-    st.integers(0, SEQ_MASK),
-    st.integers(SEQ_MASK - 200_000, SEQ_MASK),  # wraps during the conversation
-)
-_WSCALES = st.one_of(st.none(), st.integers(0, 14), st.just(15))  # 15: the kernel caps at 14
+# An ISN anywhere in sequence space; the negative part lands just below 2**32, so the
+# conversation wraps. One draw, shrinking towards ISN 0.
+_ISNS = st.integers(-200_000, SEQ_MASK).map(lambda v: v & SEQ_MASK)
+
+# A conversation is built from compact parameters: the two ISNs, the number of steps and one
+# fixed-size byte string that holds every other choice. Drawing a handful of values instead
+# of three per segment is what makes fuzzing fast (hypothesis's cost is per draw), and a
+# zero byte decodes to the simplest choice, so failures shrink as before.
+_HEADER = 9  # wscale client, wscale server, SACK, windows: client SYN, server SYN, third ACK
+_STEP = 5  # per step: sender/length kind/window kind, length (2 bytes), window (2 bytes)
+
+
+def _wscale(byte: int) -> int | None:
+    """0 -> no option; then the scales 0..14 and 15 (which the kernel caps at 14)."""
+    kind = byte % 3
+    if kind == 0:
+        return None
+    return (byte // 3) % 15 if kind == 1 else 15
+
+
+def _window(kind: int, value: int) -> int:
+    """A raw 16-bit window, never 0: small, any, or the largest (65535)."""
+    if kind == 1:
+        return 1 + value % 256
+    if kind == 2:
+        return 65535
+    return 1 + value % 65535
 
 
 class _Side:
@@ -101,30 +122,25 @@ class _Side:
         return self.win_raw << self.shift
 
 
-@st.composite
-def conversations(
-    draw: st.DrawFn,
-    *,
-    min_steps: int = 0,
-    max_steps: int = 30,
-    max_segment: int = 1448,
-    options: bool = True,
+def build_conversation(
+    isn_c: int, isn_s: int, steps: int, params: bytes, *, max_segment: int = 1448, options: bool = True
 ) -> Conversation:
-    """Well-formed conversations: handshake, then ``min_steps..max_steps`` data or ACK
-    segments that stay inside the peer's advertised window and acknowledge only what was
-    sent. Conntrack must never call any of them INVALID or IGNORE."""
-    _check_bounds("steps", min_steps, max_steps, 0)
-    if max_segment < 1:
-        raise ValueError(f"max_segment must be >= 1, got {max_segment}")
-    isn_c, isn_s = draw(_ISNS), draw(_ISNS)
-    wc = draw(_WSCALES) if options else None
-    ws = draw(_WSCALES) if options else None
-    sack = draw(st.booleans()) if options else False
+    """The well-formed conversation that :func:`conversations` draws, from its parameters:
+    ``params`` holds a 9-byte header and 5 bytes per step (missing bytes read as zero).
+
+    Handshake with options (window scaling only when both offer it, RFC 7323), the third ACK,
+    then ``steps`` data or ACK segments from either side that stay inside the window the
+    peer advertised last and acknowledge exactly what was sent.
+    """
+    need = _HEADER + _STEP * steps
+    b = params.ljust(need, b"\0")
+    wc, ws = (_wscale(b[0]), _wscale(b[1])) if options else (None, None)
+    sack = bool(b[2] & 1) and options
+    win_c = 1 + int.from_bytes(b[3:5], "big") % 65535
+    win_s = 1 + int.from_bytes(b[5:7], "big") % 65535
     c, s = _Side(isn_c, wc), _Side(isn_s, ws)
     opts_c = TcpOptions(mss=1460, wscale=wc, sack_perm=sack) if options else TcpOptions()
     opts_s = TcpOptions(mss=1460, wscale=ws, sack_perm=sack) if options else TcpOptions()
-    win_c = draw(st.integers(1, 65535))
-    win_s = draw(st.integers(1, 65535))
     A = int(TcpFlag.ACK)
     segs = [
         Segment("c", int(TcpFlag.SYN), isn_c, 0, win_c, 0, opts_c),
@@ -135,18 +151,19 @@ def conversations(
     c.rcv_nxt, s.rcv_nxt = s.nxt, c.nxt
     # A SYN's window is never scaled: that is what the peer may fill until the first ACK.
     c.peer_acked, s.peer_acked = c.nxt, s.nxt
-    c_syn_win, s_syn_win = win_c, win_s
-    c.win_raw = draw(st.integers(1, 65535))
+    c.win_raw = 1 + int.from_bytes(b[7:9], "big") % 65535
     segs.append(Segment("c", A, c.nxt, c.rcv_nxt, c.win_raw))
-    peer_win = {"c": s_syn_win, "s": c.window}  # the window each side may fill
-    del c_syn_win
-    for _ in range(draw(st.integers(min_steps, max_steps))):
-        frm = draw(st.sampled_from("cs"))
+    peer_win = {"c": win_s, "s": c.window}  # the window each side may fill
+    for i in range(_HEADER, need, _STEP):
+        head = b[i]
+        frm = "s" if head & 1 else "c"
         me, peer = (c, s) if frm == "c" else (s, c)
         room = (me.peer_acked + peer_win[frm] - me.nxt) & SEQ_MASK
         room = room if room < 0x80000000 else 0
-        length = min(draw(st.integers(0, max_segment)), room)
-        me.win_raw = draw(st.integers(1, 65535))
+        kind = (head >> 1) & 3  # 0: pure ACK, 1: a full segment, else any length
+        wanted = 0 if kind == 0 else max_segment if kind == 1 else int.from_bytes(b[i + 1 : i + 3], "big")
+        length = min(wanted % (max_segment + 1), room)
+        me.win_raw = _window((head >> 3) & 3, int.from_bytes(b[i + 3 : i + 5], "big"))
         segs.append(Segment(frm, A, me.nxt, me.rcv_nxt, me.win_raw, length))
         me.nxt = (me.nxt + length) & SEQ_MASK
         peer.rcv_nxt = me.nxt
@@ -154,6 +171,36 @@ def conversations(
         peer.peer_acked = me.rcv_nxt
         peer_win["s" if frm == "c" else "c"] = me.window
     return Conversation(tuple(segs), isn_c, isn_s, wc, ws)
+
+
+def conversations(
+    *,
+    min_steps: int = 0,
+    max_steps: int = 30,
+    max_segment: int = 1448,
+    options: bool = True,
+) -> st.SearchStrategy[Conversation]:
+    """Well-formed conversations: handshake, then ``min_steps..max_steps`` data or ACK
+    segments that stay inside the peer's advertised window and acknowledge only what was
+    sent. Conntrack must never call any of them INVALID or IGNORE.
+
+    ``options=False`` leaves the SYNs without options (no window scaling, no SACK).
+    Built by :func:`build_conversation` from four draws; shrinks towards fewer steps, ISN 0,
+    client pure ACKs and small windows.
+    """
+    _check_bounds("steps", min_steps, max_steps, 0)
+    if max_segment < 1:
+        raise ValueError(f"max_segment must be >= 1, got {max_segment}")
+    size = _HEADER + _STEP * max_steps
+    return st.builds(
+        lambda isn_c, isn_s, steps, params: build_conversation(
+            isn_c, isn_s, steps, params, max_segment=max_segment, options=options
+        ),
+        _ISNS,
+        _ISNS,
+        st.integers(min_steps, max_steps),
+        st.binary(min_size=size, max_size=size),
+    )
 
 
 _PERTURBATIONS = ("drop", "duplicate", "swap", "delay", "seq", "ack", "flags", "window")
