@@ -173,6 +173,15 @@ def build_conversation(
     return Conversation(tuple(segs), isn_c, isn_s, wc, ws)
 
 
+def _isn(kind: int, value: int) -> int:
+    """An ISN from a kind byte and 4 bytes: anywhere, just below 2**32 (the conversation
+    wraps), or small; all-zero bytes give ISN 0."""
+    k = kind % 3
+    if k == 1:
+        return SEQ_MASK - value % 200_000
+    return value % 65536 if k == 2 else value
+
+
 def conversations(
     *,
     min_steps: int = 0,
@@ -185,22 +194,23 @@ def conversations(
     sent. Conntrack must never call any of them INVALID or IGNORE.
 
     ``options=False`` leaves the SYNs without options (no window scaling, no SACK).
-    Built by :func:`build_conversation` from four draws; shrinks towards fewer steps, ISN 0,
-    client pure ACKs and small windows.
+    One draw of a fixed-size byte string: 11 bytes for the two ISNs and the number of steps,
+    then :func:`build_conversation`'s parameters. Shrinks towards fewer steps, ISN 0, client
+    pure ACKs and small windows.
     """
     _check_bounds("steps", min_steps, max_steps, 0)
     if max_segment < 1:
         raise ValueError(f"max_segment must be >= 1, got {max_segment}")
-    size = _HEADER + _STEP * max_steps
-    return st.builds(
-        lambda isn_c, isn_s, steps, params: build_conversation(
-            isn_c, isn_s, steps, params, max_segment=max_segment, options=options
-        ),
-        _ISNS,
-        _ISNS,
-        st.integers(min_steps, max_steps),
-        st.binary(min_size=size, max_size=size),
-    )
+    span = max_steps - min_steps + 1
+
+    def decode(b: bytes) -> Conversation:
+        isn_c = _isn(b[0], int.from_bytes(b[1:5], "big"))
+        isn_s = _isn(b[5], int.from_bytes(b[6:10], "big"))
+        steps = min_steps + b[10] % span
+        return build_conversation(isn_c, isn_s, steps, b[11:], max_segment=max_segment, options=options)
+
+    size = 11 + _HEADER + _STEP * max_steps
+    return st.binary(min_size=size, max_size=size).map(decode)
 
 
 _PERTURBATIONS = ("drop", "duplicate", "swap", "delay", "seq", "ack", "flags", "window")

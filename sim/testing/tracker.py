@@ -119,13 +119,16 @@ class Tracker:
         table = self.table
         res: ConntrackResult = table.nf_conntrack_in(skb, now, explain=True)
         table.nf_conntrack_confirm(skb, now)
-        hit = table.find((src, sport, dst, dport), now)
+        ct = res.ct
+        if ct is None or ct.dying:  # not attached (INVALID) or killed: whatever holds the tuple
+            hit = table.find((src, sport, dst, dport), now)
+            ct = None if hit is None else hit[0]
         tcp = res.tcp
         return SegmentResult(
             seg,
             res.window,
             res.reason,
-            None if hit is None else STATE_NAMES[hit[0].tcp.state],
+            None if ct is None else STATE_NAMES[ct.tcp.state],
             None if tcp is None else tcp.window,
             res.ct,
             res.ctinfo,
