@@ -3,7 +3,6 @@
 from sim.netfilter.conntrack import ConntrackTable, format_conntrack, format_proc_conntrack
 from sim.packet import Packet, parse_flags
 from sim.skb import CtInfo, Skb
-
 from sim.testing import Tracker
 
 from .conn_helpers import established

@@ -16,7 +16,6 @@ import pytest
 from sim.netfilter.proto_tcp import TcpAction
 from sim.netfilter.tcp_states import TcpState
 from sim.packet import TcpOptions
-
 from sim.testing import Tracker
 
 from .conn_helpers import established

@@ -1,0 +1,1 @@
+"""The report layer: turns what the model did into words, tables, captures and figures."""
