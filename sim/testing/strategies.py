@@ -216,24 +216,30 @@ def conversations(
 _PERTURBATIONS = ("drop", "duplicate", "swap", "delay", "seq", "ack", "flags", "window")
 
 
-@st.composite
 def perturbed_conversations(
-    draw: st.DrawFn,
     *,
     min_perturbations: int = 1,
     max_perturbations: int = 3,
     max_steps: int = 30,
     max_segment: int = 1448,
-) -> tuple[Conversation, tuple[str, ...]]:
+) -> st.SearchStrategy[tuple[Conversation, tuple[str, ...]]]:
     """A well-formed conversation after ``min..max_perturbations`` of: drop, duplicate,
     swap two neighbours, delay (move a segment later), corrupt seq/ack by a random offset,
     change the flags, change the window. Returns the perturbed conversation and what was
     done, for failure messages."""
     _check_bounds("perturbations", min_perturbations, max_perturbations, 0)
-    conv = draw(conversations(max_steps=max_steps, max_segment=max_segment))
+    base = conversations(max_steps=max_steps, max_segment=max_segment)
+    return _perturbed(base, min_perturbations, max_perturbations)
+
+
+@st.composite
+def _perturbed(
+    draw: st.DrawFn, base: st.SearchStrategy[Conversation], lo: int, hi: int
+) -> tuple[Conversation, tuple[str, ...]]:
+    conv = draw(base)
     segs = list(conv.segments)
     done = []
-    for _ in range(draw(st.integers(min_perturbations, max_perturbations))):
+    for _ in range(draw(st.integers(lo, hi))):
         kind = draw(st.sampled_from(_PERTURBATIONS))
         i = draw(st.integers(0, len(segs) - 1))
         seg = segs[i]
@@ -257,15 +263,19 @@ def perturbed_conversations(
     return replace(conv, segments=tuple(segs)), tuple(done)
 
 
-@st.composite
 def late_ack_conversations(
-    draw: st.DrawFn, *, min_segments: int = 60, max_segments: int = 150
-) -> tuple[Conversation, int]:
+    *, min_segments: int = 60, max_segments: int = 150
+) -> st.SearchStrategy[tuple[Conversation, int]]:
     """The seed incident in miniature: the client uploads ``min..max_segments`` x 1448 bytes,
     the server acknowledges as it goes and its window stays small (no scaling, <= 65535),
     then an old ACK arrives from the server acknowledging less than
     ``client td_end - MAXACKWINDOW(server)``. Returns the conversation and that ACK's index."""
     _check_bounds("segments", min_segments, max_segments, 1)
+    return _late_ack(min_segments, max_segments)
+
+
+@st.composite
+def _late_ack(draw: st.DrawFn, min_segments: int, max_segments: int) -> tuple[Conversation, int]:
     isn_c, isn_s = draw(_ISNS), draw(_ISNS)
     win = draw(st.integers(1448 * 2, 65535))
     A = int(TcpFlag.ACK)
