@@ -81,12 +81,13 @@ def _check_bounds(name: str, lo: int, hi: int, floor: int) -> None:
 # conversation wraps. One draw, shrinking towards ISN 0.
 _ISNS = st.integers(-200_000, SEQ_MASK).map(lambda v: v & SEQ_MASK)
 
-# A conversation is built from compact parameters: the two ISNs, the number of steps and one
-# fixed-size byte string that holds every other choice. Drawing a handful of values instead
-# of three per segment is what makes fuzzing fast (hypothesis's cost is per draw), and a
-# zero byte decodes to the simplest choice, so failures shrink as before.
+# A conversation is built from compact parameters: one fixed-size byte string holds the ISNs,
+# the number of step slots and every step. One draw instead of three per segment is what
+# makes fuzzing fast (hypothesis's cost is per draw). Shrinking stays short because a zero
+# byte decodes to the simplest choice and a slot whose first byte is zero is no step at all:
+# the shrinker zeroes the steps a failure does not need, wherever they are.
 _HEADER = 9  # wscale client, wscale server, SACK, windows: client SYN, server SYN, third ACK
-_STEP = 5  # per step: sender/length kind/window kind, length (2 bytes), window (2 bytes)
+_STEP = 5  # per step slot: kind (0: none), length (2 bytes), window (2 bytes)
 
 
 def _wscale(byte: int) -> int | None:
@@ -123,17 +124,17 @@ class _Side:
 
 
 def build_conversation(
-    isn_c: int, isn_s: int, steps: int, params: bytes, *, max_segment: int = 1448, options: bool = True
+    isn_c: int, isn_s: int, params: bytes, *, max_segment: int = 1448, options: bool = True
 ) -> Conversation:
     """The well-formed conversation that :func:`conversations` draws, from its parameters:
-    ``params`` holds a 9-byte header and 5 bytes per step (missing bytes read as zero).
+    ``params`` holds a 9-byte header (missing bytes read as zero), then 5-byte step slots.
 
     Handshake with options (window scaling only when both offer it, RFC 7323), the third ACK,
-    then ``steps`` data or ACK segments from either side that stay inside the window the
-    peer advertised last and acknowledge exactly what was sent.
+    then one data or ACK segment per slot whose first byte is not zero, from either side,
+    staying inside the window the peer advertised last and acknowledging exactly what was
+    sent. Slot byte 0 = 1 is the simplest step: a pure ACK from the client.
     """
-    need = _HEADER + _STEP * steps
-    b = params.ljust(need, b"\0")
+    b = params.ljust(_HEADER, b"\0")
     wc, ws = (_wscale(b[0]), _wscale(b[1])) if options else (None, None)
     sack = bool(b[2] & 1) and options
     win_c = 1 + int.from_bytes(b[3:5], "big") % 65535
@@ -154,8 +155,10 @@ def build_conversation(
     c.win_raw = 1 + int.from_bytes(b[7:9], "big") % 65535
     segs.append(Segment("c", A, c.nxt, c.rcv_nxt, c.win_raw))
     peer_win = {"c": win_s, "s": c.window}  # the window each side may fill
-    for i in range(_HEADER, need, _STEP):
-        head = b[i]
+    for i in range(_HEADER, len(b) - _STEP + 1, _STEP):
+        if not b[i]:
+            continue
+        head = b[i] - 1
         frm = "s" if head & 1 else "c"
         me, peer = (c, s) if frm == "c" else (s, c)
         room = (me.peer_acked + peer_win[frm] - me.nxt) & SEQ_MASK
@@ -194,9 +197,9 @@ def conversations(
     sent. Conntrack must never call any of them INVALID or IGNORE.
 
     ``options=False`` leaves the SYNs without options (no window scaling, no SACK).
-    One draw of a fixed-size byte string: 11 bytes for the two ISNs and the number of steps,
-    then :func:`build_conversation`'s parameters. Shrinks towards fewer steps, ISN 0, client
-    pure ACKs and small windows.
+    One draw of a fixed-size byte string: 11 bytes for the two ISNs and the number of step
+    slots, then :func:`build_conversation`'s parameters (the first ``min_steps`` slots always
+    hold a step). Shrinks towards fewer steps, ISN 0, client pure ACKs and small windows.
     """
     _check_bounds("steps", min_steps, max_steps, 0)
     if max_segment < 1:
@@ -206,8 +209,10 @@ def conversations(
     def decode(b: bytes) -> Conversation:
         isn_c = _isn(b[0], int.from_bytes(b[1:5], "big"))
         isn_s = _isn(b[5], int.from_bytes(b[6:10], "big"))
-        steps = min_steps + b[10] % span
-        return build_conversation(isn_c, isn_s, steps, b[11:], max_segment=max_segment, options=options)
+        params = bytearray(b[11 : 11 + _HEADER + _STEP * (min_steps + b[10] % span)])
+        for i in range(_HEADER, _HEADER + _STEP * min_steps, _STEP):
+            params[i] = params[i] or 1
+        return build_conversation(isn_c, isn_s, bytes(params), max_segment=max_segment, options=options)
 
     size = 11 + _HEADER + _STEP * max_steps
     return st.binary(min_size=size, max_size=size).map(decode)

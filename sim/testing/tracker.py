@@ -16,7 +16,7 @@ conversation into a case with :func:`sim.testing.conversation_to_case` and repla
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sim.netfilter.conntrack import Conn, ConntrackResult, ConntrackTable
 from sim.netfilter.profiles import DEFAULT_PROFILE, KernelProfile, get_profile
@@ -39,8 +39,7 @@ _CTSTATE = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class SegmentResult:
+class SegmentResult(NamedTuple):
     """What conntrack made of one segment (the fields of ``nflab replay --json`` that
     conntrack alone decides, plus the numbers behind them).
 
@@ -52,6 +51,8 @@ class SegmentResult:
     * ``check``: ``tcp_in_window()``'s explanation (the four bounds, ``td_*`` before and
       after), None when the window was not checked;
     * ``ct``/``ctinfo``: the entry attached to the packet (None: INVALID, NAT skips it).
+
+    A named tuple: immutable, and the cheapest record Python builds (one per segment).
     """
 
     segment: Segment
