@@ -22,21 +22,37 @@ from sim.netfilter.profiles import PROFILES, KernelProfile
 CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
 WIDTH = 100  # the matrix fits a 100-column terminal
 
-# Packet classes, in the order the matrix shows them: (label, built-in case). Each case sets
-# up a connection with ordinary packets and ends with the packet of its class.
-PACKET_CLASSES: tuple[tuple[str, str], ...] = (
-    ("late ACK (the incident)", "late-ack"),
-    ("ACK over upper bound", "ack-over-upper-bound"),
-    ("data beyond the window", "data-beyond-window"),
-    ("small overshoot", "small-overshoot"),
-    ("ACKed data retransmitted", "seq-under-lower-bound"),
-    ("SACK over td_end", "sack-right-edge-over-td-end"),
-    ("old RST (container)", "old-rst-from-ctr"),
-    ("RST out of window", "rst-out-of-window"),
-    ("RST in window, inexact", "rst-in-window-inexact"),
-    ("SYN in ESTABLISHED", "syn-on-established-remote"),
-    ("SYN+FIN", "syn-fin"),
-    ("no flags", "no-flags"),
+# A server SYN after both sides closed (appended to fin-to-time-wait): the REPLY syn row's
+# TIME_WAIT cell, sIV in upstream 3.10, sSS (reopen) where "allow server to become a client
+# in TW handling" is in (and backported to CentOS 7).
+SERVER_SYN = {
+    "from": "remote",
+    "src": "198.51.100.2:443",
+    "dst": "198.51.100.1:40000",
+    "flags": "S",
+    "seq": 6000000,
+    "ack": 0,
+    "win": 65160,
+    "options": {"mss": 1460},
+}
+
+# Packet classes, in the order the matrix shows them: (label, built-in case, packets added
+# after it). Each case sets up a connection with ordinary packets and ends with the packet of
+# its class.
+PACKET_CLASSES: tuple[tuple[str, str, tuple[dict[str, Any], ...]], ...] = (
+    ("late ACK (the incident)", "late-ack", ()),
+    ("ACK over upper bound", "ack-over-upper-bound", ()),
+    ("data beyond the window", "data-beyond-window", ()),
+    ("small overshoot", "small-overshoot", ()),
+    ("ACKed data retransmitted", "seq-under-lower-bound", ()),
+    ("SACK over td_end", "sack-right-edge-over-td-end", ()),
+    ("old RST (container)", "old-rst-from-ctr", ()),
+    ("RST out of window", "rst-out-of-window", ()),
+    ("RST in window, inexact", "rst-in-window-inexact", ()),
+    ("SYN in ESTABLISHED", "syn-on-established-remote", ()),
+    ("SYN+FIN", "syn-fin", ()),
+    ("no flags", "no-flags", ()),
+    ("server SYN in TIME_WAIT", "fin-to-time-wait", (SERVER_SYN,)),
 )
 
 
@@ -145,7 +161,7 @@ def with_profile_and_fix(case: dict[str, Any], profile: str, fix: str) -> dict[s
 
 def compute_matrix(
     profs: Sequence[KernelProfile],
-    classes: Sequence[tuple[str, str]] = PACKET_CLASSES,
+    classes: Sequence[tuple[str, str, tuple[dict[str, Any], ...]]] = PACKET_CLASSES,
     fixes: Sequence[str] = FIXES,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Cell]:
@@ -155,8 +171,9 @@ def compute_matrix(
 
     cells = []
     total, done = len(classes) * len(fixes) * len(profs), 0
-    for label, name in classes:
+    for label, name, extra in classes:
         case = load_builtin_case(name)
+        case["packets"] = [*case["packets"], *extra]
         for fix in fixes:
             for p in profs:
                 obs = replay_case(with_profile_and_fix(case, p.name, fix))

@@ -24,11 +24,11 @@ from sim.report.kernels import (
 )
 
 OLD_NEW = [PROFILES["3.10"], PROFILES["6.1"]]
-CLASSES = dict((case, label) for label, case in PACKET_CLASSES)
+CLASSES = {label: (label, case, extra) for label, case, extra in PACKET_CLASSES}
 
 
-def cells_of(case: str) -> dict[tuple[str, str], str]:
-    cells = compute_matrix(OLD_NEW, [(CLASSES[case], case)])
+def cells_of(label: str) -> dict[tuple[str, str], str]:
+    cells = compute_matrix(OLD_NEW, [CLASSES[label]])
     assert all(c.setup_accepted for c in cells)
     return {(c.profile, c.fix): c.text for c in cells}
 
@@ -36,7 +36,7 @@ def cells_of(case: str) -> dict[tuple[str, str], str]:
 def test_the_incident_late_ack_by_version_and_fix() -> None:
     # 3.10: bound IV fails -> INVALID, no NAT, no socket -> tcp_v4_send_reset. 6.1: IGNORE
     # (accepted, entry kept, de-NATed). DROP rule: no RST. be_liberal: accepted.
-    assert cells_of("late-ack") == {
+    assert cells_of("late ACK (the incident)") == {
         ("3.10", "none"): "INVALID*",
         ("6.1", "none"): "IGNORE",
         ("3.10", "drop-invalid"): "INVALID",
@@ -47,7 +47,7 @@ def test_the_incident_late_ack_by_version_and_fix() -> None:
 
 
 def test_ack_of_unseen_data_is_invalid_everywhere_and_be_liberal_accepts_it() -> None:
-    cells = cells_of("ack-over-upper-bound")
+    cells = cells_of("ACK over upper bound")
     assert cells[("3.10", "none")] == cells[("6.1", "none")] == "INVALID*"
     assert cells[("3.10", "be-liberal")] == cells[("6.1", "be-liberal")] == "ACCEPT"
     assert cells[("3.10", "drop-invalid")] == cells[("6.1", "drop-invalid")] == "INVALID"
@@ -55,12 +55,20 @@ def test_ack_of_unseen_data_is_invalid_everywhere_and_be_liberal_accepts_it() ->
 
 def test_state_table_and_rst_checks_are_beyond_be_liberal() -> None:
     # REPLY syn in ESTABLISHED is sIV in both tables: INVALID, the host answers RST+ACK.
-    syn = cells_of("syn-on-established-remote")
+    syn = cells_of("SYN in ESTABLISHED")
     assert syn[("3.10", "be-liberal")] == syn[("6.1", "be-liberal")] == "INVALID*"
     # An old RST from the container: INVALID ("invalid rst"), forwarded untranslated by
     # Docker's FORWARD rules, so the host sends nothing; be_liberal does not help.
-    rst = cells_of("old-rst-from-ctr")
+    rst = cells_of("old RST (container)")
     assert set(rst.values()) == {"INVALID"}
+
+
+def test_server_syn_in_time_wait_reopens_only_where_the_table_says_sss() -> None:
+    # REPLY syn row, TIME_WAIT column: sIV in upstream 3.10 (INVALID, the host answers RST+ACK);
+    # sSS in 6.1: nf_conntrack_tcp_packet() kills the closed entry and returns -NF_REPEAT, the
+    # SYN starts a new entry (NEW, ACCEPT) towards the host, which has no socket: RST again.
+    cells = cells_of("server SYN in TIME_WAIT")
+    assert (cells[("3.10", "none")], cells[("6.1", "none")]) == ("INVALID*", "ACCEPT*")
 
 
 def test_list_names_every_profile_oldest_first_with_its_entries() -> None:
@@ -79,7 +87,7 @@ def _cell(label: str, profile: str, fix: str) -> Cell:
 
 def test_matrix_fits_100_columns_however_many_profiles() -> None:
     names = [f"9.{i}" for i in range(14)]
-    labels = [label for label, _ in PACKET_CLASSES]
+    labels = [label for label, _, _ in PACKET_CLASSES]
     cells = [_cell(lb, p, f) for lb in labels for f in FIXES for p in names]
     text = render_matrix(cells)
     assert max(len(line) for line in text.splitlines()) <= 100
@@ -96,7 +104,7 @@ def test_cli_matrix_json_covers_every_class_profile_and_fix() -> None:
     data = json.loads(proc.stdout)
     assert data["profiles"] == list(PROFILES) and data["fixes"] == list(FIXES)
     seen = {(c["case"], c["profile"], c["fix"]) for c in data["cells"]}
-    assert seen == {(case, p, f) for _, case in PACKET_CLASSES for p in PROFILES for f in FIXES}
+    assert seen == {(case, p, f) for _, case, _ in PACKET_CLASSES for p in PROFILES for f in FIXES}
     assert data == matrix_json(compute_matrix(list(PROFILES.values())))
 
 
