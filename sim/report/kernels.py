@@ -91,17 +91,28 @@ def profiles() -> list[KernelProfile]:
 
 
 def render_list(profs: Iterable[KernelProfile]) -> str:
-    """``nflab kernels``: each profile, its description and its changelog entries."""
+    """``nflab kernels``: each profile and its description, then its changelog as a diff
+    against the profile before it (``+`` an entry it adds, ``-`` one it lacks); the first
+    profile lists all of its entries."""
     lines = []
+    before: tuple[ChangelogEntry, ...] | None = None
     for p in profs:
-        lines.append(f"{p.name:<8}{p.description}")
         entries = changelog(p)
-        if not entries:
-            lines.append(f"{'':<8}  (the baseline: no changes)")
-        for e in entries:
+        lines.append(f"{p.name:<8}{p.description}"[:WIDTH])
+        if before is None:
+            marked = [("+", e) for e in entries]
+            if not entries:
+                lines.append(f"{'':<8}  (the baseline: no changes)")
+        else:
+            marked = [("+", e) for e in entries if e not in before]
+            marked += [("-", e) for e in before if e not in entries]
+            if not marked:
+                lines.append(f"{'':<8}  (the same changes as the profile above)")
+        for sign, e in marked:
             head = "  ".join(x for x in (e.release, e.commit[:12], e.subject) if x)
             text = f"{head} [{e.switch}]" if head else e.switch
-            lines.append(f"{'':<8}+ {text}"[:WIDTH])
+            lines.append(f"{'':<8}{sign} {text}"[:WIDTH])
+        before = entries
     return "\n".join(lines)
 
 

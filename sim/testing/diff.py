@@ -34,6 +34,7 @@ from hypothesis.errors import NoSuchExample
 
 from sim.kernel.fuzzcase import MAX_PAYLOAD, conversation_to_case
 from sim.netfilter.profiles import get_profile
+from sim.packet import format_flags
 from sim.testing.strategies import Conversation, conversations, perturbed_conversations
 from sim.testing.tracker import SegmentResult, track_conversation
 
@@ -111,8 +112,6 @@ class Finding:
 
 
 def _flags(bits: int) -> str:
-    from sim.packet import format_flags
-
     return format_flags(bits) or "none"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 from sim.netfilter.profiles import PROFILES
 from sim.report.kernels import (
@@ -79,6 +80,17 @@ def test_list_names_every_profile_oldest_first_with_its_entries() -> None:
         for entry in changelog(p):
             assert entry.switch in text
     assert all(len(line) <= 100 for line in text.splitlines())
+
+
+def test_list_shows_each_profile_as_a_diff_against_the_one_before() -> None:
+    base = PROFILES["6.1"]
+    lacking = replace(
+        base, name="x.y", description="a vendor kernel without window_ignore", window_ignore=False
+    )
+    lines = render_list([base, lacking]).splitlines()
+    x = lines.index("x.y     a vendor kernel without window_ignore")
+    assert lines[x + 1 :] == ["        - window_ignore"]
+    assert render_list([base, base]).splitlines()[-1].strip() == "(the same changes as the profile above)"
 
 
 def _cell(label: str, profile: str, fix: str) -> Cell:
