@@ -16,18 +16,21 @@ client is conntrack's ORIGINAL direction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from hypothesis import strategies as st
 
-from sim.packet import SEQ_MASK, TcpFlag, TcpOptions
+from sim.packet import NO_OPTIONS, SEQ_MASK, TcpFlag, TcpOptions
 
 MAXACKWINCONST = 66000  # nf_conntrack_proto_tcp.c
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """One crafted segment: ``frm`` is "c" (client, ORIGINAL) or "s" (server, REPLY)."""
+class Segment(NamedTuple):
+    """One crafted segment: ``frm`` is "c" (client, ORIGINAL) or "s" (server, REPLY).
+
+    A named tuple (immutable; ``seg._replace(seq=...)`` makes a changed copy): a conversation
+    builds one per segment, and a tuple is the cheapest record Python makes."""
 
     frm: str
     flags: int
@@ -35,7 +38,7 @@ class Segment:
     ack: int
     win: int
     length: int = 0
-    options: TcpOptions = field(default_factory=TcpOptions)
+    options: TcpOptions = NO_OPTIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +63,7 @@ class Conversation:
                     sack=tuple(((lo + offset) & SEQ_MASK, (hi + offset) & SEQ_MASK) for lo, hi in opts.sack),
                 )
             ack = (seg.ack + offset) & SEQ_MASK if seg.flags & TcpFlag.ACK else seg.ack
-            return replace(seg, seq=(seg.seq + offset) & SEQ_MASK, ack=ack, options=opts)
+            return seg._replace(seq=(seg.seq + offset) & SEQ_MASK, ack=ack, options=opts)
 
         return replace(
             self,
@@ -109,6 +112,8 @@ def _window(kind: int, value: int) -> int:
 
 class _Side:
     """A minimal in-order TCP sender/receiver for the generator."""
+
+    __slots__ = ("nxt", "peer_acked", "rcv_nxt", "shift", "win_raw", "wscale")
 
     def __init__(self, isn: int, wscale: int | None) -> None:
         self.nxt = (isn + 1) & SEQ_MASK
@@ -164,9 +169,9 @@ def build_conversation(
         room = (me.peer_acked + peer_win[frm] - me.nxt) & SEQ_MASK
         room = room if room < 0x80000000 else 0
         kind = (head >> 1) & 3  # 0: pure ACK, 1: a full segment, else any length
-        wanted = 0 if kind == 0 else max_segment if kind == 1 else int.from_bytes(b[i + 1 : i + 3], "big")
+        wanted = 0 if kind == 0 else max_segment if kind == 1 else b[i + 1] << 8 | b[i + 2]
         length = min(wanted % (max_segment + 1), room)
-        me.win_raw = _window((head >> 3) & 3, int.from_bytes(b[i + 3 : i + 5], "big"))
+        me.win_raw = _window((head >> 3) & 3, b[i + 3] << 8 | b[i + 4])
         segs.append(Segment(frm, A, me.nxt, me.rcv_nxt, me.win_raw, length))
         me.nxt = (me.nxt + length) & SEQ_MASK
         peer.rcv_nxt = me.nxt
@@ -259,11 +264,11 @@ def _perturbed(
             segs.insert(j, segs.pop(i))
         elif kind in ("seq", "ack"):
             offset = draw(st.one_of(st.integers(-70000, 70000), st.integers(0, SEQ_MASK)))
-            segs[i] = replace(seg, **{kind: (getattr(seg, kind) + offset) & SEQ_MASK})
+            segs[i] = seg._replace(**{kind: (getattr(seg, kind) + offset) & SEQ_MASK})
         elif kind == "flags":
-            segs[i] = replace(seg, flags=draw(st.integers(0, 0xFF)))
+            segs[i] = seg._replace(flags=draw(st.integers(0, 0xFF)))
         elif kind == "window":
-            segs[i] = replace(seg, win=draw(st.integers(0, 65535)))
+            segs[i] = seg._replace(win=draw(st.integers(0, 65535)))
         done.append(f"{kind}@{i}")
     return replace(conv, segments=tuple(segs)), tuple(done)
 
