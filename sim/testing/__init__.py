@@ -1,7 +1,7 @@
 """nflab for people who fuzz the window logic with hypothesis.
 
 * strategies (:mod:`sim.testing.strategies`): :func:`conversations`,
-  :func:`perturbed_conversations`, :func:`late_ack_conversations`, and
+  :func:`closed_conversations`, :func:`perturbed_conversations`, :func:`late_ack_conversations`, and
   :func:`build_conversation`, which builds the well-formed conversation from its compact
   parameters;
 * the driver (:mod:`sim.testing.tracker`): :func:`track_conversation` runs a conversation
@@ -30,6 +30,7 @@ from sim.testing.strategies import (
     Conversation,
     Segment,
     build_conversation,
+    closed_conversations,
     conversations,
     late_ack_conversations,
     perturbed_conversations,
@@ -48,6 +49,7 @@ __all__ = [
     "Tracker",
     "WindowCheck",
     "build_conversation",
+    "closed_conversations",
     "conversation_to_case",
     "conversations",
     "late_ack_conversations",

@@ -35,7 +35,7 @@ from hypothesis.errors import NoSuchExample
 from sim.kernel.fuzzcase import MAX_PAYLOAD, conversation_to_case
 from sim.netfilter.profiles import get_profile
 from sim.packet import format_flags
-from sim.testing.strategies import Conversation, conversations, perturbed_conversations
+from sim.testing.strategies import Conversation, closed_conversations, conversations, perturbed_conversations
 from sim.testing.tracker import SegmentResult, track_conversation
 
 MAX_STEPS = 10  # conversation length after the handshake: short conversations shrink fast
@@ -129,9 +129,14 @@ class DiffRun:
 
 
 def _strategy() -> st.SearchStrategy[Conversation]:
-    plain = conversations(max_steps=MAX_STEPS, max_segment=MAX_PAYLOAD)
-    perturbed = perturbed_conversations(max_steps=MAX_STEPS, max_segment=MAX_PAYLOAD).map(lambda cp: cp[0])
-    return st.one_of(perturbed, plain)
+    """Perturbed open and closed conversations, and well-formed ones."""
+    n, size = MAX_STEPS, MAX_PAYLOAD
+    return st.one_of(
+        perturbed_conversations(max_steps=n, max_segment=size).map(lambda cp: cp[0]),
+        perturbed_conversations(max_steps=n, max_segment=size, closed=True).map(lambda cp: cp[0]),
+        closed_conversations(max_steps=n, max_segment=size),
+        conversations(max_steps=n, max_segment=size),
+    )
 
 
 def diff_kernels(

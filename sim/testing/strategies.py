@@ -8,6 +8,7 @@ client is conntrack's ORIGINAL direction.
 * :func:`conversations` -- well-formed, in-order exchanges: handshake with negotiated
   options, data and ACKs in both directions that respect the peer's advertised window,
   ISNs anywhere in sequence space (including just below 2**32).
+* :func:`closed_conversations` -- the same, ended by an orderly close (FINs) or a RST.
 * :func:`perturbed_conversations` -- the same with delay, reordering, duplication, drops and
   one corrupted field, which between them produce every out-of-window class.
 * :func:`late_ack_conversations` -- a bulk upload followed by the article's overly delayed
@@ -223,6 +224,41 @@ def conversations(
     return st.binary(min_size=size, max_size=size).map(decode)
 
 
+def closed_conversations(*, max_steps: int = 30, max_segment: int = 1448) -> st.SearchStrategy[Conversation]:
+    """A well-formed conversation (:func:`conversations`) that then ends: an orderly close
+    (one side's FIN, the peer's ACK, the peer's FIN, the last ACK: TIME_WAIT) or an abort
+    (one side's RST at its next sequence number). Client first and FIN first shrink
+    simplest."""
+    return _closed(conversations(max_steps=max_steps, max_segment=max_segment))
+
+
+def _next(conv: Conversation, frm: str) -> tuple[int, int]:
+    """The next sequence number side ``frm`` sends and the window it advertised last."""
+    last = [seg for seg in conv.segments if seg.frm == frm][-1]
+    syn = 1 if last.flags & TcpFlag.SYN else 0
+    return (last.seq + last.length + syn) & SEQ_MASK, last.win
+
+
+@st.composite
+def _closed(draw: st.DrawFn, base: st.SearchStrategy[Conversation]) -> Conversation:
+    conv = draw(base)
+    first = draw(st.sampled_from("cs"))
+    other = "s" if first == "c" else "c"
+    (seq1, win1), (seq2, win2) = _next(conv, first), _next(conv, other)
+    A, FA, RA = int(TcpFlag.ACK), int(TcpFlag.FIN | TcpFlag.ACK), int(TcpFlag.RST | TcpFlag.ACK)
+    if draw(st.booleans()):  # abort
+        end: tuple[Segment, ...] = (Segment(first, RA, seq1, seq2, 0),)
+    else:
+        fin1 = (seq1 + 1) & SEQ_MASK
+        end = (
+            Segment(first, FA, seq1, seq2, win1),
+            Segment(other, A, seq2, fin1, win2),
+            Segment(other, FA, seq2, fin1, win2),
+            Segment(first, A, fin1, (seq2 + 1) & SEQ_MASK, win1),
+        )
+    return replace(conv, segments=(*conv.segments, *end))
+
+
 _PERTURBATIONS = ("drop", "duplicate", "swap", "delay", "seq", "ack", "flags", "window")
 
 
@@ -232,13 +268,15 @@ def perturbed_conversations(
     max_perturbations: int = 3,
     max_steps: int = 30,
     max_segment: int = 1448,
+    closed: bool = False,
 ) -> st.SearchStrategy[tuple[Conversation, tuple[str, ...]]]:
-    """A well-formed conversation after ``min..max_perturbations`` of: drop, duplicate,
-    swap two neighbours, delay (move a segment later), corrupt seq/ack by a random offset,
-    change the flags, change the window. Returns the perturbed conversation and what was
-    done, for failure messages."""
+    """A well-formed conversation (``closed``: one of :func:`closed_conversations`) after
+    ``min..max_perturbations`` of: drop, duplicate, swap two neighbours, delay (move a segment
+    later), corrupt seq/ack by a random offset, change the flags, change the window. Returns
+    the perturbed conversation and what was done, for failure messages."""
     _check_bounds("perturbations", min_perturbations, max_perturbations, 0)
-    base = conversations(max_steps=max_steps, max_segment=max_segment)
+    make = closed_conversations if closed else conversations
+    base = make(max_steps=max_steps, max_segment=max_segment)
     return _perturbed(base, min_perturbations, max_perturbations)
 
 

@@ -30,7 +30,7 @@ def test_the_late_ack_is_where_310_and_61_part() -> None:
 
 
 def test_each_difference_is_distinct_minimal_and_replayable(tmp_path: Path) -> None:
-    run = diff_kernels(DiffRun("3.10", "6.1", examples=60, seed=1))
+    run = diff_kernels(DiffRun("3.10", "6.1", examples=100, seed=2))
     assert run.findings and not run.interrupted
     signatures = [f.divergence.signature for f in run.findings]
     assert len(set(signatures)) == len(signatures)

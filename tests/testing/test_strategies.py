@@ -6,14 +6,19 @@ from random import Random
 
 import pytest
 from hypothesis import HealthCheck, find, given, settings
+from hypothesis import strategies as st
 
+from sim.netfilter.profiles import PROFILES
 from sim.packet import SEQ_MASK, TcpFlag, TcpOptions
 from sim.testing import (
     Segment,
+    TcpAction,
     build_conversation,
+    closed_conversations,
     conversations,
     late_ack_conversations,
     perturbed_conversations,
+    track_conversation,
 )
 
 A = int(TcpFlag.ACK)
@@ -86,3 +91,15 @@ def test_failures_shrink_to_the_steps_they_need(seed: int) -> None:
     )
     assert len(conv.segments) == 4 and conv.segments[3].frm == "s" and conv.segments[3].length > 0
     assert (conv.isn_c, conv.isn_s) == (0, 0)
+
+
+@given(closed_conversations(max_steps=8), st.sampled_from(list(PROFILES)))
+def test_a_closed_conversation_ends_in_time_wait_or_close(conv, profile) -> None:
+    # tcp_conntracks[]: fin sES -> sFW, peer's ack sFW -> sCW, peer's fin sCW -> sLA, last ack
+    # sLA -> sTW; a RST in window -> sCL. Every segment of an orderly close is in the window.
+    results = track_conversation(conv, kernel=profile)
+    assert all(r.window is TcpAction.ACCEPT for r in results), [r.reason for r in results]
+    if conv.segments[-1].flags & TcpFlag.RST:
+        assert results[-1].tcp_state == "CLOSE"
+    else:
+        assert [r.tcp_state for r in results[-4:]] == ["FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT"]
