@@ -1,1 +1,3 @@
-"""The report layer: turns what the model did into words, tables, captures and figures."""
+"""Presentation, read off the trace: the timeline (``timeline``), tcpdump text and pcap files
+(``capture``), the walkthrough's steps (``walkthrough``), exercises with a checker
+(``exercises``), the SVG figures (``figures``) and the kernel profiles' table (``kernels``)."""
