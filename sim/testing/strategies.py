@@ -259,7 +259,7 @@ def _closed(draw: st.DrawFn, base: st.SearchStrategy[Conversation]) -> Conversat
     return replace(conv, segments=(*conv.segments, *end))
 
 
-_PERTURBATIONS = ("drop", "duplicate", "swap", "delay", "seq", "ack", "flags", "window")
+_PERTURBATIONS = ("drop", "duplicate", "swap", "delay", "seq", "ack", "flags", "window", "reset")
 
 
 def perturbed_conversations(
@@ -272,8 +272,9 @@ def perturbed_conversations(
 ) -> st.SearchStrategy[tuple[Conversation, tuple[str, ...]]]:
     """A well-formed conversation (``closed``: one of :func:`closed_conversations`) after
     ``min..max_perturbations`` of: drop, duplicate, swap two neighbours, delay (move a segment
-    later), corrupt seq/ack by a random offset, change the flags, change the window. Returns
-    the perturbed conversation and what was done, for failure messages."""
+    later), corrupt seq/ack by a random offset, change the flags, change the window, answer a
+    segment with the peer's RST (seq = its ack). Returns the perturbed conversation and what
+    was done, for failure messages."""
     _check_bounds("perturbations", min_perturbations, max_perturbations, 0)
     make = closed_conversations if closed else conversations
     base = make(max_steps=max_steps, max_segment=max_segment)
@@ -307,6 +308,9 @@ def _perturbed(
             segs[i] = seg._replace(flags=draw(st.integers(0, 0xFF)))
         elif kind == "window":
             segs[i] = seg._replace(win=draw(st.integers(0, 65535)))
+        elif kind == "reset":  # the peer answers the segment with a RST (RFC 793 3.4)
+            peer = "s" if seg.frm == "c" else "c"
+            segs.insert(i + 1, Segment(peer, int(TcpFlag.RST), seg.ack, 0, 0))
         done.append(f"{kind}@{i}")
     return replace(conv, segments=tuple(segs)), tuple(done)
 
