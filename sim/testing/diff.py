@@ -8,7 +8,9 @@ the segment, both verdicts, both states and both reasons with their numbers blan
 each signature is searched and shrunk on its own: round *k* asks hypothesis for a
 conversation whose signature is none of the *k - 1* found so far, so every finding is a
 distinct behaviour change and its shrinking cannot drift into an earlier one. Run over
-adjacent profiles, the signatures are the changelog's entries.
+adjacent profiles, the findings are instances of the changelog entries between them -- those
+the strategies reach (a difference that needs a very particular packet, such as a RST whose
+sequence number answers a bogus SYN-ACK, may need many examples or none will find it).
 
 Each minimal conversation, cut after its first differing segment, is written as a case file
 (profile A's ``kernel``) and replayed in the docker-bridge world on both profiles, to confirm
