@@ -131,8 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "kernels":
         return _kernels(args.matrix, args.json)
     if args.command == "diff-kernels":
-        from sim.testing.diff import main as diff_main  # imports hypothesis
-
+        try:
+            from sim.testing.diff import main as diff_main  # imports hypothesis
+        except ImportError as e:
+            print(f"nflab diff-kernels: needs hypothesis (pip install 'nflab[fuzz]'): {e}", file=sys.stderr)
+            return 2
         return diff_main(args)
     if args.command in SUBCOMMAND_MODULES:
         module = importlib.import_module(SUBCOMMAND_MODULES[args.command])
