@@ -1,3 +1,4 @@
-"""Presentation, read off the trace: the timeline (``timeline``), tcpdump text and pcap files
-(``capture``), the walkthrough's steps (``walkthrough``), exercises with a checker
-(``exercises``), the SVG figures (``figures``) and the kernel profiles' table (``kernels``)."""
+"""Presentation, read off the trace: the trace's sentences (``sentences``), the timeline
+(``timeline``), tcpdump text and pcap files (``capture``), the walkthrough's steps
+(``walkthrough``), exercises with a checker (``exercises``), the SVG figures (``figures/``), the
+analysis of real captures (``pcap/``) and the kernel profiles' table (``kernels``)."""

@@ -2,7 +2,8 @@
 packet class.
 
 The matrix is computed, never typed in: every packet class is a crafted case (the built-in
-``sim/cases``), replayed through the model's docker-bridge world (:func:`sim.replay.replay_case`)
+``sim/scenario/cases``), replayed through the model's docker-bridge world
+(:func:`sim.scenario.replay.replay_case`)
 once per profile and fix. A cell is the tracker's verdict for the case's last packet (the one
 the class is about) and whether the host answered it with a RST of its own
 (``tcp_v4_send_reset``), which is the incident.
@@ -13,13 +14,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any
 
-from sim.kernel.fuzzcase import BE_LIBERAL_SYSCTL, DROP_INVALID_RULE, FIX_BE_LIBERAL, FIX_DROP_INVALID, FIXES
 from sim.netfilter.profiles import PROFILES, KernelProfile
+from sim.scenario.fixes import FIXES, with_fix
+from sim.scenario.loader import find_case
 
-CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
 WIDTH = 100  # the matrix fits a 100-column terminal
 
 # A server SYN after both sides closed (appended to fin-to-time-wait): the REPLY syn row's
@@ -151,34 +151,35 @@ class Cell:
 
 
 def load_builtin_case(name: str) -> dict[str, Any]:
-    """``sim/cases/<name>.json`` as a dict."""
-    case: dict[str, Any] = json.loads((CASES_DIR / f"{name}.json").read_text())
+    """``sim/scenario/cases/<name>.json`` as a dict."""
+    case: dict[str, Any] = json.loads(find_case(name).read_text())
     return case
 
 
 def with_profile_and_fix(case: dict[str, Any], profile: str, fix: str) -> dict[str, Any]:
-    """``case`` on kernel ``profile`` with ``fix`` (none, drop-invalid, be-liberal) applied
-    the way a user would: the INVALID DROP rule in the host's INPUT chain, or the sysctl."""
-    if fix not in FIXES:
-        raise ValueError(f"unknown fix {fix!r}: expected one of {', '.join(FIXES)}")
-    out = dict(case)
+    """``case`` on kernel ``profile`` with exactly ``fix`` (none, drop-invalid, be-liberal)
+    applied the way a user would: the INVALID DROP rule in the host's INPUT chain, or the
+    sysctl. ValueError (one line) for an unknown fix."""
+    tables = case.get("iptables", {})
+    sysctl, rules = with_fix(dict(case.get("sysctl", {})), list(tables.get("host", [])), fix)
+    out = {k: v for k, v in case.items() if k not in ("sysctl", "iptables")}
     out["kernel"] = profile
-    if fix == FIX_DROP_INVALID:
-        out["iptables"] = {"host": [*case.get("iptables", {}).get("host", []), DROP_INVALID_RULE]}
-    elif fix == FIX_BE_LIBERAL:
-        out["sysctl"] = {**case.get("sysctl", {}), BE_LIBERAL_SYSCTL: 1}
+    if sysctl:
+        out["sysctl"] = sysctl
+    if rules or tables:
+        out["iptables"] = {**tables, "host": rules}
     return out
 
 
 def compute_matrix(
     profs: Sequence[KernelProfile],
     classes: Sequence[tuple[str, str, tuple[dict[str, Any], ...]]] = PACKET_CLASSES,
-    fixes: Sequence[str] = FIXES,
+    fixes: Sequence[str] = tuple(FIXES),
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Cell]:
     """Replay every class's case on every profile with every fix; one :class:`Cell` each,
     class by class, then fix, then profile."""
-    from sim.replay import replay_case
+    from sim.scenario.replay import replay_case
 
     cells = []
     total, done = len(classes) * len(fixes) * len(profs), 0
@@ -230,7 +231,7 @@ def render_matrix(cells: Sequence[Cell], width: int = WIDTH) -> str:
                 out.append(f"  {label:<{first - 2}}{row}".rstrip())
             out.append("")
     out.append("verdict of conntrack's TCP tracker for the class packet; * the host answers it with a")
-    out.append("RST of its own (tcp_v4_send_reset: the incident). Cases: sim/cases/<case>.json, replayed.")
+    out.append("RST of its own (tcp_v4_send_reset: the incident). Cases: sim/scenario/cases/<case>.json.")
     if any(not c.setup_accepted for c in cells):
         out.append("? a packet before the class packet was not ACCEPT on that profile.")
     return "\n".join(out)

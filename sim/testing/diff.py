@@ -202,7 +202,7 @@ def write_finding(
     """Write ``finding`` as ``out_dir/diff-A-B-N.json`` (kernel A) and replay it in the
     docker-bridge world on both profiles: ``replay_confirms`` says whether the replay's
     verdict or TCP state for the differing packet differs too."""
-    from sim.replay import replay_case
+    from sim.scenario.replay import replay_case
 
     d = finding.divergence
     case = conversation_to_case(

@@ -2,7 +2,7 @@
 
 Expected cells are typed in from the kernel sources (net/netfilter/nf_conntrack_proto_tcp.c of
 3.10 and 6.1, net/ipv4/tcp_ipv4.c's tcp_v4_send_reset) and shared/KERNEL-NOTES.md's table;
-the matrix computes them by replaying sim/cases.
+the matrix computes them by replaying sim/scenario/cases.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from sim.case import parse_case
+from sim.scenario.case import parse_case
 from sim.testing import TcpAction
 from sim.testing.diff import DiffRun, diff_kernels, first_divergence, write_finding
 from sim.testing.strategies import Conversation

@@ -1,7 +1,7 @@
 """sim.testing's driver: a conversation through one conntrack table, per-segment results.
 
 Expected values are typed in from net/netfilter/nf_conntrack_proto_tcp.c (cited per test) and
-follow the hand-derived arithmetic of sim/cases/late-ack.json.
+follow the hand-derived arithmetic of sim/scenario/cases/late-ack.json.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sim.testing import Conversation, Segment, TcpAction, Tracker, track_convers
 
 A, S, SA = int(TcpFlag.ACK), int(TcpFlag.SYN), int(TcpFlag.SYN | TcpFlag.ACK)
 SYN_OPTS = TcpOptions(mss=1460, wscale=7, sack_perm=True)
-# sim/cases/late-ack.json without timestamps: after it, client td_end 1001001; the server's
+# sim/scenario/cases/late-ack.json without timestamps: after it, client td_end 1001001; the server's
 # MAXACKWINDOW is max(td_maxwin 65160, MAXACKWINCONST 66000) = 66000.
 LATE_ACK = (
     Segment("c", S, 1000000, 0, 64240, 0, SYN_OPTS),
