@@ -55,7 +55,8 @@ _FLAG_LETTERS = (
     ("E", TcpFlag.ECE),
     ("W", TcpFlag.CWR),
 )
-_LETTER_TO_FLAG = dict(_FLAG_LETTERS)
+# The replay contract's letters are ``FSRPAUEC`` (C for CWR); tcpdump prints W: both are read.
+_LETTER_TO_FLAG = {**dict(_FLAG_LETTERS), "C": TcpFlag.CWR}
 
 
 def parse_flags(text: str) -> int:
@@ -68,7 +69,7 @@ def parse_flags(text: str) -> int:
         try:
             bits |= _LETTER_TO_FLAG[letter]
         except KeyError:
-            raise ValueError(f"unknown TCP flag letter {letter!r} (use S F R P A U E W)") from None
+            raise ValueError(f"unknown TCP flag letter {letter!r} (use S F R P A U E C or W)") from None
     return bits
 
 

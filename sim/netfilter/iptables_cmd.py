@@ -564,9 +564,9 @@ class _RuleParser:
         )
         return Rule(ip, tuple(matches), target, self.goto)
 
-    def _build_target(self, chain: Chain) -> XtTarget:
+    def _build_target(self, chain: Chain) -> XtTarget | None:
         if self.target is None:
-            raise RuleError("rule has no target: this model needs -j or -g on every rule")
+            return None  # a counting rule (libiptc IPTCC_R_FALLTHROUGH)
         name, opts = self.target
         if name in StdVerdict.__members__:
             return StandardTarget(StdVerdict[name])
@@ -651,6 +651,12 @@ def _run(table: Table, argv: list[str]) -> None:
         else:
             raise RuleError(f"{raw}: bad argument")
         invert = False
+    # do_parse() (xshared.c) refuses DROP in the nat table before it looks at anything else
+    policy = command[2] if command is not None and command[0] == "--policy" else None
+    if table.name is TableName.NAT and "DROP" in (policy, parser.target and parser.target[0]):
+        raise RuleError(
+            '-t nat: The "nat" table is not intended for filtering, the use of DROP is therefore inhibited.'
+        )
     if command is None:
         raise RuleError("no command specified (modelled: -A -I -D -N -P -F -X)")
     _execute(table, command, parser)

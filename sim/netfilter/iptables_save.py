@@ -197,7 +197,9 @@ def match_save(m: XtMatch) -> str:
     return out
 
 
-def target_name(t: XtTarget) -> str:
+def target_name(t: XtTarget | None) -> str:
+    if t is None:
+        return ""  # a counting rule: the target column stays empty
     if isinstance(t, StandardTarget):
         return t.verdict.value
     if isinstance(t, JumpTarget):
@@ -207,7 +209,7 @@ def target_name(t: XtTarget) -> str:
     return "LOG" if isinstance(t, LogTarget) else "REJECT"
 
 
-def target_print(t: XtTarget) -> str:
+def target_print(t: XtTarget | None) -> str:
     """LOG_print() (numeric), REJECT_print(), the NAT targets' print; nothing for standard ones."""
     if isinstance(t, LogTarget):
         prefix = f' prefix "{t.prefix}"' if t.prefix else ""
@@ -219,7 +221,7 @@ def target_print(t: XtTarget) -> str:
     return ""
 
 
-def target_save(t: XtTarget) -> str:
+def target_save(t: XtTarget | None) -> str:
     """LOG_save(), REJECT_save(), the NAT targets' save."""
     if isinstance(t, LogTarget):
         out = f" --log-prefix{_save_string(t.prefix)}" if t.prefix else ""
@@ -255,7 +257,8 @@ def rule_save(chain: Chain, rule: Rule, *, counters: bool) -> str:
     if ip.proto:
         out += f"{' !' if ip.invflags & InvFlag.PROTO else ''} -p {_PROTO_NAMES.get(ip.proto, str(ip.proto))}"
     out += "".join(match_save(m) for m in rule.matches)
-    out += f" -{'g' if rule.goto else 'j'} {target_name(rule.target)}" + target_save(rule.target)
+    if rule.target is not None:  # print_rule4() prints no -j for a fall-through rule
+        out += f" -{'g' if rule.goto else 'j'} {target_name(rule.target)}" + target_save(rule.target)
     return out
 
 

@@ -250,7 +250,7 @@ def test_stale_namespaces_of_a_killed_run_are_removed() -> None:
         ({"packets": [{"from": "moon", "src": CTR, "dst": REMOTE}]}, "'ctr' or 'remote'"),
         ({"packets": [{"from": "ctr", "src": CTR, "dst": REMOTE, "flags": "SX"}]}, "unknown TCP flag"),
         ({"iptables": {"ctr": ["iptables -F"]}}, "host namespace only"),
-        ({"iptables": {"host": ["nft flush ruleset"]}}, "must start with 'iptables'"),
+        ({"iptables": {"host": ["nft flush ruleset"]}}, "expected iptables arguments"),
         ({"sysctl": {"kernel.panic": 1}}, "only net.netfilter"),
     ],
 )

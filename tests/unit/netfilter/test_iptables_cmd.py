@@ -93,7 +93,11 @@ def test_chain_management() -> None:
         ("-P INPUT RETURN", "-P INPUT RETURN: Bad policy name"),
         ("-D INPUT 3", "INPUT 3: Index of deletion too big"),
         ("-A INPUT -p tcp -m tcp ! -p udp -j DROP", "--protocol: multiple --protocol flags not allowed"),
-        ("-A INPUT -s 1.2.3.4", "rule has no target"),
+        # xshared.c do_parse(): 'The "nat" table is not intended for filtering, the use of DROP
+        # is therefore inhibited.' -- for -j DROP, -g DROP and -P CHAIN DROP alike
+        ("-t nat -A PREROUTING -p tcp -j DROP", '-t nat: The "nat" table is not intended for filtering'),
+        ("-t nat -A POSTROUTING -g DROP", '-t nat: The "nat" table is not intended for filtering'),
+        ("-t nat -P OUTPUT DROP", '-t nat: The "nat" table is not intended for filtering'),
     ],
 )
 def test_errors_are_one_line_and_name_the_option(cmd: str, message: str) -> None:
