@@ -287,6 +287,24 @@ def read_text(path: Path, error: type[ValueError] = CaseError) -> str:
         raise error(f"{path}:{line}: not UTF-8 text (byte {bad:#04x} at offset {e.start})") from None
 
 
+CASES_DIR = Path(__file__).resolve().parent / "cases"
+
+
+def builtin_case_names() -> list[str]:
+    """Names of the built-in cases, ``sim/cases/<name>.json``, sorted."""
+    return sorted(p.stem for p in CASES_DIR.glob("*.json"))
+
+
+def case_path(ref: str) -> Path:
+    """A case file's path, or the built-in case called ``ref``."""
+    path = Path(ref)
+    if path.exists() or path.suffix in (".json", ".toml"):
+        return path
+    if (CASES_DIR / f"{ref}.json").exists():
+        return CASES_DIR / f"{ref}.json"
+    raise CaseError(f"{ref}: no such file or built-in case (built-in: {', '.join(builtin_case_names())})")
+
+
 def load_case_file(path: str | Path) -> dict[str, Any]:
     """Read a case from JSON (or TOML with the same schema) and validate it; CaseError names
     the file, and the line for syntax errors."""
@@ -300,8 +318,11 @@ def load_case_file(path: str | Path) -> dict[str, Any]:
         raise CaseError(f"{path}: invalid TOML: {e}") from None
     except RecursionError:
         raise CaseError(f"{path}: nested too deeply to read") from None
+    if isinstance(case, dict) and "upload" in case and "packets" not in case:
+        raise CaseError(f"{path}: this is a scenario file: use nflab run {path}")
     try:
         parse_case(case)
     except CaseError as e:
         raise CaseError(f"{path}: {e}") from None
+    assert isinstance(case, dict)  # parse_case refuses anything else
     return case

@@ -152,14 +152,19 @@ def _run(ref: str, kernel: str | None, fix: str, out: str, show: list[str]) -> i
 
 
 def _replay(path: str, as_json: bool) -> int:
-    from sim.case import CaseError, load_case_file
+    from sim.case import CaseError, case_path, load_case_file
     from sim.replay import replay_case
 
     try:
-        case = load_case_file(path)
-        observations = replay_case(case)
+        file = case_path(path)
+        case = load_case_file(file)
     except CaseError as e:
         print(f"nflab: {e}", file=sys.stderr)
+        return 2
+    try:
+        observations = replay_case(case)
+    except CaseError as e:
+        print(f"nflab: {file}: {e}", file=sys.stderr)
         return 2
     for i, obs in enumerate(observations):
         if as_json:

@@ -41,8 +41,12 @@ def build_world(topology: Topology, kernel: str, seed: int = 0) -> World:
 def apply_sysctl(w: World, key: str, value: object) -> None:
     """A host sysctl from a case; one-line CaseError for what the model does not have."""
     host = w.namespaces["host"]
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise CaseError(f"sysctl {key}: expected an integer, got {value!r}") from None
     if key == "net.ipv4.ip_forward":
-        host.ip_forward = bool(int(str(value)))
+        host.ip_forward = bool(number)
         return
     if key == "net.bridge.bridge-nf-call-iptables":
         return  # routed traffic meets the same hooks either way (one container, one port)
@@ -51,7 +55,7 @@ def apply_sysctl(w: World, key: str, value: object) -> None:
     table = host.conntrack
     assert table is not None
     try:
-        table.sysctl.set(key, int(str(value)), table.profile)
+        table.sysctl.set(key, number, table.profile)
     except ValueError as e:
         raise CaseError(f"sysctl {key}: {e}") from None
 

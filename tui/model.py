@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.capture import tcpdump_line
-from sim.case import CaseError, load_case_file
+from sim.case import CaseError, load_case_file, read_text
 from sim.packet import TCPHDR_RST, Packet
 from sim.replay import run_world
 from sim.scenario import (
@@ -182,14 +182,13 @@ def classify(ref: str) -> Source:
     if ref in builtin_names():
         return Source(ref, "scenario")
     path = Path(ref)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise SourceError(f"{ref}: {e.strerror} (built-in scenarios: {', '.join(builtin_names())})") from None
+    if not path.exists():
+        raise SourceError(f"{ref}: no such file (built-in scenarios: {', '.join(builtin_names())})")
+    text = read_text(path, SourceError)
     try:
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-        raise SourceError(f"{ref}: {e}") from None
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, RecursionError) as e:
+        raise SourceError(f"{ref}: {e or 'nested too deeply to read'}") from None
     return Source(ref, "case" if isinstance(data, dict) and "packets" in data else "scenario")
 
 

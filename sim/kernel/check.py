@@ -26,12 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim.case import CaseError, load_case_file, parse_case
+from sim.case import CaseError, builtin_case_names, case_path, load_case_file, parse_case
 from sim.kernel.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case
 from sim.kernel.netns import NetnsError, skip_reason
 from sim.kernel.testbed import Testbed, run_case
 
-CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
 FIELDS = ("ctstate", "window", "reason", "tcp_state", "fate", "delivered_as", "emitted")
 DEFAULT_OUT = "kernel-check-out"
 FUZZ_MAX_STEPS = 20  # conversation length after the handshake; each packet costs a few ms
@@ -47,19 +46,13 @@ class CheckError(ValueError):
 # ---------------------------------------------------------------- the case library
 
 
-def builtin_names() -> list[str]:
-    """Names of the built-in cases, ``sim/cases/<name>.json``, sorted."""
-    return sorted(p.stem for p in CASES_DIR.glob("*.json"))
+builtin_names = builtin_case_names
 
 
 def load_case(ref: str) -> dict[str, Any]:
-    """A built-in case name or a path to a JSON case file -> the validated case dict."""
-    path = Path(ref)
-    if not (ref.endswith(".json") or path.exists()):
-        path = CASES_DIR / f"{ref}.json"
-        if not path.exists():
-            raise CheckError(f"no built-in case {ref!r} (known: {', '.join(builtin_names())})")
+    """A built-in case name or a path to a case file -> the validated case dict."""
     try:
+        path = case_path(ref)
         case = load_case_file(path)
     except CaseError as e:
         raise CheckError(str(e)) from None

@@ -601,9 +601,17 @@ def _chain(table: Table, name: str, opt: str) -> Chain:
     return chain
 
 
+def _split(line: str) -> list[str]:
+    """The line split as a shell would (iptables-restore's add_param_to_argv() quoting)."""
+    try:
+        return shlex.split(line)
+    except ValueError as e:  # "No closing quotation", "No escaped character"
+        raise RuleError(f"{line!r}: {e}") from None
+
+
 def iptables(ruleset: Ruleset, command: str | list[str]) -> None:
     """Run one ``iptables`` command line (``do_command4()``); the leading "iptables" is optional."""
-    argv = shlex.split(command) if isinstance(command, str) else list(command)
+    argv = _split(command) if isinstance(command, str) else list(command)
     if argv and argv[0] == "iptables":
         argv = argv[1:]
     table_name = TableName.FILTER
@@ -800,7 +808,7 @@ def _restore_line(staged: Ruleset, table: Table | None, line: str) -> Table | No
     if line.startswith(":"):
         _restore_chain(table, line)
         return table
-    argv = shlex.split(line)
+    argv = _split(line)
     counters = _COUNTERS.match(argv[0]) if argv else None
     if counters:
         argv = argv[1:]

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from sim.case import parse_case
-from sim.kernel.check import CASES_DIR, FIELDS, builtin_names, load_case
+from sim.case import CASES_DIR, parse_case
+from sim.kernel.check import FIELDS, builtin_names, load_case
 
 OBSERVED = Path(__file__).parent / "observed"
 NAMES = builtin_names()
