@@ -3,6 +3,10 @@ library and 200 fuzzed conversations must agree with the model."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+
 import pytest
 
 from sim.cli import main
@@ -19,3 +23,26 @@ def test_library_and_200_fuzzed_conversations_agree(tmp_path, capsys):
     assert status == 0, out
     total, agree = out.strip().splitlines()[-1].replace(" packets,", "").replace(" agree", "").split()
     assert total == agree and int(total) > 1000  # 146 library packets + ~10 per conversation
+
+
+@pytest.mark.skipif(REASON is not None, reason=REASON or "")
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_fuzz_prints_one_line_and_the_partial_result(tmp_path, sig, status):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sim.cli", "kernel-check", "--fuzz", "100000", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    progress = [proc.stderr.readline() for _ in range(5)]  # five conversations checked
+    assert all(line.startswith("[") for line in progress), progress
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == status
+    lines = [line for line in err.splitlines() if not line.startswith("[")]
+    assert len(lines) == 1 and lines[0].startswith(f"nflab kernel-check: interrupted by {sig.name} after")
+    total, agree = out.strip().replace(" packets,", "").replace(" agree", "").split()
+    assert int(total) > 0 and total == agree
+    leftover = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    assert f"nflab-{proc.pid}-" not in leftover
