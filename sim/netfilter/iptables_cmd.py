@@ -48,6 +48,8 @@ from sim.netfilter.xtables import (
 from sim.packet import ip_to_int
 from sim.skb import Hook
 
+STANDARD_TARGETS = frozenset(StdVerdict.__members__)  # ACCEPT, DROP, RETURN
+
 
 class RuleError(ValueError):
     """A rejected command or ruleset line; ``str()`` is one line naming where."""
@@ -521,7 +523,7 @@ class _RuleParser:
         self.goto = opt == "--goto"
         if name in TARGETS and self.goto:
             raise RuleError(f"-g {name}: goto only to a chain, not to a target")
-        if name not in TARGETS and name not in StdVerdict.__members__ and name not in self.table.chains:
+        if name not in TARGETS and name not in STANDARD_TARGETS and name not in self.table.chains:
             raise RuleError(f"{opt} {name}: Couldn't load target `{name}': No such file or directory")
         self.target = (name, {})
 
@@ -568,7 +570,7 @@ class _RuleParser:
         if self.target is None:
             return None  # a counting rule (libiptc IPTCC_R_FALLTHROUGH)
         name, opts = self.target
-        if name in StdVerdict.__members__:
+        if name in STANDARD_TARGETS:
             return StandardTarget(StdVerdict[name])
         if name not in TARGETS:
             return JumpTarget(name, self.table.chains[name])
@@ -601,8 +603,14 @@ def _chain(table: Table, name: str, opt: str) -> Chain:
     return chain
 
 
+# quoting, and the ASCII whitespace str.split() splits on but shlex does not
+_SHLEX_SPECIAL = frozenset("'\"\\\x0b\x0c\x1c\x1d\x1e\x1f")
+
+
 def _split(line: str) -> list[str]:
     """The line split as a shell would (iptables-restore's add_param_to_argv() quoting)."""
+    if line.isascii() and _SHLEX_SPECIAL.isdisjoint(line):
+        return line.split()  # the same words as shlex.split(), without its per-character loop
     try:
         return shlex.split(line)
     except ValueError as e:  # "No closing quotation", "No escaped character"
@@ -742,7 +750,7 @@ def _new_chain(table: Table, name: str) -> None:
     if (
         name.startswith(("-", "!"))
         or name in TARGETS
-        or name in StdVerdict.__members__
+        or name in STANDARD_TARGETS
         or any(c.isspace() for c in name)
     ):
         raise RuleError(f"-N {name}: Invalid chain name `{name}'")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import shlex
 
-from sim.netfilter.iptables_cmd import RuleError, iptables, iptables_restore
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sim.netfilter.iptables_cmd import RuleError, _split, iptables, iptables_restore
 from sim.netfilter.iptables_save import save_table
 from sim.netfilter.xtables import ConntrackMatch, CtState, LimitMatch, Ruleset, TableName, TcpMatch
 
@@ -124,3 +128,17 @@ def test_restore_with_counters_and_error_line_numbers() -> None:
         iptables_restore(rs, "-A INPUT -j DROP\n")
     with pytest.raises(RuleError, match=r"^line 2: :PREROUTING ACCEPT: PREROUTING is not a built-in chain"):
         iptables_restore(rs, "*filter\n:PREROUTING ACCEPT\nCOMMIT\n")
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127)) | st.text())
+def test_split_is_shlex_split(line: str) -> None:
+    """The fast path of _split() gives exactly the words shlex.split() gives."""
+    try:
+        expected: list[str] | None = shlex.split(line)
+    except ValueError:
+        expected = None
+    try:
+        got: list[str] | None = _split(line)
+    except RuleError:
+        got = None
+    assert got == expected
