@@ -148,7 +148,7 @@ def _endpoint(text: object, what: str) -> tuple[str, int]:
     if not isinstance(text, str) or text.count(":") != 1:
         raise CaseError(f"{what}: expected 'ip:port', got {text!r}")
     addr, port = text.split(":")
-    if not port.isdigit() or not 0 <= int(port) <= 0xFFFF:
+    if not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 0xFFFF:
         raise CaseError(f"{what}: bad port in {text!r}")
     return check_documentation_address(addr, what), int(port)
 

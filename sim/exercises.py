@@ -254,7 +254,7 @@ def find_exercise(ref: str) -> Exercise:
     """By full name (``01-ack-over-upper-bound``), number (``01``, ``1``) or slug."""
     for ex in EXERCISES:
         number, _, slug = ex.name.partition("-")
-        if ref in (ex.name, number, slug) or (ref.isdigit() and int(ref) == int(number)):
+        if ref in (ex.name, number, slug) or (ref.isascii() and ref.isdigit() and int(ref) == int(number)):
             return ex
     names = ", ".join(ex.name for ex in EXERCISES)
     raise ExerciseError(f"no exercise {ref!r} (exercises: {names})")

@@ -58,7 +58,7 @@ class RuleError(ValueError):
 # ---------------------------------------------------------------------------------------------
 # Value parsers (each raises RuleError naming the option and the value).
 
-_IPV4 = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
+_IPV4 = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$", re.ASCII)
 PROTOCOLS = {"all": 0, "tcp": 6, "udp": 17, "icmp": 1}  # the part of xtables_chain_protos[] modelled
 IFNAMSIZ = 16
 XT_EXTENSION_MAXNAMELEN = 29
@@ -75,7 +75,7 @@ def _addr(opt: str, text: str) -> tuple[int, int]:
     """``xtables_ipparse_any()``: ``a.b.c.d[/len]``; the address is masked as iptables does."""
     addr, _, plen = text.partition("/")
     if plen:
-        if not plen.isdigit() or int(plen) > 32:
+        if not (plen.isascii() and plen.isdigit()) or int(plen) > 32:
             raise RuleError(f"{opt} {text!r}: invalid mask {plen!r} specified")
         mask = (0xFFFFFFFF << (32 - int(plen))) & 0xFFFFFFFF
     else:
@@ -84,7 +84,7 @@ def _addr(opt: str, text: str) -> tuple[int, int]:
 
 
 def _port(opt: str, text: str) -> int:
-    if not text.isdigit() or int(text) > 0xFFFF:
+    if not (text.isascii() and text.isdigit()) or int(text) > 0xFFFF:
         raise RuleError(f"{opt} {text!r}: invalid port/service specified")
     return int(text)
 
@@ -152,7 +152,12 @@ def _rate(opt: str, text: str) -> int:
     mult = 1
     if unit:
         mult = next((m for name, m in _RATE_UNITS if name.startswith(unit.lower())), 0)
-    if not number.isdigit() or int(number) == 0 or mult == 0 or (unit == "" and "/" in text):
+    if (
+        not (number.isascii() and number.isdigit())
+        or int(number) == 0
+        or mult == 0
+        or (unit == "" and "/" in text)
+    ):
         raise RuleError(f"{opt} {text!r}: bad rate")
     avg = XT_LIMIT_SCALE * mult // int(number)
     if avg == 0:
@@ -176,7 +181,7 @@ _SYSLOG_LEVELS = {
 
 
 def _log_level(opt: str, text: str) -> int:
-    if text.isdigit() and int(text) <= 7:
+    if text.isascii() and text.isdigit() and int(text) <= 7:
         return int(text)
     if text.lower() in _SYSLOG_LEVELS:
         return _SYSLOG_LEVELS[text.lower()]
@@ -286,7 +291,7 @@ def _build_limit(opts: Opts) -> LimitMatch:
         avg = _rate("--limit", opts.pop("--limit")[1][0])
     if "--limit-burst" in opts:
         value = opts.pop("--limit-burst")[1][0]
-        if not value.isdigit() or int(value) > 10000:
+        if not (value.isascii() and value.isdigit()) or int(value) > 10000:
             raise RuleError(f"--limit-burst {value!r}: must be a number from 0 to 10000")
         burst = int(value)
     try:
@@ -502,9 +507,13 @@ class _RuleParser:
         elif opt == "--destination":
             self.dst, self.dmsk = _addr(opt, value)
         elif opt == "--protocol":
-            if value.lower() not in PROTOCOLS and not (value.isdigit() and int(value) <= 255):
+            if value.lower() not in PROTOCOLS and not (
+                value.isascii() and value.isdigit() and int(value) <= 255
+            ):
                 raise RuleError(f"{opt} {value!r}: unknown protocol")
-            self.proto = PROTOCOLS.get(value.lower(), int(value) if value.isdigit() else 0)
+            self.proto = PROTOCOLS.get(
+                value.lower(), int(value) if value.isascii() and value.isdigit() else 0
+            )
             if self.proto == 0 and invert:
                 raise RuleError(f"! {opt} {value}: rule would never match protocol")
         else:
@@ -730,7 +739,7 @@ def _execute(table: Table, command: tuple[str, str | None, str | None], parser: 
 
 def _rulenum(chain: Chain, text: str, *, insert: bool) -> int:
     limit = len(chain.rules) + (1 if insert else 0)
-    if not text.isdigit() or not 1 <= int(text) <= max(limit, 1 if insert else 0):
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= max(limit, 1 if insert else 0):
         raise RuleError(f"{chain.name} {text}: Index of {'insertion' if insert else 'deletion'} too big")
     return int(text)
 
@@ -772,7 +781,7 @@ def _delete_chains(table: Table, name: str | None) -> None:
 # ---------------------------------------------------------------------------------------------
 # iptables-restore.
 
-_COUNTERS = re.compile(r"^\[(\d+):(\d+)\]$")
+_COUNTERS = re.compile(r"^\[(\d+):(\d+)\]$", re.ASCII)
 
 
 def iptables_restore(ruleset: Ruleset, text: str) -> None:

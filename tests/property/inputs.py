@@ -71,13 +71,13 @@ def mutated(draw: st.DrawFn, base: dict[str, Any], keys: list[str], max_mutation
             if action % 3 == 2 and key in node:
                 del node[key]
             else:
-                node[key] = draw(values)
+                node[key] = copy.deepcopy(draw(values))  # POOL's lists and dicts stay as they are
         elif children:
             i = children[key_pick % len(children)]
             if action % 2:
                 del node[i]
             else:
-                node[i] = draw(values)
+                node[i] = copy.deepcopy(draw(values))
     return doc
 
 

@@ -97,6 +97,10 @@ def test_chain_management() -> None:
         ("-P INPUT RETURN", "-P INPUT RETURN: Bad policy name"),
         ("-D INPUT 3", "INPUT 3: Index of deletion too big"),
         ("-A INPUT -p tcp -m tcp ! -p udp -j DROP", "--protocol: multiple --protocol flags not allowed"),
+        # digits are ASCII digits (xtables_strtoul() uses strtoul(), not Unicode digits)
+        ("-A INPUT -s \u0661\u0669\u0662.0.2.1 -j DROP", "--source '\u0661\u0669\u0662.0.2.1': host/network not found"),
+        ("-A INPUT -p tcp --dport \u0663 -j DROP", "--dport '\u0663': invalid port/service specified"),
+        ("-I OUTPUT \u00b2", "OUTPUT \u00b2: Index of insertion too big"),
         # xshared.c do_parse(): 'The "nat" table is not intended for filtering, the use of DROP
         # is therefore inhibited.' -- for -j DROP, -g DROP and -P CHAIN DROP alike
         ("-t nat -A PREROUTING -p tcp -j DROP", '-t nat: The "nat" table is not intended for filtering'),
