@@ -22,7 +22,7 @@ import json
 import random
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -360,11 +360,9 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _selected(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+def _refs(args: argparse.Namespace) -> list[str]:
     refs = builtin_names() if args.all else []
-    refs += [r for r in args.cases if r not in refs]
-    for ref in refs:
-        yield load_case(ref)
+    return refs + [r for r in args.cases if r not in refs]
 
 
 def main(args: argparse.Namespace) -> int:
@@ -373,8 +371,9 @@ def main(args: argparse.Namespace) -> int:
         return _fail(f"--fuzz must be >= 0, got {args.fuzz}")
     if not (args.cases or args.all or args.fuzz):
         return _fail("name cases or case files, or use --all or --fuzz N")
+    refs = _refs(args)
     try:
-        cases = list(_selected(args))
+        cases = [load_case(ref) for ref in refs]
         replay = model_replay()
     except CheckError as e:
         return _fail(str(e))
@@ -389,7 +388,10 @@ def main(args: argparse.Namespace) -> int:
             if args.fuzz:
                 fuzz(args.fuzz, args.seed, replay, kernel, out_dir, results)
     except (NetnsError, CaseError, CheckError, ValueError) as e:
-        return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if isinstance(e, CaseError) and len(results) < len(refs):  # the kernel refused this case
+            message = f"{case_path(refs[len(results)])}: {message}"
+        return _fail(message)
     except KeyboardInterrupt as e:  # the namespaces are gone already (KernelRunner's __exit__)
         signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
         print(

@@ -3,12 +3,14 @@ library and 200 fuzzed conversations must agree with the model."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 
 import pytest
 
+from sim.case import CASES_DIR
 from sim.cli import main
 from sim.kernel import skip_reason
 
@@ -46,3 +48,15 @@ def test_interrupted_fuzz_prints_one_line_and_the_partial_result(tmp_path, sig, 
     assert int(total) > 0 and total == agree
     leftover = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     assert f"nflab-{proc.pid}-" not in leftover
+
+
+@pytest.mark.skipif(REASON is not None, reason=REASON or "")
+def test_a_case_the_kernel_refuses_is_one_line_naming_the_file(tmp_path, capsys):
+    case = json.loads((CASES_DIR / "late-ack.json").read_text())
+    case["sysctl"] = {"net.ipv4.no_such_sysctl": 1}  # allowed by the schema, absent in the kernel
+    path = tmp_path / "case.json"
+    path.write_text(json.dumps(case))
+    assert main(["kernel-check", str(path), "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"nflab kernel-check: {path}: sysctl net.ipv4.no_such_sysctl does not exist in the host namespace"
+    )
