@@ -152,7 +152,37 @@ IPTABLES_WORDS = [
     "\\",
     "-A\tINPUT",
 ]
-_PREFIXES = ("", "", "iptables", "sudo")
+# whole options with a fitting value, so that a fair share of the lines are valid
+IPTABLES_PHRASES = [
+    "-p tcp",
+    "! -p udp",
+    "-s 192.0.2.0/24",
+    "! -d 198.51.100.2",
+    "-i eth0",
+    "-o docker0",
+    "-m conntrack --ctstate INVALID",
+    "-m conntrack ! --ctstate NEW,ESTABLISHED",
+    "--dport 443",
+    "--sport 1:1023",
+    "--syn",
+    "--tcp-flags SYN,ACK SYN",
+    "-m tcp --tcp-flags ALL NONE",
+    "-m limit --limit 1/sec --limit-burst 3",
+    "-m state --state NEW",
+    "-m addrtype --dst-type LOCAL",
+    "-j ACCEPT",
+    "-j DROP",
+    "-j RETURN",
+    "-j REJECT --reject-with tcp-reset",
+    "-j REJECT",
+    "-j LOG --log-prefix 'invalid: ' --log-level 7",
+    "-j MASQUERADE",
+    "-j MASQUERADE --to-ports 1024-2048 --random",
+    "-j SNAT --to-source 198.51.100.1",
+    "-j DNAT --to-destination 192.0.2.2:80",
+    "-g DOCKER",
+]
+_PREFIXES = ("", "", "", "iptables", "iptables", "iptables", "", "sudo")
 _HEADS = (
     "",
     "-A INPUT",
@@ -168,18 +198,24 @@ _HEADS = (
 
 
 def line_from_bytes(data: bytes, *, prefix: bool = True) -> str:
-    """The first byte picks the leading words, each further byte a word (or an odd character)."""
+    """The first byte picks the leading words, each further byte an option with its value, a
+    word, or an odd character."""
     if not data:
         return ""
-    head = [_PREFIXES[data[0] % 4]] if prefix else []
-    head.append(_HEADS[data[0] // 4 % len(_HEADS)])
+    head = [_PREFIXES[data[0] % 8]] if prefix else []
+    head.append(_HEADS[data[0] // 8 % len(_HEADS)])
     words = [w for w in head if w]
     for b in data[1:]:
-        words.append(IPTABLES_WORDS[b] if b < len(IPTABLES_WORDS) else chr(b))
+        if b < 128:
+            words.append(IPTABLES_PHRASES[b % len(IPTABLES_PHRASES)])
+        elif b < 240:
+            words.append(IPTABLES_WORDS[(b - 128) % len(IPTABLES_WORDS)])
+        else:
+            words.append(chr(b))
     return " ".join(words)
 
 
-iptables_lines = st.binary(max_size=14).map(line_from_bytes)
+iptables_lines = st.binary(max_size=8).map(line_from_bytes)
 
 _TABLES = ("filter", "nat", "raw", "mangle", "bogus", "")
 _CHAINS = ("INPUT", "FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING", "MINE")

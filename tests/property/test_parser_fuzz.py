@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import given, reject, settings
+from hypothesis import event, given, reject, settings
 from hypothesis import strategies as st
 
 from sim.case import CASE_KEYS, CASES_DIR, OPTION_KEYS, PACKET_KEYS, builtin_case_names
@@ -93,6 +93,7 @@ def check_case_file(workdir: Path, suffix: str, data: bytes) -> None:
     path = workdir / f"case{suffix}"
     path.write_bytes(data)
     status, out, err = call(_replay, str(path), True)
+    event("accepted" if status == 0 else "refused")
     if status == 0:
         assert err == ""
         assert all(isinstance(json.loads(line), dict) for line in out.splitlines())
@@ -124,6 +125,7 @@ def test_scenario_toml_runs_or_is_refused_in_one_line(workdir, data):
     if sc is not None and sc.upload_bytes > MAX_RUN_BYTES:
         reject()
     status, out, err = call(_run, str(path), None, "none", str(workdir / "out"), [])
+    event("accepted" if status == 0 else "refused")
     if status == 0:
         assert err == "" and "upload" in out
     else:
@@ -145,6 +147,7 @@ def test_iptables_lines_in_a_case_run_or_are_refused_in_one_line(workdir, lines)
     path = workdir / "rules.json"
     path.write_text(json.dumps({"iptables": {"host": lines}, "packets": HANDSHAKE}))
     status, out, err = call(_replay, str(path), True)
+    event("accepted" if status == 0 else "refused")
     if status == 0:
         assert len(out.splitlines()) == len(HANDSHAKE)
     else:
@@ -167,9 +170,11 @@ def test_iptables_restore_loads_or_refuses_naming_the_line(text):
     try:
         iptables_restore(rs, text)
     except RuleError as e:
+        event("refused")
         message = str(e)
         assert "\n" not in message and message.startswith("line "), message
         return
+    event("accepted")
     saved = {name: save_table(table) for name, table in rs.tables.items()}
     again = Ruleset()
     iptables_restore(again, iptables_save(rs))  # iptables-save prints the newest table first
