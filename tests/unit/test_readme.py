@@ -24,3 +24,14 @@ def test_readme_console_blocks_are_current(tmp_path):
         if first:
             out = out[int(first) - 1 : int(last)]
         assert shown.splitlines() == out, command
+
+
+def test_readme_names_every_subcommand():
+    from sim.cli import _build
+
+    parser = _build()
+    (sub,) = [a for a in parser._actions if a.dest == "command"]
+    text = README.read_text()
+    for name in sub.choices:
+        assert f"`nflab {name}" in text, name
+    assert "`nflab run FILE --show" in text and "TOML" in text
