@@ -26,7 +26,9 @@ def test_walk_counts_what_tracemalloc_counts():
         return {f"key{i}": (str(i) * 3, [None] * (i % 7), float(i)) for i in range(20000)}
 
     build()  # warm the free lists and caches, as a second run would find them
-    assert heap_bytes_left_by(build) == traced_bytes_left_by(build)
+    # the same bytes for each of the 80,000 objects (one byte each would be 80,000 off); what
+    # else the process allocates meanwhile (a cache entry, a free list block) stays under 1 KiB
+    assert abs(heap_bytes_left_by(build) - traced_bytes_left_by(build)) < 1024
 
 
 def test_walk_misses_only_the_spare_digit_of_ints_made_by_addition():
@@ -36,4 +38,4 @@ def test_walk_misses_only_the_spare_digit_of_ints_made_by_addition():
         return [i + 100_000 for i in range(20000)]
 
     build()
-    assert traced_bytes_left_by(build) - heap_bytes_left_by(build) == 20000 * 4
+    assert abs(traced_bytes_left_by(build) - heap_bytes_left_by(build) - 20000 * 4) < 1024
