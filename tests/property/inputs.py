@@ -85,9 +85,9 @@ _CHUNKS = [b'"', b"'", b"[", b"]", b"{", b"}", b"=", b"\n", b",", b":", b"\\", b
 
 
 @st.composite
-def damaged(draw: st.DrawFn, text: str) -> bytes:
+def damaged(draw: st.DrawFn, text: str, encoding: str = "utf-8") -> bytes:
     """``text`` encoded, then (sometimes) up to three bytes replaced, inserted or cut."""
-    data = bytearray(text.encode("utf-8", "surrogatepass"))
+    data = bytearray(text.encode(encoding, "surrogatepass" if encoding == "utf-8" else "strict"))
     program = draw(st.binary(max_size=12))
     for at in range(0, len(program) - 3, 4):
         hi, lo, action, chunk_pick = program[at : at + 4]

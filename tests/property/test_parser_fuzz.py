@@ -19,7 +19,7 @@ from hypothesis import event, given, reject, settings
 from hypothesis import strategies as st
 
 from sim.case import CASE_KEYS, CASES_DIR, OPTION_KEYS, PACKET_KEYS, builtin_case_names
-from sim.cli import _replay, _run
+from sim.cli import _replay, _run, main
 from sim.netfilter.iptables_cmd import RuleError, iptables_restore
 from sim.netfilter.iptables_save import iptables_save, save_table
 from sim.netfilter.xtables import CHAIN_HOOK, Ruleset, ipt_do_table
@@ -195,3 +195,52 @@ def test_iptables_restore_loads_or_refuses_naming_the_line(text):
             if chain.builtin:
                 for pkt in PROBES:
                     ipt_do_table(table, CHAIN_HOOK[name], Skb(pkt), Ctx())
+
+
+def _capture(name: str, tmp: Path) -> bytes:
+    """A built-in case's packets as ``tcpdump -w`` writes them (pcap, Ethernet)."""
+    from sim.capture import write_pcap
+    from sim.case import parse_case
+
+    *_, packets = parse_case(CASES[name])
+    path = tmp / f"{name}.pcap"
+    macs = {
+        "ctr": ("02:42:ac:11:00:02", "02:42:00:00:00:01"),
+        "remote": ("52:54:00:00:00:02", "52:54:00:00:00:01"),
+    }
+    write_pcap(path, [(0.05 * i, pkt, *macs[side]) for i, (side, pkt, _) in enumerate(packets)])
+    return path.read_bytes()
+
+
+@st.composite
+def captures(draw: st.DrawFn, tmp: Path) -> bytes:
+    """A capture of a built-in case: its link type sometimes changed (raw IP, Linux cooked,
+    an unknown one), pcapng's magic or a big-endian header sometimes put in, then bytes damaged."""
+    data = bytearray(_capture(draw(st.sampled_from(sorted(CASES))), tmp))
+    header = draw(st.sampled_from(["keep", "keep", "linktype", "magic"]))
+    if header == "linktype":
+        data[20:24] = draw(st.sampled_from([0, 12, 101, 113, 276, 228, 9999])).to_bytes(4, "little")
+    elif header == "magic":
+        data[0:4] = draw(
+            st.sampled_from([b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\x0a\x0d\x0d\x0a", b"PK\x03\x04"])
+        )
+    return draw(damaged(data.decode("latin-1"), encoding="latin-1"))
+
+
+@PARSERS
+@given(st.data())
+def test_captures_are_analysed_or_refused_in_one_line(workdir, data):
+    capture = data.draw(captures(workdir))
+    path = workdir / "capture.pcap"
+    path.write_bytes(capture)
+    status, out, err = call(main, ["pcap", str(path)])
+    event("accepted" if status == 0 else "refused")
+    if status == 0:
+        assert err == "" and out
+    else:
+        assert status == 2, err
+        assert (
+            err.count("\n") == 1
+            and err.startswith(f"nflab pcap: {path}")
+            and err[len(f"nflab pcap: {path}") :].strip()
+        ), err
