@@ -1,12 +1,12 @@
 """``nflab kernel-check``: the model's replay against the real kernel, packet by packet.
 
 Both sides produce, per crafted packet, the object ``nflab replay --json`` prints
-(:data:`FIELDS`): the model through ``sim.replay.replay_case``, the kernel through
+(:data:`FIELDS`): the model through ``sim.scenario.replay.replay_case``, the kernel through
 :func:`sim.kernel.testbed.run_case` on one reused :class:`~sim.kernel.testbed.Testbed`.
 :func:`compare` lists every field that differs; a disagreeing case is written out as a
 minimal replayable case file (cut after its first disagreeing packet).
 
-Cases are built-in names (``sim/cases/<name>.json``) or JSON files; ``--fuzz N --seed S``
+Cases are built-in names (``sim/scenario/cases/<name>.json``) or JSON files; ``--fuzz N --seed S``
 generates conversations with the strategies of :mod:`sim.testing.strategies` and, on the
 first disagreement, lets hypothesis shrink it to a minimal one.
 
@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim.case import CaseError, builtin_case_names, case_path, load_case_file, parse_case
 from sim.kernel.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case
 from sim.kernel.netns import Interrupted, NetnsError, skip_reason
 from sim.kernel.testbed import Testbed, run_case
+from sim.scenario.case import CaseError, load_case_file, parse_case
+from sim.scenario.loader import InputError, builtin_cases, find_case
 
 FIELDS = ("ctstate", "window", "reason", "tcp_state", "fate", "delivered_as", "emitted")
 DEFAULT_OUT = "kernel-check-out"
@@ -47,15 +48,12 @@ class CheckError(ValueError):
 # ---------------------------------------------------------------- the case library
 
 
-builtin_names = builtin_case_names
-
-
 def load_case(ref: str) -> dict[str, Any]:
     """A built-in case name or a path to a case file -> the validated case dict."""
     try:
-        path = case_path(ref)
+        path = find_case(ref)
         case = load_case_file(path)
-    except CaseError as e:
+    except InputError as e:
         raise CheckError(str(e)) from None
     if not case.get("name"):
         case["name"] = path.stem
@@ -177,9 +175,9 @@ class KernelRunner:
 
 
 def model_replay() -> Replay:
-    """The model's ``sim.replay.replay_case`` (imported on first use)."""
+    """The model's ``sim.scenario.replay.replay_case`` (imported on first use)."""
     try:
-        module = importlib.import_module("sim.replay")
+        module = importlib.import_module("sim.scenario.replay")
     except ImportError as e:
         raise CheckError(f"the model's replay is not available: {e}") from None
     replay: Replay = module.replay_case
@@ -361,7 +359,7 @@ def _fail(message: str) -> int:
 
 
 def _refs(args: argparse.Namespace) -> list[str]:
-    refs = builtin_names() if args.all else []
+    refs = builtin_cases() if args.all else []
     return refs + [r for r in args.cases if r not in refs]
 
 
@@ -390,7 +388,7 @@ def main(args: argparse.Namespace) -> int:
     except (NetnsError, CaseError, CheckError, ValueError) as e:
         message = str(e).splitlines()[0] if str(e) else type(e).__name__
         if isinstance(e, CaseError) and len(results) < len(refs):  # the kernel refused this case
-            message = f"{case_path(refs[len(results)])}: {message}"
+            message = f"{find_case(refs[len(results)])}: {message}"
         return _fail(message)
     except KeyboardInterrupt as e:  # the namespaces are gone already (KernelRunner's __exit__)
         signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT

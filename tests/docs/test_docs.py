@@ -47,7 +47,7 @@ class ConsoleBlock:
 
     @property
     def id(self) -> str:
-        return f"{self.page.relative_to(DOCS)}:{self.line}"
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
 
 
 def pages() -> list[Path]:
@@ -64,9 +64,10 @@ def _fences(page: Path) -> list[tuple[str, int, str]]:
     return out
 
 
-def console_blocks() -> list[ConsoleBlock]:
+def console_blocks(paths: list[Path]) -> list[ConsoleBlock]:
+    """The ``$ nflab`` console blocks of the given Markdown files (the README uses them too)."""
     blocks = []
-    for page in pages():
+    for page in paths:
         for lang, line, body in _fences(page):
             lines = body.rstrip("\n").split("\n")
             if lang == "console" and lines and lines[0].startswith("$ nflab"):
@@ -144,7 +145,7 @@ def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-BLOCKS = console_blocks()
+BLOCKS = console_blocks(pages())
 
 
 def test_the_course_shows_commands():
@@ -155,6 +156,11 @@ def test_the_course_shows_commands():
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
 def test_console_block_output_is_current(block: ConsoleBlock, tmp_path: Path):
+    check_console_block(block, tmp_path)
+
+
+def check_console_block(block: ConsoleBlock, tmp_path: Path) -> None:
+    """Run the block's command and compare what it prints with what the page shows."""
     kernel = parse_command(block.command)[0][0] == "kernel-check"
     if kernel and not _is_root():
         pytest.skip("nflab kernel-check needs root (network namespaces)")

@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from sim.case import CASES_DIR
 from sim.cli import main
 from sim.kernel import skip_reason
+from sim.scenario.loader import CASES_DIR
 
 pytestmark = pytest.mark.kernel
 REASON = skip_reason()

@@ -18,19 +18,21 @@ import pytest
 from hypothesis import event, given, reject, settings
 from hypothesis import strategies as st
 
-from sim.case import CASE_KEYS, CASES_DIR, OPTION_KEYS, PACKET_KEYS, builtin_case_names
 from sim.cli import _replay, _run, main
-from sim.netfilter.iptables_cmd import RuleError, iptables_restore
-from sim.netfilter.iptables_save import iptables_save, save_table
+from sim.netfilter.iptables.parse import RuleError
+from sim.netfilter.iptables.restore import iptables_restore
+from sim.netfilter.iptables.save import iptables_save, save_table
 from sim.netfilter.xtables import CHAIN_HOOK, Ruleset, ipt_do_table
 from sim.packet import Packet, parse_flags
-from sim.scenario import TOP_KEYS, load_scenario
+from sim.scenario.case import CASE_KEYS, OPTION_KEYS, PACKET_KEYS
+from sim.scenario.loader import CASES_DIR, builtin_cases
+from sim.scenario.scenario import TOP_KEYS, load_scenario
 from sim.skb import Skb
 
 from .inputs import damaged, iptables_lines, iptables_save_texts, mutated, to_toml
 
 PARSERS = settings(settings.get_profile(f"{os.environ.get('HYPOTHESIS_PROFILE', 'dev')}-parsers"))
-CASES = {name: json.loads((CASES_DIR / f"{name}.json").read_text()) for name in builtin_case_names()}
+CASES = {name: json.loads((CASES_DIR / f"{name}.json").read_text()) for name in builtin_cases()}
 SCENARIO = {  # the seed incident with a small upload, so that an accepted scenario runs in milliseconds
     "name": "fuzz",
     "kernel": "3.10",
@@ -199,8 +201,8 @@ def test_iptables_restore_loads_or_refuses_naming_the_line(text):
 
 def _capture(name: str, tmp: Path) -> bytes:
     """A built-in case's packets as ``tcpdump -w`` writes them (pcap, Ethernet)."""
-    from sim.capture import write_pcap
-    from sim.case import parse_case
+    from sim.report.capture import write_pcap
+    from sim.scenario.case import parse_case
 
     *_, packets = parse_case(CASES[name])
     path = tmp / f"{name}.pcap"
