@@ -43,7 +43,7 @@ def edited(tmp_path: Path, old: str, new: str) -> Path:
         ("dport = 443", "dport = 443\nbogus = 1", "upload: unknown keys ['bogus']"),
         ("bridge_prefix = 16", "bridge_prefix = 99", "topology.bridge_prefix: expected an integer in 1..30"),
         ("sport = 39700", "sport = 99999", "upload.sport: expected an integer in 1..65535"),
-        ('kernel = "3.10"', 'kernel = "banana"', "kernel: unknown kernel profile 'banana'"),
+        ('kernel = "el7"', 'kernel = "banana"', "kernel: kernel 'banana': not a profile"),
         ("duration = 1200.0", "duration = -10.0", "duration: expected a number in 0.001..86400.0"),
         ("seed = 7", 'seed = "seven"', "seed: expected an integer, got 'seven'"),
         ('"invalid: "', '"invalid: ', "iptables.host[0]: 'iptables -A INPUT"),

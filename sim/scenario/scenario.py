@@ -5,7 +5,8 @@ A scenario is TOML (JSON with the same keys is accepted). Built-in scenarios liv
 ``sim/scenario/scenarios/``; ``nflab run NAME|FILE`` runs one. Schema (every key optional but
 ``upload``)::
 
-    name, description, kernel = "3.10" | "6.1", seed, duration (virtual seconds)
+    name, description, kernel (a profile such as "el7" or "6.18", or what ``uname -r`` prints),
+    seed, duration (virtual seconds)
     [topology] containers, bridge_ip, bridge_prefix, host_ip, host_prefix, remote_ip, link_delay
     [sysctl] host sysctls ("net.netfilter.nf_conntrack_tcp_be_liberal" = 1, ...)
     [iptables] host = ["iptables -A INPUT ...", ...]
@@ -30,7 +31,7 @@ from typing import Any
 
 from sim.net.endpoint import EndpointOptions, EndpointState, Role, TcpEndpoint
 from sim.net.world import World
-from sim.netfilter.profiles import get_profile
+from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
 from sim.packet import SEQ_MASK, TCPHDR_ACK, TCPHDR_RST, Packet
 from sim.scenario.case import CaseError, check_sysctl
 from sim.scenario.fixes import fix_of, get_fix
@@ -195,9 +196,8 @@ def _topology(data: _Reader) -> DockerBridge:
             raise r.error(key, f"{ip} is inside the bridge's {bridge}")
     if host_ip == remote_ip:
         raise r.error("remote_ip", "must differ from host_ip")
-    kernel = data.get("kernel", str, "6.1")
-    try:
-        get_profile(kernel)
+    try:  # a profile name or a `uname -r` release -> the profile's name
+        kernel = resolve_kernel(data.get("kernel", str, DEFAULT_PROFILE)).name
     except ValueError as e:
         raise data.error("kernel", str(e)) from None
     return DockerBridge(
