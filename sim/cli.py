@@ -278,21 +278,29 @@ def _kernels(matrix: bool, as_json: bool) -> int:
 
 
 def _replay(path: str, as_json: bool) -> int:
-    from sim.scenario.case import CaseError, load_case_file
+    from sim.scenario.case import load_case_file
+    from sim.scenario.loader import InputError, find_case
     from sim.scenario.replay import replay_stream
 
     try:
-        case = load_case_file(path)
-        progress = _Progress(len(case["packets"])) if sys.stderr.isatty() else None
-        same_terminal = progress is not None and sys.stdout.isatty()
+        file = find_case(path)
+        case = load_case_file(file)
+    except InputError as e:
+        print(f"nflab: {e}", file=sys.stderr)
+        return 2
+    progress = _Progress(len(case["packets"])) if sys.stderr.isatty() else None
+    same_terminal = progress is not None and sys.stdout.isatty()
+    try:
         for i, obs in enumerate(replay_stream(case)):
             if progress is not None and same_terminal:
                 progress.clear()
             print(json.dumps(obs) if as_json else _observation_line(i, obs))
             if progress is not None:
                 progress.show(i + 1)
-    except CaseError as e:
-        print(f"nflab: {e}", file=sys.stderr)
+    except InputError as e:  # the model refuses the case's kernel, a sysctl or an iptables line
+        if progress is not None:
+            progress.clear()
+        print(f"nflab: {file}: {e}", file=sys.stderr)
         return 2
     if progress is not None:
         progress.clear()

@@ -64,8 +64,10 @@ _CASE_LETTERS = (
     (TCPHDR_SYN, "S"),
     *((bit, case) for bit, case, _ in TCP_FLAG_LETTERS if bit != TCPHDR_SYN),
 )
-# parse_flags() takes either spelling (tcpdump's "." for ACK too)
+# parse_flags() takes either spelling (tcpdump's "." for ACK too), and C for CWR: the replay
+# contract's letters are FSRPAUEC
 _LETTER_TO_FLAG = {letter: bit for bit, *letters in TCP_FLAG_LETTERS for letter in letters}
+_LETTER_TO_FLAG["C"] = TCPHDR_CWR
 
 
 def parse_flags(text: str) -> int:
@@ -75,7 +77,7 @@ def parse_flags(text: str) -> int:
         try:
             bits |= _LETTER_TO_FLAG[letter]
         except KeyError:
-            raise ValueError(f"unknown TCP flag letter {letter!r} (use S F R P A U E W)") from None
+            raise ValueError(f"unknown TCP flag letter {letter!r} (use S F R P A U E C or W)") from None
     return bits
 
 

@@ -95,7 +95,9 @@ def tcp_checksum(src: bytes, dst: bytes, segment: bytes) -> int:
 def ip_to_bytes(addr: str) -> bytes:
     """``"192.0.2.1"`` -> 4 bytes; raises WireError on anything else."""
     parts = addr.split(".")
-    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts):
+    if len(parts) != 4 or not all(
+        p.isascii() and p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts
+    ):
         raise WireError(f"not an IPv4 address: {addr!r}")
     return bytes(int(p) for p in parts)
 

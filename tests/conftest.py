@@ -12,3 +12,13 @@ settings.register_profile(
     "thorough", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+# Parser fuzzing (tests/property/test_parser_fuzz.py): at least 10,000 inputs per parser in ci.
+PARSER_EXAMPLES = {"ci": 10_000, "dev": 300, "thorough": 50_000}
+for _name, _examples in PARSER_EXAMPLES.items():
+    settings.register_profile(
+        f"{_name}-parsers",
+        settings.get_profile(_name),
+        max_examples=_examples,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+    )

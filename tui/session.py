@@ -131,11 +131,8 @@ def classify(ref: str) -> Source:
 
     try:
         return Source(ref, kind_of(ref))
-    except InputError as e:
+    except InputError as e:  # the loader names a file that is not UTF-8 text, too
         raise SourceError(str(e)) from None
-    except UnicodeDecodeError:
-        what = "scenario TOML/JSON, case JSON, or a .pcap capture"
-        raise SourceError(f"{ref}: not a text file ({what})") from None
 
 
 @dataclass(slots=True)

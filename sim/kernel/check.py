@@ -21,14 +21,15 @@ import importlib
 import json
 import os
 import random
+import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sim.kernel.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case
-from sim.kernel.netns import NetnsError, skip_reason
+from sim.kernel.netns import Interrupted, NetnsError, skip_reason
 from sim.kernel.testbed import Testbed, run_case
 from sim.netfilter.profiles import resolve_kernel
 from sim.scenario.case import load_case_file, parse_case
@@ -46,7 +47,7 @@ Replay = Callable[[dict[str, Any]], Observations]
 
 
 def load_case(ref: str) -> dict[str, Any]:
-    """A built-in case name or a path to a JSON case file -> the validated case dict."""
+    """A built-in case name or a path to a case file -> the validated case dict."""
     path = find_case(ref)
     case = load_case_file(path)
     if not case.get("name"):
@@ -223,10 +224,15 @@ def _progress(i: int, n: int, name: str) -> None:
 
 
 def check_cases(
-    cases: Sequence[dict[str, Any]], replay: Replay, kernel: KernelRunner, out_dir: Path
+    cases: Sequence[dict[str, Any]],
+    replay: Replay,
+    kernel: KernelRunner,
+    out_dir: Path,
+    results: list[CaseResult] | None = None,
 ) -> list[CaseResult]:
-    """Check every case; write each disagreeing one to ``out_dir``."""
-    results = []
+    """Check every case; write each disagreeing one to ``out_dir``. Results are appended to
+    ``results`` as they come (so an interrupted run still has them)."""
+    results = [] if results is None else results
     for i, case in enumerate(cases, 1):
         _progress(i, len(cases), str(case.get("name")))
         diffs = check_case(case, replay, kernel)
@@ -261,26 +267,35 @@ def case_strategy(seed: int) -> Any:
     return st.builds(to_case, st.one_of(plain, perturbed), st.sampled_from(FIXES))
 
 
-def fuzz(n: int, seed: int, replay: Replay, kernel: KernelRunner, out_dir: Path) -> list[CaseResult]:
+def fuzz(
+    n: int,
+    seed: int,
+    replay: Replay,
+    kernel: KernelRunner,
+    out_dir: Path,
+    results: list[CaseResult] | None = None,
+) -> list[CaseResult]:
     """Check ``n`` generated conversations; shrink the first disagreement and write it out.
 
     Generation and shrinking are hypothesis's (``find`` with ``database=None`` and a
     ``random.Random(seed)``), so the same seed on the same kernel and model gives the same
     minimal case. Results hold every example checked before the first disagreement, then
-    the shrunk one.
+    the shrunk one; they are appended to ``results`` as they come.
     """
     from hypothesis import HealthCheck, Phase, find, settings
     from hypothesis.errors import NoSuchExample
 
     strategy = case_strategy(seed)
-    results: list[CaseResult] = []
+    results = [] if results is None else results
     found = False
+    checked = 0
 
     def disagrees(case: dict[str, Any]) -> bool:
-        nonlocal found
+        nonlocal found, checked
         diffs = check_case(case, replay, kernel)
         if not found:
-            _progress(len(results) + 1, n, f"{len(case['packets'])} packets")
+            checked += 1
+            _progress(checked, n, f"{len(case['packets'])} packets")
             results.append(CaseResult(case, diffs))
             found = bool(diffs)
             if found:
@@ -300,7 +315,8 @@ def fuzz(n: int, seed: int, replay: Replay, kernel: KernelRunner, out_dir: Path)
         return results
     diffs = check_case(minimal, replay, kernel)
     path = write_minimal_case(minimal, diffs, out_dir) if diffs else None
-    return [*results[:-1], CaseResult(minimal, diffs, path)]
+    results[-1] = CaseResult(minimal, diffs, path)
+    return results
 
 
 # ---------------------------------------------------------------- the subcommand
@@ -356,11 +372,9 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _selected(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+def _refs(args: argparse.Namespace) -> list[str]:
     refs = builtin_cases() if args.all else []
-    refs += [r for r in args.cases if r not in refs]
-    for ref in refs:
-        yield load_case(ref)
+    return refs + [r for r in args.cases if r not in refs]
 
 
 def main(args: argparse.Namespace) -> int:
@@ -369,8 +383,9 @@ def main(args: argparse.Namespace) -> int:
         return _fail(f"--fuzz must be >= 0, got {args.fuzz}")
     if not (args.cases or args.all or args.fuzz):
         return _fail("name cases or case files, or use --all or --fuzz N")
+    refs = _refs(args)
     try:
-        cases = list(_selected(args))
+        cases = [load_case(ref) for ref in refs]
         replay = model_replay()
     except InputError as e:
         return _fail(str(e))
@@ -378,14 +393,31 @@ def main(args: argparse.Namespace) -> int:
     if reason is not None:
         return _fail(reason)
     out_dir = Path(args.out)
+    results: list[CaseResult] = []
     try:
         with KernelRunner() as kernel:
-            results = check_cases(cases, replay, kernel, out_dir)
+            check_cases(cases, replay, kernel, out_dir, results)
             if args.fuzz:
-                results += fuzz(args.fuzz, args.seed, replay, kernel, out_dir)
+                fuzz(args.fuzz, args.seed, replay, kernel, out_dir, results)
     except (NetnsError, ValueError) as e:
-        return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
-    if args.json:
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if isinstance(e, InputError) and len(results) < len(refs):  # the kernel refused this case
+            message = f"{find_case(refs[len(results)])}: {message}"
+        return _fail(message)
+    except KeyboardInterrupt as e:  # the namespaces are gone already (KernelRunner's __exit__)
+        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+        print(
+            f"nflab kernel-check: interrupted by {signal.Signals(signum).name} after {len(results)} cases",
+            file=sys.stderr,
+        )
+        _report(results, args.json)
+        return 128 + signum
+    _report(results, args.json)
+    return 1 if any(r.differences for r in results) else 0
+
+
+def _report(results: Sequence[CaseResult], as_json: bool) -> None:
+    if as_json:
         print(json.dumps(report_json(results)))
     else:
         for r in results:
@@ -394,4 +426,3 @@ def main(args: argparse.Namespace) -> int:
             if r.file is not None:
                 print(f"  replayable case written to {r.file}")
         print(summary(results))
-    return 1 if any(r.differences for r in results) else 0

@@ -167,10 +167,17 @@ def cleanup_stale() -> list[str]:
 _HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP arrived; ``signum`` says which. A KeyboardInterrupt, so
+    ``finally`` blocks run and hypothesis passes it through instead of calling it a failure."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 def _raise_on_signal(signum: int, _frame: FrameType | None) -> None:
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
-    raise SystemExit(128 + signum)
+    raise Interrupted(signum)
 
 
 class NamespaceSet:

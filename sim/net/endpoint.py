@@ -128,6 +128,9 @@ class TcpEndpoint(TcpInput):
         self._output(now, out)
         return out
 
+    def __repr__(self) -> str:  # the trace names the socket: the same on every run
+        return f"{self.local[0]}:{self.local[1]}-{self.remote[0]}:{self.remote[1]}"
+
     def next_deadline(self) -> float | None:
         """The earliest pending timer (retransmission, delayed ACK, FIN-WAIT-2/TIME-WAIT), or None."""
         deadlines = [

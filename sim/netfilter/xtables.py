@@ -403,11 +403,15 @@ class XtResult:
 
 @dataclass(slots=True, eq=False)
 class Rule:
-    """``struct ipt_entry``: the IP part, the matches, the target, and its counters."""
+    """``struct ipt_entry``: the IP part, the matches, the target, and its counters.
+
+    ``target`` None is a rule without ``-j``: libiptc gives it a standard target whose verdict
+    is the next rule (``IPTCC_R_FALLTHROUGH``), so it only counts and the walk goes on.
+    """
 
     ip: IpSpec
     matches: tuple[XtMatch, ...]
-    target: XtTarget
+    target: XtTarget | None
     goto: bool = False  # IPT_F_GOTO
     pkts: int = 0
     bytes: int = 0
@@ -498,6 +502,8 @@ def ipt_do_table(table: Table, hook: Hook, skb: Skb, ctx: XtContext) -> XtResult
             rule.pkts += 1
             rule.bytes += length
             target = rule.target
+            if target is None:
+                continue
             if isinstance(target, StandardTarget):
                 if target.verdict is not StdVerdict.RETURN:
                     return XtResult(_TERMINAL[target.verdict], chain.name, i)

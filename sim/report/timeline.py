@@ -148,12 +148,17 @@ def render(run: Run) -> str:
             f"{_t(end)}  upload complete: {sc.upload_bytes} bytes acknowledged, "
             f"{c.retransmissions} retransmissions"
         )
+    elif c.aborted_reason is None:
+        out.append(
+            f"{_t(w.clock.now)}  upload unfinished when the scenario's duration ({sc.duration:g}s) ran out: "
+            f"{c.bytes_acked} of {sc.upload_bytes} bytes acknowledged, {c.retransmissions} retransmissions"
+        )
     else:
-        retrans = [e.t for e in tr.events if e.step is Step.SEND and e.ns == "ctr"]
+        retrans = [e.t for e in tr.events if e.step is Step.SEND and e.ns == sc.upload_from]
         out.append(
             f"{_t(w.clock.now)}  upload FAILED: the container gave up ({c.aborted_reason}) after "
             f"{c.retransmissions} retransmissions with {c.bytes_acked} of {sc.upload_bytes} bytes "
-            f"acknowledged; its last segment left at {retrans[-1]:.3f}s"
+            f"acknowledged" + (f"; its last segment left at {retrans[-1]:.3f}s" if retrans else "")
         )
     return "\n".join(out)
 

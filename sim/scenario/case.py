@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim.packet import Packet, TcpOptions, parse_flags
+from sim.packet import IP_HEADER_LEN, TCP_HEADER_LEN, Packet, TcpOptions, parse_flags
 from sim.scenario.loader import InputError, read_data
 from sim.wire import MAX_TCP_OPTION_SPACE
 
@@ -91,13 +91,18 @@ def check_sysctl(key: object, value: object) -> None:
 
 
 def iptables_argv(line: str) -> tuple[list[str], str]:
-    """Split one ``iptables …`` command line (no shell) -> (argv, table); refuse other commands."""
+    """Split one iptables command line like a shell would (no shell runs) -> (argv, table).
+    The leading ``iptables`` is optional (the replay contract); argv always starts with it."""
     try:
         argv = shlex.split(line)
     except ValueError as e:
         raise CaseError(f"iptables line {line!r}: {e}") from None
-    if not argv or argv[0] != "iptables":
-        raise CaseError(f"iptables line must start with 'iptables': {line!r}")
+    if not argv:
+        raise CaseError("iptables line is empty")
+    if argv[0] != "iptables":
+        if not argv[0].startswith(("-", "!")):
+            raise CaseError(f"iptables line {line!r}: expected iptables arguments, 'iptables' optional")
+        argv.insert(0, "iptables")
     found = "filter"
     for i, arg in enumerate(argv):
         table = None
@@ -121,13 +126,28 @@ PACKET_KEYS = {"from", "src", "dst", "flags", "seq", "ack", "win", "len", "optio
 # "comment": free text for readers (how seq/ack were computed); the harness ignores it.
 OPTION_KEYS = {"mss", "wscale", "sack_perm", "sack", "ts"}
 MAX_DELAY_S = 600.0
+IPV4_PACKET_LIMIT = 1500  # the contract: a payload fits in a 1500-byte IPv4 packet with its options
+
+
+def strip_comments(value: object) -> object:
+    """The case without its comments: keys starting with ``_`` are dropped at every level."""
+    if isinstance(value, dict):
+        return {k: strip_comments(v) for k, v in value.items() if not str(k).startswith("_")}
+    if isinstance(value, list):
+        return [strip_comments(v) for v in value]
+    return value
+
+
+def max_payload(options: TcpOptions) -> int:
+    """Payload bytes that fit in a 1500-byte IPv4 packet (no IP options) with these TCP options."""
+    return IPV4_PACKET_LIMIT - IP_HEADER_LEN - TCP_HEADER_LEN - options.wire_length()
 
 
 def _endpoint(text: object, what: str) -> tuple[str, int]:
     if not isinstance(text, str) or text.count(":") != 1:
         raise CaseError(f"{what}: expected 'ip:port', got {text!r}")
     addr, port = text.split(":")
-    if not port.isdigit() or not 0 <= int(port) <= 0xFFFF:
+    if not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 0xFFFF:
         raise CaseError(f"{what}: bad port in {text!r}")
     return check_documentation_address(addr, what), int(port)
 
@@ -143,17 +163,20 @@ def _options(d: object, what: str) -> TcpOptions:
     if d is None:
         return TcpOptions()
     if not isinstance(d, dict):
-        raise CaseError(f"{what}: options must be an object")
+        raise CaseError(f"{what}: expected an object, got {d!r}")
     unknown = set(d) - OPTION_KEYS
     if unknown:
-        raise CaseError(f"{what}: unknown option keys {sorted(unknown)}")
+        raise CaseError(f"{what}: unknown keys {sorted(unknown)}")
     mss = None if d.get("mss") is None else _int(d, "mss", what, 0, 0xFFFF)
     wscale = None if d.get("wscale") is None else _int(d, "wscale", what, 0, 0xFF)
     sack_perm = d.get("sack_perm", False)
     if not isinstance(sack_perm, bool):
         raise CaseError(f"{what}.sack_perm: expected true or false")
     sack: list[tuple[int, int]] = []
-    for block in d.get("sack") or []:
+    blocks = d.get("sack") or []
+    if not isinstance(blocks, list | tuple):
+        raise CaseError(f"{what}.sack: expected a list of [left, right] pairs, got {blocks!r}")
+    for block in blocks:
         if not (isinstance(block, list | tuple) and len(block) == 2):
             raise CaseError(f"{what}.sack: blocks must be [left, right] pairs")
         pair = dict(zip(("left", "right"), block, strict=True))
@@ -196,6 +219,7 @@ def packet_from_case(d: object, index: int) -> tuple[str, Packet, float]:
         flags = parse_flags(flags_text)
     except ValueError as e:
         raise CaseError(f"{what}.flags: {e}") from None
+    options = _options(d.get("options"), f"{what}.options")
     delay = d.get("delay", 0)
     if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= MAX_DELAY_S:
         raise CaseError(f"{what}.delay: expected seconds in 0..{MAX_DELAY_S:.0f}, got {delay!r}")
@@ -208,8 +232,8 @@ def packet_from_case(d: object, index: int) -> tuple[str, Packet, float]:
         ack=_int(d, "ack", what, 0, 0xFFFFFFFF),
         flags=flags,
         window=_int(d, "win", what, 0, 0xFFFF),
-        payload_len=_int(d, "len", what, 0, 1400),
-        options=_options(d.get("options"), what),
+        payload_len=_int(d, "len", what, 0, max_payload(options)),
+        options=options,
     )
     return side, pkt, float(delay)
 
@@ -218,6 +242,12 @@ def parse_case(case: object) -> tuple[Topology, dict[str, Any], list[str], list[
     """Validate a case (the JSON schema shared with ``nflab replay``) before touching the kernel."""
     if not isinstance(case, dict):
         raise CaseError("a case must be a JSON object")
+    case = strip_comments(case)
+    assert isinstance(case, dict)
+    for key in ("name", "description", "kernel"):
+        if key in case and not isinstance(case[key], str):
+            hint = ' like "6.1" or a `uname -r` release' if key == "kernel" else ""
+            raise CaseError(f"case.{key}: expected a string{hint}, got {case[key]!r}")
     unknown = set(case) - CASE_KEYS
     if unknown:
         raise CaseError(f"case: unknown keys {sorted(unknown)}")
@@ -244,9 +274,12 @@ def parse_case(case: object) -> tuple[Topology, dict[str, Any], list[str], list[
 def load_case_file(path: str | Path) -> dict[str, Any]:
     """Read a case from JSON (or TOML with the same schema) and validate it; CaseError names
     the file, and the line for syntax errors."""
-    case: dict[str, Any] = read_data(path, "json", CaseError)
+    case = read_data(path, "json", CaseError)
+    if isinstance(case, dict) and "upload" in case and "packets" not in case:
+        raise CaseError(f"{path}: this is a scenario file: use nflab run {path}")
     try:
         parse_case(case)
     except CaseError as e:
         raise CaseError(f"{path}: {e}") from None
+    assert isinstance(case, dict)  # parse_case refuses anything else
     return case

@@ -28,8 +28,12 @@ def configure_host(w: World, sysctl: dict[str, Any], rules: list[str]) -> None:
 def apply_sysctl(w: World, key: str, value: object) -> None:
     """One host sysctl; InputError for what the model does not have."""
     host = w.namespaces["host"]
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise InputError(f"sysctl {key}: expected an integer, got {value!r}") from None
     if key == "net.ipv4.ip_forward":
-        host.ip_forward = bool(int(str(value)))
+        host.ip_forward = bool(number)
         return
     if key == "net.bridge.bridge-nf-call-iptables":
         return  # routed traffic meets the same hooks either way (one container, one port)
@@ -38,6 +42,6 @@ def apply_sysctl(w: World, key: str, value: object) -> None:
     table = host.conntrack
     assert table is not None
     try:
-        table.sysctl.set(key, int(str(value)), table.profile)
+        table.sysctl.set(key, number, table.profile)
     except ValueError as e:
         raise InputError(f"sysctl {key}: {e}") from None

@@ -41,12 +41,27 @@ def builtin_cases() -> list[str]:
 def find_case(ref: str) -> Path:
     """A built-in case name or a case file's path -> the file; InputError for neither."""
     path = Path(ref)
-    if ref.endswith(".json") or path.exists():
+    if path.exists() or path.suffix in (".json", ".toml"):
         return path
     path = CASES_DIR / f"{ref}.json"
     if not path.exists():
-        raise InputError(f"no built-in case {ref!r} (known: {', '.join(builtin_cases())})")
+        raise InputError(f"{ref}: no such file or built-in case (built-in: {', '.join(builtin_cases())})")
     return path
+
+
+def read_text(path: Path, error: type[InputError] = InputError) -> str:
+    """A file's text; ``error`` with one line naming the file when it cannot be read as UTF-8."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        kind = "is a directory" if path.is_dir() else e.strerror
+        raise error(f"{path}: {kind}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        bad = data[e.start]
+        raise error(f"{path}:{line}: not UTF-8 text (byte {bad:#04x} at offset {e.start})") from None
 
 
 def read_data(
@@ -55,11 +70,7 @@ def read_data(
     """A JSON or TOML file's data: ``.json`` and ``.toml`` by their suffix, anything else as
     ``default_format``. ``error`` (an InputError kind) names the file, and the line for JSON."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise error(f"{path}: {e.strerror}") from None
-    return parse_text(text, str(path), _format(path, default_format), error)
+    return parse_text(read_text(path, error), str(path), _format(path, default_format), error)
 
 
 def parse_text(
@@ -72,6 +83,8 @@ def parse_text(
         raise error(f"{source}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
     except tomllib.TOMLDecodeError as e:
         raise error(f"{source}: invalid TOML: {e}") from None
+    except RecursionError:
+        raise error(f"{source}: nested too deeply to read") from None
 
 
 def _format(path: Path, default: Literal["json", "toml"]) -> Literal["json", "toml"]:

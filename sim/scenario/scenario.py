@@ -24,6 +24,7 @@ longer knows (``rst = "any"``, ``unknown = "drop"``).
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,11 @@ from sim.net.endpoint import EndpointOptions, EndpointState, Role, TcpEndpoint
 from sim.net.world import World
 from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
 from sim.packet import SEQ_MASK, TCPHDR_ACK, TCPHDR_RST, Packet
+from sim.scenario.case import CaseError, check_sysctl
 from sim.scenario.fixes import fix_of, get_fix
 from sim.scenario.host import configure_host
 from sim.scenario.loader import InputError, builtin_scenario_text, builtin_scenarios, parse_text, read_data
-from sim.topology.docker_bridge import DockerBridge, docker_bridge
+from sim.topology.docker_bridge import DockerBridge, container_name, docker_bridge
 
 TOP_KEYS = {
     "name",
@@ -82,6 +84,7 @@ class Scenario:
     remote_rst: str
     remote_unknown: str
     triggers: list[Trigger] = field(default_factory=list)
+    source: str = ""  # the file (or built-in name) it was read from, for error messages
 
     def with_fix(self, fix: str) -> Scenario:
         """A copy with one of the two fixes applied (or ``none``)."""
@@ -101,101 +104,199 @@ class Scenario:
         return replace(self, kernel=kernel, topology=replace(self.topology, kernel=kernel))
 
 
-def _get(d: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any, where: str) -> Any:
-    value = d.get(key, default)
-    wrong_bool = isinstance(value, bool) and kind is not bool
-    if value is not default and (wrong_bool or not isinstance(value, kind)):
-        raise ScenarioError(f"{where}.{key}: expected {getattr(kind, '__name__', kind)}, got {value!r}")
-    return value
+_KIND_NAMES = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    bool: "true or false",
+    list: "a list",
+    dict: "a table",
+}
+MAX_UPLOAD_BYTES = 100_000_000  # every segment is simulated: about 70,000 segments of 1448 bytes
+MAX_DURATION_S = 86_400.0
+MAX_LINK_DELAY_S = 10.0
+MAX_HOLD_S = 600.0
+MAX_CONTAINERS = 250  # container MACs and veth names are numbered in one byte
 
 
-def _kernel(data: dict[str, Any], source: str) -> str:
-    """The ``kernel`` key: a profile name or a ``uname -r`` release -> the profile's name."""
+class _Reader:
+    """Typed, range-checked access to one table of a scenario; errors name file and key."""
+
+    def __init__(self, data: dict[str, Any], source: str, section: str = "") -> None:
+        self.data, self.source, self.section = data, source, section
+
+    def where(self, key: str) -> str:
+        return f"{self.source}: {self.section}{'.' if self.section else ''}{key}"
+
+    def error(self, key: str, message: str) -> ScenarioError:
+        return ScenarioError(f"{self.where(key)}: {message}")
+
+    def check_keys(self, allowed: set[str]) -> None:
+        unknown = set(self.data) - allowed
+        if unknown:
+            where = f"{self.section}: " if self.section else ""
+            raise ScenarioError(f"{self.source}: {where}unknown keys {sorted(unknown)}")
+
+    def get(self, key: str, kind: type, default: Any) -> Any:
+        if key not in self.data:
+            return default
+        value = self.data[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) is not (kind is bool) or not isinstance(value, kind):
+            raise self.error(key, f"expected {_KIND_NAMES[kind]}, got {value!r}")
+        return value
+
+    def number(self, key: str, kind: type, default: Any, lo: float, hi: float) -> Any:
+        value = self.get(key, kind, default)
+        if not lo <= value <= hi:  # NaN fails too
+            raise self.error(key, f"expected {_KIND_NAMES[kind]} in {lo}..{hi}, got {value!r}")
+        return value
+
+    def table(self, key: str, allowed: set[str]) -> _Reader:
+        reader = _Reader(self.get(key, dict, {}), self.source, key)
+        reader.check_keys(allowed)
+        return reader
+
+
+def _ipv4(r: _Reader, key: str, default: str) -> str:
+    text = r.get(key, str, default)
     try:
-        return resolve_kernel(str(data.get("kernel", DEFAULT_PROFILE))).name
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        raise r.error(key, f"not an IPv4 address: {text!r}") from None
+    return str(text)
+
+
+def _topology(data: _Reader) -> DockerBridge:
+    r = data.table(
+        "topology",
+        {"containers", "bridge_ip", "bridge_prefix", "host_ip", "host_prefix", "remote_ip", "link_delay"},
+    )
+    base = DockerBridge()
+    bridge_ip, host_ip, remote_ip = (
+        _ipv4(r, key, getattr(base, key)) for key in ("bridge_ip", "host_ip", "remote_ip")
+    )
+    bridge_prefix = r.number("bridge_prefix", int, base.bridge_prefix, 1, 30)
+    host_prefix = r.number("host_prefix", int, base.host_prefix, 1, 32)
+    bridge = ipaddress.IPv4Network(f"{bridge_ip}/{bridge_prefix}", strict=False)
+    containers = r.get("containers", list, list(base.containers))
+    if not 1 <= len(containers) <= MAX_CONTAINERS:
+        raise r.error(
+            "containers", f"expected 1..{MAX_CONTAINERS} container addresses, got {len(containers)}"
+        )
+    for i, ip in enumerate(containers):
+        _ipv4(_Reader({"ip": ip}, r.source, f"topology.containers[{i}]"), "ip", "")
+        if ipaddress.IPv4Address(ip) not in bridge or ip == bridge_ip:
+            raise r.error("containers", f"{ip} is not a free address of the bridge's {bridge}")
+    if len(set(containers)) != len(containers):
+        raise r.error("containers", "the addresses must differ")
+    for key, ip in (("host_ip", host_ip), ("remote_ip", remote_ip)):
+        if ipaddress.IPv4Address(ip) in bridge:
+            raise r.error(key, f"{ip} is inside the bridge's {bridge}")
+    if host_ip == remote_ip:
+        raise r.error("remote_ip", "must differ from host_ip")
+    try:  # a profile name or a `uname -r` release -> the profile's name
+        kernel = resolve_kernel(data.get("kernel", str, DEFAULT_PROFILE)).name
     except ValueError as e:
-        raise ScenarioError(f"{source}: {e}") from None
+        raise data.error("kernel", str(e)) from None
+    return DockerBridge(
+        containers=tuple(containers),
+        bridge_ip=bridge_ip,
+        bridge_prefix=bridge_prefix,
+        host_ip=host_ip,
+        host_prefix=host_prefix,
+        remote_ip=remote_ip,
+        kernel=kernel,
+        link_delay=r.number("link_delay", float, 0.02, 0.0, MAX_LINK_DELAY_S),
+    )
+
+
+def _triggers(data: _Reader, upload_bytes: int) -> list[Trigger]:
+    triggers = []
+    for i, t in enumerate(data.get("trigger", list, [])):
+        if not isinstance(t, dict):
+            raise data.error(f"trigger[{i}]", "expected a [[trigger]] table")
+        r = _Reader(t, data.source, f"trigger[{i}]")
+        r.check_keys({"kind", "after_bytes", "hold", "offset"})
+        kind = r.get("kind", str, None)
+        if kind not in ("late-ack", "beyond-window"):
+            raise r.error("kind", f"expected 'late-ack' or 'beyond-window', got {kind!r}")
+        triggers.append(
+            Trigger(
+                kind,
+                r.number("after_bytes", int, 0, 0, upload_bytes),
+                r.number("hold", float, 0.5, 0.0, MAX_HOLD_S),
+                r.number("offset", int, 1_000_000, 0, SEQ_MASK),
+            )
+        )
+    return triggers
 
 
 def parse_scenario(data: dict[str, Any], source: str) -> Scenario:
     """Validate a scenario dict; ScenarioError names ``source`` and the key."""
-    unknown = set(data) - TOP_KEYS
-    if unknown:
-        raise ScenarioError(f"{source}: unknown keys {sorted(unknown)}")
-    topo = _get(data, "topology", dict, {}, source)
-    bad = set(topo) - {
-        "containers",
-        "bridge_ip",
-        "bridge_prefix",
-        "host_ip",
-        "host_prefix",
-        "remote_ip",
-        "link_delay",
-    }
-    if bad:
-        raise ScenarioError(f"{source}: topology: unknown keys {sorted(bad)}")
-    base = DockerBridge()
-    topology = DockerBridge(
-        containers=tuple(_get(topo, "containers", list, list(base.containers), f"{source}: topology")),
-        bridge_ip=_get(topo, "bridge_ip", str, base.bridge_ip, f"{source}: topology"),
-        bridge_prefix=_get(topo, "bridge_prefix", int, base.bridge_prefix, f"{source}: topology"),
-        host_ip=_get(topo, "host_ip", str, base.host_ip, f"{source}: topology"),
-        host_prefix=_get(topo, "host_prefix", int, base.host_prefix, f"{source}: topology"),
-        remote_ip=_get(topo, "remote_ip", str, base.remote_ip, f"{source}: topology"),
-        kernel=_kernel(data, source),
-        link_delay=float(_get(topo, "link_delay", (int, float), 0.02, f"{source}: topology")),
-    )
-    upload = _get(data, "upload", dict, None, source)
-    if upload is None:
+    top = _Reader(data, source)
+    top.check_keys(TOP_KEYS)
+    topology = _topology(top)
+    if "upload" not in data:
         raise ScenarioError(f"{source}: missing [upload]")
-    remote = _get(data, "remote", dict, {}, source)
-    rst = _get(remote, "rst", str, "rfc5961", f"{source}: remote")
-    unknown_policy = _get(remote, "unknown", str, "rst", f"{source}: remote")
+    upload = top.table("upload", {"from", "sport", "dport", "bytes", "timestamps"})
+    names = [container_name(i) for i in range(len(topology.containers))]
+    upload_from = upload.get("from", str, "ctr")
+    if upload_from not in names:
+        raise upload.error("from", f"expected one of {', '.join(names)}, got {upload_from!r}")
+    upload_bytes = upload.number("bytes", int, 2_000_000, 1, MAX_UPLOAD_BYTES)
+    remote = top.table("remote", {"rst", "unknown"})
+    rst = remote.get("rst", str, "rfc5961")
+    unknown_policy = remote.get("unknown", str, "rst")
     if rst not in ("any", "rfc5961") or unknown_policy not in ("drop", "rst"):
         raise ScenarioError(f"{source}: remote: rst must be 'any' or 'rfc5961', unknown 'drop' or 'rst'")
-    triggers = []
-    for i, t in enumerate(_get(data, "trigger", list, [], source)):
-        where = f"{source}: trigger[{i}]"
-        if not isinstance(t, dict) or t.get("kind") not in ("late-ack", "beyond-window"):
-            raise ScenarioError(f"{where}.kind: expected 'late-ack' or 'beyond-window'")
-        triggers.append(
-            Trigger(
-                t["kind"],
-                _get(t, "after_bytes", int, 0, where),
-                float(_get(t, "hold", (int, float), 0.5, where)),
-                _get(t, "offset", int, 1_000_000, where),
-            )
-        )
-    ipt = _get(data, "iptables", dict, {}, source)
+    sysctl = top.get("sysctl", dict, {})
+    for key, value in sysctl.items():
+        try:
+            check_sysctl(key, value)
+        except CaseError as e:
+            raise top.error("sysctl", str(e)) from None
+    rules = top.table("iptables", {"host"}).get("host", list, [])
+    for i, line in enumerate(rules):
+        if not isinstance(line, str):
+            raise top.error(f"iptables.host[{i}]", f"expected a string, got {line!r}")
     return Scenario(
-        name=_get(data, "name", str, Path(source).stem, source),
-        description=_get(data, "description", str, "", source),
+        name=top.get("name", str, Path(source).stem),
+        description=top.get("description", str, ""),
         kernel=topology.kernel,
-        seed=_get(data, "seed", int, 0, source),
-        duration=float(_get(data, "duration", (int, float), 1200.0, source)),
+        seed=top.get("seed", int, 0),
+        duration=top.number("duration", float, 1200.0, 1e-3, MAX_DURATION_S),
         topology=topology,
-        sysctl=dict(_get(data, "sysctl", dict, {}, source)),
-        rules=list(_get(ipt, "host", list, [], f"{source}: iptables")),
-        upload_from=_get(upload, "from", str, "ctr", f"{source}: upload"),
-        sport=_get(upload, "sport", int, 39700, f"{source}: upload"),
-        dport=_get(upload, "dport", int, 443, f"{source}: upload"),
-        upload_bytes=_get(upload, "bytes", int, 2_000_000, f"{source}: upload"),
-        timestamps=_get(upload, "timestamps", bool, True, f"{source}: upload"),
+        sysctl=dict(sysctl),
+        rules=list(rules),
+        upload_from=upload_from,
+        sport=upload.number("sport", int, 39700, 1, 0xFFFF),
+        dport=upload.number("dport", int, 443, 1, 0xFFFF),
+        upload_bytes=upload_bytes,
+        timestamps=upload.get("timestamps", bool, True),
         remote_rst=rst,
         remote_unknown=unknown_policy,
-        triggers=triggers,
+        triggers=_triggers(top, upload_bytes),
+        source=source,
     )
 
 
 def load_scenario(ref: str) -> Scenario:
     """A built-in scenario by name, or a TOML/JSON file."""
     if ref in builtin_scenarios():
-        return parse_scenario(parse_text(builtin_scenario_text(ref), ref, "toml", ScenarioError), ref)
-    if not Path(ref).exists():
+        data, source = parse_text(builtin_scenario_text(ref), ref, "toml", ScenarioError), ref
+    else:
+        if not Path(ref).exists():
+            raise ScenarioError(f"{ref}: no such file (built-in scenarios: {', '.join(builtin_scenarios())})")
+        data, source = read_data(ref, "toml", ScenarioError), ref
+    if not isinstance(data, dict):
         raise ScenarioError(
-            f"{ref}: No such file or directory (built-in scenarios: {', '.join(builtin_scenarios())})"
+            f"{source}: a scenario must be a table (a JSON object), got {type(data).__name__}"
         )
-    return parse_scenario(read_data(ref, "toml", ScenarioError), ref)
+    if "packets" in data:
+        raise ScenarioError(f"{source}: this is a crafted-packet case file: use nflab replay {ref}")
+    return parse_scenario(data, source)
 
 
 class _Remote:
@@ -305,7 +406,7 @@ def run_scenario(sc: Scenario, trace: bool = True) -> Run:
     try:
         configure_host(w, sc.sysctl, sc.rules)
     except InputError as e:
-        raise ScenarioError(f"{sc.name}: {e}") from None
+        raise ScenarioError(f"{sc.source or sc.name}: {e}") from None
     ctr_ns = w.namespaces[sc.upload_from]
     ctr_ip = ctr_ns.devices["eth0"].addr or ""
     remote_ns = w.namespaces["remote"]

@@ -18,3 +18,14 @@ def test_the_readme_shows_commands():
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
 def test_readme_console_block_is_current(block: ConsoleBlock, tmp_path: Path):
     check_console_block(block, tmp_path)
+
+
+def test_readme_names_every_subcommand():
+    from sim.cli import _build
+
+    parser = _build()
+    (sub,) = [a for a in parser._actions if a.dest == "command"]
+    text = (ROOT / "README.md").read_text()
+    for name in sub.choices:
+        assert f"`nflab {name}" in text, name
+    assert "`nflab run FILE --show" in text and "TOML" in text

@@ -171,7 +171,7 @@ def test_cannot_run_exits_2_with_the_skip_reason(
     ("argv", "message"),
     [
         ((), "name cases or case files"),
-        (("no-such-case",), "no built-in case 'no-such-case'"),
+        (("no-such-case",), "no-such-case: no such file or built-in case"),
         (("missing.json",), "missing.json: No such file"),
         (("--fuzz", "-1"), "--fuzz must be >= 0"),
     ],

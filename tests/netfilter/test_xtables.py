@@ -280,3 +280,17 @@ def test_nat_targets_return_requests_without_translating() -> None:
         "172.17.0.2",
         80,
     )
+
+
+def test_rule_without_target_counts_and_goes_on() -> None:
+    """A rule without -j gets libiptc's fall-through standard target (IPTCC_R_FALLTHROUGH,
+    verdict = the next rule's offset): ipt_do_table() counts the packet and moves on."""
+    rs = Ruleset()
+    iptables(rs, "-A INPUT -p tcp --tcp-flags SYN,ACK SYN,ACK")
+    iptables(rs, "-A INPUT -p tcp -j DROP")
+    pkt = Packet("203.0.113.9", "10.21.17.99", 443, 39700, 1, 2, int(TcpFlag.SYN | TcpFlag.ACK), 100)
+    table = rs.tables[TableName.FILTER]
+    res = ipt_do_table(table, Hook.LOCAL_IN, Skb(pkt), Ctx())
+    counting, drop = table.chains["INPUT"].rules
+    assert (res.verdict, res.rulenum) == (Verdict.DROP, 2)
+    assert (counting.pkts, counting.bytes, drop.pkts) == (1, 40, 1)

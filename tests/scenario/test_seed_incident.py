@@ -136,7 +136,7 @@ def test_bad_scenarios_get_one_line_errors(tmp_path):
         parse_scenario({}, "x.toml")
     with pytest.raises(ScenarioError, match=r"x.toml: trigger\[0\].kind"):
         parse_scenario({"upload": {}, "trigger": [{"kind": "nope"}]}, "x.toml")
-    with pytest.raises(ScenarioError, match=r"x.toml: upload.bytes: expected int"):
+    with pytest.raises(ScenarioError, match=r"x.toml: upload.bytes: expected an integer"):
         parse_scenario({"upload": {"bytes": "lots"}}, "x.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("name = \n")

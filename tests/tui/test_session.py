@@ -306,7 +306,7 @@ def test_a_real_capture_opens_as_a_case() -> None:
 def test_a_binary_file_that_is_no_capture_is_one_line(tmp_path: Path) -> None:
     blob = tmp_path / "blob.toml"
     blob.write_bytes(b"\xff\xfe\x00garbage")
-    with pytest.raises(session.SourceError, match=r"blob\.toml: not a text file"):
+    with pytest.raises(session.SourceError, match=r"blob\.toml:1: not UTF-8 text \(byte 0xff at offset 0\)"):
         session.classify(str(blob))
     bad = tmp_path / "bad.pcap"
     bad.write_bytes(b"not a capture")

@@ -11,12 +11,11 @@ libxt_addrtype.c, libxt_LOG.c, libipt_REJECT.c and libxt_NAT.c parse_to()/parse_
 from __future__ import annotations
 
 import ipaddress
-import shlex
 from collections.abc import Iterator
 
 from sim.netfilter.iptables.ext import MATCHES, TARGETS
 from sim.netfilter.iptables.ext.reject import _reject_with
-from sim.netfilter.iptables.parse import Opts, RuleError, _ip
+from sim.netfilter.iptables.parse import Opts, RuleError, _ip, _split
 from sim.netfilter.reject import RejectWith
 from sim.netfilter.xtables import (
     CHAIN_HOOK,
@@ -36,6 +35,8 @@ from sim.netfilter.xtables import (
 )
 from sim.skb import Hook
 
+STANDARD_TARGETS = frozenset(StdVerdict.__members__)  # ACCEPT, DROP, RETURN
+
 PROTOCOLS = {"all": 0, "tcp": 6, "udp": 17, "icmp": 1}  # the part of xtables_chain_protos[] modelled
 IFNAMSIZ = 16
 XT_EXTENSION_MAXNAMELEN = 29
@@ -45,7 +46,7 @@ def _addr(opt: str, text: str) -> tuple[int, int]:
     """``xtables_ipparse_any()``: ``a.b.c.d[/len]``; the address is masked as iptables does."""
     addr, _, plen = text.partition("/")
     if plen:
-        if not plen.isdigit() or int(plen) > 32:
+        if not (plen.isascii() and plen.isdigit()) or int(plen) > 32:
             raise RuleError(f"{opt} {text!r}: invalid mask {plen!r} specified")
         mask = int(ipaddress.IPv4Network((0, int(plen))).netmask)
     else:
@@ -158,9 +159,13 @@ class _RuleParser:
         elif opt == "--destination":
             self.dst, self.dmsk = _addr(opt, value)
         elif opt == "--protocol":
-            if value.lower() not in PROTOCOLS and not (value.isdigit() and int(value) <= 255):
+            if value.lower() not in PROTOCOLS and not (
+                value.isascii() and value.isdigit() and int(value) <= 255
+            ):
                 raise RuleError(f"{opt} {value!r}: unknown protocol")
-            self.proto = PROTOCOLS.get(value.lower(), int(value) if value.isdigit() else 0)
+            self.proto = PROTOCOLS.get(
+                value.lower(), int(value) if value.isascii() and value.isdigit() else 0
+            )
             if self.proto == 0 and invert:
                 raise RuleError(f"! {opt} {value}: rule would never match protocol")
         else:
@@ -179,7 +184,7 @@ class _RuleParser:
         self.goto = opt == "--goto"
         if name in TARGETS and self.goto:
             raise RuleError(f"-g {name}: goto only to a chain, not to a target")
-        if name not in TARGETS and name not in StdVerdict.__members__ and name not in self.table.chains:
+        if name not in TARGETS and name not in STANDARD_TARGETS and name not in self.table.chains:
             raise RuleError(f"{opt} {name}: Couldn't load target `{name}': No such file or directory")
         self.target = (name, {})
 
@@ -222,11 +227,11 @@ class _RuleParser:
         )
         return Rule(ip, tuple(matches), target, self.goto)
 
-    def _build_target(self, chain: Chain) -> XtTarget:
+    def _build_target(self, chain: Chain) -> XtTarget | None:
         if self.target is None:
-            raise RuleError("rule has no target: this model needs -j or -g on every rule")
+            return None  # a counting rule (libiptc IPTCC_R_FALLTHROUGH)
         name, opts = self.target
-        if name in StdVerdict.__members__:
+        if name in STANDARD_TARGETS:
             return StandardTarget(StdVerdict[name])
         if name not in TARGETS:
             return JumpTarget(name, self.table.chains[name])
@@ -261,7 +266,7 @@ def _chain(table: Table, name: str, opt: str) -> Chain:
 
 def iptables(ruleset: Ruleset, command: str | list[str]) -> None:
     """Run one ``iptables`` command line (``do_command4()``); the leading "iptables" is optional."""
-    argv = shlex.split(command) if isinstance(command, str) else list(command)
+    argv = _split(command) if isinstance(command, str) else list(command)
     if argv and argv[0] == "iptables":
         argv = argv[1:]
     table_name = TableName.FILTER
@@ -309,6 +314,12 @@ def _run(table: Table, argv: list[str]) -> None:
         else:
             raise RuleError(f"{raw}: bad argument")
         invert = False
+    # do_parse() (xshared.c) refuses DROP in the nat table before it looks at anything else
+    policy = command[2] if command is not None and command[0] == "--policy" else None
+    if table.name is TableName.NAT and "DROP" in (policy, parser.target and parser.target[0]):
+        raise RuleError(
+            '-t nat: The "nat" table is not intended for filtering, the use of DROP is therefore inhibited.'
+        )
     if command is None:
         raise RuleError("no command specified (modelled: -A -I -D -N -P -F -X)")
     _execute(table, command, parser)
@@ -366,7 +377,7 @@ def _execute(table: Table, command: tuple[str, str | None, str | None], parser: 
 
 def _rulenum(chain: Chain, text: str, *, insert: bool) -> int:
     limit = len(chain.rules) + (1 if insert else 0)
-    if not text.isdigit() or not 1 <= int(text) <= max(limit, 1 if insert else 0):
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= max(limit, 1 if insert else 0):
         raise RuleError(f"{chain.name} {text}: Index of {'insertion' if insert else 'deletion'} too big")
     return int(text)
 
@@ -386,7 +397,7 @@ def _new_chain(table: Table, name: str) -> None:
     if (
         name.startswith(("-", "!"))
         or name in TARGETS
-        or name in StdVerdict.__members__
+        or name in STANDARD_TARGETS
         or any(c.isspace() for c in name)
     ):
         raise RuleError(f"-N {name}: Invalid chain name `{name}'")

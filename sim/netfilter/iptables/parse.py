@@ -5,6 +5,7 @@ one error type of the iptables tools: each raises :class:`RuleError` naming the 
 from __future__ import annotations
 
 import re
+import shlex
 
 from sim.packet import ip_to_int
 
@@ -13,10 +14,25 @@ class RuleError(ValueError):
     """A rejected command or ruleset line; ``str()`` is one line naming where."""
 
 
+# quoting, and the ASCII whitespace str.split() splits on but shlex does not
+_SHLEX_SPECIAL = frozenset("'\"\\\x0b\x0c\x1c\x1d\x1e\x1f")
+
+
+def _split(line: str) -> list[str]:
+    """The line split as a shell would (iptables-restore's add_param_to_argv() quoting)."""
+    if line.isascii() and _SHLEX_SPECIAL.isdisjoint(line):
+        return line.split()  # the same words as shlex.split(), without its per-character loop
+    try:
+        return shlex.split(line)
+    except ValueError as e:  # "No closing quotation", "No escaped character"
+        raise RuleError(f"{line!r}: {e}") from None
+
+
+
 # ---------------------------------------------------------------------------------------------
 # Value parsers (each raises RuleError naming the option and the value).
 
-_IPV4 = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
+_IPV4 = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$", re.ASCII)
 
 
 def _ip(opt: str, text: str) -> int:
@@ -27,7 +43,7 @@ def _ip(opt: str, text: str) -> int:
 
 
 def _port(opt: str, text: str) -> int:
-    if not text.isdigit() or int(text) > 0xFFFF:
+    if not (text.isascii() and text.isdigit()) or int(text) > 0xFFFF:
         raise RuleError(f"{opt} {text!r}: invalid port/service specified")
     return int(text)
 

@@ -4,10 +4,9 @@ rules, all or nothing, with the line number in every error."""
 from __future__ import annotations
 
 import re
-import shlex
 
 from sim.netfilter.iptables.cmd import _new_chain, _run
-from sim.netfilter.iptables.parse import RuleError
+from sim.netfilter.iptables.parse import RuleError, _split
 from sim.netfilter.xtables import (
     Ruleset,
     StdVerdict,
@@ -18,7 +17,7 @@ from sim.netfilter.xtables import (
 # ---------------------------------------------------------------------------------------------
 # iptables-restore.
 
-_COUNTERS = re.compile(r"^\[(\d+):(\d+)\]$")
+_COUNTERS = re.compile(r"^\[(\d+):(\d+)\]$", re.ASCII)
 
 
 def iptables_restore(ruleset: Ruleset, text: str) -> None:
@@ -62,7 +61,7 @@ def _restore_line(staged: Ruleset, table: Table | None, line: str) -> Table | No
     if line.startswith(":"):
         _restore_chain(table, line)
         return table
-    argv = shlex.split(line)
+    argv = _split(line)
     counters = _COUNTERS.match(argv[0]) if argv else None
     if counters:
         argv = argv[1:]

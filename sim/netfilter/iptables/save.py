@@ -83,7 +83,9 @@ def match_save(m: XtMatch) -> str:
     return addrtype_save(m)
 
 
-def target_name(t: XtTarget) -> str:
+def target_name(t: XtTarget | None) -> str:
+    if t is None:
+        return ""  # a counting rule: the target column stays empty
     if isinstance(t, StandardTarget):
         return t.verdict.value
     if isinstance(t, JumpTarget):
@@ -93,7 +95,7 @@ def target_name(t: XtTarget) -> str:
     return "LOG" if isinstance(t, LogTarget) else "REJECT"
 
 
-def target_print(t: XtTarget) -> str:
+def target_print(t: XtTarget | None) -> str:
     """The target's ``-L -n`` text (its extension's print function); nothing for standard ones."""
     if isinstance(t, LogTarget):
         return log_print(t)
@@ -104,7 +106,7 @@ def target_print(t: XtTarget) -> str:
     return ""
 
 
-def target_save(t: XtTarget) -> str:
+def target_save(t: XtTarget | None) -> str:
     """The target's options (its extension's save function); nothing for standard ones."""
     if isinstance(t, LogTarget):
         return log_save(t)
@@ -138,7 +140,8 @@ def rule_save(chain: Chain, rule: Rule, *, counters: bool) -> str:
     if ip.proto:
         out += f"{' !' if ip.invflags & InvFlag.PROTO else ''} -p {_PROTO_NAMES.get(ip.proto, str(ip.proto))}"
     out += "".join(match_save(m) for m in rule.matches)
-    out += f" -{'g' if rule.goto else 'j'} {target_name(rule.target)}" + target_save(rule.target)
+    if rule.target is not None:  # print_rule4() prints no -j for a fall-through rule
+        out += f" -{'g' if rule.goto else 'j'} {target_name(rule.target)}" + target_save(rule.target)
     return out
 
 

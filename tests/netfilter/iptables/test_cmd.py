@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sim.netfilter.iptables.cmd import iptables
-from sim.netfilter.iptables.parse import RuleError
+from sim.netfilter.iptables.parse import RuleError, _split
 from sim.netfilter.iptables.restore import iptables_restore
 from sim.netfilter.iptables.save import save_table
 from sim.netfilter.xtables import ConntrackMatch, CtState, LimitMatch, Ruleset, TableName, TcpMatch
@@ -95,7 +99,15 @@ def test_chain_management() -> None:
         ("-P INPUT RETURN", "-P INPUT RETURN: Bad policy name"),
         ("-D INPUT 3", "INPUT 3: Index of deletion too big"),
         ("-A INPUT -p tcp -m tcp ! -p udp -j DROP", "--protocol: multiple --protocol flags not allowed"),
-        ("-A INPUT -s 1.2.3.4", "rule has no target"),
+        # digits are ASCII digits (xtables_strtoul() uses strtoul(), not Unicode digits)
+        ("-A INPUT -s \u0661\u0669\u0662.0.2.1 -j DROP", "--source '\u0661\u0669\u0662.0.2.1': host/network"),
+        ("-A INPUT -p tcp --dport \u0663 -j DROP", "--dport '\u0663': invalid port/service specified"),
+        ("-I OUTPUT \u00b2", "OUTPUT \u00b2: Index of insertion too big"),
+        # xshared.c do_parse(): 'The "nat" table is not intended for filtering, the use of DROP
+        # is therefore inhibited.' -- for -j DROP, -g DROP and -P CHAIN DROP alike
+        ("-t nat -A PREROUTING -p tcp -j DROP", '-t nat: The "nat" table is not intended for filtering'),
+        ("-t nat -A POSTROUTING -g DROP", '-t nat: The "nat" table is not intended for filtering'),
+        ("-t nat -P OUTPUT DROP", '-t nat: The "nat" table is not intended for filtering'),
     ],
 )
 def test_errors_are_one_line_and_name_the_option(cmd: str, message: str) -> None:
@@ -122,3 +134,17 @@ def test_restore_with_counters_and_error_line_numbers() -> None:
         iptables_restore(rs, "-A INPUT -j DROP\n")
     with pytest.raises(RuleError, match=r"^line 2: :PREROUTING ACCEPT: PREROUTING is not a built-in chain"):
         iptables_restore(rs, "*filter\n:PREROUTING ACCEPT\nCOMMIT\n")
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127)) | st.text())
+def test_split_is_shlex_split(line: str) -> None:
+    """The fast path of _split() gives exactly the words shlex.split() gives."""
+    try:
+        expected: list[str] | None = shlex.split(line)
+    except ValueError:
+        expected = None
+    try:
+        got: list[str] | None = _split(line)
+    except RuleError:
+        got = None
+    assert got == expected

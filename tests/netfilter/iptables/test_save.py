@@ -131,6 +131,12 @@ def test_filter_listing_matches_real_output() -> None:
             "-A INPUT -m limit --limit 10/hour --limit-burst 3 -j LOG --log-prefix abc",
             'limit: avg 10/hour burst 3 LOG flags 0 level 4 prefix "abc"',
         ),
+        (  # no -j: print_rule4() prints no target, print_firewall() an empty target column
+            "-A INPUT -m conntrack --ctstate INVALID",
+            "-A INPUT -m conntrack --ctstate INVALID",
+            "    0     0            all  --  *      *       0.0.0.0/0            0.0.0.0/0"
+            "            ctstate INVALID",
+        ),
     ],
 )
 def test_save_and_list_text(cmd: str, saved: str, listed: str) -> None:

@@ -20,7 +20,12 @@ def _rate(opt: str, text: str) -> int:
     mult = 1
     if unit:
         mult = next((m for name, m in _RATE_UNITS if name.startswith(unit.lower())), 0)
-    if not number.isdigit() or int(number) == 0 or mult == 0 or (unit == "" and "/" in text):
+    if (
+        not (number.isascii() and number.isdigit())
+        or int(number) == 0
+        or mult == 0
+        or (unit == "" and "/" in text)
+    ):
         raise RuleError(f"{opt} {text!r}: bad rate")
     avg = XT_LIMIT_SCALE * mult // int(number)
     if avg == 0:
@@ -38,7 +43,7 @@ def _build_limit(opts: Opts) -> LimitMatch:
         avg = _rate("--limit", opts.pop("--limit")[1][0])
     if "--limit-burst" in opts:
         value = opts.pop("--limit-burst")[1][0]
-        if not value.isdigit() or int(value) > 10000:
+        if not (value.isascii() and value.isdigit()) or int(value) > 10000:
             raise RuleError(f"--limit-burst {value!r}: must be a number from 0 to 10000")
         burst = int(value)
     try:

@@ -22,7 +22,7 @@ _SYSLOG_LEVELS = {
 
 
 def _log_level(opt: str, text: str) -> int:
-    if text.isdigit() and int(text) <= 7:
+    if text.isascii() and text.isdigit() and int(text) <= 7:
         return int(text)
     if text.lower() in _SYSLOG_LEVELS:
         return _SYSLOG_LEVELS[text.lower()]
