@@ -10,7 +10,8 @@ deterministic (fixed float formatting, no timestamps, no randomness beyond the s
   and bound III's upper limit on its ACK (from the trace's ``WindowCheck``), with the late ACK
   outside them.
 
-``nflab figures [--out docs/figures]`` writes all three (:func:`generate`).
+``nflab figures [--out DIR]`` writes all three (:func:`generate`), by default into the checkout's
+``docs/figures`` beside the ``sim`` package, wherever it is run from.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
+import sim
 from sim.netfilter.iptables_save import iptables_save
 from sim.netfilter.proto_tcp import WindowCheck
 from sim.packet import SEQ_MASK, TCPHDR_ACK, TCPHDR_RST, TCPHDR_SYN, Packet
@@ -32,7 +34,8 @@ from sim.topology import docker_bridge
 from sim.trace import Step
 from sim.world import World
 
-DEFAULT_OUT = Path("docs/figures")
+# the checkout's docs/figures, beside the sim package (not relative to the working directory)
+DEFAULT_OUT = Path(sim.__file__ or "sim").resolve().parent.parent / "docs" / "figures"
 SCENARIO = "seed-incident"
 KERNEL = "3.10"  # the article's kernel: the late ACK itself is INVALID
 
@@ -51,13 +54,13 @@ text { font-family: sans-serif; font-size: 12px; fill: #222; }
 .port { stroke: #a67c00; stroke-width: 2; stroke-dasharray: 5 3; fill: none; }
 .data { stroke: #1f5fa8; stroke-width: 1.5; fill: none; }
 .retx { stroke: #e67e22; stroke-width: 1.5; fill: #e67e22; }
-.ack { stroke: #2e8b57; stroke-width: 1.5; fill: none; }
+.ack { stroke: #2e8b57; stroke-width: 1.5; stroke-dasharray: 3 2; fill: none; }
 .late { stroke: #c0392b; stroke-width: 1.5; fill: #c0392b; }
 .held { stroke: #c0392b; stroke-width: 1.2; stroke-dasharray: 4 3; fill: none; }
 .rst { stroke: #c0392b; stroke-width: 2.5; fill: none; }
 .band { fill: #d6eaf8; stroke: none; }
 .upper { stroke: #1f5fa8; stroke-width: 1.2; fill: none; }
-.lower { stroke: #8e44ad; stroke-width: 1.2; fill: none; }
+.lower { stroke: #8e44ad; stroke-width: 1.5; stroke-dasharray: 6 3; fill: none; }
 .ackdot { fill: #2e8b57; stroke: none; }
 .bad { fill: none; stroke: #c0392b; stroke-width: 2; }
 .red { fill: #c0392b; }
@@ -285,7 +288,7 @@ class _Upload:
     data: list[tuple[float, int, int]]  # (t, first byte, end) of each new data segment
     retx: list[tuple[float, int]]  # (t, first byte) of each retransmission
     acks: list[tuple[float, int]]  # (t, ack) of the remote's ACKs, the late one excluded
-    late: list[tuple[float, float, int, str]]  # (fired, arrived, ack, what became of it)
+    late: list[tuple[float, float, int, str, str]]  # (fired, arrived, ack, trigger kind, what became of it)
     rsts: list[tuple[float, int]]  # (t, seq) of the host's RSTs
     end_t: float
     completed: bool
@@ -307,7 +310,7 @@ def upload_series(run: Run) -> _Upload:
     data: list[tuple[float, int, int]] = []
     retx: list[tuple[float, int]] = []
     acks: list[tuple[float, int]] = []
-    late: list[tuple[float, float, int, str]] = []
+    late: list[tuple[float, float, int, str, str]] = []
     rsts: list[tuple[float, int]] = []
     high = 0
     for t, direction, pkt, pid in records:
@@ -322,7 +325,7 @@ def upload_series(run: Run) -> _Upload:
             high = max(high, first + pkt.payload_len)
         elif direction == "in" and pid in triggers:
             fired, kind = triggers[pid]
-            late.append((fired, t, rel(pkt.ack, base), f"trigger {kind}: {trigger_fate(run, pid)}"))
+            late.append((fired, t, rel(pkt.ack, base), kind, f"trigger {kind}: {trigger_fate(run, pid)}"))
         elif direction == "in" and pkt.flags & TCPHDR_ACK and not pkt.flags & TCPHDR_SYN:
             acks.append((t, rel(pkt.ack, base)))
     return _Upload(data, retx, acks, late, rsts, run.world.clock.now, run.completed, run.client.bytes_acked)
@@ -414,13 +417,15 @@ def _draw_upload(svg: Svg, p: _Panel, up: _Upload) -> None:
     svg.segments(((x(t) + 1.5, y(lo), x(t) + 1.5, y(hi) - 1.0) for t, lo, hi in acks), "ack")
     for t, first in up.retx:
         svg.add("circle", "retx", cx=x(t), cy=y(first), r=2.5)
-    for fired, arrived, value, what in up.late:
+    for fired, arrived, value, kind, what in up.late:
         svg.add("circle", "late", cx=x(arrived), cy=y(value), r=4.0)
         svg.text(x(arrived) + 8, y(value) + 16, what, "small")
-        if arrived - fired > 0.01:
+        if kind == "late-ack":
             svg.line(x(fired), y(value), x(arrived), y(value), "held")
             label = f"ack {value} sent at {fired:.2f} s, held on the uplink until {arrived:.2f} s"
-            svg.text(x(fired), y(value) + 30, label, "small")
+        else:
+            label = f"the remote's segment (ack {value}) sent at {fired:.2f} s, at the host {arrived:.2f} s"
+        svg.text(x(fired), y(value) + 30, label, "small")
     for t, seq in up.rsts:
         cx, cy = x(t), y(seq)
         svg.segments([(cx - 6, cy - 6, cx + 6, cy + 6), (cx - 6, cy + 6, cx + 6, cy - 6)], "rst")
@@ -437,7 +442,12 @@ def _legend(svg: Svg, x: float, y: float) -> None:
         ("rst", "host RST"),
     ]
     for cls, label in items:
-        svg.line(x, y, x + 18, y, cls)
+        if cls in ("retx", "late"):
+            svg.add("circle", cls, cx=x + 9, cy=y, r=2.5 if cls == "retx" else 4.0)
+        elif cls == "rst":
+            svg.segments([(x + 3, y - 6, x + 15, y + 6), (x + 3, y + 6, x + 15, y - 6)], cls)
+        else:
+            svg.line(x, y, x + 18, y, cls)
         svg.text(x + 24, y + 4, label, "small")
         x += 36 + 6 * len(label)
 
@@ -567,14 +577,22 @@ def window_bounds_svg(run: Run | None = None) -> str:
     for c in checks:
         svg.add("circle", "ackdot", cx=x(c.t), cy=y(c.ack), r=1.8)
     for c in (c for c in checks if c.failed):
-        _mark_failure(svg, (x(c.t), y(c.ack)), y(c.lower), x0 + width - 10, c)
+        _mark_failure(svg, (x(c.t), y(c.ack)), y(c.lower), x0 + width - 10, c, lower)
     svg.rect(x0, top, width, height, "axis")
     _bounds_legend(svg, x0, top + height + 56)
     return svg.render()
 
 
-def _mark_failure(svg: Svg, at: tuple[float, float], limit_y: float, right: float, c: _Check) -> None:
-    """Circle the failed ACK, a dashed line up to its limit, and the verdict right-aligned below."""
+def _mark_failure(
+    svg: Svg,
+    at: tuple[float, float],
+    limit_y: float,
+    right: float,
+    c: _Check,
+    avoid: Sequence[tuple[float, float]],
+) -> None:
+    """Circle the failed ACK, a dashed line up to its limit, and the verdict right-aligned below,
+    low enough not to cross the ``avoid`` line (the lower limit) over the text's width."""
     cx, cy = at
     svg.add("circle", "bad", cx=cx, cy=cy, r=7.0)
     svg.line(cx, cy, cx, limit_y, "held")
@@ -584,8 +602,11 @@ def _mark_failure(svg: Svg, at: tuple[float, float], limit_y: float, right: floa
         (f"verdict {c.verdict}: {c.reason}", "small"),
         (f"{c.lower - c.ack} bytes under the limit: the late ACK, held on the uplink", "small"),
     ]
+    left = right - 7.0 * max(len(text) for text, _ in lines)  # about 7 px per character at 12 px
+    under = max((py for px, py in avoid if px >= left), default=cy)
+    top = max(cy + 34, under + 24)
     for i, (text, cls) in enumerate(lines):
-        svg.text(right, cy + 34 + 16 * i, text, cls, anchor="end")
+        svg.text(right, top + 16 * i, text, cls, anchor="end")
 
 
 def _bounds_legend(svg: Svg, x: float, y: float) -> None:
