@@ -345,17 +345,28 @@ def test_the_number_check_can_fail():
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 
 
+INSTRUCTOR = ROOT / "instructor"
+
+
 def test_relative_links_resolve():
     missing = []
-    for page in sorted(DOCS.rglob("*.md")):
+    for page in [*sorted(DOCS.rglob("*.md")), *sorted(INSTRUCTOR.rglob("*.md"))]:
         text = FENCE.sub("", page.read_text(encoding="utf-8"))
         for target in LINK.findall(text):
             if re.match(r"[a-z]+:", target) or target.startswith("#"):
                 continue
             path = target.split("#", 1)[0]
             if path and not (page.parent / path).resolve().exists():
-                missing.append(f"{page.relative_to(DOCS)} -> {target}")
+                missing.append(f"{page.relative_to(ROOT)} -> {target}")
     assert not missing, missing
+
+
+def test_instructor_notes_stay_out_of_the_students_site():
+    # the answers live in instructor/, outside docs_dir: never built, never in the nav
+    assert (INSTRUCTOR / "README.md").is_file()
+    assert not list(DOCS.rglob("*instructor*"))
+    for page in pages():
+        assert "instructor/" not in page.read_text(encoding="utf-8"), page
 
 
 def test_every_lesson_is_in_the_site_nav():
