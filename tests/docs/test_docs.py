@@ -376,6 +376,29 @@ def test_every_lesson_is_in_the_site_nav():
         assert rel in nav, f"{rel} is not in mkdocs.yml's nav"
 
 
+ZH = DOCS / "zh"
+
+
+def test_every_page_for_students_has_a_chinese_translation():
+    # lessons, exercises, handout (and the course's other pages); the tracker reference is English only
+    english = {p.relative_to(DOCS) for p in pages() if ZH not in p.parents} - {Path("conntrack.md")}
+    chinese = {p.relative_to(ZH) for p in ZH.rglob("*.md")}
+    assert english == chinese, sorted(map(str, english ^ chinese))
+
+
+def test_chinese_pages_are_marked_lang_zh():
+    for page in sorted(ZH.rglob("*.md")):
+        assert page.read_text(encoding="utf-8").startswith("---\nlang: zh\n---\n"), page
+
+
+def test_chinese_pages_show_the_same_runs_as_the_english_ones():
+    # same commands in the same order: the translation covers every run of its page
+    for page in sorted(ZH.rglob("*.md")):
+        english = DOCS / page.relative_to(ZH)
+        runs = [b.command for b in BLOCKS if b.page == page]
+        assert runs == [b.command for b in BLOCKS if b.page == english], page
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("mkdocs") is None, reason="mkdocs is not installed (pip install mkdocs-material)"
 )
@@ -390,6 +413,9 @@ def test_site_builds_strict(tmp_path: Path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "WARNING" not in proc.stderr, proc.stderr
+    html = (tmp_path / "site" / "zh" / "05-incident" / "index.html").read_text(encoding="utf-8")
+    assert '<html lang="zh"' in html  # mkdocs_hooks.py marks the Chinese pages
+    assert '<html lang="en"' in (tmp_path / "site" / "05-incident" / "index.html").read_text(encoding="utf-8")
 
 
 def update(paths: list[Path]) -> None:
