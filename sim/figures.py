@@ -40,10 +40,10 @@ SCENARIO = "seed-incident"
 KERNEL = "3.10"  # the article's kernel: the late ACK itself is INVALID
 
 STYLE = """
-text { font-family: sans-serif; font-size: 12px; fill: #222; }
-.small { font-size: 10px; }
-.mono { font-family: monospace; font-size: 11px; }
-.title { font-size: 15px; font-weight: bold; }
+text { font-family: sans-serif; font-size: 13px; fill: #222; }
+.small { font-size: 12px; }
+.mono { font-family: monospace; font-size: 12px; }
+.title { font-size: 16px; font-weight: bold; }
 .axis { stroke: #444; stroke-width: 1; fill: none; }
 .grid { stroke: #ddd; stroke-width: 1; fill: none; }
 .ns { fill: #f4f6fb; stroke: #7a869a; stroke-width: 1.5; }
@@ -449,7 +449,7 @@ def _legend(svg: Svg, x: float, y: float) -> None:
         else:
             svg.line(x, y, x + 18, y, cls)
         svg.text(x + 24, y + 4, label, "small")
-        x += 36 + 6 * len(label)
+        x += 36 + 7 * len(label)
 
 
 def _outcome(up: _Upload) -> str:
@@ -618,8 +618,8 @@ def _bounds_legend(svg: Svg, x: float, y: float) -> None:
     for i, (cls, label) in enumerate(items):
         svg.line(x, y + i * 16, x + 18, y + i * 16, cls)
         svg.text(x + 24, y + i * 16 + 4, label, "small")
-    svg.text(x + 480, y + 4, "bounds I and II (on the remote's seq) pass for every", "small")
-    svg.text(x + 480, y + 20, "segment here: the remote sends no data", "small")
+    svg.text(x + 505, y + 4, "bounds I and II (on the remote's seq) pass for every", "small")
+    svg.text(x + 505, y + 20, "segment here: the remote sends no data", "small")
 
 
 # --------------------------------------------------------------------------- files and CLI
