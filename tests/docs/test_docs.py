@@ -16,7 +16,7 @@ Two checkable forms, found in every ``docs/**/*.md`` page:
   from the checkout's root, with no option flags (exact output).
 
 Numbers in the prose: in every section (the text under one heading) that shows a run (a
-console block or a pycon session), every number of five or more digits (``530308``,
+console block or a pycon session, whose code counts as its input), every number of five or more digits (``530308``,
 ``530,308``) the prose states must be printed by one of that section's runs (or be in the
 case or scenario file the run reads: its input), or be the result of an expression
 written out in the prose (``596701 - 66000 = 530701``: ``+``, ``-``, ``<<``),
@@ -242,7 +242,7 @@ class Section:
 
 
 def _ints(text: str) -> set[int]:
-    return {int(n) for n in re.findall(r"\d+", text)}
+    return {int(n) for n in re.findall(r"\d+", re.sub(r"(?<=\d)_(?=\d)", "", text))}
 
 
 def _inputs(command: str) -> str:
@@ -259,8 +259,8 @@ def _run_output(lang: str, body: str) -> str | None:
     lines = body.split("\n")
     if lang == "console" and lines and lines[0].startswith("$ nflab"):
         return "\n".join([*lines[1:], _inputs(lines[0][2:])])
-    if lang == "pycon":
-        return "\n".join(line for line in lines if not line.startswith((">>>", "...")))
+    if lang == "pycon":  # the session's code is its input, the rest what it printed
+        return body
     return None
 
 
