@@ -16,10 +16,10 @@ Two checkable forms, found in every ``docs/**/*.md`` page:
   from the checkout's root, with no option flags (exact output).
 
 Numbers in the prose: in every section (the text under one heading) that shows a run (a
-console block or a pycon session, whose code counts as its input), every number of five or more digits (``530308``,
-``530,308``) the prose states must be printed by one of that section's runs (or be in the
-case or scenario file the run reads: its input), or be the result of an expression
-written out in the prose (``596701 - 66000 = 530701``: ``+``, ``-``, ``<<``),
+console block, or a pycon session whose code counts as its input), every number of five or
+more digits (``530308``, ``530,308``) the prose states must be printed by one of that
+section's runs (or be in the case or scenario file the run reads: its input), or be the result
+of an expression written out in the prose (``596701 - 66000 = 530701``: ``+``, ``-``, ``<<``),
 whose operands are such numbers, small numbers or the page's declared constants, and whose
 arithmetic is right. Constants that come from the kernel source rather than a run are declared
 once per page in an HTML comment, ``<!-- constants: 66000 (MAXACKWINDOW's floor) -->``.
