@@ -361,6 +361,26 @@ def test_relative_links_resolve():
     assert not missing, missing
 
 
+IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
+
+
+def test_every_figure_has_an_alt_text_that_says_what_it_shows():
+    for page in pages():
+        for alt, target in IMAGE.findall(FENCE.sub("", page.read_text(encoding="utf-8"))):
+            # a sentence, not a title: at least a dozen words (or 60 characters of Chinese)
+            assert len(alt.split()) >= 12 or len(alt) >= 60, f"{page.relative_to(DOCS)}: {target}: {alt!r}"
+
+
+def test_every_lesson_ends_with_check_your_understanding_questions():
+    for page in pages():
+        if re.fullmatch(r"\d\d-.*\.md", page.name) and "exercises" not in page.parts:
+            text = page.read_text(encoding="utf-8")
+            heading = "## 自测题" if ZH in page.parents else "## Check your understanding"
+            assert heading in text, page
+            questions = text.split(heading, 1)[1]
+            assert len(re.findall(r"^\d+\. ", questions, re.M)) >= 3, page
+
+
 def test_instructor_notes_stay_out_of_the_students_site():
     # the answers live in instructor/, outside docs_dir: never built, never in the nav
     assert (INSTRUCTOR / "README.md").is_file()
