@@ -11,7 +11,12 @@ from typing import NoReturn
 from sim.netfilter.profiles import PROFILES
 
 # Subcommands whose parser and main() live with the code they drive.
-SUBCOMMAND_MODULES = {"kernel-check": "sim.kernel.check", "figures": "sim.figures", "check": "sim.exercises"}
+SUBCOMMAND_MODULES = {
+    "kernel-check": "sim.kernel.check",
+    "figures": "sim.figures",
+    "check": "sim.exercises",
+    "pcap": "sim.report.pcap.command",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,8 +72,9 @@ def _build() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="one JSON object per input packet")
     from sim import exercises, figures
     from sim.kernel import check
+    from sim.report.pcap import command as pcap
 
-    for module in (check, figures, exercises):
+    for module in (check, figures, exercises, pcap):
         module.add_subcommand(sub)
     b = sub.add_parser("bench", help="measure the model's throughput and memory on this machine")
     b.add_argument("--json", action="store_true", help="print one JSON object")
@@ -98,17 +104,21 @@ def main(argv: list[str] | None = None) -> int:
     assert args.command == "bench", args.command  # argparse allows no other
     from sim.bench import run_all
 
-    figures = run_all(lambda name: print(f"measuring {name} ...", file=sys.stderr))
+    figures: dict[str, object] = dict(run_all(lambda name: print(f"measuring {name} ...", file=sys.stderr)))
     from tui.bench import tui_first_frame_s, tui_step_ms
 
     for name, fn in (("tui_first_frame_s", tui_first_frame_s), ("tui_step_ms", tui_step_ms)):
         print(f"measuring {name} ...", file=sys.stderr)
         figures[name] = round(fn(), 3)
+    from sim.report.pcap.bench import pcap_figures
+
+    print("measuring pcap_packets_per_s, pcap_vs_tshark ...", file=sys.stderr)
+    figures.update(pcap_figures())
     if args.json:
         print(json.dumps(figures))
     else:
         for name, value in figures.items():
-            print(f"{name:<28} {value:>14,.1f}")
+            print(f"{name:<28} {value:>14,.1f}" if isinstance(value, float) else f"{name:<28} {value!s:>14}")
     return 0
 
 

@@ -1,0 +1,422 @@
+"""A capture through conntrack: which packets the kernel would mark INVALID or IGNORE, and why.
+
+Every IPv4 TCP packet of a capture goes, in capture order and at its capture time, through a
+:class:`sim.netfilter.conntrack.ConntrackTable` per kernel profile asked for -- the same
+``nf_conntrack_in`` / ``nf_conntrack_tcp_packet`` / ``tcp_in_window`` the model runs. The
+table groups packets into connections by their tuple as the kernel does, and picks up a
+connection whose handshake is not in the capture as the kernel does with
+``nf_conntrack_tcp_loose`` (the first packet seen is the ORIGINAL direction).
+
+Some packets of a host's capture are not what they look like, and are handled as the host's
+conntrack saw them:
+
+- a RST the host's own stack sent (``tcp_v4_send_reset``) answering an INVALID packet: the
+  RST carries ``seq`` = that packet's ack (or, answering a segment without ACK, seq 0 and
+  ``ack`` = its end). It left from the local stack with a tuple of its own, not through the
+  connection's entry, so it is reported and not tracked;
+- a packet of the connection's originator that left untranslated (its source is not the
+  address the connection was NATed to, same ports and peer): conntrack saw it before NAT,
+  in the ORIGINAL direction of the entry, so it is tracked as part of that connection;
+- ``tcpdump -i any`` shows a forwarded packet once per interface it crosses, before and
+  after NAT: conntrack saw it once, so later copies on other interfaces are skipped, and a
+  reply to the NATed address joins the connection seen before NAT, in the REPLY direction.
+
+Memory is bounded by the number of connections: packets are not kept, only the flagged ones
+are handed to the caller as they are found, plus a few recent INVALID/IGNORE packets per
+connection to match the host's RSTs against and the last few thousand packets' keys to
+recognise copies.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from sim.netfilter.conntrack import ConntrackSysctls, ConntrackTable, CtTuple
+from sim.netfilter.profiles import KernelProfile
+from sim.netfilter.proto_tcp import Bound, TcpAction, tcp_in_window
+from sim.netfilter.tcp_states import ORIGINAL, get_conntrack_index
+from sim.packet import TCPHDR_ACK, TCPHDR_RST, Packet
+from sim.report.pcap.reader import Frame
+from sim.skb import CtInfo, Skb
+
+COPIES_KEPT = 4096  # packets remembered to recognise their copies on other interfaces
+COPY_WINDOW_NS = 50_000_000  # a copy on another interface is seen within 50 ms (forwarding)
+COPY = "copies of a packet on another interface"
+RECENT_FLAGGED = 64  # INVALID/IGNORE packets per connection a later host RST is matched against
+DIRECTIONS = ("ORIGINAL", "REPLY")
+
+
+@dataclass(slots=True)
+class Verdict:
+    """What one kernel's conntrack did with one packet.
+
+    ``ctstate`` is what ``-m conntrack --ctstate`` matches right after conntrack (NEW,
+    ESTABLISHED, INVALID); ``window`` the tracker's ACCEPT / IGNORE / INVALID (None when the
+    packet never reached it: table full); ``reason`` the kernel's log text; ``state`` the
+    TCP conntrack state after the packet; ``bound`` the window bound that failed, with its
+    limit and the packet's value, when ``tcp_in_window`` decided.
+    """
+
+    kernel: str
+    ctstate: str
+    window: str | None
+    reason: str | None
+    state: str
+    bound: Bound | None = None
+
+    @property
+    def plain_accept(self) -> bool:
+        return self.window == "ACCEPT" and self.ctstate != "INVALID"
+
+
+@dataclass(slots=True)
+class Flagged:
+    """A packet that is not plain ACCEPT on some kernel, or a host RST, or left untranslated."""
+
+    frame: int
+    ts_ns: int
+    conn: int
+    direction: str  # ORIGINAL / REPLY as conntrack sees it; "HOST" for the host's own RST
+    pkt: Packet
+    verdicts: list[Verdict]
+    host_rst_for: int | None = None  # the INVALID frame this RST of the host's answers
+    untranslated: bool = False
+
+
+@dataclass(slots=True)
+class Connection:
+    """One connection as conntrack tracked it, summed up."""
+
+    id: int
+    orig: CtTuple  # ORIGINAL: (src, sport, dst, dport) of the first packet seen
+    first_frame: int
+    first_ts_ns: int
+    picked_up: bool  # the first packet was not a SYN: nf_conntrack_tcp_loose pickup
+    last_frame: int = 0
+    last_ts_ns: int = 0
+    packets: list[int] = field(default_factory=lambda: [0, 0])
+    payload: list[int] = field(default_factory=lambda: [0, 0])
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # kernel -> {INVALID: n, IGNORE: n}
+    states: dict[str, str] = field(default_factory=dict)  # kernel -> TCP state at the end
+    host_rsts: list[int] = field(default_factory=list)
+    untranslated: list[int] = field(default_factory=list)
+    orig_ttl: int = -1  # TTL of the originator's latest packet (forwarded: one less than it sent)
+    recent_flagged: deque[tuple[int, Packet, bool]] = field(
+        default_factory=lambda: deque(maxlen=RECENT_FLAGGED)
+    )  # (frame, packet, INVALID on the first kernel)
+
+
+@dataclass(slots=True)
+class Stats:
+    frames: int = 0
+    tcp: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    first_ts_ns: int | None = None
+    last_ts_ns: int = 0
+
+
+def _ctstate(ctinfo: CtInfo | None) -> str:
+    if ctinfo is None:
+        return "INVALID"
+    if ctinfo == CtInfo.NEW:
+        return "NEW"
+    if ctinfo in (CtInfo.RELATED, CtInfo.RELATED_REPLY):
+        return "RELATED"
+    return "ESTABLISHED"
+
+
+class Tracker:
+    """One kernel profile's conntrack table, fed packet by packet."""
+
+    __slots__ = ("be_liberal", "name", "profile", "table")
+
+    def __init__(self, profile: KernelProfile, sysctls: dict[str, int] | None = None, name: str = "") -> None:
+        self.profile = profile
+        self.name = name or profile.name
+        sysctls = sysctls or {}
+        sysctl = ConntrackSysctls()
+        sysctl.max = 0  # a capture's connections are all tracked: no early drop
+        for key, value in sysctls.items():
+            sysctl.set(key, value, profile)
+        self.table = ConntrackTable(profile, sysctl)
+        self.be_liberal = bool(sysctl.tcp_be_liberal)
+
+    def track(self, pkt: Packet, now: float) -> Verdict | None:
+        """Run ``pkt`` through conntrack; None for plain ACCEPT, else the verdict."""
+        table = self.table
+        skb = Skb(pkt)
+        res = table.nf_conntrack_in(skb, now)
+        table.nf_conntrack_confirm(skb, now)
+        tcp = res.tcp
+        if tcp is not None and tcp.action is TcpAction.ACCEPT and res.ct is not None:
+            return None
+        window = None if tcp is None else (TcpAction.INVALID if tcp.action is None else tcp.action).name
+        ct = res.ct
+        hit = table.find((pkt.src, pkt.sport, pkt.dst, pkt.dport), now) if ct is None else None
+        entry = ct if ct is not None else (hit[0] if hit else None)
+        state = entry.state_name() if entry is not None else "NONE"
+        bound = self._failed_bound(pkt, now, res.reason, tcp.action if tcp else None)
+        return Verdict(self.name, _ctstate(res.ctinfo), window, res.reason, state, bound)
+
+    def _failed_bound(
+        self, pkt: Packet, now: float, reason: str | None, action: TcpAction | None
+    ) -> Bound | None:
+        """The first failed bound, if ``tcp_in_window`` made the decision.
+
+        A window IGNORE or INVALID leaves the window state as the check found it (only an
+        ACCEPT updates it), so ``tcp_in_window`` run again with ``explain`` on a copy of the
+        entry's TCP state reproduces the decision and its numbers; when it does not (the
+        state table or the RST checks decided) there is no bound to name.
+        """
+        if action not in (TcpAction.IGNORE, TcpAction.INVALID):
+            return None
+        hit = self.table.find((pkt.src, pkt.sport, pkt.dst, pkt.dport), now)
+        if hit is None:
+            return None
+        ct, direction = hit
+        tcp = copy.deepcopy(ct.tcp)
+        index = get_conntrack_index(pkt.flags)
+        again, why, check = tcp_in_window(tcp, direction, index, pkt, self.profile, self.be_liberal, True)
+        if again is not action or why != reason or check is None:
+            return None
+        return next((b for b in check.bounds if not b.passed), None)
+
+
+def _rst_answers(rst: Packet, bad: Packet) -> bool:
+    """Is ``rst`` what ``tcp_v4_send_reset()`` sends in answer to ``bad``?
+
+    "If the offending segment had ACK set, the RST carries seq = that ack and no ACK flag;
+    otherwise seq = 0, ACK set, ack = seq + SYN + FIN + payload length" (RFC 793, p. 36).
+    """
+    if (rst.src, rst.sport, rst.dst, rst.dport) != (bad.dst, bad.dport, bad.src, bad.sport):
+        return False
+    if bad.flags & TCPHDR_RST:
+        return False  # "never send a reset in response to a reset"
+    if bad.flags & TCPHDR_ACK:
+        return rst.seq == bad.ack and not rst.flags & TCPHDR_ACK
+    return rst.seq == 0 and bool(rst.flags & TCPHDR_ACK) and rst.ack == bad.end_seq
+
+
+def _private(addr: str) -> bool:
+    """RFC 1918 (what Docker's bridge networks use)."""
+    ip = ipaddress.IPv4Address(addr)
+    return any(ip in net for net in _RFC1918)
+
+
+_RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+
+
+class Analysis:
+    """The capture through one tracker per kernel; flagged packets go to ``on_flagged``.
+
+    ``inner_addrs``: addresses known to be the container's (from its own capture), so a
+    packet leaving from one of them on the uplink is recognised as untranslated.
+    """
+
+    def __init__(
+        self,
+        trackers: list[Tracker],
+        on_flagged: Callable[[Flagged], None] | None = None,
+        inner_addrs: Iterable[str] = (),
+        skip_frames: Iterable[int] = (),
+        on_packet: Callable[[Frame, Connection, int, Packet], None] | None = None,
+    ) -> None:
+        self.trackers = trackers
+        self.kernels = [t.name for t in trackers]
+        self.on_flagged = on_flagged or (lambda f: None)
+        self.inner_addrs = set(inner_addrs)
+        self.skip_frames = set(skip_frames)
+        self.on_packet = on_packet  # every tracked packet: frame, connection, direction, packet
+        self.stats = Stats()
+        self.connections: dict[CtTuple, Connection] = {}  # both directions' tuples
+        self.by_ports: dict[tuple[int, str, int], Connection] = {}  # (sport, peer, dport) of ORIGINAL
+        self._seen: OrderedDict[tuple[int, ...], tuple[int, int]] = OrderedDict()  # -> (iface, ts_ns)
+        self._ids = 0
+
+    # ------------------------------------------------------------ per frame
+    def feed(self, frame: Frame) -> None:
+        st = self.stats
+        st.frames += 1
+        if st.first_ts_ns is None:
+            st.first_ts_ns = frame.ts_ns
+        st.last_ts_ns = frame.ts_ns
+        pkt = frame.pkt
+        if pkt is None:
+            st.skipped[frame.skipped] = st.skipped.get(frame.skipped, 0) + 1
+            return
+        if self._copy(frame, pkt):
+            st.skipped[COPY] = st.skipped.get(COPY, 0) + 1
+            return
+        st.tcp += 1
+        if frame.number in self.skip_frames:
+            return
+        tup = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
+        conn = self.connections.get(tup)
+        untranslated = False
+        if conn is None:
+            twin = self.by_ports.get((pkt.sport, pkt.dst, pkt.dport))
+            reply_to = self.by_ports.get((pkt.dport, pkt.src, pkt.sport))
+            if self._host_rst(frame, pkt):
+                return
+            if twin is not None and twin.orig[0] != pkt.src and self._looks_inner(pkt):
+                # conntrack saw it before NAT, in the entry's ORIGINAL direction
+                conn, untranslated = twin, True
+                src, sport, dst, dport = twin.orig
+                pkt = pkt.rewritten(src, sport, dst, dport, pkt.ttl)
+            elif reply_to is not None and reply_to.orig[0] != pkt.dst:
+                # a reply to the NATed address of a connection captured before NAT (tcpdump -i any)
+                conn = reply_to
+                pkt = pkt.rewritten(pkt.src, pkt.sport, conn.orig[0], conn.orig[1], pkt.ttl)
+            else:
+                conn = self._new_connection(frame, pkt)
+        elif pkt.flags & TCPHDR_RST and conn.recent_flagged and self._host_rst(frame, pkt):
+            return
+        direction = ORIGINAL if conn.orig[0] == pkt.src and conn.orig[1] == pkt.sport else 1 - ORIGINAL
+        if direction == ORIGINAL:
+            conn.orig_ttl = pkt.ttl
+        conn.packets[direction] += 1
+        conn.payload[direction] += pkt.payload_len
+        conn.last_frame = frame.number
+        conn.last_ts_ns = frame.ts_ns
+        if self.on_packet is not None:
+            self.on_packet(frame, conn, direction, pkt)
+        now = frame.ts_ns / 1e9
+        verdicts: list[Verdict] = []
+        flagged = False
+        for tracker in self.trackers:
+            v = tracker.track(pkt, now)
+            if v is None:
+                verdicts.append(_ACCEPTED)
+                continue
+            flagged = True
+            verdicts.append(v)
+            counts = conn.counts.setdefault(tracker.name, {})
+            label = "INVALID" if v.ctstate == "INVALID" else (v.window or "DROP")
+            counts[label] = counts.get(label, 0) + 1
+            if tracker is self.trackers[0] and (v.ctstate == "INVALID" or v.window == "IGNORE"):
+                conn.recent_flagged.append((frame.number, frame.pkt or pkt, v.ctstate == "INVALID"))
+        if untranslated:
+            conn.untranslated.append(frame.number)
+        if flagged or untranslated:
+            self.on_flagged(
+                Flagged(
+                    frame.number,
+                    frame.ts_ns,
+                    conn.id,
+                    DIRECTIONS[direction],
+                    frame.pkt or pkt,
+                    [
+                        self._filled(v, t, pkt, direction)
+                        for v, t in zip(verdicts, self.trackers, strict=True)
+                    ],
+                    untranslated=untranslated,
+                )
+            )
+
+    @staticmethod
+    def _filled(v: Verdict, tracker: Tracker, pkt: Packet, direction: int) -> Verdict:
+        """The verdict of a kernel that accepted a packet another kernel flagged."""
+        if v is not _ACCEPTED:
+            return v
+        hit = tracker.table.find((pkt.src, pkt.sport, pkt.dst, pkt.dport), float("-inf"))
+        if hit is None:
+            return Verdict(tracker.name, "NEW", "ACCEPT", None, "NONE")
+        ct = hit[0]
+        ctstate = "NEW" if direction == ORIGINAL and not ct.seen_reply else "ESTABLISHED"
+        return Verdict(tracker.name, ctstate, "ACCEPT", None, ct.state_name())
+
+    def _looks_inner(self, pkt: Packet) -> bool:
+        """Is ``pkt`` from the container behind a NATed connection with the same ports and peer?
+        Its address is in the container's capture, or it is private (RFC 1918, as Docker's
+        bridge networks are) and the packet does not open a connection of its own (no SYN)."""
+        return pkt.src in self.inner_addrs or (_private(pkt.src) and not pkt.syn)
+
+    def _copy(self, frame: Frame, pkt: Packet) -> bool:
+        """Is ``pkt`` a copy, on another interface, of a packet seen just before?
+
+        ``tcpdump -i any`` on a host sees a forwarded packet on every interface it crosses (the
+        bridge port, the bridge, the uplink; NAT may have rewritten the addresses). Conntrack
+        saw it once, at the first (PREROUTING), so only the first copy counts. Copies on the
+        same interface (a duplicate on the wire) are packets of their own.
+        """
+        key = (pkt.ip_id, pkt.seq, pkt.ack, pkt.flags, pkt.payload_len, pkt.window, pkt.sport, pkt.dport)
+        seen = self._seen.get(key)
+        if seen is not None and seen[0] != frame.iface and frame.ts_ns - seen[1] <= COPY_WINDOW_NS:
+            return True
+        self._seen[key] = (frame.iface, frame.ts_ns)
+        if len(self._seen) > COPIES_KEPT:
+            self._seen.popitem(last=False)
+        return False
+
+    def _host_rst(self, frame: Frame, pkt: Packet) -> bool:
+        """Report ``pkt`` as the host's own RST if it answers a recent INVALID (or IGNOREd) packet.
+
+        A RST with the TTL of the originator's own (forwarded) packets from the same address
+        came from the same stack as they did, not from the host's: the host's RST starts with
+        its own TTL. From another address (the NATed one, in a capture that shows the
+        connection before NAT) it is the host's.
+        """
+        if not pkt.flags & TCPHDR_RST:
+            return False
+        conn = self.connections.get((pkt.dst, pkt.dport, pkt.src, pkt.sport)) or self.by_ports.get(
+            (pkt.sport, pkt.dst, pkt.dport)
+        )
+        if conn is None or (pkt.src == conn.orig[0] and pkt.ttl == conn.orig_ttl):
+            return False
+        for number, bad, invalid in reversed(conn.recent_flagged):
+            # answering a packet this kernel only IGNOREs: only with the TTL or address as evidence
+            if _rst_answers(pkt, bad) and (invalid or conn.orig_ttl >= 0 or pkt.src != conn.orig[0]):
+                conn.host_rsts.append(frame.number)
+                self.on_flagged(
+                    Flagged(frame.number, frame.ts_ns, conn.id, "HOST", pkt, [], host_rst_for=number)
+                )
+                return True
+        return False
+
+    def _new_connection(self, frame: Frame, pkt: Packet) -> Connection:
+        self._ids += 1
+        tup = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
+        conn = Connection(self._ids, tup, frame.number, frame.ts_ns, picked_up=not pkt.syn)
+        self.connections[tup] = conn
+        self.connections[(pkt.dst, pkt.dport, pkt.src, pkt.sport)] = conn
+        self.by_ports[(pkt.sport, pkt.dst, pkt.dport)] = conn
+        return conn
+
+    # ------------------------------------------------------------ the end
+    def finish(self) -> list[Connection]:
+        """The connections in order of appearance, with each kernel's final state."""
+        conns = sorted({c.id: c for c in self.connections.values()}.values(), key=lambda c: c.id)
+        for conn in conns:
+            for tracker in self.trackers:
+                hit = tracker.table.find(conn.orig, float("-inf"))
+                conn.states[tracker.name] = hit[0].state_name() if hit else "gone"
+        return conns
+
+
+_ACCEPTED = Verdict("", "ESTABLISHED", "ACCEPT", None, "")
+
+
+def analyse(
+    frames: Iterable[Frame],
+    trackers: list[Tracker],
+    inner_addrs: Iterable[str] = (),
+    skip_frames: Iterable[int] = (),
+) -> tuple[Analysis, list[Flagged]]:
+    """Run ``frames`` through :class:`Analysis`, collecting the flagged packets."""
+    out: list[Flagged] = []
+    a = Analysis(trackers, out.append, inner_addrs, skip_frames)
+    for frame in frames:
+        a.feed(frame)
+    return a, out
+
+
+def frames_of(frames: Iterable[Frame], tuples: set[CtTuple]) -> Iterator[Frame]:
+    """Only the frames of the connections whose tuples (either direction) are in ``tuples``."""
+    for fr in frames:
+        p = fr.pkt
+        if p is not None and (p.src, p.sport, p.dst, p.dport) in tuples:
+            yield fr

@@ -1,0 +1,275 @@
+"""``nflab pcap``: which packets of a capture conntrack would mark INVALID or IGNORE, and why.
+
+Passes over the capture (each streamed, memory bounded by the number of connections):
+
+1. with the container's capture as FILE2: the addresses it shows (the container's own);
+2. every packet through each ``--kernel``'s tracker (:mod:`sim.report.pcap.analyse`);
+   flagged packets are printed as they are found;
+3. for the connections where the host answered an INVALID packet with a RST: the same
+   packets again through the what-if trackers -- ``nf_conntrack_tcp_be_liberal=1`` and
+   every other kernel profile -- to say which fix would have prevented each RST;
+4. with FILE2: whether the container ever saw the INVALID packet and the RST.
+
+Then the per-connection summary and the findings, in words, with frame numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from sim.case import CaseError
+from sim.netfilter.conntrack import ConntrackSysctls
+from sim.netfilter.profiles import PROFILES, KernelProfile, get_profile
+from sim.report.pcap.analyse import Analysis, Connection, Flagged, Tracker
+from sim.report.pcap.findings import Findings, container_check, findings_lines, whatif
+from sim.report.pcap.reader import CaptureError, Frame, read_frames
+from sim.report.pcap.render import connection_line, flagged_json, flagged_lines, verdict_json
+from sim.report.pcap.tocase import connection_case, select_flow
+
+
+class PcapError(ValueError):
+    """Bad arguments; one line."""
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``pcap`` on an ``add_subparsers()`` object; dispatch to :func:`main`."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "pcap",
+        help="which packets of a tcpdump capture conntrack marks INVALID, and why",
+        description="Run every IPv4 TCP packet of a pcap/pcapng capture through the model's "
+        "conntrack and report each packet that is not plain ACCEPT, a summary per connection "
+        "and the findings (the host's own RSTs, untranslated packets, the fix that prevents each RST).",
+    )
+    p.add_argument("file", metavar="FILE", help="the capture (pcap or pcapng), e.g. the host's uplink")
+    p.add_argument("file2", nargs="?", metavar="FILE2", help="the container's capture taken at the same time")
+    p.add_argument(
+        "--kernel",
+        action="append",
+        metavar="KERNEL",
+        help=f"kernel profile, repeatable: a column each ({', '.join(PROFILES)}; default the newest)",
+    )
+    p.add_argument(
+        "--sysctl",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a net.netfilter.nf_conntrack_* sysctl, e.g. nf_conntrack_tcp_be_liberal=1 (repeatable)",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per flagged packet, then a summary")
+    p.add_argument("--to-case", metavar="OUT", help="write the connection (see --flow) as a replay case file")
+    p.add_argument(
+        "--flow",
+        metavar="FLOW",
+        help="the connection for --to-case: its number (#N in the summary) or one endpoint IP:PORT",
+    )
+    return p
+
+
+def _profiles(names: list[str] | None) -> list[KernelProfile]:
+    if not names:
+        return [list(PROFILES.values())[-1]]
+    out = []
+    for name in names:
+        try:
+            prof = get_profile(name)
+        except ValueError as e:
+            raise PcapError(f"--kernel: {e}") from None
+        if prof not in out:
+            out.append(prof)
+    return out
+
+
+def _sysctls(items: list[str], profiles: list[KernelProfile]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        short = key.strip().removeprefix("net.netfilter.").removeprefix("nf_conntrack_")
+        if not eq or not short or not value.strip().lstrip("-").isdigit():
+            raise PcapError(f"--sysctl {item!r}: expected KEY=INTEGER, e.g. nf_conntrack_tcp_be_liberal=1")
+        for prof in profiles:
+            try:
+                ConntrackSysctls().set(short, int(value), prof)
+            except ValueError as e:
+                raise PcapError(f"--sysctl {item}: {e}") from None
+        out[short] = int(value)
+    return out
+
+
+# ---------------------------------------------------------------- JSON
+
+
+def summary_json(a: Analysis, conns: list[Connection], fd: Findings, elapsed: float) -> dict[str, Any]:
+    return {
+        "summary": {
+            "frames": a.stats.frames,
+            "tcp_packets": a.stats.tcp,
+            "skipped": a.stats.skipped,
+            "kernels": a.kernels,
+            "seconds": round(elapsed, 3),
+            "connections": [
+                {
+                    "id": c.id,
+                    "src": f"{c.orig[0]}:{c.orig[1]}",
+                    "dst": f"{c.orig[2]}:{c.orig[3]}",
+                    "first_frame": c.first_frame,
+                    "last_frame": c.last_frame,
+                    "packets": c.packets,
+                    "payload": c.payload,
+                    "picked_up": c.picked_up,
+                    "flagged": c.counts,
+                    "final_state": c.states,
+                    "host_rsts": c.host_rsts,
+                    "untranslated": len(c.untranslated),
+                }
+                for c in conns
+            ],
+            "host_rsts": [
+                {
+                    "frame": h.rst.frame,
+                    "answers": h.rst.host_rst_for,
+                    "seq": h.rst.pkt.seq,
+                    "container_saw_invalid": h.ctr_saw_bad,
+                    "container_saw_rst": h.ctr_sent_rst,
+                    "prevented_by_drop_invalid": h.bad is not None and h.bad.verdicts[0].ctstate == "INVALID",
+                    "whatif": {k: verdict_json(v) for k, v in h.whatif.items()},
+                }
+                for h in fd.host_rsts
+            ],
+            "untranslated": fd.untranslated_count,
+            "kernels_differ": fd.differ_count,
+        }
+    }
+
+
+# ---------------------------------------------------------------- passes
+
+
+class _Progress:
+    """A progress line on stderr when it is a terminal (bytes read of the file's size)."""
+
+    def __init__(self, path: str, stream: TextIO) -> None:
+        self.on = stream.isatty()
+        self.stream = stream
+        self.size = max(os.path.getsize(path), 1) if self.on else 1
+        self.last = 0.0
+        self.name = os.path.basename(path)
+
+    def __call__(self, offset: int) -> None:
+        now = time.monotonic()
+        if self.on and now - self.last >= 0.25:
+            self.last = now
+            pct = min(100.0, 100.0 * offset / self.size)
+            self.stream.write(f"\r{self.name}: {pct:5.1f}% ({offset >> 20} of {self.size >> 20} MiB)")
+            self.stream.flush()
+
+    def done(self) -> None:
+        if self.on and self.last:
+            self.stream.write("\r" + " " * 60 + "\r")
+            self.stream.flush()
+
+
+def _frames(path: str, progress: bool = False) -> Iterator[Frame]:
+    bar = _Progress(path, sys.stderr) if progress else None
+    try:
+        yield from read_frames(path, progress=bar)
+    finally:
+        if bar is not None:
+            bar.done()
+
+
+def _addresses(path: str) -> set[str]:
+    out: set[str] = set()
+    for fr in read_frames(path):
+        if fr.pkt is not None:
+            out.add(fr.pkt.src)
+            out.add(fr.pkt.dst)
+    return out
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    profiles = _profiles(args.kernel)
+    sysctls = _sysctls(args.sysctl, profiles)
+    kernels = [p.name for p in profiles]
+    inner = _addresses(args.file2) if args.file2 else set()
+    fd = Findings(kernels)
+    base: list[int] = []
+
+    def emit(f: Flagged) -> None:
+        fd.add(f)
+        if not base:
+            base.append(a.stats.first_ts_ns or 0)
+        if args.json:
+            out.write(json.dumps(flagged_json(f, base[0])) + "\n")
+        else:
+            out.write("\n".join(flagged_lines(f, base[0], kernels)) + "\n")
+
+    a = Analysis([Tracker(p, sysctls) for p in profiles], emit, inner)
+    start = time.perf_counter()
+    for fr in _frames(args.file, progress=True):
+        if fr.number == 1 and not args.json:  # after the file header proved readable
+            out.write(
+                f"nflab pcap {args.file}: kernels {', '.join(kernels)}"
+                + (f", sysctl {', '.join(f'{k}={v}' for k, v in sysctls.items())}" if sysctls else "")
+                + "\n"
+            )
+        a.feed(fr)
+    conns = a.finish()
+    by_id = {c.id: c for c in conns}
+    whatif(args.file, fd, by_id, profiles, sysctls)
+    if args.file2:
+        container_check(args.file2, fd)
+    elapsed = time.perf_counter() - start
+    if args.json:
+        out.write(json.dumps(summary_json(a, conns, fd, elapsed)) + "\n")
+    else:
+        st = a.stats
+        skipped = ", ".join(f"{n} {what}" for what, n in sorted(st.skipped.items()))
+        out.write(
+            f"{st.frames} frames, {st.tcp} IPv4 TCP packets in {len(conns)} connection(s)"
+            + (f"; skipped {sum(st.skipped.values())} other frames ({skipped})" if skipped else "")
+            + "\n"
+        )
+        out.write("connections:\n")
+        for c in conns:
+            out.write("  " + connection_line(c, kernels) + "\n")
+        out.write("findings:\n")
+        for line in findings_lines(fd, bool(args.file2)):
+            out.write(line + "\n")
+    if args.to_case:
+        conn = select_flow(conns, args.flow)
+        case = connection_case(
+            read_frames(args.file),
+            conn,
+            name=Path(args.to_case).stem,
+            kernel=kernels[0],
+            sysctls=sysctls,
+            description=f"connection #{conn.id} of {os.path.basename(args.file)} (frames "
+            f"{conn.first_frame}-{conn.last_frame}), written by nflab pcap --to-case",
+            inner_addrs=inner,
+        )
+        try:
+            Path(args.to_case).write_text(json.dumps(case, indent=1) + "\n")
+        except OSError as e:
+            raise PcapError(f"{args.to_case}: {e.strerror}") from None
+        if not args.json:
+            out.write(f"case {args.to_case}: {len(case['packets'])} packets of connection #{conn.id}\n")
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    """``nflab pcap``: 0 when analysed, 2 on a bad capture or bad arguments (one line)."""
+    try:
+        return run(args, sys.stdout)
+    except (CaptureError, PcapError, CaseError) as e:
+        print(f"nflab pcap: {e}", file=sys.stderr)
+        return 2
