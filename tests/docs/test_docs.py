@@ -251,7 +251,7 @@ def _inputs(command: str) -> str:
     texts = []
     for arg in parse_command(command)[0]:
         found = [ROOT / arg] if (ROOT / arg).is_file() else sorted((ROOT / "sim").rglob(f"{arg}.toml"))
-        texts += [path.read_text(encoding="utf-8") for path in found[:1] if path.is_file()]
+        texts += [path.read_text(encoding="utf-8") for path in found[:1] if path.suffix in (".json", ".toml")]
     return "\n".join(texts)
 
 
