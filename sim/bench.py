@@ -9,6 +9,7 @@ import gc
 import time
 import tracemalloc
 from collections.abc import Callable
+from typing import Any
 
 from sim.netfilter.conntrack import ConntrackTable
 from sim.netfilter.profiles import get_profile
@@ -194,7 +195,7 @@ def fuzz_examples_per_s(examples: int = 300) -> float:
 def pipeline_packets_per_s() -> float:
     """Packets per second through the docker-bridge world (counted once per namespace each
     crosses): the seed scenario's 2 MB upload with the DROP fix, trace off."""
-    from sim.scenario import load_scenario, run_scenario
+    from sim.scenario.scenario import load_scenario, run_scenario
 
     sc = load_scenario("seed-incident").with_fix("drop-invalid")
     crossings, start = 0, time.perf_counter()
@@ -207,12 +208,77 @@ def pipeline_packets_per_s() -> float:
 
 def seed_scenario_s() -> float:
     """Wall seconds of ``nflab run seed-incident``'s simulation (trace on, to the abort)."""
-    from sim.scenario import load_scenario, run_scenario
+    from sim.scenario.scenario import load_scenario, run_scenario
 
     sc = load_scenario("seed-incident")
     start = time.perf_counter()
     run_scenario(sc)
     return time.perf_counter() - start
+
+
+def upload_case(packets: int) -> dict[str, Any]:
+    """A crafted-packet case of ``packets`` packets: the handshake of late-ack.json, then the
+    container's 1000-byte segments each ACKed by the remote; of every 50 ACKs one is 70000
+    bytes late and one acknowledges 100000 bytes never sent."""
+    ctr, remote, host = "192.0.2.2:40000", "198.51.100.2:443", "198.51.100.1:40000"
+    opts = {"mss": 1460, "sack_perm": True, "wscale": 7}
+    out: list[dict[str, Any]] = [
+        {
+            "from": "ctr",
+            "src": ctr,
+            "dst": remote,
+            "flags": "S",
+            "seq": 1000000,
+            "win": 64240,
+            "options": opts,
+        },
+        {
+            "from": "remote",
+            "src": remote,
+            "dst": host,
+            "flags": "SA",
+            "seq": 5000000,
+            "ack": 1000001,
+            "win": 65160,
+            "options": opts,
+        },
+        {"from": "ctr", "src": ctr, "dst": remote, "flags": "A", "seq": 1000001, "ack": 5000001, "win": 502},
+    ]
+    seq = 1000001
+    while len(out) < packets:
+        if len(out) % 2:
+            data = {"from": "ctr", "src": ctr, "dst": remote, "flags": "PA", "seq": seq, "ack": 5000001}
+            out.append({**data, "win": 502, "len": 1000})
+            seq = (seq + 1000) & SEQ_MASK
+        else:
+            ack = seq
+            if len(out) % 100 == 0:
+                ack = (seq - 70000) & SEQ_MASK  # overly delayed: IGNORE since 6.1
+            elif len(out) % 100 == 50:
+                ack = (seq + 100000) & SEQ_MASK  # unseen data: INVALID, answered with a RST
+            out.append(
+                {
+                    "from": "remote",
+                    "src": remote,
+                    "dst": host,
+                    "flags": "A",
+                    "seq": 5000001,
+                    "ack": ack,
+                    "win": 509,
+                }
+            )
+    return {"name": f"upload-{packets}", "kernel": "6.1", "packets": out}
+
+
+def replay_packets_per_s(packets: int = 100_000) -> float:
+    """Packets per second through ``nflab replay``'s streaming replay (trace on, each packet's
+    observation taken and its trace forgotten) on :func:`upload_case`."""
+    from sim.scenario.replay import replay_stream
+
+    case = upload_case(packets)
+    start = time.perf_counter()
+    done = sum(1 for _ in replay_stream(case))
+    return done / (time.perf_counter() - start)
 
 
 def run_all(progress: Callable[[str], None] | None = None) -> dict[str, float]:
@@ -224,6 +290,7 @@ def run_all(progress: Callable[[str], None] | None = None) -> dict[str, float]:
         ("fuzz_examples_per_s", fuzz_examples_per_s),
         ("pipeline_packets_per_s", pipeline_packets_per_s),
         ("seed_scenario_s", seed_scenario_s),
+        ("replay_packets_per_s", replay_packets_per_s),
     ]
     out: dict[str, float] = {}
     for name, fn in steps:

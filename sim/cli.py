@@ -6,15 +6,16 @@ import argparse
 import importlib
 import json
 import sys
-from typing import NoReturn
+import time
+from typing import Any, NoReturn
 
 from sim.netfilter.profiles import PROFILES
 
 # Subcommands whose parser and main() live with the code they drive.
 SUBCOMMAND_MODULES = {
     "kernel-check": "sim.kernel.check",
-    "figures": "sim.figures",
-    "check": "sim.exercises",
+    "figures": "sim.report.figures",
+    "check": "sim.report.exercises",
     "pcap": "sim.report.pcap.command",
 }
 
@@ -70,8 +71,8 @@ def _build() -> argparse.ArgumentParser:
     )
     r.add_argument("file", help="case file (JSON, or TOML with the same schema)")
     r.add_argument("--json", action="store_true", help="one JSON object per input packet")
-    from sim import exercises, figures
     from sim.kernel import check
+    from sim.report import exercises, figures
     from sim.report.pcap import command as pcap
 
     for module in (check, figures, exercises, pcap):
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _build()
     args = parser.parse_args(argv)
     if args.command == "walkthrough":
-        from sim.walkthrough import render
+        from sim.report.walkthrough import render
 
         print(render(args.kernel, args.be_liberal))
         return 0
@@ -125,11 +126,11 @@ def main(argv: list[str] | None = None) -> int:
 def _run(ref: str, kernel: str | None, fix: str, out: str, show: list[str]) -> int:
     from pathlib import Path
 
+    from sim.net.netns import dmesg
     from sim.netfilter.conntrack import format_conntrack
-    from sim.netfilter.iptables_save import iptables_save
-    from sim.netns import dmesg
-    from sim.scenario import ScenarioError, load_scenario, run_scenario
-    from sim.timeline import render, write_captures
+    from sim.netfilter.iptables.save import iptables_save
+    from sim.report.timeline import render, write_captures
+    from sim.scenario.scenario import ScenarioError, load_scenario, run_scenario
 
     try:
         sc = load_scenario(ref)
@@ -162,33 +163,55 @@ def _run(ref: str, kernel: str | None, fix: str, out: str, show: list[str]) -> i
 
 
 def _replay(path: str, as_json: bool) -> int:
-    from sim.case import CaseError, load_case_file
-    from sim.replay import replay_case
+    from sim.scenario.case import CaseError, load_case_file
+    from sim.scenario.replay import replay_stream
 
     try:
         case = load_case_file(path)
-        observations = replay_case(case)
+        progress = _Progress(len(case["packets"])) if sys.stderr.isatty() else None
+        same_terminal = progress is not None and sys.stdout.isatty()
+        for i, obs in enumerate(replay_stream(case)):
+            if progress is not None and same_terminal:
+                progress.clear()
+            print(json.dumps(obs) if as_json else _observation_line(i, obs))
+            if progress is not None:
+                progress.show(i + 1)
     except CaseError as e:
         print(f"nflab: {e}", file=sys.stderr)
         return 2
-    for i, obs in enumerate(observations):
-        if as_json:
-            print(json.dumps(obs))
-            continue
-        emitted = ", ".join(
-            f"{e['flags']} seq {e['seq']} ack {e['ack']} to {e['to']}" for e in obs["emitted"]
-        )
-        print(
-            f"[{i}] ctstate {obs['ctstate']}, window {obs['window']}, state {obs['tcp_state']}, {obs['fate']}"
-            + (
-                f" as {obs['delivered_as']['src']} > {obs['delivered_as']['dst']}"
-                if obs["delivered_as"]
-                else ""
-            )
-            + (f"; reason: {obs['reason']}" if obs["reason"] else "")
-            + (f"; host emitted: {emitted}" if emitted else "")
-        )
+    if progress is not None:
+        progress.clear()
     return 0
+
+
+def _observation_line(i: int, obs: dict[str, Any]) -> str:
+    emitted = ", ".join(f"{e['flags']} seq {e['seq']} ack {e['ack']} to {e['to']}" for e in obs["emitted"])
+    return (
+        f"[{i}] ctstate {obs['ctstate']}, window {obs['window']}, state {obs['tcp_state']}, {obs['fate']}"
+        + (f" as {obs['delivered_as']['src']} > {obs['delivered_as']['dst']}" if obs["delivered_as"] else "")
+        + (f"; reason: {obs['reason']}" if obs["reason"] else "")
+        + (f"; host emitted: {emitted}" if emitted else "")
+    )
+
+
+class _Progress:
+    """``done/total packets`` on the terminal's stderr, redrawn at most ten times a second."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.shown, self.next_draw = total, False, 0.0
+
+    def show(self, done: int) -> None:
+        now = time.monotonic()
+        if now >= self.next_draw or done == self.total:
+            self.next_draw = now + 0.1
+            sys.stderr.write(f"\rreplay: {done}/{self.total} packets")
+            sys.stderr.flush()
+            self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            self.shown = False
 
 
 def entry() -> int:

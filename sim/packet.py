@@ -10,6 +10,7 @@ judged later. Sequence numbers are plain ints in ``[0, 2**32)``; compare them on
 from __future__ import annotations
 
 import functools
+import ipaddress
 from dataclasses import dataclass, field
 from enum import IntFlag
 
@@ -43,6 +44,8 @@ TCPHDR_ACK = int(TcpFlag.ACK)
 TCPHDR_URG = int(TcpFlag.URG)
 TCPHDR_ECE = int(TcpFlag.ECE)
 TCPHDR_CWR = int(TcpFlag.CWR)
+
+TCP_MAX_WSCALE = 14  # include/net/tcp.h; RFC 7323 §2.3
 
 # The letters tcpdump and the case-file format use, in tcpdump's order.
 _FLAG_LETTERS = (
@@ -80,12 +83,17 @@ def format_flags(flags: int) -> str:
 @functools.lru_cache(maxsize=65536)
 def ip_to_int(addr: str) -> int:
     """Dotted quad -> host-order int (cached: packets carry addresses as strings)."""
-    a, b, c, d = (int(part) for part in addr.split("."))
-    return (a << 24) | (b << 16) | (c << 8) | d
+    return int(ipaddress.IPv4Address(addr))
 
 
 def int_to_ip(value: int) -> str:
-    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+    return str(ipaddress.IPv4Address(value))
+
+
+@functools.lru_cache(maxsize=65536)
+def in_subnet(addr: str, net: str, prefix: int) -> bool:
+    """Whether ``addr`` lies in ``net/prefix`` (cached: the fib lookup asks per packet)."""
+    return ipaddress.IPv4Address(addr) in ipaddress.IPv4Network((net, prefix), strict=False)
 
 
 def before(seq1: int, seq2: int) -> bool:
@@ -210,3 +218,16 @@ class Packet:
             f"{self.src}:{self.sport} > {self.dst}:{self.dport} [{format_flags(self.flags) or 'none'}] "
             f"seq {self.seq} ack {self.ack} win {self.window} len {self.payload_len}"
         )
+
+
+def rst_reply(pkt: Packet) -> Packet:
+    """The RST answering ``pkt`` (RFC 793 §3.4, "Reset Generation"), as ``tcp_v4_send_reset()``
+    and ``nf_reject_ip_tcphdr_put()`` build it: if the segment had ACK set the RST takes its
+    sequence number from that ACK; otherwise seq 0, RST|ACK, and ACK = seq + SYN + FIN +
+    payload. Addresses and ports reversed, window 0, no options, TTL 64, IP ID 0. Whether to
+    answer at all (never a RST to a RST, ...) is the caller's rule."""
+    if pkt.flags & TCPHDR_ACK:
+        seq, ack, flags = pkt.ack, 0, TCPHDR_RST
+    else:
+        seq, ack, flags = 0, pkt.end_seq, TCPHDR_RST | TCPHDR_ACK
+    return Packet(pkt.dst, pkt.src, pkt.dport, pkt.sport, seq, ack, flags)

@@ -49,3 +49,4 @@ class Skb:
     ct: Conn | None = None
     ctinfo: CtInfo | None = None
     mark: int = 0
+    pid: int = 0  # the trace's packet id (the model's own field; the kernel has none)

@@ -1,5 +1,7 @@
 """The one trace channel: every decision the model makes, with its reason and numbers.
 
+Events are data: a :class:`Step`, a :class:`Why` and typed payloads, built with keyword
+arguments only, and only when ``trace.enabled``; :mod:`sim.report.sentences` says them in words.
 The CLI, the TUI, captures, the tests and the kernel comparison all read these events. Each
 packet that enters the world gets a packet id (``pid``); a packet the world creates in answer
 (a RST, a REJECT) carries the id of the packet that caused it (``cause``).
@@ -7,11 +9,13 @@ packet that enters the world gets a packet id (``pid``); a packet the world crea
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING
 
-from sim.packet import Packet
+if TYPE_CHECKING:
+    from sim.netfilter.proto_tcp import WindowCheck
+    from sim.packet import Packet
 
 
 class Step(Enum):
@@ -32,13 +36,77 @@ class Step(Enum):
     LOG = "log"  # a kernel log line (LOG target, conntrack invalid log)
 
 
-@dataclass(frozen=True, slots=True)
+class Why(Enum):
+    """What an event says happened, as data; :mod:`sim.report.sentences` says it in words.
+    ``detail`` names what each one refers to."""
+
+    CRAFTED = "crafted"  # SEND: a crafted frame from a passive end host's device
+    STACK_SENDS = "stack-sends"  # SEND: the namespace's own TCP sends
+    TCP_RESET = "tcp-reset"  # RST / SEND: tcp_v4_send_reset built the packet
+    REJECT_RESET = "reject-reset"  # RST / SEND: REJECT --reject-with tcp-reset built it
+    XMIT = "xmit"  # XMIT: out of a device
+    RECV = "recv"  # RECV: arrives on a device
+    BRIDGE_OUT = "bridge-out"  # BRIDGE: out of a port (detail: the bridge)
+    BRIDGE_UP = "bridge-up"  # BRIDGE: up from a port to IP (detail: the port)
+    NEIGH_UNRESOLVED = "neigh-unresolved"  # DROP (detail: the next hop)
+    NO_LINK = "no-link"  # DROP
+    LOST = "lost"  # DROP: the link lost it
+    CAPTURED = "captured"  # DELIVER: a passive end host
+    DELIVERED = "delivered"  # DELIVER: to a socket (detail: the socket)
+    ROUTE_LOCAL = "route-local"  # ROUTE
+    ROUTE_FORWARD = "route-forward"  # ROUTE (detail: the output device)
+    NO_ROUTE = "no-route"  # DROP: ip_rcv found no route
+    NOT_FORWARDING = "not-forwarding"  # DROP: not local and ip_forward is 0
+    NO_ROUTE_OUT = "no-route-out"  # DROP: ip_local_out found no route
+    TTL_EXCEEDED = "ttl-exceeded"  # DROP
+    SOCKET_FOUND = "socket-found"  # SOCKET (detail: the socket)
+    NO_SOCKET = "no-socket"  # SOCKET
+    FIREWALL = "firewall"  # DROP: a stateful firewall drops unknown connections
+    BAD_CHECKSUM = "bad-checksum"  # DROP
+    NO_RST_FOR_RST = "no-rst-for-rst"  # RST: never a reset in answer to a reset
+    HOOK_VERDICT = "hook-verdict"  # DROP: a hook function stopped the packet (detail: its name)
+    CONNTRACK = "conntrack"  # CONNTRACK: nf_conntrack_in (payload: ct)
+    CONFIRM = "confirm"  # CONNTRACK: nf_conntrack_confirm
+    NAT_SKIP = "nat-skip"  # NAT: no conntrack entry
+    NAT = "nat"  # NAT: translated, or not, by the binding (payload: nat when it binds)
+    TABLE = "table"  # TABLE: an iptables table's verdict (detail: the NAT target's kind)
+    LOG = "log"  # LOG (detail: the kernel log line)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConntrackInfo:
+    """What ``nf_conntrack_in`` decided about one packet."""
+
+    ctstate: str  # what --ctstate matches right after conntrack
+    window: str | None  # the TCP tracker's action: ACCEPT / IGNORE / INVALID
+    reason: str | None  # the kernel's log text for it
+    old_state: str | None
+    new_state: str | None
+    check: WindowCheck | None  # tcp_in_window's bounds and values
+    ct_id: int | None  # the entry attached afterwards (None: INVALID or refused)
+    created: bool  # a new, unconfirmed entry
+    snat: bool  # the attached entry has a source NAT binding
+    direction: str | None  # "original" / "reply"
+    entry: str | None  # the conntrack -L line of the packet's connection afterwards
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NatBinding:
+    """A NAT binding made on a connection's first packet."""
+
+    kind: str  # MASQUERADE, SNAT, DNAT
+    reply: tuple[str, int, str, int]  # the reply tuple: (src, sport, dst, dport)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TraceEvent:
-    """One decision. ``why`` says it in plain words; ``data`` holds the numbers."""
+    """One decision: where, what (``step``, ``verdict``), why (``why``, ``detail`` and the typed
+    payloads ``ct`` and ``nat``) and the packet before and after."""
 
     t: float
     pid: int
     step: Step
+    why: Why
     ns: str
     dev: str | None = None
     hook: str | None = None
@@ -49,26 +117,51 @@ class TraceEvent:
     verdict: str | None = None
     before: Packet | None = None
     after: Packet | None = None
-    why: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
+    detail: str | None = None
+    ct: ConntrackInfo | None = None
+    nat: NatBinding | None = None
     cause: int | None = None
 
 
 class Trace:
-    """An append-only list of events; switch ``enabled`` off for speed (benchmarks)."""
+    """The events in order, indexed by packet id, so a packet's events and the packets it
+    caused are found without scanning the trace.
 
-    __slots__ = ("enabled", "events")
+    ``enabled`` off records nothing (benchmarks). ``keep`` off keeps no ordered list, only the
+    per-packet index, from which a streaming reader removes each packet once it has read it
+    (:meth:`forget`): memory then stays flat however long the run.
+    """
 
-    def __init__(self, enabled: bool = True) -> None:
+    __slots__ = ("_by_pid", "_children", "enabled", "events", "keep")
+
+    def __init__(self, enabled: bool = True, keep: bool = True) -> None:
         self.enabled = enabled
+        self.keep = keep
         self.events: list[TraceEvent] = []
+        self._by_pid: dict[int, list[TraceEvent]] = {}
+        self._children: dict[int, list[int]] = {}
 
     def add(self, event: TraceEvent) -> None:
-        self.events.append(event)
+        if self.keep:
+            self.events.append(event)
+        mine = self._by_pid.get(event.pid)
+        if mine is None:
+            self._by_pid[event.pid] = [event]
+        else:
+            mine.append(event)
+        if event.cause is not None and event.step is Step.SEND:
+            self._children.setdefault(event.cause, []).append(event.pid)
 
     def for_packet(self, pid: int) -> list[TraceEvent]:
-        return [e for e in self.events if e.pid == pid]
+        """Packet ``pid``'s events, in the order they happened."""
+        return self._by_pid.get(pid, [])
 
     def caused_by(self, pid: int) -> list[int]:
-        """Ids of the packets the world sent because of packet ``pid``."""
-        return sorted({e.pid for e in self.events if e.cause == pid and e.step is Step.SEND})
+        """Ids of the packets the world sent because of packet ``pid``, in the order sent."""
+        return self._children.get(pid, [])
+
+    def forget(self, pid: int) -> None:
+        """Drop packet ``pid`` and everything it caused from the index."""
+        self._by_pid.pop(pid, None)
+        for child in self._children.pop(pid, ()):
+            self.forget(child)

@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.timer import Timer
 
-from sim.scenario import FIXES
+from sim.scenario.fixes import FIXES
 from tui.messages import CursorMoved, RunChanged
 from tui.model import (
     DEFAULT_SCENARIO,

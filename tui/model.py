@@ -9,32 +9,23 @@ move is a lookup in these indexes, so stepping backwards costs the same as forwa
 from __future__ import annotations
 
 import bisect
-import json
 import re
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from sim.capture import tcpdump_line
-from sim.case import CaseError, load_case_file
+from sim.net.world import World
 from sim.packet import TCPHDR_RST, Packet
-from sim.replay import run_world
-from sim.scenario import (
-    BE_LIBERAL,
-    DROP_INVALID_RULE,
-    FIXES,
-    Run,
-    Scenario,
-    ScenarioError,
-    builtin_names,
-    load_scenario,
-    run_scenario,
-)
+from sim.report.capture import tcpdump_line
+from sim.report.sentences import say
+from sim.scenario.case import CaseError, load_case_file
+from sim.scenario.fixes import FIXES, fix_of, with_fix
+from sim.scenario.loader import InputError, kind_of
+from sim.scenario.replay import run_world
+from sim.scenario.scenario import Run, Scenario, ScenarioError, load_scenario, run_scenario
 from sim.trace import Step, TraceEvent
-from sim.world import World
 
 KERNELS = ("3.10", "6.1")
 DEFAULT_SCENARIO = "seed-incident"
@@ -179,18 +170,10 @@ class Source:
 
 def classify(ref: str) -> Source:
     """Decide whether ``ref`` is a scenario (name or file) or a crafted-packet case."""
-    if ref in builtin_names():
-        return Source(ref, "scenario")
-    path = Path(ref)
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise SourceError(f"{ref}: {e.strerror} (built-in scenarios: {', '.join(builtin_names())})") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-        raise SourceError(f"{ref}: {e}") from None
-    return Source(ref, "case" if isinstance(data, dict) and "packets" in data else "scenario")
+        return Source(ref, kind_of(ref))
+    except InputError as e:
+        raise SourceError(str(e)) from None
 
 
 @dataclass(slots=True)
@@ -248,7 +231,7 @@ def index(
     for i, e in enumerate(events):
         steps.setdefault(e.pid, []).append(i)
         if e.step is Step.CONNTRACK and e.ns == "host":
-            line = e.data.get("entry")
+            line = e.ct.entry if e.ct else None
             if line:
                 entries.append((i, line))
     pids = sorted(steps, key=lambda p: (events[steps[p][0]].t, steps[p][0]))
@@ -260,13 +243,14 @@ def index(
             e = events[i]
             if e.step is not Step.CONNTRACK:
                 continue
-            if e.data.get("ctstate") == "INVALID":
+            if e.ct is not None and e.ct.ctstate == "INVALID":
                 invalid.append((k, s))
             if (
                 focus is None
                 and e.ns == "host"
                 and e.hook == "PREROUTING"
-                and e.data.get("window") in ("IGNORE", "INVALID")
+                and e.ct is not None
+                and e.ct.window in ("IGNORE", "INVALID")
             ):
                 focus = (k, s)
     if focus is None:
@@ -314,14 +298,7 @@ def _run_outcome(run: Run) -> str:
 def _case_with(case: dict[str, Any], kernel: str, fix: str) -> dict[str, Any]:
     out = dict(case)
     out["kernel"] = kernel
-    sysctl = dict(case.get("sysctl") or {})
-    ipt = dict(case.get("iptables") or {})
-    host = [line for line in ipt.get("host", []) if line != DROP_INVALID_RULE]
-    sysctl.pop(BE_LIBERAL, None)
-    if fix == "drop-invalid":
-        host.append(DROP_INVALID_RULE)
-    elif fix == "be-liberal":
-        sysctl[BE_LIBERAL] = 1
+    sysctl, host = with_fix(case.get("sysctl") or {}, (case.get("iptables") or {}).get("host", []), fix)
     out["sysctl"], out["iptables"] = sysctl, {"host": host} if host else {}
     if not out["iptables"]:
         out.pop("iptables")
@@ -330,19 +307,11 @@ def _case_with(case: dict[str, Any], kernel: str, fix: str) -> dict[str, Any]:
 
 def case_fix(case: dict[str, Any]) -> str:
     """Which of the two fixes a case file already carries."""
-    if DROP_INVALID_RULE in (case.get("iptables") or {}).get("host", []):
-        return "drop-invalid"
-    if (case.get("sysctl") or {}).get(BE_LIBERAL):
-        return "be-liberal"
-    return "none"
+    return fix_of(case.get("sysctl") or {}, (case.get("iptables") or {}).get("host", []))
 
 
 def scenario_fix(sc: Scenario) -> str:
-    if DROP_INVALID_RULE in sc.rules:
-        return "drop-invalid"
-    if sc.sysctl.get(BE_LIBERAL):
-        return "be-liberal"
-    return "none"
+    return sc.fix
 
 
 def open_session(ref: str, kernel: str | None = None, fix: str | None = None) -> Session:
@@ -451,10 +420,9 @@ def step_row(e: TraceEvent) -> StepRow:
     if e.step is Step.TABLE:
         what = f"{e.table} " + (f"rule {e.rule}" if e.rule else "policy")
     elif e.step is Step.CONNTRACK:
-        d = e.data
-        ctstate = d.get("ctstate")
+        ctstate = e.ct.ctstate if e.ct else None
         what = "conntrack" if ctstate in (None, e.verdict) else f"ct {ctstate}"
-        old, new = d.get("old_state"), d.get("new_state")
+        old, new = (e.ct.old_state, e.ct.new_state) if e.ct else (None, None)
         if old and new and old != new:
             what += f" {old}>{new}"
     elif e.step is Step.NAT:
@@ -497,17 +465,18 @@ _EXTRA: dict[tuple[Step, str], str] = {
 def explain(s: Session, c: Cursor) -> list[str]:
     """The plain-words paragraphs for one step."""
     e = s.event(c)
-    out = [e.why] if e.why else []
+    text = say(e)
+    out = [text] if text else []
     if e.step is Step.SEND and e.before is not None:
         out = [f"{e.ns} sends {e.before.describe()}"]
         if e.cause is not None:
             out.append(f"Sent because of packet {e.cause}.")
-    if e.step is Step.CONNTRACK:
-        d = e.data
-        if d.get("old_state") and d.get("new_state") and d["old_state"] != d["new_state"]:
-            out.append(f"TCP state {d['old_state']} -> {d['new_state']}.")
-        if d.get("window") == "INVALID" and d.get("check") is not None:
-            failed = [b.name for b in d["check"].bounds if not b.passed]
+    if e.ct is not None:
+        d = e.ct
+        if d.old_state and d.new_state and d.old_state != d.new_state:
+            out.append(f"TCP state {d.old_state} -> {d.new_state}.")
+        if d.window == "INVALID" and d.check is not None:
+            failed = [b.name for b in d.check.bounds if not b.passed]
             if failed:
                 out.append(
                     f"The segment fails bound {', '.join(failed)} of tcp_in_window(), so "
@@ -553,7 +522,7 @@ class WindowView:
 
 
 def window_view(e: TraceEvent) -> WindowView | None:
-    check = e.data.get("check") if e.step is Step.CONNTRACK else None
+    check = e.ct.check if e.ct is not None else None
     if check is None:
         return None
     bounds = [BoundRow(b.name, b.rule, b.limit, b.value, b.passed) for b in check.bounds]

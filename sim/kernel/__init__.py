@@ -13,10 +13,10 @@ changed in the root namespace. See :mod:`sim.kernel.testbed` for the world and
 :mod:`sim.kernel.observe` for what each observation field is read from.
 """
 
-from sim.case import CaseError, Topology, parse_case
 from sim.kernel.netns import NetnsError, skip_reason
 from sim.kernel.nflog import NetlinkError
 from sim.kernel.testbed import Testbed, run_case
+from sim.scenario.case import CaseError, Topology, parse_case
 
 __all__ = [
     "CaseError",

@@ -1,12 +1,12 @@
 """``nflab kernel-check``: the model's replay against the real kernel, packet by packet.
 
 Both sides produce, per crafted packet, the object ``nflab replay --json`` prints
-(:data:`FIELDS`): the model through ``sim.replay.replay_case``, the kernel through
+(:data:`FIELDS`): the model through ``sim.scenario.replay.replay_case``, the kernel through
 :func:`sim.kernel.testbed.run_case` on one reused :class:`~sim.kernel.testbed.Testbed`.
 :func:`compare` lists every field that differs; a disagreeing case is written out as a
 minimal replayable case file (cut after its first disagreeing packet).
 
-Cases are built-in names (``sim/cases/<name>.json``) or JSON files; ``--fuzz N --seed S``
+Cases are built-in names (``sim/scenario/cases/<name>.json``) or JSON files; ``--fuzz N --seed S``
 generates conversations with the strategies of :mod:`sim.testing.strategies` and, on the
 first disagreement, lets hypothesis shrink it to a minimal one.
 
@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim.case import CaseError, load_case_file, parse_case
 from sim.kernel.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case
 from sim.kernel.netns import NetnsError, skip_reason
 from sim.kernel.testbed import Testbed, run_case
+from sim.scenario.case import CaseError, load_case_file, parse_case
+from sim.scenario.loader import InputError, builtin_cases, find_case
 
-CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
 FIELDS = ("ctstate", "window", "reason", "tcp_state", "fate", "delivered_as", "emitted")
 DEFAULT_OUT = "kernel-check-out"
 FUZZ_MAX_STEPS = 20  # conversation length after the handshake; each packet costs a few ms
@@ -47,21 +47,12 @@ class CheckError(ValueError):
 # ---------------------------------------------------------------- the case library
 
 
-def builtin_names() -> list[str]:
-    """Names of the built-in cases, ``sim/cases/<name>.json``, sorted."""
-    return sorted(p.stem for p in CASES_DIR.glob("*.json"))
-
-
 def load_case(ref: str) -> dict[str, Any]:
     """A built-in case name or a path to a JSON case file -> the validated case dict."""
-    path = Path(ref)
-    if not (ref.endswith(".json") or path.exists()):
-        path = CASES_DIR / f"{ref}.json"
-        if not path.exists():
-            raise CheckError(f"no built-in case {ref!r} (known: {', '.join(builtin_names())})")
     try:
+        path = find_case(ref)
         case = load_case_file(path)
-    except CaseError as e:
+    except InputError as e:
         raise CheckError(str(e)) from None
     if not case.get("name"):
         case["name"] = path.stem
@@ -183,9 +174,9 @@ class KernelRunner:
 
 
 def model_replay() -> Replay:
-    """The model's ``sim.replay.replay_case`` (imported on first use)."""
+    """The model's ``sim.scenario.replay.replay_case`` (imported on first use)."""
     try:
-        module = importlib.import_module("sim.replay")
+        module = importlib.import_module("sim.scenario.replay")
     except ImportError as e:
         raise CheckError(f"the model's replay is not available: {e}") from None
     replay: Replay = module.replay_case
@@ -352,7 +343,7 @@ def _fail(message: str) -> int:
 
 
 def _selected(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    refs = builtin_names() if args.all else []
+    refs = builtin_cases() if args.all else []
     refs += [r for r in args.cases if r not in refs]
     for ref in refs:
         yield load_case(ref)

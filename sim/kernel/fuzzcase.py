@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from sim.case import Topology
 from sim.packet import TcpOptions, format_flags
+from sim.scenario.case import Topology
 
 # The fixes a fuzzed case may carry, simplest first (hypothesis shrinks towards "none").
 FIX_NONE = "none"

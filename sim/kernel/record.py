@@ -18,9 +18,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sim.case import CaseError
-from sim.kernel.check import CheckError, KernelRunner, builtin_names, load_case
+from sim.kernel.check import CheckError, KernelRunner, load_case
 from sim.kernel.netns import NetnsError, skip_reason
+from sim.scenario.case import CaseError
+from sim.scenario.loader import builtin_cases
 
 DEFAULT_OUT = Path("tests/kernel/observed")
 
@@ -41,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Record the named cases; 0 on success, 2 on bad input or when the kernel side cannot run."""
     args = _parser().parse_args(argv)
-    refs = builtin_names() if args.all else list(args.cases)
+    refs = builtin_cases() if args.all else list(args.cases)
     if not refs:
         print("record: name cases or case files, or use --all", file=sys.stderr)
         return 2

@@ -43,14 +43,14 @@ from dataclasses import replace
 from typing import Any
 
 from sim import wire
-from sim.case import IPTABLES_TABLES, check_sysctl, iptables_argv
-from sim.case import CaseError as CaseError  # re-exported for callers of the harness
-from sim.case import Topology as Topology
-from sim.case import parse_case as parse_case
 from sim.kernel import observe
 from sim.kernel.netns import NamespaceSet, NetnsError, in_netns, read_sysctl, write_sysctl
 from sim.kernel.nflog import LogMessage, NflogSocket
 from sim.packet import Packet
+from sim.scenario.case import IPTABLES_TABLES, check_sysctl, iptables_argv
+from sim.scenario.case import CaseError as CaseError  # re-exported for callers of the harness
+from sim.scenario.case import Topology as Topology
+from sim.scenario.case import parse_case as parse_case
 
 BRIDGE = "docker0"
 BRIDGE_PORT = "veth0"

@@ -27,10 +27,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.case import Topology
 from sim.kernel.netns import NamespaceSet, NetnsError, in_netns
 from sim.kernel.nfqueue import DelayQueue
 from sim.kernel.testbed import BRIDGE, BRIDGE_PORT, END_DEV, UPLINK, docker_rules
+from sim.scenario.case import Topology
 
 DEFAULT_TOPOLOGY = Topology()
 MAX_UPLOAD = 512 * 1024 * 1024  # bytes: a bound on any transfer the harness makes

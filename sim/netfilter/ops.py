@@ -4,7 +4,8 @@ Each op has the kernel's priority (``sim.netfilter.hooks.Priority``) and mirrors
 function: ``ipv4_conntrack_in``/``ipv4_conntrack_local`` (nf_conntrack_proto.c),
 ``nf_nat_ipv4_pre_routing``/``..._out``/``nf_nat_inet_fn`` (nf_nat_proto.c, nf_nat_core.c),
 ``iptable_*_hook`` (ipt_do_table) and ``ipv4_confirm``. An op returns a netfilter verdict and
-records what it did in the trace.
+records what it did in the trace. Ops see the stack only through their
+:class:`sim.netfilter.core.NfHookState`.
 """
 
 from __future__ import annotations
@@ -13,28 +14,29 @@ from typing import TYPE_CHECKING
 
 from sim.netfilter import nat
 from sim.netfilter.conntrack import IPS_SRC_NAT, format_conntrack
+from sim.netfilter.core import NfHookOps, NfHookState
 from sim.netfilter.hooks import NfVerdict, Priority
+from sim.netfilter.log import LogTarget, log_line
 from sim.netfilter.xtables import (
     HOOK_CHAIN,
     TABLE_HOOKS,
-    LogTarget,
+    CtState,
     TableName,
     Verdict,
+    XtResult,
     ctstate_of,
     ipt_do_table,
-    log_line,
 )
 from sim.skb import CtInfo, Hook, Skb
-from sim.trace import Step, TraceEvent
+from sim.trace import ConntrackInfo, NatBinding, Step, TraceEvent, Why
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sim.netfilter.conntrack import ConntrackTable
+    from sim.netfilter.core import Net
     from sim.netfilter.proto_tcp import TcpResult
-    from sim.netns import Namespace
     from sim.packet import Packet
-    from sim.world import World
 
 REPLY_INFOS = (CtInfo.ESTABLISHED_REPLY, CtInfo.RELATED_REPLY)
 # The filter-type tables and their priorities (the nat table runs inside nat_hook).
@@ -45,14 +47,13 @@ TABLE_PRIORITY = {
 }
 
 
-def conntrack_in(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfVerdict:
+def conntrack_in(skb: Skb, state: NfHookState) -> NfVerdict:
     """``ipv4_conntrack_in`` / ``ipv4_conntrack_local`` -> ``nf_conntrack_in``."""
+    w, ns, hook, pid = state.stack, state.net, state.hook, skb.pid
     table = ns.conntrack
     assert table is not None
     before = skb.pkt
-    res = table.nf_conntrack_in(
-        skb, w.clock.now, prerouting=hook == Hook.PRE_ROUTING, explain=w.trace.enabled
-    )
+    res = table.nf_conntrack_in(skb, w.now, prerouting=hook == Hook.PRE_ROUTING, explain=w.trace.enabled)
     reason = res.reason
     if reason and table.sysctl.log_invalid and res.window is not None and res.window.name != "ACCEPT":
         # nf_ct_l4proto_log_invalid() -> nf_log_packet(..., "nf_ct_proto_6: %pV ", ...)
@@ -64,28 +65,29 @@ def conntrack_in(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfV
         window = res.window.name if res.window is not None else None
         w.trace.add(
             TraceEvent(
-                w.clock.now,
-                pid,
-                Step.CONNTRACK,
-                ns.name,
-                skb.indev or skb.outdev,
-                HOOK_CHAIN[hook],
-                int(Priority.CONNTRACK),
+                t=w.now,
+                pid=pid,
+                step=Step.CONNTRACK,
+                why=Why.CONNTRACK,
+                ns=ns.name,
+                dev=skb.indev or skb.outdev,
+                hook=HOOK_CHAIN[hook],
+                priority=int(Priority.CONNTRACK),
                 verdict=window or "DROP",
                 before=before,
-                why=_conntrack_why(res.created, window, reason, skb.ct is not None),
-                data={
-                    "ctstate": _primary_state(ctstate),
-                    "window": window,
-                    "reason": reason,
-                    "old_state": tcp.old_state.name if tcp else None,
-                    "new_state": tcp.new_state.name if tcp else None,
-                    "check": tcp.window if tcp else None,
-                    "ct_id": skb.ct.id if skb.ct is not None else None,
-                    "snat": skb.ct is not None and bool(skb.ct.status & IPS_SRC_NAT),
-                    "direction": _direction(skb, tcp),
-                    "entry": _entry_line(table, before, w.clock.now),
-                },
+                ct=ConntrackInfo(
+                    ctstate=_primary_state(ctstate),
+                    window=window,
+                    reason=reason,
+                    old_state=tcp.old_state.name if tcp else None,
+                    new_state=tcp.new_state.name if tcp else None,
+                    check=tcp.window if tcp else None,
+                    ct_id=skb.ct.id if skb.ct is not None else None,
+                    created=res.created,
+                    snat=skb.ct is not None and bool(skb.ct.status & IPS_SRC_NAT),
+                    direction=_direction(skb, tcp),
+                    entry=_entry_line(table, before, w.now),
+                ),
             )
         )
     return res.verdict
@@ -108,74 +110,54 @@ def _direction(skb: Skb, tcp: TcpResult | None) -> str | None:
     return None
 
 
-def _primary_state(state: object) -> str:
-    name = getattr(state, "name", None) or str(state)
-    for s in ("INVALID", "UNTRACKED", "RELATED", "ESTABLISHED", "NEW"):
-        if s in name:
-            return s
-    return name
+_PRIMARY_STATES = (CtState.INVALID, CtState.UNTRACKED, CtState.RELATED, CtState.ESTABLISHED, CtState.NEW)
 
 
-def _conntrack_why(created: bool, window: str | None, reason: str | None, attached: bool) -> str:
-    if window is None and not attached:
-        return f"conntrack refused the packet: {reason}"
-    if not attached:
-        return (
-            f"INVALID: {reason or 'no log line'}. The packet goes on without a conntrack entry, "
-            "so NAT will not touch it."
-        )
-    if window == "IGNORE":
-        return f"IGNORE: {reason}. The entry stays attached; state and window are left as they were."
-    return "a new connection (unconfirmed entry)" if created else "matches a tracked connection"
+def _primary_state(state: CtState) -> str:
+    """The one state ``--ctstate`` names for the packet (SNAT/DNAT are extra bits)."""
+    return next(s.name or "" for s in _PRIMARY_STATES if state & s)
 
 
-def confirm(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfVerdict:
+def confirm(skb: Skb, state: NfHookState) -> NfVerdict:
     """``ipv4_confirm`` -> ``nf_conntrack_confirm``: insert a new entry as the packet leaves."""
+    w, ns, hook, pid = state.stack, state.net, state.hook, skb.pid
     table = ns.conntrack
     assert table is not None
     was = skb.ct is not None and not skb.ct.confirmed
-    verdict = table.nf_conntrack_confirm(skb, w.clock.now)
+    verdict = table.nf_conntrack_confirm(skb, w.now)
     if was and w.trace.enabled:
         w.trace.add(
             TraceEvent(
-                w.clock.now,
-                pid,
-                Step.CONNTRACK,
-                ns.name,
-                skb.outdev or skb.indev,
-                HOOK_CHAIN[hook],
-                int(Priority.CONNTRACK_CONFIRM),
+                t=w.now,
+                pid=pid,
+                step=Step.CONNTRACK,
+                why=Why.CONFIRM,
+                ns=ns.name,
+                dev=skb.outdev or skb.indev,
+                hook=HOOK_CHAIN[hook],
+                priority=int(Priority.CONNTRACK_CONFIRM),
                 verdict=verdict.name,
                 before=skb.pkt,
-                why="confirm: the new entry enters the conntrack table",
             )
         )
     return verdict
 
 
-def nat_hook(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfVerdict:
+def nat_hook(skb: Skb, state: NfHookState) -> NfVerdict:
     """``nf_nat_inet_fn()``: bind on a NEW connection's first packet (running the nat table),
     then translate by direction. A packet without an entry returns ACCEPT untouched."""
+    w, ns, hook = state.stack, state.net, state.hook
     ct, manip = skb.ct, nat.hook2manip(hook)
     prio = int(Priority.NAT_SRC if manip == nat.ManipType.SRC else Priority.NAT_DST)
     before = skb.pkt
     if ct is None:
-        w.event(
-            pid,
-            Step.NAT,
-            ns,
-            skb,
-            hook,
-            prio,
-            "SKIP",
-            before,
-            why="no conntrack entry (INVALID): nf_nat_inet_fn returns NF_ACCEPT untranslated",
-        )
+        if w.trace.enabled:
+            _nat_event(state, skb, prio, Why.NAT_SKIP, "SKIP", before)
         return NfVerdict.ACCEPT
-    bound = ""
+    binding = None
     if skb.ctinfo == CtInfo.NEW and not nat.nf_nat_initialized(ct, manip):
         result = ipt_do_table(ns.ruleset.table(TableName.NAT), hook, skb, w.xt_context(ns))
-        w.table_event(pid, ns, skb, hook, prio, TableName.NAT, result)
+        _table_event(state, skb, prio, TableName.NAT, result)
         if result.verdict != Verdict.ACCEPT:
             return NfVerdict.DROP
         if result.nat is not None:
@@ -183,63 +165,101 @@ def nat_hook(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfVerdi
             rng = nat.request_range(result.nat, out)
             table = ns.conntrack
             assert table is not None
-            nat.nf_nat_setup_info(table, ct, rng, manip, w.clock.now, w.nat_rng)
-            r_src, r_sport, r_dst, r_dport = ct.tuples[1]
-            bound = (
-                f"{result.nat.kind.value} binds the connection: replies come to "
-                f"{r_dst}:{r_dport} from {r_src}:{r_sport}"
-            )
+            nat.nf_nat_setup_info(table, ct, rng, manip, w.now, w.nat_rng)
+            if w.trace.enabled:
+                binding = NatBinding(kind=result.nat.kind.value, reply=ct.tuples[1])
         else:
             nat.nf_nat_alloc_null_binding(ct, manip)
     direction = 1 if skb.ctinfo in REPLY_INFOS else 0
     skb.pkt = nat.nf_nat_packet(ct, direction, hook, skb.pkt)
     changed = skb.pkt is not before
-    w.event(
-        pid,
-        Step.NAT,
-        ns,
-        skb,
-        hook,
-        prio,
-        "TRANSLATED" if changed else "UNCHANGED",
-        before,
-        after=skb.pkt,
-        why=bound
-        or (
-            "translated by the connection's binding"
-            if changed
-            else "the binding does not change this direction"
-        ),
-    )
+    if w.trace.enabled:
+        verdict = "TRANSLATED" if changed else "UNCHANGED"
+        _nat_event(state, skb, prio, Why.NAT, verdict, before, after=skb.pkt, binding=binding)
     return NfVerdict.ACCEPT
 
 
-def table_op(name: TableName) -> Callable[[World, Namespace, Hook, Skb, int], NfVerdict]:
+def _nat_event(
+    state: NfHookState,
+    skb: Skb,
+    prio: int,
+    why: Why,
+    verdict: str,
+    before: Packet,
+    *,
+    after: Packet | None = None,
+    binding: NatBinding | None = None,
+) -> None:
+    hook = state.hook
+    state.stack.trace.add(
+        TraceEvent(
+            t=state.stack.now,
+            pid=skb.pid,
+            step=Step.NAT,
+            why=why,
+            ns=state.net.name,
+            dev=skb.outdev if hook in (Hook.POST_ROUTING, Hook.LOCAL_OUT) else skb.indev,
+            hook=HOOK_CHAIN[hook],
+            priority=prio,
+            verdict=verdict,
+            before=before,
+            after=after,
+            nat=binding,
+        )
+    )
+
+
+def _table_event(state: NfHookState, skb: Skb, prio: int, table: TableName, result: XtResult) -> None:
+    if not state.stack.trace.enabled:
+        return
+    state.stack.trace.add(
+        TraceEvent(
+            t=state.stack.now,
+            pid=skb.pid,
+            step=Step.TABLE,
+            why=Why.TABLE,
+            ns=state.net.name,
+            dev=skb.indev or skb.outdev,
+            hook=HOOK_CHAIN[state.hook],
+            priority=prio,
+            table=table.value,
+            chain=result.chain,
+            rule=result.rulenum,
+            verdict=result.verdict.name,
+            before=skb.pkt,
+            detail=result.nat.kind.value if result.nat else None,
+        )
+    )
+
+
+def table_op(name: TableName) -> Callable[[Skb, NfHookState], NfVerdict]:
     """``iptable_<name>_hook``: run the table's chain for this hook."""
 
-    def op(w: World, ns: Namespace, hook: Hook, skb: Skb, pid: int) -> NfVerdict:
+    def op(skb: Skb, state: NfHookState) -> NfVerdict:
+        w, ns, hook, pid = state.stack, state.net, state.hook, skb.pid
         table = ns.ruleset.tables.get(name)
         if table is None:  # module not loaded: no hook registered in the kernel
             return NfVerdict.ACCEPT
         result = ipt_do_table(table, hook, skb, w.xt_context(ns))
-        w.table_event(pid, ns, skb, hook, int(TABLE_PRIORITY[name]), name, result)
+        _table_event(state, skb, int(TABLE_PRIORITY[name]), name, result)
         if result.reject is not None and result.reject.reply is not None:
-            w.emit_local(ns, result.reject.reply, cause=pid, why="REJECT --reject-with tcp-reset")
+            w.emit_local(ns, result.reject.reply, cause=pid, why=Why.REJECT_RESET)
         return NfVerdict.ACCEPT if result.verdict == Verdict.ACCEPT else NfVerdict.DROP
 
     op.__name__ = f"iptable_{name.value}_hook"
     return op
 
 
-def register_host_ops(ns: Namespace) -> None:
+def register_host_ops(net: Net) -> None:
     """The ops a host with conntrack, nat and the loaded iptables tables registers."""
+    hooks = net.hooks
     for hook in (Hook.PRE_ROUTING, Hook.LOCAL_OUT):
-        ns.register_hook(hook, Priority.CONNTRACK, "conntrack", conntrack_in)
-        ns.register_hook(hook, Priority.NAT_DST, "nat", nat_hook)
+        hooks.register(NfHookOps(hook, Priority.CONNTRACK, "conntrack", conntrack_in))
+        hooks.register(NfHookOps(hook, Priority.NAT_DST, "nat", nat_hook))
     for hook in (Hook.LOCAL_IN, Hook.POST_ROUTING):
-        ns.register_hook(hook, Priority.NAT_SRC, "nat", nat_hook)
-        ns.register_hook(hook, Priority.CONNTRACK_CONFIRM, "confirm", confirm)
+        hooks.register(NfHookOps(hook, Priority.NAT_SRC, "nat", nat_hook))
+        hooks.register(NfHookOps(hook, Priority.CONNTRACK_CONFIRM, "confirm", confirm))
     for name, prio in TABLE_PRIORITY.items():
         op = table_op(name)
         for hook in TABLE_HOOKS[name]:
-            ns.register_hook(hook, prio, name.value, op)
+            hooks.register(NfHookOps(hook, prio, name.value, op))

@@ -26,6 +26,7 @@ from sim.netfilter.tcp_states import (
 )
 from sim.packet import (
     SEQ_MASK,
+    TCP_MAX_WSCALE,
     TCPHDR_ACK,
     TCPHDR_CWR,
     TCPHDR_ECE,
@@ -53,7 +54,6 @@ IP_CT_TCP_FLAG_MAXACK_SET = 0x20
 IP_CT_EXP_CHALLENGE_ACK = 0x40
 IP_CT_TCP_SIMULTANEOUS_OPEN = 0x80
 
-TCP_MAX_WSCALE = 14  # include/net/tcp.h
 MAXACKWINCONST = 66000  # "Fixme: what about big packets?"
 
 # tcp_timeouts[] in seconds; unchanged from 3.10 to 6.18.

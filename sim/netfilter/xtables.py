@@ -1,8 +1,8 @@
 """net/ipv4/netfilter/ip_tables.c: tables, chains, rules and ``ipt_do_table``, with the xt_* matches/targets.
 
 This is the kernel half of iptables: rule data plus the per-packet decisions. Parsing the
-command line lives in :mod:`sim.netfilter.iptables_cmd` (libxtables' parse functions) and
-rendering in :mod:`sim.netfilter.iptables_save` (their print/save functions), as in iptables'
+command line lives in :mod:`sim.netfilter.iptables.cmd` (libxtables' parse functions) and
+rendering in :mod:`sim.netfilter.iptables.save` (their print/save functions), as in iptables'
 own split between the kernel module and the ``libxt_*.so`` extension.
 
 Targets never act on the packet themselves (principle 4): NAT targets return a
@@ -16,20 +16,17 @@ from __future__ import annotations
 
 from collections.abc import Container
 from dataclasses import dataclass, field
-from enum import Enum, IntEnum, IntFlag, StrEnum
+from enum import Enum, IntFlag, StrEnum
 from typing import Protocol
 
+from sim.netfilter.conntrack import IPS_DST_NAT, IPS_SRC_NAT
 from sim.netfilter.hooks import NfVerdict
-from sim.packet import IPPROTO_TCP, SEQ_MASK, Packet, TcpFlag, ip_to_int
+from sim.netfilter.log import LogTarget, log_line
+from sim.netfilter.reject import RejectRequest, RejectTarget, RejectWith, nf_reject_tcp_reset
+from sim.packet import IPPROTO_TCP, ip_to_int
 from sim.skb import CtInfo, Hook, Skb
 
 U32 = 0xFFFFFFFF
-IPDEFTTL = 64  # net.ipv4.ip_default_ttl, what nf_reject_iphdr_put() gets from ip4_dst_hoplimit()
-
-# include/uapi/linux/netfilter/nf_conntrack_common.h: enum ip_conntrack_status bits.
-IPS_SRC_NAT = 1 << 4
-IPS_DST_NAT = 1 << 5
-
 
 # A table's verdict is NF_DROP or NF_ACCEPT: the netfilter verdicts of hooks.py.
 Verdict = NfVerdict
@@ -88,8 +85,9 @@ class XtContext(Protocol):
         """The link-layer header as ``dump_mac_header()`` prints it (``aa:bb:...``), or ``""``."""
         ...
 
-    def log(self, level: int, line: str) -> None:
-        """Record one kernel log line (``printk`` level 0-7, text without the trailing newline)."""
+    def log(self, level: int, line: str, skb: Skb) -> None:
+        """Record one kernel log line about ``skb`` (``printk`` level 0-7, text without the
+        trailing newline)."""
         ...
 
 
@@ -364,29 +362,6 @@ class NatRequest:
     range: NatRange
 
 
-class RejectWith(IntEnum):
-    """``enum ipt_reject_with`` (include/uapi/linux/netfilter_ipv4/ipt_REJECT.h)."""
-
-    ICMP_NET_UNREACHABLE = 0
-    ICMP_HOST_UNREACHABLE = 1
-    ICMP_PROT_UNREACHABLE = 2
-    ICMP_PORT_UNREACHABLE = 3
-    ICMP_NET_PROHIBITED = 5
-    ICMP_HOST_PROHIBITED = 6
-    TCP_RESET = 7
-    ICMP_ADMIN_PROHIBITED = 8
-
-
-@dataclass(frozen=True, slots=True)
-class RejectRequest:
-    """What ``reject_tg()`` (ipt_REJECT.c) sends. ``reply`` is the RST for tcp-reset (None when
-    ``nf_send_reset()`` sends nothing); ICMP errors are left to the caller, which gets ``offending``."""
-
-    with_: RejectWith
-    offending: Packet
-    reply: Packet | None
-
-
 @dataclass(frozen=True, slots=True)
 class StandardTarget:
     verdict: StdVerdict
@@ -401,20 +376,6 @@ class JumpTarget:
 
 
 @dataclass(frozen=True, slots=True)
-class LogTarget:
-    """``struct xt_log_info`` (xt_LOG.c). ``level`` defaults to LOG_WARNING as libxt_LOG.c sets it."""
-
-    prefix: str = ""
-    level: int = 4
-    tcp_sequence: bool = False  # XT_LOG_TCPSEQ
-
-
-@dataclass(frozen=True, slots=True)
-class RejectTarget:
-    with_: RejectWith = RejectWith.ICMP_PORT_UNREACHABLE
-
-
-@dataclass(frozen=True, slots=True)
 class NatTarget:
     """SNAT, DNAT or MASQUERADE: the request is built once, when the rule is."""
 
@@ -422,80 +383,6 @@ class NatTarget:
 
 
 XtTarget = StandardTarget | JumpTarget | LogTarget | RejectTarget | NatTarget
-
-
-def log_line(target: LogTarget, skb: Skb, ctx: XtContext) -> str:
-    """The text ``nf_log_ip_packet()`` (net/netfilter/nf_log_syslog.c) builds for a TCP packet.
-
-    Field order from nf_log_dump_packet_common(), dump_mac_header() (only when there is an
-    input device), dump_ipv4_packet() and nf_log_dump_tcp_header(). The kernel's buffer ends
-    with a space after the last field; it is kept. The model's packets have TOS 0, no IP
-    options, no DF/MF, no reserved bits and no urgent pointer.
-    """
-    pkt = skb.pkt
-    parts = [f"{target.prefix}IN={skb.indev or ''} OUT={skb.outdev or ''} "]
-    if skb.physindev and skb.physindev != skb.indev:
-        parts.append(f"PHYSIN={skb.physindev} ")
-    if skb.physoutdev and skb.physoutdev != skb.outdev:
-        parts.append(f"PHYSOUT={skb.physoutdev} ")
-    if skb.indev:
-        parts.append(f"MAC={ctx.mac_header(skb)} ")
-    parts.append(
-        f"SRC={pkt.src} DST={pkt.dst} LEN={pkt.ip_len} TOS=0x00 PREC=0x00 TTL={pkt.ttl} ID={pkt.ip_id} "
-    )
-    parts.append(f"PROTO=TCP SPT={pkt.sport} DPT={pkt.dport} ")
-    if target.tcp_sequence:
-        parts.append(f"SEQ={pkt.seq} ACK={pkt.ack} ")
-    parts.append(f"WINDOW={pkt.window} RES=0x00 ")
-    parts.extend(f"{name} " for name, bit in _LOG_FLAG_ORDER if pkt.flags & bit)
-    parts.append("URGP=0 ")
-    if skb.mark:
-        parts.append(f"MARK=0x{skb.mark:x} ")
-    return "".join(parts)
-
-
-_LOG_FLAG_ORDER = (
-    ("CWR", TcpFlag.CWR),
-    ("ECE", TcpFlag.ECE),
-    ("URG", TcpFlag.URG),
-    ("ACK", TcpFlag.ACK),
-    ("PSH", TcpFlag.PSH),
-    ("RST", TcpFlag.RST),
-    ("SYN", TcpFlag.SYN),
-    ("FIN", TcpFlag.FIN),
-)
-
-
-def nf_reject_tcp_reset(oth: Packet) -> Packet | None:
-    """The RST ``nf_send_reset()`` (net/ipv4/netfilter/nf_reject_ipv4.c) builds, or None.
-
-    ``nf_reject_ip_tcphdr_get()``: no reply to a RST or to a segment with a bad checksum.
-    ``nf_reject_ip_tcphdr_put()``: if the segment has ACK, seq = its ack and only RST is set;
-    else seq 0, RST|ACK and ack = seq + SYN + FIN + payload. ``nf_reject_iphdr_put()``: ID 0,
-    TTL from the route's hop limit (the default TTL).
-    """
-    if oth.rst or oth.bad_checksum:
-        return None
-    if oth.ack_flag:
-        seq, ack, flags = oth.ack, 0, TcpFlag.RST
-    else:
-        seq, ack, flags = (
-            0,
-            (oth.seq + oth.syn + oth.fin + oth.payload_len) & SEQ_MASK,
-            (TcpFlag.RST | TcpFlag.ACK),
-        )
-    return Packet(
-        src=oth.dst,
-        dst=oth.src,
-        sport=oth.dport,
-        dport=oth.sport,
-        seq=seq,
-        ack=ack,
-        flags=int(flags),
-        window=0,
-        ttl=IPDEFTTL,
-        ip_id=0,
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -625,7 +512,7 @@ def ipt_do_table(table: Table, hook: Hook, skb: Skb, ctx: XtContext) -> XtResult
                 rules = chain.rules
                 i = 0
             elif isinstance(target, LogTarget):
-                ctx.log(target.level, log_line(target, skb, ctx))
+                ctx.log(target.level, log_line(target, skb, ctx), skb)
             elif isinstance(target, NatTarget):
                 return XtResult(Verdict.ACCEPT, chain.name, i, nat=target.request)
             else:

@@ -1,3 +1,4 @@
-"""Presentation, read off the trace: the timeline (``timeline``), tcpdump text and pcap files
-(``capture``), the walkthrough's steps (``walkthrough``), exercises with a checker
-(``exercises``) and the SVG figures (``figures``)."""
+"""Presentation, read off the trace: the trace's sentences (``sentences``), the timeline
+(``timeline``), tcpdump text and pcap files (``capture``), the walkthrough's steps
+(``walkthrough``), exercises with a checker (``exercises``), the SVG figures (``figures/``) and
+the analysis of real captures (``pcap/``)."""

@@ -4,7 +4,8 @@ Two checkable forms, found in every ``docs/**/*.md`` page:
 
 * a fenced ``console`` block whose first line is ``$ nflab ARGS``, optionally piped through
   ``| sed -n A,Bp``, ``| sed -n Ap``, ``| sed -n '/RE1/,/RE2/p'``, ``| head -N``, ``| tail -N``,
-  ``| grep PATTERN`` or ``| fold -s -w N`` (applied here in Python), followed by the output.
+  ``| grep PATTERN``, ``| fold -s -w N`` or ``| fold -w N`` (applied here in Python), followed
+  by the output.
   The command runs as ``python -m sim.cli ARGS`` from the checkout's root (``nflab run``
   without ``--out`` runs in a temporary directory, so its captures go to ``./nflab-out``
   there, as the page says; a file named by path is taken from the checkout's root); the
@@ -58,7 +59,7 @@ class ConsoleBlock:
 
     @property
     def id(self) -> str:
-        return f"{self.page.relative_to(DOCS)}:{self.line}"
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
 
 
 def pages() -> list[Path]:
@@ -75,9 +76,10 @@ def _fences(page: Path) -> list[tuple[str, int, str]]:
     return out
 
 
-def console_blocks() -> list[ConsoleBlock]:
+def console_blocks(paths: list[Path]) -> list[ConsoleBlock]:
+    """The ``$ nflab`` console blocks of the given Markdown files (the README uses them too)."""
     blocks = []
-    for page in pages():
+    for page in paths:
         for lang, line, body in _fences(page):
             lines = body.rstrip("\n").split("\n")
             if lang == "console" and lines and lines[0].startswith("$ nflab"):
@@ -112,6 +114,9 @@ def _filter(stage: list[str], lines: list[str]) -> list[str]:
             return lines[-int(n) :]
         case ["fold", "-s", "-w", width] if width.isdigit():
             return [part for line in lines for part in _fold(line, int(width))]
+        case ["fold", "-w", width] if width.isdigit():
+            n = int(width)
+            return [line[i : i + n] for line in lines for i in range(0, max(len(line), 1), n)]
         case ["grep", pattern]:
             return [line for line in lines if re.search(pattern, line)]
         case ["grep", "-F", pattern]:
@@ -171,7 +176,7 @@ def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-BLOCKS = console_blocks()
+BLOCKS = console_blocks(pages())
 
 
 def test_the_course_shows_commands():
@@ -182,6 +187,11 @@ def test_the_course_shows_commands():
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
 def test_console_block_output_is_current(block: ConsoleBlock, tmp_path: Path):
+    check_console_block(block, tmp_path)
+
+
+def check_console_block(block: ConsoleBlock, tmp_path: Path) -> None:
+    """Run the block's command and compare what it prints with what the page shows."""
     kernel = parse_command(block.command)[0][0] == "kernel-check"
     if kernel and not _is_root():
         pytest.skip("nflab kernel-check needs root (network namespaces)")
@@ -444,7 +454,7 @@ def update(paths: list[Path]) -> None:
     diff: the prose around a block quotes its numbers."""
     import tempfile
 
-    for block in sorted(console_blocks(), key=lambda b: (b.page, -b.line)):
+    for block in sorted(console_blocks([*pages(), ROOT / "README.md"]), key=lambda b: (b.page, -b.line)):
         if paths and block.page not in paths:
             continue
         if parse_command(block.command)[0][0] == "kernel-check" and not _is_root():

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from sim.case import parse_case
 from sim.kernel import check, skip_reason
 from sim.kernel.check import Difference, compare, load_case, minimal_case, write_minimal_case
+from sim.scenario.case import parse_case
+from sim.scenario.loader import builtin_cases
 
 OBSERVED = Path(__file__).parent / "observed"
 REASON = skip_reason()
@@ -141,7 +142,7 @@ def test_a_disagreement_exits_1_and_writes_a_replayable_case(
     out_dir = tmp_path / "out"
     assert run_main("--all", "--out", str(out_dir)) == 1
     out = capsys.readouterr().out.splitlines()
-    total = sum(len(recorded(n)) for n in check.builtin_names())
+    total = sum(len(recorded(n)) for n in builtin_cases())
     assert out[-1] == f"{total} packets, {total - 1} agree"
     assert 'late-ack packet 5 window: model "INVALID", kernel "IGNORE"' in out
     assert [p.name for p in out_dir.iterdir()] == ["late-ack.json"]

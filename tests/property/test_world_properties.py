@@ -7,9 +7,10 @@ from hypothesis import strategies as st
 
 from sim.kernel.fuzzcase import FIXES, conversation_to_case
 from sim.packet import TCPHDR_RST, Packet, parse_flags
-from sim.replay import run_world
+from sim.report.sentences import say
+from sim.scenario.replay import run_world
 from sim.testing.strategies import perturbed_conversations
-from sim.topology import DockerBridge, docker_bridge
+from sim.topology.docker_bridge import DockerBridge, docker_bridge
 from sim.trace import Step
 
 TERMINAL = (Step.DELIVER, Step.DROP)
@@ -27,7 +28,7 @@ def test_every_packet_has_exactly_one_fate(case, fix):
     w, _ = run_world(conversation_to_case(conv.segments, name="p", fix=fix))
     sent = [e.pid for e in w.trace.events if e.step is Step.SEND]
     for pid in sent:
-        assert len(_fates(w, pid)) == 1, (done, pid, [e.why for e in w.trace.for_packet(pid)])
+        assert len(_fates(w, pid)) == 1, (done, pid, [say(e) for e in w.trace.for_packet(pid)])
 
 
 @settings(max_examples=100)
@@ -43,7 +44,7 @@ def test_drop_invalid_means_no_host_rst_for_a_tracked_connection(case):
             # has is picked up mid-stream as NEW, not INVALID, and the host still answers it
             # with a RST -- the kernel does the same; that is not the container's connection.)
             (ct,) = [c for c in w.trace.for_packet(e.pid) if c.step is Step.CONNTRACK and c.hook == "OUTPUT"]
-            assert not (ct.data["snat"] and ct.data["direction"] == "reply"), done
+            assert not (ct.ct.snat and ct.ct.direction == "reply"), done
 
 
 def test_nat_reply_tuples_stay_unique_when_containers_share_a_port():

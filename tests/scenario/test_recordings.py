@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from sim.kernel.check import builtin_names, compare, load_case
-from sim.replay import replay_case
+from sim.kernel.check import compare, load_case
+from sim.scenario.loader import builtin_cases
+from sim.scenario.replay import replay_case
 
 OBSERVED = Path(__file__).parents[1] / "kernel" / "observed"
 
 
-@pytest.mark.parametrize("name", builtin_names())
+@pytest.mark.parametrize("name", builtin_cases())
 def test_model_matches_real_kernel_recording(name):
     case = load_case(name)
     recording = json.loads((OBSERVED / f"{name}.json").read_text())

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from sim.case import CaseError
-from sim.replay import replay_case
+from sim.scenario.case import CaseError
+from sim.scenario.replay import replay_case
 
 from .cases import CTR, HOST, REMOTE, back, case, out
 
@@ -113,7 +113,7 @@ def test_be_liberal_does_not_save_an_old_rst():
 
 
 def test_log_invalid_writes_the_kernel_line():
-    from sim.replay import run_world
+    from sim.scenario.replay import run_world
 
     w, _ = run_world(case(back("A", 5001, 3001), sysctl={"net.netfilter.nf_conntrack_log_invalid": 6}))
     # the first line is the probe's; the host's own RST is then INVALID too ("invalid new")
@@ -132,3 +132,20 @@ def test_bad_case_errors_name_the_field():
         replay_case(case(rules=["iptables -A INPUT --bogus"]))
     with pytest.raises(CaseError, match="unknown kernel profile"):
         replay_case(case(kernel="5.4"))
+
+
+def test_streaming_replay_reports_what_the_full_trace_shows():
+    """``nflab replay`` streams (trace forgotten packet by packet, no captures); every
+    observation must equal the one read off the world's full trace."""
+    from sim.bench import upload_case
+    from sim.scenario.replay import replay_stream, run_world
+
+    big = upload_case(400)
+    streamed = list(replay_stream(big))
+    assert streamed == run_world(big)[1]
+    # the generator's mix: both late ACKs (IGNORE on 6.1) and ACKs of unseen data (INVALID,
+    # answered by the host's tcp_v4_send_reset with RST seq = the ACK's ack number)
+    assert sum(o["window"] == "IGNORE" for o in streamed) == 3
+    invalid = [o for o in streamed if o["window"] == "INVALID"]
+    assert len(invalid) == 4
+    assert all(o["fate"] == "local:host" and o["emitted"][0]["flags"] == "R" for o in invalid)

@@ -15,10 +15,10 @@ import itertools
 
 import pytest
 
-from sim.capture import read_pcap
 from sim.packet import TCPHDR_RST
-from sim.scenario import ScenarioError, load_scenario, parse_scenario, run_scenario
-from sim.timeline import render, write_captures
+from sim.report.capture import read_pcap
+from sim.report.timeline import render, write_captures
+from sim.scenario.scenario import ScenarioError, load_scenario, parse_scenario, run_scenario
 from sim.trace import Step
 
 
@@ -34,7 +34,7 @@ def invalid_packets(r):
         if e.step is Step.CONNTRACK
         and e.ns == "host"
         and e.hook == "PREROUTING"
-        and e.data["window"] == "INVALID"
+        and e.ct.window == "INVALID"
     ]
 
 
@@ -45,7 +45,7 @@ def test_the_incident(kernel, bound, trigger):
     r = run(kernel)
     (ct,) = invalid_packets(r)
     assert ct.priority == -200
-    assert ct.data["check"].failed == [bound]
+    assert ct.ct.check.failed == [bound]
     # the INVALID packet is the one the trigger produced
     fired = {kind: pid for _t, kind, pid in r.fired}
     assert ct.pid == fired[trigger]
@@ -82,8 +82,8 @@ def test_61_ignores_the_late_ack_and_still_translates_it():
     r = run("6.1")
     late = next(pid for _t, kind, pid in r.fired if kind == "late-ack")
     ct = next(e for e in r.world.trace.for_packet(late) if e.step is Step.CONNTRACK and e.ns == "host")
-    assert ct.data["window"] == "IGNORE"
-    assert ct.data["reason"].startswith("ignored ACK under lower bound")
+    assert ct.ct.window == "IGNORE"
+    assert ct.ct.reason.startswith("ignored ACK under lower bound")
     delivered = [e for e in r.world.trace.for_packet(late) if e.step is Step.DELIVER]
     assert [e.ns for e in delivered] == ["ctr"]
     assert delivered[0].before.dst == "172.17.0.2"
@@ -95,7 +95,7 @@ def test_each_fix_completes_the_upload(kernel, fix):
     r = run(kernel, fix)
     assert r.completed and r.rsts == []
     windows = {
-        e.data["window"]
+        e.ct.window
         for e in r.world.trace.events
         if e.step is Step.CONNTRACK and e.ns == "host" and e.hook == "PREROUTING"
     }

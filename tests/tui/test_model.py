@@ -10,7 +10,7 @@ from sim.trace import Step
 from tui import model
 from tui.model import Cursor, Session, Tone
 
-CASES = Path(__file__).resolve().parents[2] / "sim" / "cases"
+CASES = Path(__file__).resolve().parents[2] / "sim" / "scenario" / "cases"
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_next_invalid_visits_every_invalid_then_wraps(s310: Session) -> None:
         c, wrapped = model.next_invalid(s310, c)
         assert not wrapped
         seen.append((c.packet, c.step))
-        assert s310.event(c).data["ctstate"] == "INVALID"
+        assert s310.event(c).ct.ctstate == "INVALID"
     assert seen == s310.invalid
     c, wrapped = model.next_invalid(s310, c)
     assert wrapped and (c.packet, c.step) == s310.invalid[0]
@@ -158,7 +158,7 @@ def test_the_core_never_imports_the_tui() -> None:
     import sys
 
     code = (
-        "import sys, sim.scenario, sim.replay, sim.timeline; "
+        "import sys, sim.scenario.scenario, sim.scenario.replay, sim.report.timeline; "
         "print(any(m.startswith(('tui', 'textual')) for m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

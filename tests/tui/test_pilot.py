@@ -16,7 +16,7 @@ from tui.widgets.journey import Journey
 from tui.widgets.status import ChangeBar, StatusBar
 from tui.widgets.why import WhyPanel
 
-CASES = Path(__file__).resolve().parents[2] / "sim" / "cases"
+CASES = Path(__file__).resolve().parents[2] / "sim" / "scenario" / "cases"
 Cache = dict[tuple[str, str, str], Session]
 
 

@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
-from sim.scenario import builtin_names
+from sim.scenario.loader import builtin_scenarios
 
 
 class OpenScreen(ModalScreen[str | None]):
@@ -21,8 +21,9 @@ class OpenScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="open-box"):
             yield Label(
-                "Open a scenario (.toml/.json) or crafted case (.json, e.g. sim/cases/late-ack.json); "
-                f"built-in: {', '.join(builtin_names())}"
+                "Open a scenario (.toml/.json) or crafted case "
+                "(.json, e.g. sim/scenario/cases/late-ack.json); "
+                f"built-in: {', '.join(builtin_scenarios())}"
             )
             yield Input(placeholder="path or built-in name", id="open-path")
 

@@ -15,7 +15,7 @@ class ConntrackLine(Static):
         entry = s.entry_at(c)
         out = Text()
         ctstate = next(
-            (x.data.get("ctstate") for x in s.packet_events(c.packet)[: c.step + 1] if x.data.get("ctstate")),
+            (x.ct.ctstate for x in s.packet_events(c.packet)[: c.step + 1] if x.ct is not None),
             None,
         )
         if ctstate == "INVALID" and e.ns == "host":

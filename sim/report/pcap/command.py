@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from sim.case import CaseError
 from sim.netfilter.conntrack import ConntrackSysctls
 from sim.netfilter.profiles import PROFILES, KernelProfile, get_profile
 from sim.report.pcap.analyse import Analysis, Connection, Flagged, Tracker
@@ -32,6 +31,7 @@ from sim.report.pcap.findings import Findings, container_check, findings_lines, 
 from sim.report.pcap.reader import CaptureError, Frame, read_frames
 from sim.report.pcap.render import connection_line, flagged_json, flagged_lines, verdict_json
 from sim.report.pcap.tocase import connection_case, select_flow
+from sim.scenario.case import CaseError
 
 
 class PcapError(ValueError):

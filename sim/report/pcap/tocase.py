@@ -1,9 +1,9 @@
 """One connection of a capture as a crafted-packet replay case (the ``nflab replay`` /
-``nflab kernel-check`` contract, :mod:`sim.case`).
+``nflab kernel-check`` contract, :mod:`sim.scenario.case`).
 
 The connection's originator (conntrack's ORIGINAL direction) becomes the container and its
 peer the remote of the case's docker-bridge topology (the documentation addresses of
-:class:`sim.case.Topology`); ports, sequence numbers, flags, windows, payload lengths and TCP
+:class:`sim.scenario.case.Topology`); ports, sequence numbers, flags, windows, payload lengths and TCP
 options are kept, and each packet's ``delay`` is its capture time minus the previous one's.
 The container's packets are addressed as they left the container (``ctr_ip:sport ->
 remote_ip:dport``), the remote's as they reach the host (``remote_ip:dport ->
@@ -17,14 +17,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sim.case import CaseError, Topology, parse_case
 from sim.netfilter.profiles import get_profile
 from sim.netfilter.tcp_states import ORIGINAL, REPLY
 from sim.packet import Packet, format_flags
 from sim.report.pcap.analyse import Analysis, Connection, Tracker
 from sim.report.pcap.reader import Frame, read_frames
+from sim.scenario.case import CaseError, Topology, parse_case
 
-MAX_CASE_PAYLOAD = 1400  # what sim.case accepts for "len"
+MAX_CASE_PAYLOAD = 1400  # what sim.scenario.case accepts for "len"
 
 
 def packet_entry(side: str, pkt: Packet, src: str, dst: str, delay: float) -> dict[str, Any]:

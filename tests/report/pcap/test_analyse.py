@@ -127,8 +127,8 @@ def test_a_mid_stream_capture_is_picked_up(tmp_path, capsys):
 
 
 def test_to_case_round_trip(tmp_path, capsys):
-    from sim.case import load_case_file
-    from sim.replay import replay_case
+    from sim.scenario.case import load_case_file
+    from sim.scenario.replay import replay_case
 
     out = tmp_path / "late.json"
     assert main(["pcap", str(DATA / "late-host.pcap"), "--kernel", "3.10", "--to-case", str(out)]) == 0

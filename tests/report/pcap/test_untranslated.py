@@ -1,6 +1,6 @@
 """A container packet that conntrack marks INVALID leaves the host's uplink untranslated.
 
-The capture is built here (sim.capture writes it as tcpdump would) because the live 6.18
+The capture is built here (sim.report.capture writes it as tcpdump would) because the live 6.18
 kernel does not make this happen on its own in an upload: a host at 10.21.17.99 MASQUERADEs
 172.17.0.2:39700; the container then sends an ACK for data the remote never sent. By the
 kernel source (tcp_in_window, bound III "sack <= receiver.td_end": "ACK is over upper bound
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 
-from sim.capture import write_pcap
 from sim.cli import main
 from sim.packet import Packet, TcpFlag, TcpOptions
+from sim.report.capture import write_pcap
 
 HOST, CTR, REMOTE = "10.21.17.99", "172.17.0.2", "36.110.213.207"
 S, A, SA = int(TcpFlag.SYN), int(TcpFlag.ACK), int(TcpFlag.SYN | TcpFlag.ACK)

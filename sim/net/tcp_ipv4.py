@@ -1,0 +1,29 @@
+"""TCP receive and the RST for a segment with no socket (net/ipv4/tcp_ipv4.c)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sim.packet import TCPHDR_RST, Packet, rst_reply
+
+
+def inet_lookup(sockets: dict[tuple[str, int, str, int], Any], listeners: dict[int, Any], pkt: Packet) -> Any:
+    """``__inet_lookup_skb()``: an established socket by the 4-tuple, then a listener on the
+    destination port (``__inet_lookup_established`` then ``__inet_lookup_listener``)."""
+    sk = sockets.get((pkt.dst, pkt.dport, pkt.src, pkt.sport))
+    if sk is None:
+        sk = listeners.get(pkt.dport)
+    return sk
+
+
+def tcp_v4_send_reset(pkt: Packet, rt_local: bool = True) -> Packet | None:
+    """``tcp_v4_send_reset()`` with no socket: the RST that answers ``pkt``, or None.
+
+    "Never send a reset in response to a reset." Without a socket it answers only segments
+    routed to this host (``skb_rtable(skb)->rt_type == RTN_LOCAL``). RFC 793: if the segment
+    had ACK set the RST takes its sequence number from that ACK; otherwise seq 0 with
+    ACK = seq + SYN + FIN + payload length. The window is 0.
+    """
+    if pkt.flags & TCPHDR_RST or not rt_local:
+        return None
+    return rst_reply(pkt)

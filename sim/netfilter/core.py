@@ -1,0 +1,153 @@
+"""The netfilter core: per-namespace hook registration and ``nf_hook_slow`` (net/netfilter/core.c,
+include/linux/netfilter.h).
+
+A namespace keeps one list of hook entries per hook, sorted by priority
+(``nf_register_net_hook`` -> ``nf_hook_entries_grow``: a new entry goes before the entries
+of equal priority). ``nf_hook_slow`` calls them in order with the packet and an
+:class:`NfHookState`, and acts on each verdict as the kernel does.
+
+Netfilter does not know the world it runs in: what a hook function needs from the stack
+(virtual time, the trace, the kernel log, packets the kernel sends itself) comes through the
+:class:`Stack` protocol on the hook state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from sim.netfilter.hooks import NfVerdict
+from sim.netfilter.xtables import HOOK_CHAIN
+from sim.skb import Hook
+from sim.trace import Step, TraceEvent, Why
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Callable
+
+    from sim.netfilter.conntrack import ConntrackTable
+    from sim.netfilter.xtables import Ruleset, XtContext
+    from sim.packet import Packet
+    from sim.skb import Skb
+    from sim.trace import Trace
+
+
+class Net(Protocol):
+    """What netfilter reads of a network namespace (``struct net``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def conntrack(self) -> ConntrackTable | None: ...
+
+    @property
+    def ruleset(self) -> Ruleset: ...
+
+    @property
+    def hooks(self) -> NfHooks: ...
+
+    def dev_addr(self, dev: str) -> str | None: ...
+
+
+class Stack(Protocol):
+    """What netfilter asks of the network stack around it."""
+
+    @property
+    def now(self) -> float:
+        """Virtual time in seconds."""
+        ...
+
+    @property
+    def trace(self) -> Trace: ...
+
+    @property
+    def nat_rng(self) -> random.Random:
+        """``get_random_u16()`` for NAT's port choice."""
+        ...
+
+    def xt_context(self, net: Net) -> XtContext: ...
+
+    def kernel_log(self, net: Net, pid: int, line: str) -> None: ...
+
+    def emit_local(self, net: Net, pkt: Packet, cause: int, why: Why) -> int:
+        """Send a packet the kernel builds itself (a RST) through ``ip_local_out``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class NfHookState:
+    """``struct nf_hook_state``: which hook is running, in which namespace, on which stack."""
+
+    hook: Hook
+    net: Net
+    stack: Stack
+
+
+@dataclass(frozen=True, slots=True)
+class NfHookOps:
+    """``struct nf_hook_ops``: a hook function with its hook and priority."""
+
+    hook: Hook
+    priority: int
+    name: str
+    fn: Callable[[Skb, NfHookState], NfVerdict]
+
+
+@dataclass(slots=True)
+class NfHooks:
+    """A namespace's ``net->nf.hooks_ipv4``: for each hook its entries, in priority order."""
+
+    entries: dict[Hook, list[NfHookOps]] = field(default_factory=dict)
+
+    def register(self, ops: NfHookOps) -> None:
+        """``nf_register_net_hook()`` -> ``nf_hook_entries_grow()``: the new entry goes before
+        the first one whose priority is not lower than its own."""
+        hooks = self.entries.setdefault(ops.hook, [])
+        i = 0
+        while i < len(hooks) and ops.priority > hooks[i].priority:
+            i += 1
+        hooks.insert(i, ops)
+
+    def unregister(self, ops: NfHookOps) -> None:
+        """``nf_unregister_net_hook()``."""
+        self.entries[ops.hook].remove(ops)
+
+
+def nf_hook_slow(skb: Skb, state: NfHookState) -> bool:
+    """``nf_hook_slow()``: run the hook's entries in priority order; True when the packet goes
+    on to ``okfn``.
+
+    ACCEPT goes to the next entry. DROP frees the packet. STOLEN: the hook function took the
+    packet; it goes no further here. QUEUE hands the packet to ``nf_queue``, which with no
+    queue handler (the model has no user space listening) fails with -ESRCH and frees it. Any
+    other verdict (REPEAT is only a queue handler's or conntrack's internal answer) hits
+    ``WARN_ON_ONCE`` and stops the packet.
+    """
+    for ops in state.net.hooks.entries.get(state.hook, ()):
+        verdict = ops.fn(skb, state)
+        if verdict == NfVerdict.ACCEPT:
+            continue
+        if state.stack.trace.enabled:
+            _stopped(skb, state, ops, verdict)
+        return False
+    return True
+
+
+def _stopped(skb: Skb, state: NfHookState, ops: NfHookOps, verdict: NfVerdict) -> None:
+    hook = state.hook
+    state.stack.trace.add(
+        TraceEvent(
+            t=state.stack.now,
+            pid=skb.pid,
+            step=Step.DROP,
+            why=Why.HOOK_VERDICT,
+            ns=state.net.name,
+            dev=skb.outdev if hook in (Hook.POST_ROUTING, Hook.LOCAL_OUT) else skb.indev,
+            hook=HOOK_CHAIN[hook],
+            priority=ops.priority,
+            verdict=verdict.name,
+            before=skb.pkt,
+            detail=ops.name,
+        )
+    )

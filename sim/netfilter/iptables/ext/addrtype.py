@@ -1,0 +1,23 @@
+"""libxt_addrtype.c: ``--src-type`` / ``--dst-type`` (LOCAL only)."""
+
+from __future__ import annotations
+
+from sim.netfilter.iptables.parse import Opts, RuleError
+from sim.netfilter.xtables import (
+    AddrType,
+    AddrTypeMatch,
+)
+
+
+def _build_addrtype(opts: Opts) -> AddrTypeMatch:
+    """``addrtype_parse_v1()``; only the LOCAL type is modelled."""
+    kw: dict[str, object] = {}
+    for opt, key in (("--src-type", "source"), ("--dst-type", "dest")):
+        if opt in opts:
+            inv, (value,) = opts.pop(opt)
+            if value.upper() != "LOCAL":
+                raise RuleError(f"{opt} {value!r}: only the LOCAL address type is modelled")
+            kw[key], kw[f"invert_{key}"] = AddrType.LOCAL, inv
+    if not kw:
+        raise RuleError("-m addrtype: you must specify --src-type or --dst-type")
+    return AddrTypeMatch(**kw)  # type: ignore[arg-type]

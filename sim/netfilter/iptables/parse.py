@@ -1,0 +1,47 @@
+"""libxtables' value parsers (``xtables_ipparse_any``, ``xtables_parse_port``, ...) and the
+one error type of the iptables tools: each raises :class:`RuleError` naming the option and value."""
+
+from __future__ import annotations
+
+import re
+
+from sim.packet import ip_to_int
+
+
+class RuleError(ValueError):
+    """A rejected command or ruleset line; ``str()`` is one line naming where."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Value parsers (each raises RuleError naming the option and the value).
+
+_IPV4 = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
+
+
+def _ip(opt: str, text: str) -> int:
+    m = _IPV4.match(text)
+    if not m or any(int(part) > 255 for part in m.groups()):
+        raise RuleError(f"{opt} {text!r}: host/network not found")
+    return ip_to_int(text)
+
+
+def _port(opt: str, text: str) -> int:
+    if not text.isdigit() or int(text) > 0xFFFF:
+        raise RuleError(f"{opt} {text!r}: invalid port/service specified")
+    return int(text)
+
+
+def _ports(opt: str, text: str) -> tuple[int, int]:
+    """``parse_tcp_ports()`` (libxt_tcp.c): ``p``, ``a:b``, ``:b``, ``a:``."""
+    if ":" not in text:
+        port = _port(opt, text)
+        return port, port
+    lo, hi = text.split(":", 1)
+    ports = (_port(opt, lo) if lo else 0, _port(opt, hi) if hi else 0xFFFF)
+    if ports[0] > ports[1]:
+        raise RuleError(f"{opt} {text!r}: invalid portrange (min > max)")
+    return ports
+
+
+# What an extension's builder gets: option -> (inverted, arguments); each builder consumes its own.
+Opts = dict[str, tuple[bool, list[str]]]

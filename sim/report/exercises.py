@@ -1,0 +1,308 @@
+"""Course exercises and their checker: ``nflab check EXERCISE FILE``.
+
+Each exercise in ``docs/exercises/`` is a task (``NN-name.md``), a starter file the student
+edits and a solution; the files are crafted-packet cases (JSON, :mod:`sim.scenario.case`) or scenarios
+(TOML, :mod:`sim.scenario.scenario`). A checker runs the student's file in the model and answers
+``right`` or ``wrong: <why, in one line>``. Exit status: 0 right, 1 wrong, 2 the file (or the
+exercise name) cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sim.netfilter.proto_tcp import WindowCheck
+from sim.packet import parse_flags
+from sim.scenario.case import CaseError, load_case_file
+from sim.scenario.fixes import BE_LIBERAL
+from sim.scenario.replay import replay_case, run_world
+from sim.scenario.scenario import Scenario, ScenarioError, load_scenario, run_scenario
+from sim.trace import Step
+
+Verdict = tuple[bool, str]
+
+
+class ExerciseError(ValueError):
+    """The exercise name or the file cannot be read; the message is one line."""
+
+
+def right() -> Verdict:
+    return True, "right"
+
+
+def wrong(why: str) -> Verdict:
+    return False, f"wrong: {why}"
+
+
+# --------------------------------------------------------------------------- case exercises
+
+
+def _load_case(path: Path) -> dict[str, Any]:
+    try:
+        return load_case_file(path)
+    except CaseError as e:
+        raise ExerciseError(str(e)) from None
+
+
+def _replay(case: dict[str, Any]) -> list[dict[str, Any]]:
+    try:
+        return replay_case(case)
+    except CaseError as e:
+        raise ExerciseError(str(e)) from None
+
+
+def _said(obs: dict[str, Any]) -> str:
+    """``IGNORE ("reason")`` / ``ACCEPT``: the tracker's verdict on one packet, for messages."""
+    return f'{obs["window"]} ("{obs["reason"]}")' if obs["reason"] else str(obs["window"])
+
+
+def _host_rst(obs: dict[str, Any]) -> bool:
+    return any("R" in e["flags"] and e["to"] == "remote" for e in obs["emitted"])
+
+
+def check_ack_over_upper_bound(path: Path) -> Verdict:
+    """01: the last packet is INVALID with "ACK is over upper bound" on 6.1 and draws a host RST."""
+    case = _load_case(path)
+    if str(case.get("kernel", "6.1")) != "6.1":
+        return wrong(f"the exercise is about kernel 6.1; the case says kernel {case.get('kernel')}")
+    last = _replay(case)[-1]
+    if last["window"] != "INVALID":
+        return wrong(f"the last packet is {_said(last)}; it must be INVALID")
+    if not str(last["reason"]).startswith("ACK is over upper bound"):
+        return wrong(
+            f'INVALID, but because "{last["reason"]}"; acknowledge data the container never sent (bound III)'
+        )
+    if not _host_rst(last):
+        return wrong(
+            f"INVALID for the right reason, but the host sent no RST (the packet ended {last['fate']})"
+        )
+    return right()
+
+
+def _last_check(case: dict[str, Any], kernel: str) -> tuple[dict[str, Any], WindowCheck | None]:
+    """Run ``case`` on ``kernel``: the last packet's observation and its window check, if any."""
+    try:
+        w, observations = run_world({**case, "kernel": kernel})
+    except CaseError as e:
+        raise ExerciseError(str(e)) from None
+    sent = [e.pid for e in w.trace.events if e.step is Step.SEND and e.cause is None]
+    check = next(
+        (
+            e.ct.check
+            for e in w.trace.for_packet(sent[-1])
+            if e.ct is not None and e.ns == "host" and e.hook == "PREROUTING"
+        ),
+        None,
+    )
+    return observations[-1], check if isinstance(check, WindowCheck) else None
+
+
+def check_bound_ii(path: Path) -> Verdict:
+    """03: only bound II fails on the last packet: IGNORE on 6.1, INVALID on 3.10."""
+    case = _load_case(path)
+    expected = {"6.1": "IGNORE", "3.10": "INVALID"}
+    for kernel, verdict in expected.items():
+        obs, check = _last_check(case, kernel)
+        if check is None:
+            return wrong(f"on {kernel} no window check ran on the last packet ({_said(obs)})")
+        if check.failed != ["II"]:
+            failed = ", ".join(check.failed) or "none"
+            return wrong(f"on {kernel} the last packet fails bounds {failed}; exactly bound II must fail")
+        if obs["window"] != verdict:
+            return wrong(
+                f"on {kernel} the last packet is {_said(obs)}; bound II alone should make it {verdict}"
+            )
+    return right()
+
+
+def check_liberal_rst(path: Path) -> Verdict:
+    """04: with be_liberal set, the last packet is a RST that conntrack still calls INVALID."""
+    case = _load_case(path)
+    if str(case.get("sysctl", {}).get(BE_LIBERAL, 0)) != "1":
+        return wrong(f"set {BE_LIBERAL} = 1: the point is the RST that be_liberal does not save")
+    packets = case["packets"]
+    if not parse_flags(str(packets[-1].get("flags", ""))) & parse_flags("R"):
+        return wrong("the last packet has no RST flag")
+    last = _replay(case)[-1]
+    if last["window"] != "INVALID":
+        return wrong(f"be_liberal let this RST through: it is {_said(last)}")
+    if last["reason"] != "invalid rst":
+        # e.g. SYN+RST or FIN+RST: tcp_error() rejects the flag combination before any tracking
+        return wrong(
+            f'INVALID, but because "{last["reason"]}", not the "invalid rst" test of '
+            "nf_conntrack_tcp_packet(); send a plain RST whose seq is before the peer's highest ACK"
+        )
+    return right()
+
+
+# --------------------------------------------------------------------------- scenario exercise
+
+
+@dataclass(frozen=True, slots=True)
+class RuleShape:
+    """What a checker needs of one ``iptables`` line: table, chain, INVALID match, target."""
+
+    table: str
+    chain: str
+    invalid: bool
+    target: str
+
+    @classmethod
+    def parse(cls, line: str) -> RuleShape:
+        words = shlex.split(line)
+        table, chain, target, invalid = "filter", "", "", False
+        for i, word in enumerate(words[:-1]):
+            nxt = words[i + 1]
+            if word in ("-t", "--table"):
+                table = nxt
+            elif word in ("-A", "--append", "-I", "--insert"):
+                chain = nxt
+            elif word in ("-j", "--jump"):
+                target = nxt
+            elif word in ("--ctstate", "--state"):
+                invalid = "INVALID" in nxt.split(",")
+        return cls(table, chain, invalid, target)
+
+
+def _load_scenario(path: Path) -> Scenario:
+    try:
+        return load_scenario(str(path))
+    except ScenarioError as e:
+        raise ExerciseError(str(e)) from None
+
+
+def _same_world(sc: Scenario, seed: Scenario) -> bool:
+    """The student kept the seed's addresses, upload, remote and triggers."""
+    keys = ("sport", "dport", "upload_bytes", "upload_from", "remote_rst", "remote_unknown", "triggers")
+    return all(getattr(sc, k) == getattr(seed, k) for k in keys) and (
+        sc.topology.containers,
+        sc.topology.host_ip,
+        sc.topology.remote_ip,
+    ) == (seed.topology.containers, seed.topology.host_ip, seed.topology.remote_ip)
+
+
+# chains a forwarded packet crosses (Docker jumps to DOCKER-USER first from FORWARD)
+FORWARD_PATH = ("FORWARD", "DOCKER-USER")
+
+
+def _run_message(sc: Scenario, kernel: str, shapes: list[RuleShape]) -> str | None:
+    """Why the scenario still fails on ``kernel``, or None when the upload completes."""
+    try:
+        run = run_scenario(sc.with_kernel(kernel), trace=True)
+    except ScenarioError as e:
+        raise ExerciseError(str(e)) from None
+    raw = any(s.table == "raw" and s.invalid for s in shapes)
+    if raw and (run.rsts or not run.completed):
+        return (
+            f"on {kernel} the upload fails: the raw table runs at priority -300, before conntrack "
+            "(-200), so no packet has a conntrack entry yet and --ctstate INVALID matches every packet there"
+        )
+    if run.rsts:
+        t = next(e.t for e in run.world.trace.events if e.pid == run.rsts[0])
+        if any(s.chain in FORWARD_PATH and s.invalid for s in shapes):
+            return (
+                f"on {kernel} the host still answers with a RST at {t:.2f} s: a FORWARD or DOCKER-USER rule "
+                "never sees the INVALID reply, which is addressed to the host itself and so routed to INPUT"
+            )
+        return f"on {kernel} the host's stack still answers the INVALID reply with a RST at {t:.2f} s"
+    if not run.completed:
+        return f"on {kernel} the upload does not complete ({run.client.bytes_acked} bytes acknowledged)"
+    return None
+
+
+def check_drop_invalid(path: Path) -> Verdict:
+    """02: the seed scenario plus one rule, in filter INPUT, that drops INVALID packets; the
+    upload completes on both kernels."""
+    sc, seed = _load_scenario(path), load_scenario("seed-incident")
+    if not _same_world(sc, seed):
+        return wrong(
+            "keep the seed scenario's [topology], [upload], [remote] and [[trigger]] tables; only add a rule"
+        )
+    if str(sc.sysctl.get(BE_LIBERAL, 0)) != "0":
+        return wrong("be_liberal is the other fix; this exercise asks for an iptables rule")
+    try:
+        shapes = [RuleShape.parse(line) for line in sc.rules]
+    except ValueError as e:
+        raise ExerciseError(f"{path}: iptables: {e}") from None
+    for kernel in ("3.10", "6.1"):
+        message = _run_message(sc, kernel, shapes)
+        if message is not None:
+            return wrong(message)
+    drops = [s for s in shapes if s.target in ("DROP", "REJECT")]
+    if any(s.chain == "INPUT" and not s.invalid for s in drops):
+        return wrong(
+            "an INPUT rule drops every packet to the host; match only -m conntrack --ctstate INVALID"
+        )
+    if not any(
+        s.table == "filter" and s.chain == "INPUT" and s.invalid and s.target == "DROP" for s in drops
+    ):
+        return wrong("the upload completes, but the exercise asks for a filter INPUT rule that DROPs INVALID")
+    return right()
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True, slots=True)
+class Exercise:
+    name: str  # NN-slug, the stem of the files in docs/exercises/
+    suffix: str  # ".json" (a case) or ".toml" (a scenario)
+    checker: Callable[[Path], Verdict]
+
+
+EXERCISES = (
+    Exercise("01-ack-over-upper-bound", ".json", check_ack_over_upper_bound),
+    Exercise("02-drop-invalid-in-input", ".toml", check_drop_invalid),
+    Exercise("03-bound-ii-two-kernels", ".json", check_bound_ii),
+    Exercise("04-the-rst-be-liberal-does-not-save", ".json", check_liberal_rst),
+)
+
+
+def find_exercise(ref: str) -> Exercise:
+    """By full name (``01-ack-over-upper-bound``), number (``01``, ``1``) or slug."""
+    for ex in EXERCISES:
+        number, _, slug = ex.name.partition("-")
+        if ref in (ex.name, number, slug) or (ref.isdigit() and int(ref) == int(number)):
+            return ex
+    names = ", ".join(ex.name for ex in EXERCISES)
+    raise ExerciseError(f"no exercise {ref!r} (exercises: {names})")
+
+
+def check(exercise_name: str, path: str | Path) -> Verdict:
+    """Run one exercise's checker on ``path``: ``(True, "right")`` or ``(False, "wrong: ...")``.
+    Raises :class:`ExerciseError` when the name or the file cannot be read."""
+    ex = find_exercise(exercise_name)
+    path = Path(path)
+    if not path.is_file():
+        raise ExerciseError(f"{path}: no such file")
+    return ex.checker(path)
+
+
+def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``check`` on an ``add_subparsers()`` object; dispatch to :func:`main`."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "check",
+        help="check an exercise answer (docs/exercises)",
+        description="Run your answer to a course exercise in the model. Prints 'right' or "
+        "'wrong: <why>'. Exit 0: right, 1: wrong, 2: the file cannot be read.",
+    )
+    p.add_argument("exercise", help="exercise name or number, e.g. 01-ack-over-upper-bound or 1")
+    p.add_argument("file", help="your case (JSON) or scenario (TOML) file")
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``check`` with parsed arguments; returns 0 (right), 1 (wrong) or 2 (unreadable)."""
+    try:
+        ok, message = check(args.exercise, args.file)
+    except ExerciseError as e:
+        print(f"nflab: {e}", file=sys.stderr)
+        return 2
+    print(message)
+    return 0 if ok else 1

@@ -1,0 +1,252 @@
+"""Crafted-packet case files: the schema shared by ``nflab replay`` (the model) and
+``nflab kernel-check`` (the real kernel).
+
+A case names a topology (four documentation addresses), host sysctls, host iptables lines
+and the packets to send from the passive end hosts. Everything is validated before anything
+runs; a bad case raises :class:`CaseError` with one line naming the field.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sim.packet import Packet, TcpOptions, parse_flags
+from sim.scenario.loader import InputError, read_data
+from sim.wire import MAX_TCP_OPTION_SPACE
+
+IPTABLES_TABLES = ("raw", "mangle", "nat", "filter")
+DOCUMENTATION_NETS = tuple(
+    ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+)  # RFC 5737 TEST-NET-1/2/3
+SYSCTL_PREFIXES = ("net.netfilter.", "net.ipv4.", "net.bridge.", "net.core.")
+
+
+class CaseError(InputError):
+    """A case file the harness refuses; the message is one line."""
+
+
+def check_documentation_address(addr: str, what: str) -> str:
+    """Refuse anything outside 192.0.2.0/24, 198.51.100.0/24 and 203.0.113.0/24."""
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        raise CaseError(f"{what}: not an IP address: {addr!r}") from None
+    if not any(ip in net for net in DOCUMENTATION_NETS):
+        raise CaseError(f"{what}: {addr} is outside the documentation ranges (RFC 5737)")
+    return addr
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """The four addresses of the docker-bridge world (the case file's ``topology``)."""
+
+    ctr_ip: str = "192.0.2.2"
+    bridge_ip: str = "192.0.2.1"
+    host_ip: str = "198.51.100.1"
+    remote_ip: str = "198.51.100.2"
+
+    def __post_init__(self) -> None:
+        for name in ("ctr_ip", "bridge_ip", "host_ip", "remote_ip"):
+            check_documentation_address(getattr(self, name), f"topology.{name}")
+        if len({self.ctr_ip, self.bridge_ip, self.host_ip, self.remote_ip}) != 4:
+            raise CaseError("topology: the four addresses must differ")
+        ip = ipaddress.IPv4Address
+        if ip(self.ctr_ip) not in self.ctr_net:
+            raise CaseError(f"topology: ctr_ip {self.ctr_ip} and bridge_ip {self.bridge_ip} must share a /24")
+        if ip(self.host_ip) in self.ctr_net or ip(self.remote_ip) in self.ctr_net:
+            raise CaseError("topology: host_ip and remote_ip must be outside the bridge's /24")
+
+    @property
+    def ctr_net(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(f"{self.bridge_ip}/24", strict=False)
+
+    @property
+    def uplink_net(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(f"{self.host_ip}/24", strict=False)
+
+    @classmethod
+    def from_dict(cls, d: object) -> Topology:
+        if d is None:
+            return cls()
+        if not isinstance(d, dict):
+            raise CaseError("topology must be an object")
+        unknown = set(d) - {"ctr_ip", "bridge_ip", "host_ip", "remote_ip"}
+        if unknown:
+            raise CaseError(f"topology: unknown keys {sorted(unknown)}")
+        if not all(isinstance(v, str) for v in d.values()):
+            raise CaseError("topology: addresses must be strings")
+        return cls(**d)
+
+
+def check_sysctl(key: object, value: object) -> None:
+    """Refuse sysctls outside the per-namespace net.* families the harness allows."""
+    if not isinstance(key, str) or not key.startswith(SYSCTL_PREFIXES):
+        raise CaseError(f"sysctl {key!r}: only {', '.join(p + '*' for p in SYSCTL_PREFIXES)} are allowed")
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise CaseError(f"sysctl {key}: value must be an integer or a string")
+
+
+def iptables_argv(line: str) -> tuple[list[str], str]:
+    """Split one ``iptables …`` command line (no shell) -> (argv, table); refuse other commands."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as e:
+        raise CaseError(f"iptables line {line!r}: {e}") from None
+    if not argv or argv[0] != "iptables":
+        raise CaseError(f"iptables line must start with 'iptables': {line!r}")
+    found = "filter"
+    for i, arg in enumerate(argv):
+        table = None
+        if arg in ("-t", "--table"):
+            table = argv[i + 1] if i + 1 < len(argv) else ""
+        elif arg.startswith("--table="):
+            table = arg.split("=", 1)[1]
+        elif arg.startswith("-t") and len(arg) > 2 and not arg.startswith("--"):
+            table = arg[2:]
+        if table is not None and table not in IPTABLES_TABLES:
+            raise CaseError(f"iptables line {line!r}: table must be one of {', '.join(IPTABLES_TABLES)}")
+        if table is not None:
+            found = table
+    return argv, found
+
+
+# ---------------------------------------------------------------- case files
+
+CASE_KEYS = {"name", "kernel", "sysctl", "iptables", "topology", "packets", "description"}
+PACKET_KEYS = {"from", "src", "dst", "flags", "seq", "ack", "win", "len", "options", "delay", "comment"}
+# "comment": free text for readers (how seq/ack were computed); the harness ignores it.
+OPTION_KEYS = {"mss", "wscale", "sack_perm", "sack", "ts"}
+MAX_DELAY_S = 600.0
+
+
+def _endpoint(text: object, what: str) -> tuple[str, int]:
+    if not isinstance(text, str) or text.count(":") != 1:
+        raise CaseError(f"{what}: expected 'ip:port', got {text!r}")
+    addr, port = text.split(":")
+    if not port.isdigit() or not 0 <= int(port) <= 0xFFFF:
+        raise CaseError(f"{what}: bad port in {text!r}")
+    return check_documentation_address(addr, what), int(port)
+
+
+def _int(d: dict[str, Any], key: str, what: str, default: int, hi: int) -> int:
+    v = d.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= hi:
+        raise CaseError(f"{what}.{key}: expected an integer in 0..{hi}, got {v!r}")
+    return v
+
+
+def _options(d: object, what: str) -> TcpOptions:
+    if d is None:
+        return TcpOptions()
+    if not isinstance(d, dict):
+        raise CaseError(f"{what}: options must be an object")
+    unknown = set(d) - OPTION_KEYS
+    if unknown:
+        raise CaseError(f"{what}: unknown option keys {sorted(unknown)}")
+    mss = None if d.get("mss") is None else _int(d, "mss", what, 0, 0xFFFF)
+    wscale = None if d.get("wscale") is None else _int(d, "wscale", what, 0, 0xFF)
+    sack_perm = d.get("sack_perm", False)
+    if not isinstance(sack_perm, bool):
+        raise CaseError(f"{what}.sack_perm: expected true or false")
+    sack: list[tuple[int, int]] = []
+    for block in d.get("sack") or []:
+        if not (isinstance(block, list | tuple) and len(block) == 2):
+            raise CaseError(f"{what}.sack: blocks must be [left, right] pairs")
+        pair = dict(zip(("left", "right"), block, strict=True))
+        sack.append(
+            (
+                _int(pair, "left", f"{what}.sack", 0, 0xFFFFFFFF),
+                _int(pair, "right", f"{what}.sack", 0, 0xFFFFFFFF),
+            )
+        )
+    ts: tuple[int, int] | None = None
+    if d.get("ts") is not None:
+        raw = d["ts"]
+        if not (isinstance(raw, list | tuple) and len(raw) == 2):
+            raise CaseError(f"{what}.ts: expected [value, echo_reply]")
+        pair = dict(zip(("val", "ecr"), raw, strict=True))
+        ts = (_int(pair, "val", f"{what}.ts", 0, 0xFFFFFFFF), _int(pair, "ecr", f"{what}.ts", 0, 0xFFFFFFFF))
+    opts = TcpOptions(mss=mss, wscale=wscale, sack_perm=sack_perm, sack=tuple(sack), ts=ts)
+    if opts.wire_length() > MAX_TCP_OPTION_SPACE:
+        raise CaseError(f"{what}: options need {opts.wire_length()} bytes, more than 40")
+    return opts
+
+
+def packet_from_case(d: object, index: int) -> tuple[str, Packet, float]:
+    """One entry of a case's ``packets`` -> (from, Packet, delay in seconds)."""
+    what = f"packets[{index}]"
+    if not isinstance(d, dict):
+        raise CaseError(f"{what}: must be an object")
+    unknown = set(d) - PACKET_KEYS
+    if unknown:
+        raise CaseError(f"{what}: unknown keys {sorted(unknown)}")
+    side = d.get("from")
+    if side not in ("ctr", "remote"):
+        raise CaseError(f"{what}.from: expected 'ctr' or 'remote', got {side!r}")
+    src, sport = _endpoint(d.get("src"), f"{what}.src")
+    dst, dport = _endpoint(d.get("dst"), f"{what}.dst")
+    flags_text = d.get("flags", "")
+    if not isinstance(flags_text, str):
+        raise CaseError(f"{what}.flags: expected letters like 'SA'")
+    try:
+        flags = parse_flags(flags_text)
+    except ValueError as e:
+        raise CaseError(f"{what}.flags: {e}") from None
+    delay = d.get("delay", 0)
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= MAX_DELAY_S:
+        raise CaseError(f"{what}.delay: expected seconds in 0..{MAX_DELAY_S:.0f}, got {delay!r}")
+    pkt = Packet(
+        src=src,
+        dst=dst,
+        sport=sport,
+        dport=dport,
+        seq=_int(d, "seq", what, 0, 0xFFFFFFFF),
+        ack=_int(d, "ack", what, 0, 0xFFFFFFFF),
+        flags=flags,
+        window=_int(d, "win", what, 0, 0xFFFF),
+        payload_len=_int(d, "len", what, 0, 1400),
+        options=_options(d.get("options"), what),
+    )
+    return side, pkt, float(delay)
+
+
+def parse_case(case: object) -> tuple[Topology, dict[str, Any], list[str], list[tuple[str, Packet, float]]]:
+    """Validate a case (the JSON schema shared with ``nflab replay``) before touching the kernel."""
+    if not isinstance(case, dict):
+        raise CaseError("a case must be a JSON object")
+    unknown = set(case) - CASE_KEYS
+    if unknown:
+        raise CaseError(f"case: unknown keys {sorted(unknown)}")
+    topology = Topology.from_dict(case.get("topology"))
+    sysctls = case.get("sysctl") or {}
+    if not isinstance(sysctls, dict):
+        raise CaseError("case.sysctl must be an object of host sysctls")
+    ipt = case.get("iptables") or {}
+    if not isinstance(ipt, dict) or set(ipt) - {"host"}:
+        raise CaseError('case.iptables must be {"host": [lines]}: rules go in the host namespace only')
+    lines = ipt.get("host") or []
+    if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
+        raise CaseError("case.iptables.host must be a list of strings")
+    for key, value in sysctls.items():
+        check_sysctl(key, value)
+    for line in lines:
+        iptables_argv(line)
+    packets = case.get("packets")
+    if not isinstance(packets, list) or not packets:
+        raise CaseError("case.packets must be a non-empty list")
+    return topology, sysctls, lines, [packet_from_case(p, i) for i, p in enumerate(packets)]
+
+
+def load_case_file(path: str | Path) -> dict[str, Any]:
+    """Read a case from JSON (or TOML with the same schema) and validate it; CaseError names
+    the file, and the line for syntax errors."""
+    case: dict[str, Any] = read_data(path, "json", CaseError)
+    try:
+        parse_case(case)
+    except CaseError as e:
+        raise CaseError(f"{path}: {e}") from None
+    return case

@@ -1,0 +1,78 @@
+"""The incident's two fixes as data: each knows how to apply itself to a host configuration and
+how to recognise itself in one.
+
+- ``drop-invalid``: ``iptables -A INPUT -m conntrack --ctstate INVALID -j DROP`` (the article's
+  fix: the INVALID segment is dropped before ``tcp_v4_rcv`` can answer it with a RST);
+- ``be-liberal``: ``net.netfilter.nf_conntrack_tcp_be_liberal = 1`` (``tcp_in_window`` accepts
+  out-of-window segments, so they stay NATed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+DROP_INVALID_RULE = "iptables -A INPUT -m conntrack --ctstate INVALID -j DROP"
+BE_LIBERAL = "net.netfilter.nf_conntrack_tcp_be_liberal"
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """A fix is one host rule or one host sysctl."""
+
+    name: str
+    rule: str | None = None
+    sysctl: tuple[str, int] | None = None
+
+    def applied(self, sysctl: dict[str, Any], rules: list[str]) -> tuple[dict[str, Any], list[str]]:
+        """Copies of ``sysctl`` and ``rules`` with this fix added (the rule appended last)."""
+        sysctl, rules = dict(sysctl), list(rules)
+        if self.rule is not None:
+            rules.append(self.rule)
+        if self.sysctl is not None:
+            sysctl[self.sysctl[0]] = self.sysctl[1]
+        return sysctl, rules
+
+    def removed(self, sysctl: dict[str, Any], rules: list[str]) -> tuple[dict[str, Any], list[str]]:
+        """Copies of ``sysctl`` and ``rules`` without this fix."""
+        sysctl = {k: v for k, v in sysctl.items() if self.sysctl is None or k != self.sysctl[0]}
+        return sysctl, [r for r in rules if r != self.rule]
+
+    def present(self, sysctl: dict[str, Any], rules: list[str]) -> bool:
+        """Whether the configuration carries this fix (the rule, or the sysctl set)."""
+        if self.rule is not None:
+            return self.rule in rules
+        return self.sysctl is not None and bool(sysctl.get(self.sysctl[0]))
+
+
+FIXES = {
+    fix.name: fix
+    for fix in (
+        Fix("none"),
+        Fix("drop-invalid", rule=DROP_INVALID_RULE),
+        Fix("be-liberal", sysctl=(BE_LIBERAL, 1)),
+    )
+}
+
+
+def get_fix(name: str) -> Fix:
+    """The fix called ``name``; ValueError (one line) for an unknown name."""
+    fix = FIXES.get(name)
+    if fix is None:
+        raise ValueError(f"expected one of {', '.join(FIXES)}, got {name!r}")
+    return fix
+
+
+def fix_of(sysctl: dict[str, Any], rules: list[str]) -> str:
+    """The name of the fix a host configuration carries (``drop-invalid`` wins), or ``none``."""
+    for fix in FIXES.values():
+        if fix.name != "none" and fix.present(sysctl, rules):
+            return fix.name
+    return "none"
+
+
+def with_fix(sysctl: dict[str, Any], rules: list[str], name: str) -> tuple[dict[str, Any], list[str]]:
+    """The configuration with exactly fix ``name`` (the others taken out)."""
+    for fix in FIXES.values():
+        sysctl, rules = fix.removed(sysctl, rules)
+    return get_fix(name).applied(sysctl, rules)

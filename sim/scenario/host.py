@@ -1,0 +1,43 @@
+"""The host's configuration from a scenario or a case: sysctls and iptables lines, applied to
+the docker-bridge world's ``host`` namespace (the kernel profile is chosen when the world is
+built)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sim.net.world import World
+from sim.netfilter.iptables.cmd import iptables
+from sim.netfilter.iptables.parse import RuleError
+from sim.scenario.loader import InputError
+
+
+def configure_host(w: World, sysctl: dict[str, Any], rules: list[str]) -> None:
+    """Set the host's sysctls, then run its iptables lines in order; InputError names the
+    sysctl or ``iptables.host[i]``."""
+    for key, value in sysctl.items():
+        apply_sysctl(w, key, value)
+    host = w.namespaces["host"]
+    for i, line in enumerate(rules):
+        try:
+            iptables(host.ruleset, line)
+        except RuleError as e:
+            raise InputError(f"iptables.host[{i}]: {e}") from None
+
+
+def apply_sysctl(w: World, key: str, value: object) -> None:
+    """One host sysctl; InputError for what the model does not have."""
+    host = w.namespaces["host"]
+    if key == "net.ipv4.ip_forward":
+        host.ip_forward = bool(int(str(value)))
+        return
+    if key == "net.bridge.bridge-nf-call-iptables":
+        return  # routed traffic meets the same hooks either way (one container, one port)
+    if not key.startswith("net.netfilter.nf_conntrack_"):
+        raise InputError(f"sysctl {key}: not modelled")
+    table = host.conntrack
+    assert table is not None
+    try:
+        table.sysctl.set(key, int(str(value)), table.profile)
+    except ValueError as e:
+        raise InputError(f"sysctl {key}: {e}") from None

@@ -1,0 +1,241 @@
+"""The exercise checker (sim.report.exercises): each accepts its solution and the typical wrong
+answers are refused with a one-line reason."""
+
+import argparse
+import copy
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from sim.report.exercises import EXERCISES, ExerciseError, RuleShape, check, find_exercise, main
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "exercises"
+CASES = Path(__file__).resolve().parents[2] / "sim" / "scenario" / "cases"
+BE_LIBERAL = "net.netfilter.nf_conntrack_tcp_be_liberal"
+
+
+def solution(name: str) -> Path:
+    return next(DOCS.glob(f"{name}.solution.*"))
+
+
+def write_case(tmp_path: Path, case: dict) -> Path:
+    path = tmp_path / "answer.json"
+    path.write_text(json.dumps(case))
+    return path
+
+
+def with_last(name: str, **changes) -> dict:
+    """The exercise's solution case with its last packet changed."""
+    case = json.loads(solution(name).read_text())
+    case["packets"][-1].update(changes)
+    return case
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=lambda ex: ex.name)
+def test_every_exercise_has_task_starter_and_solution(ex):
+    assert (DOCS / f"{ex.name}.md").is_file()
+    assert (DOCS / f"{ex.name}.starter{ex.suffix}").is_file()
+    assert (DOCS / f"{ex.name}.solution{ex.suffix}").is_file()
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=lambda ex: ex.name)
+def test_checker_accepts_the_solution(ex):
+    assert check(ex.name, DOCS / f"{ex.name}.solution{ex.suffix}") == (True, "right")
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=lambda ex: ex.name)
+def test_checker_refuses_the_untouched_starter(ex):
+    ok, message = check(ex.name, DOCS / f"{ex.name}.starter{ex.suffix}")
+    assert not ok and message.startswith("wrong: ") and "\n" not in message
+
+
+# --- 01: ACK over the upper bound on 6.1, with the host's RST
+
+
+def test_01_refuses_the_late_ack(tmp_path):
+    ok, message = check("01", CASES / "late-ack.json")
+    assert not ok and "IGNORE" in message and "must be INVALID" in message
+
+
+def test_01_refuses_another_invalid_reason(tmp_path):
+    ok, message = check("01", CASES / "data-beyond-window.json")
+    assert not ok and "SEQ is over upper bound" in message and "bound III" in message
+
+
+def test_01_refuses_when_no_rst_is_sent(tmp_path):
+    ok, message = check("01", CASES / "ack-over-upper-bound-drop.json")
+    assert not ok and "no RST" in message and "dropped:host" in message
+
+
+def test_01_refuses_the_old_kernel(tmp_path):
+    case = json.loads(solution("01-ack-over-upper-bound").read_text())
+    case["kernel"] = "3.10"
+    ok, message = check("01", write_case(tmp_path, case))
+    assert not ok and "kernel 6.1" in message
+
+
+# --- 02: the DROP rule in INPUT (scenario files)
+
+
+def seed_with(tmp_path: Path, *rules: str, extra: str = "") -> Path:
+    text = (DOCS / "02-drop-invalid-in-input.starter.toml").read_text()
+    listed = "".join(f"    {json.dumps(r)},\n" for r in rules)
+    text = re.sub(r"host = \[(.*?)\]\n", lambda m: f"host = [\n    {m.group(1)},\n{listed}]\n", text, count=1)
+    path = tmp_path / "answer.toml"
+    path.write_text(text + extra)
+    return path
+
+
+def test_02_refuses_the_rule_in_forward(tmp_path):
+    path = seed_with(tmp_path, "iptables -I FORWARD -m conntrack --ctstate INVALID -j DROP")
+    ok, message = check("02", path)
+    assert not ok and "FORWARD or DOCKER-USER rule never sees" in message and "INPUT" in message
+
+
+def test_02_gives_docker_user_the_forward_hint(tmp_path):
+    path = seed_with(tmp_path, "iptables -I DOCKER-USER -m conntrack --ctstate INVALID -j DROP")
+    ok, message = check("02", path)
+    assert not ok and "FORWARD or DOCKER-USER rule never sees" in message and "INPUT" in message
+
+
+def test_02_tells_a_raw_prerouting_answer_that_raw_runs_before_conntrack(tmp_path):
+    # raw is registered at NF_IP_PRI_RAW (-300), conntrack at NF_IP_PRI_CONNTRACK (-200)
+    # (include/uapi/linux/netfilter_ipv4.h): in raw nothing has an entry yet
+    path = seed_with(tmp_path, "iptables -t raw -A PREROUTING -m conntrack --ctstate INVALID -j DROP")
+    ok, message = check("02", path)
+    assert not ok and "raw table runs at priority -300, before conntrack" in message
+
+
+def test_02_refuses_dropping_everything_to_the_host(tmp_path):
+    ok, message = check("02", seed_with(tmp_path, "iptables -A INPUT -j DROP"))
+    assert not ok and "drops every packet to the host" in message
+
+
+def test_02_refuses_removing_the_triggers(tmp_path):
+    text = (DOCS / "02-drop-invalid-in-input.starter.toml").read_text()
+    path = tmp_path / "answer.toml"
+    path.write_text(text.split("[[trigger]]")[0])
+    ok, message = check("02", path)
+    assert not ok and "only add a rule" in message
+
+
+def test_02_refuses_the_other_fix(tmp_path):
+    text = (DOCS / "02-drop-invalid-in-input.starter.toml").read_text()
+    path = tmp_path / "answer.toml"
+    path.write_text(text.replace("[topology]", f'[sysctl]\n"{BE_LIBERAL}" = 1\n\n[topology]', 1))
+    ok, message = check("02", path)
+    assert not ok and "other fix" in message
+
+
+def test_rule_shape_reads_table_chain_state_target():
+    shape = RuleShape.parse("iptables -t filter -I INPUT 1 -m conntrack --ctstate NEW,INVALID -j DROP")
+    assert shape == RuleShape("filter", "INPUT", True, "DROP")
+    assert RuleShape.parse("iptables -A FORWARD -j ACCEPT") == RuleShape("filter", "FORWARD", False, "ACCEPT")
+
+
+# --- 03: bound II alone, IGNORE on 6.1 and INVALID on 3.10
+
+
+def test_03_refuses_the_late_ack_which_fails_bound_iv(tmp_path):
+    ok, message = check("03", CASES / "late-ack.json")
+    assert not ok and "fails bounds IV" in message
+
+
+def test_03_refuses_data_beyond_the_window(tmp_path):
+    ok, message = check("03", CASES / "data-beyond-window.json")
+    assert not ok and "fails bounds I" in message
+
+
+def test_03_refuses_be_liberal_which_accepts_it(tmp_path):
+    case = json.loads(solution("03-bound-ii-two-kernels").read_text())
+    case["sysctl"] = {BE_LIBERAL: 1}
+    ok, message = check("03", write_case(tmp_path, case))
+    assert not ok and "ACCEPT" in message and "IGNORE" in message
+
+
+# --- 04: the RST be_liberal does not save
+
+
+def test_04_accepts_an_old_rst_from_the_remote(tmp_path):
+    case = json.loads((CASES / "rst-out-of-window.json").read_text())
+    case["sysctl"] = {BE_LIBERAL: 1}
+    case["packets"][-1]["seq"] = 4999001  # before td_maxack(ctr) 5000001: "invalid rst"
+    assert check("04", write_case(tmp_path, case)) == (True, "right")
+
+
+def test_04_refuses_a_far_out_of_window_rst_which_be_liberal_accepts(tmp_path):
+    # the sysctl's documentation ("only out of window RST segments are INVALID") means the
+    # "invalid rst" test in tcp_packet(); tcp_in_window() itself accepts this one
+    case = json.loads((CASES / "rst-out-of-window.json").read_text())
+    case["sysctl"] = {BE_LIBERAL: 1}
+    ok, message = check("04", write_case(tmp_path, case))
+    assert not ok and "let this RST through: it is ACCEPT" in message
+
+
+def test_04_refuses_without_be_liberal(tmp_path):
+    ok, message = check("04", CASES / "old-rst-from-ctr.json")
+    assert not ok and BE_LIBERAL in message
+
+
+def test_04_refuses_an_in_window_rst(tmp_path):
+    case = with_last("04-the-rst-be-liberal-does-not-save", seq=1001001)  # exactly td_end: acceptable
+    ok, message = check("04", write_case(tmp_path, case))
+    assert not ok and "let this RST through" in message
+
+
+@pytest.mark.parametrize("flags", ["SR", "FR"])
+def test_04_refuses_a_rst_that_tcp_error_rejects(tmp_path, flags):
+    # tcp_error(): SYN+RST and FIN+RST are not in tcp_valid_flags[] -> INVALID before tracking
+    case = with_last("04-the-rst-be-liberal-does-not-save", flags=flags)
+    ok, message = check("04", write_case(tmp_path, case))
+    assert not ok and '"invalid rst"' in message and "INVALID, but because" in message
+
+
+def test_04_refuses_a_packet_that_is_no_rst(tmp_path):
+    case = json.loads((CASES / "ack-over-upper-bound-liberal.json").read_text())
+    ok, message = check("04", write_case(tmp_path, case))
+    assert not ok and "no RST flag" in message
+
+
+# --- names, unreadable input, the subcommand
+
+
+def test_exercise_names_number_and_slug():
+    assert find_exercise("1").name == find_exercise("01").name == "01-ack-over-upper-bound"
+    assert find_exercise("ack-over-upper-bound").name == "01-ack-over-upper-bound"
+    with pytest.raises(ExerciseError, match="no exercise '9'"):
+        find_exercise("9")
+
+
+@pytest.mark.parametrize(
+    ("exercise", "content"),
+    [("01", "{not json"), ("01", '{"packets": 3}'), ("02", "name = "), ("99", "{}")],
+)
+def test_unreadable_input_is_exit_2_one_line(tmp_path, capsys, exercise, content):
+    path = tmp_path / ("answer.toml" if exercise == "02" else "answer.json")
+    path.write_text(content)
+    assert main(argparse.Namespace(exercise=exercise, file=str(path))) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("nflab: ") and "Traceback" not in err
+
+
+def test_missing_file_is_exit_2(tmp_path, capsys):
+    assert main(argparse.Namespace(exercise="01", file=str(tmp_path / "nope.json"))) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_subcommand_prints_right_or_wrong_and_exits_0_or_1(capsys):
+    assert main(argparse.Namespace(exercise="01", file=str(solution("01-ack-over-upper-bound")))) == 0
+    assert capsys.readouterr().out == "right\n"
+    assert main(argparse.Namespace(exercise="01", file=str(CASES / "late-ack.json"))) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("wrong: ") and out.count("\n") == 1
+
+
+def test_solutions_are_independent_copies():
+    a = json.loads(solution("01-ack-over-upper-bound").read_text())
+    b = copy.deepcopy(a)
+    b["packets"][-1]["ack"] = 0
+    assert a != b  # with_last never edits the file on disk

@@ -1,0 +1,106 @@
+"""The command line: help, clean one-line errors, the walkthrough's story."""
+
+import subprocess
+import sys
+
+from sim.cli import main
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sim.cli", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_import_sim_loads_neither_textual_nor_hypothesis():
+    # every module of the model except the public hypothesis strategies (sim.testing)
+    code = (
+        "import importlib, pkgutil, sys, sim\n"
+        "for m in pkgutil.walk_packages(sim.__path__, 'sim.'):\n"
+        "    if not m.name.startswith('sim.testing'):\n"
+        "        importlib.import_module(m.name)\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'hypothesis', 'tui')]\n"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_unknown_option_is_one_line_error():
+    proc = run("walkthrough", "--kernel", "5.4")
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "invalid choice: '5.4'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_lists_commands():
+    proc = run("--help")
+    assert proc.returncode == 0
+    for command in ("tui", "run", "replay", "kernel-check", "figures", "check", "walkthrough", "bench"):
+        assert command in proc.stdout
+
+
+def test_walkthrough_310_shows_invalid_late_ack_and_failed_bound(capsys):
+    assert main(["walkthrough", "--kernel", "3.10"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        'INVALID, state ESTABLISHED, "nf_ct_tcp: ACK is under the lower bound (possible overly delayed ACK)"'
+        in out
+    )
+    # receiver td_end 596701 (459 segments of 1300 bytes from seq 1), MAXACKWINDOW 66000
+    assert "limit  530701  packet  530104  FAIL" in out
+    assert "tcp_v4_send_reset" in out
+
+
+def test_walkthrough_61_ignores_late_ack(capsys):
+    assert main(["walkthrough", "--kernel", "6.1"]) == 0
+    out = capsys.readouterr().out
+    assert '"nf_ct_proto_6: ignored ACK under lower bound 530700 (possible overly delayed)"' in out
+    assert "No RST" in out
+
+
+def test_walkthrough_be_liberal_accepts(capsys):
+    assert main(["walkthrough", "--kernel", "3.10", "--be-liberal"]) == 0
+    out = capsys.readouterr().out
+    assert "the late ACK" in out and "No RST" in out
+
+
+def test_bench_functions_run_on_small_inputs():
+    from sim import bench
+
+    assert bench.conntrack_bytes_per_entry(entries=256) > 0
+    assert bench.fuzz_examples_per_s(examples=5) > 0
+
+
+class _Terminal:
+    """A stderr that says it is a terminal and keeps what is written to it."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        self.text += s
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_replay_streams_and_shows_progress_only_on_a_terminal(tmp_path, capsys, monkeypatch):
+    import json
+
+    from sim.bench import upload_case
+
+    case = tmp_path / "upload.json"
+    case.write_text(json.dumps(upload_case(30)))
+    assert main(["replay", str(case)]) == 0
+    plain = capsys.readouterr()
+    assert len(plain.out.splitlines()) == 30 and plain.err == ""
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    assert main(["replay", str(case)]) == 0
+    assert capsys.readouterr().out == plain.out  # the same lines on stdout
+    assert "\rreplay: 30/30 packets" in term.text and term.text.endswith("\r\x1b[K")

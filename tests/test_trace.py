@@ -1,0 +1,46 @@
+"""sim.trace: the per-packet index answers what a scan of the ordered events would."""
+
+from __future__ import annotations
+
+from sim.trace import Step, Trace, TraceEvent, Why
+
+
+def _ev(pid: int, step: Step, cause: int | None = None) -> TraceEvent:
+    return TraceEvent(t=0.0, pid=pid, step=step, why=Why.XMIT, ns="host", cause=cause)
+
+
+def _trace(keep: bool = True) -> Trace:
+    tr = Trace(keep=keep)
+    for e in (
+        _ev(1, Step.SEND),
+        _ev(1, Step.RECV),
+        _ev(2, Step.SEND),
+        _ev(1, Step.RST),
+        _ev(3, Step.SEND, cause=1),  # the RST packet 1 caused
+        _ev(2, Step.DROP),
+        _ev(3, Step.XMIT),
+        _ev(4, Step.SEND, cause=3),
+        _ev(5, Step.SEND, cause=1),
+    ):
+        tr.add(e)
+    return tr
+
+
+def test_index_agrees_with_a_scan():
+    tr = _trace()
+    for pid in range(1, 7):
+        assert tr.for_packet(pid) == [e for e in tr.events if e.pid == pid]
+        assert tr.caused_by(pid) == sorted(
+            {e.pid for e in tr.events if e.cause == pid and e.step is Step.SEND}
+        )
+    assert [e.step for e in tr.for_packet(1)] == [Step.SEND, Step.RECV, Step.RST]
+    assert tr.caused_by(1) == [3, 5]
+
+
+def test_forget_drops_a_packet_and_what_it_caused():
+    tr = _trace(keep=False)
+    assert tr.events == []
+    tr.forget(1)
+    assert tr.for_packet(1) == tr.for_packet(3) == tr.for_packet(4) == tr.for_packet(5) == []
+    assert tr.caused_by(1) == tr.caused_by(3) == []
+    assert [e.step for e in tr.for_packet(2)] == [Step.SEND, Step.DROP]
