@@ -23,15 +23,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import sim
 from sim.report.figures.bounds import window_bounds_svg
 from sim.report.figures.seed import FigureError, seed_scenario
 from sim.report.figures.seq_time import seq_time_svg
 from sim.report.figures.topology import topology_svg
 from sim.scenario.scenario import run_scenario
 
-# the checkout's docs/figures, beside the sim package (not relative to the working directory)
-DEFAULT_OUT = Path(sim.__file__ or "sim").resolve().parent.parent / "docs" / "figures"
+# the checkout's docs/figures, beside the sim package (not relative to the working directory):
+# this file is sim/report/figures/__init__.py
+DEFAULT_OUT = Path(__file__).resolve().parents[3] / "docs" / "figures"
 
 
 FIGURES: dict[str, Callable[[], str]] = {
