@@ -26,7 +26,9 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _build() -> argparse.ArgumentParser:
+def _build(full: bool = True) -> argparse.ArgumentParser:
+    """The parser; ``full=False`` leaves out the subcommands whose modules are slow to import, for
+    ``nflab`` / ``nflab tui`` / ``nflab serve`` (the TUI's first frame waits for this)."""
     p = _Parser(
         prog="nflab",
         description="A model of Linux netfilter conntrack and NAT that shows why a "
@@ -42,6 +44,20 @@ def _build() -> argparse.ArgumentParser:
     tui.add_argument("scenario", nargs="?", help="built-in scenario, scenario file or crafted case file")
     tui.add_argument("--kernel", choices=sorted(PROFILES), help="kernel profile (default: the file's)")
     tui.add_argument("--fix", choices=("none", "drop-invalid", "be-liberal"), help="apply one of the fixes")
+    tui.add_argument("--quiz", action="store_true", help="start in quiz mode: predict each decisive hook")
+    tui.add_argument(
+        "--svg", metavar="FILE", help="write the screen as SVG to FILE instead of opening the UI"
+    )
+    tui.add_argument(
+        "--size", default="120x40", metavar="COLSxROWS", help="screen size for --svg (default 120x40)"
+    )
+    tui.add_argument(
+        "--press", default="", metavar="KEYS", help="for --svg: keys to press first, e.g. 'right right f'"
+    )
+    serve = sub.add_parser("serve", help="serve the walkthrough to web browsers (textual-serve)")
+    serve.add_argument("scenario", nargs="?", help="built-in scenario, scenario file or crafted case file")
+    serve.add_argument("--host", default="localhost", help="address to listen on (default localhost)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     run = sub.add_parser(
         "run", help="run a scenario (built-in name or TOML/JSON file) and print its timeline"
     )
@@ -71,19 +87,21 @@ def _build() -> argparse.ArgumentParser:
     )
     r.add_argument("file", help="case file (JSON, or TOML with the same schema)")
     r.add_argument("--json", action="store_true", help="one JSON object per input packet")
-    from sim.kernel import check
-    from sim.report import exercises, figures
-    from sim.report.pcap import command as pcap
+    if full:
+        from sim.kernel import check
+        from sim.report import exercises, figures
+        from sim.report.pcap import command as pcap
 
-    for module in (check, figures, exercises, pcap):
-        module.add_subcommand(sub)
+        for module in (check, figures, exercises, pcap):
+            module.add_subcommand(sub)
     b = sub.add_parser("bench", help="measure the model's throughput and memory on this machine")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _build()
+    args_in = sys.argv[1:] if argv is None else argv
+    parser = _build(full=bool(args_in) and args_in[0] not in ("tui", "serve"))
     args = parser.parse_args(argv)
     if args.command == "walkthrough":
         from sim.report.walkthrough import render
@@ -94,7 +112,30 @@ def main(argv: list[str] | None = None) -> int:
         from tui.app import main as tui_main  # the composition root: sim itself never imports tui
 
         scenario, kernel, fix = (getattr(args, key, None) for key in ("scenario", "kernel", "fix"))
-        return int(tui_main(scenario, kernel, fix or ""))
+        svg, size, keys = (
+            getattr(args, "svg", None),
+            getattr(args, "size", "120x40"),
+            getattr(args, "press", ""),
+        )
+        try:
+            cols, rows = (int(n) for n in size.lower().split("x"))
+        except ValueError:
+            parser.error(f"--size: expected COLSxROWS like 80x24, got {size!r}")
+        return int(
+            tui_main(
+                scenario,
+                kernel,
+                fix,
+                quiz=getattr(args, "quiz", False),
+                svg=svg,
+                size=(cols, rows),
+                keys=keys.split(),
+            )
+        )
+    if args.command == "serve":
+        from tui.serve import main as serve_main
+
+        return int(serve_main(args.scenario, args.host, args.port))
     if args.command == "run":
         return _run(args.scenario, args.kernel, args.fix, args.out, args.show)
     if args.command == "replay":
@@ -106,11 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     from sim.bench import run_all
 
     figures: dict[str, object] = dict(run_all(lambda name: print(f"measuring {name} ...", file=sys.stderr)))
-    from tui.bench import tui_first_frame_s, tui_step_ms
+    from tui.bench import measure
 
-    for name, fn in (("tui_first_frame_s", tui_first_frame_s), ("tui_step_ms", tui_step_ms)):
-        print(f"measuring {name} ...", file=sys.stderr)
-        figures[name] = round(fn(), 3)
+    print("measuring tui_first_frame_s, tui_key_to_frame_ms ...", file=sys.stderr)
+    figures.update(measure())
     from sim.report.pcap.bench import pcap_figures
 
     print("measuring pcap_packets_per_s, pcap_vs_tshark ...", file=sys.stderr)

@@ -72,6 +72,19 @@ def test_bench_functions_run_on_small_inputs():
     assert bench.fuzz_examples_per_s(examples=5) > 0
 
 
+def test_walkthrough_says_why_its_numbers_differ_from_the_run(capsys):
+    assert main(["walkthrough", "--kernel", "3.10"]) == 0
+    out = capsys.readouterr().out
+    # the article's numbers: bound IV misses by 530701 - 530104 = 597 bytes, MAXACKWINDOW 66000
+    assert "this ACK acknowledges data 597 bytes older than the oldest ACK conntrack still accepts" in out
+    assert "no NAT, so replies are written to the container's address 172.17.0.2" in out
+    # the run's numbers, as `nflab run seed-incident --kernel 3.10` prints them (README): ack
+    # 1391384029, limit 1391914337 -> 530,308 bytes; receiver td_end 1392045409 -> 131,072 back
+    assert "its held-back ACK is ack 1391384029" in out and "replies come to 10.21.17.99:39700" in out
+    assert "older than the oldest ACK conntrack still accepts (at most 131,072 bytes back)" in out
+    assert out.rstrip().splitlines()[-1].startswith("tcp      6 299 ESTABLISHED")
+
+
 class _Terminal:
     """A stderr that says it is a terminal and keeps what is written to it."""
 

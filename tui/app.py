@@ -1,46 +1,57 @@
 """The nflab walkthrough app: ``make_app()`` builds it (tests reuse it), ``main()`` runs it.
 
-The app holds the state (the indexed run and a cursor); the main screen only renders it.
-Every fix or kernel change re-runs the model through ``tui.model.open_session`` and says what
-changed and where the two runs first diverge.
+The app holds the state (the indexed run, a cursor, the quiz if one is on); the main screen only
+renders it. The model runs in a worker thread, so the first frame and every key answer at once:
+while a run is under way (launch, a fix, a kernel, a file) the screen shows a spinner. Each
+re-run says what changed, where the two runs first diverge, and moves to the new run's decisive
+packet.
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from collections.abc import Iterable
+from pathlib import Path
 from typing import ClassVar
 
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.worker import get_current_worker
 
-from sim.scenario.fixes import FIXES
+from sim.netfilter.profiles import PROFILES
 from tui.messages import CursorMoved, RunChanged
-from tui.model import (
+from tui.quiz import Quiz, questions
+from tui.rows import describe_change
+from tui.screens.main import MainScreen
+from tui.session import (
     DEFAULT_SCENARIO,
     KERNELS,
     Cursor,
+    Plan,
     Session,
     SourceError,
+    classify,
     cycle,
-    describe_change,
     follow,
     next_invalid,
     next_packet,
     next_step,
-    open_session,
+    plan,
+    play_next,
     prev_packet,
     prev_step,
 )
-from tui.screens.help import HelpScreen
-from tui.screens.main import MainScreen
-from tui.screens.open_file import OpenScreen
 from tui.widgets.why import WhyPanel
 
 STEP = Binding.Group("step", compact=True)
 PACKET = Binding.Group("pkt", compact=True)
-PLAY_INTERVAL = 0.4
+PLAY_INTERVAL = 0.25  # four steps a second: readable, and the late ACK reaches its RST in 3 s
+Cache = dict[tuple[str, str, str], Session]
 
 
 class NflabApp(App[int]):
@@ -55,52 +66,71 @@ class NflabApp(App[int]):
         Binding("i", "next_invalid", "INVALID", id="invalid.next"),
         Binding("f", "cycle_fix", "fix", id="fix.cycle"),
         Binding("k", "cycle_kernel", "kernel", id="kernel.cycle"),
+        Binding("z", "quiz", "quiz", id="quiz"),
         Binding("o", "open", "open", id="open"),
         Binding("question_mark,f1", "help", "help", id="help", key_display="?"),
         Binding("q", "quit", "quit", id="quit"),
         Binding("c", "follow", "follow RST", id="follow", show=False),
         Binding("home", "focus_story", "story", id="story", show=False),
+        Binding("s", "screenshot", "SVG", id="screenshot", show=False),
+        *(
+            Binding(str(n), f"answer({n - 1})", f"answer {n}", id=f"quiz.answer{n}", show=False)
+            for n in range(1, 5)
+        ),
+        Binding("enter", "quiz_next", "next question", id="quiz.next", show=False),
         Binding("pagedown", "why_scroll(4)", "why down", id="why.down", show=False),
         Binding("pageup", "why_scroll(-4)", "why up", id="why.up", show=False),
     ]
 
     def __init__(
-        self,
-        ref: str = DEFAULT_SCENARIO,
-        kernel: str | None = None,
-        fix: str | None = None,
-        cache: dict[tuple[str, str, str], Session] | None = None,
+        self, ref: str, kernel: str | None, fix: str | None, cache: Cache | None = None, quiz: bool = False
     ) -> None:
         super().__init__()
+        self.plan: Plan | None = None  # set when the first run arrives
         self.ref, self.kernel, self.fix = ref, kernel, fix
         self.session: Session | None = None
         self.cursor = Cursor(0, 0)
         self.playing: Timer | None = None
-        self._cache: dict[tuple[str, str, str], Session] = {} if cache is None else cache
+        self.quiz: Quiz | None = None
+        self.quiz_revealed = False
+        self.want_quiz = quiz
+        self.ready = False  # a run is on screen and no re-run is under way
+        self._cache: Cache = {} if cache is None else cache
 
     # -- state --------------------------------------------------------------------
 
-    def load(self, ref: str, kernel: str | None, fix: str | None) -> Session:
-        key = (ref, kernel or "", fix or "")
-        if key not in self._cache:
-            s = open_session(ref, kernel, fix)
-            self._cache[key] = s
-            self._cache[(ref, s.kernel, s.fix)] = s
-        return self._cache[key]
+    def cached(self, p: Plan) -> Session | None:
+        return self._cache.get((p.source.ref, p.kernel, p.fix))
 
     def get_default_screen(self) -> Screen[None]:
         return MainScreen()
 
     def on_mount(self) -> None:
-        self.session = self.load(self.ref, self.kernel, self.fix)
-        self.kernel, self.fix = self.session.kernel, self.session.fix
-        self.cursor = Cursor(*self.session.focus)
-        self.sub_title = self.session.title
-        self.show()
+        self.sub_title = self.ref
+
+    def screen_ready(self) -> None:
+        """The main screen is composed: paint it with a spinner, then load and run the first source
+        in a worker (MainScreen.on_mount calls this). The model's modules load there too, so the
+        first frame waits for Textual only."""
+        if self.session is None:
+            self.screen_main.busy(f"running {self.ref} ...")
+            self.call_after_refresh(self.first_run)
+
+    @work(thread=True, exclusive=True, group="model")
+    def first_run(self) -> None:
+        try:
+            p = plan(self.ref, self.kernel, self.fix)
+            s = self.cached(p) or p.run()
+        except SourceError as e:  # found only now: a file that reads but does not load
+            self.call_from_thread(self.exit, None, 2, f"nflab tui: {e}")
+            return
+        self.call_from_thread(self.arrive, p, s, f"opened {p.title}")
 
     def show(self) -> None:
         if self.session is not None:
-            self.screen_main.post_message(CursorMoved(self.session, self.cursor, self.playing is not None))
+            self.screen_main.post_message(
+                CursorMoved(self.session, self.cursor, self.playing is not None, self.quiz_state())
+            )
 
     @property
     def screen_main(self) -> MainScreen:
@@ -111,7 +141,76 @@ class NflabApp(App[int]):
             self.cursor = cursor
             self.show()
 
+    # -- running the model ----------------------------------------------------------
+
+    def start(self, p: Plan, what: str) -> None:
+        """Show ``p``'s run: at once from the cache, else in a worker behind a spinner."""
+        self.stop_playing()
+        done = self.cached(p)
+        if done is not None:
+            self.arrive(p, done, what)
+            return
+        self.ready = False
+        self.refresh_bindings()
+        self.screen_main.busy(f"running {p.title} on kernel {p.kernel} with fix {p.fix} ...")
+        self.call_after_refresh(self.run_model, p, what)  # the spinner is on screen before the run
+
+    @work(thread=True, exclusive=True, group="model")
+    def run_model(self, p: Plan, what: str) -> None:
+        try:
+            s = p.run()
+        except SourceError as e:
+            self.call_from_thread(self.failed, str(e))
+            return
+        if not get_current_worker().is_cancelled:
+            self.call_from_thread(self.arrive, p, s, what)
+
+    def failed(self, message: str) -> None:
+        self.notify(message, severity="error", timeout=8)
+        self.screen_main.busy(None)
+        self.ready = self.session is not None
+
+    def arrive(self, p: Plan, new: Session, what: str) -> None:
+        """A run is ready: say what changed against the one on screen and go to its story."""
+        self._cache[(p.source.ref, p.kernel, p.fix)] = new
+        gc.freeze()  # a run is ~100k objects that live on: keep the collector's passes off them
+        old = self.session
+        self.plan, self.session = p, new
+        self.ref, self.kernel, self.fix = p.source.ref, new.kernel, new.fix
+        self.sub_title = new.title
+        if old is not None and old.source == new.source:
+            summary = describe_change(old, new, what)
+        elif old is not None:
+            summary = f"{what}: {new.outcome}"
+        else:
+            summary = ""
+        self.cursor = Cursor(*new.focus)
+        self.quiz = None
+        self.screen_main.busy(None)
+        self.screen_main.post_message(RunChanged(summary))
+        self.ready = True
+        self.refresh_bindings()
+        if self.want_quiz:
+            self.want_quiz = False
+            self.action_quiz()
+        self.show()
+
+    def rerun(self, ref: str, kernel: str | None, fix: str | None, what: str) -> None:
+        try:
+            p = plan(ref, kernel, fix)
+        except SourceError as e:
+            self.notify(str(e), severity="error", timeout=8)
+            return
+        self.start(p, what)
+
     # -- actions ------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("answer", "quiz_next"):
+            return self.quiz is not None
+        if action in ("quit", "help", "open", "screenshot"):
+            return True
+        return self.ready  # nothing to step through while the model runs
 
     def action_next_step(self) -> None:
         assert self.session is not None
@@ -128,6 +227,11 @@ class NflabApp(App[int]):
     def action_prev_packet(self) -> None:
         assert self.session is not None
         self.move(prev_packet(self.session, self.cursor))
+
+    def goto(self, cursor: Cursor) -> None:
+        """A click on a journey row or a capture line."""
+        if self.ready and self.quiz is None:
+            self.move(cursor)
 
     def action_next_invalid(self) -> None:
         assert self.session is not None
@@ -153,59 +257,118 @@ class NflabApp(App[int]):
     def action_why_scroll(self, n: int) -> None:
         self.screen_main.query_one(WhyPanel).scroll_lines(n)
 
-    def action_play(self) -> None:
-        if self.playing is None:
-            self.playing = self.set_interval(PLAY_INTERVAL, self.action_next_step)
-        else:
+    def stop_playing(self) -> None:
+        if self.playing is not None:
             self.playing.stop()
             self.playing = None
-        self.show()
 
-    def rerun(self, ref: str, kernel: str | None, fix: str | None, what: str) -> bool:
-        old = self.session
-        try:
-            new = self.load(ref, kernel, fix)
-        except SourceError as e:
-            self.notify(str(e), severity="error", timeout=8)
-            return False
-        self.ref, self.kernel, self.fix, self.session = ref, new.kernel, new.fix, new
-        self.sub_title = new.title
-        cursor: Cursor | None = None
-        if old is not None and old.source == new.source:
-            summary, cursor = describe_change(old, new, what)
+    def play_tick(self) -> None:
+        assert self.session is not None
+        nxt = play_next(self.session, self.cursor)
+        if nxt is None:
+            self.stop_playing()
+            self.show()
+            return
+        self.move(nxt)
+
+    def action_play(self) -> None:
+        if self.playing is None:
+            self.playing = self.set_interval(PLAY_INTERVAL, self.play_tick)
         else:
-            summary = f"{what}: {new.outcome}"
-        self.cursor = cursor or Cursor(*new.focus)
-        self.screen_main.post_message(RunChanged(summary))
+            self.stop_playing()
         self.show()
-        return True
 
     def action_cycle_fix(self) -> None:
+        from sim.scenario.fixes import FIXES
+
         fix = cycle(FIXES, self.fix or "none")
         self.rerun(self.ref, self.kernel, fix, f"fix {fix}")
 
     def action_cycle_kernel(self) -> None:
-        kernel = cycle(KERNELS, self.kernel or KERNELS[0])
-        self.rerun(self.ref, kernel, self.fix, f"kernel {kernel}")
+        self.set_kernel(cycle(KERNELS, self.kernel or KERNELS[0]))
 
     def set_fix(self, fix: str) -> None:
         self.rerun(self.ref, self.kernel, fix, f"fix {fix}")
 
     def set_kernel(self, kernel: str) -> None:
-        self.rerun(self.ref, kernel, self.fix, f"kernel {kernel}")
+        self.rerun(self.ref, kernel, self.fix, f"kernel {kernel} ({PROFILES[kernel].description})")
 
     def open_ref(self, ref: str | None) -> None:
         if ref:
             self.rerun(ref, None, None, f"opened {ref}")
 
     def action_open(self) -> None:
+        from tui.screens.open_file import OpenScreen
+
         self.push_screen(OpenScreen(), self.open_ref)
 
     def action_help(self) -> None:
+        from tui.screens.help import HelpScreen  # Markdown loads on first use
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
+    def action_screenshot(self) -> None:
+        """Save the screen as SVG in the current directory (the course's screenshots)."""
+        name = f"nflab-{self.plan.title if self.plan else self.ref}-{self.kernel}-{self.fix}"
+        if self.session is not None:
+            name += f"-pkt{self.session.pids[self.cursor.packet]}-step{self.cursor.step + 1}"
+        path = self.save_screenshot(f"{name}.svg", str(Path.cwd()))
+        self.notify(f"screen saved as {path}", timeout=4)
+
+    # -- quiz ---------------------------------------------------------------------
+
+    def quiz_state(self) -> tuple[Quiz, bool] | None:
+        return (self.quiz, self.quiz_revealed) if self.quiz is not None else None
+
+    def action_quiz(self) -> None:
+        """Start (or stop) the quiz on the run on screen."""
+        assert self.session is not None
+        if self.quiz is not None:
+            self.quiz = None
+            self.show()
+            return
+        items = questions(self.session)
+        if not items:
+            self.notify("nothing to quiz on in this run", timeout=3)
+            return
+        self.stop_playing()
+        self.quiz, self.quiz_revealed = Quiz(self.session, items), False
+        self.cursor = items[0].ask
+        self.show()
+
+    def action_answer(self, choice: int) -> None:
+        """Keys 1..4: answer the current question; the screen moves to the step that shows it."""
+        quiz = self.quiz
+        if quiz is None or self.quiz_revealed or quiz.current is None:
+            return
+        q = quiz.current
+        if not 0 <= choice < len(q.choices):
+            return
+        quiz.answer(choice)
+        self.quiz_revealed = True
+        self.cursor = q.reveal
+        self.show()
+
+    def action_quiz_next(self) -> None:
+        quiz = self.quiz
+        if quiz is None or not self.quiz_revealed:
+            return
+        self.quiz_revealed = False
+        if quiz.current is None:
+            from tui.screens.quiz import QuizResult
+
+            self.quiz = None
+            self.show()
+            self.push_screen(QuizResult(quiz.report()))
+            return
+        self.cursor = quiz.current.ask
+        self.show()
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:  # type: ignore[type-arg]
+        from sim.scenario.fixes import FIXES
+        from sim.scenario.loader import builtin_scenarios
+
         yield from super().get_system_commands(screen)
         yield SystemCommand("Next step", "Move to the packet's next step", self.action_next_step)
         yield SystemCommand("Previous step", "Move to the previous step", self.action_prev_step)
@@ -219,17 +382,27 @@ class NflabApp(App[int]):
             "Follow cause / RST", "To the packet this one caused, or its cause", self.action_follow
         )
         yield SystemCommand(
-            "Back to the story", "The first IGNORE/INVALID packet at the host", self.action_focus_story
+            "Back to the story", "The decisive packet: the first INVALID at the host", self.action_focus_story
+        )
+        yield SystemCommand(
+            "Quiz", "Predict each decisive hook's outcome before it is shown", self.action_quiz
+        )
+        yield SystemCommand(
+            "Save screen as SVG", "For the course: the screen as it is", self.action_screenshot
         )
         for fix in FIXES:
             yield SystemCommand(
                 f"Fix: {fix}", f"Re-run with fix {fix} and say what changed", lambda f=fix: self.set_fix(f)
             )
-        for kernel in KERNELS:
+        for kernel, profile in PROFILES.items():
             yield SystemCommand(
-                f"Kernel: {kernel}",
-                f"Re-run on kernel {kernel} and say what changed",
-                lambda k=kernel: self.set_kernel(k),
+                f"Kernel: {kernel}", f"Re-run on {profile.description}", lambda k=kernel: self.set_kernel(k)
+            )
+        for name in builtin_scenarios():
+            yield SystemCommand(
+                f"Open built-in: {name}",
+                "Back to the seed incident" if name == DEFAULT_SCENARIO else f"The built-in scenario {name}",
+                lambda n=name: self.rerun(n, None, None, f"opened {n}"),
             )
         yield SystemCommand("Open scenario file", "A scenario or crafted case file", self.action_open)
         yield SystemCommand("Help", "The story, the colours and the keys", self.action_help)
@@ -240,27 +413,76 @@ def make_app(
     kernel: str | None = None,
     fix: str | None = None,
     *,
-    cache: dict[tuple[str, str, str], Session] | None = None,
+    cache: Cache | None = None,
+    quiz: bool = False,
 ) -> NflabApp:
     """The app on ``scenario`` (built-in name, scenario file or case file; default the seed
-    incident), with ``kernel``/``fix`` overriding what the file says. Raises SourceError early.
-    ``cache`` shares runs between apps (the tests run each scenario once)."""
+    incident), with ``kernel``/``fix`` overriding what the file says; ``quiz`` starts in quiz
+    mode. A file that cannot be read or parsed fails here (SourceError, before the terminal
+    switches modes); the model loads and runs once the first frame is up. ``cache`` shares runs
+    between apps (tests)."""
     ref = scenario or DEFAULT_SCENARIO
-    app = NflabApp(ref, kernel, fix, cache)
-    app.load(ref, kernel, fix)  # fail before the terminal switches modes, and warm the cache
-    return app
+    if ref != DEFAULT_SCENARIO:
+        classify(ref)
+    return NflabApp(ref, kernel, fix, cache, quiz)
 
 
-def main(argv_scenario: str | None, kernel: str | None, fix: str) -> int:
+async def until_ready(app: NflabApp, pilot: Pilot[int], timeout: float = 30.0) -> None:
+    """Wait for the model's run (launch or re-run) and the frame that shows it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    await pilot.pause()
+    while not app.ready or any(not w.is_finished for w in app.workers):
+        if app.return_code is not None:  # the app gave up (a file that does not load)
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("the model run did not finish")
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.01)
+    await pilot.pause()
+
+
+async def export_svg(app: NflabApp, path: str, size: tuple[int, int], keys: list[str]) -> None:
+    """Run ``app`` headless at ``size``, press ``keys`` once the run is on screen, save an SVG."""
+    async with app.run_test(size=size) as pilot:
+        await until_ready(app, pilot)
+        if app.return_code is not None:
+            return
+        for key in keys:
+            await pilot.press(key)
+            await until_ready(app, pilot)
+        Path(path).write_text(app.export_screenshot(title=f"nflab {app.plan.title if app.plan else app.ref}"))
+
+
+def main(
+    argv_scenario: str | None,
+    kernel: str | None,
+    fix: str | None,
+    *,
+    quiz: bool = False,
+    svg: str | None = None,
+    size: tuple[int, int] = (120, 40),
+    keys: list[str] | None = None,
+) -> int:
     """``nflab`` (no args: the seed incident) and ``nflab tui FILE``. ``kernel`` None keeps the
-    file's kernel; ``fix`` overrides the file's fix ("" or None keeps it). Returns the exit status:
-    0, or 2 with a one-line message on stderr when the file cannot be opened."""
+    file's kernel; ``fix`` overrides the file's fix ("" or None keeps it). With ``svg`` the screen
+    is written to that file (after ``keys``) instead of opening the terminal UI. Returns the exit
+    status: 0, or 2 with a one-line message on stderr when the file cannot be opened."""
     import sys
 
     try:
-        app = make_app(argv_scenario, kernel, None if fix in (None, "") else fix)
+        app = make_app(argv_scenario, kernel, fix or None, quiz=quiz)
     except SourceError as e:
         print(f"nflab tui: {e}", file=sys.stderr)
         return 2
+    if svg is not None:
+        try:
+            asyncio.run(export_svg(app, svg, size, keys or []))
+        except OSError as e:
+            print(f"nflab tui: {svg}: {e.strerror}", file=sys.stderr)
+            return 2
+        if app.return_code:
+            return app.return_code  # Textual has printed the one-line reason
+        print(f"wrote {svg}")
+        return 0
     app.run()
-    return 0
+    return app.return_code or 0

@@ -1,21 +1,26 @@
-"""Messages between the app and its main screen, as dataclasses."""
+"""Messages between the app and its main screen, and from widgets to the app, as dataclasses."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from tui.model import Cursor, Session
+if TYPE_CHECKING:
+    from tui.quiz import Quiz
+    from tui.session import Cursor, Session
 
 
 @dataclass
 class CursorMoved(Message):
-    """Show ``cursor`` of ``session``: every widget re-renders from these two values."""
+    """Show ``cursor`` of ``session``: every widget re-renders from these values. ``quiz`` is the
+    quiz on screen and whether its current answer is revealed."""
 
     session: Session
     cursor: Cursor
     playing: bool = False
+    quiz: tuple[Quiz, bool] | None = None
 
 
 @dataclass
@@ -23,3 +28,10 @@ class RunChanged(Message):
     """A fix, kernel or file change re-ran the model; ``summary`` says what changed."""
 
     summary: str
+
+
+@dataclass
+class Clicked(Message):
+    """A journey row or capture line was clicked: go to ``cursor``."""
+
+    cursor: Cursor

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sim.net.netns import RouteType
-from sim.net.tcp_ipv4 import inet_lookup, tcp_v4_send_reset
+from sim.net.tcp_ipv4 import inet_lookup, socket_name, tcp_v4_send_reset
 from sim.netfilter.core import nf_hook_slow
 from sim.skb import Hook, Skb
 from sim.trace import Step, Why
@@ -84,7 +84,7 @@ def tcp_v4_rcv(w: World, ns: Namespace, skb: Skb) -> None:
                 verdict="SOCKET",
                 before=pkt,
                 skb=skb,
-                detail=repr(sk),
+                detail=socket_name(ns.sockets, pkt),
             )
         w.deliver_to_socket(ns, sk, pkt, skb.pid)
         return

@@ -16,6 +16,14 @@ def inet_lookup(sockets: dict[tuple[str, int, str, int], Any], listeners: dict[i
     return sk
 
 
+def socket_name(sockets: dict[tuple[str, int, str, int], Any], pkt: Packet) -> str:
+    """How the trace names the socket ``inet_lookup`` found for ``pkt``: by its addresses, as
+    ``ss`` would, established (4-tuple) or listening (local port only)."""
+    if (pkt.dst, pkt.dport, pkt.src, pkt.sport) in sockets:
+        return f"the socket {pkt.dst}:{pkt.dport} <-> {pkt.src}:{pkt.sport} (established)"
+    return f"the socket listening on {pkt.dst}:{pkt.dport}"
+
+
 def tcp_v4_send_reset(pkt: Packet, rt_local: bool = True) -> Packet | None:
     """``tcp_v4_send_reset()`` with no socket: the RST that answers ``pkt``, or None.
 

@@ -19,6 +19,7 @@ import networkx as nx
 from sim.clock import Clock
 from sim.net.ipv4 import ip_local_out, ip_rcv
 from sim.net.netns import Device, Namespace
+from sim.net.tcp_ipv4 import socket_name
 from sim.netfilter.core import Net, NfHookState
 from sim.packet import Packet
 from sim.skb import Hook, Skb
@@ -330,7 +331,7 @@ class World:
                 ns=ns,
                 verdict="DELIVERED",
                 before=pkt,
-                detail=repr(sk),
+                detail=socket_name(ns.sockets, pkt),
             )
         for out in sk.receive(pkt, self.clock.now):
             self.send(ns.name, out)

@@ -96,7 +96,7 @@ _SAY: dict[Why, Callable[[TraceEvent], str]] = {
     Why.NOT_FORWARDING: lambda e: "routing: not local and ip_forward is 0",
     Why.NO_ROUTE_OUT: lambda e: f"no route to {_pkt(e).dst}",
     Why.TTL_EXCEEDED: lambda e: "TTL exceeded (the ICMP time-exceeded answer is not modelled)",
-    Why.SOCKET_FOUND: lambda e: f"socket {e.detail} takes the segment",
+    Why.SOCKET_FOUND: lambda e: f"{e.detail} takes the segment",
     Why.NO_SOCKET: _no_socket,
     Why.FIREWALL: lambda e: "a stateful firewall in front of this host drops segments of unknown connections",
     Why.BAD_CHECKSUM: lambda e: "bad TCP checksum (TCP_MIB_CSUMERRORS)",

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 from sim.netfilter.conntrack import ConntrackTable, format_conntrack
 from sim.netfilter.proto_tcp import TcpAction, WindowCheck
-from sim.packet import Packet, TcpFlag, TcpOptions
+from sim.packet import SEQ_MASK, Packet, TcpFlag, TcpOptions
+from sim.report.words import bound_words
 from sim.skb import Skb
+from sim.trace import Step as TraceStep
 
 CONTAINER = ("172.17.0.2", 39700)
 REMOTE = ("36.110.213.207", 443)
@@ -111,6 +113,47 @@ def walkthrough(profile: str, be_liberal: bool = False) -> tuple[list[Step], Con
     return steps, table
 
 
+def _versus_run(late: Step, profile: str, be_liberal: bool) -> list[str]:
+    """Why these numbers are not ``nflab run seed-incident``'s, with that run's own numbers."""
+    from sim.scenario.scenario import load_scenario, run_scenario
+
+    out = ["why these numbers differ from `nflab run seed-incident`:"]
+    if late.check is not None:
+        failed = [b for b in late.check.bounds if not b.passed]
+        out += [f"  in words: {bound_words(b, late.check)} (bound {b.name})." for b in failed]
+    out.append(
+        "  This view replays the article's capture through the connection tracker alone: relative "
+        f"sequence numbers (both ISNs 0), the late ACK {LATE_ACK} after {ACKED}, and no NAT, so replies "
+        f"are written to the container's address {CONTAINER[0]} and so is the entry's reply tuple."
+    )
+    sc = load_scenario("seed-incident").with_kernel(profile)
+    run = run_scenario(sc.with_fix("be-liberal") if be_liberal else sc)
+    events = run.world.trace.events
+    isn = next(e.before.seq for e in events if e.step is TraceStep.SEND and e.ns == "ctr" and e.before)
+    host = [e for e in events if e.step is TraceStep.CONNTRACK and e.ns == "host" and e.hook == "PREROUTING"]
+    found = next(((k, e) for k, e in enumerate(host) if e.ct and e.ct.check and e.ct.check.failed), None)
+    if found is None:  # no window check failed in the run: nothing to compare
+        return out
+    k, held = found
+    info = held.ct
+    assert info is not None and info.check is not None
+    acked = max(
+        ((e.before.ack - isn) & SEQ_MASK for e in host[:k] if e.before and e.before.sport == sc.dport),
+        default=0,
+    )
+    p = held.before
+    assert p is not None
+    out.append(
+        f"  `nflab run seed-incident --kernel {profile}` runs the whole docker-bridge world: seeded ISNs "
+        f"(the container's is {isn}), MASQUERADE (replies come to {p.dst}:{p.dport}), and its held-back "
+        f"ACK is ack {p.ack}, relative {(p.ack - isn) & SEQ_MASK}, after the remote had acknowledged "
+        f"{acked} (relative). There conntrack says {info.window}: "
+        + "; ".join(bound_words(b, info.check) for b in info.check.bounds if not b.passed)
+        + "."
+    )
+    return out
+
+
 def render(profile: str, be_liberal: bool = False) -> str:
     """The walkthrough as text: the handshake, a summary of the upload, the late ACK."""
     steps, table = walkthrough(profile, be_liberal)
@@ -146,10 +189,11 @@ def render(profile: str, be_liberal: bool = False) -> str:
         )
     else:
         lines.append(
-            "=> INVALID: the packet loses its conntrack entry, NAT skips it, the host's own "
-            "stack finds no socket for 10.21.17.99:39700 and tcp_v4_send_reset() answers with "
-            f"a RST (seq {LATE_ACK}) that only the remote sees."
+            "=> INVALID: the packet loses its conntrack entry and NAT skips it; on the Docker host, where "
+            "this ACK arrives addressed to 10.21.17.99:39700, the host's own stack finds no socket for it "
+            f"and tcp_v4_send_reset() answers with a RST (seq {LATE_ACK}) that only the remote sees."
         )
+    lines.extend(_versus_run(late, table.profile.name, be_liberal))
     now = len(steps) * 0.001
     lines.append("conntrack -L:")
     lines.extend(format_conntrack(ct, now) for ct in table.entries(now))

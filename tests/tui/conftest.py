@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from tui.model import Session
+from tui.session import Session
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +24,10 @@ def text_of(widget: Any) -> str:
     console = Console(width=max(widget.size.width, 20), file=io.StringIO(), record=True, color_system=None)
     console.print(r)
     return console.export_text()
+
+
+async def settle(pilot: Any) -> None:
+    """Wait for the model's worker (launch or re-run) and the frame after it."""
+    from tui.app import until_ready
+
+    await until_ready(pilot.app, pilot)

@@ -21,8 +21,9 @@ and `tcp_v4_send_reset()` answers with a **RST**. Only the remote sees that RST 
 the container never does (container capture), so it retransmits until it gives up.
 
 Fixes: `iptables -A INPUT -m conntrack --ctstate INVALID -j DROP` (**drop-invalid**) or
-`sysctl net.netfilter.nf_conntrack_tcp_be_liberal=1` (**be-liberal**). Kernel **6.1** ignores
-an overly delayed ACK instead of calling it INVALID, but a segment beyond the window still is.
+`sysctl net.netfilter.nf_conntrack_tcp_be_liberal=1` (**be-liberal**). Since Linux **6.1** the
+kernel ignores an overly delayed ACK instead of calling it INVALID, but a segment beyond the
+window still is: the walkthrough then opens on that segment.
 
 ## Colours
 ACCEPT-like verdicts green, IGNORE amber, INVALID (and NAT skipped) purple, DROP / no socket /
@@ -33,15 +34,18 @@ RST red.
 |---|---|
 | right / left | next / previous step (backwards is instant) |
 | down / up | next / previous packet |
-| space | play / pause |
+| click | a journey row: that step; a capture line: that packet |
+| space | play: the packet to its end, then the RST it caused; stops there |
 | i | jump to the next INVALID |
 | c | follow: to the packet this one caused (the RST), or back to its cause |
 | f | cycle the fix: none, drop-invalid, be-liberal (re-runs, says what changed) |
-| k | cycle the kernel: 3.10, 6.1 (re-runs, says what changed) |
-| home | back to the interesting packet |
+| k | cycle the kernel through every profile, oldest first (re-runs, names the release) |
+| home | back to the decisive packet (the first INVALID at the host) |
+| z | quiz: predict each decisive hook (1-4 to answer, enter for the next); z again stops |
+| s | save the screen as SVG in the current directory |
 | pgdn / pgup | scroll the why panel |
-| o | open a scenario or crafted case file |
-| ctrl+p | command palette |
+| o | open a scenario, a crafted case file or a capture (.pcap/.pcapng) |
+| ctrl+p | command palette (kernels, fixes, built-in scenarios: back to the seed incident) |
 | ? | this help |
 | q | quit |
 """

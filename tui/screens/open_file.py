@@ -21,8 +21,9 @@ class OpenScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="open-box"):
             yield Label(
-                "Open a scenario (.toml/.json) or crafted case "
-                "(.json, e.g. sim/scenario/cases/late-ack.json); "
+                "Open a scenario (.toml/.json), a crafted case (.json, e.g. "
+                "sim/scenario/cases/late-ack.json) or a capture (.pcap/.pcapng: its connection "
+                "replayed as a case); "
                 f"built-in: {', '.join(builtin_scenarios())}"
             )
             yield Input(placeholder="path or built-in name", id="open-path")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from rich.console import Group
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widget import Widget
 
-from tui.model import Cursor, Pane, Session, Tone
+from tui.messages import Clicked
+from tui.rows import Tone
+from tui.session import Cursor, Pane, Session
 from tui.widgets.style import INK
 
 
@@ -24,9 +27,14 @@ class CapturePane(Widget):
         self._pid = -1
         self._kids: set[int] = set()
         self._t = 0.0
+        self._hide_after = False
+        self._pos: dict[int, int] = {}
+        self._lines: list[int] = []  # the packet id on each screen line (-1: none)
 
-    def show(self, s: Session, c: Cursor) -> None:
+    def show(self, s: Session, c: Cursor, hide_after: bool = False) -> None:
+        """The lines around the cursor's time; with ``hide_after`` none of a later packet."""
         e = s.event(c)
+        self._hide_after, self._pos = hide_after, s.pos
         self._pane = s.panes[self.which]
         self._pid, self._t = e.pid, e.t
         self._kids = set(s.pids_caused.get(e.pid, []))
@@ -55,12 +63,16 @@ class CapturePane(Widget):
             start -= 1
             used += rows(start)
         out: list[Text] = []
+        self._lines = []
         budget = height - (0 if mine else 1)
         i = start
         while i < len(p.lines) and budget - rows(i) >= 0:
             if not mine and i == anchor:
                 out.append(never)
+                self._lines.append(-1)
             line = p.lines[i]
+            if self._hide_after and line.t > self._t:
+                break
             style = ""
             if line.rst:
                 style = f"bold {INK[Tone.DROP]}"
@@ -69,11 +81,17 @@ class CapturePane(Widget):
             elif line.pid in self._kids:
                 style = "underline " + style
             out.append(Text(line.text if full else line.short, style=style.strip(), overflow="fold"))
+            self._lines.extend([line.pid] * rows(i))
             budget -= rows(i)
             i += 1
         if not mine and anchor >= i:
             out.append(never)
         return Group(*out)
+
+    def on_click(self, event: events.Click) -> None:
+        at = event.get_content_offset(self)
+        if at is not None and at.y < len(self._lines) and self._lines[at.y] in self._pos:
+            self.post_message(Clicked(Cursor(self._pos[self._lines[at.y]], 0)))
 
 
 class Captures(Horizontal):
@@ -81,6 +99,6 @@ class Captures(Horizontal):
         yield CapturePane(0, id="cap-host")
         yield CapturePane(1, id="cap-ctr")
 
-    def show(self, s: Session, c: Cursor) -> None:
+    def show(self, s: Session, c: Cursor, hide_after: bool = False) -> None:
         for pane in self.query(CapturePane):
-            pane.show(s, c)
+            pane.show(s, c, hide_after)

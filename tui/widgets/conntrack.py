@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from tui.model import Cursor, Session, Tone
+from tui.rows import Tone
+from tui.session import Cursor, Session, ct
 from tui.widgets.style import INK
 
 
@@ -15,7 +16,7 @@ class ConntrackLine(Static):
         entry = s.entry_at(c)
         out = Text()
         ctstate = next(
-            (x.ct.ctstate for x in s.packet_events(c.packet)[: c.step + 1] if x.ct is not None),
+            (d.ctstate for x in s.packet_events(c.packet)[: c.step + 1] if (d := ct(x)) and d.ctstate),
             None,
         )
         if ctstate == "INVALID" and e.ns == "host":

@@ -5,35 +5,52 @@ from __future__ import annotations
 from textual.markup import escape
 from textual.widgets import Static
 
-from tui.model import Cursor, Session, Tone
+from tui.rows import Tone
+from tui.session import Cursor, Session
 from tui.widgets.style import markup_badge
 
 
 class StatusBar(Static):
-    """Scenario, kernel, fix and outcome; then the cursor's packet, step and time."""
+    """Scenario, kernel, fix and outcome; then the cursor's packet, step and time. Laid out for
+    its width when it renders, so a resize never leaves the wide form cut off."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._state: tuple[Session, Cursor, bool] | None = None
+        self._busy: str | None = None
 
     def show(self, s: Session, c: Cursor, playing: bool) -> None:
+        self._state = (s, c, playing)
+        self.refresh()
+
+    def busy(self, what: str | None) -> None:
+        self._busy = what
+        self.refresh()
+
+    def render(self) -> str:
+        if self._state is None:
+            return f"[b]nflab[/]  {escape(self._busy or '')}"
+        s, c, playing = self._state
         e = s.event(c)
         failed = s.run is not None and not s.run.completed
         outcome = markup_badge("FAILED" if failed else "COMPLETE", Tone.DROP if failed else Tone.ACCEPT)
         if s.run is None:
             outcome = "[dim]crafted case[/]"
         n = len(s.steps[s.pids[c.packet]])
-        if self.size.width and self.size.width < 100:
-            rsts = f"{len(s.rst_pids)} RST" if s.run is not None else ""
-            self.update(
-                f"[b]{escape(s.title)}[/] {s.kernel} {s.fix} {outcome} {rsts}  "
+        busy = f"  [b reverse] {escape(self._busy)} [/]" if self._busy else ""
+        if self.size.width < 100:
+            rsts = f"{len(s.rst_pids)} RST " if s.run is not None else ""
+            return (
+                f"[b]{escape(s.title)}[/] {s.kernel} {s.fix} {outcome} {rsts}"
                 f"pkt [b]{e.pid}[/] step [b]{c.step + 1}/{n}[/] [b]{e.t:.6f}s[/]"
-                + (" [b reverse] PLAY [/]" if playing else ""),
-                layout=False,
+                + (" [b reverse] PLAY [/]" if playing else "")
+                + busy
             )
-            return
-        self.update(
+        return (
             f"[b]{escape(s.title)}[/]  kernel [b]{s.kernel}[/]  fix [b]{s.fix}[/]  {outcome} "
             f"{escape(s.outcome)}\n"
             f"packet [b]{e.pid}[/] ({c.packet + 1}/{len(s.pids)})  step [b]{c.step + 1}/{n}[/]  "
-            f"t [b]{e.t:.6f}s[/]" + ("  [b reverse] PLAYING [/]" if playing else ""),
-            layout=False,
+            f"t [b]{e.t:.6f}s[/]" + ("  [b reverse] PLAYING [/]" if playing else "") + busy
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from tui.model import Tone
+from tui.rows import Tone
 
 # foreground on background: fixed colours so a verdict looks the same in every theme
 BADGE: dict[Tone, str] = {
@@ -26,8 +26,8 @@ INK: dict[Tone, str] = {
 
 def badge(label: str, tone: Tone) -> Text:
     """A verdict as a coloured badge (a plain word for INFO)."""
-    if tone is Tone.INFO:
-        return Text(label, style="dim")
+    if tone is Tone.INFO:  # padded like a badge, so every verdict starts in the same column
+        return Text(f" {label} ", style="dim")
     return Text(f" {label} ", style=BADGE[tone])
 
 

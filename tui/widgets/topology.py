@@ -6,7 +6,8 @@ from rich.text import Text
 from textual.widgets import Static
 
 from sim.packet import format_flags
-from tui.model import STRIP, Cursor, Session, direction, strip_index, tone
+from tui.rows import STRIP, direction, strip_index, tone
+from tui.session import Cursor, Session
 from tui.widgets.style import BADGE
 
 _LINKS = ("─veth─", "─", "─", "─", "═wire═")

@@ -10,10 +10,8 @@ from rich.text import Text
 from textual import events
 from textual.widget import Widget
 
-from tui.model import (
+from tui.rows import (
     TRACKER_FIELDS,
-    Cursor,
-    Session,
     Tone,
     WindowView,
     explain,
@@ -21,6 +19,7 @@ from tui.model import (
     step_row,
     window_view,
 )
+from tui.session import Cursor, Session
 from tui.widgets.style import INK, badge
 
 DIRS = ("original", "reply")
@@ -107,19 +106,15 @@ class WhyPanel(Widget):
         e = s.event(c)
         r = step_row(e)
         out = Text.assemble((f"{r.where} {r.hook} · {r.what} ", "bold"), badge(r.verdict, r.tone), "\n")
-        words = Text("\n".join(explain(s, c)) + "\n")
+        for line in explain(s, c):  # the words first; a failed bound stands out
+            out.append(
+                line + "\n", style=f"bold {INK[Tone.DROP]}" if line.startswith("Out of window") else ""
+            )
         w = window_view(e)
-        if w is None:
-            out.append_text(words)
-        else:
-            for b in w.bounds:
-                if not b.passed:
-                    out.append(f"bound {b.name} fails: ", style=f"bold {INK[Tone.DROP]}")
-                    out.append(f"packet {b.value} vs limit {b.limit}\n", style="bold")
+        if w is not None:
             out.append("tcp_in_window(): the four bounds\n", style="bold underline")
             out.append_text(bounds_text(w, width))
             out.append("\n")
-            out.append_text(words)
             out.append("the tracker, before and after this packet\n", style="bold underline")
             out.append_text(tracker_text(w, width))
         out.rstrip()

@@ -1,0 +1,295 @@
+"""What each step of a session says on screen: rows, colours, words, the window check, changes.
+
+Plain Python over a :class:`tui.session.Session`; the plain-words sentences about conntrack come
+from ``sim.report.words`` so the CLI timeline tells the same. No Textual here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from sim.packet import TCPHDR_RST
+from sim.report.words import late_words, untracked_words, window_words
+from sim.trace import Step, TraceEvent
+from tui.session import Cursor, Session, ct, diverge, says
+
+# ---------------------------------------------------------------- verdict colours
+
+
+class Tone(Enum):
+    """The colour family of a verdict: the same everywhere on the screen."""
+
+    ACCEPT = "accept"
+    IGNORE = "ignore"
+    INVALID = "invalid"
+    DROP = "drop"
+    INFO = "info"
+
+
+_TONES = {
+    "ACCEPT": Tone.ACCEPT,
+    "TRANSLATED": Tone.ACCEPT,
+    "UNCHANGED": Tone.ACCEPT,
+    "BOUND": Tone.ACCEPT,
+    "FORWARD": Tone.ACCEPT,
+    "LOCAL": Tone.ACCEPT,
+    "SOCKET": Tone.ACCEPT,
+    "DELIVERED": Tone.ACCEPT,
+    "UP": Tone.ACCEPT,
+    "OUT": Tone.ACCEPT,
+    "NEW": Tone.ACCEPT,
+    "IGNORE": Tone.IGNORE,
+    "INVALID": Tone.INVALID,
+    "SKIP": Tone.INVALID,
+    "DROP": Tone.DROP,
+    "NO_SOCKET": Tone.DROP,
+    "RST": Tone.DROP,
+    "REJECT": Tone.DROP,
+    "UNREACHABLE": Tone.DROP,
+}
+
+
+def tone(verdict: str | None) -> Tone:
+    """The colour family for a verdict string from the trace."""
+    if not verdict:
+        return Tone.INFO
+    return _TONES.get(verdict, Tone.INFO)
+
+
+# ---------------------------------------------------------------- topology strip
+
+STRIP = (
+    ("ctr/eth0", "ctr eth0"),
+    ("host/veth0", "veth0"),
+    ("host/docker0", "docker0"),
+    ("host", "host stack"),
+    ("host/eth0", "eth0 uplink"),
+    ("remote", "remote"),
+)
+_NS_NODE = {"ctr": 0, "host": 3, "remote": 5}
+
+
+def strip_index(e: TraceEvent) -> int:
+    """Where on the topology strip an event happens."""
+    if e.ns == "host":
+        if e.step is Step.BRIDGE or (e.dev == "docker0" and e.step in (Step.RECV, Step.XMIT)):
+            return 2
+        if e.step in (Step.RECV, Step.XMIT) and e.dev == "veth0":
+            return 1
+        if e.step in (Step.RECV, Step.XMIT) and e.dev == "eth0":
+            return 4
+        return 3
+    return _NS_NODE.get(e.ns, 3)
+
+
+# ---------------------------------------------------------------- what each step says
+
+
+@dataclass(frozen=True, slots=True)
+class StepRow:
+    where: str  # device
+    hook: str  # hook and priority, or the step kind
+    what: str  # table/chain/rule, conntrack state, NAT, route ...
+    verdict: str
+    tone: Tone
+
+
+def step_row(e: TraceEvent, log_rule: tuple[str, int, str] | None = None) -> StepRow:
+    """A journey row; ``log_rule`` (from :func:`rule_of`) names the rule behind a LOG line."""
+    dev = f"{e.ns}/{e.dev}" if e.dev else e.ns
+    hook = f"{e.hook} {e.priority}" if e.hook and e.priority is not None else (e.hook or e.step.value)
+    if e.step is Step.TABLE:
+        what = f"{e.table} " + (f"rule {e.rule}" if e.rule else "policy")
+    elif (d := ct(e)) is not None:
+        what = "conntrack" if d.ctstate in (None, e.verdict) else f"ct {d.ctstate}"
+        if d.old_state and d.new_state and d.old_state != d.new_state:
+            what += f" {d.old_state}>{d.new_state}"
+    elif e.step is Step.NAT:
+        what = "nat"
+    elif e.step is Step.ROUTE:
+        what = "route"
+    elif e.step is Step.SOCKET:
+        what = "socket"
+    elif e.step is Step.RST:
+        what = "send RST"
+    elif e.step is Step.LOG and log_rule is not None:
+        what = f"{log_rule[0]} rule {log_rule[1]} LOG"
+    else:
+        what = e.step.value
+    verdict = e.verdict or ""
+    return StepRow(dev, hook, what, verdict, tone(verdict))
+
+
+_EXTRA: dict[tuple[Step, str], str] = {
+    (Step.NAT, "SKIP"): (
+        "NAT only rewrites packets that carry a conntrack entry. This one has none, so its "
+        "destination stays the host's own address instead of going back to the container."
+    ),
+    (Step.NAT, "TRANSLATED"): "The MASQUERADE binding rewrites the address, as for every tracked packet.",
+    (Step.SOCKET, "NO_SOCKET"): (
+        "The connection lives in the container, not on the host, so the host has no socket "
+        "for this port. tcp_v4_rcv takes the no_tcp_socket path and answers with a RST, "
+        "exactly as for a closed port."
+    ),
+    (Step.RST, "RST"): (
+        "The RST goes out of eth0 to the remote. The container never sees it; the remote "
+        "tears its end down while the container keeps retransmitting."
+    ),
+}
+
+
+def rule_of(s: Session, e: TraceEvent) -> tuple[str, int, str] | None:
+    """(chain, rule number, the rule as ``iptables -S`` prints it) for a table verdict decided
+    by a rule, or for a LOG line: the LOG rule of the table that ran next for this packet (the
+    LOG target logs and lets the table go on, so the table's verdict event follows its line)."""
+    from sim.netfilter.iptables.save import rule_save
+
+    from sim.netfilter.log import LogTarget
+    from sim.netfilter.xtables import TableName
+
+    ns = s.world.namespaces.get(e.ns)
+    if ns is None:
+        return None
+    if e.step is Step.LOG:
+        mine = [s.events[i] for i in s.steps[e.pid]]
+        after = mine[next(k for k, x in enumerate(mine) if x is e) :]
+        table_ev = next((x for x in after if x.step is Step.TABLE), None)
+        if table_ev is None or table_ev.table is None or table_ev.chain is None:
+            return None
+        chain = ns.ruleset.tables[TableName(table_ev.table)].chains[table_ev.chain]
+        for k, rule in enumerate(chain.rules, 1):
+            if isinstance(rule.target, LogTarget) and says(e).startswith(rule.target.prefix):
+                return chain.name, k, rule_save(chain, rule, counters=False)
+        return None
+    if e.step is not Step.TABLE or not e.rule or e.table is None or e.chain is None:
+        return None
+    chain = ns.ruleset.tables[TableName(e.table)].chains[e.chain]
+    return chain.name, e.rule, rule_save(chain, chain.rules[e.rule - 1], counters=False)
+
+
+def explain(s: Session, c: Cursor) -> list[str]:
+    """The plain-words paragraphs for one step, the words first and the kernel's terms after."""
+    e = s.event(c)
+    text = says(e)
+    out = [text] if text else []
+    if e.step is Step.SEND and e.before is not None:
+        out = [f"{e.ns} sends {e.before.describe()}"]
+        if e.cause is not None:
+            out.append(f"Sent because of packet {e.cause}.")
+    if e.step is Step.RECV and s.run is not None and e.pid in s.late:
+        sent = s.events[s.steps[e.pid][0]].t
+        out.insert(0, late_words(sent, e.t, s.run.scenario.topology.link_delay))
+    d = ct(e)
+    if d is not None:
+        ns = s.world.namespaces[e.ns]
+        if d.check is not None and d.window and ns.conntrack is not None:
+            out = window_words(d.check, d.window, bool(ns.conntrack.sysctl.tcp_be_liberal))
+            if d.reason:
+                out.append(f'The kernel logs: "{ns.conntrack.profile.log_prefix}{d.reason}"')
+            if s.run is not None and e.pid in s.late:  # why it came late: the time changed at step RECV
+                sent = s.events[s.steps[e.pid][0]].t
+                out.append(late_words(sent, e.t, s.run.scenario.topology.link_delay))
+        elif d.ctstate == "INVALID" and d.old_state in (None, "NONE") and e.before is not None:
+            out = [untracked_words(e.before.flags)]
+            if e.cause is not None or s.events[s.steps[e.pid][0]].cause is not None:
+                out.append(
+                    "This is the host's own RST: it leaves with the host's address, so no NAT is "
+                    "needed, and the remote receives it."
+                    if e.before.flags & TCPHDR_RST
+                    else "The host's stack made this packet; it leaves untranslated."
+                )
+        if d.old_state and d.new_state and d.old_state != d.new_state:
+            out.append(f"TCP state {d.old_state} -> {d.new_state}.")
+    rule = rule_of(s, e)
+    if rule is not None:
+        chain, k, text = rule
+        what = "logs the packet and lets the chain go on" if e.step is Step.LOG else f"decided {e.verdict}"
+        out.insert(0, f"{chain} rule {k} {what}:")
+        out.insert(1, f"  iptables {text}")
+    if e.step is Step.ROUTE and e.verdict == "LOCAL" and e.ns == "host":
+        prev = [s.events[i] for i in s.steps[e.pid][: c.step]]
+        if any(x.step is Step.NAT and x.verdict == "SKIP" for x in prev):
+            out.append(
+                "Because NAT did not reverse the destination, the packet looks as if it were "
+                "for the host itself."
+            )
+    extra = _EXTRA.get((e.step, e.verdict or ""))
+    if e.step is Step.NAT and e.verdict == "SKIP" and e.hook in ("OUTPUT", "POSTROUTING"):
+        extra = (
+            "A packet without a conntrack entry is never translated. This one leaves as the host "
+            "made it, from the host's own address, so nothing needed rewriting."
+        )
+    if extra and (e.ns == "host" or e.step is not Step.SOCKET):
+        out.append(extra)
+    if e.step is Step.NAT and e.before is not None and e.after is not None and e.before != e.after:
+        b, a = e.before, e.after
+        if (b.src, b.sport) != (a.src, a.sport):
+            out.append(f"source {b.src}:{b.sport} -> {a.src}:{a.sport}")
+        if (b.dst, b.dport) != (a.dst, a.dport):
+            out.append(f"destination {b.dst}:{b.dport} -> {a.dst}:{a.dport}")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class BoundRow:
+    name: str
+    rule: str
+    limit: int
+    value: int
+    passed: bool
+
+
+TRACKER_FIELDS = ("td_end", "td_maxend", "td_maxwin", "td_scale")
+
+
+@dataclass(frozen=True, slots=True)
+class WindowView:
+    bounds: list[BoundRow]
+    sender: int  # 0 original, 1 reply
+    before: tuple[dict[str, int], dict[str, int]]
+    after: tuple[dict[str, int], dict[str, int]]
+
+
+def window_view(e: TraceEvent) -> WindowView | None:
+    d = ct(e)
+    check = d.check if d is not None else None
+    if check is None:
+        return None
+    bounds = [BoundRow(b.name, b.rule, b.limit, b.value, b.passed) for b in check.bounds]
+    return WindowView(bounds, check.sender_dir, tuple(check.before), tuple(check.after))
+
+
+def short_rule(rule: str) -> str:
+    return (
+        rule.replace("receiver.", "rcv.")
+        .replace("sender.", "snd.")
+        .replace("MAXACKWINDOW(sender)", "MAXACKWIN(snd)")
+    )
+
+
+def direction(s: Session, pid: int) -> tuple[int, int]:
+    """(from, to) on the topology strip for a packet: where its path starts and where it ends."""
+    path = [s.events[i] for i in s.steps[pid]]
+    return strip_index(path[0]), strip_index(path[-1])
+
+
+def _label(e: TraceEvent) -> str:
+    r = step_row(e)
+    return f"{r.where} {r.hook} {r.what}: {r.verdict}".strip()
+
+
+def describe_change(old: Session, new: Session, what: str) -> str:
+    """What changed between two runs: the outcomes, and the first step where they diverge."""
+    d = diverge(old, new)
+    head = (
+        f"{what}: {old.outcome} -> {new.outcome}" if old.outcome != new.outcome else f"{what}: {new.outcome}"
+    )
+    if d.index < 0 or d.new is None:
+        return head + "; the two runs are identical"
+    e = d.new
+    step = new.steps[e.pid].index(d.index) + 1 if e.pid in new.steps else "?"
+    was = _label(d.old) if d.old is not None else "nothing"
+    return (
+        f"{head}; runs first diverge at {e.t:.6f}s, packet {e.pid}, step {step}: was {was}, now {_label(e)}"
+    )

@@ -1,0 +1,453 @@
+"""Running sources for the walkthrough: open a scenario or case, run it, index its trace.
+
+A :class:`Session` is one run of a scenario (or a crafted case) indexed for the screen: the
+packets in order, each packet's events, the INVALID packets, the two capture panes and the
+``conntrack -L`` line at every moment. A :class:`Cursor` is (packet position, step); every
+move is a lookup in these indexes, so stepping backwards costs the same as forwards. What a
+step *says* is in ``tui.rows``. No Textual here.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sim.netfilter.profiles import PROFILES
+from sim.packet import TCPHDR_RST
+from sim.trace import Step, TraceEvent
+
+if TYPE_CHECKING:  # the model's modules load in the worker that runs it, after the first frame
+    from sim.net.world import World
+    from sim.scenario.scenario import Run
+    from sim.trace import ConntrackInfo
+
+KERNELS = tuple(PROFILES)  # oldest first; a new profile shows up in the app by itself
+DEFAULT_SCENARIO = "seed-incident"
+
+
+class SourceError(ValueError):
+    """A scenario or case that cannot be opened; the message is one line for the user."""
+
+
+# ---------------------------------------------------------------- reading the trace
+# The only two places the TUI reads an event's payload and its sentence.
+
+
+def ct(e: TraceEvent) -> ConntrackInfo | None:
+    """The conntrack decision of a CONNTRACK event; None for any other step."""
+    return e.ct if e.step is Step.CONNTRACK else None
+
+
+def says(e: TraceEvent) -> str:
+    """The model's own sentence for an event."""
+    from sim.report.sentences import say
+
+    return say(e)
+
+
+# ---------------------------------------------------------------- capture panes
+
+
+@dataclass(frozen=True, slots=True)
+class CapLine:
+    t: float
+    direction: str  # "in" / "out" as the device saw it
+    pid: int
+    text: str  # the tcpdump -n line
+    short: str  # the same without addresses and options, for narrow panes
+    rst: bool
+
+
+_ADDR = re.compile(r" IP (\S+) > (\S+): Flags")
+_OPTS = re.compile(r", options \[[^\]]*\]")
+
+
+def _shorten(line: str, t: float, direction: str) -> str:
+    s = _ADDR.sub(" <" if direction == "in" else " >", line, count=1)
+    s = f"{t:.6f}" + s[s.index(" ") :]
+    s = _OPTS.sub("", s)
+    return s.replace(", length ", " len ").replace(", ", " ")
+
+
+@dataclass(slots=True)
+class Pane:
+    title: str
+    lines: list[CapLine]
+    times: list[float]
+    rsts: int
+    by_pid: dict[int, list[int]]  # pid -> its line indexes
+
+    def around(self, t: float) -> int:
+        """Index of the first line at or after ``t``."""
+        return bisect.bisect_left(self.times, t)
+
+
+def _pane(world: World, ns: str, dev: str, title: str) -> Pane:
+    from sim.report.capture import tcpdump_line
+
+    cap = world.captures.get((ns, dev))
+    records = cap.records if cap is not None else []
+    seqs: dict[Any, Any] = {}
+    lines = []
+    for t, direction, pkt, pid in records:
+        text = tcpdump_line(pkt, t, relative_to=seqs)
+        lines.append(
+            CapLine(t, direction, pid, text, _shorten(text, t, direction), bool(pkt.flags & TCPHDR_RST))
+        )
+    by_pid: dict[int, list[int]] = {}
+    for i, c in enumerate(lines):
+        by_pid.setdefault(c.pid, []).append(i)
+    return Pane(title, lines, [c.t for c in lines], sum(1 for c in lines if c.rst), by_pid)
+
+
+# ---------------------------------------------------------------- a session
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """What to open: a built-in scenario name, a scenario file, or a crafted case file."""
+
+    ref: str
+    kind: str  # "scenario", "case", or "capture" (a pcap/pcapng file, replayed as a case)
+
+
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
+
+
+def classify(ref: str) -> Source:
+    """Decide whether ``ref`` is a scenario (name or file), a crafted-packet case or a capture."""
+    path = Path(ref)
+    if path.suffix in CAPTURE_SUFFIXES:
+        try:
+            path.open("rb").close()
+        except OSError as e:
+            raise SourceError(f"{ref}: {e.strerror}") from None
+        return Source(ref, "capture")
+    from sim.scenario.loader import InputError, kind_of
+
+    try:
+        return Source(ref, kind_of(ref))
+    except InputError as e:
+        raise SourceError(str(e)) from None
+    except UnicodeDecodeError:
+        what = "scenario TOML/JSON, case JSON, or a .pcap capture"
+        raise SourceError(f"{ref}: not a text file ({what})") from None
+
+
+@dataclass(slots=True)
+class Session:
+    """One run, indexed for the screen."""
+
+    source: Source
+    kernel: str
+    fix: str
+    title: str
+    world: World
+    run: Run | None
+    events: list[TraceEvent]
+    pids: list[int]  # packets in the order they entered the world
+    steps: dict[int, list[int]]  # pid -> indexes into events
+    pos: dict[int, int]  # pid -> position in pids
+    invalid: list[tuple[int, int]]  # (position, step) of every CONNTRACK INVALID
+    entries: list[tuple[int, str]]  # (event index, conntrack -L line)
+    panes: tuple[Pane, Pane]
+    focus: tuple[int, int]  # where the story is: see decisive()
+    outcome: str
+    arriving: list[tuple[int, int]] = field(default_factory=list)  # INVALID at host PREROUTING
+    out_of_window: list[tuple[int, int]] = field(default_factory=list)  # failed a bound there
+    late: frozenset[int] = frozenset()  # packets a late-ack trigger held back on the link
+    rst_pids: list[int] = field(default_factory=list)
+    pids_caused: dict[int, list[int]] = field(default_factory=dict)  # pid -> packets it caused
+
+    # -- lookups ------------------------------------------------------------------
+
+    def packet_events(self, position: int) -> list[TraceEvent]:
+        return [self.events[i] for i in self.steps[self.pids[position]]]
+
+    def event(self, cur: Cursor) -> TraceEvent:
+        return self.events[self.steps[self.pids[cur.packet]][cur.step]]
+
+    def event_index(self, cur: Cursor) -> int:
+        return self.steps[self.pids[cur.packet]][cur.step]
+
+    def entry_at(self, cur: Cursor) -> str | None:
+        """The connection's ``conntrack -L`` line as it stood at this step."""
+        i = bisect.bisect_right(self.entries, (self.event_index(cur), "\uffff")) - 1
+        return self.entries[i][1] if i >= 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    packet: int  # position in Session.pids
+    step: int  # index into that packet's events
+
+
+def index(
+    source: Source, kernel: str, fix: str, title: str, world: World, run: Run | None, outcome: str
+) -> Session:
+    """Build every index the screen needs in one pass over the trace."""
+    events = world.trace.events
+    steps: dict[int, list[int]] = {}
+    entries: list[tuple[int, str]] = []
+    for i, e in enumerate(events):
+        steps.setdefault(e.pid, []).append(i)
+        if e.step is Step.CONNTRACK and e.ns == "host":
+            line = e.ct.entry if e.ct else None
+            if line:
+                entries.append((i, line))
+    pids = sorted(steps, key=lambda p: (events[steps[p][0]].t, steps[p][0]))
+    pos = {p: k for k, p in enumerate(pids)}
+    invalid: list[tuple[int, int]] = []
+    arriving: list[tuple[int, int]] = []  # INVALID as it arrives at the host (PREROUTING)
+    out_of_window: list[tuple[int, int]] = []  # host PREROUTING window checks that failed a bound
+    for k, pid in enumerate(pids):
+        for s, i in enumerate(steps[pid]):
+            d = ct(events[i])
+            if d is None:
+                continue
+            at_host = events[i].ns == "host" and events[i].hook == "PREROUTING"
+            if d.ctstate == "INVALID":
+                invalid.append((k, s))
+                if at_host:
+                    arriving.append((k, s))
+            if at_host and d.check is not None and d.check.failed:
+                out_of_window.append((k, s))
+    focus = decisive(arriving, out_of_window)
+    panes = (
+        _pane(world, "host", "eth0", "host eth0 (uplink)"),
+        _pane(world, "ctr", "eth0", "container eth0"),
+    )
+    rst_pids = [c.pid for c in panes[0].lines if c.rst and c.direction == "out"]
+    caused: dict[int, list[int]] = {}
+    for pid in pids:
+        cause = events[steps[pid][0]].cause
+        if cause is not None:
+            caused.setdefault(cause, []).append(pid)
+    return Session(
+        source,
+        kernel,
+        fix,
+        title,
+        world,
+        run,
+        events,
+        pids,
+        steps,
+        pos,
+        invalid,
+        entries,
+        panes,
+        focus,
+        outcome,
+        arriving,
+        out_of_window,
+        frozenset(pid for _t, kind, pid in run.fired if kind == "late-ack")
+        if run is not None
+        else frozenset(),
+        rst_pids,
+        caused,
+    )
+
+
+def decisive(invalid: list[tuple[int, int]], out_of_window: list[tuple[int, int]]) -> tuple[int, int]:
+    """Where the story is: the first packet conntrack calls INVALID (on 6.1 that is not the late
+    ACK, which it ignores); without one (a fix, be_liberal), the first that failed a window bound."""
+    if invalid:
+        return invalid[0]
+    return out_of_window[0] if out_of_window else (0, 0)
+
+
+def _run_outcome(run: Run) -> str:
+    c = run.client
+    rsts = len(run.rsts)
+    rst = f"{rsts} host RST" + ("s" if rsts != 1 else "") if rsts else "no host RST"
+    if run.completed:
+        return f"upload complete, {rst}"
+    return f"upload failed at {c.bytes_acked} B ({c.aborted_reason or 'stalled'}), {rst}"
+
+
+def _case_with(case: dict[str, Any], kernel: str, fix: str) -> dict[str, Any]:
+    from sim.scenario.fixes import with_fix
+
+    out = dict(case)
+    out["kernel"] = kernel
+    sysctl, host = with_fix(case.get("sysctl") or {}, (case.get("iptables") or {}).get("host", []), fix)
+    out["sysctl"], out["iptables"] = sysctl, {"host": host} if host else {}
+    if not out["iptables"]:
+        out.pop("iptables")
+    return out
+
+
+def case_fix(case: dict[str, Any]) -> str:
+    """Which of the two fixes a case file already carries."""
+    from sim.scenario.fixes import fix_of
+
+    return fix_of(case.get("sysctl") or {}, (case.get("iptables") or {}).get("host", []))
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A source loaded and checked, ready to run: what the app shows while the model runs."""
+
+    source: Source
+    kernel: str
+    fix: str
+    title: str
+    start: Callable[[], Session]
+
+    def run(self) -> Session:
+        try:
+            return self.start()
+        except ValueError as e:  # InputError (CaseError, ScenarioError) and the model's own
+            raise SourceError(str(e)) from None
+
+
+def plan(ref: str, kernel: str | None = None, fix: str | None = None) -> Plan:
+    """Load and check ``ref`` (scenario name or file, or case file) for ``kernel`` with ``fix``
+    (None keeps what the file says), without running it: bad input fails here, fast."""
+    from sim.scenario.case import load_case_file
+    from sim.scenario.fixes import FIXES
+    from sim.scenario.replay import run_world
+    from sim.scenario.scenario import load_scenario, run_scenario
+
+    source = classify(ref)
+    if kernel is not None and kernel not in KERNELS:
+        raise SourceError(f"kernel: expected one of {', '.join(KERNELS)}, got {kernel!r}")
+    if fix is not None and fix not in FIXES:
+        raise SourceError(f"fix: expected one of {', '.join(FIXES)}, got {fix!r}")
+    if source.kind in ("case", "capture"):
+        try:
+            if source.kind == "capture":  # the capture's connection as a replay case (nflab pcap --to-case)
+                from sim.report.pcap.tocase import capture_case
+
+                case = capture_case(ref, kernel=kernel or "6.1")
+            else:
+                case = load_case_file(ref)
+        except ValueError as e:  # CaseError and CaptureError are ValueErrors
+            raise SourceError(f"{ref}: {e}" if ref not in str(e) else str(e)) from None
+        k = kernel or str(case.get("kernel", "6.1"))
+        f = fix or case_fix(case)
+        title = str(case.get("name", Path(ref).stem))
+
+        def run_case() -> Session:
+            world, obs = run_world(_case_with(case, k, f))
+            rsts = sum(len(o.get("emitted") or []) for o in obs)
+            what = "captured packets replayed" if source.kind == "capture" else "crafted packets"
+            outcome = f"{len(obs)} {what}, {rsts} emitted by the host"
+            return index(source, k, f, title, world, None, outcome)
+
+        return Plan(source, k, f, title, run_case)
+    try:
+        sc = load_scenario(ref)
+        k = kernel or sc.kernel
+        f = fix or sc.fix
+        sc = sc.with_kernel(k)
+        if f != sc.fix:
+            sc = sc.with_fix(f)
+    except ValueError as e:
+        raise SourceError(str(e)) from None
+
+    def run_sc() -> Session:
+        run = run_scenario(sc)
+        return index(source, k, f, sc.name, run.world, run, _run_outcome(run))
+
+    return Plan(source, k, f, sc.name, run_sc)
+
+
+def open_session(ref: str, kernel: str | None = None, fix: str | None = None) -> Session:
+    """Load, check and run ``ref``: :func:`plan` then :meth:`Plan.run`."""
+    return plan(ref, kernel, fix).run()
+
+
+def cycle(values: Iterable[str], current: str) -> str:
+    vals = list(values)
+    return vals[(vals.index(current) + 1) % len(vals)] if current in vals else vals[0]
+
+
+# ---------------------------------------------------------------- navigation
+
+
+def next_step(s: Session, c: Cursor) -> Cursor:
+    if c.step + 1 < len(s.steps[s.pids[c.packet]]):
+        return Cursor(c.packet, c.step + 1)
+    if c.packet + 1 < len(s.pids):
+        return Cursor(c.packet + 1, 0)
+    return c
+
+
+def prev_step(s: Session, c: Cursor) -> Cursor:
+    if c.step > 0:
+        return Cursor(c.packet, c.step - 1)
+    if c.packet > 0:
+        return Cursor(c.packet - 1, len(s.steps[s.pids[c.packet - 1]]) - 1)
+    return c
+
+
+def next_packet(s: Session, c: Cursor) -> Cursor:
+    return Cursor(min(c.packet + 1, len(s.pids) - 1), 0)
+
+
+def prev_packet(s: Session, c: Cursor) -> Cursor:
+    return Cursor(max(c.packet - 1, 0), 0)
+
+
+def next_invalid(s: Session, c: Cursor) -> tuple[Cursor, bool]:
+    """The next CONNTRACK INVALID step after the cursor; wraps to the first (second value True)."""
+    if not s.invalid:
+        return c, False
+    k = bisect.bisect_right(s.invalid, (c.packet, c.step))
+    if k < len(s.invalid):
+        return Cursor(*s.invalid[k]), False
+    return Cursor(*s.invalid[0]), True
+
+
+def follow(s: Session, c: Cursor) -> Cursor | None:
+    """From a packet to the first packet it caused (the RST), or back to its cause."""
+    pid = s.pids[c.packet]
+    kids = s.pids_caused.get(pid)
+    if kids:
+        return Cursor(s.pos[kids[0]], 0)
+    cause = s.events[s.steps[pid][0]].cause
+    if cause is not None and cause in s.pos:
+        steps = s.steps[cause]
+        last = next((k for k, i in enumerate(steps) if s.events[i].step is Step.RST), len(steps) - 1)
+        return Cursor(s.pos[cause], last)
+    return None
+
+
+# ---------------------------------------------------------------- comparing two runs
+
+
+def _key(e: TraceEvent) -> tuple[Any, ...]:
+    return (round(e.t, 9), e.step, e.ns, e.dev, e.hook, e.priority, e.rule, e.verdict, e.before)
+
+
+@dataclass(frozen=True, slots=True)
+class Divergence:
+    index: int  # first event index that differs (in the new run), -1 if identical
+    old: TraceEvent | None
+    new: TraceEvent | None
+
+
+def diverge(old: Session, new: Session) -> Divergence:
+    a, b = old.events, new.events
+    n = min(len(a), len(b))
+    for i in range(n):
+        if _key(a[i]) != _key(b[i]):
+            return Divergence(i, a[i], b[i])
+    if len(a) == len(b):
+        return Divergence(-1, None, None)
+    return Divergence(n, a[n] if n < len(a) else None, b[n] if n < len(b) else None)
+
+
+def play_next(s: Session, c: Cursor) -> Cursor | None:
+    """Play's next cursor: the packet's next step; after its last step, the first packet it caused
+    (the late ACK's RST); None when the story ends (a packet that caused nothing)."""
+    if c.step + 1 < len(s.steps[s.pids[c.packet]]):
+        return Cursor(c.packet, c.step + 1)
+    kids = s.pids_caused.get(s.pids[c.packet])
+    return Cursor(s.pos[kids[0]], 0) if kids else None
