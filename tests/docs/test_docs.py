@@ -448,10 +448,40 @@ def test_site_builds_strict(tmp_path: Path):
     assert '<html lang="en"' in (tmp_path / "site" / "05-incident" / "index.html").read_text(encoding="utf-8")
 
 
+# -- screenshots of the walkthrough, exported by the app itself (nflab tui --svg) -----------
+SCREENSHOTS = {
+    "tui-late-ack.svg": ["seed-incident", "--kernel", "3.10"],
+    "tui-quiz.svg": ["seed-incident", "--kernel", "3.10", "--quiz"],
+    "tui-drop-invalid.svg": ["seed-incident", "--kernel", "3.10", "--fix", "drop-invalid"],
+}
+
+
+def export_screenshot(name: str, out: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "sim.cli", "tui", *SCREENSHOTS[name], "--svg", str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(SCREENSHOTS))
+def test_walkthrough_screenshots_are_what_the_app_exports(name: str, tmp_path: Path):
+    command = f"nflab tui {' '.join(SCREENSHOTS[name])} --svg docs/figures/{name}"
+    for page in (DOCS / "walkthrough.md", ZH / "walkthrough.md"):
+        assert command in page.read_text(encoding="utf-8"), f"{page.name} shows how {name} is made"
+    export_screenshot(name, tmp_path / name)
+    assert (tmp_path / name).read_bytes() == (DOCS / "figures" / name).read_bytes(), (
+        f"docs/figures/{name} is stale: run python -m tests.docs.test_docs"
+    )
+
+
 def update(paths: list[Path]) -> None:
     """``python -m tests.docs.test_docs [PAGE...]``: rewrite the shown output of every console
-    block with what the command prints now (kernel-check blocks only when root). Read the
-    diff: the prose around a block quotes its numbers."""
+    block with what the command prints now (kernel-check blocks only when root), and without
+    PAGE the walkthrough's screenshots. Read the diff: the prose around a block quotes its
+    numbers."""
     import tempfile
 
     for block in sorted(console_blocks([*pages(), ROOT / "README.md"]), key=lambda b: (b.page, -b.line)):
@@ -471,6 +501,9 @@ def update(paths: list[Path]) -> None:
         text[start + 1 : end] = [indent + line if line else line for line in got]
         block.page.write_text("\n".join(text), encoding="utf-8")
         print(f"updated {block.id}")
+    if not paths:
+        for name in SCREENSHOTS:
+            export_screenshot(name, DOCS / "figures" / name)
 
 
 if __name__ == "__main__":
