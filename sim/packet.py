@@ -47,27 +47,31 @@ TCPHDR_CWR = int(TcpFlag.CWR)
 
 TCP_MAX_WSCALE = 14  # include/net/tcp.h; RFC 7323 §2.3
 
-# The letters tcpdump and the case-file format use, in tcpdump's order.
-_FLAG_LETTERS = (
-    ("S", TcpFlag.SYN),
-    ("F", TcpFlag.FIN),
-    ("R", TcpFlag.RST),
-    ("P", TcpFlag.PSH),
-    ("A", TcpFlag.ACK),
-    ("U", TcpFlag.URG),
-    ("E", TcpFlag.ECE),
-    ("W", TcpFlag.CWR),
+# Each flag's letter in a case file and in tcpdump's ``Flags [...]``, in bit order: the order of
+# tcp_flag_values[] (print-tcp.c), in which tcpdump prints them. Case files write SYN first ("SF").
+#                  flag         case  tcpdump
+TCP_FLAG_LETTERS = (
+    (TCPHDR_FIN, "F", "F"),
+    (TCPHDR_SYN, "S", "S"),
+    (TCPHDR_RST, "R", "R"),
+    (TCPHDR_PSH, "P", "P"),
+    (TCPHDR_ACK, "A", "."),
+    (TCPHDR_URG, "U", "U"),
+    (TCPHDR_ECE, "E", "E"),
+    (TCPHDR_CWR, "W", "W"),
 )
-_LETTER_TO_FLAG = dict(_FLAG_LETTERS)
+_CASE_LETTERS = (
+    (TCPHDR_SYN, "S"),
+    *((bit, case) for bit, case, _ in TCP_FLAG_LETTERS if bit != TCPHDR_SYN),
+)
+# parse_flags() takes either spelling (tcpdump's "." for ACK too)
+_LETTER_TO_FLAG = {letter: bit for bit, *letters in TCP_FLAG_LETTERS for letter in letters}
 
 
 def parse_flags(text: str) -> int:
     """``"SA"`` -> SYN|ACK. Raises ValueError naming an unknown letter."""
     bits = 0
     for letter in text.upper():
-        if letter == ".":  # tcpdump's bare-ACK spelling
-            bits |= TcpFlag.ACK
-            continue
         try:
             bits |= _LETTER_TO_FLAG[letter]
         except KeyError:
@@ -77,7 +81,7 @@ def parse_flags(text: str) -> int:
 
 def format_flags(flags: int) -> str:
     """SYN|ACK -> ``"SA"``; the inverse of :func:`parse_flags` (empty for no flags)."""
-    return "".join(letter for letter, bit in _FLAG_LETTERS if flags & bit)
+    return "".join(letter for bit, letter in _CASE_LETTERS if flags & bit)
 
 
 @functools.lru_cache(maxsize=65536)

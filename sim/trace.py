@@ -10,7 +10,7 @@ packet that enters the world gets a packet id (``pid``); a packet the world crea
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -73,12 +73,57 @@ class Why(Enum):
     LOG = "log"  # LOG (detail: the kernel log line)
 
 
+class TraceVerdict(StrEnum):
+    """What an event's step came to, as data. Each name is its own value, so the words
+    printed are the names; the netfilter verdicts (``NfVerdict``) and the TCP tracker's
+    actions (``TcpAction``) appear under their own names."""
+
+    SEND = "SEND"  # SEND: a packet enters the world
+    RST = "RST"  # RST: a reset was built in answer to this packet
+    XMIT = "XMIT"  # XMIT
+    RECV = "RECV"  # RECV
+    OUT = "OUT"  # BRIDGE: out of a port
+    UP = "UP"  # BRIDGE: up from a port to IP
+    CAPTURED = "CAPTURED"  # DELIVER: a passive end host
+    DELIVERED = "DELIVERED"  # DELIVER: to a socket
+    LOCAL = "LOCAL"  # ROUTE
+    FORWARD = "FORWARD"  # ROUTE
+    SOCKET = "SOCKET"  # SOCKET: found
+    NO_SOCKET = "NO_SOCKET"  # SOCKET: none
+    NO_RST = "NO_RST"  # RST: never a reset for a reset
+    LOG = "LOG"  # LOG
+    TRANSLATED = "TRANSLATED"  # NAT: the packet was rewritten
+    UNCHANGED = "UNCHANGED"  # NAT: the binding leaves it as it is
+    SKIP = "SKIP"  # NAT: no conntrack entry
+    ACCEPT = "ACCEPT"  # NF_ACCEPT / the tracker's NFCT_TCP_ACCEPT
+    DROP = "DROP"  # NF_DROP, or the packet's life ends (Step.DROP)
+    STOLEN = "STOLEN"  # NF_STOLEN
+    QUEUE = "QUEUE"  # NF_QUEUE
+    REPEAT = "REPEAT"  # NF_REPEAT
+    IGNORE = "IGNORE"  # the tracker's NFCT_TCP_IGNORE
+    INVALID = "INVALID"  # the tracker's NFCT_TCP_INVALID
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CtEntry:
+    """A conntrack entry as it stood at the event: what ``conntrack -L`` would list then.
+    :func:`sim.report.conntrack_list.conntrack_line` renders it."""
+
+    original: tuple[str, int, str, int]  # tuplehash[ORIGINAL]: (src, sport, dst, dport)
+    reply: tuple[str, int, str, int]  # tuplehash[REPLY]
+    state: str  # the TCP state's name
+    expires: float  # absolute expiry, seconds of virtual time
+    seen_reply: bool  # IPS_SEEN_REPLY
+    assured: bool  # IPS_ASSURED
+    mark: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConntrackInfo:
     """What ``nf_conntrack_in`` decided about one packet."""
 
     ctstate: str  # what --ctstate matches right after conntrack
-    window: str | None  # the TCP tracker's action: ACCEPT / IGNORE / INVALID
+    window: TraceVerdict | None  # the TCP tracker's action: ACCEPT / IGNORE / INVALID
     reason: str | None  # the kernel's log text for it
     old_state: str | None
     new_state: str | None
@@ -87,7 +132,7 @@ class ConntrackInfo:
     created: bool  # a new, unconfirmed entry
     snat: bool  # the attached entry has a source NAT binding
     direction: str | None  # "original" / "reply"
-    entry: str | None  # the conntrack -L line of the packet's connection afterwards
+    entry: CtEntry | None  # the packet's connection afterwards
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,7 +159,7 @@ class TraceEvent:
     table: str | None = None
     chain: str | None = None
     rule: int | None = None
-    verdict: str | None = None
+    verdict: TraceVerdict | None = None
     before: Packet | None = None
     after: Packet | None = None
     detail: str | None = None

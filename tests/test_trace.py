@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sim.trace import Step, Trace, TraceEvent, Why
+from sim.scenario.scenario import load_scenario, run_scenario
+from sim.trace import Step, Trace, TraceEvent, TraceVerdict, Why
 
 
 def _ev(pid: int, step: Step, cause: int | None = None) -> TraceEvent:
@@ -44,3 +45,9 @@ def test_forget_drops_a_packet_and_what_it_caused():
     assert tr.for_packet(1) == tr.for_packet(3) == tr.for_packet(4) == tr.for_packet(5) == []
     assert tr.caused_by(1) == tr.caused_by(3) == []
     assert [e.step for e in tr.for_packet(2)] == [Step.SEND, Step.DROP]
+
+
+def test_every_verdict_of_a_run_is_typed():
+    """The seed run's events carry TraceVerdict members, never bare strings."""
+    events = run_scenario(load_scenario("seed-incident")).world.trace.events
+    assert [e for e in events if not isinstance(e.verdict, TraceVerdict)] == []

@@ -144,7 +144,6 @@ def rule_of(s: Session, e: TraceEvent) -> tuple[str, int, str] | None:
     by a rule, or for a LOG line: the LOG rule of the table that ran next for this packet (the
     LOG target logs and lets the table go on, so the table's verdict event follows its line)."""
     from sim.netfilter.iptables.save import rule_save
-
     from sim.netfilter.log import LogTarget
     from sim.netfilter.xtables import TableName
 

@@ -190,13 +190,15 @@ def index(
     source: Source, kernel: str, fix: str, title: str, world: World, run: Run | None, outcome: str
 ) -> Session:
     """Build every index the screen needs in one pass over the trace."""
+    from sim.report.conntrack_list import conntrack_line
+
     events = world.trace.events
     steps: dict[int, list[int]] = {}
     entries: list[tuple[int, str]] = []
     for i, e in enumerate(events):
         steps.setdefault(e.pid, []).append(i)
         if e.step is Step.CONNTRACK and e.ns == "host":
-            line = e.ct.entry if e.ct else None
+            line = conntrack_line(e.ct.entry, e.t) if e.ct and e.ct.entry else None
             if line:
                 entries.append((i, line))
     pids = sorted(steps, key=lambda p: (events[steps[p][0]].t, steps[p][0]))

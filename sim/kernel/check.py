@@ -29,7 +29,7 @@ from typing import Any
 from sim.kernel.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case
 from sim.kernel.netns import NetnsError, skip_reason
 from sim.kernel.testbed import Testbed, run_case
-from sim.scenario.case import CaseError, load_case_file, parse_case
+from sim.scenario.case import load_case_file, parse_case
 from sim.scenario.loader import InputError, builtin_cases, find_case
 
 FIELDS = ("ctstate", "window", "reason", "tcp_state", "fate", "delivered_as", "emitted")
@@ -40,20 +40,13 @@ Observations = list[dict[str, Any]]
 Replay = Callable[[dict[str, Any]], Observations]
 
 
-class CheckError(ValueError):
-    """Bad kernel-check input (unknown case, unreadable file); the message is one line."""
-
-
 # ---------------------------------------------------------------- the case library
 
 
 def load_case(ref: str) -> dict[str, Any]:
     """A built-in case name or a path to a JSON case file -> the validated case dict."""
-    try:
-        path = find_case(ref)
-        case = load_case_file(path)
-    except InputError as e:
-        raise CheckError(str(e)) from None
+    path = find_case(ref)
+    case = load_case_file(path)
     if not case.get("name"):
         case["name"] = path.stem
     return dict(case)
@@ -178,7 +171,7 @@ def model_replay() -> Replay:
     try:
         module = importlib.import_module("sim.scenario.replay")
     except ImportError as e:
-        raise CheckError(f"the model's replay is not available: {e}") from None
+        raise InputError(f"the model's replay is not available: {e}") from None
     replay: Replay = module.replay_case
     return replay
 
@@ -358,7 +351,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         cases = list(_selected(args))
         replay = model_replay()
-    except CheckError as e:
+    except InputError as e:
         return _fail(str(e))
     reason = skip_reason()
     if reason is not None:
@@ -369,7 +362,7 @@ def main(args: argparse.Namespace) -> int:
             results = check_cases(cases, replay, kernel, out_dir)
             if args.fuzz:
                 results += fuzz(args.fuzz, args.seed, replay, kernel, out_dir)
-    except (NetnsError, CaseError, CheckError, ValueError) as e:
+    except (NetnsError, ValueError) as e:
         return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
     if args.json:
         print(json.dumps(report_json(results)))

@@ -18,10 +18,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sim.kernel.check import CheckError, KernelRunner, load_case
+from sim.kernel.check import KernelRunner, load_case
 from sim.kernel.netns import NetnsError, skip_reason
 from sim.scenario.case import CaseError
-from sim.scenario.loader import builtin_cases
+from sim.scenario.loader import InputError, builtin_cases
 
 DEFAULT_OUT = Path("tests/kernel/observed")
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         cases = [load_case(ref) for ref in refs]
-    except CheckError as e:
+    except InputError as e:
         print(f"record: {e}", file=sys.stderr)
         return 2
     reason = skip_reason()

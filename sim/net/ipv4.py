@@ -14,7 +14,7 @@ from sim.net.netns import RouteType
 from sim.net.tcp_ipv4 import inet_lookup, socket_name, tcp_v4_send_reset
 from sim.netfilter.core import nf_hook_slow
 from sim.skb import Hook, Skb
-from sim.trace import Step, Why
+from sim.trace import Step, TraceVerdict, Why
 
 if TYPE_CHECKING:
     from sim.net.netns import Namespace
@@ -39,7 +39,7 @@ def ip_rcv(w: World, ns: Namespace, skb: Skb) -> None:
                 step=Step.ROUTE,
                 why=Why.ROUTE_LOCAL,
                 ns=ns,
-                verdict="LOCAL",
+                verdict=TraceVerdict.LOCAL,
                 before=skb.pkt,
                 skb=skb,
             )
@@ -51,7 +51,7 @@ def ip_rcv(w: World, ns: Namespace, skb: Skb) -> None:
                 step=Step.ROUTE,
                 why=Why.ROUTE_FORWARD,
                 ns=ns,
-                verdict="FORWARD",
+                verdict=TraceVerdict.FORWARD,
                 before=skb.pkt,
                 skb=skb,
                 detail=res.dev,
@@ -60,7 +60,15 @@ def ip_rcv(w: World, ns: Namespace, skb: Skb) -> None:
     else:
         if w.trace.enabled:
             why = Why.NO_ROUTE if res.type is RouteType.UNREACHABLE else Why.NOT_FORWARDING
-            w.event(pid=skb.pid, step=Step.DROP, why=why, ns=ns, verdict="DROP", before=skb.pkt, skb=skb)
+            w.event(
+                pid=skb.pid,
+                step=Step.DROP,
+                why=why,
+                ns=ns,
+                verdict=TraceVerdict.DROP,
+                before=skb.pkt,
+                skb=skb,
+            )
 
 
 def ip_local_deliver(w: World, ns: Namespace, skb: Skb) -> None:
@@ -81,7 +89,7 @@ def tcp_v4_rcv(w: World, ns: Namespace, skb: Skb) -> None:
                 step=Step.SOCKET,
                 why=Why.SOCKET_FOUND,
                 ns=ns,
-                verdict="SOCKET",
+                verdict=TraceVerdict.SOCKET,
                 before=pkt,
                 skb=skb,
                 detail=socket_name(ns.sockets, pkt),
@@ -90,16 +98,36 @@ def tcp_v4_rcv(w: World, ns: Namespace, skb: Skb) -> None:
         return
     if w.trace.enabled:
         w.event(
-            pid=skb.pid, step=Step.SOCKET, why=Why.NO_SOCKET, ns=ns, verdict="NO_SOCKET", before=pkt, skb=skb
+            pid=skb.pid,
+            step=Step.SOCKET,
+            why=Why.NO_SOCKET,
+            ns=ns,
+            verdict=TraceVerdict.NO_SOCKET,
+            before=pkt,
+            skb=skb,
         )
     if not ns.reset_unknown:
         if w.trace.enabled:
-            w.event(pid=skb.pid, step=Step.DROP, why=Why.FIREWALL, ns=ns, verdict="DROP", before=pkt, skb=skb)
+            w.event(
+                pid=skb.pid,
+                step=Step.DROP,
+                why=Why.FIREWALL,
+                ns=ns,
+                verdict=TraceVerdict.DROP,
+                before=pkt,
+                skb=skb,
+            )
         return
     if pkt.bad_checksum:
         if w.trace.enabled:
             w.event(
-                pid=skb.pid, step=Step.DROP, why=Why.BAD_CHECKSUM, ns=ns, verdict="DROP", before=pkt, skb=skb
+                pid=skb.pid,
+                step=Step.DROP,
+                why=Why.BAD_CHECKSUM,
+                ns=ns,
+                verdict=TraceVerdict.DROP,
+                before=pkt,
+                skb=skb,
             )
         return
     rst = tcp_v4_send_reset(pkt)
@@ -110,7 +138,7 @@ def tcp_v4_rcv(w: World, ns: Namespace, skb: Skb) -> None:
                 step=Step.RST,
                 why=Why.NO_RST_FOR_RST,
                 ns=ns,
-                verdict="NO_RST",
+                verdict=TraceVerdict.NO_RST,
                 before=pkt,
                 skb=skb,
             )
@@ -127,7 +155,7 @@ def ip_forward(w: World, ns: Namespace, skb: Skb, dev: str, nexthop: str) -> Non
                 step=Step.DROP,
                 why=Why.TTL_EXCEEDED,
                 ns=ns,
-                verdict="DROP",
+                verdict=TraceVerdict.DROP,
                 before=skb.pkt,
                 skb=skb,
             )
@@ -157,7 +185,7 @@ def ip_local_out(w: World, ns: Namespace, skb: Skb) -> None:
                 step=Step.DROP,
                 why=Why.NO_ROUTE_OUT,
                 ns=ns,
-                verdict="DROP",
+                verdict=TraceVerdict.DROP,
                 before=skb.pkt,
                 skb=skb,
             )

@@ -13,9 +13,7 @@ from sim.netfilter.xtables import Ruleset
 from sim.packet import in_subnet
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from sim.packet import Packet
+    pass
 
 
 class DevKind(Enum):
@@ -40,8 +38,6 @@ class Device:
     loss: float = 0.0
     duplicate: float = 0.0
     reorder: float = 0.0
-    # extra delay for one packet on its way out (a scenario trigger holding a segment back)
-    hold: Callable[[Packet, int], float] | None = None  # (packet, its pid) -> seconds
 
 
 class RouteType(Enum):

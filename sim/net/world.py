@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import networkx as nx
 
@@ -23,7 +22,7 @@ from sim.net.tcp_ipv4 import socket_name
 from sim.netfilter.core import Net, NfHookState
 from sim.packet import Packet
 from sim.skb import Hook, Skb
-from sim.trace import Step, Trace, TraceEvent, Why
+from sim.trace import Step, Trace, TraceEvent, TraceVerdict, Why
 
 
 @dataclass(slots=True)
@@ -61,6 +60,19 @@ class Capture:
     records: list[tuple[float, str, Packet, int]] = field(default_factory=list)
 
 
+class Trigger(Protocol):
+    """Something a scenario makes happen mid-run (``sim.scenario.scenario``'s late-ack and
+    beyond-window); the world runs it at two points."""
+
+    def delay(self, ns: str, dev: str, pkt: Packet, pid: int) -> float:
+        """Extra seconds packet ``pid`` spends on the link out of ``ns``/``dev`` (0: none)."""
+        ...
+
+    def after_socket(self, w: World) -> None:
+        """Runs after each segment a socket took (its timers armed and its answer sent)."""
+        ...
+
+
 class World:
     """Namespaces, links, the clock, the RNG and the trace."""
 
@@ -75,8 +87,7 @@ class World:
         self.capturing = True  # off: no capture records (a streaming replay keeps memory flat)
         self._next_pid = 0
         self.crossings = 0  # packets counted once per namespace they pass (bench)
-        # called after a socket took a segment (and its timer was armed): a scenario's triggers
-        self.on_socket: Callable[[Namespace, Any], None] | None = None
+        self.triggers: list[Trigger] = []  # a scenario's triggers, run by xmit and deliver_to_socket
         self._armed: dict[int, float] = {}  # id(socket) -> the deadline its poll is scheduled for
         self._contexts: dict[str, NsContext] = {}
         self._hook_states: dict[tuple[str, Hook], NfHookState] = {}
@@ -139,7 +150,7 @@ class World:
         step: Step,
         why: Why,
         ns: Namespace,
-        verdict: str,
+        verdict: TraceVerdict,
         before: Packet,
         skb: Skb | None = None,
         dev: str | None = None,
@@ -173,7 +184,7 @@ class World:
                     step=Step.LOG,
                     why=Why.LOG,
                     ns=net.name,
-                    verdict="LOG",
+                    verdict=TraceVerdict.LOG,
                     detail=line,
                 )
             )
@@ -185,7 +196,13 @@ class World:
         ns = self.namespaces[ns_name]
         if self.trace.enabled:
             self.event(
-                pid=pid, step=Step.SEND, why=Why.CRAFTED, ns=ns, verdict="SEND", before=pkt, dev=dev_name
+                pid=pid,
+                step=Step.SEND,
+                why=Why.CRAFTED,
+                ns=ns,
+                verdict=TraceVerdict.SEND,
+                before=pkt,
+                dev=dev_name,
             )
         self.xmit(ns, dev_name, pkt, pid, pkt.dst)
         return pid
@@ -196,7 +213,9 @@ class World:
         ns = self.namespaces[ns_name]
         self.crossings += 1
         if self.trace.enabled:
-            self.event(pid=pid, step=Step.SEND, why=Why.STACK_SENDS, ns=ns, verdict="SEND", before=pkt)
+            self.event(
+                pid=pid, step=Step.SEND, why=Why.STACK_SENDS, ns=ns, verdict=TraceVerdict.SEND, before=pkt
+            )
         ip_local_out(self, ns, Skb(pkt, pid=pid))
         return pid
 
@@ -205,8 +224,10 @@ class World:
         ns = self.namespaces[net.name]
         pid = self.new_pid()
         if self.trace.enabled:
-            self.event(pid=cause, step=Step.RST, why=why, ns=ns, verdict="RST", before=pkt)
-            self.event(pid=pid, step=Step.SEND, why=why, ns=ns, verdict="SEND", before=pkt, cause=cause)
+            self.event(pid=cause, step=Step.RST, why=why, ns=ns, verdict=TraceVerdict.RST, before=pkt)
+            self.event(
+                pid=pid, step=Step.SEND, why=why, ns=ns, verdict=TraceVerdict.SEND, before=pkt, cause=cause
+            )
         ip_local_out(self, ns, Skb(pkt, pid=pid))
         return pid
 
@@ -225,7 +246,7 @@ class World:
                         step=Step.DROP,
                         why=Why.NEIGH_UNRESOLVED,
                         ns=ns,
-                        verdict="DROP",
+                        verdict=TraceVerdict.DROP,
                         before=pkt,
                         dev=dev_name,
                         detail=nexthop,
@@ -237,7 +258,7 @@ class World:
                     step=Step.BRIDGE,
                     why=Why.BRIDGE_OUT,
                     ns=ns,
-                    verdict="OUT",
+                    verdict=TraceVerdict.OUT,
                     before=pkt,
                     dev=port,
                     detail=dev_name,
@@ -248,24 +269,44 @@ class World:
         if dev.peer is None:
             if self.trace.enabled:
                 self.event(
-                    pid=pid, step=Step.DROP, why=Why.NO_LINK, ns=ns, verdict="DROP", before=pkt, dev=dev.name
+                    pid=pid,
+                    step=Step.DROP,
+                    why=Why.NO_LINK,
+                    ns=ns,
+                    verdict=TraceVerdict.DROP,
+                    before=pkt,
+                    dev=dev.name,
                 )
             return
         if self.trace.enabled:
-            self.event(pid=pid, step=Step.XMIT, why=Why.XMIT, ns=ns, verdict="XMIT", before=pkt, dev=dev.name)
+            self.event(
+                pid=pid,
+                step=Step.XMIT,
+                why=Why.XMIT,
+                ns=ns,
+                verdict=TraceVerdict.XMIT,
+                before=pkt,
+                dev=dev.name,
+            )
         copies = 1
         if dev.loss and self.rng.random() < dev.loss:
             if self.trace.enabled:
                 self.event(
-                    pid=pid, step=Step.DROP, why=Why.LOST, ns=ns, verdict="DROP", before=pkt, dev=dev.name
+                    pid=pid,
+                    step=Step.DROP,
+                    why=Why.LOST,
+                    ns=ns,
+                    verdict=TraceVerdict.DROP,
+                    before=pkt,
+                    dev=dev.name,
                 )
             return
         if dev.duplicate and self.rng.random() < dev.duplicate:
             copies = 2
         for _ in range(copies):
             delay = dev.delay + (self.rng.uniform(0, dev.jitter) if dev.jitter else 0.0)
-            if dev.hold is not None:
-                delay += dev.hold(pkt, pid)
+            for trigger in self.triggers:
+                delay += trigger.delay(ns.name, dev.name, pkt, pid)
             if dev.reorder and self.rng.random() < dev.reorder:
                 delay += dev.delay or 0.001
             self.clock.schedule(delay, self.netif_receive, dev.peer[0], dev.peer[1], pkt, pid)
@@ -288,7 +329,15 @@ class World:
         if self.capturing:
             self.captures[(ns_name, dev_name)].records.append((self.clock.now, "in", pkt, pid))
         if self.trace.enabled:
-            self.event(pid=pid, step=Step.RECV, why=Why.RECV, ns=ns, verdict="RECV", before=pkt, dev=dev_name)
+            self.event(
+                pid=pid,
+                step=Step.RECV,
+                why=Why.RECV,
+                ns=ns,
+                verdict=TraceVerdict.RECV,
+                before=pkt,
+                dev=dev_name,
+            )
         dev = ns.devices[dev_name]
         skb = Skb(pkt, indev=dev_name, pid=pid)
         if dev.master is not None:
@@ -302,7 +351,7 @@ class World:
                     step=Step.BRIDGE,
                     why=Why.BRIDGE_UP,
                     ns=ns,
-                    verdict="UP",
+                    verdict=TraceVerdict.UP,
                     before=pkt,
                     skb=skb,
                     detail=dev_name,
@@ -314,7 +363,7 @@ class World:
                     step=Step.DELIVER,
                     why=Why.CAPTURED,
                     ns=ns,
-                    verdict="CAPTURED",
+                    verdict=TraceVerdict.CAPTURED,
                     before=pkt,
                     skb=skb,
                 )
@@ -329,15 +378,15 @@ class World:
                 step=Step.DELIVER,
                 why=Why.DELIVERED,
                 ns=ns,
-                verdict="DELIVERED",
+                verdict=TraceVerdict.DELIVERED,
                 before=pkt,
                 detail=socket_name(ns.sockets, pkt),
             )
         for out in sk.receive(pkt, self.clock.now):
             self.send(ns.name, out)
         self.arm(ns.name, sk)
-        if self.on_socket is not None:
-            self.on_socket(ns, sk)
+        for trigger in self.triggers:
+            trigger.after_socket(self)
 
     def arm(self, ns_name: str, sk: Any) -> None:
         """Schedule the socket's timers (retransmission, delayed ACK, ...): ``sk.poll`` runs at

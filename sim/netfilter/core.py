@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from sim.netfilter.hooks import NfVerdict
 from sim.netfilter.xtables import HOOK_CHAIN
 from sim.skb import Hook
-from sim.trace import Step, TraceEvent, Why
+from sim.trace import Step, TraceEvent, TraceVerdict, Why
 
 if TYPE_CHECKING:
     import random
@@ -146,7 +146,7 @@ def _stopped(skb: Skb, state: NfHookState, ops: NfHookOps, verdict: NfVerdict) -
             dev=skb.outdev if hook in (Hook.POST_ROUTING, Hook.LOCAL_OUT) else skb.indev,
             hook=HOOK_CHAIN[hook],
             priority=ops.priority,
-            verdict=verdict.name,
+            verdict=TraceVerdict[verdict.name],
             before=skb.pkt,
             detail=ops.name,
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sim.netfilter import nat
-from sim.netfilter.conntrack import IPS_SRC_NAT, format_conntrack
+from sim.netfilter.conntrack import IPS_SRC_NAT
 from sim.netfilter.core import NfHookOps, NfHookState
 from sim.netfilter.hooks import NfVerdict, Priority
 from sim.netfilter.log import LogTarget, log_line
@@ -28,7 +28,7 @@ from sim.netfilter.xtables import (
     ipt_do_table,
 )
 from sim.skb import CtInfo, Hook, Skb
-from sim.trace import ConntrackInfo, NatBinding, Step, TraceEvent, Why
+from sim.trace import ConntrackInfo, CtEntry, NatBinding, Step, TraceEvent, TraceVerdict, Why
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -62,7 +62,7 @@ def conntrack_in(skb: Skb, state: NfHookState) -> NfVerdict:
     if w.trace.enabled:
         tcp = res.tcp
         ctstate = ctstate_of(skb)
-        window = res.window.name if res.window is not None else None
+        window = TraceVerdict[res.window.name] if res.window is not None else None
         w.trace.add(
             TraceEvent(
                 t=w.now,
@@ -73,7 +73,7 @@ def conntrack_in(skb: Skb, state: NfHookState) -> NfVerdict:
                 dev=skb.indev or skb.outdev,
                 hook=HOOK_CHAIN[hook],
                 priority=int(Priority.CONNTRACK),
-                verdict=window or "DROP",
+                verdict=window or TraceVerdict.DROP,
                 before=before,
                 ct=ConntrackInfo(
                     ctstate=_primary_state(ctstate),
@@ -86,18 +86,30 @@ def conntrack_in(skb: Skb, state: NfHookState) -> NfVerdict:
                     created=res.created,
                     snat=skb.ct is not None and bool(skb.ct.status & IPS_SRC_NAT),
                     direction=_direction(skb, tcp),
-                    entry=_entry_line(table, before, w.now),
+                    entry=_entry(table, before, w.now),
                 ),
             )
         )
     return res.verdict
 
 
-def _entry_line(table: ConntrackTable, pkt: Packet, now: float) -> str | None:
-    """The ``conntrack -L`` line of the packet's connection right after conntrack ran (also
-    for an INVALID packet, whose entry stays in the table; None for an unconfirmed one)."""
+def _entry(table: ConntrackTable, pkt: Packet, now: float) -> CtEntry | None:
+    """The packet's connection right after conntrack ran (also for an INVALID packet, whose
+    entry stays in the table; None for an unconfirmed one), as ``conntrack -L`` would list it."""
     hit = table.find((pkt.src, pkt.sport, pkt.dst, pkt.dport), now)
-    return format_conntrack(hit[0], now) if hit is not None else None
+    if hit is None:
+        return None
+    ct = hit[0]
+    original, reply = ct.tuples
+    return CtEntry(
+        original=original,
+        reply=reply,
+        state=ct.state_name(),
+        expires=ct.timeout,
+        seen_reply=ct.seen_reply,
+        assured=ct.assured,
+        mark=ct.mark,
+    )
 
 
 def _direction(skb: Skb, tcp: TcpResult | None) -> str | None:
@@ -136,7 +148,7 @@ def confirm(skb: Skb, state: NfHookState) -> NfVerdict:
                 dev=skb.outdev or skb.indev,
                 hook=HOOK_CHAIN[hook],
                 priority=int(Priority.CONNTRACK_CONFIRM),
-                verdict=verdict.name,
+                verdict=TraceVerdict[verdict.name],
                 before=skb.pkt,
             )
         )
@@ -152,7 +164,7 @@ def nat_hook(skb: Skb, state: NfHookState) -> NfVerdict:
     before = skb.pkt
     if ct is None:
         if w.trace.enabled:
-            _nat_event(state, skb, prio, Why.NAT_SKIP, "SKIP", before)
+            _nat_event(state, skb, prio, Why.NAT_SKIP, TraceVerdict.SKIP, before)
         return NfVerdict.ACCEPT
     binding = None
     if skb.ctinfo == CtInfo.NEW and not nat.nf_nat_initialized(ct, manip):
@@ -174,7 +186,7 @@ def nat_hook(skb: Skb, state: NfHookState) -> NfVerdict:
     skb.pkt = nat.nf_nat_packet(ct, direction, hook, skb.pkt)
     changed = skb.pkt is not before
     if w.trace.enabled:
-        verdict = "TRANSLATED" if changed else "UNCHANGED"
+        verdict = TraceVerdict.TRANSLATED if changed else TraceVerdict.UNCHANGED
         _nat_event(state, skb, prio, Why.NAT, verdict, before, after=skb.pkt, binding=binding)
     return NfVerdict.ACCEPT
 
@@ -184,7 +196,7 @@ def _nat_event(
     skb: Skb,
     prio: int,
     why: Why,
-    verdict: str,
+    verdict: TraceVerdict,
     before: Packet,
     *,
     after: Packet | None = None,
@@ -225,7 +237,7 @@ def _table_event(state: NfHookState, skb: Skb, prio: int, table: TableName, resu
             table=table.value,
             chain=result.chain,
             rule=result.rulenum,
-            verdict=result.verdict.name,
+            verdict=TraceVerdict[result.verdict.name],
             before=skb.pkt,
             detail=result.nat.kind.value if result.nat else None,
         )

@@ -23,11 +23,9 @@ from typing import BinaryIO
 
 from sim.packet import (
     SEQ_MASK,
+    TCP_FLAG_LETTERS,
     TCPHDR_ACK,
-    TCPHDR_CWR,
-    TCPHDR_ECE,
     TCPHDR_FIN,
-    TCPHDR_PSH,
     TCPHDR_RST,
     TCPHDR_SYN,
     TCPHDR_URG,
@@ -50,19 +48,6 @@ from sim.wire import (
 )
 
 # ---------------------------------------------------------------- tcpdump text
-
-# tcp_flag_values[] in print-tcp.c, in its order: bittok2str_nosep() walks the table and
-# concatenates the letter of every bit that is set, or prints "none" when no bit is.
-TCP_FLAG_VALUES: tuple[tuple[int, str], ...] = (
-    (TCPHDR_FIN, "F"),
-    (TCPHDR_SYN, "S"),
-    (TCPHDR_RST, "R"),
-    (TCPHDR_PSH, "P"),
-    (TCPHDR_ACK, "."),
-    (TCPHDR_URG, "U"),
-    (TCPHDR_ECE, "E"),
-    (TCPHDR_CWR, "W"),
-)
 
 # tcp_print()'s payload dispatch after "length N", in its order (the first entry naming the
 # source or destination port wins), with what each printer prints for the all-zero payload
@@ -201,7 +186,8 @@ def tcpdump_line(
     length = pkt.payload_len
     parts = [
         f"{ts_print(t, base)} IP {pkt.src}.{pkt.sport} > {pkt.dst}.{pkt.dport}: Flags ["
-        + ("".join(letter for bit, letter in TCP_FLAG_VALUES if flags & bit) or "none")
+        # bittok2str_nosep() over tcp_flag_values[]: every set bit's letter, or "none"
+        + ("".join(letter for bit, _, letter in TCP_FLAG_LETTERS if flags & bit) or "none")
         + "]"
     ]
     if length > 0 or flags & (TCPHDR_SYN | TCPHDR_FIN | TCPHDR_RST):

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sim.packet import Packet
-from sim.trace import ConntrackInfo, TraceEvent, Why
+from sim.trace import ConntrackInfo, TraceEvent, TraceVerdict, Why
 
 _STOPPED = {
-    "DROP": "dropped the packet",
-    "STOLEN": "stole the packet (NF_STOLEN): it goes no further here",
-    "QUEUE": "queued the packet (NF_QUEUE); no queue handler, so nf_queue freed it",
+    TraceVerdict.DROP: "dropped the packet",
+    TraceVerdict.STOLEN: "stole the packet (NF_STOLEN): it goes no further here",
+    TraceVerdict.QUEUE: "queued the packet (NF_QUEUE); no queue handler, so nf_queue freed it",
 }
 
 
@@ -30,9 +30,8 @@ def _tcp_reset(e: TraceEvent) -> str:
 
 
 def _stopped(e: TraceEvent) -> str:
-    what = _STOPPED.get(
-        e.verdict or "", f"returned {e.verdict}: WARN_ON_ONCE in nf_hook_slow, the packet stops"
-    )
+    assert e.verdict is not None
+    what = _STOPPED.get(e.verdict, f"returned {e.verdict}: WARN_ON_ONCE in nf_hook_slow, the packet stops")
     return f"{e.detail} at {e.hook} (priority {e.priority}) {what}"
 
 
@@ -47,7 +46,7 @@ def _conntrack(e: TraceEvent) -> str:
             f"INVALID: {reason or 'no log line'}. The packet goes on without a conntrack entry, "
             "so NAT will not touch it."
         )
-    if window == "IGNORE":
+    if window is TraceVerdict.IGNORE:
         return f"IGNORE: {reason}. The entry stays attached; state and window are left as they were."
     return "a new connection (unconfirmed entry)" if ct.created else "matches a tracked connection"
 
@@ -56,7 +55,7 @@ def _nat(e: TraceEvent) -> str:
     if e.nat is not None:
         r_src, r_sport, r_dst, r_dport = e.nat.reply
         return f"{e.nat.kind} binds the connection: replies come to {r_dst}:{r_dport} from {r_src}:{r_sport}"
-    if e.verdict == "TRANSLATED":
+    if e.verdict is TraceVerdict.TRANSLATED:
         return "translated by the connection's binding"
     return "the binding does not change this direction"
 

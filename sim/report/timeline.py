@@ -14,7 +14,7 @@ from sim.packet import TCPHDR_RST, format_flags
 from sim.report.capture import write_pcap
 from sim.report.sentences import say
 from sim.scenario.scenario import Run
-from sim.trace import Step, TraceEvent
+from sim.trace import Step, TraceEvent, TraceVerdict
 
 CAPTURE_POINTS = (("host", "eth0", "host-eth0.pcap"), ("ctr", "eth0", "ctr-eth0.pcap"))
 
@@ -99,7 +99,7 @@ def render(run: Run) -> str:
             for e in tr.events
             if e.ct is not None
             and e.ns == "host"
-            and e.ct.window in ("IGNORE", "INVALID")
+            and e.ct.window in (TraceVerdict.IGNORE, TraceVerdict.INVALID)
             and e.hook == "PREROUTING"
         }
     )

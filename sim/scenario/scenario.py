@@ -189,16 +189,19 @@ def load_scenario(ref: str) -> Scenario:
 
 
 class _Remote:
-    """The far end: a server endpoint behind the scenario's ``[remote]`` policy."""
+    """The far end: a server endpoint behind the scenario's ``[remote]`` policy. A middlebox
+    that accepts any RST forgets the connection: the listener goes from ``listeners``."""
 
-    def __init__(self, endpoint: TcpEndpoint, accept_any_rst: bool) -> None:
+    def __init__(self, endpoint: TcpEndpoint, accept_any_rst: bool, listeners: dict[int, Any]) -> None:
         self.endpoint = endpoint
         self.accept_any_rst = accept_any_rst
+        self.listeners = listeners
         self.torn_down_at: float | None = None
 
     def receive(self, pkt: Packet, now: float) -> list[Packet]:
         if self.accept_any_rst and pkt.flags & TCPHDR_RST and self.endpoint.state is not EndpointState.LISTEN:
-            self.torn_down_at = now  # the middlebox forgets the connection
+            self.torn_down_at = now
+            self.listeners.pop(self.endpoint.local[1], None)
             return []
         return self.endpoint.receive(pkt, now)
 
@@ -228,52 +231,62 @@ class Run:
         return self.client.bytes_acked >= self.scenario.upload_bytes
 
 
-class _Driver:
-    """Fires the triggers."""
+class _LateAck:
+    """The article's trigger: once the remote has received ``after_bytes``, its uplink holds
+    the next bare ACK back ``hold`` seconds, so the ACK reaches the host after later ones."""
 
-    def __init__(self, w: World, sc: Scenario, client: TcpEndpoint, remote: _Remote) -> None:
-        self.w, self.sc, self.client, self.remote = w, sc, client, remote
-        self.pending = list(sc.triggers)
-        self.fired: list[tuple[float, str, int]] = []
-        self.held_ack: int | None = None
+    def __init__(self, t: Trigger, w: World, remote: _Remote, fired: list[tuple[float, str, int]]) -> None:
+        self.t, self.clock, self.remote, self.fired, self.done = t, w.clock, remote, fired, False
 
-    def check_triggers(self) -> None:
-        """Fire the beyond-window trigger once the upload has passed its mark."""
-        for t in list(self.pending):
-            if t.kind == "beyond-window" and self.remote.endpoint.bytes_received >= t.after_bytes:
-                self.pending.remove(t)
-                if self.remote.torn_down_at is not None:
-                    continue
-                ep = self.remote.endpoint
-                pkt = Packet(
-                    ep.local[0],
-                    ep.remote[0],
-                    ep.local[1],
-                    ep.remote[1],
-                    (ep.snd_nxt + t.offset) & SEQ_MASK,
-                    ep.rcv_nxt,
-                    TCPHDR_ACK,
-                    502,
-                    100,
-                )
-                pid = self.w.send("remote", pkt)
-                self.fired.append((self.w.clock.now, t.kind, pid))
+    def delay(self, ns: str, dev: str, pkt: Packet, pid: int) -> float:
+        if (
+            self.done
+            or (ns, dev) != ("remote", "eth0")
+            or not pkt.flags & TCPHDR_ACK
+            or pkt.payload_len
+            or self.remote.endpoint.bytes_received < self.t.after_bytes
+        ):
+            return 0.0
+        self.done = True
+        self.fired.append((self.clock.now, self.t.kind, pid))
+        return self.t.hold
 
-    def hold(self, pkt: Packet, pid: int) -> float:
-        """The uplink's extra delay for one remote ACK (the late-ack trigger)."""
-        if self.held_ack is None:
-            for t in self.pending:
-                if (
-                    t.kind == "late-ack"
-                    and pkt.flags & TCPHDR_ACK
-                    and pkt.payload_len == 0
-                    and self.remote.endpoint.bytes_received >= t.after_bytes
-                ):
-                    self.pending.remove(t)
-                    self.held_ack = pkt.ack
-                    self.fired.append((self.w.clock.now, t.kind, pid))
-                    return t.hold
+    def after_socket(self, w: World) -> None:
+        pass
+
+
+class _BeyondWindow:
+    """Once the remote has received ``after_bytes``, it sends one segment starting ``offset``
+    past its snd_nxt (unless the middlebox has forgotten the connection)."""
+
+    def __init__(self, t: Trigger, w: World, remote: _Remote, fired: list[tuple[float, str, int]]) -> None:
+        self.t, self.remote, self.fired, self.done = t, remote, fired, False
+
+    def delay(self, ns: str, dev: str, pkt: Packet, pid: int) -> float:
         return 0.0
+
+    def after_socket(self, w: World) -> None:
+        ep = self.remote.endpoint
+        if self.done or ep.bytes_received < self.t.after_bytes:
+            return
+        self.done = True
+        if self.remote.torn_down_at is not None:
+            return
+        pkt = Packet(
+            ep.local[0],
+            ep.remote[0],
+            ep.local[1],
+            ep.remote[1],
+            (ep.snd_nxt + self.t.offset) & SEQ_MASK,
+            ep.rcv_nxt,
+            TCPHDR_ACK,
+            502,
+            100,
+        )
+        self.fired.append((w.clock.now, self.t.kind, w.send("remote", pkt)))
+
+
+_TRIGGERS: dict[str, type[_LateAck | _BeyondWindow]] = {"late-ack": _LateAck, "beyond-window": _BeyondWindow}
 
 
 def run_scenario(sc: Scenario, trace: bool = True) -> Run:
@@ -299,19 +312,12 @@ def run_scenario(sc: Scenario, trace: bool = True) -> Run:
     server = TcpEndpoint(
         (remote_ip, sc.dport), ("0.0.0.0", 0), Role.SERVER, isn=w.rng.getrandbits(32), rng=w.rng, options=opts
     )
-    remote = _Remote(server, sc.remote_rst == "any")
+    remote = _Remote(server, sc.remote_rst == "any", remote_ns.listeners)
     ctr_ns.sockets[(ctr_ip, sc.sport, remote_ip, sc.dport)] = client
     remote_ns.listeners[sc.dport] = remote
     remote_ns.reset_unknown = sc.remote_unknown == "rst"
-    driver = _Driver(w, sc, client, remote)
-
-    def activity(ns: Any, sk: Any) -> None:
-        if remote.torn_down_at is not None and isinstance(sk, _Remote):
-            remote_ns.listeners.pop(sc.dport, None)
-        driver.check_triggers()
-
-    w.on_socket = activity
-    remote_ns.devices["eth0"].hold = driver.hold
+    fired: list[tuple[float, str, int]] = []
+    w.triggers.extend(_TRIGGERS[t.kind](t, w, remote, fired) for t in sc.triggers)
     syn = client.connect(w.clock.now)
     client.send(sc.upload_bytes)
     for pkt in syn:
@@ -324,4 +330,4 @@ def run_scenario(sc: Scenario, trace: bool = True) -> Run:
     rsts = [
         e.pid for e in w.trace.events if e.step.value == "send" and e.cause is not None and e.ns == "host"
     ]
-    return Run(sc, w, client, remote, driver.fired, rsts)
+    return Run(sc, w, client, remote, fired, rsts)

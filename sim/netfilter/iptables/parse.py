@@ -1,4 +1,5 @@
-"""libxtables' value parsers (``xtables_ipparse_any``, ``xtables_parse_port``, ...) and the
+"""libxtables' value parsers (``xtables_ipparse_any``, ``xtables_parse_port``, ...), its
+``xtables_save_string`` and the
 one error type of the iptables tools: each raises :class:`RuleError` naming the option and value."""
 
 from __future__ import annotations
@@ -41,6 +42,14 @@ def _ports(opt: str, text: str) -> tuple[int, int]:
     if ports[0] > ports[1]:
         raise RuleError(f"{opt} {text!r}: invalid portrange (min > max)")
     return ports
+
+
+def xtables_save_string(value: str) -> str:
+    """``xtables_save_string()``: quote unless only ``[A-Za-z0-9_-]``; escape ``" \\ '``."""
+    if value and all(c.isascii() and (c.isalnum() or c in "_-") for c in value):
+        return f" {value}"
+    escaped = "".join("\\" + c if c in "\"\\'" else c for c in value)
+    return f' "{escaped}"'
 
 
 # What an extension's builder gets: option -> (inverted, arguments); each builder consumes its own.

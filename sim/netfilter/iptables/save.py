@@ -3,27 +3,28 @@
 Column layout from print_header(), print_rule_details(), print_fragment(), print_ifaces() and
 print_ipv4_addresses() (xshared.c) and print_firewall() (iptables.c); numbers from
 xtables_print_num() (libxtables/xtables.c); rule text from print_rule4() (iptables.c) and
-save_ipv4_addr()/save_rule_details() (xshared.c); each extension's text from its libxt_*.c
-print/save function, named below. Lines keep the real tools' trailing spaces.
+save_ipv4_addr()/save_rule_details() (xshared.c); each extension's text from its print/save
+function, next to its parser in ext/ as in its libxt_*.c. Lines keep the real tools' trailing spaces.
 Modelled on iptables 1.8.x, which prints protocol 0 as "all" (xtables_chain_protos[]).
 """
 
 from __future__ import annotations
 
+from sim.netfilter.iptables.ext.addrtype import addrtype_print, addrtype_save
+from sim.netfilter.iptables.ext.conntrack import conntrack_print, conntrack_save
+from sim.netfilter.iptables.ext.limit import limit_print, limit_save
+from sim.netfilter.iptables.ext.log import log_print, log_save
+from sim.netfilter.iptables.ext.nat import nat_print
+from sim.netfilter.iptables.ext.reject import reject_print, reject_save
+from sim.netfilter.iptables.ext.tcp import tcp_print, tcp_save
 from sim.netfilter.log import LogTarget
 from sim.netfilter.reject import RejectTarget
 from sim.netfilter.xtables import (
-    XT_LIMIT_BURST,
-    XT_LIMIT_SCALE,
     Chain,
     ConntrackMatch,
-    CtState,
     InvFlag,
     JumpTarget,
     LimitMatch,
-    NatKind,
-    NatRange,
-    NatRangeFlag,
     NatTarget,
     Rule,
     Ruleset,
@@ -33,21 +34,9 @@ from sim.netfilter.xtables import (
     XtMatch,
     XtTarget,
 )
-from sim.packet import TcpFlag, int_to_ip
+from sim.packet import int_to_ip
 
 _PROTO_NAMES = {0: "all", 6: "tcp", 17: "udp", 1: "icmp"}
-# libxt_tcp.c tcp_flag_names[]
-_TCP_FLAG_NAMES = tuple((flag.name or "", int(flag)) for flag in TcpFlag if flag <= TcpFlag.URG)
-_REJECT_NAMES = {
-    0: "icmp-net-unreachable",
-    1: "icmp-host-unreachable",
-    2: "icmp-proto-unreachable",
-    3: "icmp-port-unreachable",
-    5: "icmp-net-prohibited",
-    6: "icmp-host-prohibited",
-    7: "tcp-reset",
-    8: "icmp-admin-prohibited",
-}
 
 
 def xtables_print_num(number: int, *, kmg: bool = True, table: bool = True) -> str:
@@ -68,134 +57,30 @@ def _cidr(mask: int) -> int:
     return bin(mask).count("1")
 
 
-def _tcpf(flags: int) -> str:
-    """``print_tcpf()`` (libxt_tcp.c)."""
-    return ",".join(name for name, bit in _TCP_FLAG_NAMES if flags & bit) or "NONE"
-
-
-def _states(mask: CtState) -> str:
-    """``print_state()`` (libxt_conntrack.c): fixed order, comma-separated."""
-    order = (
-        CtState.INVALID,
-        CtState.NEW,
-        CtState.RELATED,
-        CtState.ESTABLISHED,
-        CtState.UNTRACKED,
-        CtState.SNAT,
-        CtState.DNAT,
-    )
-    return ",".join(s.name for s in order if mask & s and s.name)
-
-
-_RATES = (
-    ("day", XT_LIMIT_SCALE * 86400),
-    ("hour", XT_LIMIT_SCALE * 3600),
-    ("min", XT_LIMIT_SCALE * 60),
-    ("sec", XT_LIMIT_SCALE),
-)
-
-
-def _rate(period: int) -> str:
-    """``print_rate()`` (libxt_limit.c)."""
-    i = 1
-    while i < len(_RATES):
-        mult = _RATES[i][1]
-        if period > mult or mult // period < mult % period:
-            break
-        i += 1
-    name, mult = _RATES[i - 1]
-    return f"{mult // period}/{name}"
-
-
-def _nat_range(rng: NatRange) -> str:
-    """``sprint_range()`` (libxt_NAT.c)."""
-    text = ""
-    if rng.flags & NatRangeFlag.MAP_IPS:
-        text = rng.min_addr if rng.min_addr == rng.max_addr else f"{rng.min_addr}-{rng.max_addr}"
-    if rng.flags & NatRangeFlag.PROTO_SPECIFIED:
-        text += f":{rng.min_port}" + (f"-{rng.max_port}" if rng.max_port != rng.min_port else "")
-    return text
-
-
-def _nat_print(target: NatTarget, *, save: bool) -> str:
-    """``__NAT_print()`` with the rangeopt of SNAT/DNAT/MASQUERADE's PSX_GEN() lines."""
-    kind, rng = target.request.kind, target.request.range
-    text = _nat_range(rng)
-    out = ""
-    if text:
-        if kind is NatKind.MASQUERADE:
-            out = f" {'--to-ports ' if save else 'masq ports: '}{text[1:]}"
-        else:
-            opt = "--to-source " if kind is NatKind.SNAT else "--to-destination "
-            out = f" {opt if save else 'to:'}{text}"
-    pfx = "--" if save else ""
-    for flag, name in (
-        (NatRangeFlag.PROTO_RANDOM, "random"),
-        (NatRangeFlag.PROTO_RANDOM_FULLY, "random-fully"),
-        (NatRangeFlag.PERSISTENT, "persistent"),
-    ):
-        if rng.flags & flag:
-            out += f" {pfx}{name}"
-    return out
-
-
-def _save_string(value: str) -> str:
-    """``xtables_save_string()``: quote unless only ``[A-Za-z0-9_-]``; escape ``" \\ '``."""
-    if value and all(c.isascii() and (c.isalnum() or c in "_-") for c in value):
-        return f" {value}"
-    escaped = "".join("\\" + c if c in "\"\\'" else c for c in value)
-    return f' "{escaped}"'
-
-
 # ---------------------------------------------------------------------------------------------
-# Per-extension text: (name for "-m", -L text, save text).
+# Each extension's text comes from its module in ext/, as each libxt_*.c prints its own.
 
 
 def match_print(m: XtMatch) -> str:
-    """``-L -n`` text: tcp_print(), conntrack3_mt_print(), limit_print(), addrtype_print_v1()."""
+    """The match's ``-L -n`` text (its extension's print function)."""
     if isinstance(m, TcpMatch):
-        out = " tcp"
-        for name, (lo, hi), inv in (("spt", m.spts, m.inv_src), ("dpt", m.dpts, m.inv_dst)):
-            if (lo, hi) != (0, 0xFFFF) or inv:
-                bang = "!" if inv else ""
-                out += f" {name}:{bang}{lo}" if lo == hi else f" {name}s:{bang}{lo}:{hi}"
-        if m.flg_mask or m.inv_flags:
-            out += f" flags:{'!' if m.inv_flags else ''}0x{m.flg_mask:02X}/0x{m.flg_cmp:02X}"
-        return out
+        return tcp_print(m)
     if isinstance(m, ConntrackMatch):
-        return f"{' !' if m.invert else ''} {'state' if m.alias_state else 'ctstate'} {_states(m.state_mask)}"
+        return conntrack_print(m)
     if isinstance(m, LimitMatch):
-        return f" limit: avg {_rate(m.avg)} burst {m.burst}"
-    out = " ADDRTYPE match"
-    if m.source:
-        out += f" src-type {'!' if m.invert_source else ''}LOCAL"
-    if m.dest:
-        out += f" dst-type {'!' if m.invert_dest else ''}LOCAL"
-    return out
+        return limit_print(m)
+    return addrtype_print(m)
 
 
 def match_save(m: XtMatch) -> str:
-    """``-m NAME`` + tcp_save(), conntrack3_mt_save() (or ``state``), limit_save(), addrtype_save_v1()."""
+    """``-m NAME`` and the match's options (its extension's save function)."""
     if isinstance(m, TcpMatch):
-        out = " -m tcp"
-        for opt, (lo, hi), inv in (("--sport", m.spts, m.inv_src), ("--dport", m.dpts, m.inv_dst)):
-            if (lo, hi) != (0, 0xFFFF) or inv:
-                out += f"{' !' if inv else ''} {opt} {lo}" + (f":{hi}" if hi != lo else "")
-        if m.flg_mask or m.inv_flags:
-            out += f"{' !' if m.inv_flags else ''} --tcp-flags {_tcpf(m.flg_mask)} {_tcpf(m.flg_cmp)}"
-        return out
+        return tcp_save(m)
     if isinstance(m, ConntrackMatch):
-        name, opt = ("state", "--state") if m.alias_state else ("conntrack", "--ctstate")
-        return f" -m {name}{' !' if m.invert else ''} {opt} {_states(m.state_mask)}"
+        return conntrack_save(m)
     if isinstance(m, LimitMatch):
-        burst = f" --limit-burst {m.burst}" if m.burst != XT_LIMIT_BURST else ""
-        return f" -m limit --limit {_rate(m.avg)}{burst}"
-    out = " -m addrtype"
-    if m.source:
-        out += f"{' !' if m.invert_source else ''} --src-type LOCAL"
-    if m.dest:
-        out += f"{' !' if m.invert_dest else ''} --dst-type LOCAL"
-    return out
+        return limit_save(m)
+    return addrtype_save(m)
 
 
 def target_name(t: XtTarget) -> str:
@@ -209,27 +94,24 @@ def target_name(t: XtTarget) -> str:
 
 
 def target_print(t: XtTarget) -> str:
-    """LOG_print() (numeric), REJECT_print(), the NAT targets' print; nothing for standard ones."""
+    """The target's ``-L -n`` text (its extension's print function); nothing for standard ones."""
     if isinstance(t, LogTarget):
-        prefix = f' prefix "{t.prefix}"' if t.prefix else ""
-        return f" LOG flags {int(t.tcp_sequence)} level {t.level}{prefix}"
+        return log_print(t)
     if isinstance(t, RejectTarget):
-        return f" reject-with {_REJECT_NAMES[t.with_]}"
+        return reject_print(t)
     if isinstance(t, NatTarget):
-        return _nat_print(t, save=False)
+        return nat_print(t, save=False)
     return ""
 
 
 def target_save(t: XtTarget) -> str:
-    """LOG_save(), REJECT_save(), the NAT targets' save."""
+    """The target's options (its extension's save function); nothing for standard ones."""
     if isinstance(t, LogTarget):
-        out = f" --log-prefix{_save_string(t.prefix)}" if t.prefix else ""
-        out += f" --log-level {t.level}" if t.level != 4 else ""
-        return out + (" --log-tcp-sequence" if t.tcp_sequence else "")
+        return log_save(t)
     if isinstance(t, RejectTarget):
-        return f" --reject-with {_REJECT_NAMES[t.with_]}"
+        return reject_save(t)
     if isinstance(t, NatTarget):
-        return _nat_print(t, save=True)
+        return nat_print(t, save=True)
     return ""
 
 

@@ -1,4 +1,5 @@
-"""libxt_conntrack.c and libxt_state.c: ``--ctstate`` and ``--state``."""
+"""libxt_conntrack.c and libxt_state.c: ``--ctstate`` and ``--state``, and their text
+(``conntrack3_mt_print()``/``_save()``, ``state_print()``/``_save()``)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,31 @@ def _build_state(opts: Opts) -> ConntrackMatch:
         raise RuleError("-m state: --state is required")
     inv, (value,) = opts.pop("--state")
     return ConntrackMatch(_states("--state", value, _STATE_NAMES), inv, alias_state=True)
+
+
+# print_state()'s order
+_PRINT_ORDER = (
+    CtState.INVALID,
+    CtState.NEW,
+    CtState.RELATED,
+    CtState.ESTABLISHED,
+    CtState.UNTRACKED,
+    CtState.SNAT,
+    CtState.DNAT,
+)
+
+
+def print_state(mask: CtState) -> str:
+    """``print_state()``: fixed order, comma-separated."""
+    return ",".join(s.name for s in _PRINT_ORDER if mask & s and s.name)
+
+
+def conntrack_print(m: ConntrackMatch) -> str:
+    """``conntrack3_mt_print()`` / ``state_print()``."""
+    return f"{' !' if m.invert else ''} {'state' if m.alias_state else 'ctstate'} {print_state(m.state_mask)}"
+
+
+def conntrack_save(m: ConntrackMatch) -> str:
+    """``-m conntrack`` and ``conntrack3_mt_save()`` (``-m state`` and ``state_save()``)."""
+    name, opt = ("state", "--state") if m.alias_state else ("conntrack", "--ctstate")
+    return f" -m {name}{' !' if m.invert else ''} {opt} {print_state(m.state_mask)}"

@@ -1,4 +1,5 @@
-"""libxt_limit.c: ``--limit`` and ``--limit-burst`` (``parse_rate()``)."""
+"""libxt_limit.c: ``--limit`` and ``--limit-burst`` (``parse_rate()``) and their text
+(``limit_print()``, ``limit_save()``)."""
 
 from __future__ import annotations
 
@@ -44,3 +45,34 @@ def _build_limit(opts: Opts) -> LimitMatch:
         return LimitMatch(avg, burst)
     except ValueError as exc:
         raise RuleError(f"-m limit: {exc}") from None
+
+
+_RATES = (
+    ("day", XT_LIMIT_SCALE * 86400),
+    ("hour", XT_LIMIT_SCALE * 3600),
+    ("min", XT_LIMIT_SCALE * 60),
+    ("sec", XT_LIMIT_SCALE),
+)
+
+
+def print_rate(period: int) -> str:
+    """``print_rate()``."""
+    i = 1
+    while i < len(_RATES):
+        mult = _RATES[i][1]
+        if period > mult or mult // period < mult % period:
+            break
+        i += 1
+    name, mult = _RATES[i - 1]
+    return f"{mult // period}/{name}"
+
+
+def limit_print(m: LimitMatch) -> str:
+    """``limit_print()``."""
+    return f" limit: avg {print_rate(m.avg)} burst {m.burst}"
+
+
+def limit_save(m: LimitMatch) -> str:
+    """``-m limit`` and ``limit_save()``: the burst only when not the default."""
+    burst = f" --limit-burst {m.burst}" if m.burst != XT_LIMIT_BURST else ""
+    return f" -m limit --limit {print_rate(m.avg)}{burst}"

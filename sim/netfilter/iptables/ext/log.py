@@ -1,8 +1,9 @@
-"""libxt_LOG.c: ``-j LOG`` with ``--log-prefix``, ``--log-level``, ``--log-tcp-sequence``."""
+"""libxt_LOG.c: ``-j LOG`` with ``--log-prefix``, ``--log-level``, ``--log-tcp-sequence``, and its
+text (``LOG_print()``, ``LOG_save()``)."""
 
 from __future__ import annotations
 
-from sim.netfilter.iptables.parse import Opts, RuleError
+from sim.netfilter.iptables.parse import Opts, RuleError, xtables_save_string
 from sim.netfilter.log import LogTarget
 
 _SYSLOG_LEVELS = {
@@ -36,3 +37,16 @@ def _build_log(opts: Opts) -> LogTarget:
         raise RuleError("--log-prefix: Newlines not allowed in --log-prefix")
     level = _log_level("--log-level", opts.pop("--log-level")[1][0]) if "--log-level" in opts else 4
     return LogTarget(prefix, level, opts.pop("--log-tcp-sequence", None) is not None)
+
+
+def log_print(t: LogTarget) -> str:
+    """``LOG_print()`` with numeric output."""
+    prefix = f' prefix "{t.prefix}"' if t.prefix else ""
+    return f" LOG flags {int(t.tcp_sequence)} level {t.level}{prefix}"
+
+
+def log_save(t: LogTarget) -> str:
+    """``LOG_save()``: the level only when not the default (4, warning)."""
+    out = f" --log-prefix{xtables_save_string(t.prefix)}" if t.prefix else ""
+    out += f" --log-level {t.level}" if t.level != 4 else ""
+    return out + (" --log-tcp-sequence" if t.tcp_sequence else "")

@@ -1,5 +1,5 @@
 """libxt_NAT.c and libxt_MASQUERADE.c: ``--to-source``, ``--to-destination``, ``--to-ports`` and
-the port-choice flags (``parse_to()``, ``parse_ports()``)."""
+the port-choice flags (``parse_to()``, ``parse_ports()``), and their text (``__NAT_print()``)."""
 
 from __future__ import annotations
 
@@ -65,3 +65,36 @@ def _build_nat(kind: NatKind, opts: Opts) -> NatTarget:
         rng = _nat_to(opt, opts.pop(opt)[1][0])
         rng = _nat_flags(opts, rng, ("--random", "--random-fully", "--persistent"))
     return NatTarget(NatRequest(kind, rng))
+
+
+def sprint_range(rng: NatRange) -> str:
+    """``sprint_range()``."""
+    text = ""
+    if rng.flags & NatRangeFlag.MAP_IPS:
+        text = rng.min_addr if rng.min_addr == rng.max_addr else f"{rng.min_addr}-{rng.max_addr}"
+    if rng.flags & NatRangeFlag.PROTO_SPECIFIED:
+        text += f":{rng.min_port}" + (f"-{rng.max_port}" if rng.max_port != rng.min_port else "")
+    return text
+
+
+def nat_print(target: NatTarget, *, save: bool) -> str:
+    """``__NAT_print()`` with the rangeopt of SNAT/DNAT/MASQUERADE's PSX_GEN() lines: the
+    ``-L`` text, or with ``save`` the iptables-save text."""
+    kind, rng = target.request.kind, target.request.range
+    text = sprint_range(rng)
+    out = ""
+    if text:
+        if kind is NatKind.MASQUERADE:
+            out = f" {'--to-ports ' if save else 'masq ports: '}{text[1:]}"
+        else:
+            opt = "--to-source " if kind is NatKind.SNAT else "--to-destination "
+            out = f" {opt if save else 'to:'}{text}"
+    pfx = "--" if save else ""
+    for flag, name in (
+        (NatRangeFlag.PROTO_RANDOM, "random"),
+        (NatRangeFlag.PROTO_RANDOM_FULLY, "random-fully"),
+        (NatRangeFlag.PERSISTENT, "persistent"),
+    ):
+        if rng.flags & flag:
+            out += f" {pfx}{name}"
+    return out

@@ -1,4 +1,4 @@
-"""libipt_REJECT.c: ``-j REJECT --reject-with``."""
+"""libipt_REJECT.c: ``-j REJECT --reject-with`` and its text (``REJECT_print()``, ``REJECT_save()``)."""
 
 from __future__ import annotations
 
@@ -29,3 +29,13 @@ def _build_reject(opts: Opts) -> RejectTarget:
     if "--reject-with" in opts:
         return RejectTarget(_reject_with("--reject-with", opts.pop("--reject-with")[1][0]))
     return RejectTarget()
+
+
+def reject_print(t: RejectTarget) -> str:
+    """``REJECT_print()``."""
+    return f" reject-with {REJECT_NAMES[t.with_][0]}"
+
+
+def reject_save(t: RejectTarget) -> str:
+    """``REJECT_save()``."""
+    return f" --reject-with {REJECT_NAMES[t.with_][0]}"

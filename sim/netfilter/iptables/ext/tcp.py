@@ -1,4 +1,5 @@
-"""libxt_tcp.c: ``-p tcp`` / ``-m tcp`` options (``tcp_parse()``)."""
+"""libxt_tcp.c: ``-p tcp`` / ``-m tcp`` options (``tcp_parse()``) and their text (``tcp_print()``,
+``tcp_save()``)."""
 
 from __future__ import annotations
 
@@ -50,3 +51,36 @@ def _build_tcp(opts: Opts) -> TcpMatch:
             flg_mask=_tcp_flags("--tcp-flags", mask), flg_cmp=_tcp_flags("--tcp-flags", comp), inv_flags=inv
         )
     return TcpMatch(**kw)  # type: ignore[arg-type]
+
+
+def print_tcpf(flags: int) -> str:
+    """``print_tcpf()``: each set flag's name in ``tcp_flag_names[]`` order, or NONE."""
+    names = []
+    while flags:
+        name, bit = next((n, b) for n, b in TCP_FLAG_NAMES.items() if flags & b)
+        names.append(name)
+        flags &= ~bit
+    return ",".join(names) or "NONE"
+
+
+def tcp_print(m: TcpMatch) -> str:
+    """``tcp_print()`` with numeric output."""
+    out = " tcp"
+    for name, (lo, hi), inv in (("spt", m.spts, m.inv_src), ("dpt", m.dpts, m.inv_dst)):
+        if (lo, hi) != (0, 0xFFFF) or inv:
+            bang = "!" if inv else ""
+            out += f" {name}:{bang}{lo}" if lo == hi else f" {name}s:{bang}{lo}:{hi}"
+    if m.flg_mask or m.inv_flags:
+        out += f" flags:{'!' if m.inv_flags else ''}0x{m.flg_mask:02X}/0x{m.flg_cmp:02X}"
+    return out
+
+
+def tcp_save(m: TcpMatch) -> str:
+    """``-m tcp`` and ``tcp_save()``."""
+    out = " -m tcp"
+    for opt, (lo, hi), inv in (("--sport", m.spts, m.inv_src), ("--dport", m.dpts, m.inv_dst)):
+        if (lo, hi) != (0, 0xFFFF) or inv:
+            out += f"{' !' if inv else ''} {opt} {lo}" + (f":{hi}" if hi != lo else "")
+    if m.flg_mask or m.inv_flags:
+        out += f"{' !' if m.inv_flags else ''} --tcp-flags {print_tcpf(m.flg_mask)} {print_tcpf(m.flg_cmp)}"
+    return out
