@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any, NoReturn
 
-from sim.netfilter.profiles import PROFILES
+from sim.netfilter.profiles import PROFILES, resolve_kernel
 
 # Subcommands whose parser and main() live with the code they drive.
 SUBCOMMAND_MODULES = {
@@ -18,6 +18,17 @@ SUBCOMMAND_MODULES = {
     "check": "sim.report.exercises",
     "pcap": "sim.report.pcap.command",
 }
+
+
+KERNEL_HELP = f"kernel: a profile ({', '.join(PROFILES)}) or what uname -r prints"
+
+
+def kernel_arg(text: str) -> str:
+    """``--kernel``: a profile name or a release string -> the profile's name (one-line error)."""
+    try:
+        return resolve_kernel(text).name
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,13 +47,13 @@ def _build(full: bool = True) -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     w = sub.add_parser("walkthrough", help="the seed incident at the conntrack level, step by step")
-    w.add_argument("--kernel", choices=sorted(PROFILES), default="3.10", help="kernel profile (default 3.10)")
+    w.add_argument("--kernel", type=kernel_arg, default="el7", help=f"{KERNEL_HELP} (default el7)")
     w.add_argument(
         "--be-liberal", action="store_true", help="set net.netfilter.nf_conntrack_tcp_be_liberal=1"
     )
     tui = sub.add_parser("tui", help="the walkthrough in the terminal (also: nflab with no arguments)")
     tui.add_argument("scenario", nargs="?", help="built-in scenario, scenario file or crafted case file")
-    tui.add_argument("--kernel", choices=sorted(PROFILES), help="kernel profile (default: the file's)")
+    tui.add_argument("--kernel", type=kernel_arg, help=f"{KERNEL_HELP} (default: the file's)")
     tui.add_argument("--fix", choices=("none", "drop-invalid", "be-liberal"), help="apply one of the fixes")
     tui.add_argument("--quiz", action="store_true", help="start in quiz mode: predict each decisive hook")
     tui.add_argument(
@@ -62,7 +73,7 @@ def _build(full: bool = True) -> argparse.ArgumentParser:
         "run", help="run a scenario (built-in name or TOML/JSON file) and print its timeline"
     )
     run.add_argument("scenario", help="built-in scenario name (e.g. seed-incident) or a scenario file")
-    run.add_argument("--kernel", choices=sorted(PROFILES), help="kernel profile (default: the scenario's)")
+    run.add_argument("--kernel", type=kernel_arg, help=f"{KERNEL_HELP} (default: the scenario's)")
     run.add_argument(
         "--fix",
         choices=("none", "drop-invalid", "be-liberal"),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import random
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +30,7 @@ from typing import Any
 from sim.kernel.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case
 from sim.kernel.netns import NetnsError, skip_reason
 from sim.kernel.testbed import Testbed, run_case
+from sim.netfilter.profiles import resolve_kernel
 from sim.scenario.case import load_case_file, parse_case
 from sim.scenario.loader import InputError, builtin_cases, find_case
 
@@ -86,8 +88,10 @@ class Difference:
         }
 
 
-def compare(case: dict[str, Any], model_obs: Observations, kernel_obs: Observations) -> list[Difference]:
-    """Every field (of :data:`FIELDS`) that differs, packet by packet, in packet order.
+def compare(
+    case: dict[str, Any], model_obs: Observations, kernel_obs: Observations, fields: Sequence[str] = FIELDS
+) -> list[Difference]:
+    """Every field (of ``fields``, default :data:`FIELDS`) that differs, packet by packet.
 
     ``emitted`` is compared as a whole list (order and count matter). A packet one side has
     no observation for is one Difference with field "observation".
@@ -100,7 +104,7 @@ def compare(case: dict[str, Any], model_obs: Observations, kernel_obs: Observati
             k = kernel_obs[i] if i < len(kernel_obs) else None
             diffs.append(Difference(name, i, "observation", m, k))
             continue
-        for field in FIELDS:
+        for field in fields:
             m, k = model_obs[i].get(field), kernel_obs[i].get(field)
             if m != k:
                 diffs.append(Difference(name, i, field, m, k))
@@ -167,12 +171,22 @@ class KernelRunner:
 
 
 def model_replay() -> Replay:
-    """The model's ``sim.scenario.replay.replay_case`` (imported on first use)."""
+    """The model's ``sim.scenario.replay.replay_case`` (imported on first use), run on the
+    profile of the kernel it is compared with: ``resolve_kernel(uname -r)``, whatever the case
+    names."""
     try:
         module = importlib.import_module("sim.scenario.replay")
     except ImportError as e:
         raise InputError(f"the model's replay is not available: {e}") from None
-    replay: Replay = module.replay_case
+    try:
+        kernel = resolve_kernel(os.uname().release, note=False).name
+    except ValueError as e:
+        raise InputError(f"no model profile for this kernel: {e}") from None
+
+    def replay(case: dict[str, Any]) -> Observations:
+        observations: Observations = module.replay_case({**case, "kernel": kernel})
+        return observations
+
     return replay
 
 
@@ -221,17 +235,10 @@ def check_cases(
     return results
 
 
-def fuzz(n: int, seed: int, replay: Replay, kernel: KernelRunner, out_dir: Path) -> list[CaseResult]:
-    """Check ``n`` generated conversations; shrink the first disagreement and write it out.
-
-    Generation and shrinking are hypothesis's (``find`` with ``database=None`` and a
-    ``random.Random(seed)``), so the same seed on the same kernel and model gives the same
-    minimal case. Results hold every example checked before the first disagreement, then
-    the shrunk one.
-    """
-    from hypothesis import HealthCheck, Phase, find, settings
+def case_strategy(seed: int) -> Any:
+    """Hypothesis strategy of kernel-check cases: a well-formed or perturbed conversation
+    (:mod:`sim.testing.strategies`) with one of :data:`FIXES`, named ``fuzz-seed<seed>``."""
     from hypothesis import strategies as st
-    from hypothesis.errors import NoSuchExample
 
     from sim.testing.strategies import conversations, perturbed_conversations
 
@@ -251,7 +258,21 @@ def fuzz(n: int, seed: int, replay: Replay, kernel: KernelRunner, out_dir: Path)
             description=f"fuzz seed {seed}, {what}, fix {fix}",
         )
 
-    strategy = st.builds(to_case, st.one_of(plain, perturbed), st.sampled_from(FIXES))
+    return st.builds(to_case, st.one_of(plain, perturbed), st.sampled_from(FIXES))
+
+
+def fuzz(n: int, seed: int, replay: Replay, kernel: KernelRunner, out_dir: Path) -> list[CaseResult]:
+    """Check ``n`` generated conversations; shrink the first disagreement and write it out.
+
+    Generation and shrinking are hypothesis's (``find`` with ``database=None`` and a
+    ``random.Random(seed)``), so the same seed on the same kernel and model gives the same
+    minimal case. Results hold every example checked before the first disagreement, then
+    the shrunk one.
+    """
+    from hypothesis import HealthCheck, Phase, find, settings
+    from hypothesis.errors import NoSuchExample
+
+    strategy = case_strategy(seed)
     results: list[CaseResult] = []
     found = False
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from sim.netfilter.hooks import NfVerdict
-from sim.netfilter.profiles import DEFAULT_PROFILE, KernelProfile, get_profile
+from sim.netfilter.profiles import DEFAULT_PROFILE, KernelProfile, resolve_kernel
 from sim.netfilter.proto_tcp import (
     STATE_NAMES,
     TCP_TIMEOUTS,
@@ -186,7 +186,7 @@ class ConntrackTable:
     def __init__(
         self, profile: KernelProfile | str = DEFAULT_PROFILE, sysctl: ConntrackSysctls | None = None
     ):
-        self.profile = get_profile(profile) if isinstance(profile, str) else profile
+        self.profile = resolve_kernel(profile, note=False) if isinstance(profile, str) else profile
         self.sysctl = sysctl or ConntrackSysctls()
         # Both directions' tuples point at the entry; the direction a tuple matches is found
         # by comparing it with the entry's original tuple (no per-key pair to store).

@@ -1,106 +1,395 @@
 """Kernel profiles: how ``nf_conntrack_proto_tcp.c`` behaves in the kernels nflab models.
 
-Each profile is data. Every switch names the source it comes from; the code that reads a
-switch (``proto_tcp``) keeps both branches next to each other, so a reader sees the old and
-the new kernel side by side.
+The profiles are an executable changelog. :data:`CHANGES` lists, oldest first, every change
+of the TCP tracker (and of what it logs) that alters a verdict, a reason, a state or a
+timeout on the INVALID path: the upstream commit, its subject, the first release that has
+it, and the :class:`KernelProfile` switch it sets. A release's profile is the 3.10 baseline
+plus every change released up to it; a vendor or stable kernel is a base release plus named
+backports (:func:`build`). The code that reads a switch (``proto_tcp``, ``tcp_states``)
+keeps the old and the new branch next to each other.
 
-Sources read for this model:
+Each profile names the tree its behaviour was read from and checked against: the real
+``nf_conntrack_proto_tcp.c`` of that tree, compiled in userspace (``/work/shared/ktcp``),
+made the recordings in ``tests/kernel/observed-<profile>/`` that the model must match.
+A point release is not a version: stable trees carry backports, so each profile says which
+point release it was recorded from (``release``); an older point release of the same series
+may lack a later backport (e.g. 5.15.215's 2026 RST direction check).
 
-* ``3.10``: the upstream 3.x tracker (v3.3 .. v3.10 layout: ``tcp_in_window`` returning
-  ``bool``, one combined bounds test, the ``nf_ct_tcp: %s`` messages), as in the CentOS 7
-  era the seed article ran. RHEL's 3.10.0-1160 carries backports this profile does not model.
-* ``6.1``: Linux 6.1 up to the newest (6.18 on the machines here), modelled from the newest
-  ``net/netfilter/nf_conntrack_proto_tcp.c``, which includes Florian Westphal's series
-  "netfilter: conntrack: ignore overly delayed tcp packets" (net-next, September 2022,
-  first released in 6.1) that turned bounds II and IV into IGNORE.
+:func:`resolve_kernel` maps what ``uname -r`` prints to a profile.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+import sys
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
 class KernelProfile:
-    """How one kernel line tracks TCP. Field docs say old (3.10) vs new (6.1) behaviour."""
+    """How one kernel tracks TCP. Every switch is False/old in 3.10 and names the change
+    (:data:`CHANGES`) that flips it."""
 
     name: str
     description: str
-    # tcp_in_window() returns IGNORE for bound II/IV failures and for a small overshoot of
-    # bound I, and checks the bounds one by one (I, III, II, IV). 3.10: one combined test,
-    # every failure is INVALID, message order I, II, III, IV.
-    window_ignore: bool
-    # 3.10: "if (seq == end && (!tcph->rst || (seq == 0 && state == SYN_SENT)))
-    #        seq = end = sender->td_end;" -- a segment without data is judged by its ACK only.
-    # 6.1: only the "RST sent answering SYN" half survives.
-    empty_segment_seq_shortcut: bool
-    # tcp_options() keeps IP_CT_TCP_FLAG_BE_LIBERAL ("state->flags &= BE_LIBERAL");
-    # 3.10 clears every flag ("state->td_scale = state->flags = 0").
-    options_keep_be_liberal: bool
-    # tcp_init_sender(): window scaling is switched off for both sides only when the SYN/ACK
-    # (reply direction) shows one side did not offer it. 3.10 tests it in either direction.
-    wscale_check_reply_only: bool
-    # Re-initialise the sender on a newer SYN in SYN_SENT/SYN_RECV (6.1: "tcph->syn &&
-    # after(end, td_end) && state in {SYN_SENT, SYN_RECV}", SYN/ACK-less reply returns ACCEPT).
-    # 3.10: "(SYN_SENT && ORIGINAL || SYN_RECV && REPLY) && after(end, td_end)", any flags.
-    reinit_requires_syn: bool
-    # Mid-stream pickup: "else if (sack == receiver->td_end + 1) receiver->td_end++"
-    # (reply to a keep-alive). Absent in 3.10.
-    keepalive_td_end_bump: bool
-    # Retransmission counting compares the raw window (win_raw); 3.10 compares the window
-    # after scaling.
-    retrans_raw_window: bool
-    # nf_conntrack_tcp_packet() CLOSE case: a RST whose seq is in window but is not exactly
-    # td_maxack keeps the state (challenge ACK, RFC 5961); 3.10 moves to CLOSE.
-    rst_exact_seq: bool
-    # sysctl nf_conntrack_tcp_ignore_invalid_rst exists (5.14+).
-    has_ignore_invalid_rst: bool
-    # RFC 5961 challenge-ACK detection in LAST_ACK, simultaneous-open flag, SYN_SENT
-    # challenge-ACK RST, SYN retransmit not refreshing the timeout, the RST/zero-window
-    # timeouts and nf_tcp_handle_invalid(): all in the newest source, absent in 3.10.
-    challenge_ack_handling: bool
-    # Log text style: "nf_ct_tcp: " prefixed 3.x strings or "nf_ct_proto_6: " 6.x strings.
-    log_prefix: str
+    # The tree and point release the profile was recorded from.
+    release: str = "3.10.99"
+    source: str = ""
+    # Names of the CHANGES this profile has, oldest first.
+    changes: tuple[str, ...] = ()
+    # Bound II passes while the receiver's window is unknown ("!receiver->td_maxwin ||").
+    bound_ii_unknown_receiver: bool = False
+    # REPLY syn in TIME_WAIT: sSS (server reopens, may have switched role); 3.10: sIV.
+    reply_syn_reopens_time_wait: bool = False
+    # RFC 5961: a SYN ignored in LAST_ACK marks IP_CT_EXP_CHALLENGE_ACK; the peer's ACK
+    # answering it is "challenge-ack ignored" and the state stays LAST_ACK.
+    challenge_ack_last_ack: bool = False
+    # nf_ct_l4proto_log_invalid(): "nf_ct_proto_6: " prefix and lower-case texts ("invalid
+    # rst", "bad checksum", "challenge-ack ignored"); 3.10: nf_log_packet("nf_ct_tcp: ...").
+    log_l4proto: bool = False
+    # SYN_SENT2 marks IP_CT_TCP_SIMULTANEOUS_OPEN; the REPLY ACK in SYN_RECV -> ESTABLISHED.
+    simultaneous_open: bool = False
+    # A zero window last seen (last_win == 0) caps the timeout at RETRANS.
+    zero_window_retrans_timeout: bool = False
+    # Retransmission counting compares the raw window (win_raw); before: the scaled one.
+    retrans_raw_window: bool = False
+    # A RST in ESTABLISHED (assured) whose seq is in window but not td_maxack keeps the
+    # state (challenge ACK, RFC 5961) unless it follows data ("part of train"); any RST
+    # gets the CLOSE timeout. Before: every in-window RST -> CLOSE.
+    rst_exact_seq: bool = False
+    # Mid-stream pickup: "else if (sack == receiver->td_end + 1) receiver->td_end++".
+    keepalive_td_end_bump: bool = False
+    # sysctl nf_conntrack_tcp_ignore_invalid_rst exists.
+    has_ignore_invalid_rst: bool = False
+    # A RST in a closing state skips every RST check and the window check; otherwise the
+    # td_maxack check is skipped after a SYN we let through, and seq 0 outside established
+    # (an answer to such a SYN) is accepted.
+    rst_tuple_reuse: bool = False
+    # "packet (index %d) in dir %d ignored, state %s"; before: "invalid packet ignored in
+    # state %s".
+    log_ignored_index: bool = False
+    # tcp_options() / state reset keep IP_CT_TCP_FLAG_BE_LIBERAL; before: all flags cleared.
+    options_keep_be_liberal: bool = False
+    # Bound I failing by a small overshoot still moves td_end ("%u bytes more than expected").
+    overshoot_td_end: bool = False
+    # A retransmitted SYN in SYN_SENT (no reply seen) does not renew the timeout.
+    syn_retransmit_no_renew: bool = False
+    # Sender re-initialisation only for a SYN in SYN_SENT/SYN_RECV (a SYN without ACK from
+    # the reply side then returns ACCEPT); before: any segment, SYN_SENT+ORIGINAL or
+    # SYN_RECV+REPLY.
+    reinit_requires_syn: bool = False
+    # tcp_in_window() returns IGNORE for bounds II/IV and a small overshoot of I, checks
+    # I, III, II, IV one by one and logs the bound's value; before: one combined test,
+    # every failure INVALID, message order I, II, III, IV.
+    window_ignore: bool = False
+    # nf_tcp_handle_invalid(): an out-of-window FIN/RST answering the peer's FIN/RST lowers
+    # an assured entry's timeout to UNACK.
+    handle_invalid_timeout: bool = False
+    # RFC 5961 challenge ACK during connection reuse: the REPLY ACK ignored in SYN_SENT is
+    # remembered (last_ack) and a RST with that seq skips the window check.
+    challenge_ack_syn_sent: bool = False
+    # "packet (index %d) in dir %d invalid, state %s"; before: "invalid state".
+    log_invalid_index: bool = False
+    # Window scaling is switched off for both sides only when the reply-direction SYN/ACK
+    # shows one side did not offer it; before: tested in either direction.
+    wscale_check_reply_only: bool = False
+    # tcp_new() logs "invalid new" when the state table refuses the first packet.
+    log_invalid_new: bool = False
+    # The "RST answering a SYN/ACK we let through" shortcut needs the RST to go the
+    # opposite way to the recorded SYN ("ct->proto.tcp.last_dir != dir").
+    rst_to_syn_needs_other_dir: bool = False
 
     @property
-    def modern_log(self) -> bool:
-        """6.x wording ("invalid rst", "packet (index 0) in dir 1 ...") vs 3.x's."""
-        return self.log_prefix == "nf_ct_proto_6: "
+    def log_prefix(self) -> str:
+        """The prefix of the kernel's log lines for this tracker."""
+        return "nf_ct_proto_6: " if self.log_l4proto else "nf_ct_tcp: "
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One behaviour change of the TCP tracker: an entry of the executable changelog.
+
+    ``commit`` is the upstream commit id ("" where the mails searched did not name it;
+    ``note`` then says how the release was bounded instead)."""
+
+    key: str  # short name, used to name backports
+    commit: str  # upstream commit id (12 hex digits), "" when not identified
+    subject: str  # its subject line
+    release: str  # first upstream release that has it
+    switch: str  # the KernelProfile field it sets to True
+    note: str = ""
+
+
+_BOUNDED = "commit not identified; release bounded by the recorded trees (absent in {0}, present in {1})"
+
+# Oldest first. Commit ids, subjects and releases from the netdev/netfilter-devel, stable and
+# pull-request mails; every switch was confirmed by diffing nf_conntrack_proto_tcp.c between
+# the recorded trees and by the judges' recordings.
+CHANGES: tuple[Change, ...] = (
+    Change(
+        "fast-open",
+        "356d7d88e088",
+        "netfilter: nf_conntrack: fix tcp_in_window for Fast Open",
+        "3.11",
+        "bound_ii_unknown_receiver",
+    ),
+    Change(
+        "tw-reopen-reply",
+        "",
+        "netfilter: conntrack: allow server to become a client in TW handling",
+        "4.19",
+        "reply_syn_reopens_time_wait",
+        _BOUNDED.format("3.10.99", "4.19.1; backported to RHEL 7"),
+    ),
+    Change(
+        "rfc5961-last-ack",
+        "",
+        "netfilter: conntrack: RFC5961 challenge ACK confuse conntrack LAST-ACK transition",
+        "4.19",
+        "challenge_ack_last_ack",
+        _BOUNDED.format("3.10.99", "4.19.1; backported to RHEL 7 (kernel-3.10.0-229.7.2)"),
+    ),
+    Change(
+        "simultaneous-open",
+        "",
+        "netfilter: conntrack: mark simultaneous open (IP_CT_TCP_SIMULTANEOUS_OPEN)",
+        "4.19",
+        "simultaneous_open",
+        _BOUNDED.format("3.10.99 and 3.10.0-1160.el7", "4.19.1"),
+    ),
+    Change(
+        "l4proto-log",
+        "",
+        "netfilter: conntrack: log invalid packets through nf_ct_l4proto_log_invalid",
+        "4.19",
+        "log_l4proto",
+        _BOUNDED.format("3.10.0-1160.el7", "4.19.1"),
+    ),
+    Change(
+        "zero-window-timeout",
+        "",
+        "netfilter: conntrack: use the RETRANS timeout while the window is zero",
+        "4.19",
+        "zero_window_retrans_timeout",
+        _BOUNDED.format("3.10.0-1160.el7", "4.19.1"),
+    ),
+    Change(
+        "raw-window",
+        "959b69ef57db",
+        "netfilter: conntrack: always store window size un-scaled",
+        "5.3",
+        "retrans_raw_window",
+    ),
+    Change(
+        "rst-exact-seq",
+        "be0502a3f2e9",
+        "netfilter: conntrack: tcp: only close if RST matches exact sequence",
+        "5.10",
+        "rst_exact_seq",
+        "release bounded by the recorded trees (absent in 4.19.1, present in 5.10.13)",
+    ),
+    Change(
+        "keepalive-pickup",
+        "4f25434bccc2",
+        "netfilter: conntrack: connection timeout after re-register",
+        "5.10",
+        "keepalive_td_end_bump",
+    ),
+    Change(
+        "log-ignored-index",
+        "07b5a76e1892",
+        "netfilter: conntrack: avoid misleading 'invalid' in log message",
+        "5.12",
+        "log_ignored_index",
+    ),
+    Change(
+        "ignore-invalid-rst",
+        "1da4cd82dd18",
+        "netfilter: conntrack: add new sysctl to disable RST check",
+        "5.14",
+        "has_ignore_invalid_rst",
+    ),
+    Change(
+        "rst-tuple-reuse",
+        "c4edc3ccbc63",
+        "netfilter: conntrack: improve RST handling when tuple is re-used",
+        "5.14",
+        "rst_tuple_reuse",
+    ),
+    Change(
+        "keep-be-liberal",
+        "f2dd495a8d58",
+        "netfilter: nf_conntrack_tcp: preserve liberal flag in tcp options",
+        "5.18",
+        "options_keep_be_liberal",
+    ),
+    Change(
+        "syn-sent-no-renew",
+        "e15d4cdf27cb",
+        "netfilter: conntrack: do not renew entry stuck in tcp SYN_SENT state",
+        "5.18",
+        "syn_retransmit_no_renew",
+    ),
+    Change(
+        "reinit-syn-only",
+        "c7aab4f17021",
+        "netfilter: nf_conntrack_tcp: re-init for syn packets only",
+        "5.18",
+        "reinit_requires_syn",
+    ),
+    Change(
+        "log-invalid-index",
+        "f74360d3440c",
+        "netfilter: conntrack: remove pr_debug callsites from tcp tracker",
+        "5.19",
+        "log_invalid_index",
+    ),
+    Change(
+        "exceeded-window",
+        "cf97769c761a",
+        "netfilter: conntrack: work around exceeded receive window",
+        "6.0",
+        "overshoot_td_end",
+    ),
+    Change(
+        "overly-delayed",
+        "6e250dcbff1d",
+        "netfilter: conntrack: ignore overly delayed tcp packets",
+        "6.1",
+        "window_ignore",
+    ),
+    Change(
+        "out-of-window-fin-rst",
+        "628d694344a0",
+        "netfilter: conntrack: reduce timeout when receiving out-of-window fin or rst",
+        "6.1",
+        "handle_invalid_timeout",
+    ),
+    Change(
+        "challenge-ack-reuse",
+        "c410cb974f2b",
+        "netfilter: conntrack: handle tcp challenge acks during connection reuse",
+        "6.2",
+        "challenge_ack_syn_sent",
+    ),
+    Change(
+        "log-invalid-new",
+        "6ac9c51eebe8",
+        "netfilter: conntrack: prefer tcp_error_log to pr_debug",
+        "6.7",
+        "log_invalid_new",
+    ),
+    Change(
+        "wscale-reply-only",
+        "",
+        "netfilter: conntrack: check window scaling only on the reply-direction SYN/ACK",
+        "6.12",
+        "wscale_check_reply_only",
+        "commit not identified; absent in the 6.1 series (Aug 2022), present in 6.1.175 (stable) and 6.12.19",
+    ),
+    Change(
+        "rst-to-syn-other-dir",
+        "bed6e04be8e6",
+        "netfilter: conntrack: tcp: do not force CLOSE on invalid-seq RST without direction check",
+        "7.1",
+        "rst_to_syn_needs_other_dir",
+        "upstream in 2026 after 6.18; first mainline release not verified; in 5.15.y and 6.18.y stable",
+    ),
+)
+CHANGES_BY_KEY = {c.key: c for c in CHANGES}
+
+
+def _release_key(release: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in release.split("."))
+
+
+def build(
+    name: str,
+    base: str,
+    description: str,
+    release: str,
+    source: str,
+    backports: tuple[str, ...] = (),
+) -> KernelProfile:
+    """The profile of upstream ``base`` (every change released up to it) plus ``backports``
+    (keys of later changes a stable or vendor tree carries)."""
+    unknown = [k for k in backports if k not in CHANGES_BY_KEY]
+    if unknown:
+        raise ValueError(f"profile {name}: unknown backports {unknown}")
+    limit = _release_key(base)
+    have = [c for c in CHANGES if _release_key(c.release) <= limit or c.key in backports]
+    settings: dict[str, Any] = {c.switch: True for c in have}
+    settings["changes"] = tuple(c.key for c in have)
+    return replace(KernelProfile(name, description, release, source), **settings)
 
 
 PROFILES: dict[str, KernelProfile] = {
-    "3.10": KernelProfile(
-        name="3.10",
-        description="Linux 3.10 (CentOS 7 era): every out-of-window segment is INVALID",
-        window_ignore=False,
-        empty_segment_seq_shortcut=True,
-        options_keep_be_liberal=False,
-        wscale_check_reply_only=False,
-        reinit_requires_syn=False,
-        keepalive_td_end_bump=False,
-        retrans_raw_window=False,
-        rst_exact_seq=False,
-        has_ignore_invalid_rst=False,
-        challenge_ack_handling=False,
-        log_prefix="nf_ct_tcp: ",
-    ),
-    "6.1": KernelProfile(
-        name="6.1",
-        description="Linux 6.1 .. 6.18: overly delayed ACKs and old retransmissions are IGNOREd",
-        window_ignore=True,
-        empty_segment_seq_shortcut=False,
-        options_keep_be_liberal=True,
-        wscale_check_reply_only=True,
-        reinit_requires_syn=True,
-        keepalive_td_end_bump=True,
-        retrans_raw_window=True,
-        rst_exact_seq=True,
-        has_ignore_invalid_rst=True,
-        challenge_ack_handling=True,
-        log_prefix="nf_ct_proto_6: ",
-    ),
+    p.name: p
+    for p in (
+        build(
+            "3.10",
+            "3.10",
+            "Linux 3.10 (upstream 3.10.y): every out-of-window segment is INVALID",
+            "3.10.99",
+            "harviswang/linux-3.10.99",
+        ),
+        build(
+            "el7",
+            "3.10",
+            "CentOS/RHEL 7 (3.10.0-1160.el7): 3.10 with RHEL backports; the late ACK is INVALID",
+            "3.10.0-1160.el7",
+            "tremb1e/linux-3.10.0-1160.el7",
+            ("fast-open", "tw-reopen-reply", "rfc5961-last-ack"),
+        ),
+        build(
+            "4.19",
+            "4.19",
+            "Linux 4.19: every out-of-window segment is INVALID",
+            "4.19.1",
+            "chens37/linux-4.19.1",
+        ),
+        build(
+            "5.10",
+            "5.10",
+            "Linux 5.10: exact-seq RST checks; out-of-window segments still INVALID",
+            "5.10.13",
+            "Rtoax/linux-5.10.13",
+        ),
+        build(
+            "5.15",
+            "5.15",
+            "Linux 5.15.y: ignore_invalid_rst; out-of-window segments still INVALID",
+            "5.15.215",
+            "unifreq/linux-5.15.y",
+            ("keep-be-liberal", "syn-sent-no-renew", "exceeded-window", "rst-to-syn-other-dir"),
+        ),
+        build(
+            "6.1",
+            "6.1",
+            "Linux 6.1.y: overly delayed ACKs and old retransmissions are IGNOREd",
+            "6.1.175",
+            "atho13/linux-6.1.y",
+            ("challenge-ack-reuse", "wscale-reply-only"),
+        ),
+        build(
+            "6.12",
+            "6.12",
+            'Linux 6.12.y: as 6.1, and tcp_new() logs "invalid new"',
+            "6.12.19",
+            "wishday/linux-6.12.y",
+        ),
+        build(
+            "6.18",
+            "6.18",
+            "Linux 6.18.y (the live kernel here): as 6.12, RST-to-SYN shortcut only the other way",
+            "6.18.35",
+            "leftymods/linux-6.18.y",
+            ("rst-to-syn-other-dir",),
+        ),
+    )
 }
-DEFAULT_PROFILE = "6.1"
+DEFAULT_PROFILE = "6.18"
 
 
 def get_profile(name: str) -> KernelProfile:
@@ -110,3 +399,58 @@ def get_profile(name: str) -> KernelProfile:
     except KeyError:
         known = ", ".join(PROFILES)
         raise ValueError(f"unknown kernel profile {name!r} (known: {known})") from None
+
+
+# What `uname -r` prints: VERSION.PATCHLEVEL[.SUBLEVEL][-EXTRA] (EXTRA: distribution,
+# build or local version, e.g. "-1160.el7.x86_64", "-91-generic", "-26-amd64").
+_RELEASE = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?(?:[-+_.~].*)?")
+# Vendor kernels whose tracker is not upstream's at their base release.
+_VENDORS = (("el7", re.compile(r"^3\.10\.0-\d+.*\.el7")),)
+# Suffixes of distributions that ship their base release with only upstream stable fixes.
+_UPSTREAM_SUFFIXES = re.compile(
+    r"-(\d+-)?(generic|amd64|arm64|cloud-amd64|rt-amd64|lowlatency|aws|azure|gcp|kvm)"
+)
+
+
+def resolve_kernel(text: str, note: bool = True) -> KernelProfile:
+    """A profile name or a kernel release string (what ``uname -r`` prints) -> a profile.
+
+    Rules, in order:
+
+    1. a profile name (``6.1``, ``el7``) is that profile;
+    2. a RHEL/CentOS 7 release (``3.10.0-1160.el7.x86_64``) is ``el7``;
+    3. otherwise the upstream release VERSION.PATCHLEVEL picks the newest profile not newer
+       than it (``5.15.0-91-generic`` -> ``5.15``, ``6.6.30`` -> ``6.1``, ``6.18.44-fc-v857``
+       -> ``6.18``); a suffix that is not a known upstream-tracking distribution build
+       prints a one-line note to stderr (when ``note``): the vendor may carry backports.
+
+    ValueError (one line) when ``text`` is not a release, or is older than every profile.
+    """
+    text = text.strip()
+    if text in PROFILES:
+        return PROFILES[text]
+    for name, pattern in _VENDORS:
+        if pattern.match(text):
+            return PROFILES[name]
+    m = _RELEASE.fullmatch(text)
+    if m is None:
+        known = ", ".join(PROFILES)
+        raise ValueError(f"kernel {text!r}: not a profile ({known}) nor a release like 6.1.0-26-amd64")
+    wanted = (int(m[1]), int(m[2]))
+    candidates = [p for p in PROFILES.values() if p.name[0].isdigit() and _release_key(p.name) <= wanted]
+    if not candidates:
+        raise ValueError(f"kernel {text!r}: older than every profile (oldest: {next(iter(PROFILES))})")
+    profile = max(candidates, key=lambda p: _release_key(p.name))
+    suffix = text[m.end(3) if m[3] else m.end(2) :]
+    if note and suffix and not _UPSTREAM_SUFFIXES.fullmatch(suffix):
+        print(
+            f"nflab: kernel {text}: vendor suffix {suffix!r} not known, using upstream {profile.name}",
+            file=sys.stderr,
+        )
+    return profile
+
+
+def switches(profile: KernelProfile) -> dict[str, bool]:
+    """The behaviour switches of ``profile`` by name (for listings and diffs)."""
+    values = {f.name: getattr(profile, f.name) for f in fields(profile)}
+    return {name: value for name, value in values.items() if isinstance(value, bool)}

@@ -1,8 +1,9 @@
 """TCP connection tracking (net/netfilter/nf_conntrack_proto_tcp.c).
 
 Names follow the kernel: ``tcp_error``, ``tcp_new``, ``tcp_in_window``,
-``nf_conntrack_tcp_packet``. Each function's docstring names what it mirrors and which
-profile switch (``sim.netfilter.profiles``) selects the 3.10 or the 6.1 branch.
+``nf_conntrack_tcp_packet``. Each function's docstring names what it mirrors; the branches
+that differ between kernels test a switch of :class:`sim.netfilter.profiles.KernelProfile`,
+each set by one entry of the changelog ``sim.netfilter.profiles.CHANGES``.
 
 Sequence numbers are ints in [0, 2**32); arithmetic is masked with ``& SEQ_MASK`` where the
 kernel's ``u32`` would wrap. Timeouts are in seconds of virtual time.
@@ -19,10 +20,10 @@ from sim.netfilter.profiles import KernelProfile
 from sim.netfilter.tcp_states import (
     ORIGINAL,
     REPLY,
-    STATE_TABLES,
     TcpIndex,
     TcpState,
     get_conntrack_index,
+    state_table,
 )
 from sim.packet import (
     SEQ_MASK,
@@ -215,7 +216,7 @@ def tcp_error(pkt: Packet, profile: KernelProfile, checksum: bool, prerouting: b
     Truncation cannot be expressed by a :class:`Packet`; the checksum is only verified in
     PRE_ROUTING when ``net.netfilter.nf_conntrack_checksum`` is on, as in the kernel.
     """
-    old = not profile.modern_log
+    old = not profile.log_l4proto
     if checksum and prerouting and pkt.bad_checksum:
         return "bad TCP checksum" if old else "bad checksum"
     if (pkt.flags & ~_IGNORED_FLAG_BITS & 0xFF) not in TCP_VALID_FLAGS:
@@ -290,7 +291,7 @@ def _bounds(
     lower_data = (sender.td_end - receiver.td_maxwin) & SEQ_MASK
     lower_ack = (receiver.td_end - maxackwindow(sender)) & SEQ_MASK
     in_recv_win = after(end, (lower_data - 1) & SEQ_MASK)
-    if profile.window_ignore:
+    if profile.bound_ii_unknown_receiver:
         in_recv_win = not receiver.td_maxwin or in_recv_win
     return [
         Bound(
@@ -396,13 +397,7 @@ def tcp_in_window(
     elif flags & TCPHDR_RST and ack == 0:
         ack = sack = receiver.td_end  # "Broken TCP stacks, that set ACK in RST packets ..."
 
-    if profile.empty_segment_seq_shortcut:
-        if seq == end and (not flags & TCPHDR_RST or (seq == 0 and tcp.state == TcpState.SYN_SENT)):
-            # "Packets contains no data: we assume it is valid and check the ack value only.
-            # However RST segments are always validated by their SEQ number except when
-            # seq == 0 (reset sent answering SYN)."
-            seq = end = sender.td_end
-    elif flags & TCPHDR_RST and seq == 0 and tcp.state == TcpState.SYN_SENT:
+    if flags & TCPHDR_RST and seq == 0 and tcp.state == TcpState.SYN_SENT:
         seq = end = sender.td_end  # "RST sent answering SYN."
 
     check = None
@@ -415,7 +410,7 @@ def tcp_in_window(
     if profile.window_ignore:
         action, reason = _window_verdict_61(seq, end, sack, sender, receiver)
     else:
-        action, reason = _window_verdict_310(seq, end, sack, sender, receiver)
+        action, reason = _window_verdict_310(seq, end, sack, sender, receiver, profile, liberal)
     if action is not TcpAction.ACCEPT:
         if liberal:
             action, reason = TcpAction.ACCEPT, None
@@ -514,18 +509,40 @@ def _window_verdict_61(
 
 
 def _window_verdict_310(
-    seq: int, end: int, sack: int, sender: TcpDirState, receiver: TcpDirState
+    seq: int,
+    end: int,
+    sack: int,
+    sender: TcpDirState,
+    receiver: TcpDirState,
+    profile: KernelProfile,
+    liberal: bool,
 ) -> tuple[TcpAction, str | None]:
-    """3.10: all four bounds in one test; the message names the first failing in I..IV."""
-    if not before(seq, (sender.td_maxend + 1) & SEQ_MASK):
+    """Before 6.1: all four bounds in one test; the message names the first failing in
+    I..IV. Bound II passes while the receiver is unknown from "fix tcp_in_window for Fast
+    Open"; from "work around exceeded receive window" (5.15.y, 6.0) a small overshoot of
+    bound I alone still moves td_end (verdict INVALID, unless be_liberal)."""
+    maxackwin = maxackwindow(sender)
+    in_recv_win = after(end, (sender.td_end - receiver.td_maxwin - 1) & SEQ_MASK)
+    if profile.bound_ii_unknown_receiver:
+        in_recv_win = not receiver.td_maxwin or in_recv_win
+    seq_ok = before(seq, (sender.td_maxend + 1) & SEQ_MASK)
+    ack_ok = before(sack, (receiver.td_end + 1) & SEQ_MASK)
+    ack_low_ok = after(sack, (receiver.td_end - maxackwin - 1) & SEQ_MASK)
+    if seq_ok and in_recv_win and ack_ok and ack_low_ok:
+        return TcpAction.ACCEPT, None
+    if profile.overshoot_td_end and not liberal and not seq_ok:
+        overshot = (end - sender.td_maxend + 1) & SEQ_MASK
+        if in_recv_win and ack_low_ok and overshot <= receiver.td_maxwin and ack_ok:
+            sender.td_end = end
+            sender.flags |= IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED
+            return TcpAction.INVALID, f"{overshot} bytes more than expected"
+    if not seq_ok:
         return TcpAction.INVALID, _OLD_MESSAGES["I"]
-    if not after(end, (sender.td_end - receiver.td_maxwin - 1) & SEQ_MASK):
+    if not in_recv_win:
         return TcpAction.INVALID, _OLD_MESSAGES["II"]
-    if not before(sack, (receiver.td_end + 1) & SEQ_MASK):
+    if not ack_ok:
         return TcpAction.INVALID, _OLD_MESSAGES["III"]
-    if not after(sack, (receiver.td_end - maxackwindow(sender) - 1) & SEQ_MASK):
-        return TcpAction.INVALID, _OLD_MESSAGES["IV"]
-    return TcpAction.ACCEPT, None
+    return TcpAction.INVALID, _OLD_MESSAGES["IV"]
 
 
 def tcp_new(tcp: TcpCt, pkt: Packet, profile: KernelProfile, loose: bool) -> str | None:
@@ -538,10 +555,10 @@ def tcp_new(tcp: TcpCt, pkt: Packet, profile: KernelProfile, loose: bool) -> str
     ACK) is a mid-stream pickup, allowed only with ``nf_conntrack_tcp_loose``, and marks both
     directions SACK_PERM | BE_LIBERAL.
     """
-    new_state = STATE_TABLES[profile.name][ORIGINAL][get_conntrack_index(pkt.flags)][TcpState.NONE]
+    new_state = state_table(profile)[ORIGINAL][get_conntrack_index(pkt.flags)][TcpState.NONE]
     if new_state >= TcpState.MAX:
-        # 6.1 logs "invalid new"; 3.10 only had a pr_debug ("" = refused, nothing logged).
-        return "invalid new" if profile.modern_log else ""
+        # 6.7+ logs "invalid new"; before, only a pr_debug ("" = refused, nothing logged).
+        return "invalid new" if profile.log_invalid_new else ""
     seen0 = tcp.seen[0]
     end = pkt.end_seq
     if new_state == TcpState.SYN_SENT:
@@ -592,8 +609,7 @@ def nf_conntrack_tcp_packet(
 
     old_state = tcp.state
     index = get_conntrack_index(pkt.flags)
-    new_state = STATE_TABLES[profile.name][direction][index][old_state]
-    new61 = profile.challenge_ack_handling
+    new_state = state_table(profile)[direction][index][old_state]
 
     def result(
         verdict: int,
@@ -621,13 +637,13 @@ def nf_conntrack_tcp_packet(
         # (The SYN proxy keep-alive exception needs nf_synproxy, which nflab does not model.)
         text = (
             f"packet (index {int(index)}) in dir {direction} invalid, state {_state_name(old_state)}"
-            if profile.modern_log
+            if profile.log_invalid_index
             else "invalid state"
         )
         return result(-NfVerdict.ACCEPT, TcpAction.INVALID, text)
     elif new_state == TcpState.TIME_WAIT:
         if (
-            new61
+            profile.challenge_ack_last_ack
             and old_state == TcpState.LAST_ACK
             and index == TcpIndex.ACK
             and tcp.last_dir != direction
@@ -636,13 +652,14 @@ def nf_conntrack_tcp_packet(
         ):
             # "Detected RFC5961 challenge ACK"
             tcp.last_flags &= ~IP_CT_EXP_CHALLENGE_ACK
-            return result(NfVerdict.ACCEPT, TcpAction.IGNORE, "challenge-ack ignored")
+            text = "challenge-ack ignored" if profile.log_l4proto else "challenge-ACK ignored"
+            return result(NfVerdict.ACCEPT, TcpAction.IGNORE, text)
     elif new_state == TcpState.SYN_SENT2:
-        if new61:
+        if profile.simultaneous_open:
             tcp.last_flags |= IP_CT_TCP_SIMULTANEOUS_OPEN  # "table is not smart enough"
     elif new_state == TcpState.SYN_RECV:
         if (
-            new61
+            profile.simultaneous_open
             and direction == REPLY
             and index == TcpIndex.ACK
             and tcp.last_flags & IP_CT_TCP_SIMULTANEOUS_OPEN
@@ -665,7 +682,7 @@ def nf_conntrack_tcp_packet(
     if action is TcpAction.IGNORE:
         return result(NfVerdict.ACCEPT, action, reason, check)
     if action is TcpAction.INVALID:
-        if new61:
+        if profile.handle_invalid_timeout:
             nf_tcp_handle_invalid(ct, direction, index, now, sysctl.timeouts[TcpState.UNACK])
         return result(-NfVerdict.ACCEPT, action, reason, check)
     return _in_window(ct, tcp, pkt, direction, index, old_state, new_state, now, sysctl, profile, check)
@@ -715,18 +732,18 @@ def _ignore(
             tcp.last_wscale = seen.td_scale
         if seen.flags & IP_CT_TCP_FLAG_SACK_PERM:
             tcp.last_flags |= IP_CT_TCP_FLAG_SACK_PERM
-        if profile.challenge_ack_handling and old_state == TcpState.LAST_ACK:
+        if profile.challenge_ack_last_ack and old_state == TcpState.LAST_ACK:
             tcp.last_flags |= IP_CT_EXP_CHALLENGE_ACK  # potential RFC5961 challenge ACK
     if (
-        profile.challenge_ack_handling
+        profile.challenge_ack_syn_sent
         and old_state == TcpState.SYN_SENT
         and index == TcpIndex.ACK
         and direction == REPLY
     ):
         tcp.last_ack = pkt.ack  # possible challenge ack reply to syn
-    if profile.modern_log:
+    if profile.log_ignored_index:
         return f"packet (index {int(index)}) in dir {direction} ignored, state {_state_name(old_state)}"
-    return "invalid packet ignored"
+    return f"invalid packet ignored in state {_state_name(old_state)}"
 
 
 def _rst_checks(
@@ -740,38 +757,42 @@ def _rst_checks(
 ) -> tuple[str | None, bool, bool]:
     """The ``TCP_CONNTRACK_CLOSE`` case for a RST: (INVALID log text, keep state, skip window).
 
-    3.10: a RST whose seq is before the peer's highest ACK is invalid, be_liberal or not.
-    6.1 adds: RSTs in closing states skip validation; ``nf_conntrack_tcp_ignore_invalid_rst``;
-    an in-window RST that does not hit td_maxack exactly keeps the state (RFC 5961).
+    Every version: a RST whose seq is before the peer's highest ACK is "invalid rst", and a
+    RST answering a SYN or ACK we let through skips the window check. The ``break``s of the
+    kernel's switch (no shortcut, on to ``tcp_in_window``) are the early ``return``s here.
     """
     seq = pkt.seq
     peer = tcp.seen[1 - direction]
     keep = False
-    if not profile.rst_exact_seq:
-        if peer.flags & IP_CT_TCP_FLAG_MAXACK_SET and before(seq, peer.td_maxack):
-            return "invalid RST", False, False
-    else:
-        if tcp_can_early_drop(tcp.state):
-            # "If we are closing, tuple might have been re-used already ... As the conntrack
-            # can already be expired by GC under pressure, just skip validation checks."
-            return None, False, True
-        # "td_maxack might be outdated if we let a SYN through earlier"
-        if peer.flags & IP_CT_TCP_FLAG_MAXACK_SET and tcp.last_index != TcpIndex.SYN:
-            established = tcp.state == TcpState.ESTABLISHED and ct.assured
-            if seq == 0 and not established:
-                pass  # "most likely an answer to a SYN we let go through above"
-            elif before(seq, peer.td_maxack) and not sysctl.tcp_ignore_invalid_rst:
-                return "invalid rst", False, False
-            elif not established or seq == peer.td_maxack:
-                pass
-            elif tcp.last_index == TcpIndex.ACK and tcp.last_dir == direction and seq == tcp.last_end:
-                pass  # "Check if rst is part of train"
-            else:
-                # "RST sequence number doesn't match exactly, keep established state to allow
-                # a possible challenge ACK."
-                keep = True
+    if profile.rst_tuple_reuse and tcp_can_early_drop(tcp.state):
+        # "If we are closing, tuple might have been re-used already ... As the conntrack
+        # can already be expired by GC under pressure, just skip validation checks."
+        return None, False, True
+    # "td_maxack might be outdated if we let a SYN through earlier" (rst_tuple_reuse)
+    if peer.flags & IP_CT_TCP_FLAG_MAXACK_SET and not (
+        profile.rst_tuple_reuse and tcp.last_index == TcpIndex.SYN
+    ):
+        established = tcp.state == TcpState.ESTABLISHED and ct.assured
+        if profile.rst_tuple_reuse and seq == 0 and not established:
+            return None, False, False  # "most likely an answer to a SYN we let go through"
+        if before(seq, peer.td_maxack) and not (
+            profile.has_ignore_invalid_rst and sysctl.tcp_ignore_invalid_rst
+        ):
+            return ("invalid rst" if profile.log_l4proto else "invalid RST"), False, False
+        if profile.rst_exact_seq:
+            if not established or seq == peer.td_maxack:
+                return None, False, False
+            if tcp.last_index == TcpIndex.ACK and tcp.last_dir == direction and seq == tcp.last_end:
+                return None, False, False  # "Check if rst is part of train"
+            # "RST sequence number doesn't match exactly, keep established state to allow
+            # a possible challenge ACK."
+            keep = True
     if (
-        (ct.seen_reply and tcp.last_index == TcpIndex.SYN)
+        (
+            ct.seen_reply
+            and tcp.last_index == TcpIndex.SYN
+            and not (profile.rst_to_syn_needs_other_dir and tcp.last_dir == direction)
+        )
         or (not ct.assured and tcp.last_index == TcpIndex.ACK)
     ) and pkt.ack == tcp.last_end:
         # "RST sent to invalid SYN or ACK we had let through at a) and c) above ... Delete our
@@ -779,7 +800,7 @@ def _rst_checks(
         # ignored."
         return None, keep, True
     if (
-        profile.challenge_ack_handling
+        profile.challenge_ack_syn_sent
         and old_state == TcpState.SYN_SENT
         and tcp.last_index == TcpIndex.ACK
         and tcp.last_dir == REPLY
@@ -836,7 +857,6 @@ def _in_window(
 ) -> TcpResult:
     """The ``in_window:`` tail of ``nf_conntrack_tcp_packet()``: move the state, pick the
     timeout, set ASSURED, refresh."""
-    new61 = profile.challenge_ack_handling
     tcp.last_index = index
     tcp.last_dir = direction
     tcp.state = new_state
@@ -845,13 +865,17 @@ def _in_window(
     timeouts = sysctl.timeouts
     if tcp.retrans >= sysctl.tcp_max_retrans and timeouts[new_state] > timeouts[TcpState.RETRANS]:
         timeout = timeouts[TcpState.RETRANS]
-    elif new61 and index == TcpIndex.RST:
+    elif profile.rst_exact_seq and index == TcpIndex.RST:
         timeout = timeouts[TcpState.CLOSE]
     elif (tcp.seen[0].flags | tcp.seen[1].flags) & IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED and timeouts[
         new_state
     ] > timeouts[TcpState.UNACK]:
         timeout = timeouts[TcpState.UNACK]
-    elif new61 and tcp.last_win == 0 and timeouts[new_state] > timeouts[TcpState.RETRANS]:
+    elif (
+        profile.zero_window_retrans_timeout
+        and tcp.last_win == 0
+        and timeouts[new_state] > timeouts[TcpState.RETRANS]
+    ):
         timeout = timeouts[TcpState.RETRANS]
     else:
         timeout = timeouts[new_state]
@@ -863,9 +887,9 @@ def _in_window(
             # conntrack immediately. --RR"
             ct.dying = True
             return res
-        if new61 and index == TcpIndex.SYN and old_state == TcpState.SYN_SENT:
+        if profile.syn_retransmit_no_renew and index == TcpIndex.SYN and old_state == TcpState.SYN_SENT:
             return res  # "do not renew timeout on SYN retransmit."
-        if new61 and new_state == TcpState.ESTABLISHED and timeout > timeouts[TcpState.UNACK]:
+        if new_state == TcpState.ESTABLISHED and timeout > timeouts[TcpState.UNACK]:
             timeout = timeouts[TcpState.UNACK]  # mid-connection pickup with loose=1
     elif (
         not ct.assured

@@ -1,14 +1,16 @@
 """The TCP conntrack state machine as data (net/netfilter/nf_conntrack_proto_tcp.c).
 
-``TCP_CONNTRACKS[dir][index][old_state]`` is the kernel's ``tcp_conntracks`` table, typed in
-from the newest source with its comments. The 3.10 table differs in two rows; those cells
-are listed in ``_OLDER_CELLS`` with the text of the older source.
+``state_table(profile)[dir][index][old_state]`` is the kernel's ``tcp_conntracks`` table,
+typed in from the newest source with its comments. The tables of 3.10.y (harviswang/linux-3.10.99)
+and of every later tree recorded here (CentOS 7's 3.10.0-1160 up to 6.18) differ in one cell
+only, listed in ``_OLDER_CELLS`` with the text of the 3.10 source.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
 
+from sim.netfilter.profiles import KernelProfile
 from sim.packet import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN
 
 
@@ -166,16 +168,8 @@ _NEWEST: tuple[tuple[tuple[TcpState, ...], ...], ...] = (
 # fmt: on
 
 # Cells where the 3.10 table differs: (dir, index, old_state) -> (3.10 value, its comment).
+# (Older 3.x files also had sIG for ORIGINAL synack in sSR..sCL; 3.10 already has sIV there.)
 _OLDER_CELLS: dict[tuple[int, TcpIndex, TcpState], tuple[TcpState, str]] = {
-    # ORIGINAL synack in 3.10: "sSR -> sIG; sES -> sIG Error: SYNs in window outside the
-    # SYN_SENT state are errors..."; sFW..sCL -> sIG as well.
-    (ORIGINAL, TcpIndex.SYNACK, sSR): (sIG, "sSR -> sIG"),
-    (ORIGINAL, TcpIndex.SYNACK, sES): (sIG, "sES -> sIG  Error: SYNs in window outside SYN_SENT"),
-    (ORIGINAL, TcpIndex.SYNACK, sFW): (sIG, "sFW -> sIG"),
-    (ORIGINAL, TcpIndex.SYNACK, sCW): (sIG, "sCW -> sIG"),
-    (ORIGINAL, TcpIndex.SYNACK, sLA): (sIG, "sLA -> sIG"),
-    (ORIGINAL, TcpIndex.SYNACK, sTW): (sIG, "sTW -> sIG"),
-    (ORIGINAL, TcpIndex.SYNACK, sCL): (sIG, "sCL -> sIG"),
     # REPLY syn in TIME_WAIT: "sTW -> sIV Reopened connection, but server may not do it."
     (REPLY, TcpIndex.SYN, sTW): (sIV, "sTW -> sIV  Reopened connection, but server may not do it."),
 }
@@ -190,4 +184,11 @@ def _older_table() -> StateTable:
     return tuple(tuple(tuple(row) for row in direction) for direction in rows)
 
 
-STATE_TABLES: dict[str, StateTable] = {"6.1": _NEWEST, "3.10": _older_table()}
+NEWEST_TABLE: StateTable = _NEWEST
+OLDER_TABLE: StateTable = _older_table()
+
+
+def state_table(profile: KernelProfile) -> StateTable:
+    """The profile's ``tcp_conntracks``: the 3.10 table until "server may have switched role"
+    (REPLY syn in TIME_WAIT -> sSS, ``reply_syn_reopens_time_wait``)."""
+    return NEWEST_TABLE if profile.reply_syn_reopens_time_wait else OLDER_TABLE

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from sim.net.world import World
+from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
 from sim.packet import Packet, format_flags
 from sim.scenario.case import CaseError, Topology, parse_case
 from sim.scenario.host import configure_host
@@ -66,8 +67,8 @@ def run_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[dict[str
 def build_case_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[tuple[str, Packet, float]]]:
     """The world a case describes, configured (kernel, sysctls, host rules), and its packets."""
     topology, sysctls, lines, packets = parse_case(case)
-    kernel = case.get("kernel", "6.1")
     try:
+        kernel = resolve_kernel(str(case.get("kernel", DEFAULT_PROFILE))).name
         w = build_world(topology, kernel, seed)
     except ValueError as e:
         raise CaseError(f"kernel: {e}") from None

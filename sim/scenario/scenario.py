@@ -5,7 +5,8 @@ A scenario is TOML (JSON with the same keys is accepted). Built-in scenarios liv
 ``sim/scenario/scenarios/``; ``nflab run NAME|FILE`` runs one. Schema (every key optional but
 ``upload``)::
 
-    name, description, kernel = "3.10" | "6.1", seed, duration (virtual seconds)
+    name, description, kernel (a profile such as "el7" or "6.18", or what ``uname -r`` prints),
+    seed, duration (virtual seconds)
     [topology] containers, bridge_ip, bridge_prefix, host_ip, host_prefix, remote_ip, link_delay
     [sysctl] host sysctls ("net.netfilter.nf_conntrack_tcp_be_liberal" = 1, ...)
     [iptables] host = ["iptables -A INPUT ...", ...]
@@ -29,6 +30,7 @@ from typing import Any
 
 from sim.net.endpoint import EndpointOptions, EndpointState, Role, TcpEndpoint
 from sim.net.world import World
+from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
 from sim.packet import SEQ_MASK, TCPHDR_ACK, TCPHDR_RST, Packet
 from sim.scenario.fixes import fix_of, get_fix
 from sim.scenario.host import configure_host
@@ -107,6 +109,14 @@ def _get(d: dict[str, Any], key: str, kind: type | tuple[type, ...], default: An
     return value
 
 
+def _kernel(data: dict[str, Any], source: str) -> str:
+    """The ``kernel`` key: a profile name or a ``uname -r`` release -> the profile's name."""
+    try:
+        return resolve_kernel(str(data.get("kernel", DEFAULT_PROFILE))).name
+    except ValueError as e:
+        raise ScenarioError(f"{source}: {e}") from None
+
+
 def parse_scenario(data: dict[str, Any], source: str) -> Scenario:
     """Validate a scenario dict; ScenarioError names ``source`` and the key."""
     unknown = set(data) - TOP_KEYS
@@ -132,7 +142,7 @@ def parse_scenario(data: dict[str, Any], source: str) -> Scenario:
         host_ip=_get(topo, "host_ip", str, base.host_ip, f"{source}: topology"),
         host_prefix=_get(topo, "host_prefix", int, base.host_prefix, f"{source}: topology"),
         remote_ip=_get(topo, "remote_ip", str, base.remote_ip, f"{source}: topology"),
-        kernel=str(data.get("kernel", "6.1")),
+        kernel=_kernel(data, source),
         link_delay=float(_get(topo, "link_delay", (int, float), 0.02, f"{source}: topology")),
     )
     upload = _get(data, "upload", dict, None, source)

@@ -39,7 +39,8 @@ def invalid_packets(r):
 
 
 @pytest.mark.parametrize(
-    ("kernel", "bound", "trigger"), [("3.10", "IV", "late-ack"), ("6.1", "I", "beyond-window")]
+    ("kernel", "bound", "trigger"),
+    [("el7", "IV", "late-ack"), ("3.10", "IV", "late-ack"), ("6.1", "I", "beyond-window")],
 )
 def test_the_incident(kernel, bound, trigger):
     r = run(kernel)
@@ -63,6 +64,10 @@ def test_the_incident(kernel, bound, trigger):
     assert not r.completed
     assert r.client.aborted_reason == "too many retransmissions"
     assert r.client.retransmissions == 15  # tcp_retries2
+
+
+def test_the_article_kernel_is_the_default():
+    assert load_scenario("seed-incident").kernel == "el7"  # CentOS 7, 3.10.0-1160.el7
 
 
 def test_container_backs_off_exponentially():
@@ -89,7 +94,7 @@ def test_61_ignores_the_late_ack_and_still_translates_it():
     assert delivered[0].before.dst == "172.17.0.2"
 
 
-@pytest.mark.parametrize("kernel", ["3.10", "6.1"])
+@pytest.mark.parametrize("kernel", ["el7", "3.10", "6.1"])
 @pytest.mark.parametrize("fix", ["drop-invalid", "be-liberal"])
 def test_each_fix_completes_the_upload(kernel, fix):
     r = run(kernel, fix)

@@ -23,8 +23,9 @@ STATES = {
     "no-socket-120x40": ((120, 40), ["right"] * 6, "textual-dark"),
     "drop-invalid-120x40": ((120, 40), ["f", "right", "right", "right", "right"], "textual-dark"),
     "be-liberal-80x24": ((80, 24), ["f", "f"], "textual-dark"),
-    "kernel-6.1-120x40-light": ((120, 40), ["k"], "textual-light"),
-    "kernel-6.1-80x24": ((80, 24), ["k"], "textual-dark"),
+    # k cycles PROFILES oldest first: 3.10 -> el7 -> 4.19 -> 5.10 -> 5.15 -> 6.1
+    "kernel-6.1-120x40-light": ((120, 40), ["k"] * 5, "textual-light"),
+    "kernel-6.1-80x24": ((80, 24), ["k"] * 5, "textual-dark"),
     "rst-80x24-light": ((80, 24), ["c"], "textual-light"),
     "rst-output-120x40": ((120, 40), ["c", "right"], "textual-dark"),
     "quiz-80x24": ((80, 24), ["z", "1"], "textual-dark"),

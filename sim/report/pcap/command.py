@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sim.netfilter.conntrack import ConntrackSysctls
-from sim.netfilter.profiles import PROFILES, KernelProfile, get_profile
+from sim.netfilter.profiles import PROFILES, KernelProfile, resolve_kernel
 from sim.report.pcap.analyse import Analysis, Connection, Flagged, Tracker
 from sim.report.pcap.findings import Findings, container_check, findings_lines, whatif
 from sim.report.pcap.reader import CaptureError, Frame, read_frames
@@ -81,7 +81,7 @@ def _profiles(names: list[str] | None) -> list[KernelProfile]:
     out = []
     for name in names:
         try:
-            prof = get_profile(name)
+            prof = resolve_kernel(name)
         except ValueError as e:
             raise PcapError(f"--kernel: {e}") from None
         if prof not in out:
