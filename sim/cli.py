@@ -105,6 +105,36 @@ def _build(full: bool = True) -> argparse.ArgumentParser:
 
         for module in (check, figures, exercises, pcap):
             module.add_subcommand(sub)
+    k = sub.add_parser(
+        "kernels",
+        help="the kernel profiles and their changelog; --matrix: what each does with each packet class",
+    )
+    k.add_argument(
+        "--matrix",
+        action="store_true",
+        help="replay a crafted case per packet class on every profile, with each fix, and tabulate",
+    )
+    k.add_argument("--json", action="store_true", help="print one JSON object")
+    d = sub.add_parser(
+        "diff-kernels",
+        help="fuzz for conversations two profiles track differently; shrink each to a minimal case",
+        description="Generate conversations (hypothesis), find those on which kernel profiles A and "
+        "B differ in verdict or TCP state, shrink each distinct difference to a minimal case file. "
+        "Exit 0: no difference, 1: differences found, 2: bad input, 130: interrupted.",
+    )
+    d.add_argument("a", metavar="A", help="a kernel profile (see nflab kernels)")
+    d.add_argument("b", metavar="B", help="another kernel profile")
+    d.add_argument(
+        "--fuzz", type=int, default=300, metavar="N", help="conversations per search round (default 300)"
+    )
+    d.add_argument("--seed", type=int, default=0, metavar="S", help="hypothesis seed (default 0)")
+    d.add_argument(
+        "--out",
+        default="diff-kernels-out",
+        metavar="DIR",
+        help="where minimal cases go (default ./diff-kernels-out)",
+    )
+    d.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     b = sub.add_parser("bench", help="measure the model's throughput and memory on this machine")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     return p
@@ -151,6 +181,15 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args.scenario, args.kernel, args.fix, args.out, args.show)
     if args.command == "replay":
         return _replay(args.file, args.json)
+    if args.command == "kernels":
+        return _kernels(args.matrix, args.json)
+    if args.command == "diff-kernels":
+        try:
+            from sim.testing.diff import main as diff_main  # imports hypothesis
+        except ImportError as e:
+            print(f"nflab diff-kernels: needs hypothesis (pip install 'nflab[fuzz]'): {e}", file=sys.stderr)
+            return 2
+        return diff_main(args)
     if args.command in SUBCOMMAND_MODULES:
         module = importlib.import_module(SUBCOMMAND_MODULES[args.command])
         return int(module.main(args))
@@ -210,6 +249,31 @@ def _run(ref: str, kernel: str | None, fix: str, out: str, show: list[str]) -> i
         return 2
     for path, packets, rsts in written:
         print(f"capture {path}: {packets} packets, {rsts} RST")
+    return 0
+
+
+def _kernels(matrix: bool, as_json: bool) -> int:
+    from sim.report.kernels import (
+        compute_matrix,
+        list_json,
+        matrix_json,
+        profiles,
+        render_list,
+        render_matrix,
+    )
+
+    profs = profiles()
+    if not matrix:
+        print(json.dumps(list_json(profs)) if as_json else render_list(profs))
+        return 0
+    live = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        sys.stderr.write(f"\rreplaying {done}/{total} cases\x1b[K" if done < total else "\r\x1b[K")
+        sys.stderr.flush()
+
+    cells = compute_matrix(profs, progress=progress if live else None)
+    print(json.dumps(matrix_json(cells)) if as_json else render_matrix(cells))
     return 0
 
 

@@ -12,9 +12,10 @@ schema :func:`sim.kernel.testbed.parse_case` accepts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from sim.netfilter.profiles import DEFAULT_PROFILE
 from sim.packet import TcpOptions, format_flags
 from sim.scenario.case import Topology
 
@@ -49,6 +50,13 @@ class SegmentLike(Protocol):
     def options(self) -> TcpOptions: ...
 
 
+class ConversationLike(Protocol):
+    """What the conversion reads from a :class:`sim.testing.strategies.Conversation`."""
+
+    @property
+    def segments(self) -> Sequence[SegmentLike]: ...
+
+
 def options_to_case(opts: TcpOptions) -> dict[str, Any] | None:
     """TcpOptions -> the case file's ``options`` object (None when there are none)."""
     out: dict[str, Any] = {}
@@ -66,21 +74,25 @@ def options_to_case(opts: TcpOptions) -> dict[str, Any] | None:
 
 
 def conversation_to_case(
-    segments: Sequence[SegmentLike],
+    conversation: ConversationLike | Sequence[SegmentLike],
     *,
     name: str,
+    kernel: str = DEFAULT_PROFILE,
+    sysctl: Mapping[str, int] | None = None,
     fix: str = FIX_NONE,
     topology: Topology | None = None,
     ctr_port: int = CTR_PORT,
     remote_port: int = REMOTE_PORT,
     description: str = "",
 ) -> dict[str, Any]:
-    """One conversation as a kernel-check case: client = ctr, server = remote.
+    """One conversation (or its segments) as a replay case: client = ctr, server = remote.
 
-    ``fix`` adds the INVALID DROP rule in the host's INPUT chain or sets be_liberal.
-    Raises ValueError (one line) for an unknown fix, an unknown sender or a payload the
-    harness cannot send.
+    ``kernel`` is written as the case's ``kernel``; ``sysctl`` (``net.netfilter.*`` names,
+    full or short) as its host sysctls; ``fix`` adds the INVALID DROP rule in the host's
+    INPUT chain or sets be_liberal. Raises ValueError (one line) for an unknown fix, an
+    unknown sender or a payload the harness cannot send.
     """
+    segments = conversation if isinstance(conversation, Sequence) else conversation.segments
     if fix not in FIXES:
         raise ValueError(f"unknown fix {fix!r}: expected one of {', '.join(FIXES)}")
     t = topology or Topology()
@@ -112,7 +124,7 @@ def conversation_to_case(
         if opts is not None:
             pkt["options"] = opts
         packets.append(pkt)
-    case: dict[str, Any] = {"name": name, "kernel": "6.1"}
+    case: dict[str, Any] = {"name": name, "kernel": kernel}
     if description:
         case["description"] = description
     if topology is not None:
@@ -122,9 +134,19 @@ def conversation_to_case(
             "host_ip": t.host_ip,
             "remote_ip": t.remote_ip,
         }
+    sysctls = {_full_sysctl(key): value for key, value in (sysctl or {}).items()}
     if fix == FIX_DROP_INVALID:
         case["iptables"] = {"host": [DROP_INVALID_RULE]}
     elif fix == FIX_BE_LIBERAL:
-        case["sysctl"] = {BE_LIBERAL_SYSCTL: 1}
+        sysctls[BE_LIBERAL_SYSCTL] = 1
+    if sysctls:
+        case["sysctl"] = sysctls
     case["packets"] = packets
     return case
+
+
+def _full_sysctl(key: str) -> str:
+    """``tcp_be_liberal`` -> ``net.netfilter.nf_conntrack_tcp_be_liberal`` (full names kept)."""
+    if key.startswith("net."):
+        return key
+    return "net.netfilter." + (key if key.startswith("nf_conntrack_") else f"nf_conntrack_{key}")

@@ -34,7 +34,6 @@ import random
 import subprocess
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -151,8 +150,8 @@ def probe_strategy(seed: int) -> Any:
             segs = segs[draw(st.integers(1, 3)) :] or segs[-1:]
         else:
             c_syn, s_synack = segs[0], segs[1]
-            s_syn = replace(s_synack, flags=parse_flags("S"), ack=0)
-            c_synack = replace(c_syn, flags=parse_flags("SA"), ack=(s_synack.seq + 1) & SEQ_MASK)
+            s_syn = s_synack._replace(flags=parse_flags("S"), ack=0)
+            c_synack = c_syn._replace(flags=parse_flags("SA"), ack=(s_synack.seq + 1) & SEQ_MASK)
             segs = [c_syn, s_syn, c_synack, s_synack][: draw(st.integers(2, 4))]
         nxt = {"c": (conv.isn_c + 1) & SEQ_MASK, "s": (conv.isn_s + 1) & SEQ_MASK}
         win = {"c": 65535, "s": 65535}

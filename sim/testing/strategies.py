@@ -8,6 +8,7 @@ client is conntrack's ORIGINAL direction.
 * :func:`conversations` -- well-formed, in-order exchanges: handshake with negotiated
   options, data and ACKs in both directions that respect the peer's advertised window,
   ISNs anywhere in sequence space (including just below 2**32).
+* :func:`closed_conversations` -- the same, ended by an orderly close (FINs) or a RST.
 * :func:`perturbed_conversations` -- the same with delay, reordering, duplication, drops and
   one corrupted field, which between them produce every out-of-window class.
 * :func:`late_ack_conversations` -- a bulk upload followed by the article's overly delayed
@@ -16,18 +17,21 @@ client is conntrack's ORIGINAL direction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from hypothesis import strategies as st
 
-from sim.packet import SEQ_MASK, TcpFlag, TcpOptions
+from sim.packet import NO_OPTIONS, SEQ_MASK, TcpFlag, TcpOptions
 
 MAXACKWINCONST = 66000  # nf_conntrack_proto_tcp.c
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """One crafted segment: ``frm`` is "c" (client, ORIGINAL) or "s" (server, REPLY)."""
+class Segment(NamedTuple):
+    """One crafted segment: ``frm`` is "c" (client, ORIGINAL) or "s" (server, REPLY).
+
+    A named tuple (immutable; ``seg._replace(seq=...)`` makes a changed copy): a conversation
+    builds one per segment, and a tuple is the cheapest record Python makes."""
 
     frm: str
     flags: int
@@ -35,7 +39,7 @@ class Segment:
     ack: int
     win: int
     length: int = 0
-    options: TcpOptions = field(default_factory=TcpOptions)
+    options: TcpOptions = NO_OPTIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +64,7 @@ class Conversation:
                     sack=tuple(((lo + offset) & SEQ_MASK, (hi + offset) & SEQ_MASK) for lo, hi in opts.sack),
                 )
             ack = (seg.ack + offset) & SEQ_MASK if seg.flags & TcpFlag.ACK else seg.ack
-            return replace(seg, seq=(seg.seq + offset) & SEQ_MASK, ack=ack, options=opts)
+            return seg._replace(seq=(seg.seq + offset) & SEQ_MASK, ack=ack, options=opts)
 
         return replace(
             self,
@@ -77,16 +81,40 @@ def _check_bounds(name: str, lo: int, hi: int, floor: int) -> None:
         raise ValueError(f"max_{name} ({hi}) must be >= min_{name} ({lo})")
 
 
-_ISNS = st.one_of(
-    st.just(1),
-    st.integers(0, SEQ_MASK),
-    st.integers(SEQ_MASK - 200_000, SEQ_MASK),  # wraps during the conversation
-)
-_WSCALES = st.one_of(st.none(), st.integers(0, 14), st.just(15))  # 15: the kernel caps at 14
+# An ISN anywhere in sequence space; the negative part lands just below 2**32, so the
+# conversation wraps. One draw, shrinking towards ISN 0.
+_ISNS = st.integers(-200_000, SEQ_MASK).map(lambda v: v & SEQ_MASK)
+
+# A conversation is built from compact parameters: one fixed-size byte string holds the ISNs,
+# the number of step slots and every step. One draw instead of three per segment is what
+# makes fuzzing fast (hypothesis's cost is per draw). Shrinking stays short because a zero
+# byte decodes to the simplest choice and a slot whose first byte is zero is no step at all:
+# the shrinker zeroes the steps a failure does not need, wherever they are.
+_HEADER = 9  # wscale client, wscale server, SACK, windows: client SYN, server SYN, third ACK
+_STEP = 5  # per step slot: kind (0: none), length (2 bytes), window (2 bytes)
+
+
+def _wscale(byte: int) -> int | None:
+    """0 -> no option; then the scales 0..14 and 15 (which the kernel caps at 14)."""
+    kind = byte % 3
+    if kind == 0:
+        return None
+    return (byte // 3) % 15 if kind == 1 else 15
+
+
+def _window(kind: int, value: int) -> int:
+    """A raw 16-bit window, never 0: small, any, or the largest (65535)."""
+    if kind == 1:
+        return 1 + value % 256
+    if kind == 2:
+        return 65535
+    return 1 + value % 65535
 
 
 class _Side:
     """A minimal in-order TCP sender/receiver for the generator."""
+
+    __slots__ = ("nxt", "peer_acked", "rcv_nxt", "shift", "win_raw", "wscale")
 
     def __init__(self, isn: int, wscale: int | None) -> None:
         self.nxt = (isn + 1) & SEQ_MASK
@@ -101,30 +129,25 @@ class _Side:
         return self.win_raw << self.shift
 
 
-@st.composite
-def conversations(
-    draw: st.DrawFn,
-    *,
-    min_steps: int = 0,
-    max_steps: int = 30,
-    max_segment: int = 1448,
-    options: bool = True,
+def build_conversation(
+    isn_c: int, isn_s: int, params: bytes, *, max_segment: int = 1448, options: bool = True
 ) -> Conversation:
-    """Well-formed conversations: handshake, then ``min_steps..max_steps`` data or ACK
-    segments that stay inside the peer's advertised window and acknowledge only what was
-    sent. Conntrack must never call any of them INVALID or IGNORE."""
-    _check_bounds("steps", min_steps, max_steps, 0)
-    if max_segment < 1:
-        raise ValueError(f"max_segment must be >= 1, got {max_segment}")
-    isn_c, isn_s = draw(_ISNS), draw(_ISNS)
-    wc = draw(_WSCALES) if options else None
-    ws = draw(_WSCALES) if options else None
-    sack = draw(st.booleans()) if options else False
+    """The well-formed conversation that :func:`conversations` draws, from its parameters:
+    ``params`` holds a 9-byte header (missing bytes read as zero), then 5-byte step slots.
+
+    Handshake with options (window scaling only when both offer it, RFC 7323), the third ACK,
+    then one data or ACK segment per slot whose first byte is not zero, from either side,
+    staying inside the window the peer advertised last and acknowledging exactly what was
+    sent. Slot byte 0 = 1 is the simplest step: a pure ACK from the client.
+    """
+    b = params.ljust(_HEADER, b"\0")
+    wc, ws = (_wscale(b[0]), _wscale(b[1])) if options else (None, None)
+    sack = bool(b[2] & 1) and options
+    win_c = 1 + int.from_bytes(b[3:5], "big") % 65535
+    win_s = 1 + int.from_bytes(b[5:7], "big") % 65535
     c, s = _Side(isn_c, wc), _Side(isn_s, ws)
     opts_c = TcpOptions(mss=1460, wscale=wc, sack_perm=sack) if options else TcpOptions()
     opts_s = TcpOptions(mss=1460, wscale=ws, sack_perm=sack) if options else TcpOptions()
-    win_c = draw(st.integers(1, 65535))
-    win_s = draw(st.integers(1, 65535))
     A = int(TcpFlag.ACK)
     segs = [
         Segment("c", int(TcpFlag.SYN), isn_c, 0, win_c, 0, opts_c),
@@ -135,18 +158,21 @@ def conversations(
     c.rcv_nxt, s.rcv_nxt = s.nxt, c.nxt
     # A SYN's window is never scaled: that is what the peer may fill until the first ACK.
     c.peer_acked, s.peer_acked = c.nxt, s.nxt
-    c_syn_win, s_syn_win = win_c, win_s
-    c.win_raw = draw(st.integers(1, 65535))
+    c.win_raw = 1 + int.from_bytes(b[7:9], "big") % 65535
     segs.append(Segment("c", A, c.nxt, c.rcv_nxt, c.win_raw))
-    peer_win = {"c": s_syn_win, "s": c.window}  # the window each side may fill
-    del c_syn_win
-    for _ in range(draw(st.integers(min_steps, max_steps))):
-        frm = draw(st.sampled_from("cs"))
+    peer_win = {"c": win_s, "s": c.window}  # the window each side may fill
+    for i in range(_HEADER, len(b) - _STEP + 1, _STEP):
+        if not b[i]:
+            continue
+        head = b[i] - 1
+        frm = "s" if head & 1 else "c"
         me, peer = (c, s) if frm == "c" else (s, c)
         room = (me.peer_acked + peer_win[frm] - me.nxt) & SEQ_MASK
         room = room if room < 0x80000000 else 0
-        length = min(draw(st.integers(0, max_segment)), room)
-        me.win_raw = draw(st.integers(1, 65535))
+        kind = (head >> 1) & 3  # 0: pure ACK, 1: a full segment, else any length
+        wanted = 0 if kind == 0 else max_segment if kind == 1 else b[i + 1] << 8 | b[i + 2]
+        length = min(wanted % (max_segment + 1), room)
+        me.win_raw = _window((head >> 3) & 3, b[i + 3] << 8 | b[i + 4])
         segs.append(Segment(frm, A, me.nxt, me.rcv_nxt, me.win_raw, length))
         me.nxt = (me.nxt + length) & SEQ_MASK
         peer.rcv_nxt = me.nxt
@@ -156,27 +182,113 @@ def conversations(
     return Conversation(tuple(segs), isn_c, isn_s, wc, ws)
 
 
-_PERTURBATIONS = ("drop", "duplicate", "swap", "delay", "seq", "ack", "flags", "window")
+def _isn(kind: int, value: int) -> int:
+    """An ISN from a kind byte and 4 bytes: anywhere, just below 2**32 (the conversation
+    wraps), or small; all-zero bytes give ISN 0."""
+    k = kind % 3
+    if k == 1:
+        return SEQ_MASK - value % 200_000
+    return value % 65536 if k == 2 else value
+
+
+def conversations(
+    *,
+    min_steps: int = 0,
+    max_steps: int = 30,
+    max_segment: int = 1448,
+    options: bool = True,
+) -> st.SearchStrategy[Conversation]:
+    """Well-formed conversations: handshake, then ``min_steps..max_steps`` data or ACK
+    segments that stay inside the peer's advertised window and acknowledge only what was
+    sent. Conntrack must never call any of them INVALID or IGNORE.
+
+    ``options=False`` leaves the SYNs without options (no window scaling, no SACK).
+    One draw of a fixed-size byte string: 11 bytes for the two ISNs and the number of step
+    slots, then :func:`build_conversation`'s parameters (the first ``min_steps`` slots always
+    hold a step). Shrinks towards fewer steps, ISN 0, client pure ACKs and small windows.
+    """
+    _check_bounds("steps", min_steps, max_steps, 0)
+    if max_segment < 1:
+        raise ValueError(f"max_segment must be >= 1, got {max_segment}")
+    span = max_steps - min_steps + 1
+
+    def decode(b: bytes) -> Conversation:
+        isn_c = _isn(b[0], int.from_bytes(b[1:5], "big"))
+        isn_s = _isn(b[5], int.from_bytes(b[6:10], "big"))
+        params = bytearray(b[11 : 11 + _HEADER + _STEP * (min_steps + b[10] % span)])
+        for i in range(_HEADER, _HEADER + _STEP * min_steps, _STEP):
+            params[i] = params[i] or 1
+        return build_conversation(isn_c, isn_s, bytes(params), max_segment=max_segment, options=options)
+
+    size = 11 + _HEADER + _STEP * max_steps
+    return st.binary(min_size=size, max_size=size).map(decode)
+
+
+def closed_conversations(*, max_steps: int = 30, max_segment: int = 1448) -> st.SearchStrategy[Conversation]:
+    """A well-formed conversation (:func:`conversations`) that then ends: an orderly close
+    (one side's FIN, the peer's ACK, the peer's FIN, the last ACK: TIME_WAIT) or an abort
+    (one side's RST at its next sequence number). Client first and FIN first shrink
+    simplest."""
+    return _closed(conversations(max_steps=max_steps, max_segment=max_segment))
+
+
+def _next(conv: Conversation, frm: str) -> tuple[int, int]:
+    """The next sequence number side ``frm`` sends and the window it advertised last."""
+    last = [seg for seg in conv.segments if seg.frm == frm][-1]
+    syn = 1 if last.flags & TcpFlag.SYN else 0
+    return (last.seq + last.length + syn) & SEQ_MASK, last.win
 
 
 @st.composite
+def _closed(draw: st.DrawFn, base: st.SearchStrategy[Conversation]) -> Conversation:
+    conv = draw(base)
+    first = draw(st.sampled_from("cs"))
+    other = "s" if first == "c" else "c"
+    (seq1, win1), (seq2, win2) = _next(conv, first), _next(conv, other)
+    A, FA, RA = int(TcpFlag.ACK), int(TcpFlag.FIN | TcpFlag.ACK), int(TcpFlag.RST | TcpFlag.ACK)
+    if draw(st.booleans()):  # abort
+        end: tuple[Segment, ...] = (Segment(first, RA, seq1, seq2, 0),)
+    else:
+        fin1 = (seq1 + 1) & SEQ_MASK
+        end = (
+            Segment(first, FA, seq1, seq2, win1),
+            Segment(other, A, seq2, fin1, win2),
+            Segment(other, FA, seq2, fin1, win2),
+            Segment(first, A, fin1, (seq2 + 1) & SEQ_MASK, win1),
+        )
+    return replace(conv, segments=(*conv.segments, *end))
+
+
+_PERTURBATIONS = ("drop", "duplicate", "swap", "delay", "seq", "ack", "flags", "window", "reset")
+
+
 def perturbed_conversations(
-    draw: st.DrawFn,
     *,
     min_perturbations: int = 1,
     max_perturbations: int = 3,
     max_steps: int = 30,
     max_segment: int = 1448,
-) -> tuple[Conversation, tuple[str, ...]]:
-    """A well-formed conversation after ``min..max_perturbations`` of: drop, duplicate,
-    swap two neighbours, delay (move a segment later), corrupt seq/ack by a random offset,
-    change the flags, change the window. Returns the perturbed conversation and what was
-    done, for failure messages."""
+    closed: bool = False,
+) -> st.SearchStrategy[tuple[Conversation, tuple[str, ...]]]:
+    """A well-formed conversation (``closed``: one of :func:`closed_conversations`) after
+    ``min..max_perturbations`` of: drop, duplicate, swap two neighbours, delay (move a segment
+    later), corrupt seq/ack by a random offset, change the flags, change the window, answer a
+    segment with the peer's RST (seq = its ack). Returns the perturbed conversation and what
+    was done, for failure messages."""
     _check_bounds("perturbations", min_perturbations, max_perturbations, 0)
-    conv = draw(conversations(max_steps=max_steps, max_segment=max_segment))
+    make = closed_conversations if closed else conversations
+    base = make(max_steps=max_steps, max_segment=max_segment)
+    return _perturbed(base, min_perturbations, max_perturbations)
+
+
+@st.composite
+def _perturbed(
+    draw: st.DrawFn, base: st.SearchStrategy[Conversation], lo: int, hi: int
+) -> tuple[Conversation, tuple[str, ...]]:
+    conv = draw(base)
     segs = list(conv.segments)
     done = []
-    for _ in range(draw(st.integers(min_perturbations, max_perturbations))):
+    for _ in range(draw(st.integers(lo, hi))):
         kind = draw(st.sampled_from(_PERTURBATIONS))
         i = draw(st.integers(0, len(segs) - 1))
         seg = segs[i]
@@ -191,24 +303,31 @@ def perturbed_conversations(
             segs.insert(j, segs.pop(i))
         elif kind in ("seq", "ack"):
             offset = draw(st.one_of(st.integers(-70000, 70000), st.integers(0, SEQ_MASK)))
-            segs[i] = replace(seg, **{kind: (getattr(seg, kind) + offset) & SEQ_MASK})
+            segs[i] = seg._replace(**{kind: (getattr(seg, kind) + offset) & SEQ_MASK})
         elif kind == "flags":
-            segs[i] = replace(seg, flags=draw(st.integers(0, 0xFF)))
+            segs[i] = seg._replace(flags=draw(st.integers(0, 0xFF)))
         elif kind == "window":
-            segs[i] = replace(seg, win=draw(st.integers(0, 65535)))
+            segs[i] = seg._replace(win=draw(st.integers(0, 65535)))
+        elif kind == "reset":  # the peer answers the segment with a RST (RFC 793 3.4)
+            peer = "s" if seg.frm == "c" else "c"
+            segs.insert(i + 1, Segment(peer, int(TcpFlag.RST), seg.ack, 0, 0))
         done.append(f"{kind}@{i}")
     return replace(conv, segments=tuple(segs)), tuple(done)
 
 
-@st.composite
 def late_ack_conversations(
-    draw: st.DrawFn, *, min_segments: int = 60, max_segments: int = 150
-) -> tuple[Conversation, int]:
+    *, min_segments: int = 60, max_segments: int = 150
+) -> st.SearchStrategy[tuple[Conversation, int]]:
     """The seed incident in miniature: the client uploads ``min..max_segments`` x 1448 bytes,
     the server acknowledges as it goes and its window stays small (no scaling, <= 65535),
     then an old ACK arrives from the server acknowledging less than
     ``client td_end - MAXACKWINDOW(server)``. Returns the conversation and that ACK's index."""
     _check_bounds("segments", min_segments, max_segments, 1)
+    return _late_ack(min_segments, max_segments)
+
+
+@st.composite
+def _late_ack(draw: st.DrawFn, min_segments: int, max_segments: int) -> tuple[Conversation, int]:
     isn_c, isn_s = draw(_ISNS), draw(_ISNS)
     win = draw(st.integers(1448 * 2, 65535))
     A = int(TcpFlag.ACK)

@@ -100,3 +100,21 @@ def test_every_generated_conversation_is_a_valid_case_that_round_trips(conv: Con
         )
         assert pkt.options == seg.options
         assert delay == 0
+
+
+def test_kernel_and_sysctls_are_written_and_a_conversation_is_accepted() -> None:
+    conv = Conversation(HANDSHAKE, 1000, 5000, 7, 7)
+    case = conversation_to_case(
+        conv,
+        name="k",
+        kernel="3.10",
+        sysctl={"tcp_loose": 0, "net.netfilter.nf_conntrack_tcp_max_retrans": 2},
+    )
+    assert case["kernel"] == "3.10"
+    assert case["sysctl"] == {
+        "net.netfilter.nf_conntrack_tcp_loose": 0,
+        "net.netfilter.nf_conntrack_tcp_max_retrans": 2,
+    }
+    both = conversation_to_case(conv, name="k", sysctl={"tcp_loose": 0}, fix="be-liberal")
+    assert both["sysctl"] == {"net.netfilter.nf_conntrack_tcp_loose": 0, BE_LIBERAL_SYSCTL: 1}
+    parse_case(both)

@@ -3,8 +3,9 @@
 from sim.netfilter.conntrack import ConntrackTable, format_conntrack, format_proc_conntrack
 from sim.packet import Packet, parse_flags
 from sim.skb import CtInfo, Skb
+from sim.testing import Tracker
 
-from .conn_helpers import Flow, established
+from .conn_helpers import established
 
 
 def syn(n: int) -> Skb:
@@ -12,7 +13,7 @@ def syn(n: int) -> Skb:
 
 
 def test_ctinfo_sequence():
-    f = Flow("6.1")
+    f = Tracker("6.1")
     assert f.send("c", "S", 1000).ctinfo == CtInfo.NEW
     assert f.send("s", "SA", 5000, 1001).ctinfo == CtInfo.ESTABLISHED_REPLY
     assert f.send("c", "A", 1001, 5001).ctinfo == CtInfo.ESTABLISHED

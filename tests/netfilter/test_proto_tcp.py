@@ -16,16 +16,17 @@ import pytest
 from sim.netfilter.proto_tcp import TcpAction
 from sim.netfilter.tcp_states import TcpState
 from sim.packet import TcpOptions
+from sim.testing import Tracker
 
-from .conn_helpers import Flow, established
+from .conn_helpers import established
 
 
 def test_handshake_state_matches_hand_derivation():
-    f = Flow("6.1")
-    assert f.send("c", "S", 1000).tcp.new_state == TcpState.SYN_SENT
-    assert f.send("s", "SA", 5000, 1001).tcp.new_state == TcpState.SYN_RECV
+    f = Tracker("6.1")
+    assert f.send("c", "S", 1000).tcp_state == "SYN_SENT"
+    assert f.send("s", "SA", 5000, 1001).tcp_state == "SYN_RECV"
     r = f.send("c", "A", 1001, 5001)
-    assert r.tcp.new_state == TcpState.ESTABLISHED
+    assert r.tcp_state == "ESTABLISHED"
     client, server = f.ct.tcp.seen
     assert (client.td_end, client.td_maxend, client.td_maxwin) == (1001, 66536, 65535)
     assert (server.td_end, server.td_maxend, server.td_maxwin, server.td_maxack) == (5001, 70536, 65535, 1001)
@@ -54,7 +55,7 @@ def test_late_ack(profile, action, reason, ctinfo_kept):
     assert r.window == action
     assert r.reason == reason
     assert (r.ct is not None) == ctinfo_kept
-    assert r.tcp.window.failed == ["IV"]
+    assert r.check.failed == ["IV"]
 
 
 @pytest.mark.parametrize(("sack", "passes"), [(55000, False), (55001, True), (55002, True)])
@@ -62,7 +63,7 @@ def test_late_ack(profile, action, reason, ctinfo_kept):
 def test_bound_iv_edge(profile, sack, passes):
     r = established(profile).send("s", "A", 5001, sack)
     assert (r.window == TcpAction.ACCEPT) == passes
-    iv = r.tcp.window.bounds[3]
+    iv = r.check.bounds[3]
     assert (iv.limit, iv.value, iv.passed) == (55001, sack, passes)
 
 
@@ -141,7 +142,7 @@ def test_bound_ii(profile, action, reason):
     # end = 4294900000 + 100 = 4294900100, not after 5001 - 65535 - 1 = 4294906761
     r = established(profile).send("s", "A", 4294900000, 121001, length=100)
     assert (r.window, r.reason) == (action, reason)
-    assert r.tcp.window.failed == ["II"]
+    assert r.check.failed == ["II"]
 
 
 def test_several_bounds_message_order():
@@ -217,7 +218,7 @@ def test_syn_from_client_on_established_is_ignored(profile, reason):
 
 @pytest.mark.parametrize("flags", ["SF", "", "SR", "FA" + "R", "F"])
 def test_invalid_flag_combinations(flags):
-    r = Flow("6.1").send("c", flags, 1)
+    r = Tracker("6.1").send("c", flags, 1)
     assert (r.window, r.reason) == (TcpAction.INVALID, "invalid tcp flag combination")
 
 
@@ -225,21 +226,21 @@ def test_invalid_new_and_loose():
     # tcp_new(): tcp_conntracks[0][index][sNO] is sIV for SYN/ACK, FIN, RST
     # "invalid new" is logged from 6.7 (6ac9c51eebe8 "prefer tcp_error_log to pr_debug");
     # 3.10 .. 6.1 had only a pr_debug.
-    assert Flow("6.18").send("c", "SA", 1).reason == "invalid new"
-    assert Flow("6.1").send("c", "SA", 1).reason is None
-    assert Flow("3.10").send("c", "SA", 1).reason is None
-    r = Flow("6.18").send("c", "F" + "A", 1, 1)  # FIN+ACK from NONE -> sIV: "invalid new"
+    assert Tracker("6.18").send("c", "SA", 1).reason == "invalid new"
+    assert Tracker("6.1").send("c", "SA", 1).reason is None
+    assert Tracker("3.10").send("c", "SA", 1).reason is None
+    r = Tracker("6.18").send("c", "F" + "A", 1, 1)  # FIN+ACK from NONE -> sIV: "invalid new"
     assert (r.window, r.reason) == (TcpAction.INVALID, "invalid new")
-    r = Flow("6.1", tcp_loose=0).send("c", "A", 1, 1)
+    r = Tracker("6.1", sysctl={"tcp_loose": 0}).send("c", "A", 1, 1)
     assert (r.window, r.reason) == (TcpAction.INVALID, None)
-    f = Flow("6.1")
+    f = Tracker("6.1")
     r = f.send("c", "A", 1, 1)  # mid-stream pickup: both directions BE_LIBERAL
-    assert r.window == TcpAction.ACCEPT and r.tcp.new_state == TcpState.ESTABLISHED
+    assert r.window == TcpAction.ACCEPT and r.tcp_state == "ESTABLISHED"
     assert f.ct.timeout == 300  # ESTABLISHED without SEEN_REPLY is capped at UNACK (6.1)
 
 
 def test_window_scaling_negotiated_and_applied():
-    f = Flow("6.1")
+    f = Tracker("6.1")
     f.send("c", "S", 1000, win=64240, options=TcpOptions(mss=1460, wscale=7, sack_perm=True))
     f.send("s", "SA", 5000, 1001, win=65160, options=TcpOptions(mss=1460, wscale=14, sack_perm=True))
     f.send("c", "A", 1001, 5001, win=502)
@@ -251,7 +252,7 @@ def test_window_scaling_negotiated_and_applied():
 
 @pytest.mark.parametrize("profile", ["3.10", "6.1"])
 def test_window_scaling_off_unless_both_offer(profile):
-    f = Flow(profile)
+    f = Tracker(profile)
     f.send("c", "S", 1000, options=TcpOptions(mss=1460, wscale=7))
     f.send("s", "SA", 5000, 1001, options=TcpOptions(mss=1460))
     client, server = f.ct.tcp.seen
@@ -259,13 +260,13 @@ def test_window_scaling_off_unless_both_offer(profile):
 
 
 def test_wscale_capped_at_14():
-    f = Flow("6.1")
+    f = Tracker("6.1")
     f.send("c", "S", 1000, options=TcpOptions(wscale=15))
     assert f.table.entries(f.now)[0].tcp.seen[0].td_scale == 14
 
 
 def test_sack_right_edge_is_checked():
-    f = Flow("6.1")
+    f = Tracker("6.1")
     f.send("c", "S", 1000, options=TcpOptions(sack_perm=True))
     f.send("s", "SA", 5000, 1001, options=TcpOptions(sack_perm=True))
     f.send("c", "A", 1001, 5001, length=1000)
@@ -299,10 +300,10 @@ def test_ignore_leaves_state_and_timeout():
 def test_fin_sequence_to_time_wait():
     f = established("6.1")
     f.send("s", "A", 5001, 121001)
-    assert f.send("c", "FA", 121001, 5001).tcp.new_state == TcpState.FIN_WAIT
-    assert f.send("s", "A", 5001, 121002).tcp.new_state == TcpState.CLOSE_WAIT
-    assert f.send("s", "FA", 5001, 121002).tcp.new_state == TcpState.LAST_ACK
-    assert f.send("c", "A", 121002, 5002).tcp.new_state == TcpState.TIME_WAIT
+    assert f.send("c", "FA", 121001, 5001).tcp_state == "FIN_WAIT"
+    assert f.send("s", "A", 5001, 121002).tcp_state == "CLOSE_WAIT"
+    assert f.send("s", "FA", 5001, 121002).tcp_state == "LAST_ACK"
+    assert f.send("c", "A", 121002, 5002).tcp_state == "TIME_WAIT"
     assert f.ct.timeout - f.now == 120
 
 
@@ -320,7 +321,7 @@ def test_reply_syn_in_time_wait(profile, ok):
 def test_late_ack_seed_numbers_310():
     """The article's numbers: ack 530104 after 532704 was acked. With the container having
     sent up to 532704 + 70000, bound IV (lower limit td_end - 66000) fails under 3.10."""
-    f = Flow("3.10")
+    f = Tracker("3.10")
     f.send("c", "S", 0, win=29200)
     f.send("s", "SA", 0, 1, win=28960)
     f.send("c", "A", 1, 1, win=29200)

@@ -5,28 +5,29 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim.netfilter.conntrack import ConntrackTable
-from sim.netfilter.proto_tcp import TcpAction
-from sim.packet import SEQ_MASK, Packet
-from sim.skb import Skb
-from sim.testing.strategies import conversations, late_ack_conversations, perturbed_conversations
-
-from .replay import CLIENT, SERVER, run
+from sim.packet import SEQ_MASK
+from sim.testing import (
+    TcpAction,
+    Tracker,
+    conversations,
+    late_ack_conversations,
+    perturbed_conversations,
+    track_conversation,
+)
 
 PROFILES = st.sampled_from(["3.10", "6.1"])
 
 
 @given(conversations(), PROFILES)
 def test_well_formed_conversation_is_never_invalid_or_ignored(conv, profile):
-    _, results = run(conv, profile)
-    for seg, res in zip(conv.segments, results, strict=True):
-        assert res.window == TcpAction.ACCEPT, (seg, res.reason)
+    for res in track_conversation(conv, kernel=profile):
+        assert res.window == TcpAction.ACCEPT, (res.segment, res.reason)
 
 
 @given(conversations(), st.integers(0, SEQ_MASK), PROFILES)
 def test_verdicts_invariant_under_sequence_shift(conv, offset, profile):
-    _, a = run(conv, profile)
-    _, b = run(conv.shifted(offset), profile)
+    a = track_conversation(conv, kernel=profile)
+    b = track_conversation(conv.shifted(offset), kernel=profile)
     assert [(r.window, r.ctinfo) for r in a] == [(r.window, r.ctinfo) for r in b]
 
 
@@ -34,8 +35,8 @@ def test_verdicts_invariant_under_sequence_shift(conv, offset, profile):
 def test_perturbed_verdicts_invariant_under_sequence_shift(case, profile):
     conv, _ = case
     offset = 0x9E3779B9
-    _, a = run(conv, profile)
-    _, b = run(conv.shifted(offset), profile)
+    a = track_conversation(conv, kernel=profile)
+    b = track_conversation(conv.shifted(offset), kernel=profile)
     assert [(r.window, r.ctinfo) for r in a] == [(r.window, r.ctinfo) for r in b]
 
 
@@ -55,30 +56,24 @@ LIBERAL_PROOF = (
 @given(perturbed_conversations(), PROFILES)
 def test_be_liberal_leaves_only_rst_and_state_table_invalid(case, profile):
     conv, done = case
-    _, results = run(conv, profile, tcp_be_liberal=1)
-    for res in results:
+    for res in track_conversation(conv, kernel=profile, sysctl={"tcp_be_liberal": 1}):
         if res.window == TcpAction.INVALID:
             assert res.reason is None or res.reason.startswith(LIBERAL_PROOF), (done, res.reason)
-            assert res.tcp.window is None or not res.reason or "bound" not in res.reason
+            assert res.check is None or not res.reason or "bound" not in res.reason
 
 
 @given(perturbed_conversations(), PROFILES)
 def test_ignore_changes_neither_state_nor_timeout(case, profile):
     conv, _ = case
-    table = ConntrackTable(profile)
-    for i, seg in enumerate(conv.segments):
-        src, dst = (CLIENT, SERVER) if seg.frm == "c" else (SERVER, CLIENT)
-        pkt = Packet(
-            src[0], dst[0], src[1], dst[1], seg.seq, seg.ack, seg.flags, seg.win, seg.length, seg.options
-        )
-        hit = table.find((pkt.src, pkt.sport, pkt.dst, pkt.dport), float(i))
+    tracker = Tracker(profile)
+    for seg in conv.segments:
+        src, dst = (tracker.client, tracker.server) if seg.frm == "c" else (tracker.server, tracker.client)
+        hit = tracker.table.find((*src, *dst), tracker.now + 1)
         before = None
         if hit is not None:
             ct = hit[0]
             before = (ct.tcp.state, ct.timeout, [d.snapshot() for d in ct.tcp.seen])
-        skb = Skb(pkt)
-        res = table.nf_conntrack_in(skb, float(i))
-        table.nf_conntrack_confirm(skb, float(i))
+        res = tracker.feed(seg, dt=1.0)
         if res.window == TcpAction.IGNORE and before is not None:
             ct = hit[0]
             after = (ct.tcp.state, ct.timeout, [d.snapshot() for d in ct.tcp.seen])
@@ -94,8 +89,8 @@ def test_ignore_changes_neither_state_nor_timeout(case, profile):
 @given(late_ack_conversations())
 def test_article_late_ack_is_invalid_in_310_and_ignored_in_61(case):
     conv, index = case
-    _, old = run(conv, "3.10")
-    _, new = run(conv, "6.1")
+    old = track_conversation(conv, kernel="3.10")
+    new = track_conversation(conv, kernel="6.1")
     assert all(r.window == TcpAction.ACCEPT for r in old[:index])
     assert (old[index].window, old[index].reason) == (
         TcpAction.INVALID,

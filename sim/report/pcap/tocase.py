@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sim.netfilter.profiles import get_profile
+from sim.netfilter.profiles import resolve_kernel
 from sim.netfilter.tcp_states import ORIGINAL, REPLY
 from sim.packet import Packet, format_flags
 from sim.report.pcap.analyse import Analysis, Connection, Tracker
@@ -135,7 +135,7 @@ def capture_case(path: str, flow: str | None = None, kernel: str = "6.1") -> dic
     """A capture file -> the replay case of one of its connections (for front ends that open
     captures, e.g. the TUI): one pass to find the connections and the host's own RSTs, one
     to convert. CaptureError / CaseError carry one line."""
-    a = Analysis([Tracker(get_profile(kernel))])
+    a = Analysis([Tracker(resolve_kernel(kernel))])
     for fr in read_frames(path):
         a.feed(fr)
     conn = select_flow(a.finish(), flow)

@@ -1,0 +1,244 @@
+"""``nflab kernels``: the kernel profiles, their changelog, and what each does with each
+packet class.
+
+The matrix is computed, never typed in: every packet class is a crafted case (the built-in
+``sim/scenario/cases``), replayed through the model's docker-bridge world
+(:func:`sim.scenario.replay.replay_case`)
+once per profile and fix. A cell is the tracker's verdict for the case's last packet (the one
+the class is about) and whether the host answered it with a RST of its own
+(``tcp_v4_send_reset``), which is the incident.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sim.netfilter.profiles import CHANGES_BY_KEY, PROFILES, KernelProfile
+from sim.scenario.fixes import FIXES, with_fix
+from sim.scenario.loader import find_case
+
+WIDTH = 100  # the matrix fits a 100-column terminal
+
+# A server SYN after both sides closed (appended to fin-to-time-wait): the REPLY syn row's
+# TIME_WAIT cell, sIV in upstream 3.10, sSS (reopen) where "allow server to become a client
+# in TW handling" is in (and backported to CentOS 7).
+SERVER_SYN = {
+    "from": "remote",
+    "src": "198.51.100.2:443",
+    "dst": "198.51.100.1:40000",
+    "flags": "S",
+    "seq": 6000000,
+    "ack": 0,
+    "win": 65160,
+    "options": {"mss": 1460},
+}
+
+# Packet classes, in the order the matrix shows them: (label, built-in case, packets added
+# after it). Each case sets up a connection with ordinary packets and ends with the packet of
+# its class.
+PACKET_CLASSES: tuple[tuple[str, str, tuple[dict[str, Any], ...]], ...] = (
+    ("late ACK (the incident)", "late-ack", ()),
+    ("ACK over upper bound", "ack-over-upper-bound", ()),
+    ("data beyond the window", "data-beyond-window", ()),
+    ("small overshoot", "small-overshoot", ()),
+    ("ACKed data retransmitted", "seq-under-lower-bound", ()),
+    ("SACK over td_end", "sack-right-edge-over-td-end", ()),
+    ("old RST (container)", "old-rst-from-ctr", ()),
+    ("RST out of window", "rst-out-of-window", ()),
+    ("RST in window, inexact", "rst-in-window-inexact", ()),
+    ("SYN in ESTABLISHED", "syn-on-established-remote", ()),
+    ("SYN+FIN", "syn-fin", ()),
+    ("no flags", "no-flags", ()),
+    ("server SYN in TIME_WAIT", "fin-to-time-wait", (SERVER_SYN,)),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangelogEntry:
+    """One behaviour change a profile carries.
+
+    ``switch`` is the :class:`KernelProfile` field the change sets; ``commit``, ``subject``
+    and ``release`` (first upstream release with it) are "" where the profile does not say.
+    """
+
+    switch: str
+    commit: str = ""
+    subject: str = ""
+    release: str = ""
+
+
+def changelog(profile: KernelProfile) -> tuple[ChangelogEntry, ...]:
+    """The behaviour changes ``profile`` carries (:data:`CHANGES` entries named by the
+    profile, oldest first), each with the switch it sets, its upstream commit, subject and
+    first release. This is the one place that reads how a profile records its changes."""
+    return tuple(
+        ChangelogEntry(c.switch, c.commit, c.subject, c.release)
+        for c in (CHANGES_BY_KEY[key] for key in profile.changes)
+    )
+
+
+def profiles() -> list[KernelProfile]:
+    """Every profile, oldest first (:data:`PROFILES` order)."""
+    return list(PROFILES.values())
+
+
+def render_list(profs: Iterable[KernelProfile]) -> str:
+    """``nflab kernels``: each profile and its description, then its changelog as a diff
+    against the profile before it (``+`` an entry it adds, ``-`` one it lacks); the first
+    profile lists all of its entries."""
+    lines = []
+    before: tuple[ChangelogEntry, ...] | None = None
+    for p in profs:
+        entries = changelog(p)
+        lines.append(f"{p.name:<8}{p.description}"[:WIDTH])
+        if before is None:
+            marked = [("+", e) for e in entries]
+            if not entries:
+                lines.append(f"{'':<8}  (the baseline: no changes)")
+        else:
+            marked = [("+", e) for e in entries if e not in before]
+            marked += [("-", e) for e in before if e not in entries]
+            if not marked:
+                lines.append(f"{'':<8}  (the same changes as the profile above)")
+        for sign, e in marked:
+            # "+ 6.1    6e250dcbff1d  window_ignore", then the subject on its own line(s)
+            commit = e.commit[:12] or "(no id)"
+            lines.append(f"{'':<8}{sign} {e.release:<6} {commit:<12}  {e.switch}")
+            indent = " " * 12
+            lines.extend(textwrap.wrap(e.subject, WIDTH, initial_indent=indent, subsequent_indent=indent))
+        before = entries
+    return "\n".join(lines)
+
+
+def list_json(profs: Iterable[KernelProfile]) -> list[dict[str, Any]]:
+    """``nflab kernels --json``: per profile its name, description and entries."""
+    return [
+        {"name": p.name, "description": p.description, "changes": [asdict(e) for e in changelog(p)]}
+        for p in profs
+    ]
+
+
+# ---------------------------------------------------------------- the matrix
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """What one profile with one fix does with one packet class."""
+
+    packet_class: str
+    case: str
+    profile: str
+    fix: str
+    window: str | None  # the tracker's verdict for the class packet
+    reason: str | None
+    tcp_state: str | None
+    fate: str | None
+    host_rst: bool  # the host answered the class packet with a RST of its own
+    setup_accepted: bool  # every packet before it was ACCEPT (else the class is not reached)
+
+    @property
+    def text(self) -> str:
+        """The cell as the table prints it: verdict, ``*`` for a host RST, ``?`` when the
+        set-up did not go as on the kernel the case was written for."""
+        verdict = self.window or "-"
+        return verdict + ("*" if self.host_rst else "") + ("" if self.setup_accepted else "?")
+
+
+def load_builtin_case(name: str) -> dict[str, Any]:
+    """``sim/scenario/cases/<name>.json`` as a dict."""
+    case: dict[str, Any] = json.loads(find_case(name).read_text())
+    return case
+
+
+def with_profile_and_fix(case: dict[str, Any], profile: str, fix: str) -> dict[str, Any]:
+    """``case`` on kernel ``profile`` with exactly ``fix`` (none, drop-invalid, be-liberal)
+    applied the way a user would: the INVALID DROP rule in the host's INPUT chain, or the
+    sysctl. ValueError (one line) for an unknown fix."""
+    tables = case.get("iptables", {})
+    sysctl, rules = with_fix(dict(case.get("sysctl", {})), list(tables.get("host", [])), fix)
+    out = {k: v for k, v in case.items() if k not in ("sysctl", "iptables")}
+    out["kernel"] = profile
+    if sysctl:
+        out["sysctl"] = sysctl
+    if rules or tables:
+        out["iptables"] = {**tables, "host": rules}
+    return out
+
+
+def compute_matrix(
+    profs: Sequence[KernelProfile],
+    classes: Sequence[tuple[str, str, tuple[dict[str, Any], ...]]] = PACKET_CLASSES,
+    fixes: Sequence[str] = tuple(FIXES),
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Cell]:
+    """Replay every class's case on every profile with every fix; one :class:`Cell` each,
+    class by class, then fix, then profile."""
+    from sim.scenario.replay import replay_case
+
+    cells = []
+    total, done = len(classes) * len(fixes) * len(profs), 0
+    for label, name, extra in classes:
+        case = load_builtin_case(name)
+        case["packets"] = [*case["packets"], *extra]
+        for fix in fixes:
+            for p in profs:
+                obs = replay_case(with_profile_and_fix(case, p.name, fix))
+                last = obs[-1]
+                cells.append(
+                    Cell(
+                        label,
+                        name,
+                        p.name,
+                        fix,
+                        last["window"],
+                        last["reason"],
+                        last["tcp_state"],
+                        last["fate"],
+                        any("R" in e["flags"] and e["to"] == "remote" for e in last["emitted"]),
+                        all(o["window"] == "ACCEPT" for o in obs[:-1]),
+                    )
+                )
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+    return cells
+
+
+def render_matrix(cells: Sequence[Cell], width: int = WIDTH) -> str:
+    """One block per fix: packet classes by profile. Profiles are split over several tables
+    when they do not fit in ``width`` columns."""
+    labels = list(dict.fromkeys(c.packet_class for c in cells))
+    profs = list(dict.fromkeys(c.profile for c in cells))
+    fixes = list(dict.fromkeys(c.fix for c in cells))
+    by_key = {(c.packet_class, c.profile, c.fix): c for c in cells}
+    first = max(len(x) for x in labels) + 4  # two to indent, two to separate
+    col = max(len(x) for x in [*(c.text for c in cells), *profs]) + 1
+    per_table = max(1, (width - first) // col)
+    out: list[str] = []
+    for start in range(0, len(profs), per_table):
+        chunk = profs[start : start + per_table]
+        for fix in fixes:
+            title = "no fix" if fix == "none" else f"fix: {fix}"
+            out.append(f"{title:<{first}}" + "".join(f"{p:<{col}}" for p in chunk).rstrip())
+            for label in labels:
+                row = "".join(f"{by_key[(label, p, fix)].text:<{col}}" for p in chunk)
+                out.append(f"  {label:<{first - 2}}{row}".rstrip())
+            out.append("")
+    out.append("verdict of conntrack's TCP tracker for the class packet; * the host answers it with a")
+    out.append("RST of its own (tcp_v4_send_reset: the incident). Cases: sim/scenario/cases/<case>.json.")
+    if any(not c.setup_accepted for c in cells):
+        out.append("? a packet before the class packet was not ACCEPT on that profile.")
+    return "\n".join(out)
+
+
+def matrix_json(cells: Sequence[Cell]) -> dict[str, Any]:
+    """``nflab kernels --matrix --json``."""
+    return {
+        "profiles": list(dict.fromkeys(c.profile for c in cells)),
+        "fixes": list(dict.fromkeys(c.fix for c in cells)),
+        "cells": [asdict(c) for c in cells],
+    }

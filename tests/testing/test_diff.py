@@ -1,0 +1,84 @@
+"""nflab diff-kernels: differences between two profiles, each shrunk to a replayable case."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sim.scenario.case import parse_case
+from sim.testing import TcpAction
+from sim.testing.diff import DiffRun, diff_kernels, first_divergence, write_finding
+from sim.testing.strategies import Conversation
+
+from .test_tracker import LATE_ACK
+
+NFLAB = [sys.executable, "-m", "sim.cli"]
+
+
+def test_the_late_ack_is_where_310_and_61_part() -> None:
+    conv = Conversation(LATE_ACK, 1000000, 5000000, 7, 7)
+    d = first_divergence(conv, "3.10", "6.1")
+    assert d is not None and d.index == 5
+    assert (d.a.window, d.b.window) == (TcpAction.INVALID, TcpAction.IGNORE)
+    assert first_divergence(conv, "6.1", "6.1") is None
+
+
+def test_each_difference_is_distinct_minimal_and_replayable(tmp_path: Path) -> None:
+    run = diff_kernels(DiffRun("3.10", "6.1", examples=100, seed=2))
+    assert run.findings and not run.interrupted
+    signatures = [f.divergence.signature for f in run.findings]
+    assert len(set(signatures)) == len(signatures)
+    for n, f in enumerate(run.findings, 1):
+        # cut right after the first differing segment
+        assert f.divergence.index == len(f.conversation.segments) - 1
+        path = write_finding(f, n, run, tmp_path)
+        case = json.loads(path.read_text())
+        assert case["kernel"] == "3.10" and len(parse_case(case)[3]) == len(f.conversation.segments)
+        assert f.replay_confirms is True, path
+
+
+def test_a_profile_does_not_differ_from_itself() -> None:
+    assert diff_kernels(DiffRun("6.1", "6.1", examples=30, seed=0)).findings == []
+
+
+def test_bad_profile_is_one_line_exit_2() -> None:
+    proc = subprocess.run([*NFLAB, "diff-kernels", "3.10", "2.6"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "kernel '2.6': older than every profile" in proc.stderr
+
+
+def test_ctrl_c_prints_partial_result_one_line_and_exits_130(tmp_path: Path) -> None:
+    # stderr on a terminal (a pty): the status line is drawn there
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [*NFLAB, "diff-kernels", "3.10", "6.1", "--fuzz", "100000", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        text=True,
+    )
+    os.close(slave)
+    status = b""
+    deadline = time.monotonic() + 60
+    while b"conversations tried" not in status and time.monotonic() < deadline:
+        status += os.read(master, 4096)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    rest = b""
+    try:
+        while chunk := os.read(master, 4096):
+            rest += chunk
+    except OSError:  # the child closed the terminal
+        pass
+    os.close(master)
+    assert proc.returncode == 130
+    assert b"\r3.10 vs 6.1: " in status
+    lines = [x for x in rest.decode().replace("\x1b[K", "").split("\r") if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("nflab diff-kernels: interrupted after "), lines
+    assert out.splitlines()[-1].startswith("3.10 vs 6.1: ")
+    assert "Traceback" not in out + rest.decode()
