@@ -3,15 +3,27 @@
 Two checkable forms, found in every ``docs/**/*.md`` page:
 
 * a fenced ``console`` block whose first line is ``$ nflab ARGS``, optionally piped through
-  ``| sed -n A,Bp``, ``| sed -n Ap``, ``| sed -n '/RE1/,/RE2/p'``, ``| head -N``, ``| tail -N``
-  or ``| grep PATTERN`` (applied here in Python), followed by the output. The command runs as
-  ``python -m sim.cli ARGS`` from the checkout's root (``nflab run`` without ``--out`` runs in
-  a temporary directory, so its captures go to ``./nflab-out`` there, as the page says); the
+  ``| sed -n A,Bp``, ``| sed -n Ap``, ``| sed -n '/RE1/,/RE2/p'``, ``| head -N``, ``| tail -N``,
+  ``| grep PATTERN``, ``| fold -s -w N`` or ``| fold -w N`` (applied here in Python), followed
+  by the output.
+  The command runs as ``python -m sim.cli ARGS`` from the checkout's root (``nflab run``
+  without ``--out`` runs in a temporary directory, so its captures go to ``./nflab-out``
+  there, as the page says; a file named by path is taken from the checkout's root); the
   filtered output must equal the shown lines (trailing blanks ignored, as editors strip them).
+  Every line of a console, pycon, sh or text block fits in 100 columns.
   ``nflab kernel-check`` needs root and the kernel tools: it runs when the process is root and
   the command can run (exit status not 2); otherwise the block is skipped with the reason.
 * ``pycon`` blocks (``>>>`` sessions): all of one page run as one doctest, in page order,
   from the checkout's root, with no option flags (exact output).
+
+Numbers in the prose: in every section (the text under one heading) that shows a run (a
+console block, or a pycon session whose code counts as its input), every number of five or
+more digits (``530308``, ``530,308``) the prose states must be printed by one of that
+section's runs (or be in the case or scenario file the run reads: its input), or be the result
+of an expression written out in the prose (``596701 - 66000 = 530701``: ``+``, ``-``, ``<<``),
+whose operands are such numbers, small numbers or the page's declared constants, and whose
+arithmetic is right. Constants that come from the kernel source rather than a run are declared
+once per page in an HTML comment, ``<!-- constants: 66000 (MAXACKWINDOW's floor) -->``.
 
 Plus: every relative link and image in the pages points to a file that exists, and
 ``mkdocs build --strict`` succeeds (skipped when mkdocs is not installed).
@@ -78,10 +90,10 @@ def console_blocks(paths: list[Path]) -> list[ConsoleBlock]:
 # -- the shell filters the pages may use ---------------------------------------------------
 def _filter(stage: list[str], lines: list[str]) -> list[str]:
     match stage:
-        case ["sed", "-n", spec] if (m := re.fullmatch(r"(\d+)(?:,(\d+))?p", spec)):
+        case ["sed", "-n", spec] if m := re.fullmatch(r"(\d+)(?:,(\d+))?p", spec):
             first, last = int(m[1]), int(m[2] or m[1])
             return lines[first - 1 : last]
-        case ["sed", "-n", spec] if (m := re.fullmatch(r"/(.+)/,/(.+)/p", spec)):
+        case ["sed", "-n", spec] if m := re.fullmatch(r"/(.+)/,/(.+)/p", spec):
             start, stop = re.compile(m[1]), re.compile(m[2])
             out, inside = [], False
             for line in lines:
@@ -100,6 +112,11 @@ def _filter(stage: list[str], lines: list[str]) -> list[str]:
             return lines[-int(n[1:]) :]
         case ["tail", "-n", n]:
             return lines[-int(n) :]
+        case ["fold", "-s", "-w", width] if width.isdigit():
+            return [part for line in lines for part in _fold(line, int(width))]
+        case ["fold", "-w", width] if width.isdigit():
+            n = int(width)
+            return [line[i : i + n] for line in lines for i in range(0, max(len(line), 1), n)]
         case ["grep", pattern]:
             return [line for line in lines if re.search(pattern, line)]
         case ["grep", "-F", pattern]:
@@ -109,9 +126,23 @@ def _filter(stage: list[str], lines: list[str]) -> list[str]:
     raise AssertionError(f"a docs page uses a filter the doc test does not emulate: {shlex.join(stage)}")
 
 
+def _fold(line: str, width: int) -> list[str]:
+    """``fold -s -w WIDTH`` (GNU coreutils) on one line: break after the last blank within
+    WIDTH columns, or at WIDTH when there is none; the blank stays at the end of the piece."""
+    out = []
+    while len(line) > width:
+        blank = line.rfind(" ", 0, width)
+        cut = blank + 1 if blank >= 0 else width
+        out.append(line[:cut])
+        line = line[cut:]
+    return [*out, line]
+
+
 def run_block(block: ConsoleBlock, tmp: Path) -> tuple[int, str, list[str]]:
     """Run a block's command as the test does: (exit status, stderr, filtered stdout lines)."""
     args, filters = parse_command(block.command)
+    # files named by path are relative to the checkout's root, where the reader runs the command
+    args = [str(ROOT / a) if not a.startswith("-") and (ROOT / a).is_file() else a for a in args]
     cwd, env = ROOT, None
     if args[0] == "run" and "--out" not in args:
         # as the reader runs it: the captures go to ./nflab-out, here in a temporary directory
@@ -171,6 +202,25 @@ def check_console_block(block: ConsoleBlock, tmp_path: Path) -> None:
     assert got == shown, f"{block.id}: `{block.command}` now prints:\n" + "\n".join(got)
 
 
+def test_console_blocks_fit_in_100_columns():
+    wide = []
+    for page in pages():
+        for lang, line, body in _fences(page):
+            if lang in ("console", "pycon", "sh", "text"):
+                wide += [
+                    f"{page.relative_to(DOCS)}:{line + i}"
+                    for i, x in enumerate(body.split("\n"), 1)
+                    if len(x.rstrip()) > 100
+                ]
+    assert not wide, wide
+
+
+def test_fold_is_gnu_fold_s():
+    assert _fold("aaa bbb ccc", 5) == ["aaa ", "bbb ", "ccc"]
+    assert _fold("abcdefgh", 3) == ["abc", "def", "gh"]
+    assert _fold("short", 100) == ["short"]
+
+
 PYCON_PAGES = [p for p in pages() if any(lang == "pycon" for lang, _, _ in _fences(p))]
 
 
@@ -186,20 +236,167 @@ def test_pycon_sessions_run(page: Path, monkeypatch: pytest.MonkeyPatch):
     assert runner.tries > 0
 
 
+# -- numbers in the prose come from the runs beside them ------------------------------------
+HEADING = re.compile(r"^#{1,6} ", re.M)
+BIG = re.compile(r"(?<![\w.,:/-])(\d{1,3}(?:,\d{3})+|\d{5,})(?![\w:/]|[.,]\d)")
+EXPR = re.compile(r"(\d[\d,]*)\s*(\+|-|<<)\s*(\d[\d,]*)\s*=\s*(\d[\d,]*)")
+CONSTANTS = re.compile(r"<!--\s*constants:(.*?)-->", re.S)
+
+
+@dataclass(frozen=True)
+class Section:
+    page: Path
+    heading: str
+    prose: str  # the section's text without its fenced blocks and HTML comments
+    printed: set[int]  # every integer the section's runs print
+
+
+def _ints(text: str) -> set[int]:
+    return {int(n) for n in re.findall(r"\d+", re.sub(r"(?<=\d)_(?=\d)", "", text))}
+
+
+def _inputs(command: str) -> str:
+    """The text of the files a shown command reads (a case or scenario file, a built-in
+    scenario by name): the numbers in them are the run's input, stated by the page too."""
+    texts = []
+    for arg in parse_command(command)[0]:
+        found = [ROOT / arg] if (ROOT / arg).is_file() else sorted((ROOT / "sim").rglob(f"{arg}.toml"))
+        texts += [path.read_text(encoding="utf-8") for path in found[:1] if path.suffix in (".json", ".toml")]
+    return "\n".join(texts)
+
+
+def _run_output(lang: str, body: str) -> str | None:
+    lines = body.split("\n")
+    if lang == "console" and lines and lines[0].startswith("$ nflab"):
+        return "\n".join([*lines[1:], _inputs(lines[0][2:])])
+    if lang == "pycon":  # the session's code is its input, the rest what it printed
+        return body
+    return None
+
+
+def sections(page: Path) -> list[Section]:
+    text = page.read_text(encoding="utf-8")
+    parts = HEADING.split(text)
+    out = []
+    for part in parts:
+        outputs = [_run_output(m["lang"], m["body"]) for m in FENCE.finditer(part)]
+        prose = re.sub(r"<!--.*?-->", "", FENCE.sub("", part), flags=re.S)
+        printed = set().union(*(_ints(o) for o in outputs if o is not None))
+        out.append(Section(page, part.split("\n", 1)[0].strip(), prose, printed))
+    return out
+
+
+def page_constants(page: Path) -> set[int]:
+    return {
+        int(n)
+        for m in CONSTANTS.findall(page.read_text(encoding="utf-8"))
+        for n in BIG.findall(m)
+        for n in [n.replace(",", "")]
+    }
+
+
+def unsupported_numbers(section: Section, constants: set[int]) -> list[str]:
+    """The section's stated numbers that neither its runs print nor its arithmetic derives;
+    wrong arithmetic is reported too."""
+    known = section.printed | constants
+    problems = []
+    exprs = [
+        (*(int(g.replace(",", "")) for g in (a, b, c)), op)
+        for a, op, b, c in ((m[1], m[2], m[3], m[4]) for m in EXPR.finditer(section.prose.replace("`", "")))
+    ]
+    for a, b, c, op in exprs:
+        value = a + b if op == "+" else a - b if op == "-" else a << b
+        if value != c:
+            problems.append(f"{a} {op} {b} is {value}, not {c}")
+    changed = True
+    while changed:
+        changed = False
+        for a, b, c, _ in exprs:
+            if c not in known and all(x in known or x < 10000 for x in (a, b)):
+                known.add(c)
+                changed = True
+    for n in BIG.findall(section.prose):
+        if int(n.replace(",", "")) not in known:
+            problems.append(f"{n} is not printed by this section's runs")
+    return problems
+
+
+RUN_SECTIONS = [s for p in pages() for s in sections(p) if s.printed]
+
+
+@pytest.mark.parametrize(
+    "section", RUN_SECTIONS, ids=[f"{s.page.relative_to(DOCS)}:{s.heading[:40]}" for s in RUN_SECTIONS]
+)
+def test_numbers_in_the_prose_come_from_the_runs_beside_them(section: Section):
+    problems = unsupported_numbers(section, page_constants(section.page))
+    assert not problems, f"{section.page.relative_to(DOCS)} ({section.heading}): " + "; ".join(problems)
+
+
+def test_declared_constants_are_used():
+    for page in pages():
+        text = re.sub(r"<!--.*?-->", "", FENCE.sub("", page.read_text(encoding="utf-8")), flags=re.S)
+        stated = {int(n.replace(",", "")) for n in BIG.findall(text)}
+        unused = page_constants(page) - stated
+        assert not unused, f"{page.relative_to(DOCS)} declares constants it never states: {sorted(unused)}"
+
+
+def test_the_number_check_can_fail():
+    page = DOCS / "index.md"
+    ok = Section(page, "t", "the limit is `596701 - 66000 = 530701`, 530,104 is under it", {596701, 530104})
+    assert unsupported_numbers(ok, {66000}) == []
+    assert unsupported_numbers(ok, set()) == [
+        "66000 is not printed by this section's runs",
+        "530701 is not printed by this section's runs",
+    ]
+    wrong = Section(page, "t", "`596701 - 66000 = 530700`", {596701, 66000})
+    assert unsupported_numbers(wrong, set())[0] == "596701 - 66000 is 530701, not 530700"
+
+
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+
+
+INSTRUCTOR = ROOT / "instructor"
 
 
 def test_relative_links_resolve():
     missing = []
-    for page in sorted(DOCS.rglob("*.md")):
+    for page in [*sorted(DOCS.rglob("*.md")), *sorted(INSTRUCTOR.rglob("*.md"))]:
         text = FENCE.sub("", page.read_text(encoding="utf-8"))
         for target in LINK.findall(text):
             if re.match(r"[a-z]+:", target) or target.startswith("#"):
                 continue
             path = target.split("#", 1)[0]
             if path and not (page.parent / path).resolve().exists():
-                missing.append(f"{page.relative_to(DOCS)} -> {target}")
+                missing.append(f"{page.relative_to(ROOT)} -> {target}")
     assert not missing, missing
+
+
+IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
+
+
+def test_every_figure_has_an_alt_text_that_says_what_it_shows():
+    for page in pages():
+        for alt, target in IMAGE.findall(FENCE.sub("", page.read_text(encoding="utf-8"))):
+            # a sentence, not a title: at least a dozen words (or 60 characters of Chinese)
+            assert len(alt.split()) >= 12 or len(alt) >= 60, f"{page.relative_to(DOCS)}: {target}: {alt!r}"
+
+
+def test_every_lesson_ends_with_check_your_understanding_questions():
+    for page in pages():
+        if re.fullmatch(r"\d\d-.*\.md", page.name) and "exercises" not in page.parts:
+            text = page.read_text(encoding="utf-8")
+            heading = "## 自测题" if ZH in page.parents else "## Check your understanding"
+            assert heading in text, page
+            questions = text.split(heading, 1)[1]
+            assert len(re.findall(r"^\d+\. ", questions, re.M)) >= 3, page
+
+
+def test_instructor_notes_stay_out_of_the_students_site():
+    # the answers live in instructor/, outside docs_dir: never built, never in the nav
+    assert (INSTRUCTOR / "README.md").is_file()
+    assert not list(DOCS.rglob("*instructor*"))
+    for page in pages():
+        assert "instructor/" not in page.read_text(encoding="utf-8"), page
 
 
 def test_every_lesson_is_in_the_site_nav():
@@ -207,6 +404,29 @@ def test_every_lesson_is_in_the_site_nav():
     for page in pages():
         rel = page.relative_to(DOCS).as_posix()
         assert rel in nav, f"{rel} is not in mkdocs.yml's nav"
+
+
+ZH = DOCS / "zh"
+
+
+def test_every_page_for_students_has_a_chinese_translation():
+    # lessons, exercises, handout (and the course's other pages); the tracker reference is English only
+    english = {p.relative_to(DOCS) for p in pages() if ZH not in p.parents} - {Path("conntrack.md")}
+    chinese = {p.relative_to(ZH) for p in ZH.rglob("*.md")}
+    assert english == chinese, sorted(map(str, english ^ chinese))
+
+
+def test_chinese_pages_are_marked_lang_zh():
+    for page in sorted(ZH.rglob("*.md")):
+        assert page.read_text(encoding="utf-8").startswith("---\nlang: zh\n---\n"), page
+
+
+def test_chinese_pages_show_the_same_runs_as_the_english_ones():
+    # same commands in the same order: the translation covers every run of its page
+    for page in sorted(ZH.rglob("*.md")):
+        english = DOCS / page.relative_to(ZH)
+        runs = [b.command for b in BLOCKS if b.page == page]
+        assert runs == [b.command for b in BLOCKS if b.page == english], page
 
 
 @pytest.mark.skipif(
@@ -223,15 +443,48 @@ def test_site_builds_strict(tmp_path: Path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "WARNING" not in proc.stderr, proc.stderr
+    html = (tmp_path / "site" / "zh" / "05-incident" / "index.html").read_text(encoding="utf-8")
+    assert '<html lang="zh"' in html  # mkdocs_hooks.py marks the Chinese pages
+    assert '<html lang="en"' in (tmp_path / "site" / "05-incident" / "index.html").read_text(encoding="utf-8")
+
+
+# -- screenshots of the walkthrough, exported by the app itself (nflab tui --svg) -----------
+SCREENSHOTS = {
+    "tui-late-ack.svg": ["seed-incident", "--kernel", "3.10"],
+    "tui-quiz.svg": ["seed-incident", "--kernel", "3.10", "--quiz"],
+    "tui-drop-invalid.svg": ["seed-incident", "--kernel", "3.10", "--fix", "drop-invalid"],
+}
+
+
+def export_screenshot(name: str, out: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "sim.cli", "tui", *SCREENSHOTS[name], "--svg", str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(SCREENSHOTS))
+def test_walkthrough_screenshots_are_what_the_app_exports(name: str, tmp_path: Path):
+    command = f"nflab tui {' '.join(SCREENSHOTS[name])} --svg docs/figures/{name}"
+    for page in (DOCS / "walkthrough.md", ZH / "walkthrough.md"):
+        assert command in page.read_text(encoding="utf-8"), f"{page.name} shows how {name} is made"
+    export_screenshot(name, tmp_path / name)
+    assert (tmp_path / name).read_bytes() == (DOCS / "figures" / name).read_bytes(), (
+        f"docs/figures/{name} is stale: run python -m tests.docs.test_docs"
+    )
 
 
 def update(paths: list[Path]) -> None:
     """``python -m tests.docs.test_docs [PAGE...]``: rewrite the shown output of every console
-    block with what the command prints now (kernel-check blocks only when root). Read the
-    diff: the prose around a block quotes its numbers."""
+    block with what the command prints now (kernel-check blocks only when root), and without
+    PAGE the walkthrough's screenshots. Read the diff: the prose around a block quotes its
+    numbers."""
     import tempfile
 
-    for block in sorted(console_blocks(), key=lambda b: (b.page, -b.line)):
+    for block in sorted(console_blocks([*pages(), ROOT / "README.md"]), key=lambda b: (b.page, -b.line)):
         if paths and block.page not in paths:
             continue
         if parse_command(block.command)[0][0] == "kernel-check" and not _is_root():
@@ -248,6 +501,9 @@ def update(paths: list[Path]) -> None:
         text[start + 1 : end] = [indent + line if line else line for line in got]
         block.page.write_text("\n".join(text), encoding="utf-8")
         print(f"updated {block.id}")
+    if not paths:
+        for name in SCREENSHOTS:
+            export_screenshot(name, DOCS / "figures" / name)
 
 
 if __name__ == "__main__":

@@ -91,7 +91,21 @@ def seed_with(tmp_path: Path, *rules: str, extra: str = "") -> Path:
 def test_02_refuses_the_rule_in_forward(tmp_path):
     path = seed_with(tmp_path, "iptables -I FORWARD -m conntrack --ctstate INVALID -j DROP")
     ok, message = check("02", path)
-    assert not ok and "FORWARD rule never sees" in message and "INPUT" in message
+    assert not ok and "FORWARD or DOCKER-USER rule never sees" in message and "INPUT" in message
+
+
+def test_02_gives_docker_user_the_forward_hint(tmp_path):
+    path = seed_with(tmp_path, "iptables -I DOCKER-USER -m conntrack --ctstate INVALID -j DROP")
+    ok, message = check("02", path)
+    assert not ok and "FORWARD or DOCKER-USER rule never sees" in message and "INPUT" in message
+
+
+def test_02_tells_a_raw_prerouting_answer_that_raw_runs_before_conntrack(tmp_path):
+    # raw is registered at NF_IP_PRI_RAW (-300), conntrack at NF_IP_PRI_CONNTRACK (-200)
+    # (include/uapi/linux/netfilter_ipv4.h): in raw nothing has an entry yet
+    path = seed_with(tmp_path, "iptables -t raw -A PREROUTING -m conntrack --ctstate INVALID -j DROP")
+    ok, message = check("02", path)
+    assert not ok and "raw table runs at priority -300, before conntrack" in message
 
 
 def test_02_refuses_dropping_everything_to_the_host(tmp_path):
@@ -169,6 +183,14 @@ def test_04_refuses_an_in_window_rst(tmp_path):
     case = with_last("04-the-rst-be-liberal-does-not-save", seq=1001001)  # exactly td_end: acceptable
     ok, message = check("04", write_case(tmp_path, case))
     assert not ok and "let this RST through" in message
+
+
+@pytest.mark.parametrize("flags", ["SR", "FR"])
+def test_04_refuses_a_rst_that_tcp_error_rejects(tmp_path, flags):
+    # tcp_error(): SYN+RST and FIN+RST are not in tcp_valid_flags[] -> INVALID before tracking
+    case = with_last("04-the-rst-be-liberal-does-not-save", flags=flags)
+    ok, message = check("04", write_case(tmp_path, case))
+    assert not ok and '"invalid rst"' in message and "INVALID, but because" in message
 
 
 def test_04_refuses_a_packet_that_is_no_rst(tmp_path):

@@ -74,3 +74,11 @@ def test_figures_subcommand_unwritable_out_is_one_line(tmp_path, capsys):
     assert main(argparse.Namespace(out=str(blocker / "figs"))) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("nflab: ")
+
+
+def test_figures_default_out_is_the_checkouts_docs_not_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    from sim.report.figures import DEFAULT_OUT
+
+    assert Path(__file__).resolve().parents[2] / "docs" / "figures" == DEFAULT_OUT
+    assert not (tmp_path / "docs").exists()

@@ -10,7 +10,8 @@ deterministic (fixed float formatting, no timestamps, no randomness beyond the s
   and bound III's upper limit on its ACK (from the trace's ``WindowCheck``), with the late ACK
   outside them.
 
-``nflab figures [--out docs/figures]`` writes all three (:func:`generate`). The SVG writer is
+``nflab figures [--out DIR]`` writes all three (:func:`generate`), by default into the checkout's
+``docs/figures`` beside the ``sim`` package, wherever it is run from. The SVG writer is
 :mod:`sim.report.figures.svg`; each drawing has its module.
 """
 
@@ -28,7 +29,9 @@ from sim.report.figures.seq_time import seq_time_svg
 from sim.report.figures.topology import topology_svg
 from sim.scenario.scenario import run_scenario
 
-DEFAULT_OUT = Path("docs/figures")
+# the checkout's docs/figures, beside the sim package (not relative to the working directory):
+# this file is sim/report/figures/__init__.py
+DEFAULT_OUT = Path(__file__).resolve().parents[3] / "docs" / "figures"
 
 
 FIGURES: dict[str, Callable[[], str]] = {

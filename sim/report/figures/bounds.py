@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sim.netfilter.proto_tcp import WindowCheck
@@ -104,14 +105,22 @@ def window_bounds_svg(run: Run | None = None) -> str:
     for c in checks:
         svg.add("circle", "ackdot", cx=x(c.t), cy=y(c.ack), r=1.8)
     for c in (c for c in checks if c.failed):
-        _mark_failure(svg, (x(c.t), y(c.ack)), y(c.lower), x0 + width - 10, c)
+        _mark_failure(svg, (x(c.t), y(c.ack)), y(c.lower), x0 + width - 10, c, lower)
     svg.rect(x0, top, width, height, "axis")
     _bounds_legend(svg, x0, top + height + 56)
     return svg.render()
 
 
-def _mark_failure(svg: Svg, at: tuple[float, float], limit_y: float, right: float, c: _Check) -> None:
-    """Circle the failed ACK, a dashed line up to its limit, and the verdict right-aligned below."""
+def _mark_failure(
+    svg: Svg,
+    at: tuple[float, float],
+    limit_y: float,
+    right: float,
+    c: _Check,
+    avoid: Sequence[tuple[float, float]],
+) -> None:
+    """Circle the failed ACK, a dashed line up to its limit, and the verdict right-aligned below,
+    low enough not to cross the ``avoid`` line (the lower limit) over the text's width."""
     cx, cy = at
     svg.add("circle", "bad", cx=cx, cy=cy, r=7.0)
     svg.line(cx, cy, cx, limit_y, "held")
@@ -121,8 +130,11 @@ def _mark_failure(svg: Svg, at: tuple[float, float], limit_y: float, right: floa
         (f"verdict {c.verdict}: {c.reason}", "small"),
         (f"{c.lower - c.ack} bytes under the limit: the late ACK, held on the uplink", "small"),
     ]
+    left = right - 7.0 * max(len(text) for text, _ in lines)  # about 7 px per character at 12 px
+    under = max((py for px, py in avoid if px >= left), default=cy)
+    top = max(cy + 34, under + 24)
     for i, (text, cls) in enumerate(lines):
-        svg.text(right, cy + 34 + 16 * i, text, cls, anchor="end")
+        svg.text(right, top + 16 * i, text, cls, anchor="end")
 
 
 def _bounds_legend(svg: Svg, x: float, y: float) -> None:
@@ -134,5 +146,5 @@ def _bounds_legend(svg: Svg, x: float, y: float) -> None:
     for i, (cls, label) in enumerate(items):
         svg.line(x, y + i * 16, x + 18, y + i * 16, cls)
         svg.text(x + 24, y + i * 16 + 4, label, "small")
-    svg.text(x + 480, y + 4, "bounds I and II (on the remote's seq) pass for every", "small")
-    svg.text(x + 480, y + 20, "segment here: the remote sends no data", "small")
+    svg.text(x + 505, y + 4, "bounds I and II (on the remote's seq) pass for every", "small")
+    svg.text(x + 505, y + 20, "segment here: the remote sends no data", "small")

@@ -20,7 +20,7 @@ class _Upload:
     data: list[tuple[float, int, int]]  # (t, first byte, end) of each new data segment
     retx: list[tuple[float, int]]  # (t, first byte) of each retransmission
     acks: list[tuple[float, int]]  # (t, ack) of the remote's ACKs, the late one excluded
-    late: list[tuple[float, float, int, str]]  # (fired, arrived, ack, what became of it)
+    late: list[tuple[float, float, int, str, str]]  # (fired, arrived, ack, trigger kind, what became of it)
     rsts: list[tuple[float, int]]  # (t, seq) of the host's RSTs
     end_t: float
     completed: bool
@@ -42,7 +42,7 @@ def upload_series(run: Run) -> _Upload:
     data: list[tuple[float, int, int]] = []
     retx: list[tuple[float, int]] = []
     acks: list[tuple[float, int]] = []
-    late: list[tuple[float, float, int, str]] = []
+    late: list[tuple[float, float, int, str, str]] = []
     rsts: list[tuple[float, int]] = []
     high = 0
     for t, direction, pkt, pid in records:
@@ -57,7 +57,7 @@ def upload_series(run: Run) -> _Upload:
             high = max(high, first + pkt.payload_len)
         elif direction == "in" and pid in triggers:
             fired, kind = triggers[pid]
-            late.append((fired, t, rel(pkt.ack, base), f"trigger {kind}: {trigger_fate(run, pid)}"))
+            late.append((fired, t, rel(pkt.ack, base), kind, f"trigger {kind}: {trigger_fate(run, pid)}"))
         elif direction == "in" and pkt.flags & TCPHDR_ACK and not pkt.flags & TCPHDR_SYN:
             acks.append((t, rel(pkt.ack, base)))
     return _Upload(data, retx, acks, late, rsts, run.world.clock.now, run.completed, run.client.bytes_acked)
@@ -87,13 +87,15 @@ def _draw_upload(svg: Svg, p: Panel, up: _Upload) -> None:
     svg.segments(((x(t) + 1.5, y(lo), x(t) + 1.5, y(hi) - 1.0) for t, lo, hi in acks), "ack")
     for t, first in up.retx:
         svg.add("circle", "retx", cx=x(t), cy=y(first), r=2.5)
-    for fired, arrived, value, what in up.late:
+    for fired, arrived, value, kind, what in up.late:
         svg.add("circle", "late", cx=x(arrived), cy=y(value), r=4.0)
         svg.text(x(arrived) + 8, y(value) + 16, what, "small")
-        if arrived - fired > 0.01:
+        if kind == "late-ack":
             svg.line(x(fired), y(value), x(arrived), y(value), "held")
             label = f"ack {value} sent at {fired:.2f} s, held on the uplink until {arrived:.2f} s"
-            svg.text(x(fired), y(value) + 30, label, "small")
+        else:
+            label = f"the remote's segment (ack {value}) sent at {fired:.2f} s, at the host {arrived:.2f} s"
+        svg.text(x(fired), y(value) + 30, label, "small")
     for t, seq in up.rsts:
         cx, cy = x(t), y(seq)
         svg.segments([(cx - 6, cy - 6, cx + 6, cy + 6), (cx - 6, cy + 6, cx + 6, cy - 6)], "rst")
@@ -110,9 +112,14 @@ def _legend(svg: Svg, x: float, y: float) -> None:
         ("rst", "host RST"),
     ]
     for cls, label in items:
-        svg.line(x, y, x + 18, y, cls)
+        if cls in ("retx", "late"):
+            svg.add("circle", cls, cx=x + 9, cy=y, r=2.5 if cls == "retx" else 4.0)
+        elif cls == "rst":
+            svg.segments([(x + 3, y - 6, x + 15, y + 6), (x + 3, y + 6, x + 15, y - 6)], cls)
+        else:
+            svg.line(x, y, x + 18, y, cls)
         svg.text(x + 24, y + 4, label, "small")
-        x += 36 + 6 * len(label)
+        x += 36 + 7 * len(label)
 
 
 def _outcome(up: _Upload) -> str:

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
 STYLE = """
-text { font-family: sans-serif; font-size: 12px; fill: #222; }
-.small { font-size: 10px; }
-.mono { font-family: monospace; font-size: 11px; }
-.title { font-size: 15px; font-weight: bold; }
+text { font-family: sans-serif; font-size: 13px; fill: #222; }
+.small { font-size: 12px; }
+.mono { font-family: monospace; font-size: 12px; }
+.title { font-size: 16px; font-weight: bold; }
 .axis { stroke: #444; stroke-width: 1; fill: none; }
 .grid { stroke: #ddd; stroke-width: 1; fill: none; }
 .ns { fill: #f4f6fb; stroke: #7a869a; stroke-width: 1.5; }
@@ -23,13 +23,13 @@ text { font-family: sans-serif; font-size: 12px; fill: #222; }
 .port { stroke: #a67c00; stroke-width: 2; stroke-dasharray: 5 3; fill: none; }
 .data { stroke: #1f5fa8; stroke-width: 1.5; fill: none; }
 .retx { stroke: #e67e22; stroke-width: 1.5; fill: #e67e22; }
-.ack { stroke: #2e8b57; stroke-width: 1.5; fill: none; }
+.ack { stroke: #2e8b57; stroke-width: 1.5; stroke-dasharray: 3 2; fill: none; }
 .late { stroke: #c0392b; stroke-width: 1.5; fill: #c0392b; }
 .held { stroke: #c0392b; stroke-width: 1.2; stroke-dasharray: 4 3; fill: none; }
 .rst { stroke: #c0392b; stroke-width: 2.5; fill: none; }
 .band { fill: #d6eaf8; stroke: none; }
 .upper { stroke: #1f5fa8; stroke-width: 1.2; fill: none; }
-.lower { stroke: #8e44ad; stroke-width: 1.2; fill: none; }
+.lower { stroke: #8e44ad; stroke-width: 1.5; stroke-dasharray: 6 3; fill: none; }
 .ackdot { fill: #2e8b57; stroke: none; }
 .bad { fill: none; stroke: #c0392b; stroke-width: 2; }
 .red { fill: #c0392b; }
