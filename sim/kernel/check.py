@@ -38,6 +38,9 @@ from sim.scenario.loader import InputError, builtin_cases, find_case
 FIELDS = ("ctstate", "window", "reason", "tcp_state", "fate", "delivered_as", "emitted")
 DEFAULT_OUT = "kernel-check-out"
 FUZZ_MAX_STEPS = 20  # conversation length after the handshake; each packet costs a few ms
+# Fuzzed cases are written with this gap between packets (the contract's default, 0.05 s, would
+# make a 200-conversation live run take minutes); both the model and the kernel replay it.
+FUZZ_DELAY_S = 0.001
 
 Observations = list[dict[str, Any]]
 Replay = Callable[[dict[str, Any]], Observations]
@@ -262,6 +265,7 @@ def case_strategy(seed: int) -> Any:
             name=f"fuzz-seed{seed}",
             fix=fix,
             description=f"fuzz seed {seed}, {what}, fix {fix}",
+            delay=FUZZ_DELAY_S,
         )
 
     return st.builds(to_case, st.one_of(plain, perturbed), st.sampled_from(FIXES))

@@ -84,13 +84,15 @@ def conversation_to_case(
     ctr_port: int = CTR_PORT,
     remote_port: int = REMOTE_PORT,
     description: str = "",
+    delay: float | None = None,
 ) -> dict[str, Any]:
     """One conversation (or its segments) as a replay case: client = ctr, server = remote.
 
     ``kernel`` is written as the case's ``kernel``; ``sysctl`` (``net.netfilter.*`` names,
     full or short) as its host sysctls; ``fix`` adds the INVALID DROP rule in the host's
-    INPUT chain or sets be_liberal. Raises ValueError (one line) for an unknown fix, an
-    unknown sender or a payload the harness cannot send.
+    INPUT chain or sets be_liberal. ``delay`` (seconds) is written on every packet when
+    given; without it the contract's default gap (0.05 s) applies. Raises ValueError (one
+    line) for an unknown fix, an unknown sender or a payload the harness cannot send.
     """
     segments = conversation if isinstance(conversation, Sequence) else conversation.segments
     if fix not in FIXES:
@@ -120,6 +122,8 @@ def conversation_to_case(
         }
         if seg.length:
             pkt["len"] = seg.length
+        if delay is not None:
+            pkt["delay"] = delay
         opts = options_to_case(seg.options)
         if opts is not None:
             pkt["options"] = opts

@@ -125,6 +125,8 @@ CASE_KEYS = {"name", "kernel", "sysctl", "iptables", "topology", "packets", "des
 PACKET_KEYS = {"from", "src", "dst", "flags", "seq", "ack", "win", "len", "options", "delay", "comment"}
 # "comment": free text for readers (how seq/ack were computed); the harness ignores it.
 OPTION_KEYS = {"mss", "wscale", "sack_perm", "sack", "ts"}
+# The replay contract (DESIGN.md): "a delay after the previous packet (default 0.05)" seconds.
+DEFAULT_DELAY_S = 0.05
 MAX_DELAY_S = 600.0
 IPV4_PACKET_LIMIT = 1500  # the contract: a payload fits in a 1500-byte IPv4 packet with its options
 
@@ -220,7 +222,7 @@ def packet_from_case(d: object, index: int) -> tuple[str, Packet, float]:
     except ValueError as e:
         raise CaseError(f"{what}.flags: {e}") from None
     options = _options(d.get("options"), f"{what}.options")
-    delay = d.get("delay", 0)
+    delay = d.get("delay", DEFAULT_DELAY_S)
     if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= MAX_DELAY_S:
         raise CaseError(f"{what}.delay: expected seconds in 0..{MAX_DELAY_S:.0f}, got {delay!r}")
     pkt = Packet(

@@ -99,7 +99,14 @@ def test_every_generated_conversation_is_a_valid_case_that_round_trips(conv: Con
             seg.length,
         )
         assert pkt.options == seg.options
-        assert delay == 0
+        assert delay == 0.05  # no delay written: the replay contract's default (DESIGN.md)
+
+
+def test_a_given_delay_is_written_on_every_packet() -> None:
+    syn, synack = int(TcpFlag.SYN), int(TcpFlag.SYN | TcpFlag.ACK)
+    segs = [Segment("c", syn, 1, 0, 1000, 0, TcpOptions()), Segment("s", synack, 9, 2, 1000, 0, TcpOptions())]
+    _, _, _, packets = parse_case(conversation_to_case(segs, name="d", delay=0.001))
+    assert [delay for _, _, delay in packets] == [0.001, 0.001]
 
 
 def test_kernel_and_sysctls_are_written_and_a_conversation_is_accepted() -> None:
