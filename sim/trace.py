@@ -107,7 +107,7 @@ class TraceVerdict(StrEnum):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CtEntry:
     """A conntrack entry as it stood at the event: what ``conntrack -L`` would list then.
-    :func:`sim.report.conntrack_list.conntrack_line` renders it."""
+    :func:`sim.netfilter.conntrack.format_entry` renders it."""
 
     original: tuple[str, int, str, int]  # tuplehash[ORIGINAL]: (src, sport, dst, dport)
     reply: tuple[str, int, str, int]  # tuplehash[REPLY]

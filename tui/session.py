@@ -187,7 +187,7 @@ def index(
     source: Source, kernel: str, fix: str, title: str, world: World, run: Run | None, outcome: str
 ) -> Session:
     """Build every index the screen needs in one pass over the trace."""
-    from sim.report.conntrack_list import conntrack_line
+    from sim.netfilter.conntrack import format_entry
 
     events = world.trace.events
     steps: dict[int, list[int]] = {}
@@ -195,7 +195,7 @@ def index(
     for i, e in enumerate(events):
         steps.setdefault(e.pid, []).append(i)
         if e.step is Step.CONNTRACK and e.ns == "host":
-            line = conntrack_line(e.ct.entry, e.t) if e.ct and e.ct.entry else None
+            line = format_entry(e.ct.entry, e.t) if e.ct and e.ct.entry else None
             if line:
                 entries.append((i, line))
     pids = sorted(steps, key=lambda p: (events[steps[p][0]].t, steps[p][0]))

@@ -26,6 +26,7 @@ from sim.netfilter.proto_tcp import (
 )
 from sim.netfilter.tcp_states import ORIGINAL, REPLY, TcpState
 from sim.skb import CtInfo, Skb
+from sim.trace import CtEntry
 
 # enum ip_conntrack_status (include/uapi/linux/netfilter/nf_conntrack_common.h)
 IPS_EXPECTED = 1 << 0
@@ -95,6 +96,19 @@ class Conn:
 
     def state_name(self) -> str:
         return STATE_NAMES[self.tcp.state]
+
+    def snapshot(self) -> CtEntry:
+        """The entry as it stands now, frozen (what ``conntrack -L`` would list now)."""
+        original, reply = self.tuples
+        return CtEntry(
+            original=original,
+            reply=reply,
+            state=self.state_name(),
+            expires=self.timeout,
+            seen_reply=self.seen_reply,
+            assured=self.assured,
+            mark=self.mark,
+        )
 
 
 @dataclass(slots=True)
@@ -343,22 +357,28 @@ class ConntrackTable:
         return hit is not None and hit[0] is not ignored
 
 
+def format_entry(entry: CtEntry, now: float) -> str:
+    """One line of ``conntrack -L`` for an entry as it stood (libnetfilter_conntrack's default
+    output format: protocol, seconds left, state, the original tuple, [UNREPLIED] before the
+    reply tuple, [ASSURED] after it, mark and use)."""
+    o_src, o_sport, o_dst, o_dport = entry.original
+    r_src, r_sport, r_dst, r_dport = entry.reply
+    remaining = max(int(entry.expires - now), 0)
+    return "".join(
+        (
+            f"tcp      6 {remaining} {entry.state} ",
+            f"src={o_src} dst={o_dst} sport={o_sport} dport={o_dport} ",
+            "" if entry.seen_reply else "[UNREPLIED] ",
+            f"src={r_src} dst={r_dst} sport={r_sport} dport={r_dport} ",
+            "[ASSURED] " if entry.assured else "",
+            f"mark={entry.mark} use=1",
+        )
+    )
+
+
 def format_conntrack(ct: Conn, now: float) -> str:
-    """One line of ``conntrack -L`` (libnetfilter_conntrack's default output format)."""
-    o_src, o_sport, o_dst, o_dport = ct.tuples[ORIGINAL]
-    r_src, r_sport, r_dst, r_dport = ct.tuples[REPLY]
-    remaining = max(int(ct.timeout - now), 0)
-    parts = [
-        f"tcp      6 {remaining} {ct.state_name()} ",
-        f"src={o_src} dst={o_dst} sport={o_sport} dport={o_dport} ",
-    ]
-    if not ct.seen_reply:
-        parts.append("[UNREPLIED] ")
-    parts.append(f"src={r_src} dst={r_dst} sport={r_sport} dport={r_dport} ")
-    if ct.assured:
-        parts.append("[ASSURED] ")
-    parts.append(f"mark={ct.mark} use=1")
-    return "".join(parts)
+    """One line of ``conntrack -L`` for a live entry."""
+    return format_entry(ct.snapshot(), now)
 
 
 def format_proc_conntrack(ct: Conn, now: float) -> str:

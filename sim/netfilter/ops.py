@@ -99,17 +99,7 @@ def _entry(table: ConntrackTable, pkt: Packet, now: float) -> CtEntry | None:
     hit = table.find((pkt.src, pkt.sport, pkt.dst, pkt.dport), now)
     if hit is None:
         return None
-    ct = hit[0]
-    original, reply = ct.tuples
-    return CtEntry(
-        original=original,
-        reply=reply,
-        state=ct.state_name(),
-        expires=ct.timeout,
-        seen_reply=ct.seen_reply,
-        assured=ct.assured,
-        mark=ct.mark,
-    )
+    return hit[0].snapshot()
 
 
 def _direction(skb: Skb, tcp: TcpResult | None) -> str | None:

@@ -74,18 +74,8 @@ TCP_TIMEOUTS: dict[TcpState, int] = {
     TcpState.UNACK: 5 * 60,
 }
 
-STATE_NAMES = (
-    "NONE",
-    "SYN_SENT",
-    "SYN_RECV",
-    "ESTABLISHED",
-    "FIN_WAIT",
-    "CLOSE_WAIT",
-    "LAST_ACK",
-    "TIME_WAIT",
-    "CLOSE",
-    "SYN_SENT2",
-)  # tcp_conntrack_names[]
+# tcp_conntrack_names[]: the states' names in enum order, NONE .. SYN_SENT2
+STATE_NAMES = tuple(s.name for s in TcpState if s <= TcpState.SYN_SENT2)
 
 
 class TcpAction(IntEnum):

@@ -1,5 +1,5 @@
 """Presentation, read off the trace: the trace's sentences (``sentences``), the window check in
-plain words (``words``), the timeline (``timeline``), a traced entry's ``conntrack -L`` line
-(``conntrack_list``), tcpdump text and pcap files (``capture``), the walkthrough's steps
-(``walkthrough``), exercises with a checker (``exercises``), the SVG figures (``figures/``), the
-analysis of real captures (``pcap/``) and the kernel profiles' table (``kernels``)."""
+plain words (``words``), the timeline (``timeline``), tcpdump text and pcap files
+(``capture``), the walkthrough's steps (``walkthrough``), exercises with a checker
+(``exercises``), the SVG figures (``figures/``), the analysis of real captures (``pcap/``) and
+the kernel profiles' table (``kernels``)."""

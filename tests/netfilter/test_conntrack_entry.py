@@ -1,11 +1,11 @@
-"""sim.report.conntrack_list: a traced entry as ``conntrack -L`` prints it. The expected lines
+"""sim.netfilter.conntrack.format_entry: a traced entry as ``conntrack -L`` prints it. The expected lines
 are the ones docs/03-conntrack.md shows (conntrack-tools' default format: protocol name and
 number, seconds left, state, the original tuple, [UNREPLIED] before the reply tuple,
 [ASSURED] after it, mark and use)."""
 
 from __future__ import annotations
 
-from sim.report.conntrack_list import conntrack_line
+from sim.netfilter.conntrack import format_entry as conntrack_line
 from sim.scenario.scenario import load_scenario, run_scenario
 from sim.trace import CtEntry, Step
 
