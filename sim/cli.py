@@ -65,10 +65,35 @@ def _build(full: bool = True) -> argparse.ArgumentParser:
     tui.add_argument(
         "--press", default="", metavar="KEYS", help="for --svg: keys to press first, e.g. 'right right f'"
     )
+    tui.add_argument(
+        "--root", metavar="DIR", help="o opens built-in names and files under DIR only (serve passes it)"
+    )
     serve = sub.add_parser("serve", help="serve the walkthrough to web browsers (textual-serve)")
     serve.add_argument("scenario", nargs="?", help="built-in scenario, scenario file or crafted case file")
     serve.add_argument("--host", default="localhost", help="address to listen on (default localhost)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--root", metavar="DIR", help="o in a browser opens files under DIR too (default: built-ins only)"
+    )
+    serve.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the address students type, e.g. http://lab.example.edu:8000 (default: what they typed)",
+    )
+    serve.add_argument(
+        "--max-sessions",
+        type=int,
+        default=None,
+        metavar="N",
+        help="browser tabs served at once; the next one is told the class is full (default 20)",
+    )
+    serve.add_argument(
+        "--idle-minutes",
+        type=float,
+        default=None,
+        metavar="M",
+        help="close a tab after M minutes without a key (default 30)",
+    )
     run = sub.add_parser(
         "run", help="run a scenario (built-in name or TOML/JSON file) and print its timeline"
     )
@@ -171,12 +196,23 @@ def main(argv: list[str] | None = None) -> int:
                 svg=svg,
                 size=(cols, rows),
                 keys=keys.split(),
+                root=getattr(args, "root", None),
             )
         )
     if args.command == "serve":
         from tui.serve import main as serve_main
 
-        return int(serve_main(args.scenario, args.host, args.port))
+        return int(
+            serve_main(
+                args.scenario,
+                args.host,
+                args.port,
+                root=args.root,
+                public_url=args.public_url,
+                max_sessions=args.max_sessions,
+                idle_minutes=args.idle_minutes,
+            )
+        )
     if args.command == "run":
         return _run(args.scenario, args.kernel, args.fix, args.out, args.show)
     if args.command == "replay":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import io
 from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
@@ -24,6 +25,7 @@ from textual.timer import Timer
 from textual.worker import get_current_worker
 
 from sim.netfilter.profiles import PROFILES
+from tui.confine import Confinement
 from tui.messages import CursorMoved, RunChanged
 from tui.quiz import Quiz, questions
 from tui.rows import describe_change
@@ -83,9 +85,17 @@ class NflabApp(App[int]):
     ]
 
     def __init__(
-        self, ref: str, kernel: str | None, fix: str | None, cache: Cache | None = None, quiz: bool = False
+        self,
+        ref: str,
+        kernel: str | None,
+        fix: str | None,
+        cache: Cache | None = None,
+        quiz: bool = False,
+        root: Path | None = None,
+        confined: bool = False,
     ) -> None:
         super().__init__()
+        self.root, self._confined = root, confined
         self.plan: Plan | None = None  # set when the first run arrives
         self.ref, self.kernel, self.fix = ref, kernel, fix
         self.session: Session | None = None
@@ -293,9 +303,21 @@ class NflabApp(App[int]):
     def set_kernel(self, kernel: str) -> None:
         self.rerun(self.ref, kernel, self.fix, f"kernel {kernel} ({PROFILES[kernel].description})")
 
+    @property
+    def confinement(self) -> Confinement:
+        """What ``o`` may open: a browser's session (``nflab serve``), a ``--root`` or ``confined``
+        keeps it to built-in names and the files under the root."""
+        return Confinement(self._confined or self.root is not None or self.is_web, self.root)
+
     def open_ref(self, ref: str | None) -> None:
-        if ref:
-            self.rerun(ref, None, None, f"opened {ref}")
+        if not ref:
+            return
+        try:
+            target = self.confinement.check(ref)
+        except SourceError as e:  # one line, and nothing opened
+            self.notify(str(e), severity="error", timeout=8)
+            return
+        self.rerun(target, None, None, f"opened {ref}")
 
     def action_open(self) -> None:
         from tui.screens.open_file import OpenScreen
@@ -309,11 +331,19 @@ class NflabApp(App[int]):
             self.push_screen(HelpScreen())
 
     def action_screenshot(self) -> None:
-        """Save the screen as SVG in the current directory (the course's screenshots)."""
+        """The screen as SVG: in a terminal saved in the current directory (the course's
+        screenshots); in a browser (``nflab serve``) sent to the browser as a download, and
+        nothing is written on the server."""
         name = f"nflab-{self.plan.title if self.plan else self.ref}-{self.kernel}-{self.fix}"
         if self.session is not None:
             name += f"-pkt{self.session.pids[self.cursor.packet]}-step{self.cursor.step + 1}"
-        path = self.save_screenshot(f"{name}.svg", str(Path.cwd()))
+        name = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in name) + ".svg"
+        if self.is_web:
+            svg = self.export_screenshot(title=f"nflab {self.sub_title}")
+            self.deliver_text(io.StringIO(svg), save_filename=name, mime_type="image/svg+xml")
+            self.notify(f"screen sent to your browser as {name}", timeout=4)
+            return
+        path = self.save_screenshot(name, str(Path.cwd()))
         self.notify(f"screen saved as {path}", timeout=4)
 
     # -- quiz ---------------------------------------------------------------------
@@ -415,16 +445,19 @@ def make_app(
     *,
     cache: Cache | None = None,
     quiz: bool = False,
+    root: Path | None = None,
+    confined: bool = False,
 ) -> NflabApp:
     """The app on ``scenario`` (built-in name, scenario file or case file; default the seed
     incident), with ``kernel``/``fix`` overriding what the file says; ``quiz`` starts in quiz
     mode. A file that cannot be read or parsed fails here (SourceError, before the terminal
     switches modes); the model loads and runs once the first frame is up. ``cache`` shares runs
-    between apps (tests)."""
-    ref = scenario or DEFAULT_SCENARIO
+    between apps (tests). ``root``/``confined``: what ``o`` may open (see :mod:`tui.confine`);
+    the first source is the one the command line names, checked as an unconfined ``o`` would."""
+    ref = Confinement(False).check(scenario or DEFAULT_SCENARIO)
     if ref != DEFAULT_SCENARIO:
         classify(ref)
-    return NflabApp(ref, kernel, fix, cache, quiz)
+    return NflabApp(ref, kernel, fix, cache, quiz, root, confined)
 
 
 async def until_ready(app: NflabApp, pilot: Pilot[int], timeout: float = 30.0) -> None:
@@ -462,6 +495,7 @@ def main(
     svg: str | None = None,
     size: tuple[int, int] = (120, 40),
     keys: list[str] | None = None,
+    root: str | None = None,
 ) -> int:
     """``nflab`` (no args: the seed incident) and ``nflab tui FILE``. ``kernel`` None keeps the
     file's kernel; ``fix`` overrides the file's fix ("" or None keeps it). With ``svg`` the screen
@@ -469,8 +503,12 @@ def main(
     status: 0, or 2 with a one-line message on stderr when the file cannot be opened."""
     import sys
 
+    from tui.confine import course_root
+
     try:
-        app = make_app(argv_scenario, kernel, fix or None, quiz=quiz)
+        app = make_app(
+            argv_scenario, kernel, fix or None, quiz=quiz, root=course_root(root) if root else None
+        )
     except SourceError as e:
         print(f"nflab tui: {e}", file=sys.stderr)
         return 2

@@ -153,14 +153,21 @@ def test_serve_refuses_a_bad_file_in_one_line(tmp_path: Any, capsys: pytest.Capt
     assert main(str(tmp_path / "nope.toml"), "127.0.0.1", free_port()) == 2
     err = capsys.readouterr().err
     assert err.startswith("nflab serve: ") and "nope.toml" in err and err.count("\n") == 1
+    for bad in ({"root": str(tmp_path / "nope")}, {"max_sessions": 0}, {"public_url": "lab:8000"}):
+        assert main(None, "127.0.0.1", free_port(), **bad) == 2  # type: ignore[arg-type]
+        err = capsys.readouterr().err
+        assert err.startswith("nflab serve: --") and err.count("\n") == 1
 
 
 @needs_chromium
 @pytest.mark.asyncio
-async def test_serve_in_headless_chromium_steps_one_packet() -> None:
+async def test_serve_on_all_interfaces_in_headless_chromium_steps_one_packet_without_a_click() -> None:
+    """The classroom command (``--host 0.0.0.0``): the page must load its scripts from the address
+    the browser used, not from 0.0.0.0 (issue 20: the browser stayed on the splash screen), and
+    keys must reach the app without a click on the page."""
     assert CHROMIUM is not None
     port = free_port()
-    serve = [sys.executable, "-m", "sim.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    serve = [sys.executable, "-m", "sim.cli", "serve", "--host", "0.0.0.0", "--port", str(port)]
     with (
         tempfile.TemporaryDirectory() as profile,
         process(serve, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
@@ -178,7 +185,8 @@ async def test_serve_in_headless_chromium_steps_one_packet() -> None:
                 # the walkthrough opens on the late ACK: packet 561, step 4, INVALID
                 seen = await cdp.until(r"packet 561 .*step 4/11", timeout=60)
                 await cdp.until(r"INVALID", timeout=10)
-                await cdp.send("Runtime.evaluate", expression="document.querySelector('textarea').focus()")
+                page = await cdp.send("Runtime.evaluate", expression="document.documentElement.outerHTML")
+                assert "0.0.0.0" not in page["result"]["value"]
                 for kind in ("keyDown", "keyUp"):
                     await cdp.send(
                         "Input.dispatchKeyEvent",
@@ -196,3 +204,150 @@ async def test_serve_in_headless_chromium_steps_one_packet() -> None:
                     png = await cdp.send("Page.captureScreenshot", format="png")
                     with open(shot, "wb") as f:
                         f.write(base64.b64decode(png["data"]))
+
+
+# ---------------------------------------------------------------- the class server (issue 22)
+
+
+def tui_processes(root_pid: int) -> set[int]:
+    """The ``nflab tui`` processes under ``root_pid`` (textual-serve starts one per session)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = set(), [root_pid]
+    while todo:
+        for kid in children.get(todo.pop(), []):
+            todo.append(kid)
+            try:
+                with open(f"/proc/{kid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if b"sim.cli" in argv and b"tui" in argv:
+                found.add(kid)
+    return found
+
+
+@contextlib.asynccontextmanager
+async def served(tmp: str, *extra: str) -> AsyncIterator[tuple[int, subprocess.Popen[bytes]]]:
+    """``nflab serve`` on a free port, its working directory and HOME in ``tmp``."""
+    port = free_port()
+    argv = [sys.executable, "-m", "sim.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *extra]
+    env = dict(os.environ, HOME=tmp, XDG_DOWNLOAD_DIR=tmp)
+    with process(argv, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as p:
+        await wait_port(port, 30)
+        yield port, p
+
+
+class Tab:
+    """One browser tab's websocket, as textual-serve's page speaks it: keys out, frames in."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws, self.text, self.notes = ws, "", []
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        import aiohttp
+
+        async for msg in self.ws:
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                self.text += plain(msg.data)
+            elif msg.type == aiohttp.WSMsgType.TEXT:
+                self.notes.append(json.loads(msg.data))
+
+    async def until(self, pattern: str, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not re.search(pattern, self.text):
+            if loop.time() > deadline:
+                raise AssertionError(f"never saw {pattern!r}; last: {self.text[-300:]!r}")
+            await asyncio.sleep(0.1)
+
+    async def key(self, data: str) -> None:
+        await self.ws.send_json(["stdin", data])
+
+
+@pytest.mark.asyncio
+async def test_the_session_cap_holds_under_twice_as_many_concurrent_connects(tmp_path: Any) -> None:
+    import aiohttp
+
+    n = 2
+    async with (
+        served(str(tmp_path), "--max-sessions", str(n)) as (port, server),
+        aiohttp.ClientSession() as http,
+    ):
+        assert server.stdout is not None
+        said = server.stdout.readline().decode()  # the one line: where students go, the limits
+        assert said.startswith(f"nflab serve: students open http://127.0.0.1:{port}/ ;")
+        assert f"at most {n} sessions" in said and "built-in scenarios only" in said
+        url = f"ws://127.0.0.1:{port}/ws?width=80&height=24"
+        sockets = await asyncio.gather(*(http.ws_connect(url) for _ in range(2 * n)))
+        tabs = [Tab(ws) for ws in sockets]
+        most = 0
+        for _ in range(100):  # ~10 s: the sessions start, the others are turned away
+            most = max(most, len(tui_processes(server.pid)))
+            await asyncio.sleep(0.1)
+        full = [t for t in tabs if "The class is full" in t.text]
+        running = [t for t in tabs if t not in full]
+        assert len(full) == n and all(t.ws.closed for t in full)
+        assert most == n
+        for t in running:
+            await t.until(r"packet \d+", timeout=60)
+        async with http.get(f"http://127.0.0.1:{port}/") as page:  # the next tab: a page saying so
+            assert page.status == 503 and "The class is full" in await page.text()
+        await running[0].ws.close()
+        for _ in range(100):
+            if len(tui_processes(server.pid)) < n:
+                break
+            await asyncio.sleep(0.1)
+        async with http.get(f"http://127.0.0.1:{port}/") as page:  # a place is free again
+            assert page.status == 200 and f"ws://127.0.0.1:{port}/ws" in await page.text()
+        for t in tabs:
+            t.reader.cancel()
+
+
+@pytest.mark.asyncio
+async def test_no_served_key_writes_a_file_on_the_server_and_s_reaches_the_browser(tmp_path: Any) -> None:
+    import aiohttp
+
+    async with served(str(tmp_path)) as (port, _server), aiohttp.ClientSession() as http:
+        before = sorted(p for p in tmp_path.rglob("*"))
+        ws = await http.ws_connect(f"ws://127.0.0.1:{port}/ws?width=120&height=40")
+        tab = Tab(ws)
+        await tab.until(r"INVALID", timeout=60)
+        await tab.key("s")
+        for _ in range(100):
+            if any(n[0] == "deliver_file_start" for n in tab.notes):
+                break
+            await asyncio.sleep(0.1)
+        key = next(n[1] for n in tab.notes if n[0] == "deliver_file_start")
+        async with http.get(f"http://127.0.0.1:{port}/download/{key}") as got:
+            assert got.status == 200 and "image/svg+xml" in got.headers["Content-Type"]
+            assert "<svg" in await got.text()
+        # every other key, and o with paths outside: nothing lands on the server's disk
+        for data in ["\x1b[C", "\x1b[D", "i", "c", " ", " ", "z", "1", "\r", "z", "?", "\x1b"]:
+            await tab.key(data)
+            await asyncio.sleep(0.2)
+        await tab.key("o")
+        await asyncio.sleep(0.5)
+        await tab.key("/etc/passwd\r")
+        await tab.until("outside the course folder", timeout=10)
+        assert sorted(p for p in tmp_path.rglob("*")) == before
+        tab.reader.cancel()
+        await ws.close()
+
+
+def test_serve_says_where_students_go_and_the_limits_in_one_line() -> None:
+    from tui.serve import student_url
+
+    assert student_url("0.0.0.0", 8000, "http://lab.example.edu:8000") == "http://lab.example.edu:8000/"
+    url = student_url("0.0.0.0", 8000, None)
+    assert url.startswith("http://") and url.endswith(":8000/") and "0.0.0.0" not in url
+    assert student_url("127.0.0.1", 9000, None) == "http://127.0.0.1:9000/"
