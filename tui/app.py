@@ -33,6 +33,7 @@ from tui.screens.main import MainScreen
 from tui.session import (
     DEFAULT_SCENARIO,
     KERNELS,
+    REMOTE_RST,
     Cursor,
     Plan,
     Session,
@@ -53,7 +54,7 @@ from tui.widgets.why import WhyPanel
 STEP = Binding.Group("step", compact=True)
 PACKET = Binding.Group("pkt", compact=True)
 PLAY_INTERVAL = 0.25  # four steps a second: readable, and the late ACK reaches its RST in 3 s
-Cache = dict[tuple[str, str, str], Session]
+Cache = dict[tuple[str, str, str, str | None], Session]
 
 
 class NflabApp(App[int]):
@@ -68,6 +69,7 @@ class NflabApp(App[int]):
         Binding("i", "next_invalid", "INVALID", id="invalid.next"),
         Binding("f", "cycle_fix", "fix", id="fix.cycle"),
         Binding("k", "cycle_kernel", "kernel", id="kernel.cycle"),
+        Binding("r", "cycle_remote", "remote", id="remote.cycle", show=False),
         Binding("z", "quiz", "quiz", id="quiz"),
         Binding("o", "open", "open", id="open"),
         Binding("question_mark,f1", "help", "help", id="help", key_display="?"),
@@ -80,8 +82,8 @@ class NflabApp(App[int]):
             for n in range(1, 5)
         ),
         Binding("enter", "quiz_next", "next question", id="quiz.next", show=False),
-        Binding("pagedown", "why_scroll(4)", "why down", id="why.down", show=False),
-        Binding("pageup", "why_scroll(-4)", "why up", id="why.up", show=False),
+        Binding("pagedown", "why_scroll(1)", "why down", id="why.down", show=False),
+        Binding("pageup", "why_scroll(-1)", "why up", id="why.up", show=False),
     ]
 
     def __init__(
@@ -98,6 +100,7 @@ class NflabApp(App[int]):
         self.root, self._confined = root, confined
         self.plan: Plan | None = None  # set when the first run arrives
         self.ref, self.kernel, self.fix = ref, kernel, fix
+        self.remote: str | None = None  # the scenario's remote RST policy, once a run is on screen
         self.session: Session | None = None
         self.cursor = Cursor(0, 0)
         self.playing: Timer | None = None
@@ -110,7 +113,7 @@ class NflabApp(App[int]):
     # -- state --------------------------------------------------------------------
 
     def cached(self, p: Plan) -> Session | None:
-        return self._cache.get((p.source.ref, p.kernel, p.fix))
+        return self._cache.get(p.key)
 
     def get_default_screen(self) -> Screen[None]:
         return MainScreen()
@@ -129,7 +132,7 @@ class NflabApp(App[int]):
     @work(thread=True, exclusive=True, group="model")
     def first_run(self) -> None:
         try:
-            p = plan(self.ref, self.kernel, self.fix)
+            p = plan(self.ref, self.kernel, self.fix, self.remote)
             s = self.cached(p) or p.run()
         except SourceError as e:  # found only now: a file that reads but does not load
             self.call_from_thread(self.exit, None, 2, f"nflab tui: {e}")
@@ -182,11 +185,11 @@ class NflabApp(App[int]):
 
     def arrive(self, p: Plan, new: Session, what: str) -> None:
         """A run is ready: say what changed against the one on screen and go to its story."""
-        self._cache[(p.source.ref, p.kernel, p.fix)] = new
+        self._cache[p.key] = new
         gc.freeze()  # a run is ~100k objects that live on: keep the collector's passes off them
         old = self.session
         self.plan, self.session = p, new
-        self.ref, self.kernel, self.fix = p.source.ref, new.kernel, new.fix
+        self.ref, self.kernel, self.fix, self.remote = p.source.ref, new.kernel, new.fix, p.remote
         self.sub_title = new.title
         if old is not None and old.source == new.source:
             summary = describe_change(old, new, what)
@@ -205,9 +208,9 @@ class NflabApp(App[int]):
             self.action_quiz()
         self.show()
 
-    def rerun(self, ref: str, kernel: str | None, fix: str | None, what: str) -> None:
+    def rerun(self, ref: str, kernel: str | None, fix: str | None, what: str, remote: str | None = None) -> None:
         try:
-            p = plan(ref, kernel, fix)
+            p = plan(ref, kernel, fix, remote)
         except SourceError as e:
             self.notify(str(e), severity="error", timeout=8)
             return
@@ -264,8 +267,9 @@ class NflabApp(App[int]):
         assert self.session is not None
         self.move(Cursor(*self.session.focus))
 
-    def action_why_scroll(self, n: int) -> None:
-        self.screen_main.query_one(WhyPanel).scroll_lines(n)
+    def action_why_scroll(self, pages: int) -> None:
+        why = self.screen_main.query_one(WhyPanel)
+        why.scroll_lines(pages * max(why.size.height - 1, 1))
 
     def stop_playing(self) -> None:
         if self.playing is not None:
@@ -292,16 +296,25 @@ class NflabApp(App[int]):
         from sim.scenario.fixes import FIXES
 
         fix = cycle(FIXES, self.fix or "none")
-        self.rerun(self.ref, self.kernel, fix, f"fix {fix}")
+        self.rerun(self.ref, self.kernel, fix, f"fix {fix}", self.remote)
+
+    def action_cycle_remote(self) -> None:
+        """The remote's RST policy: the incident's (any RST) or RFC 5961's (exactly RCV.NXT)."""
+        if self.remote is None:
+            self.notify("a crafted case has no remote endpoint to switch", timeout=3)
+            return
+        remote = cycle(REMOTE_RST, self.remote)
+        words = "accepts any RST" if remote == "any" else "follows RFC 5961 (a RST only at exactly RCV.NXT)"
+        self.rerun(self.ref, self.kernel, self.fix, f"remote {words}", remote)
 
     def action_cycle_kernel(self) -> None:
         self.set_kernel(cycle(KERNELS, self.kernel or KERNELS[0]))
 
     def set_fix(self, fix: str) -> None:
-        self.rerun(self.ref, self.kernel, fix, f"fix {fix}")
+        self.rerun(self.ref, self.kernel, fix, f"fix {fix}", self.remote)
 
     def set_kernel(self, kernel: str) -> None:
-        self.rerun(self.ref, kernel, self.fix, f"kernel {kernel} ({PROFILES[kernel].description})")
+        self.rerun(self.ref, kernel, self.fix, f"kernel {kernel} ({PROFILES[kernel].description})", self.remote)
 
     @property
     def confinement(self) -> Confinement:

@@ -132,11 +132,50 @@ _EXTRA: dict[tuple[Step, str], str] = {
         "for this port. tcp_v4_rcv takes the no_tcp_socket path and answers with a RST, "
         "exactly as for a closed port."
     ),
-    (Step.RST, "RST"): (
-        "The RST goes out of eth0 to the remote. The container never sees it; the remote "
-        "tears its end down while the container keeps retransmitting."
-    ),
 }
+
+
+def remote_acked(s: Session, index: int) -> int | None:
+    """What the remote had last acknowledged (its RCV.NXT then) before event ``index``: the ack
+    of the last segment it sent."""
+    for e in reversed(s.events[:index]):
+        if e.step is Step.SEND and e.ns == "remote" and e.before is not None and e.before.ack_flag:
+            return e.before.ack
+    return None
+
+
+def rst_words(s: Session, c: Cursor) -> list[str]:
+    """Where the host's RST goes, and why the remote believes it (or not): RFC 5961 §3.2 against
+    the scenario's assumption about the remote (``[remote] rst``)."""
+    e = s.event(c)
+    out = ["The RST goes out of eth0 to the remote. The container never sees it."]
+    rst = e.before
+    policy = s.run.scenario.remote_rst if s.run is not None else None
+    rcv = remote_acked(s, s.event_index(c))
+    if rst is None or policy is None or rcv is None:
+        return out
+    behind = (rcv - rst.seq) % 2**32
+    where = f"{behind:,} bytes behind" if behind else "equal to"
+    out.append(
+        f"Would the remote believe it? The RST's seq {rst.seq} (tcp_v4_send_reset() copies the "
+        f"answered packet's ack into it) is {where} the ack the remote last sent, {rcv}, so at "
+        "least that far from the remote's RCV.NXT. RFC 5961 §3.2, in Linux since 3.6, resets a "
+        "connection only for a RST at exactly RCV.NXT; one elsewhere in the window gets a "
+        "challenge ACK, one outside it is dropped."
+    )
+    if policy == "any":
+        out.append(
+            "The incident's remote tore the connection down anyway, so this scenario assumes a "
+            "remote behind a stateful middlebox (a load balancer, a firewall) that accepts any RST "
+            "for the connection ([remote] rst = \"any\"): the remote forgets the upload while the "
+            "container keeps retransmitting. Press r to re-run with an RFC 5961 remote."
+        )
+    else:
+        out.append(
+            "This run's remote follows RFC 5961 ([remote] rst = \"rfc5961\"): it does not reset for "
+            "this RST. Press r for the incident's remote, which accepts any RST."
+        )
+    return out
 
 
 def rule_of(s: Session, e: TraceEvent) -> tuple[str, int, str] | None:
@@ -184,6 +223,8 @@ def explain(s: Session, c: Cursor) -> list[str]:
         ns = s.world.namespaces[e.ns]
         if d.check is not None and d.window and ns.conntrack is not None:
             out = window_words(d.check, d.window, bool(ns.conntrack.sysctl.tcp_be_liberal))
+            if d.window == "ACCEPT" and len(out) > 1:  # be_liberal: the verdict's reason comes first
+                out = [out[-1], *out[:-1]]
             if d.reason:
                 out.append(f'The kernel logs: "{ns.conntrack.profile.log_prefix}{d.reason}"')
             if s.run is not None and e.pid in s.late:  # why it came late: the time changed at step RECV
@@ -213,6 +254,8 @@ def explain(s: Session, c: Cursor) -> list[str]:
                 "Because NAT did not reverse the destination, the packet looks as if it were "
                 "for the host itself."
             )
+    if e.step is Step.RST and e.ns == "host":
+        out.extend(rst_words(s, c))
     extra = _EXTRA.get((e.step, e.verdict or ""))
     if e.step is Step.NAT and e.verdict == "SKIP" and e.hook in ("OUTPUT", "POSTROUTING"):
         extra = (

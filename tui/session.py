@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,9 @@ if TYPE_CHECKING:  # the model's modules load in the worker that runs it, after 
 
 KERNELS = tuple(PROFILES)  # oldest first; a new profile shows up in the app by itself
 DEFAULT_SCENARIO = "seed-incident"
+# how a scenario's remote treats a RST (the scenario's [remote] rst): the incident's remote
+# accepts any RST for the connection; an RFC 5961 stack only one at exactly RCV.NXT
+REMOTE_RST = ("any", "rfc5961")
 
 
 class SourceError(ValueError):
@@ -57,9 +60,10 @@ class CapLine:
     t: float
     direction: str  # "in" / "out" as the device saw it
     pid: int
-    text: str  # the tcpdump -n line
+    text: str  # the tcpdump -nS line (absolute numbers, as the journey and the bounds print them)
     short: str  # the same without addresses and options, for narrow panes
     rst: bool
+    addrs: str  # "src.port > dst.port" as this device saw the packet (NAT rewrites show here)
 
 
 _ADDR = re.compile(r" IP (\S+) > (\S+): Flags")
@@ -91,13 +95,14 @@ def _pane(world: World, ns: str, dev: str, title: str) -> Pane:
 
     cap = world.captures.get((ns, dev))
     records = cap.records if cap is not None else []
-    seqs: dict[Any, Any] = {}
     lines = []
     for t, direction, pkt, pid in records:
-        text = tcpdump_line(pkt, t, relative_to=seqs)
-        lines.append(
-            CapLine(t, direction, pid, text, _shorten(text, t, direction), bool(pkt.flags & TCPHDR_RST))
-        )
+        # absolute numbers (tcpdump -S): tcpdump makes only ACK segments relative, so a bare
+        # RST would print absolute beside relative ACKs; the journey and bounds are absolute too
+        text = tcpdump_line(pkt, t, absolute=True)
+        addrs = f"{pkt.src}.{pkt.sport} > {pkt.dst}.{pkt.dport}"
+        rst = bool(pkt.flags & TCPHDR_RST)
+        lines.append(CapLine(t, direction, pid, text, _shorten(text, t, direction), rst, addrs))
     by_pid: dict[int, list[int]] = {}
     for i, c in enumerate(lines):
         by_pid.setdefault(c.pid, []).append(i)
@@ -297,6 +302,12 @@ class Plan:
     fix: str
     title: str
     start: Callable[[], Session]
+    remote: str | None = None  # a scenario's [remote] rst policy ("any", "rfc5961"); None for a case
+
+    @property
+    def key(self) -> tuple[str, str, str, str | None]:
+        """What makes two runs the same run (the app's cache key)."""
+        return (self.source.ref, self.kernel, self.fix, self.remote)
 
     def run(self) -> Session:
         try:
@@ -305,9 +316,10 @@ class Plan:
             raise SourceError(str(e)) from None
 
 
-def plan(ref: str, kernel: str | None = None, fix: str | None = None) -> Plan:
+def plan(ref: str, kernel: str | None = None, fix: str | None = None, remote: str | None = None) -> Plan:
     """Load and check ``ref`` (scenario name or file, or case file) for ``kernel`` with ``fix``
-    (None keeps what the file says), without running it: bad input fails here, fast."""
+    and, for a scenario, the remote's RST policy ``remote`` (None keeps what the file says),
+    without running it: bad input fails here, fast."""
     from sim.scenario.case import load_case_file
     from sim.scenario.fixes import FIXES
     from sim.scenario.replay import run_world
@@ -347,6 +359,10 @@ def plan(ref: str, kernel: str | None = None, fix: str | None = None) -> Plan:
         sc = sc.with_kernel(k)
         if f != sc.fix:
             sc = sc.with_fix(f)
+        if remote is not None:
+            if remote not in REMOTE_RST:
+                raise SourceError(f"remote: expected one of {', '.join(REMOTE_RST)}, got {remote!r}")
+            sc = replace(sc, remote_rst=remote)
     except ValueError as e:
         raise SourceError(str(e)) from None
 
@@ -354,7 +370,7 @@ def plan(ref: str, kernel: str | None = None, fix: str | None = None) -> Plan:
         run = run_scenario(sc)
         return index(source, k, f, sc.name, run.world, run, _run_outcome(run))
 
-    return Plan(source, k, f, sc.name, run_sc)
+    return Plan(source, k, f, sc.name, run_sc, sc.remote_rst)
 
 
 def open_session(ref: str, kernel: str | None = None, fix: str | None = None) -> Session:

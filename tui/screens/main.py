@@ -69,7 +69,12 @@ class MainScreen(Screen[None]):
 
     @on(RunChanged)
     def _changed(self, m: RunChanged) -> None:
-        self.query_one(ChangeBar).say(m.summary)
+        if self.has_class("-narrow"):  # no room for a banner above the journey: a toast instead
+            self.query_one(ChangeBar).say("")
+            if m.summary:
+                self.app.notify(m.summary, timeout=10)
+        else:
+            self.query_one(ChangeBar).say(m.summary)
 
     def busy(self, what: str | None) -> None:
         """The model is running (``what`` says what: a spinner over the middle) or has finished."""

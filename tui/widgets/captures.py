@@ -62,9 +62,12 @@ class CapturePane(Widget):
         while start > 0 and used + rows(start - 1) <= height // 3:
             start -= 1
             used += rows(start)
-        out: list[Text] = []
-        self._lines = []
-        budget = height - (0 if mine else 1)
+        # the addresses once, as this device saw the current packet (or the nearest line): the
+        # two panes side by side show what NAT rewrote
+        shown = p.lines[anchor] if anchor < len(p.lines) else (p.lines[-1] if p.lines else None)
+        out: list[Text] = [Text(shown.addrs, style="bold", overflow="ellipsis", no_wrap=True)] if shown else []
+        self._lines = [-1] * len(out)
+        budget = height - len(out) - (0 if mine else 1)
         i = start
         while i < len(p.lines) and budget - rows(i) >= 0:
             if not mine and i == anchor:

@@ -35,7 +35,6 @@ class Journey(Widget):
         self._rows_of: list[StepRow] = []
         self._current = 0
         self._head = ""
-        self._short = ""
         self._packet = 0
         self._rows: list[int] = []  # the step shown on each screen line (-1: not a step)
 
@@ -48,13 +47,12 @@ class Journey(Widget):
         self._current, self._packet = c.step, c.packet
         self._rows_of = [step_row(e, rule_of(s, e) if e.step is Step.LOG else None) for e in self._events]
         self._head = f"{pkt.describe()}" if pkt is not None else f"packet {first.pid}"
-        self._short = self._head.split(" ", 3)[-1] if pkt is not None else self._head
         self.refresh()
 
     def render(self) -> Group:
         width, height = self.size.width, self.size.height
         compact = width < 50
-        head = Text(self._short if compact else self._head, style="bold", overflow="fold")
+        head = Text(self._head, style="bold", overflow="fold")  # the addresses too, at every width
         head_lines = len(head.wrap(self.app.console, max(width, 1)))
         rows = max(height - head_lines - (0 if compact else 1), 1)
         visible = rows
@@ -82,8 +80,10 @@ class Journey(Widget):
             cur = k == self._current
             num = Text(("▶" if cur else " ") + str(k + 1), style="bold" if cur else "dim")
             what = r.what if r.what != r.hook else ""
-            where = r.where.removeprefix("host/") if compact else r.where
-            mid = [f"{_hook(r.hook, True)} {what}".strip()] if compact else [r.hook, what]
+            where = r.where.removeprefix("host/").split("/")[0] if compact else r.where
+            # compact: a step without a hook says only what it did ("route", "send RST")
+            hook = _hook(r.hook, True) if self._events[k].hook or not what else ""
+            mid = [f"{hook} {what}".strip()] if compact else [r.hook, what]
             table.add_row(num, where, *mid, badge(r.verdict, r.tone), style="reverse" if cur else None)
         return Group(head, table)
 

@@ -10,6 +10,13 @@ from tui.session import Cursor, Session
 from tui.widgets.style import markup_badge
 
 
+def release(kernel: str) -> str:
+    """The profile's release in a few words ("CentOS/RHEL 7 (3.10.0-1160.el7)")."""
+    from sim.netfilter.profiles import PROFILES
+
+    return PROFILES[kernel].description.split(":")[0] if kernel in PROFILES else kernel
+
+
 class StatusBar(Static):
     """Scenario, kernel, fix and outcome; then the cursor's packet, step and time. Laid out for
     its width when it renders, so a resize never leaves the wide form cut off."""
@@ -41,7 +48,7 @@ class StatusBar(Static):
         if self.size.width < 100:
             rsts = f"{len(s.rst_pids)} RST " if s.run is not None else ""
             return (
-                f"[b]{escape(s.title)}[/] {s.kernel} {s.fix} {outcome} {rsts}"
+                f"[b]{escape(s.title)}[/] kernel [b]{s.kernel}[/] {s.fix} {outcome} {rsts}"
                 f"pkt [b]{e.pid}[/] step [b]{c.step + 1}/{n}[/] [b]{e.t:.6f}s[/]"
                 + (" [b reverse] PLAY [/]" if playing else "")
                 + busy
@@ -51,6 +58,7 @@ class StatusBar(Static):
             f"{escape(s.outcome)}\n"
             f"packet [b]{e.pid}[/] ({c.packet + 1}/{len(s.pids)})  step [b]{c.step + 1}/{n}[/]  "
             f"t [b]{e.t:.6f}s[/]" + ("  [b reverse] PLAYING [/]" if playing else "") + busy
+            + f"  [dim]kernel {s.kernel}: {escape(release(s.kernel))}[/]"
         )
 
 

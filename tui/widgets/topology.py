@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from sim.packet import format_flags
+from sim.trace import Step
 from tui.rows import STRIP, direction, strip_index, tone
 from tui.session import Cursor, Session
 from tui.widgets.style import BADGE
@@ -19,19 +20,29 @@ class TopologyStrip(Static):
     def show(self, s: Session, c: Cursor) -> None:
         e = s.event(c)
         here = strip_index(e)
-        src, dst = direction(s, e.pid)
+        pid, pkt = e.pid, e.after or e.before
+        if e.step is Step.RST and s.pids_caused.get(e.pid):  # the RST this step sends, not its cause
+            pid = s.pids_caused[e.pid][0]
+            pkt = s.packet_events(s.pos[pid])[0].before
+        src, dst = direction(s, pid)
+        left = dst < src
+        what = f"[{format_flags(pkt.flags)}]" if pkt is not None else ""
+        label = ("◀━ " if left else "━▶ ") + f"packet {pid} {what}"
+        if e.step is Step.RST:
+            label += f" (the host's answer to packet {e.pid})"
+        one_line = self.size.height == 1
         line, marks = Text(" "), Text(" ")
         col = 1
-        for i, (_node, label) in enumerate(STRIP):
+        for i, (_node, name) in enumerate(STRIP):
             style = BADGE[tone(e.verdict)] or "reverse" if i == here else "bold"
-            line.append(f" {label} ", style=style)
+            if i == here and one_line:  # 80x24: the arrow rides on the current node
+                name = f"◀{name}" if left else f"{name}▶"
+            line.append(f" {name} ", style=style)
             if i == here:
                 marks.append(" " * (col - len(marks)))
-                pkt = e.after or e.before
-                what = f"[{format_flags(pkt.flags)}]" if pkt is not None else ""
-                marks.append(("◀━ " if dst < src else "━▶ ") + f"packet {e.pid} {what}", style="bold")
-            col += len(label) + 2
+                marks.append(label, style="bold")
+            col += len(name) + 2
             if i < len(_LINKS):
                 line.append(_LINKS[i], style="dim")
                 col += len(_LINKS[i])
-        self.update(Text("\n").join([line, marks]), layout=False)
+        self.update(line if one_line else Text("\n").join([line, marks]), layout=False)

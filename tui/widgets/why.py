@@ -20,6 +20,7 @@ from tui.rows import (
     window_view,
 )
 from tui.session import Cursor, Session
+from tui.terms import TERMS, used
 from tui.widgets.style import INK, badge
 
 DIRS = ("original", "reply")
@@ -106,10 +107,11 @@ class WhyPanel(Widget):
         e = s.event(c)
         r = step_row(e)
         out = Text.assemble((f"{r.where} {r.hook} · {r.what} ", "bold"), badge(r.verdict, r.tone), "\n")
-        for line in explain(s, c):  # the words first; a failed bound stands out
-            out.append(
-                line + "\n", style=f"bold {INK[Tone.DROP]}" if line.startswith("Out of window") else ""
-            )
+        # the words first; a failed bound stands out in the verdict's colour (amber when the
+        # tracker ignores it, red when it makes the packet INVALID, plain when be_liberal accepts)
+        failed = "" if r.tone is Tone.ACCEPT else f"bold {INK[Tone.DROP if r.tone is Tone.INVALID else r.tone]}"
+        for line in explain(s, c):
+            out.append(line + "\n", style=failed if line.startswith("Out of window") else "")
         w = window_view(e)
         if w is not None:
             out.append("tcp_in_window(): the four bounds\n", style="bold underline")
@@ -117,6 +119,13 @@ class WhyPanel(Widget):
             out.append("\n")
             out.append("the tracker, before and after this packet\n", style="bold underline")
             out.append_text(tracker_text(w, width))
+            out.append("\n")
+        words = used(out.plain)
+        if words:
+            out.append("words on this screen\n", style="bold underline")
+            for term in words:
+                out.append(f"{term}", style="bold")
+                out.append(f": {TERMS[term]}\n")
         out.rstrip()
         return out
 
