@@ -226,7 +226,7 @@ async def test_resize_relays_out_at_once(run_cache: Cache) -> None:
         await settle(pilot)
         # at 80x24 no banner takes rows from the journey: what changed is a toast
         assert not app.screen_main.query_one(ChangeBar).display
-        assert any(str(n.message).startswith("fix drop-invalid") for n in app._notifications)
+        assert screen_text(app)["why_shown"].startswith("fix drop-invalid")  # the why panel says it
         await pilot.resize_terminal(120, 40)
         await pilot.press("f")
         await settle(pilot)
@@ -318,3 +318,24 @@ def test_svg_option_and_bad_files(tmp_path: Path) -> None:
     assert main(str(bad), None, None, svg=str(tmp_path / "bad.svg")) == 2
     assert not (tmp_path / "bad.svg").exists()
     assert main("seed-incident", None, None, svg=str(tmp_path / "no" / "dir.svg")) == 2
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("kernel", ["3.10", "el7", "6.1"])
+async def test_the_first_screen_at_80x24_shows_the_whole_story(run_cache: Cache, kernel: str) -> None:
+    """Issue 20: at 80x24 the decisive packet's whole journey, down to the host's no-socket and
+    its RST, its addresses, uncut labels and the failure reason, all on the first screen."""
+    app = make_app("seed-incident", kernel, "none", cache=run_cache)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert app.session is not None
+        t = screen_text(app)
+        journey = t["journey"]
+        rows = [line for line in journey.splitlines() if re.match(r"^\s*▶?\d{1,3} ", line)]
+        n = len(app.session.steps[app.session.pids[app.cursor.packet]])
+        assert [int(re.findall(r"\d+", r)[0]) for r in rows] == list(range(1, n + 1))
+        assert "NO_SOCKET" in rows[-2] and "RST" in rows[-1]
+        assert "…" not in journey  # no label cut
+        assert "36.110.213.207:443 > 10.21.17.99:39700" in " ".join(journey.split())
+        assert "Out of window:" in " ".join(t["why_shown"].split())
+        assert f"kernel {kernel}" in t["status"]

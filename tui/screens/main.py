@@ -69,10 +69,9 @@ class MainScreen(Screen[None]):
 
     @on(RunChanged)
     def _changed(self, m: RunChanged) -> None:
-        if self.has_class("-narrow"):  # no room for a banner above the journey: a toast instead
+        if self.has_class("-narrow"):  # no room for a banner above the journey: the why panel says it
             self.query_one(ChangeBar).say("")
-            if m.summary:
-                self.app.notify(m.summary, timeout=10)
+            self.query_one(WhyPanel).note(m.summary)
         else:
             self.query_one(ChangeBar).say(m.summary)
 

@@ -51,7 +51,7 @@ class Journey(Widget):
 
     def render(self) -> Group:
         width, height = self.size.width, self.size.height
-        compact = width < 50
+        compact = width < 60  # the 80x24 layout gives the journey 50 columns
         head = Text(self._head, style="bold", overflow="fold")  # the addresses too, at every width
         head_lines = len(head.wrap(self.app.console, max(width, 1)))
         rows = max(height - head_lines - (0 if compact else 1), 1)
@@ -74,7 +74,7 @@ class Journey(Widget):
         else:
             table.add_column("hook", no_wrap=True)
             table.add_column("step", ratio=1, no_wrap=True, overflow="ellipsis")
-        table.add_column("verdict", no_wrap=True)
+        table.add_column("verdict", no_wrap=True, min_width=12)  # "TRANSLATED" as a badge, never cut
         for k in range(start, min(len(self._events), start + visible)):
             r = self._rows_of[k]
             cur = k == self._current

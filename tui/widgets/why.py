@@ -83,8 +83,18 @@ class WhyPanel(Widget):
         self._session: Session | None = None
         self._cursor: Cursor | None = None
         self.offset_lines = 0
+        self._note = ""  # what the last re-run changed (80x24), until the cursor moves on
+        self._note_at: Cursor | None = None
+
+    def note(self, text: str) -> None:
+        self._note, self._note_at = text, None
+        self.refresh()
 
     def show(self, s: Session, c: Cursor) -> None:
+        if self._note and self._note_at is None:
+            self._note_at = c
+        elif self._note and c != self._note_at:
+            self._note = ""
         self._session, self._cursor = s, c
         self.offset_lines = 0
         self.refresh()
@@ -106,7 +116,10 @@ class WhyPanel(Widget):
             return Text()
         e = s.event(c)
         r = step_row(e)
-        out = Text.assemble((f"{r.where} {r.hook} · {r.what} ", "bold"), badge(r.verdict, r.tone), "\n")
+        out = Text()
+        if self._note:
+            out.append(f"{self._note}\n", style=f"bold {INK[Tone.IGNORE]}")
+        out.append_text(Text.assemble((f"{r.where} {r.hook} · {r.what} ", "bold"), badge(r.verdict, r.tone), "\n"))
         # the words first; a failed bound stands out in the verdict's colour (amber when the
         # tracker ignores it, red when it makes the packet INVALID, plain when be_liberal accepts)
         failed = "" if r.tone is Tone.ACCEPT else f"bold {INK[Tone.DROP if r.tone is Tone.INVALID else r.tone]}"
