@@ -23,14 +23,13 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import get_current_worker
 
-from sim.netfilter.profiles import PROFILES
+from sim.api import FIXES, KERNELS, PROFILES, builtin_scenarios
 from tui.messages import CursorMoved, RunChanged
 from tui.quiz import Quiz, questions
 from tui.rows import describe_change
 from tui.screens.main import MainScreen
 from tui.session import (
     DEFAULT_SCENARIO,
-    KERNELS,
     Cursor,
     Plan,
     Session,
@@ -279,8 +278,6 @@ class NflabApp(App[int]):
         self.show()
 
     def action_cycle_fix(self) -> None:
-        from sim.scenario.fixes import FIXES
-
         fix = cycle(FIXES, self.fix or "none")
         self.rerun(self.ref, self.kernel, fix, f"fix {fix}")
 
@@ -366,9 +363,6 @@ class NflabApp(App[int]):
         self.show()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:  # type: ignore[type-arg]
-        from sim.scenario.fixes import FIXES
-        from sim.scenario.loader import builtin_scenarios
-
         yield from super().get_system_commands(screen)
         yield SystemCommand("Next step", "Move to the packet's next step", self.action_next_step)
         yield SystemCommand("Previous step", "Move to the previous step", self.action_prev_step)
