@@ -5,7 +5,9 @@ Every figure is one timed run of real model code on a realistic input; nothing i
 
 from __future__ import annotations
 
+import argparse
 import gc
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -318,3 +320,31 @@ def run_all(progress: Callable[[str], None] | None = None) -> dict[str, float]:
             progress(name)
         out[name] = round(fn(), 3)
     return out
+
+
+def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``bench`` on an ``add_subparsers()`` object; dispatch to :func:`main`."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "bench", help="measure the model's throughput and memory on this machine"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``bench``: the model's figures, then the TUI's and the capture reader's."""
+    figures: dict[str, object] = dict(run_all(lambda name: print(f"measuring {name} ...", file=sys.stderr)))
+    from tui.bench import measure  # the composition root, as for nflab tui
+
+    print("measuring tui_first_frame_s, tui_key_to_frame_ms ...", file=sys.stderr)
+    figures.update(measure())
+    from sim.report.pcap.bench import pcap_figures
+
+    print("measuring pcap_packets_per_s, pcap_vs_tshark ...", file=sys.stderr)
+    figures.update(pcap_figures())
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        for name, value in figures.items():
+            print(f"{name:<28} {value:>14,.1f}" if isinstance(value, float) else f"{name:<28} {value!s:>14}")
+    return 0

@@ -1,34 +1,35 @@
-"""``nflab``: the command line. One program, subcommands; bad input is a one-line error."""
+"""``nflab``: the command line. One program, subcommands; bad input is a one-line error.
+
+Each subcommand lives with the code it drives: its module has ``add_subcommand(subparsers)``
+(the arguments) and ``main(args) -> int`` (the exit status), and imports its heavy
+dependencies inside ``main``. To run one command only its module is imported; ``nflab --help``
+imports them all.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
-import time
-from typing import Any, NoReturn
+from types import ModuleType
+from typing import NoReturn
 
-from sim.netfilter.profiles import PROFILES, resolve_kernel
-
-# Subcommands whose parser and main() live with the code they drive.
-SUBCOMMAND_MODULES = {
+# command -> the module that registers and runs it, in the order ``nflab --help`` lists them
+COMMANDS = {
+    "walkthrough": "sim.report.walkthrough",
+    "tui": "tui.command",  # the composition root: sim itself never imports tui
+    "serve": "tui.command",
+    "run": "sim.report.timeline",
+    "replay": "sim.scenario.replay_command",
     "kernel-check": "sim.kernel.check",
     "figures": "sim.report.figures",
     "check": "sim.report.exercises",
     "pcap": "sim.report.pcap.command",
+    "kernels": "sim.report.kernels",
+    "diff-kernels": "sim.testing.diff",
+    "bench": "sim.bench",
 }
-
-
-KERNEL_HELP = f"kernel: a profile ({', '.join(PROFILES)}) or what uname -r prints"
-
-
-def kernel_arg(text: str) -> str:
-    """``--kernel``: a profile name or a release string -> the profile's name (one-line error)."""
-    try:
-        return resolve_kernel(text).name
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+DEFAULT_COMMAND = "tui"  # ``nflab`` without arguments
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,340 +38,31 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _build(full: bool = True) -> argparse.ArgumentParser:
-    """The parser; ``full=False`` leaves out the subcommands whose modules are slow to import, for
-    ``nflab`` / ``nflab tui`` / ``nflab serve`` (the TUI's first frame waits for this)."""
+def _modules(argv: list[str]) -> list[ModuleType]:
+    """The modules to register: the named command's alone, or every one (``--help``, a typo)."""
+    first = argv[0] if argv else DEFAULT_COMMAND
+    names = [COMMANDS[first]] if first in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    return [importlib.import_module(name) for name in names]
+
+
+def build(argv: list[str]) -> argparse.ArgumentParser:
+    """The parser, with the subcommands that running ``argv`` needs."""
     p = _Parser(
         prog="nflab",
         description="A model of Linux netfilter conntrack and NAT that shows why a "
         "Docker host answers an INVALID packet with a RST.",
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    w = sub.add_parser("walkthrough", help="the seed incident at the conntrack level, step by step")
-    w.add_argument("--kernel", type=kernel_arg, default="el7", help=f"{KERNEL_HELP} (default el7)")
-    w.add_argument(
-        "--be-liberal", action="store_true", help="set net.netfilter.nf_conntrack_tcp_be_liberal=1"
-    )
-    tui = sub.add_parser("tui", help="the walkthrough in the terminal (also: nflab with no arguments)")
-    tui.add_argument("scenario", nargs="?", help="built-in scenario, scenario file or crafted case file")
-    tui.add_argument("--kernel", type=kernel_arg, help=f"{KERNEL_HELP} (default: the file's)")
-    tui.add_argument("--fix", choices=("none", "drop-invalid", "be-liberal"), help="apply one of the fixes")
-    tui.add_argument("--quiz", action="store_true", help="start in quiz mode: predict each decisive hook")
-    tui.add_argument(
-        "--svg", metavar="FILE", help="write the screen as SVG to FILE instead of opening the UI"
-    )
-    tui.add_argument(
-        "--size", default="120x40", metavar="COLSxROWS", help="screen size for --svg (default 120x40)"
-    )
-    tui.add_argument(
-        "--press", default="", metavar="KEYS", help="for --svg: keys to press first, e.g. 'right right f'"
-    )
-    tui.add_argument(
-        "--root", metavar="DIR", help="o opens built-in names and files under DIR only (serve passes it)"
-    )
-    serve = sub.add_parser("serve", help="serve the walkthrough to web browsers (textual-serve)")
-    serve.add_argument("scenario", nargs="?", help="built-in scenario, scenario file or crafted case file")
-    serve.add_argument("--host", default="localhost", help="address to listen on (default localhost)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    serve.add_argument(
-        "--root", metavar="DIR", help="o in a browser opens files under DIR too (default: built-ins only)"
-    )
-    serve.add_argument(
-        "--public-url",
-        metavar="URL",
-        help="the address students type, e.g. http://lab.example.edu:8000 (default: what they typed)",
-    )
-    serve.add_argument(
-        "--max-sessions",
-        type=int,
-        default=None,
-        metavar="N",
-        help="browser tabs served at once; the next one is told the class is full (default 20)",
-    )
-    serve.add_argument(
-        "--idle-minutes",
-        type=float,
-        default=None,
-        metavar="M",
-        help="close a tab after M minutes without a key (default 30)",
-    )
-    run = sub.add_parser(
-        "run", help="run a scenario (built-in name or TOML/JSON file) and print its timeline"
-    )
-    run.add_argument("scenario", help="built-in scenario name (e.g. seed-incident) or a scenario file")
-    run.add_argument("--kernel", type=kernel_arg, help=f"{KERNEL_HELP} (default: the scenario's)")
-    run.add_argument(
-        "--fix",
-        choices=("none", "drop-invalid", "be-liberal"),
-        default="none",
-        help="apply one of the two fixes (default none)",
-    )
-    run.add_argument(
-        "--out",
-        default="nflab-out",
-        metavar="DIR",
-        help="where the two captures (host-eth0.pcap, ctr-eth0.pcap) go (default ./nflab-out)",
-    )
-    run.add_argument(
-        "--show",
-        action="append",
-        choices=("iptables", "conntrack", "dmesg"),
-        default=[],
-        help="after the timeline also print the host's iptables-save -c, conntrack -L or dmesg (repeatable)",
-    )
-    r = sub.add_parser(
-        "replay", help="replay a crafted-packet case file in the model (the kernel-check contract)"
-    )
-    r.add_argument("file", help="case file (JSON, or TOML with the same schema)")
-    r.add_argument("--json", action="store_true", help="one JSON object per input packet")
-    if full:
-        from sim.kernel import check
-        from sim.report import exercises, figures
-        from sim.report.pcap import command as pcap
-
-        for module in (check, figures, exercises, pcap):
-            module.add_subcommand(sub)
-    k = sub.add_parser(
-        "kernels",
-        help="the kernel profiles and their changelog; --matrix: what each does with each packet class",
-    )
-    k.add_argument(
-        "--matrix",
-        action="store_true",
-        help="replay a crafted case per packet class on every profile, with each fix, and tabulate",
-    )
-    k.add_argument("--json", action="store_true", help="print one JSON object")
-    d = sub.add_parser(
-        "diff-kernels",
-        help="fuzz for conversations two profiles track differently; shrink each to a minimal case",
-        description="Generate conversations (hypothesis), find those on which kernel profiles A and "
-        "B differ in verdict or TCP state, shrink each distinct difference to a minimal case file. "
-        "Exit 0: no difference, 1: differences found, 2: bad input, 130: interrupted.",
-    )
-    d.add_argument("a", metavar="A", help="a kernel profile (see nflab kernels)")
-    d.add_argument("b", metavar="B", help="another kernel profile")
-    d.add_argument(
-        "--fuzz", type=int, default=300, metavar="N", help="conversations per search round (default 300)"
-    )
-    d.add_argument("--seed", type=int, default=0, metavar="S", help="hypothesis seed (default 0)")
-    d.add_argument(
-        "--out",
-        default="diff-kernels-out",
-        metavar="DIR",
-        help="where minimal cases go (default ./diff-kernels-out)",
-    )
-    d.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    b = sub.add_parser("bench", help="measure the model's throughput and memory on this machine")
-    b.add_argument("--json", action="store_true", help="print one JSON object")
+    for module in _modules(argv):
+        module.add_subcommand(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args_in = sys.argv[1:] if argv is None else argv
-    parser = _build(full=bool(args_in) and args_in[0] not in ("tui", "serve"))
-    args = parser.parse_args(argv)
-    if args.command == "walkthrough":
-        from sim.report.walkthrough import render
-
-        print(render(args.kernel, args.be_liberal))
-        return 0
-    if args.command in (None, "tui"):
-        from tui.app import main as tui_main  # the composition root: sim itself never imports tui
-
-        scenario, kernel, fix = (getattr(args, key, None) for key in ("scenario", "kernel", "fix"))
-        svg, size, keys = (
-            getattr(args, "svg", None),
-            getattr(args, "size", "120x40"),
-            getattr(args, "press", ""),
-        )
-        try:
-            cols, rows = (int(n) for n in size.lower().split("x"))
-        except ValueError:
-            parser.error(f"--size: expected COLSxROWS like 80x24, got {size!r}")
-        return int(
-            tui_main(
-                scenario,
-                kernel,
-                fix,
-                quiz=getattr(args, "quiz", False),
-                svg=svg,
-                size=(cols, rows),
-                keys=keys.split(),
-                root=getattr(args, "root", None),
-            )
-        )
-    if args.command == "serve":
-        from tui.serve import main as serve_main
-
-        return int(
-            serve_main(
-                args.scenario,
-                args.host,
-                args.port,
-                root=args.root,
-                public_url=args.public_url,
-                max_sessions=args.max_sessions,
-                idle_minutes=args.idle_minutes,
-            )
-        )
-    if args.command == "run":
-        return _run(args.scenario, args.kernel, args.fix, args.out, args.show)
-    if args.command == "replay":
-        return _replay(args.file, args.json)
-    if args.command == "kernels":
-        return _kernels(args.matrix, args.json)
-    if args.command == "diff-kernels":
-        try:
-            from sim.testing.diff import main as diff_main  # imports hypothesis
-        except ImportError as e:
-            print(f"nflab diff-kernels: needs hypothesis (pip install 'nflab[fuzz]'): {e}", file=sys.stderr)
-            return 2
-        return diff_main(args)
-    if args.command in SUBCOMMAND_MODULES:
-        module = importlib.import_module(SUBCOMMAND_MODULES[args.command])
-        return int(module.main(args))
-    assert args.command == "bench", args.command  # argparse allows no other
-    from sim.bench import run_all
-
-    figures: dict[str, object] = dict(run_all(lambda name: print(f"measuring {name} ...", file=sys.stderr)))
-    from tui.bench import measure
-
-    print("measuring tui_first_frame_s, tui_key_to_frame_ms ...", file=sys.stderr)
-    figures.update(measure())
-    from sim.report.pcap.bench import pcap_figures
-
-    print("measuring pcap_packets_per_s, pcap_vs_tshark ...", file=sys.stderr)
-    figures.update(pcap_figures())
-    if args.json:
-        print(json.dumps(figures))
-    else:
-        for name, value in figures.items():
-            print(f"{name:<28} {value:>14,.1f}" if isinstance(value, float) else f"{name:<28} {value!s:>14}")
-    return 0
-
-
-def _run(ref: str, kernel: str | None, fix: str, out: str, show: list[str]) -> int:
-    from pathlib import Path
-
-    from sim.net.netns import dmesg
-    from sim.netfilter.conntrack import format_conntrack
-    from sim.netfilter.iptables.save import iptables_save
-    from sim.report.timeline import render, write_captures
-    from sim.scenario.scenario import ScenarioError, load_scenario, run_scenario
-
-    try:
-        sc = load_scenario(ref)
-        if kernel is not None:
-            sc = sc.with_kernel(kernel)
-        result = run_scenario(sc.with_fix(fix))
-    except ScenarioError as e:
-        print(f"nflab: {e}", file=sys.stderr)
-        return 2
-    print(render(result))
-    host = result.world.namespaces["host"]
-    for what in show:
-        print(f"--- host {what}")
-        if what == "iptables":
-            print(iptables_save(host.ruleset), end="")
-        elif what == "conntrack":
-            assert host.conntrack is not None
-            for ct in host.conntrack.entries(result.world.clock.now):
-                print(format_conntrack(ct, result.world.clock.now))
-        else:
-            print("\n".join(dmesg(host.log)))
-    try:
-        written = write_captures(result, Path(out))
-    except OSError as e:
-        print(f"nflab: {out}: {e.strerror}", file=sys.stderr)
-        return 2
-    for path, packets, rsts in written:
-        print(f"capture {path}: {packets} packets, {rsts} RST")
-    return 0
-
-
-def _kernels(matrix: bool, as_json: bool) -> int:
-    from sim.report.kernels import (
-        compute_matrix,
-        list_json,
-        matrix_json,
-        profiles,
-        render_list,
-        render_matrix,
-    )
-
-    profs = profiles()
-    if not matrix:
-        print(json.dumps(list_json(profs)) if as_json else render_list(profs))
-        return 0
-    live = sys.stderr.isatty()
-
-    def progress(done: int, total: int) -> None:
-        sys.stderr.write(f"\rreplaying {done}/{total} cases\x1b[K" if done < total else "\r\x1b[K")
-        sys.stderr.flush()
-
-    cells = compute_matrix(profs, progress=progress if live else None)
-    print(json.dumps(matrix_json(cells)) if as_json else render_matrix(cells))
-    return 0
-
-
-def _replay(path: str, as_json: bool) -> int:
-    from sim.scenario.case import load_case_file
-    from sim.scenario.loader import InputError, find_case
-    from sim.scenario.replay import replay_stream
-
-    try:
-        file = find_case(path)
-        case = load_case_file(file)
-    except InputError as e:
-        print(f"nflab: {e}", file=sys.stderr)
-        return 2
-    progress = _Progress(len(case["packets"])) if sys.stderr.isatty() else None
-    same_terminal = progress is not None and sys.stdout.isatty()
-    try:
-        for i, obs in enumerate(replay_stream(case)):
-            if progress is not None and same_terminal:
-                progress.clear()
-            print(json.dumps(obs) if as_json else _observation_line(i, obs))
-            if progress is not None:
-                progress.show(i + 1)
-    except InputError as e:  # the model refuses the case's kernel, a sysctl or an iptables line
-        if progress is not None:
-            progress.clear()
-        print(f"nflab: {file}: {e}", file=sys.stderr)
-        return 2
-    if progress is not None:
-        progress.clear()
-    return 0
-
-
-def _observation_line(i: int, obs: dict[str, Any]) -> str:
-    emitted = ", ".join(f"{e['flags']} seq {e['seq']} ack {e['ack']} to {e['to']}" for e in obs["emitted"])
-    return (
-        f"[{i}] ctstate {obs['ctstate']}, window {obs['window']}, state {obs['tcp_state']}, {obs['fate']}"
-        + (f" as {obs['delivered_as']['src']} > {obs['delivered_as']['dst']}" if obs["delivered_as"] else "")
-        + (f"; reason: {obs['reason']}" if obs["reason"] else "")
-        + (f"; host emitted: {emitted}" if emitted else "")
-    )
-
-
-class _Progress:
-    """``done/total packets`` on the terminal's stderr, redrawn at most ten times a second."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.shown, self.next_draw = total, False, 0.0
-
-    def show(self, done: int) -> None:
-        now = time.monotonic()
-        if now >= self.next_draw or done == self.total:
-            self.next_draw = now + 0.1
-            sys.stderr.write(f"\rreplay: {done}/{self.total} packets")
-            sys.stderr.flush()
-            self.shown = True
-
-    def clear(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r\x1b[K")
-            self.shown = False
+    args = build(args_in).parse_args(args_in or [DEFAULT_COMMAND])
+    module = importlib.import_module(COMMANDS[args.command])
+    return int(module.main(args))
 
 
 def entry() -> int:

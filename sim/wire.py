@@ -19,6 +19,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from sim.errors import InputError
 from sim.packet import (  # re-exported for callers of the wire format
     IP_HEADER_LEN,
     IPPROTO_TCP,
@@ -61,7 +62,7 @@ ETH_HLEN = 14
 _ETH_HDR = struct.Struct("!6s6sH")
 
 
-class WireError(ValueError):
+class WireError(InputError):
     """Bytes or a Packet that cannot be encoded or decoded; the message is one line."""
 
 

@@ -31,6 +31,28 @@ def test_import_sim_loads_neither_textual_nor_hypothesis():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_one_subcommand_loads_only_its_own_module():
+    # ``nflab pcap`` builds the parser with the pcap module alone: neither networkx (the world),
+    # nor textual, nor hypothesis, nor another subcommand's module is imported to run it.
+    code = (
+        "import sys\n"
+        "import sim.cli\n"
+        "sim.cli.build(['pcap'])\n"
+        "heavy = ('networkx', 'textual', 'hypothesis', 'tui', 'sim.kernel.check', 'sim.report.figures')\n"
+        "bad = [m for m in sys.modules if m.startswith(heavy)]\n"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_help_registers_every_subcommand_from_its_own_module():
+    from sim.cli import COMMANDS, build
+
+    (sub,) = [a for a in build(["--help"])._actions if a.dest == "command"]
+    assert list(sub.choices) == list(COMMANDS)
+
+
 def test_unknown_option_is_one_line_error():
     proc = run("walkthrough", "--kernel", "five")
     assert proc.returncode == 2

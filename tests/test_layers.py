@@ -10,7 +10,7 @@ from pathlib import Path
 SIM = Path(__file__).resolve().parents[1] / "sim"
 
 # What each layer may import at run time besides itself (sim/__init__.py's overview).
-BASE = {"sim.clock", "sim.packet", "sim.wire", "sim.skb", "sim.trace"}
+BASE = {"sim.clock", "sim.packet", "sim.wire", "sim.skb", "sim.trace", "sim.errors"}
 ALLOWED = {
     "base": BASE,
     "sim.netfilter": BASE,
@@ -18,6 +18,7 @@ ALLOWED = {
     "sim.topology": BASE | {"sim.netfilter", "sim.net"},
     "sim.scenario": BASE | {"sim.netfilter", "sim.net", "sim.topology"},
     "sim.report": BASE | {"sim.netfilter", "sim.net", "sim.topology", "sim.scenario"},
+    "sim.api": BASE | {"sim.netfilter", "sim.net", "sim.topology", "sim.scenario", "sim.report"},
 }
 
 

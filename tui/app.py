@@ -24,7 +24,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import get_current_worker
 
-from sim.netfilter.profiles import PROFILES
+from sim.api import FIXES, KERNELS, PROFILES, builtin_scenarios
 from tui.confine import Confinement
 from tui.messages import CursorMoved, RunChanged
 from tui.quiz import Quiz, questions
@@ -32,7 +32,6 @@ from tui.rows import describe_change
 from tui.screens.main import MainScreen
 from tui.session import (
     DEFAULT_SCENARIO,
-    KERNELS,
     REMOTE_RST,
     Cursor,
     Plan,
@@ -208,7 +207,9 @@ class NflabApp(App[int]):
             self.action_quiz()
         self.show()
 
-    def rerun(self, ref: str, kernel: str | None, fix: str | None, what: str, remote: str | None = None) -> None:
+    def rerun(
+        self, ref: str, kernel: str | None, fix: str | None, what: str, remote: str | None = None
+    ) -> None:
         try:
             p = plan(ref, kernel, fix, remote)
         except SourceError as e:
@@ -293,8 +294,6 @@ class NflabApp(App[int]):
         self.show()
 
     def action_cycle_fix(self) -> None:
-        from sim.scenario.fixes import FIXES
-
         fix = cycle(FIXES, self.fix or "none")
         self.rerun(self.ref, self.kernel, fix, f"fix {fix}", self.remote)
 
@@ -314,7 +313,9 @@ class NflabApp(App[int]):
         self.rerun(self.ref, self.kernel, fix, f"fix {fix}", self.remote)
 
     def set_kernel(self, kernel: str) -> None:
-        self.rerun(self.ref, kernel, self.fix, f"kernel {kernel} ({PROFILES[kernel].description})", self.remote)
+        self.rerun(
+            self.ref, kernel, self.fix, f"kernel {kernel} ({PROFILES[kernel].description})", self.remote
+        )
 
     @property
     def confinement(self) -> Confinement:
@@ -409,9 +410,6 @@ class NflabApp(App[int]):
         self.show()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:  # type: ignore[type-arg]
-        from sim.scenario.fixes import FIXES
-        from sim.scenario.loader import builtin_scenarios
-
         yield from super().get_system_commands(screen)
         yield SystemCommand("Next step", "Move to the packet's next step", self.action_next_step)
         yield SystemCommand("Previous step", "Move to the previous step", self.action_prev_step)

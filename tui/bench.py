@@ -128,7 +128,8 @@ STEP_KEYS = [(k, "step ") for k in ["right"] * 8 + ["left"] * 8 + ["down", "up",
 
 def rerun_keys() -> list[tuple[str, str, str]]:
     """(key, what its first frame shows: the spinner, what the frame with the new run shows)."""
-    from tui.session import KERNELS, cycle
+    from sim.api import KERNELS
+    from tui.session import cycle
 
     return [
         ("f", "running seed-incident", "fix drop-invalid"),

@@ -20,15 +20,11 @@ OUTSIDE = "outside the course folder"
 
 
 def builtin(ref: str) -> str | None:
-    """The built-in scenario or crafted case called ``ref`` as something :func:`tui.session.plan`
-    opens (the scenario's name, the case's file); None when ``ref`` names no built-in."""
-    from sim.scenario.loader import CASES_DIR, builtin_cases, builtin_scenarios
+    """``ref`` when it names a built-in scenario or crafted case (``seed-incident``,
+    ``late-ack``: :func:`tui.session.plan` opens them by name), else None."""
+    from sim.api import builtin_cases, builtin_scenarios
 
-    if ref in builtin_scenarios():
-        return ref
-    if ref in builtin_cases():
-        return str(CASES_DIR / f"{ref}.json")
-    return None
+    return ref if ref in builtin_scenarios() or ref in builtin_cases() else None
 
 
 def regular_file(path: Path, shown: str) -> None:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sim.packet import TCPHDR_RST
-from sim.trace import Step
+from sim.api import TCPHDR_RST, Step
 from tui.rows import explain
 from tui.session import Cursor, Session
 from tui.session import ct as ct_of

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from sim.packet import TCPHDR_RST
-from sim.report.words import late_words, untracked_words, window_words
-from sim.trace import Step, TraceEvent
+from sim import api
+from sim.api import TCPHDR_RST, Step, TraceEvent, late_words, untracked_words, window_words
 from tui.session import Cursor, Session, ct, diverge, says
 
 # ---------------------------------------------------------------- verdict colours
@@ -167,43 +166,21 @@ def rst_words(s: Session, c: Cursor) -> list[str]:
         out.append(
             "The incident's remote tore the connection down anyway, so this scenario assumes a "
             "remote behind a stateful middlebox (a load balancer, a firewall) that accepts any RST "
-            "for the connection ([remote] rst = \"any\"): the remote forgets the upload while the "
+            'for the connection ([remote] rst = "any"): the remote forgets the upload while the '
             "container keeps retransmitting. Press r to re-run with an RFC 5961 remote."
         )
     else:
         out.append(
-            "This run's remote follows RFC 5961 ([remote] rst = \"rfc5961\"): it does not reset for "
+            'This run\'s remote follows RFC 5961 ([remote] rst = "rfc5961"): it does not reset for '
             "this RST. Press r for the incident's remote, which accepts any RST."
         )
     return out
 
 
 def rule_of(s: Session, e: TraceEvent) -> tuple[str, int, str] | None:
-    """(chain, rule number, the rule as ``iptables -S`` prints it) for a table verdict decided
-    by a rule, or for a LOG line: the LOG rule of the table that ran next for this packet (the
-    LOG target logs and lets the table go on, so the table's verdict event follows its line)."""
-    from sim.netfilter.iptables.save import rule_save
-    from sim.netfilter.log import LogTarget
-    from sim.netfilter.xtables import TableName
-
-    ns = s.world.namespaces.get(e.ns)
-    if ns is None:
-        return None
-    if e.step is Step.LOG:
-        mine = [s.events[i] for i in s.steps[e.pid]]
-        after = mine[next(k for k, x in enumerate(mine) if x is e) :]
-        table_ev = next((x for x in after if x.step is Step.TABLE), None)
-        if table_ev is None or table_ev.table is None or table_ev.chain is None:
-            return None
-        chain = ns.ruleset.tables[TableName(table_ev.table)].chains[table_ev.chain]
-        for k, rule in enumerate(chain.rules, 1):
-            if isinstance(rule.target, LogTarget) and says(e).startswith(rule.target.prefix):
-                return chain.name, k, rule_save(chain, rule, counters=False)
-        return None
-    if e.step is not Step.TABLE or not e.rule or e.table is None or e.chain is None:
-        return None
-    chain = ns.ruleset.tables[TableName(e.table)].chains[e.chain]
-    return chain.name, e.rule, rule_save(chain, chain.rules[e.rule - 1], counters=False)
+    """(chain, rule number, the rule as ``iptables -S`` prints it) behind a table verdict or a
+    LOG line (:func:`sim.api.rule_of`)."""
+    return api.rule_of(s.world, s.packet_events(s.pos[e.pid]), e)
 
 
 def explain(s: Session, c: Cursor) -> list[str]:

@@ -107,7 +107,9 @@ async def run(n: int, rounds: int = 8) -> dict[str, Any]:
     port = _free_port()
     argv = [sys.executable, "-m", "sim.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--max-sessions", str(n)]
-    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         for _ in range(300):
             try:

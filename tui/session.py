@@ -13,27 +13,19 @@ import bisect
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sim.netfilter.profiles import PROFILES
-from sim.packet import TCPHDR_RST
-from sim.trace import Step, TraceEvent
+from sim import api
+from sim.api import TCPHDR_RST, InputError, Source, Step, TraceEvent, say
 
 if TYPE_CHECKING:  # the model's modules load in the worker that runs it, after the first frame
-    from sim.net.world import World
-    from sim.scenario.scenario import Run
-    from sim.trace import ConntrackInfo
+    from sim.api import ConntrackInfo, Run, World
 
-KERNELS = tuple(PROFILES)  # oldest first; a new profile shows up in the app by itself
 DEFAULT_SCENARIO = "seed-incident"
+SourceError = InputError  # a source that cannot be opened; the message is one line for the user
 # how a scenario's remote treats a RST (the scenario's [remote] rst): the incident's remote
 # accepts any RST for the connection; an RFC 5961 stack only one at exactly RCV.NXT
 REMOTE_RST = ("any", "rfc5961")
-
-
-class SourceError(ValueError):
-    """A scenario or case that cannot be opened; the message is one line for the user."""
 
 
 # ---------------------------------------------------------------- reading the trace
@@ -47,8 +39,6 @@ def ct(e: TraceEvent) -> ConntrackInfo | None:
 
 def says(e: TraceEvent) -> str:
     """The model's own sentence for an event."""
-    from sim.report.sentences import say
-
     return say(e)
 
 
@@ -90,11 +80,9 @@ class Pane:
         return bisect.bisect_left(self.times, t)
 
 
-def _pane(world: World, ns: str, dev: str, title: str) -> Pane:
-    from sim.report.capture import tcpdump_line
-
-    cap = world.captures.get((ns, dev))
-    records = cap.records if cap is not None else []
+def _pane(result: api.Result, ns: str, dev: str, title: str) -> Pane:
+    records = result.capture(ns, dev)
+    tcpdump_line = api.tcpdump_line
     lines = []
     for t, direction, pkt, pid in records:
         # absolute numbers (tcpdump -S): tcpdump makes only ACK segments relative, so a bare
@@ -112,32 +100,9 @@ def _pane(world: World, ns: str, dev: str, title: str) -> Pane:
 # ---------------------------------------------------------------- a session
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
-    """What to open: a built-in scenario name, a scenario file, or a crafted case file."""
-
-    ref: str
-    kind: str  # "scenario", "case", or "capture" (a pcap/pcapng file, replayed as a case)
-
-
-CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
-
-
 def classify(ref: str) -> Source:
     """Decide whether ``ref`` is a scenario (name or file), a crafted-packet case or a capture."""
-    path = Path(ref)
-    if path.suffix in CAPTURE_SUFFIXES:
-        try:
-            path.open("rb").close()
-        except OSError as e:
-            raise SourceError(f"{ref}: {e.strerror}") from None
-        return Source(ref, "capture")
-    from sim.scenario.loader import InputError, kind_of
-
-    try:
-        return Source(ref, kind_of(ref))
-    except InputError as e:  # the loader names a file that is not UTF-8 text, too
-        raise SourceError(str(e)) from None
+    return api.open_source(ref)
 
 
 @dataclass(slots=True)
@@ -188,13 +153,11 @@ class Cursor:
     step: int  # index into that packet's events
 
 
-def index(
-    source: Source, kernel: str, fix: str, title: str, world: World, run: Run | None, outcome: str
-) -> Session:
+def index(result: api.Result, outcome: str) -> Session:
     """Build every index the screen needs in one pass over the trace."""
-    from sim.netfilter.conntrack import format_entry
-
-    events = world.trace.events
+    format_entry = api.format_entry
+    setup, world, run = result.setup, result.world, result.run
+    events = result.events
     steps: dict[int, list[int]] = {}
     entries: list[tuple[int, str]] = []
     for i, e in enumerate(events):
@@ -222,8 +185,8 @@ def index(
                 out_of_window.append((k, s))
     focus = decisive(arriving, out_of_window)
     panes = (
-        _pane(world, "host", "eth0", "host eth0 (uplink)"),
-        _pane(world, "ctr", "eth0", "container eth0"),
+        _pane(result, "host", "eth0", "host eth0 (uplink)"),
+        _pane(result, "ctr", "eth0", "container eth0"),
     )
     rst_pids = [c.pid for c in panes[0].lines if c.rst and c.direction == "out"]
     caused: dict[int, list[int]] = {}
@@ -232,10 +195,10 @@ def index(
         if cause is not None:
             caused.setdefault(cause, []).append(pid)
     return Session(
-        source,
-        kernel,
-        fix,
-        title,
+        setup.source,
+        setup.kernel,
+        setup.fix,
+        setup.title,
         world,
         run,
         events,
@@ -249,9 +212,7 @@ def index(
         outcome,
         arriving,
         out_of_window,
-        frozenset(pid for _t, kind, pid in run.fired if kind == "late-ack")
-        if run is not None
-        else frozenset(),
+        result.late,
         rst_pids,
         caused,
     )
@@ -272,25 +233,6 @@ def _run_outcome(run: Run) -> str:
     if run.completed:
         return f"upload complete, {rst}"
     return f"upload failed at {c.bytes_acked} B ({c.aborted_reason or 'stalled'}), {rst}"
-
-
-def _case_with(case: dict[str, Any], kernel: str, fix: str) -> dict[str, Any]:
-    from sim.scenario.fixes import with_fix
-
-    out = dict(case)
-    out["kernel"] = kernel
-    sysctl, host = with_fix(case.get("sysctl") or {}, (case.get("iptables") or {}).get("host", []), fix)
-    out["sysctl"], out["iptables"] = sysctl, {"host": host} if host else {}
-    if not out["iptables"]:
-        out.pop("iptables")
-    return out
-
-
-def case_fix(case: dict[str, Any]) -> str:
-    """Which of the two fixes a case file already carries."""
-    from sim.scenario.fixes import fix_of
-
-    return fix_of(case.get("sysctl") or {}, (case.get("iptables") or {}).get("host", []))
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,60 +259,26 @@ class Plan:
 
 
 def plan(ref: str, kernel: str | None = None, fix: str | None = None, remote: str | None = None) -> Plan:
-    """Load and check ``ref`` (scenario name or file, or case file) for ``kernel`` with ``fix``
+    """Load and check ``ref`` (scenario name or file, case or capture) for ``kernel`` with ``fix``
     and, for a scenario, the remote's RST policy ``remote`` (None keeps what the file says),
     without running it: bad input fails here, fast."""
-    from sim.scenario.case import load_case_file
-    from sim.scenario.fixes import FIXES
-    from sim.scenario.replay import run_world
-    from sim.scenario.scenario import load_scenario, run_scenario
+    setup = api.load(ref, kernel, fix)
+    if remote is not None and setup.scenario is not None:
+        if remote not in REMOTE_RST:
+            raise SourceError(f"remote: expected one of {', '.join(REMOTE_RST)}, got {remote!r}")
+        setup = replace(setup, scenario=replace(setup.scenario, remote_rst=remote))
 
-    source = classify(ref)
-    if kernel is not None and kernel not in KERNELS:
-        raise SourceError(f"kernel: expected one of {', '.join(KERNELS)}, got {kernel!r}")
-    if fix is not None and fix not in FIXES:
-        raise SourceError(f"fix: expected one of {', '.join(FIXES)}, got {fix!r}")
-    if source.kind in ("case", "capture"):
-        try:
-            if source.kind == "capture":  # the capture's connection as a replay case (nflab pcap --to-case)
-                from sim.report.pcap.tocase import capture_case
+    def start() -> Session:
+        result = setup.run()
+        if result.run is not None:
+            return index(result, _run_outcome(result.run))
+        obs = result.observations
+        rsts = sum(len(o.get("emitted") or []) for o in obs)
+        what = "captured packets replayed" if setup.source.kind == "capture" else "crafted packets"
+        return index(result, f"{len(obs)} {what}, {rsts} emitted by the host")
 
-                case = capture_case(ref, kernel=kernel or "6.1")
-            else:
-                case = load_case_file(ref)
-        except ValueError as e:  # CaseError and CaptureError are ValueErrors
-            raise SourceError(f"{ref}: {e}" if ref not in str(e) else str(e)) from None
-        k = kernel or str(case.get("kernel", "6.1"))
-        f = fix or case_fix(case)
-        title = str(case.get("name", Path(ref).stem))
-
-        def run_case() -> Session:
-            world, obs = run_world(_case_with(case, k, f))
-            rsts = sum(len(o.get("emitted") or []) for o in obs)
-            what = "captured packets replayed" if source.kind == "capture" else "crafted packets"
-            outcome = f"{len(obs)} {what}, {rsts} emitted by the host"
-            return index(source, k, f, title, world, None, outcome)
-
-        return Plan(source, k, f, title, run_case)
-    try:
-        sc = load_scenario(ref)
-        k = kernel or sc.kernel
-        f = fix or sc.fix
-        sc = sc.with_kernel(k)
-        if f != sc.fix:
-            sc = sc.with_fix(f)
-        if remote is not None:
-            if remote not in REMOTE_RST:
-                raise SourceError(f"remote: expected one of {', '.join(REMOTE_RST)}, got {remote!r}")
-            sc = replace(sc, remote_rst=remote)
-    except ValueError as e:
-        raise SourceError(str(e)) from None
-
-    def run_sc() -> Session:
-        run = run_scenario(sc)
-        return index(source, k, f, sc.name, run.world, run, _run_outcome(run))
-
-    return Plan(source, k, f, sc.name, run_sc, sc.remote_rst)
+    remote_rst = setup.scenario.remote_rst if setup.scenario is not None else None
+    return Plan(setup.source, setup.kernel, setup.fix, setup.title, start, remote_rst)
 
 
 def open_session(ref: str, kernel: str | None = None, fix: str | None = None) -> Session:

@@ -33,7 +33,10 @@ TERMS: dict[str, str] = {
         "rewrites a packet by its conntrack entry, and returns NF_ACCEPT untouched when there is none"
     ),
     "td_end": "per direction: the highest seq + len conntrack has seen that side send",
-    "td_maxend": "per direction: the highest ack + window the other side has offered, the right edge that side may send up to",
+    "td_maxend": (
+        "per direction: the highest ack + window the other side has offered, the right edge "
+        "that side may send up to"
+    ),
     "td_maxwin": "per direction: the largest window that side has advertised",
     "td_scale": "per direction: that side's window scale factor",
     "sack": (
@@ -48,9 +51,7 @@ TERMS: dict[str, str] = {
     "RCV.NXT": "RFC 793: the next sequence number a receiver expects",
 }
 
-_PATTERNS = {
-    term: re.compile(r"(?<![\w-])" + re.escape(term) + r"(?![\w])") for term in TERMS
-}
+_PATTERNS = {term: re.compile(r"(?<![\w-])" + re.escape(term) + r"(?![\w])") for term in TERMS}
 
 
 def used(text: str) -> list[str]:

@@ -17,15 +17,11 @@ from typing import Any, Protocol
 
 from sim.netfilter.profiles import DEFAULT_PROFILE
 from sim.packet import TcpOptions, format_flags
-from sim.scenario.case import Topology
+from sim.scenario import fixes
+from sim.scenario.case import Case, Topology, options_json
 
 # The fixes a fuzzed case may carry, simplest first (hypothesis shrinks towards "none").
-FIX_NONE = "none"
-FIX_DROP_INVALID = "drop-invalid"
-FIX_BE_LIBERAL = "be-liberal"
-FIXES = (FIX_NONE, FIX_DROP_INVALID, FIX_BE_LIBERAL)
-DROP_INVALID_RULE = "iptables -A INPUT -m conntrack --ctstate INVALID -j DROP"
-BE_LIBERAL_SYSCTL = "net.netfilter.nf_conntrack_tcp_be_liberal"
+FIXES = tuple(fixes.FIXES)
 MAX_PAYLOAD = 1400  # the largest "len" the harness's packet_from_case accepts
 CTR_PORT = 40000
 REMOTE_PORT = 443
@@ -57,29 +53,13 @@ class ConversationLike(Protocol):
     def segments(self) -> Sequence[SegmentLike]: ...
 
 
-def options_to_case(opts: TcpOptions) -> dict[str, Any] | None:
-    """TcpOptions -> the case file's ``options`` object (None when there are none)."""
-    out: dict[str, Any] = {}
-    if opts.mss is not None:
-        out["mss"] = opts.mss
-    if opts.wscale is not None:
-        out["wscale"] = opts.wscale
-    if opts.sack_perm:
-        out["sack_perm"] = True
-    if opts.sack:
-        out["sack"] = [[left, right] for left, right in opts.sack]
-    if opts.ts is not None:
-        out["ts"] = [opts.ts[0], opts.ts[1]]
-    return out or None
-
-
 def conversation_to_case(
     conversation: ConversationLike | Sequence[SegmentLike],
     *,
     name: str,
     kernel: str = DEFAULT_PROFILE,
     sysctl: Mapping[str, int] | None = None,
-    fix: str = FIX_NONE,
+    fix: str = "none",
     topology: Topology | None = None,
     ctr_port: int = CTR_PORT,
     remote_port: int = REMOTE_PORT,
@@ -124,7 +104,7 @@ def conversation_to_case(
             pkt["len"] = seg.length
         if delay is not None:
             pkt["delay"] = delay
-        opts = options_to_case(seg.options)
+        opts = options_json(seg.options)
         if opts is not None:
             pkt["options"] = opts
         packets.append(pkt)
@@ -139,14 +119,10 @@ def conversation_to_case(
             "remote_ip": t.remote_ip,
         }
     sysctls = {_full_sysctl(key): value for key, value in (sysctl or {}).items()}
-    if fix == FIX_DROP_INVALID:
-        case["iptables"] = {"host": [DROP_INVALID_RULE]}
-    elif fix == FIX_BE_LIBERAL:
-        sysctls[BE_LIBERAL_SYSCTL] = 1
     if sysctls:
         case["sysctl"] = sysctls
     case["packets"] = packets
-    return case
+    return Case(case).with_fix(fix).data
 
 
 def _full_sysctl(key: str) -> str:

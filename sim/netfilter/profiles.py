@@ -450,6 +450,20 @@ def resolve_kernel(text: str, note: bool = True) -> KernelProfile:
     return profile
 
 
+KERNEL_HELP = f"kernel: a profile ({', '.join(PROFILES)}) or what uname -r prints"
+
+
+def kernel_arg(text: str) -> str:
+    """``--kernel`` on the command line: :func:`resolve_kernel` for argparse -> the profile's
+    name; a bad one is argparse's one-line error."""
+    import argparse
+
+    try:
+        return resolve_kernel(text).name
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def switches(profile: KernelProfile) -> dict[str, bool]:
     """The behaviour switches of ``profile`` by name (for listings and diffs)."""
     values = {f.name: getattr(profile, f.name) for f in fields(profile)}

@@ -8,9 +8,9 @@ whole capture. ``absolute=True`` is tcpdump's ``-S``.
 
 :class:`PcapWriter` / :func:`write_pcap` write classic libpcap files (``pcap_dump_open``,
 ``pcap_dump``, ``pcap_dump_close``) with Ethernet framing from :func:`sim.wire.emit_eth`;
-:func:`read_pcap` reads them back (``pcap_open_offline`` + ``pcap_next_ex``). Virtual time is
-seconds since ``base``, itself seconds since the Unix epoch; lines print the time of day in
-UTC, which is what ``TZ=UTC tcpdump -n -r FILE`` prints for the same file.
+:mod:`sim.report.pcap.reader` reads them back. Virtual time is seconds since ``base``, itself
+seconds since the Unix epoch; lines print the time of day in UTC, which is what
+``TZ=UTC tcpdump -n -r FILE`` prints for the same file.
 """
 
 from __future__ import annotations
@@ -32,19 +32,15 @@ from sim.packet import (
     Packet,
 )
 from sim.wire import (
-    ETH_P_IP,
     TCPOPT_MSS,
     TCPOPT_NOP,
     TCPOPT_SACK_PERM,
     TCPOPT_TIMESTAMP,
     TCPOPT_WINDOW,
-    WireError,
     emit,
     emit_eth,
     emit_options,
     ip_to_bytes,
-    parse,
-    parse_eth,
 )
 
 # ---------------------------------------------------------------- tcpdump text
@@ -218,17 +214,10 @@ PCAP_VERSION_MAJOR = 2
 PCAP_VERSION_MINOR = 4
 MAXIMUM_SNAPLEN = 262_144
 LINKTYPE_ETHERNET = 1
-NSEC_PER_USEC = 1_000
 
 # struct pcap_file_header and struct pcap_sf_pkthdr (sf-pcap.c), without the byte order
 _FILE_HDR = "IHHiIII"
 _REC_HDR = "IIII"
-FILE_HDR_LEN = struct.calcsize("<" + _FILE_HDR)
-REC_HDR_LEN = struct.calcsize("<" + _REC_HDR)
-
-
-class CaptureError(ValueError):
-    """A malformed capture file; the message is one line naming the file and the offset."""
 
 
 Record = tuple[float, Packet, str, str]
@@ -286,59 +275,3 @@ def write_pcap(path: str | os.PathLike[str], records: Iterable[Record], *, base:
         for t, pkt, src_mac, dst_mac in records:
             writer.write(t, pkt, src_mac, dst_mac)
 
-
-def read_pcap(path: str | os.PathLike[str], *, base: float = 0.0) -> list[tuple[float, Packet]]:
-    """Every IPv4/TCP packet of an Ethernet pcap file, with its time in seconds since ``base``.
-
-    Mirrors ``pcap_check_header()`` and ``pcap_next_packet()`` (sf-pcap.c): either byte
-    order, microsecond or nanosecond magic; a record longer than ``MAXIMUM_SNAPLEN``, a truncated
-    header or record, a truncated capture of a packet, a non-IPv4 frame or bytes
-    ``sim.wire.parse`` rejects raise :class:`CaptureError` naming the file and the offset.
-    """
-    with open(path, "rb") as f:
-        data = f.read()
-
-    def fail(offset: int, what: str) -> CaptureError:
-        return CaptureError(f"{os.fspath(path)}: offset {offset}: {what}")
-
-    if len(data) < FILE_HDR_LEN:
-        raise fail(0, f"truncated pcap file header ({len(data)} of {FILE_HDR_LEN} bytes)")
-    for order in ("<", ">"):
-        (magic,) = struct.unpack_from(order + "I", data)
-        if magic in (TCPDUMP_MAGIC, NSEC_TCPDUMP_MAGIC):
-            break
-    else:
-        raise fail(0, f"bad magic number 0x{magic:08x}, not a pcap file")
-    frac_per_sec = USEC_PER_SEC if magic == TCPDUMP_MAGIC else USEC_PER_SEC * NSEC_PER_USEC
-    _, major, _minor, _zone, _sigfigs, _snaplen, linktype = struct.unpack_from(order + _FILE_HDR, data)
-    if major != PCAP_VERSION_MAJOR:
-        raise fail(4, f"pcap version {major}, expected {PCAP_VERSION_MAJOR}")
-    if linktype != LINKTYPE_ETHERNET:
-        raise fail(20, f"link type {linktype}, expected {LINKTYPE_ETHERNET} (Ethernet)")
-    base_usec = round(base * USEC_PER_SEC)
-    out: list[tuple[float, Packet]] = []
-    off = FILE_HDR_LEN
-    while off < len(data):
-        if off + REC_HDR_LEN > len(data):
-            raise fail(off, f"truncated record header ({len(data) - off} of {REC_HDR_LEN} bytes)")
-        secs, frac, caplen, wirelen = struct.unpack_from(order + _REC_HDR, data, off)
-        if caplen > MAXIMUM_SNAPLEN:
-            raise fail(
-                off, f"invalid packet capture length {caplen}, bigger than maximum of {MAXIMUM_SNAPLEN}"
-            )
-        start = off + REC_HDR_LEN
-        if start + caplen > len(data):
-            raise fail(off, f"truncated record ({len(data) - start} of {caplen} bytes)")
-        if caplen < wirelen:
-            raise fail(off, f"packet cut short by the snaplen ({caplen} of {wirelen} bytes)")
-        try:
-            _dst, _src, ethertype, payload = parse_eth(data[start : start + caplen])
-            if ethertype != ETH_P_IP:
-                raise WireError(f"ethertype 0x{ethertype:04x} is not IPv4")
-            pkt = parse(payload)
-        except WireError as e:
-            raise fail(off, str(e)) from None
-        usec = secs * USEC_PER_SEC + frac * USEC_PER_SEC // frac_per_sec
-        out.append(((usec - base_usec) / USEC_PER_SEC, pkt))
-        off = start + caplen
-    return out

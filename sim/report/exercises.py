@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sim.errors import InputError
 from sim.netfilter.proto_tcp import WindowCheck
 from sim.packet import parse_flags
 from sim.scenario.case import CaseError, load_case_file
@@ -28,7 +29,7 @@ from sim.trace import Step
 Verdict = tuple[bool, str]
 
 
-class ExerciseError(ValueError):
+class ExerciseError(InputError):
     """The exercise name or the file cannot be read; the message is one line."""
 
 

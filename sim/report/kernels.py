@@ -11,15 +11,17 @@ the class is about) and whether the host answered it with a RST of its own
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from sim.netfilter.profiles import CHANGES_BY_KEY, PROFILES, KernelProfile
-from sim.scenario.fixes import FIXES, with_fix
-from sim.scenario.loader import find_case
+from sim.scenario.case import Case, load_case
+from sim.scenario.fixes import FIXES
 
 WIDTH = 100  # the matrix fits a 100-column terminal
 
@@ -148,27 +150,6 @@ class Cell:
         return verdict + ("*" if self.host_rst else "") + ("" if self.setup_accepted else "?")
 
 
-def load_builtin_case(name: str) -> dict[str, Any]:
-    """``sim/scenario/cases/<name>.json`` as a dict."""
-    case: dict[str, Any] = json.loads(find_case(name).read_text())
-    return case
-
-
-def with_profile_and_fix(case: dict[str, Any], profile: str, fix: str) -> dict[str, Any]:
-    """``case`` on kernel ``profile`` with exactly ``fix`` (none, drop-invalid, be-liberal)
-    applied the way a user would: the INVALID DROP rule in the host's INPUT chain, or the
-    sysctl. ValueError (one line) for an unknown fix."""
-    tables = case.get("iptables", {})
-    sysctl, rules = with_fix(dict(case.get("sysctl", {})), list(tables.get("host", [])), fix)
-    out = {k: v for k, v in case.items() if k not in ("sysctl", "iptables")}
-    out["kernel"] = profile
-    if sysctl:
-        out["sysctl"] = sysctl
-    if rules or tables:
-        out["iptables"] = {**tables, "host": rules}
-    return out
-
-
 def compute_matrix(
     profs: Sequence[KernelProfile],
     classes: Sequence[tuple[str, str, tuple[dict[str, Any], ...]]] = PACKET_CLASSES,
@@ -182,11 +163,11 @@ def compute_matrix(
     cells = []
     total, done = len(classes) * len(fixes) * len(profs), 0
     for label, name, extra in classes:
-        case = load_builtin_case(name)
-        case["packets"] = [*case["packets"], *extra]
+        builtin = load_case(name)
+        case = Case({**builtin.data, "packets": [*builtin.data["packets"], *extra]})
         for fix in fixes:
             for p in profs:
-                obs = replay_case(with_profile_and_fix(case, p.name, fix))
+                obs = replay_case(case.with_kernel(p.name).with_fix(fix).data)
                 last = obs[-1]
                 cells.append(
                     Cell(
@@ -242,3 +223,34 @@ def matrix_json(cells: Sequence[Cell]) -> dict[str, Any]:
         "fixes": list(dict.fromkeys(c.fix for c in cells)),
         "cells": [asdict(c) for c in cells],
     }
+
+
+def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``kernels`` on an ``add_subparsers()`` object; dispatch to :func:`main`."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "kernels",
+        help="the kernel profiles and their changelog; --matrix: what each does with each packet class",
+    )
+    p.add_argument(
+        "--matrix",
+        action="store_true",
+        help="replay a crafted case per packet class on every profile, with each fix, and tabulate",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``kernels`` with parsed arguments."""
+    profs = profiles()
+    if not args.matrix:
+        print(json.dumps(list_json(profs)) if args.json else render_list(profs))
+        return 0
+
+    def progress(done: int, total: int) -> None:
+        sys.stderr.write(f"\rreplaying {done}/{total} cases\x1b[K" if done < total else "\r\x1b[K")
+        sys.stderr.flush()
+
+    cells = compute_matrix(profs, progress=progress if sys.stderr.isatty() else None)
+    print(json.dumps(matrix_json(cells)) if args.json else render_matrix(cells))
+    return 0

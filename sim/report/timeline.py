@@ -8,11 +8,16 @@ end and the container did, and whether the upload finished.
 
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
+from typing import Any
 
+from sim.netfilter.profiles import KERNEL_HELP, kernel_arg
 from sim.packet import TCPHDR_RST, format_flags
 from sim.report.capture import write_pcap
 from sim.report.sentences import say
+from sim.scenario.fixes import FIXES
 from sim.scenario.scenario import Run
 from sim.trace import Step, TraceEvent, TraceVerdict
 
@@ -179,3 +184,67 @@ def write_captures(run: Run, out_dir: Path) -> list[tuple[Path, int, int]]:
         write_pcap(path, records)
         written.append((path, len(records), sum(1 for _t, p, _s, _d in records if p.flags & TCPHDR_RST)))
     return written
+
+
+def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``run`` on an ``add_subparsers()`` object; dispatch to :func:`main`."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "run", help="run a scenario (built-in name or TOML/JSON file) and print its timeline"
+    )
+    p.add_argument("scenario", help="built-in scenario name (e.g. seed-incident) or a scenario file")
+    p.add_argument("--kernel", type=kernel_arg, help=f"{KERNEL_HELP} (default: the scenario's)")
+    p.add_argument(
+        "--fix", choices=tuple(FIXES), default="none", help="apply one of the two fixes (default none)"
+    )
+    p.add_argument(
+        "--out",
+        default="nflab-out",
+        metavar="DIR",
+        help="where the two captures (host-eth0.pcap, ctr-eth0.pcap) go (default ./nflab-out)",
+    )
+    p.add_argument(
+        "--show",
+        action="append",
+        choices=("iptables", "conntrack", "dmesg"),
+        default=[],
+        help="after the timeline also print the host's iptables-save -c, conntrack -L or dmesg (repeatable)",
+    )
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``run`` with parsed arguments: the timeline, what ``--show`` asks for, the captures."""
+    from sim.errors import InputError
+    from sim.net.netns import dmesg
+    from sim.netfilter.conntrack import format_conntrack
+    from sim.netfilter.iptables.save import iptables_save
+    from sim.scenario.scenario import load_scenario, run_scenario
+
+    try:
+        sc = load_scenario(args.scenario)
+        if args.kernel is not None:
+            sc = sc.with_kernel(args.kernel)
+        result = run_scenario(sc.with_fix(args.fix))
+    except InputError as e:
+        print(f"nflab: {e}", file=sys.stderr)
+        return 2
+    print(render(result))
+    host = result.world.namespaces["host"]
+    for what in args.show:
+        print(f"--- host {what}")
+        if what == "iptables":
+            print(iptables_save(host.ruleset), end="")
+        elif what == "conntrack":
+            assert host.conntrack is not None
+            for ct in host.conntrack.entries(result.world.clock.now):
+                print(format_conntrack(ct, result.world.clock.now))
+        else:
+            print("\n".join(dmesg(host.log)))
+    try:
+        written = write_captures(result, Path(args.out))
+    except OSError as e:
+        print(f"nflab: {args.out}: {e.strerror}", file=sys.stderr)
+        return 2
+    for path, packets, rsts in written:
+        print(f"capture {path}: {packets} packets, {rsts} RST")
+    return 0

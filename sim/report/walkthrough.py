@@ -10,9 +10,12 @@ builds on this in ``nflab run seed-incident``.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
+from typing import Any
 
 from sim.netfilter.conntrack import ConntrackTable, format_conntrack
+from sim.netfilter.profiles import KERNEL_HELP, kernel_arg
 from sim.netfilter.proto_tcp import TcpAction, WindowCheck
 from sim.packet import SEQ_MASK, Packet, TcpFlag, TcpOptions
 from sim.report.words import bound_words
@@ -198,3 +201,21 @@ def render(profile: str, be_liberal: bool = False) -> str:
     lines.append("conntrack -L:")
     lines.extend(format_conntrack(ct, now) for ct in table.entries(now))
     return "\n".join(lines)
+
+
+def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``walkthrough`` on an ``add_subparsers()`` object; dispatch to :func:`main`."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "walkthrough", help="the seed incident at the conntrack level, step by step"
+    )
+    p.add_argument("--kernel", type=kernel_arg, default="el7", help=f"{KERNEL_HELP} (default el7)")
+    p.add_argument(
+        "--be-liberal", action="store_true", help="set net.netfilter.nf_conntrack_tcp_be_liberal=1"
+    )
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``walkthrough`` with parsed arguments."""
+    print(render(args.kernel, args.be_liberal))
+    return 0

@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sim.errors import InputError
+from sim.netfilter.profiles import DEFAULT_PROFILE
 from sim.packet import IP_HEADER_LEN, TCP_HEADER_LEN, Packet, TcpOptions, parse_flags
-from sim.scenario.loader import InputError, read_data
+from sim.scenario.fixes import fix_of, with_fix
+from sim.scenario.loader import read_data
 from sim.wire import MAX_TCP_OPTION_SPACE
 
 IPTABLES_TABLES = ("raw", "mangle", "nat", "filter")
@@ -201,6 +204,23 @@ def _options(d: object, what: str) -> TcpOptions:
     return opts
 
 
+def options_json(opts: TcpOptions) -> dict[str, Any] | None:
+    """TcpOptions -> a case packet's ``options`` object (None when there are none): the inverse
+    of what :func:`packet_from_case` reads."""
+    out: dict[str, Any] = {}
+    if opts.mss is not None:
+        out["mss"] = opts.mss
+    if opts.wscale is not None:
+        out["wscale"] = opts.wscale
+    if opts.sack_perm:
+        out["sack_perm"] = True
+    if opts.sack:
+        out["sack"] = [[left, right] for left, right in opts.sack]
+    if opts.ts is not None:
+        out["ts"] = [opts.ts[0], opts.ts[1]]
+    return out or None
+
+
 def packet_from_case(d: object, index: int) -> tuple[str, Packet, float]:
     """One entry of a case's ``packets`` -> (from, Packet, delay in seconds)."""
     what = f"packets[{index}]"
@@ -285,3 +305,57 @@ def load_case_file(path: str | Path) -> dict[str, Any]:
         raise CaseError(f"{path}: {e}") from None
     assert isinstance(case, dict)  # parse_case refuses anything else
     return case
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """A crafted-packet case as its file writes it (the replay contract): ``data`` is the JSON
+    object. :func:`load_case` gives one checked; the ``with_*`` methods give changed copies."""
+
+    data: dict[str, Any]
+
+    @property
+    def name(self) -> str | None:
+        name = self.data.get("name")
+        return str(name) if name is not None else None
+
+    @property
+    def kernel(self) -> str:
+        """The kernel the case names (a profile or a release), else the default profile."""
+        return str(self.data.get("kernel", DEFAULT_PROFILE))
+
+    @property
+    def host_rules(self) -> list[str]:
+        return list((self.data.get("iptables") or {}).get("host") or [])
+
+    @property
+    def fix(self) -> str:
+        """Which of the fixes the case carries (``none`` when neither)."""
+        return fix_of(self.data.get("sysctl") or {}, self.host_rules)
+
+    def with_kernel(self, kernel: str) -> Case:
+        return Case({**self.data, "kernel": kernel})
+
+    def with_fix(self, fix: str) -> Case:
+        """The case with exactly ``fix`` (``none``, ``drop-invalid``, ``be-liberal``) applied the
+        way a user would: the INVALID DROP rule appended to the host's INPUT chain, or the
+        sysctl set; the other fix taken out. Every other key, sysctl and rule (of every
+        namespace) is kept. ValueError (one line) for an unknown fix."""
+        sysctl, rules = with_fix(dict(self.data.get("sysctl") or {}), self.host_rules, fix)
+        tables = {k: v for k, v in (self.data.get("iptables") or {}).items() if k != "host"}
+        if rules:
+            tables["host"] = rules
+        out = {k: v for k, v in self.data.items() if k not in ("sysctl", "iptables")}
+        if sysctl:
+            out["sysctl"] = sysctl
+        if tables:
+            out["iptables"] = tables
+        return Case(out)
+
+
+def load_case(ref: str | Path) -> Case:
+    """A built-in case name or a case file (JSON, or TOML with the same schema), checked;
+    CaseError (an InputError) names the file and the place."""
+    from sim.scenario.loader import find_case
+
+    return Case(load_case_file(find_case(str(ref))))

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sim.errors import InputError
 from sim.net.world import World
 from sim.netfilter.iptables.cmd import iptables
 from sim.netfilter.iptables.parse import RuleError
-from sim.scenario.loader import InputError
 
 
 def configure_host(w: World, sysctl: dict[str, Any], rules: list[str]) -> None:

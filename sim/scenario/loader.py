@@ -13,10 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-
-class InputError(ValueError):
-    """Input nflab refuses; the message is one line naming the file and the place."""
-
+from sim.errors import InputError
 
 SCENARIOS = "sim.scenario.scenarios"
 CASES_DIR = Path(__file__).resolve().parent / "cases"

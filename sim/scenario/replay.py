@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from sim.errors import InputError
 from sim.net.world import World
 from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
 from sim.packet import Packet, format_flags
 from sim.scenario.case import CaseError, Topology, parse_case
 from sim.scenario.host import configure_host
-from sim.scenario.loader import InputError
 from sim.topology.docker_bridge import DockerBridge, docker_bridge
 from sim.trace import Step, TraceEvent
 

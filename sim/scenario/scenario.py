@@ -29,14 +29,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sim.errors import InputError
 from sim.net.endpoint import EndpointOptions, EndpointState, Role, TcpEndpoint
 from sim.net.world import World
 from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
 from sim.packet import SEQ_MASK, TCPHDR_ACK, TCPHDR_RST, Packet
 from sim.scenario.case import CaseError, check_sysctl
-from sim.scenario.fixes import fix_of, get_fix
+from sim.scenario.fixes import fix_of, with_fix
 from sim.scenario.host import configure_host
-from sim.scenario.loader import InputError, builtin_scenario_text, builtin_scenarios, parse_text, read_data
+from sim.scenario.loader import builtin_scenario_text, builtin_scenarios, parse_text, read_data
 from sim.topology.docker_bridge import DockerBridge, container_name, docker_bridge
 
 TOP_KEYS = {
@@ -87,9 +88,10 @@ class Scenario:
     source: str = ""  # the file (or built-in name) it was read from, for error messages
 
     def with_fix(self, fix: str) -> Scenario:
-        """A copy with one of the two fixes applied (or ``none``)."""
+        """A copy with exactly ``fix`` (``none``, ``drop-invalid``, ``be-liberal``), the other
+        taken out, as :meth:`sim.scenario.case.Case.with_fix` does for a case."""
         try:
-            sysctl, rules = get_fix(fix).applied(self.sysctl, self.rules)
+            sysctl, rules = with_fix(self.sysctl, self.rules, fix)
         except ValueError as e:
             raise ScenarioError(f"--fix: {e}") from None
         return replace(self, sysctl=sysctl, rules=rules)

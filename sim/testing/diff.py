@@ -252,6 +252,31 @@ class _Status:
             sys.stderr.flush()
 
 
+def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``diff-kernels`` on an ``add_subparsers()`` object; dispatch to :func:`main`."""
+    d: argparse.ArgumentParser = subparsers.add_parser(
+        "diff-kernels",
+        help="fuzz for conversations two profiles track differently; shrink each to a minimal case",
+        description="Generate conversations (hypothesis), find those on which kernel profiles A and "
+        "B differ in verdict or TCP state, shrink each distinct difference to a minimal case file. "
+        "Exit 0: no difference, 1: differences found, 2: bad input, 130: interrupted.",
+    )
+    d.add_argument("a", metavar="A", help="a kernel profile (see nflab kernels)")
+    d.add_argument("b", metavar="B", help="another kernel profile")
+    d.add_argument(
+        "--fuzz", type=int, default=300, metavar="N", help="conversations per search round (default 300)"
+    )
+    d.add_argument("--seed", type=int, default=0, metavar="S", help="hypothesis seed (default 0)")
+    d.add_argument(
+        "--out",
+        default="diff-kernels-out",
+        metavar="DIR",
+        help="where minimal cases go (default ./diff-kernels-out)",
+    )
+    d.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    return d
+
+
 def main(args: argparse.Namespace) -> int:
     """Run ``diff-kernels``: 0 when no difference was found, 1 when some were, 2 on bad
     input, 130 when interrupted (after printing what was found)."""

@@ -21,9 +21,10 @@ def test_readme_console_block_is_current(block: ConsoleBlock, tmp_path: Path):
 
 
 def test_readme_names_every_subcommand():
-    from sim.cli import _build
+    from sim.cli import COMMANDS, build
 
-    parser = _build()
+    parser = build(["--help"])  # every subcommand's module registers it
+    assert set(COMMANDS) == set(next(a for a in parser._actions if a.dest == "command").choices)
     (sub,) = [a for a in parser._actions if a.dest == "command"]
     text = (ROOT / "README.md").read_text()
     for name in sub.choices:

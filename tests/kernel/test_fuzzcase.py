@@ -7,15 +7,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sim.kernel.fuzzcase import (
-    BE_LIBERAL_SYSCTL,
-    DROP_INVALID_RULE,
     FIXES,
     MAX_PAYLOAD,
     conversation_to_case,
-    options_to_case,
 )
 from sim.packet import TcpFlag, TcpOptions
-from sim.scenario.case import Topology, parse_case
+from sim.scenario.case import Topology, options_json, parse_case
 from sim.testing.strategies import Conversation, Segment, conversations
 
 SYN_OPTS = TcpOptions(mss=1460, wscale=7, sack_perm=True)
@@ -43,8 +40,8 @@ def test_client_is_the_container_and_the_server_answers_the_host() -> None:
 def test_fixes_add_the_drop_rule_or_be_liberal() -> None:
     drop = conversation_to_case(HANDSHAKE, name="x", fix="drop-invalid")
     liberal = conversation_to_case(HANDSHAKE, name="x", fix="be-liberal")
-    assert drop["iptables"] == {"host": [DROP_INVALID_RULE]}
-    assert liberal["sysctl"] == {BE_LIBERAL_SYSCTL: 1}
+    assert drop["iptables"] == {"host": ["iptables -A INPUT -m conntrack --ctstate INVALID -j DROP"]}
+    assert liberal["sysctl"] == {"net.netfilter.nf_conntrack_tcp_be_liberal": 1}
     for case in (drop, liberal):
         parse_case(case)
 
@@ -58,8 +55,8 @@ def test_a_topology_is_written_into_the_case() -> None:
 
 def test_options_map_to_the_case_schema() -> None:
     opts = TcpOptions(mss=536, wscale=0, sack=((10, 20), (30, 40)), ts=(1, 2))
-    assert options_to_case(opts) == {"mss": 536, "wscale": 0, "sack": [[10, 20], [30, 40]], "ts": [1, 2]}
-    assert options_to_case(TcpOptions()) is None
+    assert options_json(opts) == {"mss": 536, "wscale": 0, "sack": [[10, 20], [30, 40]], "ts": [1, 2]}
+    assert options_json(TcpOptions()) is None
 
 
 def test_no_flags_and_syn_fin_survive_the_conversion() -> None:
@@ -123,5 +120,8 @@ def test_kernel_and_sysctls_are_written_and_a_conversation_is_accepted() -> None
         "net.netfilter.nf_conntrack_tcp_max_retrans": 2,
     }
     both = conversation_to_case(conv, name="k", sysctl={"tcp_loose": 0}, fix="be-liberal")
-    assert both["sysctl"] == {"net.netfilter.nf_conntrack_tcp_loose": 0, BE_LIBERAL_SYSCTL: 1}
+    assert both["sysctl"] == {
+        "net.netfilter.nf_conntrack_tcp_loose": 0,
+        "net.netfilter.nf_conntrack_tcp_be_liberal": 1,
+    }
     parse_case(both)

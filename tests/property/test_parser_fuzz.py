@@ -1,9 +1,12 @@
-"""Every parser, fuzzed (issue 10): case files (JSON and TOML), scenario files, iptables lines
-and iptables-save text. Each input is either accepted and then runs without an exception, or
-refused with one line that names the file and the place, and exit status 2.
+"""Every parser, fuzzed (issue 10): case files (JSON and TOML), scenario files, iptables lines,
+iptables-save text and captures. Each input is either accepted and then runs without an
+exception, or refused with one line that names the file and the place, and exit status 2.
 
-The examples per test come from the ``<profile>-parsers`` hypothesis profile (tests/conftest.py):
-10,000 under ``ci``.
+Each parser is fuzzed alone with the examples of the ``<profile>-parsers`` hypothesis profile
+(tests/conftest.py: 10,000 under ``ci``): the input is read, checked and, for a case, the world
+it describes built and configured, without running it. A sample of the same inputs, from the
+``<profile>-whole`` profile (200 under ``ci``), goes through the whole model by the command
+line: accepted files run to their end, refused ones print one line and exit 2.
 """
 
 from __future__ import annotations
@@ -19,20 +22,25 @@ import pytest
 from hypothesis import event, given, reject, settings
 from hypothesis import strategies as st
 
-from sim.cli import _replay, _run, main
+from sim.cli import main
+from sim.errors import InputError
 from sim.netfilter.iptables.parse import RuleError
 from sim.netfilter.iptables.restore import iptables_restore
 from sim.netfilter.iptables.save import iptables_save, save_table
 from sim.netfilter.xtables import CHAIN_HOOK, Ruleset, ipt_do_table
 from sim.packet import Packet, parse_flags
-from sim.scenario.case import CASE_KEYS, OPTION_KEYS, PACKET_KEYS
+from sim.report.pcap.reader import read_frames
+from sim.scenario.case import CASE_KEYS, OPTION_KEYS, PACKET_KEYS, load_case_file
 from sim.scenario.loader import CASES_DIR, builtin_cases
+from sim.scenario.replay import build_case_world
 from sim.scenario.scenario import TOP_KEYS, load_scenario
 from sim.skb import Skb
 
 from .inputs import damaged, iptables_lines, iptables_save_texts, mutated, to_toml
 
-PARSERS = settings(settings.get_profile(f"{os.environ.get('HYPOTHESIS_PROFILE', 'dev')}-parsers"))
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "dev")
+PARSERS = settings(settings.get_profile(f"{PROFILE}-parsers"))  # the parsers alone
+WHOLE = settings(settings.get_profile(f"{PROFILE}-whole"))  # a sample through the whole model
 CASES = {name: json.loads((CASES_DIR / f"{name}.json").read_text()) for name in builtin_cases()}
 SCENARIO = {  # the seed incident with a small upload, so that an accepted scenario runs in milliseconds
     "name": "fuzz",
@@ -87,6 +95,36 @@ def assert_refused_in_one_line(status: int, err: str, path: Path) -> None:
     assert err.startswith(head) and err[len(head) :].strip(), err  # the file, then the place
 
 
+def assert_one_line_naming(message: str, path: Path) -> None:
+    """A refusal as the command line prints it after ``nflab: ``: the file, then the place."""
+    assert "\n" not in message, message
+    head = f"{path}:"
+    assert message.startswith(head) and message[len(head) :].strip(), message
+
+
+def case_refusal(path: Path) -> str | None:
+    """What ``nflab replay`` says about the case file before sending a packet: None when it is
+    accepted (read, checked, its world built and configured), else its one-line refusal."""
+    try:
+        case = load_case_file(path)
+    except InputError as e:
+        return str(e)
+    try:
+        build_case_world(case)
+    except InputError as e:  # the kernel, a sysctl or an iptables line the model refuses
+        return f"{path}: {e}"
+    return None
+
+
+def parse_case_file(workdir: Path, suffix: str, data: bytes) -> None:
+    path = workdir / f"case{suffix}"
+    path.write_bytes(data)
+    refusal = case_refusal(path)
+    event("accepted" if refusal is None else "refused")
+    if refusal is not None:
+        assert_one_line_naming(refusal, path)
+
+
 def case_documents(suffixes: tuple[str, ...]) -> st.SearchStrategy[tuple[str, bytes]]:
     def encode(doc: object, suffix: str) -> str:
         if suffix == ".toml" and isinstance(doc, dict):
@@ -102,7 +140,7 @@ def case_documents(suffixes: tuple[str, ...]) -> st.SearchStrategy[tuple[str, by
 def check_case_file(workdir: Path, suffix: str, data: bytes) -> None:
     path = workdir / f"case{suffix}"
     path.write_bytes(data)
-    status, out, err = call(_replay, str(path), True)
+    status, out, err = call(main, ["replay", "--json", str(path)])
     event("accepted" if status == 0 else "refused")
     if status == 0:
         assert only_notes(err), err
@@ -113,18 +151,47 @@ def check_case_file(workdir: Path, suffix: str, data: bytes) -> None:
 
 @PARSERS
 @given(case_documents((".json",)))
+def test_case_json_is_loaded_or_refused_in_one_line(workdir, doc):
+    parse_case_file(workdir, *doc)
+
+
+@PARSERS
+@given(case_documents((".toml",)))
+def test_case_toml_is_loaded_or_refused_in_one_line(workdir, doc):
+    parse_case_file(workdir, *doc)
+
+
+@WHOLE
+@given(case_documents((".json",)))
 def test_case_json_is_replayed_or_refused_in_one_line(workdir, doc):
     check_case_file(workdir, *doc)
 
 
-@PARSERS
+@WHOLE
 @given(case_documents((".toml",)))
 def test_case_toml_is_replayed_or_refused_in_one_line(workdir, doc):
     check_case_file(workdir, *doc)
 
 
+SCENARIO_FILES = mutated(SCENARIO, SCENARIO_KEYS).flatmap(lambda doc: damaged(to_toml(doc)))
+
+
 @PARSERS
-@given(mutated(SCENARIO, SCENARIO_KEYS).flatmap(lambda doc: damaged(to_toml(doc))))
+@given(SCENARIO_FILES)
+def test_scenario_toml_is_loaded_or_refused_in_one_line(workdir, data):
+    path = workdir / "scenario.toml"
+    path.write_bytes(data)
+    try:
+        load_scenario(str(path))
+    except InputError as e:
+        event("refused")
+        assert_one_line_naming(str(e), path)
+    else:
+        event("accepted")
+
+
+@WHOLE
+@given(SCENARIO_FILES)
 def test_scenario_toml_runs_or_is_refused_in_one_line(workdir, data):
     path = workdir / "scenario.toml"
     path.write_bytes(data)
@@ -134,7 +201,7 @@ def test_scenario_toml_runs_or_is_refused_in_one_line(workdir, data):
         sc = None
     if sc is not None and sc.upload_bytes > MAX_RUN_BYTES:
         reject()
-    status, out, err = call(_run, str(path), None, "none", str(workdir / "out"), [])
+    status, out, err = call(main, ["run", str(path), "--out", str(workdir / "out")])
     event("accepted" if status == 0 else "refused")
     if status == 0:
         assert only_notes(err), err and "upload" in out
@@ -153,10 +220,21 @@ HANDSHAKE = [
 
 @PARSERS
 @given(st.lists(iptables_lines, min_size=1, max_size=3))
+def test_iptables_lines_in_a_case_load_or_are_refused_in_one_line(workdir, lines):
+    path = workdir / "rules.json"
+    path.write_text(json.dumps({"iptables": {"host": lines}, "packets": HANDSHAKE}))
+    refusal = case_refusal(path)
+    event("accepted" if refusal is None else "refused")
+    if refusal is not None:
+        assert_one_line_naming(refusal, path)
+
+
+@WHOLE
+@given(st.lists(iptables_lines, min_size=1, max_size=3))
 def test_iptables_lines_in_a_case_run_or_are_refused_in_one_line(workdir, lines):
     path = workdir / "rules.json"
     path.write_text(json.dumps({"iptables": {"host": lines}, "packets": HANDSHAKE}))
-    status, out, err = call(_replay, str(path), True)
+    status, out, err = call(main, ["replay", "--json", str(path)])
     event("accepted" if status == 0 else "refused")
     if status == 0:
         assert len(out.splitlines()) == len(HANDSHAKE)
@@ -238,6 +316,21 @@ def captures(draw: st.DrawFn, tmp: Path) -> bytes:
 
 
 @PARSERS
+@given(st.data())
+def test_captures_are_read_or_refused_in_one_line(workdir, data):
+    path = workdir / "capture.pcap"
+    path.write_bytes(data.draw(captures(workdir)))
+    try:
+        frames = list(read_frames(path))
+    except InputError as e:
+        event("refused")
+        assert_one_line_naming(str(e), path)
+    else:
+        event("accepted")
+        assert [f.number for f in frames] == list(range(1, len(frames) + 1))
+
+
+@WHOLE
 @given(st.data())
 def test_captures_are_analysed_or_refused_in_one_line(workdir, data):
     capture = data.draw(captures(workdir))

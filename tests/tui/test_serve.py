@@ -303,12 +303,15 @@ async def test_the_session_cap_holds_under_twice_as_many_concurrent_connects(tmp
         async with http.get(f"http://127.0.0.1:{port}/") as page:  # the next tab: a page saying so
             assert page.status == 503 and "The class is full" in await page.text()
         await running[0].ws.close()
-        for _ in range(100):
-            if len(tui_processes(server.pid)) < n:
+        status, text = 0, ""
+        for _ in range(300):  # a place is free again once that session's process has ended
+            async with http.get(f"http://127.0.0.1:{port}/") as page:
+                status, text = page.status, await page.text()
+            if status == 200:
                 break
             await asyncio.sleep(0.1)
-        async with http.get(f"http://127.0.0.1:{port}/") as page:  # a place is free again
-            assert page.status == 200 and f"ws://127.0.0.1:{port}/ws" in await page.text()
+        assert status == 200 and f"ws://127.0.0.1:{port}/ws" in text
+        assert len(tui_processes(server.pid)) < n
         for t in tabs:
             t.reader.cancel()
 

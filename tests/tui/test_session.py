@@ -258,10 +258,11 @@ def test_play_follows_the_late_ack_to_its_rst_and_stops(s310: Session) -> None:
 
 
 def test_kernels_are_the_profiles_in_order() -> None:
+    from sim.api import KERNELS
     from sim.netfilter.profiles import PROFILES
 
-    assert tuple(PROFILES) == session.KERNELS
-    assert session.cycle(session.KERNELS, session.KERNELS[-1]) == session.KERNELS[0]
+    assert tuple(PROFILES) == KERNELS
+    assert session.cycle(KERNELS, KERNELS[-1]) == KERNELS[0]
 
 
 def test_quiz_on_the_seed_incident(s310: Session) -> None:

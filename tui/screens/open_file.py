@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
-from sim.scenario.loader import builtin_scenarios
+from sim.api import builtin_scenarios
 
 
 class OpenScreen(ModalScreen[str | None]):

@@ -65,7 +65,9 @@ class CapturePane(Widget):
         # the addresses once, as this device saw the current packet (or the nearest line): the
         # two panes side by side show what NAT rewrote
         shown = p.lines[anchor] if anchor < len(p.lines) else (p.lines[-1] if p.lines else None)
-        out: list[Text] = [Text(shown.addrs, style="bold", overflow="ellipsis", no_wrap=True)] if shown else []
+        out: list[Text] = (
+            [Text(shown.addrs, style="bold", overflow="ellipsis", no_wrap=True)] if shown else []
+        )
         self._lines = [-1] * len(out)
         budget = height - len(out) - (0 if mine else 1)
         i = start

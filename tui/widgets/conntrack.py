@@ -7,7 +7,7 @@ import re
 from rich.text import Text
 from textual.widgets import Static
 
-from sim.trace import Why
+from sim.api import Why
 from tui.rows import Tone
 from tui.session import Cursor, Session, ct
 from tui.widgets.style import INK

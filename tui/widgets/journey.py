@@ -8,7 +8,7 @@ from rich.text import Text
 from textual import events
 from textual.widget import Widget
 
-from sim.trace import Step, TraceEvent
+from sim.api import Step, TraceEvent
 from tui.messages import Clicked
 from tui.rows import StepRow, rule_of, step_row
 from tui.session import Cursor, Session

@@ -12,7 +12,7 @@ from tui.widgets.style import markup_badge
 
 def release(kernel: str) -> str:
     """The profile's release in a few words ("CentOS/RHEL 7 (3.10.0-1160.el7)")."""
-    from sim.netfilter.profiles import PROFILES
+    from sim.api import PROFILES
 
     return PROFILES[kernel].description.split(":")[0] if kernel in PROFILES else kernel
 
@@ -57,7 +57,9 @@ class StatusBar(Static):
             f"[b]{escape(s.title)}[/]  kernel [b]{s.kernel}[/]  fix [b]{s.fix}[/]  {outcome} "
             f"{escape(s.outcome)}\n"
             f"packet [b]{e.pid}[/] ({c.packet + 1}/{len(s.pids)})  step [b]{c.step + 1}/{n}[/]  "
-            f"t [b]{e.t:.6f}s[/]" + ("  [b reverse] PLAYING [/]" if playing else "") + busy
+            f"t [b]{e.t:.6f}s[/]"
+            + ("  [b reverse] PLAYING [/]" if playing else "")
+            + busy
             + f"  [dim]kernel {s.kernel}: {escape(release(s.kernel))}[/]"
         )
 

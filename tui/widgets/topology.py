@@ -5,8 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from sim.packet import format_flags
-from sim.trace import Step
+from sim.api import Step, format_flags
 from tui.rows import STRIP, direction, strip_index, tone
 from tui.session import Cursor, Session
 from tui.widgets.style import BADGE

@@ -119,10 +119,14 @@ class WhyPanel(Widget):
         out = Text()
         if self._note:
             out.append(f"{self._note}\n", style=f"bold {INK[Tone.IGNORE]}")
-        out.append_text(Text.assemble((f"{r.where} {r.hook} · {r.what} ", "bold"), badge(r.verdict, r.tone), "\n"))
+        out.append_text(
+            Text.assemble((f"{r.where} {r.hook} · {r.what} ", "bold"), badge(r.verdict, r.tone), "\n")
+        )
         # the words first; a failed bound stands out in the verdict's colour (amber when the
         # tracker ignores it, red when it makes the packet INVALID, plain when be_liberal accepts)
-        failed = "" if r.tone is Tone.ACCEPT else f"bold {INK[Tone.DROP if r.tone is Tone.INVALID else r.tone]}"
+        failed = (
+            "" if r.tone is Tone.ACCEPT else f"bold {INK[Tone.DROP if r.tone is Tone.INVALID else r.tone]}"
+        )
         for line in explain(s, c):
             out.append(line + "\n", style=failed if line.startswith("Out of window") else "")
         w = window_view(e)

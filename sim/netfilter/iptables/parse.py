@@ -7,10 +7,11 @@ from __future__ import annotations
 import re
 import shlex
 
+from sim.errors import InputError
 from sim.packet import ip_to_int
 
 
-class RuleError(ValueError):
+class RuleError(InputError):
     """A rejected command or ruleset line; ``str()`` is one line naming where."""
 
 

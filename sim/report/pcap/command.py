@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from sim.errors import InputError
 from sim.netfilter.conntrack import ConntrackSysctls
 from sim.netfilter.profiles import PROFILES, KernelProfile, resolve_kernel
 from sim.report.pcap.analyse import Analysis, Connection, Flagged, Tracker
@@ -34,7 +35,7 @@ from sim.report.pcap.tocase import connection_case, select_flow
 from sim.scenario.case import CaseError
 
 
-class PcapError(ValueError):
+class PcapError(InputError):
     """Bad arguments; one line."""
 
 

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from sim.errors import InputError
 from sim.packet import Packet, TcpOptions
 from sim.wire import WireError, parse_options
 
@@ -84,7 +85,7 @@ _TS_ONLY = b"\x01\x01\x08\x0a"  # NOP NOP TIMESTAMP(10): the options of most Lin
 _TS_VALS = struct.Struct("!II")
 
 
-class CaptureError(ValueError):
+class CaptureError(InputError):
     """A capture nflab cannot read; the message is one line naming the file and the frame."""
 
 

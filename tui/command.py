@@ -1,0 +1,100 @@
+"""``nflab tui`` (also ``nflab`` alone) and ``nflab serve``: their arguments, and the call into
+the app. Textual and the model load only when the command runs."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from sim.api import FIXES, KERNEL_HELP, kernel_arg
+
+SOURCE_HELP = "built-in scenario, scenario file, crafted case file or capture (.pcap/.pcapng)"
+
+
+def add_subcommand(subparsers: Any) -> None:
+    """Register ``tui`` and ``serve`` on an ``add_subparsers()`` object; dispatch to :func:`main`."""
+    tui = subparsers.add_parser("tui", help="the walkthrough in the terminal (also: nflab with no arguments)")
+    tui.add_argument("scenario", nargs="?", help=SOURCE_HELP)
+    tui.add_argument("--kernel", type=kernel_arg, help=f"{KERNEL_HELP} (default: the file's)")
+    tui.add_argument("--fix", choices=tuple(FIXES), help="apply one of the fixes")
+    tui.add_argument("--quiz", action="store_true", help="start in quiz mode: predict each decisive hook")
+    tui.add_argument(
+        "--svg", metavar="FILE", help="write the screen as SVG to FILE instead of opening the UI"
+    )
+    tui.add_argument(
+        "--size", default="120x40", metavar="COLSxROWS", help="screen size for --svg (default 120x40)"
+    )
+    tui.add_argument(
+        "--press", default="", metavar="KEYS", help="for --svg: keys to press first, e.g. 'right right f'"
+    )
+    tui.add_argument(
+        "--root", metavar="DIR", help="o opens built-in names and files under DIR only (serve passes it)"
+    )
+    serve = subparsers.add_parser("serve", help="serve the walkthrough to web browsers (textual-serve)")
+    serve.add_argument("scenario", nargs="?", help=SOURCE_HELP)
+    serve.add_argument("--host", default="localhost", help="address to listen on (default localhost)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--root", metavar="DIR", help="o in a browser opens files under DIR too (default: built-ins only)"
+    )
+    serve.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the address students type, e.g. http://lab.example.edu:8000 (default: what they typed)",
+    )
+    serve.add_argument(
+        "--max-sessions",
+        type=int,
+        default=None,
+        metavar="N",
+        help="browser tabs served at once; the next one is told the class is full (default 20)",
+    )
+    serve.add_argument(
+        "--idle-minutes",
+        type=float,
+        default=None,
+        metavar="M",
+        help="close a tab after M minutes without a key (default 30)",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``tui`` or ``serve`` with parsed arguments; returns the exit status."""
+    import sys
+
+    if args.command == "serve":
+        from tui.serve import main as serve_main
+
+        return int(
+            serve_main(
+                args.scenario,
+                args.host,
+                args.port,
+                root=args.root,
+                public_url=args.public_url,
+                max_sessions=args.max_sessions,
+                idle_minutes=args.idle_minutes,
+            )
+        )
+    try:
+        cols, rows = (int(n) for n in args.size.lower().split("x"))
+    except ValueError:
+        print(
+            f"nflab: --size: expected COLSxROWS like 80x24, got {args.size!r} (see nflab --help)",
+            file=sys.stderr,
+        )
+        return 2
+    from tui.app import main as tui_main
+
+    return int(
+        tui_main(
+            args.scenario,
+            args.kernel,
+            args.fix,
+            quiz=args.quiz,
+            svg=args.svg,
+            size=(cols, rows),
+            keys=args.press.split(),
+            root=args.root,
+        )
+    )
