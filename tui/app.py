@@ -10,9 +10,10 @@ packet.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import io
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar
 
@@ -50,6 +51,24 @@ from tui.session import (
 )
 from tui.widgets.why import WhyPanel
 
+
+def queued(action: Callable[..., None]) -> Callable[..., None]:
+    """An action that a key may ask for while the model runs: it is kept, said on the status
+    line, and done once the run is on screen (in the order the keys came), never dropped."""
+
+    @functools.wraps(action)
+    def run(app: NflabApp, *args: object) -> None:
+        if app.ready:
+            action(app, *args)
+            return
+        app.pending.append((action, args))
+        app.screen_main.busy(f"{app.running} ... then {len(app.pending)} key(s)")
+
+    QUEUED.add(action.__name__.removeprefix("action_"))
+    return run
+
+
+QUEUED: set[str] = set()
 STEP = Binding.Group("step", compact=True)
 PACKET = Binding.Group("pkt", compact=True)
 PLAY_INTERVAL = 0.25  # four steps a second: readable, and the late ACK reaches its RST in 3 s
@@ -107,6 +126,8 @@ class NflabApp(App[int]):
         self.quiz_revealed = False
         self.want_quiz = quiz
         self.ready = False  # a run is on screen and no re-run is under way
+        self.running = ""  # what the spinner says while not ready
+        self.pending: list[tuple[Callable[..., None], tuple[object, ...]]] = []  # keys for after the run
         self._cache: Cache = {} if cache is None else cache
 
     # -- state --------------------------------------------------------------------
@@ -125,7 +146,8 @@ class NflabApp(App[int]):
         in a worker (MainScreen.on_mount calls this). The model's modules load there too, so the
         first frame waits for Textual only."""
         if self.session is None:
-            self.screen_main.busy(f"running {self.ref} ...")
+            self.running = f"running {self.ref}"
+            self.screen_main.busy(f"{self.running} ...")
             self.call_after_refresh(self.first_run)
 
     @work(thread=True, exclusive=True, group="model")
@@ -164,7 +186,8 @@ class NflabApp(App[int]):
             return
         self.ready = False
         self.refresh_bindings()
-        self.screen_main.busy(f"running {p.title} on kernel {p.kernel} with fix {p.fix} ...")
+        self.running = f"running {p.title} on kernel {p.kernel} with fix {p.fix}"
+        self.screen_main.busy(f"{self.running} ...")
         self.call_after_refresh(self.run_model, p, what)  # the spinner is on screen before the run
 
     @work(thread=True, exclusive=True, group="model")
@@ -181,6 +204,16 @@ class NflabApp(App[int]):
         self.notify(message, severity="error", timeout=8)
         self.screen_main.busy(None)
         self.ready = self.session is not None
+        self.replay_pending()
+
+    def replay_pending(self) -> None:
+        """The keys pressed while the model ran, in order, on the run now on screen."""
+        pending, self.pending = self.pending, []
+        for action, args in pending:
+            if self.ready:  # a queued f or k starts another run: the keys after it wait for that one
+                action(self, *args)
+            else:
+                self.pending.append((action, args))
 
     def arrive(self, p: Plan, new: Session, what: str) -> None:
         """A run is ready: say what changed against the one on screen and go to its story."""
@@ -206,6 +239,7 @@ class NflabApp(App[int]):
             self.want_quiz = False
             self.action_quiz()
         self.show()
+        self.replay_pending()
 
     def rerun(
         self, ref: str, kernel: str | None, fix: str | None, what: str, remote: str | None = None
@@ -224,20 +258,24 @@ class NflabApp(App[int]):
             return self.quiz is not None
         if action in ("quit", "help", "open", "screenshot"):
             return True
-        return self.ready  # nothing to step through while the model runs
+        return self.ready or action in QUEUED  # keys during a run wait for it (see queued)
 
+    @queued
     def action_next_step(self) -> None:
         assert self.session is not None
         self.move(next_step(self.session, self.cursor))
 
+    @queued
     def action_prev_step(self) -> None:
         assert self.session is not None
         self.move(prev_step(self.session, self.cursor))
 
+    @queued
     def action_next_packet(self) -> None:
         assert self.session is not None
         self.move(next_packet(self.session, self.cursor))
 
+    @queued
     def action_prev_packet(self) -> None:
         assert self.session is not None
         self.move(prev_packet(self.session, self.cursor))
@@ -247,6 +285,7 @@ class NflabApp(App[int]):
         if self.ready and self.quiz is None:
             self.move(cursor)
 
+    @queued
     def action_next_invalid(self) -> None:
         assert self.session is not None
         cur, wrapped = next_invalid(self.session, self.cursor)
@@ -256,6 +295,7 @@ class NflabApp(App[int]):
             self.notify("no INVALID after this one: back to the first", timeout=3)
         self.move(cur)
 
+    @queued
     def action_follow(self) -> None:
         assert self.session is not None
         cur = follow(self.session, self.cursor)
@@ -264,6 +304,7 @@ class NflabApp(App[int]):
         else:
             self.move(cur)
 
+    @queued
     def action_focus_story(self) -> None:
         assert self.session is not None
         self.move(Cursor(*self.session.focus))
@@ -286,6 +327,7 @@ class NflabApp(App[int]):
             return
         self.move(nxt)
 
+    @queued
     def action_play(self) -> None:
         if self.playing is None:
             self.playing = self.set_interval(PLAY_INTERVAL, self.play_tick)
@@ -293,10 +335,12 @@ class NflabApp(App[int]):
             self.stop_playing()
         self.show()
 
+    @queued
     def action_cycle_fix(self) -> None:
         fix = cycle(FIXES, self.fix or "none")
         self.rerun(self.ref, self.kernel, fix, f"fix {fix}", self.remote)
 
+    @queued
     def action_cycle_remote(self) -> None:
         """The remote's RST policy: the incident's (any RST) or RFC 5961's (exactly RCV.NXT)."""
         if self.remote is None:
@@ -306,6 +350,7 @@ class NflabApp(App[int]):
         words = "accepts any RST" if remote == "any" else "follows RFC 5961 (a RST only at exactly RCV.NXT)"
         self.rerun(self.ref, self.kernel, self.fix, f"remote {words}", remote)
 
+    @queued
     def action_cycle_kernel(self) -> None:
         self.set_kernel(cycle(KERNELS, self.kernel or KERNELS[0]))
 
@@ -365,6 +410,7 @@ class NflabApp(App[int]):
     def quiz_state(self) -> tuple[Quiz, bool] | None:
         return (self.quiz, self.quiz_revealed) if self.quiz is not None else None
 
+    @queued
     def action_quiz(self) -> None:
         """Start (or stop) the quiz on the run on screen."""
         assert self.session is not None
@@ -497,6 +543,16 @@ async def export_svg(app: NflabApp, path: str, size: tuple[int, int], keys: list
         Path(path).write_text(app.export_screenshot(title=f"nflab {app.plan.title if app.plan else app.ref}"))
 
 
+def unknown_key(keys: list[str]) -> str | None:
+    """The first of ``keys`` (``--press``) that names no key: not a single character, not a key
+    the app binds (``question_mark``, ``pagedown``) and not one of Textual's key names."""
+    from textual.keys import Keys
+
+    bound = {k for b in NflabApp.BINDINGS if isinstance(b, Binding) for k in b.key.split(",")}
+    known = bound | {k.value for k in Keys} | {"enter", "space"}
+    return next((k for k in keys if len(k) != 1 and k not in known), None)
+
+
 def main(
     argv_scenario: str | None,
     kernel: str | None,
@@ -524,6 +580,13 @@ def main(
         print(f"nflab tui: {e}", file=sys.stderr)
         return 2
     if svg is not None:
+        bad = unknown_key(keys or [])
+        if bad is not None:
+            print(
+                f"nflab tui: --press: {bad!r} is not a key (e.g. right, left, down, f, question_mark)",
+                file=sys.stderr,
+            )
+            return 2
         try:
             asyncio.run(export_svg(app, svg, size, keys or []))
         except OSError as e:

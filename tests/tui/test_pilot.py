@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from tui.app import NflabApp, main, make_app
 from tui.screens.help import HelpScreen
 from tui.screens.open_file import OpenScreen
 from tui.screens.quiz import QuizResult
-from tui.session import Session
+from tui.session import Cursor, Session, plan
 from tui.widgets.captures import CapturePane
 from tui.widgets.journey import Journey
 from tui.widgets.quiz import QuizBar
@@ -339,3 +340,47 @@ async def test_the_first_screen_at_80x24_shows_the_whole_story(run_cache: Cache,
         assert "36.110.213.207:443 > 10.21.17.99:39700" in " ".join(journey.split())
         assert "Out of window:" in " ".join(t["why_shown"].split())
         assert f"kernel {kernel}" in t["status"]
+
+
+@pytest.mark.asyncio
+async def test_keys_pressed_while_the_model_runs_are_kept_and_done_after(
+    run_cache: Cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 20: keys during a re-run were dropped silently. Here f starts a run that is not in
+    the cache (the model runs in a worker); the three keys pressed meanwhile are said on the
+    status line and then done, in order, on the new run."""
+    import dataclasses
+    import threading
+
+    import tui.app
+
+    go = threading.Event()  # the model's run waits for it: the keys surely come while it runs
+
+    def gated(*args: Any) -> Any:
+        p = plan(*args)
+        return dataclasses.replace(p, start=lambda: go.wait(30) and p.start())
+
+    monkeypatch.setattr(tui.app, "plan", gated)
+    app = make_app("seed-incident", "3.10", "none", cache=run_cache)
+    async with app.run_test(size=(120, 40)) as pilot:
+        go.set()
+        await settle(pilot)
+        go.clear()
+        run_cache.pop(("seed-incident", "3.10", "be-liberal", "any"), None)
+        app.set_fix("be-liberal")
+        assert not app.ready
+        await pilot.press("right", "right", "down")
+        said = " ".join(screen_text(app)["status"].split())
+        go.set()
+        assert len(app.pending) == 3 and "then 3 key(s)" in said
+        await settle(pilot)
+        assert app.session is not None and app.session.fix == "be-liberal" and not app.pending
+        focus = app.session.focus
+        assert app.cursor == Cursor(focus[0] + 1, 0)  # two steps on, then the next packet
+
+
+def test_press_refuses_an_unknown_key_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main("seed-incident", "3.10", None, svg=str(tmp_path / "x.svg"), keys=["right", "rigth"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nflab tui: --press: 'rigth'") and err.count("\n") == 1
+    assert not (tmp_path / "x.svg").exists()

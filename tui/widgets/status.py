@@ -60,7 +60,7 @@ class StatusBar(Static):
             f"t [b]{e.t:.6f}s[/]"
             + ("  [b reverse] PLAYING [/]" if playing else "")
             + busy
-            + f"  [dim]kernel {s.kernel}: {escape(release(s.kernel))}[/]"
+            + ("" if self._busy else f"  [dim]kernel {s.kernel}: {escape(release(s.kernel))}[/]")
         )
 
 
