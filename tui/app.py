@@ -418,14 +418,40 @@ class NflabApp(App[int]):
             self.quiz = None
             self.show()
             return
-        items = questions(self.session)
+        self.stop_playing()
+        if self.plan is None or self.session.run is None:  # a case: no fixes to ask about
+            self.begin_quiz(self.session, {})
+            return
+        self.ready = False
+        self.running = "preparing the quiz: running the fixes"
+        self.screen_main.busy(f"{self.running} ...")
+        self.prepare_quiz(self.plan, self.session)
+
+    @work(thread=True, exclusive=True, group="quiz")  # not "model": it may start from arrive()
+    def prepare_quiz(self, p: Plan, s: Session) -> None:
+        """The quiz asks what each fix would change: run the fixes the session lacks (cached)."""
+        fixed: dict[str, Session] = {}
+        for fix in FIXES:
+            if fix in ("none", p.fix):
+                continue
+            other = plan(p.source.ref, p.kernel, fix, p.remote)
+            fixed[fix] = self._cache.get(other.key) or other.run()
+            self._cache[other.key] = fixed[fix]
+        self.call_from_thread(self.begin_quiz, s, fixed)
+
+    def begin_quiz(self, s: Session, fixed: dict[str, Session]) -> None:
+        self.ready = True
+        self.screen_main.busy(None)
+        if s is not self.session:
+            return
+        items = questions(s, fixed)
         if not items:
             self.notify("nothing to quiz on in this run", timeout=3)
             return
-        self.stop_playing()
-        self.quiz, self.quiz_revealed = Quiz(self.session, items), False
+        self.quiz, self.quiz_revealed = Quiz(s, items), False
         self.cursor = items[0].ask
         self.show()
+        self.replay_pending()
 
     def action_answer(self, choice: int) -> None:
         """Keys 1..4: answer the current question; the screen moves to the step that shows it."""

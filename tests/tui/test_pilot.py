@@ -172,10 +172,12 @@ async def test_a_rerun_shows_a_spinner_at_once() -> None:
     app = make_app("seed-incident", "3.10", "none", cache={})
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
+        before = app.cursor
         app.action_cycle_fix()  # what the f key does; not cached: the model runs in a worker
         assert app.screen_main.query_one("#middle").loading and not app.ready
         assert "running seed-incident on kernel 3.10 with fix drop-invalid" in screen_text(app)["status"]
-        assert app.check_action("next_step", ()) is False  # no stepping through a run being replaced
+        app.action_next_step()  # a step key meanwhile waits for the new run (not on the old one)
+        assert app.cursor == before and len(app.pending) == 1
         await settle(pilot)
         assert not app.screen_main.query_one("#middle").loading and app.fix == "drop-invalid"
 
@@ -268,15 +270,24 @@ async def test_quiz_scores_and_explains_misses(run_cache: Cache, size: tuple[int
         await settle(pilot)
         assert app.quiz is not None
         first = screen_text(app)
-        assert "quiz 1/8" in first["quiz"] and "The tracker's verdict?" in first["quiz"]
+        quiz = " ".join(first["quiz"].split())
+        assert "quiz 1/9" in quiz and "The tracker's verdict?" in quiz
+        assert "INVALID: entry detached" in quiz  # the three words defined before the question
         assert "conntrack" not in current_row(first["journey"])  # asked before the hook is shown
-        # the SYN: 1 ACCEPT, 1 NAT yes, 2 the remote, 2 no RST; the late ACK: 1 ACCEPT (wrong: it is
-        # INVALID), 2 NAT no, 3 the host's stack, 1 RST yes
-        for key in ["1", "1", "2", "2", "1", "2", "3", "1"]:
+        assert "RST" not in first["status"] and "[R]" not in first["host"]  # nothing gives it away
+        assert "shows once you have answered" in " ".join(first["why_shown"].split())
+        # the late ACK: 1 ACCEPT (wrong: it is INVALID), 2 NAT no, 2 LOCAL, 3 the host's stack,
+        # 1 RST yes, 2 RFC 5961 would not reset, 1 host eth0 only; with drop-invalid 4 dropped by
+        # a rule, with be-liberal 1 the container
+        await pilot.press("1")
+        said = " ".join(screen_text(app)["quiz"].split())
+        assert "not ACCEPT: it is INVALID; step 4 (host/eth0 PREROUTING -200 conntrack) shows it" in said
+        await pilot.press("enter")
+        for key in ["2", "2", "3", "1", "2", "1", "4", "1"]:
             await pilot.press(key)
             await pilot.press("enter")
         assert isinstance(app.screen, QuizResult)
-        assert "7 of 8 right" in app.screen.report and "it is **INVALID**" in app.screen.report
+        assert "8 of 9 right" in app.screen.report and "it is **INVALID**" in app.screen.report
         assert "530,308 bytes older" in app.screen.report
 
 

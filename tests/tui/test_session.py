@@ -266,20 +266,53 @@ def test_kernels_are_the_profiles_in_order() -> None:
 
 
 def test_quiz_on_the_seed_incident(s310: Session) -> None:
-    from tui.quiz import ENDS, Quiz, questions
+    from tui.quiz import CAPTURES, ENDS, ROUTES, Quiz, questions
 
     qs = questions(s310)
-    late = [q for q in qs if q.ask.packet == s310.focus[0]]
-    # the late ACK: INVALID, not translated, ends in the host's own stack, answered with a RST
-    assert [q.choices[q.answer] for q in late] == ["INVALID", "no", ENDS[2], "yes"]
-    assert all(q.ask.step <= q.reveal.step for q in qs)
+    # no question about the handshake: every one is about the late ACK (3.10: the only packet
+    # out of window at the host) or the RST it causes
+    assert {s310.pids[q.ask.packet] for q in qs} <= {561, 1232}
+    # the late ACK: INVALID (bound IV), not translated, routed LOCAL, ends in the host's own stack,
+    # answered with a RST whose seq (the late ACK's ack) is not the remote's RCV.NXT, so an
+    # RFC 5961 remote would not reset; only the host's uplink capture shows the RST
+    assert [q.choices[q.answer] for q in qs] == [
+        "INVALID",
+        "no",
+        ROUTES[1],
+        ENDS[2],
+        "yes",
+        "no: it drops it, or answers with a challenge ACK",
+        CAPTURES[0],
+    ]
+    assert qs[0].terms == ("ACCEPT", "IGNORE", "INVALID")  # defined before it is asked
+    assert qs[0].shows == "step 4 (host/eth0 PREROUTING -200 conntrack)"
+    assert all((q.ask.packet, q.ask.step) <= (q.reveal.packet, q.reveal.step) for q in qs)
     quiz = Quiz(s310, qs)
     for q in qs:
-        quiz.answer(q.answer if q not in late[:1] else 0)  # one miss: ACCEPT for the late ACK
+        quiz.answer(q.answer if q is not qs[0] else 0)  # one miss: ACCEPT for the late ACK
     assert quiz.score == len(qs) - 1
     ((q, given, why),) = quiz.misses()
     assert q.choices[given] == "ACCEPT" and "530,308 bytes older" in why[0]
-    assert "it is **INVALID**" in quiz.report()
+    assert "it is **INVALID** (step 4" in quiz.report()
+
+
+def test_quiz_asks_what_each_fix_would_change(s310: Session) -> None:
+    from tui.quiz import ENDS, Quiz, questions
+
+    fixed = {f: session.open_session("seed-incident", "3.10", f) for f in ("drop-invalid", "be-liberal")}
+    qs = questions(s310, fixed)
+    fix_qs = [q for q in qs if q.other is not None]
+    # drop-invalid: INPUT's rule drops the INVALID late ACK; be-liberal: the tracker accepts it,
+    # NAT translates it and it reaches the container
+    assert [(q.prompt.split(" (")[0], q.choices[q.answer]) for q in fix_qs] == [
+        ("With the fix drop-invalid", ENDS[3]),
+        ("With the fix be-liberal", ENDS[0]),
+    ]
+    quiz = Quiz(s310, qs)
+    for q in qs:
+        quiz.answer(q.answer if q is not fix_qs[0] else 2)
+    ((_q, _given, why),) = quiz.misses()
+    assert any("DROP" in line for line in why)  # the why comes from the fix's own run
 
 
 def test_quiz_on_a_case_file_asks_about_every_crafted_packet() -> None:

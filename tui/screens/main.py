@@ -59,11 +59,11 @@ class MainScreen(Screen[None]):
     def _moved(self, m: CursorMoved) -> None:
         s, c = m.session, m.cursor
         hide = m.quiz is not None and not m.quiz[1]  # a question is open: show nothing after the cursor
-        self.query_one(StatusBar).show(s, c, m.playing)
+        self.query_one(StatusBar).show(s, c, m.playing, hide)
         self.query_one(TopologyStrip).show(s, c)
         self.query_one(QuizBar).show(m.quiz)
         self.query_one(Journey).show(s, c, hide)
-        self.query_one(WhyPanel).show(s, c)
+        self.query_one(WhyPanel).show(s, c, hide)
         self.query_one(ConntrackLine).show(s, c)
         self.query_one(Captures).show(s, c, hide)
 

@@ -39,9 +39,10 @@ class CapturePane(Widget):
         self._pid, self._t = e.pid, e.t
         self._kids = set(s.pids_caused.get(e.pid, []))
         p = self._pane
-        self.border_title = f"{p.title}: {len(p.lines)} pkts, {p.rsts} RST"
+        rsts = "" if hide_after else f", {p.rsts} RST"  # a quiz question may ask about the RST
+        self.border_title = f"{p.title}: {len(p.lines)} pkts{rsts}"
         if self.size.width and self.size.width < 44:
-            self.border_title = f"{p.title.split(' (')[0]}: {p.rsts} RST"
+            self.border_title = p.title.split(" (")[0] + rsts
         self.refresh()
 
     def render(self) -> Group:
@@ -50,7 +51,9 @@ class CapturePane(Widget):
             return Group()
         width, height = self.size.width, self.size.height
         full = width >= 100
-        mine = p.by_pid.get(self._pid, [])
+        # a quiz question is open: nothing from the cursor's time on (the packet's own lines, the
+        # RST it causes, whether it ever reaches the container would answer it)
+        mine = [] if self._hide_after else p.by_pid.get(self._pid, [])
         anchor = mine[0] if mine else p.around(self._t)
         never = Text(f"-- packet {self._pid} never seen here --", style=f"bold {INK[Tone.INVALID]}")
 
@@ -64,7 +67,8 @@ class CapturePane(Widget):
             used += rows(start)
         # the addresses once, as this device saw the current packet (or the nearest line): the
         # two panes side by side show what NAT rewrote
-        shown = p.lines[anchor] if anchor < len(p.lines) else (p.lines[-1] if p.lines else None)
+        at = anchor - 1 if self._hide_after else anchor  # in a quiz: a line from before the cursor
+        shown = p.lines[at] if 0 <= at < len(p.lines) else (p.lines[-1] if p.lines and at >= 0 else None)
         out: list[Text] = (
             [Text(shown.addrs, style="bold", overflow="ellipsis", no_wrap=True)] if shown else []
         )
@@ -72,11 +76,11 @@ class CapturePane(Widget):
         budget = height - len(out) - (0 if mine else 1)
         i = start
         while i < len(p.lines) and budget - rows(i) >= 0:
-            if not mine and i == anchor:
+            if not mine and i == anchor and not self._hide_after:
                 out.append(never)
                 self._lines.append(-1)
             line = p.lines[i]
-            if self._hide_after and line.t > self._t:
+            if self._hide_after and line.t >= self._t:
                 break
             style = ""
             if line.rst:
@@ -89,7 +93,7 @@ class CapturePane(Widget):
             self._lines.extend([line.pid] * rows(i))
             budget -= rows(i)
             i += 1
-        if not mine and anchor >= i:
+        if not mine and anchor >= i and not self._hide_after:
             out.append(never)
         return Group(*out)
 

@@ -7,7 +7,15 @@ from textual.widgets import Static
 
 from tui.quiz import Quiz
 from tui.rows import Tone
+from tui.terms import TERMS
 from tui.widgets.style import INK
+
+# the three verdicts in one line each, for the question bar (TERMS has the kernel's detail)
+SHORT = {
+    "ACCEPT": "entry kept, NAT translates, the window moves on",
+    "IGNORE": "entry kept, NAT translates, the tracker learns nothing from it",
+    "INVALID": "entry detached (-NF_ACCEPT): the packet goes on, NAT skips it",
+}
 
 
 class QuizBar(Static):
@@ -25,13 +33,16 @@ class QuizBar(Static):
             for k, choice in enumerate(q.choices, 1):
                 out.append(f"[{k}]", style="bold reverse")
                 out.append(f" {choice}  ")
+            for term in q.terms:  # the words first, then the question
+                out.append(f"\n{term}", style="bold")
+                out.append(f": {SHORT.get(term, TERMS[term])}", style="dim")
         else:
             q = quiz.items[len(quiz.given) - 1]
             if quiz.given[-1] == q.answer:
                 out.append(f"right: {q.choices[q.answer]}. ", style=f"bold {INK[Tone.ACCEPT]}")
             else:
                 out.append(
-                    f"not {q.choices[quiz.given[-1]]}: it is {q.choices[q.answer]}; the why panel says why. ",
+                    f"not {q.choices[quiz.given[-1]]}: it is {q.choices[q.answer]}; {q.shows} shows it. ",
                     style=f"bold {INK[Tone.DROP]}",
                 )
             out.append("enter: next question", style="dim")

@@ -23,11 +23,12 @@ class StatusBar(Static):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self._state: tuple[Session, Cursor, bool] | None = None
+        self._state: tuple[Session, Cursor, bool, bool] | None = None
         self._busy: str | None = None
 
-    def show(self, s: Session, c: Cursor, playing: bool) -> None:
-        self._state = (s, c, playing)
+    def show(self, s: Session, c: Cursor, playing: bool, quiz: bool = False) -> None:
+        """``quiz``: a question is open; the outcome and the RST count would answer it."""
+        self._state = (s, c, playing, quiz)
         self.refresh()
 
     def busy(self, what: str | None) -> None:
@@ -37,16 +38,18 @@ class StatusBar(Static):
     def render(self) -> str:
         if self._state is None:
             return f"[b]nflab[/]  {escape(self._busy or '')}"
-        s, c, playing = self._state
+        s, c, playing, quiz = self._state
         e = s.event(c)
         failed = s.run is not None and not s.run.completed
         outcome = markup_badge("FAILED" if failed else "COMPLETE", Tone.DROP if failed else Tone.ACCEPT)
         if s.run is None:
             outcome = "[dim]crafted case[/]"
+        if quiz:
+            outcome = "[dim]quiz: outcome hidden[/]"
         n = len(s.steps[s.pids[c.packet]])
         busy = f"  [b reverse] {escape(self._busy)} [/]" if self._busy else ""
         if self.size.width < 100:
-            rsts = f"{len(s.rst_pids)} RST " if s.run is not None else ""
+            rsts = f"{len(s.rst_pids)} RST " if s.run is not None and not quiz else ""
             return (
                 f"[b]{escape(s.title)}[/] kernel [b]{s.kernel}[/] {s.fix} {outcome} {rsts}"
                 f"pkt [b]{e.pid}[/] step [b]{c.step + 1}/{n}[/] [b]{e.t:.6f}s[/]"
@@ -55,7 +58,7 @@ class StatusBar(Static):
             )
         return (
             f"[b]{escape(s.title)}[/]  kernel [b]{s.kernel}[/]  fix [b]{s.fix}[/]  {outcome} "
-            f"{escape(s.outcome)}\n"
+            f"{'' if quiz else escape(s.outcome)}\n"
             f"packet [b]{e.pid}[/] ({c.packet + 1}/{len(s.pids)})  step [b]{c.step + 1}/{n}[/]  "
             f"t [b]{e.t:.6f}s[/]"
             + ("  [b reverse] PLAYING [/]" if playing else "")

@@ -85,12 +85,15 @@ class WhyPanel(Widget):
         self.offset_lines = 0
         self._note = ""  # what the last re-run changed (80x24), until the cursor moves on
         self._note_at: Cursor | None = None
+        self._quiz = False
 
     def note(self, text: str) -> None:
         self._note, self._note_at = text, None
         self.refresh()
 
-    def show(self, s: Session, c: Cursor) -> None:
+    def show(self, s: Session, c: Cursor, quiz: bool = False) -> None:
+        """``quiz``: a question is open, and the words may answer it: they wait for the answer."""
+        self._quiz = quiz
         if self._note and self._note_at is None:
             self._note_at = c
         elif self._note and c != self._note_at:
@@ -122,6 +125,9 @@ class WhyPanel(Widget):
         out.append_text(
             Text.assemble((f"{r.where} {r.hook} · {r.what} ", "bold"), badge(r.verdict, r.tone), "\n")
         )
+        if self._quiz:
+            out.append("The why of this step shows once you have answered.", style="dim")
+            return out
         # the words first; a failed bound stands out in the verdict's colour (amber when the
         # tracker ignores it, red when it makes the packet INVALID, plain when be_liberal accepts)
         failed = (
