@@ -10,6 +10,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
+from tui.terms import TERMS
+
 HELP = """\
 # nflab: the host that answers for its container
 
@@ -24,6 +26,14 @@ Fixes: `iptables -A INPUT -m conntrack --ctstate INVALID -j DROP` (**drop-invali
 `sysctl net.netfilter.nf_conntrack_tcp_be_liberal=1` (**be-liberal**). Since Linux **6.1** the
 kernel ignores an overly delayed ACK instead of calling it INVALID, but a segment beyond the
 window still is: the walkthrough then opens on that segment.
+
+Why the remote believes that RST at all: its seq (the late ACK's ack) lies far behind what the
+remote expects next, and an RFC 5961 stack (Linux since 3.6) would drop it. The seed scenario
+assumes, as the incident showed, a remote behind a middlebox that accepts any RST; **r** re-runs
+with an RFC 5961 remote.
+
+## Words
+{terms}
 
 ## Colours
 ACCEPT-like verdicts green, IGNORE amber, INVALID (and NAT skipped) purple, DROP / no socket /
@@ -40,11 +50,12 @@ RST red.
 | c | follow: to the packet this one caused (the RST), or back to its cause |
 | f | cycle the fix: none, drop-invalid, be-liberal (re-runs, says what changed) |
 | k | cycle the kernel through every profile, oldest first (re-runs, names the release) |
+| r | the remote's RST policy: any RST (the incident) or RFC 5961 (re-runs) |
 | home | back to the decisive packet (the first INVALID at the host) |
 | z | quiz: predict each decisive hook (1-4 to answer, enter for the next); z again stops |
-| s | save the screen as SVG in the current directory |
+| s | the screen as SVG: saved in the current directory; in a browser (nflab serve), downloaded |
 | pgdn / pgup | scroll the why panel |
-| o | open a scenario, a crafted case file or a capture (.pcap/.pcapng) |
+| o | open a built-in (late-ack ...), a scenario, case or capture file; served: built-ins, course folder |
 | ctrl+p | command palette (kernels, fixes, built-in scenarios: back to the seed incident) |
 | ? | this help |
 | q | quit |
@@ -58,4 +69,4 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
-            yield Markdown(HELP)
+            yield Markdown(HELP.replace("{terms}", "\n".join(f"- **{t}**: {d}" for t, d in TERMS.items())))
