@@ -354,3 +354,22 @@ def test_serve_says_where_students_go_and_the_limits_in_one_line() -> None:
     url = student_url("0.0.0.0", 8000, None)
     assert url.startswith("http://") and url.endswith(":8000/") and "0.0.0.0" not in url
     assert student_url("127.0.0.1", 9000, None) == "http://127.0.0.1:9000/"
+
+
+@pytest.mark.asyncio
+async def test_an_idle_tab_is_told_and_closed_and_its_process_ends(tmp_path: Any) -> None:
+    import aiohttp
+
+    async with (
+        served(str(tmp_path), "--idle-minutes", "0.05") as (port, server),  # 3 s without a key
+        aiohttp.ClientSession() as http,
+    ):
+        ws = await http.ws_connect(f"ws://127.0.0.1:{port}/ws?width=80&height=24")
+        tab = Tab(ws)
+        await tab.until("closed after 0.05 minutes without a key", timeout=60)
+        for _ in range(100):
+            if ws.closed and not tui_processes(server.pid):
+                break
+            await asyncio.sleep(0.1)
+        assert ws.closed and not tui_processes(server.pid)
+        tab.reader.cancel()
