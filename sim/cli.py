@@ -16,7 +16,7 @@ SUBCOMMAND_MODULES = {
     "kernel-check": "sim.kernel.check",
     "figures": "sim.report.figures",
     "check": "sim.report.exercises",
-    "pcap": "sim.report.pcap.command",
+    "pcap": "sim.pcap.command",
 }
 
 
@@ -100,8 +100,8 @@ def _build(full: bool = True) -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="one JSON object per input packet")
     if full:
         from sim.kernel import check
+        from sim.pcap import command as pcap
         from sim.report import exercises, figures
-        from sim.report.pcap import command as pcap
 
         for module in (check, figures, exercises, pcap):
             module.add_subcommand(sub)
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print("measuring tui_first_frame_s, tui_key_to_frame_ms ...", file=sys.stderr)
     figures.update(measure())
-    from sim.report.pcap.bench import pcap_figures
+    from sim.pcap.bench import pcap_figures
 
     print("measuring pcap_packets_per_s, pcap_vs_tshark ...", file=sys.stderr)
     figures.update(pcap_figures())

@@ -1,6 +1,6 @@
 """``nflab pcap --to-case`` conversions of real captures, judged by the live kernel (root only).
 
-Each committed capture of the real kernel's TCP (tests/report/pcap/data) and a fresh upload
+Each committed capture of the real kernel's TCP (tests/pcap/data) and a fresh upload
 made now through impairments are converted into replay cases; ``nflab kernel-check`` replays
 them on this machine's kernel and every field of every packet must agree with the model.
 """
@@ -16,7 +16,7 @@ from sim.kernel import skip_reason
 
 pytestmark = pytest.mark.kernel
 REASON = skip_reason()
-DATA = Path(__file__).parent.parent / "report" / "pcap" / "data"
+DATA = Path(__file__).parent.parent / "pcap" / "data"
 
 
 def check(capture: Path, tmp_path: Path, capsys) -> str:

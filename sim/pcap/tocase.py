@@ -20,8 +20,8 @@ from typing import Any
 from sim.netfilter.profiles import resolve_kernel
 from sim.netfilter.tcp_states import ORIGINAL, REPLY
 from sim.packet import Packet, format_flags
-from sim.report.pcap.analyse import Analysis, Connection, Tracker
-from sim.report.pcap.reader import Frame, read_frames
+from sim.pcap.analyse import Analysis, Connection, Tracker
+from sim.pcap.reader import Frame, read_frames
 from sim.scenario.case import CaseError, Topology, parse_case
 
 MAX_CASE_PAYLOAD = 1400  # what sim.scenario.case accepts for "len"

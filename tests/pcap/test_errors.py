@@ -117,7 +117,7 @@ def test_other_traffic_is_counted_and_skipped(capsys):
 def test_progress_line_only_on_a_terminal():
     import io
 
-    from sim.report.pcap.command import _Progress
+    from sim.pcap.command import _Progress
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:

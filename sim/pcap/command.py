@@ -3,7 +3,7 @@
 Passes over the capture (each streamed, memory bounded by the number of connections):
 
 1. with the container's capture as FILE2: the addresses it shows (the container's own);
-2. every packet through each ``--kernel``'s tracker (:mod:`sim.report.pcap.analyse`);
+2. every packet through each ``--kernel``'s tracker (:mod:`sim.pcap.analyse`);
    flagged packets are printed as they are found;
 3. for the connections where the host answered an INVALID packet with a RST: the same
    packets again through the what-if trackers -- ``nf_conntrack_tcp_be_liberal=1`` and
@@ -26,11 +26,11 @@ from typing import Any, TextIO
 
 from sim.netfilter.conntrack import ConntrackSysctls
 from sim.netfilter.profiles import PROFILES, KernelProfile, resolve_kernel
-from sim.report.pcap.analyse import Analysis, Connection, Flagged, Tracker
-from sim.report.pcap.findings import Findings, container_check, findings_lines, whatif
-from sim.report.pcap.reader import CaptureError, Frame, read_frames
-from sim.report.pcap.render import connection_line, flagged_json, flagged_lines, verdict_json
-from sim.report.pcap.tocase import connection_case, select_flow
+from sim.pcap.analyse import Analysis, Connection, Flagged, Tracker
+from sim.pcap.findings import Findings, container_check, findings_lines, whatif
+from sim.pcap.reader import CaptureError, Frame, read_frames
+from sim.pcap.render import connection_line, flagged_json, flagged_lines, verdict_json
+from sim.pcap.tocase import connection_case, select_flow
 from sim.scenario.case import CaseError
 
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from sim.netfilter.conntrack import CtTuple
 from sim.netfilter.profiles import PROFILES, KernelProfile
 from sim.packet import TCPHDR_RST, format_flags
-from sim.report.pcap.analyse import Analysis, Connection, Flagged, Tracker, Verdict, frames_of
-from sim.report.pcap.reader import read_frames
-from sim.report.pcap.render import bound_text, verdict_text, verdict_word
+from sim.pcap.analyse import Analysis, Connection, Flagged, Tracker, Verdict, frames_of
+from sim.pcap.reader import read_frames
+from sim.pcap.render import bound_text, verdict_text, verdict_word
 
 KEEP_INVALID = 4096  # INVALID packets remembered for the findings (the newest ones)
 MAX_LISTED = 20  # frame numbers listed in one finding before "and N more"

@@ -40,7 +40,7 @@ from sim.netfilter.profiles import KernelProfile
 from sim.netfilter.proto_tcp import Bound, TcpAction, tcp_in_window
 from sim.netfilter.tcp_states import ORIGINAL, get_conntrack_index
 from sim.packet import TCPHDR_ACK, TCPHDR_RST, Packet
-from sim.report.pcap.reader import Frame
+from sim.pcap.reader import Frame
 from sim.skb import CtInfo, Skb
 
 COPIES_KEPT = 4096  # packets remembered to recognise their copies on other interfaces
