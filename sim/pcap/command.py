@@ -225,7 +225,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         a.feed(fr)
     conns = a.finish()
     by_id = {c.id: c for c in conns}
-    whatif(args.file, fd, by_id, profiles, sysctls)
+    whatif(args.file, fd, by_id, profiles, sysctls, inner)
     if args.file2:
         container_check(args.file2, fd)
     elapsed = time.perf_counter() - start
