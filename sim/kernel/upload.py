@@ -69,6 +69,7 @@ class Upload:
     rcvbuf: int = 0
     ctr_any: str = ""  # capture in ctr with `tcpdump -i any -y LINUX_SLL|LINUX_SLL2` instead of eth0
     host_any: str = ""  # the same on the host: every interface, each forwarded packet twice
+    offload: bool = False  # keep the veths' segmentation offloads (super-packets in the captures)
     inject: int = 0  # out-of-window ACKs the remote sends to the NATed address during the transfer
     timeout_s: float = 60.0
     topology: Topology = DEFAULT_TOPOLOGY
@@ -89,6 +90,8 @@ class Upload:
             )
         if self.rcvbuf:
             parts.append(f"remote SO_RCVBUF {self.rcvbuf}")
+        if self.offload:
+            parts.append("offloads on")
         if self.inject:
             parts.append(f"{self.inject} out-of-window ACKs injected by the remote")
         return ", ".join(parts)
@@ -182,7 +185,8 @@ def _build(ns: NamespaceSet, up: Upload) -> None:
     ns.ip(host, "link", "add", BRIDGE_PORT, "type", "veth", "peer", "name", END_DEV, "netns", ctr)
     ns.ip(host, "link", "add", UPLINK, "type", "veth", "peer", "name", END_DEV, "netns", remote)
     for name, dev in ((host, BRIDGE_PORT), (host, UPLINK), (ctr, END_DEV), (remote, END_DEV), (host, BRIDGE)):
-        ns.ip(name, "link", "set", dev, "mtu", str(up.mtu), "gso_max_segs", "1")
+        gso = () if up.offload else ("gso_max_segs", "1")
+        ns.ip(name, "link", "set", dev, "mtu", str(up.mtu), *gso)
     ns.ip(host, "link", "set", BRIDGE_PORT, "master", BRIDGE, "up")
     ns.ip(host, "addr", "add", f"{t.bridge_ip}/24", "dev", BRIDGE)
     ns.ip(host, "link", "set", BRIDGE, "up")
@@ -337,6 +341,7 @@ def main() -> None:  # pragma: no cover - a developer's entry point: python -m s
     p.add_argument("--ctr-any", default="", choices=("", "LINUX_SLL", "LINUX_SLL2"))
     p.add_argument("--host-any", default="", choices=("", "LINUX_SLL", "LINUX_SLL2"))
     p.add_argument("--inject", type=int, default=0)
+    p.add_argument("--offload", action="store_true", help="keep segmentation offloads (super-packets)")
     p.add_argument("--uplink-pcap", help="with --host-any: also capture the host's uplink alone")
     a = p.parse_args()
     skip = ("host_pcap", "ctr_pcap", "uplink_pcap")

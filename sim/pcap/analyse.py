@@ -416,4 +416,3 @@ def analyse(
     for frame in frames:
         a.feed(frame)
     return a, out
-

@@ -196,7 +196,31 @@ def _addresses(path: str) -> set[str]:
     return out
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    """What can be refused before the analysis: the same capture twice, ``--flow`` without
+    ``--to-case``, a ``--to-case`` file that cannot be written."""
+    both = args.file2 and os.path.exists(args.file) and os.path.exists(args.file2)
+    if both and os.path.samefile(args.file, args.file2):
+        raise PcapError(f"{args.file2}: the same capture as FILE; FILE2 is the container's capture")
+    if args.flow is not None and not args.to_case:
+        raise PcapError("--flow chooses the connection for --to-case; give --to-case OUT too")
+    flow = (args.flow or "").removeprefix("#")
+    host, colon, port = flow.rpartition(":")
+    if args.flow is not None and not flow.isdigit() and not (colon and host and port.isdigit()):
+        raise PcapError(f"--flow {args.flow}: expected #N (a connection of the summary) or IP:PORT")
+    if args.to_case:
+        target = Path(args.to_case)
+        folder = target.parent if str(target.parent) else Path(".")
+        if target.is_dir():
+            raise PcapError(f"--to-case {args.to_case}: is a directory")
+        if not folder.is_dir():
+            raise PcapError(f"--to-case {args.to_case}: no directory {folder}")
+        if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+            raise PcapError(f"--to-case {args.to_case}: not writable")
+
+
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    _check_paths(args)
     profiles = _profiles(args.kernel)
     sysctls = _sysctls(args.sysctl, profiles)
     kernels = [p.name for p in profiles]
@@ -246,24 +270,53 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         for line in findings_lines(fd, bool(args.file2)):
             out.write(line + "\n")
     if args.to_case:
-        conn = select_flow(conns, args.flow)
-        case = connection_case(
-            read_frames(args.file),
-            conn,
-            name=Path(args.to_case).stem,
-            kernel=kernels[0],
-            sysctls=sysctls,
-            description=f"connection #{conn.id} of {os.path.basename(args.file)} (frames "
-            f"{conn.first_frame}-{conn.last_frame}), written by nflab pcap --to-case",
-            inner_addrs=inner,
-        )
+        try:
+            case, conn, split = _to_case(args, conns, kernels, sysctls, inner)
+        except CaseError as e:
+            raise PcapError(f"{args.file}: --to-case: {e}") from None
         try:
             Path(args.to_case).write_text(json.dumps(case, indent=1) + "\n")
         except OSError as e:
             raise PcapError(f"{args.to_case}: {e.strerror}") from None
+        if split:
+            frames = ", ".join(f"{n} ({size} bytes: {k})" for n, size, k in split[:10])
+            more = f" and {len(split) - 10} more" if len(split) > 10 else ""
+            print(
+                f"nflab pcap: {args.file}: {len(split)} offload super-packet(s) split into the segments "
+                f"the wire carried (frame (payload: segments)): {frames}{more}",
+                file=sys.stderr,
+            )
         if not args.json:
             out.write(f"case {args.to_case}: {len(case['packets'])} packets of connection #{conn.id}\n")
     return 0
+
+
+def _to_case(
+    args: argparse.Namespace,
+    conns: list[Connection],
+    kernels: list[str],
+    sysctls: dict[str, int],
+    inner: set[str],
+) -> tuple[dict[str, Any], Connection, list[tuple[int, int, int]]]:
+    conn = select_flow(conns, args.flow)
+    split: list[tuple[int, int, int]] = []
+    case = connection_case(
+        read_frames(args.file),
+        conn,
+        name=Path(args.to_case).stem,
+        kernel=kernels[0],
+        sysctls=sysctls,
+        description=f"connection #{conn.id} of {os.path.basename(args.file)} (frames "
+        f"{conn.first_frame}-{conn.last_frame}), written by nflab pcap --to-case",
+        inner_addrs=inner,
+        split=split,
+    )
+    if split:
+        case["description"] += (
+            f"; {len(split)} offload super-packet(s) split into the {sum(k for _, _, k in split)} "
+            "segments the wire carried (tcp_gso_segment)"
+        )
+    return case, conn, split
 
 
 def main(args: argparse.Namespace) -> int:

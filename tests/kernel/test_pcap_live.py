@@ -32,7 +32,17 @@ def check(capture: Path, tmp_path: Path, capsys) -> str:
 
 
 @pytest.mark.skipif(REASON is not None, reason=REASON or "")
-@pytest.mark.parametrize("name", ["clean-host.pcap", "lossdup-host.pcap", "late-host.pcap", "any-host.pcap"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "clean-host.pcap",
+        "lossdup-host.pcap",
+        "late-host.pcap",
+        "any-host.pcap",
+        "offload-host.pcap",
+        "inject-uplink.pcap",
+    ],
+)
 def test_committed_captures_agree_with_the_live_kernel(name, tmp_path, capsys):
     check(DATA / name, tmp_path, capsys)
 
