@@ -65,6 +65,12 @@ def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a net.netfilter.nf_conntrack_* sysctl, e.g. nf_conntrack_tcp_be_liberal=1 (repeatable)",
     )
+    p.add_argument(
+        "--nflog-group",
+        type=_group,
+        metavar="N",
+        help="of an NFLOG capture (tcpdump -i nflog), only group N's packets (default every group)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per flagged packet, then a summary")
     p.add_argument("--to-case", metavar="OUT", help="write the connection (see --flow) as a replay case file")
     p.add_argument(
@@ -73,6 +79,13 @@ def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
         help="the connection for --to-case: its number (#N in the summary) or one endpoint IP:PORT",
     )
     return p
+
+
+def _group(text: str) -> int:
+    """``--nflog-group``: an NFLOG group, 0..65535 (``--nflog-group`` of iptables' NFLOG)."""
+    if not (text.isascii() and text.isdigit()) or int(text) > 0xFFFF:
+        raise argparse.ArgumentTypeError(f"expected a group number 0..65535, got {text!r}")
+    return int(text)
 
 
 def _profiles(names: list[str] | None) -> list[KernelProfile]:
@@ -178,18 +191,27 @@ class _Progress:
             self.stream.flush()
 
 
-def _frames(path: str, progress: bool = False) -> Iterator[Frame]:
-    bar = _Progress(path, sys.stderr) if progress else None
+def _warn(message: str) -> None:
+    print(f"nflab pcap: warning: {message}", file=sys.stderr)
+
+
+def _quiet(_message: str) -> None:
+    """Later passes over a capture cut off mid-frame: the first pass warned."""
+
+
+def _frames(args: argparse.Namespace, path: str, first: bool = False) -> Iterator[Frame]:
+    """The frames of ``path`` (FILE or FILE2); the first pass over it shows progress and warns."""
+    bar = _Progress(path, sys.stderr) if first and path == args.file else None
     try:
-        yield from read_frames(path, progress=bar)
+        yield from read_frames(path, bar, _warn if first else _quiet, args.nflog_group)
     finally:
         if bar is not None:
             bar.done()
 
 
-def _addresses(path: str) -> set[str]:
+def _addresses(args: argparse.Namespace) -> set[str]:
     out: set[str] = set()
-    for fr in read_frames(path):
+    for fr in _frames(args, args.file2, first=True):
         if fr.pkt is not None:
             out.add(fr.pkt.src)
             out.add(fr.pkt.dst)
@@ -224,7 +246,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     profiles = _profiles(args.kernel)
     sysctls = _sysctls(args.sysctl, profiles)
     kernels = [p.name for p in profiles]
-    inner = _addresses(args.file2) if args.file2 else set()
+    inner = _addresses(args) if args.file2 else set()
     fd = Findings(kernels)
     base: list[int] = []
 
@@ -239,7 +261,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
     a = Analysis([Tracker(p, sysctls) for p in profiles], emit, inner)
     start = time.perf_counter()
-    for fr in _frames(args.file, progress=True):
+    for fr in _frames(args, args.file, first=True):
         if fr.number == 1 and not args.json:  # after the file header proved readable
             out.write(
                 f"nflab pcap {args.file}: kernels {', '.join(kernels)}"
@@ -249,9 +271,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         a.feed(fr)
     conns = a.finish()
     by_id = {c.id: c for c in conns}
-    whatif(args.file, fd, by_id, profiles, sysctls, inner)
+    whatif(_frames(args, args.file), fd, by_id, profiles, sysctls, inner)
     if args.file2:
-        container_check(args.file2, fd)
+        container_check(_frames(args, args.file2), fd)
     elapsed = time.perf_counter() - start
     if args.json:
         out.write(json.dumps(summary_json(a, conns, fd, elapsed)) + "\n")
@@ -301,7 +323,7 @@ def _to_case(
     conn = select_flow(conns, args.flow)
     split: list[tuple[int, int, int]] = []
     case = connection_case(
-        read_frames(args.file),
+        _frames(args, args.file),
         conn,
         name=Path(args.to_case).stem,
         kernel=kernels[0],

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from sim.netfilter.profiles import PROFILES, KernelProfile
 from sim.packet import TCPHDR_RST, Packet, format_flags
 from sim.pcap.analyse import Analysis, Connection, Flagged, Tracker, Verdict
-from sim.pcap.reader import Frame, read_frames
+from sim.pcap.reader import Frame
 from sim.pcap.render import bound_text, verdict_text, verdict_word
 
 KEEP_INVALID = 4096  # INVALID packets remembered for the findings (the newest ones)
@@ -182,14 +182,15 @@ def findings_lines(fd: Findings, have_ctr: bool) -> list[str]:
 
 
 def whatif(
-    path: str,
+    frames: Iterable[Frame],
     fd: Findings,
     conns: dict[int, Connection],
     profiles: list[KernelProfile],
     sysctls: dict[str, int],
     inner: Iterable[str] = (),
 ) -> None:
-    """Re-run the connections with host RSTs under be_liberal and on every other kernel."""
+    """Re-run the connections with host RSTs under be_liberal and on every other kernel
+    (``frames``: the capture again, read only when there is a host RST)."""
     if not fd.host_rsts:
         return
     trackers = [Tracker(profiles[0], {**sysctls, "tcp_be_liberal": 1}, f"{profiles[0].name}+be_liberal")]
@@ -215,7 +216,7 @@ def whatif(
     # connection's frames before and after NAT are all replayed; only its packets are tracked
     only = {conns[h.rst.conn].orig for h in fd.host_rsts}
     a = Analysis(trackers, keep, inner, {h.rst.frame for h in fd.host_rsts}, mark, only)
-    for fr in read_frames(path):
+    for fr in frames:
         a.feed(fr)
     for frame, h in wanted.items():
         if frame not in tracked:
@@ -226,7 +227,7 @@ def whatif(
             h.whatif[t.name] = None if v is None or v.plain_accept else v
 
 
-def container_check(path2: str, fd: Findings) -> None:
+def container_check(frames2: Iterable[Frame], fd: Findings) -> None:
     """Did the container's capture see each INVALID packet and each host RST?"""
     bad_keys = {}
     rst_keys = {}
@@ -238,7 +239,7 @@ def container_check(path2: str, fd: Findings) -> None:
         r = h.rst.pkt
         rst_keys[(r.dport, r.seq, r.flags)] = h
         h.ctr_sent_rst = False
-    for fr in read_frames(path2):
+    for fr in frames2:
         p = fr.pkt
         if p is None:
             continue

@@ -54,7 +54,7 @@ def test_a_packet_the_whatif_pass_never_tracked_is_no_verdict(tmp_path):
         fd.add(f)
     conns = {c.id: c for c in a.finish()}
     # the what-if pass reads a 60-frame capture: frames 113, 213 and 313 are not in it
-    whatif(str(DATA / "vlan-host.pcap"), fd, conns, [prof], {})
+    whatif(read_frames(DATA / "vlan-host.pcap"), fd, conns, [prof], {})
     assert [h.whatif for h in fd.host_rsts] == [{}, {}, {}]
     text = "\n".join(findings_lines(fd, False))
     assert "would be ACCEPT" not in text
