@@ -55,10 +55,10 @@ _LAZY = {
     "format_entry": "sim.netfilter.conntrack",
     "tcpdump_line": "sim.report.capture",
     "write_pcap": "sim.report.capture",
-    "read_frames": "sim.report.pcap.reader",
-    "Frame": "sim.report.pcap.reader",
-    "CaptureError": "sim.report.pcap.reader",
-    "capture_case": "sim.report.pcap.tocase",
+    "read_frames": "sim.pcap.reader",
+    "Frame": "sim.pcap.reader",
+    "CaptureError": "sim.pcap.reader",
+    "capture_case": "sim.pcap.tocase",
 }
 
 
@@ -176,7 +176,7 @@ def load(ref: str | Source, kernel: str | None = None, fix: str | None = None) -
         setup = Setup(source, sc.name, scenario=sc)
     else:
         if source.kind is SourceKind.CAPTURE:  # the capture's connection as a case (nflab pcap --to-case)
-            from sim.report.pcap.tocase import capture_case
+            from sim.pcap.tocase import capture_case
 
             try:
                 case = Case(capture_case(source.ref, kernel=kernel or DEFAULT_KERNEL))
