@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sim.errors import InputError
 from sim.netfilter.profiles import KERNEL_HELP, PROFILES, kernel_arg, resolve_kernel
-from sim.packet import TCPHDR_RST, Packet, TcpFlag, TcpOptions, format_flags
+from sim.packet import SEQ_MASK, TCPHDR_RST, Packet, TcpFlag, TcpOptions, format_flags, parse_flags
 from sim.report.sentences import say
 from sim.report.words import late_words, untracked_words, window_words
 from sim.scenario.case import Case, CaseError, load_case
@@ -52,13 +52,14 @@ _LAZY = {
     "run_world": "sim.scenario.replay",
     "DockerBridge": "sim.topology.docker_bridge",
     "docker_bridge": "sim.topology.docker_bridge",
+    "PublishedPort": "sim.topology.docker_rules",
     "format_entry": "sim.netfilter.conntrack",
     "tcpdump_line": "sim.report.capture",
     "write_pcap": "sim.report.capture",
-    "read_frames": "sim.report.pcap.reader",
-    "Frame": "sim.report.pcap.reader",
-    "CaptureError": "sim.report.pcap.reader",
-    "capture_case": "sim.report.pcap.tocase",
+    "read_frames": "sim.pcap.reader",
+    "Frame": "sim.pcap.reader",
+    "CaptureError": "sim.pcap.reader",
+    "capture_case": "sim.pcap.tocase",
 }
 
 
@@ -176,7 +177,7 @@ def load(ref: str | Source, kernel: str | None = None, fix: str | None = None) -
         setup = Setup(source, sc.name, scenario=sc)
     else:
         if source.kind is SourceKind.CAPTURE:  # the capture's connection as a case (nflab pcap --to-case)
-            from sim.report.pcap.tocase import capture_case
+            from sim.pcap.tocase import capture_case
 
             try:
                 case = Case(capture_case(source.ref, kernel=kernel or DEFAULT_KERNEL))
@@ -263,6 +264,7 @@ __all__ = [
     "KERNELS",
     "KERNEL_HELP",
     "PROFILES",
+    "SEQ_MASK",
     "TCPHDR_RST",
     "Case",
     "CaseError",
@@ -287,6 +289,7 @@ __all__ = [
     "load",
     "load_case",
     "open_source",
+    "parse_flags",
     "resolve_kernel",
     "rule_of",
     "say",

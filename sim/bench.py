@@ -338,7 +338,7 @@ def main(args: argparse.Namespace) -> int:
 
     print("measuring tui_first_frame_s, tui_key_to_frame_ms ...", file=sys.stderr)
     figures.update(measure())
-    from sim.report.pcap.bench import pcap_figures
+    from sim.pcap.bench import pcap_figures
 
     print("measuring pcap_packets_per_s, pcap_vs_tshark ...", file=sys.stderr)
     figures.update(pcap_figures())

@@ -24,7 +24,7 @@ COMMANDS = {
     "kernel-check": "sim.kernel.check",
     "figures": "sim.report.figures",
     "check": "sim.report.exercises",
-    "pcap": "sim.report.pcap.command",
+    "pcap": "sim.pcap.command",
     "kernels": "sim.report.kernels",
     "diff-kernels": "sim.testing.diff",
     "bench": "sim.bench",

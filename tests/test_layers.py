@@ -18,7 +18,8 @@ ALLOWED = {
     "sim.topology": BASE | {"sim.netfilter", "sim.net"},
     "sim.scenario": BASE | {"sim.netfilter", "sim.net", "sim.topology"},
     "sim.report": BASE | {"sim.netfilter", "sim.net", "sim.topology", "sim.scenario"},
-    "sim.api": BASE | {"sim.netfilter", "sim.net", "sim.topology", "sim.scenario", "sim.report"},
+    "sim.pcap": BASE | {"sim.netfilter", "sim.net", "sim.topology", "sim.scenario"},
+    "sim.api": BASE | {"sim.netfilter", "sim.net", "sim.topology", "sim.scenario", "sim.report", "sim.pcap"},
 }
 
 

@@ -8,7 +8,7 @@ whole capture. ``absolute=True`` is tcpdump's ``-S``.
 
 :class:`PcapWriter` / :func:`write_pcap` write classic libpcap files (``pcap_dump_open``,
 ``pcap_dump``, ``pcap_dump_close``) with Ethernet framing from :func:`sim.wire.emit_eth`;
-:mod:`sim.report.pcap.reader` reads them back. Virtual time is seconds since ``base``, itself
+:mod:`sim.pcap.reader` reads them back. Virtual time is seconds since ``base``, itself
 seconds since the Unix epoch; lines print the time of day in UTC, which is what
 ``TZ=UTC tcpdump -n -r FILE`` prints for the same file.
 """

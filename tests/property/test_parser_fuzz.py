@@ -29,7 +29,7 @@ from sim.netfilter.iptables.restore import iptables_restore
 from sim.netfilter.iptables.save import iptables_save, save_table
 from sim.netfilter.xtables import CHAIN_HOOK, Ruleset, ipt_do_table
 from sim.packet import Packet, parse_flags
-from sim.report.pcap.reader import read_frames
+from sim.pcap.reader import read_frames
 from sim.scenario.case import CASE_KEYS, OPTION_KEYS, PACKET_KEYS, load_case_file
 from sim.scenario.loader import CASES_DIR, builtin_cases
 from sim.scenario.replay import build_case_world

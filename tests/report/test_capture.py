@@ -20,8 +20,8 @@ import pytest
 
 from sim import wire
 from sim.packet import Packet, TcpFlag, TcpOptions
+from sim.pcap.reader import read_frames
 from sim.report.capture import PcapWriter, SeqTable, tcpdump_line, ts_print, write_pcap
-from sim.report.pcap.reader import read_frames
 
 F, S, R, P, A, U = TcpFlag.FIN, TcpFlag.SYN, TcpFlag.RST, TcpFlag.PSH, TcpFlag.ACK, TcpFlag.URG
 MAC_A, MAC_B = "02:42:ac:11:00:02", "02:42:ac:11:00:01"

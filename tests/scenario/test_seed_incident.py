@@ -16,7 +16,7 @@ import itertools
 import pytest
 
 from sim.packet import TCPHDR_RST
-from sim.report.pcap.reader import read_frames
+from sim.pcap.reader import read_frames
 from sim.report.timeline import render, write_captures
 from sim.scenario.scenario import ScenarioError, load_scenario, parse_scenario, run_scenario
 from sim.trace import Step
