@@ -4,8 +4,8 @@ Each exercise in ``docs/exercises/`` is a task (``NN-name.md``) and a starter fi
 edits (the solutions are in ``instructor/solutions/``, outside the site and the package); the
 files are crafted-packet cases (JSON, :mod:`sim.scenario.case`) or scenarios (TOML,
 :mod:`sim.scenario.scenario`). A checker runs the student's file in the model and judges what it
-does, never comparing it with a solution: ``right`` or ``wrong: <why, in one line>``. Exit status: 0 right, 1 wrong, 2 the file (or the
-exercise name) cannot be read.
+does, never comparing it with a solution: ``right`` or ``wrong: <why, in one line>``.
+Exit status: 0 right, 1 wrong, 2 the file (or the exercise name) cannot be read.
 """
 
 from __future__ import annotations
