@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import re
 import sys
 import tomllib
@@ -119,6 +120,8 @@ def _grade_exercise(row: Row, folder: Path, ex: Exercise) -> None:
         row.add(number, 0, f"error: the checker failed on it ({type(e).__name__}: {e})")
         return
     row.add(number, POINTS[number] if ok else 0, "" if ok else message)
+    if ex.suffix == ".json" and not _on_the_starter(path, ex):
+        row.notes.append(f"{number}: note: the packets before the last are not the starter's")
     if number == "02":
         starter = (STARTERS / f"{ex.name}.starter{ex.suffix}").read_text(encoding="utf-8")
         try:
@@ -129,6 +132,20 @@ def _grade_exercise(row: Row, folder: Path, ex: Exercise) -> None:
         missing = missing_concepts(sentence) if sentence else list(WHY_CONCEPTS)
         note = "no explanation comment" if not sentence else f"does not say: {', '.join(missing)}"
         row.add("02-why", 0 if missing else POINTS["02-why"], note if missing else "")
+
+
+def _on_the_starter(path: Path, ex: Exercise) -> bool:
+    """The case keeps the starter's packets before the last one (comments aside), as the task
+    asks; a built-in case handed in as it is does not."""
+
+    def head(file: Path) -> list[dict[str, Any]]:
+        packets = json.loads(file.read_text(encoding="utf-8"))["packets"][:-1]
+        return [{k: v for k, v in p.items() if k != "comment"} for p in packets]
+
+    try:
+        return head(path) == head(STARTERS / f"{ex.name}.starter{ex.suffix}")
+    except (OSError, ValueError, KeyError, TypeError):
+        return True  # unreadable here means the checker already said so
 
 
 def _grade_quiz(row: Row, folder: Path, key: dict[str, str]) -> None:

@@ -79,6 +79,15 @@ def test_a_partial_answer_gets_its_points_and_the_reasons(answers):
     assert "quiz: wrong or missing: q2, q3, q4, q5, q6, q7" in p["notes"]
 
 
+def test_a_built_in_case_handed_in_as_it_is_passes_with_a_note(tmp_path):
+    # the checker judges behaviour; the note tells the instructor it is not the starter's world
+    folder = tmp_path / "answers" / "copier"
+    folder.mkdir(parents=True)
+    shutil.copy(ROOT / "sim" / "scenario" / "cases" / "ack-over-upper-bound.json", folder / "01.json")
+    row = by_student(gradebook(tmp_path / "answers", None))["copier"]
+    assert row["01"] == 2 and "01: note: the packets before the last are not the starter's" in row["notes"]
+
+
 def test_an_empty_folder_is_a_row_of_zeros(answers):
     e = by_student(gradebook(answers, load_key(KEY)))["empty"]
     assert e["total"] == 0 and e["max"] == 16
