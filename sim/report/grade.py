@@ -3,11 +3,12 @@
 ``DIR`` holds one folder per student. In it, the answer to exercise NN is the one file whose name
 starts with ``NN`` and ends with the exercise's suffix (``01.json``, ``02-my-rule.toml``), and the
 end-of-lab quiz is ``quiz.toml`` (``q1 = "b"`` ...). Each answer is judged by
-:func:`sim.report.exercises.check` (behaviour, never a comparison with a solution); exercise 02's
-explanation sentence (the comments the student added to the starter) by the concepts it must
-name (:data:`WHY_CONCEPTS`); the quiz by the instructor's key (kept outside the site and the
-package: ``instructor/quiz-key.toml``). The rubric is :data:`POINTS` plus a point per quiz
-question; instructor/grading.md says it in words.
+:func:`sim.report.exercises.check` (behaviour, never a comparison with a solution). What only the
+instructor knows comes from the key (``--key``, kept outside the site and the package:
+``instructor/quiz-key.toml``): the quiz's answers, and the concepts exercise 02's explanation
+sentence (the comments the student added to the starter) must name. The rubric is
+:data:`POINTS`, plus with a key one point for the sentence and one per quiz question;
+instructor/grading.md says it in words.
 
 One CSV row per student, always: a file that cannot be read, a folder that is no folder, a
 checker that cannot run give that item 0 points and a note, never a traceback.
@@ -27,21 +28,20 @@ from typing import Any
 
 from sim.report.exercises import EXERCISES, Exercise, ExerciseError, check
 
-# points for a right answer, by exercise number; "02-why" is the explanation sentence
-POINTS = {"01": 2, "02": 2, "02-why": 1, "03": 2, "04": 2}
+# points for a right answer, by exercise number; with a key also "02-why" (the explanation
+# sentence, 1 point) and "quiz" (1 per question)
+POINTS = {"01": 2, "02": 2, "03": 2, "04": 2}
+WHY_POINTS = 1
 QUIZ_FILE = "quiz.toml"
 STARTERS = Path(__file__).resolve().parents[2] / "docs" / "exercises"
 
-# Exercise 02's question: why must the rule be in INPUT, not FORWARD? A sentence earns its point
-# when it names all three links of the chain (English or Chinese), whatever its wording:
-WHY_CONCEPTS = {
-    # the INVALID reply has no conntrack entry, so NAT does not translate it back
-    "not translated": re.compile(r"\bnat\b|translat|masquerad|\bentry\b|地址转换|转换|翻译|条目", re.I),
-    # so its destination is still the host's own address
-    "addressed to the host": re.compile(r"\bhost|itself|own address|10\.21\.17\.99|宿主机|本机", re.I),
-    # so the routing decision delivers it locally: INPUT, never FORWARD
-    "routed to INPUT": re.compile(r"rout|\blocal|\binput\b|路由|本地", re.I),
-}
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """The instructor's key: the quiz's letters and exercise 02's concepts (name -> pattern)."""
+
+    answers: dict[str, str]
+    why: dict[str, re.Pattern[str]]
 
 
 class GradeError(ValueError):
@@ -60,16 +60,22 @@ class Row:
             self.notes.append(f"{item}: {note}")
 
 
-def load_key(path: Path) -> dict[str, str]:
-    """The quiz key: ``[answers]`` with ``qN = "letter"``."""
+def load_key(path: Path) -> Key:
+    """``[answers]`` with ``qN = "letter"`` and ``[why-02]`` with ``concept = "regex"``."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise GradeError(f"{path}: {e}") from None
-    answers = data.get("answers")
-    if not isinstance(answers, dict) or not answers or not all(isinstance(v, str) for v in answers.values()):
-        raise GradeError(f'{path}: expected an [answers] table of q1 = "a" ...')
-    return {q: v.strip().lower() for q, v in answers.items()}
+    tables = [data.get("answers"), data.get("why-02")]
+    if not all(isinstance(t, dict) and t and all(isinstance(v, str) for v in t.values()) for t in tables):
+        raise GradeError(
+            f'{path}: expected an [answers] table (q1 = "a" ...) and a [why-02] table (name = "regex")'
+        )
+    try:
+        why = {name: re.compile(regex, re.I) for name, regex in data["why-02"].items()}
+    except re.error as e:
+        raise GradeError(f"{path}: [why-02]: {e}") from None
+    return Key({q: v.strip().lower() for q, v in data["answers"].items()}, why)
 
 
 def _comments(text: str) -> list[str]:
@@ -94,8 +100,8 @@ def explanation(answer: str, starter: str) -> str:
     return " ".join(c for c in _comments(answer) if c not in given)
 
 
-def missing_concepts(sentence: str) -> list[str]:
-    return [name for name, pattern in WHY_CONCEPTS.items() if not pattern.search(sentence)]
+def missing_concepts(sentence: str, key: Key) -> list[str]:
+    return [name for name, pattern in key.why.items() if not pattern.search(sentence)]
 
 
 def _answer_file(folder: Path, ex: Exercise) -> Path:
@@ -108,7 +114,7 @@ def _answer_file(folder: Path, ex: Exercise) -> Path:
     return found[0]
 
 
-def _grade_exercise(row: Row, folder: Path, ex: Exercise) -> None:
+def _grade_exercise(row: Row, folder: Path, ex: Exercise, key: Key | None) -> None:
     number = ex.name.split("-", 1)[0]
     try:
         path = _answer_file(folder, ex)
@@ -122,16 +128,16 @@ def _grade_exercise(row: Row, folder: Path, ex: Exercise) -> None:
     row.add(number, POINTS[number] if ok else 0, "" if ok else message)
     if ex.suffix == ".json" and not _on_the_starter(path, ex):
         row.notes.append(f"{number}: note: the packets before the last are not the starter's")
-    if number == "02":
+    if number == "02" and key is not None:
         starter = (STARTERS / f"{ex.name}.starter{ex.suffix}").read_text(encoding="utf-8")
         try:
             sentence = explanation(path.read_text(encoding="utf-8"), starter)
         except (OSError, UnicodeDecodeError) as e:
             row.add("02-why", 0, f"error: {e}")
             return
-        missing = missing_concepts(sentence) if sentence else list(WHY_CONCEPTS)
+        missing = missing_concepts(sentence, key) if sentence else list(key.why)
         note = "no explanation comment" if not sentence else f"does not say: {', '.join(missing)}"
-        row.add("02-why", 0 if missing else POINTS["02-why"], note if missing else "")
+        row.add("02-why", 0 if missing else WHY_POINTS, note if missing else "")
 
 
 def _on_the_starter(path: Path, ex: Exercise) -> bool:
@@ -148,7 +154,7 @@ def _on_the_starter(path: Path, ex: Exercise) -> bool:
         return True  # unreadable here means the checker already said so
 
 
-def _grade_quiz(row: Row, folder: Path, key: dict[str, str]) -> None:
+def _grade_quiz(row: Row, folder: Path, key: Key) -> None:
     path = folder / QUIZ_FILE
     try:
         answers = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -158,11 +164,11 @@ def _grade_quiz(row: Row, folder: Path, key: dict[str, str]) -> None:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         row.add("quiz", 0, f"error: {QUIZ_FILE}: {e}")
         return
-    wrong = [q for q, right in key.items() if str(answers.get(q, "")).strip().lower() != right]
-    row.add("quiz", len(key) - len(wrong), f"wrong or missing: {', '.join(wrong)}" if wrong else "")
+    wrong = [q for q, right in key.answers.items() if str(answers.get(q, "")).strip().lower() != right]
+    row.add("quiz", len(key.answers) - len(wrong), f"wrong or missing: {', '.join(wrong)}" if wrong else "")
 
 
-def grade_student(folder: Path, key: dict[str, str] | None) -> Row:
+def grade_student(folder: Path, key: Key | None) -> Row:
     row = Row(folder.name)
     if not folder.is_dir():
         for ex in EXERCISES:
@@ -170,22 +176,22 @@ def grade_student(folder: Path, key: dict[str, str] | None) -> Row:
         row.notes.append("error: not a folder (one folder per student)")
         return row
     for ex in EXERCISES:
-        _grade_exercise(row, folder, ex)
+        _grade_exercise(row, folder, ex, key)
     if key is not None:
         _grade_quiz(row, folder, key)
     return row
 
 
-def columns(key: dict[str, str] | None) -> list[str]:
-    items = [*POINTS, *(["quiz"] if key is not None else [])]
+def columns(key: Key | None) -> list[str]:
+    items = ["01", "02", *(["02-why"] if key else []), "03", "04", *(["quiz"] if key else [])]
     return ["student", *items, "total", "max", "notes"]
 
 
-def max_points(key: dict[str, str] | None) -> int:
-    return sum(POINTS.values()) + (len(key) if key is not None else 0)
+def max_points(key: Key | None) -> int:
+    return sum(POINTS.values()) + (WHY_POINTS + len(key.answers) if key is not None else 0)
 
 
-def gradebook(answers: Path, key: dict[str, str] | None) -> list[dict[str, Any]]:
+def gradebook(answers: Path, key: Key | None) -> list[dict[str, Any]]:
     """One dict per student (the CSV's rows), by folder name."""
     if not answers.is_dir():
         raise GradeError(f"{answers}: not a folder of students' folders")
@@ -212,7 +218,9 @@ def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("dir", metavar="DIR", help="the folder of students' folders")
     p.add_argument(
-        "--key", metavar="FILE", help="the quiz key (instructor/quiz-key.toml); without it no quiz column"
+        "--key",
+        metavar="FILE",
+        help="the key (instructor/quiz-key.toml); without it no quiz and no 02-why column",
     )
     p.add_argument(
         "--out", default="gradebook.csv", metavar="FILE", help="the CSV to write (default gradebook.csv)"

@@ -114,9 +114,9 @@ def test_a_file_where_a_folder_should_be_is_a_row_with_an_error(answers):
     assert s["total"] == 0 and "not a folder" in s["notes"]
 
 
-def test_without_a_key_there_is_no_quiz_column(answers):
+def test_without_a_key_there_is_no_quiz_and_no_sentence_column(answers):
     good = by_student(gradebook(answers, None))["good"]
-    assert "quiz" not in good and good["max"] == 9 and good["total"] == 9
+    assert "quiz" not in good and "02-why" not in good and good["max"] == 8 and good["total"] == 8
 
 
 def test_the_command_writes_the_csv(answers, tmp_path, capsys):
@@ -132,7 +132,12 @@ def test_the_command_writes_the_csv(answers, tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ("dir_ok", "key_text", "expect"),
-    [(False, None, "not a folder"), (True, "[answers]\n", "expected an [answers] table"), (True, "q1 =", "")],
+    [
+        (False, None, "not a folder"),
+        (True, "[answers]\n", "expected an [answers] table"),
+        (True, '[answers]\nq1 = "a"\n[why-02]\nx = "("\n', "[why-02]"),
+        (True, "q1 =", ""),
+    ],
 )
 def test_bad_dir_or_key_is_exit_2_one_line(answers, tmp_path, capsys, dir_ok, key_text, expect):
     key = None
@@ -165,11 +170,12 @@ def test_the_explanation_is_the_comments_the_student_added():
     ],
 )
 def test_the_explanation_is_judged_by_its_concepts(sentence, missing):
-    assert missing_concepts(sentence) == missing
+    assert missing_concepts(sentence, load_key(KEY)) == missing
 
 
 def test_the_key_is_read_from_answers():
     key = load_key(KEY)
-    assert len(key) == 7 and set(key.values()) <= set("abcd")
+    assert len(key.answers) == 7 and set(key.answers.values()) <= set("abcd")
+    assert list(key.why) == ["not translated", "addressed to the host", "routed to INPUT"]
     with pytest.raises(GradeError):
         load_key(ROOT / "nope.toml")
