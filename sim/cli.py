@@ -25,6 +25,8 @@ COMMANDS = {
     "figures": "sim.report.figures",
     "check": "sim.report.exercises",
     "pcap": "sim.pcap.command",
+    "doctor": "sim.doctor",
+    "grade": "sim.report.grade",
     "kernels": "sim.report.kernels",
     "diff-kernels": "sim.testing.diff",
     "bench": "sim.bench",
