@@ -334,14 +334,15 @@ async def test_no_served_key_writes_a_file_on_the_server_and_s_reaches_the_brows
         async with http.get(f"http://127.0.0.1:{port}/download/{key}") as got:
             assert got.status == 200 and "image/svg+xml" in got.headers["Content-Type"]
             assert "<svg" in await got.text()
-        # every other key, and o with paths outside: nothing lands on the server's disk
-        for data in ["\x1b[C", "\x1b[D", "i", "c", " ", " ", "z", "1", "\r", "z", "?", "\x1b"]:
+        # o with a path outside, then every other key: nothing lands on the server's disk
+        await tab.key("o")
+        await tab.until("Open a scenario", timeout=30)
+        await tab.key("/etc/passwd\r")
+        await tab.until(r"outside\s+the\s+course\s+folder", timeout=30)
+        for data in ["\x1b[C", "\x1b[D", "i", "c", " ", " ", "z", "1", "\r", "z", "?", "\x1b", "s"]:
             await tab.key(data)
             await asyncio.sleep(0.2)
-        await tab.key("o")
-        await asyncio.sleep(0.5)
-        await tab.key("/etc/passwd\r")
-        await tab.until("outside the course folder", timeout=10)
+        await asyncio.sleep(2)
         assert sorted(p for p in tmp_path.rglob("*")) == before
         tab.reader.cancel()
         await ws.close()
