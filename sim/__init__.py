@@ -4,11 +4,13 @@ own stack answers it with a RST only the remote sees.
 
 The layers, each importing only the ones above it:
 
-- ``sim.clock``, ``sim.packet``, ``sim.wire``, ``sim.skb``, ``sim.trace``: virtual time, frozen
-  IPv4/TCP packets and their bytes, the per-packet ``sk_buff`` envelope, the one trace channel.
+- ``sim.clock``, ``sim.packet``, ``sim.wire``, ``sim.skb``, ``sim.trace``, ``sim.include``:
+  virtual time, frozen IPv4/TCP packets and their bytes, the per-packet ``sk_buff`` envelope, the
+  one trace channel, and the data the kernel keeps in headers (``struct nf_conn``, the TCP
+  conntrack structs).
 - ``sim.netfilter``: the kernel's netfilter code as data and pure functions -- the hook core
   (``core``: registration and ``nf_hook_slow``; ``hooks``: verdicts and priorities), conntrack
-  and its TCP tracker (``conntrack``, ``proto_tcp``, ``tcp_states``, ``profiles``), NAT
+  and its TCP tracker (``conntrack``, ``proto_tcp``, ``tcp_states``, ``sysctl``, ``profiles``), NAT
   (``nat``), ``ipt_do_table`` with its matches (``xtables``), the REJECT and LOG targets
   (``reject``, ``log``), the iptables tools (``iptables/``) and the ops a namespace registers
   (``ops``). Netfilter sees the stack only through ``core.Stack``.

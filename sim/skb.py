@@ -12,7 +12,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sim.netfilter.conntrack import Conn
+    from sim.include.nf_conntrack import Conn
     from sim.packet import Packet
 
 

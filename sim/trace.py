@@ -9,12 +9,11 @@ packet that enters the world gets a packet id (``pid``); a packet the world crea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sim.netfilter.proto_tcp import WindowCheck
     from sim.packet import Packet
 
 
@@ -102,6 +101,36 @@ class TraceVerdict(StrEnum):
     REPEAT = "REPEAT"  # NF_REPEAT
     IGNORE = "IGNORE"  # the tracker's NFCT_TCP_IGNORE
     INVALID = "INVALID"  # the tracker's NFCT_TCP_INVALID
+
+
+@dataclass(slots=True)
+class Bound:
+    """One of Guido van Rooij's bounds as evaluated for one packet."""
+
+    name: str  # "I" .. "IV"
+    rule: str  # in words, e.g. "seq <= sender.td_maxend"
+    limit: int  # the bound's value
+    value: int  # the packet's value
+    passed: bool
+
+
+@dataclass(slots=True)
+class WindowCheck:
+    """Why ``tcp_in_window`` decided what it did: the numbers, before and after."""
+
+    seq: int
+    end: int
+    ack: int
+    sack: int
+    win: int
+    sender_dir: int
+    bounds: list[Bound] = field(default_factory=list)
+    before: tuple[dict[str, int], dict[str, int]] = ({}, {})
+    after: tuple[dict[str, int], dict[str, int]] = ({}, {})
+
+    @property
+    def failed(self) -> list[str]:
+        return [b.name for b in self.bounds if not b.passed]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 SIM = Path(__file__).resolve().parents[1] / "sim"
 
 # What each layer may import at run time besides itself (sim/__init__.py's overview).
-BASE = {"sim.clock", "sim.packet", "sim.wire", "sim.skb", "sim.trace"}
+BASE = {"sim.clock", "sim.packet", "sim.wire", "sim.skb", "sim.trace", "sim.include"}
 ALLOWED = {
     "base": BASE,
     "sim.netfilter": BASE,
@@ -51,7 +51,7 @@ GRAPH = {name: _imports(path) - {name} for name, path in MODULES.items()}
 
 
 def _layer(module: str) -> str | None:
-    if module in BASE:
+    if any(module == b or module.startswith(b + ".") for b in BASE):
         return "base"
     return next((layer for layer in ALLOWED if module == layer or module.startswith(layer + ".")), None)
 

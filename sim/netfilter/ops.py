@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sim.include.nf_conntrack import IPS_SRC_NAT
 from sim.netfilter import nat
-from sim.netfilter.conntrack import IPS_SRC_NAT
 from sim.netfilter.core import NfHookOps, NfHookState
 from sim.netfilter.hooks import NfVerdict, Priority
 from sim.netfilter.log import LogTarget, log_line

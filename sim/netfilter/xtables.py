@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import Enum, IntFlag, StrEnum
 from typing import Protocol
 
-from sim.netfilter.conntrack import IPS_DST_NAT, IPS_SRC_NAT
+from sim.include.nf_conntrack import IPS_DST_NAT, IPS_SRC_NAT
 from sim.netfilter.hooks import NfVerdict
 from sim.netfilter.log import LogTarget, log_line
 from sim.netfilter.reject import RejectRequest, RejectTarget, RejectWith, nf_reject_tcp_reset

@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim.netfilter.proto_tcp import WindowCheck
 from sim.packet import parse_flags
 from sim.scenario.case import CaseError, load_case_file
 from sim.scenario.fixes import BE_LIBERAL
 from sim.scenario.replay import replay_case, run_world
 from sim.scenario.scenario import Scenario, ScenarioError, load_scenario, run_scenario
-from sim.trace import Step
+from sim.trace import Step, WindowCheck
 
 Verdict = tuple[bool, str]
 

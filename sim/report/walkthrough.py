@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sim.netfilter.conntrack import ConntrackTable, format_conntrack
-from sim.netfilter.proto_tcp import TcpAction, WindowCheck
+from sim.netfilter.proto_tcp import TcpAction
 from sim.packet import SEQ_MASK, Packet, TcpFlag, TcpOptions
 from sim.report.words import bound_words
 from sim.skb import Skb
 from sim.trace import Step as TraceStep
+from sim.trace import WindowCheck
 
 CONTAINER = ("172.17.0.2", 39700)
 REMOTE = ("36.110.213.207", 443)

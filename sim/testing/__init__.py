@@ -25,7 +25,7 @@ Importing this package imports hypothesis (the ``fuzz`` extra); the rest of ``si
 """
 
 from sim.kernel.fuzzcase import FIXES, conversation_to_case
-from sim.netfilter.proto_tcp import Bound, TcpAction, WindowCheck
+from sim.netfilter.proto_tcp import TcpAction
 from sim.testing.strategies import (
     Conversation,
     Segment,
@@ -36,6 +36,7 @@ from sim.testing.strategies import (
     perturbed_conversations,
 )
 from sim.testing.tracker import CLIENT, SERVER, SegmentResult, Tracker, track_conversation
+from sim.trace import Bound, WindowCheck
 
 __all__ = [
     "CLIENT",

@@ -13,13 +13,8 @@ from __future__ import annotations
 
 import random
 
-from sim.netfilter.conntrack import (
-    IPS_DST_NAT,
-    IPS_DST_NAT_DONE,
-    IPS_SRC_NAT,
-    IPS_SRC_NAT_DONE,
-    ConntrackTable,
-)
+from sim.include.nf_conntrack import IPS_DST_NAT, IPS_DST_NAT_DONE, IPS_SRC_NAT, IPS_SRC_NAT_DONE
+from sim.netfilter.conntrack import ConntrackTable
 from sim.netfilter.nat import (
     ManipType,
     hook2manip,

@@ -6,12 +6,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sim.netfilter.proto_tcp import WindowCheck
 from sim.packet import SEQ_MASK, TCPHDR_ACK, TCPHDR_RST, TCPHDR_SYN, Packet
 from sim.report.figures.seed import FigureError, rel, seed_scenario
 from sim.report.figures.svg import Svg
 from sim.scenario.scenario import Run, run_scenario
-from sim.trace import ConntrackInfo
+from sim.trace import ConntrackInfo, WindowCheck
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from sim.netfilter.conntrack import ConntrackSysctls
 from sim.netfilter.profiles import PROFILES, KernelProfile, resolve_kernel
+from sim.netfilter.sysctl import ConntrackSysctls
 from sim.report.pcap.analyse import Analysis, Connection, Flagged, Tracker
 from sim.report.pcap.findings import Findings, container_check, findings_lines, whatif
 from sim.report.pcap.reader import CaptureError, Frame, read_frames

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from sim.netfilter.conntrack import CtTuple
+from sim.include.nf_conntrack import CtTuple
 from sim.netfilter.profiles import PROFILES, KernelProfile
 from sim.packet import TCPHDR_RST, format_flags
 from sim.report.pcap.analyse import Analysis, Connection, Flagged, Tracker, Verdict, frames_of

@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from sim.include.nf_conntrack import ORIGINAL, REPLY
 from sim.netfilter.profiles import resolve_kernel
-from sim.netfilter.tcp_states import ORIGINAL, REPLY
 from sim.packet import Packet, format_flags
 from sim.report.pcap.analyse import Analysis, Connection, Tracker
 from sim.report.pcap.reader import Frame, read_frames
@@ -77,7 +77,7 @@ def connection_case(
     """
     topology = topology or Topology()
     _src, sport, _dst, dport = conn.orig
-    ends = {
+    ends: dict[int, tuple[str, str, str]] = {
         ORIGINAL: ("ctr", f"{topology.ctr_ip}:{sport}", f"{topology.remote_ip}:{dport}"),
         REPLY: ("remote", f"{topology.remote_ip}:{dport}", f"{topology.host_ip}:{sport}"),
     }
