@@ -10,6 +10,7 @@ import time
 from typing import Any, NoReturn
 
 from sim.netfilter.profiles import PROFILES, resolve_kernel
+from sim.topology.docker_bridge import NsRole
 
 # Subcommands whose parser and main() live with the code they drive.
 SUBCOMMAND_MODULES = {
@@ -231,7 +232,7 @@ def _run(ref: str, kernel: str | None, fix: str, out: str, show: list[str]) -> i
         print(f"nflab: {e}", file=sys.stderr)
         return 2
     print(render(result))
-    host = result.world.namespaces["host"]
+    host = result.world.namespaces[NsRole.HOST]
     for what in show:
         print(f"--- host {what}")
         if what == "iptables":

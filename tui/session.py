@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sim.include.netfilter import CtState, Hook
 from sim.netfilter.profiles import PROFILES
 from sim.packet import TCPHDR_RST
+from sim.topology.docker_bridge import NsRole
 from sim.trace import Step, TraceEvent
 
 if TYPE_CHECKING:  # the model's modules load in the worker that runs it, after the first frame
@@ -194,7 +196,7 @@ def index(
     entries: list[tuple[int, str]] = []
     for i, e in enumerate(events):
         steps.setdefault(e.pid, []).append(i)
-        if e.step is Step.CONNTRACK and e.ns == "host":
+        if e.step is Step.CONNTRACK and e.ns == NsRole.HOST:
             line = format_entry(e.ct.entry, e.t) if e.ct and e.ct.entry else None
             if line:
                 entries.append((i, line))
@@ -208,8 +210,8 @@ def index(
             d = ct(events[i])
             if d is None:
                 continue
-            at_host = events[i].ns == "host" and events[i].hook == "PREROUTING"
-            if d.ctstate == "INVALID":
+            at_host = events[i].ns == NsRole.HOST and events[i].hook is Hook.PRE_ROUTING
+            if d.ctstate is CtState.INVALID:
                 invalid.append((k, s))
                 if at_host:
                     arriving.append((k, s))
@@ -217,8 +219,8 @@ def index(
                 out_of_window.append((k, s))
     focus = decisive(arriving, out_of_window)
     panes = (
-        _pane(world, "host", "eth0", "host eth0 (uplink)"),
-        _pane(world, "ctr", "eth0", "container eth0"),
+        _pane(world, NsRole.HOST, "eth0", "host eth0 (uplink)"),
+        _pane(world, NsRole.CONTAINER, "eth0", "container eth0"),
     )
     rst_pids = [c.pid for c in panes[0].lines if c.rst and c.direction == "out"]
     caused: dict[int, list[int]] = {}

@@ -7,10 +7,22 @@ the entries and ``nf_conntrack_in`` are :mod:`sim.netfilter.conntrack`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
 
-from sim.include.nf_conntrack_tcp import STATE_NAMES, TcpCt
-from sim.trace import CtEntry
+from sim.include.nf_conntrack_tcp import STATE_NAMES, TcpCt, TcpState
+
+
+class CtInfo(IntEnum):
+    """``enum ip_conntrack_info`` (include/uapi/linux/netfilter/nf_conntrack_common.h)."""
+
+    ESTABLISHED = 0
+    RELATED = 1
+    NEW = 2
+    ESTABLISHED_REPLY = 3  # IP_CT_IS_REPLY
+    RELATED_REPLY = 4
+    UNTRACKED = 7
+
 
 # enum ip_conntrack_status (include/uapi/linux/netfilter/nf_conntrack_common.h)
 IPS_EXPECTED = 1 << 0
@@ -93,9 +105,23 @@ class Conn:
         return CtEntry(
             original=original,
             reply=reply,
-            state=self.state_name(),
+            state=self.tcp.state,
             expires=self.timeout,
             seen_reply=self.seen_reply,
             assured=self.assured,
             mark=self.mark,
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CtEntry:
+    """A conntrack entry as it stood at the event: what ``conntrack -L`` would list then.
+    :func:`sim.netfilter.conntrack.format_entry` renders it."""
+
+    original: tuple[str, int, str, int]  # tuplehash[ORIGINAL]: (src, sport, dst, dport)
+    reply: tuple[str, int, str, int]  # tuplehash[REPLY]
+    state: TcpState
+    expires: float  # absolute expiry, seconds of virtual time
+    seen_reply: bool  # IPS_SEEN_REPLY
+    assured: bool  # IPS_ASSURED
+    mark: int

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sim.include.netfilter import Hook
 from sim.net.netns import RouteType
 from sim.net.tcp_ipv4 import inet_lookup, socket_name, tcp_v4_send_reset
 from sim.netfilter.core import nf_hook_slow
-from sim.skb import Hook, Skb
-from sim.trace import Step, TraceVerdict, Why
+from sim.skb import Skb
+from sim.trace import Why
 
 if TYPE_CHECKING:
     from sim.net.netns import Namespace
@@ -34,41 +35,15 @@ def ip_rcv(w: World, ns: Namespace, skb: Skb) -> None:
     res = ns.fib_lookup(skb.pkt.dst)
     if res.type is RouteType.LOCAL:
         if w.trace.enabled:
-            w.event(
-                pid=skb.pid,
-                step=Step.ROUTE,
-                why=Why.ROUTE_LOCAL,
-                ns=ns,
-                verdict=TraceVerdict.LOCAL,
-                before=skb.pkt,
-                skb=skb,
-            )
+            w.note(Why.ROUTE_LOCAL, ns, skb)
         ip_local_deliver(w, ns, skb)
     elif res.type is RouteType.UNICAST and ns.ip_forward:
         if w.trace.enabled:
-            w.event(
-                pid=skb.pid,
-                step=Step.ROUTE,
-                why=Why.ROUTE_FORWARD,
-                ns=ns,
-                verdict=TraceVerdict.FORWARD,
-                before=skb.pkt,
-                skb=skb,
-                detail=res.dev,
-            )
+            w.note(Why.ROUTE_FORWARD, ns, skb, detail=res.dev)
         ip_forward(w, ns, skb, res.dev or "", res.nexthop or skb.pkt.dst)
     else:
         if w.trace.enabled:
-            why = Why.NO_ROUTE if res.type is RouteType.UNREACHABLE else Why.NOT_FORWARDING
-            w.event(
-                pid=skb.pid,
-                step=Step.DROP,
-                why=why,
-                ns=ns,
-                verdict=TraceVerdict.DROP,
-                before=skb.pkt,
-                skb=skb,
-            )
+            w.note(Why.NO_ROUTE if res.type is RouteType.UNREACHABLE else Why.NOT_FORWARDING, ns, skb)
 
 
 def ip_local_deliver(w: World, ns: Namespace, skb: Skb) -> None:
@@ -84,64 +59,23 @@ def tcp_v4_rcv(w: World, ns: Namespace, skb: Skb) -> None:
     sk = inet_lookup(ns.sockets, ns.listeners, pkt)
     if sk is not None:
         if w.trace.enabled:
-            w.event(
-                pid=skb.pid,
-                step=Step.SOCKET,
-                why=Why.SOCKET_FOUND,
-                ns=ns,
-                verdict=TraceVerdict.SOCKET,
-                before=pkt,
-                skb=skb,
-                detail=socket_name(ns.sockets, pkt),
-            )
+            w.note(Why.SOCKET_FOUND, ns, skb, detail=socket_name(ns.sockets, pkt))
         w.deliver_to_socket(ns, sk, pkt, skb.pid)
         return
     if w.trace.enabled:
-        w.event(
-            pid=skb.pid,
-            step=Step.SOCKET,
-            why=Why.NO_SOCKET,
-            ns=ns,
-            verdict=TraceVerdict.NO_SOCKET,
-            before=pkt,
-            skb=skb,
-        )
+        w.note(Why.NO_SOCKET, ns, skb)
     if not ns.reset_unknown:
         if w.trace.enabled:
-            w.event(
-                pid=skb.pid,
-                step=Step.DROP,
-                why=Why.FIREWALL,
-                ns=ns,
-                verdict=TraceVerdict.DROP,
-                before=pkt,
-                skb=skb,
-            )
+            w.note(Why.FIREWALL, ns, skb)
         return
     if pkt.bad_checksum:
         if w.trace.enabled:
-            w.event(
-                pid=skb.pid,
-                step=Step.DROP,
-                why=Why.BAD_CHECKSUM,
-                ns=ns,
-                verdict=TraceVerdict.DROP,
-                before=pkt,
-                skb=skb,
-            )
+            w.note(Why.BAD_CHECKSUM, ns, skb)
         return
     rst = tcp_v4_send_reset(pkt)
     if rst is None:
         if w.trace.enabled:
-            w.event(
-                pid=skb.pid,
-                step=Step.RST,
-                why=Why.NO_RST_FOR_RST,
-                ns=ns,
-                verdict=TraceVerdict.NO_RST,
-                before=pkt,
-                skb=skb,
-            )
+            w.note(Why.NO_RST_FOR_RST, ns, skb)
         return
     w.emit_local(ns, rst, cause=skb.pid, why=Why.TCP_RESET)
 
@@ -150,15 +84,7 @@ def ip_forward(w: World, ns: Namespace, skb: Skb, dev: str, nexthop: str) -> Non
     """``ip_forward()``: TTL, FORWARD, then ``ip_output()``."""
     if skb.pkt.ttl <= 1:
         if w.trace.enabled:
-            w.event(
-                pid=skb.pid,
-                step=Step.DROP,
-                why=Why.TTL_EXCEEDED,
-                ns=ns,
-                verdict=TraceVerdict.DROP,
-                before=skb.pkt,
-                skb=skb,
-            )
+            w.note(Why.TTL_EXCEEDED, ns, skb)
         return
     p = skb.pkt
     skb.pkt = p.rewritten(p.src, p.sport, p.dst, p.dport, p.ttl - 1)
@@ -180,15 +106,7 @@ def ip_local_out(w: World, ns: Namespace, skb: Skb) -> None:
     res = ns.fib_lookup(skb.pkt.dst)
     if res.type is not RouteType.UNICAST:
         if w.trace.enabled:
-            w.event(
-                pid=skb.pid,
-                step=Step.DROP,
-                why=Why.NO_ROUTE_OUT,
-                ns=ns,
-                verdict=TraceVerdict.DROP,
-                before=skb.pkt,
-                skb=skb,
-            )
+            w.note(Why.NO_ROUTE_OUT, ns, skb)
         return
     skb.outdev = res.dev
     if not nf_hook(w, ns, Hook.LOCAL_OUT, skb):

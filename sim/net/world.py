@@ -16,13 +16,14 @@ from typing import Any, Protocol
 import networkx as nx
 
 from sim.clock import Clock
+from sim.include.netfilter import Hook
 from sim.net.ipv4 import ip_local_out, ip_rcv
 from sim.net.netns import Device, Namespace
 from sim.net.tcp_ipv4 import socket_name
 from sim.netfilter.core import Net, NfHookState
 from sim.packet import Packet
-from sim.skb import Hook, Skb
-from sim.trace import Step, Trace, TraceEvent, TraceVerdict, Why
+from sim.skb import Skb
+from sim.trace import STACK_EVENTS, Trace, TraceEvent, Why
 
 
 @dataclass(slots=True)
@@ -143,22 +144,27 @@ class World:
         self._next_pid += 1
         return self._next_pid
 
-    def event(
+    def note(
+        self, why: Why, ns: Namespace, skb: Skb, *, dev: str | None = None, detail: str | None = None
+    ) -> None:
+        """Record one decision of the IP layer about ``skb`` (``dev``: the skb's input device
+        unless given). Callers check ``trace.enabled`` first: off, nothing is built."""
+        self.note_dev(why, ns, skb.indev if dev is None else dev, skb.pkt, skb.pid, detail=detail)
+
+    def note_dev(
         self,
-        *,
-        pid: int,
-        step: Step,
         why: Why,
-        ns: Namespace,
-        verdict: TraceVerdict,
-        before: Packet,
-        skb: Skb | None = None,
-        dev: str | None = None,
+        ns: Net,
+        dev: str | None,
+        pkt: Packet | None,
+        pid: int,
+        *,
         detail: str | None = None,
         cause: int | None = None,
     ) -> None:
-        """Record one event of the stack (callers check ``trace.enabled`` first, so nothing is
-        built when tracing is off). ``dev`` defaults to the skb's input device."""
+        """Record one decision of the device layer (or the stack) about packet ``pid``; its
+        step and verdict follow from ``why`` (:data:`sim.trace.STACK_EVENTS`)."""
+        step, verdict = STACK_EVENTS[why]
         self.trace.add(
             TraceEvent(
                 t=self.clock.now,
@@ -166,9 +172,9 @@ class World:
                 step=step,
                 why=why,
                 ns=ns.name,
-                dev=dev if dev is not None or skb is None else skb.indev,
+                dev=dev,
                 verdict=verdict,
-                before=before,
+                before=pkt,
                 detail=detail,
                 cause=cause,
             )
@@ -177,17 +183,7 @@ class World:
     def kernel_log(self, net: Net, pid: int, line: str) -> None:
         self.namespaces[net.name].log.append((self.clock.now, line))
         if self.trace.enabled:
-            self.trace.add(
-                TraceEvent(
-                    t=self.clock.now,
-                    pid=pid,
-                    step=Step.LOG,
-                    why=Why.LOG,
-                    ns=net.name,
-                    verdict=TraceVerdict.LOG,
-                    detail=line,
-                )
-            )
+            self.note_dev(Why.LOG, net, None, None, pid, detail=line)
 
     # -- packets in ---------------------------------------------------------------------------
     def inject(self, ns_name: str, dev_name: str, pkt: Packet) -> int:
@@ -195,15 +191,7 @@ class World:
         pid = self.new_pid()
         ns = self.namespaces[ns_name]
         if self.trace.enabled:
-            self.event(
-                pid=pid,
-                step=Step.SEND,
-                why=Why.CRAFTED,
-                ns=ns,
-                verdict=TraceVerdict.SEND,
-                before=pkt,
-                dev=dev_name,
-            )
+            self.note_dev(Why.CRAFTED, ns, dev_name, pkt, pid)
         self.xmit(ns, dev_name, pkt, pid, pkt.dst)
         return pid
 
@@ -213,9 +201,7 @@ class World:
         ns = self.namespaces[ns_name]
         self.crossings += 1
         if self.trace.enabled:
-            self.event(
-                pid=pid, step=Step.SEND, why=Why.STACK_SENDS, ns=ns, verdict=TraceVerdict.SEND, before=pkt
-            )
+            self.note_dev(Why.STACK_SENDS, ns, None, pkt, pid)
         ip_local_out(self, ns, Skb(pkt, pid=pid))
         return pid
 
@@ -224,10 +210,8 @@ class World:
         ns = self.namespaces[net.name]
         pid = self.new_pid()
         if self.trace.enabled:
-            self.event(pid=cause, step=Step.RST, why=why, ns=ns, verdict=TraceVerdict.RST, before=pkt)
-            self.event(
-                pid=pid, step=Step.SEND, why=why, ns=ns, verdict=TraceVerdict.SEND, before=pkt, cause=cause
-            )
+            self.note_dev(why, ns, None, pkt, cause)  # RST on the packet that caused it
+            self.note_dev(Why.STACK_SENDS, ns, None, pkt, pid, cause=cause)
         ip_local_out(self, ns, Skb(pkt, pid=pid))
         return pid
 
@@ -241,65 +225,23 @@ class World:
             port = self._bridge_port(ns, dev_name, nexthop)
             if port is None:
                 if self.trace.enabled:
-                    self.event(
-                        pid=pid,
-                        step=Step.DROP,
-                        why=Why.NEIGH_UNRESOLVED,
-                        ns=ns,
-                        verdict=TraceVerdict.DROP,
-                        before=pkt,
-                        dev=dev_name,
-                        detail=nexthop,
-                    )
+                    self.note_dev(Why.NEIGH_UNRESOLVED, ns, dev_name, pkt, pid, detail=nexthop)
                 return
             if self.trace.enabled:
-                self.event(
-                    pid=pid,
-                    step=Step.BRIDGE,
-                    why=Why.BRIDGE_OUT,
-                    ns=ns,
-                    verdict=TraceVerdict.OUT,
-                    before=pkt,
-                    dev=port,
-                    detail=dev_name,
-                )
+                self.note_dev(Why.BRIDGE_OUT, ns, port, pkt, pid, detail=dev_name)
             dev = ns.devices[port]
             if self.capturing:
                 self.captures[(ns.name, port)].records.append((self.clock.now, "out", pkt, pid))
         if dev.peer is None:
             if self.trace.enabled:
-                self.event(
-                    pid=pid,
-                    step=Step.DROP,
-                    why=Why.NO_LINK,
-                    ns=ns,
-                    verdict=TraceVerdict.DROP,
-                    before=pkt,
-                    dev=dev.name,
-                )
+                self.note_dev(Why.NO_LINK, ns, dev.name, pkt, pid)
             return
         if self.trace.enabled:
-            self.event(
-                pid=pid,
-                step=Step.XMIT,
-                why=Why.XMIT,
-                ns=ns,
-                verdict=TraceVerdict.XMIT,
-                before=pkt,
-                dev=dev.name,
-            )
+            self.note_dev(Why.XMIT, ns, dev.name, pkt, pid)
         copies = 1
         if dev.loss and self.rng.random() < dev.loss:
             if self.trace.enabled:
-                self.event(
-                    pid=pid,
-                    step=Step.DROP,
-                    why=Why.LOST,
-                    ns=ns,
-                    verdict=TraceVerdict.DROP,
-                    before=pkt,
-                    dev=dev.name,
-                )
+                self.note_dev(Why.LOST, ns, dev.name, pkt, pid)
             return
         if dev.duplicate and self.rng.random() < dev.duplicate:
             copies = 2
@@ -329,15 +271,7 @@ class World:
         if self.capturing:
             self.captures[(ns_name, dev_name)].records.append((self.clock.now, "in", pkt, pid))
         if self.trace.enabled:
-            self.event(
-                pid=pid,
-                step=Step.RECV,
-                why=Why.RECV,
-                ns=ns,
-                verdict=TraceVerdict.RECV,
-                before=pkt,
-                dev=dev_name,
-            )
+            self.note_dev(Why.RECV, ns, dev_name, pkt, pid)
         dev = ns.devices[dev_name]
         skb = Skb(pkt, indev=dev_name, pid=pid)
         if dev.master is not None:
@@ -346,42 +280,17 @@ class World:
             if self.capturing:
                 self.captures[(ns_name, dev.master)].records.append((self.clock.now, "in", pkt, pid))
             if self.trace.enabled:
-                self.event(
-                    pid=pid,
-                    step=Step.BRIDGE,
-                    why=Why.BRIDGE_UP,
-                    ns=ns,
-                    verdict=TraceVerdict.UP,
-                    before=pkt,
-                    skb=skb,
-                    detail=dev_name,
-                )
+                self.note(Why.BRIDGE_UP, ns, skb, detail=dev_name)
         if ns.passive:
             if self.trace.enabled:
-                self.event(
-                    pid=pid,
-                    step=Step.DELIVER,
-                    why=Why.CAPTURED,
-                    ns=ns,
-                    verdict=TraceVerdict.CAPTURED,
-                    before=pkt,
-                    skb=skb,
-                )
+                self.note(Why.CAPTURED, ns, skb)
             return
         ip_rcv(self, ns, skb)
 
     def deliver_to_socket(self, ns: Namespace, sk: Any, pkt: Packet, pid: int) -> None:
         """Hand a segment to an endpoint and send what it answers."""
         if self.trace.enabled:
-            self.event(
-                pid=pid,
-                step=Step.DELIVER,
-                why=Why.DELIVERED,
-                ns=ns,
-                verdict=TraceVerdict.DELIVERED,
-                before=pkt,
-                detail=socket_name(ns.sockets, pkt),
-            )
+            self.note_dev(Why.DELIVERED, ns, None, pkt, pid, detail=socket_name(ns.sockets, pkt))
         for out in sk.receive(pkt, self.clock.now):
             self.send(ns.name, out)
         self.arm(ns.name, sk)

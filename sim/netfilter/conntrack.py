@@ -21,6 +21,8 @@ from sim.include.nf_conntrack import (
     REPLY,
     Conn,
     CtDir,
+    CtEntry,
+    CtInfo,
     CtTuple,
     invert_tuple,
 )
@@ -28,8 +30,7 @@ from sim.netfilter.hooks import NfVerdict
 from sim.netfilter.profiles import DEFAULT_PROFILE, KernelProfile, resolve_kernel
 from sim.netfilter.proto_tcp import TcpAction, TcpResult, nf_conntrack_tcp_packet
 from sim.netfilter.sysctl import ConntrackSysctls
-from sim.skb import CtInfo, Skb
-from sim.trace import CtEntry
+from sim.skb import Skb
 
 
 @dataclass(slots=True)
@@ -244,7 +245,7 @@ def format_entry(entry: CtEntry, now: float) -> str:
     remaining = max(int(entry.expires - now), 0)
     return "".join(
         (
-            f"tcp      6 {remaining} {entry.state} ",
+            f"tcp      6 {remaining} {entry.state.name} ",
             f"src={o_src} dst={o_dst} sport={o_sport} dport={o_dport} ",
             "" if entry.seen_reply else "[UNREPLIED] ",
             f"src={r_src} dst={r_dst} sport={r_sport} dport={r_dport} ",

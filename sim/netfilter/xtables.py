@@ -16,15 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Container
 from dataclasses import dataclass, field
-from enum import Enum, IntFlag, StrEnum
+from enum import Enum, IntFlag
 from typing import Protocol
 
-from sim.include.nf_conntrack import IPS_DST_NAT, IPS_SRC_NAT
+from sim.include.netfilter import HOOK_CHAIN, CtState, Hook, NatKind, TableName
+from sim.include.nf_conntrack import IPS_DST_NAT, IPS_SRC_NAT, CtInfo
 from sim.netfilter.hooks import NfVerdict
 from sim.netfilter.log import LogTarget, log_line
 from sim.netfilter.reject import RejectRequest, RejectTarget, RejectWith, nf_reject_tcp_reset
 from sim.packet import IPPROTO_TCP, ip_to_int
-from sim.skb import CtInfo, Hook, Skb
+from sim.skb import Skb
 
 U32 = 0xFFFFFFFF
 
@@ -39,25 +40,6 @@ class StdVerdict(Enum):
     DROP = "DROP"
     RETURN = "RETURN"
 
-
-class TableName(StrEnum):
-    """The IPv4 tables: iptable_raw.c, iptable_mangle.c, iptable_nat.c, iptable_filter.c."""
-
-    RAW = "raw"
-    MANGLE = "mangle"
-    NAT = "nat"
-    FILTER = "filter"
-
-
-# The chain name iptables shows for each hook (ip_tables.c hooknames[]).
-HOOK_CHAIN: dict[Hook, str] = {
-    Hook.PRE_ROUTING: "PREROUTING",
-    Hook.LOCAL_IN: "INPUT",
-    Hook.FORWARD: "FORWARD",
-    Hook.LOCAL_OUT: "OUTPUT",
-    Hook.POST_ROUTING: "POSTROUTING",
-}
-CHAIN_HOOK = {name: hook for hook, name in HOOK_CHAIN.items()}
 
 # valid_hooks of each table, in hook order (the order iptables lists the built-in chains).
 TABLE_HOOKS: dict[TableName, tuple[Hook, ...]] = {
@@ -171,18 +153,6 @@ class TcpMatch:
             return False
         # th[13] is the flags byte, CWR/ECE included, exactly as Packet.flags holds it.
         return ((pkt.flags & self.flg_mask) == self.flg_cmp) != self.inv_flags
-
-
-class CtState(IntFlag):
-    """``XT_CONNTRACK_STATE_*`` (include/uapi/linux/netfilter/xt_conntrack.h, nf_conntrack_common.h)."""
-
-    INVALID = 1 << 0
-    ESTABLISHED = 1 << 1  # XT_CONNTRACK_STATE_BIT(IP_CT_ESTABLISHED)
-    RELATED = 1 << 2
-    NEW = 1 << 3
-    SNAT = 1 << 8
-    DNAT = 1 << 9
-    UNTRACKED = 1 << 10
 
 
 # XT_CONNTRACK_STATE_BIT(ctinfo) = 1 << (ctinfo % IP_CT_IS_REPLY + 1)
@@ -343,14 +313,6 @@ class NatRange:
     max_addr: str = "0.0.0.0"
     min_port: int = 0
     max_port: int = 0
-
-
-class NatKind(Enum):
-    """Which NAT target asked: xt_nat.c (SNAT, DNAT) or xt_MASQUERADE.c."""
-
-    SNAT = "SNAT"
-    DNAT = "DNAT"
-    MASQUERADE = "MASQUERADE"
 
 
 @dataclass(frozen=True, slots=True)

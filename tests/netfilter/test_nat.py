@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 
+from sim.include.netfilter import Hook
 from sim.include.nf_conntrack import IPS_DST_NAT, IPS_DST_NAT_DONE, IPS_SRC_NAT, IPS_SRC_NAT_DONE
 from sim.netfilter.conntrack import ConntrackTable
 from sim.netfilter.nat import (
@@ -25,7 +26,7 @@ from sim.netfilter.nat import (
 )
 from sim.netfilter.xtables import NatRange, NatRangeFlag
 from sim.packet import Packet, TcpFlag
-from sim.skb import Hook, Skb
+from sim.skb import Skb
 
 CTR, HOST, REMOTE = "172.17.0.2", "10.21.17.99", "36.110.213.207"
 SYN = Packet(CTR, REMOTE, 39700, 443, 1000, 0, int(TcpFlag.SYN), 29200)

@@ -6,22 +6,20 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from sim.include.netfilter import Hook, NatKind, TableName
+from sim.include.nf_conntrack import IPS_DST_NAT, IPS_SRC_NAT, CtInfo
 from sim.netfilter.iptables.cmd import iptables
 from sim.netfilter.reject import RejectWith, nf_reject_tcp_reset
 from sim.netfilter.xtables import (
     CREDITS_PER_JIFFY,
-    IPS_DST_NAT,
-    IPS_SRC_NAT,
-    NatKind,
     NatRangeFlag,
     Ruleset,
-    TableName,
     Verdict,
     ipt_do_table,
     user2credits,
 )
 from sim.packet import Packet, TcpFlag
-from sim.skb import CtInfo, Hook, Skb
+from sim.skb import Skb
 
 
 @dataclass

@@ -20,10 +20,11 @@ from hypothesis import event, given, reject, settings
 from hypothesis import strategies as st
 
 from sim.cli import _replay, _run, main
+from sim.include.netfilter import CHAIN_HOOK
 from sim.netfilter.iptables.parse import RuleError
 from sim.netfilter.iptables.restore import iptables_restore
 from sim.netfilter.iptables.save import iptables_save, save_table
-from sim.netfilter.xtables import CHAIN_HOOK, Ruleset, ipt_do_table
+from sim.netfilter.xtables import Ruleset, ipt_do_table
 from sim.packet import Packet, parse_flags
 from sim.scenario.case import CASE_KEYS, OPTION_KEYS, PACKET_KEYS
 from sim.scenario.loader import CASES_DIR, builtin_cases

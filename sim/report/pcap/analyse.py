@@ -35,7 +35,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from sim.include.nf_conntrack import ORIGINAL, CtTuple
+from sim.include.nf_conntrack import ORIGINAL, CtInfo, CtTuple
 from sim.netfilter.conntrack import ConntrackTable
 from sim.netfilter.profiles import KernelProfile
 from sim.netfilter.proto_tcp import TcpAction, tcp_in_window
@@ -43,7 +43,7 @@ from sim.netfilter.sysctl import ConntrackSysctls
 from sim.netfilter.tcp_states import get_conntrack_index
 from sim.packet import TCPHDR_ACK, TCPHDR_RST, Packet
 from sim.report.pcap.reader import Frame
-from sim.skb import CtInfo, Skb
+from sim.skb import Skb
 from sim.trace import Bound
 
 COPIES_KEPT = 4096  # packets remembered to recognise their copies on other interfaces
