@@ -169,6 +169,18 @@ class WindowCheck:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CtSysctls:
+    """The ``net.netfilter.nf_conntrack_*`` values conntrack read for the packet."""
+
+    tcp_be_liberal: int
+    tcp_loose: int
+    tcp_max_retrans: int
+    tcp_ignore_invalid_rst: int
+    log_invalid: int
+    checksum: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConntrackInfo:
     """What ``nf_conntrack_in`` decided about one packet."""
 
@@ -183,6 +195,8 @@ class ConntrackInfo:
     snat: bool  # the attached entry has a source NAT binding
     direction: CtDir | None
     entry: CtEntry | None  # the packet's connection afterwards
+    sysctls: CtSysctls  # the values that decided
+    log_prefix: str  # what the kernel puts before ``reason`` in its log line
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -196,7 +210,8 @@ class NatBinding:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TraceEvent:
     """One decision: where, what (``step``, ``verdict``), why (``why``, ``detail`` and the typed
-    payloads ``ct`` and ``nat``) and the packet before and after."""
+    payloads ``ct`` and ``nat``) and the packet before and after. What decided is recorded with
+    it (``rule_text``, ``ct.sysctls``), so a reader explains the step from the event alone."""
 
     t: float
     pid: int
@@ -209,6 +224,7 @@ class TraceEvent:
     table: TableName | None = None
     chain: str | None = None  # a built-in chain (the hook's) or a user chain: not a closed set
     rule: int | None = None
+    rule_text: str | None = None  # TABLE / LOG: the deciding rule as ``iptables -S`` prints it
     verdict: TraceVerdict | None = None
     before: Packet | None = None
     after: Packet | None = None

@@ -21,6 +21,8 @@ from sim.net.ipv4 import ip_local_out, ip_rcv
 from sim.net.netns import Device, Namespace
 from sim.net.tcp_ipv4 import socket_name
 from sim.netfilter.core import Net, NfHookState
+from sim.netfilter.iptables.save import rule_save
+from sim.netfilter.xtables import Chain, Rule
 from sim.packet import Packet
 from sim.skb import Skb
 from sim.trace import STACK_EVENTS, Trace, TraceEvent, Why
@@ -50,8 +52,9 @@ class NsContext:
         dst = self.ns.devices[skb.indev].mac if skb.indev in self.ns.devices else dev.mac
         return f"{dst}:{src}:08:00"
 
-    def log(self, level: int, line: str, skb: Skb) -> None:
-        self.world.kernel_log(self.ns, skb.pid, line)
+    def log(self, level: int, line: str, skb: Skb, chain: Chain, rule: Rule) -> None:
+        text = rule_save(chain, rule, counters=False) if self.world.trace.enabled else None
+        self.world.kernel_log(self.ns, skb.pid, line, rule_text=text)
 
 
 @dataclass(slots=True)
@@ -161,6 +164,7 @@ class World:
         *,
         detail: str | None = None,
         cause: int | None = None,
+        rule_text: str | None = None,
     ) -> None:
         """Record one decision of the device layer (or the stack) about packet ``pid``; its
         step and verdict follow from ``why`` (:data:`sim.trace.STACK_EVENTS`)."""
@@ -177,13 +181,15 @@ class World:
                 before=pkt,
                 detail=detail,
                 cause=cause,
+                rule_text=rule_text,
             )
         )
 
-    def kernel_log(self, net: Net, pid: int, line: str) -> None:
+    def kernel_log(self, net: Net, pid: int, line: str, *, rule_text: str | None = None) -> None:
+        """A kernel log line about packet ``pid`` (``rule_text``: the LOG rule that wrote it)."""
         self.namespaces[net.name].log.append((self.clock.now, line))
         if self.trace.enabled:
-            self.note_dev(Why.LOG, net, None, None, pid, detail=line)
+            self.note_dev(Why.LOG, net, None, None, pid, detail=line, rule_text=rule_text)
 
     # -- packets in ---------------------------------------------------------------------------
     def inject(self, ns_name: str, dev_name: str, pkt: Packet) -> int:

@@ -17,10 +17,11 @@ from sim.include.nf_conntrack import IPS_SRC_NAT, CtDir, CtEntry, CtInfo
 from sim.netfilter import nat
 from sim.netfilter.core import NfHookOps, NfHookState, hook_dev, note_hook
 from sim.netfilter.hooks import NfVerdict, Priority
+from sim.netfilter.iptables.save import rule_save
 from sim.netfilter.log import LogTarget, log_line
-from sim.netfilter.xtables import TABLE_HOOKS, Verdict, XtResult, ctstate_of, ipt_do_table
+from sim.netfilter.xtables import TABLE_HOOKS, Table, Verdict, XtResult, ctstate_of, ipt_do_table
 from sim.skb import Skb
-from sim.trace import ConntrackInfo, NatBinding, TraceVerdict, Why
+from sim.trace import ConntrackInfo, CtSysctls, NatBinding, TraceVerdict, Why
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from sim.netfilter.conntrack import ConntrackTable
     from sim.netfilter.core import Net
     from sim.netfilter.proto_tcp import TcpResult
+    from sim.netfilter.sysctl import ConntrackSysctls
     from sim.packet import Packet
 
 REPLY_INFOS = (CtInfo.ESTABLISHED_REPLY, CtInfo.RELATED_REPLY)
@@ -66,6 +68,8 @@ def conntrack_in(skb: Skb, state: NfHookState) -> NfVerdict:
             snat=skb.ct is not None and bool(skb.ct.status & IPS_SRC_NAT),
             direction=_direction(skb, tcp),
             entry=_entry(table, before, w.now),
+            sysctls=_sysctls(table.sysctl),
+            log_prefix=table.profile.log_prefix,
         )
         dev = skb.indev or skb.outdev
         prio = int(Priority.CONNTRACK)
@@ -73,6 +77,32 @@ def conntrack_in(skb: Skb, state: NfHookState) -> NfVerdict:
             state, skb, Why.CONNTRACK, window or TraceVerdict.DROP, prio, dev=dev, before=before, ct=info
         )
     return res.verdict
+
+
+def _sysctls(s: ConntrackSysctls) -> CtSysctls:
+    """The sysctl values for the trace, one frozen record per distinct set."""
+    key = (
+        s.tcp_be_liberal,
+        s.tcp_loose,
+        s.tcp_max_retrans,
+        s.tcp_ignore_invalid_rst,
+        s.log_invalid,
+        s.checksum,
+    )
+    got = _SYSCTLS.get(key)
+    if got is None:
+        got = _SYSCTLS[key] = CtSysctls(
+            tcp_be_liberal=key[0],
+            tcp_loose=key[1],
+            tcp_max_retrans=key[2],
+            tcp_ignore_invalid_rst=key[3],
+            log_invalid=key[4],
+            checksum=key[5],
+        )
+    return got
+
+
+_SYSCTLS: dict[tuple[int, ...], CtSysctls] = {}
 
 
 def _entry(table: ConntrackTable, pkt: Packet, now: float) -> CtEntry | None:
@@ -128,8 +158,9 @@ def nat_hook(skb: Skb, state: NfHookState) -> NfVerdict:
         return NfVerdict.ACCEPT
     binding = None
     if skb.ctinfo == CtInfo.NEW and not nat.nf_nat_initialized(ct, manip):
-        result = ipt_do_table(ns.ruleset.table(TableName.NAT), hook, skb, w.xt_context(ns))
-        _table_event(state, skb, prio, TableName.NAT, result)
+        nat_table = ns.ruleset.table(TableName.NAT)
+        result = ipt_do_table(nat_table, hook, skb, w.xt_context(ns))
+        _table_event(state, skb, prio, nat_table, result)
         if result.verdict != Verdict.ACCEPT:
             return NfVerdict.DROP
         if result.nat is not None:
@@ -166,7 +197,16 @@ def _nat_event(
     note_hook(state, skb, why, verdict, prio, dev=dev, before=before, after=after, nat=binding)
 
 
-def _table_event(state: NfHookState, skb: Skb, prio: int, table: TableName, result: XtResult) -> None:
+def _rule_text(table: Table, result: XtResult) -> str:
+    """The rule that decided, as ``iptables -t TABLE -S`` prints it, or the chain's policy."""
+    chain = table.chains[result.chain]
+    if result.rulenum:
+        return rule_save(chain, chain.rules[result.rulenum - 1], counters=False)
+    assert chain.policy is not None
+    return f"-P {chain.name} {chain.policy.value}"
+
+
+def _table_event(state: NfHookState, skb: Skb, prio: int, table: Table, result: XtResult) -> None:
     if not state.stack.trace.enabled:
         return
     note_hook(
@@ -176,9 +216,10 @@ def _table_event(state: NfHookState, skb: Skb, prio: int, table: TableName, resu
         TraceVerdict[result.verdict.name],
         prio,
         dev=skb.indev or skb.outdev,
-        table=table,
+        table=table.name,
         chain=result.chain,
         rule=result.rulenum,
+        rule_text=_rule_text(table, result),
         detail=result.nat.kind.value if result.nat else None,
     )
 
@@ -192,7 +233,7 @@ def table_op(name: TableName) -> Callable[[Skb, NfHookState], NfVerdict]:
         if table is None:  # module not loaded: no hook registered in the kernel
             return NfVerdict.ACCEPT
         result = ipt_do_table(table, hook, skb, w.xt_context(ns))
-        _table_event(state, skb, int(TABLE_PRIORITY[name]), name, result)
+        _table_event(state, skb, int(TABLE_PRIORITY[name]), table, result)
         if result.reject is not None and result.reject.reply is not None:
             w.emit_local(ns, result.reject.reply, cause=pid, why=Why.REJECT_RESET)
         return NfVerdict.ACCEPT if result.verdict == Verdict.ACCEPT else NfVerdict.DROP

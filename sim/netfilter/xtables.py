@@ -67,9 +67,9 @@ class XtContext(Protocol):
         """The link-layer header as ``dump_mac_header()`` prints it (``aa:bb:...``), or ``""``."""
         ...
 
-    def log(self, level: int, line: str, skb: Skb) -> None:
+    def log(self, level: int, line: str, skb: Skb, chain: Chain, rule: Rule) -> None:
         """Record one kernel log line about ``skb`` (``printk`` level 0-7, text without the
-        trailing newline)."""
+        trailing newline) that ``rule`` of ``chain`` (a LOG rule) wrote."""
         ...
 
 
@@ -480,7 +480,7 @@ def ipt_do_table(table: Table, hook: Hook, skb: Skb, ctx: XtContext) -> XtResult
                 rules = chain.rules
                 i = 0
             elif isinstance(target, LogTarget):
-                ctx.log(target.level, log_line(target, skb, ctx), skb)
+                ctx.log(target.level, log_line(target, skb, ctx), skb, chain, rule)
             elif isinstance(target, NatTarget):
                 return XtResult(Verdict.ACCEPT, chain.name, i, nat=target.request)
             else:

@@ -12,7 +12,9 @@ from sim.netfilter.iptables.cmd import iptables
 from sim.netfilter.reject import RejectWith, nf_reject_tcp_reset
 from sim.netfilter.xtables import (
     CREDITS_PER_JIFFY,
+    Chain,
     NatRangeFlag,
+    Rule,
     Ruleset,
     Verdict,
     ipt_do_table,
@@ -32,7 +34,7 @@ class Ctx:
     def mac_header(self, skb: Skb) -> str:
         return self.mac
 
-    def log(self, level: int, line: str, skb: Skb) -> None:
+    def log(self, level: int, line: str, skb: Skb, chain: Chain, rule: Rule) -> None:
         self.lines.append((level, line))
 
 
