@@ -1,13 +1,19 @@
 """The closed sets netfilter names in its uapi headers (include/uapi/linux/netfilter.h,
 netfilter_ipv4/ip_tables.h, netfilter/xt_conntrack.h, netfilter/nf_nat.h).
 
-The hooks and the chain names iptables shows for them, the IPv4 tables, the ``--ctstate`` bits
-and the NAT targets' kinds. The trace records them as these enums; the printers say them.
+The hooks and the chain names iptables shows for them, the IPv4 tables, the ``--ctstate`` bits,
+the NAT targets' kinds and the ranges they ask for, REJECT's ``--reject-with`` and what it asks
+the caller to send. The trace records them as these enums; the printers say them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum, IntEnum, IntFlag, StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sim.packet import Packet
 
 
 class Hook(IntEnum):
@@ -58,3 +64,56 @@ class NatKind(Enum):
     SNAT = "SNAT"
     DNAT = "DNAT"
     MASQUERADE = "MASQUERADE"
+
+
+class NatRangeFlag(IntFlag):
+    """``NF_NAT_RANGE_*`` (include/uapi/linux/netfilter/nf_nat.h)."""
+
+    MAP_IPS = 1 << 0
+    PROTO_SPECIFIED = 1 << 1
+    PROTO_RANDOM = 1 << 2
+    PERSISTENT = 1 << 3
+    PROTO_RANDOM_FULLY = 1 << 4
+
+
+@dataclass(frozen=True, slots=True)
+class NatRange:
+    """``struct nf_nat_range2`` (IPv4 part); addresses as dotted quads."""
+
+    flags: NatRangeFlag = NatRangeFlag(0)  # noqa: RUF009 (immutable)
+    min_addr: str = "0.0.0.0"
+    max_addr: str = "0.0.0.0"
+    min_port: int = 0
+    max_port: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NatRequest:
+    """What ``xt_snat_target_v2()``/``xt_dnat_target_v2()``/``masquerade_tg()`` would hand to
+    ``nf_nat_setup_info()``: the nat module performs the binding."""
+
+    kind: NatKind
+    range: NatRange
+
+
+class RejectWith(IntEnum):
+    """``enum ipt_reject_with`` (include/uapi/linux/netfilter_ipv4/ipt_REJECT.h)."""
+
+    ICMP_NET_UNREACHABLE = 0
+    ICMP_HOST_UNREACHABLE = 1
+    ICMP_PROT_UNREACHABLE = 2
+    ICMP_PORT_UNREACHABLE = 3
+    ICMP_NET_PROHIBITED = 5
+    ICMP_HOST_PROHIBITED = 6
+    TCP_RESET = 7
+    ICMP_ADMIN_PROHIBITED = 8
+
+
+@dataclass(frozen=True, slots=True)
+class RejectRequest:
+    """What ``reject_tg()`` (ipt_REJECT.c) sends. ``reply`` is the RST for tcp-reset (None when
+    ``nf_send_reset()`` sends nothing); ICMP errors are left to the caller, which gets ``offending``."""
+
+    with_: RejectWith
+    offending: Packet
+    reply: Packet | None

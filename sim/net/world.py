@@ -22,7 +22,7 @@ from sim.net.netns import Device, Namespace
 from sim.net.tcp_ipv4 import socket_name
 from sim.netfilter.core import Net, NfHookState
 from sim.netfilter.iptables.save import rule_save
-from sim.netfilter.xtables import Chain, Rule
+from sim.netfilter.x_tables import RuleAt
 from sim.packet import Packet
 from sim.skb import Skb
 from sim.trace import STACK_EVENTS, Trace, TraceEvent, Why
@@ -52,8 +52,11 @@ class NsContext:
         dst = self.ns.devices[skb.indev].mac if skb.indev in self.ns.devices else dev.mac
         return f"{dst}:{src}:08:00"
 
-    def log(self, level: int, line: str, skb: Skb, chain: Chain, rule: Rule) -> None:
-        text = rule_save(chain, rule, counters=False) if self.world.trace.enabled else None
+    def log(self, level: int, line: str, skb: Skb, at: RuleAt) -> None:
+        text = None
+        if self.world.trace.enabled:
+            chain = self.ns.ruleset.tables[at.table].chains[at.chain]
+            text = rule_save(chain, chain.rules[at.rulenum - 1], counters=False)
         self.world.kernel_log(self.ns, skb.pid, line, rule_text=text)
 
 

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
     from sim.include.netfilter import TableName
     from sim.netfilter.conntrack import ConntrackTable
-    from sim.netfilter.xtables import Ruleset, XtContext
+    from sim.netfilter.x_tables import XtContext
+    from sim.netfilter.xtables import Ruleset
     from sim.packet import Packet
     from sim.skb import Skb
     from sim.trace import ConntrackInfo, NatBinding, Trace

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from enum import IntEnum
 
-from sim.include.netfilter import Hook, NatKind
+from sim.include.netfilter import Hook, NatKind, NatRange, NatRangeFlag, NatRequest
 from sim.include.nf_conntrack import (
     IPS_DST_NAT,
     IPS_DST_NAT_DONE,
@@ -25,7 +25,6 @@ from sim.include.nf_conntrack import (
     invert_tuple,
 )
 from sim.netfilter.conntrack import ConntrackTable
-from sim.netfilter.xtables import NatRange, NatRangeFlag, NatRequest
 from sim.packet import Packet, ip_to_int
 
 NF_NAT_MAX_ATTEMPTS = 128  # nf_nat_proto.c

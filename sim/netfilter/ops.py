@@ -19,7 +19,8 @@ from sim.netfilter.core import NfHookOps, NfHookState, hook_dev, note_hook
 from sim.netfilter.hooks import NfVerdict, Priority
 from sim.netfilter.iptables.save import rule_save
 from sim.netfilter.log import LogTarget, log_line
-from sim.netfilter.xtables import TABLE_HOOKS, Table, Verdict, XtResult, ctstate_of, ipt_do_table
+from sim.netfilter.x_tables import Verdict, XtResult
+from sim.netfilter.xtables import TABLE_HOOKS, Table, ctstate_of, ipt_do_table
 from sim.skb import Skb
 from sim.trace import ConntrackInfo, CtSysctls, NatBinding, TraceVerdict, Why
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 
-from sim.include.netfilter import Hook
+from sim.include.netfilter import Hook, NatRange, NatRangeFlag
 from sim.include.nf_conntrack import IPS_DST_NAT, IPS_DST_NAT_DONE, IPS_SRC_NAT, IPS_SRC_NAT_DONE
 from sim.netfilter.conntrack import ConntrackTable
 from sim.netfilter.nat import (
@@ -24,7 +24,6 @@ from sim.netfilter.nat import (
     nf_nat_packet,
     nf_nat_setup_info,
 )
-from sim.netfilter.xtables import NatRange, NatRangeFlag
 from sim.packet import Packet, TcpFlag
 from sim.skb import Skb
 

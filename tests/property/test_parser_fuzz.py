@@ -24,7 +24,8 @@ from sim.include.netfilter import CHAIN_HOOK
 from sim.netfilter.iptables.parse import RuleError
 from sim.netfilter.iptables.restore import iptables_restore
 from sim.netfilter.iptables.save import iptables_save, save_table
-from sim.netfilter.xtables import Chain, Rule, Ruleset, ipt_do_table
+from sim.netfilter.x_tables import RuleAt
+from sim.netfilter.xtables import Ruleset, ipt_do_table
 from sim.packet import Packet, parse_flags
 from sim.scenario.case import CASE_KEYS, OPTION_KEYS, PACKET_KEYS
 from sim.scenario.loader import CASES_DIR, builtin_cases
@@ -198,7 +199,7 @@ def test_iptables_restore_loads_or_refuses_naming_the_line(text):
         def mac_header(self, skb: Skb) -> str:
             return ""
 
-        def log(self, level: int, line: str, skb: Skb, chain: Chain, rule: Rule) -> None:
+        def log(self, level: int, line: str, skb: Skb, at: RuleAt) -> None:
             pass
 
     for table in rs.tables.values():

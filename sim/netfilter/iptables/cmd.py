@@ -13,17 +13,15 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
-from sim.include.netfilter import CHAIN_HOOK, Hook, TableName
+from sim.include.netfilter import CHAIN_HOOK, Hook, NatRangeFlag, RejectWith, TableName
 from sim.netfilter.iptables.ext import MATCHES, TARGETS
 from sim.netfilter.iptables.ext.reject import _reject_with
 from sim.netfilter.iptables.parse import Opts, RuleError, _ip, _split
-from sim.netfilter.reject import RejectWith
 from sim.netfilter.xtables import (
     Chain,
     InvFlag,
     IpSpec,
     JumpTarget,
-    NatRangeFlag,
     NatTarget,
     Rule,
     Ruleset,
