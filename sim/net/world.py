@@ -1,24 +1,30 @@
 """The simulated world: namespaces joined by links, one clock, one seeded RNG, one trace.
 
-Frames leave a device (``xmit``), cross a veth or the bridge, and arrive on the peer device
-(``netif_receive``) after the link's delay; jitter, loss, duplication and reordering draw from
-the world's RNG, so the same seed gives the same run. The topology is also kept as a networkx
-graph (namespaces and devices as nodes; membership, veth links and bridge ports as edges).
+The world builds the topology (namespaces, devices, links; also kept as a networkx graph:
+namespaces and devices as nodes, membership, veth links and bridge ports as edges), lets
+packets in (crafted frames, the stacks' own segments, the kernel's RSTs), runs the sockets'
+timers and records the trace. It is what the layers ask for -- netfilter's
+:class:`sim.netfilter.core.Stack`, the device layer's :class:`sim.net.stack.NetDev` and the
+IPv4 paths' :class:`sim.net.stack.Ipv4Stack` -- while the work is theirs:
+:mod:`sim.net.dev` (links, the bridge, captures), :mod:`sim.net.ipv4` (the NF_HOOK call sites),
+:mod:`sim.net.tcp_ipv4` (socket delivery). The same seed gives the same run.
 """
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import networkx as nx
 
 from sim.clock import Clock
 from sim.include.netfilter import Hook
+from sim.net.dev import dev_queue_xmit
 from sim.net.ipv4 import ip_local_out, ip_rcv
 from sim.net.netns import Device, Namespace
+from sim.net.stack import Capture, LinkDelay
 from sim.net.tcp_ipv4 import socket_name
 from sim.netfilter.core import Net, NfHookState
 from sim.netfilter.iptables.save import rule_save
@@ -60,20 +66,10 @@ class NsContext:
         self.world.kernel_log(self.ns, skb.pid, line, rule_text=text)
 
 
-@dataclass(slots=True)
-class Capture:
-    """What a capture point saw: (time, direction "in"/"out", packet, packet id)."""
-
-    records: list[tuple[float, str, Packet, int]] = field(default_factory=list)
-
-
-class Trigger(Protocol):
+class Trigger(LinkDelay, Protocol):
     """Something a scenario makes happen mid-run (``sim.scenario.scenario``'s late-ack and
-    beyond-window); the world runs it at two points."""
-
-    def delay(self, ns: str, dev: str, pkt: Packet, pid: int) -> float:
-        """Extra seconds packet ``pid`` spends on the link out of ``ns``/``dev`` (0: none)."""
-        ...
+    beyond-window); the world runs it at two points: on the link (``delay``) and after each
+    segment a socket took."""
 
     def after_socket(self, w: World) -> None:
         """Runs after each segment a socket took (its timers armed and its answer sent)."""
@@ -81,7 +77,7 @@ class Trigger(Protocol):
 
 
 class World:
-    """Namespaces, links, the clock, the RNG and the trace."""
+    """Namespaces, links, the clock, the RNG and the trace; the layers' :class:`Ipv4Stack`."""
 
     def __init__(self, seed: int = 0, trace: bool = True) -> None:
         self.clock = Clock()
@@ -201,7 +197,7 @@ class World:
         ns = self.namespaces[ns_name]
         if self.trace.enabled:
             self.note_dev(Why.CRAFTED, ns, dev_name, pkt, pid)
-        self.xmit(ns, dev_name, pkt, pid, pkt.dst)
+        dev_queue_xmit(self, ns, dev_name, pkt, pid, pkt.dst)
         return pid
 
     def send(self, ns_name: str, pkt: Packet) -> int:
@@ -224,76 +220,7 @@ class World:
         ip_local_out(self, ns, Skb(pkt, pid=pid))
         return pid
 
-    # -- links ----------------------------------------------------------------------------------
-    def xmit(self, ns: Namespace, dev_name: str, pkt: Packet, pid: int, nexthop: str) -> None:
-        """``dev_queue_xmit()``: out of a device; a bridge picks its port from the neighbour."""
-        dev = ns.devices[dev_name]
-        if self.capturing:
-            self.captures[(ns.name, dev_name)].records.append((self.clock.now, "out", pkt, pid))
-        if dev.kind.value == "bridge":
-            port = self._bridge_port(ns, dev_name, nexthop)
-            if port is None:
-                if self.trace.enabled:
-                    self.note_dev(Why.NEIGH_UNRESOLVED, ns, dev_name, pkt, pid, detail=nexthop)
-                return
-            if self.trace.enabled:
-                self.note_dev(Why.BRIDGE_OUT, ns, port, pkt, pid, detail=dev_name)
-            dev = ns.devices[port]
-            if self.capturing:
-                self.captures[(ns.name, port)].records.append((self.clock.now, "out", pkt, pid))
-        if dev.peer is None:
-            if self.trace.enabled:
-                self.note_dev(Why.NO_LINK, ns, dev.name, pkt, pid)
-            return
-        if self.trace.enabled:
-            self.note_dev(Why.XMIT, ns, dev.name, pkt, pid)
-        copies = 1
-        if dev.loss and self.rng.random() < dev.loss:
-            if self.trace.enabled:
-                self.note_dev(Why.LOST, ns, dev.name, pkt, pid)
-            return
-        if dev.duplicate and self.rng.random() < dev.duplicate:
-            copies = 2
-        for _ in range(copies):
-            delay = dev.delay + (self.rng.uniform(0, dev.jitter) if dev.jitter else 0.0)
-            for trigger in self.triggers:
-                delay += trigger.delay(ns.name, dev.name, pkt, pid)
-            if dev.reorder and self.rng.random() < dev.reorder:
-                delay += dev.delay or 0.001
-            self.clock.schedule(delay, self.netif_receive, dev.peer[0], dev.peer[1], pkt, pid)
-
-    def _bridge_port(self, ns: Namespace, bridge: str, nexthop: str) -> str | None:
-        """The bridge's forwarding database, as learned from the neighbours behind its ports."""
-        for dev in ns.devices.values():
-            if (
-                dev.master == bridge
-                and dev.peer is not None
-                and nexthop in self.namespaces[dev.peer[0]].local_addrs
-            ):
-                return dev.name
-        return None
-
-    def netif_receive(self, ns_name: str, dev_name: str, pkt: Packet, pid: int) -> None:
-        """``__netif_receive_skb_core()``: a frame arrives; a bridge port passes it up."""
-        ns = self.namespaces[ns_name]
-        self.crossings += 1
-        if self.capturing:
-            self.captures[(ns_name, dev_name)].records.append((self.clock.now, "in", pkt, pid))
-        if self.trace.enabled:
-            self.note_dev(Why.RECV, ns, dev_name, pkt, pid)
-        dev = ns.devices[dev_name]
-        skb = Skb(pkt, indev=dev_name, pid=pid)
-        if dev.master is not None:
-            # br_handle_frame(): addressed to the bridge's own MAC, so up the stack on docker0
-            skb.indev, skb.physindev = dev.master, dev_name
-            if self.capturing:
-                self.captures[(ns_name, dev.master)].records.append((self.clock.now, "in", pkt, pid))
-            if self.trace.enabled:
-                self.note(Why.BRIDGE_UP, ns, skb, detail=dev_name)
-        if ns.passive:
-            if self.trace.enabled:
-                self.note(Why.CAPTURED, ns, skb)
-            return
+    def ip_rcv(self, ns: Namespace, skb: Skb) -> None:
         ip_rcv(self, ns, skb)
 
     def deliver_to_socket(self, ns: Namespace, sk: Any, pkt: Packet, pid: int) -> None:
