@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from sim.include.netfilter import Hook
 from sim.include.nf_conntrack import CtDir
-from sim.kernel.fuzzcase import FIXES, conversation_to_case
+from sim.testing.fuzzcase import FIXES, conversation_to_case
 from sim.packet import TCPHDR_RST, Packet, parse_flags
 from sim.report.sentences import say
 from sim.scenario.case import parse_case

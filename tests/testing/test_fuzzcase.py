@@ -1,4 +1,4 @@
-"""Hypothesis conversations -> kernel-check case files (sim.kernel.fuzzcase)."""
+"""Hypothesis conversations -> kernel-check case files (sim.testing.fuzzcase)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim.kernel.fuzzcase import (
+from sim.testing.fuzzcase import (
     BE_LIBERAL_SYSCTL,
     DROP_INVALID_RULE,
     FIXES,
