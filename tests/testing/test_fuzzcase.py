@@ -6,6 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sim.packet import TcpFlag, TcpOptions
+from sim.scenario.case import Topology, parse_case
 from sim.testing.fuzzcase import (
     BE_LIBERAL_SYSCTL,
     DROP_INVALID_RULE,
@@ -14,8 +16,6 @@ from sim.testing.fuzzcase import (
     conversation_to_case,
     options_to_case,
 )
-from sim.packet import TcpFlag, TcpOptions
-from sim.scenario.case import Topology, parse_case
 from sim.testing.strategies import Conversation, Segment, conversations
 
 SYN_OPTS = TcpOptions(mss=1460, wscale=7, sack_perm=True)
