@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sim.api import TCPHDR_RST, Step
+from sim.api import TCPHDR_RST, NsRole, Step
 from tui.rows import explain
 from tui.session import Cursor, Session
 from tui.session import ct as ct_of
@@ -36,10 +36,10 @@ def _end(s: Session, pos: int) -> tuple[int, int]:
         e = events[k]
         if e.step is Step.DROP:
             return 3, k
-        if e.step is Step.SOCKET and e.ns == "host":
+        if e.step is Step.SOCKET and e.ns == NsRole.HOST:
             return 2, k
         if e.step in (Step.DELIVER, Step.SOCKET):
-            return (0 if e.ns == "ctr" else 1 if e.ns == "remote" else 2), k
+            return (0 if e.ns == NsRole.CONTAINER else 1 if e.ns == NsRole.REMOTE else 2), k
     return 2, len(events) - 1
 
 
@@ -60,7 +60,7 @@ def questions(s: Session) -> list[Question]:
     out: list[Question] = []
     for pos in packets(s):
         events = s.packet_events(pos)
-        ct = next((k for k, e in enumerate(events) if e.step is Step.CONNTRACK and e.ns == "host"), None)
+        ct = next((k for k, e in enumerate(events) if e.step is Step.CONNTRACK and e.ns == NsRole.HOST), None)
         if ct is None:
             continue
         ask = Cursor(pos, max(ct - 1, 0))
@@ -74,7 +74,7 @@ def questions(s: Session) -> list[Question]:
                     ask, Cursor(pos, ct), f"{head}. The tracker's verdict?", choices, choices.index(window)
                 )
             )
-        nat = [k for k, e in enumerate(events) if e.step is Step.NAT and e.ns == "host"]
+        nat = [k for k, e in enumerate(events) if e.step is Step.NAT and e.ns == NsRole.HOST]
         if nat:
             translated = next((k for k in nat if events[k].verdict == "TRANSLATED"), None)
             reveal = translated if translated is not None else nat[0]

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import InputError
-from sim.netfilter.proto_tcp import WindowCheck
+from sim.include.netfilter import Hook, TableName
 from sim.packet import parse_flags
 from sim.scenario.case import CaseError, load_case_file
 from sim.scenario.fixes import BE_LIBERAL
 from sim.scenario.replay import replay_case, run_world
 from sim.scenario.scenario import Scenario, ScenarioError, load_scenario, run_scenario
-from sim.trace import Step
+from sim.topology.docker_bridge import NsRole
+from sim.trace import Step, WindowCheck
 
 Verdict = tuple[bool, str]
 
@@ -97,7 +98,7 @@ def _last_check(case: dict[str, Any], kernel: str) -> tuple[dict[str, Any], Wind
         (
             e.ct.check
             for e in w.trace.for_packet(sent[-1])
-            if e.ct is not None and e.ns == "host" and e.hook == "PREROUTING"
+            if e.ct is not None and e.ns == NsRole.HOST and e.hook is Hook.PRE_ROUTING
         ),
         None,
     )
@@ -149,8 +150,8 @@ def check_liberal_rst(path: Path) -> Verdict:
 class RuleShape:
     """What a checker needs of one ``iptables`` line: table, chain, INVALID match, target."""
 
-    table: str
-    chain: str
+    table: TableName
+    chain: str  # a built-in or a user chain
     invalid: bool
     target: str
 
@@ -168,7 +169,7 @@ class RuleShape:
                 target = nxt
             elif word in ("--ctstate", "--state"):
                 invalid = "INVALID" in nxt.split(",")
-        return cls(table, chain, invalid, target)
+        return cls(TableName(table), chain, invalid, target)
 
 
 def _load_scenario(path: Path) -> Scenario:
@@ -198,10 +199,10 @@ def _run_message(sc: Scenario, kernel: str, shapes: list[RuleShape]) -> str | No
         run = run_scenario(sc.with_kernel(kernel), trace=True)
     except ScenarioError as e:
         raise ExerciseError(str(e)) from None
-    raw = any(s.table == "raw" and s.invalid for s in shapes)
+    raw = any(s.table is TableName.RAW and s.invalid for s in shapes)
     # the RSTs that left the host: one an OUTPUT rule drops is seen by nobody (as nflab run says)
     tr = run.world.trace
-    out = [pid for pid in run.rsts if any(e.ns != "host" for e in tr.for_packet(pid))]
+    out = [pid for pid in run.rsts if any(e.ns != NsRole.HOST for e in tr.for_packet(pid))]
     if raw and (out or not run.completed):
         return (
             f"on {kernel} the upload fails: the raw table runs at priority -300, before conntrack "
@@ -244,7 +245,7 @@ def check_drop_invalid(path: Path) -> Verdict:
             "an INPUT rule drops every packet to the host; match only -m conntrack --ctstate INVALID"
         )
     if not any(
-        s.table == "filter" and s.chain == "INPUT" and s.invalid and s.target == "DROP" for s in drops
+        s.table is TableName.FILTER and s.chain == "INPUT" and s.invalid and s.target == "DROP" for s in drops
     ):
         return wrong("the upload completes, but the exercise asks for a filter INPUT rule that DROPs INVALID")
     return right()

@@ -46,7 +46,7 @@ class Journey(Widget):
         pkt = first.before
         self._events = events[: c.step + 1] if hide_after else events
         self._current, self._packet = c.step, c.packet
-        self._rows_of = [step_row(e, rule_of(s, e) if e.step is Step.LOG else None) for e in self._events]
+        self._rows_of = [step_row(e, rule_of(e) if e.step is Step.LOG else None) for e in self._events]
         self._head = f"{pkt.describe()}" if pkt is not None else f"packet {first.pid}"
         self._short = self._head.split(" ", 3)[-1] if pkt is not None else self._head
         self.refresh()

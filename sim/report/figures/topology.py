@@ -9,7 +9,7 @@ from sim.net.world import World
 from sim.netfilter.iptables.save import iptables_save
 from sim.report.figures.seed import seed_scenario
 from sim.report.figures.svg import Svg
-from sim.topology.docker_bridge import docker_bridge
+from sim.topology.docker_bridge import NsRole, docker_bridge
 
 DEV_W, DEV_H = 150.0, 54.0
 NS_PAD = 16.0
@@ -41,7 +41,7 @@ def _topology_columns(graph: Any) -> tuple[list[str], list[str], list[str], list
     bridges = sorted(n for n, k in graph.nodes(data="kind") if k == "bridge")
     linked = {b if a in ports else a for a, b in _edges(graph, "link") if a in ports or b in ports}
     containers = sorted({str(n).split("/")[0] for n in linked})
-    return containers, ports, bridges, sorted({str(n).split("/")[0] for n in graph.nodes} - {"host"})
+    return containers, ports, bridges, sorted({str(n).split("/")[0] for n in graph.nodes} - {NsRole.HOST})
 
 
 def _device(svg: Svg, node: str, attrs: dict[str, Any], at: _Placed, prefix: int | None) -> None:
@@ -70,7 +70,7 @@ def _place(graph: Any) -> tuple[dict[str, _Placed], dict[str, tuple[float, float
         pos[node] = _Placed(cols["port"], top + 40 + i * ROW_H)
     for i, node in enumerate(bridges):
         pos[node] = _Placed(cols["bridge"], top + 40 + i * ROW_H)
-    host_rest = sorted(n for n in graph.neighbors("host") if n not in pos)
+    host_rest = sorted(n for n in graph.neighbors(NsRole.HOST) if n not in pos)
     for i, node in enumerate(host_rest):
         pos[node] = _Placed(cols["uplink"], top + 40 + i * ROW_H)
     for column, names in (("ctr", containers), ("remote", remotes)):
@@ -87,7 +87,7 @@ def _place(graph: Any) -> tuple[dict[str, _Placed], dict[str, tuple[float, float
 
 
 def _masquerade_line(world: World) -> str:
-    lines = iptables_save(world.namespaces["host"].ruleset, counters=False).splitlines()
+    lines = iptables_save(world.namespaces[NsRole.HOST].ruleset, counters=False).splitlines()
     return next((line for line in lines if "MASQUERADE" in line), "(no MASQUERADE rule)")
 
 
@@ -137,7 +137,7 @@ def _routing(svg: Svg, world: World, pos: dict[str, _Placed]) -> None:
     if bridge is None or uplink is None:
         return
     svg.line(*bridge.right, *uplink.left, "route")
-    forward = "ip_forward=1" if world.namespaces["host"].ip_forward else "ip_forward=0"
+    forward = "ip_forward=1" if world.namespaces[NsRole.HOST].ip_forward else "ip_forward=0"
     mid = (bridge.right[0] + uplink.left[0]) / 2
     svg.text(mid, bridge.right[1] - 8, f"routed ({forward})", "small", anchor="middle")
     svg.text(mid, bridge.right[1] + 16, "netfilter hooks, conntrack, NAT", "small", anchor="middle")
