@@ -32,6 +32,7 @@ from sim.report.words import late_words, untracked_words, window_words
 from sim.scenario.case import Case, CaseError, load_case
 from sim.scenario.fixes import FIXES
 from sim.scenario.loader import builtin_cases, builtin_scenarios, kind_of
+from sim.topology.roles import NsRole
 from sim.trace import ConntrackInfo, CtSysctls, Step, Trace, TraceEvent
 
 if TYPE_CHECKING:
@@ -54,7 +55,6 @@ _LAZY = {
     "run_world": "sim.scenario.replay",
     "DockerBridge": "sim.topology.docker_bridge",
     "docker_bridge": "sim.topology.docker_bridge",
-    "NsRole": "sim.topology.docker_bridge",
     "PublishedPort": "sim.topology.docker_rules",
     "format_entry": "sim.netfilter.conntrack",
     "tcpdump_line": "sim.report.capture",
@@ -258,6 +258,7 @@ __all__ = [
     "CtSysctls",
     "Hook",
     "InputError",
+    "NsRole",
     "Packet",
     "Result",
     "Setup",

@@ -24,7 +24,7 @@ from sim.scenario.case import CaseError, load_case_file
 from sim.scenario.fixes import BE_LIBERAL
 from sim.scenario.replay import replay_case, run_world
 from sim.scenario.scenario import Scenario, ScenarioError, load_scenario, run_scenario
-from sim.topology.docker_bridge import NsRole
+from sim.topology.roles import NsRole
 from sim.trace import Step, WindowCheck
 
 Verdict = tuple[bool, str]

@@ -20,7 +20,7 @@ from sim.report.capture import write_pcap
 from sim.report.sentences import say
 from sim.scenario.fixes import FIXES
 from sim.scenario.scenario import Run
-from sim.topology.docker_bridge import NsRole
+from sim.topology.roles import NsRole
 from sim.trace import Step, TraceEvent, TraceVerdict
 
 CAPTURE_POINTS = ((NsRole.HOST, "eth0", "host-eth0.pcap"), (NsRole.CONTAINER, "eth0", "ctr-eth0.pcap"))

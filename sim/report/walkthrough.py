@@ -21,7 +21,7 @@ from sim.netfilter.proto_tcp import TcpAction
 from sim.packet import SEQ_MASK, Packet, TcpFlag, TcpOptions
 from sim.report.words import bound_words
 from sim.skb import Skb
-from sim.topology.docker_bridge import NsRole
+from sim.topology.roles import NsRole
 from sim.trace import Step as TraceStep
 from sim.trace import WindowCheck
 

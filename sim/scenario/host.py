@@ -10,7 +10,7 @@ from sim.errors import InputError
 from sim.net.world import World
 from sim.netfilter.iptables.cmd import iptables
 from sim.netfilter.iptables.parse import RuleError
-from sim.topology.docker_bridge import NsRole
+from sim.topology.roles import NsRole
 
 
 def configure_host(w: World, sysctl: dict[str, Any], rules: list[str]) -> None:

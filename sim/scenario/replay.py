@@ -19,7 +19,8 @@ from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
 from sim.packet import Packet, format_flags
 from sim.scenario.case import CaseError, Topology, parse_case
 from sim.scenario.host import configure_host
-from sim.topology.docker_bridge import DockerBridge, NsRole, docker_bridge
+from sim.topology.docker_bridge import DockerBridge, docker_bridge
+from sim.topology.roles import NsRole
 from sim.trace import Step, TraceEvent
 
 

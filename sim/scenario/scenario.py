@@ -38,7 +38,8 @@ from sim.scenario.case import CaseError, check_sysctl
 from sim.scenario.fixes import fix_of, with_fix
 from sim.scenario.host import configure_host
 from sim.scenario.loader import builtin_scenario_text, builtin_scenarios, parse_text, read_data
-from sim.topology.docker_bridge import DockerBridge, NsRole, container_name, docker_bridge
+from sim.topology.docker_bridge import DockerBridge, container_name, docker_bridge
+from sim.topology.roles import NsRole
 from sim.trace import Step
 
 TOP_KEYS = {

@@ -9,7 +9,6 @@ uplink ``eth0`` leads to the remote.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from sim.net.netns import Device, DevKind, Namespace, Route
 from sim.net.world import World
@@ -18,16 +17,7 @@ from sim.netfilter.iptables.restore import iptables_restore
 from sim.netfilter.ops import register_host_ops
 from sim.packet import in_subnet
 from sim.topology.docker_rules import PublishedPort, docker_ruleset
-
-
-class NsRole(StrEnum):
-    """The preset's namespaces by role; each value is the namespace's name (further containers
-    are ``ctr2``, ``ctr3``, ...: :func:`container_name`). The namespaces are named with the
-    plain values, so a trace's ``ns`` stays a ``str``."""
-
-    HOST = "host"
-    CONTAINER = "ctr"
-    REMOTE = "remote"
+from sim.topology.roles import NsRole
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from sim.packet import SEQ_MASK, TCPHDR_ACK, TCPHDR_RST, TCPHDR_SYN, Packet
 from sim.report.figures.seed import FigureError, rel, seed_scenario
 from sim.report.figures.svg import Svg
 from sim.scenario.scenario import Run, run_scenario
-from sim.topology.docker_bridge import NsRole
+from sim.topology.roles import NsRole
 from sim.trace import ConntrackInfo, WindowCheck
 
 

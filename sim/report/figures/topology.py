@@ -9,7 +9,8 @@ from sim.net.world import World
 from sim.netfilter.iptables.save import iptables_save
 from sim.report.figures.seed import seed_scenario
 from sim.report.figures.svg import Svg
-from sim.topology.docker_bridge import NsRole, docker_bridge
+from sim.topology.docker_bridge import docker_bridge
+from sim.topology.roles import NsRole
 
 DEV_W, DEV_H = 150.0, 54.0
 NS_PAD = 16.0
