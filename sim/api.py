@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sim.errors import InputError
+from sim.include.netfilter import HOOK_CHAIN, CtState, Hook, TableName
+from sim.include.nf_conntrack_tcp import TcpState
 from sim.netfilter.profiles import KERNEL_HELP, PROFILES, kernel_arg, resolve_kernel
 from sim.packet import SEQ_MASK, TCPHDR_RST, Packet, TcpFlag, TcpOptions, format_flags, parse_flags
 from sim.report.sentences import say
@@ -30,7 +32,8 @@ from sim.report.words import late_words, untracked_words, window_words
 from sim.scenario.case import Case, CaseError, load_case
 from sim.scenario.fixes import FIXES
 from sim.scenario.loader import builtin_cases, builtin_scenarios, kind_of
-from sim.trace import ConntrackInfo, Step, Trace, TraceEvent, Why
+from sim.topology.roles import NsRole
+from sim.trace import ConntrackInfo, CtSysctls, Step, Trace, TraceEvent, Why
 
 if TYPE_CHECKING:
     from sim.net.world import World
@@ -229,38 +232,20 @@ class Result:
 # ---------------------------------------------------------------- reading the trace
 
 
-def rule_of(world: World, packet_events: list[TraceEvent], e: TraceEvent) -> tuple[str, int, str] | None:
+def rule_of(e: TraceEvent) -> tuple[str, int, str] | None:
     """(chain, rule number, the rule as ``iptables -S`` prints it) for a table verdict decided
-    by a rule, or for a LOG line: the LOG rule of the table that ran next for this packet (the
-    LOG target logs and lets the table go on, so the table's verdict event follows its line).
-    ``packet_events`` are the events of ``e``'s packet, in order."""
-    from sim.netfilter.iptables.save import rule_save
-    from sim.netfilter.log import LogTarget
-    from sim.netfilter.xtables import TableName
-
-    ns = world.namespaces.get(e.ns)
-    if ns is None:
+    by a rule, or for the LOG rule behind a LOG line; None for a chain policy or another step.
+    Read off the event alone (the trace records the rule that decided)."""
+    if e.step not in (Step.TABLE, Step.LOG) or e.rule_text is None or e.chain is None or not e.rule:
         return None
-    if e.step is Step.LOG:
-        after = packet_events[next(k for k, x in enumerate(packet_events) if x is e) :]
-        table_ev = next((x for x in after if x.step is Step.TABLE), None)
-        if table_ev is None or table_ev.table is None or table_ev.chain is None:
-            return None
-        chain = ns.ruleset.tables[TableName(table_ev.table)].chains[table_ev.chain]
-        for k, rule in enumerate(chain.rules, 1):
-            if isinstance(rule.target, LogTarget) and say(e).startswith(rule.target.prefix):
-                return chain.name, k, rule_save(chain, rule, counters=False)
-        return None
-    if e.step is not Step.TABLE or not e.rule or e.table is None or e.chain is None:
-        return None
-    chain = ns.ruleset.tables[TableName(e.table)].chains[e.chain]
-    return chain.name, e.rule, rule_save(chain, chain.rules[e.rule - 1], counters=False)
+    return e.chain, e.rule, e.rule_text
 
 
 __all__ = [
     "CAPTURE_SUFFIXES",
     "DEFAULT_KERNEL",
     "FIXES",
+    "HOOK_CHAIN",
     "KERNELS",
     "KERNEL_HELP",
     "PROFILES",
@@ -269,13 +254,19 @@ __all__ = [
     "Case",
     "CaseError",
     "ConntrackInfo",
+    "CtState",
+    "CtSysctls",
+    "Hook",
     "InputError",
+    "NsRole",
     "Packet",
     "Result",
     "Setup",
     "Source",
     "SourceKind",
     "Step",
+    "TableName",
+    "TcpState",
     "TcpFlag",
     "TcpOptions",
     "Trace",

@@ -13,10 +13,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sim.include.nf_conntrack import ORIGINAL, REPLY, CtDir
+from sim.include.nf_conntrack_tcp import TcpCt, TcpIndex
 from sim.netfilter.conntrack import ConntrackTable
 from sim.netfilter.profiles import get_profile
-from sim.netfilter.proto_tcp import TcpCt, tcp_in_window
-from sim.netfilter.tcp_states import ORIGINAL, REPLY, TcpIndex
+from sim.netfilter.proto_tcp import tcp_in_window
 from sim.packet import SEQ_MASK, Packet, TcpFlag, TcpOptions
 from sim.skb import Skb
 
@@ -24,7 +25,7 @@ CLIENT = ("172.17.0.2", 39700)
 SERVER = ("203.0.113.9", 443)
 
 
-def mixed_flow(segments: int = 2000) -> list[tuple[int, Packet]]:
+def mixed_flow(segments: int = 2000) -> list[tuple[CtDir, Packet]]:
     """An upload with ACKs, a few out-of-window packets and window updates: (dir, packet)."""
     ack_flag, psh = int(TcpFlag.ACK), int(TcpFlag.ACK | TcpFlag.PSH)
     c_isn, s_isn = 4294900000, 1000  # the client's numbers wrap during the upload

@@ -8,33 +8,11 @@ the conntrack entry attached to it (``skb->_nfct``: entry plus ``ctinfo``) and t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sim.netfilter.conntrack import Conn
+    from sim.include.nf_conntrack import Conn, CtInfo
     from sim.packet import Packet
-
-
-class CtInfo(IntEnum):
-    """``enum ip_conntrack_info`` (include/uapi/linux/netfilter/nf_conntrack_common.h)."""
-
-    ESTABLISHED = 0
-    RELATED = 1
-    NEW = 2
-    ESTABLISHED_REPLY = 3  # IP_CT_IS_REPLY
-    RELATED_REPLY = 4
-    UNTRACKED = 7
-
-
-class Hook(IntEnum):
-    """``enum nf_inet_hooks`` (include/uapi/linux/netfilter.h)."""
-
-    PRE_ROUTING = 0
-    LOCAL_IN = 1
-    FORWARD = 2
-    LOCAL_OUT = 3
-    POST_ROUTING = 4
 
 
 @dataclass(slots=True)

@@ -9,12 +9,15 @@ packet that enters the world gets a packet id (``pid``); a packet the world crea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import TYPE_CHECKING
 
+from sim.include.netfilter import CtState, Hook, NatKind, TableName
+from sim.include.nf_conntrack import CtDir, CtEntry
+from sim.include.nf_conntrack_tcp import TcpState
+
 if TYPE_CHECKING:
-    from sim.netfilter.proto_tcp import WindowCheck
     from sim.packet import Packet
 
 
@@ -104,49 +107,111 @@ class TraceVerdict(StrEnum):
     INVALID = "INVALID"  # the tracker's NFCT_TCP_INVALID
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CtEntry:
-    """A conntrack entry as it stood at the event: what ``conntrack -L`` would list then.
-    :func:`sim.netfilter.conntrack.format_entry` renders it."""
+# What a decision of the device layer or the IP stack (:class:`Why`) comes to, as step and
+# verdict: one typed call per decision (``World.note``) records it.
+STACK_EVENTS: dict[Why, tuple[Step, TraceVerdict]] = {
+    Why.CRAFTED: (Step.SEND, TraceVerdict.SEND),
+    Why.STACK_SENDS: (Step.SEND, TraceVerdict.SEND),
+    Why.TCP_RESET: (Step.RST, TraceVerdict.RST),
+    Why.REJECT_RESET: (Step.RST, TraceVerdict.RST),
+    Why.XMIT: (Step.XMIT, TraceVerdict.XMIT),
+    Why.RECV: (Step.RECV, TraceVerdict.RECV),
+    Why.BRIDGE_OUT: (Step.BRIDGE, TraceVerdict.OUT),
+    Why.BRIDGE_UP: (Step.BRIDGE, TraceVerdict.UP),
+    Why.NEIGH_UNRESOLVED: (Step.DROP, TraceVerdict.DROP),
+    Why.NO_LINK: (Step.DROP, TraceVerdict.DROP),
+    Why.LOST: (Step.DROP, TraceVerdict.DROP),
+    Why.CAPTURED: (Step.DELIVER, TraceVerdict.CAPTURED),
+    Why.DELIVERED: (Step.DELIVER, TraceVerdict.DELIVERED),
+    Why.ROUTE_LOCAL: (Step.ROUTE, TraceVerdict.LOCAL),
+    Why.ROUTE_FORWARD: (Step.ROUTE, TraceVerdict.FORWARD),
+    Why.NO_ROUTE: (Step.DROP, TraceVerdict.DROP),
+    Why.NOT_FORWARDING: (Step.DROP, TraceVerdict.DROP),
+    Why.NO_ROUTE_OUT: (Step.DROP, TraceVerdict.DROP),
+    Why.TTL_EXCEEDED: (Step.DROP, TraceVerdict.DROP),
+    Why.SOCKET_FOUND: (Step.SOCKET, TraceVerdict.SOCKET),
+    Why.NO_SOCKET: (Step.SOCKET, TraceVerdict.NO_SOCKET),
+    Why.FIREWALL: (Step.DROP, TraceVerdict.DROP),
+    Why.BAD_CHECKSUM: (Step.DROP, TraceVerdict.DROP),
+    Why.NO_RST_FOR_RST: (Step.RST, TraceVerdict.NO_RST),
+    Why.LOG: (Step.LOG, TraceVerdict.LOG),
+}
 
-    original: tuple[str, int, str, int]  # tuplehash[ORIGINAL]: (src, sport, dst, dport)
-    reply: tuple[str, int, str, int]  # tuplehash[REPLY]
-    state: str  # the TCP state's name
-    expires: float  # absolute expiry, seconds of virtual time
-    seen_reply: bool  # IPS_SEEN_REPLY
-    assured: bool  # IPS_ASSURED
-    mark: int
+
+@dataclass(slots=True)
+class Bound:
+    """One of Guido van Rooij's bounds as evaluated for one packet."""
+
+    name: str  # "I" .. "IV"
+    rule: str  # in words, e.g. "seq <= sender.td_maxend"
+    limit: int  # the bound's value
+    value: int  # the packet's value
+    passed: bool
+
+
+@dataclass(slots=True)
+class WindowCheck:
+    """Why ``tcp_in_window`` decided what it did: the numbers, before and after."""
+
+    seq: int
+    end: int
+    ack: int
+    sack: int
+    win: int
+    sender_dir: int
+    bounds: list[Bound] = field(default_factory=list)
+    before: tuple[dict[str, int], dict[str, int]] = ({}, {})
+    after: tuple[dict[str, int], dict[str, int]] = ({}, {})
+
+    @property
+    def failed(self) -> list[str]:
+        return [b.name for b in self.bounds if not b.passed]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CtSysctls:
+    """The ``net.netfilter.nf_conntrack_*`` values conntrack read for the packet."""
+
+    tcp_be_liberal: int
+    tcp_loose: int
+    tcp_max_retrans: int
+    tcp_ignore_invalid_rst: int
+    log_invalid: int
+    checksum: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConntrackInfo:
     """What ``nf_conntrack_in`` decided about one packet."""
 
-    ctstate: str  # what --ctstate matches right after conntrack
+    ctstate: CtState  # the one state --ctstate matches right after conntrack (no SNAT/DNAT bits)
     window: TraceVerdict | None  # the TCP tracker's action: ACCEPT / IGNORE / INVALID
     reason: str | None  # the kernel's log text for it
-    old_state: str | None
-    new_state: str | None
+    old_state: TcpState | None
+    new_state: TcpState | None
     check: WindowCheck | None  # tcp_in_window's bounds and values
     ct_id: int | None  # the entry attached afterwards (None: INVALID or refused)
     created: bool  # a new, unconfirmed entry
     snat: bool  # the attached entry has a source NAT binding
-    direction: str | None  # "original" / "reply"
+    direction: CtDir | None
     entry: CtEntry | None  # the packet's connection afterwards
+    sysctls: CtSysctls  # the values that decided
+    log_prefix: str  # what the kernel puts before ``reason`` in its log line
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NatBinding:
     """A NAT binding made on a connection's first packet."""
 
-    kind: str  # MASQUERADE, SNAT, DNAT
+    kind: NatKind
     reply: tuple[str, int, str, int]  # the reply tuple: (src, sport, dst, dport)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TraceEvent:
     """One decision: where, what (``step``, ``verdict``), why (``why``, ``detail`` and the typed
-    payloads ``ct`` and ``nat``) and the packet before and after."""
+    payloads ``ct`` and ``nat``) and the packet before and after. What decided is recorded with
+    it (``rule_text``, ``ct.sysctls``), so a reader explains the step from the event alone."""
 
     t: float
     pid: int
@@ -154,11 +219,12 @@ class TraceEvent:
     why: Why
     ns: str
     dev: str | None = None
-    hook: str | None = None
+    hook: Hook | None = None
     priority: int | None = None
-    table: str | None = None
-    chain: str | None = None
+    table: TableName | None = None
+    chain: str | None = None  # a built-in chain (the hook's) or a user chain: not a closed set
     rule: int | None = None
+    rule_text: str | None = None  # TABLE / LOG: the deciding rule as ``iptables -S`` prints it
     verdict: TraceVerdict | None = None
     before: Packet | None = None
     after: Packet | None = None

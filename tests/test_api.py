@@ -47,7 +47,9 @@ def test_the_seed_incident_on_310_sends_one_host_rst_and_its_fix_none() -> None:
     ctr = [p for _t, _way, p, _pid in result.capture("ctr", "eth0")]
     assert sum(1 for p in host if p.flags & api.TCPHDR_RST) == 1
     assert not any(p.flags & api.TCPHDR_RST for p in ctr)
-    invalid = [e for e in result.events if e.step is Step.CONNTRACK and e.ct and e.ct.ctstate == "INVALID"]
+    invalid = [
+        e for e in result.events if e.step is Step.CONNTRACK and e.ct and e.ct.ctstate is api.CtState.INVALID
+    ]
     assert invalid and invalid[0].ns == "host"
     assert result.late  # the late-ack trigger fired
 

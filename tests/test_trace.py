@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sim.include.netfilter import TableName
 from sim.scenario.scenario import load_scenario, run_scenario
 from sim.trace import Step, Trace, TraceEvent, TraceVerdict, Why
 
@@ -51,3 +52,21 @@ def test_every_verdict_of_a_run_is_typed():
     """The seed run's events carry TraceVerdict members, never bare strings."""
     events = run_scenario(load_scenario("seed-incident")).world.trace.events
     assert [e for e in events if not isinstance(e.verdict, TraceVerdict)] == []
+
+
+def test_an_event_carries_the_rule_and_the_sysctls_that_decided_it():
+    # The article's fix drops the INVALID segment in filter INPUT; the event says the rule as
+    # iptables -S prints it (iptables-save's print_rule4()), and a policy verdict the policy.
+    fixed = run_scenario(load_scenario("seed-incident").with_kernel("3.10").with_fix("drop-invalid"))
+    tables = [e for e in fixed.world.trace.events if e.step is Step.TABLE]
+    drops = [e for e in tables if e.table is TableName.FILTER and e.verdict is TraceVerdict.DROP]
+    assert drops and {(e.chain, e.rule_text) for e in drops} == {
+        ("INPUT", "-A INPUT -m conntrack --ctstate INVALID -j DROP")
+    }
+    policy = next(e for e in tables if e.rule == 0 and e.table is TableName.NAT and e.chain == "PREROUTING")
+    assert policy.rule_text == "-P PREROUTING ACCEPT"
+    # net.netfilter.nf_conntrack_tcp_be_liberal as conntrack read it: 0 by default, 1 with the fix
+    for fix, liberal in (("none", 0), ("be-liberal", 1)):
+        r = run_scenario(load_scenario("seed-incident").with_kernel("3.10").with_fix(fix))
+        seen = {e.ct.sysctls.tcp_be_liberal for e in r.world.trace.events if e.ct is not None}
+        assert seen == {liberal}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from sim.api import TCPHDR_RST, Step
+from sim.api import TCPHDR_RST, NsRole, Step
 from tui.rows import explain, remote_acked, step_row
 from tui.session import Cursor, Session
 from tui.session import ct as ct_of
@@ -51,10 +51,10 @@ def _end(s: Session, pos: int) -> tuple[int, int]:
         e = events[k]
         if e.step is Step.DROP:
             return 3, k
-        if e.step is Step.SOCKET and e.ns == "host":
+        if e.step is Step.SOCKET and e.ns == NsRole.HOST:
             return 2, k
         if e.step in (Step.DELIVER, Step.SOCKET):
-            return (0 if e.ns == "ctr" else 1 if e.ns == "remote" else 2), k
+            return (0 if e.ns == NsRole.CONTAINER else 1 if e.ns == NsRole.REMOTE else 2), k
     return 2, len(events) - 1
 
 
@@ -88,7 +88,7 @@ def _q(
 
 def _packet_questions(s: Session, pos: int, fixed: dict[str, Session]) -> list[Question]:
     events = s.packet_events(pos)
-    ct = next((k for k, e in enumerate(events) if e.step is Step.CONNTRACK and e.ns == "host"), None)
+    ct = next((k for k, e in enumerate(events) if e.step is Step.CONNTRACK and e.ns == NsRole.HOST), None)
     if ct is None:
         return []
     out: list[Question] = []
@@ -108,7 +108,7 @@ def _packet_questions(s: Session, pos: int, fixed: dict[str, Session]) -> list[Q
                 VERDICTS,
             )
         )
-    nat = [k for k, e in enumerate(events) if e.step is Step.NAT and e.ns == "host"]
+    nat = [k for k, e in enumerate(events) if e.step is Step.NAT and e.ns == NsRole.HOST]
     if nat:
         translated = next((k for k in nat if events[k].verdict == "TRANSLATED"), None)
         reveal = translated if translated is not None else nat[0]
@@ -122,7 +122,7 @@ def _packet_questions(s: Session, pos: int, fixed: dict[str, Session]) -> list[Q
                 0 if translated is not None else 1,
             )
         )
-    route = next((k for k, e in enumerate(events) if e.step is Step.ROUTE and e.ns == "host"), None)
+    route = next((k for k, e in enumerate(events) if e.step is Step.ROUTE and e.ns == NsRole.HOST), None)
     if route is not None and events[route].verdict in ("FORWARD", "LOCAL"):
         out.append(
             _q(

@@ -9,8 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from sim import api
-from sim.api import TCPHDR_RST, Step, TraceEvent, late_words, untracked_words, window_words
+from sim.api import (
+    HOOK_CHAIN,
+    TCPHDR_RST,
+    CtState,
+    Hook,
+    NsRole,
+    Step,
+    TcpState,
+    TraceEvent,
+    late_words,
+    rule_of,
+    untracked_words,
+    window_words,
+)
 from tui.session import Cursor, Session, ct, diverge, says
 
 # ---------------------------------------------------------------- verdict colours
@@ -62,16 +74,16 @@ STRIP = (
     ("ctr/eth0", "ctr eth0"),
     ("host/veth0", "veth0"),
     ("host/docker0", "docker0"),
-    ("host", "host stack"),
+    (NsRole.HOST, "host stack"),
     ("host/eth0", "eth0 uplink"),
-    ("remote", "remote"),
+    (NsRole.REMOTE, "remote"),
 )
-_NS_NODE = {"ctr": 0, "host": 3, "remote": 5}
+_NS_NODE = {NsRole.CONTAINER: 0, NsRole.HOST: 3, NsRole.REMOTE: 5}
 
 
 def strip_index(e: TraceEvent) -> int:
     """Where on the topology strip an event happens."""
-    if e.ns == "host":
+    if e.ns == NsRole.HOST:
         if e.step is Step.BRIDGE or (e.dev == "docker0" and e.step in (Step.RECV, Step.XMIT)):
             return 2
         if e.step in (Step.RECV, Step.XMIT) and e.dev == "veth0":
@@ -97,13 +109,14 @@ class StepRow:
 def step_row(e: TraceEvent, log_rule: tuple[str, int, str] | None = None) -> StepRow:
     """A journey row; ``log_rule`` (from :func:`rule_of`) names the rule behind a LOG line."""
     dev = f"{e.ns}/{e.dev}" if e.dev else e.ns
-    hook = f"{e.hook} {e.priority}" if e.hook and e.priority is not None else (e.hook or e.step.value)
+    chain = HOOK_CHAIN[e.hook] if e.hook is not None else None
+    hook = f"{chain} {e.priority}" if chain and e.priority is not None else (chain or e.step.value)
     if e.step is Step.TABLE:
         what = f"{e.table} " + (f"rule {e.rule}" if e.rule else "policy")
     elif (d := ct(e)) is not None:
-        what = "conntrack" if d.ctstate in (None, e.verdict) else f"ct {d.ctstate}"
-        if d.old_state and d.new_state and d.old_state != d.new_state:
-            what += f" {d.old_state}>{d.new_state}"
+        what = "conntrack" if d.ctstate.name == e.verdict else f"ct {d.ctstate.name}"
+        if d.old_state is not None and d.new_state is not None and d.old_state != d.new_state:
+            what += f" {d.old_state.name}>{d.new_state.name}"
     elif e.step is Step.NAT:
         what = "nat"
     elif e.step is Step.ROUTE:
@@ -138,7 +151,7 @@ def remote_acked(s: Session, index: int) -> int | None:
     """What the remote had last acknowledged (its RCV.NXT then) before event ``index``: the ack
     of the last segment it sent."""
     for e in reversed(s.events[:index]):
-        if e.step is Step.SEND and e.ns == "remote" and e.before is not None and e.before.ack_flag:
+        if e.step is Step.SEND and e.ns == NsRole.REMOTE and e.before is not None and e.before.ack_flag:
             return e.before.ack
     return None
 
@@ -177,12 +190,6 @@ def rst_words(s: Session, c: Cursor) -> list[str]:
     return out
 
 
-def rule_of(s: Session, e: TraceEvent) -> tuple[str, int, str] | None:
-    """(chain, rule number, the rule as ``iptables -S`` prints it) behind a table verdict or a
-    LOG line (:func:`sim.api.rule_of`)."""
-    return api.rule_of(s.world, s.packet_events(s.pos[e.pid]), e)
-
-
 def explain(s: Session, c: Cursor) -> list[str]:
     """The plain-words paragraphs for one step, the words first and the kernel's terms after."""
     e = s.event(c)
@@ -197,17 +204,16 @@ def explain(s: Session, c: Cursor) -> list[str]:
         out.insert(0, late_words(sent, e.t, s.run.scenario.topology.link_delay))
     d = ct(e)
     if d is not None:
-        ns = s.world.namespaces[e.ns]
-        if d.check is not None and d.window and ns.conntrack is not None:
-            out = window_words(d.check, d.window, bool(ns.conntrack.sysctl.tcp_be_liberal))
+        if d.check is not None and d.window:  # the sysctls and log prefix the trace recorded
+            out = window_words(d.check, d.window, bool(d.sysctls.tcp_be_liberal))
             if d.window == "ACCEPT" and len(out) > 1:  # be_liberal: the verdict's reason comes first
                 out = [out[-1], *out[:-1]]
             if d.reason:
-                out.append(f'The kernel logs: "{ns.conntrack.profile.log_prefix}{d.reason}"')
+                out.append(f'The kernel logs: "{d.log_prefix}{d.reason}"')
             if s.run is not None and e.pid in s.late:  # why it came late: the time changed at step RECV
                 sent = s.events[s.steps[e.pid][0]].t
                 out.append(late_words(sent, e.t, s.run.scenario.topology.link_delay))
-        elif d.ctstate == "INVALID" and d.old_state in (None, "NONE") and e.before is not None:
+        elif d.ctstate is CtState.INVALID and d.old_state in (None, TcpState.NONE) and e.before is not None:
             out = [untracked_words(e.before.flags)]
             if e.cause is not None or s.events[s.steps[e.pid][0]].cause is not None:
                 out.append(
@@ -216,30 +222,30 @@ def explain(s: Session, c: Cursor) -> list[str]:
                     if e.before.flags & TCPHDR_RST
                     else "The host's stack made this packet; it leaves untranslated."
                 )
-        if d.old_state and d.new_state and d.old_state != d.new_state:
-            out.append(f"TCP state {d.old_state} -> {d.new_state}.")
-    rule = rule_of(s, e)
+        if d.old_state is not None and d.new_state is not None and d.old_state != d.new_state:
+            out.append(f"TCP state {d.old_state.name} -> {d.new_state.name}.")
+    rule = rule_of(e)
     if rule is not None:
         chain, k, text = rule
         what = "logs the packet and lets the chain go on" if e.step is Step.LOG else f"decided {e.verdict}"
         out.insert(0, f"{chain} rule {k} {what}:")
         out.insert(1, f"  iptables {text}")
-    if e.step is Step.ROUTE and e.verdict == "LOCAL" and e.ns == "host":
+    if e.step is Step.ROUTE and e.verdict == "LOCAL" and e.ns == NsRole.HOST:
         prev = [s.events[i] for i in s.steps[e.pid][: c.step]]
         if any(x.step is Step.NAT and x.verdict == "SKIP" for x in prev):
             out.append(
                 "Because NAT did not reverse the destination, the packet looks as if it were "
                 "for the host itself."
             )
-    if e.step is Step.RST and e.ns == "host":
+    if e.step is Step.RST and e.ns == NsRole.HOST:
         out.extend(rst_words(s, c))
     extra = _EXTRA.get((e.step, e.verdict or ""))
-    if e.step is Step.NAT and e.verdict == "SKIP" and e.hook in ("OUTPUT", "POSTROUTING"):
+    if e.step is Step.NAT and e.verdict == "SKIP" and e.hook in (Hook.LOCAL_OUT, Hook.POST_ROUTING):
         extra = (
             "A packet without a conntrack entry is never translated. This one leaves as the host "
             "made it, from the host's own address, so nothing needed rewriting."
         )
-    if extra and (e.ns == "host" or e.step is not Step.SOCKET):
+    if extra and (e.ns == NsRole.HOST or e.step is not Step.SOCKET):
         out.append(extra)
     if e.step is Step.NAT and e.before is not None and e.after is not None and e.before != e.after:
         b, a = e.before, e.after

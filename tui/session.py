@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from sim import api
-from sim.api import TCPHDR_RST, InputError, Source, Step, TraceEvent, say
+from sim.api import TCPHDR_RST, CtState, Hook, InputError, NsRole, Source, Step, TraceEvent, say
 
 if TYPE_CHECKING:  # the model's modules load in the worker that runs it, after the first frame
-    from sim.api import ConntrackInfo, Run, World
+    from sim.api import ConntrackInfo, Run
 
 DEFAULT_SCENARIO = "seed-incident"
 SourceError = InputError  # a source that cannot be opened; the message is one line for the user
@@ -113,7 +113,6 @@ class Session:
     kernel: str
     fix: str
     title: str
-    world: World
     run: Run | None
     events: list[TraceEvent]
     pids: list[int]  # packets in the order they entered the world
@@ -156,13 +155,13 @@ class Cursor:
 def index(result: api.Result, outcome: str) -> Session:
     """Build every index the screen needs in one pass over the trace."""
     format_entry = api.format_entry
-    setup, world, run = result.setup, result.world, result.run
+    setup, run = result.setup, result.run
     events = result.events
     steps: dict[int, list[int]] = {}
     entries: list[tuple[int, str]] = []
     for i, e in enumerate(events):
         steps.setdefault(e.pid, []).append(i)
-        if e.step is Step.CONNTRACK and e.ns == "host":
+        if e.step is Step.CONNTRACK and e.ns == NsRole.HOST:
             line = format_entry(e.ct.entry, e.t) if e.ct and e.ct.entry else None
             if line:
                 entries.append((i, line))
@@ -176,8 +175,8 @@ def index(result: api.Result, outcome: str) -> Session:
             d = ct(events[i])
             if d is None:
                 continue
-            at_host = events[i].ns == "host" and events[i].hook == "PREROUTING"
-            if d.ctstate == "INVALID":
+            at_host = events[i].ns == NsRole.HOST and events[i].hook is Hook.PRE_ROUTING
+            if d.ctstate is CtState.INVALID:
                 invalid.append((k, s))
                 if at_host:
                     arriving.append((k, s))
@@ -185,8 +184,8 @@ def index(result: api.Result, outcome: str) -> Session:
                 out_of_window.append((k, s))
     focus = decisive(arriving, out_of_window)
     panes = (
-        _pane(result, "host", "eth0", "host eth0 (uplink)"),
-        _pane(result, "ctr", "eth0", "container eth0"),
+        _pane(result, NsRole.HOST, "eth0", "host eth0 (uplink)"),
+        _pane(result, NsRole.CONTAINER, "eth0", "container eth0"),
     )
     rst_pids = [c.pid for c in panes[0].lines if c.rst and c.direction == "out"]
     caused: dict[int, list[int]] = {}
@@ -199,7 +198,6 @@ def index(result: api.Result, outcome: str) -> Session:
         setup.kernel,
         setup.fix,
         setup.title,
-        world,
         run,
         events,
         pids,

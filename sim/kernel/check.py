@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import InputError
-from sim.kernel.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case
 from sim.kernel.netns import Interrupted, NetnsError, skip_reason
 from sim.kernel.testbed import Testbed, run_case
 from sim.netfilter.profiles import resolve_kernel
@@ -250,6 +249,7 @@ def case_strategy(seed: int) -> Any:
     (:mod:`sim.testing.strategies`) with one of :data:`FIXES`, named ``fuzz-seed<seed>``."""
     from hypothesis import strategies as st
 
+    from sim.testing.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case  # imports hypothesis
     from sim.testing.strategies import conversations, perturbed_conversations
 
     def fits(conv: Any) -> bool:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sim import wire
+from sim.include.nf_conntrack_tcp import STATE_NAMES  # tcp_conntrack_names[]
 from sim.kernel.nflog import (
     NFGENMSG_LEN,
     NFNL_SUBSYS_CTNETLINK,
@@ -43,7 +44,6 @@ from sim.kernel.nflog import (
     parse_attrs,
     request,
 )
-from sim.netfilter.proto_tcp import STATE_NAMES  # tcp_conntrack_names[]
 from sim.packet import IPPROTO_TCP, Packet, format_flags
 
 # enum cntl_msg_types (include/uapi/linux/netfilter/nfnetlink_conntrack.h)

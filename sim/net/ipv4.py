@@ -1,164 +1,65 @@
 """The IPv4 paths and their NF_HOOK call sites (net/ipv4/ip_input.c, ip_forward.c,
 ip_output.c, net/netfilter/core.c).
 
-``ip_rcv`` runs PRE_ROUTING, routes, then ``ip_local_deliver`` (LOCAL_IN -> tcp_v4_rcv) or
-``ip_forward`` (FORWARD -> ``ip_output``: POST_ROUTING -> the device). ``ip_local_out`` runs
-LOCAL_OUT and POST_ROUTING for packets the namespace itself sends.
+``ip_rcv`` runs PRE_ROUTING, routes, then ``ip_local_deliver`` (LOCAL_IN ->
+:func:`sim.net.tcp_ipv4.tcp_v4_rcv`) or ``ip_forward`` (FORWARD -> ``ip_output``: POST_ROUTING
+-> :func:`sim.net.dev.dev_queue_xmit`). ``ip_local_out`` runs LOCAL_OUT and POST_ROUTING for
+packets the namespace itself sends. The world around them is an :class:`sim.net.stack.Ipv4Stack`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sim.include.netfilter import Hook
+from sim.net.dev import dev_queue_xmit
 from sim.net.netns import RouteType
-from sim.net.tcp_ipv4 import inet_lookup, socket_name, tcp_v4_send_reset
+from sim.net.tcp_ipv4 import tcp_v4_rcv
 from sim.netfilter.core import nf_hook_slow
-from sim.skb import Hook, Skb
-from sim.trace import Step, TraceVerdict, Why
+from sim.skb import Skb
+from sim.trace import Why
 
 if TYPE_CHECKING:
     from sim.net.netns import Namespace
-    from sim.net.world import World
+    from sim.net.stack import Ipv4Stack
 
 
-def nf_hook(w: World, ns: Namespace, hook: Hook, skb: Skb) -> bool:
+def nf_hook(w: Ipv4Stack, ns: Namespace, hook: Hook, skb: Skb) -> bool:
     """``NF_HOOK()``: ``nf_hook_slow`` over the namespace's entries for ``hook``; True when the
     packet goes on."""
     return nf_hook_slow(skb, w.hook_state(ns, hook))
 
 
-def ip_rcv(w: World, ns: Namespace, skb: Skb) -> None:
+def ip_rcv(w: Ipv4Stack, ns: Namespace, skb: Skb) -> None:
     """``ip_rcv()`` -> PRE_ROUTING -> ``ip_rcv_finish()`` -> route."""
     if not nf_hook(w, ns, Hook.PRE_ROUTING, skb):
         return
     res = ns.fib_lookup(skb.pkt.dst)
     if res.type is RouteType.LOCAL:
         if w.trace.enabled:
-            w.event(
-                pid=skb.pid,
-                step=Step.ROUTE,
-                why=Why.ROUTE_LOCAL,
-                ns=ns,
-                verdict=TraceVerdict.LOCAL,
-                before=skb.pkt,
-                skb=skb,
-            )
+            w.note(Why.ROUTE_LOCAL, ns, skb)
         ip_local_deliver(w, ns, skb)
     elif res.type is RouteType.UNICAST and ns.ip_forward:
         if w.trace.enabled:
-            w.event(
-                pid=skb.pid,
-                step=Step.ROUTE,
-                why=Why.ROUTE_FORWARD,
-                ns=ns,
-                verdict=TraceVerdict.FORWARD,
-                before=skb.pkt,
-                skb=skb,
-                detail=res.dev,
-            )
+            w.note(Why.ROUTE_FORWARD, ns, skb, detail=res.dev)
         ip_forward(w, ns, skb, res.dev or "", res.nexthop or skb.pkt.dst)
     else:
         if w.trace.enabled:
-            why = Why.NO_ROUTE if res.type is RouteType.UNREACHABLE else Why.NOT_FORWARDING
-            w.event(
-                pid=skb.pid,
-                step=Step.DROP,
-                why=why,
-                ns=ns,
-                verdict=TraceVerdict.DROP,
-                before=skb.pkt,
-                skb=skb,
-            )
+            w.note(Why.NO_ROUTE if res.type is RouteType.UNREACHABLE else Why.NOT_FORWARDING, ns, skb)
 
 
-def ip_local_deliver(w: World, ns: Namespace, skb: Skb) -> None:
+def ip_local_deliver(w: Ipv4Stack, ns: Namespace, skb: Skb) -> None:
     """``ip_local_deliver()`` -> LOCAL_IN -> ``tcp_v4_rcv()``."""
     if not nf_hook(w, ns, Hook.LOCAL_IN, skb):
         return
     tcp_v4_rcv(w, ns, skb)
 
 
-def tcp_v4_rcv(w: World, ns: Namespace, skb: Skb) -> None:
-    """``tcp_v4_rcv()``: hand the segment to its socket, or answer ``no_tcp_socket`` with a RST."""
-    pkt = skb.pkt
-    sk = inet_lookup(ns.sockets, ns.listeners, pkt)
-    if sk is not None:
-        if w.trace.enabled:
-            w.event(
-                pid=skb.pid,
-                step=Step.SOCKET,
-                why=Why.SOCKET_FOUND,
-                ns=ns,
-                verdict=TraceVerdict.SOCKET,
-                before=pkt,
-                skb=skb,
-                detail=socket_name(ns.sockets, pkt),
-            )
-        w.deliver_to_socket(ns, sk, pkt, skb.pid)
-        return
-    if w.trace.enabled:
-        w.event(
-            pid=skb.pid,
-            step=Step.SOCKET,
-            why=Why.NO_SOCKET,
-            ns=ns,
-            verdict=TraceVerdict.NO_SOCKET,
-            before=pkt,
-            skb=skb,
-        )
-    if not ns.reset_unknown:
-        if w.trace.enabled:
-            w.event(
-                pid=skb.pid,
-                step=Step.DROP,
-                why=Why.FIREWALL,
-                ns=ns,
-                verdict=TraceVerdict.DROP,
-                before=pkt,
-                skb=skb,
-            )
-        return
-    if pkt.bad_checksum:
-        if w.trace.enabled:
-            w.event(
-                pid=skb.pid,
-                step=Step.DROP,
-                why=Why.BAD_CHECKSUM,
-                ns=ns,
-                verdict=TraceVerdict.DROP,
-                before=pkt,
-                skb=skb,
-            )
-        return
-    rst = tcp_v4_send_reset(pkt)
-    if rst is None:
-        if w.trace.enabled:
-            w.event(
-                pid=skb.pid,
-                step=Step.RST,
-                why=Why.NO_RST_FOR_RST,
-                ns=ns,
-                verdict=TraceVerdict.NO_RST,
-                before=pkt,
-                skb=skb,
-            )
-        return
-    w.emit_local(ns, rst, cause=skb.pid, why=Why.TCP_RESET)
-
-
-def ip_forward(w: World, ns: Namespace, skb: Skb, dev: str, nexthop: str) -> None:
+def ip_forward(w: Ipv4Stack, ns: Namespace, skb: Skb, dev: str, nexthop: str) -> None:
     """``ip_forward()``: TTL, FORWARD, then ``ip_output()``."""
     if skb.pkt.ttl <= 1:
         if w.trace.enabled:
-            w.event(
-                pid=skb.pid,
-                step=Step.DROP,
-                why=Why.TTL_EXCEEDED,
-                ns=ns,
-                verdict=TraceVerdict.DROP,
-                before=skb.pkt,
-                skb=skb,
-            )
+            w.note(Why.TTL_EXCEEDED, ns, skb)
         return
     p = skb.pkt
     skb.pkt = p.rewritten(p.src, p.sport, p.dst, p.dport, p.ttl - 1)
@@ -168,27 +69,19 @@ def ip_forward(w: World, ns: Namespace, skb: Skb, dev: str, nexthop: str) -> Non
     ip_output(w, ns, skb, nexthop)
 
 
-def ip_output(w: World, ns: Namespace, skb: Skb, nexthop: str) -> None:
+def ip_output(w: Ipv4Stack, ns: Namespace, skb: Skb, nexthop: str) -> None:
     """``ip_output()`` -> POST_ROUTING -> ``ip_finish_output()`` -> the device."""
     if not nf_hook(w, ns, Hook.POST_ROUTING, skb):
         return
-    w.xmit(ns, skb.outdev or "", skb.pkt, skb.pid, nexthop)
+    dev_queue_xmit(w, ns, skb.outdev or "", skb.pkt, skb.pid, nexthop)
 
 
-def ip_local_out(w: World, ns: Namespace, skb: Skb) -> None:
+def ip_local_out(w: Ipv4Stack, ns: Namespace, skb: Skb) -> None:
     """``ip_local_out()``: route, LOCAL_OUT, then ``ip_output()``."""
     res = ns.fib_lookup(skb.pkt.dst)
     if res.type is not RouteType.UNICAST:
         if w.trace.enabled:
-            w.event(
-                pid=skb.pid,
-                step=Step.DROP,
-                why=Why.NO_ROUTE_OUT,
-                ns=ns,
-                verdict=TraceVerdict.DROP,
-                before=skb.pkt,
-                skb=skb,
-            )
+            w.note(Why.NO_ROUTE_OUT, ns, skb)
         return
     skb.outdev = res.dev
     if not nf_hook(w, ns, Hook.LOCAL_OUT, skb):

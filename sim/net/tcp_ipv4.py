@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sim.packet import TCPHDR_RST, Packet, rst_reply
+from sim.trace import Why
+
+if TYPE_CHECKING:
+    from sim.net.netns import Namespace
+    from sim.net.stack import Ipv4Stack
+    from sim.skb import Skb
 
 
 def inet_lookup(sockets: dict[tuple[str, int, str, int], Any], listeners: dict[int, Any], pkt: Packet) -> Any:
@@ -35,3 +41,30 @@ def tcp_v4_send_reset(pkt: Packet, rt_local: bool = True) -> Packet | None:
     if pkt.flags & TCPHDR_RST or not rt_local:
         return None
     return rst_reply(pkt)
+
+
+def tcp_v4_rcv(w: Ipv4Stack, ns: Namespace, skb: Skb) -> None:
+    """``tcp_v4_rcv()``: hand the segment to its socket, or answer ``no_tcp_socket`` with a RST."""
+    pkt = skb.pkt
+    sk = inet_lookup(ns.sockets, ns.listeners, pkt)
+    if sk is not None:
+        if w.trace.enabled:
+            w.note(Why.SOCKET_FOUND, ns, skb, detail=socket_name(ns.sockets, pkt))
+        w.deliver_to_socket(ns, sk, pkt, skb.pid)
+        return
+    if w.trace.enabled:
+        w.note(Why.NO_SOCKET, ns, skb)
+    if not ns.reset_unknown:
+        if w.trace.enabled:
+            w.note(Why.FIREWALL, ns, skb)
+        return
+    if pkt.bad_checksum:
+        if w.trace.enabled:
+            w.note(Why.BAD_CHECKSUM, ns, skb)
+        return
+    rst = tcp_v4_send_reset(pkt)
+    if rst is None:
+        if w.trace.enabled:
+            w.note(Why.NO_RST_FOR_RST, ns, skb)
+        return
+    w.emit_local(ns, rst, cause=skb.pid, why=Why.TCP_RESET)

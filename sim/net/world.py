@@ -1,28 +1,37 @@
 """The simulated world: namespaces joined by links, one clock, one seeded RNG, one trace.
 
-Frames leave a device (``xmit``), cross a veth or the bridge, and arrive on the peer device
-(``netif_receive``) after the link's delay; jitter, loss, duplication and reordering draw from
-the world's RNG, so the same seed gives the same run. The topology is also kept as a networkx
-graph (namespaces and devices as nodes; membership, veth links and bridge ports as edges).
+The world builds the topology (namespaces, devices, links; also kept as a networkx graph:
+namespaces and devices as nodes, membership, veth links and bridge ports as edges), lets
+packets in (crafted frames, the stacks' own segments, the kernel's RSTs), runs the sockets'
+timers and records the trace. It is what the layers ask for -- netfilter's
+:class:`sim.netfilter.core.Stack`, the device layer's :class:`sim.net.stack.NetDev` and the
+IPv4 paths' :class:`sim.net.stack.Ipv4Stack` -- while the work is theirs:
+:mod:`sim.net.dev` (links, the bridge, captures), :mod:`sim.net.ipv4` (the NF_HOOK call sites),
+:mod:`sim.net.tcp_ipv4` (socket delivery). The same seed gives the same run.
 """
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import networkx as nx
 
 from sim.clock import Clock
+from sim.include.netfilter import Hook
+from sim.net.dev import dev_queue_xmit
 from sim.net.ipv4 import ip_local_out, ip_rcv
 from sim.net.netns import Device, Namespace
+from sim.net.stack import Capture, LinkDelay
 from sim.net.tcp_ipv4 import socket_name
 from sim.netfilter.core import Net, NfHookState
+from sim.netfilter.iptables.save import rule_save
+from sim.netfilter.x_tables import RuleAt
 from sim.packet import Packet
-from sim.skb import Hook, Skb
-from sim.trace import Step, Trace, TraceEvent, TraceVerdict, Why
+from sim.skb import Skb
+from sim.trace import STACK_EVENTS, Trace, TraceEvent, Why
 
 
 @dataclass(slots=True)
@@ -49,24 +58,18 @@ class NsContext:
         dst = self.ns.devices[skb.indev].mac if skb.indev in self.ns.devices else dev.mac
         return f"{dst}:{src}:08:00"
 
-    def log(self, level: int, line: str, skb: Skb) -> None:
-        self.world.kernel_log(self.ns, skb.pid, line)
+    def log(self, level: int, line: str, skb: Skb, at: RuleAt) -> None:
+        text = None
+        if self.world.trace.enabled:
+            chain = self.ns.ruleset.tables[at.table].chains[at.chain]
+            text = rule_save(chain, chain.rules[at.rulenum - 1], counters=False)
+        self.world.kernel_log(self.ns, skb.pid, line, rule_text=text, at=at)
 
 
-@dataclass(slots=True)
-class Capture:
-    """What a capture point saw: (time, direction "in"/"out", packet, packet id)."""
-
-    records: list[tuple[float, str, Packet, int]] = field(default_factory=list)
-
-
-class Trigger(Protocol):
+class Trigger(LinkDelay, Protocol):
     """Something a scenario makes happen mid-run (``sim.scenario.scenario``'s late-ack and
-    beyond-window); the world runs it at two points."""
-
-    def delay(self, ns: str, dev: str, pkt: Packet, pid: int) -> float:
-        """Extra seconds packet ``pid`` spends on the link out of ``ns``/``dev`` (0: none)."""
-        ...
+    beyond-window); the world runs it at two points: on the link (``delay``) and after each
+    segment a socket took."""
 
     def after_socket(self, w: World) -> None:
         """Runs after each segment a socket took (its timers armed and its answer sent)."""
@@ -74,7 +77,7 @@ class Trigger(Protocol):
 
 
 class World:
-    """Namespaces, links, the clock, the RNG and the trace."""
+    """Namespaces, links, the clock, the RNG and the trace; the layers' :class:`Ipv4Stack`."""
 
     def __init__(self, seed: int = 0, trace: bool = True) -> None:
         self.clock = Clock()
@@ -143,22 +146,30 @@ class World:
         self._next_pid += 1
         return self._next_pid
 
-    def event(
+    def note(
+        self, why: Why, ns: Namespace, skb: Skb, *, dev: str | None = None, detail: str | None = None
+    ) -> None:
+        """Record one decision of the IP layer about ``skb`` (``dev``: the skb's input device
+        unless given). Callers check ``trace.enabled`` first: off, nothing is built."""
+        self.note_dev(why, ns, skb.indev if dev is None else dev, skb.pkt, skb.pid, detail=detail)
+
+    def note_dev(
         self,
-        *,
-        pid: int,
-        step: Step,
         why: Why,
-        ns: Namespace,
-        verdict: TraceVerdict,
-        before: Packet,
-        skb: Skb | None = None,
-        dev: str | None = None,
+        ns: Net,
+        dev: str | None,
+        pkt: Packet | None,
+        pid: int,
+        *,
         detail: str | None = None,
         cause: int | None = None,
+        rule_text: str | None = None,
+        at: RuleAt | None = None,
     ) -> None:
-        """Record one event of the stack (callers check ``trace.enabled`` first, so nothing is
-        built when tracing is off). ``dev`` defaults to the skb's input device."""
+        """Record one decision of the device layer (or the stack) about packet ``pid``; its
+        step and verdict follow from ``why`` (:data:`sim.trace.STACK_EVENTS`). ``at`` is the
+        rule behind a LOG line (its table, chain and number)."""
+        step, verdict = STACK_EVENTS[why]
         self.trace.add(
             TraceEvent(
                 t=self.clock.now,
@@ -166,28 +177,26 @@ class World:
                 step=step,
                 why=why,
                 ns=ns.name,
-                dev=dev if dev is not None or skb is None else skb.indev,
+                dev=dev,
                 verdict=verdict,
-                before=before,
+                before=pkt,
                 detail=detail,
                 cause=cause,
+                table=at.table if at is not None else None,
+                chain=at.chain if at is not None else None,
+                rule=at.rulenum if at is not None else None,
+                rule_text=rule_text,
             )
         )
 
-    def kernel_log(self, net: Net, pid: int, line: str) -> None:
+    def kernel_log(
+        self, net: Net, pid: int, line: str, *, rule_text: str | None = None, at: RuleAt | None = None
+    ) -> None:
+        """A kernel log line about packet ``pid`` (``rule_text``: the LOG rule that wrote it,
+        ``at``: where that rule sits)."""
         self.namespaces[net.name].log.append((self.clock.now, line))
         if self.trace.enabled:
-            self.trace.add(
-                TraceEvent(
-                    t=self.clock.now,
-                    pid=pid,
-                    step=Step.LOG,
-                    why=Why.LOG,
-                    ns=net.name,
-                    verdict=TraceVerdict.LOG,
-                    detail=line,
-                )
-            )
+            self.note_dev(Why.LOG, net, None, None, pid, detail=line, rule_text=rule_text, at=at)
 
     # -- packets in ---------------------------------------------------------------------------
     def inject(self, ns_name: str, dev_name: str, pkt: Packet) -> int:
@@ -195,16 +204,8 @@ class World:
         pid = self.new_pid()
         ns = self.namespaces[ns_name]
         if self.trace.enabled:
-            self.event(
-                pid=pid,
-                step=Step.SEND,
-                why=Why.CRAFTED,
-                ns=ns,
-                verdict=TraceVerdict.SEND,
-                before=pkt,
-                dev=dev_name,
-            )
-        self.xmit(ns, dev_name, pkt, pid, pkt.dst)
+            self.note_dev(Why.CRAFTED, ns, dev_name, pkt, pid)
+        dev_queue_xmit(self, ns, dev_name, pkt, pid, pkt.dst)
         return pid
 
     def send(self, ns_name: str, pkt: Packet) -> int:
@@ -213,9 +214,7 @@ class World:
         ns = self.namespaces[ns_name]
         self.crossings += 1
         if self.trace.enabled:
-            self.event(
-                pid=pid, step=Step.SEND, why=Why.STACK_SENDS, ns=ns, verdict=TraceVerdict.SEND, before=pkt
-            )
+            self.note_dev(Why.STACK_SENDS, ns, None, pkt, pid)
         ip_local_out(self, ns, Skb(pkt, pid=pid))
         return pid
 
@@ -224,164 +223,18 @@ class World:
         ns = self.namespaces[net.name]
         pid = self.new_pid()
         if self.trace.enabled:
-            self.event(pid=cause, step=Step.RST, why=why, ns=ns, verdict=TraceVerdict.RST, before=pkt)
-            self.event(
-                pid=pid, step=Step.SEND, why=why, ns=ns, verdict=TraceVerdict.SEND, before=pkt, cause=cause
-            )
+            self.note_dev(why, ns, None, pkt, cause)  # RST on the packet that caused it
+            self.note_dev(Why.STACK_SENDS, ns, None, pkt, pid, cause=cause)
         ip_local_out(self, ns, Skb(pkt, pid=pid))
         return pid
 
-    # -- links ----------------------------------------------------------------------------------
-    def xmit(self, ns: Namespace, dev_name: str, pkt: Packet, pid: int, nexthop: str) -> None:
-        """``dev_queue_xmit()``: out of a device; a bridge picks its port from the neighbour."""
-        dev = ns.devices[dev_name]
-        if self.capturing:
-            self.captures[(ns.name, dev_name)].records.append((self.clock.now, "out", pkt, pid))
-        if dev.kind.value == "bridge":
-            port = self._bridge_port(ns, dev_name, nexthop)
-            if port is None:
-                if self.trace.enabled:
-                    self.event(
-                        pid=pid,
-                        step=Step.DROP,
-                        why=Why.NEIGH_UNRESOLVED,
-                        ns=ns,
-                        verdict=TraceVerdict.DROP,
-                        before=pkt,
-                        dev=dev_name,
-                        detail=nexthop,
-                    )
-                return
-            if self.trace.enabled:
-                self.event(
-                    pid=pid,
-                    step=Step.BRIDGE,
-                    why=Why.BRIDGE_OUT,
-                    ns=ns,
-                    verdict=TraceVerdict.OUT,
-                    before=pkt,
-                    dev=port,
-                    detail=dev_name,
-                )
-            dev = ns.devices[port]
-            if self.capturing:
-                self.captures[(ns.name, port)].records.append((self.clock.now, "out", pkt, pid))
-        if dev.peer is None:
-            if self.trace.enabled:
-                self.event(
-                    pid=pid,
-                    step=Step.DROP,
-                    why=Why.NO_LINK,
-                    ns=ns,
-                    verdict=TraceVerdict.DROP,
-                    before=pkt,
-                    dev=dev.name,
-                )
-            return
-        if self.trace.enabled:
-            self.event(
-                pid=pid,
-                step=Step.XMIT,
-                why=Why.XMIT,
-                ns=ns,
-                verdict=TraceVerdict.XMIT,
-                before=pkt,
-                dev=dev.name,
-            )
-        copies = 1
-        if dev.loss and self.rng.random() < dev.loss:
-            if self.trace.enabled:
-                self.event(
-                    pid=pid,
-                    step=Step.DROP,
-                    why=Why.LOST,
-                    ns=ns,
-                    verdict=TraceVerdict.DROP,
-                    before=pkt,
-                    dev=dev.name,
-                )
-            return
-        if dev.duplicate and self.rng.random() < dev.duplicate:
-            copies = 2
-        for _ in range(copies):
-            delay = dev.delay + (self.rng.uniform(0, dev.jitter) if dev.jitter else 0.0)
-            for trigger in self.triggers:
-                delay += trigger.delay(ns.name, dev.name, pkt, pid)
-            if dev.reorder and self.rng.random() < dev.reorder:
-                delay += dev.delay or 0.001
-            self.clock.schedule(delay, self.netif_receive, dev.peer[0], dev.peer[1], pkt, pid)
-
-    def _bridge_port(self, ns: Namespace, bridge: str, nexthop: str) -> str | None:
-        """The bridge's forwarding database, as learned from the neighbours behind its ports."""
-        for dev in ns.devices.values():
-            if (
-                dev.master == bridge
-                and dev.peer is not None
-                and nexthop in self.namespaces[dev.peer[0]].local_addrs
-            ):
-                return dev.name
-        return None
-
-    def netif_receive(self, ns_name: str, dev_name: str, pkt: Packet, pid: int) -> None:
-        """``__netif_receive_skb_core()``: a frame arrives; a bridge port passes it up."""
-        ns = self.namespaces[ns_name]
-        self.crossings += 1
-        if self.capturing:
-            self.captures[(ns_name, dev_name)].records.append((self.clock.now, "in", pkt, pid))
-        if self.trace.enabled:
-            self.event(
-                pid=pid,
-                step=Step.RECV,
-                why=Why.RECV,
-                ns=ns,
-                verdict=TraceVerdict.RECV,
-                before=pkt,
-                dev=dev_name,
-            )
-        dev = ns.devices[dev_name]
-        skb = Skb(pkt, indev=dev_name, pid=pid)
-        if dev.master is not None:
-            # br_handle_frame(): addressed to the bridge's own MAC, so up the stack on docker0
-            skb.indev, skb.physindev = dev.master, dev_name
-            if self.capturing:
-                self.captures[(ns_name, dev.master)].records.append((self.clock.now, "in", pkt, pid))
-            if self.trace.enabled:
-                self.event(
-                    pid=pid,
-                    step=Step.BRIDGE,
-                    why=Why.BRIDGE_UP,
-                    ns=ns,
-                    verdict=TraceVerdict.UP,
-                    before=pkt,
-                    skb=skb,
-                    detail=dev_name,
-                )
-        if ns.passive:
-            if self.trace.enabled:
-                self.event(
-                    pid=pid,
-                    step=Step.DELIVER,
-                    why=Why.CAPTURED,
-                    ns=ns,
-                    verdict=TraceVerdict.CAPTURED,
-                    before=pkt,
-                    skb=skb,
-                )
-            return
+    def ip_rcv(self, ns: Namespace, skb: Skb) -> None:
         ip_rcv(self, ns, skb)
 
     def deliver_to_socket(self, ns: Namespace, sk: Any, pkt: Packet, pid: int) -> None:
         """Hand a segment to an endpoint and send what it answers."""
         if self.trace.enabled:
-            self.event(
-                pid=pid,
-                step=Step.DELIVER,
-                why=Why.DELIVERED,
-                ns=ns,
-                verdict=TraceVerdict.DELIVERED,
-                before=pkt,
-                detail=socket_name(ns.sockets, pkt),
-            )
+            self.note_dev(Why.DELIVERED, ns, None, pkt, pid, detail=socket_name(ns.sockets, pkt))
         for out in sk.receive(pkt, self.clock.now):
             self.send(ns.name, out)
         self.arm(ns.name, sk)

@@ -12,146 +12,25 @@ INPUT). Time is passed in; entries expire lazily on lookup, as the kernel's
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from sim.include.nf_conntrack import (
+    IPS_CONFIRMED,
+    IPS_SEEN_REPLY,
+    ORIGINAL,
+    REPLY,
+    Conn,
+    CtDir,
+    CtEntry,
+    CtInfo,
+    CtTuple,
+    invert_tuple,
+)
 from sim.netfilter.hooks import NfVerdict
 from sim.netfilter.profiles import DEFAULT_PROFILE, KernelProfile, resolve_kernel
-from sim.netfilter.proto_tcp import (
-    STATE_NAMES,
-    TCP_TIMEOUTS,
-    TcpAction,
-    TcpCt,
-    TcpResult,
-    nf_conntrack_tcp_packet,
-)
-from sim.netfilter.tcp_states import ORIGINAL, REPLY, TcpState
-from sim.skb import CtInfo, Skb
-from sim.trace import CtEntry
-
-# enum ip_conntrack_status (include/uapi/linux/netfilter/nf_conntrack_common.h)
-IPS_EXPECTED = 1 << 0
-IPS_SEEN_REPLY = 1 << 1
-IPS_ASSURED = 1 << 2
-IPS_CONFIRMED = 1 << 3
-IPS_SRC_NAT = 1 << 4
-IPS_DST_NAT = 1 << 5
-IPS_NAT_MASK = IPS_SRC_NAT | IPS_DST_NAT
-IPS_SRC_NAT_DONE = 1 << 7
-IPS_DST_NAT_DONE = 1 << 8
-IPS_DYING = 1 << 9
-IPS_UNTRACKED = 1 << 12
-
-# nf_conntrack_max: 262144 is the hash size (and so the limit) the kernel picks on a machine
-# with more than 4 GiB of memory (nf_conntrack_init_start()).
-NF_CONNTRACK_MAX_DEFAULT = 262144
-
-CtTuple = tuple[str, int, str, int]  # (src, sport, dst, dport); the protocol is always TCP
-
-
-def invert_tuple(t: CtTuple) -> CtTuple:
-    """``nf_ct_invert_tuple()``."""
-    return (t[2], t[3], t[0], t[1])
-
-
-class Conn:
-    """``struct nf_conn``: one tracked connection."""
-
-    __slots__ = ("id", "mark", "status", "tcp", "timeout", "tuples")
-
-    def __init__(self, orig: CtTuple, ident: int) -> None:
-        self.tuples: tuple[CtTuple, CtTuple] = (orig, invert_tuple(orig))  # tuplehash[ORIGINAL/REPLY]
-        self.status = 0
-        self.timeout = 0.0  # absolute expiry, seconds of virtual time
-        self.mark = 0
-        self.id = ident
-        self.tcp = TcpCt()
-
-    # The status bits, spelled as the kernel's test_bit() helpers.
-    @property
-    def confirmed(self) -> bool:
-        return bool(self.status & IPS_CONFIRMED)
-
-    @property
-    def seen_reply(self) -> bool:
-        return bool(self.status & IPS_SEEN_REPLY)
-
-    @property
-    def assured(self) -> bool:
-        return bool(self.status & IPS_ASSURED)
-
-    @property
-    def untracked(self) -> bool:
-        return bool(self.status & IPS_UNTRACKED)
-
-    @property
-    def dying(self) -> bool:
-        return bool(self.status & IPS_DYING)
-
-    @dying.setter
-    def dying(self, value: bool) -> None:
-        self.status = self.status | IPS_DYING if value else self.status & ~IPS_DYING
-
-    def set_assured(self) -> None:
-        self.status |= IPS_ASSURED
-
-    def state_name(self) -> str:
-        return STATE_NAMES[self.tcp.state]
-
-    def snapshot(self) -> CtEntry:
-        """The entry as it stands now, frozen (what ``conntrack -L`` would list now)."""
-        original, reply = self.tuples
-        return CtEntry(
-            original=original,
-            reply=reply,
-            state=self.state_name(),
-            expires=self.timeout,
-            seen_reply=self.seen_reply,
-            assured=self.assured,
-            mark=self.mark,
-        )
-
-
-@dataclass(slots=True)
-class ConntrackSysctls:
-    """``net.netfilter.nf_conntrack_*`` of one namespace, with the kernel's defaults."""
-
-    tcp_be_liberal: int = 0
-    tcp_loose: int = 1
-    tcp_max_retrans: int = 3
-    tcp_ignore_invalid_rst: int = 0
-    log_invalid: int = 0
-    checksum: int = 1
-    max: int = NF_CONNTRACK_MAX_DEFAULT
-    timeouts: dict[TcpState, float] = field(default_factory=lambda: dict(TCP_TIMEOUTS))
-
-    _NAMES = (
-        "tcp_be_liberal",
-        "tcp_loose",
-        "tcp_max_retrans",
-        "tcp_ignore_invalid_rst",
-        "log_invalid",
-        "checksum",
-        "max",
-    )
-
-    def set(self, name: str, value: int, profile: KernelProfile) -> None:
-        """Set ``net.netfilter.nf_conntrack_<name>``; ValueError names what is wrong."""
-        short = name.removeprefix("net.netfilter.").removeprefix("nf_conntrack_")
-        if short.startswith("tcp_timeout_"):
-            state = short.removeprefix("tcp_timeout_").upper()
-            slots = {"MAX_RETRANS": TcpState.RETRANS, "UNACKNOWLEDGED": TcpState.UNACK}
-            key = slots.get(state) or TcpState.__members__.get(state)
-            if key is None or key not in self.timeouts:
-                raise ValueError(f"unknown sysctl {name}")
-            self.timeouts[key] = float(value)
-            return
-        if short not in self._NAMES:
-            raise ValueError(f"unknown sysctl {name}")
-        if short == "tcp_ignore_invalid_rst" and not profile.has_ignore_invalid_rst:
-            raise ValueError(f"sysctl {name} does not exist in kernel {profile.name} (added in 5.14)")
-        if value < 0:
-            raise ValueError(f"sysctl {name} must not be negative, got {value}")
-        setattr(self, short, value)
+from sim.netfilter.proto_tcp import TcpAction, TcpResult, nf_conntrack_tcp_packet
+from sim.netfilter.sysctl import ConntrackSysctls
+from sim.skb import Skb
 
 
 @dataclass(slots=True)
@@ -222,7 +101,7 @@ class ConntrackTable:
         """The live entries at ``now``, as ``conntrack -L`` would list them."""
         return [ct for ct in self if ct.timeout > now]
 
-    def find(self, tup: CtTuple, now: float) -> tuple[Conn, int] | None:
+    def find(self, tup: CtTuple, now: float) -> tuple[Conn, CtDir] | None:
         """``__nf_conntrack_find_get()``: the entry and the direction ``tup`` matches.
 
         An expired entry is removed on the way (``nf_ct_gc_expired``) and not returned.
@@ -366,7 +245,7 @@ def format_entry(entry: CtEntry, now: float) -> str:
     remaining = max(int(entry.expires - now), 0)
     return "".join(
         (
-            f"tcp      6 {remaining} {entry.state} ",
+            f"tcp      6 {remaining} {entry.state.name} ",
             f"src={o_src} dst={o_dst} sport={o_sport} dport={o_dport} ",
             "" if entry.seen_reply else "[UNREPLIED] ",
             f"src={r_src} dst={r_dst} sport={r_sport} dport={r_dport} ",

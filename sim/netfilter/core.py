@@ -16,20 +16,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from sim.include.netfilter import Hook
 from sim.netfilter.hooks import NfVerdict
-from sim.netfilter.xtables import HOOK_CHAIN
-from sim.skb import Hook
 from sim.trace import Step, TraceEvent, TraceVerdict, Why
 
 if TYPE_CHECKING:
     import random
     from collections.abc import Callable
 
+    from sim.include.netfilter import TableName
     from sim.netfilter.conntrack import ConntrackTable
-    from sim.netfilter.xtables import Ruleset, XtContext
+    from sim.netfilter.x_tables import XtContext
+    from sim.netfilter.xtables import Ruleset
     from sim.packet import Packet
     from sim.skb import Skb
-    from sim.trace import Trace
+    from sim.trace import ConntrackInfo, NatBinding, Trace
 
 
 class Net(Protocol):
@@ -134,20 +135,74 @@ def nf_hook_slow(skb: Skb, state: NfHookState) -> bool:
     return True
 
 
-def _stopped(skb: Skb, state: NfHookState, ops: NfHookOps, verdict: NfVerdict) -> None:
-    hook = state.hook
-    state.stack.trace.add(
+# The step of each hook function's decision.
+_HOOK_STEP = {
+    Why.CONNTRACK: Step.CONNTRACK,
+    Why.CONFIRM: Step.CONNTRACK,
+    Why.NAT_SKIP: Step.NAT,
+    Why.NAT: Step.NAT,
+    Why.TABLE: Step.TABLE,
+    Why.HOOK_VERDICT: Step.DROP,
+}
+
+
+def hook_dev(skb: Skb, hook: Hook) -> str | None:
+    """The device a hook's event names: the output device on the way out, else the input one."""
+    return skb.outdev if hook in (Hook.POST_ROUTING, Hook.LOCAL_OUT) else skb.indev
+
+
+def note_hook(
+    state: NfHookState,
+    skb: Skb,
+    why: Why,
+    verdict: TraceVerdict,
+    priority: int,
+    *,
+    dev: str | None,
+    before: Packet | None = None,
+    after: Packet | None = None,
+    table: TableName | None = None,
+    chain: str | None = None,
+    rule: int | None = None,
+    rule_text: str | None = None,
+    detail: str | None = None,
+    ct: ConntrackInfo | None = None,
+    nat: NatBinding | None = None,
+) -> None:
+    """Record one decision of a hook function about ``skb`` (``before``: the packet as it came
+    in, ``skb.pkt`` unless given). Callers check ``trace.enabled`` first: off, nothing is built."""
+    stack = state.stack
+    stack.trace.add(
         TraceEvent(
-            t=state.stack.now,
+            t=stack.now,
             pid=skb.pid,
-            step=Step.DROP,
-            why=Why.HOOK_VERDICT,
+            step=_HOOK_STEP[why],
+            why=why,
             ns=state.net.name,
-            dev=skb.outdev if hook in (Hook.POST_ROUTING, Hook.LOCAL_OUT) else skb.indev,
-            hook=HOOK_CHAIN[hook],
-            priority=ops.priority,
-            verdict=TraceVerdict[verdict.name],
-            before=skb.pkt,
-            detail=ops.name,
+            dev=dev,
+            hook=state.hook,
+            priority=priority,
+            table=table,
+            chain=chain,
+            rule=rule,
+            rule_text=rule_text,
+            verdict=verdict,
+            before=skb.pkt if before is None else before,
+            after=after,
+            detail=detail,
+            ct=ct,
+            nat=nat,
         )
+    )
+
+
+def _stopped(skb: Skb, state: NfHookState, ops: NfHookOps, verdict: NfVerdict) -> None:
+    note_hook(
+        state,
+        skb,
+        Why.HOOK_VERDICT,
+        TraceVerdict[verdict.name],
+        ops.priority,
+        dev=hook_dev(skb, state.hook),
+        detail=ops.name,
     )

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sim.netfilter.x_tables import RuleAt, XtCode, XtContext
 from sim.packet import TcpFlag
 
 if TYPE_CHECKING:
-    from sim.netfilter.xtables import XtContext
     from sim.skb import Skb
 
 
@@ -20,6 +20,11 @@ class LogTarget:
     prefix: str = ""
     level: int = 4
     tcp_sequence: bool = False  # XT_LOG_TCPSEQ
+
+    def target(self, skb: Skb, ctx: XtContext, at: RuleAt) -> XtCode:
+        """``log_tg()``: log the packet and let the chain go on (``XT_CONTINUE``)."""
+        ctx.log(self.level, log_line(self, skb, ctx), skb, at)
+        return XtCode.CONTINUE
 
 
 def log_line(target: LogTarget, skb: Skb, ctx: XtContext) -> str:

@@ -12,21 +12,20 @@ from __future__ import annotations
 import random
 from enum import IntEnum
 
-from sim.netfilter.conntrack import (
+from sim.include.netfilter import Hook, NatKind, NatRange, NatRangeFlag, NatRequest
+from sim.include.nf_conntrack import (
     IPS_DST_NAT,
     IPS_DST_NAT_DONE,
     IPS_NAT_MASK,
     IPS_SRC_NAT,
     IPS_SRC_NAT_DONE,
+    REPLY,
     Conn,
-    ConntrackTable,
     CtTuple,
     invert_tuple,
 )
-from sim.netfilter.tcp_states import REPLY
-from sim.netfilter.xtables import NatKind, NatRange, NatRangeFlag, NatRequest
+from sim.netfilter.conntrack import ConntrackTable
 from sim.packet import Packet, ip_to_int
-from sim.skb import Hook
 
 NF_NAT_MAX_ATTEMPTS = 128  # nf_nat_proto.c
 

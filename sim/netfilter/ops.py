@@ -12,23 +12,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sim.include.netfilter import CtState, Hook, TableName
+from sim.include.nf_conntrack import IPS_SRC_NAT, CtDir, CtEntry, CtInfo
 from sim.netfilter import nat
-from sim.netfilter.conntrack import IPS_SRC_NAT
-from sim.netfilter.core import NfHookOps, NfHookState
+from sim.netfilter.core import NfHookOps, NfHookState, hook_dev, note_hook
 from sim.netfilter.hooks import NfVerdict, Priority
+from sim.netfilter.iptables.save import rule_save
 from sim.netfilter.log import LogTarget, log_line
-from sim.netfilter.xtables import (
-    HOOK_CHAIN,
-    TABLE_HOOKS,
-    CtState,
-    TableName,
-    Verdict,
-    XtResult,
-    ctstate_of,
-    ipt_do_table,
-)
-from sim.skb import CtInfo, Hook, Skb
-from sim.trace import ConntrackInfo, CtEntry, NatBinding, Step, TraceEvent, TraceVerdict, Why
+from sim.netfilter.x_tables import Verdict, XtResult
+from sim.netfilter.xtables import TABLE_HOOKS, Table, ctstate_of, ipt_do_table
+from sim.skb import Skb
+from sim.trace import ConntrackInfo, CtSysctls, NatBinding, TraceVerdict, Why
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -36,6 +30,7 @@ if TYPE_CHECKING:
     from sim.netfilter.conntrack import ConntrackTable
     from sim.netfilter.core import Net
     from sim.netfilter.proto_tcp import TcpResult
+    from sim.netfilter.sysctl import ConntrackSysctls
     from sim.packet import Packet
 
 REPLY_INFOS = (CtInfo.ESTABLISHED_REPLY, CtInfo.RELATED_REPLY)
@@ -61,36 +56,54 @@ def conntrack_in(skb: Skb, state: NfHookState) -> NfVerdict:
         w.kernel_log(ns, pid, line)
     if w.trace.enabled:
         tcp = res.tcp
-        ctstate = ctstate_of(skb)
         window = TraceVerdict[res.window.name] if res.window is not None else None
-        w.trace.add(
-            TraceEvent(
-                t=w.now,
-                pid=pid,
-                step=Step.CONNTRACK,
-                why=Why.CONNTRACK,
-                ns=ns.name,
-                dev=skb.indev or skb.outdev,
-                hook=HOOK_CHAIN[hook],
-                priority=int(Priority.CONNTRACK),
-                verdict=window or TraceVerdict.DROP,
-                before=before,
-                ct=ConntrackInfo(
-                    ctstate=_primary_state(ctstate),
-                    window=window,
-                    reason=reason,
-                    old_state=tcp.old_state.name if tcp else None,
-                    new_state=tcp.new_state.name if tcp else None,
-                    check=tcp.window if tcp else None,
-                    ct_id=skb.ct.id if skb.ct is not None else None,
-                    created=res.created,
-                    snat=skb.ct is not None and bool(skb.ct.status & IPS_SRC_NAT),
-                    direction=_direction(skb, tcp),
-                    entry=_entry(table, before, w.now),
-                ),
-            )
+        info = ConntrackInfo(
+            ctstate=_primary_state(ctstate_of(skb)),
+            window=window,
+            reason=reason,
+            old_state=tcp.old_state if tcp else None,
+            new_state=tcp.new_state if tcp else None,
+            check=tcp.window if tcp else None,
+            ct_id=skb.ct.id if skb.ct is not None else None,
+            created=res.created,
+            snat=skb.ct is not None and bool(skb.ct.status & IPS_SRC_NAT),
+            direction=_direction(skb, tcp),
+            entry=_entry(table, before, w.now),
+            sysctls=_sysctls(table.sysctl),
+            log_prefix=table.profile.log_prefix,
+        )
+        dev = skb.indev or skb.outdev
+        prio = int(Priority.CONNTRACK)
+        note_hook(
+            state, skb, Why.CONNTRACK, window or TraceVerdict.DROP, prio, dev=dev, before=before, ct=info
         )
     return res.verdict
+
+
+def _sysctls(s: ConntrackSysctls) -> CtSysctls:
+    """The sysctl values for the trace, one frozen record per distinct set."""
+    key = (
+        s.tcp_be_liberal,
+        s.tcp_loose,
+        s.tcp_max_retrans,
+        s.tcp_ignore_invalid_rst,
+        s.log_invalid,
+        s.checksum,
+    )
+    got = _SYSCTLS.get(key)
+    if got is None:
+        got = _SYSCTLS[key] = CtSysctls(
+            tcp_be_liberal=key[0],
+            tcp_loose=key[1],
+            tcp_max_retrans=key[2],
+            tcp_ignore_invalid_rst=key[3],
+            log_invalid=key[4],
+            checksum=key[5],
+        )
+    return got
+
+
+_SYSCTLS: dict[tuple[int, ...], CtSysctls] = {}
 
 
 def _entry(table: ConntrackTable, pkt: Packet, now: float) -> CtEntry | None:
@@ -102,46 +115,34 @@ def _entry(table: ConntrackTable, pkt: Packet, now: float) -> CtEntry | None:
     return hit[0].snapshot()
 
 
-def _direction(skb: Skb, tcp: TcpResult | None) -> str | None:
+def _direction(skb: Skb, tcp: TcpResult | None) -> CtDir | None:
     """Which way the packet went on its connection: from ctinfo while the entry is attached,
     else (INVALID) from the window check's sender; None when nothing says."""
     if skb.ct is not None:
-        return "reply" if skb.ctinfo in REPLY_INFOS else "original"
+        return CtDir.REPLY if skb.ctinfo in REPLY_INFOS else CtDir.ORIGINAL
     if tcp is not None and tcp.window is not None:
-        return "reply" if tcp.window.sender_dir else "original"
+        return CtDir(tcp.window.sender_dir)
     return None
 
 
 _PRIMARY_STATES = (CtState.INVALID, CtState.UNTRACKED, CtState.RELATED, CtState.ESTABLISHED, CtState.NEW)
 
 
-def _primary_state(state: CtState) -> str:
+def _primary_state(state: CtState) -> CtState:
     """The one state ``--ctstate`` names for the packet (SNAT/DNAT are extra bits)."""
-    return next(s.name or "" for s in _PRIMARY_STATES if state & s)
+    return next(s for s in _PRIMARY_STATES if state & s)
 
 
 def confirm(skb: Skb, state: NfHookState) -> NfVerdict:
     """``ipv4_confirm`` -> ``nf_conntrack_confirm``: insert a new entry as the packet leaves."""
-    w, ns, hook, pid = state.stack, state.net, state.hook, skb.pid
+    w, ns = state.stack, state.net
     table = ns.conntrack
     assert table is not None
     was = skb.ct is not None and not skb.ct.confirmed
     verdict = table.nf_conntrack_confirm(skb, w.now)
     if was and w.trace.enabled:
-        w.trace.add(
-            TraceEvent(
-                t=w.now,
-                pid=pid,
-                step=Step.CONNTRACK,
-                why=Why.CONFIRM,
-                ns=ns.name,
-                dev=skb.outdev or skb.indev,
-                hook=HOOK_CHAIN[hook],
-                priority=int(Priority.CONNTRACK_CONFIRM),
-                verdict=TraceVerdict[verdict.name],
-                before=skb.pkt,
-            )
-        )
+        prio = int(Priority.CONNTRACK_CONFIRM)
+        note_hook(state, skb, Why.CONFIRM, TraceVerdict[verdict.name], prio, dev=skb.outdev or skb.indev)
     return verdict
 
 
@@ -158,8 +159,9 @@ def nat_hook(skb: Skb, state: NfHookState) -> NfVerdict:
         return NfVerdict.ACCEPT
     binding = None
     if skb.ctinfo == CtInfo.NEW and not nat.nf_nat_initialized(ct, manip):
-        result = ipt_do_table(ns.ruleset.table(TableName.NAT), hook, skb, w.xt_context(ns))
-        _table_event(state, skb, prio, TableName.NAT, result)
+        nat_table = ns.ruleset.table(TableName.NAT)
+        result = ipt_do_table(nat_table, hook, skb, w.xt_context(ns))
+        _table_event(state, skb, prio, nat_table, result)
         if result.verdict != Verdict.ACCEPT:
             return NfVerdict.DROP
         if result.nat is not None:
@@ -169,7 +171,7 @@ def nat_hook(skb: Skb, state: NfHookState) -> NfVerdict:
             assert table is not None
             nat.nf_nat_setup_info(table, ct, rng, manip, w.now, w.nat_rng)
             if w.trace.enabled:
-                binding = NatBinding(kind=result.nat.kind.value, reply=ct.tuples[1])
+                binding = NatBinding(kind=result.nat.kind, reply=ct.tuples[1])
         else:
             nat.nf_nat_alloc_null_binding(ct, manip)
     direction = 1 if skb.ctinfo in REPLY_INFOS else 0
@@ -192,45 +194,34 @@ def _nat_event(
     after: Packet | None = None,
     binding: NatBinding | None = None,
 ) -> None:
-    hook = state.hook
-    state.stack.trace.add(
-        TraceEvent(
-            t=state.stack.now,
-            pid=skb.pid,
-            step=Step.NAT,
-            why=why,
-            ns=state.net.name,
-            dev=skb.outdev if hook in (Hook.POST_ROUTING, Hook.LOCAL_OUT) else skb.indev,
-            hook=HOOK_CHAIN[hook],
-            priority=prio,
-            verdict=verdict,
-            before=before,
-            after=after,
-            nat=binding,
-        )
-    )
+    dev = hook_dev(skb, state.hook)
+    note_hook(state, skb, why, verdict, prio, dev=dev, before=before, after=after, nat=binding)
 
 
-def _table_event(state: NfHookState, skb: Skb, prio: int, table: TableName, result: XtResult) -> None:
+def _rule_text(table: Table, result: XtResult) -> str:
+    """The rule that decided, as ``iptables -t TABLE -S`` prints it, or the chain's policy."""
+    chain = table.chains[result.chain]
+    if result.rulenum:
+        return rule_save(chain, chain.rules[result.rulenum - 1], counters=False)
+    assert chain.policy is not None
+    return f"-P {chain.name} {chain.policy.value}"
+
+
+def _table_event(state: NfHookState, skb: Skb, prio: int, table: Table, result: XtResult) -> None:
     if not state.stack.trace.enabled:
         return
-    state.stack.trace.add(
-        TraceEvent(
-            t=state.stack.now,
-            pid=skb.pid,
-            step=Step.TABLE,
-            why=Why.TABLE,
-            ns=state.net.name,
-            dev=skb.indev or skb.outdev,
-            hook=HOOK_CHAIN[state.hook],
-            priority=prio,
-            table=table.value,
-            chain=result.chain,
-            rule=result.rulenum,
-            verdict=TraceVerdict[result.verdict.name],
-            before=skb.pkt,
-            detail=result.nat.kind.value if result.nat else None,
-        )
+    note_hook(
+        state,
+        skb,
+        Why.TABLE,
+        TraceVerdict[result.verdict.name],
+        prio,
+        dev=skb.indev or skb.outdev,
+        table=table.name,
+        chain=result.chain,
+        rule=result.rulenum,
+        rule_text=_rule_text(table, result),
+        detail=result.nat.kind.value if result.nat else None,
     )
 
 
@@ -243,7 +234,7 @@ def table_op(name: TableName) -> Callable[[Skb, NfHookState], NfVerdict]:
         if table is None:  # module not loaded: no hook registered in the kernel
             return NfVerdict.ACCEPT
         result = ipt_do_table(table, hook, skb, w.xt_context(ns))
-        _table_event(state, skb, int(TABLE_PRIORITY[name]), name, result)
+        _table_event(state, skb, int(TABLE_PRIORITY[name]), table, result)
         if result.reject is not None and result.reject.reply is not None:
             w.emit_local(ns, result.reject.reply, cause=pid, why=Why.REJECT_RESET)
         return NfVerdict.ACCEPT if result.verdict == Verdict.ACCEPT else NfVerdict.DROP

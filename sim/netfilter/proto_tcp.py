@@ -11,20 +11,29 @@ kernel's ``u32`` would wrap. Timeouts are in seconds of virtual time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
-from sim.netfilter.hooks import NfVerdict
-from sim.netfilter.profiles import KernelProfile
-from sim.netfilter.tcp_states import (
-    ORIGINAL,
-    REPLY,
+from sim.include.nf_conntrack import ORIGINAL, REPLY
+from sim.include.nf_conntrack_tcp import (
+    IP_CT_EXP_CHALLENGE_ACK,
+    IP_CT_TCP_FLAG_BE_LIBERAL,
+    IP_CT_TCP_FLAG_CLOSE_INIT,
+    IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED,
+    IP_CT_TCP_FLAG_MAXACK_SET,
+    IP_CT_TCP_FLAG_SACK_PERM,
+    IP_CT_TCP_FLAG_WINDOW_SCALE,
+    IP_CT_TCP_SIMULTANEOUS_OPEN,
+    STATE_NAMES,
+    TcpCt,
+    TcpDirState,
     TcpIndex,
     TcpState,
-    get_conntrack_index,
-    state_table,
 )
+from sim.netfilter.hooks import NfVerdict
+from sim.netfilter.profiles import KernelProfile
+from sim.netfilter.tcp_states import get_conntrack_index, state_table
 from sim.packet import (
     SEQ_MASK,
     TCP_MAX_WSCALE,
@@ -41,41 +50,13 @@ from sim.packet import (
     after,
     before,
 )
+from sim.trace import Bound, WindowCheck
 
 if TYPE_CHECKING:
-    from sim.netfilter.conntrack import Conn, ConntrackSysctls
-
-# include/uapi/linux/netfilter/nf_conntrack_tcp.h
-IP_CT_TCP_FLAG_WINDOW_SCALE = 0x01
-IP_CT_TCP_FLAG_SACK_PERM = 0x02
-IP_CT_TCP_FLAG_CLOSE_INIT = 0x04
-IP_CT_TCP_FLAG_BE_LIBERAL = 0x08
-IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED = 0x10
-IP_CT_TCP_FLAG_MAXACK_SET = 0x20
-IP_CT_EXP_CHALLENGE_ACK = 0x40
-IP_CT_TCP_SIMULTANEOUS_OPEN = 0x80
+    from sim.include.nf_conntrack import Conn
+    from sim.netfilter.sysctl import ConntrackSysctls
 
 MAXACKWINCONST = 66000  # "Fixme: what about big packets?"
-
-# tcp_timeouts[] in seconds; unchanged from 3.10 to 6.18.
-TCP_TIMEOUTS: dict[TcpState, int] = {
-    TcpState.SYN_SENT: 2 * 60,
-    TcpState.SYN_RECV: 60,
-    TcpState.ESTABLISHED: 5 * 24 * 3600,
-    TcpState.FIN_WAIT: 2 * 60,
-    TcpState.CLOSE_WAIT: 60,
-    TcpState.LAST_ACK: 30,
-    TcpState.TIME_WAIT: 2 * 60,
-    TcpState.CLOSE: 10,
-    TcpState.SYN_SENT2: 2 * 60,
-    # "RFC1122 says the R2 limit should be at least 100 seconds. Linux uses 15 packets as
-    # limit, which corresponds to ~13-30min depending on RTO."
-    TcpState.RETRANS: 5 * 60,
-    TcpState.UNACK: 5 * 60,
-}
-
-# tcp_conntrack_names[]: the states' names in enum order, NONE .. SYN_SENT2
-STATE_NAMES = tuple(s.name for s in TcpState if s <= TcpState.SYN_SENT2)
 
 
 class TcpAction(IntEnum):
@@ -84,96 +65,6 @@ class TcpAction(IntEnum):
     IGNORE = 0
     INVALID = 1
     ACCEPT = 2
-
-
-class TcpDirState:
-    """``struct ip_ct_tcp_state``: what conntrack knows of one direction's sender."""
-
-    __slots__ = ("flags", "td_end", "td_maxack", "td_maxend", "td_maxwin", "td_scale")
-
-    def __init__(self) -> None:
-        self.td_end = 0  # max of seq + len
-        self.td_maxend = 0  # max of ack + max(win, 1)
-        self.td_maxwin = 0  # max(win)
-        self.td_maxack = 0  # max of ack
-        self.td_scale = 0  # window scale factor
-        self.flags = 0  # IP_CT_TCP_FLAG_*
-
-    def reset(self, keep_be_liberal: bool) -> None:
-        """``nf_ct_tcp_state_reset()`` (6.1) or the memset of 3.10."""
-        self.td_end = self.td_maxend = self.td_maxwin = self.td_maxack = self.td_scale = 0
-        self.flags = self.flags & IP_CT_TCP_FLAG_BE_LIBERAL if keep_be_liberal else 0
-
-    def snapshot(self) -> dict[str, int]:
-        return {
-            "td_end": self.td_end,
-            "td_maxend": self.td_maxend,
-            "td_maxwin": self.td_maxwin,
-            "td_maxack": self.td_maxack,
-            "td_scale": self.td_scale,
-            "flags": self.flags,
-        }
-
-
-class TcpCt:
-    """``struct ip_ct_tcp``: the TCP part of a conntrack entry."""
-
-    __slots__ = (
-        "last_ack",
-        "last_dir",
-        "last_end",
-        "last_flags",
-        "last_index",
-        "last_seq",
-        "last_win",
-        "last_wscale",
-        "retrans",
-        "seen",
-        "state",
-    )
-
-    def __init__(self) -> None:
-        self.seen = (TcpDirState(), TcpDirState())
-        self.state = TcpState.NONE
-        self.last_dir = 0
-        self.retrans = 0
-        self.last_index = TcpIndex.SYN
-        self.last_seq = 0
-        self.last_ack = 0
-        self.last_end = 0
-        self.last_win = 0
-        self.last_wscale = 0
-        self.last_flags = 0
-
-
-@dataclass(slots=True)
-class Bound:
-    """One of Guido van Rooij's bounds as evaluated for one packet."""
-
-    name: str  # "I" .. "IV"
-    rule: str  # in words, e.g. "seq <= sender.td_maxend"
-    limit: int  # the bound's value
-    value: int  # the packet's value
-    passed: bool
-
-
-@dataclass(slots=True)
-class WindowCheck:
-    """Why ``tcp_in_window`` decided what it did: the numbers, before and after."""
-
-    seq: int
-    end: int
-    ack: int
-    sack: int
-    win: int
-    sender_dir: int
-    bounds: list[Bound] = field(default_factory=list)
-    before: tuple[dict[str, int], dict[str, int]] = ({}, {})
-    after: tuple[dict[str, int], dict[str, int]] = ({}, {})
-
-    @property
-    def failed(self) -> list[str]:
-        return [b.name for b in self.bounds if not b.passed]
 
 
 @dataclass(slots=True)

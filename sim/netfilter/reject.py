@@ -4,37 +4,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 
+from sim.include.netfilter import RejectRequest, RejectWith
+from sim.netfilter.x_tables import RuleAt, Verdict, XtContext, XtResult
 from sim.packet import Packet, rst_reply
-
-
-class RejectWith(IntEnum):
-    """``enum ipt_reject_with`` (include/uapi/linux/netfilter_ipv4/ipt_REJECT.h)."""
-
-    ICMP_NET_UNREACHABLE = 0
-    ICMP_HOST_UNREACHABLE = 1
-    ICMP_PROT_UNREACHABLE = 2
-    ICMP_PORT_UNREACHABLE = 3
-    ICMP_NET_PROHIBITED = 5
-    ICMP_HOST_PROHIBITED = 6
-    TCP_RESET = 7
-    ICMP_ADMIN_PROHIBITED = 8
-
-
-@dataclass(frozen=True, slots=True)
-class RejectRequest:
-    """What ``reject_tg()`` (ipt_REJECT.c) sends. ``reply`` is the RST for tcp-reset (None when
-    ``nf_send_reset()`` sends nothing); ICMP errors are left to the caller, which gets ``offending``."""
-
-    with_: RejectWith
-    offending: Packet
-    reply: Packet | None
+from sim.skb import Skb
 
 
 @dataclass(frozen=True, slots=True)
 class RejectTarget:
+    """``struct ipt_reject_info``."""
+
     with_: RejectWith = RejectWith.ICMP_PORT_UNREACHABLE
+
+    def target(self, skb: Skb, ctx: XtContext, at: RuleAt) -> XtResult:
+        """``reject_tg()``: NF_DROP, and the answer for the caller to send."""
+        pkt = skb.pkt
+        reply = nf_reject_tcp_reset(pkt) if self.with_ is RejectWith.TCP_RESET else None
+        return XtResult(Verdict.DROP, at.chain, at.rulenum, reject=RejectRequest(self.with_, pkt, reply))
 
 
 def nf_reject_tcp_reset(oth: Packet) -> Packet | None:

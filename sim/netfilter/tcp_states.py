@@ -8,40 +8,10 @@ only, listed in ``_OLDER_CELLS`` with the text of the 3.10 source.
 
 from __future__ import annotations
 
-from enum import IntEnum
-
+from sim.include.nf_conntrack import REPLY
+from sim.include.nf_conntrack_tcp import TcpIndex, TcpState
 from sim.netfilter.profiles import KernelProfile
 from sim.packet import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN
-
-
-class TcpState(IntEnum):
-    """``enum tcp_conntrack`` (include/uapi/linux/netfilter/nf_conntrack_tcp.h)."""
-
-    NONE = 0
-    SYN_SENT = 1
-    SYN_RECV = 2
-    ESTABLISHED = 3
-    FIN_WAIT = 4
-    CLOSE_WAIT = 5
-    LAST_ACK = 6
-    TIME_WAIT = 7
-    CLOSE = 8
-    SYN_SENT2 = 9  # TCP_CONNTRACK_LISTEN: "obsolete", reused for simultaneous open
-    MAX = 10  # sIV: invalid
-    IGNORE = 11  # sIG: ignored
-    RETRANS = 12  # timeout slot only
-    UNACK = 13  # timeout slot only
-
-
-class TcpIndex(IntEnum):
-    """``enum tcp_bit_set``: which flag class a segment falls in (``get_conntrack_index``)."""
-
-    SYN = 0
-    SYNACK = 1
-    FIN = 2
-    ACK = 3
-    RST = 4
-    NONE = 5
 
 
 def get_conntrack_index(flags: int) -> TcpIndex:
@@ -71,8 +41,6 @@ sNO, sSS, sSR, sES, sFW, sCW, sLA, sTW, sCL, sS2, sIV, sIG = (
     TcpState.MAX,
     TcpState.IGNORE,
 )
-
-ORIGINAL, REPLY = 0, 1
 
 # fmt: off
 _NEWEST: tuple[tuple[tuple[TcpState, ...], ...], ...] = (

@@ -14,22 +14,18 @@ jump stack.
 
 from __future__ import annotations
 
-from collections.abc import Container
 from dataclasses import dataclass, field
-from enum import Enum, IntFlag, StrEnum
-from typing import Protocol
+from enum import Enum, IntFlag
 
-from sim.netfilter.conntrack import IPS_DST_NAT, IPS_SRC_NAT
-from sim.netfilter.hooks import NfVerdict
-from sim.netfilter.log import LogTarget, log_line
-from sim.netfilter.reject import RejectRequest, RejectTarget, RejectWith, nf_reject_tcp_reset
+from sim.include.netfilter import HOOK_CHAIN, CtState, Hook, NatRequest, TableName
+from sim.include.nf_conntrack import IPS_DST_NAT, IPS_SRC_NAT, CtInfo
+from sim.netfilter.log import LogTarget
+from sim.netfilter.reject import RejectTarget
+from sim.netfilter.x_tables import RuleAt, Verdict, XtCode, XtContext, XtResult
 from sim.packet import IPPROTO_TCP, ip_to_int
-from sim.skb import CtInfo, Hook, Skb
+from sim.skb import Skb
 
 U32 = 0xFFFFFFFF
-
-# A table's verdict is NF_DROP or NF_ACCEPT: the netfilter verdicts of hooks.py.
-Verdict = NfVerdict
 
 
 class StdVerdict(Enum):
@@ -40,25 +36,6 @@ class StdVerdict(Enum):
     RETURN = "RETURN"
 
 
-class TableName(StrEnum):
-    """The IPv4 tables: iptable_raw.c, iptable_mangle.c, iptable_nat.c, iptable_filter.c."""
-
-    RAW = "raw"
-    MANGLE = "mangle"
-    NAT = "nat"
-    FILTER = "filter"
-
-
-# The chain name iptables shows for each hook (ip_tables.c hooknames[]).
-HOOK_CHAIN: dict[Hook, str] = {
-    Hook.PRE_ROUTING: "PREROUTING",
-    Hook.LOCAL_IN: "INPUT",
-    Hook.FORWARD: "FORWARD",
-    Hook.LOCAL_OUT: "OUTPUT",
-    Hook.POST_ROUTING: "POSTROUTING",
-}
-CHAIN_HOOK = {name: hook for hook, name in HOOK_CHAIN.items()}
-
 # valid_hooks of each table, in hook order (the order iptables lists the built-in chains).
 TABLE_HOOKS: dict[TableName, tuple[Hook, ...]] = {
     TableName.RAW: (Hook.PRE_ROUTING, Hook.LOCAL_OUT),
@@ -66,29 +43,6 @@ TABLE_HOOKS: dict[TableName, tuple[Hook, ...]] = {
     TableName.NAT: (Hook.PRE_ROUTING, Hook.LOCAL_IN, Hook.LOCAL_OUT, Hook.POST_ROUTING),
     TableName.FILTER: (Hook.LOCAL_IN, Hook.FORWARD, Hook.LOCAL_OUT),
 }
-
-
-class XtContext(Protocol):
-    """What the caller (the namespace's hook code) supplies to :func:`ipt_do_table`."""
-
-    @property
-    def now(self) -> float:
-        """Virtual time in seconds (xt_limit turns it into jiffies)."""
-        ...
-
-    @property
-    def local_addrs(self) -> Container[str]:
-        """Addresses configured on this namespace (``inet_addr_type() == RTN_LOCAL``)."""
-        ...
-
-    def mac_header(self, skb: Skb) -> str:
-        """The link-layer header as ``dump_mac_header()`` prints it (``aa:bb:...``), or ``""``."""
-        ...
-
-    def log(self, level: int, line: str, skb: Skb) -> None:
-        """Record one kernel log line about ``skb`` (``printk`` level 0-7, text without the
-        trailing newline)."""
-        ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,18 +125,6 @@ class TcpMatch:
             return False
         # th[13] is the flags byte, CWR/ECE included, exactly as Packet.flags holds it.
         return ((pkt.flags & self.flg_mask) == self.flg_cmp) != self.inv_flags
-
-
-class CtState(IntFlag):
-    """``XT_CONNTRACK_STATE_*`` (include/uapi/linux/netfilter/xt_conntrack.h, nf_conntrack_common.h)."""
-
-    INVALID = 1 << 0
-    ESTABLISHED = 1 << 1  # XT_CONNTRACK_STATE_BIT(IP_CT_ESTABLISHED)
-    RELATED = 1 << 2
-    NEW = 1 << 3
-    SNAT = 1 << 8
-    DNAT = 1 << 9
-    UNTRACKED = 1 << 10
 
 
 # XT_CONNTRACK_STATE_BIT(ctinfo) = 1 << (ctinfo % IP_CT_IS_REPLY + 1)
@@ -324,47 +266,16 @@ XtMatch = TcpMatch | ConntrackMatch | LimitMatch | AddrTypeMatch
 # Targets.
 
 
-class NatRangeFlag(IntFlag):
-    """``NF_NAT_RANGE_*`` (include/uapi/linux/netfilter/nf_nat.h)."""
-
-    MAP_IPS = 1 << 0
-    PROTO_SPECIFIED = 1 << 1
-    PROTO_RANDOM = 1 << 2
-    PERSISTENT = 1 << 3
-    PROTO_RANDOM_FULLY = 1 << 4
-
-
-@dataclass(frozen=True, slots=True)
-class NatRange:
-    """``struct nf_nat_range2`` (IPv4 part); addresses as dotted quads."""
-
-    flags: NatRangeFlag = NatRangeFlag(0)  # noqa: RUF009 (immutable)
-    min_addr: str = "0.0.0.0"
-    max_addr: str = "0.0.0.0"
-    min_port: int = 0
-    max_port: int = 0
-
-
-class NatKind(Enum):
-    """Which NAT target asked: xt_nat.c (SNAT, DNAT) or xt_MASQUERADE.c."""
-
-    SNAT = "SNAT"
-    DNAT = "DNAT"
-    MASQUERADE = "MASQUERADE"
-
-
-@dataclass(frozen=True, slots=True)
-class NatRequest:
-    """What ``xt_snat_target_v2()``/``xt_dnat_target_v2()``/``masquerade_tg()`` would hand to
-    ``nf_nat_setup_info()``: the nat module performs the binding."""
-
-    kind: NatKind
-    range: NatRange
-
-
 @dataclass(frozen=True, slots=True)
 class StandardTarget:
+    """``-j ACCEPT``, ``-j DROP``, ``-j RETURN``: ``struct xt_standard_target``."""
+
     verdict: StdVerdict
+
+    def target(self, skb: Skb, ctx: XtContext, at: RuleAt) -> XtResult | XtCode:
+        if self.verdict is StdVerdict.RETURN:
+            return XtCode.RETURN
+        return XtResult(_TERMINAL[self.verdict], at.chain, at.rulenum)
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,6 +285,10 @@ class JumpTarget:
     name: str
     chain: Chain = field(compare=False, repr=False)
 
+    def target(self, skb: Skb, ctx: XtContext, at: RuleAt) -> Chain:
+        """The standard target's verdict as a jump offset: the chain to go on in."""
+        return self.chain
+
 
 @dataclass(frozen=True, slots=True)
 class NatTarget:
@@ -381,24 +296,17 @@ class NatTarget:
 
     request: NatRequest
 
+    def target(self, skb: Skb, ctx: XtContext, at: RuleAt) -> XtResult:
+        """``xt_snat_target_v2()`` / ``xt_dnat_target_v2()`` / ``masquerade_tg()``: NF_ACCEPT,
+        with the binding for the nat module to make."""
+        return XtResult(Verdict.ACCEPT, at.chain, at.rulenum, nat=self.request)
+
 
 XtTarget = StandardTarget | JumpTarget | LogTarget | RejectTarget | NatTarget
 
 
 # ---------------------------------------------------------------------------------------------
 # Rules, chains, tables.
-
-
-@dataclass(frozen=True, slots=True)
-class XtResult:
-    """The outcome of :func:`ipt_do_table`: the verdict, which rule decided (``rulenum`` 0 is
-    the chain policy) and at most one request for the caller."""
-
-    verdict: Verdict
-    chain: str
-    rulenum: int
-    nat: NatRequest | None = None
-    reject: RejectRequest | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -504,27 +412,22 @@ def ipt_do_table(table: Table, hook: Hook, skb: Skb, ctx: XtContext) -> XtResult
             target = rule.target
             if target is None:
                 continue
-            if isinstance(target, StandardTarget):
-                if target.verdict is not StdVerdict.RETURN:
-                    return XtResult(_TERMINAL[target.verdict], chain.name, i)
+            verdict = target.target(skb, ctx, RuleAt(table.name, chain.name, i))
+            if verdict is XtCode.CONTINUE:
+                continue
+            if verdict is XtCode.RETURN:
                 if not stack:
                     return _policy(base, length)
                 chain, i = stack.pop()
                 rules = chain.rules
-            elif isinstance(target, JumpTarget):
+            elif isinstance(verdict, Chain):  # a jump (-j) or goto (-g) to a user chain
                 if not rule.goto:
                     stack.append((chain, i))
-                chain = target.chain
+                chain = verdict
                 rules = chain.rules
                 i = 0
-            elif isinstance(target, LogTarget):
-                ctx.log(target.level, log_line(target, skb, ctx), skb)
-            elif isinstance(target, NatTarget):
-                return XtResult(Verdict.ACCEPT, chain.name, i, nat=target.request)
             else:
-                pkt = skb.pkt
-                reply = nf_reject_tcp_reset(pkt) if target.with_ is RejectWith.TCP_RESET else None
-                return XtResult(Verdict.DROP, chain.name, i, reject=RejectRequest(target.with_, pkt, reply))
+                return verdict
 
 
 def _policy(base: Chain, length: int) -> XtResult:

@@ -35,13 +35,16 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sim.netfilter.conntrack import ConntrackSysctls, ConntrackTable, CtTuple
+from sim.include.nf_conntrack import ORIGINAL, CtInfo, CtTuple
+from sim.netfilter.conntrack import ConntrackTable
 from sim.netfilter.profiles import KernelProfile
-from sim.netfilter.proto_tcp import Bound, TcpAction, tcp_in_window
-from sim.netfilter.tcp_states import ORIGINAL, get_conntrack_index
+from sim.netfilter.proto_tcp import TcpAction, tcp_in_window
+from sim.netfilter.sysctl import ConntrackSysctls
+from sim.netfilter.tcp_states import get_conntrack_index
 from sim.packet import TCPHDR_ACK, TCPHDR_RST, Packet
 from sim.pcap.reader import Frame
-from sim.skb import CtInfo, Skb
+from sim.skb import Skb
+from sim.trace import Bound
 
 COPIES_KEPT = 4096  # packets remembered to recognise their copies on other interfaces
 COPY_WINDOW_NS = 50_000_000  # a copy on another interface is seen within 50 ms (forwarding)

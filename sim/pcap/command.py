@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sim.errors import InputError
-from sim.netfilter.conntrack import ConntrackSysctls
 from sim.netfilter.profiles import PROFILES, KernelProfile, resolve_kernel
+from sim.netfilter.sysctl import ConntrackSysctls
 from sim.pcap.analyse import Analysis, Connection, Flagged, Tracker
 from sim.pcap.findings import Findings, container_check, findings_lines, whatif
 from sim.pcap.reader import CaptureError, Frame, read_frames

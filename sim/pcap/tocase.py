@@ -26,8 +26,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from sim.include.nf_conntrack import ORIGINAL, REPLY
 from sim.netfilter.profiles import resolve_kernel
-from sim.netfilter.tcp_states import ORIGINAL, REPLY
 from sim.packet import TCPHDR_CWR, TCPHDR_FIN, TCPHDR_PSH, Packet, format_flags
 from sim.pcap.analyse import Analysis, Connection, Tracker
 from sim.pcap.reader import Frame, read_frames
@@ -93,7 +93,7 @@ def connection_case(
     """
     topology = topology or Topology()
     _src, sport, _dst, dport = conn.orig
-    ends = {
+    ends: dict[int, tuple[str, str, str]] = {
         ORIGINAL: ("ctr", f"{topology.ctr_ip}:{sport}", f"{topology.remote_ip}:{dport}"),
         REPLY: ("remote", f"{topology.remote_ip}:{dport}", f"{topology.host_ip}:{sport}"),
     }

@@ -19,14 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import InputError
+from sim.include.netfilter import Hook, TableName
 from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
-from sim.netfilter.proto_tcp import WindowCheck
 from sim.packet import parse_flags
 from sim.scenario.case import CaseError, load_case_file
 from sim.scenario.fixes import BE_LIBERAL
 from sim.scenario.replay import replay_case, run_world
 from sim.scenario.scenario import Scenario, ScenarioError, load_scenario, run_scenario
-from sim.trace import Step, Why
+from sim.topology.roles import NsRole
+from sim.trace import Step, Why, WindowCheck
 
 Verdict = tuple[bool, str]
 
@@ -99,7 +100,7 @@ def _last_check(case: dict[str, Any], kernel: str) -> tuple[dict[str, Any], Wind
         (
             e.ct.check
             for e in w.trace.for_packet(sent[-1])
-            if e.ct is not None and e.ns == "host" and e.hook == "PREROUTING"
+            if e.ct is not None and e.ns == NsRole.HOST and e.hook is Hook.PRE_ROUTING
         ),
         None,
     )
@@ -172,8 +173,8 @@ def check_liberal_rst(path: Path) -> Verdict:
 class RuleShape:
     """What a checker needs of one ``iptables`` line: table, chain, INVALID match, target."""
 
-    table: str
-    chain: str
+    table: TableName
+    chain: str  # a built-in or a user chain
     invalid: bool
     target: str
 
@@ -191,7 +192,7 @@ class RuleShape:
                 target = nxt
             elif word in ("--ctstate", "--state"):
                 invalid = "INVALID" in nxt.split(",")
-        return cls(table, chain, invalid, target)
+        return cls(TableName(table), chain, invalid, target)
 
 
 def _load_scenario(path: Path) -> Scenario:
@@ -214,7 +215,7 @@ def _same_world(sc: Scenario, seed: Scenario) -> bool:
 # chains a forwarded packet crosses (Docker jumps to DOCKER-USER first from FORWARD)
 FORWARD_PATH = ("FORWARD", "DOCKER-USER")
 # the tables with an INPUT chain that runs after conntrack has set the packet's state
-INPUT_TABLES = ("filter", "mangle")
+INPUT_TABLES = (TableName.FILTER, TableName.MANGLE)
 
 
 def _run_message(sc: Scenario, kernel: str, shapes: list[RuleShape]) -> str | None:
@@ -223,10 +224,10 @@ def _run_message(sc: Scenario, kernel: str, shapes: list[RuleShape]) -> str | No
         run = run_scenario(sc.with_kernel(kernel), trace=True)
     except ScenarioError as e:
         raise ExerciseError(str(e)) from None
-    raw = any(s.table == "raw" and s.invalid for s in shapes)
+    raw = any(s.table is TableName.RAW and s.invalid for s in shapes)
     # the RSTs that left the host: one an OUTPUT rule drops is seen by nobody (as nflab run says)
     tr = run.world.trace
-    out = [pid for pid in run.rsts if any(e.ns != "host" for e in tr.for_packet(pid))]
+    out = [pid for pid in run.rsts if any(e.ns != NsRole.HOST for e in tr.for_packet(pid))]
     if raw and (out or not run.completed):
         return (
             f"on {kernel} the upload fails: the raw table runs at priority -300, before conntrack "

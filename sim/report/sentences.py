@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sim.include.netfilter import HOOK_CHAIN
 from sim.packet import Packet
 from sim.trace import ConntrackInfo, TraceEvent, TraceVerdict, Why
 
@@ -32,7 +33,8 @@ def _tcp_reset(e: TraceEvent) -> str:
 def _stopped(e: TraceEvent) -> str:
     assert e.verdict is not None
     what = _STOPPED.get(e.verdict, f"returned {e.verdict}: WARN_ON_ONCE in nf_hook_slow, the packet stops")
-    return f"{e.detail} at {e.hook} (priority {e.priority}) {what}"
+    assert e.hook is not None
+    return f"{e.detail} at {HOOK_CHAIN[e.hook]} (priority {e.priority}) {what}"
 
 
 def _conntrack(e: TraceEvent) -> str:
@@ -54,7 +56,8 @@ def _conntrack(e: TraceEvent) -> str:
 def _nat(e: TraceEvent) -> str:
     if e.nat is not None:
         r_src, r_sport, r_dst, r_dport = e.nat.reply
-        return f"{e.nat.kind} binds the connection: replies come to {r_dst}:{r_dport} from {r_src}:{r_sport}"
+        kind = e.nat.kind.value
+        return f"{kind} binds the connection: replies come to {r_dst}:{r_dport} from {r_src}:{r_sport}"
     if e.verdict is TraceVerdict.TRANSLATED:
         return "translated by the connection's binding"
     return "the binding does not change this direction"

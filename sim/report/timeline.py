@@ -13,15 +13,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sim.include.netfilter import HOOK_CHAIN, Hook
 from sim.netfilter.profiles import KERNEL_HELP, kernel_arg
 from sim.packet import TCPHDR_RST, format_flags
 from sim.report.capture import write_pcap
 from sim.report.sentences import say
 from sim.scenario.fixes import FIXES
 from sim.scenario.scenario import Run
+from sim.topology.roles import NsRole
 from sim.trace import Step, TraceEvent, TraceVerdict
 
-CAPTURE_POINTS = (("host", "eth0", "host-eth0.pcap"), ("ctr", "eth0", "ctr-eth0.pcap"))
+CAPTURE_POINTS = ((NsRole.HOST, "eth0", "host-eth0.pcap"), (NsRole.CONTAINER, "eth0", "ctr-eth0.pcap"))
 
 
 FIX_TITLES = {
@@ -50,9 +52,9 @@ def _story(run: Run, pid: int) -> list[str]:
     """What happened to one packet at the host, hook by hook."""
     lines = []
     for e in run.world.trace.for_packet(pid):
-        if e.ns != "host" or e.step in (Step.RECV, Step.BRIDGE, Step.XMIT, Step.LOG):
+        if e.ns != NsRole.HOST or e.step in (Step.RECV, Step.BRIDGE, Step.XMIT, Step.LOG):
             continue
-        where = f"{e.hook} {e.priority}" if e.hook else e.step.value
+        where = f"{HOOK_CHAIN[e.hook]} {e.priority}" if e.hook is not None else e.step.value
         lines.append(f"{'':12}  host {where:<16} {e.verdict or '':<10} {say(e)}")
         if e.step is Step.CONNTRACK:
             lines.extend(_bounds(e))
@@ -62,7 +64,7 @@ def _story(run: Run, pid: int) -> list[str]:
 def render(run: Run) -> str:
     """The whole timeline as text."""
     sc, w, tr = run.scenario, run.world, run.world.trace
-    table = w.namespaces["host"].conntrack
+    table = w.namespaces[NsRole.HOST].conntrack
     assert table is not None
     fix = FIX_TITLES[sc.fix]
     head = f"scenario {sc.name}: kernel {table.profile.name} ({table.profile.description}); {fix}"
@@ -103,9 +105,9 @@ def render(run: Run) -> str:
             e.pid
             for e in tr.events
             if e.ct is not None
-            and e.ns == "host"
+            and e.ns == NsRole.HOST
             and e.ct.window in (TraceVerdict.IGNORE, TraceVerdict.INVALID)
-            and e.hook == "PREROUTING"
+            and e.hook is Hook.PRE_ROUTING
         }
     )
     for pid in interesting:
@@ -123,7 +125,7 @@ def render(run: Run) -> str:
                 {
                     e.ns
                     for e in tr.for_packet(child)
-                    if e.step is Step.DELIVER or (e.step is Step.RECV and e.ns != "host")
+                    if e.step is Step.DELIVER or (e.step is Step.RECV and e.ns != NsRole.HOST)
                 }
             )
             lines.append(
@@ -229,7 +231,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"nflab: {e}", file=sys.stderr)
         return 2
     print(render(result))
-    host = result.world.namespaces["host"]
+    host = result.world.namespaces[NsRole.HOST]
     for what in args.show:
         print(f"--- host {what}")
         if what == "iptables":

@@ -14,13 +14,16 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from sim.include.netfilter import Hook
 from sim.netfilter.conntrack import ConntrackTable, format_conntrack
 from sim.netfilter.profiles import KERNEL_HELP, kernel_arg
-from sim.netfilter.proto_tcp import TcpAction, WindowCheck
+from sim.netfilter.proto_tcp import TcpAction
 from sim.packet import SEQ_MASK, Packet, TcpFlag, TcpOptions
 from sim.report.words import bound_words
 from sim.skb import Skb
+from sim.topology.roles import NsRole
 from sim.trace import Step as TraceStep
+from sim.trace import WindowCheck
 
 CONTAINER = ("172.17.0.2", 39700)
 REMOTE = ("36.110.213.207", 443)
@@ -132,8 +135,14 @@ def _versus_run(late: Step, profile: str, be_liberal: bool) -> list[str]:
     sc = load_scenario("seed-incident").with_kernel(profile)
     run = run_scenario(sc.with_fix("be-liberal") if be_liberal else sc)
     events = run.world.trace.events
-    isn = next(e.before.seq for e in events if e.step is TraceStep.SEND and e.ns == "ctr" and e.before)
-    host = [e for e in events if e.step is TraceStep.CONNTRACK and e.ns == "host" and e.hook == "PREROUTING"]
+    isn = next(
+        e.before.seq for e in events if e.step is TraceStep.SEND and e.ns == NsRole.CONTAINER and e.before
+    )
+    host = [
+        e
+        for e in events
+        if e.step is TraceStep.CONNTRACK and e.ns == NsRole.HOST and e.hook is Hook.PRE_ROUTING
+    ]
     found = next(((k, e) for k, e in enumerate(host) if e.ct and e.ct.check and e.ct.check.failed), None)
     if found is None:  # no window check failed in the run: nothing to compare
         return out

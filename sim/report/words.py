@@ -8,8 +8,8 @@ these words on screen; the words come first.
 
 from __future__ import annotations
 
-from sim.netfilter.proto_tcp import Bound, WindowCheck
 from sim.packet import SEQ_MASK, TcpFlag, format_flags
+from sim.trace import Bound, WindowCheck
 
 
 def _n(x: int) -> str:

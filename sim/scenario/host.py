@@ -10,6 +10,7 @@ from sim.errors import InputError
 from sim.net.world import World
 from sim.netfilter.iptables.cmd import iptables
 from sim.netfilter.iptables.parse import RuleError
+from sim.topology.roles import NsRole
 
 
 def configure_host(w: World, sysctl: dict[str, Any], rules: list[str]) -> None:
@@ -17,7 +18,7 @@ def configure_host(w: World, sysctl: dict[str, Any], rules: list[str]) -> None:
     sysctl or ``iptables.host[i]``."""
     for key, value in sysctl.items():
         apply_sysctl(w, key, value)
-    host = w.namespaces["host"]
+    host = w.namespaces[NsRole.HOST]
     for i, line in enumerate(rules):
         try:
             iptables(host.ruleset, line)
@@ -27,7 +28,7 @@ def configure_host(w: World, sysctl: dict[str, Any], rules: list[str]) -> None:
 
 def apply_sysctl(w: World, key: str, value: object) -> None:
     """One host sysctl; InputError for what the model does not have."""
-    host = w.namespaces["host"]
+    host = w.namespaces[NsRole.HOST]
     try:
         number = int(str(value))
     except ValueError:

@@ -13,12 +13,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from sim.errors import InputError
+from sim.include.netfilter import Hook
 from sim.net.world import World
 from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
 from sim.packet import Packet, format_flags
 from sim.scenario.case import CaseError, Topology, parse_case
 from sim.scenario.host import configure_host
 from sim.topology.docker_bridge import DockerBridge, docker_bridge
+from sim.topology.roles import NsRole
 from sim.trace import Step, TraceEvent
 
 
@@ -95,7 +97,7 @@ def _endpoint(pkt: Packet) -> dict[str, str]:
 
 def _terminal(events: list[TraceEvent]) -> TraceEvent | None:
     for e in events:
-        if e.step is Step.DELIVER or e.step is Step.DROP or (e.step is Step.SOCKET and e.ns == "host"):
+        if e.step is Step.DELIVER or e.step is Step.DROP or (e.step is Step.SOCKET and e.ns == NsRole.HOST):
             return e
     return None
 
@@ -115,7 +117,12 @@ def observe(w: World, pid: int) -> dict[str, Any]:
     """The replay JSON object for packet ``pid``, read off the trace."""
     events = w.trace.for_packet(pid)
     ct = next(
-        (e for e in events if e.step is Step.CONNTRACK and e.ns == "host" and e.hook == "PREROUTING"), None
+        (
+            e
+            for e in events
+            if e.step is Step.CONNTRACK and e.ns == NsRole.HOST and e.hook is Hook.PRE_ROUTING
+        ),
+        None,
     )
     end = _terminal(events)
     emitted = []
@@ -126,13 +133,13 @@ def observe(w: World, pid: int) -> dict[str, Any]:
             emitted.append({"to": got.ns, "flags": format_flags(p.flags), "seq": p.seq, "ack": p.ack})
     state = None
     if ct is not None and ct.before is not None:
-        table = w.namespaces["host"].conntrack
+        table = w.namespaces[NsRole.HOST].conntrack
         assert table is not None
         p = ct.before
         hit = table.find((p.src, p.sport, p.dst, p.dport), w.clock.now)
         state = hit[0].state_name() if hit is not None else None
     return {
-        "ctstate": ct.ct.ctstate if ct and ct.ct else None,
+        "ctstate": ct.ct.ctstate.name if ct and ct.ct else None,
         "window": ct.ct.window if ct and ct.ct else None,
         "reason": ct.ct.reason if ct and ct.ct else None,
         "tcp_state": state,

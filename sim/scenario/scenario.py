@@ -39,6 +39,8 @@ from sim.scenario.fixes import fix_of, with_fix
 from sim.scenario.host import configure_host
 from sim.scenario.loader import builtin_scenario_text, builtin_scenarios, parse_text, read_data
 from sim.topology.docker_bridge import DockerBridge, container_name, docker_bridge
+from sim.topology.roles import NsRole
+from sim.trace import Step
 
 TOP_KEYS = {
     "name",
@@ -354,7 +356,7 @@ class _LateAck:
     def delay(self, ns: str, dev: str, pkt: Packet, pid: int) -> float:
         if (
             self.done
-            or (ns, dev) != ("remote", "eth0")
+            or (ns, dev) != (NsRole.REMOTE, "eth0")
             or not pkt.flags & TCPHDR_ACK
             or pkt.payload_len
             or self.remote.endpoint.bytes_received < self.t.after_bytes
@@ -396,7 +398,7 @@ class _BeyondWindow:
             502,
             100,
         )
-        self.fired.append((w.clock.now, self.t.kind, w.send("remote", pkt)))
+        self.fired.append((w.clock.now, self.t.kind, w.send(NsRole.REMOTE, pkt)))
 
 
 _TRIGGERS: dict[str, type[_LateAck | _BeyondWindow]] = {"late-ack": _LateAck, "beyond-window": _BeyondWindow}
@@ -411,7 +413,7 @@ def run_scenario(sc: Scenario, trace: bool = True) -> Run:
         raise ScenarioError(f"{sc.source or sc.name}: {e}") from None
     ctr_ns = w.namespaces[sc.upload_from]
     ctr_ip = ctr_ns.devices["eth0"].addr or ""
-    remote_ns = w.namespaces["remote"]
+    remote_ns = w.namespaces[NsRole.REMOTE]
     remote_ip = sc.topology.remote_ip
     opts = EndpointOptions(timestamps=sc.timestamps)
     client = TcpEndpoint(
@@ -441,6 +443,6 @@ def run_scenario(sc: Scenario, trace: bool = True) -> Run:
         if client.state is EndpointState.CLOSED or client.bytes_acked >= sc.upload_bytes:
             break
     rsts = [
-        e.pid for e in w.trace.events if e.step.value == "send" and e.cause is not None and e.ns == "host"
+        e.pid for e in w.trace.events if e.step is Step.SEND and e.cause is not None and e.ns == NsRole.HOST
     ]
     return Run(sc, w, client, remote, fired, rsts)

@@ -24,8 +24,8 @@ A property in a user's own test file::
 Importing this package imports hypothesis (the ``fuzz`` extra); the rest of ``sim`` does not.
 """
 
-from sim.kernel.fuzzcase import FIXES, conversation_to_case
-from sim.netfilter.proto_tcp import Bound, TcpAction, WindowCheck
+from sim.netfilter.proto_tcp import TcpAction
+from sim.testing.fuzzcase import FIXES, conversation_to_case
 from sim.testing.strategies import (
     Conversation,
     Segment,
@@ -36,6 +36,7 @@ from sim.testing.strategies import (
     perturbed_conversations,
 )
 from sim.testing.tracker import CLIENT, SERVER, SegmentResult, Tracker, track_conversation
+from sim.trace import Bound, WindowCheck
 
 __all__ = [
     "CLIENT",

@@ -34,9 +34,9 @@ from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
-from sim.kernel.fuzzcase import MAX_PAYLOAD, conversation_to_case
 from sim.netfilter.profiles import resolve_kernel
 from sim.packet import format_flags
+from sim.testing.fuzzcase import MAX_PAYLOAD, conversation_to_case
 from sim.testing.strategies import Conversation, closed_conversations, conversations, perturbed_conversations
 from sim.testing.tracker import SegmentResult, track_conversation
 

@@ -18,12 +18,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
-from sim.netfilter.conntrack import Conn, ConntrackResult, ConntrackTable
+from sim.include.nf_conntrack import Conn, CtInfo
+from sim.include.nf_conntrack_tcp import STATE_NAMES
+from sim.netfilter.conntrack import ConntrackResult, ConntrackTable
 from sim.netfilter.profiles import DEFAULT_PROFILE, KernelProfile, resolve_kernel
-from sim.netfilter.proto_tcp import STATE_NAMES, Bound, TcpAction, WindowCheck
+from sim.netfilter.proto_tcp import TcpAction
 from sim.packet import Packet, TcpOptions, parse_flags
-from sim.skb import CtInfo, Skb
+from sim.skb import Skb
 from sim.testing.strategies import Conversation, Segment
+from sim.trace import Bound, WindowCheck
 
 CLIENT = ("192.0.2.2", 40000)  # ORIGINAL direction (documentation addresses, RFC 5737)
 SERVER = ("203.0.113.9", 443)  # REPLY direction

@@ -17,6 +17,7 @@ from sim.netfilter.iptables.restore import iptables_restore
 from sim.netfilter.ops import register_host_ops
 from sim.packet import in_subnet
 from sim.topology.docker_rules import PublishedPort, docker_ruleset
+from sim.topology.roles import NsRole
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ class DockerBridge:
 
 
 def container_name(i: int) -> str:
-    return "ctr" if i == 0 else f"ctr{i + 1}"
+    return NsRole.CONTAINER.value if i == 0 else f"{NsRole.CONTAINER}{i + 1}"
 
 
 def _mac(i: int) -> str:
@@ -53,7 +54,7 @@ def _mac(i: int) -> str:
 def docker_bridge(cfg: DockerBridge, seed: int = 0, trace: bool = True) -> World:
     """Build the world: namespaces ``ctr`` (``ctr2``, ...), ``host`` and ``remote``."""
     w = World(seed=seed, trace=trace)
-    host = Namespace("host", ip_forward=True, conntrack=ConntrackTable(cfg.kernel))
+    host = Namespace(NsRole.HOST.value, ip_forward=True, conntrack=ConntrackTable(cfg.kernel))
     w.add_namespace(host)
     w.add_device(
         host, Device("docker0", DevKind.BRIDGE, "02:42:00:00:00:01", cfg.bridge_ip, cfg.bridge_prefix)
@@ -61,12 +62,12 @@ def docker_bridge(cfg: DockerBridge, seed: int = 0, trace: bool = True) -> World
     w.add_device(host, Device("eth0", DevKind.VETH, "52:54:00:00:00:01", cfg.host_ip, cfg.host_prefix))
     if not in_subnet(cfg.remote_ip, cfg.host_ip, cfg.host_prefix):
         host.routes.append(Route("0.0.0.0", 0, "eth0"))  # the default route, on-link to the uplink
-    remote = Namespace("remote", passive=cfg.passive_ends)
+    remote = Namespace(NsRole.REMOTE.value, passive=cfg.passive_ends)
     w.add_namespace(remote)
     remote_prefix = cfg.host_prefix if in_subnet(cfg.remote_ip, cfg.host_ip, cfg.host_prefix) else 32
     w.add_device(remote, Device("eth0", DevKind.VETH, "52:54:00:00:00:02", cfg.remote_ip, remote_prefix))
     remote.routes.append(Route("0.0.0.0", 0, "eth0"))
-    w.link(("host", "eth0"), ("remote", "eth0"), delay=cfg.link_delay)
+    w.link((NsRole.HOST.value, "eth0"), (NsRole.REMOTE.value, "eth0"), delay=cfg.link_delay)
     for i, ip in enumerate(cfg.containers):
         name = container_name(i)
         ctr = Namespace(name, passive=cfg.passive_ends)
@@ -75,7 +76,7 @@ def docker_bridge(cfg: DockerBridge, seed: int = 0, trace: bool = True) -> World
         ctr.routes.append(Route("0.0.0.0", 0, "eth0", via=cfg.bridge_ip))
         port = f"veth{i}"
         w.add_device(host, Device(port, DevKind.VETH, f"a2:00:00:00:00:{i:02x}", master="docker0"))
-        w.link((name, "eth0"), ("host", port))
+        w.link((name, "eth0"), (NsRole.HOST.value, port))
     iptables_restore(host.ruleset, docker_ruleset(subnet=cfg.subnet, ports=cfg.ports))
     register_host_ops(host)
     return w

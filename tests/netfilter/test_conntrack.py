@@ -1,8 +1,9 @@
 """The conntrack core: lookup, confirmation, ctinfo, expiry, nf_conntrack_max, rendering."""
 
+from sim.include.nf_conntrack import CtInfo
 from sim.netfilter.conntrack import ConntrackTable, format_conntrack, format_proc_conntrack
 from sim.packet import Packet, parse_flags
-from sim.skb import CtInfo, Skb
+from sim.skb import Skb
 from sim.testing import Tracker
 
 from .conn_helpers import established

@@ -5,9 +5,11 @@ number, seconds left, state, the original tuple, [UNREPLIED] before the reply tu
 
 from __future__ import annotations
 
+from sim.include.nf_conntrack import CtEntry
+from sim.include.nf_conntrack_tcp import TcpState
 from sim.netfilter.conntrack import format_entry as conntrack_line
 from sim.scenario.scenario import load_scenario, run_scenario
-from sim.trace import CtEntry, Step
+from sim.trace import Step
 
 CTR, REMOTE, HOST = "172.17.0.2", "36.110.213.207", "10.21.17.99"
 
@@ -16,7 +18,7 @@ def _entry(**kw: object) -> CtEntry:
     base: dict[str, object] = dict(
         original=(CTR, 39700, REMOTE, 443),
         reply=(REMOTE, 443, HOST, 39700),
-        state="ESTABLISHED",
+        state=TcpState.ESTABLISHED,
         expires=1000.0,
         seen_reply=True,
         assured=True,
@@ -33,7 +35,7 @@ def test_an_assured_entry_after_snat():
 
 
 def test_an_unreplied_entry_and_seconds_left_never_negative():
-    line = conntrack_line(_entry(state="SYN_SENT", seen_reply=False, assured=False), 1000.5)
+    line = conntrack_line(_entry(state=TcpState.SYN_SENT, seen_reply=False, assured=False), 1000.5)
     assert line == (
         "tcp      6 0 SYN_SENT src=172.17.0.2 dst=36.110.213.207 sport=39700 dport=443 [UNREPLIED] "
         "src=36.110.213.207 dst=10.21.17.99 sport=443 dport=39700 mark=0 use=1"
@@ -51,4 +53,9 @@ def test_the_trace_keeps_a_snapshot_not_the_live_entry():
         if e.step is Step.CONNTRACK and e.ns == "host" and e.ct is not None and e.ct.entry is not None
     ]
     first, last = entries[0], entries[-1]
-    assert (first.state, first.assured, last.state, last.assured) == ("SYN_RECV", False, "ESTABLISHED", True)
+    assert (first.state, first.assured, last.state, last.assured) == (
+        TcpState.SYN_RECV,
+        False,
+        TcpState.ESTABLISHED,
+        True,
+    )

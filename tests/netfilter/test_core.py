@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from sim.include.netfilter import Hook
 from sim.netfilter.core import NfHookOps, NfHooks, NfHookState, nf_hook_slow
 from sim.netfilter.hooks import NfVerdict
 from sim.netfilter.xtables import Ruleset
 from sim.packet import Packet, TcpFlag
-from sim.skb import Hook, Skb
+from sim.skb import Skb
 from sim.trace import Step, Trace
 
 PKT = Packet("192.0.2.2", "198.51.100.2", 40000, 443, 1, 0, int(TcpFlag.SYN), 64240)
@@ -93,7 +94,7 @@ def test_every_verdict_but_accept_stops_the_packet(verdict: NfVerdict):
     assert (e.step, e.pid, e.hook, e.priority, e.verdict, e.dev, e.t) == (
         Step.DROP,
         7,
-        "PREROUTING",
+        Hook.PRE_ROUTING,
         -100,
         verdict.name,
         "eth0",

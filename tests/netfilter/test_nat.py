@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import random
 
-from sim.netfilter.conntrack import (
-    IPS_DST_NAT,
-    IPS_DST_NAT_DONE,
-    IPS_SRC_NAT,
-    IPS_SRC_NAT_DONE,
-    ConntrackTable,
-)
+from sim.include.netfilter import Hook, NatRange, NatRangeFlag
+from sim.include.nf_conntrack import IPS_DST_NAT, IPS_DST_NAT_DONE, IPS_SRC_NAT, IPS_SRC_NAT_DONE
+from sim.netfilter.conntrack import ConntrackTable
 from sim.netfilter.nat import (
     ManipType,
     hook2manip,
@@ -28,9 +24,8 @@ from sim.netfilter.nat import (
     nf_nat_packet,
     nf_nat_setup_info,
 )
-from sim.netfilter.xtables import NatRange, NatRangeFlag
 from sim.packet import Packet, TcpFlag
-from sim.skb import Hook, Skb
+from sim.skb import Skb
 
 CTR, HOST, REMOTE = "172.17.0.2", "10.21.17.99", "36.110.213.207"
 SYN = Packet(CTR, REMOTE, 39700, 443, 1000, 0, int(TcpFlag.SYN), 29200)

@@ -13,8 +13,8 @@ So for a packet from the server:
 
 import pytest
 
+from sim.include.nf_conntrack_tcp import TcpState
 from sim.netfilter.proto_tcp import TcpAction
-from sim.netfilter.tcp_states import TcpState
 from sim.packet import TcpOptions
 from sim.testing import Tracker
 

@@ -6,8 +6,9 @@ that is an older 3.x file; 3.10.99 reads "{ sIV, sIV, sSR, sIV, sIV, sIV, sIV, s
 
 import pytest
 
+from sim.include.nf_conntrack_tcp import TcpIndex, TcpState
 from sim.netfilter.profiles import PROFILES
-from sim.netfilter.tcp_states import TcpIndex, TcpState, get_conntrack_index, state_table
+from sim.netfilter.tcp_states import get_conntrack_index, state_table
 from sim.packet import parse_flags
 
 COLUMNS = ["sNO", "sSS", "sSR", "sES", "sFW", "sCW", "sLA", "sTW", "sCL", "sS2"]

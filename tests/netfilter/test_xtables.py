@@ -6,22 +6,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from sim.include.netfilter import Hook, NatKind, NatRangeFlag, RejectWith, TableName
+from sim.include.nf_conntrack import IPS_DST_NAT, IPS_SRC_NAT, CtInfo
 from sim.netfilter.iptables.cmd import iptables
-from sim.netfilter.reject import RejectWith, nf_reject_tcp_reset
-from sim.netfilter.xtables import (
-    CREDITS_PER_JIFFY,
-    IPS_DST_NAT,
-    IPS_SRC_NAT,
-    NatKind,
-    NatRangeFlag,
-    Ruleset,
-    TableName,
-    Verdict,
-    ipt_do_table,
-    user2credits,
-)
+from sim.netfilter.reject import nf_reject_tcp_reset
+from sim.netfilter.x_tables import RuleAt, Verdict
+from sim.netfilter.xtables import CREDITS_PER_JIFFY, Ruleset, ipt_do_table, user2credits
 from sim.packet import Packet, TcpFlag
-from sim.skb import CtInfo, Hook, Skb
+from sim.skb import Skb
 
 
 @dataclass
@@ -34,7 +26,7 @@ class Ctx:
     def mac_header(self, skb: Skb) -> str:
         return self.mac
 
-    def log(self, level: int, line: str, skb: Skb) -> None:
+    def log(self, level: int, line: str, skb: Skb, at: RuleAt) -> None:
         self.lines.append((level, line))
 
 

@@ -24,10 +24,12 @@ from hypothesis import strategies as st
 
 from sim.cli import main
 from sim.errors import InputError
+from sim.include.netfilter import CHAIN_HOOK
 from sim.netfilter.iptables.parse import RuleError
 from sim.netfilter.iptables.restore import iptables_restore
 from sim.netfilter.iptables.save import iptables_save, save_table
-from sim.netfilter.xtables import CHAIN_HOOK, Ruleset, ipt_do_table
+from sim.netfilter.x_tables import RuleAt
+from sim.netfilter.xtables import Ruleset, ipt_do_table
 from sim.packet import Packet, parse_flags
 from sim.pcap.reader import read_frames
 from sim.scenario.case import CASE_KEYS, OPTION_KEYS, PACKET_KEYS, load_case_file
@@ -275,7 +277,7 @@ def test_iptables_restore_loads_or_refuses_naming_the_line(text):
         def mac_header(self, skb: Skb) -> str:
             return ""
 
-        def log(self, level: int, line: str) -> None:
+        def log(self, level: int, line: str, skb: Skb, at: RuleAt) -> None:
             pass
 
     for table in rs.tables.values():

@@ -8,12 +8,14 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.kernel.fuzzcase import FIXES, conversation_to_case
+from sim.include.netfilter import Hook
+from sim.include.nf_conntrack import CtDir
 from sim.packet import TCPHDR_RST, Packet, parse_flags
 from sim.report.sentences import say
 from sim.scenario.case import parse_case
 from sim.scenario.replay import build_world, run_world
 from sim.scenario.scenario import load_scenario, run_scenario
+from sim.testing.fuzzcase import FIXES, conversation_to_case
 from sim.testing.strategies import perturbed_conversations
 from sim.topology.docker_bridge import DockerBridge, docker_bridge
 from sim.trace import Step
@@ -48,8 +50,9 @@ def test_drop_invalid_means_no_host_rst_for_a_tracked_connection(case):
             # connection it would tear the upload down. (A remote ACK for a connection nobody
             # has is picked up mid-stream as NEW, not INVALID, and the host still answers it
             # with a RST -- the kernel does the same; that is not the container's connection.)
-            (ct,) = [c for c in w.trace.for_packet(e.pid) if c.step is Step.CONNTRACK and c.hook == "OUTPUT"]
-            assert not (ct.ct.snat and ct.ct.direction == "reply"), done
+            mine = w.trace.for_packet(e.pid)
+            (ct,) = [c for c in mine if c.step is Step.CONNTRACK and c.hook is Hook.LOCAL_OUT]
+            assert not (ct.ct.snat and ct.ct.direction is CtDir.REPLY), done
 
 
 def test_nat_reply_tuples_stay_unique_when_containers_share_a_port():

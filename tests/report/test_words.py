@@ -7,9 +7,9 @@ the sender (reply direction), receiver.td_end 1392045409, MAXACKWINDOW(remote) =
 
 from __future__ import annotations
 
-from sim.netfilter.proto_tcp import Bound, WindowCheck
 from sim.packet import TcpFlag
 from sim.report.words import bound_words, late_words, untracked_words, window_words
+from sim.trace import Bound, WindowCheck
 
 
 def late_ack(*, iv_passed: bool = False) -> WindowCheck:

@@ -15,6 +15,7 @@ import itertools
 
 import pytest
 
+from sim.include.netfilter import Hook
 from sim.packet import TCPHDR_RST
 from sim.pcap.reader import read_frames
 from sim.report.timeline import render, write_captures
@@ -33,7 +34,7 @@ def invalid_packets(r):
         for e in r.world.trace.events
         if e.step is Step.CONNTRACK
         and e.ns == "host"
-        and e.hook == "PREROUTING"
+        and e.hook is Hook.PRE_ROUTING
         and e.ct.window == "INVALID"
     ]
 
@@ -51,7 +52,7 @@ def test_the_incident(kernel, bound, trigger):
     fired = {kind: pid for _t, kind, pid in r.fired}
     assert ct.pid == fired[trigger]
     steps = [(e.step, e.hook, e.verdict) for e in r.world.trace.for_packet(ct.pid) if e.ns == "host"]
-    assert (Step.NAT, "PREROUTING", "SKIP") in steps
+    assert (Step.NAT, Hook.PRE_ROUTING, "SKIP") in steps
     assert (Step.ROUTE, None, "LOCAL") in steps
     assert (Step.SOCKET, None, "NO_SOCKET") in steps
     (rst_pid,) = r.rsts
@@ -102,7 +103,7 @@ def test_each_fix_completes_the_upload(kernel, fix):
     windows = {
         e.ct.window
         for e in r.world.trace.events
-        if e.step is Step.CONNTRACK and e.ns == "host" and e.hook == "PREROUTING"
+        if e.step is Step.CONNTRACK and e.ns == "host" and e.hook is Hook.PRE_ROUTING
     }
     assert ("INVALID" in windows) == (fix == "drop-invalid")
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from sim.include.netfilter import Hook, NatKind, TableName
 from sim.netfilter.iptables.restore import iptables_restore
 from sim.netfilter.iptables.save import save_table
-from sim.netfilter.xtables import NatKind, Ruleset, TableName, Verdict, ipt_do_table
+from sim.netfilter.x_tables import Verdict
+from sim.netfilter.xtables import Ruleset, ipt_do_table
 from sim.packet import Packet, TcpFlag
-from sim.skb import Hook, Skb
+from sim.skb import Skb
 from sim.topology.docker_rules import PublishedPort, docker_ruleset
 from tests.netfilter.test_xtables import Ctx
 

@@ -57,3 +57,18 @@ from sim import api
         "sim.scenario.fixes",
         "sim.trace",
     ]
+
+
+def test_the_tui_explains_from_the_trace_not_the_live_world() -> None:
+    # A session keeps the trace, the captures and the scenario's run, not the world: what
+    # decided a step (the rule's text, the sysctls, the log prefix) is read off its event.
+    from tui.session import Session
+
+    assert "world" not in Session.__dataclass_fields__
+    reads = [
+        f"{path.relative_to(TUI.parent)}: {attr.attr}"
+        for path in sorted(TUI.rglob("*.py"))
+        for attr in ast.walk(ast.parse(path.read_text()))
+        if isinstance(attr, ast.Attribute) and attr.attr in ("world", "namespaces", "ruleset", "conntrack")
+    ]
+    assert reads == []

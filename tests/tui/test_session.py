@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from sim.include.netfilter import CtState, Hook
 from sim.trace import Step
 from tui import rows, session
 from tui.rows import Tone
@@ -34,7 +35,7 @@ def test_opens_on_the_late_ack_invalid_with_bound_iv_failed(s310: Session) -> No
     assert (e.step, e.ns, e.hook, e.priority, e.verdict) == (
         Step.CONNTRACK,
         "host",
-        "PREROUTING",
+        Hook.PRE_ROUTING,
         -200,
         "INVALID",
     )
@@ -78,7 +79,7 @@ def test_next_invalid_visits_every_invalid_then_wraps(s310: Session) -> None:
         c, wrapped = session.next_invalid(s310, c)
         assert not wrapped
         seen.append((c.packet, c.step))
-        assert session.ct(s310.event(c)).ctstate == "INVALID"  # type: ignore[union-attr]
+        assert session.ct(s310.event(c)).ctstate is CtState.INVALID  # type: ignore[union-attr]
     assert seen == s310.invalid
     c, wrapped = session.next_invalid(s310, c)
     assert wrapped and (c.packet, c.step) == s310.invalid[0]
@@ -92,7 +93,7 @@ def test_kernel_61_ignores_the_late_ack_and_the_beyond_window_segment_fails_boun
     c = Cursor(*s61.focus)
     inv = s61.event(c)
     assert inv.verdict == "INVALID" and c.packet > s61.out_of_window[0][0]
-    assert inv.ns == "host" and inv.hook == "PREROUTING"
+    assert inv.ns == "host" and inv.hook is Hook.PRE_ROUTING
     w = rows.window_view(inv)
     assert w is not None and [b.name for b in w.bounds if not b.passed] == ["I"]
 

@@ -7,7 +7,7 @@ import re
 from rich.text import Text
 from textual.widgets import Static
 
-from sim.api import Why
+from sim.api import CtState, NsRole, Why
 from tui.rows import Tone
 from tui.session import Cursor, Session, ct
 from tui.widgets.style import INK
@@ -21,10 +21,10 @@ class ConntrackLine(Static):
         out = Text()
         so_far = s.packet_events(c.packet)[: c.step + 1]
         ctstate = next((d.ctstate for x in so_far if (d := ct(x)) and d.ctstate), None)
-        if ctstate == "INVALID" and e.ns == "host":
+        if ctstate is CtState.INVALID and e.ns == NsRole.HOST:
             tag = "[INVALID: no entry] " if narrow else "[packet INVALID: no entry attached] "
             out.append(tag, style=f"bold {INK[Tone.INVALID]}")
-        confirmed = any(x.why is Why.CONFIRM and x.ns == "host" for x in so_far)
+        confirmed = any(x.why is Why.CONFIRM and x.ns == NsRole.HOST for x in so_far)
         if entry is None and confirmed:
             out.append(
                 "entry confirmed by this packet (__nf_conntrack_confirm): conntrack -L lists it "

@@ -45,7 +45,7 @@ class Journey(Widget):
         pkt = first.before
         self._events = events[: c.step + 1] if hide_after else events
         self._current, self._packet = c.step, c.packet
-        self._rows_of = [step_row(e, rule_of(s, e) if e.step is Step.LOG else None) for e in self._events]
+        self._rows_of = [step_row(e, rule_of(e) if e.step is Step.LOG else None) for e in self._events]
         self._head = f"{pkt.describe()}" if pkt is not None else f"packet {first.pid}"
         self.refresh()
 
@@ -82,7 +82,7 @@ class Journey(Widget):
             what = r.what if r.what != r.hook else ""
             where = r.where.removeprefix("host/").split("/")[0] if compact else r.where
             # compact: a step without a hook says only what it did ("route", "send RST")
-            hook = _hook(r.hook, True) if self._events[k].hook or not what else ""
+            hook = _hook(r.hook, True) if self._events[k].hook is not None or not what else ""
             mid = [f"{hook} {what}".strip()] if compact else [r.hook, what]
             table.add_row(num, where, *mid, badge(r.verdict, r.tone), style="reverse" if cur else None)
         return Group(head, table)

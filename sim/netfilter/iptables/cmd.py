@@ -13,27 +13,23 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
+from sim.include.netfilter import CHAIN_HOOK, Hook, NatRangeFlag, RejectWith, TableName
 from sim.netfilter.iptables.ext import MATCHES, TARGETS
 from sim.netfilter.iptables.ext.reject import _reject_with
 from sim.netfilter.iptables.parse import Opts, RuleError, _ip, _split
-from sim.netfilter.reject import RejectWith
 from sim.netfilter.xtables import (
-    CHAIN_HOOK,
     Chain,
     InvFlag,
     IpSpec,
     JumpTarget,
-    NatRangeFlag,
     NatTarget,
     Rule,
     Ruleset,
     StandardTarget,
     StdVerdict,
     Table,
-    TableName,
     XtTarget,
 )
-from sim.skb import Hook
 
 STANDARD_TARGETS = frozenset(StdVerdict.__members__)  # ACCEPT, DROP, RETURN
 

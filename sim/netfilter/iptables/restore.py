@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import re
 
+from sim.include.netfilter import TableName
 from sim.netfilter.iptables.cmd import _new_chain, _run
 from sim.netfilter.iptables.parse import RuleError, _split
-from sim.netfilter.xtables import (
-    Ruleset,
-    StdVerdict,
-    Table,
-    TableName,
-)
+from sim.netfilter.xtables import Ruleset, StdVerdict, Table
 
 # ---------------------------------------------------------------------------------------------
 # iptables-restore.

@@ -6,12 +6,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sim.netfilter.proto_tcp import WindowCheck
+from sim.include.netfilter import Hook
 from sim.packet import SEQ_MASK, TCPHDR_ACK, TCPHDR_RST, TCPHDR_SYN, Packet
 from sim.report.figures.seed import FigureError, rel, seed_scenario
 from sim.report.figures.svg import Svg
 from sim.scenario.scenario import Run, run_scenario
-from sim.trace import ConntrackInfo
+from sim.topology.roles import NsRole
+from sim.trace import ConntrackInfo, WindowCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +35,8 @@ def reply_checks(run: Run) -> list[_Check]:
         for e in run.world.trace.events
         if e.ct is not None
         and e.ct.check is not None
-        and e.ns == "host"
-        and e.hook == "PREROUTING"
+        and e.ns == NsRole.HOST
+        and e.hook is Hook.PRE_ROUTING
         and e.before is not None
     ]
     syn = next((c for e, c in checks if c.sender_dir == 0), None)

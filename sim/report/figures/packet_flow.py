@@ -4,11 +4,11 @@ priority order, the routing decision and the local stack, and the late ACK's pat
 
 from __future__ import annotations
 
+from sim.include.netfilter import Hook
 from sim.net.world import World
 from sim.netfilter.hooks import Priority
 from sim.report.figures.seed import seed_scenario
 from sim.report.figures.svg import Svg
-from sim.skb import Hook
 from sim.topology.docker_bridge import docker_bridge
 
 WIDTH, HEIGHT = 920, 580

@@ -6,10 +6,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sim.include.netfilter import HOOK_CHAIN
 from sim.packet import SEQ_MASK, TCPHDR_ACK, TCPHDR_RST, TCPHDR_SYN, Packet
 from sim.report.figures.seed import FigureError, rel, seed_scenario
 from sim.report.figures.svg import Panel, Svg, TimeAxis, group, panel_frame
 from sim.scenario.scenario import Run, run_scenario
+from sim.topology.roles import NsRole
 from sim.trace import Step
 
 
@@ -36,7 +38,7 @@ def _client_isn(records: Sequence[tuple[float, str, Packet, int]]) -> int:
 
 def upload_series(run: Run) -> _Upload:
     """Read the host's ``eth0`` capture: data out, ACKs in, RSTs out, the triggers."""
-    records = run.world.captures[("host", "eth0")].records
+    records = run.world.captures[(NsRole.HOST, "eth0")].records
     base = (_client_isn(records) + 1) & SEQ_MASK
     triggers = {pid: (t, kind) for t, kind, pid in run.fired}
     data: list[tuple[float, int, int]] = []
@@ -67,15 +69,23 @@ def trigger_fate(run: Run, pid: int) -> str:
     """What the host did with a trigger packet, read off the trace (e.g. ``INVALID, host RST``)."""
     events = run.world.trace.for_packet(pid)
     verdict = next(
-        (str(e.ct.window if e.ct else None) for e in events if e.step is Step.CONNTRACK and e.ns == "host"),
+        (
+            str(e.ct.window if e.ct else None)
+            for e in events
+            if e.step is Step.CONNTRACK and e.ns == NsRole.HOST
+        ),
         "?",
     )
-    if any(e.step is Step.DROP and e.ns == "host" for e in events):
-        where = next(e.hook for e in events if e.step is Step.DROP and e.ns == "host")
+    if any(e.step is Step.DROP and e.ns == NsRole.HOST for e in events):
+        where = next(
+            HOOK_CHAIN[e.hook] if e.hook is not None else None
+            for e in events
+            if e.step is Step.DROP and e.ns == NsRole.HOST
+        )
         return f"{verdict}, dropped in host {where}"
     if run.world.trace.caused_by(pid):
         return f"{verdict}, answered by a host RST"
-    if any(e.step is Step.DELIVER and e.ns != "host" for e in events):
+    if any(e.step is Step.DELIVER and e.ns != NsRole.HOST for e in events):
         return f"{verdict}, NATed on to the container"
     return verdict
 

@@ -10,6 +10,7 @@ from sim.netfilter.iptables.save import iptables_save
 from sim.report.figures.seed import seed_scenario
 from sim.report.figures.svg import Svg
 from sim.topology.docker_bridge import docker_bridge
+from sim.topology.roles import NsRole
 
 WIDTH = 740
 DEV_W, DEV_H = 170.0, 54.0
@@ -42,7 +43,7 @@ def _topology_columns(graph: Any) -> tuple[list[str], list[str], list[str], list
     bridges = sorted(n for n, k in graph.nodes(data="kind") if k == "bridge")
     linked = {b if a in ports else a for a, b in _edges(graph, "link") if a in ports or b in ports}
     containers = sorted({str(n).split("/")[0] for n in linked})
-    return containers, ports, bridges, sorted({str(n).split("/")[0] for n in graph.nodes} - {"host"})
+    return containers, ports, bridges, sorted({str(n).split("/")[0] for n in graph.nodes} - {NsRole.HOST})
 
 
 def _device(svg: Svg, node: str, attrs: dict[str, Any], at: _Placed, prefix: int | None) -> None:
@@ -77,7 +78,7 @@ def _place(graph: Any) -> tuple[dict[str, _Placed], dict[str, tuple[float, float
             pos[node] = _Placed(cols["ctr"], top + 40 + i * ROW_H)
     upper = max(len(containers), len(ports), len(bridges), 1)
     below = top + 40 + upper * ROW_H + 70  # the uplink row, under the routing arrow
-    host_rest = sorted(n for n in graph.neighbors("host") if n not in pos)
+    host_rest = sorted(n for n in graph.neighbors(NsRole.HOST) if n not in pos)
     for i, node in enumerate(host_rest):
         pos[node] = _Placed(cols["bridge"], below + i * ROW_H)
     for i, ns in enumerate(remotes):
@@ -93,7 +94,7 @@ def _place(graph: Any) -> tuple[dict[str, _Placed], dict[str, tuple[float, float
 
 
 def _masquerade_line(world: World) -> str:
-    lines = iptables_save(world.namespaces["host"].ruleset, counters=False).splitlines()
+    lines = iptables_save(world.namespaces[NsRole.HOST].ruleset, counters=False).splitlines()
     return next((line for line in lines if "MASQUERADE" in line), "(no MASQUERADE rule)")
 
 
@@ -141,7 +142,7 @@ def _routing(svg: Svg, world: World, pos: dict[str, _Placed]) -> None:
         return
     x = bridge.x + DEV_W / 2
     svg.line(x, bridge.y + DEV_H, x, uplink.y, "route")
-    forward = "ip_forward=1" if world.namespaces["host"].ip_forward else "ip_forward=0"
+    forward = "ip_forward=1" if world.namespaces[NsRole.HOST].ip_forward else "ip_forward=0"
     mid = (bridge.y + DEV_H + uplink.y) / 2
     svg.text(x - 10, mid - 4, f"routed ({forward}):", "small", anchor="end")
     svg.text(x - 10, mid + 14, "netfilter hooks, conntrack, NAT", "small", anchor="end")

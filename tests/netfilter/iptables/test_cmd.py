@@ -8,11 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sim.include.netfilter import CtState, TableName
 from sim.netfilter.iptables.cmd import iptables
 from sim.netfilter.iptables.parse import RuleError, _split
 from sim.netfilter.iptables.restore import iptables_restore
 from sim.netfilter.iptables.save import save_table
-from sim.netfilter.xtables import ConntrackMatch, CtState, LimitMatch, Ruleset, TableName, TcpMatch
+from sim.netfilter.xtables import ConntrackMatch, LimitMatch, Ruleset, TcpMatch
 
 
 def filt(rs: Ruleset) -> str:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from sim.include.netfilter import TableName
 from sim.netfilter.iptables.cmd import iptables
 from sim.netfilter.iptables.restore import iptables_restore
 from sim.netfilter.iptables.save import iptables_save, list_table, rule_line, save_table, xtables_print_num
-from sim.netfilter.xtables import Ruleset, TableName
+from sim.netfilter.xtables import Ruleset
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sim.include.netfilter import Hook, NatKind, TableName
 from sim.netfilter.iptables.ext.addrtype import _build_addrtype
 from sim.netfilter.iptables.ext.conntrack import _build_conntrack, _build_state
 from sim.netfilter.iptables.ext.limit import _build_limit
@@ -13,8 +14,7 @@ from sim.netfilter.iptables.ext.nat import _build_nat
 from sim.netfilter.iptables.ext.reject import _build_reject
 from sim.netfilter.iptables.ext.tcp import _build_tcp
 from sim.netfilter.iptables.parse import Opts
-from sim.netfilter.xtables import NatKind, TableName, XtMatch, XtTarget
-from sim.skb import Hook
+from sim.netfilter.xtables import XtMatch, XtTarget
 
 MATCHES: dict[str, tuple[frozenset[str], Callable[[Opts], XtMatch]]] = {
     "tcp": (

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
+from sim.include.netfilter import CtState
 from sim.netfilter.iptables.parse import Opts, RuleError
-from sim.netfilter.xtables import (
-    ConntrackMatch,
-    CtState,
-)
+from sim.netfilter.xtables import ConntrackMatch
 
 _STATE_NAMES = {
     "INVALID": CtState.INVALID,

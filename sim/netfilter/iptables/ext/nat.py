@@ -3,14 +3,9 @@ the port-choice flags (``parse_to()``, ``parse_ports()``), and their text (``__N
 
 from __future__ import annotations
 
+from sim.include.netfilter import NatKind, NatRange, NatRangeFlag, NatRequest
 from sim.netfilter.iptables.parse import Opts, RuleError, _ip, _port
-from sim.netfilter.xtables import (
-    NatKind,
-    NatRange,
-    NatRangeFlag,
-    NatRequest,
-    NatTarget,
-)
+from sim.netfilter.xtables import NatTarget
 
 
 def _nat_ports(opt: str, text: str, rng: NatRange) -> NatRange:

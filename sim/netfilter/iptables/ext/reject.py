@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from sim.include.netfilter import RejectWith
 from sim.netfilter.iptables.parse import Opts, RuleError
-from sim.netfilter.reject import RejectTarget, RejectWith
+from sim.netfilter.reject import RejectTarget
 
 REJECT_NAMES = {
     RejectWith.ICMP_NET_UNREACHABLE: ("icmp-net-unreachable", "net-unreach"),

@@ -1,4 +1,4 @@
-"""Hypothesis conversations -> kernel-check case files (sim.kernel.fuzzcase)."""
+"""Hypothesis conversations -> kernel-check case files (sim.testing.fuzzcase)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim.kernel.fuzzcase import (
+from sim.packet import TcpFlag, TcpOptions
+from sim.scenario.case import Topology, options_json, parse_case
+from sim.testing.fuzzcase import (
     FIXES,
     MAX_PAYLOAD,
     conversation_to_case,
 )
-from sim.packet import TcpFlag, TcpOptions
-from sim.scenario.case import Topology, options_json, parse_case
 from sim.testing.strategies import Conversation, Segment, conversations
 
 SYN_OPTS = TcpOptions(mss=1460, wscale=7, sack_perm=True)

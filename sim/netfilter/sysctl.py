@@ -1,0 +1,76 @@
+"""The conntrack sysctls of one namespace (net/netfilter/nf_conntrack_standalone.c's sysctl
+table, include/net/netns/conntrack.h).
+
+``net.netfilter.nf_conntrack_*`` with the kernel's defaults, the TCP timeouts among them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sim.include.nf_conntrack_tcp import TcpState
+from sim.netfilter.profiles import KernelProfile
+
+# tcp_timeouts[] in seconds; unchanged from 3.10 to 6.18.
+TCP_TIMEOUTS: dict[TcpState, int] = {
+    TcpState.SYN_SENT: 2 * 60,
+    TcpState.SYN_RECV: 60,
+    TcpState.ESTABLISHED: 5 * 24 * 3600,
+    TcpState.FIN_WAIT: 2 * 60,
+    TcpState.CLOSE_WAIT: 60,
+    TcpState.LAST_ACK: 30,
+    TcpState.TIME_WAIT: 2 * 60,
+    TcpState.CLOSE: 10,
+    TcpState.SYN_SENT2: 2 * 60,
+    # "RFC1122 says the R2 limit should be at least 100 seconds. Linux uses 15 packets as
+    # limit, which corresponds to ~13-30min depending on RTO."
+    TcpState.RETRANS: 5 * 60,
+    TcpState.UNACK: 5 * 60,
+}
+
+# nf_conntrack_max: 262144 is the hash size (and so the limit) the kernel picks on a machine
+# with more than 4 GiB of memory (nf_conntrack_init_start()).
+NF_CONNTRACK_MAX_DEFAULT = 262144
+
+
+@dataclass(slots=True)
+class ConntrackSysctls:
+    """``net.netfilter.nf_conntrack_*`` of one namespace, with the kernel's defaults."""
+
+    tcp_be_liberal: int = 0
+    tcp_loose: int = 1
+    tcp_max_retrans: int = 3
+    tcp_ignore_invalid_rst: int = 0
+    log_invalid: int = 0
+    checksum: int = 1
+    max: int = NF_CONNTRACK_MAX_DEFAULT
+    timeouts: dict[TcpState, float] = field(default_factory=lambda: dict(TCP_TIMEOUTS))
+
+    _NAMES = (
+        "tcp_be_liberal",
+        "tcp_loose",
+        "tcp_max_retrans",
+        "tcp_ignore_invalid_rst",
+        "log_invalid",
+        "checksum",
+        "max",
+    )
+
+    def set(self, name: str, value: int, profile: KernelProfile) -> None:
+        """Set ``net.netfilter.nf_conntrack_<name>``; ValueError names what is wrong."""
+        short = name.removeprefix("net.netfilter.").removeprefix("nf_conntrack_")
+        if short.startswith("tcp_timeout_"):
+            state = short.removeprefix("tcp_timeout_").upper()
+            slots = {"MAX_RETRANS": TcpState.RETRANS, "UNACKNOWLEDGED": TcpState.UNACK}
+            key = slots.get(state) or TcpState.__members__.get(state)
+            if key is None or key not in self.timeouts:
+                raise ValueError(f"unknown sysctl {name}")
+            self.timeouts[key] = float(value)
+            return
+        if short not in self._NAMES:
+            raise ValueError(f"unknown sysctl {name}")
+        if short == "tcp_ignore_invalid_rst" and not profile.has_ignore_invalid_rst:
+            raise ValueError(f"sysctl {name} does not exist in kernel {profile.name} (added in 5.14)")
+        if value < 0:
+            raise ValueError(f"sysctl {name} must not be negative, got {value}")
+        setattr(self, short, value)
