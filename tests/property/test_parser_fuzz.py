@@ -287,8 +287,18 @@ def test_iptables_restore_loads_or_refuses_naming_the_line(text):
                     ipt_do_table(table, CHAIN_HOOK[name], Skb(pkt), Ctx())
 
 
+_CAPTURES: dict[str, bytes] = {}
+
+
 def _capture(name: str, tmp: Path) -> bytes:
-    """A built-in case's packets as ``tcpdump -w`` writes them (pcap, Ethernet)."""
+    """A built-in case's packets as ``tcpdump -w`` writes them (pcap, Ethernet), written once
+    per case and kept (every example starts from one of these)."""
+    if name not in _CAPTURES:
+        _CAPTURES[name] = _write_capture(name, tmp)
+    return _CAPTURES[name]
+
+
+def _write_capture(name: str, tmp: Path) -> bytes:
     from sim.report.capture import write_pcap
     from sim.scenario.case import parse_case
 
