@@ -234,7 +234,8 @@ def _run_message(sc: Scenario, kernel: str, shapes: list[RuleShape]) -> str | No
             "(-200), so no packet has a conntrack entry yet and --ctstate INVALID matches every packet there"
         )
     if out:
-        t, why = next((e.t, e.why) for e in tr.events if e.pid == out[0])
+        sent = tr.for_packet(out[0])[0]  # the RST's SEND; its RST event sits on the packet answered
+        t, why = next((e.t, e.why) for e in tr.for_packet(sent.cause or out[0]) if e.step is Step.RST)
         if why is Why.REJECT_RESET:
             return (
                 f"on {kernel} a REJECT rule answers the INVALID reply with its own RST at {t:.2f} s "

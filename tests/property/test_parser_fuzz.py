@@ -287,8 +287,18 @@ def test_iptables_restore_loads_or_refuses_naming_the_line(text):
                     ipt_do_table(table, CHAIN_HOOK[name], Skb(pkt), Ctx())
 
 
+_CAPTURES: dict[str, bytes] = {}
+
+
 def _capture(name: str, tmp: Path) -> bytes:
-    """A built-in case's packets as ``tcpdump -w`` writes them (pcap, Ethernet)."""
+    """A built-in case's packets as ``tcpdump -w`` writes them (pcap, Ethernet), written once
+    per case and kept (every example starts from one of these)."""
+    if name not in _CAPTURES:
+        _CAPTURES[name] = _write_capture(name, tmp)
+    return _CAPTURES[name]
+
+
+def _write_capture(name: str, tmp: Path) -> bytes:
     from sim.report.capture import write_pcap
     from sim.scenario.case import parse_case
 
@@ -341,7 +351,12 @@ def test_captures_are_analysed_or_refused_in_one_line(workdir, data):
     status, out, err = call(main, ["pcap", str(path)])
     event("accepted" if status == 0 else "refused")
     if status == 0:
-        assert only_notes(err), err and out
+        # a capture cut off in the middle of a frame is analysed up to its last complete frame
+        # with one warning naming the file and the frame (as tshark does)
+        cut = re.compile(rf"nflab pcap: warning: {re.escape(str(path))}: frame \d+: .+")
+        rest = [line for line in err.splitlines() if not cut.fullmatch(line)]
+        assert len(err.splitlines()) - len(rest) <= 1 and only_notes("\n".join(rest)), err
+        assert out
     else:
         assert status == 2, err
         assert (
