@@ -44,7 +44,7 @@ def big_capture(tmp_path: Path, copies: int = 400) -> Path:
 
 def interrupted(proc: subprocess.Popen[str], sig: int = signal.SIGINT) -> tuple[str, str]:
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=600)
     return out, err
 
 
