@@ -386,7 +386,7 @@ def _replay(path: str, as_json: bool) -> int:
         print(f"nflab: {e}", file=sys.stderr)
         return 2
     if not as_json:
-        print(_replay_header(file, case))
+        print(_replay_header(path, case))
     progress = _Progress(len(case["packets"])) if sys.stderr.isatty() else None
     same_terminal = progress is not None and sys.stdout.isatty()
     try:
@@ -406,7 +406,7 @@ def _replay(path: str, as_json: bool) -> int:
     return 0
 
 
-def _replay_header(file: Path, case: dict[str, Any]) -> str:
+def _replay_header(ref: str, case: dict[str, Any]) -> str:
     """Which kernel, sysctls and host rules the replay runs (text output only)."""
     kernel = str(case.get("kernel", DEFAULT_PROFILE))
     try:
@@ -414,7 +414,7 @@ def _replay_header(file: Path, case: dict[str, Any]) -> str:
     except ValueError:
         name = kernel  # the replay itself refuses it, in one line
     shown = name if name == kernel else f"{name} (from {kernel})"
-    lines = [f"nflab replay {file}: kernel {shown}, {len(case['packets'])} packets"]
+    lines = [f"nflab replay {Path(ref).name}: kernel {shown}, {len(case['packets'])} packets"]
     sysctls = case.get("sysctl") or {}
     lines += [f"  sysctl {k} = {v}" for k, v in sysctls.items()] or ["  sysctls: the kernel's defaults"]
     rules = case.get("iptables") or {}

@@ -117,7 +117,7 @@ def test_replay_streams_and_shows_progress_only_on_a_terminal(tmp_path, capsys, 
     assert main(["replay", str(case)]) == 0
     plain = capsys.readouterr()
     lines = plain.out.splitlines()
-    assert lines[0].startswith(f"nflab replay {case}: kernel ") and plain.err == ""
+    assert lines[0].startswith(f"nflab replay {case.name}: kernel ") and plain.err == ""
     assert len([line for line in lines if line.startswith("[")]) == 30
     term = _Terminal()
     monkeypatch.setattr(sys, "stderr", term)

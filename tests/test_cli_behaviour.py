@@ -148,7 +148,7 @@ def test_a_release_string_says_how_it_was_resolved(tmp_path, capsys):
     assert main(["replay", str(path)]) == 0
     io = capsys.readouterr()
     assert "nflab: kernel 7.7.7: newer than every profile, using the newest, 6.18" in io.err
-    assert io.out.startswith(f"nflab replay {path}: kernel 6.18 (from 7.7.7)")
+    assert io.out.startswith(f"nflab replay {path.name}: kernel 6.18 (from 7.7.7)")
 
 
 def test_size_0x0_is_refused(capsys):
@@ -166,7 +166,7 @@ def test_replay_header_names_kernel_sysctls_and_rules(tmp_path, capsys):
     assert main(["replay", str(path)]) == 0
     head = capsys.readouterr().out.splitlines()[:3]
     assert head == [
-        f"nflab replay {path}: kernel 3.10, {len(case['packets'])} packets",
+        f"nflab replay {path.name}: kernel 3.10, {len(case['packets'])} packets",
         "  sysctl net.netfilter.nf_conntrack_tcp_be_liberal = 1",
         "  host: iptables -A INPUT -m conntrack --ctstate INVALID -j DROP",
     ]
