@@ -30,8 +30,36 @@ COMMANDS = {
     "kernels": "sim.report.kernels",
     "diff-kernels": "sim.testing.diff",
     "bench": "sim.bench",
+    "completion": "sim.completion",
 }
 DEFAULT_COMMAND = "tui"  # ``nflab`` without arguments
+
+
+EXIT_CODES = """exit status:
+  0    done (diff-kernels: no difference; check: every answer right)
+  1    diff-kernels: differences found; check: an answer wrong; kernel-check: a disagreement
+  2    bad input or arguments (one line on stderr naming the place)
+  130  interrupted (Ctrl-C; diff-kernels also on SIGTERM, keeping what it found)"""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nflab")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def _epilog() -> str:
+    from sim.netfilter.profiles import PROFILES
+    from sim.scenario.loader import builtin_cases, builtin_scenarios
+
+    return (
+        f"built-in scenarios: {', '.join(builtin_scenarios())}\n"
+        f"built-in cases: {', '.join(builtin_cases())}\n"
+        f"kernel profiles: {', '.join(PROFILES)} (or what uname -r prints)\n\n{EXIT_CODES}"
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,7 +81,10 @@ def build(argv: list[str]) -> argparse.ArgumentParser:
         prog="nflab",
         description="A model of Linux netfilter conntrack and NAT that shows why a "
         "Docker host answers an INVALID packet with a RST.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--version", action="version", version=f"nflab {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in _modules(argv):
         module.add_subcommand(sub)
@@ -74,6 +105,9 @@ def entry() -> int:
     except BrokenPipeError:
         sys.stderr.close()  # nothing more can be written; do not report the closed pipe
         return 0
+    except KeyboardInterrupt:  # Ctrl-C: one line, the shell's 128 + SIGINT
+        print("nflab: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

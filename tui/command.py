@@ -8,6 +8,15 @@ from typing import Any
 
 from sim.api import FIXES, KERNEL_HELP, kernel_arg
 
+
+def size_arg(text: str) -> tuple[int, int]:
+    """``--size COLSxROWS``: a terminal size Textual can draw, 1..1000 each way."""
+    cols, x, rows = text.lower().partition("x")
+    if not (x and cols.isdigit() and rows.isdigit() and 1 <= int(cols) <= 1000 and 1 <= int(rows) <= 1000):
+        raise argparse.ArgumentTypeError(f"expected COLSxROWS like 80x24, each 1..1000, got {text!r}")
+    return int(cols), int(rows)
+
+
 SOURCE_HELP = "built-in scenario, scenario file, crafted case file or capture (.pcap/.pcapng)"
 
 
@@ -22,7 +31,11 @@ def add_subcommand(subparsers: Any) -> None:
         "--svg", metavar="FILE", help="write the screen as SVG to FILE instead of opening the UI"
     )
     tui.add_argument(
-        "--size", default="120x40", metavar="COLSxROWS", help="screen size for --svg (default 120x40)"
+        "--size",
+        type=size_arg,
+        default=(120, 40),
+        metavar="COLSxROWS",
+        help="screen size for --svg (default 120x40)",
     )
     tui.add_argument(
         "--press", default="", metavar="KEYS", help="for --svg: keys to press first, e.g. 'right right f'"
@@ -76,11 +89,18 @@ def main(args: argparse.Namespace) -> int:
                 idle_minutes=args.idle_minutes,
             )
         )
-    try:
-        cols, rows = (int(n) for n in args.size.lower().split("x"))
-    except ValueError:
+    cols, rows = args.size
+    if args.svg is None and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        from tui.session import DEFAULT_SCENARIO, SourceError, plan
+
+        try:  # a file that cannot be opened says so first, as with a terminal
+            plan(args.scenario or DEFAULT_SCENARIO, args.kernel, args.fix)
+        except SourceError as e:
+            print(f"nflab tui: {e}", file=sys.stderr)
+            return 2
         print(
-            f"nflab: --size: expected COLSxROWS like 80x24, got {args.size!r} (see nflab --help)",
+            "nflab: the walkthrough TUI needs a terminal; without one: nflab run "
+            f"{args.scenario or 'seed-incident'} (the timeline), nflab walkthrough, or nflab tui --svg FILE",
             file=sys.stderr,
         )
         return 2

@@ -222,6 +222,10 @@ def main(args: argparse.Namespace) -> int:
     from sim.netfilter.iptables.save import iptables_save
     from sim.scenario.scenario import load_scenario, run_scenario
 
+    problem = _unwritable_dir(Path(args.out))
+    if problem:
+        print(f"nflab: --out {args.out}: {problem}", file=sys.stderr)
+        return 2
     try:
         sc = load_scenario(args.scenario)
         if args.kernel is not None:
@@ -250,3 +254,17 @@ def main(args: argparse.Namespace) -> int:
     for path, packets, rsts in written:
         print(f"capture {path}: {packets} packets, {rsts} RST")
     return 0
+
+
+def _unwritable_dir(path: Path) -> str:
+    """Why the captures could not be written into ``path`` (made if missing: the run would
+    make it), or "": tried with a scratch file, so that the run does not fail at its end."""
+    import tempfile
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        return e.strerror or str(e)
+    return ""

@@ -13,7 +13,10 @@ from typing import Any
 def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``replay`` on an ``add_subparsers()`` object; dispatch to :func:`main`."""
     p: argparse.ArgumentParser = subparsers.add_parser(
-        "replay", help="replay a crafted-packet case file in the model (the kernel-check contract)"
+        "replay",
+        help="replay a crafted-packet case file in the model (the kernel-check contract)",
+        description="Replay a case (a built-in case name or a case file): a header naming the "
+        "kernel, sysctls and rules, then one line per packet (--json: one object per packet, no header).",
     )
     p.add_argument("file", help="case file (JSON, or TOML with the same schema)")
     p.add_argument("--json", action="store_true", help="one JSON object per input packet")
@@ -38,6 +41,8 @@ def replay(path: str, as_json: bool) -> int:
     except InputError as e:
         print(f"nflab: {e}", file=sys.stderr)
         return 2
+    if not as_json:
+        print(replay_header(path, case))
     progress = _Progress(len(case["packets"])) if sys.stderr.isatty() else None
     same_terminal = progress is not None and sys.stdout.isatty()
     try:
@@ -55,6 +60,27 @@ def replay(path: str, as_json: bool) -> int:
     if progress is not None:
         progress.clear()
     return 0
+
+
+def replay_header(ref: str, case: dict[str, Any]) -> str:
+    """Which kernel, sysctls and host rules the replay runs (text output only)."""
+    from pathlib import Path
+
+    from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
+
+    kernel = str(case.get("kernel", DEFAULT_PROFILE))
+    try:
+        name = resolve_kernel(kernel, note=False).name
+    except ValueError:
+        name = kernel  # the replay itself refuses it, in one line
+    shown = name if name == kernel else f"{name} (from {kernel})"
+    lines = [f"nflab replay {Path(ref).name}: kernel {shown}, {len(case['packets'])} packets"]
+    sysctls = case.get("sysctl") or {}
+    lines += [f"  sysctl {k} = {v}" for k, v in sysctls.items()] or ["  sysctls: the kernel's defaults"]
+    rules = case.get("iptables") or {}
+    rules = rules if isinstance(rules, dict) else {}  # the replay refuses other shapes, in one line
+    lines += [f"  {ns}: {r}" for ns, rs in rules.items() for r in rs] or ["  iptables: Docker's ruleset only"]
+    return "\n".join(lines)
 
 
 def observation_line(i: int, obs: dict[str, Any]) -> str:
