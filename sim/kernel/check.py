@@ -32,8 +32,8 @@ from sim.kernel.netns import Interrupted, NetnsError, skip_reason
 from sim.kernel.testbed import Testbed, run_case
 from sim.netfilter.profiles import resolve_kernel
 from sim.scenario.case import load_case_file, parse_case
+from sim.scenario.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case
 from sim.scenario.loader import InputError, builtin_cases, find_case
-from sim.testing.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case
 
 FIELDS = ("ctstate", "window", "reason", "tcp_state", "fate", "delivered_as", "emitted")
 DEFAULT_OUT = "kernel-check-out"

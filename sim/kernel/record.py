@@ -41,8 +41,8 @@ from sim.kernel.check import FIELDS, KernelRunner, case_strategy, load_case
 from sim.kernel.netns import NetnsError, skip_reason
 from sim.packet import SEQ_MASK, parse_flags
 from sim.scenario.case import CaseError, parse_case
+from sim.scenario.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case
 from sim.scenario.loader import CASES_DIR, InputError, builtin_cases
-from sim.testing.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case
 
 DEFAULT_OUT = Path("tests/kernel/observed")
 
