@@ -31,7 +31,7 @@ from sim.netfilter.iptables.save import rule_save
 from sim.netfilter.x_tables import RuleAt
 from sim.packet import Packet
 from sim.skb import Skb
-from sim.trace import STACK_EVENTS, Trace, TraceEvent, Why
+from sim.trace import STACK_EVENTS, Step, Trace, TraceEvent, TraceVerdict, Why
 
 
 @dataclass(slots=True)
@@ -164,10 +164,12 @@ class World:
         detail: str | None = None,
         cause: int | None = None,
         rule_text: str | None = None,
+        sent: bool = False,
     ) -> None:
         """Record one decision of the device layer (or the stack) about packet ``pid``; its
-        step and verdict follow from ``why`` (:data:`sim.trace.STACK_EVENTS`)."""
-        step, verdict = STACK_EVENTS[why]
+        step and verdict follow from ``why`` (:data:`sim.trace.STACK_EVENTS`), or are SEND
+        when ``sent`` (a packet the kernel built, entering the world)."""
+        step, verdict = (Step.SEND, TraceVerdict.SEND) if sent else STACK_EVENTS[why]
         self.trace.add(
             TraceEvent(
                 t=self.clock.now,
@@ -216,7 +218,7 @@ class World:
         pid = self.new_pid()
         if self.trace.enabled:
             self.note_dev(why, ns, None, pkt, cause)  # RST on the packet that caused it
-            self.note_dev(Why.STACK_SENDS, ns, None, pkt, pid, cause=cause)
+            self.note_dev(why, ns, None, pkt, pid, cause=cause, sent=True)  # and it is sent
         ip_local_out(self, ns, Skb(pkt, pid=pid))
         return pid
 
