@@ -27,7 +27,7 @@ from sim.net.netns import Device, Namespace
 from sim.net.stack import Capture, LinkDelay
 from sim.net.tcp_ipv4 import socket_name
 from sim.netfilter.core import Net, NfHookState
-from sim.netfilter.iptables.save import rule_save
+from sim.netfilter.iptables.save import rule_text
 from sim.netfilter.x_tables import RuleAt
 from sim.packet import Packet
 from sim.skb import Skb
@@ -62,7 +62,7 @@ class NsContext:
         text = None
         if self.world.trace.enabled:
             chain = self.ns.ruleset.tables[at.table].chains[at.chain]
-            text = rule_save(chain, chain.rules[at.rulenum - 1], counters=False)
+            text = rule_text(chain, chain.rules[at.rulenum - 1])
         self.world.kernel_log(self.ns, skb.pid, line, rule_text=text)
 
 
