@@ -21,8 +21,9 @@ import, type-only and in-function ones included):
   world joining them by links.
 - ``sim.topology``: the docker-bridge preset with Docker's ruleset.
 - ``sim.scenario``: the one way in (``loader``), scenario files, crafted-packet cases and their
-  replay, the host configuration (``host``) and the two fixes (``fixes``).
-- ``sim.testing``: the TCP tracker on its own, hypothesis strategies, conversations as cases.
+  replay, conversations as cases (``fuzzcase``), the host configuration (``host``) and the two
+  fixes (``fixes``).
+- ``sim.testing``: the TCP tracker on its own, hypothesis strategies, model-kernel diffs.
 - ``sim.kernel``: the same cases against the real kernel in network namespaces.
 - ``sim.report``: what is read off a run -- the trace's sentences (``sentences``), timeline,
   captures, walkthrough, exercises, figures.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sim.include.netfilter import TableName
 from sim.scenario.scenario import load_scenario, run_scenario
 from sim.trace import Step, Trace, TraceEvent, TraceVerdict, Why
@@ -70,3 +72,19 @@ def test_an_event_carries_the_rule_and_the_sysctls_that_decided_it():
         r = run_scenario(load_scenario("seed-incident").with_kernel("3.10").with_fix(fix))
         seen = {e.ct.sysctls.tcp_be_liberal for e in r.world.trace.events if e.ct is not None}
         assert seen == {liberal}
+
+
+def test_a_log_line_carries_the_log_rule_that_wrote_it():
+    # LOG goes on (XT_CONTINUE), so the table's verdict event names another rule; the LOG
+    # event itself says which rule logged, as iptables -S prints it (libxt_LOG's save()). The
+    # seed's ruleset logs INVALID packets already; a second LOG rule goes in before it.
+    sc = load_scenario("seed-incident").with_kernel("3.10")
+    rule = "iptables -I INPUT -m conntrack --ctstate INVALID -j LOG --log-prefix 'inv: '"
+    r = run_scenario(replace(sc, rules=[*sc.rules, rule]))
+    said = {}
+    for e in r.world.trace.events:
+        if e.step is Step.LOG:
+            said[(e.detail or "").split(" IN=")[0]] = e.rule_text or ""
+    assert set(said) == {"inv:", "invalid:"}
+    assert said["inv:"] == '-A INPUT -m conntrack --ctstate INVALID -j LOG --log-prefix "inv: "'
+    assert said["invalid:"].startswith("-A INPUT ") and '-j LOG --log-prefix "invalid: "' in said["invalid:"]

@@ -33,6 +33,7 @@ from sim.kernel.netns import Interrupted, NetnsError, skip_reason
 from sim.kernel.testbed import Testbed, run_case
 from sim.netfilter.profiles import resolve_kernel
 from sim.scenario.case import load_case_file, parse_case
+from sim.scenario.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case
 from sim.scenario.loader import builtin_cases, find_case
 
 FIELDS = ("ctstate", "window", "reason", "tcp_state", "fate", "delivered_as", "emitted")
@@ -249,7 +250,6 @@ def case_strategy(seed: int) -> Any:
     (:mod:`sim.testing.strategies`) with one of :data:`FIXES`, named ``fuzz-seed<seed>``."""
     from hypothesis import strategies as st
 
-    from sim.testing.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case  # imports hypothesis
     from sim.testing.strategies import conversations, perturbed_conversations
 
     def fits(conv: Any) -> bool:

@@ -42,6 +42,7 @@ from sim.kernel.check import FIELDS, KernelRunner, case_strategy, load_case
 from sim.kernel.netns import NetnsError, skip_reason
 from sim.packet import SEQ_MASK, parse_flags
 from sim.scenario.case import CaseError, parse_case
+from sim.scenario.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case
 from sim.scenario.loader import CASES_DIR, builtin_cases
 
 DEFAULT_OUT = Path("tests/kernel/observed")
@@ -72,7 +73,6 @@ def probe_strategy(seed: int) -> Any:
     from hypothesis import strategies as st
 
     from sim.packet import TcpOptions
-    from sim.testing.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case  # imports hypothesis
     from sim.testing.strategies import Segment, conversations
 
     options = (TcpOptions(), TcpOptions(mss=1460), TcpOptions(mss=1460, wscale=7, sack_perm=True))

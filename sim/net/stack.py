@@ -83,6 +83,7 @@ class NetDev(Protocol):
         detail: str | None = None,
         cause: int | None = None,
         rule_text: str | None = None,
+        sent: bool = False,
     ) -> None: ...
 
     def ip_rcv(self, ns: Namespace, skb: Skb) -> None:

@@ -27,11 +27,11 @@ from sim.net.netns import Device, Namespace
 from sim.net.stack import Capture, LinkDelay
 from sim.net.tcp_ipv4 import socket_name
 from sim.netfilter.core import Net, NfHookState
-from sim.netfilter.iptables.save import rule_save
+from sim.netfilter.iptables.save import rule_text
 from sim.netfilter.x_tables import RuleAt
 from sim.packet import Packet
 from sim.skb import Skb
-from sim.trace import STACK_EVENTS, Trace, TraceEvent, Why
+from sim.trace import STACK_EVENTS, Step, Trace, TraceEvent, TraceVerdict, Why
 
 
 @dataclass(slots=True)
@@ -62,7 +62,7 @@ class NsContext:
         text = None
         if self.world.trace.enabled:
             chain = self.ns.ruleset.tables[at.table].chains[at.chain]
-            text = rule_save(chain, chain.rules[at.rulenum - 1], counters=False)
+            text = rule_text(chain, chain.rules[at.rulenum - 1])
         self.world.kernel_log(self.ns, skb.pid, line, rule_text=text, at=at)
 
 
@@ -165,11 +165,13 @@ class World:
         cause: int | None = None,
         rule_text: str | None = None,
         at: RuleAt | None = None,
+        sent: bool = False,
     ) -> None:
         """Record one decision of the device layer (or the stack) about packet ``pid``; its
-        step and verdict follow from ``why`` (:data:`sim.trace.STACK_EVENTS`). ``at`` is the
-        rule behind a LOG line (its table, chain and number)."""
-        step, verdict = STACK_EVENTS[why]
+        step and verdict follow from ``why`` (:data:`sim.trace.STACK_EVENTS`), or are SEND
+        when ``sent`` (a packet the kernel built, entering the world). ``at`` is the rule
+        behind a LOG line (its table, chain and number)."""
+        step, verdict = (Step.SEND, TraceVerdict.SEND) if sent else STACK_EVENTS[why]
         self.trace.add(
             TraceEvent(
                 t=self.clock.now,
@@ -224,7 +226,7 @@ class World:
         pid = self.new_pid()
         if self.trace.enabled:
             self.note_dev(why, ns, None, pkt, cause)  # RST on the packet that caused it
-            self.note_dev(Why.STACK_SENDS, ns, None, pkt, pid, cause=cause)
+            self.note_dev(why, ns, None, pkt, pid, cause=cause, sent=True)  # and it is sent
         ip_local_out(self, ns, Skb(pkt, pid=pid))
         return pid
 

@@ -17,7 +17,7 @@ from sim.include.nf_conntrack import IPS_SRC_NAT, CtDir, CtEntry, CtInfo
 from sim.netfilter import nat
 from sim.netfilter.core import NfHookOps, NfHookState, hook_dev, note_hook
 from sim.netfilter.hooks import NfVerdict, Priority
-from sim.netfilter.iptables.save import rule_save
+from sim.netfilter.iptables.save import rule_text
 from sim.netfilter.log import LogTarget, log_line
 from sim.netfilter.x_tables import Verdict, XtResult
 from sim.netfilter.xtables import TABLE_HOOKS, Table, ctstate_of, ipt_do_table
@@ -202,7 +202,7 @@ def _rule_text(table: Table, result: XtResult) -> str:
     """The rule that decided, as ``iptables -t TABLE -S`` prints it, or the chain's policy."""
     chain = table.chains[result.chain]
     if result.rulenum:
-        return rule_save(chain, chain.rules[result.rulenum - 1], counters=False)
+        return rule_text(chain, chain.rules[result.rulenum - 1])
     assert chain.policy is not None
     return f"-P {chain.name} {chain.policy.value}"
 

@@ -323,6 +323,7 @@ class Rule:
     goto: bool = False  # IPT_F_GOTO
     pkts: int = 0
     bytes: int = 0
+    saved: tuple[str, str] | None = None  # (chain name, the rule as iptables -S prints it), for the trace
 
     def same_spec(self, other: Rule) -> bool:
         """What ``iptables -D chain rule-spec`` compares (counters and limit state excluded)."""

@@ -174,7 +174,7 @@ class RuleShape:
     """What a checker needs of one ``iptables`` line: table, chain, INVALID match, target."""
 
     table: TableName
-    chain: str  # a built-in or a user chain
+    chain: str
     invalid: bool
     target: str
 

@@ -25,7 +25,7 @@ Importing this package imports hypothesis (the ``fuzz`` extra); the rest of ``si
 """
 
 from sim.netfilter.proto_tcp import TcpAction
-from sim.testing.fuzzcase import FIXES, conversation_to_case
+from sim.scenario.fuzzcase import FIXES, conversation_to_case
 from sim.testing.strategies import (
     Conversation,
     Segment,

@@ -38,7 +38,7 @@ from hypothesis.errors import NoSuchExample
 
 from sim.netfilter.profiles import resolve_kernel
 from sim.packet import format_flags
-from sim.testing.fuzzcase import MAX_PAYLOAD, conversation_to_case
+from sim.scenario.fuzzcase import MAX_PAYLOAD, conversation_to_case
 from sim.testing.strategies import Conversation, closed_conversations, conversations, perturbed_conversations
 from sim.testing.tracker import SegmentResult, track_conversation
 

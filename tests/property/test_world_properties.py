@@ -13,9 +13,9 @@ from sim.include.nf_conntrack import CtDir
 from sim.packet import TCPHDR_RST, Packet, parse_flags
 from sim.report.sentences import say
 from sim.scenario.case import parse_case
+from sim.scenario.fuzzcase import FIXES, conversation_to_case
 from sim.scenario.replay import build_world, run_world
 from sim.scenario.scenario import load_scenario, run_scenario
-from sim.testing.fuzzcase import FIXES, conversation_to_case
 from sim.testing.strategies import perturbed_conversations
 from sim.topology.docker_bridge import DockerBridge, docker_bridge
 from sim.trace import Step

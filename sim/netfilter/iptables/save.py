@@ -145,6 +145,15 @@ def rule_save(chain: Chain, rule: Rule, *, counters: bool) -> str:
     return out
 
 
+def rule_text(chain: Chain, rule: Rule) -> str:
+    """:func:`rule_save` without counters, remembered on the rule: its spec never changes once
+    inserted (the chain's name may, ``iptables -E``)."""
+    saved = rule.saved
+    if saved is None or saved[0] != chain.name:
+        saved = rule.saved = (chain.name, rule_save(chain, rule, counters=False))
+    return saved[1]
+
+
 def _chains(table: Table) -> list[Chain]:
     """libiptc's order: built-in chains in hook order, then user chains sorted by name."""
     builtin = [c for c in table.chains.values() if c.builtin]

@@ -4,12 +4,13 @@ priority order, the routing decision and the local stack, and the late ACK's pat
 
 from __future__ import annotations
 
-from sim.include.netfilter import Hook
+from sim.include.netfilter import HOOK_CHAIN, Hook
 from sim.net.world import World
 from sim.netfilter.hooks import Priority
 from sim.report.figures.seed import seed_scenario
 from sim.report.figures.svg import Svg
 from sim.topology.docker_bridge import docker_bridge
+from sim.topology.roles import NsRole
 
 WIDTH, HEIGHT = 920, 580
 BOX_W, LINE_H = 220.0, 22.0
@@ -20,13 +21,6 @@ PLACES = {
     Hook.POST_ROUTING: (668.0, 90.0),
     Hook.LOCAL_IN: (205.0, 330.0),
     Hook.LOCAL_OUT: (668.0, 330.0),
-}
-CHAIN = {
-    Hook.PRE_ROUTING: "PREROUTING",
-    Hook.LOCAL_IN: "INPUT",
-    Hook.FORWARD: "FORWARD",
-    Hook.LOCAL_OUT: "OUTPUT",
-    Hook.POST_ROUTING: "POSTROUTING",
 }
 ROUTE = (260.0, 120.0, 110.0, 56.0)  # the routing decision's box
 STACK = (462.0, 350.0, 176.0, 76.0)  # the local stack's box
@@ -75,7 +69,7 @@ def packet_flow_svg(world: World | None = None) -> str:
     """Figure (d): the host's hooks as the model registers them, with the late ACK's path."""
     if world is None:
         world = docker_bridge(seed_scenario().topology)
-    entries = world.namespaces["host"].hooks.entries
+    entries = world.namespaces[NsRole.HOST].hooks.entries
     svg = Svg(WIDTH, HEIGHT, "netfilter packet flow on the Docker host")
     svg.text(20, 30, "Netfilter on the Docker host: hooks, tables, priorities", "title")
     svg.text(
@@ -87,7 +81,7 @@ def packet_flow_svg(world: World | None = None) -> str:
     _paths(svg, boxes)
     for hook, (x, y, h) in boxes.items():
         svg.rect(x, y, BOX_W, h, "ns", rx=6.0)
-        svg.text(x + 10, y + 22, CHAIN[hook], "title")
+        svg.text(x + 10, y + 22, HOOK_CHAIN[hook], "title")
         for i, op in enumerate(entries.get(hook, [])):
             cls = "mono red" if hook is Hook.PRE_ROUTING and op.name == "conntrack" else "mono"
             priority, name = _entry(op.priority, op.name)

@@ -43,7 +43,7 @@ def _topology_columns(graph: Any) -> tuple[list[str], list[str], list[str], list
     bridges = sorted(n for n, k in graph.nodes(data="kind") if k == "bridge")
     linked = {b if a in ports else a for a, b in _edges(graph, "link") if a in ports or b in ports}
     containers = sorted({str(n).split("/")[0] for n in linked})
-    return containers, ports, bridges, sorted({str(n).split("/")[0] for n in graph.nodes} - {NsRole.HOST})
+    return containers, ports, bridges, sorted({str(n).split("/")[0] for n in graph.nodes} - {"host"})
 
 
 def _device(svg: Svg, node: str, attrs: dict[str, Any], at: _Placed, prefix: int | None) -> None:

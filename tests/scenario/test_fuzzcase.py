@@ -1,4 +1,4 @@
-"""Hypothesis conversations -> kernel-check case files (sim.testing.fuzzcase)."""
+"""Hypothesis conversations -> kernel-check case files (sim.scenario.fuzzcase)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from sim.packet import TcpFlag, TcpOptions
 from sim.scenario.case import Topology, options_json, parse_case
-from sim.testing.fuzzcase import (
+from sim.scenario.fuzzcase import (
     FIXES,
     MAX_PAYLOAD,
     conversation_to_case,
