@@ -44,7 +44,11 @@ def big_capture(tmp_path: Path, copies: int = 400) -> Path:
 
 def interrupted(proc: subprocess.Popen[str], sig: int = signal.SIGINT) -> tuple[str, str]:
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=600)
+    try:
+        out, err = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # never leave it running
+        raise
     return out, err
 
 
