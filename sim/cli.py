@@ -209,6 +209,14 @@ def main(argv: list[str] | None = None) -> int:
             getattr(args, "press", ""),
         )
         if svg is None and not (sys.stdin.isatty() and sys.stdout.isatty()):
+            if scenario is not None:  # a bad file is still named first, in one line
+                from tui.app import SourceError, make_app
+
+                try:
+                    make_app(scenario, kernel, fix or None)
+                except SourceError as e:
+                    print(f"nflab tui: {e}", file=sys.stderr)
+                    return 2
             print(
                 "nflab: the walkthrough TUI needs a terminal; without one: nflab run "
                 f"{scenario or 'seed-incident'} (the timeline), nflab walkthrough, or nflab tui --svg FILE",
