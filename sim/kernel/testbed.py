@@ -47,7 +47,7 @@ from sim.kernel import observe
 from sim.kernel.netns import NamespaceSet, NetnsError, in_netns, read_sysctl, write_sysctl
 from sim.kernel.nflog import LogMessage, NflogSocket
 from sim.packet import Packet
-from sim.scenario.case import IPTABLES_TABLES, check_sysctl, iptables_argv
+from sim.scenario.case import IPTABLES_TABLES, CasePacket, check_sysctl, iptables_argv
 from sim.scenario.case import CaseError as CaseError  # re-exported for callers of the harness
 from sim.scenario.case import Topology as Topology
 from sim.scenario.case import parse_case as parse_case
@@ -480,7 +480,7 @@ def run_case(case: dict[str, Any], testbed: Testbed | None = None) -> list[dict[
 
 
 def _run(
-    tb: Testbed, sysctls: dict[str, Any], lines: list[str], packets: list[tuple[str, Packet, float]]
+    tb: Testbed, sysctls: dict[str, Any], lines: list[str], packets: list[CasePacket]
 ) -> list[dict[str, Any]]:
     tb.reset()
     for key, value in sysctls.items():
@@ -488,7 +488,7 @@ def _run(
     for line in lines:
         tb.iptables(line)
     out = []
-    for side, pkt, delay in packets:
+    for side, pkt, delay, _race in packets:
         if delay:
             time.sleep(delay)
         out.append(tb.send(side, pkt))
