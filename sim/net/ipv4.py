@@ -24,9 +24,7 @@ if TYPE_CHECKING:
     from sim.net.world import World
 
 
-def nf_hook(
-    w: World, ns: Namespace, hook: Hook, skb: Skb, okfn: Callable[[Skb], None] | None = None
-) -> bool:
+def nf_hook(w: World, ns: Namespace, hook: Hook, skb: Skb, okfn: Callable[[Skb], None] | None = None) -> bool:
     """``NF_HOOK()``: ``nf_hook_slow`` over the namespace's entries for ``hook``; True when the
     packet goes on. ``okfn`` is where a queued packet goes on after ``nf_reinject()``; it is
     only needed (and only built) while a race waits to hold a packet."""

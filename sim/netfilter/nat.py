@@ -249,8 +249,10 @@ def nf_nat_l4proto_unique_tuple(
             return candidate
     if rng.flags & NatRangeFlag.PROTO_RANDOM and not p.nat_random_any:
         off = secure_port(table, tup, manip)
-    elif p.nat_dst_offset_zero and manip == ManipType.DST and not rng.flags & (
-        NatRangeFlag.PROTO_RANDOM | NatRangeFlag.PROTO_RANDOM_FULLY
+    elif (
+        p.nat_dst_offset_zero
+        and manip == ManipType.DST
+        and not rng.flags & (NatRangeFlag.PROTO_RANDOM | NatRangeFlag.PROTO_RANDOM_FULLY)
     ):
         off = 0
     else:
