@@ -53,3 +53,33 @@ def test_bad_command_lines_are_one_line_errors(bad):
     with pytest.raises(conntrack_tool.ConntrackToolError) as e:
         conntrack_tool.parse(bad)
     assert "\n" not in str(e.value)
+
+
+def test_a_scenario_trigger_runs_conntrack_on_the_host():
+    """conntrack -F in the middle of the seed upload: the table is emptied then, and the
+    remote's next segment is picked up as a NEW connection of its own (no DNAT for it), so
+    it is delivered to the host's stack, which answers with a RST."""
+    from dataclasses import replace
+
+    from sim.scenario.scenario import Trigger, load_scenario, run_scenario
+
+    sc = load_scenario("seed-incident")
+    run = run_scenario(replace(sc, triggers=[Trigger("conntrack", 510_000, command="-F")]))
+    assert [kind for _, kind, _ in run.fired] == ["conntrack"]
+    flushed_at = run.fired[0][0]
+    picked = [
+        e
+        for e in run.world.trace.events
+        if e.t >= flushed_at and e.ct is not None and e.ns == "host" and e.ct.created
+    ]
+    assert picked and picked[0].before is not None
+    assert run.rsts  # the host's own RSTs answer the remote's picked-up segments
+
+
+def test_a_bad_trigger_command_is_a_one_line_scenario_error():
+    from sim.scenario.scenario import ScenarioError, parse_scenario
+
+    with pytest.raises(ScenarioError, match="command"):
+        parse_scenario(
+            {"upload": {"bytes": 1000}, "trigger": [{"kind": "conntrack", "command": "-X"}]}, "t.toml"
+        )
