@@ -459,21 +459,29 @@ class ConntrackTable:
 
 def format_entry(entry: CtEntry, now: float) -> str:
     """One line of ``conntrack -L`` for an entry as it stood (libnetfilter_conntrack's default
-    output format: protocol, seconds left, state, the original tuple, [UNREPLIED] before the
-    reply tuple, [ASSURED] after it, mark and use)."""
-    o_src, o_sport, o_dst, o_dport = entry.original
-    r_src, r_sport, r_dst, r_dport = entry.reply
+    output format: protocol name padded to 8 and number, seconds left, the TCP state, the
+    original tuple, [UNREPLIED] before the reply tuple, [ASSURED] after it, mark and use). An
+    ICMP tuple prints ``type= code= id=`` instead of ports."""
     remaining = max(int(entry.expires - now), 0)
+    name = IpProto(entry.proto).name.lower()
+    state = f"{entry.state} " if entry.state else ""
     return "".join(
         (
-            f"tcp      6 {remaining} {entry.state} ",
-            f"src={o_src} dst={o_dst} sport={o_sport} dport={o_dport} ",
+            f"{name:<8} {entry.proto} {remaining} {state}",
+            _format_tuple(entry.original, entry.proto),
             "" if entry.seen_reply else "[UNREPLIED] ",
-            f"src={r_src} dst={r_dst} sport={r_sport} dport={r_dport} ",
+            _format_tuple(entry.reply, entry.proto),
             "[ASSURED] " if entry.assured else "",
             f"mark={entry.mark} use=1",
         )
     )
+
+
+def _format_tuple(t: tuple[str, int, str, int], proto: int) -> str:
+    src, sport, dst, dport = t
+    if proto == IPPROTO_ICMP:
+        return f"src={src} dst={dst} type={dport >> 8} code={dport & 0xFF} id={sport} "
+    return f"src={src} dst={dst} sport={sport} dport={dport} "
 
 
 def format_conntrack(ct: Conn, now: float) -> str:
