@@ -120,6 +120,8 @@ class CtEntry:
     seen_reply: bool  # IPS_SEEN_REPLY
     assured: bool  # IPS_ASSURED
     mark: int
+    proto: int = 6  # tuplehash[ORIGINAL].tuple.dst.protonum (IPPROTO_TCP)
+    status: int = 0  # ct->status, the IPS_* bits
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,8 +2,10 @@
 
 One :class:`ConntrackTable` per network namespace. ``nf_conntrack_in`` looks a packet's
 tuple up in both directions, creates an unconfirmed entry for a new connection, hands the
-packet to the TCP tracker and attaches the entry to the skb -- or, when the tracker says
-INVALID, detaches it, so that ``--ctstate INVALID`` matches and NAT leaves the packet alone.
+packet to its protocol's tracker (TCP, UDP, ICMP; an ICMP error first goes to
+``nf_conntrack_handle_icmp``, which attaches the entry it relates to) and attaches the entry
+to the skb -- or, when the tracker says INVALID, detaches it, so that ``--ctstate INVALID``
+matches and NAT leaves the packet alone.
 ``nf_conntrack_confirm`` inserts the entry when the packet leaves the stack (POSTROUTING or
 INPUT); an entry with the same tuple confirmed meanwhile is a clash, handled as each kernel
 does (:meth:`ConntrackTable.nf_conntrack_confirm`). ``nf_conntrack_max`` counts the
@@ -21,7 +23,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 
 from sim.netfilter.hooks import NfVerdict
+from sim.netfilter.nf_conntrack_common import IPS_NAT_CLASH as NAT_CLASH
+from sim.netfilter.nf_conntrack_common import IpConntrackStatus
 from sim.netfilter.profiles import DEFAULT_PROFILE, KernelProfile, resolve_kernel
+from sim.netfilter.proto_icmp import icmp_error, icmp_invert_type, nf_conntrack_icmp_packet
 from sim.netfilter.proto_tcp import (
     STATE_NAMES,
     TCP_TIMEOUTS,
@@ -31,26 +36,33 @@ from sim.netfilter.proto_tcp import (
     nf_conntrack_tcp_packet,
     tcp_error,
 )
+from sim.netfilter.proto_udp import (
+    UdpCt,
+    UdpHeaderCheck,
+    nf_conntrack_udp_packet,
+    udp_default_timeouts,
+    udp_error,
+)
 from sim.netfilter.tcp_states import ORIGINAL, REPLY, TcpState
-from sim.packet import IpProto
+from sim.packet import IpProto, Packet
 from sim.skb import CtInfo, Skb
 from sim.trace import ConfirmOutcome, CtEntry
 
-# enum ip_conntrack_status (include/uapi/linux/netfilter/nf_conntrack_common.h)
-IPS_EXPECTED = 1 << 0
-IPS_SEEN_REPLY = 1 << 1
-IPS_ASSURED = 1 << 2
-IPS_CONFIRMED = 1 << 3
-IPS_SRC_NAT = 1 << 4
-IPS_DST_NAT = 1 << 5
+# enum ip_conntrack_status (include/uapi/linux/netfilter/nf_conntrack_common.h), as plain ints
+IPS_EXPECTED = int(IpConntrackStatus.EXPECTED)
+IPS_SEEN_REPLY = int(IpConntrackStatus.SEEN_REPLY)
+IPS_ASSURED = int(IpConntrackStatus.ASSURED)
+IPS_CONFIRMED = int(IpConntrackStatus.CONFIRMED)
+IPS_SRC_NAT = int(IpConntrackStatus.SRC_NAT)
+IPS_DST_NAT = int(IpConntrackStatus.DST_NAT)
 IPS_NAT_MASK = IPS_SRC_NAT | IPS_DST_NAT
-IPS_SRC_NAT_DONE = 1 << 7
-IPS_DST_NAT_DONE = 1 << 8
+IPS_SRC_NAT_DONE = int(IpConntrackStatus.SRC_NAT_DONE)
+IPS_DST_NAT_DONE = int(IpConntrackStatus.DST_NAT_DONE)
 IPS_NAT_DONE_MASK = IPS_SRC_NAT_DONE | IPS_DST_NAT_DONE
-IPS_DYING = 1 << 9
-IPS_FIXED_TIMEOUT = 1 << 10
-IPS_UNTRACKED = 1 << 12
-IPS_NAT_CLASH = IPS_UNTRACKED  # 5.7+: "IPS_NAT_CLASH_BIT = IPS_UNTRACKED_BIT"
+IPS_DYING = int(IpConntrackStatus.DYING)
+IPS_FIXED_TIMEOUT = int(IpConntrackStatus.FIXED_TIMEOUT)
+IPS_UNTRACKED = int(IpConntrackStatus.UNTRACKED)
+IPS_NAT_CLASH = int(NAT_CLASH)  # 5.7+: "IPS_NAT_CLASH_BIT = IPS_UNTRACKED_BIT"
 
 # nf_conntrack_max: 262144 is the limit the kernel picks on a machine with more than 4 GiB
 # of memory (nf_conntrack_init_start()): 65536 buckets times max_factor 4 up to 5.10, 262144
@@ -59,18 +71,41 @@ NF_CONNTRACK_MAX_DEFAULT = 262144
 NF_CT_EVICTION_RANGE = 8  # early_drop()
 HZ = 1.0  # a jiffy count of one second, as the seconds of virtual time nflab keeps
 
-CtTuple = tuple[str, int, str, int]  # (src, sport, dst, dport); the protocol is always TCP
+# (src, sport, dst, dport, protonum): ``struct nf_conntrack_tuple``. For ICMP the "ports" are
+# the identifier (src.u.icmp.id) and the type and code (dst.u.all = type << 8 | code).
+CtTuple = tuple[str, int, str, int, int]
+IPPROTO_ICMP = int(IpProto.ICMP)
+
+
+def nf_ct_get_tuple(pkt: Packet) -> CtTuple:
+    """``nf_ct_get_tuple()``: a packet's tuple (``icmp_pkt_to_tuple()`` for ICMP)."""
+    return (pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.proto)
+
+
+def l4proto_log_prefix(profile: KernelProfile, proto: int) -> str:
+    """The prefix of conntrack's invalid-packet log line: ``nf_l4proto_log_invalid()``'s
+    "nf_ct_proto_%d: " from 4.19, 3.10's per-tracker "nf_ct_tcp: ", "nf_ct_udp: ",
+    "nf_ct_icmp: "."""
+    if profile.log_l4proto:
+        return f"nf_ct_proto_{proto}: "
+    return f"nf_ct_{IpProto(proto).name.lower()}: "
 
 
 def invert_tuple(t: CtTuple) -> CtTuple:
-    """``nf_ct_invert_tuple()``."""
-    return (t[2], t[3], t[0], t[1])
+    """``nf_ct_invert_tuple()``; an ICMP query's inverse has the answering type
+    (``nf_conntrack_invert_icmp_tuple()``: "tuple->src.u.icmp.id = orig->src.u.icmp.id"). A
+    type without an answer keeps its type (the kernel refuses to invert it; such an entry is
+    never confirmed: ``nf_conntrack_icmp_packet()`` refuses it first)."""
+    if t[4] == IPPROTO_ICMP:
+        answer = icmp_invert_type(t[3])
+        return (t[2], t[1], t[0], t[3] if answer is None else answer, IPPROTO_ICMP)
+    return (t[2], t[3], t[0], t[1], t[4])
 
 
 class Conn:
     """``struct nf_conn``: one tracked connection."""
 
-    __slots__ = ("id", "mark", "status", "tcp", "timeout", "tuples")
+    __slots__ = ("id", "mark", "status", "stream_ts", "tcp", "timeout", "tuples")
 
     def __init__(self, orig: CtTuple, ident: int) -> None:
         self.tuples: tuple[CtTuple, CtTuple] = (orig, invert_tuple(orig))  # tuplehash[ORIGINAL/REPLY]
@@ -79,6 +114,12 @@ class Conn:
         self.mark = 0
         self.id = ident
         self.tcp = TcpCt()
+        self.stream_ts = 0.0  # ct->proto.udp.stream_ts (5.10+)
+
+    @property
+    def proto(self) -> int:
+        """``tuplehash[ORIGINAL].tuple.dst.protonum``."""
+        return self.tuples[0][4]
 
     # The status bits, spelled as the kernel's test_bit() helpers.
     @property
@@ -111,19 +152,22 @@ class Conn:
         self.status |= IPS_ASSURED
 
     def state_name(self) -> str:
-        return STATE_NAMES[self.tcp.state]
+        """The TCP state's name; "" for the protocols without states."""
+        return STATE_NAMES[self.tcp.state] if self.proto == IpProto.TCP else ""
 
     def snapshot(self) -> CtEntry:
         """The entry as it stands now, frozen (what ``conntrack -L`` would list now)."""
         original, reply = self.tuples
         return CtEntry(
-            original=original,
-            reply=reply,
+            original=original[:4],
+            reply=reply[:4],
             state=self.state_name(),
             expires=self.timeout,
             seen_reply=self.seen_reply,
             assured=self.assured,
             mark=self.mark,
+            proto=original[4],
+            status=self.status,
         )
 
 
@@ -140,6 +184,9 @@ class ConntrackSysctls:
     max: int = NF_CONNTRACK_MAX_DEFAULT
     buckets: int = 0  # nf_conntrack_buckets; 0: the kernel's default for max (buckets_for)
     timeouts: dict[TcpState, float] = field(default_factory=lambda: dict(TCP_TIMEOUTS))
+    # nf_conntrack_udp_timeout / _stream (udp_timeouts[], per profile) and _icmp_timeout
+    udp_timeouts: dict[UdpCt, int] = field(default_factory=lambda: {UdpCt.UNREPLIED: 30, UdpCt.REPLIED: 120})
+    icmp_timeout: int = 30  # nf_ct_icmp_timeout = 30*HZ
 
     _NAMES = (
         "tcp_be_liberal",
@@ -149,12 +196,24 @@ class ConntrackSysctls:
         "log_invalid",
         "checksum",
         "max",
+        "icmp_timeout",
         "buckets",
     )
+
+    @classmethod
+    def for_profile(cls, profile: KernelProfile) -> ConntrackSysctls:
+        """The defaults of ``profile``'s kernel."""
+        return cls(udp_timeouts=udp_default_timeouts(profile))
 
     def set(self, name: str, value: int, profile: KernelProfile) -> None:
         """Set ``net.netfilter.nf_conntrack_<name>``; ValueError names what is wrong."""
         short = name.removeprefix("net.netfilter.").removeprefix("nf_conntrack_")
+        udp = {t.value.removeprefix("nf_conntrack_"): t for t in UdpCt}
+        if short in udp:
+            if value < 0:
+                raise ValueError(f"sysctl {name} must not be negative, got {value}")
+            self.udp_timeouts[udp[short]] = value
+            return
         if short.startswith("tcp_timeout_"):
             state = short.removeprefix("tcp_timeout_").upper()
             slots = {"MAX_RETRANS": TcpState.RETRANS, "UNACKNOWLEDGED": TcpState.UNACK}
@@ -245,7 +304,7 @@ def stat_names(profile: KernelProfile) -> tuple[str, ...]:
     gone: set[str] = set()
     if profile.stats_lean:
         gone |= {"searched", "new", "delete", "delete_list"}
-    if profile.no_l4proto_error_hook:
+    if profile.no_ignore_stat:
         gone.add("ignore")
     if not profile.clash_resolve_harder:
         gone.add("clash_resolve")
@@ -308,7 +367,7 @@ class ConntrackTable:
         netns_inum: int | None = None,
     ):
         self.profile = resolve_kernel(profile, note=False) if isinstance(profile, str) else profile
-        self.sysctl = sysctl or ConntrackSysctls()
+        self.sysctl = sysctl or ConntrackSysctls.for_profile(self.profile)
         # Both directions' tuples point at the entry; the direction a tuple matches is found
         # by comparing it with the entry's original tuple (no per-key pair to store). An
         # entry inserted by nf_ct_resolve_clash_harder() has only its reply key.
@@ -492,26 +551,25 @@ class ConntrackTable:
     ) -> ConntrackResult:
         """``nf_conntrack_in()`` at PRE_ROUTING / LOCAL_OUT.
 
-        Resolves the entry (``resolve_normal_ct``), derives ctinfo, runs the TCP tracker and
-        attaches the entry to ``skb`` -- or leaves ``skb.ct`` None when the tracker said the
-        packet is invalid ("inverse of the return code tells the netfilter core what to do").
-        Up to 4.19 ``tcp_error()`` is the l4proto's error hook, run before the lookup (error
-        and invalid); later kernels run it inside the tracker (invalid only).
+        ICMP first goes to ``nf_conntrack_handle_icmp()`` (up to 4.19 every protocol's
+        ``l4proto->error()`` ran here: TCP's and UDP's too, counting error and invalid), which
+        may attach the entry an error relates to. Then resolves the entry
+        (``resolve_normal_ct``), derives ctinfo, runs the protocol's tracker and attaches the
+        entry to ``skb`` -- or leaves ``skb.ct`` None when the tracker said the packet is
+        invalid ("inverse of the return code tells the netfilter core what to do").
         """
         pkt = skb.pkt
         sysctl, profile, st = self.sysctl, self.profile, self.stats
         if skb.ct is not None:  # already tracked (untracked template, or a looped packet)
-            if not profile.no_l4proto_error_hook:
+            if not profile.no_ignore_stat:
                 st.ignore += 1  # "Previously seen (loopback or untracked)?  Ignore."
             return ConntrackResult(NfVerdict.ACCEPT, skb.ct, skb.ctinfo, None)
-        if not profile.no_l4proto_error_hook:
-            error = tcp_error(pkt, profile, bool(sysctl.checksum), prerouting)
-            if error is not None:
-                st.error += 1
-                st.invalid += 1
-                res = TcpResult(-NfVerdict.ACCEPT, None, error)
-                return ConntrackResult(NfVerdict.ACCEPT, None, None, res, error)
-        tup: CtTuple = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
+        proto = pkt.proto
+        early = self._l4proto_error(skb, now, prerouting)
+        if early is not None:
+            return early
+        tup = nf_ct_get_tuple(pkt)
+        tcp = None
         while True:
             hit = self.find(tup, now)
             created = hit is None
@@ -532,31 +590,72 @@ class ConntrackTable:
                     ctinfo = CtInfo.ESTABLISHED
                 else:
                     ctinfo = CtInfo.NEW
-            res = nf_conntrack_tcp_packet(ct, pkt, direction, now, sysctl, profile, prerouting, explain)
-            if res.verdict == -NfVerdict.REPEAT:
-                # "TCP tracker reports an attempt to reopen a closed/aborted connection. We have
-                # to go back and create a fresh conntrack."
-                st.invalid += 1
-                self.delete(ct)
-                continue
+            if proto is IpProto.TCP:
+                tcp = nf_conntrack_tcp_packet(ct, pkt, direction, now, sysctl, profile, prerouting, explain)
+                verdict, reason = tcp.verdict, tcp.reason
+                if verdict == -NfVerdict.REPEAT:
+                    # "TCP tracker reports an attempt to reopen a closed/aborted connection. We
+                    # have to go back and create a fresh conntrack."
+                    st.invalid += 1
+                    self.delete(ct)
+                    continue
+            elif proto is IpProto.UDP:
+                udp = nf_conntrack_udp_packet(ct, pkt, now, sysctl, profile, prerouting)
+                verdict, reason = udp.verdict, udp.reason
+            else:
+                verdict, reason = nf_conntrack_icmp_packet(ct, now, sysctl), None
             break
-        if res.verdict <= 0:
+        if verdict <= 0:
             st.invalid += 1
-            if res.verdict == -NfVerdict.DROP:
+            if verdict == -NfVerdict.DROP:
                 st.drop += 1
             if created:
                 self.destroy_unconfirmed(ct)
             skb.ct = None
             skb.ctinfo = None
-            verdict = NfVerdict(-res.verdict)
-            return ConntrackResult(verdict, None, None, res, res.reason, created)
+            return ConntrackResult(NfVerdict(-verdict), None, None, tcp, reason, created)
         if ctinfo == CtInfo.ESTABLISHED_REPLY:
             ct.status |= IPS_SEEN_REPLY
         if ct.dying and ct.confirmed:
             self.delete(ct)  # nf_ct_kill_acct(): "we can delete the conntrack immediately"
         skb.ct = ct
         skb.ctinfo = ctinfo
-        return ConntrackResult(NfVerdict.ACCEPT, ct, ctinfo, res, res.reason, created)
+        return ConntrackResult(NfVerdict.ACCEPT, ct, ctinfo, tcp, reason, created)
+
+    def _l4proto_error(self, skb: Skb, now: float, prerouting: bool) -> ConntrackResult | None:
+        """The checks before the lookup: ``nf_conntrack_handle_icmp()`` (ICMP; an error gets
+        the entry it relates to attached, RELATED), and up to 4.19 ``l4proto->error()`` for
+        TCP (``tcp_error()``) and UDP too. A refused packet counts ``error`` (and ``invalid``
+        up to 4.19) and is INVALID. None: go on to the lookup."""
+        pkt, profile = skb.pkt, self.profile
+        if pkt.proto is IpProto.TCP:
+            if profile.l4_error_in_packet:
+                return None  # tcp_error() runs inside nf_conntrack_tcp_packet()
+            reason = tcp_error(pkt, profile, bool(self.sysctl.checksum), prerouting)
+            if reason is None:
+                return None
+            self.stats.error += 1
+            self.stats.invalid += 1
+            res = TcpResult(-NfVerdict.ACCEPT, None, reason)
+            return ConntrackResult(NfVerdict.ACCEPT, None, None, res, reason)
+        if pkt.proto is IpProto.ICMP:
+            err = icmp_error(pkt, self, now, self.sysctl, profile, prerouting)
+            if err.ct is not None:
+                skb.ct, skb.ctinfo = err.ct, err.ctinfo  # "Update skb to refer to this connection"
+                return ConntrackResult(NfVerdict.ACCEPT, err.ct, err.ctinfo, None)
+            if err.verdict > 0:
+                return None
+            reason = err.reason
+        elif profile.l4_error_in_packet:
+            return None
+        else:
+            reason = udp_error(UdpHeaderCheck.of(pkt), prerouting, self.sysctl.checksum, profile)
+            if reason is None:
+                return None
+        self.stats.error += 1
+        if not profile.l4_error_in_packet:
+            self.stats.invalid += 1
+        return ConntrackResult(NfVerdict.ACCEPT, None, None, None, reason)
 
     def nf_conntrack_confirm(self, skb: Skb, now: float) -> ConfirmResult:
         """``__nf_conntrack_confirm()``: insert a new entry as its first packet leaves.
@@ -678,21 +777,29 @@ def l4proto_allow_clash(skb: Skb) -> bool:
 
 def format_entry(entry: CtEntry, now: float) -> str:
     """One line of ``conntrack -L`` for an entry as it stood (libnetfilter_conntrack's default
-    output format: protocol, seconds left, state, the original tuple, [UNREPLIED] before the
-    reply tuple, [ASSURED] after it, mark and use)."""
-    o_src, o_sport, o_dst, o_dport = entry.original
-    r_src, r_sport, r_dst, r_dport = entry.reply
+    output format: protocol name padded to 8 and number, seconds left, the TCP state, the
+    original tuple, [UNREPLIED] before the reply tuple, [ASSURED] after it, mark and use). An
+    ICMP tuple prints ``type= code= id=`` instead of ports."""
     remaining = max(int(entry.expires - now), 0)
+    name = IpProto(entry.proto).name.lower()
+    state = f"{entry.state} " if entry.state else ""
     return "".join(
         (
-            f"tcp      6 {remaining} {entry.state} ",
-            f"src={o_src} dst={o_dst} sport={o_sport} dport={o_dport} ",
+            f"{name:<8} {entry.proto} {remaining} {state}",
+            _format_tuple(entry.original, entry.proto),
             "" if entry.seen_reply else "[UNREPLIED] ",
-            f"src={r_src} dst={r_dst} sport={r_sport} dport={r_dport} ",
+            _format_tuple(entry.reply, entry.proto),
             "[ASSURED] " if entry.assured else "",
             f"mark={entry.mark} use=1",
         )
     )
+
+
+def _format_tuple(t: tuple[str, int, str, int], proto: int) -> str:
+    src, sport, dst, dport = t
+    if proto == IPPROTO_ICMP:
+        return f"src={src} dst={dst} type={dport >> 8} code={dport & 0xFF} id={sport} "
+    return f"src={src} dst={dst} sport={sport} dport={dport} "
 
 
 def format_conntrack(ct: Conn, now: float) -> str:

@@ -13,6 +13,7 @@ import shlex
 from dataclasses import dataclass
 
 from sim.netfilter.conntrack import Conn, ConntrackTable, format_conntrack, format_stats
+from sim.packet import IpProto
 
 VERSION = "conntrack v1.4.7 (conntrack-tools)"
 
@@ -32,13 +33,13 @@ class Filter:
     dport: int | None = None
 
     def matches(self, ct: Conn) -> bool:
-        src, sport, dst, dport = ct.tuples[0]
+        src, sport, dst, dport, proto = ct.tuples[0]
         return (
             (self.src is None or self.src == src)
             and (self.dst is None or self.dst == dst)
             and (self.sport is None or self.sport == sport)
             and (self.dport is None or self.dport == dport)
-            and (self.proto is None or self.proto == "tcp")
+            and (self.proto is None or self.proto == IpProto(proto).name.lower())
         )
 
 

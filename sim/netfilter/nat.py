@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import random
 import zlib
+from dataclasses import replace
 from enum import IntEnum
 
 from sim.netfilter.conntrack import (
+    IPPROTO_ICMP,
     IPS_DST_NAT,
     IPS_DST_NAT_DONE,
     IPS_DYING,
@@ -29,7 +31,7 @@ from sim.netfilter.conntrack import (
 from sim.netfilter.tcp_states import ORIGINAL, REPLY, TcpState
 from sim.netfilter.xtables import NatKind, NatRange, NatRangeFlag, NatRequest
 from sim.packet import IpProto, Packet, ip_to_int
-from sim.skb import Hook
+from sim.skb import CtInfo, Hook
 
 NF_NAT_MAX_ATTEMPTS = 128  # nf_nat_core.c (el7, 5.10..6.1: max_attempts)
 
@@ -64,6 +66,8 @@ def masquerade_range(request: NatRequest, out_addr: str) -> NatRange:
 def _in_range(tup: CtTuple, manip: ManipType, rng: NatRange) -> bool:
     """``nf_nat_inet_in_range()`` + ``l4proto_in_range()`` for the manipulated side."""
     addr, port = (tup[0], tup[1]) if manip == ManipType.SRC else (tup[2], tup[3])
+    if tup[4] == IPPROTO_ICMP:
+        port = tup[1]  # icmp_in_range(): the identifier
     if rng.flags & NatRangeFlag.MAP_IPS and not _addr_in(addr, rng):
         return False
     if rng.flags & NatRangeFlag.PROTO_SPECIFIED:
@@ -76,10 +80,19 @@ def _addr_in(addr: str, rng: NatRange) -> bool:
 
 
 def _with(tup: CtTuple, manip: ManipType, addr: str | None = None, port: int | None = None) -> CtTuple:
-    src, sport, dst, dport = tup
+    """``tup`` with the manipulated side's address and "port" replaced (an ICMP query's
+    identifier, ``src.u.icmp.id``, whichever the side)."""
+    src, sport, dst, dport, proto = tup
+    if proto == IPPROTO_ICMP:
+        sport = sport if port is None else port
+        return (
+            (addr or src, sport, dst, dport, proto)
+            if manip == ManipType.SRC
+            else (src, sport, addr or dst, dport, proto)
+        )
     if manip == ManipType.SRC:
-        return (addr or src, sport if port is None else port, dst, dport)
-    return (src, sport, addr or dst, dport if port is None else port)
+        return (addr or src, sport if port is None else port, dst, dport, proto)
+    return (src, sport, addr or dst, dport if port is None else port, proto)
 
 
 def nf_nat_used_tuple(table: ConntrackTable, tup: CtTuple, ct: Conn, now: float) -> bool:
@@ -149,7 +162,6 @@ def get_unique_tuple(
     manip: ManipType,
     now: float,
     rnd: random.Random,
-    proto: IpProto = IpProto.TCP,
 ) -> CtTuple:
     """``get_unique_tuple()``, in three steps.
 
@@ -166,7 +178,7 @@ def get_unique_tuple(
     random_all = NatRangeFlag.PROTO_RANDOM
     if p.nat_random_fully:
         random_all |= NatRangeFlag.PROTO_RANDOM_FULLY
-    allow_clash = proto is IpProto.UDP
+    allow_clash = orig[4] == IpProto.UDP  # l4proto->allow_clash
     if manip == ManipType.SRC and not rng.flags & random_all and _in_range(orig, manip, rng):
         if p.nat_used_tuple_new:
             if not nf_nat_used_tuple_new(table, orig, ct, now, allow_clash):
@@ -182,7 +194,7 @@ def get_unique_tuple(
                 return tup
         elif not nf_nat_used_tuple(table, tup, ct, now):
             return tup
-    return nf_nat_l4proto_unique_tuple(table, tup, rng, ct, manip, now, rnd, proto)
+    return nf_nat_l4proto_unique_tuple(table, tup, rng, ct, manip, now, rnd)
 
 
 def secure_port(table: ConntrackTable, tup: CtTuple, manip: ManipType) -> int:
@@ -200,7 +212,6 @@ def nf_nat_l4proto_unique_tuple(
     manip: ManipType,
     now: float,
     rnd: random.Random,
-    proto: IpProto = IpProto.TCP,
 ) -> CtTuple:
     """``nf_nat_l4proto_unique_tuple()`` of each kernel. Without ``--to-ports`` the range
     keeps the port's class: 1..511, 600..1023 or 1024..65535; a destination port is never
@@ -216,12 +227,17 @@ def nf_nat_l4proto_unique_tuple(
       round is at least 16 and smaller than the range; then the last candidate.
     - 6.12+: a destination manip without ``--random*`` starts at 0; the attempts go through
       :func:`nf_nat_used_tuple_harder`.
+
+    An ICMP query's identifier, whichever the manip type, takes any of 0..65535 ("id is same
+    for either direction").
     """
-    p = table.profile
+    p, proto = table.profile, tup[4]
     port = tup[1] if manip == ManipType.SRC else tup[3]
-    if not rng.flags & NatRangeFlag.PROTO_SPECIFIED:
+    if proto == IPPROTO_ICMP and not rng.flags & NatRangeFlag.PROTO_SPECIFIED:
+        lo, size = 0, 65536
+    elif not rng.flags & NatRangeFlag.PROTO_SPECIFIED:
         if manip == ManipType.DST:
-            return tup
+            return tup  # "If it's dst rewrite, can't change port"
         if port < 1024:
             lo, size = (1, 511) if port < 512 else (600, 1023 - 600 + 1)
         else:
@@ -258,7 +274,7 @@ def nf_nat_l4proto_unique_tuple(
     else:
         off = rnd.getrandbits(16)
     attempts = min(size, NF_NAT_MAX_ATTEMPTS)
-    is_tcp = proto is IpProto.TCP
+    is_tcp = proto == IpProto.TCP
     while True:
         for i in range(attempts):
             candidate = _with(tup, manip, port=lo + off % size)
@@ -282,11 +298,10 @@ def nf_nat_setup_info(
     manip: ManipType,
     now: float,
     rnd: random.Random,
-    proto: IpProto = IpProto.TCP,
 ) -> None:
     """``nf_nat_setup_info()``: bind ``ct`` for ``manip`` and alter its reply tuple."""
     curr = invert_tuple(ct.tuples[REPLY])
-    new = get_unique_tuple(table, curr, rng, ct, manip, now, rnd, proto)
+    new = get_unique_tuple(table, curr, rng, ct, manip, now, rnd)
     if new != curr:
         ct.tuples = (ct.tuples[0], invert_tuple(new))  # nf_conntrack_alter_reply()
         ct.status |= _NAT_BIT[manip]
@@ -314,7 +329,33 @@ def nf_nat_packet(ct: Conn, direction: int, hook: Hook, pkt: Packet) -> Packet:
     target = invert_tuple(ct.tuples[1 - direction])
     if manip == ManipType.SRC:
         return pkt.rewritten(target[0], target[1], pkt.dst, pkt.dport, pkt.ttl)
+    if target[4] == IPPROTO_ICMP:  # icmp_manip_pkt(): "hdr->un.echo.id = tuple->src.u.icmp.id"
+        return pkt.rewritten(pkt.src, target[1], target[2], pkt.dport, pkt.ttl)
     return pkt.rewritten(pkt.src, pkt.sport, target[2], target[3], pkt.ttl)
+
+
+def nf_nat_icmp_reply_translation(ct: Conn, ctinfo: CtInfo, hook: Hook, pkt: Packet) -> Packet:
+    """``nf_nat_icmp_reply_translation()``: an ICMP error RELATED to a NATed entry. The
+    quoted packet gets the other direction's tuple with the opposite manip type ("inner"), the
+    error itself the inverse of that tuple as this hook's manip ("Change outer to look like
+    the reply to an incoming packet"); the error's own header is not touched (for an error,
+    ``icmp_manip_pkt()`` leaves the identifier field alone; 3.10/4.19 manip no l4 header)."""
+    direction = REPLY if ctinfo == CtInfo.RELATED_REPLY else 0
+    manip = hook2manip(hook)
+    statusbit = _NAT_BIT[manip]
+    if direction == REPLY:
+        statusbit ^= IPS_NAT_MASK  # "Invert if this is reply direction"
+    inner = pkt.inner
+    if not ct.status & statusbit or inner is None:
+        return pkt
+    other = ct.tuples[1 - direction]
+    if manip == ManipType.SRC:  # the inner packet: !manip, i.e. its destination
+        inner = inner.rewritten(inner.src, inner.sport, other[2], other[3], inner.ttl)
+    else:
+        inner = inner.rewritten(other[0], other[1], inner.dst, inner.dport, inner.ttl)
+    target = invert_tuple(other)
+    src, dst = (target[0], pkt.dst) if manip == ManipType.SRC else (pkt.src, target[2])
+    return replace(pkt.rewritten(src, pkt.sport, dst, pkt.dport, pkt.ttl), inner=inner)
 
 
 def request_range(request: NatRequest, out_addr: str | None) -> NatRange:

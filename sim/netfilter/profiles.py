@@ -1,5 +1,6 @@
-"""Kernel profiles: how ``nf_conntrack_proto_tcp.c``, ``nf_conntrack_core.c`` and
-``nf_nat_core.c`` behave in the kernels nflab models.
+"""Kernel profiles: how ``nf_conntrack_proto_tcp.c`` (and ``nf_conntrack_proto_udp.c``,
+``nf_conntrack_proto_icmp.c``), ``nf_conntrack_core.c`` and ``nf_nat_core.c`` behave in the
+kernels nflab models.
 
 The profiles are an executable changelog. :data:`CHANGES` lists, oldest first, every change
 of the TCP tracker (and of what it logs) that alters a verdict, a reason, a state or a
@@ -128,9 +129,8 @@ class KernelProfile:
     # nf_ct_resolve_clash_harder(): an unmergeable loser is inserted in the reply direction
     # only (IPS_NAT_CLASH, 1 s timeout); resolved clashes count clash_resolve, not insert_failed.
     clash_resolve_harder: bool = False
-    # get_l4proto()/tcp_error() errors: the l4proto->error hook is gone (tcp_error runs
-    # inside the tracker: invalid only, no error); the "ignore" counter is gone.
-    no_l4proto_error_hook: bool = False
+    # The "ignore" counter is gone (a packet that already has an entry is not counted).
+    no_ignore_stat: bool = False
     # early_drop() walks to the next bucket ((bucket + 1) % hsize); before: reciprocal_scale
     # of hash + 1, i.e. nearly always the same bucket again.
     early_drop_next_bucket: bool = False
@@ -156,6 +156,18 @@ class KernelProfile:
     nat_dst_offset_zero: bool = False
     # "table full in netns %u, dropping packet" outside init_net.
     table_full_netns: bool = False
+    # UDP (nf_conntrack_proto_udp.c): the stream timeout (120 s; before 180 s) only for a
+    # packet more than 2 s after the entry was created (ct->proto.udp.stream_ts).
+    udp_stream_after_2s: bool = False
+    # UDP: ASSURED only once the flow is a stream; before: any packet after the reply.
+    udp_assured_stream_only: bool = False
+    # The UDP and ICMP error checks run inside the trackers (nf_conntrack_udp_packet(),
+    # nf_conntrack_handle_icmp()): a refused packet counts "invalid" (UDP) or "error" (ICMP)
+    # only; before, l4proto->error() ran first and counted both.
+    l4_error_in_packet: bool = False
+    # nf_conntrack_inet_error(): an ICMP error's destination must be the destination of the
+    # entry's direction it relates to ("outer daddr %pI4 != inner %pI4").
+    icmp_outer_daddr_check: bool = False
 
     @property
     def log_prefix(self) -> str:
@@ -248,6 +260,31 @@ CHANGES: tuple[Change, ...] = _by_release(
         "retrans_raw_window",
     ),
     Change(
+        "l4-error-in-packet",
+        "",
+        "netfilter: conntrack: run the udp/icmp error checks from the trackers, not l4proto->error",
+        "5.10",
+        "l4_error_in_packet",
+        _BOUNDED.format("4.19.1", "5.10.13"),
+    ),
+    Change(
+        "icmp-outer-daddr",
+        "",
+        "netfilter: conntrack: an ICMP error's outer destination must match the entry's (outer daddr)",
+        "5.10",
+        "icmp_outer_daddr_check",
+        _BOUNDED.format("4.19.1", "5.10.13"),
+    ),
+    Change(
+        "udp-stream-2s",
+        "d535c8a69c19",
+        "netfilter: conntrack: udp: only extend timeout to stream mode after 2s",
+        "5.10",
+        "udp_stream_after_2s",
+        "release bounded by the recorded trees (absent in 4.19.1, present in 5.10.13); the same trees"
+        " lower udp_timeout_stream from 180 s to 120 s",
+    ),
+    Change(
         "rst-exact-seq",
         "be0502a3f2e9",
         "netfilter: conntrack: tcp: only close if RST matches exact sequence",
@@ -282,6 +319,14 @@ CHANGES: tuple[Change, ...] = _by_release(
         "netfilter: conntrack: improve RST handling when tuple is re-used",
         "5.14",
         "rst_tuple_reuse",
+    ),
+    Change(
+        "udp-assured-stream",
+        "b7b1d02fc439",
+        "netfilter: conntrack: set on IPS_ASSURED if flows enters internal stream state",
+        "5.16",
+        "udp_assured_stream_only",
+        "net-next, October 2021; in 5.10.y and 5.15.y stable (November 2021)",
     ),
     Change(
         "keep-be-liberal",
@@ -428,11 +473,11 @@ CHANGES: tuple[Change, ...] = _by_release(
         "commit 6a757c07e51f recalled, not confirmed; absent in 4.19.1, present in 5.10.13",
     ),
     Change(
-        "no-error-hook",
+        "no-ignore-stat",
         "",
-        "netfilter: conntrack: remove the l4proto->error hook and the ignore counter",
+        "netfilter: conntrack: remove the ignore counter",
         "5.10",
-        "no_l4proto_error_hook",
+        "no_ignore_stat",
         _BOUNDED.format("4.19.1", "5.10.13"),
     ),
     Change(
@@ -587,7 +632,13 @@ PROFILES: dict[str, KernelProfile] = {
             "Linux 5.15.y: ignore_invalid_rst; out-of-window segments still INVALID",
             "5.15.215",
             "unifreq/linux-5.15.y",
-            ("keep-be-liberal", "syn-sent-no-renew", "exceeded-window", "rst-to-syn-other-dir"),
+            (
+                "udp-assured-stream",
+                "keep-be-liberal",
+                "syn-sent-no-renew",
+                "exceeded-window",
+                "rst-to-syn-other-dir",
+            ),
         ),
         build(
             "6.1",

@@ -4,7 +4,9 @@ checkers (shared/DESIGN.md, "Scenarios and the case-file contract").
 The end hosts are passive; the host in the middle is the device under test. For each input
 packet the result says what ``--ctstate`` matched in host PREROUTING right after conntrack,
 the TCP tracker's verdict and log text, the TCP state after it, where the packet ended and as
-what, and every packet the host emitted because of it. All of it is read off the trace.
+what, and every packet the host emitted because of it, all read off the trace; and (contract
+v2) its protocol, the status bits of its entry afterwards and the changes of the host's
+``conntrack -S`` counters it caused.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from sim.net.world import World
-from sim.netfilter.conntrack import stats_delta
+from sim.netfilter.conntrack import ConntrackTable, invert_tuple, nf_ct_get_tuple, stats_delta
+from sim.netfilter.nf_conntrack_common import status_names
 from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
-from sim.packet import Packet, format_flags
+from sim.packet import IpProto, Packet, format_flags
 from sim.scenario.case import CaseError, CasePacket, Topology, parse_case
 from sim.scenario.host import configure_host
 from sim.scenario.loader import InputError
@@ -57,8 +60,8 @@ def replay_stream(case: dict[str, Any], seed: int = 0) -> Iterator[dict[str, Any
     w, packets = build_case_world(case, seed)
     w.capturing = False
     w.trace.keep = False
-    for pid, ct_stats in _send(w, packets):
-        yield observe(w, pid, ct_stats)
+    for pid, stats in _send(w, packets):
+        yield observe(w, pid, stats)
         w.trace.forget(pid)
 
 
@@ -66,7 +69,7 @@ def run_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[dict[str
     """Build the world for ``case``, send its packets one at a time; the world (whose trace
     and captures the TUI and the tests read) and one observation per packet."""
     w, packets = build_case_world(case, seed)
-    return w, [observe(w, pid, ct_stats) for pid, ct_stats in _send(w, packets)]
+    return w, [observe(w, pid, stats) for pid, stats in _send(w, packets)]
 
 
 def build_case_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[CasePacket]]:
@@ -84,6 +87,12 @@ def build_case_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[C
     return w, packets
 
 
+def _host_table(w: World) -> ConntrackTable:
+    table = w.namespaces["host"].conntrack
+    assert table is not None
+    return table
+
+
 def _send(w: World, packets: list[CasePacket]) -> Iterator[tuple[int, dict[str, int]]]:
     """Send each packet after its delay and run the world until it is quiet: the packet id,
     once everything it caused has happened, and the host's ``conntrack -S`` changes it caused.
@@ -94,8 +103,7 @@ def _send(w: World, packets: list[CasePacket]) -> Iterator[tuple[int, dict[str, 
     the held one is re-injected and confirmed. The held packet's counters are those from its
     arrival to the hold plus those from its release to its end; observations stay in input
     order."""
-    table = w.namespaces["host"].conntrack
-    assert table is not None
+    table = _host_table(w)
 
     def counters() -> dict[str, int]:
         return table.stats.counters(table.profile)
@@ -131,6 +139,8 @@ def _send(w: World, packets: list[CasePacket]) -> Iterator[tuple[int, dict[str, 
 
 
 def _endpoint(pkt: Packet) -> dict[str, str]:
+    if pkt.proto is IpProto.ICMP:
+        return {"src": pkt.src, "dst": pkt.dst}
     return {"src": f"{pkt.src}:{pkt.sport}", "dst": f"{pkt.dst}:{pkt.dport}"}
 
 
@@ -152,9 +162,19 @@ def fate_of(e: TraceEvent | None) -> str | None:
     return f"dropped:{e.ns}"
 
 
-def observe(w: World, pid: int, ct_stats: dict[str, int] | None = None) -> dict[str, Any]:
-    """The replay JSON object for packet ``pid``, read off the trace; ``ct_stats`` the
-    changes of the host's ``conntrack -S`` counters the packet caused (from :func:`_send`)."""
+def _entry_status(table: ConntrackTable, pkt: Packet, now: float) -> list[str] | None:
+    """The status bits, by name, of the entry ``pkt`` belongs to (for an ICMP error, the entry
+    of the packet it quotes), None when there is none in the table."""
+    tup = nf_ct_get_tuple(pkt)
+    if pkt.inner is not None:
+        tup = invert_tuple(nf_ct_get_tuple(pkt.inner))
+    hit = table.find(tup, now)
+    return None if hit is None else status_names(hit[0].status)
+
+
+def observe(w: World, pid: int, stats: dict[str, int] | None = None) -> dict[str, Any]:
+    """The replay JSON object for packet ``pid``, read off the trace; ``stats`` are the
+    counter changes it caused (:func:`_send`)."""
     events = w.trace.for_packet(pid)
     ct = next(
         (e for e in events if e.step is Step.CONNTRACK and e.ns == "host" and e.hook == "PREROUTING"), None
@@ -166,14 +186,16 @@ def observe(w: World, pid: int, ct_stats: dict[str, int] | None = None) -> dict[
         if got is not None and got.step is Step.DELIVER and got.before is not None:
             p = got.before
             emitted.append({"to": got.ns, "flags": format_flags(p.flags), "seq": p.seq, "ack": p.ack})
-    state = None
+    state = status = None
+    sent = events[0].before if events else None
     if ct is not None and ct.before is not None:
-        table = w.namespaces["host"].conntrack
-        assert table is not None
+        table = _host_table(w)
         p = ct.before
-        hit = table.find((p.src, p.sport, p.dst, p.dport), w.clock.now)
-        state = hit[0].state_name() if hit is not None else None
+        hit = table.find(nf_ct_get_tuple(p), w.clock.now)
+        state = (hit[0].state_name() or None) if hit is not None else None
+        status = _entry_status(table, p, w.clock.now)
     return {
+        "proto": (sent.proto if sent is not None else IpProto.TCP).name.lower(),
         "ctstate": ct.ct.ctstate if ct and ct.ct else None,
         "window": ct.ct.window if ct and ct.ct else None,
         "reason": ct.ct.reason if ct and ct.ct else None,
@@ -183,5 +205,6 @@ def observe(w: World, pid: int, ct_stats: dict[str, int] | None = None) -> dict[
         if end is not None and end.step is Step.DELIVER and end.before
         else None,
         "emitted": emitted,
-        "ct_stats": ct_stats or {},
+        "ct_status": status,
+        "ct_stats": stats or {},
     }
