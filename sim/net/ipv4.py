@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sim.net.icmp import icmp_rcv
 from sim.net.netns import RouteType
 from sim.net.tcp_ipv4 import inet_lookup, socket_name, tcp_v4_send_reset
+from sim.net.udp import udp_rcv
 from sim.netfilter.core import nf_hook_slow
+from sim.packet import IpProto
 from sim.skb import Hook, Skb
 from sim.trace import Step, TraceVerdict, Why
 
@@ -72,10 +75,17 @@ def ip_rcv(w: World, ns: Namespace, skb: Skb) -> None:
 
 
 def ip_local_deliver(w: World, ns: Namespace, skb: Skb) -> None:
-    """``ip_local_deliver()`` -> LOCAL_IN -> ``tcp_v4_rcv()``."""
+    """``ip_local_deliver()`` -> LOCAL_IN -> the protocol's handler (``ip_protocol_deliver_rcu``):
+    ``tcp_v4_rcv()``, ``udp_rcv()`` or ``icmp_rcv()``."""
     if not nf_hook(w, ns, Hook.LOCAL_IN, skb):
         return
-    tcp_v4_rcv(w, ns, skb)
+    proto = skb.pkt.proto
+    if proto is IpProto.UDP:
+        udp_rcv(w, ns, skb)
+    elif proto is IpProto.ICMP:
+        icmp_rcv(w, ns, skb)
+    else:
+        tcp_v4_rcv(w, ns, skb)
 
 
 def tcp_v4_rcv(w: World, ns: Namespace, skb: Skb) -> None:

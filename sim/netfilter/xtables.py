@@ -23,7 +23,7 @@ from sim.netfilter.conntrack import IPS_DST_NAT, IPS_SRC_NAT
 from sim.netfilter.hooks import NfVerdict
 from sim.netfilter.log import LogTarget, log_line
 from sim.netfilter.reject import RejectRequest, RejectTarget, RejectWith, nf_reject_tcp_reset
-from sim.packet import IPPROTO_TCP, ip_to_int
+from sim.packet import ip_to_int
 from sim.skb import CtInfo, Hook, Skb
 
 U32 = 0xFFFFFFFF
@@ -143,8 +143,8 @@ class IpSpec:
             return False
         if self.outiface and (not _iface_matches(self.outiface, skb.outdev)) ^ bool(inv & _INV_VIA_OUT):
             return False
-        # Every Packet is TCP (sim.packet); "-p 0" means any protocol.
-        return not (self.proto and (self.proto != IPPROTO_TCP) ^ bool(inv & _INV_PROTO))
+        # "-p 0" means any protocol.
+        return not (self.proto and (self.proto != pkt.proto) ^ bool(inv & _INV_PROTO))
 
 
 # ---------------------------------------------------------------------------------------------

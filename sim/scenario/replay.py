@@ -108,6 +108,16 @@ def _send(w: World, packets: list[CasePacket]) -> Iterator[tuple[int, dict[str, 
         yield pid, {k: after[k] - v for k, v in before.items() if after[k] != v}
 
 
+def _emitted(to: str, p: Packet) -> dict[str, Any]:
+    """A packet the host emitted, as the kernel judge describes what it captured: a TCP
+    segment's flags, seq and ack; an ICMP message's [type, code]."""
+    if p.proto is IpProto.ICMP:
+        return {"to": to, "icmp": [p.icmp_type, p.icmp_code]}
+    if p.proto is IpProto.UDP:
+        return {"to": to, "proto": int(p.proto)}
+    return {"to": to, "flags": format_flags(p.flags), "seq": p.seq, "ack": p.ack}
+
+
 def _endpoint(pkt: Packet) -> dict[str, str]:
     if pkt.proto is IpProto.ICMP:
         return {"src": pkt.src, "dst": pkt.dst}
@@ -154,8 +164,7 @@ def observe(w: World, pid: int, stats: dict[str, int] | None = None) -> dict[str
     for child in w.trace.caused_by(pid):
         got = _terminal(w.trace.for_packet(child))
         if got is not None and got.step is Step.DELIVER and got.before is not None:
-            p = got.before
-            emitted.append({"to": got.ns, "flags": format_flags(p.flags), "seq": p.seq, "ack": p.ack})
+            emitted.append(_emitted(got.ns, got.before))
     state = status = None
     sent = events[0].before if events else None
     if ct is not None and ct.before is not None:
