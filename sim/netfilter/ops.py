@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sim.netfilter import nat
-from sim.netfilter.conntrack import IPS_SRC_NAT, l4proto_log_prefix, nf_ct_get_tuple
+from sim.netfilter.conntrack import IPS_SRC_NAT, l4proto_log_prefix, nf_ct_get_tuple, stats_delta
 from sim.netfilter.core import NfHookOps, NfHookState
 from sim.netfilter.hooks import NfVerdict, Priority
 from sim.netfilter.log import LogTarget, log_line
@@ -29,7 +29,7 @@ from sim.netfilter.xtables import (
 )
 from sim.packet import IpProto
 from sim.skb import CtInfo, Hook, Skb
-from sim.trace import ConntrackInfo, CtEntry, NatBinding, Step, TraceEvent, TraceVerdict, Why
+from sim.trace import ConfirmInfo, ConntrackInfo, CtEntry, NatBinding, Step, TraceEvent, TraceVerdict, Why
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -133,28 +133,52 @@ def _primary_state(state: CtState) -> str:
 
 
 def confirm(skb: Skb, state: NfHookState) -> NfVerdict:
-    """``ipv4_confirm`` -> ``nf_conntrack_confirm``: insert a new entry as the packet leaves."""
-    w, ns, hook, pid = state.stack, state.net, state.hook, skb.pid
+    """``ipv4_confirm`` -> ``nf_conntrack_confirm``: insert a new entry as the packet leaves.
+
+    A packet a race holds (``state.stack.wants_held``) is queued here, after every other
+    hook function and before confirmation, with its unconfirmed entry on the table's
+    ``queued`` list (as the live judge's NFQUEUE holds it); ``nf_reinject()`` runs this
+    function again, which then confirms it."""
+    w, ns = state.stack, state.net
     table = ns.conntrack
     assert table is not None
-    was = skb.ct is not None and not skb.ct.confirmed
-    verdict = table.nf_conntrack_confirm(skb, w.now)
-    if was and w.trace.enabled:
-        w.trace.add(
-            TraceEvent(
-                t=w.now,
-                pid=pid,
-                step=Step.CONNTRACK,
-                why=Why.CONFIRM,
-                ns=ns.name,
-                dev=skb.outdev or skb.indev,
-                hook=HOOK_CHAIN[hook],
-                priority=int(Priority.CONNTRACK_CONFIRM),
-                verdict=TraceVerdict[verdict.name],
-                before=skb.pkt,
-            )
+    ct = skb.ct
+    if ct is not None and ct in table.queued:
+        table.queued.remove(ct)
+        if w.trace.enabled:
+            _confirm_event(state, skb, Why.REINJECTED, TraceVerdict.ACCEPT)
+    elif ct is not None and not ct.confirmed and w.wants_held(skb):
+        table.queued.append(ct)
+        if w.trace.enabled:
+            _confirm_event(state, skb, Why.QUEUED, TraceVerdict.QUEUE)
+        return NfVerdict.QUEUE
+    before = table.stats.counters(table.profile) if w.trace.enabled else {}
+    result = table.nf_conntrack_confirm(skb, w.now)
+    if result.outcome is not None and ct is not None and w.trace.enabled:
+        moved = tuple(stats_delta(before, table.stats.counters(table.profile)))
+        info = ConfirmInfo(outcome=result.outcome, ct_id=ct.id, winner=result.winner, counters=moved)
+        _confirm_event(state, skb, Why.CONFIRM, TraceVerdict[result.verdict.name], info)
+    return result.verdict
+
+
+def _confirm_event(
+    state: NfHookState, skb: Skb, why: Why, verdict: TraceVerdict, info: ConfirmInfo | None = None
+) -> None:
+    state.stack.trace.add(
+        TraceEvent(
+            t=state.stack.now,
+            pid=skb.pid,
+            step=Step.CONNTRACK,
+            why=why,
+            ns=state.net.name,
+            dev=skb.outdev or skb.indev,
+            hook=HOOK_CHAIN[state.hook],
+            priority=int(Priority.CONNTRACK_CONFIRM),
+            verdict=verdict,
+            before=skb.pkt,
+            confirm=info,
         )
-    return verdict
+    )
 
 
 def nat_hook(skb: Skb, state: NfHookState) -> NfVerdict:
@@ -187,7 +211,7 @@ def nat_hook(skb: Skb, state: NfHookState) -> NfVerdict:
             rng = nat.request_range(result.nat, out)
             table = ns.conntrack
             assert table is not None
-            nat.nf_nat_setup_info(table, ct, rng, manip, w.now, w.nat_rng)
+            nat.nf_nat_setup_info(table, ct, rng, manip, w.now, w.nat_rng, skb.pkt.proto)
             if w.trace.enabled:
                 binding = NatBinding(kind=result.nat.kind.value, reply=ct.tuples[1][:4])
         else:

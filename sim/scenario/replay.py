@@ -12,11 +12,10 @@ v2) its protocol, the status bits of its entry afterwards and the changes of the
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict
 from typing import Any
 
 from sim.net.world import World
-from sim.netfilter.conntrack import ConntrackTable, invert_tuple, nf_ct_get_tuple
+from sim.netfilter.conntrack import ConntrackTable, invert_tuple, nf_ct_get_tuple, stats_delta
 from sim.netfilter.nf_conntrack_common import status_names
 from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
 from sim.packet import IpProto, Packet, format_flags
@@ -61,8 +60,8 @@ def replay_stream(case: dict[str, Any], seed: int = 0) -> Iterator[dict[str, Any
     w, packets = build_case_world(case, seed)
     w.capturing = False
     w.trace.keep = False
-    for pid, stats in _send(w, packets):
-        yield observe(w, pid, stats)
+    for pid, ct_stats in _send(w, packets):
+        yield observe(w, pid, ct_stats)
         w.trace.forget(pid)
 
 
@@ -70,7 +69,7 @@ def run_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[dict[str
     """Build the world for ``case``, send its packets one at a time; the world (whose trace
     and captures the TUI and the tests read) and one observation per packet."""
     w, packets = build_case_world(case, seed)
-    return w, [observe(w, pid, stats) for pid, stats in _send(w, packets)]
+    return w, [observe(w, pid, ct_stats) for pid, ct_stats in _send(w, packets)]
 
 
 def build_case_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[CasePacket]]:
@@ -96,16 +95,47 @@ def _host_table(w: World) -> ConntrackTable:
 
 def _send(w: World, packets: list[CasePacket]) -> Iterator[tuple[int, dict[str, int]]]:
     """Send each packet after its delay and run the world until it is quiet: the packet id,
-    once everything it caused has happened, and the host's ``conntrack -S`` counters that
-    changed meanwhile (name -> change)."""
+    once everything it caused has happened, and the host's ``conntrack -S`` changes it caused.
+
+    Before each packet the conntrack tables drop what expired during the delay (as the gc
+    worker would). A packet followed by one with ``race: "prev"`` is held before its
+    confirmation (:func:`sim.netfilter.ops.confirm`); the racing packet runs to its end, then
+    the held one is re-injected and confirmed. The held packet's counters are those from its
+    arrival to the hold plus those from its release to its end; observations stay in input
+    order."""
     table = _host_table(w)
-    for side, pkt, delay, _race in packets:
+
+    def counters() -> dict[str, int]:
+        return table.stats.counters(table.profile)
+
+    held: list[tuple[int, dict[str, int]]] = []  # (pid, its counter changes up to the hold)
+    ready: list[tuple[int, dict[str, int]]] = []
+    for i, (side, pkt, delay, _race) in enumerate(packets):
         w.run(until=w.clock.now + delay)
-        before = asdict(table.stats)
+        for ns in w.namespaces.values():
+            if ns.conntrack is not None:
+                ns.conntrack.gc(w.clock.now)
+        before = counters()
         pid = w.inject(side, "eth0", pkt)
+        hold = i + 1 < len(packets) and packets[i + 1].race is not None
+        if hold:
+            w.hold_pid = pid
         w.run()
-        after = asdict(table.stats)
-        yield pid, {k: after[k] - v for k, v in before.items() if after[k] != v}
+        w.hold_pid = None
+        if hold and w.held:
+            held.append((pid, stats_delta(before, counters())))
+            continue
+        ready.append((pid, stats_delta(before, counters())))
+        while held:  # the racing packet has run to its end: the held one goes on
+            held_pid, so_far = held.pop()
+            released = counters()
+            w.reinject_held()
+            w.run()
+            for k, v in stats_delta(released, counters()).items():
+                so_far[k] = so_far.get(k, 0) + v
+            ready.append((held_pid, {k: v for k, v in so_far.items() if v}))
+        yield from sorted(ready)
+        ready.clear()
 
 
 def _emitted(to: str, p: Packet) -> dict[str, Any]:
@@ -152,9 +182,9 @@ def _entry_status(table: ConntrackTable, pkt: Packet, now: float) -> list[str] |
     return None if hit is None else status_names(hit[0].status)
 
 
-def observe(w: World, pid: int, stats: dict[str, int] | None = None) -> dict[str, Any]:
-    """The replay JSON object for packet ``pid``, read off the trace; ``stats`` are the
-    counter changes it caused (:func:`_send`)."""
+def observe(w: World, pid: int, ct_stats: dict[str, int] | None = None) -> dict[str, Any]:
+    """The replay JSON object for packet ``pid``, read off the trace; ``ct_stats`` the
+    changes of the host's ``conntrack -S`` counters the packet caused (from :func:`_send`)."""
     events = w.trace.for_packet(pid)
     ct = next(
         (e for e in events if e.step is Step.CONNTRACK and e.ns == "host" and e.hook == "PREROUTING"), None
@@ -185,5 +215,5 @@ def observe(w: World, pid: int, stats: dict[str, int] | None = None) -> dict[str
         else None,
         "emitted": emitted,
         "ct_status": status,
-        "ct_stats": stats or {},
+        "ct_stats": ct_stats or {},
     }
