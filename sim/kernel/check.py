@@ -28,14 +28,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sim.kernel.craft import parse_live_case
 from sim.kernel.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case
 from sim.kernel.netns import Interrupted, NetnsError, skip_reason
 from sim.kernel.testbed import Testbed, run_case
 from sim.netfilter.profiles import resolve_kernel
-from sim.scenario.case import load_case_file, parse_case
-from sim.scenario.loader import InputError, builtin_cases, find_case
+from sim.scenario.case import CaseError, load_case_file
+from sim.scenario.loader import InputError, builtin_cases, find_case, read_data
 
-FIELDS = ("ctstate", "window", "reason", "tcp_state", "fate", "delivered_as", "emitted")
+V1_FIELDS = ("ctstate", "window", "reason", "tcp_state", "fate", "delivered_as", "emitted")
+V2_FIELDS = ("proto", "ct_status", "ct_stats")  # contract v2's outputs
+FIELDS = V1_FIELDS + V2_FIELDS
 DEFAULT_OUT = "kernel-check-out"
 FUZZ_MAX_STEPS = 20  # conversation length after the handshake; each packet costs a few ms
 # Fuzzed cases are written with this gap between packets (the contract's default, 0.05 s, would
@@ -50,9 +53,17 @@ Replay = Callable[[dict[str, Any]], Observations]
 
 
 def load_case(ref: str) -> dict[str, Any]:
-    """A built-in case name or a path to a case file -> the validated case dict."""
+    """A built-in case name or a path to a case file -> the validated case dict (contract v1
+    through the model's loader, v2 through the live harness's, :func:`parse_live_case`)."""
     path = find_case(ref)
-    case = load_case_file(path)
+    try:
+        case = load_case_file(path)
+    except CaseError:
+        case = read_data(path, "json", CaseError)
+        try:
+            parse_live_case(case)
+        except CaseError as e:
+            raise CaseError(f"{path}: {e}") from None
     if not case.get("name"):
         case["name"] = path.stem
     return dict(case)
@@ -92,13 +103,33 @@ class Difference:
         }
 
 
+def port_class(case: dict[str, Any], index: int, obs: dict[str, Any]) -> dict[str, Any]:
+    """The observation with a NATed source port replaced by its class, as contract v2 compares
+    it: ``"kept"`` when the packet left with the source port it was sent with, ``"other"``
+    when NAT picked another (``get_unique_tuple()``: a free port, at random on newer kernels)."""
+    delivered = obs.get("delivered_as")
+    packets = case.get("packets") or []
+    sent = packets[index].get("src") if index < len(packets) and isinstance(packets[index], dict) else None
+    if not isinstance(delivered, dict) or not isinstance(sent, str) or ":" not in sent:
+        return obs
+    src = delivered.get("src")
+    if not isinstance(src, str) or ":" not in src or src == sent:
+        return obs
+    addr, port = src.rsplit(":", 1)
+    cls = "kept" if port == sent.rsplit(":", 1)[1] else "other"
+    return {**obs, "delivered_as": {**delivered, "src": f"{addr}:{cls}"}}
+
+
 def compare(
     case: dict[str, Any], model_obs: Observations, kernel_obs: Observations, fields: Sequence[str] = FIELDS
 ) -> list[Difference]:
     """Every field (of ``fields``, default :data:`FIELDS`) that differs, packet by packet.
 
-    ``emitted`` is compared as a whole list (order and count matter). A packet one side has
-    no observation for is one Difference with field "observation".
+    A field neither side reports is not compared (recordings made before contract v2 have no
+    ``proto``, ``ct_status`` or ``ct_stats``); a field one side lacks is a difference. A
+    translated source port is compared by class (:func:`port_class`). ``emitted`` is compared
+    as a whole list (order and count matter). A packet one side has no observation for is one
+    Difference with field "observation".
     """
     name = str(case.get("name", "case"))
     diffs: list[Difference] = []
@@ -108,8 +139,11 @@ def compare(
             k = kernel_obs[i] if i < len(kernel_obs) else None
             diffs.append(Difference(name, i, "observation", m, k))
             continue
+        mo, ko = port_class(case, i, model_obs[i]), port_class(case, i, kernel_obs[i])
         for field in fields:
-            m, k = model_obs[i].get(field), kernel_obs[i].get(field)
+            if field not in mo and field not in ko:
+                continue
+            m, k = mo.get(field), ko.get(field)
             if m != k:
                 diffs.append(Difference(name, i, field, m, k))
     return diffs
@@ -155,11 +189,14 @@ class KernelRunner:
         self.testbed: Testbed | None = None
 
     def run(self, case: dict[str, Any]) -> Observations:
-        topology, *_ = parse_case(case)
-        if self.testbed is not None and self.testbed.topology != topology:
+        live = parse_live_case(case)
+        if self.testbed is not None and self.testbed.key != (
+            live.topology,
+            tuple(sorted(live.hosts.items())),
+        ):
             self.close()
         if self.testbed is None:
-            self.testbed = Testbed(topology).open()
+            self.testbed = Testbed(live.topology, live.hosts).open()
         return run_case(case, self.testbed)
 
     def close(self) -> None:
