@@ -105,9 +105,12 @@ class Difference:
 
 def port_class(case: dict[str, Any], index: int, obs: dict[str, Any]) -> dict[str, Any]:
     """The observation with a NATed source port replaced by its class, as contract v2 compares
-    it: ``"kept"`` when the packet left with the source port it was sent with, ``"other"``
-    when NAT picked another (``get_unique_tuple()``: a free port, at random on newer kernels)."""
+    it: on a packet that made a new binding (ctstate NEW), ``"kept"`` when it left with the
+    source port it was sent with, ``"other"`` when NAT picked another (``get_unique_tuple()``:
+    a free port, at random on newer kernels). Ports of established bindings stay exact."""
     delivered = obs.get("delivered_as")
+    if obs.get("ctstate") != "NEW":
+        return obs
     packets = case.get("packets") or []
     sent = packets[index].get("src") if index < len(packets) and isinstance(packets[index], dict) else None
     if not isinstance(delivered, dict) or not isinstance(sent, str) or ":" not in sent:
