@@ -28,13 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim.kernel.craft import parse_live_case
 from sim.kernel.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case
 from sim.kernel.netns import Interrupted, NetnsError, skip_reason
 from sim.kernel.testbed import Testbed, run_case
 from sim.netfilter.profiles import resolve_kernel
-from sim.scenario.case import CaseError, load_case_file
-from sim.scenario.loader import InputError, builtin_cases, find_case, read_data
+from sim.scenario.case import load_case_file, parse_case
+from sim.scenario.loader import InputError, builtin_cases, find_case
 
 V1_FIELDS = ("ctstate", "window", "reason", "tcp_state", "fate", "delivered_as", "emitted")
 V2_FIELDS = ("proto", "ct_status", "ct_stats")  # contract v2's outputs
@@ -53,17 +52,9 @@ Replay = Callable[[dict[str, Any]], Observations]
 
 
 def load_case(ref: str) -> dict[str, Any]:
-    """A built-in case name or a path to a case file -> the validated case dict (contract v1
-    through the model's loader, v2 through the live harness's, :func:`parse_live_case`)."""
+    """A built-in case name or a path to a case file -> the validated case dict."""
     path = find_case(ref)
-    try:
-        case = load_case_file(path)
-    except CaseError:
-        case = read_data(path, "json", CaseError)
-        try:
-            parse_live_case(case)
-        except CaseError as e:
-            raise CaseError(f"{path}: {e}") from None
+    case = load_case_file(path)
     if not case.get("name"):
         case["name"] = path.stem
     return dict(case)
@@ -192,14 +183,11 @@ class KernelRunner:
         self.testbed: Testbed | None = None
 
     def run(self, case: dict[str, Any]) -> Observations:
-        live = parse_live_case(case)
-        if self.testbed is not None and self.testbed.key != (
-            live.topology,
-            tuple(sorted(live.hosts.items())),
-        ):
+        topology, *_ = parse_case(case)
+        if self.testbed is not None and self.testbed.topology != topology:
             self.close()
         if self.testbed is None:
-            self.testbed = Testbed(live.topology, live.hosts).open()
+            self.testbed = Testbed(topology).open()
         return run_case(case, self.testbed)
 
     def close(self) -> None:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sim import wire
-from sim.kernel.craft import ICMP_ERRORS, ICMP_HEADER_LEN, LivePacket
+from sim.kernel.craft import CtTuple, emit
 from sim.kernel.nflog import (
     NFGENMSG_LEN,
     NFNL_SUBSYS_CTNETLINK,
@@ -51,7 +51,15 @@ from sim.kernel.nflog import (
     request,
 )
 from sim.netfilter.proto_tcp import STATE_NAMES  # tcp_conntrack_names[]
-from sim.packet import IP_HEADER_LEN, IPPROTO_TCP, Packet, format_flags
+from sim.packet import (
+    ICMP_ERROR_TYPES,
+    ICMP_HEADER_LEN,
+    IP_HEADER_LEN,
+    IPPROTO_TCP,
+    IpProto,
+    Packet,
+    format_flags,
+)
 
 # enum cntl_msg_types (include/uapi/linux/netfilter/nfnetlink_conntrack.h)
 IPCTNL_MSG_CT_GET = 1
@@ -122,7 +130,6 @@ OBS_PREFIX = "nflab:"
 CTSTATES = ("INVALID", "NEW", "ESTABLISHED", "RELATED", "UNTRACKED")
 
 Tuple4 = tuple[str, str, int, int]  # src, dst, sport, dport
-CtTuple = tuple[int, str, str, int, int]  # proto, src, dst, then sport, dport or ICMP id, type
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,21 +296,21 @@ def same_packet(a: Packet, b: Packet) -> bool:
     )
 
 
-def is_sent(sent: LivePacket, ip_id: int, datagram: bytes) -> bool:
+def is_sent(sent: Packet, ip_id: int, datagram: bytes) -> bool:
     """True when ``datagram`` is the packet sent with ``ip_id`` (after forwarding and NAT):
     for TCP :func:`same_packet`, otherwise the same IP ID, protocol and total length."""
     try:
         hdr, _body = wire.parse_ip(datagram)
     except wire.WireError:
         return False
-    if hdr.proto != sent.proto.number or hdr.ip_id != ip_id:
+    if hdr.proto != sent.proto or hdr.ip_id != ip_id:
         return False
-    if sent.tcp is not None:
+    if sent.proto is IpProto.TCP:
         try:
-            return same_packet(replace(sent.tcp, ip_id=ip_id), wire.parse(datagram))
+            return same_packet(replace(sent, ip_id=ip_id), wire.parse(datagram))
         except wire.WireError:
             return False
-    return hdr.total_len == len(sent.datagram(ip_id))
+    return hdr.total_len == len(emit(sent))
 
 
 def endpoint(addr: str, port: int) -> str:
@@ -324,7 +331,7 @@ def delivered_as(datagram: bytes) -> dict[str, Any]:
         sport, dport = _ports(body)
         return {"src": endpoint(hdr.src, sport), "dst": endpoint(hdr.dst, dport)}
     out: dict[str, Any] = {"src": hdr.src, "dst": hdr.dst}
-    if len(body) >= ICMP_HEADER_LEN and body[0] in ICMP_ERRORS:
+    if len(body) >= ICMP_HEADER_LEN and body[0] in ICMP_ERROR_TYPES:
         quote = body[ICMP_HEADER_LEN:]
         if len(quote) >= IP_HEADER_LEN:  # the quoted header's addresses, then its ports
             ihl = (quote[0] & 0xF) * 4
@@ -367,10 +374,10 @@ class Seen:
     stats: dict[str, int]
 
 
-def build_observation(sent: LivePacket, ip_id: int, seen: Seen) -> dict[str, Any]:
+def build_observation(sent: Packet, ip_id: int, seen: Seen) -> dict[str, Any]:
     """Combine the raw observations of one packet into the replay JSON object."""
     window: str | None
-    if seen.ctstate is None or seen.ctstate == "UNTRACKED" or sent.tcp is None:
+    if seen.ctstate is None or seen.ctstate == "UNTRACKED" or sent.proto is not IpProto.TCP:
         window = None
     elif seen.ctstate == "INVALID":
         window = "INVALID"
@@ -391,7 +398,7 @@ def build_observation(sent: LivePacket, ip_id: int, seen: Seen) -> dict[str, Any
             emitted.append(desc)
     entry = seen.entry
     return {
-        "proto": sent.proto.value,
+        "proto": sent.proto.name.lower(),
         "ctstate": seen.ctstate,
         "window": window,
         "reason": "; ".join(seen.reasons) if seen.reasons else None,

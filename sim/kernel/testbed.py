@@ -39,17 +39,16 @@ import select
 import socket
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sim import wire
-from sim.kernel import observe
-from sim.kernel.craft import LiveCase, LivePacket, Proto, parse_live_case
+from sim.kernel import craft, observe
 from sim.kernel.netns import NamespaceSet, NetnsError, in_netns, read_sysctl, write_sysctl
 from sim.kernel.nflog import LogMessage, NflogSocket
 from sim.kernel.nfqueue import HoldQueue
 from sim.packet import Packet
-from sim.scenario.case import IPTABLES_TABLES, check_sysctl, iptables_argv
+from sim.scenario.case import IPTABLES_TABLES, CasePacket, check_sysctl, iptables_argv, parse_case
 from sim.scenario.case import CaseError as CaseError  # re-exported for callers of the harness
 from sim.scenario.case import Topology as Topology
 
@@ -237,7 +236,8 @@ def _mac(prefix: int, ip: str) -> str:
 class _Held:
     """A packet waiting in the hold queue, and what was seen of it before the hold."""
 
-    sent: LivePacket
+    side: str
+    sent: Packet
     ip_id: int
     packet_id: int
     logs: list[LogMessage]
@@ -248,7 +248,7 @@ class _Held:
 class Testbed:
     """The docker-bridge world in real namespaces; reuse it across cases with :meth:`reset`.
 
-    ``hosts`` (the contract's extra end hosts, name -> address) adds, per ``ctr…`` name, a
+    The topology's ``hosts`` (the contract's extra end hosts) add, per ``ctr…`` name, a
     namespace behind ``docker0`` (one more veth port), and per ``remote…`` name a namespace on
     its own veth from the host, which carries the host's uplink address as a /32 and a /32
     route to the remote, so the host still answers and masquerades as ``host_ip``.
@@ -256,9 +256,9 @@ class Testbed:
 
     __test__ = False  # not a pytest class, despite the name
 
-    def __init__(self, topology: Topology | None = None, hosts: dict[str, str] | None = None) -> None:
+    def __init__(self, topology: Topology | None = None) -> None:
         self.topology = topology or Topology()
-        self.hosts = dict(hosts or {})
+        self.hosts = dict(self.topology.hosts)
         self.roles = {name: _role(i) for i, name in enumerate(sorted(self.hosts))}
         self.ns = NamespaceSet(("ctr", "host", "remote", *self.roles.values()))
         self.ends: dict[str, _EndHost] = {}
@@ -271,11 +271,6 @@ class Testbed:
         self._dirty_tables: set[str] = set()
         self._saved_sysctls: dict[str, str] = {}
         self.bridge_nf_sysctl = False
-
-    @property
-    def key(self) -> tuple[Topology, tuple[tuple[str, str], ...]]:
-        """What a case must share with this testbed to run on it."""
-        return self.topology, tuple(sorted(self.hosts.items()))
 
     # ------------------------------------------------------------ lifetime
     def open(self) -> Testbed:
@@ -474,7 +469,7 @@ class Testbed:
             raise CaseError(f"iptables line {line!r} failed: {e}") from None
 
     # ------------------------------------------------------------ race holds
-    def _add_hold(self, sent: LivePacket, ip_id: int) -> None:
+    def _add_hold(self, sent: Packet, ip_id: int) -> None:
         """Queue exactly this packet (protocol, addresses as sent, IP ID) after NAT, before
         confirmation: nft has no ``queue`` statement on this kernel (CONFIG_NFT_QUEUE unset),
         so nft base chains at priority 200 jump to an iptables-nft chain with ``-j NFQUEUE``."""
@@ -501,7 +496,7 @@ class Testbed:
             )
             self.ns.exec(host, ["nft", "-f", "-"], input_text=chains)
             self._hold_ready = True
-        match = f"ip id {ip_id} meta l4proto {sent.proto.number}"
+        match = f"ip id {ip_id} meta l4proto {int(sent.proto)}"
         rules = "".join(
             f"add rule ip {HOLD_TABLE} {chain} {match} jump {HOLD_CHAIN}\n" for chain in HOLD_HOOKS
         )
@@ -544,7 +539,7 @@ class Testbed:
 
     def _observe(
         self,
-        sent: LivePacket,
+        sent: Packet,
         ip_id: int,
         logs: list[LogMessage],
         captures: list[observe.Capture],
@@ -552,44 +547,43 @@ class Testbed:
     ) -> dict[str, Any]:
         assert self.ct is not None
         ctstate, reasons, reached_input = _read_logs(logs, sent, ip_id)
-        entry = self.ct.get(sent.ct_tuple())
+        entry = self.ct.get(craft.ct_tuple(sent))
         seen = observe.Seen(ctstate, reasons, reached_input, captures, entry, stats)
         return observe.build_observation(sent, ip_id, seen)
 
-    def send(self, side: str, pkt: Packet | LivePacket) -> dict[str, Any]:
+    def send(self, side: str, pkt: Packet) -> dict[str, Any]:
         """Send one crafted packet from ``side`` and observe what the host did with it."""
-        sent = pkt if isinstance(pkt, LivePacket) else _live(side, pkt)
         end = self._end(side)
         ip_id = self._next_ip_id()
         before = self._stats()
-        logs = self._send_pinned(end, sent.datagram(ip_id))
+        logs = self._send_pinned(end, craft.emit(replace(pkt, ip_id=ip_id)))
         stats = observe.stats_delta(before, self._stats())
-        return self._observe(sent, ip_id, logs, self._captures(), stats)
+        return self._observe(pkt, ip_id, logs, self._captures(), stats)
 
-    def send_held(self, side: str, sent: LivePacket) -> _Held | dict[str, Any]:
+    def send_held(self, side: str, pkt: Packet) -> _Held | dict[str, Any]:
         """Send a packet that the next one races: it is held after NAT, before confirmation.
         A packet that never reaches the hold (dropped or consumed earlier) has run to its
         end: its observation is returned instead."""
         assert self.hold is not None
         end = self._end(side)
         ip_id = self._next_ip_id()
-        self._add_hold(sent, ip_id)
+        self._add_hold(pkt, ip_id)
         before = self._stats()
-        logs = self._send_pinned(end, sent.datagram(ip_id))
+        logs = self._send_pinned(end, craft.emit(replace(pkt, ip_id=ip_id)))
         stats = observe.stats_delta(before, self._stats())
         queued = self.hold.take()
         captures = self._captures()
         if not queued:
-            return self._observe(sent, ip_id, logs, captures, stats)
+            return self._observe(pkt, ip_id, logs, captures, stats)
         [(packet_id, queued_id)] = queued
         if queued_id != ip_id:
             raise NetnsError(f"the hold queue holds IP ID {queued_id}, expected {ip_id}")
-        return _Held(sent, ip_id, packet_id, logs, captures, stats)
+        return _Held(side, pkt, ip_id, packet_id, logs, captures, stats)
 
     def release(self, held: _Held) -> dict[str, Any]:
         """Re-inject a held packet (its confirmation runs now) and observe the rest of it."""
         assert self.hold is not None
-        end = self._end(held.sent.side)
+        end = self._end(held.side)
         before = self._stats()
         logs = self._send_pinned(end, None, held.packet_id)
         stats = observe.add_stats(held.stats, observe.stats_delta(before, self._stats()))
@@ -632,15 +626,11 @@ class Testbed:
         return [m for m in logs if not m.prefix.startswith("nflab:barrier")]
 
 
-def _live(side: str, pkt: Packet) -> LivePacket:
-    return LivePacket(side, Proto.TCP, pkt.src, pkt.dst, pkt.sport, pkt.dport, tcp=pkt)
-
-
 def _is_barrier(msg: LogMessage, nonce: int) -> bool:
     return msg.prefix.startswith("nflab:barrier") and msg.payload[-8:] == struct.pack("!Q", nonce)
 
 
-def _read_logs(logs: list[LogMessage], sent: LivePacket, ip_id: int) -> tuple[str | None, list[str], bool]:
+def _read_logs(logs: list[LogMessage], sent: Packet, ip_id: int) -> tuple[str | None, list[str], bool]:
     """Pick the log lines about the packet: its ctstate, conntrack's reasons, input reached."""
     ctstate: str | None = None
     reasons: list[str] = []
@@ -665,37 +655,38 @@ def run_case(case: dict[str, Any], testbed: Testbed | None = None) -> list[dict[
     With ``testbed`` the namespaces are reused (it is reset first, so a case costs a few
     milliseconds); without, a testbed is built for the case and torn down afterwards.
     """
-    live = parse_live_case(case)
+    topology, sysctls, lines, packets = parse_case(case)
     if testbed is None:
-        with Testbed(live.topology, live.hosts) as tb:
-            return _run(tb, live)
-    if testbed.key != (live.topology, tuple(sorted(live.hosts.items()))):
-        raise CaseError("case topology or hosts differ from the testbed's; build a Testbed for it")
-    return _run(testbed, live)
+        with Testbed(topology) as tb:
+            return _run(tb, sysctls, lines, packets)
+    if testbed.topology != topology:
+        raise CaseError("case topology differs from the testbed's; build a Testbed for it")
+    return _run(testbed, sysctls, lines, packets)
 
 
-def _run(tb: Testbed, live: LiveCase) -> list[dict[str, Any]]:
+def _run(
+    tb: Testbed, sysctls: dict[str, Any], lines: list[str], packets: list[CasePacket]
+) -> list[dict[str, Any]]:
     """Play the packets; a packet followed by one with ``race: "prev"`` is held (see
     :meth:`Testbed.send_held`) until the racer (and whatever races it) has gone through."""
     tb.reset()
-    for key, value in live.sysctls.items():
+    for key, value in sysctls.items():
         tb.set_sysctl(key, value)
-    for line in live.lines:
+    for line in lines:
         tb.iptables(line)
-    packets = live.packets
     out: list[dict[str, Any] | None] = [None] * len(packets)
     held: list[tuple[int, _Held]] = []
-    for i, sent in enumerate(packets):
-        if sent.delay:
-            time.sleep(sent.delay)
-        if i + 1 < len(packets) and packets[i + 1].race:
-            result = tb.send_held(sent.side, sent)
+    for i, (side, pkt, delay, _race) in enumerate(packets):
+        if delay:
+            time.sleep(delay)
+        if i + 1 < len(packets) and packets[i + 1].race is not None:
+            result = tb.send_held(side, pkt)
             if isinstance(result, _Held):
                 held.append((i, result))
             else:
                 out[i] = result
             continue
-        out[i] = tb.send(sent.side, sent)
+        out[i] = tb.send(side, pkt)
         while held:
             j, h = held.pop()
             out[j] = tb.release(h)

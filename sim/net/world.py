@@ -120,6 +120,18 @@ class World:
         da.delay = db.delay = delay
         self.graph.add_edge(f"{a[0]}/{a[1]}", f"{b[0]}/{b[1]}", kind="link")
 
+    def attach(self, a: tuple[str, str], b: tuple[str, str], delay: float = 0.0) -> None:
+        """Device ``b`` joins device ``a``'s Ethernet segment as one more station: ``a`` sends
+        frames for ``b``'s address to it, ``b`` sends everything to ``a`` (a switch that has
+        learnt every address, with nothing else to see)."""
+        da = self.namespaces[a[0]].devices[a[1]]
+        db = self.namespaces[b[0]].devices[b[1]]
+        assert db.addr is not None
+        da.stations[db.addr] = b
+        db.peer = a
+        db.delay = delay
+        self.graph.add_edge(f"{a[0]}/{a[1]}", f"{b[0]}/{b[1]}", kind="link")
+
     # -- what netfilter asks of the stack (sim.netfilter.core.Stack) -----------------------------
     @property
     def now(self) -> float:
@@ -309,7 +321,8 @@ class World:
                 delay += trigger.delay(ns.name, dev.name, pkt, pid)
             if dev.reorder and self.rng.random() < dev.reorder:
                 delay += dev.delay or 0.001
-            self.clock.schedule(delay, self.netif_receive, dev.peer[0], dev.peer[1], pkt, pid)
+            peer = dev.stations.get(nexthop, dev.peer) if dev.stations else dev.peer
+            self.clock.schedule(delay, self.netif_receive, peer[0], peer[1], pkt, pid)
 
     def _bridge_port(self, ns: Namespace, bridge: str, nexthop: str) -> str | None:
         """The bridge's forwarding database, as learned from the neighbours behind its ports."""

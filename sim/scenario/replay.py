@@ -15,7 +15,7 @@ from typing import Any
 from sim.net.world import World
 from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
 from sim.packet import Packet, format_flags
-from sim.scenario.case import CaseError, Topology, parse_case
+from sim.scenario.case import CaseError, CasePacket, Topology, parse_case
 from sim.scenario.host import configure_host
 from sim.scenario.loader import InputError
 from sim.topology.docker_bridge import DockerBridge, docker_bridge
@@ -23,10 +23,14 @@ from sim.trace import Step, TraceEvent
 
 
 def build_world(topology: Topology, kernel: str, seed: int = 0) -> World:
-    """The docker-bridge preset with the case's addresses and passive end hosts."""
+    """The docker-bridge preset with the case's addresses and passive end hosts (the extra
+    ``hosts``: containers behind docker0, remotes on the uplink's segment)."""
+    containers = topology.containers
     return docker_bridge(
         DockerBridge(
-            containers=(topology.ctr_ip,),
+            containers=tuple(addr for _, addr in containers),
+            container_names=tuple(name for name, _ in containers),
+            remotes=topology.remotes[1:],
             bridge_ip=topology.bridge_ip,
             bridge_prefix=24,
             host_ip=topology.host_ip,
@@ -64,7 +68,7 @@ def run_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[dict[str
     return w, [observe(w, pid) for pid in _send(w, packets)]
 
 
-def build_case_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[tuple[str, Packet, float]]]:
+def build_case_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[CasePacket]]:
     """The world a case describes, configured (kernel, sysctls, host rules), and its packets."""
     topology, sysctls, lines, packets = parse_case(case)
     try:
@@ -79,10 +83,10 @@ def build_case_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[t
     return w, packets
 
 
-def _send(w: World, packets: list[tuple[str, Packet, float]]) -> Iterator[int]:
+def _send(w: World, packets: list[CasePacket]) -> Iterator[int]:
     """Send each packet after its delay and run the world until it is quiet: the packet id,
     once everything it caused has happened."""
-    for side, pkt, delay in packets:
+    for side, pkt, delay, _race in packets:
         w.run(until=w.clock.now + delay)
         pid = w.inject(side, "eth0", pkt)
         w.run()

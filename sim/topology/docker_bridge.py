@@ -33,6 +33,10 @@ class DockerBridge:
     passive_ends: bool = False
     ports: tuple[PublishedPort, ...] = ()
     link_delay: float = 0.0  # one way, host uplink <-> remote
+    # the containers' namespace names (default ctr, ctr2, ...), and more remotes on the
+    # uplink's segment as (name, address)
+    container_names: tuple[str, ...] = ()
+    remotes: tuple[tuple[str, str], ...] = ()
 
     @property
     def subnet(self) -> str:
@@ -51,7 +55,8 @@ def _mac(i: int) -> str:
 
 
 def docker_bridge(cfg: DockerBridge, seed: int = 0, trace: bool = True) -> World:
-    """Build the world: namespaces ``ctr`` (``ctr2``, ...), ``host`` and ``remote``."""
+    """Build the world: namespaces ``ctr`` (``ctr2``, ...), ``host``, ``remote`` and any
+    further remotes."""
     w = World(seed=seed, trace=trace)
     host = Namespace("host", ip_forward=True, conntrack=ConntrackTable(cfg.kernel))
     w.add_namespace(host)
@@ -67,8 +72,14 @@ def docker_bridge(cfg: DockerBridge, seed: int = 0, trace: bool = True) -> World
     w.add_device(remote, Device("eth0", DevKind.VETH, "52:54:00:00:00:02", cfg.remote_ip, remote_prefix))
     remote.routes.append(Route("0.0.0.0", 0, "eth0"))
     w.link(("host", "eth0"), ("remote", "eth0"), delay=cfg.link_delay)
+    for i, (name, ip) in enumerate(cfg.remotes):
+        other = Namespace(name, passive=cfg.passive_ends)
+        w.add_namespace(other)
+        w.add_device(other, Device("eth0", DevKind.VETH, f"52:54:00:00:01:{i:02x}", ip, remote_prefix))
+        other.routes.append(Route("0.0.0.0", 0, "eth0"))
+        w.attach(("host", "eth0"), (name, "eth0"), delay=cfg.link_delay)
     for i, ip in enumerate(cfg.containers):
-        name = container_name(i)
+        name = cfg.container_names[i] if cfg.container_names else container_name(i)
         ctr = Namespace(name, passive=cfg.passive_ends)
         w.add_namespace(ctr)
         w.add_device(ctr, Device("eth0", DevKind.VETH, _mac(i + 2), ip, cfg.bridge_prefix))

@@ -119,7 +119,7 @@ def test_same_seed_gives_the_same_trace(case, seed, link):
             for dev in ns.devices.values():
                 for name, value in link.items():
                     setattr(dev, name, value)
-        for side, pkt, delay in packets:
+        for side, pkt, delay, _ in packets:
             w.run(until=w.clock.now + delay)
             w.inject(side, "eth0", pkt)
         w.run()
