@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from sim.net.world import World
-from sim.netfilter.conntrack import ConntrackTable, invert_tuple, nf_ct_get_tuple, stats_delta
+from sim.netfilter.conntrack import Conn, ConntrackTable, invert_tuple, nf_ct_get_tuple, stats_delta
 from sim.netfilter.nf_conntrack_common import status_names
 from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
 from sim.packet import IpProto, Packet, format_flags
@@ -148,10 +148,14 @@ def _emitted(to: str, p: Packet) -> dict[str, Any]:
     return {"to": to, "flags": format_flags(p.flags), "seq": p.seq, "ack": p.ack}
 
 
-def _endpoint(pkt: Packet) -> dict[str, str]:
-    if pkt.proto is IpProto.ICMP:
-        return {"src": pkt.src, "dst": pkt.dst}
-    return {"src": f"{pkt.src}:{pkt.sport}", "dst": f"{pkt.dst}:{pkt.dport}"}
+def _endpoint(pkt: Packet) -> dict[str, Any]:
+    """How a delivered packet looks: ``ip:port`` ends; an ICMP message's addresses with the
+    quoted packet's ends (``inner``) for an error, else its identifier (``id``)."""
+    if pkt.proto is not IpProto.ICMP:
+        return {"src": f"{pkt.src}:{pkt.sport}", "dst": f"{pkt.dst}:{pkt.dport}"}
+    if pkt.inner is not None:
+        return {"src": pkt.src, "dst": pkt.dst, "inner": _endpoint(pkt.inner)}
+    return {"src": pkt.src, "dst": pkt.dst, "id": pkt.sport}
 
 
 def _terminal(events: list[TraceEvent]) -> TraceEvent | None:
@@ -172,14 +176,14 @@ def fate_of(e: TraceEvent | None) -> str | None:
     return f"dropped:{e.ns}"
 
 
-def _entry_status(table: ConntrackTable, pkt: Packet, now: float) -> list[str] | None:
-    """The status bits, by name, of the entry ``pkt`` belongs to (for an ICMP error, the entry
-    of the packet it quotes), None when there is none in the table."""
+def _entry_of(table: ConntrackTable, pkt: Packet, now: float) -> Conn | None:
+    """The entry ``pkt`` belongs to (for an ICMP error, the entry of the packet it quotes),
+    None when there is none in the table."""
     tup = nf_ct_get_tuple(pkt)
     if pkt.inner is not None:
         tup = invert_tuple(nf_ct_get_tuple(pkt.inner))
     hit = table.find(tup, now)
-    return None if hit is None else status_names(hit[0].status)
+    return None if hit is None else hit[0]
 
 
 def observe(w: World, pid: int, ct_stats: dict[str, int] | None = None) -> dict[str, Any]:
@@ -200,9 +204,9 @@ def observe(w: World, pid: int, ct_stats: dict[str, int] | None = None) -> dict[
     if ct is not None and ct.before is not None:
         table = _host_table(w)
         p = ct.before
-        hit = table.find(nf_ct_get_tuple(p), w.clock.now)
-        state = (hit[0].state_name() or None) if hit is not None else None
-        status = _entry_status(table, p, w.clock.now)
+        entry = _entry_of(table, p, w.clock.now)
+        if entry is not None:
+            state, status = entry.state_name() or None, status_names(entry.status)
     return {
         "proto": (sent.proto if sent is not None else IpProto.TCP).name.lower(),
         "ctstate": ct.ct.ctstate if ct and ct.ct else None,

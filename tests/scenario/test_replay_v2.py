@@ -70,7 +70,11 @@ def test_udp_query_answer_and_a_related_port_unreachable():
     assert a["ct_status"] == ["SEEN_REPLY", *MASQ]
     # the error is RELATED to the probe's entry and de-NATed to the container
     assert unreach["fate"] == "delivered:ctr"
-    assert unreach["delivered_as"] == {"src": "198.51.100.2", "dst": "192.0.2.2"}
+    assert unreach["delivered_as"] == {
+        "src": "198.51.100.2",
+        "dst": "192.0.2.2",
+        "inner": {"src": "192.0.2.2:45124", "dst": "198.51.100.2:9"},  # the quoted packet, de-NATed
+    }
     assert unreach["ct_status"] == MASQ
     assert unreach["ct_stats"] == {}  # found by nf_conntrack_inet_error(): nothing counted
 
@@ -128,7 +132,7 @@ ECHO_CASE = {
 def test_echo_through_masquerade_from_two_containers_to_a_second_remote():
     first, second, reply = replay_case(ECHO_CASE)
     assert first["fate"] == second["fate"] == "delivered:remote2"
-    assert first["delivered_as"] == {"src": "198.51.100.1", "dst": "198.51.100.3"}
+    assert first["delivered_as"] == {"src": "198.51.100.1", "dst": "198.51.100.3", "id": 7}
     w, _ = run_world(ECHO_CASE)
     delivered = [e.before for e in w.trace.events if e.step is Step.DELIVER]
     # the first keeps its identifier; the second's HOST/id 7 is taken: another identifier
