@@ -173,6 +173,22 @@ class TcpMatch:
         return ((pkt.flags & self.flg_mask) == self.flg_cmp) != self.inv_flags
 
 
+@dataclass(frozen=True, slots=True)
+class UdpMatch:
+    """``struct xt_udp`` and ``udp_mt()`` from xt_tcpudp.c: the port ranges."""
+
+    spts: tuple[int, int] = (0, 0xFFFF)
+    dpts: tuple[int, int] = (0, 0xFFFF)
+    inv_src: bool = False
+    inv_dst: bool = False
+
+    def match(self, skb: Skb, ctx: XtContext) -> bool:
+        pkt = skb.pkt
+        if (self.spts[0] <= pkt.sport <= self.spts[1]) == self.inv_src:
+            return False
+        return (self.dpts[0] <= pkt.dport <= self.dpts[1]) != self.inv_dst
+
+
 class CtState(IntFlag):
     """``XT_CONNTRACK_STATE_*`` (include/uapi/linux/netfilter/xt_conntrack.h, nf_conntrack_common.h)."""
 
@@ -317,7 +333,7 @@ class AddrTypeMatch:
         return not (self.dest and _is_local(skb.pkt.dst, ctx) == self.invert_dest)
 
 
-XtMatch = TcpMatch | ConntrackMatch | LimitMatch | AddrTypeMatch
+XtMatch = TcpMatch | UdpMatch | ConntrackMatch | LimitMatch | AddrTypeMatch
 
 
 # ---------------------------------------------------------------------------------------------
