@@ -61,6 +61,9 @@ class Why(Enum):
     TTL_EXCEEDED = "ttl-exceeded"  # DROP
     SOCKET_FOUND = "socket-found"  # SOCKET (detail: the socket)
     NO_SOCKET = "no-socket"  # SOCKET
+    NO_UDP_SOCKET = "no-udp-socket"  # SOCKET: __udp4_lib_rcv found no socket (port unreachable follows)
+    ICMP_RCV = "icmp-rcv"  # SOCKET: icmp_rcv took the message (an echo is answered)
+    ICMP_SEND = "icmp-send"  # RST / SEND: icmp_send or icmp_reply built the packet
     FIREWALL = "firewall"  # DROP: a stateful firewall drops unknown connections
     BAD_CHECKSUM = "bad-checksum"  # DROP
     NO_RST_FOR_RST = "no-rst-for-rst"  # RST: never a reset in answer to a reset

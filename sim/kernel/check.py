@@ -35,7 +35,9 @@ from sim.netfilter.profiles import resolve_kernel
 from sim.scenario.case import load_case_file, parse_case
 from sim.scenario.loader import InputError, builtin_cases, find_case
 
-FIELDS = ("ctstate", "window", "reason", "tcp_state", "fate", "delivered_as", "emitted")
+V1_FIELDS = ("ctstate", "window", "reason", "tcp_state", "fate", "delivered_as", "emitted")
+V2_FIELDS = ("proto", "ct_status", "ct_stats")  # contract v2's outputs
+FIELDS = V1_FIELDS + V2_FIELDS
 DEFAULT_OUT = "kernel-check-out"
 FUZZ_MAX_STEPS = 20  # conversation length after the handshake; each packet costs a few ms
 # Fuzzed cases are written with this gap between packets (the contract's default, 0.05 s, would
@@ -92,13 +94,36 @@ class Difference:
         }
 
 
+def port_class(case: dict[str, Any], index: int, obs: dict[str, Any]) -> dict[str, Any]:
+    """The observation with a NATed source port replaced by its class, as contract v2 compares
+    it: on a packet that made a new binding (ctstate NEW), ``"kept"`` when it left with the
+    source port it was sent with, ``"other"`` when NAT picked another (``get_unique_tuple()``:
+    a free port, at random on newer kernels). Ports of established bindings stay exact."""
+    delivered = obs.get("delivered_as")
+    if obs.get("ctstate") != "NEW":
+        return obs
+    packets = case.get("packets") or []
+    sent = packets[index].get("src") if index < len(packets) and isinstance(packets[index], dict) else None
+    if not isinstance(delivered, dict) or not isinstance(sent, str) or ":" not in sent:
+        return obs
+    src = delivered.get("src")
+    if not isinstance(src, str) or ":" not in src or src == sent:
+        return obs
+    addr, port = src.rsplit(":", 1)
+    cls = "kept" if port == sent.rsplit(":", 1)[1] else "other"
+    return {**obs, "delivered_as": {**delivered, "src": f"{addr}:{cls}"}}
+
+
 def compare(
     case: dict[str, Any], model_obs: Observations, kernel_obs: Observations, fields: Sequence[str] = FIELDS
 ) -> list[Difference]:
     """Every field (of ``fields``, default :data:`FIELDS`) that differs, packet by packet.
 
-    ``emitted`` is compared as a whole list (order and count matter). A packet one side has
-    no observation for is one Difference with field "observation".
+    A field neither side reports is not compared (recordings made before contract v2 have no
+    ``proto``, ``ct_status`` or ``ct_stats``); a field one side lacks is a difference. A
+    translated source port is compared by class (:func:`port_class`). ``emitted`` is compared
+    as a whole list (order and count matter). A packet one side has no observation for is one
+    Difference with field "observation".
     """
     name = str(case.get("name", "case"))
     diffs: list[Difference] = []
@@ -108,8 +133,11 @@ def compare(
             k = kernel_obs[i] if i < len(kernel_obs) else None
             diffs.append(Difference(name, i, "observation", m, k))
             continue
+        mo, ko = port_class(case, i, model_obs[i]), port_class(case, i, kernel_obs[i])
         for field in fields:
-            m, k = model_obs[i].get(field), kernel_obs[i].get(field)
+            if field not in mo and field not in ko:
+                continue
+            m, k = mo.get(field), ko.get(field)
             if m != k:
                 diffs.append(Difference(name, i, field, m, k))
     return diffs

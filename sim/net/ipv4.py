@@ -11,9 +11,12 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
+from sim.net.icmp import icmp_rcv
 from sim.net.netns import RouteType
 from sim.net.tcp_ipv4 import inet_lookup, socket_name, tcp_v4_send_reset
+from sim.net.udp import udp_rcv
 from sim.netfilter.core import nf_hook_slow
+from sim.packet import IpProto
 from sim.skb import Hook, Skb
 from sim.trace import Step, TraceVerdict, Why
 
@@ -76,11 +79,23 @@ def ip_rcv(w: World, ns: Namespace, skb: Skb) -> None:
 
 
 def ip_local_deliver(w: World, ns: Namespace, skb: Skb) -> None:
-    """``ip_local_deliver()`` -> LOCAL_IN -> ``tcp_v4_rcv()``."""
-    okfn = functools.partial(tcp_v4_rcv, w, ns) if w.hold_pid is not None else None
+    """``ip_local_deliver()`` -> LOCAL_IN -> ``ip_local_deliver_finish()``."""
+    okfn = functools.partial(ip_local_deliver_finish, w, ns) if w.hold_pid is not None else None
     if not nf_hook(w, ns, Hook.LOCAL_IN, skb, okfn):
         return
-    tcp_v4_rcv(w, ns, skb)
+    ip_local_deliver_finish(w, ns, skb)
+
+
+def ip_local_deliver_finish(w: World, ns: Namespace, skb: Skb) -> None:
+    """The protocol's handler (``ip_protocol_deliver_rcu``): ``tcp_v4_rcv()``, ``udp_rcv()`` or
+    ``icmp_rcv()``."""
+    proto = skb.pkt.proto
+    if proto is IpProto.UDP:
+        udp_rcv(w, ns, skb)
+    elif proto is IpProto.ICMP:
+        icmp_rcv(w, ns, skb)
+    else:
+        tcp_v4_rcv(w, ns, skb)
 
 
 def tcp_v4_rcv(w: World, ns: Namespace, skb: Skb) -> None:

@@ -39,7 +39,5 @@ def status_names(status: int) -> list[str]:
     the table it can mean nothing else (UNTRACKED marked the untracked template, which is
     never hashed)."""
     return [
-        "NAT_CLASH" if bit is IPS_NAT_CLASH else bit.name or ""
-        for bit in IpConntrackStatus
-        if status & bit
+        "NAT_CLASH" if bit is IPS_NAT_CLASH else bit.name or "" for bit in IpConntrackStatus if status & bit
     ]

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from sim.net.world import World
-from sim.netfilter.conntrack import ConntrackTable, invert_tuple, nf_ct_get_tuple, stats_delta
+from sim.netfilter.conntrack import Conn, ConntrackTable, invert_tuple, nf_ct_get_tuple, stats_delta
 from sim.netfilter.nf_conntrack_common import status_names
 from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
 from sim.packet import IpProto, Packet, format_flags
@@ -60,8 +60,8 @@ def replay_stream(case: dict[str, Any], seed: int = 0) -> Iterator[dict[str, Any
     w, packets = build_case_world(case, seed)
     w.capturing = False
     w.trace.keep = False
-    for pid, stats in _send(w, packets):
-        yield observe(w, pid, stats)
+    for pid, ct_stats in _send(w, packets):
+        yield observe(w, pid, ct_stats)
         w.trace.forget(pid)
 
 
@@ -69,7 +69,7 @@ def run_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[dict[str
     """Build the world for ``case``, send its packets one at a time; the world (whose trace
     and captures the TUI and the tests read) and one observation per packet."""
     w, packets = build_case_world(case, seed)
-    return w, [observe(w, pid, stats) for pid, stats in _send(w, packets)]
+    return w, [observe(w, pid, ct_stats) for pid, ct_stats in _send(w, packets)]
 
 
 def build_case_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[CasePacket]]:
@@ -138,10 +138,24 @@ def _send(w: World, packets: list[CasePacket]) -> Iterator[tuple[int, dict[str, 
         ready.clear()
 
 
-def _endpoint(pkt: Packet) -> dict[str, str]:
-    if pkt.proto is IpProto.ICMP:
-        return {"src": pkt.src, "dst": pkt.dst}
-    return {"src": f"{pkt.src}:{pkt.sport}", "dst": f"{pkt.dst}:{pkt.dport}"}
+def _emitted(to: str, p: Packet) -> dict[str, Any]:
+    """A packet the host emitted, as the kernel judge describes what it captured: a TCP
+    segment's flags, seq and ack; an ICMP message's [type, code]."""
+    if p.proto is IpProto.ICMP:
+        return {"to": to, "icmp": [p.icmp_type, p.icmp_code]}
+    if p.proto is IpProto.UDP:
+        return {"to": to, "proto": int(p.proto)}
+    return {"to": to, "flags": format_flags(p.flags), "seq": p.seq, "ack": p.ack}
+
+
+def _endpoint(pkt: Packet) -> dict[str, Any]:
+    """How a delivered packet looks: ``ip:port`` ends; an ICMP message's addresses with the
+    quoted packet's ends (``inner``) for an error, else its identifier (``id``)."""
+    if pkt.proto is not IpProto.ICMP:
+        return {"src": f"{pkt.src}:{pkt.sport}", "dst": f"{pkt.dst}:{pkt.dport}"}
+    if pkt.inner is not None:
+        return {"src": pkt.src, "dst": pkt.dst, "inner": _endpoint(pkt.inner)}
+    return {"src": pkt.src, "dst": pkt.dst, "id": pkt.sport}
 
 
 def _terminal(events: list[TraceEvent]) -> TraceEvent | None:
@@ -162,19 +176,19 @@ def fate_of(e: TraceEvent | None) -> str | None:
     return f"dropped:{e.ns}"
 
 
-def _entry_status(table: ConntrackTable, pkt: Packet, now: float) -> list[str] | None:
-    """The status bits, by name, of the entry ``pkt`` belongs to (for an ICMP error, the entry
-    of the packet it quotes), None when there is none in the table."""
+def _entry_of(table: ConntrackTable, pkt: Packet, now: float) -> Conn | None:
+    """The entry ``pkt`` belongs to (for an ICMP error, the entry of the packet it quotes),
+    None when there is none in the table."""
     tup = nf_ct_get_tuple(pkt)
     if pkt.inner is not None:
         tup = invert_tuple(nf_ct_get_tuple(pkt.inner))
     hit = table.find(tup, now)
-    return None if hit is None else status_names(hit[0].status)
+    return None if hit is None else hit[0]
 
 
-def observe(w: World, pid: int, stats: dict[str, int] | None = None) -> dict[str, Any]:
-    """The replay JSON object for packet ``pid``, read off the trace; ``stats`` are the
-    counter changes it caused (:func:`_send`)."""
+def observe(w: World, pid: int, ct_stats: dict[str, int] | None = None) -> dict[str, Any]:
+    """The replay JSON object for packet ``pid``, read off the trace; ``ct_stats`` the
+    changes of the host's ``conntrack -S`` counters the packet caused (from :func:`_send`)."""
     events = w.trace.for_packet(pid)
     ct = next(
         (e for e in events if e.step is Step.CONNTRACK and e.ns == "host" and e.hook == "PREROUTING"), None
@@ -184,16 +198,15 @@ def observe(w: World, pid: int, stats: dict[str, int] | None = None) -> dict[str
     for child in w.trace.caused_by(pid):
         got = _terminal(w.trace.for_packet(child))
         if got is not None and got.step is Step.DELIVER and got.before is not None:
-            p = got.before
-            emitted.append({"to": got.ns, "flags": format_flags(p.flags), "seq": p.seq, "ack": p.ack})
+            emitted.append(_emitted(got.ns, got.before))
     state = status = None
     sent = events[0].before if events else None
     if ct is not None and ct.before is not None:
         table = _host_table(w)
         p = ct.before
-        hit = table.find(nf_ct_get_tuple(p), w.clock.now)
-        state = (hit[0].state_name() or None) if hit is not None else None
-        status = _entry_status(table, p, w.clock.now)
+        entry = _entry_of(table, p, w.clock.now)
+        if entry is not None:
+            state, status = entry.state_name() or None, status_names(entry.status)
     return {
         "proto": (sent.proto if sent is not None else IpProto.TCP).name.lower(),
         "ctstate": ct.ct.ctstate if ct and ct.ct else None,
@@ -206,5 +219,5 @@ def observe(w: World, pid: int, stats: dict[str, int] | None = None) -> dict[str
         else None,
         "emitted": emitted,
         "ct_status": status,
-        "ct_stats": stats or {},
+        "ct_stats": ct_stats or {},
     }
