@@ -19,47 +19,17 @@ from hypothesis import strategies as st
 
 from sim.netfilter.profiles import PROFILES
 from sim.scenario.replay import _send, build_case_world
+from sim.testing.races import first_race_divergence, racing_cases
 from sim.trace import ConfirmOutcome, Step
-
-CONTAINERS = {"ctr": "192.0.2.2", "ctr2": "192.0.2.7"}
 
 
 @st.composite
-def racing_cases(draw: st.DrawFn) -> dict[str, Any]:
-    """Two to six new flows from two containers that share source ports, TCP SYNs and UDP
-    queries to one service, some racing the previous packet's confirmation."""
-    n = draw(st.integers(2, 6))
-    packets = []
-    for i in range(n):
-        frm = draw(st.sampled_from(sorted(CONTAINERS)))
-        udp = draw(st.booleans())
-        sport = draw(st.sampled_from([40000, 40001]))
-        pkt: dict[str, Any] = {
-            "from": frm,
-            "src": f"{CONTAINERS[frm]}:{sport}",
-            "dst": f"198.51.100.2:{53 if udp else 80}",
-            "delay": 0,
-        }
-        if udp:
-            pkt.update(proto="udp", len=33)
-        else:
-            pkt.update(flags="S", seq=draw(st.integers(0, 2**32 - 1)), ack=0, win=29200, len=0)
-        if i and draw(st.booleans()):
-            pkt["race"] = "prev"
-        packets.append(pkt)
-    case: dict[str, Any] = {
-        "kernel": draw(st.sampled_from(list(PROFILES))),
-        "hosts": {"ctr2": CONTAINERS["ctr2"]},
-        "packets": packets,
-    }
-    limit = draw(st.none() | st.integers(1, 4))
-    if limit is not None:
-        case["sysctl"] = {"net.netfilter.nf_conntrack_max": limit}
-    return case
+def _cases(draw: st.DrawFn) -> dict[str, Any]:
+    return draw(racing_cases(kernel=draw(st.sampled_from(list(PROFILES)))))
 
 
 @settings(max_examples=150, deadline=None)
-@given(racing_cases())
+@given(_cases())
 def test_confirmation_invariants(case):
     w, packets = build_case_world(case)
     table = w.namespaces["host"].conntrack
@@ -86,3 +56,26 @@ def test_confirmation_invariants(case):
     for e in w.trace.events:
         if e.confirm is not None and e.confirm.outcome is ConfirmOutcome.CLASH_MERGED:
             assert e.confirm.winner is not None and e.verdict is not None and e.verdict.value == "ACCEPT"
+
+
+def test_diff_kernels_races_finds_the_clash_resolution_of_4_8():
+    """3.10 drops a UDP query that loses the race to an identical entry; el7 (the 4.8
+    clash resolution backported) moves it to the winner's entry and delivers it."""
+    case = {
+        "kernel": "3.10",
+        "packets": [
+            {"from": "ctr", "proto": "udp", "src": "192.0.2.2:40000", "dst": "198.51.100.2:53", "len": 33},
+            {
+                "from": "ctr",
+                "proto": "udp",
+                "src": "192.0.2.2:40000",
+                "dst": "198.51.100.2:53",
+                "len": 33,
+                "race": "prev",
+                "delay": 0,
+            },
+        ],
+    }
+    sig = first_race_divergence(case, "3.10", "el7")
+    assert sig is not None and sig[:4] == ("udp", "held", "dropped:host", "delivered:remote")
+    assert first_race_divergence(case, "5.10", "6.18") is None
