@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 
 from sim.netfilter.hooks import NfVerdict
+from sim.netfilter.nf_conntrack_common import IPS_NAT_CLASH as NAT_CLASH
 from sim.netfilter.nf_conntrack_common import IpConntrackStatus
 from sim.netfilter.profiles import DEFAULT_PROFILE, KernelProfile, resolve_kernel
 from sim.netfilter.proto_icmp import icmp_error, icmp_invert_type, nf_conntrack_icmp_packet
@@ -61,7 +62,7 @@ IPS_NAT_DONE_MASK = IPS_SRC_NAT_DONE | IPS_DST_NAT_DONE
 IPS_DYING = int(IpConntrackStatus.DYING)
 IPS_FIXED_TIMEOUT = int(IpConntrackStatus.FIXED_TIMEOUT)
 IPS_UNTRACKED = int(IpConntrackStatus.UNTRACKED)
-IPS_NAT_CLASH = IPS_UNTRACKED  # 5.7+: "IPS_NAT_CLASH_BIT = IPS_UNTRACKED_BIT"
+IPS_NAT_CLASH = int(NAT_CLASH)  # 5.7+: "IPS_NAT_CLASH_BIT = IPS_UNTRACKED_BIT"
 
 # nf_conntrack_max: 262144 is the limit the kernel picks on a machine with more than 4 GiB
 # of memory (nf_conntrack_init_start()): 65536 buckets times max_factor 4 up to 5.10, 262144
@@ -101,24 +102,59 @@ def invert_tuple(t: CtTuple) -> CtTuple:
     return (t[2], t[3], t[0], t[1], t[4])
 
 
-class Conn:
-    """``struct nf_conn``: one tracked connection."""
+class Conn(TcpCt):
+    """``struct nf_conn``: one tracked connection.
 
-    __slots__ = ("id", "mark", "status", "stream_ts", "tcp", "timeout", "tuples")
+    ``tuplehash[ORIGINAL]`` is ``orig``; ``tuplehash[REPLY]`` is kept only when NAT made it
+    differ from the inverse of ``orig`` (``reply`` computes it otherwise). The TCP part
+    (``ct->proto.tcp``, :class:`TcpCt`) lives in the entry itself, as in the kernel's union,
+    and ``tcp`` names it. ``id`` is 0 until someone asks the table for it
+    (:meth:`ConntrackTable.ct_id`; the kernel too derives ``nf_ct_get_id()`` on demand).
+    Each of these keeps an entry small."""
 
-    def __init__(self, orig: CtTuple, ident: int) -> None:
-        self.tuples: tuple[CtTuple, CtTuple] = (orig, invert_tuple(orig))  # tuplehash[ORIGINAL/REPLY]
+    __slots__ = ("_reply", "id", "mark", "orig", "status", "stream_ts", "timeout")
+
+    def __init__(self, orig: CtTuple, ident: int = 0) -> None:
+        TcpCt.__init__(self)
+        self.orig = orig
+        self._reply: CtTuple | None = None  # None: invert_tuple(orig)
         self.status = 0
         self.timeout = 0.0  # absolute expiry, seconds of virtual time
         self.mark = 0
         self.id = ident
-        self.tcp = TcpCt()
         self.stream_ts = 0.0  # ct->proto.udp.stream_ts (5.10+)
+
+    @property
+    def tcp(self) -> TcpCt:
+        """``ct->proto.tcp``."""
+        return self
+
+    @property
+    def reply(self) -> CtTuple:
+        """``tuplehash[REPLY].tuple``."""
+        reply = self._reply
+        return invert_tuple(self.orig) if reply is None else reply
+
+    @property
+    def nat_reply(self) -> CtTuple | None:
+        """The reply tuple when it is not the inverse of the original one (NAT), else None."""
+        return self._reply
+
+    @property
+    def tuples(self) -> tuple[CtTuple, CtTuple]:
+        """``tuplehash[ORIGINAL/REPLY]``."""
+        return self.orig, self.reply
+
+    @tuples.setter
+    def tuples(self, value: tuple[CtTuple, CtTuple]) -> None:
+        orig, reply = value  # nf_conntrack_alter_reply() sets the reply tuple
+        self.orig = orig
+        self._reply = None if reply == invert_tuple(orig) else reply
 
     @property
     def proto(self) -> int:
         """``tuplehash[ORIGINAL].tuple.dst.protonum``."""
-        return self.tuples[0][4]
+        return self.orig[4]
 
     # The status bits, spelled as the kernel's test_bit() helpers.
     @property
@@ -303,7 +339,7 @@ def stat_names(profile: KernelProfile) -> tuple[str, ...]:
     gone: set[str] = set()
     if profile.stats_lean:
         gone |= {"searched", "new", "delete", "delete_list"}
-    if profile.no_l4proto_error_hook:
+    if profile.no_ignore_stat:
         gone.add("ignore")
     if not profile.clash_resolve_harder:
         gone.add("clash_resolve")
@@ -367,9 +403,11 @@ class ConntrackTable:
     ):
         self.profile = resolve_kernel(profile, note=False) if isinstance(profile, str) else profile
         self.sysctl = sysctl or ConntrackSysctls.for_profile(self.profile)
-        # Both directions' tuples point at the entry; the direction a tuple matches is found
-        # by comparing it with the entry's original tuple (no per-key pair to store). An
-        # entry inserted by nf_ct_resolve_clash_harder() has only its reply key.
+        # The hash: every entry under its original tuple, and under its reply tuple only when
+        # NAT made that differ from the original's inverse (a lookup of an un-NATed reply
+        # inverts the tuple and finds the original). The direction a tuple matches is found by
+        # comparing it with the entry's original tuple. An entry inserted by
+        # nf_ct_resolve_clash_harder() has only its reply key.
         self._entries: dict[CtTuple, Conn] = {}
         self._confirmed = 0
         self._next_id = 1
@@ -380,6 +418,13 @@ class ConntrackTable:
         self.nat_rovers: dict[int, int] = {}
         self.stats = ConntrackStats()
         self.log: list[str] = []  # kernel warnings such as "table full, dropping packet"
+
+    def ct_id(self, ct: Conn) -> int:
+        """The entry's id (numbered in the order they are first asked for)."""
+        if not ct.id:
+            ct.id = self._next_id
+            self._next_id += 1
+        return ct.id
 
     def __len__(self) -> int:
         """The confirmed entries (``nf_conntrack_count`` less the unconfirmed ones)."""
@@ -394,31 +439,48 @@ class ConntrackTable:
         """Confirmed entries, oldest first (expired ones included until looked up), as
         ctnetlink walks the hash: a reply-only clash entry is not listed."""
         for key, ct in self._entries.items():
-            if ct.tuples[ORIGINAL] == key:
+            if ct.orig == key:
                 yield ct
 
     def entries(self, now: float) -> list[Conn]:
         """The live entries at ``now``, as ``conntrack -L`` would list them."""
         return [ct for ct in self if ct.timeout > now]
 
+    def _lookup(self, tup: CtTuple) -> Conn | None:
+        """The hashed entry one of whose tuples is ``tup`` (``nf_ct_key_equal``), expired or not."""
+        ct = self._entries.get(tup)
+        if ct is None:
+            ct = self._entries.get(invert_tuple(tup))
+            if ct is None or ct.nat_reply is not None or ct.orig != invert_tuple(tup):
+                return None
+        return ct
+
     def find(self, tup: CtTuple, now: float) -> tuple[Conn, int] | None:
         """``__nf_conntrack_find_get()``: the entry and the direction ``tup`` matches.
 
         An expired entry is removed on the way (``nf_ct_gc_expired``) and not returned.
         Counts nothing: :meth:`nf_conntrack_in` counts its own lookups."""
-        ct = self._entries.get(tup)
+        ct = self._lookup(tup)
         if ct is None:
             return None
         if ct.timeout <= now:
             self.delete(ct)
             return None
-        return ct, ORIGINAL if ct.tuples[ORIGINAL] == tup else REPLY
+        return ct, ORIGINAL if ct.orig == tup else REPLY
+
+    def _hash_insert(self, ct: Conn, original: bool = True) -> None:
+        """``__nf_conntrack_hash_insert()``; ``original`` False: the reply direction only."""
+        if original:
+            self._entries[ct.orig] = ct
+        if ct.nat_reply is not None or not original:
+            self._entries[ct.reply] = ct
+        self._confirmed += 1
 
     def delete(self, ct: Conn) -> None:
         """``nf_ct_delete()``: unlink both directions (3.10/el7 count delete_list, and delete
         as the entry is freed)."""
         removed = False
-        for key in ct.tuples:
+        for key in (ct.orig, ct.reply):
             if self._entries.get(key) is ct:
                 del self._entries[key]
                 removed = True
@@ -438,7 +500,7 @@ class ConntrackTable:
 
     def flush(self) -> None:
         """``conntrack -F``."""
-        for ct in list(self._entries.values()):
+        for ct in list(dict.fromkeys(self._entries.values())):
             self.delete(ct)
 
     def gc(self, now: float) -> int:
@@ -463,7 +525,10 @@ class ConntrackTable:
         an entry once per direction hashed there."""
         chains: dict[int, list[Conn]] = {}
         for key in reversed(self._entries):
-            chains.setdefault(self._bucket(self.hash_raw(key), size), []).append(self._entries[key])
+            ct = self._entries[key]
+            keys = (key,) if key != ct.orig or ct.nat_reply is not None else (ct.reply, key)
+            for k in keys:
+                chains.setdefault(self._bucket(self.hash_raw(k), size), []).append(ct)
         return chains
 
     def _early_drop(self, tup: CtTuple, now: float) -> bool:
@@ -539,8 +604,7 @@ class ConntrackTable:
         if limit and self.count + 1 > limit and not self._early_drop(tup, now):
             self.log.append(self.table_full_line())
             return None
-        ct = Conn(tup, self._next_id)
-        self._next_id += 1
+        ct = Conn(tup)
         if not self.profile.stats_lean:
             self.stats.new += 1
         return ct
@@ -551,17 +615,16 @@ class ConntrackTable:
         """``nf_conntrack_in()`` at PRE_ROUTING / LOCAL_OUT.
 
         ICMP first goes to ``nf_conntrack_handle_icmp()`` (up to 4.19 every protocol's
-        ``l4proto->error()`` ran here: ``tcp_error()`` and ``udp_error()`` too, counting error
-        and invalid), which may attach the entry an error relates to. Then resolves the entry
+        ``l4proto->error()`` ran here: TCP's and UDP's too, counting error and invalid), which
+        may attach the entry an error relates to. Then resolves the entry
         (``resolve_normal_ct``), derives ctinfo, runs the protocol's tracker and attaches the
         entry to ``skb`` -- or leaves ``skb.ct`` None when the tracker said the packet is
-        invalid ("inverse of the return code tells the netfilter core what to do"). Later
-        kernels run tcp_error()/udp_error() inside the trackers (invalid only).
+        invalid ("inverse of the return code tells the netfilter core what to do").
         """
         pkt = skb.pkt
         sysctl, profile, st = self.sysctl, self.profile, self.stats
         if skb.ct is not None:  # already tracked (untracked template, or a looped packet)
-            if not profile.no_l4proto_error_hook:
+            if not profile.no_ignore_stat:
                 st.ignore += 1  # "Previously seen (loopback or untracked)?  Ignore."
             return ConntrackResult(NfVerdict.ACCEPT, skb.ct, skb.ctinfo, None)
         proto = pkt.proto
@@ -625,11 +688,19 @@ class ConntrackTable:
     def _l4proto_error(self, skb: Skb, now: float, prerouting: bool) -> ConntrackResult | None:
         """The checks before the lookup: ``nf_conntrack_handle_icmp()`` (ICMP; an error gets
         the entry it relates to attached, RELATED), and up to 4.19 ``l4proto->error()`` for
-        TCP and UDP too. A refused packet counts ``error`` (and ``invalid`` up to 4.19) and is
-        INVALID. None: go on to the lookup."""
-        pkt, profile, st = skb.pkt, self.profile, self.stats
-        hook = not profile.no_l4proto_error_hook
-        tcp = None
+        TCP (``tcp_error()``) and UDP too. A refused packet counts ``error`` (and ``invalid``
+        up to 4.19) and is INVALID. None: go on to the lookup."""
+        pkt, profile = skb.pkt, self.profile
+        if pkt.proto is IpProto.TCP:
+            if profile.l4_error_in_packet:
+                return None  # tcp_error() runs inside nf_conntrack_tcp_packet()
+            reason = tcp_error(pkt, profile, bool(self.sysctl.checksum), prerouting)
+            if reason is None:
+                return None
+            self.stats.error += 1
+            self.stats.invalid += 1
+            res = TcpResult(-NfVerdict.ACCEPT, None, reason)
+            return ConntrackResult(NfVerdict.ACCEPT, None, None, res, reason)
         if pkt.proto is IpProto.ICMP:
             err = icmp_error(pkt, self, now, self.sysctl, profile, prerouting)
             if err.ct is not None:
@@ -638,19 +709,16 @@ class ConntrackTable:
             if err.verdict > 0:
                 return None
             reason = err.reason
-        elif not hook:
+        elif profile.l4_error_in_packet:
             return None
-        elif pkt.proto is IpProto.UDP:
-            reason = udp_error(UdpHeaderCheck.of(pkt), prerouting, self.sysctl.checksum, profile)
         else:
-            reason = tcp_error(pkt, profile, bool(self.sysctl.checksum), prerouting)
-            tcp = None if reason is None else TcpResult(-NfVerdict.ACCEPT, None, reason)
-        if reason is None and pkt.proto is not IpProto.ICMP:
-            return None
-        st.error += 1
-        if hook:
-            st.invalid += 1
-        return ConntrackResult(NfVerdict.ACCEPT, None, None, tcp, reason)
+            reason = udp_error(UdpHeaderCheck.of(pkt), prerouting, self.sysctl.checksum, profile)
+            if reason is None:
+                return None
+        self.stats.error += 1
+        if not profile.l4_error_in_packet:
+            self.stats.invalid += 1
+        return ConntrackResult(NfVerdict.ACCEPT, None, None, None, reason)
 
     def nf_conntrack_confirm(self, skb: Skb, now: float) -> ConfirmResult:
         """``__nf_conntrack_confirm()``: insert a new entry as its first packet leaves.
@@ -677,13 +745,10 @@ class ConntrackTable:
                 return ConfirmResult(NfVerdict.ACCEPT, ConfirmOutcome.DYING)
             st.insert_failed += 1
             return ConfirmResult(NfVerdict.DROP, ConfirmOutcome.DYING)
-        orig, reply = ct.tuples
-        winner = self._entries.get(orig) or self._entries.get(reply)
+        winner = self._lookup(ct.orig) or self._lookup(ct.reply)
         if winner is None:
             ct.status |= IPS_CONFIRMED
-            self._entries[orig] = ct
-            self._entries[reply] = ct
-            self._confirmed += 1
+            self._hash_insert(ct)
             if not p.stats_lean:
                 st.insert += 1
             return ConfirmResult(NfVerdict.ACCEPT, ConfirmOutcome.INSERTED)
@@ -697,36 +762,35 @@ class ConntrackTable:
             if p.clash_resolve and allow_clash and not winner.dying and self._can_merge(winner, loser):
                 self._merge(skb, loser, winner)
                 st.insert_failed += 1
-                return ConfirmResult(NfVerdict.ACCEPT, ConfirmOutcome.CLASH_MERGED, winner.id)
+                return ConfirmResult(NfVerdict.ACCEPT, ConfirmOutcome.CLASH_MERGED, self.ct_id(winner))
             if p.clash_resolve:
                 st.drop += 1
             st.insert_failed += 1
             self.destroy_unconfirmed(loser)
-            return ConfirmResult(NfVerdict.DROP, ConfirmOutcome.CLASH_DROP, winner.id)
+            return ConfirmResult(NfVerdict.DROP, ConfirmOutcome.CLASH_DROP, self.ct_id(winner))
         if allow_clash:
             if self._can_merge(winner, loser):
                 self._merge(skb, loser, winner)
                 st.clash_resolve += 1
-                return ConfirmResult(NfVerdict.ACCEPT, ConfirmOutcome.CLASH_MERGED, winner.id)
+                return ConfirmResult(NfVerdict.ACCEPT, ConfirmOutcome.CLASH_MERGED, self.ct_id(winner))
             # nf_ct_resolve_clash_harder(): "Reply direction must never result in a clash,
             # unless both origin and reply tuples are identical."
-            other = self._entries.get(loser.tuples[REPLY])
+            other = self._lookup(loser.reply)
             if other is not None:
                 if self._can_merge(other, loser):
                     self._merge(skb, loser, other)
                     st.clash_resolve += 1
-                    return ConfirmResult(NfVerdict.ACCEPT, ConfirmOutcome.CLASH_MERGED, other.id)
+                    return ConfirmResult(NfVerdict.ACCEPT, ConfirmOutcome.CLASH_MERGED, self.ct_id(other))
             else:
                 loser.timeout = now + HZ  # "go away real soon: 1 second timeout"
                 loser.status |= IPS_FIXED_TIMEOUT | IPS_NAT_CLASH | IPS_CONFIRMED
-                self._entries[loser.tuples[REPLY]] = loser  # the ORIGINAL add is a fake one
-                self._confirmed += 1
+                self._hash_insert(loser, original=False)  # the ORIGINAL add is a fake one
                 st.clash_resolve += 1
-                return ConfirmResult(NfVerdict.ACCEPT, ConfirmOutcome.CLASH_REPLY_ONLY, winner.id)
+                return ConfirmResult(NfVerdict.ACCEPT, ConfirmOutcome.CLASH_REPLY_ONLY, self.ct_id(winner))
         st.drop += 1
         st.insert_failed += 1
         self.destroy_unconfirmed(loser)
-        return ConfirmResult(NfVerdict.DROP, ConfirmOutcome.CLASH_DROP, winner.id)
+        return ConfirmResult(NfVerdict.DROP, ConfirmOutcome.CLASH_DROP, self.ct_id(winner))
 
     def _can_merge(self, winner: Conn, loser: Conn) -> bool:
         """``__nf_ct_resolve_clash()``'s test: up to 6.1 a winner without NAT binding, or

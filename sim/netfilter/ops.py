@@ -94,7 +94,7 @@ def conntrack_in(skb: Skb, state: NfHookState) -> NfVerdict:
                     old_state=tcp.old_state.name if tcp else None,
                     new_state=tcp.new_state.name if tcp else None,
                     check=tcp.window if tcp else None,
-                    ct_id=skb.ct.id if skb.ct is not None else None,
+                    ct_id=table.ct_id(skb.ct) if skb.ct is not None else None,
                     created=res.created,
                     snat=skb.ct is not None and bool(skb.ct.status & IPS_SRC_NAT),
                     direction=_direction(skb, tcp),
@@ -156,7 +156,8 @@ def confirm(skb: Skb, state: NfHookState) -> NfVerdict:
     result = table.nf_conntrack_confirm(skb, w.now)
     if result.outcome is not None and ct is not None and w.trace.enabled:
         moved = tuple(stats_delta(before, table.stats.counters(table.profile)))
-        info = ConfirmInfo(outcome=result.outcome, ct_id=ct.id, winner=result.winner, counters=moved)
+        ct_id = table.ct_id(ct)
+        info = ConfirmInfo(outcome=result.outcome, ct_id=ct_id, winner=result.winner, counters=moved)
         _confirm_event(state, skb, Why.CONFIRM, TraceVerdict[result.verdict.name], info)
     return result.verdict
 
@@ -211,7 +212,7 @@ def nat_hook(skb: Skb, state: NfHookState) -> NfVerdict:
             rng = nat.request_range(result.nat, out)
             table = ns.conntrack
             assert table is not None
-            nat.nf_nat_setup_info(table, ct, rng, manip, w.now, w.nat_rng, skb.pkt.proto)
+            nat.nf_nat_setup_info(table, ct, rng, manip, w.now, w.nat_rng)
             if w.trace.enabled:
                 binding = NatBinding(kind=result.nat.kind.value, reply=ct.tuples[1][:4])
         else:

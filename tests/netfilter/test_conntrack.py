@@ -64,6 +64,6 @@ def test_reopen_from_time_wait_creates_a_fresh_entry():
     f.send("c", "FA", 121001, 5001)
     f.send("s", "FA", 5001, 121002)
     f.send("c", "A", 121002, 5002)
-    old_id = f.ct.id
+    old = f.ct
     r = f.send("c", "S", 999999)  # CLOSE_INIT set: -NF_REPEAT, look up again
-    assert r.ctinfo == CtInfo.NEW and r.ct.id != old_id
+    assert r.ctinfo == CtInfo.NEW and r.ct is not old and old.dying
