@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 
 from sim.netfilter.hooks import NfVerdict
+from sim.netfilter.nf_conntrack_common import IPS_NAT_CLASH as NAT_CLASH
 from sim.netfilter.nf_conntrack_common import IpConntrackStatus
 from sim.netfilter.profiles import DEFAULT_PROFILE, KernelProfile, resolve_kernel
 from sim.netfilter.proto_icmp import icmp_error, icmp_invert_type, nf_conntrack_icmp_packet
@@ -61,7 +62,7 @@ IPS_NAT_DONE_MASK = IPS_SRC_NAT_DONE | IPS_DST_NAT_DONE
 IPS_DYING = int(IpConntrackStatus.DYING)
 IPS_FIXED_TIMEOUT = int(IpConntrackStatus.FIXED_TIMEOUT)
 IPS_UNTRACKED = int(IpConntrackStatus.UNTRACKED)
-IPS_NAT_CLASH = IPS_UNTRACKED  # 5.7+: "IPS_NAT_CLASH_BIT = IPS_UNTRACKED_BIT"
+IPS_NAT_CLASH = int(NAT_CLASH)  # 5.7+: "IPS_NAT_CLASH_BIT = IPS_UNTRACKED_BIT"
 
 # nf_conntrack_max: 262144 is the limit the kernel picks on a machine with more than 4 GiB
 # of memory (nf_conntrack_init_start()): 65536 buckets times max_factor 4 up to 5.10, 262144
@@ -338,7 +339,7 @@ def stat_names(profile: KernelProfile) -> tuple[str, ...]:
     gone: set[str] = set()
     if profile.stats_lean:
         gone |= {"searched", "new", "delete", "delete_list"}
-    if profile.no_l4proto_error_hook:
+    if profile.no_ignore_stat:
         gone.add("ignore")
     if not profile.clash_resolve_harder:
         gone.add("clash_resolve")
@@ -614,17 +615,16 @@ class ConntrackTable:
         """``nf_conntrack_in()`` at PRE_ROUTING / LOCAL_OUT.
 
         ICMP first goes to ``nf_conntrack_handle_icmp()`` (up to 4.19 every protocol's
-        ``l4proto->error()`` ran here: ``tcp_error()`` and ``udp_error()`` too, counting error
-        and invalid), which may attach the entry an error relates to. Then resolves the entry
+        ``l4proto->error()`` ran here: TCP's and UDP's too, counting error and invalid), which
+        may attach the entry an error relates to. Then resolves the entry
         (``resolve_normal_ct``), derives ctinfo, runs the protocol's tracker and attaches the
         entry to ``skb`` -- or leaves ``skb.ct`` None when the tracker said the packet is
-        invalid ("inverse of the return code tells the netfilter core what to do"). Later
-        kernels run tcp_error()/udp_error() inside the trackers (invalid only).
+        invalid ("inverse of the return code tells the netfilter core what to do").
         """
         pkt = skb.pkt
         sysctl, profile, st = self.sysctl, self.profile, self.stats
         if skb.ct is not None:  # already tracked (untracked template, or a looped packet)
-            if not profile.no_l4proto_error_hook:
+            if not profile.no_ignore_stat:
                 st.ignore += 1  # "Previously seen (loopback or untracked)?  Ignore."
             return ConntrackResult(NfVerdict.ACCEPT, skb.ct, skb.ctinfo, None)
         proto = pkt.proto
@@ -688,11 +688,19 @@ class ConntrackTable:
     def _l4proto_error(self, skb: Skb, now: float, prerouting: bool) -> ConntrackResult | None:
         """The checks before the lookup: ``nf_conntrack_handle_icmp()`` (ICMP; an error gets
         the entry it relates to attached, RELATED), and up to 4.19 ``l4proto->error()`` for
-        TCP and UDP too. A refused packet counts ``error`` (and ``invalid`` up to 4.19) and is
-        INVALID. None: go on to the lookup."""
-        pkt, profile, st = skb.pkt, self.profile, self.stats
-        hook = not profile.no_l4proto_error_hook
-        tcp = None
+        TCP (``tcp_error()``) and UDP too. A refused packet counts ``error`` (and ``invalid``
+        up to 4.19) and is INVALID. None: go on to the lookup."""
+        pkt, profile = skb.pkt, self.profile
+        if pkt.proto is IpProto.TCP:
+            if profile.l4_error_in_packet:
+                return None  # tcp_error() runs inside nf_conntrack_tcp_packet()
+            reason = tcp_error(pkt, profile, bool(self.sysctl.checksum), prerouting)
+            if reason is None:
+                return None
+            self.stats.error += 1
+            self.stats.invalid += 1
+            res = TcpResult(-NfVerdict.ACCEPT, None, reason)
+            return ConntrackResult(NfVerdict.ACCEPT, None, None, res, reason)
         if pkt.proto is IpProto.ICMP:
             err = icmp_error(pkt, self, now, self.sysctl, profile, prerouting)
             if err.ct is not None:
@@ -701,19 +709,16 @@ class ConntrackTable:
             if err.verdict > 0:
                 return None
             reason = err.reason
-        elif not hook:
+        elif profile.l4_error_in_packet:
             return None
-        elif pkt.proto is IpProto.UDP:
-            reason = udp_error(UdpHeaderCheck.of(pkt), prerouting, self.sysctl.checksum, profile)
         else:
-            reason = tcp_error(pkt, profile, bool(self.sysctl.checksum), prerouting)
-            tcp = None if reason is None else TcpResult(-NfVerdict.ACCEPT, None, reason)
-        if reason is None and pkt.proto is not IpProto.ICMP:
-            return None
-        st.error += 1
-        if hook:
-            st.invalid += 1
-        return ConntrackResult(NfVerdict.ACCEPT, None, None, tcp, reason)
+            reason = udp_error(UdpHeaderCheck.of(pkt), prerouting, self.sysctl.checksum, profile)
+            if reason is None:
+                return None
+        self.stats.error += 1
+        if not profile.l4_error_in_packet:
+            self.stats.invalid += 1
+        return ConntrackResult(NfVerdict.ACCEPT, None, None, None, reason)
 
     def nf_conntrack_confirm(self, skb: Skb, now: float) -> ConfirmResult:
         """``__nf_conntrack_confirm()``: insert a new entry as its first packet leaves.

@@ -34,13 +34,12 @@ class Filter:
 
     def matches(self, ct: Conn) -> bool:
         src, sport, dst, dport, proto = ct.tuples[0]
-        ports = proto != IpProto.ICMP  # an ICMP tuple has no ports to filter on
         return (
             (self.src is None or self.src == src)
             and (self.dst is None or self.dst == dst)
-            and (self.sport is None or (ports and self.sport == sport))
-            and (self.dport is None or (ports and self.dport == dport))
-            and (self.proto is None or self.proto in (IpProto(proto).name.lower(), str(proto)))
+            and (self.sport is None or self.sport == sport)
+            and (self.dport is None or self.dport == dport)
+            and (self.proto is None or self.proto == IpProto(proto).name.lower())
         )
 
 

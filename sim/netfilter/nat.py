@@ -162,7 +162,6 @@ def get_unique_tuple(
     manip: ManipType,
     now: float,
     rnd: random.Random,
-    proto: IpProto = IpProto.TCP,
 ) -> CtTuple:
     """``get_unique_tuple()``, in three steps.
 
@@ -179,7 +178,7 @@ def get_unique_tuple(
     random_all = NatRangeFlag.PROTO_RANDOM
     if p.nat_random_fully:
         random_all |= NatRangeFlag.PROTO_RANDOM_FULLY
-    allow_clash = proto is IpProto.UDP
+    allow_clash = orig[4] == IpProto.UDP  # l4proto->allow_clash
     if manip == ManipType.SRC and not rng.flags & random_all and _in_range(orig, manip, rng):
         if p.nat_used_tuple_new:
             if not nf_nat_used_tuple_new(table, orig, ct, now, allow_clash):
@@ -195,7 +194,7 @@ def get_unique_tuple(
                 return tup
         elif not nf_nat_used_tuple(table, tup, ct, now):
             return tup
-    return nf_nat_l4proto_unique_tuple(table, tup, rng, ct, manip, now, rnd, proto)
+    return nf_nat_l4proto_unique_tuple(table, tup, rng, ct, manip, now, rnd)
 
 
 def secure_port(table: ConntrackTable, tup: CtTuple, manip: ManipType) -> int:
@@ -213,7 +212,6 @@ def nf_nat_l4proto_unique_tuple(
     manip: ManipType,
     now: float,
     rnd: random.Random,
-    proto: IpProto = IpProto.TCP,
 ) -> CtTuple:
     """``nf_nat_l4proto_unique_tuple()`` of each kernel. Without ``--to-ports`` the range
     keeps the port's class: 1..511, 600..1023 or 1024..65535; a destination port is never
@@ -231,15 +229,15 @@ def nf_nat_l4proto_unique_tuple(
       :func:`nf_nat_used_tuple_harder`.
 
     An ICMP query's identifier, whichever the manip type, takes any of 0..65535 ("id is same
-    for either direction"; 3.10/4.19's ``icmp_unique_tuple()`` walks its own static id).
+    for either direction").
     """
-    p = table.profile
+    p, proto = table.profile, tup[4]
     port = tup[1] if manip == ManipType.SRC else tup[3]
-    if tup[4] == IPPROTO_ICMP and not rng.flags & NatRangeFlag.PROTO_SPECIFIED:
+    if proto == IPPROTO_ICMP and not rng.flags & NatRangeFlag.PROTO_SPECIFIED:
         lo, size = 0, 65536
     elif not rng.flags & NatRangeFlag.PROTO_SPECIFIED:
         if manip == ManipType.DST:
-            return tup
+            return tup  # "If it's dst rewrite, can't change port"
         if port < 1024:
             lo, size = (1, 511) if port < 512 else (600, 1023 - 600 + 1)
         else:
@@ -276,7 +274,7 @@ def nf_nat_l4proto_unique_tuple(
     else:
         off = rnd.getrandbits(16)
     attempts = min(size, NF_NAT_MAX_ATTEMPTS)
-    is_tcp = proto is IpProto.TCP
+    is_tcp = proto == IpProto.TCP
     while True:
         for i in range(attempts):
             candidate = _with(tup, manip, port=lo + off % size)
@@ -300,11 +298,10 @@ def nf_nat_setup_info(
     manip: ManipType,
     now: float,
     rnd: random.Random,
-    proto: IpProto = IpProto.TCP,
 ) -> None:
     """``nf_nat_setup_info()``: bind ``ct`` for ``manip`` and alter its reply tuple."""
     curr = invert_tuple(ct.tuples[REPLY])
-    new = get_unique_tuple(table, curr, rng, ct, manip, now, rnd, proto)
+    new = get_unique_tuple(table, curr, rng, ct, manip, now, rnd)
     if new != curr:
         ct.tuples = (ct.tuples[0], invert_tuple(new))  # nf_conntrack_alter_reply()
         ct.status |= _NAT_BIT[manip]

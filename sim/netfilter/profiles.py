@@ -1,5 +1,5 @@
-"""Kernel profiles: how ``nf_conntrack_proto_tcp.c``, ``nf_conntrack_proto_udp.c``,
-``nf_conntrack_proto_icmp.c``, ``nf_conntrack_core.c`` and ``nf_nat_core.c`` behave in the
+"""Kernel profiles: how ``nf_conntrack_proto_tcp.c`` (and ``nf_conntrack_proto_udp.c``,
+``nf_conntrack_proto_icmp.c``), ``nf_conntrack_core.c`` and ``nf_nat_core.c`` behave in the
 kernels nflab models.
 
 The profiles are an executable changelog. :data:`CHANGES` lists, oldest first, every change
@@ -103,14 +103,6 @@ class KernelProfile:
     # The "RST answering a SYN/ACK we let through" shortcut needs the RST to go the
     # opposite way to the recorded SYN ("ct->proto.tcp.last_dir != dir").
     rst_to_syn_needs_other_dir: bool = False
-    # UDP (nf_conntrack_proto_udp.c): the stream timeout (120 s; before 180 s) only for a
-    # packet more than 2 s after the entry was created (ct->proto.udp.stream_ts).
-    udp_stream_after_2s: bool = False
-    # UDP: ASSURED only once the flow is a stream; before: any packet after the reply.
-    udp_assured_stream_only: bool = False
-    # nf_conntrack_inet_error(): an ICMP error's destination must be the destination of the
-    # entry's direction it relates to ("outer daddr %pI4 != inner %pI4").
-    icmp_outer_daddr_check: bool = False
     # -- nf_conntrack_core.c and nf_nat_core.c --------------------------------------------
     # NF_NAT_RANGE_PROTO_RANDOM_FULLY exists (--random-fully); before, the flag is unknown.
     nat_random_fully: bool = False
@@ -137,11 +129,8 @@ class KernelProfile:
     # nf_ct_resolve_clash_harder(): an unmergeable loser is inserted in the reply direction
     # only (IPS_NAT_CLASH, 1 s timeout); resolved clashes count clash_resolve, not insert_failed.
     clash_resolve_harder: bool = False
-    # get_l4proto()/tcp_error() errors: the l4proto->error hook is gone (tcp_error and
-    # udp_error run inside the trackers: invalid only, no error; an ICMP error that relates
-    # to nothing counts error only, in nf_conntrack_handle_icmp()); the "ignore" counter is
-    # gone.
-    no_l4proto_error_hook: bool = False
+    # The "ignore" counter is gone (a packet that already has an entry is not counted).
+    no_ignore_stat: bool = False
     # early_drop() walks to the next bucket ((bucket + 1) % hsize); before: reciprocal_scale
     # of hash + 1, i.e. nearly always the same bucket again.
     early_drop_next_bucket: bool = False
@@ -167,6 +156,18 @@ class KernelProfile:
     nat_dst_offset_zero: bool = False
     # "table full in netns %u, dropping packet" outside init_net.
     table_full_netns: bool = False
+    # UDP (nf_conntrack_proto_udp.c): the stream timeout (120 s; before 180 s) only for a
+    # packet more than 2 s after the entry was created (ct->proto.udp.stream_ts).
+    udp_stream_after_2s: bool = False
+    # UDP: ASSURED only once the flow is a stream; before: any packet after the reply.
+    udp_assured_stream_only: bool = False
+    # The UDP and ICMP error checks run inside the trackers (nf_conntrack_udp_packet(),
+    # nf_conntrack_handle_icmp()): a refused packet counts "invalid" (UDP) or "error" (ICMP)
+    # only; before, l4proto->error() ran first and counted both.
+    l4_error_in_packet: bool = False
+    # nf_conntrack_inet_error(): an ICMP error's destination must be the destination of the
+    # entry's direction it relates to ("outer daddr %pI4 != inner %pI4").
+    icmp_outer_daddr_check: bool = False
 
     @property
     def log_prefix(self) -> str:
@@ -257,6 +258,14 @@ CHANGES: tuple[Change, ...] = _by_release(
         "netfilter: conntrack: always store window size un-scaled",
         "5.3",
         "retrans_raw_window",
+    ),
+    Change(
+        "l4-error-in-packet",
+        "",
+        "netfilter: conntrack: run the udp/icmp error checks from the trackers, not l4proto->error",
+        "5.10",
+        "l4_error_in_packet",
+        _BOUNDED.format("4.19.1", "5.10.13"),
     ),
     Change(
         "icmp-outer-daddr",
@@ -464,11 +473,11 @@ CHANGES: tuple[Change, ...] = _by_release(
         "commit 6a757c07e51f recalled, not confirmed; absent in 4.19.1, present in 5.10.13",
     ),
     Change(
-        "no-error-hook",
+        "no-ignore-stat",
         "",
-        "netfilter: conntrack: remove the l4proto->error hook and the ignore counter",
+        "netfilter: conntrack: remove the ignore counter",
         "5.10",
-        "no_l4proto_error_hook",
+        "no_ignore_stat",
         _BOUNDED.format("4.19.1", "5.10.13"),
     ),
     Change(

@@ -103,7 +103,7 @@ def nf_conntrack_udp_packet(
 ) -> UdpResult:
     """``nf_conntrack_udp_packet()`` (``udp_packet()`` up to 4.19, whose ``udp_error`` ran
     before the lookup as ``l4proto->error``)."""
-    if profile.no_l4proto_error_hook:
+    if profile.l4_error_in_packet:
         reason = udp_error(UdpHeaderCheck.of(pkt), prerouting, sysctl.checksum, profile)
         if reason is not None:
             return UdpResult(-NfVerdict.ACCEPT, reason)

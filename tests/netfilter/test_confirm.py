@@ -23,7 +23,6 @@ from sim.netfilter.conntrack import (
     CtTuple,
     format_stats,
     invert_tuple,
-    nf_ct_get_tuple,
     stat_names,
     stats_delta,
 )
@@ -34,7 +33,11 @@ from sim.skb import CtInfo, Skb
 from sim.trace import ConfirmOutcome
 
 ALL = list(PROFILES)
-CLIENT: CtTuple = ("192.0.2.2", 45123, "198.51.100.2", 53, 17)  # IPPROTO_UDP
+CLIENT4 = ("192.0.2.2", 45123, "198.51.100.2", 53)
+
+
+def _t(t4: tuple[str, int, str, int], udp: bool) -> CtTuple:
+    return (*t4, 17 if udp else 6)
 
 
 def _unconfirmed(table: ConntrackTable, tup: CtTuple, udp: bool, ident: int) -> Skb:
@@ -44,7 +47,7 @@ def _unconfirmed(table: ConntrackTable, tup: CtTuple, udp: bool, ident: int) -> 
         pkt = udp_packet(src, sport, dst, dport, 33)
     else:
         pkt = Packet(src, dst, sport, dport, 7, 0, parse_flags("S"), 29200)
-    ct = Conn(nf_ct_get_tuple(pkt), ident)
+    ct = Conn(tup, ident)
     ct.timeout = 30.0  # nf_conntrack_udp_timeout
     return Skb(pkt, ct=ct, ctinfo=CtInfo.NEW)
 
@@ -53,15 +56,16 @@ def _race(kernel: str, udp: bool, loser_reply: CtTuple | None = None, nat: bool 
     """Two packets with the same original tuple, both past NAT, neither confirmed; the first
     confirms, then the second. ``loser_reply``: the second's reply tuple (a different DNAT)."""
     table = ConntrackTable(kernel)
-    first = _unconfirmed(table, CLIENT, udp, 1)
-    second = _unconfirmed(table, CLIENT, udp, 2)
+    client = _t(CLIENT4, udp)
+    first = _unconfirmed(table, client, udp, 1)
+    second = _unconfirmed(table, client, udp, 2)
     if nat:  # both went through nat PREROUTING/POSTROUTING (a binding, maybe the null one)
         for skb in (first, second):
             assert skb.ct is not None
             skb.ct.status |= IPS_SRC_NAT_DONE | IPS_DST_NAT_DONE
     if loser_reply is not None:
         assert second.ct is not None
-        second.ct.tuples = (CLIENT, loser_reply)
+        second.ct.tuples = (client, loser_reply)
         second.ct.status |= IPS_DST_NAT
     assert table.nf_conntrack_confirm(first, 0.0).outcome is ConfirmOutcome.INSERTED
     before = table.stats.counters(table.profile)
@@ -150,7 +154,7 @@ def test_a_udp_query_dnated_elsewhere_losing_the_race(kernel, outcome, counters)
         # hidden from conntrack -L (fake ORIGINAL add), found by its reply tuple, counted
         assert list(table) != [] and loser not in list(table) and len(table) == 2
         assert table.find(OTHER_ENDPOINT, 0.5) == (loser, 1)
-        assert table.find(CLIENT, 0.5)[0] is not loser
+        assert table.find(_t(CLIENT4, True), 0.5)[0] is not loser
     else:
         assert result.verdict == NfVerdict.DROP and len(table) == 1
 
@@ -166,13 +170,14 @@ def test_the_winner_without_nat_merges_a_natted_loser_up_to_6_1_only():
 def test_6_12_merges_a_reverse_clash():
     """nf_ct_match_reverse(): a:b -> c:d in the table, c:d -> a:b confirming."""
     table = ConntrackTable("6.12")
-    a = _unconfirmed(table, CLIENT, True, 1)
-    b = _unconfirmed(table, invert_tuple(CLIENT), True, 2)
+    client = _t(CLIENT4, True)
+    a = _unconfirmed(table, client, True, 1)
+    b = _unconfirmed(table, invert_tuple(client), True, 2)
     b.ctinfo = CtInfo.NEW
     table.nf_conntrack_confirm(a, 0.0)
     assert table.nf_conntrack_confirm(b, 0.0).outcome is ConfirmOutcome.CLASH_MERGED
     old = ConntrackTable("6.1")
-    a, b = _unconfirmed(old, CLIENT, True, 1), _unconfirmed(old, invert_tuple(CLIENT), True, 2)
+    a, b = _unconfirmed(old, client, True, 1), _unconfirmed(old, invert_tuple(client), True, 2)
     a.ct.status |= IPS_SRC_NAT_DONE  # a binding: the 6.1 shortcut does not apply
     old.nf_conntrack_confirm(a, 0.0)
     # 6.1: no match; the loser's reply tuple (= a's original) clashes too, and that entry
@@ -186,7 +191,7 @@ def test_insert_counts_confirmations_only_in_3_10(kernel, insert):
     """3.10/el7 __nf_conntrack_confirm(): NF_CT_STAT_INC(net, insert); 4.19+ count insert only
     in nf_conntrack_hash_check_insert() (ctnetlink)."""
     table = ConntrackTable(kernel)
-    skb = _unconfirmed(table, CLIENT, False, 1)
+    skb = _unconfirmed(table, _t(CLIENT4, False), False, 1)
     table.nf_conntrack_confirm(skb, 0.0)
     assert table.stats.insert == insert
 
@@ -238,14 +243,14 @@ def test_found_counts_nat_lookups_that_hit_from_4_19_and_every_lookup_hit_before
     also in ____nf_conntrack_find()."""
     for kernel, found in (("3.10", 1), ("4.19", 0)):
         table = ConntrackTable(kernel)
-        skb = Skb(Packet(CLIENT[0], CLIENT[2], CLIENT[1], CLIENT[3], 7, 0, parse_flags("S"), 29200))
+        skb = Skb(Packet(*CLIENT4[::2], CLIENT4[1], CLIENT4[3], 7, 0, parse_flags("S"), 29200))
         table.nf_conntrack_in(skb, 0.0)
         table.nf_conntrack_confirm(skb, 0.0)
-        again = Skb(Packet(CLIENT[0], CLIENT[2], CLIENT[1], CLIENT[3], 7, 0, parse_flags("S"), 29200))
+        again = Skb(Packet(*CLIENT4[::2], CLIENT4[1], CLIENT4[3], 7, 0, parse_flags("S"), 29200))
         table.nf_conntrack_in(again, 0.1)
         assert table.stats.found == found, kernel
-        other = Conn(("192.0.2.7", CLIENT[1], CLIENT[2], CLIENT[3], 6), 99)
-        assert table.reply_tuple_taken((*CLIENT[:4], 6), other, 0.2)
+        other = Conn(("192.0.2.7", CLIENT4[1], CLIENT4[2], CLIENT4[3], 6), 99)
+        assert table.reply_tuple_taken(_t(CLIENT4, False), other, 0.2)
         assert table.stats.found == found + 1, kernel
 
 
@@ -318,7 +323,7 @@ def test_the_count_includes_queued_unconfirmed_entries():
     """cnet->count is incremented at allocation: a held packet's entry takes a slot."""
     table = ConntrackTable("3.10")
     table.sysctl.max = 1
-    held = _unconfirmed(table, CLIENT, False, 1)
+    held = _unconfirmed(table, _t(CLIENT4, False), False, 1)
     table.queued.append(held.ct)
     held.ct.set_assured()
     assert table.count == 1 and _new(table).verdict == NfVerdict.DROP
