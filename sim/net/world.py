@@ -166,11 +166,17 @@ class World:
         self.held.append(entry)
         return True
 
-    def reinject_held(self) -> None:
-        """``nf_reinject()`` every held packet, oldest first: each goes on to confirmation."""
-        held, self.held = self.held, []
-        for entry in held:
-            nf_reinject(entry)
+    def is_held(self, pid: int) -> bool:
+        """Is packet ``pid`` waiting in the queue?"""
+        return any(entry.skb.pid == pid for entry in self.held)
+
+    def reinject_held(self, pid: int) -> None:
+        """``nf_reinject()`` the held packet ``pid``: it goes on to confirmation."""
+        for i, entry in enumerate(self.held):
+            if entry.skb.pid == pid:
+                del self.held[i]
+                nf_reinject(entry)
+                return
 
     # -- trace helpers ----------------------------------------------------------------------
     def new_pid(self) -> int:

@@ -122,14 +122,14 @@ def _send(w: World, packets: list[CasePacket]) -> Iterator[tuple[int, dict[str, 
             w.hold_pid = pid
         w.run()
         w.hold_pid = None
-        if hold and w.held:
+        if hold and w.is_held(pid):
             held.append((pid, stats_delta(before, counters())))
             continue
         ready.append((pid, stats_delta(before, counters())))
         while held:  # the racing packet has run to its end: the held one goes on
             held_pid, so_far = held.pop()
             released = counters()
-            w.reinject_held()
+            w.reinject_held(held_pid)
             w.run()
             for k, v in stats_delta(released, counters()).items():
                 so_far[k] = so_far.get(k, 0) + v

@@ -264,6 +264,8 @@ def main(args: argparse.Namespace) -> int:
     if args.fuzz < 1:
         print(f"nflab diff-kernels: --fuzz must be >= 1, got {args.fuzz}", file=sys.stderr)
         return 2
+    if getattr(args, "races", False):
+        return _main_races(args)
     run = DiffRun(args.a, args.b, args.fuzz, args.seed)
     status = _Status()
     out_dir = Path(args.out)
@@ -302,6 +304,39 @@ def main(args: argparse.Namespace) -> int:
         )
         return 130
     return 1 if run.findings else 0
+
+
+def _main_races(args: argparse.Namespace) -> int:
+    """``--races``: racing cases instead of conversations (:mod:`sim.testing.races`)."""
+    from sim.testing.races import diff_races
+
+    try:
+        findings = diff_races(args.a, args.b, args.fuzz, args.seed, Path(args.out))
+    except OSError as e:
+        print(f"nflab diff-kernels: {args.out}: {e.strerror}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nflab diff-kernels: interrupted", file=sys.stderr)
+        return 130
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "a": args.a,
+                    "b": args.b,
+                    "seed": args.seed,
+                    "races": [
+                        {"difference": f.describe(args.a, args.b), "file": str(f.file)} for f in findings
+                    ],
+                }
+            )
+        )
+    else:
+        for n, f in enumerate(findings, 1):
+            print(f"difference {n}: {f.describe(args.a, args.b)}")
+            print(f"  minimal case: {f.file} ({len(f.case['packets'])} packets)")
+        print(f"{args.a} vs {args.b}: {len(findings)} distinct race differences (seed {args.seed})")
+    return 1 if findings else 0
 
 
 def _report_json(run: DiffRun) -> dict[str, Any]:

@@ -75,3 +75,33 @@ def test_without_the_race_the_second_syn_gets_another_port():
     port = int(second["delivered_as"]["src"].split(":")[1])
     assert port != 38000 and 1024 <= port <= 65535
     assert second["ct_stats"] == {"found": 1}  # nf_conntrack_tuple_taken() hit once
+
+
+@pytest.mark.parametrize(
+    ("delay", "second"),
+    [
+        (0.5, {"found": 1}),  # the retransmitted SYN finds its entry (3.10: ____nf_conntrack_find)
+        (2.0, {"new": 1, "insert": 1}),  # expired after 1 s: a fresh entry (init_conntrack)
+    ],
+)
+def test_a_delay_past_the_timeout_lets_the_entry_expire(delay, second):
+    """nf_conntrack_tcp_timeout_syn_sent = 1: the entry's timer (3.10) fires during the
+    delay, before the next packet arrives, so its deletion is no packet's counter change."""
+    syn = {
+        "from": "ctr",
+        "src": "192.0.2.2:38000",
+        "dst": "198.51.100.2:80",
+        "flags": "S",
+        "seq": 7,
+        "ack": 0,
+        "win": 29200,
+        "len": 0,
+    }
+    case = {
+        "kernel": "3.10",
+        "sysctl": {"net.netfilter.nf_conntrack_tcp_timeout_syn_sent": 1},
+        "packets": [syn, {**syn, "delay": delay}],
+    }
+    first, again = replay_case(case)
+    assert first["ct_stats"] == {"new": 1, "insert": 1}
+    assert again["ct_stats"] == second and again["fate"] == "delivered:remote"
