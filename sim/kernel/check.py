@@ -7,8 +7,10 @@ Both sides produce, per crafted packet, the object ``nflab replay --json`` print
 minimal replayable case file (cut after its first disagreeing packet).
 
 Cases are built-in names (``sim/scenario/cases/<name>.json``) or JSON files; ``--fuzz N --seed S``
-generates conversations with the strategies of :mod:`sim.testing.strategies` and, on the
-first disagreement, lets hypothesis shrink it to a minimal one.
+generates conversations with the strategies of :mod:`sim.testing.strategies` (with ``--v2``,
+UDP/ICMP/racing cases of :mod:`sim.kernel.fuzzv2`) and, on the first disagreement, lets
+hypothesis shrink it to a minimal one. The compared fields are :data:`FIELDS`, contract v2's
+included; a NATed source port on a new binding is compared by class (:func:`port_class`).
 
 Exit status: 0 when every packet agrees, 1 on any disagreement, 2 when the kernel side
 cannot run here (the one-line :func:`sim.kernel.netns.skip_reason`) or the input is bad.
@@ -306,6 +308,7 @@ def fuzz(
     kernel: KernelRunner,
     out_dir: Path,
     results: list[CaseResult] | None = None,
+    v2: bool = False,
 ) -> list[CaseResult]:
     """Check ``n`` generated conversations; shrink the first disagreement and write it out.
 
@@ -317,7 +320,12 @@ def fuzz(
     from hypothesis import HealthCheck, Phase, find, settings
     from hypothesis.errors import NoSuchExample
 
-    strategy = case_strategy(seed)
+    if v2:
+        from sim.kernel.fuzzv2 import v2_cases
+
+        strategy = v2_cases(seed=seed)
+    else:
+        strategy = case_strategy(seed)
     results = [] if results is None else results
     found = False
     checked = 0
@@ -366,6 +374,11 @@ def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every built-in case")
     p.add_argument("--fuzz", type=int, default=0, metavar="N", help="also check N generated conversations")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed for --fuzz (default 0)")
+    p.add_argument(
+        "--v2",
+        action="store_true",
+        help="--fuzz contract v2 cases (UDP, ICMP, extra hosts, races) instead of TCP",
+    )
     p.add_argument(
         "--out",
         default=DEFAULT_OUT,
@@ -430,7 +443,7 @@ def main(args: argparse.Namespace) -> int:
         with KernelRunner() as kernel:
             check_cases(cases, replay, kernel, out_dir, results)
             if args.fuzz:
-                fuzz(args.fuzz, args.seed, replay, kernel, out_dir, results)
+                fuzz(args.fuzz, args.seed, replay, kernel, out_dir, results, v2=args.v2)
     except (NetnsError, ValueError) as e:
         message = str(e).splitlines()[0] if str(e) else type(e).__name__
         if isinstance(e, InputError) and len(results) < len(refs):  # the kernel refused this case

@@ -16,7 +16,8 @@ Three namespaces, all created by :class:`sim.kernel.netns.NamespaceSet`::
   over the upper bound, remote SYN on an established entry and an old container RST were
   identical either way: with br_netfilter the frame meets PREROUTING in the bridge path and
   ``ip_sabotage_in`` stops a second traversal.) conntrack logs invalid TCP packets
-  (``nf_conntrack_log_invalid=6``) to nfnetlink_log (``nf_log.2=nfnetlink_log``).
+  (``nf_conntrack_log_invalid=6``) to nfnetlink_log (``nf_log.2=nfnetlink_log``); its ICMP
+  errors are not rate limited (``icmp_ratelimit=0``).
 - ctr and remote are passive: an nft table drops their stack's input and output, so they
   never answer; crafted frames are sent and every arriving frame is captured on AF_PACKET
   sockets bound to their eth0 (packet(7): taps run before the IP stack, and sends bypass
@@ -147,6 +148,10 @@ BASE_SYSCTLS = {
     "net.ipv4.conf.default.rp_filter": "0",
     "net.netfilter.nf_conntrack_log_invalid": "6",
     "net.netfilter.nf_log.2": "nfnetlink_log",
+    # The host's own ICMP errors (port unreachable for a datagram to a closed port) are not
+    # rate limited per destination (icmpv4_xrlim_allow(): a 0 ms interval always allows), so
+    # a replay does not depend on what the previous case sent; the model has no such limit.
+    "net.ipv4.icmp_ratelimit": "0",
 }
 BRIDGE_NF_SYSCTL = "net.bridge.bridge-nf-call-iptables"
 
@@ -502,6 +507,11 @@ class Testbed:
         )
         self.ns.exec(host, ["nft", "-f", "-"], input_text=rules)
 
+    def flush_holds(self) -> None:
+        """Remove the per-packet hold rules once every held packet is released."""
+        rules = "".join(f"flush chain ip {HOLD_TABLE} {chain}\n" for chain in HOLD_HOOKS)
+        self.ns.exec(self.ns["host"], ["nft", "-f", "-"], input_text=rules)
+
     def _remove_hold(self) -> None:
         if not self._hold_ready:
             return
@@ -687,7 +697,9 @@ def _run(
                 out[i] = result
             continue
         out[i] = tb.send(side, pkt)
-        while held:
-            j, h = held.pop()
-            out[j] = tb.release(h)
+        if held:
+            while held:
+                j, h = held.pop()
+                out[j] = tb.release(h)
+            tb.flush_holds()
     return [o for o in out if o is not None]
