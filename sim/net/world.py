@@ -19,7 +19,7 @@ from sim.clock import Clock
 from sim.net.ipv4 import ip_local_out, ip_rcv
 from sim.net.netns import Device, Namespace
 from sim.net.tcp_ipv4 import socket_name
-from sim.netfilter.core import Net, NfHookState
+from sim.netfilter.core import Net, NfHookState, NfQueueEntry, nf_reinject
 from sim.packet import Packet
 from sim.skb import Hook, Skb
 from sim.trace import Step, Trace, TraceEvent, TraceVerdict, Why
@@ -91,6 +91,8 @@ class World:
         self._armed: dict[int, float] = {}  # id(socket) -> the deadline its poll is scheduled for
         self._contexts: dict[str, NsContext] = {}
         self._hook_states: dict[tuple[str, Hook], NfHookState] = {}
+        self.hold_pid: int | None = None  # the packet a race holds before its confirmation
+        self.held: list[NfQueueEntry] = []  # packets waiting in the queue (nf_queue)
 
     # -- building -------------------------------------------------------------------------
     def add_namespace(self, ns: Namespace) -> Namespace:
@@ -149,6 +151,25 @@ class World:
         if state is None:
             state = self._hook_states[(ns.name, hook)] = NfHookState(hook, ns, self)
         return state
+
+    # -- the queue a race holds a packet in ---------------------------------------------------
+    def wants_held(self, skb: Skb) -> bool:
+        """Is ``skb`` the packet to hold before confirmation? (Once: the hold is used up.)"""
+        if skb.pid != self.hold_pid:
+            return False
+        self.hold_pid = None
+        return True
+
+    def nf_queue(self, entry: NfQueueEntry) -> bool:
+        """The queue handler: keep the packet until :meth:`reinject_held`."""
+        self.held.append(entry)
+        return True
+
+    def reinject_held(self) -> None:
+        """``nf_reinject()`` every held packet, oldest first: each goes on to confirmation."""
+        held, self.held = self.held, []
+        for entry in held:
+            nf_reinject(entry)
 
     # -- trace helpers ----------------------------------------------------------------------
     def new_pid(self) -> int:

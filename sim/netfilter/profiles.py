@@ -1,9 +1,13 @@
-"""Kernel profiles: how ``nf_conntrack_proto_tcp.c`` behaves in the kernels nflab models.
+"""Kernel profiles: how ``nf_conntrack_proto_tcp.c``, ``nf_conntrack_proto_udp.c``,
+``nf_conntrack_proto_icmp.c``, ``nf_conntrack_core.c`` and ``nf_nat_core.c`` behave in the
+kernels nflab models.
 
 The profiles are an executable changelog. :data:`CHANGES` lists, oldest first, every change
 of the TCP tracker (and of what it logs) that alters a verdict, a reason, a state or a
-timeout on the INVALID path: the upstream commit, its subject, the first release that has
-it, and the :class:`KernelProfile` switch it sets. A release's profile is the 3.10 baseline
+timeout on the INVALID path, and every change of the conntrack core (confirmation and its
+clash handling, the statistics counters, early drop, the "table full" line) and of NAT port
+choice that alters what a packet meets: the upstream commit, its subject, the first release
+that has it, and the :class:`KernelProfile` switch it sets. A release's profile is the 3.10 baseline
 plus every change released up to it; a vendor or stable kernel is a base release plus named
 backports (:func:`build`). The code that reads a switch (``proto_tcp``, ``tcp_states``)
 keeps the old and the new branch next to each other.
@@ -99,6 +103,70 @@ class KernelProfile:
     # The "RST answering a SYN/ACK we let through" shortcut needs the RST to go the
     # opposite way to the recorded SYN ("ct->proto.tcp.last_dir != dir").
     rst_to_syn_needs_other_dir: bool = False
+    # UDP (nf_conntrack_proto_udp.c): the stream timeout (120 s; before 180 s) only for a
+    # packet more than 2 s after the entry was created (ct->proto.udp.stream_ts).
+    udp_stream_after_2s: bool = False
+    # UDP: ASSURED only once the flow is a stream; before: any packet after the reply.
+    udp_assured_stream_only: bool = False
+    # nf_conntrack_inet_error(): an ICMP error's destination must be the destination of the
+    # entry's direction it relates to ("outer daddr %pI4 != inner %pI4").
+    icmp_outer_daddr_check: bool = False
+    # -- nf_conntrack_core.c and nf_nat_core.c --------------------------------------------
+    # NF_NAT_RANGE_PROTO_RANDOM_FULLY exists (--random-fully); before, the flag is unknown.
+    nat_random_fully: bool = False
+    # The per-bucket-lock rework of nf_conntrack_core.c: early_drop() takes the first
+    # unassured entry of a chain; an entry found dying at confirmation is dropped and counted
+    # insert_failed (before: the last unassured one; a dying entry is accepted uncounted).
+    bucket_locks: bool = False
+    # nf_ct_resolve_clash(): a protocol with allow_clash (UDP) losing the insertion race is
+    # merged into the winner when the winner has no NAT or both match; before: dropped.
+    clash_resolve: bool = False
+    # early_drop() scans NF_CT_EVICTION_RANGE buckets with early_drop_list() (every
+    # evictable entry of the first bucket that has one); before: up to 8 entries, chain by
+    # chain from the new tuple's bucket on.
+    early_drop_buckets: bool = False
+    # The stats lost searched/new/delete/delete_list; found counts only
+    # nf_conntrack_tuple_taken() hits and insert only ctnetlink's inserts.
+    stats_lean: bool = False
+    # nf_conntrack_core.c defines pr_fmt (KBUILD_MODNAME ": "): log lines get a second
+    # "nf_conntrack: " prefix.
+    core_pr_fmt: bool = False
+    # nf_conntrack_tuple_taken() skips an entry whose original tuple is the caller's own
+    # (same-origin flows: left to clash resolution).
+    tuple_taken_same_origin: bool = False
+    # nf_ct_resolve_clash_harder(): an unmergeable loser is inserted in the reply direction
+    # only (IPS_NAT_CLASH, 1 s timeout); resolved clashes count clash_resolve, not insert_failed.
+    clash_resolve_harder: bool = False
+    # get_l4proto()/tcp_error() errors: the l4proto->error hook is gone (tcp_error and
+    # udp_error run inside the trackers: invalid only, no error; an ICMP error that relates
+    # to nothing counts error only, in nf_conntrack_handle_icmp()); the "ignore" counter is
+    # gone.
+    no_l4proto_error_hook: bool = False
+    # early_drop() walks to the next bucket ((bucket + 1) % hsize); before: reciprocal_scale
+    # of hash + 1, i.e. nearly always the same bucket again.
+    early_drop_next_bucket: bool = False
+    # nf_nat_l4proto_unique_tuple(): random start, at most 128 attempts then halving
+    # rounds; before: the shared per-protocol rover, the whole range.
+    nat_random_offset: bool = False
+    # --random also takes the random start (no secure_port() hash).
+    nat_random_any: bool = False
+    # The chaintoolong counter: confirmation refuses a hash chain longer than 50..80.
+    chaintoolong: bool = False
+    # nf_conntrack_buckets defaults to nf_conntrack_max (max_factor 1); before: max / 4.
+    buckets_eq_max: bool = False
+    # nf_ct_can_merge(): a clash merges when the entries match, also in reverse; the
+    # "winner has no NAT" shortcut is gone.
+    clash_merge_reverse: bool = False
+    # get_unique_tuple() keeps the original tuple through nf_nat_used_tuple_new() (a reverse
+    # clash of two un-NATed allow_clash entries is left to confirmation).
+    nat_used_tuple_new: bool = False
+    # nf_nat_used_tuple_harder(): in the last 32 attempts for a TCP SYN_SENT entry, a colliding
+    # SNATed TIME_WAIT entry whose sequence has advanced is killed and its port reused.
+    nat_evict_time_wait: bool = False
+    # A DST manip without --random starts the port search at offset 0.
+    nat_dst_offset_zero: bool = False
+    # "table full in netns %u, dropping packet" outside init_net.
+    table_full_netns: bool = False
 
     @property
     def log_prefix(self) -> str:
@@ -121,12 +189,21 @@ class Change:
     note: str = ""
 
 
+def _release_key(release: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in release.split("."))
+
+
+def _by_release(*changes: Change) -> tuple[Change, ...]:
+    """The changes oldest first (stable: same-release changes keep their written order)."""
+    return tuple(sorted(changes, key=lambda c: _release_key(c.release)))
+
+
 _BOUNDED = "commit not identified; release bounded by the recorded trees (absent in {0}, present in {1})"
 
 # Oldest first. Commit ids, subjects and releases from the netdev/netfilter-devel, stable and
 # pull-request mails; every switch was confirmed by diffing nf_conntrack_proto_tcp.c between
 # the recorded trees and by the judges' recordings.
-CHANGES: tuple[Change, ...] = (
+CHANGES: tuple[Change, ...] = _by_release(
     Change(
         "fast-open",
         "356d7d88e088",
@@ -182,6 +259,23 @@ CHANGES: tuple[Change, ...] = (
         "retrans_raw_window",
     ),
     Change(
+        "icmp-outer-daddr",
+        "",
+        "netfilter: conntrack: an ICMP error's outer destination must match the entry's (outer daddr)",
+        "5.10",
+        "icmp_outer_daddr_check",
+        _BOUNDED.format("4.19.1", "5.10.13"),
+    ),
+    Change(
+        "udp-stream-2s",
+        "d535c8a69c19",
+        "netfilter: conntrack: udp: only extend timeout to stream mode after 2s",
+        "5.10",
+        "udp_stream_after_2s",
+        "release bounded by the recorded trees (absent in 4.19.1, present in 5.10.13); the same trees"
+        " lower udp_timeout_stream from 180 s to 120 s",
+    ),
+    Change(
         "rst-exact-seq",
         "be0502a3f2e9",
         "netfilter: conntrack: tcp: only close if RST matches exact sequence",
@@ -216,6 +310,14 @@ CHANGES: tuple[Change, ...] = (
         "netfilter: conntrack: improve RST handling when tuple is re-used",
         "5.14",
         "rst_tuple_reuse",
+    ),
+    Change(
+        "udp-assured-stream",
+        "b7b1d02fc439",
+        "netfilter: conntrack: set on IPS_ASSURED if flows enters internal stream state",
+        "5.16",
+        "udp_assured_stream_only",
+        "net-next, October 2021; in 5.10.y and 5.15.y stable (November 2021)",
     ),
     Change(
         "keep-be-liberal",
@@ -296,12 +398,162 @@ CHANGES: tuple[Change, ...] = (
         "rst_to_syn_needs_other_dir",
         "upstream in 2026 after 6.18; first mainline release not verified; in 5.15.y and 6.18.y stable",
     ),
+    Change(
+        "random-fully",
+        "34ce324019e7",
+        "netfilter: nat: add full port randomization support",
+        "3.14",
+        "nat_random_fully",
+        "commit id recalled, not confirmed in a mail; absent in 3.10.99, present in 3.10.0-1160.el7",
+    ),
+    Change(
+        "bucket-locks",
+        "",
+        "netfilter: conntrack: fine grained locking (per-bucket locks)",
+        "3.19",
+        "bucket_locks",
+        "commit not identified, release not verified; absent in 3.10.99, backported to "
+        "3.10.0-1160.el7, superseded in 4.19.1 by early_drop_list()",
+    ),
+    Change(
+        "clash-resolve",
+        "71d8c47fc653",
+        "netfilter: conntrack: introduce clash resolution on insertion race",
+        "4.8",
+        "clash_resolve",
+    ),
+    Change(
+        "early-drop-buckets",
+        "",
+        "netfilter: conntrack: early_drop evicts from NF_CT_EVICTION_RANGE buckets",
+        "4.19",
+        "early_drop_buckets",
+        _BOUNDED.format("3.10.99 and 3.10.0-1160.el7", "4.19.1"),
+    ),
+    Change(
+        "stats-lean",
+        "",
+        "netfilter: conntrack: remove unused statistics counters",
+        "4.19",
+        "stats_lean",
+        _BOUNDED.format("3.10.99 and 3.10.0-1160.el7", "4.19.1"),
+    ),
+    Change(
+        "core-pr-fmt",
+        "",
+        "netfilter: conntrack: nf_conntrack_core.c defines pr_fmt",
+        "4.19",
+        "core_pr_fmt",
+        _BOUNDED.format("3.10.99 and 3.10.0-1160.el7", "4.19.1"),
+    ),
+    Change(
+        "same-origin",
+        "",
+        "netfilter: nf_nat: skip nat clash resolution for same-origin entries",
+        "5.0",
+        "tuple_taken_same_origin",
+        "commit 4e35c1cb9460 recalled, not confirmed; absent in 4.19.1, present in 5.10.13 "
+        "and backported to 3.10.0-1160.el7",
+    ),
+    Change(
+        "clash-harder",
+        "",
+        "netfilter: conntrack: allow insertion of clashing entries",
+        "5.7",
+        "clash_resolve_harder",
+        "commit 6a757c07e51f recalled, not confirmed; absent in 4.19.1, present in 5.10.13",
+    ),
+    Change(
+        "no-error-hook",
+        "",
+        "netfilter: conntrack: remove the l4proto->error hook and the ignore counter",
+        "5.10",
+        "no_l4proto_error_hook",
+        _BOUNDED.format("4.19.1", "5.10.13"),
+    ),
+    Change(
+        "early-drop-next-bucket",
+        "",
+        "netfilter: conntrack: early_drop walks to the next bucket",
+        "5.10",
+        "early_drop_next_bucket",
+        _BOUNDED.format("4.19.1", "5.10.13"),
+    ),
+    Change(
+        "nat-random-offset",
+        "",
+        "netfilter: nat: limit port clash resolution attempts",
+        "5.10",
+        "nat_random_offset",
+        "commit a504b703bb1d recalled, not confirmed; rover absent, random start and 128 "
+        "attempts present in 5.10.13 (not in 4.19.1); backported to 3.10.0-1160.el7",
+    ),
+    Change(
+        "nat-random-any",
+        "",
+        "netfilter: nat: --random takes the random start too (secure_port() gone)",
+        "5.10",
+        "nat_random_any",
+        _BOUNDED.format("4.19.1 and 3.10.0-1160.el7", "5.10.13"),
+    ),
+    Change(
+        "chaintoolong",
+        "",
+        "netfilter: refuse insertion if chain has grown too large",
+        "5.15",
+        "chaintoolong",
+        "commit d7e7747ac5c2 recalled, not confirmed; absent in 5.10.13, present in 5.15.215",
+    ),
+    Change(
+        "buckets-eq-max",
+        "",
+        "netfilter: conntrack: sanitize table size default settings",
+        "5.15",
+        "buckets_eq_max",
+        "commit d532bcd0b269 recalled, not confirmed; absent in 5.10.13, present in 5.15.215",
+    ),
+    Change(
+        "clash-merge-reverse",
+        "",
+        "netfilter: conntrack: merge clashing entries that match in reverse",
+        "6.12",
+        "clash_merge_reverse",
+        _BOUNDED.format("6.1.175", "6.12.19"),
+    ),
+    Change(
+        "nat-used-tuple-new",
+        "",
+        "netfilter: nat: check for a reverse clash when keeping the original tuple",
+        "6.12",
+        "nat_used_tuple_new",
+        _BOUNDED.format("6.1.175", "6.12.19"),
+    ),
+    Change(
+        "nat-evict-time-wait",
+        "",
+        "netfilter: nat: evict a colliding TIME_WAIT entry in the last port attempts",
+        "6.12",
+        "nat_evict_time_wait",
+        _BOUNDED.format("6.1.175", "6.12.19"),
+    ),
+    Change(
+        "nat-dst-offset-zero",
+        "",
+        "netfilter: nat: DST port search starts at offset 0 without --random",
+        "6.12",
+        "nat_dst_offset_zero",
+        _BOUNDED.format("6.1.175", "6.12.19"),
+    ),
+    Change(
+        "table-full-netns",
+        "",
+        "netfilter: conntrack: name the netns in the table full message",
+        "6.18",
+        "table_full_netns",
+        _BOUNDED.format("6.12.19", "6.18.35"),
+    ),
 )
 CHANGES_BY_KEY = {c.key: c for c in CHANGES}
-
-
-def _release_key(release: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in release.split("."))
 
 
 def build(
@@ -340,7 +592,16 @@ PROFILES: dict[str, KernelProfile] = {
             "CentOS/RHEL 7 (3.10.0-1160.el7): 3.10 with RHEL backports; the late ACK is INVALID",
             "3.10.0-1160.el7",
             "tremb1e/linux-3.10.0-1160.el7",
-            ("fast-open", "tw-reopen-reply", "rfc5961-last-ack"),
+            (
+                "fast-open",
+                "tw-reopen-reply",
+                "rfc5961-last-ack",
+                "random-fully",
+                "bucket-locks",
+                "clash-resolve",
+                "same-origin",
+                "nat-random-offset",
+            ),
         ),
         build(
             "4.19",
@@ -362,7 +623,13 @@ PROFILES: dict[str, KernelProfile] = {
             "Linux 5.15.y: ignore_invalid_rst; out-of-window segments still INVALID",
             "5.15.215",
             "unifreq/linux-5.15.y",
-            ("keep-be-liberal", "syn-sent-no-renew", "exceeded-window", "rst-to-syn-other-dir"),
+            (
+                "udp-assured-stream",
+                "keep-be-liberal",
+                "syn-sent-no-renew",
+                "exceeded-window",
+                "rst-to-syn-other-dir",
+            ),
         ),
         build(
             "6.1",

@@ -97,6 +97,11 @@ _SAY: dict[Why, Callable[[TraceEvent], str]] = {
     Why.TTL_EXCEEDED: lambda e: "TTL exceeded (the ICMP time-exceeded answer is not modelled)",
     Why.SOCKET_FOUND: lambda e: f"{e.detail} takes the segment",
     Why.NO_SOCKET: _no_socket,
+    Why.NO_UDP_SOCKET: lambda e: (
+        f"no UDP socket for {_pkt(e).dst}:{_pkt(e).dport}: __udp4_lib_rcv answers ICMP port unreachable"
+    ),
+    Why.ICMP_RCV: lambda e: f"icmp_rcv takes the ICMP type {_pkt(e).icmp_type} message",
+    Why.ICMP_SEND: lambda e: f"icmp_send/icmp_reply: ICMP type {_pkt(e).icmp_type} code {_pkt(e).icmp_code}",
     Why.FIREWALL: lambda e: "a stateful firewall in front of this host drops segments of unknown connections",
     Why.BAD_CHECKSUM: lambda e: "bad TCP checksum (TCP_MIB_CSUMERRORS)",
     Why.NO_RST_FOR_RST: lambda e: "never send a reset in response to a reset",

@@ -8,6 +8,7 @@ uplink ``eth0`` leads to the remote.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 from sim.net.netns import Device, DevKind, Namespace, Route
@@ -58,7 +59,9 @@ def docker_bridge(cfg: DockerBridge, seed: int = 0, trace: bool = True) -> World
     """Build the world: namespaces ``ctr`` (``ctr2``, ...), ``host``, ``remote`` and any
     further remotes."""
     w = World(seed=seed, trace=trace)
-    host = Namespace("host", ip_forward=True, conntrack=ConntrackTable(cfg.kernel))
+    # the tuple hash's seed (nf_conntrack_hash_rnd) comes from the world's seed
+    table = ConntrackTable(cfg.kernel, hash_rnd=zlib.crc32(b"nf_conntrack_hash_rnd", seed))
+    host = Namespace("host", ip_forward=True, conntrack=table)
     w.add_namespace(host)
     w.add_device(
         host, Device("docker0", DevKind.BRIDGE, "02:42:00:00:00:01", cfg.bridge_ip, cfg.bridge_prefix)

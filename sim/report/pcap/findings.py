@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from sim.netfilter.conntrack import CtTuple
 from sim.netfilter.profiles import PROFILES, KernelProfile
 from sim.packet import TCPHDR_RST, format_flags
-from sim.report.pcap.analyse import Analysis, Connection, Flagged, Tracker, Verdict, frames_of
+from sim.report.pcap.analyse import Analysis, Connection, CtTuple, Flagged, Tracker, Verdict, frames_of
 from sim.report.pcap.reader import read_frames
 from sim.report.pcap.render import bound_text, verdict_text, verdict_word
 

@@ -121,6 +121,17 @@ def test_filter_listing_matches_real_output() -> None:
             " -j REJECT --reject-with tcp-reset",
             "tcp spts:1:1023 ! ctstate RELATED,ESTABLISHED reject-with tcp-reset",
         ),
+        (  # Docker's published UDP port; libxt_udp.c prints " udp dpt:%u", saves " -m udp --dport"
+            "-t nat -A DOCKER ! -i docker0 -p udp -m udp --dport 5060"
+            " -j DNAT --to-destination 192.0.2.2:5060",
+            "-A DOCKER ! -i docker0 -p udp -m udp --dport 5060 -j DNAT --to-destination 192.0.2.2:5060",
+            "udp dpt:5060 to:192.0.2.2:5060",
+        ),
+        (
+            "-A INPUT -p udp ! --sport 1:1023 -j DROP",
+            "-A INPUT -p udp -m udp ! --sport 1:1023 -j DROP",
+            "udp spts:!1:1023",
+        ),
         (
             "-t nat -A POSTROUTING -p tcp -j MASQUERADE --to-ports 1024-65535 --random",
             "-A POSTROUTING -p tcp -j MASQUERADE --to-ports 1024-65535 --random",
