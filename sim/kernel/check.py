@@ -331,9 +331,9 @@ def fuzz(
     from hypothesis.errors import NoSuchExample
 
     if v2:
-        from sim.kernel.fuzzv2 import v2_cases
+        from sim.kernel.fuzzv2 import live_v2_cases
 
-        strategy = v2_cases(seed=seed)
+        strategy = live_v2_cases(seed=seed)
     else:
         strategy = case_strategy(seed)
     results = [] if results is None else results

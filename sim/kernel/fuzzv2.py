@@ -2,6 +2,12 @@
 UDP and ICMP conversations between containers and remotes, ICMP errors RELATED to them (or
 to nothing), and packets racing the previous one's confirmation.
 
+:func:`live_v2_cases` draws from :func:`v2_cases` (below) and from the model's own
+strategies: :func:`sim.testing.strategies.udp_conversations` and
+:func:`~sim.testing.strategies.icmp_echo_conversations` (gaps kept under 50 ms for live
+runs) and :func:`sim.testing.races.racing_cases` (those without ``nf_conntrack_max``, which
+is read-only outside the root namespace, so the live kernel cannot play them).
+
 A case draws its end hosts (``ctr`` and maybe ``ctr2``; ``remote`` and maybe ``remote2``), a
 few flows (protocol, client, server, ports from a small set so that two containers collide
 on a source port), then a list of steps, each a packet of one flow: the client's datagram or
@@ -140,7 +146,7 @@ def v2_cases(draw: st.DrawFn, *, seed: int = 0, max_steps: int = MAX_STEPS) -> d
         f = flows[draw(st.integers(0, len(flows) - 1))]
         step = draw(st.sampled_from(STEPS))
         pkt = _packet(step, f, hosts)
-        gap = draw(st.sampled_from((FUZZ_GAP_S, FUZZ_GAP_S, FUZZ_GAP_S, STREAM_GAP_S, EXPIRY_GAP_S)))
+        gap = draw(st.sampled_from((FUZZ_GAP_S,) * 6 + (STREAM_GAP_S, EXPIRY_GAP_S)))
         pkt["delay"] = gap if gap != EXPIRY_GAP_S or expiring else FUZZ_GAP_S
         if i and draw(st.integers(0, 3)) == 0:
             pkt["race"], pkt["delay"] = "prev", 0
@@ -156,3 +162,23 @@ def v2_cases(draw: st.DrawFn, *, seed: int = 0, max_steps: int = MAX_STEPS) -> d
         case["sysctl"] = {"net.netfilter.nf_conntrack_udp_timeout": UDP_TIMEOUT_S}
     case["packets"] = packets
     return case
+
+
+def live_v2_cases(*, seed: int = 0) -> st.SearchStrategy[dict[str, Any]]:
+    """Every v2 strategy the live kernel can play, each case named ``fuzz-v2-seed<seed>``."""
+    from sim.testing.races import racing_cases
+    from sim.testing.strategies import icmp_echo_conversations, udp_conversations
+
+    name = f"fuzz-v2-seed{seed}"
+
+    def named(case: dict[str, Any]) -> dict[str, Any]:
+        return {**case, "name": name, "description": f"fuzz v2 seed {seed}"}
+
+    return st.one_of(
+        v2_cases(seed=seed),
+        udp_conversations(max_datagrams=6, max_length=200, max_delay=0.05).map(lambda c: named(c.to_case())),
+        icmp_echo_conversations(max_datagrams=6, max_length=200, max_delay=0.05).map(
+            lambda c: named(c.to_case())
+        ),
+        racing_cases().filter(lambda c: "sysctl" not in c).map(named),
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from sim.kernel.fuzzv2 import v2_cases
+from sim.kernel.fuzzv2 import live_v2_cases, v2_cases
 from sim.scenario.case import parse_case
 
 
@@ -23,3 +23,12 @@ def test_every_generated_case_is_a_valid_v2_case(case) -> None:
 def test_max_steps_is_checked_up_front() -> None:
     with pytest.raises(ValueError, match="max_steps"):
         v2_cases(max_steps=0).example()
+
+
+@settings(suppress_health_check=list(HealthCheck))
+@given(live_v2_cases(seed=2))
+def test_live_cases_are_valid_and_playable_without_the_root_namespace(case) -> None:
+    parse_case(case)
+    assert case["name"] == "fuzz-v2-seed2"
+    assert "net.netfilter.nf_conntrack_max" not in case.get("sysctl", {})  # read-only in a netns
+    assert all(p.get("delay", 0.05) <= 2.1 for p in case["packets"])
