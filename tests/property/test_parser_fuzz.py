@@ -224,7 +224,11 @@ def _capture(name: str, tmp: Path) -> bytes:
         "ctr": ("02:42:ac:11:00:02", "02:42:00:00:00:01"),
         "remote": ("52:54:00:00:00:02", "52:54:00:00:00:01"),
     }
-    write_pcap(path, [(0.05 * i, pkt, *macs[side]) for i, (side, pkt, _) in enumerate(packets)])
+    records = [
+        (0.05 * i, p.pkt, *macs["ctr" if p.side.startswith("ctr") else "remote"])
+        for i, p in enumerate(packets)
+    ]
+    write_pcap(path, records)
     return path.read_bytes()
 
 
