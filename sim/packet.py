@@ -329,6 +329,17 @@ def rst_reply(pkt: Packet) -> Packet:
     return Packet(pkt.dst, pkt.src, pkt.dport, pkt.sport, seq, ack, flags)
 
 
+ICMP_QUOTE_ROOM = 576 - IP_HEADER_LEN - ICMP_HEADER_LEN  # icmp_send(): "room = 576", less headers
+
+
+def icmp_error_reply(pkt: Packet, icmp_type: int, code: int, saddr: str) -> Packet:
+    """The ICMP error ``icmp_send()`` builds about ``pkt``, from ``saddr``: it quotes the
+    packet's IP header and as many of its bytes as fit in 576 (``inner`` stands for the IP
+    header and the first 8 bytes; ``payload_len`` is the rest of the quote)."""
+    quoted = min(pkt.ip_len, ICMP_QUOTE_ROOM)
+    return icmp_packet(saddr, pkt.src, icmp_type, code, payload_len=quoted - IP_HEADER_LEN - 8, inner=pkt)
+
+
 def udp_packet(src: str, sport: int, dst: str, dport: int, payload_len: int = 0) -> Packet:
     """A UDP datagram."""
     return Packet(src, dst, sport, dport, payload_len=payload_len, proto=IpProto.UDP)

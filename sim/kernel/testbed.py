@@ -1,6 +1,7 @@
 """A Docker default-bridge host built from real namespaces (Docker's bridge driver + libnetwork iptables).
 
-Three namespaces, all created by :class:`sim.kernel.netns.NamespaceSet`::
+Three namespaces (and one per extra host of a v2 case), all created by
+:class:`sim.kernel.netns.NamespaceSet`::
 
     ctr: eth0 ctr_ip/24 ──veth── host: veth0 ∈ docker0 bridge_ip/24 ┐ routing, conntrack,
                                        eth0 host_ip/24 ─────────────┘ MASQUERADE
@@ -9,20 +10,26 @@ Three namespaces, all created by :class:`sim.kernel.netns.NamespaceSet`::
 
 - host: a Linux bridge ``docker0`` (multicast snooping off, so it sends no IGMP queries)
   with the container's veth as its only port, ``net.ipv4.ip_forward=1``, Docker's ruleset
-  (:data:`DOCKER_TABLES`), permanent neighbour entries for ctr and remote (no ARP timing),
+  (:data:`sim.kernel.rulesets.DOCKER_TABLES`), permanent neighbour entries for ctr and remote (no ARP timing),
   rp_filter off, and ``net.bridge.bridge-nf-call-iptables=0``: the bridge is only L2 to one
   port, the host routes. (Docker itself loads br_netfilter and sets it to 1; a case may do
   the same through ``sysctl``. On 6.18 the observations of handshake, data, late ACK, ACK
   over the upper bound, remote SYN on an established entry and an old container RST were
   identical either way: with br_netfilter the frame meets PREROUTING in the bridge path and
   ``ip_sabotage_in`` stops a second traversal.) conntrack logs invalid TCP packets
-  (``nf_conntrack_log_invalid=6``) to nfnetlink_log (``nf_log.2=nfnetlink_log``).
+  (``nf_conntrack_log_invalid=6``) to nfnetlink_log (``nf_log.2=nfnetlink_log``); its ICMP
+  errors are not rate limited (``icmp_ratelimit=0``).
 - ctr and remote are passive: an nft table drops their stack's input and output, so they
   never answer; crafted frames are sent and every arriving frame is captured on AF_PACKET
   sockets bound to their eth0 (packet(7): taps run before the IP stack, and sends bypass
   the output hook).
-- observation (:data:`OBS_RULESET`, an nft table in host): the barrier rule, the ctstate
-  rules at prerouting -180 and the input rule at priority 300 (see :mod:`sim.kernel.observe`).
+- observation (:data:`sim.kernel.rulesets.OBS_RULESET`, an nft table in host): the barrier
+  rule, the ctstate rules at prerouting -180 and the input rule at priority 300, for every
+  protocol (see :mod:`sim.kernel.observe`).
+- races (``race: "prev"``): the earlier packet is held in NFQUEUE :data:`HOLD_QUEUE` by nft
+  base chains at postrouting/input priority 200 (after NAT, before confirmation) that jump to
+  an iptables-nft chain ``-j NFQUEUE`` matching only its IP ID; it is re-injected once its
+  racer (and whatever races that) has been observed (:func:`_run`).
 
 One packet at a time: the frame is sent, then a UDP "barrier" frame from the same end host
 carrying a nonce, which the host logs and drops before conntrack. Packets queued by one
@@ -36,7 +43,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import select
-import socket
 import struct
 import time
 from dataclasses import dataclass, replace
@@ -44,173 +50,28 @@ from typing import Any
 
 from sim import wire
 from sim.kernel import craft, observe
+from sim.kernel.endhost import EndHost, udp_barrier
 from sim.kernel.netns import NamespaceSet, NetnsError, in_netns, read_sysctl, write_sysctl
 from sim.kernel.nflog import LogMessage, NflogSocket
 from sim.kernel.nfqueue import HoldQueue
+from sim.kernel.rulesets import (
+    BARRIER_TIMEOUT_S,
+    BASE_SYSCTLS,
+    BRIDGE,
+    BRIDGE_NF_SYSCTL,
+    BRIDGE_PORT,
+    END_DEV,
+    MAC,
+    OBS_RULESET,
+    PASSIVE_RULESET,
+    SETTLE_S,
+    UPLINK,
+    docker_rules,
+)
 from sim.packet import Packet
 from sim.scenario.case import IPTABLES_TABLES, CasePacket, check_sysctl, iptables_argv, parse_case
 from sim.scenario.case import CaseError as CaseError  # re-exported for callers of the harness
 from sim.scenario.case import Topology as Topology
-
-BRIDGE = "docker0"
-BRIDGE_PORT = "veth0"
-UPLINK = "eth0"
-END_DEV = "eth0"
-MAC = {
-    "ctr": "02:00:c0:00:02:02",
-    "bridge": "02:00:c0:00:02:01",
-    "port": "02:00:c0:00:02:fe",
-    "uplink": "02:00:c6:33:64:01",
-    "remote": "02:00:c6:33:64:02",
-}
-ETH_P_ALL = 0x0003
-PACKET_OUTGOING = 4  # sll_pkttype of our own sends (include/uapi/linux/if_packet.h)
-BARRIER_PORT = 9  # discard
-BARRIER_TIMEOUT_S = 1.0
-SETTLE_S = 0.0005  # extra listening after the barrier, for stragglers from other CPUs
-
-# What Docker's bridge driver installs for its default network (libnetwork's iptables
-# setup; FORWARD policy DROP since Docker 1.13), with the bridge named BRIDGE:
-# {table: ({built-in chain: policy}, [rules])}. "{ctr_net}" is the bridge's subnet.
-DOCKER_TABLES: dict[str, tuple[dict[str, str], list[str]]] = {
-    "raw": ({"PREROUTING": "ACCEPT", "OUTPUT": "ACCEPT"}, []),
-    "mangle": (
-        dict.fromkeys(("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"), "ACCEPT"),
-        [],
-    ),
-    "nat": (
-        dict.fromkeys(("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"), "ACCEPT"),
-        [f"-A POSTROUTING -s {{ctr_net}} ! -o {BRIDGE} -j MASQUERADE"],
-    ),
-    "filter": (
-        {"INPUT": "ACCEPT", "FORWARD": "DROP", "OUTPUT": "ACCEPT"},
-        [
-            f"-A FORWARD -o {BRIDGE} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-            f"-A FORWARD -i {BRIDGE} ! -o {BRIDGE} -j ACCEPT",
-            f"-A FORWARD -i {BRIDGE} -o {BRIDGE} -j ACCEPT",
-        ],
-    ),
-}
-
-
-def docker_rules(ctr_net: str, *, reset: bool = False, tables: tuple[str, ...] = IPTABLES_TABLES) -> str:
-    """Docker's ruleset in iptables-restore format.
-
-    With ``reset`` it is meant for ``iptables-restore --noflush``: every chain is flushed,
-    user chains deleted and policies set back, without deleting and re-creating the tables
-    (which unregisters hooks and costs tens of milliseconds).
-    """
-    out = []
-    for table in tables:
-        policies, rules = DOCKER_TABLES[table]
-        out.append(f"*{table}")
-        if reset:
-            out += ["-F", "-X"] + [f"-P {chain} {policy}" for chain, policy in policies.items()]
-        else:
-            out += [f":{chain} {policy} [0:0]" for chain, policy in policies.items()]
-        out += [r.replace("{ctr_net}", ctr_net) for r in rules]
-        out.append("COMMIT")
-    return "\n".join(out) + "\n"
-
-
-OBS_RULESET = f"""\
-table ip nflab_obs {{
-  chain barrier {{
-    type filter hook prerouting priority -350; policy accept;
-    udp sport {BARRIER_PORT} udp dport {BARRIER_PORT} log group 0 prefix "nflab:barrier" drop
-  }}
-  chain ctstate {{
-    type filter hook prerouting priority -180; policy accept;
-    ct state invalid log group 0 prefix "nflab:ct:INVALID"
-    ct state new log group 0 prefix "nflab:ct:NEW"
-    ct state established log group 0 prefix "nflab:ct:ESTABLISHED"
-    ct state related log group 0 prefix "nflab:ct:RELATED"
-    ct state untracked log group 0 prefix "nflab:ct:UNTRACKED"
-  }}
-  chain input {{
-    type filter hook input priority 300; policy accept;
-    log group 0 prefix "nflab:input"
-  }}
-}}
-"""
-
-PASSIVE_RULESET = """\
-table inet nflab_passive {
-  chain input { type filter hook input priority -500; policy drop; }
-  chain output { type filter hook output priority -500; policy drop; }
-}
-"""
-
-BASE_SYSCTLS = {
-    "net.ipv4.ip_forward": "1",
-    "net.ipv4.conf.all.rp_filter": "0",
-    "net.ipv4.conf.default.rp_filter": "0",
-    "net.netfilter.nf_conntrack_log_invalid": "6",
-    "net.netfilter.nf_log.2": "nfnetlink_log",
-}
-BRIDGE_NF_SYSCTL = "net.bridge.bridge-nf-call-iptables"
-
-
-def _udp_barrier(src: str, dst: str, nonce: int) -> bytes:
-    """A UDP datagram port 9 -> 9 whose payload is the 8-byte nonce (checksum 0: none)."""
-    body = struct.pack("!HHHHQ", BARRIER_PORT, BARRIER_PORT, 16, 0, nonce)
-    ip = bytearray(
-        struct.pack(
-            "!BBHHHBBH4s4s",
-            0x45,
-            0,
-            20 + len(body),
-            0,
-            wire.IP_DF,
-            64,
-            17,
-            0,
-            wire.ip_to_bytes(src),
-            wire.ip_to_bytes(dst),
-        )
-    )
-    struct.pack_into("!H", ip, 10, wire.inet_checksum(bytes(ip)))
-    return bytes(ip) + body
-
-
-class _EndHost:
-    """A passive end host: one AF_PACKET socket on its eth0 that sends and captures."""
-
-    def __init__(self, ns: str, role: str, mac: str, gateway_mac: str, gateway_ip: str, ip: str) -> None:
-        self.role, self.mac, self.gateway_mac, self.gateway_ip, self.ip = (
-            role,
-            mac,
-            gateway_mac,
-            gateway_ip,
-            ip,
-        )
-        with in_netns(ns):
-            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
-        with in_netns(ns):
-            self.sock.bind((END_DEV, ETH_P_ALL))
-        self.sock.setblocking(False)
-
-    def send_ip(self, datagram: bytes) -> None:
-        self.sock.send(wire.emit_eth(self.gateway_mac, self.mac, datagram))
-
-    def drain(self) -> list[bytes]:
-        """IPv4 datagrams that arrived (not our own sends) since the last drain."""
-        out: list[bytes] = []
-        while True:
-            try:
-                frame, addr = self.sock.recvfrom(1 << 16)
-            except BlockingIOError:
-                return out
-            if addr[2] == PACKET_OUTGOING:
-                continue
-            _dst, _src, ethertype, payload = wire.parse_eth(frame)
-            if ethertype == wire.ETH_P_IP:
-                out.append(payload)
-
-    def close(self) -> None:
-        self.sock.close()
-
 
 HOLD_QUEUE = 7  # the NFQUEUE number of race holds
 HOLD_CHAIN = "NFLAB_HOLD"  # iptables chain (table mangle) whose only rule is -j NFQUEUE
@@ -220,7 +81,6 @@ HOLD_TABLE = "mangle"
 # ones at input (nf_ip_hook_priorities in include/uapi/linux/netfilter_ipv4.h).
 HOLD_PRIORITY = 200
 HOLD_HOOKS = {"nflab_hold_post": "postrouting", "nflab_hold_in": "input"}
-RELEASE_TIMEOUT_S = 1.0
 
 
 def _role(index: int) -> str:
@@ -261,7 +121,7 @@ class Testbed:
         self.hosts = dict(self.topology.hosts)
         self.roles = {name: _role(i) for i, name in enumerate(sorted(self.hosts))}
         self.ns = NamespaceSet(("ctr", "host", "remote", *self.roles.values()))
-        self.ends: dict[str, _EndHost] = {}
+        self.ends: dict[str, EndHost] = {}
         self.nflog: NflogSocket | None = None
         self.ct: observe.Ctnetlink | None = None
         self.hold: HoldQueue | None = None
@@ -387,7 +247,7 @@ class Testbed:
             self.hold = HoldQueue(HOLD_QUEUE)
         for name, ip in addrs.items():
             gw_mac, gw_ip = gateways[name]
-            self.ends[name] = _EndHost(self._ns_of(name), name, macs[name], gw_mac, gw_ip, ip)
+            self.ends[name] = EndHost(self._ns_of(name), name, macs[name], gw_mac, gw_ip, ip)
 
     def _ns_of(self, name: str) -> str:
         return self.ns[name] if name in ("ctr", "remote") else self.ns[self.roles[name]]
@@ -502,6 +362,11 @@ class Testbed:
         )
         self.ns.exec(host, ["nft", "-f", "-"], input_text=rules)
 
+    def flush_holds(self) -> None:
+        """Remove the per-packet hold rules once every held packet is released."""
+        rules = "".join(f"flush chain ip {HOLD_TABLE} {chain}\n" for chain in HOLD_HOOKS)
+        self.ns.exec(self.ns["host"], ["nft", "-f", "-"], input_text=rules)
+
     def _remove_hold(self) -> None:
         if not self._hold_ready:
             return
@@ -525,7 +390,7 @@ class Testbed:
         self._ip_id = self._ip_id % 0xFFFF + 1
         return self._ip_id
 
-    def _end(self, side: str) -> _EndHost:
+    def _end(self, side: str) -> EndHost:
         if side not in self.ends:
             raise CaseError(f"packet 'from' must be one of {sorted(self.ends)}, not {side!r}")
         return self.ends[side]
@@ -590,13 +455,13 @@ class Testbed:
         return self._observe(held.sent, held.ip_id, held.logs + logs, held.captures + self._captures(), stats)
 
     def _send_pinned(
-        self, end: _EndHost, datagram: bytes | None, release: int | None = None
+        self, end: EndHost, datagram: bytes | None, release: int | None = None
     ) -> list[LogMessage]:
         """Send ``datagram`` (or re-inject held packet ``release``), then a barrier from the
         same end host, on one CPU; return the log lines up to the barrier's."""
         self._nonce += 1
         nonce = self._nonce
-        barrier = _udp_barrier(end.ip, end.gateway_ip, nonce)
+        barrier = udp_barrier(end.ip, end.gateway_ip, nonce)
         cpus = os.sched_getaffinity(0)
         os.sched_setaffinity(0, {min(cpus)})
         try:
@@ -687,7 +552,9 @@ def _run(
                 out[i] = result
             continue
         out[i] = tb.send(side, pkt)
-        while held:
-            j, h = held.pop()
-            out[j] = tb.release(h)
+        if held:
+            while held:
+                j, h = held.pop()
+                out[j] = tb.release(h)
+            tb.flush_holds()
     return [o for o in out if o is not None]

@@ -4,8 +4,9 @@
 An echo request to a local address is answered (``icmp_echo()`` -> ``icmp_reply()``: the
 same identifier, sequence and data, from the address it was sent to). An error is handed to
 the protocol's error handler and ends there (the model's host has no sockets that would
-take it). ``icmp_send()`` builds the error that quotes a packet: the packet's IP header and
-as many of its bytes as fit in 576 bytes. Rate limits (``icmp_ratelimit``,
+take it). ``icmp_send()`` sends the error about a packet (:func:`sim.packet.icmp_error_reply`)
+from the address the packet was for when that is local, else from the address of the device
+the route back to its sender leaves by. Rate limits (``icmp_ratelimit``,
 ``icmp_msgs_per_sec``) are not modelled: crafted cases send a handful of packets.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sim.packet import ICMP_HEADER_LEN, IP_HEADER_LEN, IcmpType, icmp_packet
+from sim.packet import ICMP_ERROR_TYPES, IcmpType, IpProto, icmp_error_reply, icmp_packet
 from sim.trace import Step, TraceVerdict, Why
 
 if TYPE_CHECKING:
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
     from sim.skb import Skb
 
 ICMP_PORT_UNREACH = 3  # include/uapi/linux/icmp.h: code of ICMP_DEST_UNREACH
-ICMP_QUOTE_ROOM = 576 - IP_HEADER_LEN - ICMP_HEADER_LEN  # icmp_send(): "room = 576" less headers
-QUOTED_HEADER = IP_HEADER_LEN + 8  # what the model's inner packet stands for
 
 
 def icmp_echo_reply(pkt: Packet) -> Packet:
@@ -32,11 +31,18 @@ def icmp_echo_reply(pkt: Packet) -> Packet:
     return icmp_packet(pkt.dst, pkt.src, IcmpType.ECHOREPLY, 0, pkt.sport, pkt.seq, pkt.payload_len)
 
 
-def icmp_send(pkt: Packet, icmp_type: int, code: int) -> Packet:
-    """``icmp_send()``: the error about ``pkt`` from the local address it reached, quoting
-    ``min(ip_len, 548)`` bytes of it."""
-    quoted = min(pkt.ip_len, ICMP_QUOTE_ROOM)
-    return icmp_packet(pkt.dst, pkt.src, icmp_type, code, payload_len=quoted - QUOTED_HEADER, inner=pkt)
+def icmp_send(w: World, ns: Namespace, pkt: Packet, icmp_type: int, code: int, cause: int) -> None:
+    """``icmp_send()``: never about an ICMP error ("Never answer to a ICMP packet"), else the
+    error about ``pkt`` out through ``ip_local_out``."""
+    if pkt.proto is IpProto.ICMP and pkt.icmp_type in ICMP_ERROR_TYPES:
+        return
+    if pkt.dst in ns.local_addrs:
+        saddr: str | None = pkt.dst
+    else:
+        route = ns.fib_lookup(pkt.src)
+        saddr = ns.dev_addr(route.dev) if route.dev is not None else None
+    if saddr is not None:
+        w.emit_local(ns, icmp_error_reply(pkt, icmp_type, code, saddr), cause=cause, why=Why.ICMP_SEND)
 
 
 def icmp_rcv(w: World, ns: Namespace, skb: Skb) -> None:

@@ -43,6 +43,4 @@ def udp_rcv(w: World, ns: Namespace, skb: Skb) -> None:
             before=pkt,
             skb=skb,
         )
-    w.emit_local(
-        ns, icmp_send(pkt, IcmpType.DEST_UNREACH, ICMP_PORT_UNREACH), cause=skb.pid, why=Why.ICMP_SEND
-    )
+    icmp_send(w, ns, pkt, IcmpType.DEST_UNREACH, ICMP_PORT_UNREACH, skb.pid)

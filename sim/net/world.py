@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import networkx as nx
 
 from sim.clock import Clock
+from sim.net.icmp import icmp_send
 from sim.net.ipv4 import ip_local_out, ip_rcv
 from sim.net.netns import Device, Namespace
 from sim.net.tcp_ipv4 import socket_name
@@ -269,6 +270,10 @@ class World:
             )
         ip_local_out(self, ns, Skb(pkt, pid=pid))
         return pid
+
+    def icmp_send(self, net: Net, pkt: Packet, icmp_type: int, code: int, cause: int) -> None:
+        """``icmp_send()`` in namespace ``net`` (:func:`sim.net.icmp.icmp_send`)."""
+        icmp_send(self, self.namespaces[net.name], pkt, icmp_type, code, cause)
 
     # -- links ----------------------------------------------------------------------------------
     def xmit(self, ns: Namespace, dev_name: str, pkt: Packet, pid: int, nexthop: str) -> None:

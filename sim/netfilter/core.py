@@ -74,6 +74,10 @@ class Stack(Protocol):
         """Send a packet the kernel builds itself (a RST) through ``ip_local_out``."""
         ...
 
+    def icmp_send(self, net: Net, pkt: Packet, icmp_type: int, code: int, cause: int) -> None:
+        """``icmp_send()``: the ICMP error about ``pkt`` (net/ipv4/icmp.c)."""
+        ...
+
     def wants_held(self, skb: Skb) -> bool:
         """Is this the packet a race holds before its confirmation (one hold per packet)?"""
         ...

@@ -17,6 +17,7 @@ from sim.netfilter.conntrack import IPS_SRC_NAT, l4proto_log_prefix, nf_ct_get_t
 from sim.netfilter.core import NfHookOps, NfHookState
 from sim.netfilter.hooks import NfVerdict, Priority
 from sim.netfilter.log import LogTarget, log_line
+from sim.netfilter.reject import ICMP_CODE, nf_send_unreach_ok
 from sim.netfilter.xtables import (
     HOOK_CHAIN,
     TABLE_HOOKS,
@@ -27,7 +28,7 @@ from sim.netfilter.xtables import (
     ctstate_of,
     ipt_do_table,
 )
-from sim.packet import IpProto
+from sim.packet import IcmpType, IpProto
 from sim.skb import CtInfo, Hook, Skb
 from sim.trace import ConfirmInfo, ConntrackInfo, CtEntry, NatBinding, Step, TraceEvent, TraceVerdict, Why
 
@@ -318,8 +319,12 @@ def table_op(name: TableName) -> Callable[[Skb, NfHookState], NfVerdict]:
             return NfVerdict.ACCEPT
         result = ipt_do_table(table, hook, skb, w.xt_context(ns))
         _table_event(state, skb, int(TABLE_PRIORITY[name]), name, result)
-        if result.reject is not None and result.reject.reply is not None:
-            w.emit_local(ns, result.reject.reply, cause=pid, why=Why.REJECT_RESET)
+        reject = result.reject
+        if reject is not None and reject.reply is not None:
+            w.emit_local(ns, reject.reply, cause=pid, why=Why.REJECT_RESET)
+        elif reject is not None and reject.with_ in ICMP_CODE and nf_send_unreach_ok(reject.offending):
+            # nf_send_unreach() -> icmp_send(skb_in, ICMP_DEST_UNREACH, code, 0)
+            w.icmp_send(ns, reject.offending, IcmpType.DEST_UNREACH, ICMP_CODE[reject.with_], pid)
         return NfVerdict.ACCEPT if result.verdict == Verdict.ACCEPT else NfVerdict.DROP
 
     op.__name__ = f"iptable_{name.value}_hook"

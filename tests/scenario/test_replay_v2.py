@@ -235,3 +235,27 @@ def test_the_log_target_prints_udp_and_an_icmp_error_with_its_quoted_packet():
         "[SRC=198.51.100.1 DST=198.51.100.2 LEN=28 TOS=0x00 PREC=0x00 TTL=64 ID=0 "
         "PROTO=UDP SPT=9 DPT=53 LEN=8 ] "
     )
+
+
+def test_reject_answers_with_the_icmp_error_its_reject_with_names():
+    """ipt_REJECT.c reject_tg(): the default icmp-port-unreachable and the others by code
+    (nf_send_unreach() -> icmp_send()), from the address the packet was for when local, else
+    from the address of the device the way back leaves by (docker0's for a container)."""
+    case = {
+        "kernel": "6.18",
+        "iptables": {
+            "host": [
+                "-I FORWARD -p udp -j REJECT",
+                "-A INPUT -p tcp --dport 22 -j REJECT --reject-with icmp-admin-prohibited",
+            ]
+        },
+        "packets": [
+            {"from": "ctr", "proto": "udp", "src": "192.0.2.2:5000", "dst": "198.51.100.2:53", "len": 10},
+            {"from": "remote", "src": "198.51.100.2:40000", "dst": "198.51.100.1:22", "flags": "S", "seq": 1},
+        ],
+    }
+    w, (udp, ssh) = run_world(case)
+    assert udp["fate"] == "dropped:host" and udp["emitted"] == [{"to": "ctr", "icmp": [3, 3]}]
+    assert ssh["fate"] == "dropped:host" and ssh["emitted"] == [{"to": "remote", "icmp": [3, 13]}]
+    sent = [e.before for e in w.trace.events if e.step is Step.DELIVER and e.before.proto == 1]
+    assert [(p.src, p.dst) for p in sent] == [("192.0.2.1", "192.0.2.2"), ("198.51.100.1", "198.51.100.2")]
