@@ -182,6 +182,16 @@ def _build(full: bool = True) -> argparse.ArgumentParser:
         metavar="DIR",
         help="where minimal cases go (default ./diff-kernels-out)",
     )
+    d.add_argument(
+        "--races",
+        action="store_true",
+        help="fuzz racing cases (race: prev; clashes, NAT ports, early drop) instead of conversations",
+    )
+    d.add_argument(
+        "--datagrams",
+        action="store_true",
+        help="fuzz UDP and ICMP echo exchanges (timeouts, ASSURED) instead of conversations",
+    )
     d.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     b = sub.add_parser("bench", help="measure the model's throughput and memory on this machine")
     b.add_argument("--json", action="store_true", help="print one JSON object")
@@ -432,13 +442,26 @@ def _replay_header(ref: str, case: dict[str, Any]) -> str:
 
 
 def _observation_line(i: int, obs: dict[str, Any]) -> str:
-    emitted = ", ".join(f"{e['flags']} seq {e['seq']} ack {e['ack']} to {e['to']}" for e in obs["emitted"])
+    emitted = ", ".join(_emitted_text(e) for e in obs["emitted"])
+    tracked = (
+        f"window {obs['window']}, state {obs['tcp_state']}"
+        if obs.get("proto", "tcp") == "tcp"
+        else f"{obs['proto']}, entry {' '.join(obs['ct_status'] or ['none'])}"
+    )
     return (
-        f"[{i}] ctstate {obs['ctstate']}, window {obs['window']}, state {obs['tcp_state']}, {obs['fate']}"
+        f"[{i}] ctstate {obs['ctstate']}, {tracked}, {obs['fate']}"
         + (f" as {obs['delivered_as']['src']} > {obs['delivered_as']['dst']}" if obs["delivered_as"] else "")
         + (f"; reason: {obs['reason']}" if obs["reason"] else "")
         + (f"; host emitted: {emitted}" if emitted else "")
     )
+
+
+def _emitted_text(e: dict[str, Any]) -> str:
+    if "icmp" in e:
+        return f"ICMP type {e['icmp'][0]} code {e['icmp'][1]} to {e['to']}"
+    if "flags" in e:
+        return f"{e['flags']} seq {e['seq']} ack {e['ack']} to {e['to']}"
+    return f"protocol {e['proto']} to {e['to']}"
 
 
 class _Progress:

@@ -61,12 +61,19 @@ class Why(Enum):
     TTL_EXCEEDED = "ttl-exceeded"  # DROP
     SOCKET_FOUND = "socket-found"  # SOCKET (detail: the socket)
     NO_SOCKET = "no-socket"  # SOCKET
+    NO_UDP_SOCKET = "no-udp-socket"  # SOCKET: __udp4_lib_rcv found no socket (port unreachable follows)
+    ICMP_RCV = "icmp-rcv"  # SOCKET: icmp_rcv took the message (an echo is answered)
+    ICMP_SEND = "icmp-send"  # RST / SEND: icmp_send or icmp_reply built the packet
     FIREWALL = "firewall"  # DROP: a stateful firewall drops unknown connections
     BAD_CHECKSUM = "bad-checksum"  # DROP
     NO_RST_FOR_RST = "no-rst-for-rst"  # RST: never a reset in answer to a reset
     HOOK_VERDICT = "hook-verdict"  # DROP: a hook function stopped the packet (detail: its name)
     CONNTRACK = "conntrack"  # CONNTRACK: nf_conntrack_in (payload: ct)
-    CONFIRM = "confirm"  # CONNTRACK: nf_conntrack_confirm
+    CONFIRM = "confirm"  # CONNTRACK: nf_conntrack_confirm (payload: confirm)
+    EARLY_DROP = "early-drop"  # CONNTRACK: early_drop() evicted entries (detail: how many)
+    TABLE_FULL = "table-full"  # CONNTRACK: nothing to evict, the packet is dropped
+    QUEUED = "queued"  # CONNTRACK: held in a queue before confirmation (a race)
+    REINJECTED = "reinjected"  # CONNTRACK: the held packet goes on to confirmation
     NAT_SKIP = "nat-skip"  # NAT: no conntrack entry
     NAT = "nat"  # NAT: translated, or not, by the binding (payload: nat when it binds)
     TABLE = "table"  # TABLE: an iptables table's verdict (detail: the NAT target's kind)
@@ -116,6 +123,8 @@ class CtEntry:
     seen_reply: bool  # IPS_SEEN_REPLY
     assured: bool  # IPS_ASSURED
     mark: int
+    proto: int = 6  # tuplehash[ORIGINAL].tuple.dst.protonum (IPPROTO_TCP)
+    status: int = 0  # ct->status, the IPS_* bits
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,6 +144,26 @@ class ConntrackInfo:
     entry: CtEntry | None  # the packet's connection afterwards
 
 
+class ConfirmOutcome(Enum):
+    """What ``__nf_conntrack_confirm()`` did with an unconfirmed entry."""
+
+    INSERTED = "inserted"  # hashed in both directions
+    CLASH_DROP = "clash-drop"  # lost the race: the packet is dropped (insert_failed)
+    CLASH_MERGED = "clash-merged"  # lost the race: the packet goes on with the winner's entry
+    CLASH_REPLY_ONLY = "clash-reply-only"  # nf_ct_resolve_clash_harder(): reply direction only
+    DYING = "dying"  # killed before confirmation: not inserted
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfirmInfo:
+    """What ``__nf_conntrack_confirm()`` decided about one packet's entry."""
+
+    outcome: ConfirmOutcome
+    ct_id: int  # the packet's own (unconfirmed) entry
+    winner: int | None  # the entry confirmed first, on a clash
+    counters: tuple[str, ...]  # the conntrack -S counters this confirmation moved
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NatBinding:
     """A NAT binding made on a connection's first packet."""
@@ -146,7 +175,7 @@ class NatBinding:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TraceEvent:
     """One decision: where, what (``step``, ``verdict``), why (``why``, ``detail`` and the typed
-    payloads ``ct`` and ``nat``) and the packet before and after."""
+    payloads ``ct``, ``nat`` and ``confirm``) and the packet before and after."""
 
     t: float
     pid: int
@@ -165,6 +194,7 @@ class TraceEvent:
     detail: str | None = None
     ct: ConntrackInfo | None = None
     nat: NatBinding | None = None
+    confirm: ConfirmInfo | None = None
     cause: int | None = None
 
 

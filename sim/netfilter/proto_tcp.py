@@ -3,7 +3,7 @@
 Names follow the kernel: ``tcp_error``, ``tcp_new``, ``tcp_in_window``,
 ``nf_conntrack_tcp_packet``. Each function's docstring names what it mirrors; the branches
 that differ between kernels test a switch of :class:`sim.netfilter.profiles.KernelProfile`,
-each set by one entry of the changelog ``sim.netfilter.profiles.CHANGES``.
+each set by one entry of the changelog ``sim.netfilter.changes.CHANGES``.
 
 Sequence numbers are ints in [0, 2**32); arithmetic is masked with ``& SEQ_MASK`` where the
 kernel's ``u32`` would wrap. Timeouts are in seconds of virtual time.
@@ -116,7 +116,8 @@ class TcpDirState:
 
 
 class TcpCt:
-    """``struct ip_ct_tcp``: the TCP part of a conntrack entry."""
+    """``struct ip_ct_tcp``: the TCP part of a conntrack entry. ``seen`` is the pair of
+    directions (kept as two fields: a pair object per entry would cost 56 bytes)."""
 
     __slots__ = (
         "last_ack",
@@ -128,12 +129,19 @@ class TcpCt:
         "last_win",
         "last_wscale",
         "retrans",
-        "seen",
+        "seen_orig",
+        "seen_repl",
         "state",
     )
 
+    @property
+    def seen(self) -> tuple[TcpDirState, TcpDirState]:
+        """``seen[IP_CT_DIR_ORIGINAL]``, ``seen[IP_CT_DIR_REPLY]``."""
+        return self.seen_orig, self.seen_repl
+
     def __init__(self) -> None:
-        self.seen = (TcpDirState(), TcpDirState())
+        self.seen_orig = TcpDirState()
+        self.seen_repl = TcpDirState()
         self.state = TcpState.NONE
         self.last_dir = 0
         self.retrans = 0

@@ -23,7 +23,7 @@ from sim.netfilter.conntrack import IPS_DST_NAT, IPS_SRC_NAT
 from sim.netfilter.hooks import NfVerdict
 from sim.netfilter.log import LogTarget, log_line
 from sim.netfilter.reject import RejectRequest, RejectTarget, RejectWith, nf_reject_tcp_reset
-from sim.packet import IPPROTO_TCP, ip_to_int
+from sim.packet import ip_to_int
 from sim.skb import CtInfo, Hook, Skb
 
 U32 = 0xFFFFFFFF
@@ -143,8 +143,8 @@ class IpSpec:
             return False
         if self.outiface and (not _iface_matches(self.outiface, skb.outdev)) ^ bool(inv & _INV_VIA_OUT):
             return False
-        # Every Packet is TCP (sim.packet); "-p 0" means any protocol.
-        return not (self.proto and (self.proto != IPPROTO_TCP) ^ bool(inv & _INV_PROTO))
+        # "-p 0" means any protocol.
+        return not (self.proto and (self.proto != pkt.proto) ^ bool(inv & _INV_PROTO))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,6 +171,22 @@ class TcpMatch:
             return False
         # th[13] is the flags byte, CWR/ECE included, exactly as Packet.flags holds it.
         return ((pkt.flags & self.flg_mask) == self.flg_cmp) != self.inv_flags
+
+
+@dataclass(frozen=True, slots=True)
+class UdpMatch:
+    """``struct xt_udp`` and ``udp_mt()`` from xt_tcpudp.c: the port ranges."""
+
+    spts: tuple[int, int] = (0, 0xFFFF)
+    dpts: tuple[int, int] = (0, 0xFFFF)
+    inv_src: bool = False
+    inv_dst: bool = False
+
+    def match(self, skb: Skb, ctx: XtContext) -> bool:
+        pkt = skb.pkt
+        if (self.spts[0] <= pkt.sport <= self.spts[1]) == self.inv_src:
+            return False
+        return (self.dpts[0] <= pkt.dport <= self.dpts[1]) != self.inv_dst
 
 
 class CtState(IntFlag):
@@ -317,7 +333,7 @@ class AddrTypeMatch:
         return not (self.dest and _is_local(skb.pkt.dst, ctx) == self.invert_dest)
 
 
-XtMatch = TcpMatch | ConntrackMatch | LimitMatch | AddrTypeMatch
+XtMatch = TcpMatch | UdpMatch | ConntrackMatch | LimitMatch | AddrTypeMatch
 
 
 # ---------------------------------------------------------------------------------------------

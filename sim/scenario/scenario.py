@@ -14,6 +14,8 @@ A scenario is TOML (JSON with the same keys is accepted). Built-in scenarios liv
     [remote] rst = "any" | "rfc5961"; unknown = "drop" | "rst"
     [[trigger]] kind = "late-ack", after_bytes, hold        (the article's trigger)
     [[trigger]] kind = "beyond-window", after_bytes, offset (still fires on 6.1)
+    [[trigger]] kind = "conntrack", after_bytes, command    (e.g. "-F" or "-D -s 192.0.2.2":
+                                                            conntrack run on the host)
 
 ``[remote]`` says how the far end treats the host's RST. The article's remote tore the
 connection down although that RST's seq lay below its rcv_nxt, which no RFC 793 or RFC 5961
@@ -31,6 +33,7 @@ from typing import Any
 
 from sim.net.endpoint import EndpointOptions, EndpointState, Role, TcpEndpoint
 from sim.net.world import World
+from sim.netfilter import conntrack_tool
 from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
 from sim.packet import SEQ_MASK, TCPHDR_ACK, TCPHDR_RST, Packet
 from sim.scenario.case import CaseError, check_sysctl
@@ -60,10 +63,11 @@ class ScenarioError(InputError):
 
 @dataclass(frozen=True, slots=True)
 class Trigger:
-    kind: str  # "late-ack" or "beyond-window"
+    kind: str  # "late-ack", "beyond-window" or "conntrack"
     after_bytes: int
     hold: float = 0.0  # late-ack: how long the link holds the ACK back
     offset: int = 0  # beyond-window: how far past the remote's snd_nxt the segment starts
+    command: str = ""  # conntrack: the conntrack command line run on the host
 
 
 @dataclass(slots=True)
@@ -218,16 +222,23 @@ def _triggers(data: _Reader, upload_bytes: int) -> list[Trigger]:
         if not isinstance(t, dict):
             raise data.error(f"trigger[{i}]", "expected a [[trigger]] table")
         r = _Reader(t, data.source, f"trigger[{i}]")
-        r.check_keys({"kind", "after_bytes", "hold", "offset"})
+        r.check_keys({"kind", "after_bytes", "hold", "offset", "command"})
         kind = r.get("kind", str, None)
-        if kind not in ("late-ack", "beyond-window"):
-            raise r.error("kind", f"expected 'late-ack' or 'beyond-window', got {kind!r}")
+        if kind not in _TRIGGERS:
+            raise r.error("kind", f"expected 'late-ack', 'beyond-window' or 'conntrack', got {kind!r}")
+        command = r.get("command", str, "-F" if kind == "conntrack" else "")
+        if kind == "conntrack":
+            try:
+                conntrack_tool.parse(command)
+            except conntrack_tool.ConntrackToolError as e:
+                raise r.error("command", str(e)) from None
         triggers.append(
             Trigger(
                 kind,
                 r.number("after_bytes", int, 0, 0, upload_bytes),
                 r.number("hold", float, 0.5, 0.0, MAX_HOLD_S),
                 r.number("offset", int, 1_000_000, 0, SEQ_MASK),
+                command,
             )
         )
     return triggers
@@ -397,7 +408,32 @@ class _BeyondWindow:
         self.fired.append((w.clock.now, self.t.kind, w.send("remote", pkt)))
 
 
-_TRIGGERS: dict[str, type[_LateAck | _BeyondWindow]] = {"late-ack": _LateAck, "beyond-window": _BeyondWindow}
+class _ConntrackCommand:
+    """Once the remote has received ``after_bytes``, run the ``conntrack`` command on the host
+    (``conntrack -F`` mid-transfer: the next packet is picked up mid-stream)."""
+
+    def __init__(self, t: Trigger, w: World, remote: _Remote, fired: list[tuple[float, str, int]]) -> None:
+        self.t, self.remote, self.fired, self.done = t, remote, fired, False
+        self.output: list[str] = []
+
+    def delay(self, ns: str, dev: str, pkt: Packet, pid: int) -> float:
+        return 0.0
+
+    def after_socket(self, w: World) -> None:
+        if self.done or self.remote.endpoint.bytes_received < self.t.after_bytes:
+            return
+        self.done = True
+        table = w.namespaces["host"].conntrack
+        assert table is not None
+        self.output, _ = conntrack_tool.run(table, self.t.command, w.clock.now)
+        self.fired.append((w.clock.now, self.t.kind, 0))
+
+
+_TRIGGERS: dict[str, type[_LateAck | _BeyondWindow | _ConntrackCommand]] = {
+    "late-ack": _LateAck,
+    "beyond-window": _BeyondWindow,
+    "conntrack": _ConntrackCommand,
+}
 
 
 def run_scenario(sc: Scenario, trace: bool = True) -> Run:

@@ -21,7 +21,7 @@ from typing import NamedTuple
 from sim.netfilter.conntrack import Conn, ConntrackResult, ConntrackTable
 from sim.netfilter.profiles import DEFAULT_PROFILE, KernelProfile, resolve_kernel
 from sim.netfilter.proto_tcp import STATE_NAMES, Bound, TcpAction, WindowCheck
-from sim.packet import Packet, TcpOptions, parse_flags
+from sim.packet import IPPROTO_TCP, Packet, TcpOptions, parse_flags
 from sim.skb import CtInfo, Skb
 from sim.testing.strategies import Conversation, Segment
 
@@ -125,7 +125,7 @@ class Tracker:
         table.nf_conntrack_confirm(skb, now)
         ct = res.ct
         if ct is None or ct.dying:  # not attached (INVALID) or killed: whatever holds the tuple
-            hit = table.find((src, sport, dst, dport), now)
+            hit = table.find((src, sport, dst, dport, IPPROTO_TCP), now)
             ct = None if hit is None else hit[0]
         tcp = res.tcp
         return SegmentResult(

@@ -17,6 +17,7 @@ from sim.netfilter.iptables.ext.log import log_print, log_save
 from sim.netfilter.iptables.ext.nat import nat_print
 from sim.netfilter.iptables.ext.reject import reject_print, reject_save
 from sim.netfilter.iptables.ext.tcp import tcp_print, tcp_save
+from sim.netfilter.iptables.ext.udp import udp_print, udp_save
 from sim.netfilter.log import LogTarget
 from sim.netfilter.reject import RejectTarget
 from sim.netfilter.xtables import (
@@ -31,6 +32,7 @@ from sim.netfilter.xtables import (
     StandardTarget,
     Table,
     TcpMatch,
+    UdpMatch,
     XtMatch,
     XtTarget,
 )
@@ -65,6 +67,8 @@ def match_print(m: XtMatch) -> str:
     """The match's ``-L -n`` text (its extension's print function)."""
     if isinstance(m, TcpMatch):
         return tcp_print(m)
+    if isinstance(m, UdpMatch):
+        return udp_print(m)
     if isinstance(m, ConntrackMatch):
         return conntrack_print(m)
     if isinstance(m, LimitMatch):
@@ -76,6 +80,8 @@ def match_save(m: XtMatch) -> str:
     """``-m NAME`` and the match's options (its extension's save function)."""
     if isinstance(m, TcpMatch):
         return tcp_save(m)
+    if isinstance(m, UdpMatch):
+        return udp_save(m)
     if isinstance(m, ConntrackMatch):
         return conntrack_save(m)
     if isinstance(m, LimitMatch):
