@@ -86,9 +86,9 @@ _CONFIRMED = {
 def _confirm(e: TraceEvent) -> str:
     c = e.confirm
     if c is None:
-        return "confirm"
-    counted = f" ({', '.join(c.counters)})" if c.counters else ""
-    return f"__nf_conntrack_confirm: {_CONFIRMED[c.outcome].format(w=c.winner)}{counted}"
+        return "confirm: the new entry enters the conntrack table"
+    counted = f" ({', '.join(c.counters)})" if c.counters and c.outcome is not ConfirmOutcome.INSERTED else ""
+    return f"confirm: {_CONFIRMED[c.outcome].format(w=c.winner)}{counted}"
 
 
 _SAY: dict[Why, Callable[[TraceEvent], str]] = {

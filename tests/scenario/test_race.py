@@ -127,5 +127,5 @@ def test_a_held_entry_counts_towards_nf_conntrack_max():
         "held in a queue before confirmation: the racing packet goes first",
         "nf_conntrack_max reached and nothing to evict: "
         "nf_conntrack: nf_conntrack: table full, dropping packet",
-        "__nf_conntrack_confirm: the new entry enters the conntrack table",
+        "confirm: the new entry enters the conntrack table",
     ]
