@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sim.netfilter.profiles import CHANGES_BY_KEY, PROFILES, KernelProfile
+from sim.netfilter.changes import CHANGES_BY_KEY
+from sim.netfilter.profiles import PROFILES, KernelProfile
 from sim.scenario.fixes import FIXES, with_fix
 from sim.scenario.loader import find_case
 
