@@ -340,7 +340,7 @@ def resolve_kernel(text: str, note: bool = True) -> KernelProfile:
         newest = profile is list(PROFILES.values())[-1]
         how = (
             f"newer than every profile, using the newest, {profile.name}"
-            if newest and _release_key(profile.name) < wanted
+            if newest and release_key(profile.name) < wanted
             else f"profile {profile.name} (the newest not newer than {wanted[0]}.{wanted[1]})"
         )
         if suffix and not _UPSTREAM_SUFFIXES.fullmatch(suffix):
