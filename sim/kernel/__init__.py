@@ -13,7 +13,7 @@ Everything runs in namespaces named ``nflab-<pid>-<random>-{ctr,host,remote,xa,x
 ``x…`` ones are the case's extra hosts); nothing is changed in the root namespace. See
 :mod:`sim.kernel.testbed` for the world and the race holds, :mod:`sim.kernel.observe` for
 what each observation field is read from, :mod:`sim.kernel.craft` for UDP/ICMP on the wire and
-:mod:`sim.kernel.fuzzv2` for ``kernel-check --fuzz N --v2``.
+:mod:`sim.testing.live_cases` for ``kernel-check --fuzz N --v2``.
 """
 
 from sim.kernel.netns import NetnsError, skip_reason

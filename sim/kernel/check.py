@@ -8,7 +8,7 @@ minimal replayable case file (cut after its first disagreeing packet).
 
 Cases are built-in names (``sim/scenario/cases/<name>.json``) or JSON files; ``--fuzz N --seed S``
 generates conversations with the strategies of :mod:`sim.testing.strategies` (with ``--v2``,
-UDP/ICMP/racing cases of :mod:`sim.kernel.fuzzv2`) and, on the first disagreement, lets
+UDP/ICMP/racing cases of :mod:`sim.testing.live_cases`) and, on the first disagreement, lets
 hypothesis shrink it to a minimal one. The compared fields are :data:`FIELDS`, contract v2's
 included; a NATed source port on a new binding is compared by class (:func:`port_class`).
 
@@ -331,7 +331,7 @@ def fuzz(
     from hypothesis.errors import NoSuchExample
 
     if v2:
-        from sim.kernel.fuzzv2 import live_v2_cases
+        from sim.testing.live_cases import live_v2_cases
 
         strategy = live_v2_cases(seed=seed)
     else:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from sim.kernel.fuzzv2 import live_v2_cases, v2_cases
 from sim.scenario.case import parse_case
+from sim.testing.live_cases import live_v2_cases, v2_cases
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow])
