@@ -17,6 +17,8 @@ SUBCOMMAND_MODULES = {
     "figures": "sim.report.figures",
     "check": "sim.report.exercises",
     "pcap": "sim.report.pcap.command",
+    "doctor": "sim.doctor",
+    "grade": "sim.report.grade",
 }
 
 
@@ -99,11 +101,12 @@ def _build(full: bool = True) -> argparse.ArgumentParser:
     r.add_argument("file", help="case file (JSON, or TOML with the same schema)")
     r.add_argument("--json", action="store_true", help="one JSON object per input packet")
     if full:
+        from sim import doctor
         from sim.kernel import check
-        from sim.report import exercises, figures
+        from sim.report import exercises, figures, grade
         from sim.report.pcap import command as pcap
 
-        for module in (check, figures, exercises, pcap):
+        for module in (check, figures, exercises, grade, pcap, doctor):
             module.add_subcommand(sub)
     k = sub.add_parser(
         "kernels",

@@ -208,7 +208,7 @@ def test_check_02_agrees_with_run_on_an_output_rule_dropping_rsts(tmp_path, caps
     path = edited(tmp_path, "host = [", 'host = ["-A OUTPUT -p tcp --tcp-flags RST RST -j DROP", ')
     assert main(["check", "02", str(path)]) == 1
     assert capsys.readouterr().out == (
-        "wrong: the upload completes, but the exercise asks for a filter INPUT rule that DROPs INVALID\n"
+        "wrong: the upload completes, but the exercise asks for an INPUT rule that DROPs INVALID\n"
     )
     assert main(["run", str(path), "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out

@@ -1,10 +1,11 @@
 """Course exercises and their checker: ``nflab check EXERCISE FILE``.
 
-Each exercise in ``docs/exercises/`` is a task (``NN-name.md``), a starter file the student
-edits and a solution; the files are crafted-packet cases (JSON, :mod:`sim.scenario.case`) or scenarios
-(TOML, :mod:`sim.scenario.scenario`). A checker runs the student's file in the model and answers
-``right`` or ``wrong: <why, in one line>``. Exit status: 0 right, 1 wrong, 2 the file (or the
-exercise name) cannot be read.
+Each exercise in ``docs/exercises/`` is a task (``NN-name.md``) and a starter file the student
+edits (the solutions are in ``instructor/solutions/``, outside the site and the package); the
+files are crafted-packet cases (JSON, :mod:`sim.scenario.case`) or scenarios (TOML,
+:mod:`sim.scenario.scenario`). A checker runs the student's file in the model and judges what it
+does, never comparing it with a solution: ``right`` or ``wrong: <why, in one line>``.
+Exit status: 0 right, 1 wrong, 2 the file (or the exercise name) cannot be read.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
 from sim.netfilter.proto_tcp import WindowCheck
 from sim.packet import parse_flags
 from sim.scenario.case import CaseError, load_case_file
 from sim.scenario.fixes import BE_LIBERAL
 from sim.scenario.replay import replay_case, run_world
 from sim.scenario.scenario import Scenario, ScenarioError, load_scenario, run_scenario
-from sim.trace import Step
+from sim.trace import Step, Why
 
 Verdict = tuple[bool, str]
 
@@ -67,14 +69,14 @@ def _host_rst(obs: dict[str, Any]) -> bool:
 
 
 def check_ack_over_upper_bound(path: Path) -> Verdict:
-    """01: the last packet is INVALID with "ACK is over upper bound" on 6.1 and draws a host RST."""
+    """01: the last packet is INVALID with "ACK is over (the) upper bound" and draws a host RST,
+    on the kernel the case names (as ``nflab replay`` runs it): 6.1 logs "ACK is over upper bound
+    N", 3.10 "ACK is over the upper bound" (both ``tcp_in_window()``'s bound III)."""
     case = _load_case(path)
-    if str(case.get("kernel", "6.1")) != "6.1":
-        return wrong(f"the exercise is about kernel 6.1; the case says kernel {case.get('kernel')}")
     last = _replay(case)[-1]
     if last["window"] != "INVALID":
         return wrong(f"the last packet is {_said(last)}; it must be INVALID")
-    if not str(last["reason"]).startswith("ACK is over upper bound"):
+    if not str(last["reason"]).startswith("ACK is over"):
         return wrong(
             f'INVALID, but because "{last["reason"]}"; acknowledge data the container never sent (bound III)'
         )
@@ -103,11 +105,24 @@ def _last_check(case: dict[str, Any], kernel: str) -> tuple[dict[str, Any], Wind
     return observations[-1], check if isinstance(check, WindowCheck) else None
 
 
+def _bound_ii_kernels(case: dict[str, Any]) -> dict[str, str]:
+    """The kernels 03 runs a case on and the verdict bound II alone must give on each: the kernel
+    the case names (as ``nflab replay`` runs it) and one from the other side of 6.1's "ignore
+    overly delayed tcp packets" change (``window_ignore``: IGNORE; before it: INVALID)."""
+    try:
+        named = resolve_kernel(str(case.get("kernel", DEFAULT_PROFILE)), note=False)
+    except ValueError as e:
+        raise ExerciseError(f"kernel: {e}") from None
+    other = "3.10" if named.window_ignore else "6.1"
+    verdict = {True: "IGNORE", False: "INVALID"}
+    return {named.name: verdict[named.window_ignore], other: verdict[not named.window_ignore]}
+
+
 def check_bound_ii(path: Path) -> Verdict:
-    """03: only bound II fails on the last packet: IGNORE on 6.1, INVALID on 3.10."""
+    """03: only bound II fails on the last packet: IGNORE on 6.1 and later, INVALID before, on
+    the kernel the case names and on one from the other side of the change."""
     case = _load_case(path)
-    expected = {"6.1": "IGNORE", "3.10": "INVALID"}
-    for kernel, verdict in expected.items():
+    for kernel, verdict in _bound_ii_kernels(case).items():
         obs, check = _last_check(case, kernel)
         if check is None:
             return wrong(f"on {kernel} no window check ran on the last packet ({_said(obs)})")
@@ -131,6 +146,14 @@ def check_liberal_rst(path: Path) -> Verdict:
         return wrong("the last packet has no RST flag")
     last = _replay(case)[-1]
     if last["window"] != "INVALID":
+        strict = _replay({**case, "sysctl": {**case.get("sysctl", {}), BE_LIBERAL: 0}})[-1]
+        if strict["window"] != "INVALID":
+            # e.g. a RST whose seq is exactly the peer's highest ACK: tcp_in_window() accepts it
+            # and no RST test refuses it, whatever the sysctl says
+            return wrong(
+                f"this RST is {_said(last)} with or without be_liberal (it is in the window); "
+                "send a plain RST whose seq is before the peer's highest ACK"
+            )
         return wrong(f"be_liberal let this RST through: it is {_said(last)}")
     if last["reason"] != "invalid rst":
         # e.g. SYN+RST or FIN+RST: tcp_error() rejects the flag combination before any tracking
@@ -189,6 +212,8 @@ def _same_world(sc: Scenario, seed: Scenario) -> bool:
 
 # chains a forwarded packet crosses (Docker jumps to DOCKER-USER first from FORWARD)
 FORWARD_PATH = ("FORWARD", "DOCKER-USER")
+# the tables with an INPUT chain that runs after conntrack has set the packet's state
+INPUT_TABLES = ("filter", "mangle")
 
 
 def _run_message(sc: Scenario, kernel: str, shapes: list[RuleShape]) -> str | None:
@@ -207,7 +232,12 @@ def _run_message(sc: Scenario, kernel: str, shapes: list[RuleShape]) -> str | No
             "(-200), so no packet has a conntrack entry yet and --ctstate INVALID matches every packet there"
         )
     if out:
-        t = next(e.t for e in tr.events if e.pid == out[0])
+        t, why = next((e.t, e.why) for e in tr.events if e.pid == out[0])
+        if why is Why.REJECT_RESET:
+            return (
+                f"on {kernel} a REJECT rule answers the INVALID reply with its own RST at {t:.2f} s "
+                "(--reject-with tcp-reset), and the remote accepts it as it accepted the stack's; DROP it"
+            )
         if any(s.chain in FORWARD_PATH and s.invalid for s in shapes):
             return (
                 f"on {kernel} the host still answers with a RST at {t:.2f} s: a FORWARD or DOCKER-USER rule "
@@ -242,10 +272,12 @@ def check_drop_invalid(path: Path) -> Verdict:
         return wrong(
             "an INPUT rule drops every packet to the host; match only -m conntrack --ctstate INVALID"
         )
+    # mangle INPUT (NF_IP_PRI_MANGLE -150) and filter INPUT (0) both run at LOCAL_IN, after
+    # conntrack (-200) gave the packet its state: either drops the INVALID reply in time
     if not any(
-        s.table == "filter" and s.chain == "INPUT" and s.invalid and s.target == "DROP" for s in drops
+        s.table in INPUT_TABLES and s.chain == "INPUT" and s.invalid and s.target == "DROP" for s in drops
     ):
-        return wrong("the upload completes, but the exercise asks for a filter INPUT rule that DROPs INVALID")
+        return wrong("the upload completes, but the exercise asks for an INPUT rule that DROPs INVALID")
     return right()
 
 

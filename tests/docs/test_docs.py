@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import doctest
 import importlib.util
+import json
 import os
 import re
 import shlex
@@ -410,8 +411,8 @@ ZH = DOCS / "zh"
 
 
 def test_every_page_for_students_has_a_chinese_translation():
-    # lessons, exercises, handout (and the course's other pages); the tracker reference is English only
-    english = {p.relative_to(DOCS) for p in pages() if ZH not in p.parents} - {Path("conntrack.md")}
+    # every page: lessons, exercises, handout, quiz, references
+    english = {p.relative_to(DOCS) for p in pages() if ZH not in p.parents}
     chinese = {p.relative_to(ZH) for p in ZH.rglob("*.md")}
     assert english == chinese, sorted(map(str, english ^ chinese))
 
@@ -443,9 +444,30 @@ def test_site_builds_strict(tmp_path: Path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "WARNING" not in proc.stderr, proc.stderr
-    html = (tmp_path / "site" / "zh" / "05-incident" / "index.html").read_text(encoding="utf-8")
-    assert '<html lang="zh"' in html  # mkdocs_hooks.py marks the Chinese pages
-    assert '<html lang="en"' in (tmp_path / "site" / "05-incident" / "index.html").read_text(encoding="utf-8")
+    site = tmp_path / "site"
+    for page in pages():
+        rel = page.relative_to(DOCS)
+        chinese = ZH in page.parents
+        english = rel.relative_to("zh") if chinese else rel
+        html = (site / _built(rel)).read_text(encoding="utf-8")
+        # the page's language, the theme's words in it (overrides/partials/language.html)
+        assert f'<html lang="{"zh" if chinese else "en"}"' in html, rel
+        assert ('placeholder="搜索"' if chinese else 'placeholder="Search"') in html, rel
+        # the language switch leads to the same page in the other language (mkdocs_hooks.py)
+        links = dict(re.findall(r'<a href="([^"]*)" hreflang="(en|zh)" class="md-select__link"', html))
+        targets = {lang: href for href, lang in links.items()}
+        here = (site / _built(rel)).parent
+        assert (here / targets["en"]).resolve() == (site / _built(english)).parent.resolve(), rel
+        assert (here / targets["zh"]).resolve() == (site / _built(Path("zh") / english)).parent.resolve(), rel
+    # Chinese search finds Chinese words: jieba split the text into words at build time (连接: "connection")
+    docs = json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))["docs"]
+    assert any("\u200b连接\u200b" in d["text"] for d in docs if d["location"].startswith("zh/"))
+
+
+def _built(rel: Path) -> Path:
+    """Where mkdocs writes the page ``rel`` (directory URLs): a/b.md -> a/b/index.html."""
+    parent = rel.parent if rel.stem == "index" else rel.parent / rel.stem
+    return parent / "index.html"
 
 
 # -- screenshots of the walkthrough, exported by the app itself (nflab tui --svg) -----------

@@ -8,9 +8,14 @@ deterministic (fixed float formatting, no timestamps, no randomness beyond the s
   ACK, the host's RST and the container's retransmissions;
 - :func:`window_bounds_svg`: for every reply segment of the seed connection, bound IV's lower
   and bound III's upper limit on its ACK (from the trace's ``WindowCheck``), with the late ACK
-  outside them.
+  outside them;
+- :func:`packet_flow_svg`: the host's five hooks with the ops the model registers on each, in
+  priority order, and the late ACK's path through them (the lecture's one-page diagram).
 
-``nflab figures [--out DIR]`` writes all three (:func:`generate`), by default into the checkout's
+Every figure is drawn to be read inline in the course's content column (about 690 px wide):
+its smallest text is 14 px in a drawing at most 1000 px wide.
+
+``nflab figures [--out DIR]`` writes all four (:func:`generate`), by default into the checkout's
 ``docs/figures`` beside the ``sim`` package, wherever it is run from. The SVG writer is
 :mod:`sim.report.figures.svg`; each drawing has its module.
 """
@@ -24,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.report.figures.bounds import window_bounds_svg
+from sim.report.figures.packet_flow import packet_flow_svg
 from sim.report.figures.seed import FigureError, seed_scenario
 from sim.report.figures.seq_time import seq_time_svg
 from sim.report.figures.topology import topology_svg
@@ -38,6 +44,7 @@ FIGURES: dict[str, Callable[[], str]] = {
     "topology.svg": topology_svg,
     "seq-time.svg": seq_time_svg,
     "window-bounds.svg": window_bounds_svg,
+    "packet-flow.svg": packet_flow_svg,
 }
 
 
@@ -49,6 +56,7 @@ def render_all() -> dict[str, str]:
         "topology.svg": topology_svg(stalled.world),
         "seq-time.svg": seq_time_svg(stalled, fixed),
         "window-bounds.svg": window_bounds_svg(stalled),
+        "packet-flow.svg": packet_flow_svg(stalled.world),
     }
 
 
@@ -69,8 +77,8 @@ def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "figures",
         help="draw the course figures from the model (SVG)",
-        description="Run the seed incident and write the topology, seq/time and window-bound "
-        "figures as SVG. Exit 0: written, 2: cannot write.",
+        description="Run the seed incident and write the topology, seq/time, window-bound and "
+        "packet-flow figures as SVG. Exit 0: written, 2: cannot write.",
     )
     p.add_argument(
         "--out",

@@ -80,7 +80,7 @@ def window_bounds_svg(run: Run | None = None) -> str:
     def y(v: float) -> float:
         return top + height * (y_max - v) / (y_max - y_min)
 
-    svg = Svg(960, 600, "conntrack window bounds on the remote's ACKs")
+    svg = Svg(960, 650, "conntrack window bounds on the remote's ACKs")
     svg.text(
         20, 28, f"Window bounds on the remote's ACKs (seed-incident, kernel {run.scenario.kernel})", "title"
     )
@@ -130,11 +130,11 @@ def _mark_failure(
         (f"verdict {c.verdict}: {c.reason}", "small"),
         (f"{c.lower - c.ack} bytes under the limit: the late ACK, held on the uplink", "small"),
     ]
-    left = right - 7.0 * max(len(text) for text, _ in lines)  # about 7 px per character at 12 px
+    left = right - 8.0 * max(len(text) for text, _ in lines)  # about 8 px per character at 14 px
     under = max((py for px, py in avoid if px >= left), default=cy)
     top = max(cy + 34, under + 24)
     for i, (text, cls) in enumerate(lines):
-        svg.text(right, top + 16 * i, text, cls, anchor="end")
+        svg.text(right, top + 18 * i, text, cls, anchor="end")
 
 
 def _bounds_legend(svg: Svg, x: float, y: float) -> None:
@@ -144,7 +144,7 @@ def _bounds_legend(svg: Svg, x: float, y: float) -> None:
         ("ack", "the packet's ack"),
     ]
     for i, (cls, label) in enumerate(items):
-        svg.line(x, y + i * 16, x + 18, y + i * 16, cls)
-        svg.text(x + 24, y + i * 16 + 4, label, "small")
-    svg.text(x + 505, y + 4, "bounds I and II (on the remote's seq) pass for every", "small")
-    svg.text(x + 505, y + 20, "segment here: the remote sends no data", "small")
+        svg.line(x, y + i * 18, x + 18, y + i * 18, cls)
+        svg.text(x + 24, y + i * 18 + 4, label, "small")
+    svg.text(x, y + 3 * 18 + 4, "bounds I and II (on the remote's seq) pass for every segment here:", "small")
+    svg.text(x, y + 4 * 18 + 4, "the remote sends no data", "small")

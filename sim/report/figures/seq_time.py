@@ -119,16 +119,17 @@ def _legend(svg: Svg, x: float, y: float) -> None:
         else:
             svg.line(x, y, x + 18, y, cls)
         svg.text(x + 24, y + 4, label, "small")
-        x += 36 + 7 * len(label)
+        x += 36 + 8 * len(label)  # about 8 px per character at 14 px
 
 
-def _outcome(up: _Upload) -> str:
+def _outcome(up: _Upload) -> list[str]:
+    """The panel's outcome, one or two lines."""
     if up.completed:
-        return f"upload complete at {up.end_t:.2f} s: {up.acked} bytes acknowledged, no RST"
-    return (
-        f"upload FAILED: {len(up.retx)} retransmissions into a torn-down connection; "
-        f"the container gave up at {up.end_t:.2f} s with {up.acked} bytes acknowledged"
-    )
+        return [f"upload complete at {up.end_t:.2f} s: {up.acked} bytes acknowledged, no RST"]
+    return [
+        f"upload FAILED: {len(up.retx)} retransmissions into a torn-down connection;",
+        f"the container gave up at {up.end_t:.2f} s with {up.acked} bytes acknowledged",
+    ]
 
 
 def seq_time_svg(stalled: Run | None = None, fixed: Run | None = None) -> str:
@@ -148,6 +149,7 @@ def seq_time_svg(stalled: Run | None = None, fixed: Run | None = None) -> str:
         panel = Panel(axis, 60.0 + i * 340.0, 250.0, y_max)
         panel_frame(svg, panel, title)
         _draw_upload(svg, panel, up)
-        svg.text(axis.x0 + 10, panel.top + 18, _outcome(up), "small")
+        for i, line in enumerate(_outcome(up)):
+            svg.text(axis.x0 + 10, panel.top + 18 + 18 * i, line, "small")
     _legend(svg, 90.0, 740.0)
     return svg.render()

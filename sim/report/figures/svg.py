@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
 STYLE = """
-text { font-family: sans-serif; font-size: 13px; fill: #222; }
-.small { font-size: 12px; }
-.mono { font-family: monospace; font-size: 12px; }
-.title { font-size: 16px; font-weight: bold; }
+text { font-family: sans-serif; font-size: 15px; fill: #222; }
+.small { font-size: 14px; }
+.mono { font-family: monospace; font-size: 14px; }
+.title { font-size: 17px; font-weight: bold; }
 .axis { stroke: #444; stroke-width: 1; fill: none; }
 .grid { stroke: #ddd; stroke-width: 1; fill: none; }
 .ns { fill: #f4f6fb; stroke: #7a869a; stroke-width: 1.5; }

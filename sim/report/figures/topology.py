@@ -11,7 +11,8 @@ from sim.report.figures.seed import seed_scenario
 from sim.report.figures.svg import Svg
 from sim.topology.docker_bridge import docker_bridge
 
-DEV_W, DEV_H = 150.0, 54.0
+WIDTH = 740
+DEV_W, DEV_H = 170.0, 54.0
 NS_PAD = 16.0
 ROW_H = 96.0
 
@@ -59,30 +60,35 @@ def _prefix(world: World, node: str) -> int | None:
 
 
 def _place(graph: Any) -> tuple[dict[str, _Placed], dict[str, tuple[float, float, float, float]]]:
-    """Device positions and namespace boxes (x, y, w, h)."""
+    """Device positions and namespace boxes (x, y, w, h), in two rows so that the figure stays
+    narrow enough to read inline: containers, bridge ports and bridges on top; below the bridge
+    the host's uplink, and to its left the remote(s), the way the packets turn."""
     containers, ports, bridges, others = _topology_columns(graph)
     remotes = [n for n in others if n not in containers]
-    rows = max(len(containers), len(remotes), 1)
     top = 70.0
-    cols = {"ctr": 30.0, "port": 300.0, "bridge": 520.0, "uplink": 860.0, "remote": 1100.0}
+    cols = {"ctr": 24.0, "port": 270.0, "bridge": 536.0}
     pos: dict[str, _Placed] = {}
     for i, node in enumerate(ports):
         pos[node] = _Placed(cols["port"], top + 40 + i * ROW_H)
     for i, node in enumerate(bridges):
         pos[node] = _Placed(cols["bridge"], top + 40 + i * ROW_H)
+    for i, ns in enumerate(containers):
+        for node in sorted(graph.neighbors(ns)):
+            pos[node] = _Placed(cols["ctr"], top + 40 + i * ROW_H)
+    upper = max(len(containers), len(ports), len(bridges), 1)
+    below = top + 40 + upper * ROW_H + 70  # the uplink row, under the routing arrow
     host_rest = sorted(n for n in graph.neighbors("host") if n not in pos)
     for i, node in enumerate(host_rest):
-        pos[node] = _Placed(cols["uplink"], top + 40 + i * ROW_H)
-    for column, names in (("ctr", containers), ("remote", remotes)):
-        for i, ns in enumerate(names):
-            for node in sorted(graph.neighbors(ns)):
-                pos[node] = _Placed(cols[column], top + 40 + i * ROW_H)
-    height = rows * ROW_H + 10
+        pos[node] = _Placed(cols["bridge"], below + i * ROW_H)
+    for i, ns in enumerate(remotes):
+        for node in sorted(graph.neighbors(ns)):
+            pos[node] = _Placed(cols["ctr"], below + i * ROW_H)
     host_x = cols["port"] - NS_PAD
-    boxes = {"host": (host_x, top, cols["uplink"] + DEV_W + NS_PAD - host_x, height)}
-    for column, names in (("ctr", containers), ("remote", remotes)):
+    bottom = below + max(len(host_rest), len(remotes), 1) * ROW_H - 30
+    boxes = {"host": (host_x, top, cols["bridge"] + DEV_W + NS_PAD - host_x, bottom - top)}
+    for column, names, y0 in (("ctr", containers, top), ("ctr", remotes, below - 40)):
         for i, ns in enumerate(names):
-            boxes[ns] = (cols[column] - NS_PAD, top + 14 + i * ROW_H, DEV_W + 2 * NS_PAD, ROW_H - 12)
+            boxes[ns] = (cols[column] - NS_PAD, y0 + 14 + i * ROW_H, DEV_W + 2 * NS_PAD, ROW_H - 12)
     return pos, boxes
 
 
@@ -97,10 +103,12 @@ def topology_svg(world: World | None = None) -> str:
         world = docker_bridge(seed_scenario().topology)
     graph = world.graph
     pos, boxes = _place(graph)
-    height = int(max(y + h for _, y, _, h in boxes.values()) + 110)
-    svg = Svg(1280, height, "docker-bridge topology")
-    svg.text(20, 28, "The docker-bridge world (sim.topology.docker_bridge, seed-incident addresses)", "title")
-    svg.text(20, 48, "namespaces are boxes; devices carry their addresses; edges from world.graph", "small")
+    height = int(max(y + h for _, y, _, h in boxes.values()) + 120)
+    svg = Svg(WIDTH, height, "docker-bridge topology")
+    svg.text(20, 28, "The docker-bridge world (seed-incident addresses)", "title")
+    svg.text(
+        20, 48, "namespaces are boxes, devices carry their addresses (sim.topology.docker_bridge)", "small"
+    )
     for ns, (x, y, w, h) in sorted(boxes.items()):
         svg.rect(x, y, w, h, "ns", rx=8.0)
         svg.text(x + 8, y + 16, f"netns {ns}", "small")
@@ -118,16 +126,11 @@ def topology_svg(world: World | None = None) -> str:
     _routing(svg, world, pos)
     for node, at in sorted(pos.items()):
         _device(svg, node, dict(graph.nodes[node]), at, _prefix(world, node))
-    base = height - 50
+    base = height - 70
     svg.text(20, base, "host nat POSTROUTING (Docker's ruleset):", "small")
-    svg.text(20, base + 16, _masquerade_line(world), "mono")
-    svg.text(
-        20,
-        base + 34,
-        "replies to the masqueraded port come back to the host's eth0 address; "
-        "only conntrack's NAT sends them on to the container",
-        "small",
-    )
+    svg.text(20, base + 18, _masquerade_line(world), "mono")
+    svg.text(20, base + 38, "replies to the masqueraded port come back to the host's eth0 address;", "small")
+    svg.text(20, base + 56, "only conntrack's NAT sends them on to the container", "small")
     return svg.render()
 
 
@@ -136,11 +139,12 @@ def _routing(svg: Svg, world: World, pos: dict[str, _Placed]) -> None:
     bridge, uplink = pos.get("host/docker0"), pos.get("host/eth0")
     if bridge is None or uplink is None:
         return
-    svg.line(*bridge.right, *uplink.left, "route")
+    x = bridge.x + DEV_W / 2
+    svg.line(x, bridge.y + DEV_H, x, uplink.y, "route")
     forward = "ip_forward=1" if world.namespaces["host"].ip_forward else "ip_forward=0"
-    mid = (bridge.right[0] + uplink.left[0]) / 2
-    svg.text(mid, bridge.right[1] - 8, f"routed ({forward})", "small", anchor="middle")
-    svg.text(mid, bridge.right[1] + 16, "netfilter hooks, conntrack, NAT", "small", anchor="middle")
+    mid = (bridge.y + DEV_H + uplink.y) / 2
+    svg.text(x - 10, mid - 4, f"routed ({forward}):", "small", anchor="end")
+    svg.text(x - 10, mid + 14, "netfilter hooks, conntrack, NAT", "small", anchor="end")
 
 
 def _is_port(graph: Any, node: str) -> bool:
