@@ -21,7 +21,9 @@ from typing import Any
 
 DROP_INVALID_RULE = "iptables -A INPUT -m conntrack --ctstate INVALID -j DROP"
 BE_LIBERAL = "net.netfilter.nf_conntrack_tcp_be_liberal"
-RANDOM_FULLY_RULE = "iptables -t nat -I POSTROUTING 1 -s 192.0.2.0/24 ! -o docker0 -j MASQUERADE --random-fully"
+RANDOM_FULLY_RULE = (
+    "iptables -t nat -I POSTROUTING 1 -s 192.0.2.0/24 ! -o docker0 -j MASQUERADE --random-fully"
+)
 
 
 @dataclass(frozen=True, slots=True)

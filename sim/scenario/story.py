@@ -136,18 +136,17 @@ def _step(d: object, i: int, topology: Topology, where: str) -> Step:
         expect = Expect(d["expect"]) if "expect" in d else None
     except ValueError:
         raise InputError(f"{what}.expect: expected one of {', '.join(Expect)}, got {d['expect']!r}") from None
-    common = {
-        "expect": expect,
-        "to": str(d.get("to", "")),
-        "as_src": str(d.get("as_src", "")),
-        "say": str(d.get("say", "")),
-    }
+    expect_to, as_src, say = (str(d.get(k, "")) for k in ("to", "as_src", "say"))
+
+    def step(kind: str, **kw: Any) -> Step:
+        return Step(kind, expect=expect, to=expect_to, as_src=as_src, say=say, **kw)
+
     if kind == "packet":
         try:
             pkt = packet_from_case(d["packet"], i, topology.host_names)
         except CaseError as e:
             raise InputError(f"{what}: {e}") from None
-        return Step("packet", packet=pkt, **common)
+        return step("packet", packet=pkt)
     if kind == "resolver":
         r = d["resolver"]
         if (
@@ -158,7 +157,7 @@ def _step(d: object, i: int, topology: Topology, where: str) -> Step:
             raise InputError(
                 f'{what}.resolver: expected {{from = HOST, src = "ip:port", server = "ip:port"}}'
             )
-        return Step("resolver", resolver=dict(r), **common)
+        return step("resolver", resolver=dict(r))
     command = d[kind]
     if not isinstance(command, str):
         raise InputError(f"{what}.{kind}: expected a string")
@@ -167,7 +166,7 @@ def _step(d: object, i: int, topology: Topology, where: str) -> Step:
             conntrack_tool.parse(command)
         except conntrack_tool.ConntrackToolError as e:
             raise InputError(f"{what}.conntrack: {e}") from None
-    return Step(kind, command=command, **common)
+    return step(kind, command=command)
 
 
 def parse_story(data: dict[str, Any], source: str, error: type[InputError] = InputError) -> Story:
@@ -325,7 +324,7 @@ class _Runner:
         """The expectation of ``step`` that this packet broke ('' when it held)."""
         got = _delivered(obs)
         if step.expect is Expect.ANSWERED:
-            back = reply and _delivered(reply)
+            back = _delivered(reply) if reply is not None else None
             if back is None or back[0] != sender:
                 return "no answer reaches " + sender
         if step.expect is Expect.DELIVERED:
@@ -347,8 +346,8 @@ class _Runner:
                 while (
                     i + 1 < len(steps)
                     and steps[i + 1].kind == "packet"
-                    and steps[i + 1].packet.race is Race.PREV
-                ):  # type: ignore[union-attr]
+                    and getattr(steps[i + 1].packet, "race", None) is Race.PREV
+                ):
                     i += 1
                     group.append(steps[i])
                 start = len(self.moments)
@@ -438,7 +437,8 @@ class GlibcResolver:
                 self.r.moments.append(
                     Moment(
                         w.clock.now,
-                        f"the resolver times out after {RES_TIMEOUT_S:g} s with {got} answer(s): it retries one query at a time on the same socket (single_request)",
+                        f"the resolver times out after {RES_TIMEOUT_S:g} s with {got} answer(s): it retries "
+                        "one query at a time on the same socket (single_request)",
                     )
                 )
                 got = self.ask([self.query(self.port, "A")], ["A"])
