@@ -147,6 +147,11 @@ def _build(full: bool = True) -> argparse.ArgumentParser:
         action="store_true",
         help="fuzz racing cases (race: prev; clashes, NAT ports, early drop) instead of conversations",
     )
+    d.add_argument(
+        "--datagrams",
+        action="store_true",
+        help="fuzz UDP and ICMP echo exchanges (timeouts, ASSURED) instead of conversations",
+    )
     d.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     b = sub.add_parser("bench", help="measure the model's throughput and memory on this machine")
     b.add_argument("--json", action="store_true", help="print one JSON object")

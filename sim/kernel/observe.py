@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sim import wire
-from sim.kernel.craft import CtTuple, emit
+from sim.kernel.craft import CtTuple
 from sim.kernel.nflog import (
     NFGENMSG_LEN,
     NFNL_SUBSYS_CTNETLINK,
@@ -310,7 +310,7 @@ def is_sent(sent: Packet, ip_id: int, datagram: bytes) -> bool:
             return same_packet(replace(sent, ip_id=ip_id), wire.parse(datagram))
         except wire.WireError:
             return False
-    return hdr.total_len == len(emit(sent))
+    return hdr.total_len == len(wire.emit(sent))
 
 
 def endpoint(addr: str, port: int) -> str:

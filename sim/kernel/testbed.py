@@ -421,7 +421,7 @@ class Testbed:
         end = self._end(side)
         ip_id = self._next_ip_id()
         before = self._stats()
-        logs = self._send_pinned(end, craft.emit(replace(pkt, ip_id=ip_id)))
+        logs = self._send_pinned(end, wire.emit(replace(pkt, ip_id=ip_id)))
         stats = observe.stats_delta(before, self._stats())
         return self._observe(pkt, ip_id, logs, self._captures(), stats)
 
@@ -434,7 +434,7 @@ class Testbed:
         ip_id = self._next_ip_id()
         self._add_hold(pkt, ip_id)
         before = self._stats()
-        logs = self._send_pinned(end, craft.emit(replace(pkt, ip_id=ip_id)))
+        logs = self._send_pinned(end, wire.emit(replace(pkt, ip_id=ip_id)))
         stats = observe.stats_delta(before, self._stats())
         queued = self.hold.take()
         captures = self._captures()

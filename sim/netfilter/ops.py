@@ -57,7 +57,10 @@ def conntrack_in(skb: Skb, state: NfHookState) -> NfVerdict:
     table = ns.conntrack
     assert table is not None
     before = skb.pkt
+    logged, evicted = len(table.log), table.stats.early_drop
     res = table.nf_conntrack_in(skb, w.now, prerouting=hook == Hook.PRE_ROUTING, explain=w.trace.enabled)
+    if table.stats.early_drop != evicted or len(table.log) != logged:
+        _table_limit(state, skb, table.stats.early_drop - evicted, table.log[logged:])
     reason = res.reason
     proto = before.proto
     if proto is IpProto.TCP:
@@ -104,6 +107,32 @@ def conntrack_in(skb: Skb, state: NfHookState) -> NfVerdict:
             )
         )
     return res.verdict
+
+
+def _table_limit(state: NfHookState, skb: Skb, evicted: int, lines: list[str]) -> None:
+    """``__nf_conntrack_alloc()`` met ``nf_conntrack_max``: ``early_drop()`` evicted entries,
+    or nothing could go and the kernel warned "table full" (dmesg) and refused the entry."""
+    w, ns = state.stack, state.net
+    for line in lines:
+        w.kernel_log(ns, skb.pid, line)
+    if not w.trace.enabled:
+        return
+    why, verdict = (Why.EARLY_DROP, TraceVerdict.ACCEPT) if evicted else (Why.TABLE_FULL, TraceVerdict.DROP)
+    w.trace.add(
+        TraceEvent(
+            t=w.now,
+            pid=skb.pid,
+            step=Step.CONNTRACK,
+            why=why,
+            ns=ns.name,
+            dev=skb.indev or skb.outdev,
+            hook=HOOK_CHAIN[state.hook],
+            priority=int(Priority.CONNTRACK),
+            verdict=verdict,
+            before=skb.pkt,
+            detail=str(evicted) if evicted else lines[-1] if lines else None,
+        )
+    )
 
 
 def _entry(table: ConntrackTable, pkt: Packet, now: float) -> CtEntry | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sim.packet import Packet
-from sim.trace import ConntrackInfo, TraceEvent, TraceVerdict, Why
+from sim.trace import ConfirmOutcome, ConntrackInfo, TraceEvent, TraceVerdict, Why
 
 _STOPPED = {
     TraceVerdict.DROP: "dropped the packet",
@@ -73,6 +73,24 @@ def _no_socket(e: TraceEvent) -> str:
     )
 
 
+_CONFIRMED = {
+    ConfirmOutcome.INSERTED: "the new entry enters the conntrack table",
+    ConfirmOutcome.CLASH_DROP: "entry {w} with the same tuple was confirmed first: the packet is dropped",
+    ConfirmOutcome.CLASH_MERGED: "entry {w} won the race: nf_ct_resolve_clash() moves the packet to it",
+    ConfirmOutcome.CLASH_REPLY_ONLY: "entry {w} won the race: nf_ct_resolve_clash_harder() inserts this "
+    "one in the reply direction only (1 s, not listed by conntrack -L)",
+    ConfirmOutcome.DYING: "the entry was killed before confirmation: not inserted",
+}
+
+
+def _confirm(e: TraceEvent) -> str:
+    c = e.confirm
+    if c is None:
+        return "confirm"
+    counted = f" ({', '.join(c.counters)})" if c.counters else ""
+    return f"__nf_conntrack_confirm: {_CONFIRMED[c.outcome].format(w=c.winner)}{counted}"
+
+
 _SAY: dict[Why, Callable[[TraceEvent], str]] = {
     Why.CRAFTED: lambda e: f"crafted packet sent from {e.ns} {e.dev}",
     Why.STACK_SENDS: lambda e: f"{e.ns} sends",
@@ -107,7 +125,11 @@ _SAY: dict[Why, Callable[[TraceEvent], str]] = {
     Why.NO_RST_FOR_RST: lambda e: "never send a reset in response to a reset",
     Why.HOOK_VERDICT: _stopped,
     Why.CONNTRACK: _conntrack,
-    Why.CONFIRM: lambda e: "confirm: the new entry enters the conntrack table",
+    Why.CONFIRM: _confirm,
+    Why.QUEUED: lambda e: "held in a queue before confirmation: the racing packet goes first",
+    Why.REINJECTED: lambda e: "re-injected from the queue: on to confirmation",
+    Why.EARLY_DROP: lambda e: f"nf_conntrack_max reached: early_drop() evicts {e.detail} unassured entries",
+    Why.TABLE_FULL: lambda e: f"nf_conntrack_max reached and nothing to evict: {e.detail}",
     Why.NAT_SKIP: lambda e: "no conntrack entry (INVALID): nf_nat_inet_fn returns NF_ACCEPT untranslated",
     Why.NAT: _nat,
     Why.TABLE: _table,

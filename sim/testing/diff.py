@@ -264,7 +264,7 @@ def main(args: argparse.Namespace) -> int:
     if args.fuzz < 1:
         print(f"nflab diff-kernels: --fuzz must be >= 1, got {args.fuzz}", file=sys.stderr)
         return 2
-    if getattr(args, "races", False):
+    if getattr(args, "races", False) or getattr(args, "datagrams", False):
         return _main_races(args)
     run = DiffRun(args.a, args.b, args.fuzz, args.seed)
     status = _Status()
@@ -307,11 +307,17 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _main_races(args: argparse.Namespace) -> int:
-    """``--races``: racing cases instead of conversations (:mod:`sim.testing.races`)."""
+    """``--races``: racing cases instead of conversations (:mod:`sim.testing.races`);
+    ``--datagrams``: UDP and ICMP echo exchanges (:mod:`sim.testing.datagrams`)."""
     from sim.testing.races import diff_races
 
+    kw: dict[str, Any] = {}
+    if getattr(args, "datagrams", False):
+        from sim.testing.datagrams import datagram_cases, first_datagram_divergence
+
+        kw = {"cases": datagram_cases, "divergence": first_datagram_divergence, "kind": "datagram"}
     try:
-        findings = diff_races(args.a, args.b, args.fuzz, args.seed, Path(args.out))
+        findings = diff_races(args.a, args.b, args.fuzz, args.seed, Path(args.out), **kw)
     except OSError as e:
         print(f"nflab diff-kernels: {args.out}: {e.strerror}", file=sys.stderr)
         return 2
@@ -335,7 +341,8 @@ def _main_races(args: argparse.Namespace) -> int:
         for n, f in enumerate(findings, 1):
             print(f"difference {n}: {f.describe(args.a, args.b)}")
             print(f"  minimal case: {f.file} ({len(f.case['packets'])} packets)")
-        print(f"{args.a} vs {args.b}: {len(findings)} distinct race differences (seed {args.seed})")
+        what = "datagram" if getattr(args, "datagrams", False) else "race"
+        print(f"{args.a} vs {args.b}: {len(findings)} distinct {what} differences (seed {args.seed})")
     return 1 if findings else 0
 
 

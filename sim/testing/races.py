@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,9 +96,21 @@ class RaceFinding:
         return f"{role} {proto} packet: {a} {fa} {dict(sa)}, {b} {fb} {dict(sb)}"
 
 
-def diff_races(a: str, b: str, examples: int, seed: int, out_dir: Path) -> list[RaceFinding]:
+def diff_races(
+    a: str,
+    b: str,
+    examples: int,
+    seed: int,
+    out_dir: Path,
+    *,
+    cases: Callable[..., st.SearchStrategy[dict[str, Any]]] = racing_cases,
+    divergence: Callable[[dict[str, Any], str, str], Signature | None] = first_race_divergence,
+    kind: str = "race",
+) -> list[RaceFinding]:
     """Search ``examples`` racing cases per round for a difference not found yet, shrink it,
-    write it as ``out_dir/race-A-B-N.json`` (kernel A); repeat until a round finds none."""
+    write it as ``out_dir/race-A-B-N.json`` (kernel A); repeat until a round finds none.
+    ``cases``, ``divergence`` and ``kind`` put other cases through the same search
+    (:mod:`sim.testing.datagrams`)."""
     known: set[Signature] = set()
     config = settings(
         max_examples=examples,
@@ -109,20 +122,20 @@ def diff_races(a: str, b: str, examples: int, seed: int, out_dir: Path) -> list[
     findings: list[RaceFinding] = []
 
     def differs(case: dict[str, Any]) -> bool:
-        sig = first_race_divergence(case, a, b)
+        sig = divergence(case, a, b)
         return sig is not None and sig not in known
 
     while True:
         try:
-            minimal = find(racing_cases(kernel=a), differs, settings=config, random=random.Random(seed))
+            minimal = find(cases(kernel=a), differs, settings=config, random=random.Random(seed))
         except NoSuchExample:
             return findings
-        sig = first_race_divergence(minimal, a, b)
+        sig = divergence(minimal, a, b)
         assert sig is not None
         known.add(sig)
         finding = RaceFinding(minimal, sig)
         out_dir.mkdir(parents=True, exist_ok=True)
-        finding.file = out_dir / f"race-{a}-{b}-{len(findings) + 1}.json"
-        about = {"_about": f"nflab diff-kernels {a} {b} --races --seed {seed}: {finding.describe(a, b)}"}
+        finding.file = out_dir / f"{kind}-{a}-{b}-{len(findings) + 1}.json"
+        about = {"_about": f"nflab diff-kernels {a} {b} --{kind}s --seed {seed}: {finding.describe(a, b)}"}
         finding.file.write_text(json.dumps({**about, **minimal}, indent=2) + "\n")
         findings.append(finding)

@@ -18,7 +18,7 @@ import pytest
 
 from sim import wire
 from sim.kernel import Testbed, run_case, skip_reason
-from sim.kernel.craft import emit, udp_segment
+from sim.kernel.craft import ct_tuple
 from sim.packet import icmp_packet, udp_packet
 from sim.scenario.case import Topology
 
@@ -34,7 +34,7 @@ def query(port: int, **kw: Any) -> dict[str, Any]:
 
 
 def test_udp_checksum_verifies_to_zero_over_the_pseudo_header() -> None:
-    seg = udp_segment(CTR, REMOTE, 41000, 53, bytes(range(33)))
+    _hdr, seg = wire.parse_ip(wire.emit(udp_packet(CTR, 41000, REMOTE, 53, 33)))
     pseudo = sum(struct.unpack("!4H", wire.ip_to_bytes(CTR) + wire.ip_to_bytes(REMOTE))) + 17 + len(seg)
     assert wire.inet_checksum(seg, pseudo) == 0  # RFC 768: the receiver's sum is all ones
     assert struct.unpack_from("!HHH", seg) == (41000, 53, 8 + 33)
@@ -42,12 +42,19 @@ def test_udp_checksum_verifies_to_zero_over_the_pseudo_header() -> None:
 
 def test_icmp_error_quotes_the_ip_header_and_eight_bytes() -> None:
     err = icmp_packet(REMOTE, HOST, 3, 3, inner=udp_packet(HOST, 45124, REMOTE, 9))
-    hdr, body = wire.parse_ip(emit(err))
+    hdr, body = wire.parse_ip(wire.emit(err))
     assert (hdr.proto, body[0], body[1], len(body)) == (1, 3, 3, 8 + 20 + 8)
     assert wire.inet_checksum(body) == 0
     quoted = body[8:]
     assert (quoted[9], wire.bytes_to_ip(quoted[12:16]), wire.bytes_to_ip(quoted[16:20])) == (17, HOST, REMOTE)
     assert struct.unpack_from("!HH", quoted, 20) == (45124, 9)
+
+
+def test_an_icmp_error_is_looked_up_by_the_inverse_of_what_it_quotes() -> None:
+    err = icmp_packet(REMOTE, HOST, 3, 3, inner=udp_packet(HOST, 45124, REMOTE, 9))
+    assert ct_tuple(err) == (17, REMOTE, HOST, 9, 45124)  # the probe's reply tuple
+    echo_reply = icmp_packet(REMOTE, HOST, 0, 0, 4660, 1)
+    assert ct_tuple(echo_reply) == (1, REMOTE, HOST, 4660, 0)  # id, type (icmp_nlattr_to_tuple)
 
 
 # ---------------------------------------------------------------- the live kernel

@@ -105,3 +105,27 @@ def test_a_delay_past_the_timeout_lets_the_entry_expire(delay, second):
     first, again = replay_case(case)
     assert first["ct_stats"] == {"new": 1, "insert": 1}
     assert again["ct_stats"] == second and again["fate"] == "delivered:remote"
+
+
+def test_a_held_entry_counts_towards_nf_conntrack_max():
+    """__nf_conntrack_alloc() counts every allocated entry (cnet->count), the held packet's
+    unconfirmed one too: with nf_conntrack_max = 1 the racing SYN finds the table full, and
+    early_drop() cannot evict an unconfirmed entry, so the kernel warns and drops it."""
+    from sim.report.sentences import say
+    from sim.scenario.replay import run_world
+    from sim.trace import Why
+
+    case = {**CASE, "kernel": "6.18", "sysctl": {"net.netfilter.nf_conntrack_max": 1}}
+    w, (held, racing) = run_world(case)
+    assert (held["fate"], held["ct_stats"]) == ("delivered:remote", {})
+    assert (racing["fate"], racing["ct_stats"]) == ("dropped:host", {"drop": 1})
+    assert [line for _, line in w.namespaces["host"].log] == [
+        "nf_conntrack: nf_conntrack: table full, dropping packet"
+    ]
+    said = [say(e) for e in w.trace.events if e.why in (Why.QUEUED, Why.TABLE_FULL, Why.CONFIRM)]
+    assert said == [
+        "held in a queue before confirmation: the racing packet goes first",
+        "nf_conntrack_max reached and nothing to evict: "
+        "nf_conntrack: nf_conntrack: table full, dropping packet",
+        "__nf_conntrack_confirm: the new entry enters the conntrack table",
+    ]

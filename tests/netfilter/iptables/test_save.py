@@ -137,6 +137,26 @@ def test_filter_listing_matches_real_output() -> None:
             "-A POSTROUTING -p tcp -j MASQUERADE --to-ports 1024-65535 --random",
             "masq ports: 1024-65535 random",
         ),
+        # The port-choice flags, as iptables v1.8.9 saves (-S) and lists (-nL) them (recorded
+        # in a fresh network namespace)
+        (
+            "-t nat -A POSTROUTING -s 192.0.2.0/24 ! -o docker0 -j MASQUERADE --random-fully",
+            "-A POSTROUTING -s 192.0.2.0/24 ! -o docker0 -j MASQUERADE --random-fully",
+            "random-fully",
+        ),
+        (
+            "-t nat -A POSTROUTING -p tcp -s 192.0.2.7/32 -j SNAT"
+            " --to-source 198.51.100.1:40000-40010 --random",
+            "-A POSTROUTING -s 192.0.2.7/32 -p tcp -j SNAT --to-source 198.51.100.1:40000-40010 --random",
+            "to:198.51.100.1:40000-40010 random",
+        ),
+        (
+            "-t nat -A POSTROUTING -p udp -s 192.0.2.8/32 -j MASQUERADE"
+            " --to-ports 1024-2047 --random --random-fully",
+            "-A POSTROUTING -s 192.0.2.8/32 -p udp -j MASQUERADE"
+            " --to-ports 1024-2047 --random --random-fully",
+            "masq ports: 1024-2047 random random-fully",
+        ),
         (
             "-A INPUT -m limit --limit 10/hour --limit-burst 3 -j LOG --log-prefix abc",
             "-A INPUT -m limit --limit 10/hour --limit-burst 3 -j LOG --log-prefix abc",
