@@ -302,6 +302,9 @@ def _kernels(matrix: bool, as_json: bool) -> int:
         profiles,
         render_list,
         render_matrix,
+        render_story_events,
+        render_topics,
+        story_events,
     )
 
     profs = profiles()
@@ -315,7 +318,15 @@ def _kernels(matrix: bool, as_json: bool) -> int:
         sys.stderr.flush()
 
     cells = compute_matrix(profs, progress=progress if live else None)
-    print(json.dumps(matrix_json(cells)) if as_json else render_matrix(cells))
+    events = story_events(profs)
+    if as_json:
+        print(json.dumps({**matrix_json(cells), "stories": events}))
+    else:
+        print(render_matrix(cells))
+        print()
+        print(render_story_events(events))
+        print()
+        print(render_topics(profs))
     return 0
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from sim.netfilter.conntrack import format_conntrack
 from sim.report.capture import write_pcap
-from sim.scenario.story import Moment, StoryRun
+from sim.scenario.story import Moment, StoryRun, event_of
 
 CAPTURE_POINTS = (("host", "eth0", "host-eth0.pcap"), ("host", "docker0", "host-docker0.pcap"))
 
@@ -35,16 +35,13 @@ def _packet_words(obs: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def _moment(m: Moment, log: list[str]) -> list[str]:
+def _moment(m: Moment) -> list[str]:
     lines = [f"{m.t:9.3f}s  {m.text}"]
     if m.obs is not None:
         lines.append(f"{'':12}{_packet_words(m.obs)}")
     lines.extend(f"{'':12}{line}" for line in m.output)
     if m.failed:
-        kernel_said = [line for line in log if "table full" in line]
-        lines.append(
-            f"{'':12}<== DECISIVE: {m.failed}" + (f" (kernel: {kernel_said[0]})" if kernel_said else "")
-        )
+        lines.append(f"{'':12}<== DECISIVE: {event_of(m)}: {m.failed}")
     return lines
 
 
@@ -54,7 +51,7 @@ def render(run: StoryRun) -> str:
     out.extend(f"  {line}" for line in st.description.splitlines())
     log = list(table.log)
     for m in run.moments:
-        out.extend(_moment(m, log))
+        out.extend(_moment(m))
     verdict = "SUCCEEDS" if run.succeeded else "FAILS"
     decisive = run.decisive
     out.append(f"outcome: the story {verdict}" + (f" -- {decisive.failed}" if decisive else ""))

@@ -228,6 +228,26 @@ class Moment:
     output: list[str] = field(default_factory=list)
 
 
+def event_of(moment: Moment) -> str:
+    """The decisive event in two or three words: the counter of a drop (``insert_failed``,
+    ``table full``), a host RST, a leaked source, a stale translation, a resolver timeout."""
+    obs = moment.obs
+    if obs is None:
+        return "5 s timeout" if "lookup took" in moment.failed else moment.failed
+    stats = obs.get("ct_stats") or {}
+    if (obs.get("fate") or "").startswith("dropped"):
+        if any("table full" in line for line in moment.output):
+            return "table full"
+        return next((k for k in ("insert_failed", "early_drop", "drop") if stats.get(k)), "dropped")
+    if any("R" in (e.get("flags") or "") for e in obs.get("emitted", [])):
+        return "host RST"
+    if "arrive from" in moment.failed:
+        return "source leak"
+    if "should reach" in moment.failed:
+        return "stale DNAT"
+    return "no answer"
+
+
 @dataclass(slots=True)
 class StoryRun:
     story: Story
@@ -242,6 +262,11 @@ class StoryRun:
     @property
     def succeeded(self) -> bool:
         return self.decisive is None
+
+    @property
+    def event(self) -> str:
+        """``ok``, or the decisive event in a few words (:func:`event_of`)."""
+        return "ok" if self.decisive is None else event_of(self.decisive)
 
     @property
     def table(self) -> ConntrackTable:
@@ -291,6 +316,7 @@ class _Runner:
         except (InputError, ValueError) as e:
             raise InputError(f"{story.source or story.name}: {e}") from None
         self.moments: list[Moment] = []
+        self.log_seen = 0  # the host's kernel log lines already told
 
     def send(
         self, packets: list[CasePacket], says: list[str] | None = None
@@ -304,9 +330,17 @@ class _Runner:
             sent = self.w.trace.for_packet(pid)[0].before
             assert sent is not None
             said = says[n] if says and n < len(says) and says[n] else ""
+            log = self.w.namespaces["host"].conntrack.log  # type: ignore[union-attr]
             self.moments.append(
-                Moment(self.w.clock.now, f"{said}: {sent.describe()}" if said else sent.describe(), pid, obs)
+                Moment(
+                    self.w.clock.now,
+                    f"{said}: {sent.describe()}" if said else sent.describe(),
+                    pid,
+                    obs,
+                    output=[f"kernel: {line}" for line in log[self.log_seen :]],
+                )
             )
+            self.log_seen = len(log)
             got = _delivered(obs)
             reply_obs = None
             if got is not None and got[0] in self.story.answer:

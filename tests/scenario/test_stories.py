@@ -135,3 +135,12 @@ def test_bad_story_is_one_line_error() -> None:
         parse_story({"step": [{"say": "nothing"}]}, "x.toml")
     with pytest.raises(InputError, match=r"step\[0\].expect: expected one of"):
         parse_story({"step": [{"conntrack": "-L", "expect": "maybe"}]}, "x.toml")
+
+
+def test_decisive_events_in_a_few_words() -> None:
+    assert story("dns-race", "3.10").event == "insert_failed"
+    assert story("dns-race", "6.18").event == "ok"
+    assert story("conntrack-table-full", "el7").event == "table full"
+    assert story("stale-udp-entry", "6.18").event == "stale DNAT"
+    assert story("pod-ip-leak", "el7").event == "source leak"
+    assert story("published-port-invalid", "5.15").event == "host RST"
