@@ -295,6 +295,7 @@ STORY_NAMES = (
     "conntrack-table-full",
     "pod-ip-leak",
     "published-port-invalid",
+    "mid-stream-pickup",
 )
 
 

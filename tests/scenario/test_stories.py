@@ -12,6 +12,7 @@ from sim.scenario.scenario import load_any
 from sim.scenario.story import Story, StoryRun, parse_story, run_story
 
 STORIES = (
+    "mid-stream-pickup",
     "dns-race",
     "snat-port-clash",
     "stale-udp-entry",
@@ -144,3 +145,19 @@ def test_decisive_events_in_a_few_words() -> None:
     assert story("stale-udp-entry", "6.18").event == "stale DNAT"
     assert story("pod-ip-leak", "el7").event == "source leak"
     assert story("published-port-invalid", "5.15").event == "host RST"
+
+
+@pytest.mark.parametrize("kernel", list(PROFILES))
+def test_mid_stream_pickup_is_liberal_so_the_late_ack_passes_after_a_flush(kernel: str) -> None:
+    run = story("mid-stream-pickup", kernel)
+    first = next(m for m in run.moments if m.text.startswith("upload 1: a late ACK"))
+    second = next(m for m in run.moments if m.text.startswith("upload 2: the same late ACK"))
+    assert first.obs is not None and second.obs is not None
+    # tcp_in_window bound IV: INVALID up to 5.15; 6.1 (6e250dcbff1d) ignores an ACK under the lower bound
+    if kernel in ("6.1", "6.12", "6.18"):
+        assert first.obs["window"] == "IGNORE" and run.succeeded
+    else:
+        assert first.obs["ctstate"] == "INVALID" and run.event == "host RST"
+    # tcp_new() pickup: IP_CT_TCP_FLAG_BE_LIBERAL on both directions, so the reply passes, de-NATed
+    assert second.obs["fate"] == "delivered:ctr"
+    assert second.obs["delivered_as"]["dst"] == "192.0.2.2:40001"

@@ -14,6 +14,7 @@ STORIES = (
     "conntrack-table-full",
     "pod-ip-leak",
     "published-port-invalid",
+    "mid-stream-pickup",
 )
 
 
