@@ -441,9 +441,8 @@ class GlibcResolver:
     def ask(self, packets: list[CasePacket], names: list[str]) -> int:
         """Send the queries; how many answers came back to the resolver."""
         answered = 0
-        for name, (pid, obs, reply) in zip(
-            names, self.r.send(packets, [f"the resolver's {name} query" for name in names]), strict=True
-        ):
+        says = [f"{self.step.say or 'the resolver'}: the {name} query" for name in names]
+        for name, (pid, obs, reply) in zip(names, self.r.send(packets, says), strict=True):
             if (obs.get("fate") or "").startswith("dropped"):
                 counters = " ".join(
                     sorted(k for k in obs["ct_stats"] if k in ("insert_failed", "drop", "early_drop"))

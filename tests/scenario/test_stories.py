@@ -40,32 +40,48 @@ def test_every_story_runs_on_every_profile_and_its_fix_makes_it_succeed(name: st
     assert fixed is not (name == "snat-port-clash" and kernel == "3.10")
 
 
-def test_dns_race_drops_the_loser_with_insert_failed_only_on_upstream_3_10() -> None:
-    # 3.10.99 __nf_conntrack_confirm: no nf_ct_resolve_clash -> NF_CT_STAT_INC(insert_failed), NF_DROP.
+def test_dns_race_drops_the_loser_with_insert_failed_on_upstream_3_10() -> None:
+    # 3.10.99 __nf_conntrack_confirm: no nf_ct_resolve_clash -> NF_CT_STAT_INC(insert_failed), NF_DROP
     run = story("dns-race", "3.10")
     first = run.decisive
     assert first is not None and first.obs is not None
+    assert first.text.startswith("lookup 1") and "A query" in first.text
     assert first.obs["fate"] == "dropped:host" and first.obs["ct_stats"]["insert_failed"] == 1
-    assert "A query" in first.text
     # the resolver's 5 s timeout, then single_request on the same socket (res_send.c send_dg)
     assert any("times out after 5 s" in m.text for m in run.moments)
-    assert run.moments[-1].t == pytest.approx(5.0, abs=0.01)
 
 
-@pytest.mark.parametrize("kernel", ["el7", "4.19", "5.10", "6.1", "6.18"])
-def test_dns_race_same_nat_is_resolved_from_the_clash_resolution_on(kernel: str) -> None:
-    # el7 backports and 4.19 carry nf_ct_resolve_clash (same NAT result merges); 5.10+ as well
+@pytest.mark.parametrize("kernel", ["el7", "4.19"])
+def test_dns_race_same_nat_merges_but_different_dnat_drops_on_el7_and_4_19(kernel: str) -> None:
+    # nf_ct_resolve_clash (4.19.1, backported to el7): merge only if no NAT or nf_ct_match();
+    # otherwise NF_CT_STAT_INC(drop) (and insert_failed, counted for every clash)
+    run = story("dns-race", kernel)
+    lookup1 = [m for m in run.moments if m.text.startswith("lookup 1") and m.obs]
+    assert all(m.obs is not None and m.obs["fate"].startswith("delivered") for m in lookup1)
+    d = run.decisive
+    assert d is not None and d.obs is not None and d.text.startswith("lookup 2")
+    assert d.obs["fate"] == "dropped:host"
+    assert d.obs["ct_stats"]["drop"] == 1 and d.obs["ct_stats"]["insert_failed"] == 1
+    done = [m for m in run.moments if m.text.startswith("lookup done")]
+    assert done[-1].t == pytest.approx(5.0, abs=0.01)
+
+
+@pytest.mark.parametrize("kernel", ["5.10", "5.15", "6.1", "6.12", "6.18"])
+def test_dns_race_different_dnat_is_resolved_from_5_x(kernel: str) -> None:
+    # nf_ct_resolve_clash_harder (5.7): the loser is inserted for the reply direction only
     run = story("dns-race", kernel)
     assert run.succeeded
-    counted = {k for m in run.moments if m.obs for k in m.obs["ct_stats"]}
-    assert ("clash_resolve" in counted) is (kernel in ("5.10", "6.1", "6.18"))
+    lookup2 = [m for m in run.moments if m.text.startswith("lookup 2") and m.obs]
+    assert {m.obs["delivered_as"]["dst"] for m in lookup2 if m.obs} == {"198.51.100.2:53", "198.51.100.3:53"}
+    assert any(m.obs is not None and m.obs["ct_stats"].get("clash_resolve") for m in lookup2)
 
 
-def test_dns_race_single_request_reopen_uses_a_new_port_for_the_second_query() -> None:
-    run = story("dns-race", "3.10", "single-request-reopen")
+@pytest.mark.parametrize("kernel", ["3.10", "el7"])
+def test_dns_race_single_request_reopen_uses_a_new_port_for_the_second_query(kernel: str) -> None:
+    run = story("dns-race", kernel, "single-request-reopen")
     assert run.succeeded
-    ports = {m.obs["delivered_as"]["src"] for m in run.moments if m.obs and "query" in m.text}
-    assert len(ports) == 2
+    sent = [m.obs["delivered_as"]["src"] for m in run.moments if m.obs and m.text.startswith("lookup 1")]
+    assert len(sent) == 2 and len(set(sent)) == 2  # the A and AAAA queries, from two ports
 
 
 @pytest.mark.parametrize("kernel", list(PROFILES))
@@ -140,6 +156,7 @@ def test_bad_story_is_one_line_error() -> None:
 
 def test_decisive_events_in_a_few_words() -> None:
     assert story("dns-race", "3.10").event == "insert_failed"
+    assert story("dns-race", "el7").event == "insert_failed"
     assert story("dns-race", "6.18").event == "ok"
     assert story("conntrack-table-full", "el7").event == "table full"
     assert story("stale-udp-entry", "6.18").event == "stale DNAT"
