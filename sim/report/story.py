@@ -35,13 +35,14 @@ def _packet_words(obs: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def _moment(m: Moment) -> list[str]:
+def _moment(m: Moment, decisive: Moment | None) -> list[str]:
     lines = [f"{m.t:9.3f}s  {m.text}"]
     if m.obs is not None:
         lines.append(f"{'':12}{_packet_words(m.obs)}")
     lines.extend(f"{'':12}{line}" for line in m.output)
     if m.failed:
-        lines.append(f"{'':12}<== DECISIVE: {event_of(m)}: {m.failed}")
+        mark = "<== DECISIVE" if m is decisive else "<== and then"
+        lines.append(f"{'':12}{mark}: {event_of(m)}: {m.failed}")
     return lines
 
 
@@ -51,7 +52,7 @@ def render(run: StoryRun) -> str:
     out.extend(f"  {line}" for line in st.description.splitlines())
     log = list(table.log)
     for m in run.moments:
-        out.extend(_moment(m))
+        out.extend(_moment(m, run.decisive))
     verdict = "SUCCEEDS" if run.succeeded else "FAILS"
     decisive = run.decisive
     out.append(f"outcome: the story {verdict}" + (f" -- {decisive.failed}" if decisive else ""))
