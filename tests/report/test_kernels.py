@@ -175,4 +175,5 @@ def test_cli_text_matrix_has_the_story_rows() -> None:
     assert "clash handling at confirmation" in text and "NAT port search" in text
     assert "table full and early_drop" in text
     dns = next(line for line in text.splitlines() if line.startswith("  dns-race"))
-    assert dns.split()[1:3] == ["insert_failed", "ok"]  # 3.10, el7
+    # 3.10 drops both races, el7/4.19 the different-DNAT one, 5.10+ resolve both
+    assert dns.split()[1:5] == ["insert_failed", "insert_failed", "insert_failed", "ok"]
