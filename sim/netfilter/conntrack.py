@@ -18,6 +18,7 @@ statistics are :class:`ConntrackStats`. Time is passed in; entries expire lazily
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
@@ -332,6 +333,7 @@ class ConntrackStats:
 _STAT_FIELDS = tuple(f.name for f in fields(ConntrackStats))
 
 
+@functools.cache
 def stat_names(profile: KernelProfile) -> tuple[str, ...]:
     """The CTA_STATS_* attributes ``ctnetlink_ct_stat_cpu_fill_info()`` sends: 3.10 and el7
     send searched, new, delete and delete_list too; 4.19 adds nothing and keeps ignore;
@@ -738,8 +740,8 @@ class ConntrackTable:
           and ``insert_failed``. TCP never has ``allow_clash``.
         """
         ct, p, st = skb.ct, self.profile, self.stats
-        if ct is None or ct.confirmed or ct.untracked or skb.ctinfo in _REPLY_CTINFO:
-            return ConfirmResult(NfVerdict.ACCEPT, None)
+        if ct is None or ct.status & IPS_CONFIRMED or ct.untracked or skb.ctinfo in _REPLY_CTINFO:
+            return _NOTHING_TO_CONFIRM
         if ct.dying:  # killed before confirmation: never inserted
             if not p.bucket_locks:
                 return ConfirmResult(NfVerdict.ACCEPT, ConfirmOutcome.DYING)
@@ -826,6 +828,7 @@ class ConntrackTable:
 
 
 _REPLY_CTINFO = (CtInfo.ESTABLISHED_REPLY, CtInfo.RELATED_REPLY)
+_NOTHING_TO_CONFIRM = ConfirmResult(NfVerdict.ACCEPT, None)
 
 
 def l4proto_allow_clash(skb: Skb) -> bool:

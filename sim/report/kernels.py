@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sim.netfilter.profiles import CHANGES, CHANGES_BY_KEY, PROFILES, Change, KernelProfile
+from sim.netfilter.changes import CHANGES, CHANGES_BY_KEY, Change
+from sim.netfilter.profiles import PROFILES, KernelProfile
 from sim.scenario.fixes import with_fix
 from sim.scenario.loader import find_case
 
