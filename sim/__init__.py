@@ -19,6 +19,8 @@ The layers, each importing only the ones above it:
   replay, the host configuration (``host``) and the two fixes (``fixes``).
 - ``sim.report``: what is read off a run -- the trace's sentences (``sentences``), timeline,
   captures, walkthrough, exercises, figures.
+- ``sim.pcap``: real captures read, tracked per kernel and explained (``nflab pcap``), beside
+  ``sim.report`` (it imports no report module).
 - ``sim.kernel``: the same cases against the real kernel in network namespaces.
 - ``sim.cli``, ``sim.bench``: the ``nflab`` command.
 

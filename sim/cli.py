@@ -7,9 +7,10 @@ import importlib
 import json
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from sim.netfilter.profiles import PROFILES, resolve_kernel
+from sim.netfilter.profiles import DEFAULT_PROFILE, PROFILES, resolve_kernel
 from sim.scenario.fixes import FIXES
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ SUBCOMMAND_MODULES = {
     "kernel-check": "sim.kernel.check",
     "figures": "sim.report.figures",
     "check": "sim.report.exercises",
-    "pcap": "sim.report.pcap.command",
+    "pcap": "sim.pcap.command",
     "doctor": "sim.doctor",
     "grade": "sim.report.grade",
 }
@@ -37,6 +38,40 @@ def kernel_arg(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+EXIT_CODES = """exit status:
+  0    done (diff-kernels: no difference; check: every answer right)
+  1    diff-kernels: differences found; check: an answer wrong; kernel-check: a disagreement
+  2    bad input or arguments (one line on stderr naming the place)
+  130  interrupted (Ctrl-C; diff-kernels also on SIGTERM, keeping what it found)"""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nflab")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def _epilog() -> str:
+    from sim.scenario.loader import builtin_cases, builtin_scenarios
+
+    return (
+        f"built-in scenarios: {', '.join(builtin_scenarios())}\n"
+        f"built-in cases: {', '.join(builtin_cases())}\n"
+        f"kernel profiles: {', '.join(PROFILES)} (or what uname -r prints)\n\n{EXIT_CODES}"
+    )
+
+
+def size_arg(text: str) -> tuple[int, int]:
+    """``--size COLSxROWS``: a terminal size Textual can draw, 1..1000 each way."""
+    cols, x, rows = text.lower().partition("x")
+    if not (x and cols.isdigit() and rows.isdigit() and 1 <= int(cols) <= 1000 and 1 <= int(rows) <= 1000):
+        raise argparse.ArgumentTypeError(f"expected COLSxROWS like 80x24, each 1..1000, got {text!r}")
+    return int(cols), int(rows)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line and exit 2, never a traceback
         sys.stderr.write(f"nflab: {message} (see nflab --help)\n")
@@ -50,7 +85,10 @@ def _build(full: bool = True) -> argparse.ArgumentParser:
         prog="nflab",
         description="A model of Linux netfilter conntrack and NAT that shows why a "
         "Docker host answers an INVALID packet with a RST.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--version", action="version", version=f"nflab {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     w = sub.add_parser("walkthrough", help="the seed incident at the conntrack level, step by step")
     w.add_argument("--kernel", type=kernel_arg, default="el7", help=f"{KERNEL_HELP} (default el7)")
@@ -66,7 +104,11 @@ def _build(full: bool = True) -> argparse.ArgumentParser:
         "--svg", metavar="FILE", help="write the screen as SVG to FILE instead of opening the UI"
     )
     tui.add_argument(
-        "--size", default="120x40", metavar="COLSxROWS", help="screen size for --svg (default 120x40)"
+        "--size",
+        type=size_arg,
+        default=(120, 40),
+        metavar="COLSxROWS",
+        help="screen size for --svg (default 120x40)",
     )
     tui.add_argument(
         "--press", default="", metavar="KEYS", help="for --svg: keys to press first, e.g. 'right right f'"
@@ -101,15 +143,18 @@ def _build(full: bool = True) -> argparse.ArgumentParser:
         help="after the timeline also print the host's iptables-save -c, conntrack -L or dmesg (repeatable)",
     )
     r = sub.add_parser(
-        "replay", help="replay a crafted-packet case file in the model (the kernel-check contract)"
+        "replay",
+        help="replay a crafted-packet case file in the model (the kernel-check contract)",
+        description="Replay a case (a built-in case name or a case file): a header naming the "
+        "kernel, sysctls and rules, then one line per packet (--json: one object per packet, no header).",
     )
     r.add_argument("file", help="case file (JSON, or TOML with the same schema)")
     r.add_argument("--json", action="store_true", help="one JSON object per input packet")
     if full:
         from sim import doctor
         from sim.kernel import check
+        from sim.pcap import command as pcap
         from sim.report import exercises, figures, grade
-        from sim.report.pcap import command as pcap
 
         for module in (check, figures, exercises, grade, pcap, doctor):
             module.add_subcommand(sub)
@@ -155,6 +200,10 @@ def _build(full: bool = True) -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     b = sub.add_parser("bench", help="measure the model's throughput and memory on this machine")
     b.add_argument("--json", action="store_true", help="print one JSON object")
+    c = sub.add_parser(
+        "completion", help='print a shell completion script (bash): eval "$(nflab completion bash)"'
+    )
+    c.add_argument("shell", choices=("bash",), help="the shell")
     return p
 
 
@@ -168,18 +217,21 @@ def main(argv: list[str] | None = None) -> int:
         print(render(args.kernel, args.be_liberal))
         return 0
     if args.command in (None, "tui"):
-        from tui.app import main as tui_main  # the composition root: sim itself never imports tui
-
         scenario, kernel, fix = (getattr(args, key, None) for key in ("scenario", "kernel", "fix"))
-        svg, size, keys = (
+        svg, (cols, rows), keys = (
             getattr(args, "svg", None),
-            getattr(args, "size", "120x40"),
+            getattr(args, "size", (120, 40)),
             getattr(args, "press", ""),
         )
-        try:
-            cols, rows = (int(n) for n in size.lower().split("x"))
-        except ValueError:
-            parser.error(f"--size: expected COLSxROWS like 80x24, got {size!r}")
+        if svg is None and not (sys.stdin.isatty() and sys.stdout.isatty()):
+            print(
+                "nflab: the walkthrough TUI needs a terminal; without one: nflab run "
+                f"{scenario or 'seed-incident'} (the timeline), nflab walkthrough, or nflab tui --svg FILE",
+                file=sys.stderr,
+            )
+            return 2
+        from tui.app import main as tui_main  # the composition root: sim itself never imports tui
+
         return int(
             tui_main(
                 scenario,
@@ -197,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(serve_main(args.scenario, args.host, args.port))
     if args.command == "run":
         return _run(args.scenario, args.kernel, args.fix, args.out, args.show)
+    if args.command == "completion":
+        print(completion_script(parser))
+        return 0
     if args.command == "replay":
         return _replay(args.file, args.json)
     if args.command == "kernels":
@@ -219,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print("measuring tui_first_frame_s, tui_key_to_frame_ms ...", file=sys.stderr)
     figures.update(measure())
-    from sim.report.pcap.bench import pcap_figures
+    from sim.pcap.bench import pcap_figures
 
     print("measuring pcap_packets_per_s, pcap_vs_tshark ...", file=sys.stderr)
     figures.update(pcap_figures())
@@ -252,8 +307,6 @@ def _run_story(story: Story, out: str) -> int:
 
 
 def _run(ref: str, kernel: str | None, fix: str, out: str, show: list[str]) -> int:
-    from pathlib import Path
-
     from sim.net.netns import dmesg
     from sim.netfilter.conntrack import format_conntrack
     from sim.netfilter.iptables.save import iptables_save
@@ -262,6 +315,10 @@ def _run(ref: str, kernel: str | None, fix: str, out: str, show: list[str]) -> i
     from sim.scenario.scenario import load_any, run_scenario
     from sim.scenario.story import Story
 
+    problem = _unwritable_dir(Path(out))
+    if problem:
+        print(f"nflab: --out {out}: {problem}", file=sys.stderr)
+        return 2
     try:
         sc = load_any(ref)
         if kernel is not None:
@@ -292,6 +349,43 @@ def _run(ref: str, kernel: str | None, fix: str, out: str, show: list[str]) -> i
     for path, packets, rsts in written:
         print(f"capture {path}: {packets} packets, {rsts} RST")
     return 0
+
+
+def _unwritable_dir(path: Path) -> str:
+    """Why the captures could not be written into ``path`` (made if missing: the run would
+    make it), or "": tried with a scratch file, so that the run does not fail at its end."""
+    import tempfile
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        return e.strerror or str(e)
+    return ""
+
+
+def completion_script(parser: argparse.ArgumentParser) -> str:
+    """A bash completion script for ``parser``: subcommands, their options, choices and the
+    built-in names where a scenario or case is expected."""
+    from sim.scenario.loader import builtin_cases, builtin_scenarios
+
+    names = " ".join(builtin_scenarios() + builtin_cases())
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    lines = ["_nflab() {", '  local cur="${COMP_WORDS[COMP_CWORD]}" cmd="${COMP_WORDS[1]}"', "  local words"]
+    lines.append('  if [ "$COMP_CWORD" -eq 1 ]; then')
+    lines.append(f'    words="{" ".join(subs.choices)} --help --version"')
+    lines.append('  else case "$cmd" in')
+    for name, sub in subs.choices.items():
+        opts = [o for a in sub._actions for o in a.option_strings]
+        extra = names if name in ("run", "replay", "tui", "serve", "kernel-check") else ""
+        lines.append(f'    {name}) words="{" ".join(opts)} {extra}";;')
+    lines.append("    esac")
+    lines.append("  fi")
+    lines.append('  COMPREPLY=($(compgen -W "$words" -f -- "$cur"))')
+    lines.append("}")
+    lines.append("complete -o filenames -F _nflab nflab")
+    return "\n".join(lines)
 
 
 def _kernels(matrix: bool, as_json: bool) -> int:
@@ -341,6 +435,8 @@ def _replay(path: str, as_json: bool) -> int:
     except InputError as e:
         print(f"nflab: {e}", file=sys.stderr)
         return 2
+    if not as_json:
+        print(_replay_header(path, case))
     progress = _Progress(len(case["packets"])) if sys.stderr.isatty() else None
     same_terminal = progress is not None and sys.stdout.isatty()
     try:
@@ -358,6 +454,23 @@ def _replay(path: str, as_json: bool) -> int:
     if progress is not None:
         progress.clear()
     return 0
+
+
+def _replay_header(ref: str, case: dict[str, Any]) -> str:
+    """Which kernel, sysctls and host rules the replay runs (text output only)."""
+    kernel = str(case.get("kernel", DEFAULT_PROFILE))
+    try:
+        name = resolve_kernel(kernel, note=False).name
+    except ValueError:
+        name = kernel  # the replay itself refuses it, in one line
+    shown = name if name == kernel else f"{name} (from {kernel})"
+    lines = [f"nflab replay {Path(ref).name}: kernel {shown}, {len(case['packets'])} packets"]
+    sysctls = case.get("sysctl") or {}
+    lines += [f"  sysctl {k} = {v}" for k, v in sysctls.items()] or ["  sysctls: the kernel's defaults"]
+    rules = case.get("iptables") or {}
+    rules = rules if isinstance(rules, dict) else {}  # the replay refuses other shapes, in one line
+    lines += [f"  {ns}: {r}" for ns, rs in rules.items() for r in rs] or ["  iptables: Docker's ruleset only"]
+    return "\n".join(lines)
 
 
 def _observation_line(i: int, obs: dict[str, Any]) -> str:
@@ -410,6 +523,9 @@ def entry() -> int:
     except BrokenPipeError:
         sys.stderr.close()  # nothing more can be written; do not report the closed pipe
         return 0
+    except KeyboardInterrupt:  # Ctrl-C: one line, the shell's 128 + SIGINT
+        print("nflab: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -116,7 +116,9 @@ def test_replay_streams_and_shows_progress_only_on_a_terminal(tmp_path, capsys, 
     case.write_text(json.dumps(upload_case(30)))
     assert main(["replay", str(case)]) == 0
     plain = capsys.readouterr()
-    assert len(plain.out.splitlines()) == 30 and plain.err == ""
+    lines = plain.out.splitlines()
+    assert lines[0].startswith(f"nflab replay {case.name}: kernel ") and plain.err == ""
+    assert len([line for line in lines if line.startswith("[")]) == 30
     term = _Terminal()
     monkeypatch.setattr(sys, "stderr", term)
     assert main(["replay", str(case)]) == 0

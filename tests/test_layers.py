@@ -18,6 +18,7 @@ ALLOWED = {
     "sim.topology": BASE | {"sim.netfilter", "sim.net"},
     "sim.scenario": BASE | {"sim.netfilter", "sim.net", "sim.topology"},
     "sim.report": BASE | {"sim.netfilter", "sim.net", "sim.topology", "sim.scenario"},
+    "sim.pcap": BASE | {"sim.netfilter", "sim.net", "sim.topology", "sim.scenario"},
 }
 
 

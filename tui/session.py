@@ -322,7 +322,7 @@ def plan(ref: str, kernel: str | None = None, fix: str | None = None) -> Plan:
     if source.kind in ("case", "capture"):
         try:
             if source.kind == "capture":  # the capture's connection as a replay case (nflab pcap --to-case)
-                from sim.report.pcap.tocase import capture_case
+                from sim.pcap.tocase import capture_case
 
                 case = capture_case(ref, kernel=kernel or "6.1")
             else:

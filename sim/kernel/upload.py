@@ -37,6 +37,7 @@ MAX_UPLOAD = 512 * 1024 * 1024  # bytes: a bound on any transfer the harness mak
 PORT = 443
 CLIENT_PORT = 40000
 TCPDUMP_READY_S = 10.0
+ETH_P_ALL = 0x0003
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,8 @@ class Upload:
     rcvbuf: int = 0
     ctr_any: str = ""  # capture in ctr with `tcpdump -i any -y LINUX_SLL|LINUX_SLL2` instead of eth0
     host_any: str = ""  # the same on the host: every interface, each forwarded packet twice
+    offload: bool = False  # keep the veths' segmentation offloads (super-packets in the captures)
+    inject: int = 0  # out-of-window ACKs the remote sends to the NATed address during the transfer
     timeout_s: float = 60.0
     topology: Topology = DEFAULT_TOPOLOGY
 
@@ -87,6 +90,10 @@ class Upload:
             )
         if self.rcvbuf:
             parts.append(f"remote SO_RCVBUF {self.rcvbuf}")
+        if self.offload:
+            parts.append("offloads on")
+        if self.inject:
+            parts.append(f"{self.inject} out-of-window ACKs injected by the remote")
         return ", ".join(parts)
 
 
@@ -178,7 +185,8 @@ def _build(ns: NamespaceSet, up: Upload) -> None:
     ns.ip(host, "link", "add", BRIDGE_PORT, "type", "veth", "peer", "name", END_DEV, "netns", ctr)
     ns.ip(host, "link", "add", UPLINK, "type", "veth", "peer", "name", END_DEV, "netns", remote)
     for name, dev in ((host, BRIDGE_PORT), (host, UPLINK), (ctr, END_DEV), (remote, END_DEV), (host, BRIDGE)):
-        ns.ip(name, "link", "set", dev, "mtu", str(up.mtu), "gso_max_segs", "1")
+        gso = () if up.offload else ("gso_max_segs", "1")
+        ns.ip(name, "link", "set", dev, "mtu", str(up.mtu), *gso)
     ns.ip(host, "link", "set", BRIDGE_PORT, "master", BRIDGE, "up")
     ns.ip(host, "addr", "add", f"{t.bridge_ip}/24", "dev", BRIDGE)
     ns.ip(host, "link", "set", BRIDGE, "up")
@@ -194,8 +202,61 @@ def _build(ns: NamespaceSet, up: Upload) -> None:
     _impairments(ns, up)
 
 
-def run_upload(up: Upload, host_pcap: Path, ctr_pcap: Path | None = None) -> int:
-    """Make the upload and write the captures; returns the bytes the remote received."""
+class _Injector:
+    """Out-of-window ACKs from the remote to the host's NATed address (the incident's trigger).
+
+    A packet socket on the remote's eth0 sees the remote's own segments; each injected ACK
+    copies the latest one's ports and takes ``seq + 2**30`` (far over the receiver's window:
+    ``tcp_in_window`` marks it INVALID, so NAT skips it and the host's stack answers it with a
+    RST) and ``ack - 1`` (the host's RST then carries ``seq = ack - 1``, under the remote's
+    ``rcv_nxt``: RFC 5961 makes the remote drop it instead of resetting the transfer).
+    """
+
+    def __init__(self, ns: NamespaceSet, t: Topology) -> None:
+        self.t = t
+        with in_netns(ns["remote"]):
+            self.sniff = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
+            self.sniff.bind((END_DEV, ETH_P_ALL))
+            self.raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        self.sniff.settimeout(2.0)
+
+    def send(self) -> None:
+        from sim.packet import TCPHDR_ACK, Packet
+        from sim.wire import emit, parse
+
+        latest: Packet | None = None
+        self.sniff.setblocking(False)
+        while True:  # drain: the newest of the remote's own segments
+            try:
+                data, addr = self.sniff.recvfrom(65536)
+            except BlockingIOError:
+                if latest is not None:
+                    break
+                self.sniff.settimeout(2.0)
+                data, addr = self.sniff.recvfrom(65536)
+                self.sniff.setblocking(False)
+            if addr[2] == socket.PACKET_OUTGOING and addr[1] == 0x0800:
+                p = parse(data)
+                if p.src == self.t.remote_ip and p.sport == PORT:
+                    latest = p
+        assert latest is not None
+        bad = Packet(
+            latest.src, latest.dst, latest.sport, latest.dport,
+            (latest.seq + (1 << 30)) & 0xFFFFFFFF, (latest.ack - 1) & 0xFFFFFFFF,
+            TCPHDR_ACK, latest.window, 0,
+        )  # fmt: skip
+        self.raw.sendto(emit(bad), (bad.dst, 0))
+
+    def close(self) -> None:
+        self.sniff.close()
+        self.raw.close()
+
+
+def run_upload(
+    up: Upload, host_pcap: Path, ctr_pcap: Path | None = None, uplink_pcap: Path | None = None
+) -> int:
+    """Make the upload and write the captures; returns the bytes the remote received.
+    ``uplink_pcap``: a second capture on the host's uplink, beside a ``host_any`` one."""
     if not 0 < up.size <= MAX_UPLOAD:
         raise ValueError(f"upload size {up.size} outside 1..{MAX_UPLOAD}")
     t = up.topology
@@ -219,6 +280,9 @@ def run_upload(up: Upload, host_pcap: Path, ctr_pcap: Path | None = None) -> int
             server.listen(1)
             server.settimeout(up.timeout_s)
             dumps.append(_tcpdump(ns, ns["host"], host_pcap, up.snaplen, up.host_any))
+            if uplink_pcap is not None:
+                dumps.append(_tcpdump(ns, ns["host"], uplink_pcap, up.snaplen))
+            injector = _Injector(ns, t) if up.inject else None
             if ctr_pcap is not None:
                 dumps.append(_tcpdump(ns, ns["ctr"], ctr_pcap, up.snaplen, up.ctr_any))
 
@@ -237,9 +301,16 @@ def run_upload(up: Upload, host_pcap: Path, ctr_pcap: Path | None = None) -> int
             client.connect((t.remote_ip, PORT))
             block = bytes(1 << 16)
             left = up.size
+            marks = [up.size * (i + 1) // (up.inject + 1) for i in range(up.inject)]
             while left:
                 n = client.send(block[: min(left, len(block))])
                 left -= n
+                while injector is not None and marks and up.size - left >= marks[0]:
+                    marks.pop(0)
+                    time.sleep(0.005)  # the remote has answered some of it
+                    injector.send()
+            if injector is not None:
+                injector.close()
             client.shutdown(socket.SHUT_WR)
             reader.join(up.timeout_s)
             client.recv(1)  # the remote's FIN
@@ -269,9 +340,18 @@ def main() -> None:  # pragma: no cover - a developer's entry point: python -m s
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=0.0)
     p.add_argument("--ctr-any", default="", choices=("", "LINUX_SLL", "LINUX_SLL2"))
     p.add_argument("--host-any", default="", choices=("", "LINUX_SLL", "LINUX_SLL2"))
+    p.add_argument("--inject", type=int, default=0)
+    p.add_argument("--offload", action="store_true", help="keep segmentation offloads (super-packets)")
+    p.add_argument("--uplink-pcap", help="with --host-any: also capture the host's uplink alone")
     a = p.parse_args()
-    up = Upload(**{k: v for k, v in vars(a).items() if k not in ("host_pcap", "ctr_pcap")})
-    n = run_upload(up, Path(a.host_pcap), Path(a.ctr_pcap) if a.ctr_pcap else None)
+    skip = ("host_pcap", "ctr_pcap", "uplink_pcap")
+    up = Upload(**{k: v for k, v in vars(a).items() if k not in skip})
+    n = run_upload(
+        up,
+        Path(a.host_pcap),
+        Path(a.ctr_pcap) if a.ctr_pcap else None,
+        Path(a.uplink_pcap) if a.uplink_pcap else None,
+    )
     print(f"{n} bytes uploaded; pid {os.getpid()}")
 
 

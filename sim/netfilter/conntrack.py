@@ -207,6 +207,21 @@ class Conn(TcpCt):
         )
 
 
+INT_MAX = 2**31 - 1
+# The boolean TCP sysctls: proc_dointvec (any int) in the per-protocol table of 3.10 and
+# 4.19 (nf_conntrack_proto_tcp.c); proc_dointvec_minmax with extra1/extra2 = 0/1 in
+# nf_conntrack_standalone.c's table (5.10.13 has it; the SYSCTL_ZERO rename of 5.3 already
+# finds it), proc_dou8vec_minmax 0..1 later. The release is bounded by the recorded trees
+# (absent in 4.19.1, present in 5.10.13): no profile lies between.
+_BOOLEAN = frozenset({"tcp_be_liberal", "tcp_loose", "tcp_ignore_invalid_rst"})
+MINMAX_SINCE = (5, 3)
+
+
+def _release_key(release: str) -> tuple[int, int]:
+    major, _, rest = release.partition(".")
+    return int(major), int(rest.split(".")[0].split("-")[0])
+
+
 @dataclass(slots=True)
 class ConntrackSysctls:
     """``net.netfilter.nf_conntrack_*`` of one namespace, with the kernel's defaults."""
@@ -266,6 +281,12 @@ class ConntrackSysctls:
             raise ValueError(f"sysctl {name} must not be negative, got {value}")
         if short == "buckets" and value == 0:
             raise ValueError(f"sysctl {name} must be at least 1")
+        if value > INT_MAX:  # proc_dointvec*(): "if (lval > INT_MAX) return -EINVAL"
+            raise ValueError(f"sysctl {name}: {value} is more than an int holds ({INT_MAX}): EINVAL")
+        if short in _BOOLEAN and value > 1 and _release_key(profile.release) >= MINMAX_SINCE:
+            raise ValueError(
+                f"sysctl {name}: kernel {profile.name} accepts 0 or 1 (proc_dou8vec_minmax), got {value}"
+            )
         setattr(self, short, value)
 
     def buckets_for(self, profile: KernelProfile) -> int:

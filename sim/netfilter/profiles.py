@@ -311,16 +311,20 @@ def resolve_kernel(text: str, note: bool = True) -> KernelProfile:
     2. a RHEL/CentOS 7 release (``3.10.0-1160.el7.x86_64``) is ``el7``;
     3. otherwise the upstream release VERSION.PATCHLEVEL picks the newest profile not newer
        than it (``5.15.0-91-generic`` -> ``5.15``, ``6.6.30`` -> ``6.1``, ``6.18.44-fc-v857``
-       -> ``6.18``); a suffix that is not a known upstream-tracking distribution build
-       prints a one-line note to stderr (when ``note``): the vendor may carry backports.
+       -> ``6.18``, ``7.7.7`` -> ``6.18``: newer than every profile).
 
-    ValueError (one line) when ``text`` is not a release, or is older than every profile.
+    A release string prints one line to stderr (when ``note``) saying how it was resolved,
+    and whether its suffix is not a known upstream-tracking distribution build (the vendor
+    may carry backports). ValueError (one line) when ``text`` is not a release, or is older
+    than every profile.
     """
     text = text.strip()
     if text in PROFILES:
         return PROFILES[text]
     for name, pattern in _VENDORS:
         if pattern.match(text):
+            if note:
+                print(f"nflab: kernel {text}: a RHEL/CentOS 7 build, profile {name}", file=sys.stderr)
             return PROFILES[name]
     m = _RELEASE.fullmatch(text)
     if m is None:
@@ -332,11 +336,16 @@ def resolve_kernel(text: str, note: bool = True) -> KernelProfile:
         raise ValueError(f"kernel {text!r}: older than every profile (oldest: {next(iter(PROFILES))})")
     profile = max(candidates, key=lambda p: release_key(p.name))
     suffix = text[m.end(3) if m[3] else m.end(2) :]
-    if note and suffix and not _UPSTREAM_SUFFIXES.fullmatch(suffix):
-        print(
-            f"nflab: kernel {text}: vendor suffix {suffix!r} not known, using upstream {profile.name}",
-            file=sys.stderr,
+    if note:
+        newest = profile is list(PROFILES.values())[-1]
+        how = (
+            f"newer than every profile, using the newest, {profile.name}"
+            if newest and release_key(profile.name) < wanted
+            else f"profile {profile.name} (the newest not newer than {wanted[0]}.{wanted[1]})"
         )
+        if suffix and not _UPSTREAM_SUFFIXES.fullmatch(suffix):
+            how += f"; vendor suffix {suffix!r} not known, using upstream {profile.name}"
+        print(f"nflab: kernel {text}: {how}", file=sys.stderr)
     return profile
 
 

@@ -23,7 +23,9 @@ import argparse
 import json
 import random
 import re
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -252,17 +254,34 @@ class _Status:
             sys.stderr.flush()
 
 
+MAX_FUZZ = 1_000_000  # conversations per round: about a day of CPU; more is a typo
+
+
+def _terminated(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(args: argparse.Namespace) -> int:
     """Run ``diff-kernels``: 0 when no difference was found, 1 when some were, 2 on bad
-    input, 130 when interrupted (after printing what was found)."""
+    input, 130 when interrupted by Ctrl-C or SIGTERM (after printing what was found)."""
+    if threading.current_thread() is not threading.main_thread():
+        return _main(args)
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _main(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         # a profile name or what `uname -r` prints, as everywhere a kernel is named
         args.a, args.b = (resolve_kernel(name).name for name in (args.a, args.b))
     except ValueError as e:
         print(f"nflab diff-kernels: {e}", file=sys.stderr)
         return 2
-    if args.fuzz < 1:
-        print(f"nflab diff-kernels: --fuzz must be >= 1, got {args.fuzz}", file=sys.stderr)
+    if not 1 <= args.fuzz <= MAX_FUZZ:
+        print(f"nflab diff-kernels: --fuzz must be 1..{MAX_FUZZ}, got {args.fuzz}", file=sys.stderr)
         return 2
     if getattr(args, "races", False) or getattr(args, "datagrams", False):
         return _main_races(args)

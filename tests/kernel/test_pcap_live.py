@@ -1,6 +1,6 @@
 """``nflab pcap --to-case`` conversions of real captures, judged by the live kernel (root only).
 
-Each committed capture of the real kernel's TCP (tests/report/pcap/data) and a fresh upload
+Each committed capture of the real kernel's TCP (tests/pcap/data) and a fresh upload
 made now through impairments are converted into replay cases; ``nflab kernel-check`` replays
 them on this machine's kernel and every field of every packet must agree with the model.
 """
@@ -16,7 +16,7 @@ from sim.kernel import skip_reason
 
 pytestmark = pytest.mark.kernel
 REASON = skip_reason()
-DATA = Path(__file__).parent.parent / "report" / "pcap" / "data"
+DATA = Path(__file__).parent.parent / "pcap" / "data"
 
 
 def check(capture: Path, tmp_path: Path, capsys) -> str:
@@ -32,7 +32,17 @@ def check(capture: Path, tmp_path: Path, capsys) -> str:
 
 
 @pytest.mark.skipif(REASON is not None, reason=REASON or "")
-@pytest.mark.parametrize("name", ["clean-host.pcap", "lossdup-host.pcap", "late-host.pcap", "any-host.pcap"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "clean-host.pcap",
+        "lossdup-host.pcap",
+        "late-host.pcap",
+        "any-host.pcap",
+        "offload-host.pcap",
+        "inject-uplink.pcap",
+    ],
+)
 def test_committed_captures_agree_with_the_live_kernel(name, tmp_path, capsys):
     check(DATA / name, tmp_path, capsys)
 

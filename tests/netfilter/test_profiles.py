@@ -100,6 +100,22 @@ def test_unknown_vendor_suffix_is_one_note(capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "vendor suffix '-fc-v857' not known, using upstream 6.18" in err
     resolve_kernel("5.15.0-91-generic")
+    assert (
+        capsys.readouterr().err
+        == "nflab: kernel 5.15.0-91-generic: profile 5.15 (the newest not newer than 5.15)\n"
+    )
+
+
+@pytest.mark.parametrize("text", ["7.7.7", "9.99"])
+def test_a_release_newer_than_every_profile_says_so(capsys, text):
+    assert resolve_kernel(text).name == "6.18"
+    assert (
+        capsys.readouterr().err == f"nflab: kernel {text}: newer than every profile, using the newest, 6.18\n"
+    )
+
+
+def test_a_profile_name_prints_nothing(capsys):
+    assert resolve_kernel("6.1").name == "6.1"
     assert capsys.readouterr().err == ""
 
 

@@ -289,10 +289,10 @@ def test_quiz_on_a_case_file_asks_about_every_crafted_packet() -> None:
 
 
 def test_a_real_capture_opens_as_a_case() -> None:
-    # late-host.pcap: a real 6.18 upload with late ACKs (tests/report/pcap/data/README.md); what
+    # late-host.pcap: a real 6.18 upload with late ACKs (tests/pcap/data/README.md); what
     # the kernels' own tracker said about it is in judged.json: frames 175, 276, 330 are INVALID
     # "ACK is under the lower bound (possible overly delayed ACK)" on 3.10.99 and el7, IGNOREd on 6.18
-    capture = str(Path(__file__).resolve().parents[1] / "report" / "pcap" / "data" / "late-host.pcap")
+    capture = str(Path(__file__).resolve().parents[1] / "pcap" / "data" / "late-host.pcap")
     old = session.open_session(capture, "3.10")
     assert old.source.kind == "capture" and old.outcome.startswith("430 captured packets replayed")
     reasons = [session.ct(old.event(Cursor(*c))).reason for c in old.arriving]  # type: ignore[union-attr]

@@ -1,7 +1,7 @@
 """Record data/judged.json: each host capture's --to-case conversion judged by the kernels' own
 ``nf_conntrack_proto_tcp.c`` (/work/shared/ktcp's judge.py; not a test, run by hand):
 
-    python tests/report/pcap/record_judged.py /work/shared/ktcp
+    python tests/pcap/record_judged.py /work/shared/ktcp
 
 Case packet i is the i-th packet the analysis tracked (copies on other interfaces and the
 host's own RSTs are not case packets), so each verdict is stored under its frame number.
@@ -16,9 +16,9 @@ import tempfile
 from pathlib import Path
 
 from sim.netfilter.profiles import get_profile
-from sim.report.pcap.analyse import Analysis, Tracker
-from sim.report.pcap.reader import read_frames
-from sim.report.pcap.tocase import capture_case
+from sim.pcap.analyse import Analysis, Tracker
+from sim.pcap.reader import read_frames
+from sim.pcap.tocase import capture_case
 
 DATA = Path(__file__).parent / "data"
 CAPTURES = ("clean-host.pcap", "lossdup-host.pcap", "late-host.pcap", "any-host.pcap")

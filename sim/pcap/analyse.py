@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from sim.netfilter.conntrack import ConntrackSysctls, ConntrackTable, nf_ct_get_tuple
@@ -40,7 +40,7 @@ from sim.netfilter.profiles import KernelProfile
 from sim.netfilter.proto_tcp import Bound, TcpAction, tcp_in_window
 from sim.netfilter.tcp_states import ORIGINAL, get_conntrack_index
 from sim.packet import IPPROTO_TCP, TCPHDR_ACK, TCPHDR_RST, Packet
-from sim.report.pcap.reader import Frame
+from sim.pcap.reader import Frame
 from sim.skb import CtInfo, Skb
 
 CtTuple = tuple[str, int, str, int]  # a TCP connection: (src, sport, dst, dport)
@@ -226,6 +226,7 @@ class Analysis:
         inner_addrs: Iterable[str] = (),
         skip_frames: Iterable[int] = (),
         on_packet: Callable[[Frame, Connection, int, Packet], None] | None = None,
+        only: set[CtTuple] | None = None,
     ) -> None:
         self.trackers = trackers
         self.kernels = [t.name for t in trackers]
@@ -233,6 +234,7 @@ class Analysis:
         self.inner_addrs = set(inner_addrs)
         self.skip_frames = set(skip_frames)
         self.on_packet = on_packet  # every tracked packet: frame, connection, direction, packet
+        self.only = only  # track only the connections with these ORIGINAL tuples (all are grouped)
         self.stats = Stats()
         self.connections: dict[CtTuple, Connection] = {}  # both directions' tuples
         self.by_ports: dict[tuple[int, str, int], Connection] = {}  # (sport, peer, dport) of ORIGINAL
@@ -276,6 +278,8 @@ class Analysis:
             else:
                 conn = self._new_connection(frame, pkt)
         elif pkt.flags & TCPHDR_RST and conn.recent_flagged and self._host_rst(frame, pkt):
+            return
+        if self.only is not None and conn.orig not in self.only:
             return
         direction = ORIGINAL if conn.orig[0] == pkt.src and conn.orig[1] == pkt.sport else 1 - ORIGINAL
         if direction == ORIGINAL:
@@ -414,11 +418,3 @@ def analyse(
     for frame in frames:
         a.feed(frame)
     return a, out
-
-
-def frames_of(frames: Iterable[Frame], tuples: set[CtTuple]) -> Iterator[Frame]:
-    """Only the frames of the connections whose tuples (either direction) are in ``tuples``."""
-    for fr in frames:
-        p = fr.pkt
-        if p is not None and (p.src, p.sport, p.dst, p.dport) in tuples:
-            yield fr

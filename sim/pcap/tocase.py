@@ -9,22 +9,29 @@ The container's packets are addressed as they left the container (``ctr_ip:sport
 remote_ip:dport``), the remote's as they reach the host (``remote_ip:dport ->
 host_ip:sport``): MASQUERADE keeps the port. RSTs the host itself sent are left out: the
 case's host makes its own.
+
+A capture taken where segmentation offloads are on (TSO/GSO on the sender, GRO on the
+receiver: a default Docker host) holds super-packets, e.g. 7,240 or 65,160 payload bytes,
+that no wire carried and no case may send. Each is split into the segments the wire carried,
+as ``tcp_gso_segment()`` (net/ipv4/tcp_offload.c) cuts them: ``gso_size`` bytes each (the
+peer's SYN MSS less this segment's TCP options, as ``tcp_current_mss()`` sizes ``mss_cache``;
+the 1500-byte MTU's when the handshake is not in the capture), consecutive sequence numbers,
+FIN and PSH only on the last, CWR only on the first, the same ACK, window and options.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from sim.netfilter.profiles import resolve_kernel
 from sim.netfilter.tcp_states import ORIGINAL, REPLY
-from sim.packet import Packet, format_flags
-from sim.report.pcap.analyse import Analysis, Connection, Tracker
-from sim.report.pcap.reader import Frame, read_frames
-from sim.scenario.case import CaseError, Topology, parse_case
-
-MAX_CASE_PAYLOAD = 1400  # what sim.scenario.case accepts for "len"
+from sim.packet import TCPHDR_CWR, TCPHDR_FIN, TCPHDR_PSH, Packet, format_flags
+from sim.pcap.analyse import Analysis, Connection, Tracker
+from sim.pcap.reader import Frame, read_frames
+from sim.scenario.case import CaseError, Topology, max_payload, parse_case
 
 
 def packet_entry(side: str, pkt: Packet, src: str, dst: str, delay: float) -> dict[str, Any]:
@@ -56,6 +63,24 @@ def packet_entry(side: str, pkt: Packet, src: str, dst: str, delay: float) -> di
     return entry
 
 
+def gso_segments(p: Packet, peer_mss: int | None) -> list[Packet]:
+    """``p`` as the wire carried it: itself, or the segments ``tcp_gso_segment()`` cuts a
+    super-packet into (module docstring)."""
+    fits = max_payload(p.options)
+    size = min(fits, peer_mss - p.options.wire_length()) if peer_mss else fits
+    if p.payload_len <= fits or size <= 0:
+        return [p]
+    out = []
+    for off in range(0, p.payload_len, size):
+        last = off + size >= p.payload_len
+        flags = p.flags if last else p.flags & ~(TCPHDR_FIN | TCPHDR_PSH)
+        if off:
+            flags &= ~TCPHDR_CWR
+        seq, length = (p.seq + off) & 0xFFFFFFFF, min(size, p.payload_len - off)
+        out.append(replace(p, seq=seq, flags=flags, payload_len=length))
+    return out
+
+
 def connection_case(
     frames: Iterable[Frame],
     conn: Connection,
@@ -66,9 +91,11 @@ def connection_case(
     description: str,
     inner_addrs: Iterable[str] = (),
     topology: Topology | None = None,
+    split: list[tuple[int, int, int]] | None = None,
 ) -> dict[str, Any]:
     """The case for connection ``conn`` of an analysis of ``frames``; CaseError names a frame
-    that cannot be expressed in a case.
+    that cannot be expressed in a case. Each super-packet split is appended to ``split`` as
+    (frame, payload bytes, segments).
 
     The frames are grouped again exactly as the analysis grouped them (:class:`Analysis` with
     no tracker), so the case holds the packets conntrack saw, in its directions: copies on
@@ -83,19 +110,21 @@ def connection_case(
     }
     packets: list[dict[str, Any]] = []
     last_ns: list[int] = []
+    syn_mss: dict[int, int] = {}  # direction -> the MSS its SYN announced
 
     def take(fr: Frame, c: Connection, direction: int, p: Packet) -> None:
         if c.id != conn.id:
             return
-        if p.payload_len > MAX_CASE_PAYLOAD:
-            raise CaseError(
-                f"frame {fr.number}: {p.payload_len} payload bytes,"
-                f" more than the {MAX_CASE_PAYLOAD} a case may send"
-            )
+        if p.syn and p.options.mss:
+            syn_mss[direction] = p.options.mss
         delay = 0.0 if not last_ns else max(fr.ts_ns - last_ns[0], 0) / 1e9
         last_ns[:] = [fr.ts_ns]
         side, a, b = ends[direction]
-        packets.append(packet_entry(side, p, a, b, delay))
+        segments = gso_segments(p, syn_mss.get(1 - direction))
+        if len(segments) > 1 and split is not None:
+            split.append((fr.number, p.payload_len, len(segments)))
+        for i, seg in enumerate(segments):
+            packets.append(packet_entry(side, seg, a, b, 0.0 if i else delay))
 
     a = Analysis([], inner_addrs=inner_addrs, skip_frames=conn.host_rsts, on_packet=take)
     for fr in frames:

@@ -1,5 +1,5 @@
 """The capture reader against tshark on captures the real kernel's TCP made and tcpdump,
-dumpcap's editcap/mergecap and text2pcap wrote (tests/report/pcap/data/README.md says how).
+dumpcap's editcap/mergecap and text2pcap wrote (tests/pcap/data/README.md says how).
 
 The oracle is tshark's own decoding of the same files (frame numbers, times, addresses,
 ports, raw seq/ack, flags, raw window, TCP payload length from the IPv4 total length, TTL):
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.report.pcap.reader import read_frames
+from sim.pcap.reader import read_frames
 
 DATA = Path(__file__).parent / "data"
 CAPTURES = sorted(p.name for p in DATA.iterdir() if p.suffix in (".pcap", ".pcapng"))
@@ -126,7 +126,7 @@ def test_big_endian_pcap(tmp_path):
 
 def test_a_capture_streams_in_chunks(monkeypatch):
     """Records straddle the reader's chunk boundary: a tiny chunk changes nothing."""
-    from sim.report.pcap import reader
+    from sim.pcap import reader
 
     whole = [(f.number, f.ts_ns, f.pkt) for f in read_frames(DATA / "late-host.pcap")]
     monkeypatch.setattr(reader, "CHUNK", 97)

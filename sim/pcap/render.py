@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sim.packet import Packet, format_flags
-from sim.report.pcap.analyse import Connection, Flagged, Verdict
+from sim.pcap.analyse import Connection, Flagged, Verdict
 
 
 def ts_text(ns: int, base: int) -> str:

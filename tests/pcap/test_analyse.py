@@ -147,7 +147,7 @@ def test_flow_selection_errors(capsys):
 
 
 def test_capture_case_for_front_ends():
-    from sim.report.pcap.tocase import capture_case
+    from sim.pcap.tocase import capture_case
 
     case = capture_case(str(DATA / "merged.pcapng"), flow="192.0.2.2:40000", kernel="3.10")
     assert case["packets"][0]["flags"] == "S" and case["kernel"] == "3.10"
@@ -177,7 +177,7 @@ def test_tcpdump_any_on_the_host_counts_each_packet_once(capsys):
     and the uplink. Every packet crosses the uplink exactly once, so the packets conntrack
     saw are as many as the frames on the uplink's ifindex (the one the host's address
     198.51.100.1 leaves from), counted here by the reader from the raw SLL2 headers."""
-    from sim.report.pcap.reader import read_frames
+    from sim.pcap.reader import read_frames
 
     frames = list(read_frames(DATA / "any-host.pcap"))
     uplink = next(f.iface for f in frames if f.pkt is not None and f.pkt.src == "198.51.100.1")

@@ -3,7 +3,7 @@
 Passes over the capture (each streamed, memory bounded by the number of connections):
 
 1. with the container's capture as FILE2: the addresses it shows (the container's own);
-2. every packet through each ``--kernel``'s tracker (:mod:`sim.report.pcap.analyse`);
+2. every packet through each ``--kernel``'s tracker (:mod:`sim.pcap.analyse`);
    flagged packets are printed as they are found;
 3. for the connections where the host answered an INVALID packet with a RST: the same
    packets again through the what-if trackers -- ``nf_conntrack_tcp_be_liberal=1`` and
@@ -26,11 +26,11 @@ from typing import Any, TextIO
 
 from sim.netfilter.conntrack import ConntrackSysctls
 from sim.netfilter.profiles import PROFILES, KernelProfile, resolve_kernel
-from sim.report.pcap.analyse import Analysis, Connection, Flagged, Tracker
-from sim.report.pcap.findings import Findings, container_check, findings_lines, whatif
-from sim.report.pcap.reader import CaptureError, Frame, read_frames
-from sim.report.pcap.render import connection_line, flagged_json, flagged_lines, verdict_json
-from sim.report.pcap.tocase import connection_case, select_flow
+from sim.pcap.analyse import Analysis, Connection, Flagged, Tracker
+from sim.pcap.findings import Findings, container_check, findings_lines, whatif
+from sim.pcap.reader import CaptureError, Frame, read_frames
+from sim.pcap.render import connection_line, flagged_json, flagged_lines, verdict_json
+from sim.pcap.tocase import connection_case, select_flow
 from sim.scenario.case import CaseError
 
 
@@ -65,6 +65,12 @@ def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a net.netfilter.nf_conntrack_* sysctl, e.g. nf_conntrack_tcp_be_liberal=1 (repeatable)",
     )
+    p.add_argument(
+        "--nflog-group",
+        type=_group,
+        metavar="N",
+        help="of an NFLOG capture (tcpdump -i nflog), only group N's packets (default every group)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per flagged packet, then a summary")
     p.add_argument("--to-case", metavar="OUT", help="write the connection (see --flow) as a replay case file")
     p.add_argument(
@@ -73,6 +79,13 @@ def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
         help="the connection for --to-case: its number (#N in the summary) or one endpoint IP:PORT",
     )
     return p
+
+
+def _group(text: str) -> int:
+    """``--nflog-group``: an NFLOG group, 0..65535 (``--nflog-group`` of iptables' NFLOG)."""
+    if not (text.isascii() and text.isdigit()) or int(text) > 0xFFFF:
+        raise argparse.ArgumentTypeError(f"expected a group number 0..65535, got {text!r}")
+    return int(text)
 
 
 def _profiles(names: list[str] | None) -> list[KernelProfile]:
@@ -178,29 +191,62 @@ class _Progress:
             self.stream.flush()
 
 
-def _frames(path: str, progress: bool = False) -> Iterator[Frame]:
-    bar = _Progress(path, sys.stderr) if progress else None
+def _warn(message: str) -> None:
+    print(f"nflab pcap: warning: {message}", file=sys.stderr)
+
+
+def _quiet(_message: str) -> None:
+    """Later passes over a capture cut off mid-frame: the first pass warned."""
+
+
+def _frames(args: argparse.Namespace, path: str, first: bool = False) -> Iterator[Frame]:
+    """The frames of ``path`` (FILE or FILE2); the first pass over it shows progress and warns."""
+    bar = _Progress(path, sys.stderr) if first and path == args.file else None
     try:
-        yield from read_frames(path, progress=bar)
+        yield from read_frames(path, bar, _warn if first else _quiet, args.nflog_group)
     finally:
         if bar is not None:
             bar.done()
 
 
-def _addresses(path: str) -> set[str]:
+def _addresses(args: argparse.Namespace) -> set[str]:
     out: set[str] = set()
-    for fr in read_frames(path):
+    for fr in _frames(args, args.file2, first=True):
         if fr.pkt is not None:
             out.add(fr.pkt.src)
             out.add(fr.pkt.dst)
     return out
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    """What can be refused before the analysis: the same capture twice, ``--flow`` without
+    ``--to-case``, a ``--to-case`` file that cannot be written."""
+    both = args.file2 and os.path.exists(args.file) and os.path.exists(args.file2)
+    if both and os.path.samefile(args.file, args.file2):
+        raise PcapError(f"{args.file2}: the same capture as FILE; FILE2 is the container's capture")
+    if args.flow is not None and not args.to_case:
+        raise PcapError("--flow chooses the connection for --to-case; give --to-case OUT too")
+    flow = (args.flow or "").removeprefix("#")
+    host, colon, port = flow.rpartition(":")
+    if args.flow is not None and not flow.isdigit() and not (colon and host and port.isdigit()):
+        raise PcapError(f"--flow {args.flow}: expected #N (a connection of the summary) or IP:PORT")
+    if args.to_case:
+        target = Path(args.to_case)
+        folder = target.parent if str(target.parent) else Path(".")
+        if target.is_dir():
+            raise PcapError(f"--to-case {args.to_case}: is a directory")
+        if not folder.is_dir():
+            raise PcapError(f"--to-case {args.to_case}: no directory {folder}")
+        if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+            raise PcapError(f"--to-case {args.to_case}: not writable")
+
+
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    _check_paths(args)
     profiles = _profiles(args.kernel)
     sysctls = _sysctls(args.sysctl, profiles)
     kernels = [p.name for p in profiles]
-    inner = _addresses(args.file2) if args.file2 else set()
+    inner = _addresses(args) if args.file2 else set()
     fd = Findings(kernels)
     base: list[int] = []
 
@@ -215,7 +261,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
     a = Analysis([Tracker(p, sysctls) for p in profiles], emit, inner)
     start = time.perf_counter()
-    for fr in _frames(args.file, progress=True):
+    for fr in _frames(args, args.file, first=True):
         if fr.number == 1 and not args.json:  # after the file header proved readable
             out.write(
                 f"nflab pcap {args.file}: kernels {', '.join(kernels)}"
@@ -225,9 +271,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         a.feed(fr)
     conns = a.finish()
     by_id = {c.id: c for c in conns}
-    whatif(args.file, fd, by_id, profiles, sysctls)
+    whatif(_frames(args, args.file), fd, by_id, profiles, sysctls, inner)
     if args.file2:
-        container_check(args.file2, fd)
+        container_check(_frames(args, args.file2), fd)
     elapsed = time.perf_counter() - start
     if args.json:
         out.write(json.dumps(summary_json(a, conns, fd, elapsed)) + "\n")
@@ -246,24 +292,53 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         for line in findings_lines(fd, bool(args.file2)):
             out.write(line + "\n")
     if args.to_case:
-        conn = select_flow(conns, args.flow)
-        case = connection_case(
-            read_frames(args.file),
-            conn,
-            name=Path(args.to_case).stem,
-            kernel=kernels[0],
-            sysctls=sysctls,
-            description=f"connection #{conn.id} of {os.path.basename(args.file)} (frames "
-            f"{conn.first_frame}-{conn.last_frame}), written by nflab pcap --to-case",
-            inner_addrs=inner,
-        )
+        try:
+            case, conn, split = _to_case(args, conns, kernels, sysctls, inner)
+        except CaseError as e:
+            raise PcapError(f"{args.file}: --to-case: {e}") from None
         try:
             Path(args.to_case).write_text(json.dumps(case, indent=1) + "\n")
         except OSError as e:
             raise PcapError(f"{args.to_case}: {e.strerror}") from None
+        if split:
+            frames = ", ".join(f"{n} ({size} bytes: {k})" for n, size, k in split[:10])
+            more = f" and {len(split) - 10} more" if len(split) > 10 else ""
+            print(
+                f"nflab pcap: {args.file}: {len(split)} offload super-packet(s) split into the segments "
+                f"the wire carried (frame (payload: segments)): {frames}{more}",
+                file=sys.stderr,
+            )
         if not args.json:
             out.write(f"case {args.to_case}: {len(case['packets'])} packets of connection #{conn.id}\n")
     return 0
+
+
+def _to_case(
+    args: argparse.Namespace,
+    conns: list[Connection],
+    kernels: list[str],
+    sysctls: dict[str, int],
+    inner: set[str],
+) -> tuple[dict[str, Any], Connection, list[tuple[int, int, int]]]:
+    conn = select_flow(conns, args.flow)
+    split: list[tuple[int, int, int]] = []
+    case = connection_case(
+        _frames(args, args.file),
+        conn,
+        name=Path(args.to_case).stem,
+        kernel=kernels[0],
+        sysctls=sysctls,
+        description=f"connection #{conn.id} of {os.path.basename(args.file)} (frames "
+        f"{conn.first_frame}-{conn.last_frame}), written by nflab pcap --to-case",
+        inner_addrs=inner,
+        split=split,
+    )
+    if split:
+        case["description"] += (
+            f"; {len(split)} offload super-packet(s) split into the {sum(k for _, _, k in split)} "
+            "segments the wire carried (tcp_gso_segment)"
+        )
+    return case, conn, split
 
 
 def main(args: argparse.Namespace) -> int:

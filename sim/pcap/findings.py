@@ -10,13 +10,14 @@ host RSTs replayed under ``nf_conntrack_tcp_be_liberal=1`` and on every other ke
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sim.netfilter.profiles import PROFILES, KernelProfile
-from sim.packet import TCPHDR_RST, format_flags
-from sim.report.pcap.analyse import Analysis, Connection, CtTuple, Flagged, Tracker, Verdict, frames_of
-from sim.report.pcap.reader import read_frames
-from sim.report.pcap.render import bound_text, verdict_text, verdict_word
+from sim.packet import TCPHDR_RST, Packet, format_flags
+from sim.pcap.analyse import Analysis, Connection, Flagged, Tracker, Verdict
+from sim.pcap.reader import Frame
+from sim.pcap.render import bound_text, verdict_text, verdict_word
 
 KEEP_INVALID = 4096  # INVALID packets remembered for the findings (the newest ones)
 MAX_LISTED = 20  # frame numbers listed in one finding before "and N more"
@@ -28,7 +29,8 @@ LIBERAL = "net.netfilter.nf_conntrack_tcp_be_liberal=1"
 class HostRst:
     rst: Flagged
     bad: Flagged | None
-    whatif: dict[str, Verdict | None] = field(default_factory=dict)  # label -> None: plain ACCEPT
+    # label -> None: plain ACCEPT; empty when the what-if pass did not track the packet
+    whatif: dict[str, Verdict | None] = field(default_factory=dict)
     ctr_saw_bad: bool | None = None
     ctr_sent_rst: bool | None = None
 
@@ -137,6 +139,10 @@ def findings_lines(fd: Findings, have_ctr: bool) -> list[str]:
                 fixes.append(f"kernel {label} (frame {h.bad.frame} would be {what}: still NATed, no RST)")
             else:
                 out.append(f"  kernel {label} would not help: frame {h.bad.frame} is {what}.")
+        if not h.whatif:
+            out.append(
+                f"  Other kernels and {LIBERAL}: not known (frame {h.bad.frame} was not tracked again)."
+            )
         out.append(f"  Prevented by: {'; '.join(fixes)}.")
     answered = {h.rst.host_rst_for for h in fd.host_rsts}
     quiet = [
@@ -176,13 +182,15 @@ def findings_lines(fd: Findings, have_ctr: bool) -> list[str]:
 
 
 def whatif(
-    path: str,
+    frames: Iterable[Frame],
     fd: Findings,
     conns: dict[int, Connection],
     profiles: list[KernelProfile],
     sysctls: dict[str, int],
+    inner: Iterable[str] = (),
 ) -> None:
-    """Re-run the connections with host RSTs under be_liberal and on every other kernel."""
+    """Re-run the connections with host RSTs under be_liberal and on every other kernel
+    (``frames``: the capture again, read only when there is a host RST)."""
     if not fd.host_rsts:
         return
     trackers = [Tracker(profiles[0], {**sysctls, "tcp_be_liberal": 1}, f"{profiles[0].name}+be_liberal")]
@@ -192,29 +200,34 @@ def whatif(
                 trackers.append(Tracker(prof, sysctls))
             except ValueError:
                 continue  # a sysctl this kernel does not have
-    tuples: set[CtTuple] = set()
-    for h in fd.host_rsts:
-        c = conns[h.rst.conn]
-        tuples.add(c.orig)
-        tuples.add((c.orig[2], c.orig[3], c.orig[0], c.orig[1]))
     wanted = {h.bad.frame: h for h in fd.host_rsts if h.bad is not None}
     seen: dict[int, Flagged] = {}
+    tracked: set[int] = set()
 
     def keep(f: Flagged) -> None:
         if f.frame in wanted:
             seen[f.frame] = f
 
-    a = Analysis(trackers, keep, skip_frames={h.rst.frame for h in fd.host_rsts})
-    for fr in frames_of(read_frames(path), tuples):
+    def mark(fr: Frame, _c: Connection, _d: int, _p: Packet) -> None:
+        if fr.number in wanted:
+            tracked.add(fr.number)
+
+    # the same grouping as the main pass (NAT join, copies, untranslated packets), so the
+    # connection's frames before and after NAT are all replayed; only its packets are tracked
+    only = {conns[h.rst.conn].orig for h in fd.host_rsts}
+    a = Analysis(trackers, keep, inner, {h.rst.frame for h in fd.host_rsts}, mark, only)
+    for fr in frames:
         a.feed(fr)
     for frame, h in wanted.items():
+        if frame not in tracked:
+            continue  # no result is not a verdict: the finding says so
         got = seen.get(frame)
         for i, t in enumerate(trackers):
             v = None if got is None else got.verdicts[i]
             h.whatif[t.name] = None if v is None or v.plain_accept else v
 
 
-def container_check(path2: str, fd: Findings) -> None:
+def container_check(frames2: Iterable[Frame], fd: Findings) -> None:
     """Did the container's capture see each INVALID packet and each host RST?"""
     bad_keys = {}
     rst_keys = {}
@@ -226,7 +239,7 @@ def container_check(path2: str, fd: Findings) -> None:
         r = h.rst.pkt
         rst_keys[(r.dport, r.seq, r.flags)] = h
         h.ctr_sent_rst = False
-    for fr in read_frames(path2):
+    for fr in frames2:
         p = fr.pkt
         if p is None:
             continue

@@ -34,17 +34,29 @@ def fails(tmp_path: Path, capsys, data: bytes, suffix: str = ".pcap") -> str:
     return err
 
 
+def cut(tmp_path: Path, capsys, data: bytes, suffix: str = ".pcap") -> tuple[str, str]:
+    """A capture cut off mid-frame: analysed up to its last complete frame, one warning line."""
+    path = tmp_path / f"cut{suffix}"
+    path.write_bytes(data)
+    assert main(["pcap", str(path)]) == 0
+    io = capsys.readouterr()
+    assert io.err.count("\n") == 1 and str(path) in io.err and "cut short in the middle of a frame" in io.err
+    return io.out, io.err
+
+
 def test_truncated_record(tmp_path, capsys):
     raw = (DATA / "clean-host.pcap").read_bytes()
     offs = record_offsets(raw)
-    err = fails(tmp_path, capsys, raw[: offs[99] + 20])
-    assert "frame 100: truncated record" in err
+    out, err = cut(tmp_path, capsys, raw[: offs[99] + 20])
+    assert "frame 100: truncated record (4 of " in err and "the 99 complete frame(s)" in err
+    assert "\n99 frames, 99 IPv4 TCP packets" in out
 
 
 def test_truncated_record_header(tmp_path, capsys):
     raw = (DATA / "clean-host.pcap").read_bytes()
-    err = fails(tmp_path, capsys, raw[: record_offsets(raw)[5] + 7])
-    assert "frame 6: truncated record header" in err
+    out, err = cut(tmp_path, capsys, raw[: record_offsets(raw)[5] + 7])
+    assert "frame 6: truncated record header" in err and "the 5 complete frame(s)" in err
+    assert "\n5 frames, 5 IPv4 TCP packets" in out
 
 
 def test_wrong_magic(tmp_path, capsys):
@@ -79,8 +91,8 @@ def test_pcapng_block_claiming_4_gb(tmp_path, capsys):
 
 def test_pcapng_truncated(tmp_path, capsys):
     raw = (DATA / "clean-host.pcapng").read_bytes()
-    err = fails(tmp_path, capsys, raw[: len(raw) - 50], ".pcapng")
-    assert "frame 340: truncated block" in err
+    out, err = cut(tmp_path, capsys, raw[: len(raw) - 50], ".pcapng")
+    assert "frame 340: truncated block" in err and "339 frames" in out
 
 
 def test_empty_and_missing_files(tmp_path, capsys):
@@ -117,7 +129,7 @@ def test_other_traffic_is_counted_and_skipped(capsys):
 def test_progress_line_only_on_a_terminal():
     import io
 
-    from sim.report.pcap.command import _Progress
+    from sim.pcap.command import _Progress
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:

@@ -1,0 +1,10 @@
+"""``nflab pcap``: a user's own capture through the model's conntrack (issue 12).
+
+- :mod:`~sim.pcap.reader`: pcap / pcapng frames, streamed, as :class:`sim.packet.Packet`;
+- :mod:`~sim.pcap.analyse`: every packet through a ConntrackTable per kernel profile,
+  connections, the host's own RSTs, untranslated packets;
+- :mod:`~sim.pcap.findings`: what the flagged packets mean, and the what-if passes;
+- :mod:`~sim.pcap.render`: words and JSON; :mod:`~sim.pcap.command`: the CLI;
+- :mod:`~sim.pcap.tocase`: one connection as a replay case;
+- :mod:`~sim.pcap.bench`: ``nflab bench``'s capture figures.
+"""
