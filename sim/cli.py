@@ -8,9 +8,13 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sim.netfilter.profiles import DEFAULT_PROFILE, PROFILES, resolve_kernel
+from sim.scenario.fixes import FIXES
+
+if TYPE_CHECKING:
+    from sim.scenario.story import Story
 
 # Subcommands whose parser and main() live with the code they drive.
 SUBCOMMAND_MODULES = {
@@ -120,9 +124,10 @@ def _build(full: bool = True) -> argparse.ArgumentParser:
     run.add_argument("--kernel", type=kernel_arg, help=f"{KERNEL_HELP} (default: the scenario's)")
     run.add_argument(
         "--fix",
-        choices=("none", "drop-invalid", "be-liberal"),
+        choices=tuple(FIXES),
         default="none",
-        help="apply one of the two fixes (default none)",
+        help="apply a fix (default none): drop-invalid, be-liberal, random-fully, bigger-table "
+        "(host rules or sysctls); single-request-reopen, conntrack-delete (a story's workload or actions)",
     )
     run.add_argument(
         "--out",
@@ -289,23 +294,47 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _run_story(story: Story, out: str) -> int:
+    """``nflab run`` for a story scenario: its timeline, and the captures on both sides of the host;
+    exit 0 whether or not the story succeeds (the timeline says which)."""
+    from pathlib import Path
+
+    from sim.report.story import render, write_captures
+    from sim.scenario.story import run_story
+
+    run = run_story(story)
+    print(render(run))
+    try:
+        written = write_captures(run, Path(out))
+    except OSError as e:
+        print(f"nflab: {out}: {e.strerror}", file=sys.stderr)
+        return 2
+    for path, packets in written:
+        print(f"capture {path}: {packets} packets")
+    return 0
+
+
 def _run(ref: str, kernel: str | None, fix: str, out: str, show: list[str]) -> int:
     from sim.net.netns import dmesg
     from sim.netfilter.conntrack import format_conntrack
     from sim.netfilter.iptables.save import iptables_save
     from sim.report.timeline import render, write_captures
-    from sim.scenario.scenario import ScenarioError, load_scenario, run_scenario
+    from sim.scenario.loader import InputError
+    from sim.scenario.scenario import load_any, run_scenario
+    from sim.scenario.story import Story
 
     problem = _unwritable_dir(Path(out))
     if problem:
         print(f"nflab: --out {out}: {problem}", file=sys.stderr)
         return 2
     try:
-        sc = load_scenario(ref)
+        sc = load_any(ref)
         if kernel is not None:
             sc = sc.with_kernel(kernel)
+        if isinstance(sc, Story):
+            return _run_story(sc.with_fix(fix), out)
         result = run_scenario(sc.with_fix(fix))
-    except ScenarioError as e:
+    except InputError as e:
         print(f"nflab: {e}", file=sys.stderr)
         return 2
     print(render(result))
@@ -375,6 +404,9 @@ def _kernels(matrix: bool, as_json: bool) -> int:
         profiles,
         render_list,
         render_matrix,
+        render_story_events,
+        render_topics,
+        story_events,
     )
 
     profs = profiles()
@@ -388,7 +420,15 @@ def _kernels(matrix: bool, as_json: bool) -> int:
         sys.stderr.flush()
 
     cells = compute_matrix(profs, progress=progress if live else None)
-    print(json.dumps(matrix_json(cells)) if as_json else render_matrix(cells))
+    events = story_events(profs)
+    if as_json:
+        print(json.dumps({**matrix_json(cells), "stories": events}))
+    else:
+        print(render_matrix(cells))
+        print()
+        print(render_story_events(events))
+        print()
+        print(render_topics(profs))
     return 0
 
 

@@ -203,7 +203,8 @@ def test_version_completion_and_help(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     text = capsys.readouterr().out
-    assert "built-in scenarios: seed-incident" in text and "late-ack" in text
+    assert "built-in scenarios: conntrack-table-full, dns-race" in text
+    assert "seed-incident" in text and "late-ack" in text
     assert "130  interrupted" in text and "2    bad input" in text
 
 

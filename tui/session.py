@@ -23,6 +23,7 @@ from sim.trace import Step, TraceEvent
 if TYPE_CHECKING:  # the model's modules load in the worker that runs it, after the first frame
     from sim.net.world import World
     from sim.scenario.scenario import Run
+    from sim.scenario.story import Story
     from sim.trace import ConntrackInfo
 
 KERNELS = tuple(PROFILES)  # oldest first; a new profile shows up in the app by itself
@@ -340,6 +341,15 @@ def plan(ref: str, kernel: str | None = None, fix: str | None = None) -> Plan:
             return index(source, k, f, title, world, None, outcome)
 
         return Plan(source, k, f, title, run_case)
+    from sim.scenario.scenario import load_any
+    from sim.scenario.story import Story
+
+    try:
+        loaded = load_any(ref)
+    except ValueError as e:
+        raise SourceError(str(e)) from None
+    if isinstance(loaded, Story):
+        return _story_plan(source, loaded, kernel, fix)
     try:
         sc = load_scenario(ref)
         k = kernel or sc.kernel
@@ -355,6 +365,33 @@ def plan(ref: str, kernel: str | None = None, fix: str | None = None) -> Plan:
         return index(source, k, f, sc.name, run.world, run, _run_outcome(run))
 
     return Plan(source, k, f, sc.name, run_sc)
+
+
+def _story_plan(source: Source, story: Story, kernel: str | None, fix: str | None) -> Plan:
+    """A story scenario (sim/scenario/story.py): the session opens on its decisive packet, at
+    the host's step that decided it (the drop, else conntrack in PREROUTING)."""
+    from sim.scenario.story import run_story
+
+    k, f = kernel or story.kernel, fix or story.fix
+    try:
+        st = story.with_kernel(k).with_fix(f)
+    except ValueError as e:
+        raise SourceError(str(e)) from None
+
+    def run_st() -> Session:
+        run = run_story(st)
+        d = run.decisive
+        outcome = "the story succeeds" if d is None else f"the story fails: {run.event} ({d.failed})"
+        session = index(source, k, f, st.name, run.world, None, outcome)
+        if d is not None and d.pid is not None and d.pid in session.pos:
+            events = session.packet_events(session.pos[d.pid])
+            at = next((i for i, e in enumerate(events) if e.ns == "host" and e.step is Step.DROP), None)
+            if at is None:
+                at = next((i for i, e in enumerate(events) if e.ns == "host" and e.step is Step.CONNTRACK), 0)
+            session.focus = (session.pos[d.pid], at)
+        return session
+
+    return Plan(source, k, f, st.name, run_st)
 
 
 def open_session(ref: str, kernel: str | None = None, fix: str | None = None) -> Session:

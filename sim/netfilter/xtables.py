@@ -333,7 +333,37 @@ class AddrTypeMatch:
         return not (self.dest and _is_local(skb.pkt.dst, ctx) == self.invert_dest)
 
 
-XtMatch = TcpMatch | UdpMatch | ConntrackMatch | LimitMatch | AddrTypeMatch
+@dataclass(slots=True)
+class StatisticPriv:
+    """``struct xt_statistic_priv``: the rule's packet counter (``master->count``)."""
+
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class StatisticMatch:
+    """``statistic_mt()`` from xt_statistic.c in ``--mode nth``: ``every`` is the kernel's
+    ``u.nth.every`` (the option minus one) and the counter starts at ``every - packet``
+    (libxt_statistic.c's final check, copied to ``master->count`` by ``statistic_mt_check()``).
+    The random mode is not modelled."""
+
+    every: int
+    packet: int = 0
+    invert: bool = False
+    priv: StatisticPriv = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "priv", StatisticPriv(self.every - self.packet))
+
+    def match(self, skb: Skb, ctx: XtContext) -> bool:
+        """``nval = (oval == every) ? 0 : oval + 1``; the packet matches when nval is 0 (the
+        3.10 form ``if (count++ == every) count = 0`` counts the same)."""
+        oval = self.priv.count
+        self.priv.count = 0 if oval == self.every else oval + 1
+        return (self.priv.count == 0) is not self.invert
+
+
+XtMatch = TcpMatch | UdpMatch | ConntrackMatch | LimitMatch | AddrTypeMatch | StatisticMatch
 
 
 # ---------------------------------------------------------------------------------------------

@@ -82,6 +82,9 @@ def render(run: Run) -> str:
             sent = next((e.before for e in tr.for_packet(pid) if e.step is Step.SEND), None)
             ack = f" (ack {sent.ack}, {(sent.ack - isn - 1) % 2**32} bytes into the upload)" if sent else ""
             items.append((t, 1, [f"{_t(t)}  trigger late-ack: the uplink holds the remote's ACK{ack} back"]))
+        elif kind == "conntrack":
+            command = next(tr.command for tr in sc.triggers if tr.kind == "conntrack")
+            items.append((t, 1, [f"{_t(t)}  trigger conntrack: the host runs conntrack {command}"]))
         else:
             items.append(
                 (

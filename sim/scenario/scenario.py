@@ -40,6 +40,7 @@ from sim.scenario.case import CaseError, check_sysctl
 from sim.scenario.fixes import fix_of, get_fix
 from sim.scenario.host import configure_host
 from sim.scenario.loader import InputError, builtin_scenario_text, builtin_scenarios, parse_text, read_data
+from sim.scenario.story import Story, parse_story
 from sim.topology.docker_bridge import DockerBridge, container_name, docker_bridge
 
 TOP_KEYS = {
@@ -91,9 +92,12 @@ class Scenario:
     source: str = ""  # the file (or built-in name) it was read from, for error messages
 
     def with_fix(self, fix: str) -> Scenario:
-        """A copy with one of the two fixes applied (or ``none``)."""
+        """A copy with a host rule or sysctl fix applied (or ``none``)."""
         try:
-            sysctl, rules = get_fix(fix).applied(self.sysctl, self.rules)
+            chosen = get_fix(fix)
+            if chosen.resolver or chosen.conntrack:
+                raise ValueError(f"{fix} changes a story's workload; this scenario is an upload")
+            sysctl, rules = chosen.applied(self.sysctl, self.rules)
         except ValueError as e:
             raise ScenarioError(f"--fix: {e}") from None
         return replace(self, sysctl=sysctl, rules=rules)
@@ -294,7 +298,16 @@ def parse_scenario(data: dict[str, Any], source: str) -> Scenario:
 
 
 def load_scenario(ref: str) -> Scenario:
-    """A built-in scenario by name, or a TOML/JSON file."""
+    """An upload scenario: a built-in one by name, or a TOML/JSON file."""
+    sc = load_any(ref)
+    if isinstance(sc, Story):
+        raise ScenarioError(f"{ref}: a story scenario ([[step]] tables): run it with nflab run {ref}")
+    return sc
+
+
+def load_any(ref: str) -> Scenario | Story:
+    """A built-in scenario by name, or a TOML/JSON file: an upload scenario, or a story
+    (``[[step]]`` tables, sim/scenario/story.py)."""
     if ref in builtin_scenarios():
         data, source = parse_text(builtin_scenario_text(ref), ref, "toml", ScenarioError), ref
     else:
@@ -307,6 +320,8 @@ def load_scenario(ref: str) -> Scenario:
         )
     if "packets" in data:
         raise ScenarioError(f"{source}: this is a crafted-packet case file: use nflab replay {ref}")
+    if "step" in data:
+        return parse_story(data, source, ScenarioError)
     return parse_scenario(data, source)
 
 

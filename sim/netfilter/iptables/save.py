@@ -16,6 +16,7 @@ from sim.netfilter.iptables.ext.limit import limit_print, limit_save
 from sim.netfilter.iptables.ext.log import log_print, log_save
 from sim.netfilter.iptables.ext.nat import nat_print
 from sim.netfilter.iptables.ext.reject import reject_print, reject_save
+from sim.netfilter.iptables.ext.statistic import statistic_print, statistic_save
 from sim.netfilter.iptables.ext.tcp import tcp_print, tcp_save
 from sim.netfilter.iptables.ext.udp import udp_print, udp_save
 from sim.netfilter.log import LogTarget
@@ -30,6 +31,7 @@ from sim.netfilter.xtables import (
     Rule,
     Ruleset,
     StandardTarget,
+    StatisticMatch,
     Table,
     TcpMatch,
     UdpMatch,
@@ -73,6 +75,8 @@ def match_print(m: XtMatch) -> str:
         return conntrack_print(m)
     if isinstance(m, LimitMatch):
         return limit_print(m)
+    if isinstance(m, StatisticMatch):
+        return statistic_print(m)
     return addrtype_print(m)
 
 
@@ -86,6 +90,8 @@ def match_save(m: XtMatch) -> str:
         return conntrack_save(m)
     if isinstance(m, LimitMatch):
         return limit_save(m)
+    if isinstance(m, StatisticMatch):
+        return statistic_save(m)
     return addrtype_save(m)
 
 

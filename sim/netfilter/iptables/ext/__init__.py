@@ -11,6 +11,7 @@ from sim.netfilter.iptables.ext.limit import _build_limit
 from sim.netfilter.iptables.ext.log import _build_log
 from sim.netfilter.iptables.ext.nat import _build_nat
 from sim.netfilter.iptables.ext.reject import _build_reject
+from sim.netfilter.iptables.ext.statistic import _build_statistic
 from sim.netfilter.iptables.ext.tcp import _build_tcp
 from sim.netfilter.iptables.ext.udp import _build_udp
 from sim.netfilter.iptables.parse import Opts
@@ -27,6 +28,7 @@ MATCHES: dict[str, tuple[frozenset[str], Callable[[Opts], XtMatch]]] = {
     "state": (frozenset({"--state"}), _build_state),
     "limit": (frozenset({"--limit", "--limit-burst"}), _build_limit),
     "addrtype": (frozenset({"--src-type", "--dst-type"}), _build_addrtype),
+    "statistic": (frozenset({"--mode", "--every", "--packet", "--probability"}), _build_statistic),
 }
 
 
