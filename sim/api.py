@@ -38,6 +38,7 @@ from sim.trace import ConntrackInfo, CtSysctls, Step, Trace, TraceEvent, Why
 if TYPE_CHECKING:
     from sim.net.world import World
     from sim.scenario.scenario import Run, Scenario
+    from sim.scenario.story import Story, StoryRun
 
 KERNELS = tuple(PROFILES)  # the kernel profiles, oldest first
 DEFAULT_KERNEL = "6.1"  # for a case or capture that names none
@@ -48,6 +49,8 @@ _LAZY = {
     "World": "sim.net.world",
     "Run": "sim.scenario.scenario",
     "Scenario": "sim.scenario.scenario",
+    "Story": "sim.scenario.story",
+    "StoryRun": "sim.scenario.story",
     "ScenarioError": "sim.scenario.scenario",
     "load_scenario": "sim.scenario.scenario",
     "run_scenario": "sim.scenario.scenario",
@@ -119,13 +122,18 @@ class Setup:
     title: str
     scenario: Scenario | None = None
     case: Case | None = None
+    story: Story | None = None  # a story scenario (sim/scenario/story.py)
 
     @property
     def kernel(self) -> str:
+        if self.story is not None:
+            return self.story.kernel
         return self.scenario.kernel if self.scenario is not None else self._case.kernel
 
     @property
     def fix(self) -> str:
+        if self.story is not None:
+            return self.story.fix
         return self.scenario.fix if self.scenario is not None else self._case.fix
 
     @property
@@ -139,6 +147,8 @@ class Setup:
             name = resolve_kernel(kernel).name
         except ValueError as e:
             raise InputError(str(e)) from None
+        if self.story is not None:
+            return replace(self, story=self.story.with_kernel(name))
         if self.scenario is not None:
             return replace(self, scenario=self.scenario.with_kernel(name))
         return replace(self, case=self._case.with_kernel(name))
@@ -147,12 +157,23 @@ class Setup:
         """The same source with exactly ``fix`` (one of :data:`FIXES`); InputError if unknown."""
         if fix not in FIXES:
             raise InputError(f"fix: expected one of {', '.join(FIXES)}, got {fix!r}")
+        if self.story is not None:
+            try:
+                return replace(self, story=self.story.with_fix(fix))
+            except ValueError as e:
+                raise InputError(str(e)) from None
         if self.scenario is not None:
             return replace(self, scenario=self.scenario.with_fix(fix))
         return replace(self, case=self._case.with_fix(fix))
 
     def run(self) -> Result:
-        """Run the model: a scenario to its end, a case packet by packet (each until quiet)."""
+        """Run the model: a scenario or story to its end, a case packet by packet (each until
+        quiet)."""
+        if self.story is not None:
+            from sim.scenario.story import run_story
+
+            story_run = run_story(self.story)
+            return Result(self, story_run.world, None, [], story_run)
         if self.scenario is not None:
             from sim.scenario.scenario import run_scenario
 
@@ -174,10 +195,14 @@ def load(ref: str | Source, kernel: str | None = None, fix: str | None = None) -
     if fix is not None and fix not in FIXES:
         raise InputError(f"fix: expected one of {', '.join(FIXES)}, got {fix!r}")
     if source.kind is SourceKind.SCENARIO:
-        from sim.scenario.scenario import load_scenario
+        from sim.scenario.scenario import load_any
+        from sim.scenario.story import Story
 
-        sc = load_scenario(source.ref)
-        setup = Setup(source, sc.name, scenario=sc)
+        loaded = load_any(source.ref)
+        if isinstance(loaded, Story):
+            setup = Setup(source, loaded.name, story=loaded)
+        else:
+            setup = Setup(source, loaded.name, scenario=loaded)
     else:
         if source.kind is SourceKind.CAPTURE:  # the capture's connection as a case (nflab pcap --to-case)
             from sim.pcap.tocase import capture_case
@@ -199,12 +224,13 @@ def load(ref: str | Source, kernel: str | None = None, fix: str | None = None) -
 @dataclass(frozen=True, slots=True)
 class Result:
     """A run: its world's trace and captures, the scenario's run (None for a case) and, for a
-    case, one replay-contract observation per input packet."""
+    case, one replay-contract observation per input packet; a story's run in ``story``."""
 
     setup: Setup
     world: World
     run: Run | None
     observations: list[dict[str, Any]]
+    story: StoryRun | None = None
 
     @property
     def events(self) -> list[TraceEvent]:

@@ -1,4 +1,5 @@
-"""IPv4 + TCP segments as conntrack sees them (include/linux/tcp.h, include/net/tcp.h).
+"""IPv4 packets as conntrack sees them: TCP segments, UDP datagrams and ICMP messages
+(include/linux/tcp.h, include/net/tcp.h, include/uapi/linux/udp.h, include/uapi/linux/icmp.h).
 
 A :class:`Packet` is frozen: NAT and every other rewrite produce a new packet with
 :func:`dataclasses.replace`, so a trace can keep the packet before and after. Flags are
@@ -12,13 +13,65 @@ from __future__ import annotations
 import functools
 import ipaddress
 from dataclasses import dataclass, field
-from enum import IntFlag
+from enum import IntEnum, IntFlag
 
 SEQ_MOD = 1 << 32
 SEQ_MASK = SEQ_MOD - 1
 IPPROTO_TCP = 6
 IP_HEADER_LEN = 20
 TCP_HEADER_LEN = 20
+UDP_HEADER_LEN = 8  # sizeof(struct udphdr)
+ICMP_HEADER_LEN = 8  # sizeof(struct icmphdr)
+
+
+class IpProto(IntEnum):
+    """The transport protocols nflab tracks (``IPPROTO_*`` in include/uapi/linux/in.h)."""
+
+    ICMP = 1
+    TCP = 6
+    UDP = 17
+
+
+class IcmpType(IntEnum):
+    """``ICMP_*`` message types (include/uapi/linux/icmp.h) that conntrack tells apart."""
+
+    ECHOREPLY = 0
+    DEST_UNREACH = 3
+    SOURCE_QUENCH = 4
+    REDIRECT = 5
+    ECHO = 8
+    TIME_EXCEEDED = 11
+    PARAMETERPROB = 12
+    TIMESTAMP = 13
+    TIMESTAMPREPLY = 14
+    INFO_REQUEST = 15
+    INFO_REPLY = 16
+    ADDRESS = 17
+    ADDRESSREPLY = 18
+
+
+# icmp_is_err() (include/linux/icmp.h): the error messages, which quote the offending packet.
+ICMP_ERROR_TYPES = frozenset(
+    {
+        IcmpType.DEST_UNREACH,
+        IcmpType.SOURCE_QUENCH,
+        IcmpType.REDIRECT,
+        IcmpType.TIME_EXCEEDED,
+        IcmpType.PARAMETERPROB,
+    }
+)
+# The query/answer pairs whose header carries an identifier and a sequence (un.echo): the
+# kernel's invmap[] in nf_conntrack_proto_icmp.c.
+ICMP_INVMAP = {
+    IcmpType.ECHO: IcmpType.ECHOREPLY,
+    IcmpType.ECHOREPLY: IcmpType.ECHO,
+    IcmpType.TIMESTAMP: IcmpType.TIMESTAMPREPLY,
+    IcmpType.TIMESTAMPREPLY: IcmpType.TIMESTAMP,
+    IcmpType.INFO_REQUEST: IcmpType.INFO_REPLY,
+    IcmpType.INFO_REPLY: IcmpType.INFO_REQUEST,
+    IcmpType.ADDRESS: IcmpType.ADDRESSREPLY,
+    IcmpType.ADDRESSREPLY: IcmpType.ADDRESS,
+}
 
 
 class TcpFlag(IntFlag):
@@ -150,7 +203,14 @@ NO_OPTIONS = TcpOptions()
 
 @dataclass(frozen=True, slots=True)
 class Packet:
-    """One IPv4/TCP segment. Addresses are dotted-quad strings."""
+    """One IPv4 packet; TCP unless ``proto`` says otherwise. Addresses are dotted-quad strings.
+
+    UDP uses ``sport``, ``dport`` and ``payload_len`` only. ICMP keeps its header in the fields
+    conntrack's tuple takes it into (``nf_conntrack_tuple``'s union): ``sport`` is the
+    identifier (``src.u.icmp.id``, 0 for an error), ``dport`` the type and code as
+    ``dst.u.all`` holds them (``type << 8 | code``), ``seq`` the echo sequence number; an error
+    carries the offending packet's headers as ``inner``.
+    """
 
     src: str
     dst: str
@@ -164,8 +224,18 @@ class Packet:
     options: TcpOptions = field(default=NO_OPTIONS)
     ttl: int = 64
     ip_id: int = 0
-    # True when a test corrupted the TCP checksum on purpose (tcp_error's "bad checksum").
+    # True when a test corrupted the TCP/UDP/ICMP checksum on purpose ("bad checksum").
     bad_checksum: bool = False
+    proto: IpProto = IpProto.TCP
+    inner: Packet | None = None  # an ICMP error's quoted packet (IP header + 8 bytes)
+
+    @property
+    def icmp_type(self) -> int:
+        return self.dport >> 8
+
+    @property
+    def icmp_code(self) -> int:
+        return self.dport & 0xFF
 
     @property
     def syn(self) -> bool:
@@ -189,9 +259,19 @@ class Packet:
         return TCP_HEADER_LEN + self.options.wire_length()
 
     @property
+    def l4_header_len(self) -> int:
+        """The transport header's bytes (an ICMP error's quoted packet counts as header)."""
+        if self.proto is IpProto.TCP:
+            return self.tcp_header_len
+        if self.proto is IpProto.UDP:
+            return UDP_HEADER_LEN
+        quoted = IP_HEADER_LEN + 8 if self.inner is not None else 0  # RFC 792: IP header + 64 bits
+        return ICMP_HEADER_LEN + quoted
+
+    @property
     def ip_len(self) -> int:
         """The IPv4 total length (what the LOG target prints as LEN=)."""
-        return IP_HEADER_LEN + self.tcp_header_len + self.payload_len
+        return IP_HEADER_LEN + self.l4_header_len + self.payload_len
 
     @property
     def end_seq(self) -> int:
@@ -216,10 +296,20 @@ class Packet:
             ttl,
             self.ip_id,
             self.bad_checksum,
+            self.proto,
+            self.inner,
         )
 
     def describe(self) -> str:
         """A compact one-line form for errors and traces."""
+        if self.proto is IpProto.UDP:
+            return f"{self.src}:{self.sport} > {self.dst}:{self.dport} UDP len {self.payload_len}"
+        if self.proto is IpProto.ICMP:
+            quoted = f" for {self.inner.describe()}" if self.inner is not None else ""
+            return (
+                f"{self.src} > {self.dst} ICMP type {self.icmp_type} code {self.icmp_code} "
+                f"id {self.sport} seq {self.seq} len {self.payload_len}{quoted}"
+            )
         return (
             f"{self.src}:{self.sport} > {self.dst}:{self.dport} [{format_flags(self.flags) or 'none'}] "
             f"seq {self.seq} ack {self.ack} win {self.window} len {self.payload_len}"
@@ -237,3 +327,35 @@ def rst_reply(pkt: Packet) -> Packet:
     else:
         seq, ack, flags = 0, pkt.end_seq, TCPHDR_RST | TCPHDR_ACK
     return Packet(pkt.dst, pkt.src, pkt.dport, pkt.sport, seq, ack, flags)
+
+
+ICMP_QUOTE_ROOM = 576 - IP_HEADER_LEN - ICMP_HEADER_LEN  # icmp_send(): "room = 576", less headers
+
+
+def icmp_error_reply(pkt: Packet, icmp_type: int, code: int, saddr: str) -> Packet:
+    """The ICMP error ``icmp_send()`` builds about ``pkt``, from ``saddr``: it quotes the
+    packet's IP header and as many of its bytes as fit in 576 (``inner`` stands for the IP
+    header and the first 8 bytes; ``payload_len`` is the rest of the quote)."""
+    quoted = min(pkt.ip_len, ICMP_QUOTE_ROOM)
+    return icmp_packet(saddr, pkt.src, icmp_type, code, payload_len=quoted - IP_HEADER_LEN - 8, inner=pkt)
+
+
+def udp_packet(src: str, sport: int, dst: str, dport: int, payload_len: int = 0) -> Packet:
+    """A UDP datagram."""
+    return Packet(src, dst, sport, dport, payload_len=payload_len, proto=IpProto.UDP)
+
+
+def icmp_packet(
+    src: str,
+    dst: str,
+    icmp_type: int,
+    code: int = 0,
+    ident: int = 0,
+    seq: int = 0,
+    payload_len: int = 0,
+    inner: Packet | None = None,
+) -> Packet:
+    """An ICMP message (see :class:`Packet` for where its header fields live)."""
+    return Packet(
+        src, dst, ident, icmp_type << 8 | code, seq, payload_len=payload_len, proto=IpProto.ICMP, inner=inner
+    )

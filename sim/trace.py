@@ -64,12 +64,19 @@ class Why(Enum):
     TTL_EXCEEDED = "ttl-exceeded"  # DROP
     SOCKET_FOUND = "socket-found"  # SOCKET (detail: the socket)
     NO_SOCKET = "no-socket"  # SOCKET
+    NO_UDP_SOCKET = "no-udp-socket"  # SOCKET: __udp4_lib_rcv found no socket (port unreachable follows)
+    ICMP_RCV = "icmp-rcv"  # SOCKET: icmp_rcv took the message (an echo is answered)
+    ICMP_SEND = "icmp-send"  # RST / SEND: icmp_send or icmp_reply built the packet
     FIREWALL = "firewall"  # DROP: a stateful firewall drops unknown connections
     BAD_CHECKSUM = "bad-checksum"  # DROP
     NO_RST_FOR_RST = "no-rst-for-rst"  # RST: never a reset in answer to a reset
     HOOK_VERDICT = "hook-verdict"  # DROP: a hook function stopped the packet (detail: its name)
     CONNTRACK = "conntrack"  # CONNTRACK: nf_conntrack_in (payload: ct)
-    CONFIRM = "confirm"  # CONNTRACK: nf_conntrack_confirm
+    CONFIRM = "confirm"  # CONNTRACK: nf_conntrack_confirm (payload: confirm)
+    EARLY_DROP = "early-drop"  # CONNTRACK: early_drop() evicted entries (detail: how many)
+    TABLE_FULL = "table-full"  # CONNTRACK: nothing to evict, the packet is dropped
+    QUEUED = "queued"  # CONNTRACK: held in a queue before confirmation (a race)
+    REINJECTED = "reinjected"  # CONNTRACK: the held packet goes on to confirmation
     NAT_SKIP = "nat-skip"  # NAT: no conntrack entry
     NAT = "nat"  # NAT: translated, or not, by the binding (payload: nat when it binds)
     TABLE = "table"  # TABLE: an iptables table's verdict (detail: the NAT target's kind)
@@ -131,6 +138,9 @@ STACK_EVENTS: dict[Why, tuple[Step, TraceVerdict]] = {
     Why.TTL_EXCEEDED: (Step.DROP, TraceVerdict.DROP),
     Why.SOCKET_FOUND: (Step.SOCKET, TraceVerdict.SOCKET),
     Why.NO_SOCKET: (Step.SOCKET, TraceVerdict.NO_SOCKET),
+    Why.NO_UDP_SOCKET: (Step.SOCKET, TraceVerdict.NO_SOCKET),
+    Why.ICMP_RCV: (Step.SOCKET, TraceVerdict.SOCKET),
+    Why.ICMP_SEND: (Step.RST, TraceVerdict.RST),  # the packet an ICMP message answers
     Why.FIREWALL: (Step.DROP, TraceVerdict.DROP),
     Why.BAD_CHECKSUM: (Step.DROP, TraceVerdict.DROP),
     Why.NO_RST_FOR_RST: (Step.RST, TraceVerdict.NO_RST),
@@ -199,6 +209,26 @@ class ConntrackInfo:
     log_prefix: str  # what the kernel puts before ``reason`` in its log line
 
 
+class ConfirmOutcome(Enum):
+    """What ``__nf_conntrack_confirm()`` did with an unconfirmed entry."""
+
+    INSERTED = "inserted"  # hashed in both directions
+    CLASH_DROP = "clash-drop"  # lost the race: the packet is dropped (insert_failed)
+    CLASH_MERGED = "clash-merged"  # lost the race: the packet goes on with the winner's entry
+    CLASH_REPLY_ONLY = "clash-reply-only"  # nf_ct_resolve_clash_harder(): reply direction only
+    DYING = "dying"  # killed before confirmation: not inserted
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfirmInfo:
+    """What ``__nf_conntrack_confirm()`` decided about one packet's entry."""
+
+    outcome: ConfirmOutcome
+    ct_id: int  # the packet's own (unconfirmed) entry
+    winner: int | None  # the entry confirmed first, on a clash
+    counters: tuple[str, ...]  # the conntrack -S counters this confirmation moved
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NatBinding:
     """A NAT binding made on a connection's first packet."""
@@ -210,8 +240,9 @@ class NatBinding:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TraceEvent:
     """One decision: where, what (``step``, ``verdict``), why (``why``, ``detail`` and the typed
-    payloads ``ct`` and ``nat``) and the packet before and after. What decided is recorded with
-    it (``rule_text``, ``ct.sysctls``), so a reader explains the step from the event alone."""
+    payloads ``ct``, ``nat`` and ``confirm``) and the packet before and after. What decided is
+    recorded with it (``rule_text``, ``ct.sysctls``), so a reader explains the step from the
+    event alone."""
 
     t: float
     pid: int
@@ -231,6 +262,7 @@ class TraceEvent:
     detail: str | None = None
     ct: ConntrackInfo | None = None
     nat: NatBinding | None = None
+    confirm: ConfirmInfo | None = None
     cause: int | None = None
 
 

@@ -25,6 +25,8 @@ from sim.packet import (  # re-exported for callers of the wire format
     IPPROTO_TCP,
     SEQ_MASK,
     TCP_HEADER_LEN,
+    UDP_HEADER_LEN,
+    IpProto,
     Packet,
     TcpOptions,
 )
@@ -37,6 +39,7 @@ IP_DF = 0x4000
 IP_MF = 0x2000
 IP_OFFSET = 0x1FFF
 IPPROTO_ICMP = 1
+IPPROTO_UDP = 17
 IP_MAXPACKET = 0xFFFF
 
 # TCP option kinds (TCPOPT_* in include/net/tcp.h) and their lengths (TCPOLEN_*)
@@ -79,10 +82,10 @@ def inet_checksum(data: bytes, initial: int = 0) -> int:
     return int(~total & 0xFFFF)
 
 
-def _pseudo_header_sum(src: bytes, dst: bytes, tcp_len: int) -> int:
-    """The sum over the TCP pseudo-header (``csum_tcpudp_nofold``)."""
+def _pseudo_header_sum(src: bytes, dst: bytes, tcp_len: int, proto: int = IPPROTO_TCP) -> int:
+    """The sum over the TCP (UDP) pseudo-header (``csum_tcpudp_nofold``)."""
     words = struct.unpack("!4H", src + dst)
-    return int(sum(words)) + IPPROTO_TCP + tcp_len
+    return int(sum(words)) + proto + tcp_len
 
 
 def tcp_checksum(src: bytes, dst: bytes, segment: bytes) -> int:
@@ -216,13 +219,65 @@ def _check_packet(p: Packet) -> None:
         raise WireError(f"payload_len {p.payload_len} is negative")
 
 
-def emit(p: Packet) -> bytes:
-    """The IPv4 datagram carrying ``p``, with correct IP and TCP checksums.
+def _ipv4(p: Packet, proto: int, body: bytes) -> bytes:
+    """An IPv4 header (no options, DF set) for ``p``'s addresses in front of ``body``."""
+    src, dst = ip_to_bytes(p.src), ip_to_bytes(p.dst)
+    ip = bytearray(
+        _IP_HDR.pack(
+            (IPVERSION << 4) | 5, 0, IP_HEADER_LEN + len(body), p.ip_id, IP_DF, p.ttl, proto, 0, src, dst
+        )
+    )
+    struct.pack_into("!H", ip, 10, inet_checksum(bytes(ip)))
+    return bytes(ip) + body
 
-    When ``p.bad_checksum`` is set the TCP checksum is deliberately wrong (the correct
+
+def _udp_body(p: Packet) -> bytes:
+    """RFC 768: ports, length and the checksum over the pseudo-header (a computed 0 is sent
+    as 0xFFFF: 0 means "no checksum"; ``bad_checksum`` adds one)."""
+    length = UDP_HEADER_LEN + p.payload_len
+    seg = bytearray(struct.pack("!HHHH", p.sport, p.dport, length, 0) + bytes(p.payload_len))
+    csum = inet_checksum(
+        bytes(seg), _pseudo_header_sum(ip_to_bytes(p.src), ip_to_bytes(p.dst), length, IPPROTO_UDP)
+    )
+    csum = (csum or 0xFFFF) + (1 if p.bad_checksum else 0)
+    struct.pack_into("!H", seg, 6, csum & 0xFFFF)
+    return bytes(seg)
+
+
+def _quoted(inner: Packet) -> bytes:
+    """What an ICMP error carries of the offending datagram: its IP header and 8 bytes (UDP:
+    ports, length, no checksum; TCP: ports and the sequence number)."""
+    if inner.proto is IpProto.UDP:
+        l4 = struct.pack("!HHHH", inner.sport, inner.dport, UDP_HEADER_LEN + inner.payload_len, 0)
+    else:
+        l4 = struct.pack("!HHI", inner.sport, inner.dport, inner.seq)
+    return _ipv4(inner, int(inner.proto), l4)
+
+
+def _icmp_body(p: Packet) -> bytes:
+    """RFC 792: type, code, checksum, then identifier and sequence (a query) or 4 unused bytes
+    and the quoted packet (an error), then ``payload_len`` zero bytes."""
+    if p.inner is None:
+        rest, data = struct.pack("!HH", p.sport, p.seq & 0xFFFF), bytes(p.payload_len)
+    else:
+        rest, data = bytes(4), _quoted(p.inner) + bytes(p.payload_len)
+    msg = bytearray(struct.pack("!BBH", p.icmp_type, p.icmp_code, 0) + rest + data)
+    csum = inet_checksum(bytes(msg)) + (1 if p.bad_checksum else 0)
+    struct.pack_into("!H", msg, 2, csum & 0xFFFF)
+    return bytes(msg)
+
+
+def emit(p: Packet) -> bytes:
+    """The IPv4 datagram carrying ``p``, with correct IP and TCP (UDP, ICMP) checksums.
+
+    When ``p.bad_checksum`` is set the transport checksum is deliberately wrong (the correct
     value plus one), which ``tcp_error()`` reports as "bad checksum".
     """
     _check_packet(p)
+    if p.proto is IpProto.UDP:
+        return _ipv4(p, IPPROTO_UDP, _udp_body(p))
+    if p.proto is IpProto.ICMP:
+        return _ipv4(p, IPPROTO_ICMP, _icmp_body(p))
     src, dst = ip_to_bytes(p.src), ip_to_bytes(p.dst)
     opts = emit_options(p.options)
     tcp_len = TCP_HEADER_LEN + len(opts)

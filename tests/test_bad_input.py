@@ -102,6 +102,69 @@ def test_case_errors_name_the_file_and_field(tmp_path, capsys, make, place):
     assert err.startswith(f"nflab: {path}: ") and place in err, err
 
 
+UDP = {"from": "ctr", "proto": "udp", "src": "192.0.2.2:45123", "dst": "198.51.100.2:53", "len": 33}
+ECHO = {"from": "ctr", "proto": "icmp", "src": "192.0.2.2", "dst": "198.51.100.2", "type": 8, "id": 7}
+UNREACH = {
+    "from": "remote",
+    "proto": "icmp",
+    "src": "198.51.100.2",
+    "dst": "198.51.100.1",
+    "type": 3,
+    "code": 3,
+    "inner": {"proto": "udp", "src": "198.51.100.1:45123", "dst": "198.51.100.2:53"},
+}
+
+
+def v2_file(tmp_path: Path, *packets: dict[str, object], **case: object) -> Path:
+    path = tmp_path / "v2.json"
+    path.write_text(json.dumps({"kernel": "6.18", **case, "packets": list(packets)}))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("packets", "case", "place"),
+    [
+        # a v2 field out of range
+        ([{**UDP, "len": 1473}], {}, "packets[0].len: expected an integer in 0..1472, got 1473"),
+        ([{**UDP, "dst": "198.51.100.2:65536"}], {}, "packets[0].dst: bad port in '198.51.100.2:65536'"),
+        ([{**ECHO, "type": 256}], {}, "packets[0].type: expected an integer in 0..255, got 256"),
+        ([{**ECHO, "code": -1}], {}, "packets[0].code: expected an integer in 0..255, got -1"),
+        ([{**ECHO, "id": 65536}], {}, "packets[0].id: expected an integer in 0..65535, got 65536"),
+        ([{**ECHO, "seq": 70000}], {}, "packets[0].seq: expected an integer in 0..65535, got 70000"),
+        ([{**UNREACH, "len": 1445}], {}, "packets[0].len: expected an integer in 0..1444, got 1445"),
+        ([{**UDP, "proto": "sctp"}], {}, "packets[0].proto: expected 'tcp', 'udp' or 'icmp', got 'sctp'"),
+        ([{**UDP, "flags": "S"}], {}, "packets[0]: unknown keys ['flags'] for proto udp (TCP-only fields"),
+        ([{**ECHO, "dst": "198.51.100.2:80"}], {}, "packets[0].dst: expected an address without a port"),
+        ([{k: v for k, v in ECHO.items() if k != "type"}], {}, "packets[0].type: an ICMP packet needs"),
+        ([{**UNREACH, "id": 3}], {}, "packets[0].id: only echo and the other queries"),
+        ([{**UNREACH, "inner": {**UNREACH["inner"], "proto": "icmp"}}], {}, "packets[0].inner.proto"),
+        ([{**UNREACH, "inner": {"proto": "udp", "src": "198.51.100.1"}}], {}, "packets[0].inner.src"),
+        ([{**ECHO, "inner": UNREACH["inner"]}], {}, "packets[0].inner: only an error"),
+        # an ICMP error without inner
+        ([{k: v for k, v in UNREACH.items() if k != "inner"}], {}, "ICMP type 3 is an error"),
+        # race on the first packet, or not "prev"
+        ([{**UDP, "race": "prev"}], {}, "packets[0].race: the first packet has no previous packet"),
+        ([UDP, {**UDP, "race": "next"}], {}, "packets[1].race: expected 'prev', got 'next'"),
+        # a from naming no host
+        ([{**UDP, "from": "ctr2"}], {}, "packets[0].from: expected one of 'ctr', 'remote', got 'ctr2'"),
+        ([{**UDP, "from": "ctr3"}], {"hosts": {"ctr2": "192.0.2.3"}}, "'remote', 'ctr2', got 'ctr3'"),
+        # hosts out of range
+        ([UDP], {"hosts": {"ctr2": "198.51.100.3"}}, "198.51.100.3 is not a host address in docker0's"),
+        ([UDP], {"hosts": {"remote2": "192.0.2.9"}}, "192.0.2.9 is not a host address in the up"),
+        ([UDP], {"hosts": {"ctr2": "192.0.2.2"}}, "hosts.ctr2: 192.0.2.2 is already another host's address"),
+        ([UDP], {"hosts": {"ctr2": "192.0.2.255"}}, "hosts.ctr2: 192.0.2.255 is not a host address"),
+        ([UDP], {"hosts": {"web": "192.0.2.3"}}, "hosts.web: a name is ctr or remote followed by"),
+        ([UDP], {"hosts": {"ctr": "192.0.2.3"}}, "hosts.ctr: a name is ctr or remote followed by"),
+        ([UDP], {"hosts": {"ctr2": 3}}, "hosts.ctr2: expected an address string, got 3"),
+        ([UDP], {"hosts": ["ctr2"]}, "hosts must be an object"),
+    ],
+)
+def test_v2_case_errors_name_the_file_and_place(tmp_path, capsys, packets, case, place):
+    path = v2_file(tmp_path, *packets, **case)
+    err = one_line_exit_2(capsys, "replay", str(path))
+    assert err.startswith(f"nflab: {path}: ") and place in err, err
+
+
 def test_contract_forms_replay(tmp_path, capsys):
     """Every form the contract allows (DESIGN.md "What a case may hold, exactly")."""
     packets = [dict(p) for p in LATE_ACK["packets"]]

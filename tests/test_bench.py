@@ -54,3 +54,22 @@ def test_walk_misses_only_the_spare_digit_of_ints_made_by_addition():
     # the block: tracemalloc sees 24 + 2 * 4 bytes, sys.getsizeof() 24 + 1 * 4.
     heap, traced = heap_and_traced("def build():\n    return [i + 100_000 for i in range(5000)]")
     assert abs(traced - heap - 5000 * 4) < 1024
+
+
+def test_the_udp_figure_tracks_dns_like_flows_into_streams():
+    """``udp_packets_per_s`` measures real UDP tracking: 50 flows, each answered, and (10 ms
+    apart, so every flow comes round every 1 s) ASSURED once a packet is more than 2 s after the
+    entry was created (6.18's nf_conntrack_udp_packet(): stream_ts = creation + 2 * HZ)."""
+    from sim.bench import udp_flow
+    from sim.netfilter.conntrack import ConntrackTable
+    from sim.skb import Skb
+
+    flow = udp_flow()
+    assert len(flow) == 2000
+    table = ConntrackTable("6.18")
+    for i, pkt in enumerate(flow):
+        skb = Skb(pkt)
+        table.nf_conntrack_in(skb, i * 0.01)
+        table.nf_conntrack_confirm(skb, i * 0.01)
+    entries = list(table)
+    assert len(entries) == 50 and all(ct.assured and ct.seen_reply for ct in entries)

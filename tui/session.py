@@ -19,7 +19,7 @@ from sim import api
 from sim.api import TCPHDR_RST, CtState, Hook, InputError, NsRole, Source, Step, TraceEvent, say
 
 if TYPE_CHECKING:  # the model's modules load in the worker that runs it, after the first frame
-    from sim.api import ConntrackInfo, Run
+    from sim.api import ConntrackInfo, Run, StoryRun
 
 DEFAULT_SCENARIO = "seed-incident"
 SourceError = InputError  # a source that cannot be opened; the message is one line for the user
@@ -268,6 +268,8 @@ def plan(ref: str, kernel: str | None = None, fix: str | None = None, remote: st
 
     def start() -> Session:
         result = setup.run()
+        if result.story is not None:
+            return _story_session(result, result.story)
         if result.run is not None:
             return index(result, _run_outcome(result.run))
         obs = result.observations
@@ -277,6 +279,22 @@ def plan(ref: str, kernel: str | None = None, fix: str | None = None, remote: st
 
     remote_rst = setup.scenario.remote_rst if setup.scenario is not None else None
     return Plan(setup.source, setup.kernel, setup.fix, setup.title, start, remote_rst)
+
+
+def _story_session(result: api.Result, run: StoryRun) -> Session:
+    """A story scenario (sim/scenario/story.py): the session opens on its decisive packet, at
+    the host's step that decided it (the drop, else conntrack in PREROUTING)."""
+    d = run.decisive
+    outcome = "the story succeeds" if d is None else f"the story fails: {run.event} ({d.failed})"
+    session = index(result, outcome)
+    if d is not None and d.pid is not None and d.pid in session.pos:
+        events = session.packet_events(session.pos[d.pid])
+        host = (i for i, e in enumerate(events) if e.ns == NsRole.HOST and e.step is Step.DROP)
+        at = next(host, None)
+        if at is None:
+            at = next((i for i, e in enumerate(events) if e.ns == NsRole.HOST and e.step is Step.CONNTRACK), 0)
+        session.focus = (session.pos[d.pid], at)
+    return session
 
 
 def open_session(ref: str, kernel: str | None = None, fix: str | None = None) -> Session:

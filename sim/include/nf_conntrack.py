@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from sim.include.nf_conntrack_common import IPS_NAT_CLASH as NAT_CLASH
+from sim.include.nf_conntrack_common import IpConntrackStatus
 from sim.include.nf_conntrack_tcp import STATE_NAMES, TcpCt, TcpState
+from sim.packet import ICMP_INVMAP, IpProto, Packet
 
 
 class CtInfo(IntEnum):
@@ -24,18 +27,21 @@ class CtInfo(IntEnum):
     UNTRACKED = 7
 
 
-# enum ip_conntrack_status (include/uapi/linux/netfilter/nf_conntrack_common.h)
-IPS_EXPECTED = 1 << 0
-IPS_SEEN_REPLY = 1 << 1
-IPS_ASSURED = 1 << 2
-IPS_CONFIRMED = 1 << 3
-IPS_SRC_NAT = 1 << 4
-IPS_DST_NAT = 1 << 5
+# enum ip_conntrack_status (include/uapi/linux/netfilter/nf_conntrack_common.h), as plain ints
+IPS_EXPECTED = int(IpConntrackStatus.EXPECTED)
+IPS_SEEN_REPLY = int(IpConntrackStatus.SEEN_REPLY)
+IPS_ASSURED = int(IpConntrackStatus.ASSURED)
+IPS_CONFIRMED = int(IpConntrackStatus.CONFIRMED)
+IPS_SRC_NAT = int(IpConntrackStatus.SRC_NAT)
+IPS_DST_NAT = int(IpConntrackStatus.DST_NAT)
 IPS_NAT_MASK = IPS_SRC_NAT | IPS_DST_NAT
-IPS_SRC_NAT_DONE = 1 << 7
-IPS_DST_NAT_DONE = 1 << 8
-IPS_DYING = 1 << 9
-IPS_UNTRACKED = 1 << 12
+IPS_SRC_NAT_DONE = int(IpConntrackStatus.SRC_NAT_DONE)
+IPS_DST_NAT_DONE = int(IpConntrackStatus.DST_NAT_DONE)
+IPS_NAT_DONE_MASK = IPS_SRC_NAT_DONE | IPS_DST_NAT_DONE
+IPS_DYING = int(IpConntrackStatus.DYING)
+IPS_FIXED_TIMEOUT = int(IpConntrackStatus.FIXED_TIMEOUT)
+IPS_UNTRACKED = int(IpConntrackStatus.UNTRACKED)
+IPS_NAT_CLASH = int(NAT_CLASH)  # 5.7+: "IPS_NAT_CLASH_BIT = IPS_UNTRACKED_BIT"
 
 
 class CtDir(IntEnum):
@@ -47,26 +53,88 @@ class CtDir(IntEnum):
 
 ORIGINAL, REPLY = CtDir.ORIGINAL, CtDir.REPLY  # IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY
 
-CtTuple = tuple[str, int, str, int]  # (src, sport, dst, dport); the protocol is always TCP
+# (src, sport, dst, dport, protonum): ``struct nf_conntrack_tuple``. For ICMP the "ports" are
+# the identifier (src.u.icmp.id) and the type and code (dst.u.all = type << 8 | code).
+CtTuple = tuple[str, int, str, int, int]
+IPPROTO_ICMP = int(IpProto.ICMP)
+
+
+def nf_ct_get_tuple(pkt: Packet) -> CtTuple:
+    """``nf_ct_get_tuple()``: a packet's tuple (``icmp_pkt_to_tuple()`` for ICMP)."""
+    return (pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.proto)
+
+
+def icmp_invert_type(type_code: int) -> int | None:
+    """``nf_conntrack_invert_icmp_tuple()`` on ``dst.u.all`` (type << 8 | code): the
+    answering type with the same code, or None for a type without one."""
+    answer = ICMP_INVMAP.get(type_code >> 8)  # type: ignore[call-overload]
+    return None if answer is None else int(answer) << 8 | (type_code & 0xFF)
 
 
 def invert_tuple(t: CtTuple) -> CtTuple:
-    """``nf_ct_invert_tuple()``."""
-    return (t[2], t[3], t[0], t[1])
+    """``nf_ct_invert_tuple()``; an ICMP query's inverse has the answering type
+    (``nf_conntrack_invert_icmp_tuple()``: "tuple->src.u.icmp.id = orig->src.u.icmp.id"). A
+    type without an answer keeps its type (the kernel refuses to invert it; such an entry is
+    never confirmed: ``nf_conntrack_icmp_packet()`` refuses it first)."""
+    if t[4] == IPPROTO_ICMP:
+        answer = icmp_invert_type(t[3])
+        return (t[2], t[1], t[0], t[3] if answer is None else answer, IPPROTO_ICMP)
+    return (t[2], t[3], t[0], t[1], t[4])
 
 
-class Conn:
-    """``struct nf_conn``: one tracked connection."""
+class Conn(TcpCt):
+    """``struct nf_conn``: one tracked connection.
 
-    __slots__ = ("id", "mark", "status", "tcp", "timeout", "tuples")
+    ``tuplehash[ORIGINAL]`` is ``orig``; ``tuplehash[REPLY]`` is kept only when NAT made it
+    differ from the inverse of ``orig`` (``reply`` computes it otherwise). The TCP part
+    (``ct->proto.tcp``, :class:`TcpCt`) lives in the entry itself, as in the kernel's union,
+    and ``tcp`` names it. ``id`` is 0 until someone asks the table for it
+    (:meth:`ConntrackTable.ct_id`; the kernel too derives ``nf_ct_get_id()`` on demand).
+    Each of these keeps an entry small."""
 
-    def __init__(self, orig: CtTuple, ident: int) -> None:
-        self.tuples: tuple[CtTuple, CtTuple] = (orig, invert_tuple(orig))  # tuplehash[ORIGINAL/REPLY]
+    __slots__ = ("_reply", "id", "mark", "orig", "status", "stream_ts", "timeout")
+
+    def __init__(self, orig: CtTuple, ident: int = 0) -> None:
+        TcpCt.__init__(self)
+        self.orig = orig
+        self._reply: CtTuple | None = None  # None: invert_tuple(orig)
         self.status = 0
         self.timeout = 0.0  # absolute expiry, seconds of virtual time
         self.mark = 0
         self.id = ident
-        self.tcp = TcpCt()
+        self.stream_ts = 0.0  # ct->proto.udp.stream_ts (5.10+)
+
+    @property
+    def tcp(self) -> TcpCt:
+        """``ct->proto.tcp``."""
+        return self
+
+    @property
+    def reply(self) -> CtTuple:
+        """``tuplehash[REPLY].tuple``."""
+        reply = self._reply
+        return invert_tuple(self.orig) if reply is None else reply
+
+    @property
+    def nat_reply(self) -> CtTuple | None:
+        """The reply tuple when it is not the inverse of the original one (NAT), else None."""
+        return self._reply
+
+    @property
+    def tuples(self) -> tuple[CtTuple, CtTuple]:
+        """``tuplehash[ORIGINAL/REPLY]``."""
+        return self.orig, self.reply
+
+    @tuples.setter
+    def tuples(self, value: tuple[CtTuple, CtTuple]) -> None:
+        orig, reply = value  # nf_conntrack_alter_reply() sets the reply tuple
+        self.orig = orig
+        self._reply = None if reply == invert_tuple(orig) else reply
+
+    @property
+    def proto(self) -> int:
+        """``tuplehash[ORIGINAL].tuple.dst.protonum``."""
+        return self.orig[4]
 
     # The status bits, spelled as the kernel's test_bit() helpers.
     @property
@@ -83,7 +151,9 @@ class Conn:
 
     @property
     def untracked(self) -> bool:
-        return bool(self.status & IPS_UNTRACKED)
+        """The untracked template of kernels < 4.12. From 5.7 the bit is ``IPS_NAT_CLASH``,
+        which ``nf_ct_resolve_clash_harder()`` always sets with ``IPS_FIXED_TIMEOUT``."""
+        return self.status & (IPS_UNTRACKED | IPS_FIXED_TIMEOUT) == IPS_UNTRACKED
 
     @property
     def dying(self) -> bool:
@@ -97,19 +167,22 @@ class Conn:
         self.status |= IPS_ASSURED
 
     def state_name(self) -> str:
-        return STATE_NAMES[self.tcp.state]
+        """The TCP state's name; "" for the protocols without states."""
+        return STATE_NAMES[self.tcp.state] if self.proto == IpProto.TCP else ""
 
     def snapshot(self) -> CtEntry:
         """The entry as it stands now, frozen (what ``conntrack -L`` would list now)."""
         original, reply = self.tuples
         return CtEntry(
-            original=original,
-            reply=reply,
+            original=original[:4],
+            reply=reply[:4],
             state=self.tcp.state,
             expires=self.timeout,
             seen_reply=self.seen_reply,
             assured=self.assured,
             mark=self.mark,
+            proto=original[4],
+            status=self.status,
         )
 
 
@@ -120,8 +193,10 @@ class CtEntry:
 
     original: tuple[str, int, str, int]  # tuplehash[ORIGINAL]: (src, sport, dst, dport)
     reply: tuple[str, int, str, int]  # tuplehash[REPLY]
-    state: TcpState
+    state: TcpState  # TcpState.NONE for the protocols without states
     expires: float  # absolute expiry, seconds of virtual time
     seen_reply: bool  # IPS_SEEN_REPLY
     assured: bool  # IPS_ASSURED
     mark: int
+    proto: int = 6  # tuplehash[ORIGINAL].tuple.dst.protonum (IPPROTO_TCP)
+    status: int = 0  # ct->status, the IPS_* bits

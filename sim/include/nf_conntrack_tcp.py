@@ -86,7 +86,8 @@ class TcpDirState:
 
 
 class TcpCt:
-    """``struct ip_ct_tcp``: the TCP part of a conntrack entry."""
+    """``struct ip_ct_tcp``: the TCP part of a conntrack entry. ``seen`` is the pair of
+    directions (kept as two fields: a pair object per entry would cost 56 bytes)."""
 
     __slots__ = (
         "last_ack",
@@ -98,12 +99,19 @@ class TcpCt:
         "last_win",
         "last_wscale",
         "retrans",
-        "seen",
+        "seen_orig",
+        "seen_repl",
         "state",
     )
 
+    @property
+    def seen(self) -> tuple[TcpDirState, TcpDirState]:
+        """``seen[IP_CT_DIR_ORIGINAL]``, ``seen[IP_CT_DIR_REPLY]``."""
+        return self.seen_orig, self.seen_repl
+
     def __init__(self) -> None:
-        self.seen = (TcpDirState(), TcpDirState())
+        self.seen_orig = TcpDirState()
+        self.seen_repl = TcpDirState()
         self.state = TcpState.NONE
         self.last_dir = 0
         self.retrans = 0

@@ -7,8 +7,10 @@ Both sides produce, per crafted packet, the object ``nflab replay --json`` print
 minimal replayable case file (cut after its first disagreeing packet).
 
 Cases are built-in names (``sim/scenario/cases/<name>.json``) or JSON files; ``--fuzz N --seed S``
-generates conversations with the strategies of :mod:`sim.testing.strategies` and, on the
-first disagreement, lets hypothesis shrink it to a minimal one.
+generates conversations with the strategies of :mod:`sim.testing.strategies` (with ``--v2``,
+UDP/ICMP/racing cases of :mod:`sim.testing.live_cases`) and, on the first disagreement, lets
+hypothesis shrink it to a minimal one. The compared fields are :data:`FIELDS`, contract v2's
+included; a NATed source port on a new binding is compared by class (:func:`port_class`).
 
 Exit status: 0 when every packet agrees, 1 on any disagreement, 2 when the kernel side
 cannot run here (the one-line :func:`sim.kernel.netns.skip_reason`) or the input is bad.
@@ -36,7 +38,9 @@ from sim.scenario.case import load_case_file, parse_case
 from sim.scenario.fuzzcase import FIXES, MAX_PAYLOAD, conversation_to_case
 from sim.scenario.loader import builtin_cases, find_case
 
-FIELDS = ("ctstate", "window", "reason", "tcp_state", "fate", "delivered_as", "emitted")
+V1_FIELDS = ("ctstate", "window", "reason", "tcp_state", "fate", "delivered_as", "emitted")
+V2_FIELDS = ("proto", "ct_status", "ct_stats")  # contract v2's outputs
+FIELDS = V1_FIELDS + V2_FIELDS
 DEFAULT_OUT = "kernel-check-out"
 FUZZ_MAX_STEPS = 20  # conversation length after the handshake; each packet costs a few ms
 # Fuzzed cases are written with this gap between packets (the contract's default, 0.05 s, would
@@ -93,13 +97,36 @@ class Difference:
         }
 
 
+def port_class(case: dict[str, Any], index: int, obs: dict[str, Any]) -> dict[str, Any]:
+    """The observation with a NATed source port replaced by its class, as contract v2 compares
+    it: on a packet that made a new binding (ctstate NEW), ``"kept"`` when it left with the
+    source port it was sent with, ``"other"`` when NAT picked another (``get_unique_tuple()``:
+    a free port, at random on newer kernels). Ports of established bindings stay exact."""
+    delivered = obs.get("delivered_as")
+    if obs.get("ctstate") != "NEW":
+        return obs
+    packets = case.get("packets") or []
+    sent = packets[index].get("src") if index < len(packets) and isinstance(packets[index], dict) else None
+    if not isinstance(delivered, dict) or not isinstance(sent, str) or ":" not in sent:
+        return obs
+    src = delivered.get("src")
+    if not isinstance(src, str) or ":" not in src or src == sent:
+        return obs
+    addr, port = src.rsplit(":", 1)
+    cls = "kept" if port == sent.rsplit(":", 1)[1] else "other"
+    return {**obs, "delivered_as": {**delivered, "src": f"{addr}:{cls}"}}
+
+
 def compare(
     case: dict[str, Any], model_obs: Observations, kernel_obs: Observations, fields: Sequence[str] = FIELDS
 ) -> list[Difference]:
     """Every field (of ``fields``, default :data:`FIELDS`) that differs, packet by packet.
 
-    ``emitted`` is compared as a whole list (order and count matter). A packet one side has
-    no observation for is one Difference with field "observation".
+    A field neither side reports is not compared (recordings made before contract v2 have no
+    ``proto``, ``ct_status`` or ``ct_stats``); a field one side lacks is a difference. A
+    translated source port is compared by class (:func:`port_class`). ``emitted`` is compared
+    as a whole list (order and count matter). A packet one side has no observation for is one
+    Difference with field "observation".
     """
     name = str(case.get("name", "case"))
     diffs: list[Difference] = []
@@ -109,19 +136,30 @@ def compare(
             k = kernel_obs[i] if i < len(kernel_obs) else None
             diffs.append(Difference(name, i, "observation", m, k))
             continue
+        mo, ko = port_class(case, i, model_obs[i]), port_class(case, i, kernel_obs[i])
         for field in fields:
-            m, k = model_obs[i].get(field), kernel_obs[i].get(field)
+            if field not in mo and field not in ko:
+                continue
+            m, k = mo.get(field), ko.get(field)
             if m != k:
                 diffs.append(Difference(name, i, field, m, k))
     return diffs
 
 
 def minimal_case(case: dict[str, Any], diffs: Sequence[Difference]) -> dict[str, Any]:
-    """The case cut after its first disagreeing packet, the differences in its description."""
+    """The case cut after its first disagreeing packet and the packets racing it (``race:
+    "prev"``: a held packet's fate is decided by its racers), the differences in its
+    description."""
     indexes = [d.packet for d in diffs if d.packet is not None]
     whole = not indexes or len(indexes) < len(diffs)  # a model exception: keep every packet
     first = None if whole else min(indexes)
-    packets = list(case["packets"]) if first is None else case["packets"][: first + 1]
+    if first is None:
+        packets = list(case["packets"])
+    else:
+        end = first + 1
+        while end < len(case["packets"]) and case["packets"][end].get("race") is not None:
+            end += 1
+        packets = case["packets"][:end]
     lines = [d.describe() for d in diffs if whole or d.packet == first]
     note = "kernel-check disagreement: " + "; ".join(lines)
     out = {k: v for k, v in case.items() if k not in ("packets", "description")}
@@ -279,18 +317,26 @@ def fuzz(
     kernel: KernelRunner,
     out_dir: Path,
     results: list[CaseResult] | None = None,
+    v2: bool = False,
+    keep_going: bool = False,
 ) -> list[CaseResult]:
     """Check ``n`` generated conversations; shrink the first disagreement and write it out.
 
     Generation and shrinking are hypothesis's (``find`` with ``database=None`` and a
     ``random.Random(seed)``), so the same seed on the same kernel and model gives the same
     minimal case. Results hold every example checked before the first disagreement, then
-    the shrunk one; they are appended to ``results`` as they come.
+    the shrunk one; they are appended to ``results`` as they come. With ``keep_going`` all
+    ``n`` examples are checked and every disagreeing one is written out, unshrunk (for counts).
     """
     from hypothesis import HealthCheck, Phase, find, settings
     from hypothesis.errors import NoSuchExample
 
-    strategy = case_strategy(seed)
+    if v2:
+        from sim.testing.live_cases import live_v2_cases
+
+        strategy = live_v2_cases(seed=seed)
+    else:
+        strategy = case_strategy(seed)
     results = [] if results is None else results
     found = False
     checked = 0
@@ -301,6 +347,10 @@ def fuzz(
         if not found:
             checked += 1
             _progress(checked, n, f"{len(case['packets'])} packets")
+            if keep_going:
+                path = write_minimal_case(case, diffs, out_dir / f"{checked:04d}") if diffs else None
+                results.append(CaseResult(case, diffs, path))
+                return False
             results.append(CaseResult(case, diffs))
             found = bool(diffs)
             if found:
@@ -339,6 +389,16 @@ def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every built-in case")
     p.add_argument("--fuzz", type=int, default=0, metavar="N", help="also check N generated conversations")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed for --fuzz (default 0)")
+    p.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="--fuzz checks all N cases and writes every disagreeing one (no shrinking)",
+    )
+    p.add_argument(
+        "--v2",
+        action="store_true",
+        help="--fuzz contract v2 cases (UDP, ICMP, extra hosts, races) instead of TCP",
+    )
     p.add_argument(
         "--out",
         default=DEFAULT_OUT,
@@ -403,7 +463,16 @@ def main(args: argparse.Namespace) -> int:
         with KernelRunner() as kernel:
             check_cases(cases, replay, kernel, out_dir, results)
             if args.fuzz:
-                fuzz(args.fuzz, args.seed, replay, kernel, out_dir, results)
+                fuzz(
+                    args.fuzz,
+                    args.seed,
+                    replay,
+                    kernel,
+                    out_dir,
+                    results,
+                    v2=args.v2,
+                    keep_going=args.keep_going,
+                )
     except (NetnsError, ValueError) as e:
         message = str(e).splitlines()[0] if str(e) else type(e).__name__
         if isinstance(e, InputError) and len(results) < len(refs):  # the kernel refused this case

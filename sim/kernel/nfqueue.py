@@ -1,5 +1,10 @@
-"""Delay and reordering for the harness's own traffic through nfnetlink_queue
+"""Delay, reordering and holding of packets through nfnetlink_queue
 (net/netfilter/nfnetlink_queue.c; constants from include/uapi/linux/netfilter/nfnetlink_queue.h).
+
+:class:`HoldQueue` holds single packets for the replay contract's ``race: "prev"``: a
+packet queued after NAT and before confirmation waits until :meth:`HoldQueue.release`,
+whose ACCEPT verdict re-injects it (``nfqnl_recv_verdict()`` -> ``nf_reinject()``, which
+runs the rest of its hooks, confirmation included, before the verdict message is acked).
 
 ``tc netem`` is what one would use, but not every kernel has ``sch_netem`` (the one nflab is
 developed on does not). A ``queue num N`` rule hands packets to :class:`DelayQueue`, which
@@ -40,8 +45,10 @@ NFQA_CFG_CMD = 1
 NFQA_CFG_PARAMS = 2
 NFQNL_CFG_CMD_BIND = 1
 NFQNL_COPY_META = 1
+NFQNL_COPY_PACKET = 2
 NFQA_PACKET_HDR = 1
 NFQA_VERDICT_HDR = 2
+NFQA_PAYLOAD = 10
 NF_ACCEPT = 1
 
 
@@ -121,4 +128,69 @@ class DelayQueue:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(5.0)
+        self.sock.close()
+
+
+class HoldQueue:
+    """Bind queue ``num`` in the current namespace; packets wait there until released."""
+
+    def __init__(self, num: int) -> None:
+        self.num = num
+        self.sock = open_netfilter_socket()
+        self._seq = 0
+        try:
+            cmd = struct.pack("!BxH", NFQNL_CFG_CMD_BIND, socket.AF_INET)
+            self._request(NFQNL_MSG_CONFIG, nla(NFQA_CFG_CMD, cmd), "bind")
+            # struct nfqnl_msg_config_params { __be32 copy_range; __u8 copy_mode; }: the IP header
+            self._request(
+                NFQNL_MSG_CONFIG, nla(NFQA_CFG_PARAMS, struct.pack("!IB", 20, NFQNL_COPY_PACKET)), "params"
+            )
+        except BaseException:
+            self.sock.close()
+            raise
+        self.sock.setblocking(False)
+
+    def _request(self, msg_type: int, body: bytes, what: str) -> None:
+        self._seq += 1
+        msg = nfnl_message(
+            NFNL_SUBSYS_QUEUE,
+            msg_type,
+            NLM_F_REQUEST | NLM_F_ACK,
+            self._seq,
+            socket.AF_UNSPEC,
+            self.num,
+            body,
+        )
+        self.sock.setblocking(True)
+        try:
+            request(self.sock, msg, self._seq, f"nfnetlink_queue {what} queue {self.num}")
+        finally:
+            self.sock.setblocking(False)
+
+    def take(self) -> list[tuple[int, int]]:
+        """The packets queued since the last call, without blocking: (packet id, IP ID)."""
+        out: list[tuple[int, int]] = []
+        while True:
+            try:
+                data = self.sock.recv(1 << 16)
+            except BlockingIOError:
+                return out
+            for msg_type, _flags, _seq, payload in iter_messages(data):
+                if msg_type != (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET:
+                    continue
+                attrs = parse_attrs(payload[NFGENMSG_LEN:])
+                (packet_id,) = struct.unpack_from("!I", attrs[NFQA_PACKET_HDR])
+                ip = attrs.get(NFQA_PAYLOAD, b"")
+                ip_id = struct.unpack_from("!H", ip, 4)[0] if len(ip) >= 6 else -1
+                out.append((packet_id, ip_id))
+
+    def release(self, packet_id: int) -> None:
+        """ACCEPT the held packet; returns once the kernel has re-injected it."""
+        body = nla(NFQA_VERDICT_HDR, struct.pack("!II", NF_ACCEPT, packet_id))
+        self._request(NFQNL_MSG_VERDICT, body, f"verdict for packet {packet_id}")
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
         self.sock.close()

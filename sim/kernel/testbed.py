@@ -1,6 +1,7 @@
 """A Docker default-bridge host built from real namespaces (Docker's bridge driver + libnetwork iptables).
 
-Three namespaces, all created by :class:`sim.kernel.netns.NamespaceSet`::
+Three namespaces (and one per extra host of a v2 case), all created by
+:class:`sim.kernel.netns.NamespaceSet`::
 
     ctr: eth0 ctr_ip/24 ──veth── host: veth0 ∈ docker0 bridge_ip/24 ┐ routing, conntrack,
                                        eth0 host_ip/24 ─────────────┘ MASQUERADE
@@ -9,20 +10,26 @@ Three namespaces, all created by :class:`sim.kernel.netns.NamespaceSet`::
 
 - host: a Linux bridge ``docker0`` (multicast snooping off, so it sends no IGMP queries)
   with the container's veth as its only port, ``net.ipv4.ip_forward=1``, Docker's ruleset
-  (:data:`DOCKER_TABLES`), permanent neighbour entries for ctr and remote (no ARP timing),
+  (:data:`sim.kernel.rulesets.DOCKER_TABLES`), permanent neighbour entries for ctr and remote (no ARP timing),
   rp_filter off, and ``net.bridge.bridge-nf-call-iptables=0``: the bridge is only L2 to one
   port, the host routes. (Docker itself loads br_netfilter and sets it to 1; a case may do
   the same through ``sysctl``. On 6.18 the observations of handshake, data, late ACK, ACK
   over the upper bound, remote SYN on an established entry and an old container RST were
   identical either way: with br_netfilter the frame meets PREROUTING in the bridge path and
   ``ip_sabotage_in`` stops a second traversal.) conntrack logs invalid TCP packets
-  (``nf_conntrack_log_invalid=6``) to nfnetlink_log (``nf_log.2=nfnetlink_log``).
+  (``nf_conntrack_log_invalid=6``) to nfnetlink_log (``nf_log.2=nfnetlink_log``); its ICMP
+  errors are not rate limited (``icmp_ratelimit=0``).
 - ctr and remote are passive: an nft table drops their stack's input and output, so they
   never answer; crafted frames are sent and every arriving frame is captured on AF_PACKET
   sockets bound to their eth0 (packet(7): taps run before the IP stack, and sends bypass
   the output hook).
-- observation (:data:`OBS_RULESET`, an nft table in host): the barrier rule, the ctstate
-  rules at prerouting -180 and the input rule at priority 300 (see :mod:`sim.kernel.observe`).
+- observation (:data:`sim.kernel.rulesets.OBS_RULESET`, an nft table in host): the barrier
+  rule, the ctstate rules at prerouting -180 and the input rule at priority 300, for every
+  protocol (see :mod:`sim.kernel.observe`).
+- races (``race: "prev"``): the earlier packet is held in NFQUEUE :data:`HOLD_QUEUE` by nft
+  base chains at postrouting/input priority 200 (after NAT, before confirmation) that jump to
+  an iptables-nft chain ``-j NFQUEUE`` matching only its IP ID; it is re-injected once its
+  racer (and whatever races that) has been observed (:func:`_run`).
 
 One packet at a time: the frame is sent, then a UDP "barrier" frame from the same end host
 carrying a nonce, which the host logs and drops before conntrack. Packets queued by one
@@ -36,193 +43,89 @@ from __future__ import annotations
 import ipaddress
 import os
 import select
-import socket
 import struct
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sim import wire
-from sim.kernel import observe
+from sim.kernel import craft, observe
+from sim.kernel.endhost import EndHost, udp_barrier
 from sim.kernel.netns import NamespaceSet, NetnsError, in_netns, read_sysctl, write_sysctl
 from sim.kernel.nflog import LogMessage, NflogSocket
+from sim.kernel.nfqueue import HoldQueue
+from sim.kernel.rulesets import (
+    BARRIER_TIMEOUT_S,
+    BASE_SYSCTLS,
+    BRIDGE,
+    BRIDGE_NF_SYSCTL,
+    BRIDGE_PORT,
+    END_DEV,
+    MAC,
+    OBS_RULESET,
+    PASSIVE_RULESET,
+    SETTLE_S,
+    UPLINK,
+    docker_rules,
+)
 from sim.packet import Packet
-from sim.scenario.case import IPTABLES_TABLES, check_sysctl, iptables_argv
+from sim.scenario.case import IPTABLES_TABLES, CasePacket, check_sysctl, iptables_argv, parse_case
 from sim.scenario.case import CaseError as CaseError  # re-exported for callers of the harness
 from sim.scenario.case import Topology as Topology
-from sim.scenario.case import parse_case as parse_case
 
-BRIDGE = "docker0"
-BRIDGE_PORT = "veth0"
-UPLINK = "eth0"
-END_DEV = "eth0"
-MAC = {
-    "ctr": "02:00:c0:00:02:02",
-    "bridge": "02:00:c0:00:02:01",
-    "port": "02:00:c0:00:02:fe",
-    "uplink": "02:00:c6:33:64:01",
-    "remote": "02:00:c6:33:64:02",
-}
-ETH_P_ALL = 0x0003
-PACKET_OUTGOING = 4  # sll_pkttype of our own sends (include/uapi/linux/if_packet.h)
-BARRIER_PORT = 9  # discard
-BARRIER_TIMEOUT_S = 1.0
-SETTLE_S = 0.0005  # extra listening after the barrier, for stragglers from other CPUs
-
-# What Docker's bridge driver installs for its default network (libnetwork's iptables
-# setup; FORWARD policy DROP since Docker 1.13), with the bridge named BRIDGE:
-# {table: ({built-in chain: policy}, [rules])}. "{ctr_net}" is the bridge's subnet.
-DOCKER_TABLES: dict[str, tuple[dict[str, str], list[str]]] = {
-    "raw": ({"PREROUTING": "ACCEPT", "OUTPUT": "ACCEPT"}, []),
-    "mangle": (
-        dict.fromkeys(("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"), "ACCEPT"),
-        [],
-    ),
-    "nat": (
-        dict.fromkeys(("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"), "ACCEPT"),
-        [f"-A POSTROUTING -s {{ctr_net}} ! -o {BRIDGE} -j MASQUERADE"],
-    ),
-    "filter": (
-        {"INPUT": "ACCEPT", "FORWARD": "DROP", "OUTPUT": "ACCEPT"},
-        [
-            f"-A FORWARD -o {BRIDGE} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-            f"-A FORWARD -i {BRIDGE} ! -o {BRIDGE} -j ACCEPT",
-            f"-A FORWARD -i {BRIDGE} -o {BRIDGE} -j ACCEPT",
-        ],
-    ),
-}
+HOLD_QUEUE = 7  # the NFQUEUE number of race holds
+HOLD_CHAIN = "NFLAB_HOLD"  # iptables chain (table mangle) whose only rule is -j NFQUEUE
+HOLD_TABLE = "mangle"
+# nft base chains in iptables-nft's own table, after NAT (src nat 100) and before confirmation
+# (NF_IP_PRI_CONNTRACK_CONFIRM = INT_MAX): forwarded and sent packets at postrouting, local
+# ones at input (nf_ip_hook_priorities in include/uapi/linux/netfilter_ipv4.h).
+HOLD_PRIORITY = 200
+HOLD_HOOKS = {"nflab_hold_post": "postrouting", "nflab_hold_in": "input"}
 
 
-def docker_rules(ctr_net: str, *, reset: bool = False, tables: tuple[str, ...] = IPTABLES_TABLES) -> str:
-    """Docker's ruleset in iptables-restore format.
-
-    With ``reset`` it is meant for ``iptables-restore --noflush``: every chain is flushed,
-    user chains deleted and policies set back, without deleting and re-creating the tables
-    (which unregisters hooks and costs tens of milliseconds).
-    """
-    out = []
-    for table in tables:
-        policies, rules = DOCKER_TABLES[table]
-        out.append(f"*{table}")
-        if reset:
-            out += ["-F", "-X"] + [f"-P {chain} {policy}" for chain, policy in policies.items()]
-        else:
-            out += [f":{chain} {policy} [0:0]" for chain, policy in policies.items()]
-        out += [r.replace("{ctr_net}", ctr_net) for r in rules]
-        out.append("COMMIT")
-    return "\n".join(out) + "\n"
+def _role(index: int) -> str:
+    """The namespace role of the index-th extra host (roles are lowercase letters)."""
+    return "x" + chr(ord("a") + index)
 
 
-OBS_RULESET = f"""\
-table ip nflab_obs {{
-  chain barrier {{
-    type filter hook prerouting priority -350; policy accept;
-    udp sport {BARRIER_PORT} udp dport {BARRIER_PORT} log group 0 prefix "nflab:barrier" drop
-  }}
-  chain ctstate {{
-    type filter hook prerouting priority -180; policy accept;
-    meta l4proto tcp ct state invalid log group 0 prefix "nflab:ct:INVALID"
-    meta l4proto tcp ct state new log group 0 prefix "nflab:ct:NEW"
-    meta l4proto tcp ct state established log group 0 prefix "nflab:ct:ESTABLISHED"
-    meta l4proto tcp ct state related log group 0 prefix "nflab:ct:RELATED"
-    meta l4proto tcp ct state untracked log group 0 prefix "nflab:ct:UNTRACKED"
-  }}
-  chain input {{
-    type filter hook input priority 300; policy accept;
-    meta l4proto tcp log group 0 prefix "nflab:input"
-  }}
-}}
-"""
-
-PASSIVE_RULESET = """\
-table inet nflab_passive {
-  chain input { type filter hook input priority -500; policy drop; }
-  chain output { type filter hook output priority -500; policy drop; }
-}
-"""
-
-BASE_SYSCTLS = {
-    "net.ipv4.ip_forward": "1",
-    "net.ipv4.conf.all.rp_filter": "0",
-    "net.ipv4.conf.default.rp_filter": "0",
-    "net.netfilter.nf_conntrack_log_invalid": "6",
-    "net.netfilter.nf_log.2": "nfnetlink_log",
-}
-BRIDGE_NF_SYSCTL = "net.bridge.bridge-nf-call-iptables"
+def _mac(prefix: int, ip: str) -> str:
+    return ":".join(f"{b:02x}" for b in (2, prefix, *wire.ip_to_bytes(ip)))
 
 
-def _udp_barrier(src: str, dst: str, nonce: int) -> bytes:
-    """A UDP datagram port 9 -> 9 whose payload is the 8-byte nonce (checksum 0: none)."""
-    body = struct.pack("!HHHHQ", BARRIER_PORT, BARRIER_PORT, 16, 0, nonce)
-    ip = bytearray(
-        struct.pack(
-            "!BBHHHBBH4s4s",
-            0x45,
-            0,
-            20 + len(body),
-            0,
-            wire.IP_DF,
-            64,
-            17,
-            0,
-            wire.ip_to_bytes(src),
-            wire.ip_to_bytes(dst),
-        )
-    )
-    struct.pack_into("!H", ip, 10, wire.inet_checksum(bytes(ip)))
-    return bytes(ip) + body
+@dataclass(slots=True)
+class _Held:
+    """A packet waiting in the hold queue, and what was seen of it before the hold."""
 
-
-class _EndHost:
-    """A passive end host: one AF_PACKET socket on its eth0 that sends and captures."""
-
-    def __init__(self, ns: str, role: str, mac: str, gateway_mac: str, gateway_ip: str, ip: str) -> None:
-        self.role, self.mac, self.gateway_mac, self.gateway_ip, self.ip = (
-            role,
-            mac,
-            gateway_mac,
-            gateway_ip,
-            ip,
-        )
-        with in_netns(ns):
-            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
-        with in_netns(ns):
-            self.sock.bind((END_DEV, ETH_P_ALL))
-        self.sock.setblocking(False)
-
-    def send_ip(self, datagram: bytes) -> None:
-        self.sock.send(wire.emit_eth(self.gateway_mac, self.mac, datagram))
-
-    def drain(self) -> list[bytes]:
-        """IPv4 datagrams that arrived (not our own sends) since the last drain."""
-        out: list[bytes] = []
-        while True:
-            try:
-                frame, addr = self.sock.recvfrom(1 << 16)
-            except BlockingIOError:
-                return out
-            if addr[2] == PACKET_OUTGOING:
-                continue
-            _dst, _src, ethertype, payload = wire.parse_eth(frame)
-            if ethertype == wire.ETH_P_IP:
-                out.append(payload)
-
-    def close(self) -> None:
-        self.sock.close()
+    side: str
+    sent: Packet
+    ip_id: int
+    packet_id: int
+    logs: list[LogMessage]
+    captures: list[observe.Capture]
+    stats: dict[str, int]
 
 
 class Testbed:
-    """The docker-bridge world in real namespaces; reuse it across cases with :meth:`reset`."""
+    """The docker-bridge world in real namespaces; reuse it across cases with :meth:`reset`.
+
+    The topology's ``hosts`` (the contract's extra end hosts) add, per ``ctr…`` name, a
+    namespace behind ``docker0`` (one more veth port), and per ``remote…`` name a namespace on
+    its own veth from the host, which carries the host's uplink address as a /32 and a /32
+    route to the remote, so the host still answers and masquerades as ``host_ip``.
+    """
 
     __test__ = False  # not a pytest class, despite the name
 
     def __init__(self, topology: Topology | None = None) -> None:
         self.topology = topology or Topology()
-        self.ns = NamespaceSet(("ctr", "host", "remote"))
-        self.ends: dict[str, _EndHost] = {}
+        self.hosts = dict(self.topology.hosts)
+        self.roles = {name: _role(i) for i, name in enumerate(sorted(self.hosts))}
+        self.ns = NamespaceSet(("ctr", "host", "remote", *self.roles.values()))
+        self.ends: dict[str, EndHost] = {}
         self.nflog: NflogSocket | None = None
         self.ct: observe.Ctnetlink | None = None
+        self.hold: HoldQueue | None = None
+        self._hold_ready = False
         self._ip_id = 0
         self._nonce = 0
         self._dirty_tables: set[str] = set()
@@ -243,12 +146,10 @@ class Testbed:
         for end in self.ends.values():
             end.close()
         self.ends.clear()
-        if self.nflog is not None:
-            self.nflog.close()
-            self.nflog = None
-        if self.ct is not None:
-            self.ct.close()
-            self.ct = None
+        for sock in (self.nflog, self.ct, self.hold):
+            if sock is not None:
+                sock.close()
+        self.nflog = self.ct = self.hold = None
         self.ns.close()
 
     def __enter__(self) -> Testbed:
@@ -265,29 +166,9 @@ class Testbed:
                 ns.sysctl(host, key, value)
         # docker0 with the container's veth as its port; veths are born inside host
         ns.ip(host, "link", "add", BRIDGE, "address", MAC["bridge"], "type", "bridge", "mcast_snooping", "0")
-        ns.ip(
-            host,
-            "link",
-            "add",
-            BRIDGE_PORT,
-            "address",
-            MAC["port"],
-            "type",
-            "veth",
-            "peer",
-            "name",
-            END_DEV,
-            "address",
-            MAC["ctr"],
-            "netns",
-            ctr,
-        )
-        ns.ip(host, "link", "set", BRIDGE_PORT, "master", BRIDGE, "up")
         ns.ip(host, "addr", "add", f"{t.bridge_ip}/24", "dev", BRIDGE)
         ns.ip(host, "link", "set", BRIDGE, "up")
-        ns.ip(ctr, "addr", "add", f"{t.ctr_ip}/24", "dev", END_DEV)
-        ns.ip(ctr, "link", "set", END_DEV, "up")
-        ns.ip(ctr, "route", "add", "default", "via", t.bridge_ip)
+        self._add_container(ctr, BRIDGE_PORT, MAC["port"], MAC["ctr"], t.ctr_ip)
         # uplink
         ns.ip(
             host,
@@ -313,10 +194,43 @@ class Testbed:
         ns.ip(remote, "link", "set", END_DEV, "up")
         if remote_prefix == 32:
             ns.ip(host, "route", "add", f"{t.remote_ip}/32", "dev", UPLINK)
-        ns.ip(host, "neigh", "replace", t.ctr_ip, "lladdr", MAC["ctr"], "dev", BRIDGE, "nud", "permanent")
         ns.ip(
             host, "neigh", "replace", t.remote_ip, "lladdr", MAC["remote"], "dev", UPLINK, "nud", "permanent"
         )
+        gateways = {"ctr": (MAC["bridge"], t.bridge_ip), "remote": (MAC["uplink"], t.host_ip)}
+        addrs = {"ctr": t.ctr_ip, "remote": t.remote_ip, **self.hosts}
+        macs = {"ctr": MAC["ctr"], "remote": MAC["remote"]}
+        for k, (name, ip) in enumerate(sorted(self.hosts.items())):
+            end_ns, macs[name] = ns[self.roles[name]], _mac(0, ip)
+            if name.startswith("ctr"):
+                self._add_container(end_ns, f"vc{k}", _mac(0xFE, ip), macs[name], ip)
+                gateways[name] = (MAC["bridge"], t.bridge_ip)
+            else:
+                dev = f"vr{k}"
+                ns.ip(
+                    host,
+                    "link",
+                    "add",
+                    dev,
+                    "address",
+                    _mac(1, ip),
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    END_DEV,
+                    "address",
+                    macs[name],
+                    "netns",
+                    end_ns,
+                )
+                ns.ip(host, "addr", "add", f"{t.host_ip}/32", "dev", dev)
+                ns.ip(host, "link", "set", dev, "up")
+                ns.ip(host, "route", "add", f"{ip}/32", "dev", dev)
+                ns.ip(host, "neigh", "replace", ip, "lladdr", macs[name], "dev", dev, "nud", "permanent")
+                ns.ip(end_ns, "addr", "add", f"{ip}/24", "dev", END_DEV)
+                ns.ip(end_ns, "link", "set", END_DEV, "up")
+                gateways[name] = (_mac(1, ip), t.host_ip)
         for key, value in BASE_SYSCTLS.items():
             ns.sysctl(host, key, value)
         try:
@@ -324,14 +238,45 @@ class Testbed:
             self.bridge_nf_sysctl = True
         except NetnsError:
             self.bridge_nf_sysctl = False  # no br_netfilter: bridged frames never see iptables
-        for end in (ctr, remote):
-            ns.exec(end, ["nft", "-f", "-"], input_text=PASSIVE_RULESET)
+        for name in addrs:
+            ns.exec(self._ns_of(name), ["nft", "-f", "-"], input_text=PASSIVE_RULESET)
         self._load_rules()
         with in_netns(host):
             self.nflog = NflogSocket(group=0)
             self.ct = observe.Ctnetlink()
-        self.ends["ctr"] = _EndHost(ctr, "ctr", MAC["ctr"], MAC["bridge"], t.bridge_ip, t.ctr_ip)
-        self.ends["remote"] = _EndHost(remote, "remote", MAC["remote"], MAC["uplink"], t.host_ip, t.remote_ip)
+            self.hold = HoldQueue(HOLD_QUEUE)
+        for name, ip in addrs.items():
+            gw_mac, gw_ip = gateways[name]
+            self.ends[name] = EndHost(self._ns_of(name), name, macs[name], gw_mac, gw_ip, ip)
+
+    def _ns_of(self, name: str) -> str:
+        return self.ns[name] if name in ("ctr", "remote") else self.ns[self.roles[name]]
+
+    def _add_container(self, end_ns: str, port: str, port_mac: str, mac: str, ip: str) -> None:
+        """One more container: a veth from docker0 into ``end_ns``, default route via docker0."""
+        ns, host = self.ns, self.ns["host"]
+        ns.ip(
+            host,
+            "link",
+            "add",
+            port,
+            "address",
+            port_mac,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            END_DEV,
+            "address",
+            mac,
+            "netns",
+            end_ns,
+        )
+        ns.ip(host, "link", "set", port, "master", BRIDGE, "up")
+        ns.ip(end_ns, "addr", "add", f"{ip}/24", "dev", END_DEV)
+        ns.ip(end_ns, "link", "set", END_DEV, "up")
+        ns.ip(end_ns, "route", "add", "default", "via", self.topology.bridge_ip)
+        ns.ip(host, "neigh", "replace", ip, "lladdr", mac, "dev", BRIDGE, "nud", "permanent")
 
     def _load_rules(self) -> None:
         host = self.ns["host"]
@@ -350,6 +295,7 @@ class Testbed:
     def reset(self) -> None:
         """Back to the freshly built state: empty conntrack table, base rules and sysctls."""
         host = self.ns["host"]
+        self._remove_hold()
         for key, value in self._saved_sysctls.items():
             write_sysctl(host, key, value)
         self._saved_sysctls.clear()
@@ -382,38 +328,148 @@ class Testbed:
         except NetnsError as e:
             raise CaseError(f"iptables line {line!r} failed: {e}") from None
 
+    # ------------------------------------------------------------ race holds
+    def _add_hold(self, sent: Packet, ip_id: int) -> None:
+        """Queue exactly this packet (protocol, addresses as sent, IP ID) after NAT, before
+        confirmation: nft has no ``queue`` statement on this kernel (CONFIG_NFT_QUEUE unset),
+        so nft base chains at priority 200 jump to an iptables-nft chain with ``-j NFQUEUE``."""
+        host = self.ns["host"]
+        if not self._hold_ready:
+            self.ns.exec(host, ["iptables", "-t", HOLD_TABLE, "-N", HOLD_CHAIN])
+            self.ns.exec(
+                host,
+                [
+                    "iptables",
+                    "-t",
+                    HOLD_TABLE,
+                    "-A",
+                    HOLD_CHAIN,
+                    "-j",
+                    "NFQUEUE",
+                    "--queue-num",
+                    str(HOLD_QUEUE),
+                ],
+            )
+            chains = "".join(
+                f"add chain ip {HOLD_TABLE} {chain} {{ type filter hook {hook} priority {HOLD_PRIORITY}; }}\n"
+                for chain, hook in HOLD_HOOKS.items()
+            )
+            self.ns.exec(host, ["nft", "-f", "-"], input_text=chains)
+            self._hold_ready = True
+        match = f"ip id {ip_id} meta l4proto {int(sent.proto)}"
+        rules = "".join(
+            f"add rule ip {HOLD_TABLE} {chain} {match} jump {HOLD_CHAIN}\n" for chain in HOLD_HOOKS
+        )
+        self.ns.exec(host, ["nft", "-f", "-"], input_text=rules)
+
+    def flush_holds(self) -> None:
+        """Remove the per-packet hold rules once every held packet is released."""
+        rules = "".join(f"flush chain ip {HOLD_TABLE} {chain}\n" for chain in HOLD_HOOKS)
+        self.ns.exec(self.ns["host"], ["nft", "-f", "-"], input_text=rules)
+
+    def _remove_hold(self) -> None:
+        if not self._hold_ready:
+            return
+        host = self.ns["host"]
+        chains = "".join(f"delete chain ip {HOLD_TABLE} {chain}\n" for chain in HOLD_HOOKS)
+        self.ns.exec(host, ["nft", "-f", "-"], input_text=chains)
+        self.ns.exec(host, ["iptables", "-t", HOLD_TABLE, "-F", HOLD_CHAIN])
+        self.ns.exec(host, ["iptables", "-t", HOLD_TABLE, "-X", HOLD_CHAIN])
+        self._hold_ready = False
+
     # ------------------------------------------------------------ per packet
     def _drain_all(self) -> None:
         for end in self.ends.values():
             end.drain()
         if self.nflog is not None:
             self.nflog.read_available()
+        if self.hold is not None:
+            self.hold.take()
 
     def _next_ip_id(self) -> int:
         self._ip_id = self._ip_id % 0xFFFF + 1
         return self._ip_id
 
-    def send(self, side: str, pkt: Packet) -> dict[str, Any]:
-        """Send one crafted packet from ``side`` and observe what the host did with it."""
+    def _end(self, side: str) -> EndHost:
         if side not in self.ends:
             raise CaseError(f"packet 'from' must be one of {sorted(self.ends)}, not {side!r}")
-        assert self.nflog is not None and self.ct is not None
-        end = self.ends[side]
-        pkt = _with_ip_id(pkt, self._next_ip_id())
-        datagram = wire.emit(pkt)
-        self._nonce += 1
-        barrier = _udp_barrier(end.ip, end.gateway_ip, self._nonce)
-        logs = self._send_pinned(end, datagram, barrier, self._nonce)
-        captures = [observe.Capture(name, d) for name, e in self.ends.items() for d in e.drain()]
-        ctstate, reasons, reached_input = _read_logs(logs, pkt)
-        entry = self.ct.get((pkt.src, pkt.dst, pkt.sport, pkt.dport))
-        return observe.build_observation(pkt, ctstate, reasons, reached_input, captures, entry)
+        return self.ends[side]
 
-    def _send_pinned(self, end: _EndHost, datagram: bytes, barrier: bytes, nonce: int) -> list[LogMessage]:
+    def _captures(self) -> list[observe.Capture]:
+        return [observe.Capture(name, d) for name, e in self.ends.items() for d in e.drain()]
+
+    def _stats(self) -> dict[str, int]:
+        assert self.ct is not None
+        return self.ct.stats()
+
+    def _observe(
+        self,
+        sent: Packet,
+        ip_id: int,
+        logs: list[LogMessage],
+        captures: list[observe.Capture],
+        stats: dict[str, int],
+    ) -> dict[str, Any]:
+        assert self.ct is not None
+        ctstate, reasons, reached_input = _read_logs(logs, sent, ip_id)
+        entry = self.ct.get(craft.ct_tuple(sent))
+        seen = observe.Seen(ctstate, reasons, reached_input, captures, entry, stats)
+        return observe.build_observation(sent, ip_id, seen)
+
+    def send(self, side: str, pkt: Packet) -> dict[str, Any]:
+        """Send one crafted packet from ``side`` and observe what the host did with it."""
+        end = self._end(side)
+        ip_id = self._next_ip_id()
+        before = self._stats()
+        logs = self._send_pinned(end, wire.emit(replace(pkt, ip_id=ip_id)))
+        stats = observe.stats_delta(before, self._stats())
+        return self._observe(pkt, ip_id, logs, self._captures(), stats)
+
+    def send_held(self, side: str, pkt: Packet) -> _Held | dict[str, Any]:
+        """Send a packet that the next one races: it is held after NAT, before confirmation.
+        A packet that never reaches the hold (dropped or consumed earlier) has run to its
+        end: its observation is returned instead."""
+        assert self.hold is not None
+        end = self._end(side)
+        ip_id = self._next_ip_id()
+        self._add_hold(pkt, ip_id)
+        before = self._stats()
+        logs = self._send_pinned(end, wire.emit(replace(pkt, ip_id=ip_id)))
+        stats = observe.stats_delta(before, self._stats())
+        queued = self.hold.take()
+        captures = self._captures()
+        if not queued:
+            return self._observe(pkt, ip_id, logs, captures, stats)
+        [(packet_id, queued_id)] = queued
+        if queued_id != ip_id:
+            raise NetnsError(f"the hold queue holds IP ID {queued_id}, expected {ip_id}")
+        return _Held(side, pkt, ip_id, packet_id, logs, captures, stats)
+
+    def release(self, held: _Held) -> dict[str, Any]:
+        """Re-inject a held packet (its confirmation runs now) and observe the rest of it."""
+        assert self.hold is not None
+        end = self._end(held.side)
+        before = self._stats()
+        logs = self._send_pinned(end, None, held.packet_id)
+        stats = observe.add_stats(held.stats, observe.stats_delta(before, self._stats()))
+        return self._observe(held.sent, held.ip_id, held.logs + logs, held.captures + self._captures(), stats)
+
+    def _send_pinned(
+        self, end: EndHost, datagram: bytes | None, release: int | None = None
+    ) -> list[LogMessage]:
+        """Send ``datagram`` (or re-inject held packet ``release``), then a barrier from the
+        same end host, on one CPU; return the log lines up to the barrier's."""
+        self._nonce += 1
+        nonce = self._nonce
+        barrier = udp_barrier(end.ip, end.gateway_ip, nonce)
         cpus = os.sched_getaffinity(0)
         os.sched_setaffinity(0, {min(cpus)})
         try:
-            end.send_ip(datagram)
+            if datagram is not None:
+                end.send_ip(datagram)
+            if release is not None:
+                assert self.hold is not None
+                self.hold.release(release)
             end.send_ip(barrier)
         finally:
             os.sched_setaffinity(0, cpus)
@@ -435,37 +491,31 @@ class Testbed:
         return [m for m in logs if not m.prefix.startswith("nflab:barrier")]
 
 
-def _with_ip_id(pkt: Packet, ip_id: int) -> Packet:
-    return replace(pkt, ip_id=ip_id)
-
-
 def _is_barrier(msg: LogMessage, nonce: int) -> bool:
     return msg.prefix.startswith("nflab:barrier") and msg.payload[-8:] == struct.pack("!Q", nonce)
 
 
-def _read_logs(logs: list[LogMessage], pkt: Packet) -> tuple[str | None, list[str], bool]:
-    """Pick the log lines about ``pkt``: its ctstate, conntrack's reasons, input reached."""
+def _read_logs(logs: list[LogMessage], sent: Packet, ip_id: int) -> tuple[str | None, list[str], bool]:
+    """Pick the log lines about the packet: its ctstate, conntrack's reasons, input reached."""
     ctstate: str | None = None
     reasons: list[str] = []
     reached_input = False
     for msg in logs:
-        try:
-            seen = wire.parse(msg.payload)
-        except wire.WireError:
-            continue
-        if not observe.same_packet(pkt, seen):
+        if not observe.is_sent(sent, ip_id, msg.payload):
             continue
         if msg.prefix.startswith("nflab:ct:"):
             ctstate = msg.prefix.removeprefix("nflab:ct:")
         elif msg.prefix == "nflab:input":
             reached_input = True
-        elif msg.prefix.startswith(observe.CT_LOG_PREFIX) and (seen.src, seen.dst) == (pkt.src, pkt.dst):
-            reasons.append(msg.prefix.removeprefix(observe.CT_LOG_PREFIX).strip())
+        elif msg.prefix.startswith(observe.CT_LOG_PREFIX):
+            hdr, _body = wire.parse_ip(msg.payload)
+            if (hdr.src, hdr.dst) == (sent.src, sent.dst):
+                reasons.append(msg.prefix.removeprefix(observe.CT_LOG_PREFIX).strip())
     return ctstate, reasons, reached_input
 
 
 def run_case(case: dict[str, Any], testbed: Testbed | None = None) -> list[dict[str, Any]]:
-    """Replay a case on the real kernel: one observation per packet, in order.
+    """Replay a case (contract v1 or v2) on the real kernel: one observation per packet, in order.
 
     With ``testbed`` the namespaces are reused (it is reset first, so a case costs a few
     milliseconds); without, a testbed is built for the case and torn down afterwards.
@@ -480,16 +530,31 @@ def run_case(case: dict[str, Any], testbed: Testbed | None = None) -> list[dict[
 
 
 def _run(
-    tb: Testbed, sysctls: dict[str, Any], lines: list[str], packets: list[tuple[str, Packet, float]]
+    tb: Testbed, sysctls: dict[str, Any], lines: list[str], packets: list[CasePacket]
 ) -> list[dict[str, Any]]:
+    """Play the packets; a packet followed by one with ``race: "prev"`` is held (see
+    :meth:`Testbed.send_held`) until the racer (and whatever races it) has gone through."""
     tb.reset()
     for key, value in sysctls.items():
         tb.set_sysctl(key, value)
     for line in lines:
         tb.iptables(line)
-    out = []
-    for side, pkt, delay in packets:
+    out: list[dict[str, Any] | None] = [None] * len(packets)
+    held: list[tuple[int, _Held]] = []
+    for i, (side, pkt, delay, _race) in enumerate(packets):
         if delay:
             time.sleep(delay)
-        out.append(tb.send(side, pkt))
-    return out
+        if i + 1 < len(packets) and packets[i + 1].race is not None:
+            result = tb.send_held(side, pkt)
+            if isinstance(result, _Held):
+                held.append((i, result))
+            else:
+                out[i] = result
+            continue
+        out[i] = tb.send(side, pkt)
+        if held:
+            while held:
+                j, h = held.pop()
+                out[j] = tb.release(h)
+            tb.flush_holds()
+    return [o for o in out if o is not None]

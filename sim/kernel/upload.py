@@ -29,7 +29,7 @@ from pathlib import Path
 
 from sim.kernel.netns import NamespaceSet, NetnsError, in_netns
 from sim.kernel.nfqueue import DelayQueue
-from sim.kernel.testbed import BRIDGE, BRIDGE_PORT, END_DEV, UPLINK, docker_rules
+from sim.kernel.rulesets import BRIDGE, BRIDGE_PORT, END_DEV, UPLINK, docker_rules
 from sim.scenario.case import Topology
 
 DEFAULT_TOPOLOGY = Topology()

@@ -60,7 +60,8 @@ def dev_queue_xmit(w: NetDev, ns: Namespace, dev_name: str, pkt: Packet, pid: in
             delay += trigger.delay(ns.name, dev.name, pkt, pid)
         if dev.reorder and rng.random() < dev.reorder:
             delay += dev.delay or 0.001
-        w.clock.schedule(delay, netif_receive_skb, w, dev.peer[0], dev.peer[1], pkt, pid)
+        peer = dev.stations.get(nexthop, dev.peer) if dev.stations else dev.peer
+        w.clock.schedule(delay, netif_receive_skb, w, peer[0], peer[1], pkt, pid)
 
 
 def br_fdb_port(w: NetDev, ns: Namespace, bridge: str, nexthop: str) -> str | None:

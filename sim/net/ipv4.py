@@ -2,32 +2,41 @@
 ip_output.c, net/netfilter/core.c).
 
 ``ip_rcv`` runs PRE_ROUTING, routes, then ``ip_local_deliver`` (LOCAL_IN ->
-:func:`sim.net.tcp_ipv4.tcp_v4_rcv`) or ``ip_forward`` (FORWARD -> ``ip_output``: POST_ROUTING
+:func:`sim.net.tcp_ipv4.tcp_v4_rcv`, :func:`sim.net.udp.udp_rcv`, :func:`sim.net.icmp.icmp_rcv`) or ``ip_forward`` (FORWARD -> ``ip_output``: POST_ROUTING
 -> :func:`sim.net.dev.dev_queue_xmit`). ``ip_local_out`` runs LOCAL_OUT and POST_ROUTING for
 packets the namespace itself sends. The world around them is an :class:`sim.net.stack.Ipv4Stack`.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from sim.include.netfilter import Hook
 from sim.net.dev import dev_queue_xmit
+from sim.net.icmp import icmp_rcv
 from sim.net.netns import RouteType
 from sim.net.tcp_ipv4 import tcp_v4_rcv
+from sim.net.udp import udp_rcv
 from sim.netfilter.core import nf_hook_slow
+from sim.packet import IpProto
 from sim.skb import Skb
 from sim.trace import Why
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sim.net.netns import Namespace
     from sim.net.stack import Ipv4Stack
 
 
-def nf_hook(w: Ipv4Stack, ns: Namespace, hook: Hook, skb: Skb) -> bool:
+def nf_hook(
+    w: Ipv4Stack, ns: Namespace, hook: Hook, skb: Skb, okfn: Callable[[Skb], None] | None = None
+) -> bool:
     """``NF_HOOK()``: ``nf_hook_slow`` over the namespace's entries for ``hook``; True when the
-    packet goes on."""
-    return nf_hook_slow(skb, w.hook_state(ns, hook))
+    packet goes on. ``okfn`` is where a queued packet goes on after ``nf_reinject()``; it is
+    only needed (and only built) while a race waits to hold a packet."""
+    return nf_hook_slow(skb, w.hook_state(ns, hook), okfn)
 
 
 def ip_rcv(w: Ipv4Stack, ns: Namespace, skb: Skb) -> None:
@@ -49,10 +58,23 @@ def ip_rcv(w: Ipv4Stack, ns: Namespace, skb: Skb) -> None:
 
 
 def ip_local_deliver(w: Ipv4Stack, ns: Namespace, skb: Skb) -> None:
-    """``ip_local_deliver()`` -> LOCAL_IN -> ``tcp_v4_rcv()``."""
-    if not nf_hook(w, ns, Hook.LOCAL_IN, skb):
+    """``ip_local_deliver()`` -> LOCAL_IN -> ``ip_local_deliver_finish()``."""
+    okfn = functools.partial(ip_local_deliver_finish, w, ns) if w.hold_pid is not None else None
+    if not nf_hook(w, ns, Hook.LOCAL_IN, skb, okfn):
         return
-    tcp_v4_rcv(w, ns, skb)
+    ip_local_deliver_finish(w, ns, skb)
+
+
+def ip_local_deliver_finish(w: Ipv4Stack, ns: Namespace, skb: Skb) -> None:
+    """The protocol's handler (``ip_protocol_deliver_rcu``): ``tcp_v4_rcv()``, ``udp_rcv()`` or
+    ``icmp_rcv()``."""
+    proto = skb.pkt.proto
+    if proto is IpProto.UDP:
+        udp_rcv(w, ns, skb)
+    elif proto is IpProto.ICMP:
+        icmp_rcv(w, ns, skb)
+    else:
+        tcp_v4_rcv(w, ns, skb)
 
 
 def ip_forward(w: Ipv4Stack, ns: Namespace, skb: Skb, dev: str, nexthop: str) -> None:
@@ -71,8 +93,14 @@ def ip_forward(w: Ipv4Stack, ns: Namespace, skb: Skb, dev: str, nexthop: str) ->
 
 def ip_output(w: Ipv4Stack, ns: Namespace, skb: Skb, nexthop: str) -> None:
     """``ip_output()`` -> POST_ROUTING -> ``ip_finish_output()`` -> the device."""
-    if not nf_hook(w, ns, Hook.POST_ROUTING, skb):
+    okfn = functools.partial(ip_finish_output, w, ns, nexthop) if w.hold_pid is not None else None
+    if not nf_hook(w, ns, Hook.POST_ROUTING, skb, okfn):
         return
+    ip_finish_output(w, ns, nexthop, skb)
+
+
+def ip_finish_output(w: Ipv4Stack, ns: Namespace, nexthop: str, skb: Skb) -> None:
+    """``ip_finish_output()``: out of the device towards ``nexthop``."""
     dev_queue_xmit(w, ns, skb.outdev or "", skb.pkt, skb.pid, nexthop)
 
 

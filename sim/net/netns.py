@@ -32,6 +32,9 @@ class Device:
     prefix: int = 32
     peer: tuple[str, str] | None = None
     master: str | None = None
+    # further stations on the same Ethernet segment, by address (several remotes on the uplink);
+    # ``peer`` is the one frames for any other address go to
+    stations: dict[str, tuple[str, str]] = field(default_factory=dict)
     # link impairments on the way out of this device (seconds, probabilities)
     delay: float = 0.0
     jitter: float = 0.0

@@ -92,7 +92,10 @@ class NetDev(Protocol):
 
 
 class Ipv4Stack(NetDev, Protocol):
-    """What the IPv4 paths and TCP receive ask of the world, besides the device layer."""
+    """What the IPv4 paths and TCP, UDP and ICMP receive ask of the world, besides the device
+    layer."""
+
+    hold_pid: int | None  # the packet a race holds in a queue before its confirmation
 
     def hook_state(self, ns: Namespace, hook: Hook) -> NfHookState:
         """The ``nf_hook_state`` netfilter runs ``hook`` of ``ns`` with."""

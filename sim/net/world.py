@@ -22,11 +22,12 @@ import networkx as nx
 from sim.clock import Clock
 from sim.include.netfilter import Hook
 from sim.net.dev import dev_queue_xmit
+from sim.net.icmp import icmp_send
 from sim.net.ipv4 import ip_local_out, ip_rcv
 from sim.net.netns import Device, Namespace
 from sim.net.stack import Capture, LinkDelay
 from sim.net.tcp_ipv4 import socket_name
-from sim.netfilter.core import Net, NfHookState
+from sim.netfilter.core import Net, NfHookState, NfQueueEntry, nf_reinject
 from sim.netfilter.iptables.save import rule_text
 from sim.netfilter.x_tables import RuleAt
 from sim.packet import Packet
@@ -94,6 +95,8 @@ class World:
         self._armed: dict[int, float] = {}  # id(socket) -> the deadline its poll is scheduled for
         self._contexts: dict[str, NsContext] = {}
         self._hook_states: dict[tuple[str, Hook], NfHookState] = {}
+        self.hold_pid: int | None = None  # the packet a race holds before its confirmation
+        self.held: list[NfQueueEntry] = []  # packets waiting in the queue (nf_queue)
 
     # -- building -------------------------------------------------------------------------
     def add_namespace(self, ns: Namespace) -> Namespace:
@@ -123,6 +126,18 @@ class World:
         da.delay = db.delay = delay
         self.graph.add_edge(f"{a[0]}/{a[1]}", f"{b[0]}/{b[1]}", kind="link")
 
+    def attach(self, a: tuple[str, str], b: tuple[str, str], delay: float = 0.0) -> None:
+        """Device ``b`` joins device ``a``'s Ethernet segment as one more station: ``a`` sends
+        frames for ``b``'s address to it, ``b`` sends everything to ``a`` (a switch that has
+        learnt every address, with nothing else to see)."""
+        da = self.namespaces[a[0]].devices[a[1]]
+        db = self.namespaces[b[0]].devices[b[1]]
+        assert db.addr is not None
+        da.stations[db.addr] = b
+        db.peer = a
+        db.delay = delay
+        self.graph.add_edge(f"{a[0]}/{a[1]}", f"{b[0]}/{b[1]}", kind="link")
+
     # -- what netfilter asks of the stack (sim.netfilter.core.Stack) -----------------------------
     @property
     def now(self) -> float:
@@ -140,6 +155,31 @@ class World:
         if state is None:
             state = self._hook_states[(ns.name, hook)] = NfHookState(hook, ns, self)
         return state
+
+    # -- the queue a race holds a packet in ---------------------------------------------------
+    def wants_held(self, skb: Skb) -> bool:
+        """Is ``skb`` the packet to hold before confirmation? (Once: the hold is used up.)"""
+        if skb.pid != self.hold_pid:
+            return False
+        self.hold_pid = None
+        return True
+
+    def nf_queue(self, entry: NfQueueEntry) -> bool:
+        """The queue handler: keep the packet until :meth:`reinject_held`."""
+        self.held.append(entry)
+        return True
+
+    def is_held(self, pid: int) -> bool:
+        """Is packet ``pid`` waiting in the queue?"""
+        return any(entry.skb.pid == pid for entry in self.held)
+
+    def reinject_held(self, pid: int) -> None:
+        """``nf_reinject()`` the held packet ``pid``: it goes on to confirmation."""
+        for i, entry in enumerate(self.held):
+            if entry.skb.pid == pid:
+                del self.held[i]
+                nf_reinject(entry)
+                return
 
     # -- trace helpers ----------------------------------------------------------------------
     def new_pid(self) -> int:
@@ -229,6 +269,10 @@ class World:
             self.note_dev(why, ns, None, pkt, pid, cause=cause, sent=True)  # and it is sent
         ip_local_out(self, ns, Skb(pkt, pid=pid))
         return pid
+
+    def icmp_send(self, net: Net, pkt: Packet, icmp_type: int, code: int, cause: int) -> None:
+        """``icmp_send()`` in namespace ``net`` (:func:`sim.net.icmp.icmp_send`)."""
+        icmp_send(self, self.namespaces[net.name], pkt, icmp_type, code, cause)
 
     def ip_rcv(self, ns: Namespace, skb: Skb) -> None:
         ip_rcv(self, ns, skb)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from sim.netfilter.xtables import Ruleset
     from sim.packet import Packet
     from sim.skb import Skb
-    from sim.trace import ConntrackInfo, NatBinding, Trace
+    from sim.trace import ConfirmInfo, ConntrackInfo, NatBinding, Trace
 
 
 class Net(Protocol):
@@ -75,6 +75,18 @@ class Stack(Protocol):
         """Send a packet the kernel builds itself (a RST) through ``ip_local_out``."""
         ...
 
+    def icmp_send(self, net: Net, pkt: Packet, icmp_type: int, code: int, cause: int) -> None:
+        """``icmp_send()``: the ICMP error about ``pkt`` (net/ipv4/icmp.c)."""
+        ...
+
+    def wants_held(self, skb: Skb) -> bool:
+        """Is this the packet a race holds before its confirmation (one hold per packet)?"""
+        ...
+
+    def nf_queue(self, entry: NfQueueEntry) -> bool:
+        """``nf_queue()``: hand the packet to the queue handler; False when there is none."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class NfHookState:
@@ -115,20 +127,55 @@ class NfHooks:
         self.entries[ops.hook].remove(ops)
 
 
-def nf_hook_slow(skb: Skb, state: NfHookState) -> bool:
+@dataclass(frozen=True, slots=True)
+class NfQueueEntry:
+    """``struct nf_queue_entry``: a queued packet, its hook state, the index of the hook entry
+    that queued it and the function the packet goes on to (``state->okfn``)."""
+
+    skb: Skb
+    state: NfHookState
+    index: int
+    okfn: Callable[[Skb], None]
+
+
+def nf_hook_slow(skb: Skb, state: NfHookState, okfn: Callable[[Skb], None] | None = None) -> bool:
     """``nf_hook_slow()``: run the hook's entries in priority order; True when the packet goes
     on to ``okfn``.
 
-    ACCEPT goes to the next entry. DROP frees the packet. STOLEN: the hook function took the
-    packet; it goes no further here. QUEUE hands the packet to ``nf_queue``, which with no
-    queue handler (the model has no user space listening) fails with -ESRCH and frees it. Any
-    other verdict (REPEAT is only a queue handler's or conntrack's internal answer) hits
-    ``WARN_ON_ONCE`` and stops the packet.
+    ACCEPT goes to the next entry. DROP frees the packet (and with it an unconfirmed
+    conntrack entry). STOLEN: the hook function took the packet; it goes no further here.
+    QUEUE hands the packet to ``nf_queue``, which without a queue handler fails with -ESRCH
+    and frees it. Any other verdict (REPEAT is only a queue handler's or conntrack's internal
+    answer) hits ``WARN_ON_ONCE`` and stops the packet.
     """
-    for ops in state.net.hooks.entries.get(state.hook, ()):
+    return _iterate(skb, state, 0, okfn)
+
+
+def nf_reinject(entry: NfQueueEntry) -> None:
+    """``nf_reinject()`` with NF_REPEAT: the queued packet runs the entry that queued it
+    again, then the rest of the hook, then its ``okfn``."""
+    if _iterate(entry.skb, entry.state, entry.index, entry.okfn):
+        entry.okfn(entry.skb)
+
+
+def _iterate(skb: Skb, state: NfHookState, start: int, okfn: Callable[[Skb], None] | None) -> bool:
+    entries = state.net.hooks.entries.get(state.hook, ())
+    for i in range(start, len(entries)):
+        ops = entries[i]
         verdict = ops.fn(skb, state)
         if verdict == NfVerdict.ACCEPT:
             continue
+        if (
+            verdict == NfVerdict.QUEUE
+            and okfn is not None
+            and state.stack.nf_queue(NfQueueEntry(skb, state, i, okfn))
+        ):
+            return False
+        table = state.net.conntrack
+        if table is not None and skb.ct is not None and verdict != NfVerdict.STOLEN:
+            if skb.ct in table.queued:  # no queue handler took it
+                table.queued.remove(skb.ct)
+            table.destroy_unconfirmed(skb.ct)
         if state.stack.trace.enabled:
             _stopped(skb, state, ops, verdict)
         return False
@@ -139,6 +186,10 @@ def nf_hook_slow(skb: Skb, state: NfHookState) -> bool:
 _HOOK_STEP = {
     Why.CONNTRACK: Step.CONNTRACK,
     Why.CONFIRM: Step.CONNTRACK,
+    Why.EARLY_DROP: Step.CONNTRACK,
+    Why.TABLE_FULL: Step.CONNTRACK,
+    Why.QUEUED: Step.CONNTRACK,
+    Why.REINJECTED: Step.CONNTRACK,
     Why.NAT_SKIP: Step.NAT,
     Why.NAT: Step.NAT,
     Why.TABLE: Step.TABLE,
@@ -168,6 +219,7 @@ def note_hook(
     detail: str | None = None,
     ct: ConntrackInfo | None = None,
     nat: NatBinding | None = None,
+    confirm: ConfirmInfo | None = None,
 ) -> None:
     """Record one decision of a hook function about ``skb`` (``before``: the packet as it came
     in, ``skb.pkt`` unless given). Callers check ``trace.enabled`` first: off, nothing is built."""
@@ -192,6 +244,7 @@ def note_hook(
             detail=detail,
             ct=ct,
             nat=nat,
+            confirm=confirm,
         )
     )
 

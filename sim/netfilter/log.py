@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sim.netfilter.x_tables import RuleAt, XtCode, XtContext
-from sim.packet import TcpFlag
+from sim.packet import UDP_HEADER_LEN, IcmpType, IpProto, TcpFlag
 
 if TYPE_CHECKING:
+    from sim.packet import Packet
     from sim.skb import Skb
 
 
@@ -28,12 +29,12 @@ class LogTarget:
 
 
 def log_line(target: LogTarget, skb: Skb, ctx: XtContext) -> str:
-    """The text ``nf_log_ip_packet()`` (net/netfilter/nf_log_syslog.c) builds for a TCP packet.
+    """The text ``nf_log_ip_packet()`` (net/netfilter/nf_log_syslog.c) builds for a packet.
 
     Field order from nf_log_dump_packet_common(), dump_mac_header() (only when there is an
-    input device), dump_ipv4_packet() and nf_log_dump_tcp_header(). The kernel's buffer ends
-    with a space after the last field; it is kept. The model's packets have TOS 0, no IP
-    options, no DF/MF, no reserved bits and no urgent pointer.
+    input device), dump_ipv4_packet() and nf_log_dump_tcp_header() / _udp_header(). The
+    kernel's buffer ends with a space after the last field; it is kept. The model's packets
+    have TOS 0, no IP options, no DF/MF, no reserved bits and no urgent pointer.
     """
     pkt = skb.pkt
     parts = [f"{target.prefix}IN={skb.indev or ''} OUT={skb.outdev or ''} "]
@@ -43,15 +44,7 @@ def log_line(target: LogTarget, skb: Skb, ctx: XtContext) -> str:
         parts.append(f"PHYSOUT={skb.physoutdev} ")
     if skb.indev:
         parts.append(f"MAC={ctx.mac_header(skb)} ")
-    parts.append(
-        f"SRC={pkt.src} DST={pkt.dst} LEN={pkt.ip_len} TOS=0x00 PREC=0x00 TTL={pkt.ttl} ID={pkt.ip_id} "
-    )
-    parts.append(f"PROTO=TCP SPT={pkt.sport} DPT={pkt.dport} ")
-    if target.tcp_sequence:
-        parts.append(f"SEQ={pkt.seq} ACK={pkt.ack} ")
-    parts.append(f"WINDOW={pkt.window} RES=0x00 ")
-    parts.extend(f"{name} " for name, bit in _LOG_FLAG_ORDER if pkt.flags & bit)
-    parts.append("URGP=0 ")
+    parts.extend(_dump_ipv4_packet(pkt, target, quoted=False))
     if skb.mark:
         parts.append(f"MARK=0x{skb.mark:x} ")
     return "".join(parts)
@@ -59,3 +52,34 @@ def log_line(target: LogTarget, skb: Skb, ctx: XtContext) -> str:
 
 # nf_log_dump_tcp_header() prints the flags from CWR down to FIN
 _LOG_FLAG_ORDER = tuple((flag.name or "", int(flag)) for flag in reversed(TcpFlag))
+
+
+def _dump_ipv4_packet(pkt: Packet, target: LogTarget, quoted: bool) -> list[str]:
+    """``dump_ipv4_packet()``: the IP fields, then the transport header; an ICMP error's
+    quoted packet in brackets ("Only recurse once"), whose TCP header is cut after 8 bytes."""
+    parts = [f"SRC={pkt.src} DST={pkt.dst} LEN={pkt.ip_len} TOS=0x00 PREC=0x00 TTL={pkt.ttl} ID={pkt.ip_id} "]
+    if pkt.proto is IpProto.UDP:
+        # nf_log_dump_udp_header(): LEN is the UDP header's length field
+        parts.append(f"PROTO=UDP SPT={pkt.sport} DPT={pkt.dport} LEN={UDP_HEADER_LEN + pkt.payload_len} ")
+        return parts
+    if pkt.proto is IpProto.ICMP:
+        parts.append(f"PROTO=ICMP TYPE={pkt.icmp_type} CODE={pkt.icmp_code} ")
+        if pkt.icmp_type in (IcmpType.ECHOREPLY, IcmpType.ECHO):
+            parts.append(f"ID={pkt.sport} SEQ={pkt.seq} ")
+        if pkt.inner is not None and pkt.icmp_type in (
+            IcmpType.DEST_UNREACH,
+            IcmpType.SOURCE_QUENCH,
+            IcmpType.TIME_EXCEEDED,
+        ):
+            parts.extend(("[", *_dump_ipv4_packet(pkt.inner, target, quoted=True), "] "))
+        return parts
+    parts.append("PROTO=TCP ")
+    if quoted:  # skb_header_pointer() of a whole tcphdr fails on the 8 quoted bytes
+        return [*parts, "INCOMPLETE [8 bytes] "]
+    parts.append(f"SPT={pkt.sport} DPT={pkt.dport} ")
+    if target.tcp_sequence:
+        parts.append(f"SEQ={pkt.seq} ACK={pkt.ack} ")
+    parts.append(f"WINDOW={pkt.window} RES=0x00 ")
+    parts.extend(f"{name} " for name, bit in _LOG_FLAG_ORDER if pkt.flags & bit)
+    parts.append("URGP=0 ")
+    return parts

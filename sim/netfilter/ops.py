@@ -13,16 +13,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sim.include.netfilter import CtState, Hook, TableName
-from sim.include.nf_conntrack import IPS_SRC_NAT, CtDir, CtEntry, CtInfo
+from sim.include.nf_conntrack import IPS_SRC_NAT, CtDir, CtEntry, CtInfo, nf_ct_get_tuple
 from sim.netfilter import nat
+from sim.netfilter.conntrack import l4proto_log_prefix, stats_delta
 from sim.netfilter.core import NfHookOps, NfHookState, hook_dev, note_hook
 from sim.netfilter.hooks import NfVerdict, Priority
 from sim.netfilter.iptables.save import rule_text
 from sim.netfilter.log import LogTarget, log_line
+from sim.netfilter.reject import ICMP_CODE, nf_send_unreach_ok
 from sim.netfilter.x_tables import Verdict, XtResult
 from sim.netfilter.xtables import TABLE_HOOKS, Table, ctstate_of, ipt_do_table
+from sim.packet import IcmpType, IpProto
 from sim.skb import Skb
-from sim.trace import ConntrackInfo, CtSysctls, NatBinding, TraceVerdict, Why
+from sim.trace import ConfirmInfo, ConntrackInfo, CtSysctls, NatBinding, TraceVerdict, Why
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -34,6 +37,8 @@ if TYPE_CHECKING:
     from sim.packet import Packet
 
 REPLY_INFOS = (CtInfo.ESTABLISHED_REPLY, CtInfo.RELATED_REPLY)
+RELATED_INFOS = (CtInfo.RELATED, CtInfo.RELATED_REPLY)
+IPPROTO_RAW = 255  # nf_conntrack_log_invalid=255: log every protocol
 # The filter-type tables and their priorities (the nat table runs inside nat_hook).
 TABLE_PRIORITY = {
     TableName.RAW: Priority.RAW,
@@ -48,15 +53,27 @@ def conntrack_in(skb: Skb, state: NfHookState) -> NfVerdict:
     table = ns.conntrack
     assert table is not None
     before = skb.pkt
+    logged, evicted = len(table.log), table.stats.early_drop
     res = table.nf_conntrack_in(skb, w.now, prerouting=hook == Hook.PRE_ROUTING, explain=w.trace.enabled)
+    if table.stats.early_drop != evicted or len(table.log) != logged:
+        _table_limit(state, skb, table.stats.early_drop - evicted, table.log[logged:])
     reason = res.reason
-    if reason and table.sysctl.log_invalid and res.window is not None and res.window.name != "ACCEPT":
+    proto = before.proto
+    if proto is IpProto.TCP:
+        logged = bool(table.sysctl.log_invalid) and res.window is not None and res.window.name != "ACCEPT"
+    else:  # LOG_INVALID(net, proto) / nf_l4proto_log_invalid(): the protocol's number or 255
+        logged = table.sysctl.log_invalid in (proto, IPPROTO_RAW)
+    if reason and logged:
         # nf_ct_l4proto_log_invalid() -> nf_log_packet(..., "nf_ct_proto_6: %pV ", ...)
-        line = log_line(LogTarget(prefix=f"{table.profile.log_prefix}{reason} "), skb, w.xt_context(ns))
+        prefix = l4proto_log_prefix(table.profile, proto)
+        line = log_line(LogTarget(prefix=f"{prefix}{reason} "), skb, w.xt_context(ns))
         w.kernel_log(ns, pid, line)
     if w.trace.enabled:
         tcp = res.tcp
         window = TraceVerdict[res.window.name] if res.window is not None else None
+        if window is None:  # no TCP tracking: the entry attached, or not (INVALID), or dropped
+            attached = TraceVerdict.ACCEPT if skb.ct is not None else TraceVerdict.INVALID
+            verdict = attached if res.verdict == NfVerdict.ACCEPT else TraceVerdict.DROP
         info = ConntrackInfo(
             ctstate=_primary_state(ctstate_of(skb)),
             window=window,
@@ -64,18 +81,17 @@ def conntrack_in(skb: Skb, state: NfHookState) -> NfVerdict:
             old_state=tcp.old_state if tcp else None,
             new_state=tcp.new_state if tcp else None,
             check=tcp.window if tcp else None,
-            ct_id=skb.ct.id if skb.ct is not None else None,
+            ct_id=table.ct_id(skb.ct) if skb.ct is not None else None,
             created=res.created,
             snat=skb.ct is not None and bool(skb.ct.status & IPS_SRC_NAT),
             direction=_direction(skb, tcp),
             entry=_entry(table, before, w.now),
             sysctls=_sysctls(table.sysctl),
-            log_prefix=table.profile.log_prefix,
+            log_prefix=l4proto_log_prefix(table.profile, proto),
         )
         dev = skb.indev or skb.outdev
         prio = int(Priority.CONNTRACK)
-        note_hook(
-            state, skb, Why.CONNTRACK, window or TraceVerdict.DROP, prio, dev=dev, before=before, ct=info
+        note_hook(state, skb, Why.CONNTRACK, window or verdict, prio, dev=dev, before=before, ct=info
         )
     return res.verdict
 
@@ -106,10 +122,23 @@ def _sysctls(s: ConntrackSysctls) -> CtSysctls:
 _SYSCTLS: dict[tuple[int, ...], CtSysctls] = {}
 
 
+def _table_limit(state: NfHookState, skb: Skb, evicted: int, lines: list[str]) -> None:
+    """``__nf_conntrack_alloc()`` met ``nf_conntrack_max``: ``early_drop()`` evicted entries,
+    or nothing could go and the kernel warned "table full" (dmesg) and refused the entry."""
+    w, ns = state.stack, state.net
+    for line in lines:
+        w.kernel_log(ns, skb.pid, line)
+    if not w.trace.enabled:
+        return
+    why, verdict = (Why.EARLY_DROP, TraceVerdict.ACCEPT) if evicted else (Why.TABLE_FULL, TraceVerdict.DROP)
+    detail = str(evicted) if evicted else lines[-1] if lines else None
+    note_hook(state, skb, why, verdict, int(Priority.CONNTRACK), dev=skb.indev or skb.outdev, detail=detail)
+
+
 def _entry(table: ConntrackTable, pkt: Packet, now: float) -> CtEntry | None:
     """The packet's connection right after conntrack ran (also for an INVALID packet, whose
     entry stays in the table; None for an unconfirmed one), as ``conntrack -L`` would list it."""
-    hit = table.find((pkt.src, pkt.sport, pkt.dst, pkt.dport), now)
+    hit = table.find(nf_ct_get_tuple(pkt), now)
     if hit is None:
         return None
     return hit[0].snapshot()
@@ -134,16 +163,40 @@ def _primary_state(state: CtState) -> CtState:
 
 
 def confirm(skb: Skb, state: NfHookState) -> NfVerdict:
-    """``ipv4_confirm`` -> ``nf_conntrack_confirm``: insert a new entry as the packet leaves."""
+    """``ipv4_confirm`` -> ``nf_conntrack_confirm``: insert a new entry as the packet leaves.
+
+    A packet a race holds (``state.stack.wants_held``) is queued here, after every other
+    hook function and before confirmation, with its unconfirmed entry on the table's
+    ``queued`` list (as the live judge's NFQUEUE holds it); ``nf_reinject()`` runs this
+    function again, which then confirms it."""
     w, ns = state.stack, state.net
     table = ns.conntrack
     assert table is not None
-    was = skb.ct is not None and not skb.ct.confirmed
-    verdict = table.nf_conntrack_confirm(skb, w.now)
-    if was and w.trace.enabled:
-        prio = int(Priority.CONNTRACK_CONFIRM)
-        note_hook(state, skb, Why.CONFIRM, TraceVerdict[verdict.name], prio, dev=skb.outdev or skb.indev)
-    return verdict
+    ct = skb.ct
+    if ct is not None and ct in table.queued:
+        table.queued.remove(ct)
+        if w.trace.enabled:
+            _confirm_event(state, skb, Why.REINJECTED, TraceVerdict.ACCEPT)
+    elif ct is not None and not ct.confirmed and w.wants_held(skb):
+        table.queued.append(ct)
+        if w.trace.enabled:
+            _confirm_event(state, skb, Why.QUEUED, TraceVerdict.QUEUE)
+        return NfVerdict.QUEUE
+    before = table.stats.counters(table.profile) if w.trace.enabled else {}
+    result = table.nf_conntrack_confirm(skb, w.now)
+    if result.outcome is not None and ct is not None and w.trace.enabled:
+        moved = tuple(stats_delta(before, table.stats.counters(table.profile)))
+        ct_id = table.ct_id(ct)
+        info = ConfirmInfo(outcome=result.outcome, ct_id=ct_id, winner=result.winner, counters=moved)
+        _confirm_event(state, skb, Why.CONFIRM, TraceVerdict[result.verdict.name], info)
+    return result.verdict
+
+
+def _confirm_event(
+    state: NfHookState, skb: Skb, why: Why, verdict: TraceVerdict, info: ConfirmInfo | None = None
+) -> None:
+    prio = int(Priority.CONNTRACK_CONFIRM)
+    note_hook(state, skb, why, verdict, prio, dev=skb.outdev or skb.indev, confirm=info)
 
 
 def nat_hook(skb: Skb, state: NfHookState) -> NfVerdict:
@@ -156,6 +209,14 @@ def nat_hook(skb: Skb, state: NfHookState) -> NfVerdict:
     if ct is None:
         if w.trace.enabled:
             _nat_event(state, skb, prio, Why.NAT_SKIP, TraceVerdict.SKIP, before)
+        return NfVerdict.ACCEPT
+    if skb.ctinfo in RELATED_INFOS and before.proto is IpProto.ICMP:
+        # nf_nat_ipv4_fn(): an ICMP error about a NATed connection
+        assert skb.ctinfo is not None
+        skb.pkt = nat.nf_nat_icmp_reply_translation(ct, skb.ctinfo, hook, before)
+        if w.trace.enabled:
+            verdict = TraceVerdict.TRANSLATED if skb.pkt is not before else TraceVerdict.UNCHANGED
+            _nat_event(state, skb, prio, Why.NAT, verdict, before, after=skb.pkt)
         return NfVerdict.ACCEPT
     binding = None
     if skb.ctinfo == CtInfo.NEW and not nat.nf_nat_initialized(ct, manip):
@@ -171,7 +232,7 @@ def nat_hook(skb: Skb, state: NfHookState) -> NfVerdict:
             assert table is not None
             nat.nf_nat_setup_info(table, ct, rng, manip, w.now, w.nat_rng)
             if w.trace.enabled:
-                binding = NatBinding(kind=result.nat.kind, reply=ct.tuples[1])
+                binding = NatBinding(kind=result.nat.kind, reply=ct.tuples[1][:4])
         else:
             nat.nf_nat_alloc_null_binding(ct, manip)
     direction = 1 if skb.ctinfo in REPLY_INFOS else 0
@@ -235,8 +296,12 @@ def table_op(name: TableName) -> Callable[[Skb, NfHookState], NfVerdict]:
             return NfVerdict.ACCEPT
         result = ipt_do_table(table, hook, skb, w.xt_context(ns))
         _table_event(state, skb, int(TABLE_PRIORITY[name]), table, result)
-        if result.reject is not None and result.reject.reply is not None:
-            w.emit_local(ns, result.reject.reply, cause=pid, why=Why.REJECT_RESET)
+        reject = result.reject
+        if reject is not None and reject.reply is not None:
+            w.emit_local(ns, reject.reply, cause=pid, why=Why.REJECT_RESET)
+        elif reject is not None and reject.with_ in ICMP_CODE and nf_send_unreach_ok(reject.offending):
+            # nf_send_unreach() -> icmp_send(skb_in, ICMP_DEST_UNREACH, code, 0)
+            w.icmp_send(ns, reject.offending, IcmpType.DEST_UNREACH, ICMP_CODE[reject.with_], pid)
         return NfVerdict.ACCEPT if result.verdict == Verdict.ACCEPT else NfVerdict.DROP
 
     op.__name__ = f"iptable_{name.value}_hook"

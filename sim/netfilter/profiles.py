@@ -1,9 +1,13 @@
-"""Kernel profiles: how ``nf_conntrack_proto_tcp.c`` behaves in the kernels nflab models.
+"""Kernel profiles: how ``nf_conntrack_proto_tcp.c`` (and ``nf_conntrack_proto_udp.c``,
+``nf_conntrack_proto_icmp.c``), ``nf_conntrack_core.c`` and ``nf_nat_core.c`` behave in the
+kernels nflab models.
 
 The profiles are an executable changelog. :data:`CHANGES` lists, oldest first, every change
 of the TCP tracker (and of what it logs) that alters a verdict, a reason, a state or a
-timeout on the INVALID path: the upstream commit, its subject, the first release that has
-it, and the :class:`KernelProfile` switch it sets. A release's profile is the 3.10 baseline
+timeout on the INVALID path, and every change of the conntrack core (confirmation and its
+clash handling, the statistics counters, early drop, the "table full" line) and of NAT port
+choice that alters what a packet meets: the upstream commit, its subject, the first release
+that has it, and the :class:`KernelProfile` switch it sets. A release's profile is the 3.10 baseline
 plus every change released up to it; a vendor or stable kernel is a base release plus named
 backports (:func:`build`). The code that reads a switch (``proto_tcp``, ``tcp_states``)
 keeps the old and the new branch next to each other.
@@ -24,6 +28,8 @@ import re
 import sys
 from dataclasses import dataclass, fields, replace
 from typing import Any
+
+from sim.netfilter.changes import CHANGES, CHANGES_BY_KEY, release_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +105,71 @@ class KernelProfile:
     # The "RST answering a SYN/ACK we let through" shortcut needs the RST to go the
     # opposite way to the recorded SYN ("ct->proto.tcp.last_dir != dir").
     rst_to_syn_needs_other_dir: bool = False
+    # -- nf_conntrack_core.c and nf_nat_core.c --------------------------------------------
+    # NF_NAT_RANGE_PROTO_RANDOM_FULLY exists (--random-fully); before, the flag is unknown.
+    nat_random_fully: bool = False
+    # The per-bucket-lock rework of nf_conntrack_core.c: early_drop() takes the first
+    # unassured entry of a chain; an entry found dying at confirmation is dropped and counted
+    # insert_failed (before: the last unassured one; a dying entry is accepted uncounted).
+    bucket_locks: bool = False
+    # nf_ct_resolve_clash(): a protocol with allow_clash (UDP) losing the insertion race is
+    # merged into the winner when the winner has no NAT or both match; before: dropped.
+    clash_resolve: bool = False
+    # early_drop() scans NF_CT_EVICTION_RANGE buckets with early_drop_list() (every
+    # evictable entry of the first bucket that has one); before: up to 8 entries, chain by
+    # chain from the new tuple's bucket on.
+    early_drop_buckets: bool = False
+    # The stats lost searched/new/delete/delete_list; found counts only
+    # nf_conntrack_tuple_taken() hits and insert only ctnetlink's inserts.
+    stats_lean: bool = False
+    # nf_conntrack_core.c defines pr_fmt (KBUILD_MODNAME ": "): log lines get a second
+    # "nf_conntrack: " prefix.
+    core_pr_fmt: bool = False
+    # nf_conntrack_tuple_taken() skips an entry whose original tuple is the caller's own
+    # (same-origin flows: left to clash resolution).
+    tuple_taken_same_origin: bool = False
+    # nf_ct_resolve_clash_harder(): an unmergeable loser is inserted in the reply direction
+    # only (IPS_NAT_CLASH, 1 s timeout); resolved clashes count clash_resolve, not insert_failed.
+    clash_resolve_harder: bool = False
+    # The "ignore" counter is gone (a packet that already has an entry is not counted).
+    no_ignore_stat: bool = False
+    # early_drop() walks to the next bucket ((bucket + 1) % hsize); before: reciprocal_scale
+    # of hash + 1, i.e. nearly always the same bucket again.
+    early_drop_next_bucket: bool = False
+    # nf_nat_l4proto_unique_tuple(): random start, at most 128 attempts then halving
+    # rounds; before: the shared per-protocol rover, the whole range.
+    nat_random_offset: bool = False
+    # --random also takes the random start (no secure_port() hash).
+    nat_random_any: bool = False
+    # The chaintoolong counter: confirmation refuses a hash chain longer than 50..80.
+    chaintoolong: bool = False
+    # nf_conntrack_buckets defaults to nf_conntrack_max (max_factor 1); before: max / 4.
+    buckets_eq_max: bool = False
+    # nf_ct_can_merge(): a clash merges when the entries match, also in reverse; the
+    # "winner has no NAT" shortcut is gone.
+    clash_merge_reverse: bool = False
+    # get_unique_tuple() keeps the original tuple through nf_nat_used_tuple_new() (a reverse
+    # clash of two un-NATed allow_clash entries is left to confirmation).
+    nat_used_tuple_new: bool = False
+    # nf_nat_used_tuple_harder(): in the last 32 attempts for a TCP SYN_SENT entry, a colliding
+    # SNATed TIME_WAIT entry whose sequence has advanced is killed and its port reused.
+    nat_evict_time_wait: bool = False
+    # A DST manip without --random starts the port search at offset 0.
+    nat_dst_offset_zero: bool = False
+    # "table full in netns %u, dropping packet" outside init_net.
+    table_full_netns: bool = False
+    # UDP (nf_conntrack_proto_udp.c): the stream timeout (120 s; before 180 s) only for a
+    # packet more than 2 s after the entry was created (ct->proto.udp.stream_ts).
+    udp_stream_after_2s: bool = False
+    # UDP: ASSURED only once the flow is a stream; before: any packet after the reply.
+    udp_assured_stream_only: bool = False
+    # The UDP and ICMP error checks run inside the trackers (nf_conntrack_udp_packet(),
+    # nf_conntrack_handle_icmp()): a refused packet counts "invalid" (UDP) or "error" (ICMP)
+    # only; before, l4proto->error() ran first and counted both.
+    l4_error_in_packet: bool = False
+    # nf_conntrack_inet_error(): an ICMP error's destination must be the destination of the
+    # entry's direction it relates to ("outer daddr %pI4 != inner %pI4").
+    icmp_outer_daddr_check: bool = False
 
     @property
     def log_prefix(self) -> str:
@@ -106,202 +177,6 @@ class KernelProfile:
         return "nf_ct_proto_6: " if self.log_l4proto else "nf_ct_tcp: "
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One behaviour change of the TCP tracker: an entry of the executable changelog.
-
-    ``commit`` is the upstream commit id ("" where the mails searched did not name it;
-    ``note`` then says how the release was bounded instead)."""
-
-    key: str  # short name, used to name backports
-    commit: str  # upstream commit id (12 hex digits), "" when not identified
-    subject: str  # its subject line
-    release: str  # first upstream release that has it
-    switch: str  # the KernelProfile field it sets to True
-    note: str = ""
-
-
-_BOUNDED = "commit not identified; release bounded by the recorded trees (absent in {0}, present in {1})"
-
-# Oldest first. Commit ids, subjects and releases from the netdev/netfilter-devel, stable and
-# pull-request mails; every switch was confirmed by diffing nf_conntrack_proto_tcp.c between
-# the recorded trees and by the judges' recordings.
-CHANGES: tuple[Change, ...] = (
-    Change(
-        "fast-open",
-        "356d7d88e088",
-        "netfilter: nf_conntrack: fix tcp_in_window for Fast Open",
-        "3.11",
-        "bound_ii_unknown_receiver",
-    ),
-    Change(
-        "tw-reopen-reply",
-        "",
-        "netfilter: conntrack: allow server to become a client in TW handling",
-        "4.19",
-        "reply_syn_reopens_time_wait",
-        _BOUNDED.format("3.10.99", "4.19.1; backported to RHEL 7"),
-    ),
-    Change(
-        "rfc5961-last-ack",
-        "",
-        "netfilter: conntrack: RFC5961 challenge ACK confuse conntrack LAST-ACK transition",
-        "4.19",
-        "challenge_ack_last_ack",
-        _BOUNDED.format("3.10.99", "4.19.1; backported to RHEL 7 (kernel-3.10.0-229.7.2)"),
-    ),
-    Change(
-        "simultaneous-open",
-        "",
-        "netfilter: conntrack: mark simultaneous open (IP_CT_TCP_SIMULTANEOUS_OPEN)",
-        "4.19",
-        "simultaneous_open",
-        _BOUNDED.format("3.10.99 and 3.10.0-1160.el7", "4.19.1"),
-    ),
-    Change(
-        "l4proto-log",
-        "",
-        "netfilter: conntrack: log invalid packets through nf_ct_l4proto_log_invalid",
-        "4.19",
-        "log_l4proto",
-        _BOUNDED.format("3.10.0-1160.el7", "4.19.1"),
-    ),
-    Change(
-        "zero-window-timeout",
-        "",
-        "netfilter: conntrack: use the RETRANS timeout while the window is zero",
-        "4.19",
-        "zero_window_retrans_timeout",
-        _BOUNDED.format("3.10.0-1160.el7", "4.19.1"),
-    ),
-    Change(
-        "raw-window",
-        "959b69ef57db",
-        "netfilter: conntrack: always store window size un-scaled",
-        "5.3",
-        "retrans_raw_window",
-    ),
-    Change(
-        "rst-exact-seq",
-        "be0502a3f2e9",
-        "netfilter: conntrack: tcp: only close if RST matches exact sequence",
-        "5.10",
-        "rst_exact_seq",
-        "release bounded by the recorded trees (absent in 4.19.1, present in 5.10.13)",
-    ),
-    Change(
-        "keepalive-pickup",
-        "4f25434bccc2",
-        "netfilter: conntrack: connection timeout after re-register",
-        "5.10",
-        "keepalive_td_end_bump",
-    ),
-    Change(
-        "log-ignored-index",
-        "07b5a76e1892",
-        "netfilter: conntrack: avoid misleading 'invalid' in log message",
-        "5.12",
-        "log_ignored_index",
-    ),
-    Change(
-        "ignore-invalid-rst",
-        "1da4cd82dd18",
-        "netfilter: conntrack: add new sysctl to disable RST check",
-        "5.14",
-        "has_ignore_invalid_rst",
-    ),
-    Change(
-        "rst-tuple-reuse",
-        "c4edc3ccbc63",
-        "netfilter: conntrack: improve RST handling when tuple is re-used",
-        "5.14",
-        "rst_tuple_reuse",
-    ),
-    Change(
-        "keep-be-liberal",
-        "f2dd495a8d58",
-        "netfilter: nf_conntrack_tcp: preserve liberal flag in tcp options",
-        "5.18",
-        "options_keep_be_liberal",
-    ),
-    Change(
-        "syn-sent-no-renew",
-        "e15d4cdf27cb",
-        "netfilter: conntrack: do not renew entry stuck in tcp SYN_SENT state",
-        "5.18",
-        "syn_retransmit_no_renew",
-    ),
-    Change(
-        "reinit-syn-only",
-        "c7aab4f17021",
-        "netfilter: nf_conntrack_tcp: re-init for syn packets only",
-        "5.18",
-        "reinit_requires_syn",
-    ),
-    Change(
-        "log-invalid-index",
-        "f74360d3440c",
-        "netfilter: conntrack: remove pr_debug callsites from tcp tracker",
-        "5.19",
-        "log_invalid_index",
-    ),
-    Change(
-        "exceeded-window",
-        "cf97769c761a",
-        "netfilter: conntrack: work around exceeded receive window",
-        "6.0",
-        "overshoot_td_end",
-    ),
-    Change(
-        "overly-delayed",
-        "6e250dcbff1d",
-        "netfilter: conntrack: ignore overly delayed tcp packets",
-        "6.1",
-        "window_ignore",
-    ),
-    Change(
-        "out-of-window-fin-rst",
-        "628d694344a0",
-        "netfilter: conntrack: reduce timeout when receiving out-of-window fin or rst",
-        "6.1",
-        "handle_invalid_timeout",
-    ),
-    Change(
-        "challenge-ack-reuse",
-        "c410cb974f2b",
-        "netfilter: conntrack: handle tcp challenge acks during connection reuse",
-        "6.2",
-        "challenge_ack_syn_sent",
-    ),
-    Change(
-        "log-invalid-new",
-        "6ac9c51eebe8",
-        "netfilter: conntrack: prefer tcp_error_log to pr_debug",
-        "6.7",
-        "log_invalid_new",
-    ),
-    Change(
-        "wscale-reply-only",
-        "",
-        "netfilter: conntrack: check window scaling only on the reply-direction SYN/ACK",
-        "6.12",
-        "wscale_check_reply_only",
-        "commit not identified; absent in the 6.1 series (Aug 2022), present in 6.1.175 (stable) and 6.12.19",
-    ),
-    Change(
-        "rst-to-syn-other-dir",
-        "bed6e04be8e6",
-        "netfilter: conntrack: tcp: do not force CLOSE on invalid-seq RST without direction check",
-        "7.1",
-        "rst_to_syn_needs_other_dir",
-        "upstream in 2026 after 6.18; first mainline release not verified; in 5.15.y and 6.18.y stable",
-    ),
-)
-CHANGES_BY_KEY = {c.key: c for c in CHANGES}
-
-
-def _release_key(release: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in release.split("."))
 
 
 def build(
@@ -317,8 +192,8 @@ def build(
     unknown = [k for k in backports if k not in CHANGES_BY_KEY]
     if unknown:
         raise ValueError(f"profile {name}: unknown backports {unknown}")
-    limit = _release_key(base)
-    have = [c for c in CHANGES if _release_key(c.release) <= limit or c.key in backports]
+    limit = release_key(base)
+    have = [c for c in CHANGES if release_key(c.release) <= limit or c.key in backports]
     settings: dict[str, Any] = {c.switch: True for c in have}
     settings["changes"] = tuple(c.key for c in have)
     return replace(KernelProfile(name, description, release, source), **settings)
@@ -340,7 +215,16 @@ PROFILES: dict[str, KernelProfile] = {
             "CentOS/RHEL 7 (3.10.0-1160.el7): 3.10 with RHEL backports; the late ACK is INVALID",
             "3.10.0-1160.el7",
             "tremb1e/linux-3.10.0-1160.el7",
-            ("fast-open", "tw-reopen-reply", "rfc5961-last-ack"),
+            (
+                "fast-open",
+                "tw-reopen-reply",
+                "rfc5961-last-ack",
+                "random-fully",
+                "bucket-locks",
+                "clash-resolve",
+                "same-origin",
+                "nat-random-offset",
+            ),
         ),
         build(
             "4.19",
@@ -362,7 +246,13 @@ PROFILES: dict[str, KernelProfile] = {
             "Linux 5.15.y: ignore_invalid_rst; out-of-window segments still INVALID",
             "5.15.215",
             "unifreq/linux-5.15.y",
-            ("keep-be-liberal", "syn-sent-no-renew", "exceeded-window", "rst-to-syn-other-dir"),
+            (
+                "udp-assured-stream",
+                "keep-be-liberal",
+                "syn-sent-no-renew",
+                "exceeded-window",
+                "rst-to-syn-other-dir",
+            ),
         ),
         build(
             "6.1",
@@ -441,16 +331,16 @@ def resolve_kernel(text: str, note: bool = True) -> KernelProfile:
         known = ", ".join(PROFILES)
         raise ValueError(f"kernel {text!r}: not a profile ({known}) nor a release like 6.1.0-26-amd64")
     wanted = (int(m[1]), int(m[2]))
-    candidates = [p for p in PROFILES.values() if p.name[0].isdigit() and _release_key(p.name) <= wanted]
+    candidates = [p for p in PROFILES.values() if p.name[0].isdigit() and release_key(p.name) <= wanted]
     if not candidates:
         raise ValueError(f"kernel {text!r}: older than every profile (oldest: {next(iter(PROFILES))})")
-    profile = max(candidates, key=lambda p: _release_key(p.name))
+    profile = max(candidates, key=lambda p: release_key(p.name))
     suffix = text[m.end(3) if m[3] else m.end(2) :]
     if note:
         newest = profile is list(PROFILES.values())[-1]
         how = (
             f"newer than every profile, using the newest, {profile.name}"
-            if newest and _release_key(profile.name) < wanted
+            if newest and release_key(profile.name) < wanted
             else f"profile {profile.name} (the newest not newer than {wanted[0]}.{wanted[1]})"
         )
         if suffix and not _UPSTREAM_SUFFIXES.fullmatch(suffix):

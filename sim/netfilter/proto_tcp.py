@@ -3,7 +3,7 @@
 Names follow the kernel: ``tcp_error``, ``tcp_new``, ``tcp_in_window``,
 ``nf_conntrack_tcp_packet``. Each function's docstring names what it mirrors; the branches
 that differ between kernels test a switch of :class:`sim.netfilter.profiles.KernelProfile`,
-each set by one entry of the changelog ``sim.netfilter.profiles.CHANGES``.
+each set by one entry of the changelog ``sim.netfilter.changes.CHANGES``.
 
 Sequence numbers are ints in [0, 2**32); arithmetic is masked with ``& SEQ_MASK`` where the
 kernel's ``u32`` would wrap. Timeouts are in seconds of virtual time.

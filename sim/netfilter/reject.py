@@ -1,5 +1,5 @@
-"""The REJECT target (net/ipv4/netfilter/ipt_REJECT.c) and the RST it sends
-(net/ipv4/netfilter/nf_reject_ipv4.c)."""
+"""The REJECT target (net/ipv4/netfilter/ipt_REJECT.c) and what it sends
+(net/ipv4/netfilter/nf_reject_ipv4.c): the RST, or the ICMP destination unreachable."""
 
 from __future__ import annotations
 
@@ -22,6 +22,24 @@ class RejectTarget:
         pkt = skb.pkt
         reply = nf_reject_tcp_reset(pkt) if self.with_ is RejectWith.TCP_RESET else None
         return XtResult(Verdict.DROP, at.chain, at.rulenum, reject=RejectRequest(self.with_, pkt, reply))
+
+
+# reject_tg(): the ICMP_DEST_UNREACH code each --reject-with sends
+ICMP_CODE = {
+    RejectWith.ICMP_NET_UNREACHABLE: 0,  # ICMP_NET_UNREACH
+    RejectWith.ICMP_HOST_UNREACHABLE: 1,  # ICMP_HOST_UNREACH
+    RejectWith.ICMP_PROT_UNREACHABLE: 2,  # ICMP_PROT_UNREACH
+    RejectWith.ICMP_PORT_UNREACHABLE: 3,  # ICMP_PORT_UNREACH
+    RejectWith.ICMP_NET_PROHIBITED: 9,  # ICMP_NET_ANO
+    RejectWith.ICMP_HOST_PROHIBITED: 10,  # ICMP_HOST_ANO
+    RejectWith.ICMP_ADMIN_PROHIBITED: 13,  # ICMP_PKT_FILTERED
+}
+
+
+def nf_send_unreach_ok(oth: Packet) -> bool:
+    """``nf_send_unreach()`` goes on to ``icmp_send()`` unless the packet's checksum is bad
+    (``nf_reject_verify_csum()``: TCP and UDP are checked)."""
+    return not oth.bad_checksum
 
 
 def nf_reject_tcp_reset(oth: Packet) -> Packet | None:

@@ -97,8 +97,8 @@ class IpSpec:
             return False
         if self.outiface and (not _iface_matches(self.outiface, skb.outdev)) ^ bool(inv & _INV_VIA_OUT):
             return False
-        # Every Packet is TCP (sim.packet); "-p 0" means any protocol.
-        return not (self.proto and (self.proto != IPPROTO_TCP) ^ bool(inv & _INV_PROTO))
+        # "-p 0" means any protocol.
+        return not (self.proto and (self.proto != pkt.proto) ^ bool(inv & _INV_PROTO))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,6 +125,22 @@ class TcpMatch:
             return False
         # th[13] is the flags byte, CWR/ECE included, exactly as Packet.flags holds it.
         return ((pkt.flags & self.flg_mask) == self.flg_cmp) != self.inv_flags
+
+
+@dataclass(frozen=True, slots=True)
+class UdpMatch:
+    """``struct xt_udp`` and ``udp_mt()`` from xt_tcpudp.c: the port ranges."""
+
+    spts: tuple[int, int] = (0, 0xFFFF)
+    dpts: tuple[int, int] = (0, 0xFFFF)
+    inv_src: bool = False
+    inv_dst: bool = False
+
+    def match(self, skb: Skb, ctx: XtContext) -> bool:
+        pkt = skb.pkt
+        if (self.spts[0] <= pkt.sport <= self.spts[1]) == self.inv_src:
+            return False
+        return (self.dpts[0] <= pkt.dport <= self.dpts[1]) != self.inv_dst
 
 
 # XT_CONNTRACK_STATE_BIT(ctinfo) = 1 << (ctinfo % IP_CT_IS_REPLY + 1)
@@ -259,7 +275,37 @@ class AddrTypeMatch:
         return not (self.dest and _is_local(skb.pkt.dst, ctx) == self.invert_dest)
 
 
-XtMatch = TcpMatch | ConntrackMatch | LimitMatch | AddrTypeMatch
+@dataclass(slots=True)
+class StatisticPriv:
+    """``struct xt_statistic_priv``: the rule's packet counter (``master->count``)."""
+
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class StatisticMatch:
+    """``statistic_mt()`` from xt_statistic.c in ``--mode nth``: ``every`` is the kernel's
+    ``u.nth.every`` (the option minus one) and the counter starts at ``every - packet``
+    (libxt_statistic.c's final check, copied to ``master->count`` by ``statistic_mt_check()``).
+    The random mode is not modelled."""
+
+    every: int
+    packet: int = 0
+    invert: bool = False
+    priv: StatisticPriv = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "priv", StatisticPriv(self.every - self.packet))
+
+    def match(self, skb: Skb, ctx: XtContext) -> bool:
+        """``nval = (oval == every) ? 0 : oval + 1``; the packet matches when nval is 0 (the
+        3.10 form ``if (count++ == every) count = 0`` counts the same)."""
+        oval = self.priv.count
+        self.priv.count = 0 if oval == self.every else oval + 1
+        return (self.priv.count == 0) is not self.invert
+
+
+XtMatch = TcpMatch | UdpMatch | ConntrackMatch | LimitMatch | AddrTypeMatch | StatisticMatch
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,16 +35,19 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sim.include.nf_conntrack import ORIGINAL, CtInfo, CtTuple
+from sim.include.nf_conntrack import ORIGINAL, CtInfo, CtTuple, nf_ct_get_tuple
 from sim.netfilter.conntrack import ConntrackTable
 from sim.netfilter.profiles import KernelProfile
 from sim.netfilter.proto_tcp import TcpAction, tcp_in_window
 from sim.netfilter.sysctl import ConntrackSysctls
 from sim.netfilter.tcp_states import get_conntrack_index
-from sim.packet import TCPHDR_ACK, TCPHDR_RST, Packet
+from sim.packet import IPPROTO_TCP, TCPHDR_ACK, TCPHDR_RST, Packet
+from sim.trace import Bound
 from sim.pcap.reader import Frame
 from sim.skb import Skb
 from sim.trace import Bound
+
+CtTuple = tuple[str, int, str, int]  # a TCP connection: (src, sport, dst, dport)
 
 COPIES_KEPT = 4096  # packets remembered to recognise their copies on other interfaces
 COPY_WINDOW_NS = 50_000_000  # a copy on another interface is seen within 50 ms (forwarding)
@@ -159,7 +162,7 @@ class Tracker:
             return None
         window = None if tcp is None else (TcpAction.INVALID if tcp.action is None else tcp.action).name
         ct = res.ct
-        hit = table.find((pkt.src, pkt.sport, pkt.dst, pkt.dport), now) if ct is None else None
+        hit = table.find(nf_ct_get_tuple(pkt), now) if ct is None else None
         entry = ct if ct is not None else (hit[0] if hit else None)
         state = entry.state_name() if entry is not None else "NONE"
         bound = self._failed_bound(pkt, now, res.reason, tcp.action if tcp else None)
@@ -177,7 +180,7 @@ class Tracker:
         """
         if action not in (TcpAction.IGNORE, TcpAction.INVALID):
             return None
-        hit = self.table.find((pkt.src, pkt.sport, pkt.dst, pkt.dport), now)
+        hit = self.table.find(nf_ct_get_tuple(pkt), now)
         if hit is None:
             return None
         ct, direction = hit
@@ -329,7 +332,7 @@ class Analysis:
         """The verdict of a kernel that accepted a packet another kernel flagged."""
         if v is not _ACCEPTED:
             return v
-        hit = tracker.table.find((pkt.src, pkt.sport, pkt.dst, pkt.dport), float("-inf"))
+        hit = tracker.table.find(nf_ct_get_tuple(pkt), float("-inf"))
         if hit is None:
             return Verdict(tracker.name, "NEW", "ACCEPT", None, "NONE")
         ct = hit[0]
@@ -399,7 +402,7 @@ class Analysis:
         conns = sorted({c.id: c for c in self.connections.values()}.values(), key=lambda c: c.id)
         for conn in conns:
             for tracker in self.trackers:
-                hit = tracker.table.find(conn.orig, float("-inf"))
+                hit = tracker.table.find((*conn.orig, IPPROTO_TCP), float("-inf"))
                 conn.states[tracker.name] = hit[0].state_name() if hit else "gone"
         return conns
 

@@ -29,6 +29,7 @@ from sim.packet import (
     TCPHDR_RST,
     TCPHDR_SYN,
     TCPHDR_URG,
+    IpProto,
     Packet,
 )
 from sim.wire import (
@@ -159,6 +160,12 @@ def tcpdump_line(
     ``absolute=True`` is ``-S``. A segment with data to or from a port tcpdump decodes gets
     that printer's text for an all-zero payload (see :data:`PAYLOAD_PRINTERS`).
     """
+    if pkt.proto is IpProto.UDP:
+        return f"{ts_print(t, base)} IP {pkt.src}.{pkt.sport} > {pkt.dst}.{pkt.dport}: {_udp_text(pkt)}"
+    if pkt.proto is IpProto.ICMP:
+        return (
+            f"{ts_print(t, base)} IP {pkt.src} > {pkt.dst}: ICMP {_icmp_text(pkt)}, length {pkt.ip_len - 20}"
+        )
     flags = pkt.flags
     seq, ack = pkt.seq, pkt.ack
     rev = False
@@ -203,6 +210,68 @@ def tcpdump_line(
             if pkt.sport in ports or pkt.dport in ports:
                 return line + text
     return line
+
+
+def _udp_text(pkt: Packet) -> str:
+    """``udp_print()`` (print-udp.c) for an all-zero payload: the DNS printer on ports 53 and
+    5353 (a header of zeros: id 0, no questions), NTP on 123, else the generic line. Other
+    ports tcpdump decodes (bootp, snmp, syslog, sip, vxlan, isakmp, ...) print their own
+    decoder's text, which is not modelled."""
+    n = pkt.payload_len
+    if 53 in (pkt.sport, pkt.dport) or 5353 in (pkt.sport, pkt.dport):
+        return f"domain [length {n} < 12] (invalid)" if n < 12 else f"0 [0q] ({n})"
+    if 123 in (pkt.sport, pkt.dport) and n > 0:
+        return f"NTPv0, unspecified, length {n}"
+    return f"UDP, length {n}"
+
+
+# print-icmp.c: the destination-unreachable texts by code ("%s" the quoted packet's
+# destination), as tcpdump 4.99 prints them
+_UNREACH = {
+    0: "net {} unreachable",
+    1: "host {} unreachable",
+    4: "{} unreachable - need to frag",
+    5: "{} unreachable - source route failed",
+    6: "net {} unreachable - unknown",
+    7: "host {} unreachable - unknown",
+    8: "{} unreachable - source host isolated",
+    9: "net {} unreachable - admin prohibited",
+    10: "host {} unreachable - admin prohibited",
+    11: "net {} unreachable - tos prohibited",
+    12: "host {} unreachable - tos prohibited",
+    13: "host {} unreachable - admin prohibited filter",
+    14: "host {} unreachable - host precedence violation",
+    15: "host {} unreachable - precedence cutoff",
+}
+_SIMPLE = {4: "source quench", 10: "router solicitation", 15: "information request", 16: "information reply"}
+_SIMPLE |= {17: "address mask request"}
+
+
+def _icmp_text(pkt: Packet) -> str:
+    """``icmp_print()`` (print-icmp.c) for the messages a case can send (zero data, unused
+    fields 0: a redirect's gateway 0.0.0.0, a parameter problem's pointer 0). Not modelled:
+    the router advertisement (9), time stamp reply (14) and address mask reply (18), whose
+    text tcpdump builds from their data (here ``type-#N``)."""
+    kind, code, inner = pkt.icmp_type, pkt.icmp_code, pkt.inner
+    if kind in (0, 8):
+        return f"echo {'reply' if kind == 0 else 'request'}, id {pkt.sport}, seq {pkt.seq}"
+    if kind == 3 and inner is not None:
+        if code == 2:
+            return f"{inner.dst} protocol {int(inner.proto)} unreachable"
+        if code == 3:
+            return f"{inner.dst} {inner.proto.name.lower()} port {inner.dport} unreachable"
+        return _UNREACH.get(code, "{} unreachable - #" + str(code)).format(inner.dst)
+    if kind == 5 and inner is not None and code in (0, 1):
+        return f"redirect {inner.dst} to {'net' if code == 0 else 'host'} 0.0.0.0"
+    if kind == 11:
+        return "time exceeded in-transit" if code == 0 else "ip reassembly time exceeded"
+    if kind == 12:
+        return "parameter problem - octet 0" if code == 0 else f"parameter problem - code {code}"
+    if kind == 13:
+        return f"time stamp query id {pkt.sport} seq {pkt.seq}"
+    if kind in _SIMPLE:
+        return _SIMPLE[kind]
+    return f"type-#{kind}"
 
 
 # ---------------------------------------------------------------- libpcap files

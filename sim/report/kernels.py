@@ -19,11 +19,20 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sim.netfilter.profiles import CHANGES_BY_KEY, PROFILES, KernelProfile
+from sim.netfilter.changes import CHANGES, CHANGES_BY_KEY, Change
+from sim.netfilter.profiles import PROFILES, KernelProfile
 from sim.scenario.case import Case, load_case
-from sim.scenario.fixes import FIXES
 
 WIDTH = 100  # the matrix fits a 100-column terminal
+MATRIX_FIXES = ("none", "drop-invalid", "be-liberal")  # the fixes a packet class can take
+
+# The behaviours the story scenarios turn on, each the CHANGES whose switch it names (the rows
+# are the changes themselves, with each profile's yes or no read from profile.changes).
+TOPICS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("clash handling at confirmation", ("clash_", "tuple_taken", "chaintoolong")),
+    ("NAT port search", ("nat_",)),
+    ("table full and early_drop", ("early_drop", "core_pr_fmt", "table_full", "buckets_eq_max")),
+)
 
 # A server SYN after both sides closed (appended to fin-to-time-wait): the REPLY syn row's
 # TIME_WAIT cell, sIV in upstream 3.10, sSS (reopen) where "allow server to become a client
@@ -153,7 +162,7 @@ class Cell:
 def compute_matrix(
     profs: Sequence[KernelProfile],
     classes: Sequence[tuple[str, str, tuple[dict[str, Any], ...]]] = PACKET_CLASSES,
-    fixes: Sequence[str] = tuple(FIXES),
+    fixes: Sequence[str] = MATRIX_FIXES,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Cell]:
     """Replay every class's case on every profile with every fix; one :class:`Cell` each,
@@ -225,6 +234,69 @@ def matrix_json(cells: Sequence[Cell]) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------- rows that differ by kernel
+
+
+def topic_changes(prefixes: tuple[str, ...]) -> list[Change]:
+    """The CHANGES whose switch starts with one of ``prefixes``, oldest first."""
+    return [c for c in CHANGES if c.switch.startswith(prefixes)]
+
+
+def render_topics(profs: Sequence[KernelProfile]) -> str:
+    """Per topic, one row per change: ``+`` where the profile carries it (its own version or a
+    backport), ``.`` where it does not."""
+    names = [p.name for p in profs]
+    out = []
+    for topic, prefixes in TOPICS:
+        out.append(f"{topic:<34}" + "".join(f"{n:<6}" for n in names).rstrip())
+        for c in topic_changes(prefixes):
+            cells = "".join(f"{'+' if c.key in p.changes else '.':<6}" for p in profs)
+            out.append(f"  {c.release:<5} {c.key:<26}{cells}".rstrip())
+        out.append("")
+    return "\n".join(out)
+
+
+def story_events(profs: Sequence[KernelProfile]) -> dict[str, dict[str, str]]:
+    """Each story scenario run on each profile without a fix: ``ok`` or its decisive event."""
+    from sim.scenario.scenario import load_any
+    from sim.scenario.story import Story, run_story
+
+    out: dict[str, dict[str, str]] = {}
+    for name in STORY_NAMES:
+        st = load_any(name)
+        assert isinstance(st, Story)
+        out[name] = {p.name: run_story(st.with_kernel(p.name)).event for p in profs}
+    return out
+
+
+STORY_NAMES = (
+    "dns-race",
+    "snat-port-clash",
+    "stale-udp-entry",
+    "conntrack-table-full",
+    "pod-ip-leak",
+    "published-port-invalid",
+    "mid-stream-pickup",
+)
+
+
+def render_story_events(events: dict[str, dict[str, str]]) -> str:
+    """The stories by profile, the profiles split over tables that fit ``WIDTH``."""
+    profs = list(next(iter(events.values())))
+    col = max(len(x) for row in events.values() for x in [*row.values(), *profs]) + 1
+    first = max(len(n) for n in events) + 4
+    per = max(1, (WIDTH - first) // col)
+    out = []
+    for start in range(0, len(profs), per):
+        chunk = profs[start : start + per]
+        out.append(f"{'story (nflab run NAME)':<{first}}" + "".join(f"{p:<{col}}" for p in chunk).rstrip())
+        for name, row in events.items():
+            out.append(f"  {name:<{first - 2}}" + "".join(f"{row[p]:<{col}}" for p in chunk).rstrip())
+        out.append("")
+    out.append("ok: the story succeeds without a fix; else its decisive event (nflab run NAME --kernel K).")
+    return "\n".join(out)
+
+
 def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``kernels`` on an ``add_subparsers()`` object; dispatch to :func:`main`."""
     p: argparse.ArgumentParser = subparsers.add_parser(
@@ -252,5 +324,13 @@ def main(args: argparse.Namespace) -> int:
         sys.stderr.flush()
 
     cells = compute_matrix(profs, progress=progress if sys.stderr.isatty() else None)
-    print(json.dumps(matrix_json(cells)) if args.json else render_matrix(cells))
+    events = story_events(profs)
+    if args.json:
+        print(json.dumps({**matrix_json(cells), "stories": events}))
+    else:
+        print(render_matrix(cells))
+        print()
+        print(render_story_events(events))
+        print()
+        print(render_topics(profs))
     return 0

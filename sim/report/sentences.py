@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sim.include.netfilter import HOOK_CHAIN
 from sim.packet import Packet
-from sim.trace import ConntrackInfo, TraceEvent, TraceVerdict, Why
+from sim.trace import ConfirmOutcome, ConntrackInfo, TraceEvent, TraceVerdict, Why
 
 _STOPPED = {
     TraceVerdict.DROP: "dropped the packet",
@@ -76,6 +76,24 @@ def _no_socket(e: TraceEvent) -> str:
     )
 
 
+_CONFIRMED = {
+    ConfirmOutcome.INSERTED: "the new entry enters the conntrack table",
+    ConfirmOutcome.CLASH_DROP: "entry {w} with the same tuple was confirmed first: the packet is dropped",
+    ConfirmOutcome.CLASH_MERGED: "entry {w} won the race: nf_ct_resolve_clash() moves the packet to it",
+    ConfirmOutcome.CLASH_REPLY_ONLY: "entry {w} won the race: nf_ct_resolve_clash_harder() inserts this "
+    "one in the reply direction only (1 s, not listed by conntrack -L)",
+    ConfirmOutcome.DYING: "the entry was killed before confirmation: not inserted",
+}
+
+
+def _confirm(e: TraceEvent) -> str:
+    c = e.confirm
+    if c is None:
+        return "confirm: the new entry enters the conntrack table"
+    counted = f" ({', '.join(c.counters)})" if c.counters and c.outcome is not ConfirmOutcome.INSERTED else ""
+    return f"confirm: {_CONFIRMED[c.outcome].format(w=c.winner)}{counted}"
+
+
 _SAY: dict[Why, Callable[[TraceEvent], str]] = {
     Why.CRAFTED: lambda e: f"crafted packet sent from {e.ns} {e.dev}",
     Why.STACK_SENDS: lambda e: f"{e.ns} sends",
@@ -100,12 +118,21 @@ _SAY: dict[Why, Callable[[TraceEvent], str]] = {
     Why.TTL_EXCEEDED: lambda e: "TTL exceeded (the ICMP time-exceeded answer is not modelled)",
     Why.SOCKET_FOUND: lambda e: f"{e.detail} takes the segment",
     Why.NO_SOCKET: _no_socket,
+    Why.NO_UDP_SOCKET: lambda e: (
+        f"no UDP socket for {_pkt(e).dst}:{_pkt(e).dport}: __udp4_lib_rcv answers ICMP port unreachable"
+    ),
+    Why.ICMP_RCV: lambda e: f"icmp_rcv takes the ICMP type {_pkt(e).icmp_type} message",
+    Why.ICMP_SEND: lambda e: f"icmp_send/icmp_reply: ICMP type {_pkt(e).icmp_type} code {_pkt(e).icmp_code}",
     Why.FIREWALL: lambda e: "a stateful firewall in front of this host drops segments of unknown connections",
     Why.BAD_CHECKSUM: lambda e: "bad TCP checksum (TCP_MIB_CSUMERRORS)",
     Why.NO_RST_FOR_RST: lambda e: "never send a reset in response to a reset",
     Why.HOOK_VERDICT: _stopped,
     Why.CONNTRACK: _conntrack,
-    Why.CONFIRM: lambda e: "confirm: the new entry enters the conntrack table",
+    Why.CONFIRM: _confirm,
+    Why.QUEUED: lambda e: "held in a queue before confirmation: the racing packet goes first",
+    Why.REINJECTED: lambda e: "re-injected from the queue: on to confirmation",
+    Why.EARLY_DROP: lambda e: f"nf_conntrack_max reached: early_drop() evicts {e.detail} unassured entries",
+    Why.TABLE_FULL: lambda e: f"nf_conntrack_max reached and nothing to evict: {e.detail}",
     Why.NAT_SKIP: lambda e: "no conntrack entry (INVALID): nf_nat_inet_fn returns NF_ACCEPT untranslated",
     Why.NAT: _nat,
     Why.TABLE: _table,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sim.include.netfilter import HOOK_CHAIN, Hook
 from sim.netfilter.profiles import KERNEL_HELP, kernel_arg
@@ -22,6 +22,9 @@ from sim.scenario.fixes import FIXES
 from sim.scenario.scenario import Run
 from sim.topology.roles import NsRole
 from sim.trace import Step, TraceEvent, TraceVerdict
+
+if TYPE_CHECKING:
+    from sim.scenario.story import Story
 
 CAPTURE_POINTS = ((NsRole.HOST, "eth0", "host-eth0.pcap"), (NsRole.CONTAINER, "eth0", "ctr-eth0.pcap"))
 
@@ -89,6 +92,9 @@ def render(run: Run) -> str:
             sent = next((e.before for e in tr.for_packet(pid) if e.step is Step.SEND), None)
             ack = f" (ack {sent.ack}, {(sent.ack - isn - 1) % 2**32} bytes into the upload)" if sent else ""
             items.append((t, 1, [f"{_t(t)}  trigger late-ack: the uplink holds the remote's ACK{ack} back"]))
+        elif kind == "conntrack":
+            command = next(tr.command for tr in sc.triggers if tr.kind == "conntrack")
+            items.append((t, 1, [f"{_t(t)}  trigger conntrack: the host runs conntrack {command}"]))
         else:
             items.append(
                 (
@@ -196,7 +202,11 @@ def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("scenario", help="built-in scenario name (e.g. seed-incident) or a scenario file")
     p.add_argument("--kernel", type=kernel_arg, help=f"{KERNEL_HELP} (default: the scenario's)")
     p.add_argument(
-        "--fix", choices=tuple(FIXES), default="none", help="apply one of the two fixes (default none)"
+        "--fix",
+        choices=tuple(FIXES),
+        default="none",
+        help="apply a fix (default none): drop-invalid, be-liberal, random-fully, bigger-table "
+        "(host rules or sysctls); single-request-reopen, conntrack-delete (a story's workload or actions)",
     )
     p.add_argument(
         "--out",
@@ -220,16 +230,19 @@ def main(args: argparse.Namespace) -> int:
     from sim.net.netns import dmesg
     from sim.netfilter.conntrack import format_conntrack
     from sim.netfilter.iptables.save import iptables_save
-    from sim.scenario.scenario import load_scenario, run_scenario
+    from sim.scenario.scenario import load_any, run_scenario
+    from sim.scenario.story import Story
 
     problem = _unwritable_dir(Path(args.out))
     if problem:
         print(f"nflab: --out {args.out}: {problem}", file=sys.stderr)
         return 2
     try:
-        sc = load_scenario(args.scenario)
+        sc = load_any(args.scenario)
         if args.kernel is not None:
             sc = sc.with_kernel(args.kernel)
+        if isinstance(sc, Story):
+            return _run_story(sc.with_fix(args.fix), args.out)
         result = run_scenario(sc.with_fix(args.fix))
     except InputError as e:
         print(f"nflab: {e}", file=sys.stderr)
@@ -253,6 +266,25 @@ def main(args: argparse.Namespace) -> int:
         return 2
     for path, packets, rsts in written:
         print(f"capture {path}: {packets} packets, {rsts} RST")
+    return 0
+
+
+def _run_story(story: Story, out: str) -> int:
+    """``nflab run`` for a story scenario: its timeline, and the captures on both sides of the host;
+    exit 0 whether or not the story succeeds (the timeline says which)."""
+    from sim.report.story import render as render_story
+    from sim.report.story import write_captures as write_story_captures
+    from sim.scenario.story import run_story
+
+    run = run_story(story)
+    print(render_story(run))
+    try:
+        written = write_story_captures(run, Path(out))
+    except OSError as e:
+        print(f"nflab: {out}: {e.strerror}", file=sys.stderr)
+        return 2
+    for path, packets in written:
+        print(f"capture {path}: {packets} packets")
     return 0
 
 

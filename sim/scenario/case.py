@@ -1,22 +1,37 @@
 """Crafted-packet case files: the schema shared by ``nflab replay`` (the model) and
 ``nflab kernel-check`` (the real kernel).
 
-A case names a topology (four documentation addresses), host sysctls, host iptables lines
-and the packets to send from the passive end hosts. Everything is validated before anything
-runs; a bad case raises :class:`CaseError` with one line naming the field.
+A case names a topology (four documentation addresses, plus any extra ``hosts``), host
+sysctls, host iptables lines and the packets to send from the passive end hosts: TCP, UDP or
+ICMP (the replay contract, version 2, in docs/contract.md). Everything is validated before
+anything runs; a bad case raises :class:`CaseError` with one line naming the field.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import shlex
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sim.errors import InputError
 from sim.netfilter.profiles import DEFAULT_PROFILE
-from sim.packet import IP_HEADER_LEN, TCP_HEADER_LEN, Packet, TcpOptions, parse_flags
+from sim.packet import (
+    ICMP_ERROR_TYPES,
+    ICMP_HEADER_LEN,
+    ICMP_INVMAP,
+    IP_HEADER_LEN,
+    TCP_HEADER_LEN,
+    UDP_HEADER_LEN,
+    Packet,
+    TcpOptions,
+    icmp_packet,
+    parse_flags,
+    udp_packet,
+)
 from sim.scenario.fixes import fix_of, with_fix
 from sim.scenario.loader import read_data
 from sim.wire import MAX_TCP_OPTION_SPACE
@@ -43,14 +58,20 @@ def check_documentation_address(addr: str, what: str) -> str:
     return addr
 
 
+# An extra host's name: ``ctr...`` behind docker0, ``remote...`` on the uplink (contract v2).
+HOST_NAME = re.compile(r"(ctr|remote)[A-Za-z0-9_-]{1,8}")
+
+
 @dataclass(frozen=True, slots=True)
 class Topology:
-    """The four addresses of the docker-bridge world (the case file's ``topology``)."""
+    """The addresses of the docker-bridge world: the case file's ``topology`` (four addresses)
+    and its extra end hosts ``hosts`` (name, address), in the file's order."""
 
     ctr_ip: str = "192.0.2.2"
     bridge_ip: str = "192.0.2.1"
     host_ip: str = "198.51.100.1"
     remote_ip: str = "198.51.100.2"
+    hosts: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("ctr_ip", "bridge_ip", "host_ip", "remote_ip"):
@@ -62,6 +83,30 @@ class Topology:
             raise CaseError(f"topology: ctr_ip {self.ctr_ip} and bridge_ip {self.bridge_ip} must share a /24")
         if ip(self.host_ip) in self.ctr_net or ip(self.remote_ip) in self.ctr_net:
             raise CaseError("topology: host_ip and remote_ip must be outside the bridge's /24")
+        taken = {self.ctr_ip, self.bridge_ip, self.host_ip, self.remote_ip}
+        for name, addr in self.hosts:
+            what = f"hosts.{name}"
+            check_documentation_address(addr, what)
+            net = self.ctr_net if name.startswith("ctr") else self.uplink_net
+            if ip(addr) not in net or addr in (str(net.network_address), str(net.broadcast_address)):
+                side = "docker0's" if name.startswith("ctr") else "the uplink's"
+                raise CaseError(f"{what}: {addr} is not a host address in {side} subnet {net}")
+            if addr in taken:
+                raise CaseError(f"{what}: {addr} is already another host's address")
+            taken.add(addr)
+
+    @property
+    def host_names(self) -> dict[str, str]:
+        """Every end host a packet may come ``from``, with its address."""
+        return {"ctr": self.ctr_ip, "remote": self.remote_ip, **dict(self.hosts)}
+
+    @property
+    def containers(self) -> tuple[tuple[str, str], ...]:
+        return (("ctr", self.ctr_ip), *((n, a) for n, a in self.hosts if n.startswith("ctr")))
+
+    @property
+    def remotes(self) -> tuple[tuple[str, str], ...]:
+        return (("remote", self.remote_ip), *((n, a) for n, a in self.hosts if n.startswith("remote")))
 
     @property
     def ctr_net(self) -> ipaddress.IPv4Network:
@@ -83,6 +128,22 @@ class Topology:
         if not all(isinstance(v, str) for v in d.values()):
             raise CaseError("topology: addresses must be strings")
         return cls(**d)
+
+    def with_hosts(self, d: object) -> Topology:
+        """The case's ``hosts`` object added: ``{"ctr2": "192.0.2.3", "remote2": ...}``."""
+        if d is None:
+            return self
+        if not isinstance(d, dict):
+            raise CaseError('hosts must be an object like {"ctr2": "192.0.2.3"}')
+        for name, addr in d.items():
+            if name in ("ctr", "remote") or not HOST_NAME.fullmatch(name):
+                raise CaseError(
+                    f"hosts.{name}: a name is ctr or remote followed by 1 to 8 letters, digits, - or _"
+                    " (ctr and remote themselves are the topology's)"
+                )
+            if not isinstance(addr, str):
+                raise CaseError(f"hosts.{name}: expected an address string, got {addr!r}")
+        return Topology(self.ctr_ip, self.bridge_ip, self.host_ip, self.remote_ip, tuple(d.items()))
 
 
 def check_sysctl(key: object, value: object) -> None:
@@ -124,14 +185,39 @@ def iptables_argv(line: str) -> tuple[list[str], str]:
 
 # ---------------------------------------------------------------- case files
 
-CASE_KEYS = {"name", "kernel", "sysctl", "iptables", "topology", "packets", "description"}
-PACKET_KEYS = {"from", "src", "dst", "flags", "seq", "ack", "win", "len", "options", "delay", "comment"}
+CASE_KEYS = {"name", "kernel", "sysctl", "iptables", "topology", "hosts", "packets", "description"}
 # "comment": free text for readers (how seq/ack were computed); the harness ignores it.
+COMMON_KEYS = {"from", "proto", "src", "dst", "len", "delay", "race", "comment"}
+PACKET_KEYS = {
+    "tcp": COMMON_KEYS | {"flags", "seq", "ack", "win", "options"},
+    "udp": COMMON_KEYS,
+    "icmp": COMMON_KEYS | {"type", "code", "id", "seq", "inner"},
+}
+INNER_KEYS = {"proto", "src", "dst"}
 OPTION_KEYS = {"mss", "wscale", "sack_perm", "sack", "ts"}
 # The replay contract (DESIGN.md): "a delay after the previous packet (default 0.05)" seconds.
 DEFAULT_DELAY_S = 0.05
 MAX_DELAY_S = 600.0
 IPV4_PACKET_LIMIT = 1500  # the contract: a payload fits in a 1500-byte IPv4 packet with its options
+# An ICMP error quotes the offending packet's IP header and first 64 bits (RFC 792)
+ICMP_QUOTE_LEN = IP_HEADER_LEN + 8
+
+
+class Race(StrEnum):
+    """A packet's ``race``: ``prev`` runs it while the previous packet is held before
+    ``__nf_conntrack_confirm()`` (contract v2)."""
+
+    PREV = "prev"
+
+
+class CasePacket(NamedTuple):
+    """One entry of a case's ``packets``: the end host it leaves, the packet, the delay after
+    the previous one (seconds) and whether it races the previous packet's confirmation."""
+
+    side: str
+    pkt: Packet
+    delay: float
+    race: Race | None = None
 
 
 def strip_comments(value: object) -> object:
@@ -155,6 +241,12 @@ def _endpoint(text: object, what: str) -> tuple[str, int]:
     if not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 0xFFFF:
         raise CaseError(f"{what}: bad port in {text!r}")
     return check_documentation_address(addr, what), int(port)
+
+
+def _address(text: object, what: str) -> str:
+    if not isinstance(text, str) or ":" in text:
+        raise CaseError(f"{what}: expected an address without a port, got {text!r}")
+    return check_documentation_address(text, what)
 
 
 def _int(d: dict[str, Any], key: str, what: str, default: int, hi: int) -> int:
@@ -221,17 +313,7 @@ def options_json(opts: TcpOptions) -> dict[str, Any] | None:
     return out or None
 
 
-def packet_from_case(d: object, index: int) -> tuple[str, Packet, float]:
-    """One entry of a case's ``packets`` -> (from, Packet, delay in seconds)."""
-    what = f"packets[{index}]"
-    if not isinstance(d, dict):
-        raise CaseError(f"{what}: must be an object")
-    unknown = set(d) - PACKET_KEYS
-    if unknown:
-        raise CaseError(f"{what}: unknown keys {sorted(unknown)}")
-    side = d.get("from")
-    if side not in ("ctr", "remote"):
-        raise CaseError(f"{what}.from: expected 'ctr' or 'remote', got {side!r}")
+def _tcp(d: dict[str, Any], what: str) -> Packet:
     src, sport = _endpoint(d.get("src"), f"{what}.src")
     dst, dport = _endpoint(d.get("dst"), f"{what}.dst")
     flags_text = d.get("flags", "")
@@ -242,10 +324,7 @@ def packet_from_case(d: object, index: int) -> tuple[str, Packet, float]:
     except ValueError as e:
         raise CaseError(f"{what}.flags: {e}") from None
     options = _options(d.get("options"), f"{what}.options")
-    delay = d.get("delay", DEFAULT_DELAY_S)
-    if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= MAX_DELAY_S:
-        raise CaseError(f"{what}.delay: expected seconds in 0..{MAX_DELAY_S:.0f}, got {delay!r}")
-    pkt = Packet(
+    return Packet(
         src=src,
         dst=dst,
         sport=sport,
@@ -257,10 +336,93 @@ def packet_from_case(d: object, index: int) -> tuple[str, Packet, float]:
         payload_len=_int(d, "len", what, 0, max_payload(options)),
         options=options,
     )
-    return side, pkt, float(delay)
 
 
-def parse_case(case: object) -> tuple[Topology, dict[str, Any], list[str], list[tuple[str, Packet, float]]]:
+def _udp(d: dict[str, Any], what: str) -> Packet:
+    src, sport = _endpoint(d.get("src"), f"{what}.src")
+    dst, dport = _endpoint(d.get("dst"), f"{what}.dst")
+    length = _int(d, "len", what, 0, IPV4_PACKET_LIMIT - IP_HEADER_LEN - UDP_HEADER_LEN)
+    return udp_packet(src, sport, dst, dport, length)
+
+
+def _inner(d: object, what: str) -> Packet:
+    """An ICMP error's quoted packet: ``{"proto": "tcp"|"udp", "src": "ip:port", "dst": ...}``."""
+    if not isinstance(d, dict):
+        raise CaseError(f"{what}: expected an object {{proto, src, dst}}, got {d!r}")
+    unknown = set(d) - INNER_KEYS
+    if unknown:
+        raise CaseError(f"{what}: unknown keys {sorted(unknown)}")
+    if d.get("proto") not in ("tcp", "udp"):
+        raise CaseError(f"{what}.proto: expected 'tcp' or 'udp', got {d.get('proto')!r}")
+    src, sport = _endpoint(d.get("src"), f"{what}.src")
+    dst, dport = _endpoint(d.get("dst"), f"{what}.dst")
+    if d["proto"] == "udp":
+        return udp_packet(src, sport, dst, dport)
+    return Packet(src, dst, sport, dport)
+
+
+def _icmp(d: dict[str, Any], what: str) -> Packet:
+    src = _address(d.get("src"), f"{what}.src")
+    dst = _address(d.get("dst"), f"{what}.dst")
+    if "type" not in d:
+        raise CaseError(f"{what}.type: an ICMP packet needs its type (0..255)")
+    icmp_type = _int(d, "type", what, 0, 0xFF)
+    code = _int(d, "code", what, 0, 0xFF)
+    error = icmp_type in ICMP_ERROR_TYPES
+    if error and "inner" not in d:
+        raise CaseError(f"{what}.inner: ICMP type {icmp_type} is an error and needs the packet it quotes")
+    if not error and "inner" in d:
+        raise CaseError(f"{what}.inner: only an error (type 3, 4, 5, 11, 12) quotes a packet")
+    if icmp_type not in ICMP_INVMAP:
+        for key in ("id", "seq"):
+            if key in d:
+                raise CaseError(f"{what}.{key}: only echo and the other queries (types 0, 8, 13-18) have it")
+    inner = _inner(d["inner"], f"{what}.inner") if error else None
+    room = IPV4_PACKET_LIMIT - IP_HEADER_LEN - ICMP_HEADER_LEN - (ICMP_QUOTE_LEN if error else 0)
+    return icmp_packet(
+        src,
+        dst,
+        icmp_type,
+        code,
+        ident=_int(d, "id", what, 0, 0xFFFF),
+        seq=_int(d, "seq", what, 0, 0xFFFF),
+        payload_len=_int(d, "len", what, 0, room),
+        inner=inner,
+    )
+
+
+def packet_from_case(d: object, index: int, hosts: dict[str, str] | None = None) -> CasePacket:
+    """One entry of a case's ``packets`` -> (from, Packet, delay in seconds, race). ``hosts``
+    are the end hosts ``from`` may name (default: ``ctr`` and ``remote``)."""
+    what = f"packets[{index}]"
+    if not isinstance(d, dict):
+        raise CaseError(f"{what}: must be an object")
+    proto = d.get("proto", "tcp")
+    if proto not in PACKET_KEYS:
+        raise CaseError(f"{what}.proto: expected 'tcp', 'udp' or 'icmp', got {proto!r}")
+    unknown = set(d) - PACKET_KEYS[proto]
+    if unknown:
+        only = " (TCP-only fields on a non-TCP packet?)" if unknown & PACKET_KEYS["tcp"] else ""
+        raise CaseError(f"{what}: unknown keys {sorted(unknown)} for proto {proto}{only}")
+    names = hosts or {"ctr": "", "remote": ""}
+    side = d.get("from")
+    if not isinstance(side, str) or side not in names:
+        raise CaseError(f"{what}.from: expected one of {', '.join(repr(n) for n in names)}, got {side!r}")
+    delay = d.get("delay", DEFAULT_DELAY_S)
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= MAX_DELAY_S:
+        raise CaseError(f"{what}.delay: expected seconds in 0..{MAX_DELAY_S:.0f}, got {delay!r}")
+    race = None
+    if "race" in d:
+        if d["race"] != Race.PREV:
+            raise CaseError(f"{what}.race: expected 'prev', got {d['race']!r}")
+        if index == 0:
+            raise CaseError(f"{what}.race: the first packet has no previous packet to race")
+        race = Race.PREV
+    pkt = {"tcp": _tcp, "udp": _udp, "icmp": _icmp}[proto](d, what)
+    return CasePacket(side, pkt, float(delay), race)
+
+
+def parse_case(case: object) -> tuple[Topology, dict[str, Any], list[str], list[CasePacket]]:
     """Validate a case (the JSON schema shared with ``nflab replay``) before touching the kernel."""
     if not isinstance(case, dict):
         raise CaseError("a case must be a JSON object")
@@ -273,7 +435,7 @@ def parse_case(case: object) -> tuple[Topology, dict[str, Any], list[str], list[
     unknown = set(case) - CASE_KEYS
     if unknown:
         raise CaseError(f"case: unknown keys {sorted(unknown)}")
-    topology = Topology.from_dict(case.get("topology"))
+    topology = Topology.from_dict(case.get("topology")).with_hosts(case.get("hosts"))
     sysctls = case.get("sysctl") or {}
     if not isinstance(sysctls, dict):
         raise CaseError("case.sysctl must be an object of host sysctls")
@@ -290,7 +452,8 @@ def parse_case(case: object) -> tuple[Topology, dict[str, Any], list[str], list[
     packets = case.get("packets")
     if not isinstance(packets, list) or not packets:
         raise CaseError("case.packets must be a non-empty list")
-    return topology, sysctls, lines, [packet_from_case(p, i) for i, p in enumerate(packets)]
+    hosts = topology.host_names
+    return topology, sysctls, lines, [packet_from_case(p, i, hosts) for i, p in enumerate(packets)]
 
 
 def load_case_file(path: str | Path) -> dict[str, Any]:

@@ -1,10 +1,17 @@
-"""The incident's two fixes as data: each knows how to apply itself to a host configuration and
-how to recognise itself in one.
+"""The fixes as data: each knows how to apply itself to a host configuration and how to
+recognise itself in one. Story scenarios (sim/scenario/story.py) also take fixes that change
+a workload or add an action:
 
 - ``drop-invalid``: ``iptables -A INPUT -m conntrack --ctstate INVALID -j DROP`` (the article's
   fix: the INVALID segment is dropped before ``tcp_v4_rcv`` can answer it with a RST);
 - ``be-liberal``: ``net.netfilter.nf_conntrack_tcp_be_liberal = 1`` (``tcp_in_window`` accepts
-  out-of-window segments, so they stay NATed).
+  out-of-window segments, so they stay NATed);
+- ``random-fully``: Docker's MASQUERADE with ``--random-fully`` inserted first in nat
+  POSTROUTING (kube-proxy PR#78547): ``get_unique_tuple()`` skips keeping the source port;
+- ``bigger-table``: ``net.netfilter.nf_conntrack_max = 262144`` (a >4 GB host's default);
+- ``single-request-reopen``: glibc's ``options single-request-reopen`` for the resolver;
+- ``conntrack-delete``: ``conntrack -D -p udp`` after each rule change (what kube-proxy's
+  ``ClearEntriesForPortNAT`` and Docker 23's published-port cleanup do).
 """
 
 from __future__ import annotations
@@ -14,6 +21,9 @@ from typing import Any
 
 DROP_INVALID_RULE = "iptables -A INPUT -m conntrack --ctstate INVALID -j DROP"
 BE_LIBERAL = "net.netfilter.nf_conntrack_tcp_be_liberal"
+RANDOM_FULLY_RULE = (
+    "iptables -t nat -I POSTROUTING 1 -s 192.0.2.0/24 ! -o docker0 -j MASQUERADE --random-fully"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +33,8 @@ class Fix:
     name: str
     rule: str | None = None
     sysctl: tuple[str, int] | None = None
+    resolver: str | None = None  # a resolv.conf option of the story's resolver
+    conntrack: str | None = None  # a conntrack command run after each of the story's rule changes
 
     def applied(self, sysctl: dict[str, Any], rules: list[str]) -> tuple[dict[str, Any], list[str]]:
         """Copies of ``sysctl`` and ``rules`` with this fix added (the rule appended last)."""
@@ -42,7 +54,7 @@ class Fix:
         """Whether the configuration carries this fix (the rule, or the sysctl set)."""
         if self.rule is not None:
             return self.rule in rules
-        return self.sysctl is not None and bool(sysctl.get(self.sysctl[0]))
+        return self.sysctl is not None and str(sysctl.get(self.sysctl[0])) == str(self.sysctl[1])
 
 
 FIXES = {
@@ -51,6 +63,10 @@ FIXES = {
         Fix("none"),
         Fix("drop-invalid", rule=DROP_INVALID_RULE),
         Fix("be-liberal", sysctl=(BE_LIBERAL, 1)),
+        Fix("random-fully", rule=RANDOM_FULLY_RULE),
+        Fix("bigger-table", sysctl=("net.netfilter.nf_conntrack_max", 262144)),
+        Fix("single-request-reopen", resolver="single-request-reopen"),
+        Fix("conntrack-delete", conntrack="-D -p udp"),
     )
 }
 

@@ -4,7 +4,9 @@ checkers (shared/DESIGN.md, "Scenarios and the case-file contract").
 The end hosts are passive; the host in the middle is the device under test. For each input
 packet the result says what ``--ctstate`` matched in host PREROUTING right after conntrack,
 the TCP tracker's verdict and log text, the TCP state after it, where the packet ended and as
-what, and every packet the host emitted because of it. All of it is read off the trace.
+what, and every packet the host emitted because of it, all read off the trace; and (contract
+v2) its protocol, the status bits of its entry afterwards and the changes of the host's
+``conntrack -S`` counters it caused.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from typing import Any
 from sim.errors import InputError
 from sim.include.netfilter import Hook
 from sim.net.world import World
+from sim.netfilter.conntrack import Conn, ConntrackTable, invert_tuple, stats_delta
+from sim.include.nf_conntrack import nf_ct_get_tuple
+from sim.include.nf_conntrack_common import status_names
 from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
-from sim.packet import Packet, format_flags
-from sim.scenario.case import CaseError, Topology, parse_case
+from sim.packet import IpProto, Packet, format_flags
+from sim.scenario.case import CaseError, CasePacket, Topology, parse_case
 from sim.scenario.host import configure_host
 from sim.topology.docker_bridge import DockerBridge, docker_bridge
 from sim.topology.roles import NsRole
@@ -25,10 +30,14 @@ from sim.trace import Step, TraceEvent
 
 
 def build_world(topology: Topology, kernel: str, seed: int = 0) -> World:
-    """The docker-bridge preset with the case's addresses and passive end hosts."""
+    """The docker-bridge preset with the case's addresses and passive end hosts (the extra
+    ``hosts``: containers behind docker0, remotes on the uplink's segment)."""
+    containers = topology.containers
     return docker_bridge(
         DockerBridge(
-            containers=(topology.ctr_ip,),
+            containers=tuple(addr for _, addr in containers),
+            container_names=tuple(name for name, _ in containers),
+            remotes=topology.remotes[1:],
             bridge_ip=topology.bridge_ip,
             bridge_prefix=24,
             host_ip=topology.host_ip,
@@ -54,8 +63,8 @@ def replay_stream(case: dict[str, Any], seed: int = 0) -> Iterator[dict[str, Any
     w, packets = build_case_world(case, seed)
     w.capturing = False
     w.trace.keep = False
-    for pid in _send(w, packets):
-        yield observe(w, pid)
+    for pid, ct_stats in _send(w, packets):
+        yield observe(w, pid, ct_stats)
         w.trace.forget(pid)
 
 
@@ -63,10 +72,10 @@ def run_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[dict[str
     """Build the world for ``case``, send its packets one at a time; the world (whose trace
     and captures the TUI and the tests read) and one observation per packet."""
     w, packets = build_case_world(case, seed)
-    return w, [observe(w, pid) for pid in _send(w, packets)]
+    return w, [observe(w, pid, ct_stats) for pid, ct_stats in _send(w, packets)]
 
 
-def build_case_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[tuple[str, Packet, float]]]:
+def build_case_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[CasePacket]]:
     """The world a case describes, configured (kernel, sysctls, host rules), and its packets."""
     topology, sysctls, lines, packets = parse_case(case)
     try:
@@ -81,18 +90,75 @@ def build_case_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[t
     return w, packets
 
 
-def _send(w: World, packets: list[tuple[str, Packet, float]]) -> Iterator[int]:
+def _host_table(w: World) -> ConntrackTable:
+    table = w.namespaces[NsRole.HOST].conntrack
+    assert table is not None
+    return table
+
+
+def _send(w: World, packets: list[CasePacket]) -> Iterator[tuple[int, dict[str, int]]]:
     """Send each packet after its delay and run the world until it is quiet: the packet id,
-    once everything it caused has happened."""
-    for side, pkt, delay in packets:
+    once everything it caused has happened, and the host's ``conntrack -S`` changes it caused.
+
+    Before each packet the conntrack tables drop what expired during the delay (as the gc
+    worker would). A packet followed by one with ``race: "prev"`` is held before its
+    confirmation (:func:`sim.netfilter.ops.confirm`); the racing packet runs to its end, then
+    the held one is re-injected and confirmed. The held packet's counters are those from its
+    arrival to the hold plus those from its release to its end; observations stay in input
+    order."""
+    table = _host_table(w)
+
+    def counters() -> dict[str, int]:
+        return table.stats.counters(table.profile)
+
+    held: list[tuple[int, dict[str, int]]] = []  # (pid, its counter changes up to the hold)
+    ready: list[tuple[int, dict[str, int]]] = []
+    for i, (side, pkt, delay, _race) in enumerate(packets):
         w.run(until=w.clock.now + delay)
+        for ns in w.namespaces.values():
+            if ns.conntrack is not None:
+                ns.conntrack.gc(w.clock.now)
+        before = counters()
         pid = w.inject(side, "eth0", pkt)
+        hold = i + 1 < len(packets) and packets[i + 1].race is not None
+        if hold:
+            w.hold_pid = pid
         w.run()
-        yield pid
+        w.hold_pid = None
+        if hold and w.is_held(pid):
+            held.append((pid, stats_delta(before, counters())))
+            continue
+        ready.append((pid, stats_delta(before, counters())))
+        while held:  # the racing packet has run to its end: the held one goes on
+            held_pid, so_far = held.pop()
+            released = counters()
+            w.reinject_held(held_pid)
+            w.run()
+            for k, v in stats_delta(released, counters()).items():
+                so_far[k] = so_far.get(k, 0) + v
+            ready.append((held_pid, {k: v for k, v in so_far.items() if v}))
+        yield from sorted(ready)
+        ready.clear()
 
 
-def _endpoint(pkt: Packet) -> dict[str, str]:
-    return {"src": f"{pkt.src}:{pkt.sport}", "dst": f"{pkt.dst}:{pkt.dport}"}
+def _emitted(to: str, p: Packet) -> dict[str, Any]:
+    """A packet the host emitted, as the kernel judge describes what it captured: a TCP
+    segment's flags, seq and ack; an ICMP message's [type, code]."""
+    if p.proto is IpProto.ICMP:
+        return {"to": to, "icmp": [p.icmp_type, p.icmp_code]}
+    if p.proto is IpProto.UDP:
+        return {"to": to, "proto": int(p.proto)}
+    return {"to": to, "flags": format_flags(p.flags), "seq": p.seq, "ack": p.ack}
+
+
+def _endpoint(pkt: Packet) -> dict[str, Any]:
+    """How a delivered packet looks: ``ip:port`` ends; an ICMP message's addresses with the
+    quoted packet's ends (``inner``) for an error, else its identifier (``id``)."""
+    if pkt.proto is not IpProto.ICMP:
+        return {"src": f"{pkt.src}:{pkt.sport}", "dst": f"{pkt.dst}:{pkt.dport}"}
+    if pkt.inner is not None:
+        return {"src": pkt.src, "dst": pkt.dst, "inner": _endpoint(pkt.inner)}
+    return {"src": pkt.src, "dst": pkt.dst, "id": pkt.sport}
 
 
 def _terminal(events: list[TraceEvent]) -> TraceEvent | None:
@@ -113,8 +179,19 @@ def fate_of(e: TraceEvent | None) -> str | None:
     return f"dropped:{e.ns}"
 
 
-def observe(w: World, pid: int) -> dict[str, Any]:
-    """The replay JSON object for packet ``pid``, read off the trace."""
+def _entry_of(table: ConntrackTable, pkt: Packet, now: float) -> Conn | None:
+    """The entry ``pkt`` belongs to (for an ICMP error, the entry of the packet it quotes),
+    None when there is none in the table."""
+    tup = nf_ct_get_tuple(pkt)
+    if pkt.inner is not None:
+        tup = invert_tuple(nf_ct_get_tuple(pkt.inner))
+    hit = table.find(tup, now)
+    return None if hit is None else hit[0]
+
+
+def observe(w: World, pid: int, ct_stats: dict[str, int] | None = None) -> dict[str, Any]:
+    """The replay JSON object for packet ``pid``, read off the trace; ``ct_stats`` the
+    changes of the host's ``conntrack -S`` counters the packet caused (from :func:`_send`)."""
     events = w.trace.for_packet(pid)
     ct = next(
         (
@@ -129,16 +206,17 @@ def observe(w: World, pid: int) -> dict[str, Any]:
     for child in w.trace.caused_by(pid):
         got = _terminal(w.trace.for_packet(child))
         if got is not None and got.step is Step.DELIVER and got.before is not None:
-            p = got.before
-            emitted.append({"to": got.ns, "flags": format_flags(p.flags), "seq": p.seq, "ack": p.ack})
-    state = None
+            emitted.append(_emitted(got.ns, got.before))
+    state = status = None
+    sent = events[0].before if events else None
     if ct is not None and ct.before is not None:
-        table = w.namespaces[NsRole.HOST].conntrack
-        assert table is not None
+        table = _host_table(w)
         p = ct.before
-        hit = table.find((p.src, p.sport, p.dst, p.dport), w.clock.now)
-        state = hit[0].state_name() if hit is not None else None
+        entry = _entry_of(table, p, w.clock.now)
+        if entry is not None:
+            state, status = entry.state_name() or None, status_names(entry.status)
     return {
+        "proto": (sent.proto if sent is not None else IpProto.TCP).name.lower(),
         "ctstate": ct.ct.ctstate.name if ct and ct.ct else None,
         "window": ct.ct.window if ct and ct.ct else None,
         "reason": ct.ct.reason if ct and ct.ct else None,
@@ -148,4 +226,6 @@ def observe(w: World, pid: int) -> dict[str, Any]:
         if end is not None and end.step is Step.DELIVER and end.before
         else None,
         "emitted": emitted,
+        "ct_status": status,
+        "ct_stats": ct_stats or {},
     }

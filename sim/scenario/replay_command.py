@@ -85,13 +85,27 @@ def replay_header(ref: str, case: dict[str, Any]) -> str:
 
 def observation_line(i: int, obs: dict[str, Any]) -> str:
     """One packet's observation as a line of text."""
-    emitted = ", ".join(f"{e['flags']} seq {e['seq']} ack {e['ack']} to {e['to']}" for e in obs["emitted"])
+    emitted = ", ".join(_emitted_text(e) for e in obs["emitted"])
+    tracked = (
+        f"window {obs['window']}, state {obs['tcp_state']}"
+        if obs.get("proto", "tcp") == "tcp"
+        else f"{obs['proto']}, entry {' '.join(obs['ct_status'] or ['none'])}"
+    )
     return (
-        f"[{i}] ctstate {obs['ctstate']}, window {obs['window']}, state {obs['tcp_state']}, {obs['fate']}"
+        f"[{i}] ctstate {obs['ctstate']}, {tracked}, {obs['fate']}"
         + (f" as {obs['delivered_as']['src']} > {obs['delivered_as']['dst']}" if obs["delivered_as"] else "")
         + (f"; reason: {obs['reason']}" if obs["reason"] else "")
         + (f"; host emitted: {emitted}" if emitted else "")
     )
+
+
+def _emitted_text(e: dict[str, Any]) -> str:
+    """A packet the host emitted: an ICMP message, a TCP segment, or another protocol."""
+    if "icmp" in e:
+        return f"ICMP type {e['icmp'][0]} code {e['icmp'][1]} to {e['to']}"
+    if "flags" in e:
+        return f"{e['flags']} seq {e['seq']} ack {e['ack']} to {e['to']}"
+    return f"protocol {e['proto']} to {e['to']}"
 
 
 class _Progress:

@@ -14,6 +14,8 @@ A scenario is TOML (JSON with the same keys is accepted). Built-in scenarios liv
     [remote] rst = "any" | "rfc5961"; unknown = "drop" | "rst"
     [[trigger]] kind = "late-ack", after_bytes, hold        (the article's trigger)
     [[trigger]] kind = "beyond-window", after_bytes, offset (still fires on 6.1)
+    [[trigger]] kind = "conntrack", after_bytes, command    (e.g. "-F" or "-D -s 192.0.2.2":
+                                                            conntrack run on the host)
 
 ``[remote]`` says how the far end treats the host's RST. The article's remote tore the
 connection down although that RST's seq lay below its rcv_nxt, which no RFC 793 or RFC 5961
@@ -32,12 +34,14 @@ from typing import Any
 from sim.errors import InputError
 from sim.net.endpoint import EndpointOptions, EndpointState, Role, TcpEndpoint
 from sim.net.world import World
+from sim.netfilter import conntrack_tool
 from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
 from sim.packet import SEQ_MASK, TCPHDR_ACK, TCPHDR_RST, Packet
 from sim.scenario.case import CaseError, check_sysctl
-from sim.scenario.fixes import fix_of, with_fix
+from sim.scenario.fixes import fix_of, get_fix, with_fix
 from sim.scenario.host import configure_host
 from sim.scenario.loader import builtin_scenario_text, builtin_scenarios, parse_text, read_data
+from sim.scenario.story import Story, parse_story
 from sim.topology.docker_bridge import DockerBridge, container_name, docker_bridge
 from sim.topology.roles import NsRole
 from sim.trace import Step
@@ -63,10 +67,11 @@ class ScenarioError(InputError):
 
 @dataclass(frozen=True, slots=True)
 class Trigger:
-    kind: str  # "late-ack" or "beyond-window"
+    kind: str  # "late-ack", "beyond-window" or "conntrack"
     after_bytes: int
     hold: float = 0.0  # late-ack: how long the link holds the ACK back
     offset: int = 0  # beyond-window: how far past the remote's snd_nxt the segment starts
+    command: str = ""  # conntrack: the conntrack command line run on the host
 
 
 @dataclass(slots=True)
@@ -90,9 +95,13 @@ class Scenario:
     source: str = ""  # the file (or built-in name) it was read from, for error messages
 
     def with_fix(self, fix: str) -> Scenario:
-        """A copy with exactly ``fix`` (``none``, ``drop-invalid``, ``be-liberal``), the other
-        taken out, as :meth:`sim.scenario.case.Case.with_fix` does for a case."""
+        """A copy with exactly ``fix`` (``none``, ``drop-invalid``, ``be-liberal``, ...), the
+        others taken out, as :meth:`sim.scenario.case.Case.with_fix` does for a case; a fix
+        that changes a story's workload is refused."""
         try:
+            chosen = get_fix(fix)
+            if chosen.resolver or chosen.conntrack:
+                raise ValueError(f"{fix} changes a story's workload; this scenario is an upload")
             sysctl, rules = with_fix(self.sysctl, self.rules, fix)
         except ValueError as e:
             raise ScenarioError(f"--fix: {e}") from None
@@ -222,16 +231,23 @@ def _triggers(data: _Reader, upload_bytes: int) -> list[Trigger]:
         if not isinstance(t, dict):
             raise data.error(f"trigger[{i}]", "expected a [[trigger]] table")
         r = _Reader(t, data.source, f"trigger[{i}]")
-        r.check_keys({"kind", "after_bytes", "hold", "offset"})
+        r.check_keys({"kind", "after_bytes", "hold", "offset", "command"})
         kind = r.get("kind", str, None)
-        if kind not in ("late-ack", "beyond-window"):
-            raise r.error("kind", f"expected 'late-ack' or 'beyond-window', got {kind!r}")
+        if kind not in _TRIGGERS:
+            raise r.error("kind", f"expected 'late-ack', 'beyond-window' or 'conntrack', got {kind!r}")
+        command = r.get("command", str, "-F" if kind == "conntrack" else "")
+        if kind == "conntrack":
+            try:
+                conntrack_tool.parse(command)
+            except conntrack_tool.ConntrackToolError as e:
+                raise r.error("command", str(e)) from None
         triggers.append(
             Trigger(
                 kind,
                 r.number("after_bytes", int, 0, 0, upload_bytes),
                 r.number("hold", float, 0.5, 0.0, MAX_HOLD_S),
                 r.number("offset", int, 1_000_000, 0, SEQ_MASK),
+                command,
             )
         )
     return triggers
@@ -287,7 +303,16 @@ def parse_scenario(data: dict[str, Any], source: str) -> Scenario:
 
 
 def load_scenario(ref: str) -> Scenario:
-    """A built-in scenario by name, or a TOML/JSON file."""
+    """An upload scenario: a built-in one by name, or a TOML/JSON file."""
+    sc = load_any(ref)
+    if isinstance(sc, Story):
+        raise ScenarioError(f"{ref}: a story scenario ([[step]] tables): run it with nflab run {ref}")
+    return sc
+
+
+def load_any(ref: str) -> Scenario | Story:
+    """A built-in scenario by name, or a TOML/JSON file: an upload scenario, or a story
+    (``[[step]]`` tables, sim/scenario/story.py)."""
     if ref in builtin_scenarios():
         data, source = parse_text(builtin_scenario_text(ref), ref, "toml", ScenarioError), ref
     else:
@@ -300,6 +325,8 @@ def load_scenario(ref: str) -> Scenario:
         )
     if "packets" in data:
         raise ScenarioError(f"{source}: this is a crafted-packet case file: use nflab replay {ref}")
+    if "step" in data:
+        return parse_story(data, source, ScenarioError)
     return parse_scenario(data, source)
 
 
@@ -401,7 +428,32 @@ class _BeyondWindow:
         self.fired.append((w.clock.now, self.t.kind, w.send(NsRole.REMOTE, pkt)))
 
 
-_TRIGGERS: dict[str, type[_LateAck | _BeyondWindow]] = {"late-ack": _LateAck, "beyond-window": _BeyondWindow}
+class _ConntrackCommand:
+    """Once the remote has received ``after_bytes``, run the ``conntrack`` command on the host
+    (``conntrack -F`` mid-transfer: the next packet is picked up mid-stream)."""
+
+    def __init__(self, t: Trigger, w: World, remote: _Remote, fired: list[tuple[float, str, int]]) -> None:
+        self.t, self.remote, self.fired, self.done = t, remote, fired, False
+        self.output: list[str] = []
+
+    def delay(self, ns: str, dev: str, pkt: Packet, pid: int) -> float:
+        return 0.0
+
+    def after_socket(self, w: World) -> None:
+        if self.done or self.remote.endpoint.bytes_received < self.t.after_bytes:
+            return
+        self.done = True
+        table = w.namespaces["host"].conntrack
+        assert table is not None
+        self.output, _ = conntrack_tool.run(table, self.t.command, w.clock.now)
+        self.fired.append((w.clock.now, self.t.kind, 0))
+
+
+_TRIGGERS: dict[str, type[_LateAck | _BeyondWindow | _ConntrackCommand]] = {
+    "late-ack": _LateAck,
+    "beyond-window": _BeyondWindow,
+    "conntrack": _ConntrackCommand,
+}
 
 
 def run_scenario(sc: Scenario, trace: bool = True) -> Run:

@@ -3,7 +3,8 @@
 * strategies (:mod:`sim.testing.strategies`): :func:`conversations`,
   :func:`closed_conversations`, :func:`perturbed_conversations`, :func:`late_ack_conversations`, and
   :func:`build_conversation`, which builds the well-formed conversation from its compact
-  parameters;
+  parameters; :func:`udp_conversations` and :func:`icmp_echo_conversations` for UDP and ICMP
+  echo (a :class:`DatagramConversation` writes itself as a case: ``conv.to_case()``);
 * the driver (:mod:`sim.testing.tracker`): :func:`track_conversation` runs a conversation
   through the connection tracker of a kernel profile with given sysctls and returns one
   :class:`SegmentResult` per segment (verdict, reason, TCP state, the window bounds with their
@@ -28,12 +29,16 @@ from sim.netfilter.proto_tcp import TcpAction
 from sim.scenario.fuzzcase import FIXES, conversation_to_case
 from sim.testing.strategies import (
     Conversation,
+    Datagram,
+    DatagramConversation,
     Segment,
     build_conversation,
     closed_conversations,
     conversations,
+    icmp_echo_conversations,
     late_ack_conversations,
     perturbed_conversations,
+    udp_conversations,
 )
 from sim.testing.tracker import CLIENT, SERVER, SegmentResult, Tracker, track_conversation
 from sim.trace import Bound, WindowCheck
@@ -44,6 +49,8 @@ __all__ = [
     "SERVER",
     "Bound",
     "Conversation",
+    "Datagram",
+    "DatagramConversation",
     "Segment",
     "SegmentResult",
     "TcpAction",
@@ -53,7 +60,9 @@ __all__ = [
     "closed_conversations",
     "conversation_to_case",
     "conversations",
+    "icmp_echo_conversations",
     "late_ack_conversations",
     "perturbed_conversations",
     "track_conversation",
+    "udp_conversations",
 ]

@@ -275,6 +275,16 @@ def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
         metavar="DIR",
         help="where minimal cases go (default ./diff-kernels-out)",
     )
+    d.add_argument(
+        "--races",
+        action="store_true",
+        help="fuzz racing cases (race: prev; clashes, NAT ports, early drop) instead of conversations",
+    )
+    d.add_argument(
+        "--datagrams",
+        action="store_true",
+        help="fuzz UDP and ICMP echo exchanges (timeouts, ASSURED) instead of conversations",
+    )
     d.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     return d
 MAX_FUZZ = 1_000_000  # conversations per round: about a day of CPU; more is a typo
@@ -306,6 +316,8 @@ def _main(args: argparse.Namespace) -> int:
     if not 1 <= args.fuzz <= MAX_FUZZ:
         print(f"nflab diff-kernels: --fuzz must be 1..{MAX_FUZZ}, got {args.fuzz}", file=sys.stderr)
         return 2
+    if args.races or args.datagrams:
+        return _main_races(args)
     run = DiffRun(args.a, args.b, args.fuzz, args.seed)
     status = _Status()
     out_dir = Path(args.out)
@@ -344,6 +356,46 @@ def _main(args: argparse.Namespace) -> int:
         )
         return 130
     return 1 if run.findings else 0
+
+
+def _main_races(args: argparse.Namespace) -> int:
+    """``--races``: racing cases instead of conversations (:mod:`sim.testing.races`);
+    ``--datagrams``: UDP and ICMP echo exchanges (:mod:`sim.testing.datagrams`)."""
+    from sim.testing.races import diff_races
+
+    kw: dict[str, Any] = {}
+    if args.datagrams:
+        from sim.testing.datagrams import datagram_cases, first_datagram_divergence
+
+        kw = {"cases": datagram_cases, "divergence": first_datagram_divergence, "kind": "datagram"}
+    try:
+        findings = diff_races(args.a, args.b, args.fuzz, args.seed, Path(args.out), **kw)
+    except OSError as e:
+        print(f"nflab diff-kernels: {args.out}: {e.strerror}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nflab diff-kernels: interrupted", file=sys.stderr)
+        return 130
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "a": args.a,
+                    "b": args.b,
+                    "seed": args.seed,
+                    "races": [
+                        {"difference": f.describe(args.a, args.b), "file": str(f.file)} for f in findings
+                    ],
+                }
+            )
+        )
+    else:
+        for n, f in enumerate(findings, 1):
+            print(f"difference {n}: {f.describe(args.a, args.b)}")
+            print(f"  minimal case: {f.file} ({len(f.case['packets'])} packets)")
+        what = "datagram" if args.datagrams else "race"
+        print(f"{args.a} vs {args.b}: {len(findings)} distinct {what} differences (seed {args.seed})")
+    return 1 if findings else 0
 
 
 def _report_json(run: DiffRun) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Public hypothesis strategies for TCP conversations as conntrack sees them.
+"""Public hypothesis strategies for TCP conversations, and UDP and ICMP echo exchanges, as
+conntrack sees them.
 
 Style follows Hypothesis's API guide: plural names, keyword-only ``min_*``/``max_*``
 arguments checked up front, the simplest choice first so failures shrink to short
@@ -13,6 +14,9 @@ client is conntrack's ORIGINAL direction.
   one corrupted field, which between them produce every out-of-window class.
 * :func:`late_ack_conversations` -- a bulk upload followed by the article's overly delayed
   ACK: an ACK below ``td_end - MAXACKWINDOW`` of the uploader's data.
+* :func:`udp_conversations` and :func:`icmp_echo_conversations` -- datagrams between a
+  container and a remote in any order, with gaps long enough to let entries expire
+  (:class:`DatagramConversation`, which writes itself as a contract v2 case).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import NamedTuple
 
 from hypothesis import strategies as st
 
-from sim.packet import NO_OPTIONS, SEQ_MASK, TcpFlag, TcpOptions
+from sim.packet import NO_OPTIONS, SEQ_MASK, IcmpType, IpProto, TcpFlag, TcpOptions
 
 MAXACKWINCONST = 66000  # nf_conntrack_proto_tcp.c
 
@@ -351,3 +355,105 @@ def _late_ack(draw: st.DrawFn, min_segments: int, max_segments: int) -> tuple[Co
     late = draw(st.sampled_from(old))
     segs.append(Segment("s", A, (isn_s + 1) & SEQ_MASK, late, 187))
     return Conversation(tuple(segs), isn_c, isn_s, None, None), len(segs) - 1
+
+
+# -- UDP and ICMP echo --------------------------------------------------------------------------
+CONTAINER, REMOTE, HOST = "192.0.2.2", "198.51.100.2", "198.51.100.1"  # the contract's defaults
+MAX_UDP_PAYLOAD = 1472  # 1500 - 20 - 8
+
+
+class Datagram(NamedTuple):
+    """One datagram of a :class:`DatagramConversation`: who sends it ("c", the container;
+    "s", the remote), its payload bytes and the seconds since the previous one."""
+
+    frm: str
+    length: int
+    delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class DatagramConversation:
+    """UDP datagrams between ``CONTAINER:sport`` and ``REMOTE:dport``, or ICMP echo requests
+    (the container's) and replies (the remote's) with identifier ``sport``; the remote
+    answers the host's address, which MASQUERADE gave the container's flow."""
+
+    proto: IpProto
+    sport: int
+    dport: int
+    datagrams: tuple[Datagram, ...]
+
+    def to_case(self, *, kernel: str = "6.18", name: str = "datagrams") -> dict[str, object]:
+        """The conversation as a crafted-packet case (contract v2)."""
+        packets: list[dict[str, object]] = []
+        for seq, d in enumerate(self.datagrams):
+            out = d.frm == "c"
+            src, dst = (CONTAINER, REMOTE) if out else (REMOTE, HOST)
+            p: dict[str, object] = {"from": "ctr" if out else "remote", "proto": self.proto.name.lower()}
+            if self.proto is IpProto.UDP:
+                sport, dport = (self.sport, self.dport) if out else (self.dport, self.sport)
+                p.update(src=f"{src}:{sport}", dst=f"{dst}:{dport}")
+            else:
+                kind = IcmpType.ECHO if out else IcmpType.ECHOREPLY
+                p.update(src=src, dst=dst, type=int(kind), id=self.sport, seq=seq & 0xFFFF)
+            p.update(len=d.length, delay=d.delay)
+            packets.append(p)
+        return {"name": name, "kernel": kernel, "packets": packets}
+
+
+def _datagrams(
+    min_datagrams: int, max_datagrams: int, max_length: int, max_delay: float
+) -> st.SearchStrategy:
+    _check_bounds("datagrams", min_datagrams, max_datagrams, 1)
+    if not 0 <= max_length <= MAX_UDP_PAYLOAD:
+        raise ValueError(f"max_length must be in 0..{MAX_UDP_PAYLOAD}, got {max_length}")
+    if not 0 <= max_delay <= 600:
+        raise ValueError(f"max_delay must be in 0..600 seconds, got {max_delay}")
+    one = st.builds(
+        Datagram,
+        st.sampled_from(("c", "s")),
+        st.integers(0, max_length),
+        # whole milliseconds: the same gaps in a case file, a replay and a live run
+        st.integers(0, int(max_delay * 1000)).map(lambda ms: ms / 1000),
+    )
+    return st.lists(one, min_size=min_datagrams, max_size=max_datagrams).map(tuple)
+
+
+def udp_conversations(
+    *,
+    min_datagrams: int = 1,
+    max_datagrams: int = 12,
+    max_length: int = MAX_UDP_PAYLOAD,
+    max_delay: float = 40.0,
+) -> st.SearchStrategy[DatagramConversation]:
+    """UDP between the container and the remote in any order: queries, answers, unanswered
+    probes, answers with no query, gaps up to ``max_delay`` seconds (past the 30 s unreplied
+    timeout, so entries expire and come back). Shrinks to one datagram from the container to
+    port 53, no payload, no delay."""
+    ports = st.integers(1024, 65535)
+    services = st.sampled_from((53, 123, 9, 5060)) | st.integers(1, 65535)
+    return st.builds(
+        DatagramConversation,
+        st.just(IpProto.UDP),
+        ports,
+        services,
+        _datagrams(min_datagrams, max_datagrams, max_length, max_delay),
+    )
+
+
+def icmp_echo_conversations(
+    *,
+    min_datagrams: int = 1,
+    max_datagrams: int = 12,
+    max_length: int = 1472,
+    max_delay: float = 40.0,
+) -> st.SearchStrategy[DatagramConversation]:
+    """ICMP echo requests from the container and replies from the remote, in any order and
+    with any gaps (a reply with no request, a request whose entry expired). Shrinks to one
+    request with identifier 0."""
+    return st.builds(
+        DatagramConversation,
+        st.just(IpProto.ICMP),
+        st.integers(0, 65535),
+        st.just(0),
+        _datagrams(min_datagrams, max_datagrams, max_length, max_delay),
+    )

@@ -22,9 +22,12 @@ from sim.include.nf_conntrack import Conn, CtInfo
 from sim.include.nf_conntrack_tcp import STATE_NAMES
 from sim.netfilter.conntrack import ConntrackResult, ConntrackTable
 from sim.netfilter.profiles import DEFAULT_PROFILE, KernelProfile, resolve_kernel
+from sim.include.nf_conntrack import CtInfo
+from sim.include.nf_conntrack_tcp import STATE_NAMES
 from sim.netfilter.proto_tcp import TcpAction
-from sim.packet import Packet, TcpOptions, parse_flags
+from sim.packet import IPPROTO_TCP, Packet, TcpOptions, parse_flags
 from sim.skb import Skb
+from sim.trace import Bound, WindowCheck
 from sim.testing.strategies import Conversation, Segment
 from sim.trace import Bound, WindowCheck
 
@@ -128,7 +131,7 @@ class Tracker:
         table.nf_conntrack_confirm(skb, now)
         ct = res.ct
         if ct is None or ct.dying:  # not attached (INVALID) or killed: whatever holds the tuple
-            hit = table.find((src, sport, dst, dport), now)
+            hit = table.find((src, sport, dst, dport, IPPROTO_TCP), now)
             ct = None if hit is None else hit[0]
         tcp = res.tcp
         return SegmentResult(

@@ -8,6 +8,7 @@ uplink ``eth0`` leads to the remote.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 from sim.net.netns import Device, DevKind, Namespace, Route
@@ -34,6 +35,10 @@ class DockerBridge:
     passive_ends: bool = False
     ports: tuple[PublishedPort, ...] = ()
     link_delay: float = 0.0  # one way, host uplink <-> remote
+    # the containers' namespace names (default ctr, ctr2, ...), and more remotes on the
+    # uplink's segment as (name, address)
+    container_names: tuple[str, ...] = ()
+    remotes: tuple[tuple[str, str], ...] = ()
 
     @property
     def subnet(self) -> str:
@@ -52,9 +57,12 @@ def _mac(i: int) -> str:
 
 
 def docker_bridge(cfg: DockerBridge, seed: int = 0, trace: bool = True) -> World:
-    """Build the world: namespaces ``ctr`` (``ctr2``, ...), ``host`` and ``remote``."""
+    """Build the world: namespaces ``ctr`` (``ctr2``, ...), ``host``, ``remote`` and any
+    further remotes."""
     w = World(seed=seed, trace=trace)
-    host = Namespace(NsRole.HOST.value, ip_forward=True, conntrack=ConntrackTable(cfg.kernel))
+    # the tuple hash's seed (nf_conntrack_hash_rnd) comes from the world's seed
+    table = ConntrackTable(cfg.kernel, hash_rnd=zlib.crc32(b"nf_conntrack_hash_rnd", seed))
+    host = Namespace(NsRole.HOST.value, ip_forward=True, conntrack=table)
     w.add_namespace(host)
     w.add_device(
         host, Device("docker0", DevKind.BRIDGE, "02:42:00:00:00:01", cfg.bridge_ip, cfg.bridge_prefix)
@@ -68,8 +76,14 @@ def docker_bridge(cfg: DockerBridge, seed: int = 0, trace: bool = True) -> World
     w.add_device(remote, Device("eth0", DevKind.VETH, "52:54:00:00:00:02", cfg.remote_ip, remote_prefix))
     remote.routes.append(Route("0.0.0.0", 0, "eth0"))
     w.link((NsRole.HOST.value, "eth0"), (NsRole.REMOTE.value, "eth0"), delay=cfg.link_delay)
+    for i, (name, ip) in enumerate(cfg.remotes):
+        other = Namespace(name, passive=cfg.passive_ends)
+        w.add_namespace(other)
+        w.add_device(other, Device("eth0", DevKind.VETH, f"52:54:00:00:01:{i:02x}", ip, remote_prefix))
+        other.routes.append(Route("0.0.0.0", 0, "eth0"))
+        w.attach((NsRole.HOST.value, "eth0"), (name, "eth0"), delay=cfg.link_delay)
     for i, ip in enumerate(cfg.containers):
-        name = container_name(i)
+        name = cfg.container_names[i] if cfg.container_names else container_name(i)
         ctr = Namespace(name, passive=cfg.passive_ends)
         w.add_namespace(ctr)
         w.add_device(ctr, Device("eth0", DevKind.VETH, _mac(i + 2), ip, cfg.bridge_prefix))

@@ -109,6 +109,13 @@ def test_minimal_case_stops_after_the_first_disagreeing_packet() -> None:
     parse_case(small)
 
 
+def test_minimal_case_keeps_the_packets_racing_the_first_disagreeing_one() -> None:
+    case = load_case("udp-dns-race")  # packet 1 races packet 0, packet 2 does not race
+    small = minimal_case(case, [Difference(case["name"], 0, "ct_stats", {}, {"clash_resolve": 1})])
+    assert small["packets"] == case["packets"][:2]
+    parse_case(small)
+
+
 def test_a_model_exception_keeps_the_whole_case(tmp_path: Path) -> None:
     case = load_case("data-beyond-window-drop")
     diffs = [Difference(case["name"], None, "exception", "KeyError: 'x'", None)]

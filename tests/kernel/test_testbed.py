@@ -247,7 +247,7 @@ def test_stale_namespaces_of_a_killed_run_are_removed() -> None:
     [
         ({"topology": {"ctr_ip": "10.0.0.2"}}, "outside the documentation ranges"),
         ({"packets": [{"from": "remote", "src": "8.8.8.8:53", "dst": HOST}]}, "outside the documentation"),
-        ({"packets": [{"from": "moon", "src": CTR, "dst": REMOTE}]}, "'ctr' or 'remote'"),
+        ({"packets": [{"from": "moon", "src": CTR, "dst": REMOTE}]}, "one of 'ctr', 'remote'"),
         ({"packets": [{"from": "ctr", "src": CTR, "dst": REMOTE, "flags": "SX"}]}, "unknown TCP flag"),
         ({"iptables": {"ctr": ["iptables -F"]}}, "host namespace only"),
         ({"iptables": {"host": ["nft flush ruleset"]}}, "expected iptables arguments"),

@@ -38,7 +38,7 @@ def test_published_port_is_dnated_to_the_container():
     assert got.ns == "ctr"
     assert (got.before.dst, got.before.dport, got.before.src) == ("172.17.0.2", 80, "36.110.213.207")
     (ct,) = list(w.namespaces["host"].conntrack)
-    assert ct.tuples[1] == ("172.17.0.2", 80, "36.110.213.207", 50000)
+    assert ct.tuples[1] == ("172.17.0.2", 80, "36.110.213.207", 50000, 6)
 
 
 def test_link_delay_and_same_seed_same_loss():

@@ -54,7 +54,7 @@ def test_masquerade_binds_the_reply_tuple_and_keeps_a_free_port():
     ct = _new(table).ct
     assert not nf_nat_initialized(ct, ManipType.SRC)
     nf_nat_setup_info(table, ct, MASQ, ManipType.SRC, 0.0, random.Random(0))
-    assert ct.tuples == ((CTR, 39700, REMOTE, 443), (REMOTE, 443, HOST, 39700))
+    assert ct.tuples == ((CTR, 39700, REMOTE, 443, 6), (REMOTE, 443, HOST, 39700, 6))  # IPPROTO_TCP
     assert ct.status & IPS_SRC_NAT and ct.status & IPS_SRC_NAT_DONE
     assert not ct.status & (IPS_DST_NAT | IPS_DST_NAT_DONE)
     assert nf_nat_initialized(ct, ManipType.SRC)
@@ -68,7 +68,7 @@ def test_a_taken_port_is_replaced_by_one_of_the_same_class():
     # a second container, same source port: HOST:39700 -> REMOTE:443 is taken
     other = _new(table, Packet("172.17.0.3", REMOTE, 39700, 443, 5, 0, int(TcpFlag.SYN), 29200))
     nf_nat_setup_info(table, other.ct, MASQ, ManipType.SRC, 0.0, random.Random(0))
-    r_src, r_sport, r_dst, r_dport = other.ct.tuples[1]
+    r_src, r_sport, r_dst, r_dport, _ = other.ct.tuples[1]
     assert (r_src, r_sport, r_dst) == (REMOTE, 443, HOST)
     assert r_dport != 39700 and 1024 <= r_dport <= 65535
 

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from sim.netfilter.profiles import CHANGES, PROFILES, KernelProfile, build, resolve_kernel, switches
+from sim.netfilter.changes import CHANGES
+from sim.netfilter.profiles import PROFILES, KernelProfile, build, resolve_kernel, switches
 
 
 def test_profiles_are_ordered_oldest_first_and_keep_the_old_names():

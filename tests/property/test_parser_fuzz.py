@@ -32,7 +32,7 @@ from sim.netfilter.x_tables import RuleAt
 from sim.netfilter.xtables import Ruleset, ipt_do_table
 from sim.packet import Packet, parse_flags
 from sim.pcap.reader import read_frames
-from sim.scenario.case import CASE_KEYS, OPTION_KEYS, PACKET_KEYS, load_case_file
+from sim.scenario.case import CASE_KEYS, INNER_KEYS, OPTION_KEYS, PACKET_KEYS, load_case_file
 from sim.scenario.loader import CASES_DIR, builtin_cases
 from sim.scenario.replay import build_case_world
 from sim.scenario.scenario import TOP_KEYS, load_scenario
@@ -67,7 +67,13 @@ SCENARIO = {  # the seed incident with a small upload, so that an accepted scena
     ],
 }
 SCENARIO_KEYS = sorted(TOP_KEYS | {"containers", "bytes", "from", "kind", "hold", "offset", "rst", "_c"})
-CASE_FIELD_NAMES = sorted(CASE_KEYS | PACKET_KEYS | OPTION_KEYS | {"host", "ctr_ip", "_c"})
+CASE_FIELD_NAMES = sorted(
+    CASE_KEYS
+    | set().union(*PACKET_KEYS.values())
+    | OPTION_KEYS
+    | INNER_KEYS
+    | {"host", "ctr_ip", "ctr2", "_c"}
+)
 MAX_RUN_BYTES = 300_000  # accepted scenarios with bigger uploads are valid but too slow to run here
 
 
@@ -308,7 +314,11 @@ def _write_capture(name: str, tmp: Path) -> bytes:
         "ctr": ("02:42:ac:11:00:02", "02:42:00:00:00:01"),
         "remote": ("52:54:00:00:00:02", "52:54:00:00:00:01"),
     }
-    write_pcap(path, [(0.05 * i, pkt, *macs[side]) for i, (side, pkt, _) in enumerate(packets)])
+    records = [
+        (0.05 * i, p.pkt, *macs["ctr" if p.side.startswith("ctr") else "remote"])
+        for i, p in enumerate(packets)
+    ]
+    write_pcap(path, records)
     return path.read_bytes()
 
 

@@ -68,7 +68,7 @@ def test_ignore_changes_neither_state_nor_timeout(case, profile):
     tracker = Tracker(profile)
     for seg in conv.segments:
         src, dst = (tracker.client, tracker.server) if seg.frm == "c" else (tracker.server, tracker.client)
-        hit = tracker.table.find((*src, *dst), tracker.now + 1)
+        hit = tracker.table.find((*src, *dst, 6), tracker.now + 1)  # IPPROTO_TCP
         before = None
         if hit is not None:
             ct = hit[0]

@@ -65,7 +65,7 @@ def test_nat_reply_tuples_stay_unique_when_containers_share_a_port():
     replies = [ct.tuples[1] for ct in table]
     assert len(replies) == 3 and len(set(replies)) == 3
     # the first keeps its port (MASQUERADE keeps a free port); the others get new ones
-    assert replies[0] == ("36.110.213.207", 443, "10.21.17.99", 39700)
+    assert replies[0] == ("36.110.213.207", 443, "10.21.17.99", 39700, 6)  # IPPROTO_TCP
     assert all(r[3] >= 1024 for r in replies)
 
 
@@ -122,7 +122,7 @@ def test_same_seed_gives_the_same_trace(case, seed, link):
             for dev in ns.devices.values():
                 for name, value in link.items():
                     setattr(dev, name, value)
-        for side, pkt, delay in packets:
+        for side, pkt, delay, _ in packets:
             w.run(until=w.clock.now + delay)
             w.inject(side, "eth0", pkt)
         w.run()

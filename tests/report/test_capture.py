@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from sim import wire
-from sim.packet import Packet, TcpFlag, TcpOptions
+from sim.packet import Packet, TcpFlag, TcpOptions, icmp_packet, udp_packet
 from sim.pcap.reader import read_frames
 from sim.report.capture import PcapWriter, SeqTable, tcpdump_line, ts_print, write_pcap
 
@@ -380,3 +380,92 @@ def test_tshark_reads_what_was_written(tmp_path: Path) -> None:
     # tcp.flags is printed in hex ("0x0018"); its width differs between Wireshark versions
     got = [(int(sport), int(flags, 16), int(seq), int(ack)) for sport, flags, seq, ack in rows]
     assert got == [(p.sport, p.flags, p.seq, p.ack) for _, p, _, _ in records]
+
+
+# -- UDP and ICMP: the lines tcpdump 4.99 (`tcpdump -n -r`) printed on this machine for a pcap
+# the model wrote (sim.wire.emit's UDP and ICMP bytes; timestamps cut).
+def _v2_lines() -> list[tuple[Packet, str]]:
+    r, h = "198.51.100.2", "198.51.100.1"
+    quoted_udp, quoted_tcp = udp_packet(h, 45124, r, 9), Packet(h, r, 40100, 443, 1)
+    return [
+        (
+            udp_packet("192.0.2.2", 45123, r, 5000, 33),
+            "IP 192.0.2.2.45123 > 198.51.100.2.5000: UDP, length 33",
+        ),
+        (udp_packet("192.0.2.2", 45123, r, 53, 33), "IP 192.0.2.2.45123 > 198.51.100.2.53: 0 [0q] (33)"),
+        (
+            udp_packet(h, 40000, r, 53, 8),
+            "IP 198.51.100.1.40000 > 198.51.100.2.53: domain [length 8 < 12] (invalid)",
+        ),
+        (
+            udp_packet(h, 40000, r, 123, 48),
+            "IP 198.51.100.1.40000 > 198.51.100.2.123: NTPv0, unspecified, length 48",
+        ),
+        (
+            icmp_packet("192.0.2.2", r, 8, 0, 7, 1, 56),
+            "IP 192.0.2.2 > 198.51.100.2: ICMP echo request, id 7, seq 1, length 64",
+        ),
+        (
+            icmp_packet(r, "192.0.2.2", 0, 0, 7, 1, 56),
+            "IP 198.51.100.2 > 192.0.2.2: ICMP echo reply, id 7, seq 1, length 64",
+        ),
+        (
+            icmp_packet(r, h, 3, 3, inner=quoted_udp),
+            "IP 198.51.100.2 > 198.51.100.1: ICMP 198.51.100.2 udp port 9 unreachable, length 36",
+        ),
+        (
+            icmp_packet(r, h, 3, 3, inner=quoted_tcp),
+            "IP 198.51.100.2 > 198.51.100.1: ICMP 198.51.100.2 tcp port 443 unreachable, length 36",
+        ),
+        (
+            icmp_packet(r, h, 3, 2, inner=quoted_tcp),
+            "IP 198.51.100.2 > 198.51.100.1: ICMP 198.51.100.2 protocol 6 unreachable, length 36",
+        ),
+        (
+            icmp_packet(r, h, 3, 1, inner=quoted_udp),
+            "IP 198.51.100.2 > 198.51.100.1: ICMP host 198.51.100.2 unreachable, length 36",
+        ),
+        (
+            icmp_packet(r, h, 3, 4, inner=quoted_tcp),
+            "IP 198.51.100.2 > 198.51.100.1: ICMP 198.51.100.2 unreachable - need to frag, length 36",
+        ),
+        (
+            icmp_packet(r, h, 3, 13, inner=quoted_tcp),
+            "IP 198.51.100.2 > 198.51.100.1: ICMP host 198.51.100.2 unreachable"
+            " - admin prohibited filter, length 36",
+        ),
+        (
+            icmp_packet(r, h, 11, 0, inner=quoted_tcp),
+            "IP 198.51.100.2 > 198.51.100.1: ICMP time exceeded in-transit, length 36",
+        ),
+        (
+            icmp_packet(r, h, 12, 1, inner=quoted_udp),
+            "IP 198.51.100.2 > 198.51.100.1: ICMP parameter problem - code 1, length 36",
+        ),
+        (
+            icmp_packet(r, h, 5, 1, inner=quoted_udp),
+            "IP 198.51.100.2 > 198.51.100.1: ICMP redirect 198.51.100.2 to host 0.0.0.0, length 36",
+        ),
+        (
+            icmp_packet("192.0.2.2", r, 13, 0, 9, 0, 12),
+            "IP 192.0.2.2 > 198.51.100.2: ICMP time stamp query id 9 seq 0, length 20",
+        ),
+        (icmp_packet(r, h, 30, 0, 5, 6), "IP 198.51.100.2 > 198.51.100.1: ICMP type-#30, length 8"),
+    ]
+
+
+def test_udp_and_icmp_lines_as_tcpdump_prints_them():
+    for pkt, line in _v2_lines():
+        assert tcpdump_line(pkt, 0.0) == "00:00:00.000000 " + line
+
+
+@pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump not installed")
+def test_tcpdump_reads_the_udp_and_icmp_the_model_writes(tmp_path):
+    """The bytes sim.wire.emit writes for UDP and ICMP: tcpdump decodes each as the model
+    prints it (and reports no bad length or truncation)."""
+    path = tmp_path / "v2.pcap"
+    write_pcap(path, [(0.0, p, "02:00:00:00:00:01", "02:00:00:00:00:02") for p, _ in _v2_lines()])
+    out = subprocess.run(
+        ["tcpdump", "-n", "-r", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    assert [line.split(" ", 1)[1] for line in out.splitlines()] == [line for _, line in _v2_lines()]

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from sim.netfilter.profiles import PROFILES
 from sim.report.kernels import (
-    FIXES,
+    MATRIX_FIXES,
     PACKET_CLASSES,
     Cell,
     changelog,
@@ -22,6 +22,8 @@ from sim.report.kernels import (
     matrix_json,
     render_list,
     render_matrix,
+    render_topics,
+    story_events,
 )
 
 OLD_NEW = [PROFILES["3.10"], PROFILES["6.1"]]
@@ -108,7 +110,7 @@ def _cell(label: str, profile: str, fix: str) -> Cell:
 def test_matrix_fits_100_columns_however_many_profiles() -> None:
     names = [f"9.{i}" for i in range(14)]
     labels = [label for label, _, _ in PACKET_CLASSES]
-    cells = [_cell(lb, p, f) for lb in labels for f in FIXES for p in names]
+    cells = [_cell(lb, p, f) for lb in labels for f in MATRIX_FIXES for p in names]
     text = render_matrix(cells)
     assert max(len(line) for line in text.splitlines()) <= 100
     headers = [line.split()[2:] for line in text.splitlines() if line.startswith("no fix")]
@@ -122,10 +124,11 @@ def test_cli_matrix_json_covers_every_class_profile_and_fix() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert data["profiles"] == list(PROFILES) and data["fixes"] == list(FIXES)
+    assert data["profiles"] == list(PROFILES) and data["fixes"] == list(MATRIX_FIXES)
     seen = {(c["case"], c["profile"], c["fix"]) for c in data["cells"]}
-    assert seen == {(case, p, f) for _, case, _ in PACKET_CLASSES for p in PROFILES for f in FIXES}
-    assert data == matrix_json(compute_matrix(list(PROFILES.values())))
+    assert seen == {(case, p, f) for _, case, _ in PACKET_CLASSES for p in PROFILES for f in MATRIX_FIXES}
+    cells = compute_matrix(list(PROFILES.values()))
+    assert data == {**matrix_json(cells), "stories": story_events(list(PROFILES.values()))}
 
 
 def test_cli_text_matrix_is_readable_at_100_columns() -> None:
@@ -139,3 +142,38 @@ def test_cli_text_matrix_is_readable_at_100_columns() -> None:
         lines[0].split()[:2] == ["no", "fix"]
         and lines[0].split()[2:] == list(PROFILES)[: len(lines[0].split()) - 2]
     )
+
+
+def test_topic_rows_come_from_the_changes_each_profile_carries() -> None:
+    rows = {
+        line.split()[1]: line.split()[2:]
+        for line in render_topics(list(PROFILES.values())).splitlines()
+        if line.startswith("  ")
+    }
+    order = list(PROFILES)
+
+    def has(key: str) -> set[str]:
+        return {p for p, mark in zip(order, rows[key], strict=True) if mark == "+"}
+
+    # el7 3.10.0-1160 backports the 4.19-era nf_ct_resolve_clash (SCENARIOS.md [src]); 3.10.99 has none
+    assert "el7" in has("clash-resolve") and "3.10" not in has("clash-resolve")
+    # nf_ct_resolve_clash_harder: 5.10+ trees, not el7/4.19 [src]
+    assert has("clash-harder") == {"5.10", "5.15", "6.1", "6.12", "6.18"}
+    # pr_fmt in nf_conntrack_core.c: 4.19 .. 6.18, not el7 [src]
+    assert has("core-pr-fmt") == {"4.19", "5.10", "5.15", "6.1", "6.12", "6.18"}
+    # "table full in netns %u": 6.18.y, not 6.12.y [src]
+    assert has("table-full-netns") == {"6.18"}
+    # nf_nat_used_tuple_harder (TIME_WAIT eviction): 6.12.y, not 6.1.y [src]
+    assert has("nat-evict-time-wait") == {"6.12", "6.18"}
+
+
+def test_cli_text_matrix_has_the_story_rows() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "sim.cli", "kernels", "--matrix"], capture_output=True, text=True
+    )
+    text = proc.stdout
+    assert "clash handling at confirmation" in text and "NAT port search" in text
+    assert "table full and early_drop" in text
+    dns = next(line for line in text.splitlines() if line.startswith("  dns-race"))
+    # 3.10 drops both races, el7/4.19 the different-DNAT one, 5.10+ resolve both
+    assert dns.split()[1:5] == ["insert_failed", "insert_failed", "insert_failed", "ok"]

@@ -64,7 +64,7 @@ def test_no_flags_and_syn_fin_survive_the_conversion() -> None:
     case = conversation_to_case(odd, name="odd")
     assert [p["flags"] for p in case["packets"]] == ["", "SF"]
     _, _, _, packets = parse_case(case)
-    assert [p.flags for _, p, _ in packets] == [0, int(TcpFlag.SYN | TcpFlag.FIN)]
+    assert [p.pkt.flags for p in packets] == [0, int(TcpFlag.SYN | TcpFlag.FIN)]
 
 
 @pytest.mark.parametrize(
@@ -86,7 +86,7 @@ def test_every_generated_conversation_is_a_valid_case_that_round_trips(conv: Con
     case = conversation_to_case(conv.segments, name="prop", fix=fix)
     _, _, _, packets = parse_case(case)
     assert len(packets) == len(conv.segments)
-    for seg, (side, pkt, delay) in zip(conv.segments, packets, strict=True):
+    for seg, (side, pkt, delay, _) in zip(conv.segments, packets, strict=True):
         assert side == ("ctr" if seg.frm == "c" else "remote")
         assert (pkt.seq, pkt.ack, pkt.flags, pkt.window, pkt.payload_len) == (
             seg.seq,
@@ -103,7 +103,7 @@ def test_a_given_delay_is_written_on_every_packet() -> None:
     syn, synack = int(TcpFlag.SYN), int(TcpFlag.SYN | TcpFlag.ACK)
     segs = [Segment("c", syn, 1, 0, 1000, 0, TcpOptions()), Segment("s", synack, 9, 2, 1000, 0, TcpOptions())]
     _, _, _, packets = parse_case(conversation_to_case(segs, name="d", delay=0.001))
-    assert [delay for _, _, delay in packets] == [0.001, 0.001]
+    assert [p.delay for p in packets] == [0.001, 0.001]
 
 
 def test_kernel_and_sysctls_are_written_and_a_conversation_is_accepted() -> None:

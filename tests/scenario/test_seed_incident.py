@@ -144,5 +144,5 @@ def test_bad_scenarios_get_one_line_errors(tmp_path):
     bad.write_text("name = \n")
     with pytest.raises(ScenarioError, match=r"bad\.toml"):
         load_scenario(str(bad))
-    with pytest.raises(ScenarioError, match="built-in scenarios: seed-incident"):
+    with pytest.raises(ScenarioError, match=r"built-in scenarios: .*dns-race.*seed-incident"):
         load_scenario("no-such-scenario")

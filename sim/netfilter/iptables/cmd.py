@@ -193,8 +193,9 @@ class _RuleParser:
         for name, opts in reversed(self.matches):
             if owner is None and opt in MATCHES[name][0]:
                 owner = opts
-        if owner is None and opt in MATCHES["tcp"][0] and self.proto == 6:
-            self.matches.append(("tcp", {}))
+        implicit = {6: "tcp", 17: "udp"}.get(self.proto)  # libxtables' load_proto()
+        if owner is None and implicit is not None and opt in MATCHES[implicit][0]:
+            self.matches.append((implicit, {}))
             owner = self.matches[-1][1]
         if owner is None:
             raise RuleError(f"{opt}: unknown option (no loaded match or target takes it)")
@@ -211,8 +212,9 @@ class _RuleParser:
     def build(self, chain: Chain) -> Rule:
         matches = []
         for name, opts in self.matches:
-            if name == "tcp" and (self.proto != 6 or self.inv & InvFlag.PROTO):
-                raise RuleError("-m tcp: needs `-p tcp' (and not `! -p tcp')")
+            number = {"tcp": 6, "udp": 17}.get(name)
+            if number is not None and (self.proto != number or self.inv & InvFlag.PROTO):
+                raise RuleError(f"-m {name}: needs `-p {name}' (and not `! -p {name}')")
             match = MATCHES[name][1](opts)
             if opts:
                 raise RuleError(f"{next(iter(opts))}: option not used by -m {name}")
@@ -245,7 +247,7 @@ class _RuleParser:
             raise RuleError(f"{next(iter(opts))}: option not used by -j {name}")
         if (
             name in ("SNAT", "DNAT", "MASQUERADE")
-            and self.proto != 6
+            and self.proto not in (6, 17)
             and isinstance(target, NatTarget)
             and (target.request.range.flags & NatRangeFlag.PROTO_SPECIFIED)
         ):

@@ -29,7 +29,6 @@ def _split(line: str) -> list[str]:
         raise RuleError(f"{line!r}: {e}") from None
 
 
-
 # ---------------------------------------------------------------------------------------------
 # Value parsers (each raises RuleError naming the option and the value).
 

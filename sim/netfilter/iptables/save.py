@@ -16,7 +16,9 @@ from sim.netfilter.iptables.ext.limit import limit_print, limit_save
 from sim.netfilter.iptables.ext.log import log_print, log_save
 from sim.netfilter.iptables.ext.nat import nat_print
 from sim.netfilter.iptables.ext.reject import reject_print, reject_save
+from sim.netfilter.iptables.ext.statistic import statistic_print, statistic_save
 from sim.netfilter.iptables.ext.tcp import tcp_print, tcp_save
+from sim.netfilter.iptables.ext.udp import udp_print, udp_save
 from sim.netfilter.log import LogTarget
 from sim.netfilter.reject import RejectTarget
 from sim.netfilter.xtables import (
@@ -29,8 +31,10 @@ from sim.netfilter.xtables import (
     Rule,
     Ruleset,
     StandardTarget,
+    StatisticMatch,
     Table,
     TcpMatch,
+    UdpMatch,
     XtMatch,
     XtTarget,
 )
@@ -65,10 +69,14 @@ def match_print(m: XtMatch) -> str:
     """The match's ``-L -n`` text (its extension's print function)."""
     if isinstance(m, TcpMatch):
         return tcp_print(m)
+    if isinstance(m, UdpMatch):
+        return udp_print(m)
     if isinstance(m, ConntrackMatch):
         return conntrack_print(m)
     if isinstance(m, LimitMatch):
         return limit_print(m)
+    if isinstance(m, StatisticMatch):
+        return statistic_print(m)
     return addrtype_print(m)
 
 
@@ -76,10 +84,14 @@ def match_save(m: XtMatch) -> str:
     """``-m NAME`` and the match's options (its extension's save function)."""
     if isinstance(m, TcpMatch):
         return tcp_save(m)
+    if isinstance(m, UdpMatch):
+        return udp_save(m)
     if isinstance(m, ConntrackMatch):
         return conntrack_save(m)
     if isinstance(m, LimitMatch):
         return limit_save(m)
+    if isinstance(m, StatisticMatch):
+        return statistic_save(m)
     return addrtype_save(m)
 
 

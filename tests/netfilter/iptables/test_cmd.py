@@ -100,6 +100,8 @@ def test_chain_management() -> None:
         ("-P INPUT RETURN", "-P INPUT RETURN: Bad policy name"),
         ("-D INPUT 3", "INPUT 3: Index of deletion too big"),
         ("-A INPUT -p tcp -m tcp ! -p udp -j DROP", "--protocol: multiple --protocol flags not allowed"),
+        ("-A INPUT -p tcp -m udp --dport 53 -j DROP", "-m udp: needs `-p udp'"),
+        ("-A INPUT -p udp --syn -j DROP", "--syn: unknown option"),
         # digits are ASCII digits (xtables_strtoul() uses strtoul(), not Unicode digits)
         ("-A INPUT -s \u0661\u0669\u0662.0.2.1 -j DROP", "--source '\u0661\u0669\u0662.0.2.1': host/network"),
         ("-A INPUT -p tcp --dport \u0663 -j DROP", "--dport '\u0663': invalid port/service specified"),

@@ -122,10 +122,41 @@ def test_filter_listing_matches_real_output() -> None:
             " -j REJECT --reject-with tcp-reset",
             "tcp spts:1:1023 ! ctstate RELATED,ESTABLISHED reject-with tcp-reset",
         ),
+        (  # Docker's published UDP port; libxt_udp.c prints " udp dpt:%u", saves " -m udp --dport"
+            "-t nat -A DOCKER ! -i docker0 -p udp -m udp --dport 5060"
+            " -j DNAT --to-destination 192.0.2.2:5060",
+            "-A DOCKER ! -i docker0 -p udp -m udp --dport 5060 -j DNAT --to-destination 192.0.2.2:5060",
+            "udp dpt:5060 to:192.0.2.2:5060",
+        ),
+        (
+            "-A INPUT -p udp ! --sport 1:1023 -j DROP",
+            "-A INPUT -p udp -m udp ! --sport 1:1023 -j DROP",
+            "udp spts:!1:1023",
+        ),
         (
             "-t nat -A POSTROUTING -p tcp -j MASQUERADE --to-ports 1024-65535 --random",
             "-A POSTROUTING -p tcp -j MASQUERADE --to-ports 1024-65535 --random",
             "masq ports: 1024-65535 random",
+        ),
+        # The port-choice flags, as iptables v1.8.9 saves (-S) and lists (-nL) them (recorded
+        # in a fresh network namespace)
+        (
+            "-t nat -A POSTROUTING -s 192.0.2.0/24 ! -o docker0 -j MASQUERADE --random-fully",
+            "-A POSTROUTING -s 192.0.2.0/24 ! -o docker0 -j MASQUERADE --random-fully",
+            "random-fully",
+        ),
+        (
+            "-t nat -A POSTROUTING -p tcp -s 192.0.2.7/32 -j SNAT"
+            " --to-source 198.51.100.1:40000-40010 --random",
+            "-A POSTROUTING -s 192.0.2.7/32 -p tcp -j SNAT --to-source 198.51.100.1:40000-40010 --random",
+            "to:198.51.100.1:40000-40010 random",
+        ),
+        (
+            "-t nat -A POSTROUTING -p udp -s 192.0.2.8/32 -j MASQUERADE"
+            " --to-ports 1024-2047 --random --random-fully",
+            "-A POSTROUTING -s 192.0.2.8/32 -p udp -j MASQUERADE"
+            " --to-ports 1024-2047 --random --random-fully",
+            "masq ports: 1024-2047 random random-fully",
         ),
         (
             "-A INPUT -m limit --limit 10/hour --limit-burst 3 -j LOG --log-prefix abc",

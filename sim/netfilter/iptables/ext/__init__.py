@@ -12,7 +12,9 @@ from sim.netfilter.iptables.ext.limit import _build_limit
 from sim.netfilter.iptables.ext.log import _build_log
 from sim.netfilter.iptables.ext.nat import _build_nat
 from sim.netfilter.iptables.ext.reject import _build_reject
+from sim.netfilter.iptables.ext.statistic import _build_statistic
 from sim.netfilter.iptables.ext.tcp import _build_tcp
+from sim.netfilter.iptables.ext.udp import _build_udp
 from sim.netfilter.iptables.parse import Opts
 from sim.netfilter.xtables import XtMatch, XtTarget
 
@@ -21,10 +23,12 @@ MATCHES: dict[str, tuple[frozenset[str], Callable[[Opts], XtMatch]]] = {
         frozenset({"--sport", "--source-port", "--dport", "--destination-port", "--syn", "--tcp-flags"}),
         _build_tcp,
     ),
+    "udp": (frozenset({"--sport", "--source-port", "--dport", "--destination-port"}), _build_udp),
     "conntrack": (frozenset({"--ctstate"}), _build_conntrack),
     "state": (frozenset({"--state"}), _build_state),
     "limit": (frozenset({"--limit", "--limit-burst"}), _build_limit),
     "addrtype": (frozenset({"--src-type", "--dst-type"}), _build_addrtype),
+    "statistic": (frozenset({"--mode", "--every", "--packet", "--probability"}), _build_statistic),
 }
 
 

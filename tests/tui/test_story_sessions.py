@@ -1,0 +1,39 @@
+"""The walkthrough opens a story scenario on its decisive packet, at the host's deciding step."""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.trace import Step
+from tui.session import open_session
+
+STORIES = (
+    "dns-race",
+    "snat-port-clash",
+    "stale-udp-entry",
+    "conntrack-table-full",
+    "pod-ip-leak",
+    "published-port-invalid",
+    "mid-stream-pickup",
+)
+
+
+@pytest.mark.parametrize("kernel", ["el7", "6.18"])
+@pytest.mark.parametrize("name", STORIES)
+def test_every_story_opens(name: str, kernel: str) -> None:
+    s = open_session(name, kernel)
+    assert s.title == name and s.kernel == kernel
+    assert s.outcome.startswith("the story")
+
+
+def test_dns_race_on_3_10_opens_on_the_dropped_query_at_confirmation() -> None:
+    s = open_session("dns-race", "3.10")
+    packet, step = s.focus
+    events = s.packet_events(packet)
+    assert events[step].step is Step.DROP and events[step].ns == "host"
+    assert events[step].hook == "POSTROUTING"  # __nf_conntrack_confirm runs last in POSTROUTING
+    assert "insert_failed" in s.outcome
+
+
+def test_a_story_that_succeeds_says_so() -> None:
+    assert open_session("dns-race", "6.18").outcome == "the story succeeds"
