@@ -17,8 +17,6 @@ from sim.include.nf_conntrack import ORIGINAL, REPLY, CtDir
 from sim.include.nf_conntrack_tcp import TcpCt, TcpIndex
 from sim.netfilter.conntrack import ConntrackTable
 from sim.netfilter.profiles import get_profile
-from sim.include.nf_conntrack import ORIGINAL, REPLY
-from sim.include.nf_conntrack_tcp import TcpCt, TcpIndex
 from sim.netfilter.proto_tcp import tcp_in_window
 from sim.packet import SEQ_MASK, Packet, TcpFlag, TcpOptions, udp_packet
 from sim.skb import Skb

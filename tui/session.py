@@ -289,10 +289,10 @@ def _story_session(result: api.Result, run: StoryRun) -> Session:
     session = index(result, outcome)
     if d is not None and d.pid is not None and d.pid in session.pos:
         events = session.packet_events(session.pos[d.pid])
-        host = (i for i, e in enumerate(events) if e.ns == NsRole.HOST and e.step is Step.DROP)
-        at = next(host, None)
+        host = [(i, e.step) for i, e in enumerate(events) if e.ns == NsRole.HOST]
+        at = next((i for i, step in host if step is Step.DROP), None)
         if at is None:
-            at = next((i for i, e in enumerate(events) if e.ns == NsRole.HOST and e.step is Step.CONNTRACK), 0)
+            at = next((i for i, step in host if step is Step.CONNTRACK), 0)
         session.focus = (session.pos[d.pid], at)
     return session
 

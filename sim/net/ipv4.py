@@ -2,7 +2,8 @@
 ip_output.c, net/netfilter/core.c).
 
 ``ip_rcv`` runs PRE_ROUTING, routes, then ``ip_local_deliver`` (LOCAL_IN ->
-:func:`sim.net.tcp_ipv4.tcp_v4_rcv`, :func:`sim.net.udp.udp_rcv`, :func:`sim.net.icmp.icmp_rcv`) or ``ip_forward`` (FORWARD -> ``ip_output``: POST_ROUTING
+:func:`sim.net.tcp_ipv4.tcp_v4_rcv`, :func:`sim.net.udp.udp_rcv` or
+:func:`sim.net.icmp.icmp_rcv`) or ``ip_forward`` (FORWARD -> ``ip_output``: POST_ROUTING
 -> :func:`sim.net.dev.dev_queue_xmit`). ``ip_local_out`` runs LOCAL_OUT and POST_ROUTING for
 packets the namespace itself sends. The world around them is an :class:`sim.net.stack.Ipv4Stack`.
 """

@@ -24,7 +24,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
 from sim.include.nf_conntrack import (
+    IPPROTO_ICMP,
     IPS_CONFIRMED,
+    IPS_FIXED_TIMEOUT,
+    IPS_NAT_CLASH,
+    IPS_NAT_DONE_MASK,
     IPS_SEEN_REPLY,
     ORIGINAL,
     REPLY,
@@ -34,16 +38,15 @@ from sim.include.nf_conntrack import (
     CtInfo,
     CtTuple,
     invert_tuple,
+    nf_ct_get_tuple,
 )
 from sim.netfilter.hooks import NfVerdict
-from sim.include.nf_conntrack_common import IPS_NAT_CLASH as NAT_CLASH
-from sim.include.nf_conntrack_common import IpConntrackStatus
 from sim.netfilter.profiles import DEFAULT_PROFILE, KernelProfile, resolve_kernel
 from sim.netfilter.proto_icmp import icmp_error, nf_conntrack_icmp_packet
 from sim.netfilter.proto_tcp import TcpAction, TcpResult, nf_conntrack_tcp_packet, tcp_error
 from sim.netfilter.proto_udp import UdpHeaderCheck, nf_conntrack_udp_packet, udp_error
 from sim.netfilter.sysctl import ConntrackSysctls
-from sim.packet import IpProto, Packet
+from sim.packet import IpProto
 from sim.skb import Skb
 from sim.trace import ConfirmOutcome
 

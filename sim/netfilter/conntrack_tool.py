@@ -12,7 +12,8 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from sim.netfilter.conntrack import Conn, ConntrackTable, format_conntrack, format_stats
+from sim.include.nf_conntrack import Conn
+from sim.netfilter.conntrack import ConntrackTable, format_conntrack, format_stats
 from sim.packet import IpProto
 
 VERSION = "conntrack v1.4.7 (conntrack-tools)"

@@ -17,8 +17,6 @@ from enum import IntEnum
 from sim.include.netfilter import Hook, NatKind, NatRange, NatRangeFlag, NatRequest
 from sim.include.nf_conntrack import (
     IPPROTO_ICMP,
-    ORIGINAL,
-    CtInfo,
     IPS_DST_NAT,
     IPS_DST_NAT_DONE,
     IPS_DYING,
@@ -26,8 +24,10 @@ from sim.include.nf_conntrack import (
     IPS_NAT_MASK,
     IPS_SRC_NAT,
     IPS_SRC_NAT_DONE,
+    ORIGINAL,
     REPLY,
     Conn,
+    CtInfo,
     CtTuple,
     invert_tuple,
 )

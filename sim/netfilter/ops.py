@@ -91,8 +91,7 @@ def conntrack_in(skb: Skb, state: NfHookState) -> NfVerdict:
         )
         dev = skb.indev or skb.outdev
         prio = int(Priority.CONNTRACK)
-        note_hook(state, skb, Why.CONNTRACK, window or verdict, prio, dev=dev, before=before, ct=info
-        )
+        note_hook(state, skb, Why.CONNTRACK, window or verdict, prio, dev=dev, before=before, ct=info)
     return res.verdict
 
 

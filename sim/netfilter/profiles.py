@@ -177,8 +177,6 @@ class KernelProfile:
         return "nf_ct_proto_6: " if self.log_l4proto else "nf_ct_tcp: "
 
 
-
-
 def build(
     name: str,
     base: str,

@@ -29,8 +29,8 @@ from sim.packet import ICMP_ERROR_TYPES, IcmpType, IpProto
 
 if TYPE_CHECKING:
     from sim.include.nf_conntrack import Conn
-    from sim.netfilter.sysctl import ConntrackSysctls
     from sim.netfilter.profiles import KernelProfile
+    from sim.netfilter.sysctl import ConntrackSysctls
     from sim.packet import Packet
 
 NR_ICMP_TYPES = 18  # include/uapi/linux/icmp.h: "18 is the highest 'known' ICMP type"

@@ -36,8 +36,8 @@ from sim.packet import UDP_HEADER_LEN
 
 if TYPE_CHECKING:
     from sim.include.nf_conntrack import Conn
-    from sim.netfilter.sysctl import ConntrackSysctls
     from sim.netfilter.profiles import KernelProfile
+    from sim.netfilter.sysctl import ConntrackSysctls
     from sim.packet import Packet
 
 UDP_STREAM_DELAY = 2.0  # "Still active after two seconds? Extend timeout." (2 * HZ)

@@ -30,7 +30,6 @@ TCP_TIMEOUTS: dict[TcpState, int] = {
 }
 
 
-
 class UdpCt(Enum):
     """``enum udp_conntrack`` (nf_conntrack_proto_udp.c's ``udp_timeouts[]`` index): the two
     UDP timeouts, by their sysctl names."""

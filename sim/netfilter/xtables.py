@@ -22,7 +22,7 @@ from sim.include.nf_conntrack import IPS_DST_NAT, IPS_SRC_NAT, CtInfo
 from sim.netfilter.log import LogTarget
 from sim.netfilter.reject import RejectTarget
 from sim.netfilter.x_tables import RuleAt, Verdict, XtCode, XtContext, XtResult
-from sim.packet import IPPROTO_TCP, ip_to_int
+from sim.packet import ip_to_int
 from sim.skb import Skb
 
 U32 = 0xFFFFFFFF

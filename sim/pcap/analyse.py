@@ -35,14 +35,13 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sim.include.nf_conntrack import ORIGINAL, CtInfo, CtTuple, nf_ct_get_tuple
+from sim.include.nf_conntrack import ORIGINAL, CtInfo, nf_ct_get_tuple
 from sim.netfilter.conntrack import ConntrackTable
 from sim.netfilter.profiles import KernelProfile
 from sim.netfilter.proto_tcp import TcpAction, tcp_in_window
 from sim.netfilter.sysctl import ConntrackSysctls
 from sim.netfilter.tcp_states import get_conntrack_index
 from sim.packet import IPPROTO_TCP, TCPHDR_ACK, TCPHDR_RST, Packet
-from sim.trace import Bound
 from sim.pcap.reader import Frame
 from sim.skb import Skb
 from sim.trace import Bound

@@ -343,4 +343,3 @@ def write_pcap(path: str | os.PathLike[str], records: Iterable[Record], *, base:
     with PcapWriter(path, base=base) as writer:
         for t, pkt, src_mac, dst_mac in records:
             writer.write(t, pkt, src_mac, dst_mac)
-

@@ -16,10 +16,10 @@ from typing import Any
 
 from sim.errors import InputError
 from sim.include.netfilter import Hook
-from sim.net.world import World
-from sim.netfilter.conntrack import Conn, ConntrackTable, invert_tuple, stats_delta
-from sim.include.nf_conntrack import nf_ct_get_tuple
+from sim.include.nf_conntrack import Conn, invert_tuple, nf_ct_get_tuple
 from sim.include.nf_conntrack_common import status_names
+from sim.net.world import World
+from sim.netfilter.conntrack import ConntrackTable, stats_delta
 from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
 from sim.packet import IpProto, Packet, format_flags
 from sim.scenario.case import CaseError, CasePacket, Topology, parse_case

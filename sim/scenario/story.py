@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from sim.errors import InputError
 from sim.net.world import World
 from sim.netfilter import conntrack_tool
 from sim.netfilter.conntrack import ConntrackTable
@@ -33,7 +34,6 @@ from sim.packet import TCPHDR_ACK, TCPHDR_SYN, IpProto, Packet, udp_packet
 from sim.scenario.case import CaseError, CasePacket, Race, Topology, check_sysctl, packet_from_case
 from sim.scenario.fixes import get_fix
 from sim.scenario.host import configure_host
-from sim.scenario.loader import InputError
 from sim.scenario.replay import _send, build_world, observe
 
 STORY_KEYS = {

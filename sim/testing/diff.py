@@ -287,6 +287,8 @@ def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     )
     d.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     return d
+
+
 MAX_FUZZ = 1_000_000  # conversations per round: about a day of CPU; more is a typo
 
 

@@ -22,12 +22,9 @@ from sim.include.nf_conntrack import Conn, CtInfo
 from sim.include.nf_conntrack_tcp import STATE_NAMES
 from sim.netfilter.conntrack import ConntrackResult, ConntrackTable
 from sim.netfilter.profiles import DEFAULT_PROFILE, KernelProfile, resolve_kernel
-from sim.include.nf_conntrack import CtInfo
-from sim.include.nf_conntrack_tcp import STATE_NAMES
 from sim.netfilter.proto_tcp import TcpAction
 from sim.packet import IPPROTO_TCP, Packet, TcpOptions, parse_flags
 from sim.skb import Skb
-from sim.trace import Bound, WindowCheck
 from sim.testing.strategies import Conversation, Segment
 from sim.trace import Bound, WindowCheck
 

@@ -11,13 +11,28 @@ from __future__ import annotations
 
 import pytest
 
-from sim.netfilter.conntrack import IPS_CONFIRMED, Conn, ConntrackTable, CtTuple, format_stats, invert_tuple, stat_names, stats_delta
-from sim.include.nf_conntrack import IPS_DST_NAT, IPS_DST_NAT_DONE, IPS_FIXED_TIMEOUT, IPS_NAT_CLASH, IPS_SRC_NAT_DONE
+from sim.include.nf_conntrack import (
+    IPS_DST_NAT,
+    IPS_DST_NAT_DONE,
+    IPS_FIXED_TIMEOUT,
+    IPS_NAT_CLASH,
+    IPS_SRC_NAT_DONE,
+    CtInfo,
+)
+from sim.netfilter.conntrack import (
+    IPS_CONFIRMED,
+    Conn,
+    ConntrackTable,
+    CtTuple,
+    format_stats,
+    invert_tuple,
+    stat_names,
+    stats_delta,
+)
 from sim.netfilter.hooks import NfVerdict
 from sim.netfilter.profiles import PROFILES
 from sim.packet import Packet, parse_flags, udp_packet
 from sim.skb import Skb
-from sim.include.nf_conntrack import CtInfo
 from sim.trace import ConfirmOutcome
 
 ALL = list(PROFILES)

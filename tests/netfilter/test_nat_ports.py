@@ -15,11 +15,11 @@ import random
 
 import pytest
 
-from sim.netfilter.conntrack import IPS_CONFIRMED, Conn, ConntrackTable
+from sim.include.netfilter import NatRange, NatRangeFlag
 from sim.include.nf_conntrack import IPS_SRC_NAT, IPS_SRC_NAT_DONE
+from sim.netfilter.conntrack import IPS_CONFIRMED, Conn, ConntrackTable
 from sim.netfilter.nat import ManipType, nf_nat_setup_info
 from sim.netfilter.tcp_states import TcpState
-from sim.include.netfilter import NatRange, NatRangeFlag
 from sim.packet import Packet, TcpFlag
 from sim.skb import Skb
 

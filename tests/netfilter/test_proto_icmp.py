@@ -14,12 +14,12 @@ from dataclasses import asdict, replace
 
 import pytest
 
+from sim.include.netfilter import Hook
+from sim.include.nf_conntrack import CtInfo
 from sim.netfilter.conntrack import ConntrackTable, format_conntrack
 from sim.netfilter.nat import nf_nat_icmp_reply_translation
 from sim.packet import Packet, icmp_packet, udp_packet
 from sim.skb import Skb
-from sim.include.nf_conntrack import CtInfo
-from sim.include.netfilter import Hook
 
 CTR, HOST, REMOTE = "192.0.2.2", "198.51.100.1", "198.51.100.2"
 ALL = ("3.10", "el7", "4.19", "5.10", "5.15", "6.1", "6.12", "6.18")

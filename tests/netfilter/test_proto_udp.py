@@ -14,11 +14,11 @@ from dataclasses import asdict, replace
 
 import pytest
 
+from sim.include.nf_conntrack import CtInfo
 from sim.netfilter.conntrack import ConntrackTable, format_conntrack
 from sim.netfilter.proto_udp import UdpHeaderCheck, udp_error
 from sim.packet import Packet, parse_flags, udp_packet
 from sim.skb import Skb
-from sim.include.nf_conntrack import CtInfo
 
 A, B = "192.0.2.1", "198.51.100.2"
 OLD = ("3.10", "el7", "4.19")  # 30/180 s, ASSURED on any packet after the reply

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from sim.netfilter.conntrack import ConntrackTable
 from sim.include.nf_conntrack import IPS_NAT_CLASH
+from sim.netfilter.conntrack import ConntrackTable
 from sim.netfilter.profiles import PROFILES
 from sim.packet import udp_packet
 from sim.skb import Skb

@@ -15,12 +15,12 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sim.include.nf_conntrack import CtInfo
 from sim.netfilter.conntrack import ConntrackTable
 from sim.netfilter.profiles import PROFILES
 from sim.packet import icmp_packet, udp_packet
 from sim.scenario.replay import replay_case
 from sim.skb import Skb
-from sim.include.nf_conntrack import CtInfo
 from sim.testing import DatagramConversation, icmp_echo_conversations, udp_conversations
 from sim.testing.strategies import CONTAINER, REMOTE
 
