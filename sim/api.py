@@ -30,7 +30,7 @@ from sim.packet import SEQ_MASK, TCPHDR_RST, Packet, TcpFlag, TcpOptions, format
 from sim.report.sentences import say
 from sim.report.words import late_words, untracked_words, window_words
 from sim.scenario.case import Case, CaseError, load_case
-from sim.scenario.fixes import FIXES
+from sim.scenario.fixes import FIXES, HOST_FIXES, WINDOW_FIXES
 from sim.scenario.loader import builtin_cases, builtin_scenarios, kind_of
 from sim.topology.roles import NsRole
 from sim.trace import ConntrackInfo, CtSysctls, Step, Trace, TraceEvent, Why
@@ -140,6 +140,13 @@ class Setup:
     def _case(self) -> Case:
         assert self.case is not None
         return self.case
+
+    @property
+    def fixes(self) -> tuple[str, ...]:
+        """The fixes this source can take: a story's own, else the host rules and sysctls."""
+        if self.story is not None:
+            return ("none", *(f for f in self.story.fixes if f != "none"))
+        return HOST_FIXES
 
     def with_kernel(self, kernel: str) -> Setup:
         """The same source on ``kernel`` (a profile name or a release); InputError if unknown."""
@@ -271,6 +278,8 @@ __all__ = [
     "CAPTURE_SUFFIXES",
     "DEFAULT_KERNEL",
     "FIXES",
+    "HOST_FIXES",
+    "WINDOW_FIXES",
     "HOOK_CHAIN",
     "KERNELS",
     "KERNEL_HELP",

@@ -27,7 +27,13 @@ def test_every_kind_of_source_is_told_apart() -> None:
     [
         ("no-such-thing", None, None, "no-such-thing: No such file or directory"),
         ("seed-incident", "2.6", None, "kernel: expected one of 3.10, el7"),
-        ("late-ack", None, "both", "fix: expected one of none, drop-invalid, be-liberal, got 'both'"),
+        (
+            "late-ack",
+            None,
+            "both",
+            "fix: expected one of none, drop-invalid, be-liberal, random-fully, bigger-table, "
+            "single-request-reopen, conntrack-delete, got 'both'",
+        ),
         ("missing.pcap", None, None, "missing.pcap: No such file or directory"),
     ],
 )

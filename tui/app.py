@@ -25,7 +25,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import get_current_worker
 
-from sim.api import FIXES, KERNELS, PROFILES, builtin_scenarios
+from sim.api import FIXES, KERNELS, PROFILES, WINDOW_FIXES, builtin_scenarios
 from tui.confine import Confinement
 from tui.messages import CursorMoved, RunChanged
 from tui.quiz import Quiz, questions
@@ -337,7 +337,7 @@ class NflabApp(App[int]):
 
     @queued
     def action_cycle_fix(self) -> None:
-        fix = cycle(FIXES, self.fix or "none")
+        fix = cycle(self.plan.fixes if self.plan is not None else FIXES, self.fix or "none")
         self.rerun(self.ref, self.kernel, fix, f"fix {fix}", self.remote)
 
     @queued
@@ -431,8 +431,8 @@ class NflabApp(App[int]):
     def prepare_quiz(self, p: Plan, s: Session) -> None:
         """The quiz asks what each fix would change: run the fixes the session lacks (cached)."""
         fixed: dict[str, Session] = {}
-        for fix in FIXES:
-            if fix in ("none", p.fix):
+        for fix in WINDOW_FIXES:
+            if fix in ("none", p.fix) or fix not in p.fixes:
                 continue
             other = plan(p.source.ref, p.kernel, fix, p.remote)
             fixed[fix] = self._cache.get(other.key) or other.run()
@@ -503,7 +503,7 @@ class NflabApp(App[int]):
         yield SystemCommand(
             "Save screen as SVG", "For the course: the screen as it is", self.action_screenshot
         )
-        for fix in FIXES:
+        for fix in self.plan.fixes if self.plan is not None else FIXES:
             yield SystemCommand(
                 f"Fix: {fix}", f"Re-run with fix {fix} and say what changed", lambda f=fix: self.set_fix(f)
             )

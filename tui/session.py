@@ -243,6 +243,7 @@ class Plan:
     title: str
     start: Callable[[], Session]
     remote: str | None = None  # a scenario's [remote] rst policy ("any", "rfc5961"); None for a case
+    fixes: tuple[str, ...] = ("none",)  # the fixes the source can take (api.Setup.fixes)
 
     @property
     def key(self) -> tuple[str, str, str, str | None]:
@@ -278,7 +279,7 @@ def plan(ref: str, kernel: str | None = None, fix: str | None = None, remote: st
         return index(result, f"{len(obs)} {what}, {rsts} emitted by the host")
 
     remote_rst = setup.scenario.remote_rst if setup.scenario is not None else None
-    return Plan(setup.source, setup.kernel, setup.fix, setup.title, start, remote_rst)
+    return Plan(setup.source, setup.kernel, setup.fix, setup.title, start, remote_rst, setup.fixes)
 
 
 def _story_session(result: api.Result, run: StoryRun) -> Session:

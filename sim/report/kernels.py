@@ -22,9 +22,10 @@ from typing import Any
 from sim.netfilter.changes import CHANGES, CHANGES_BY_KEY, Change
 from sim.netfilter.profiles import PROFILES, KernelProfile
 from sim.scenario.case import Case, load_case
+from sim.scenario.fixes import WINDOW_FIXES
 
 WIDTH = 100  # the matrix fits a 100-column terminal
-MATRIX_FIXES = ("none", "drop-invalid", "be-liberal")  # the fixes a packet class can take
+MATRIX_FIXES = WINDOW_FIXES  # the fixes a packet class can take
 
 # The behaviours the story scenarios turn on, each the CHANGES whose switch it names (the rows
 # are the changes themselves, with each profile's yes or no read from profile.changes).

@@ -71,6 +71,13 @@ FIXES = {
 }
 
 
+# The fixes of the incident's INVALID TCP packet: what the quiz and the kernels matrix compare.
+WINDOW_FIXES = ("none", "drop-invalid", "be-liberal")
+# The fixes a case or an upload scenario can take: a host rule or sysctl (the others change a
+# story's workload).
+HOST_FIXES = tuple(name for name, fix in FIXES.items() if fix.resolver is None and fix.conntrack is None)
+
+
 def get_fix(name: str) -> Fix:
     """The fix called ``name``; ValueError (one line) for an unknown name."""
     fix = FIXES.get(name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sim.include.netfilter import Hook
 from sim.trace import Step
 from tui.session import open_session
 
@@ -31,7 +32,7 @@ def test_dns_race_on_3_10_opens_on_the_dropped_query_at_confirmation() -> None:
     packet, step = s.focus
     events = s.packet_events(packet)
     assert events[step].step is Step.DROP and events[step].ns == "host"
-    assert events[step].hook == "POSTROUTING"  # __nf_conntrack_confirm runs last in POSTROUTING
+    assert events[step].hook is Hook.POST_ROUTING  # __nf_conntrack_confirm runs last in POSTROUTING
     assert "insert_failed" in s.outcome
 
 
