@@ -21,7 +21,7 @@ from sim.scenario import fixes
 from sim.scenario.case import Case, Topology, options_json
 
 # The fixes a fuzzed case may carry, simplest first (hypothesis shrinks towards "none").
-FIXES = tuple(fixes.FIXES)
+FIXES = fixes.WINDOW_FIXES  # a TCP conversation takes the window fixes only
 MAX_PAYLOAD = 1400  # the largest "len" the harness's packet_from_case accepts
 CTR_PORT = 40000
 REMOTE_PORT = 443
