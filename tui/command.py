@@ -90,7 +90,10 @@ def main(args: argparse.Namespace) -> int:
             )
         )
     cols, rows = args.size
-    if args.svg is None and not (sys.stdin.isatty() and sys.stdout.isatty()):
+    # no terminal, and not a browser tab of nflab serve (textual-serve sets TEXTUAL_DRIVER to its
+    # web driver and talks over pipes)
+    web = "TEXTUAL_DRIVER" in os.environ
+    if args.svg is None and not web and not (sys.stdin.isatty() and sys.stdout.isatty()):
         from tui.session import DEFAULT_SCENARIO, SourceError, plan
 
         try:  # a file that cannot be opened says so first, as with a terminal
