@@ -4,6 +4,7 @@ the app. Textual and the model load only when the command runs."""
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from sim.api import FIXES, KERNEL_HELP, kernel_arg
