@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -223,7 +224,10 @@ def main(argv: list[str] | None = None) -> int:
             getattr(args, "size", (120, 40)),
             getattr(args, "press", ""),
         )
-        if svg is None and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # no terminal, and not a browser tab of nflab serve (textual-serve sets TEXTUAL_DRIVER
+        # to its web driver and talks over pipes)
+        web = "TEXTUAL_DRIVER" in os.environ
+        if svg is None and not web and not (sys.stdin.isatty() and sys.stdout.isatty()):
             if scenario is not None:  # a bad file is still named first, in one line
                 from tui.app import SourceError, make_app
 

@@ -256,7 +256,12 @@ def test_captures_are_analysed_or_refused_in_one_line(workdir, data):
     status, out, err = call(main, ["pcap", str(path)])
     event("accepted" if status == 0 else "refused")
     if status == 0:
-        assert only_notes(err), err and out
+        # a capture cut off in the middle of a frame is analysed up to its last complete frame
+        # with one warning naming the file and the frame (as tshark does)
+        cut = re.compile(rf"nflab pcap: warning: {re.escape(str(path))}: frame \d+: .+")
+        rest = [line for line in err.splitlines() if not cut.fullmatch(line)]
+        assert len(err.splitlines()) - len(rest) <= 1 and only_notes("\n".join(rest)), err
+        assert out
     else:
         assert status == 2, err
         assert (
