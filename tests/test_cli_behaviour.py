@@ -42,7 +42,9 @@ def big_capture(tmp_path: Path, copies: int = 400) -> Path:
     return path
 
 
-def interrupted(proc: subprocess.Popen[str], sig: int = signal.SIGINT, timeout: float = 600) -> tuple[str, str]:
+def interrupted(
+    proc: subprocess.Popen[str], sig: int = signal.SIGINT, timeout: float = 600
+) -> tuple[str, str]:
     proc.send_signal(sig)
     try:
         out, err = proc.communicate(timeout=timeout)
