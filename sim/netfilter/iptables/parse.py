@@ -60,6 +60,47 @@ def _ports(opt: str, text: str) -> tuple[int, int]:
     return ports
 
 
+PortMatch = tuple[tuple[int, int], bool, tuple[int, int], bool]  # spts, inv_src, dpts, inv_dst
+
+
+def port_options(opts: Opts) -> dict[str, object]:
+    """``--sport``/``--dport`` of ``tcp_parse()`` and ``udp_parse()`` (libxt_tcp.c, libxt_udp.c),
+    each at most once, as the match's keyword arguments."""
+    kw: dict[str, object] = {}
+    for names, key, inv_key in (
+        (("--sport", "--source-port"), "spts", "inv_src"),
+        (("--dport", "--destination-port"), "dpts", "inv_dst"),
+    ):
+        given = [n for n in names if n in opts]
+        if len(given) > 1:
+            raise RuleError(f"{given[1]}: Only one `{names[1]}' allowed")
+        if given:
+            inv, (value,) = opts.pop(given[0])
+            kw[key], kw[inv_key] = _ports(given[0], value), inv
+    return kw
+
+
+def print_ports(ports: PortMatch) -> str:
+    """The ports of ``tcp_print()``/``udp_print()`` with numeric output."""
+    spts, inv_src, dpts, inv_dst = ports
+    out = ""
+    for name, (lo, hi), inv in (("spt", spts, inv_src), ("dpt", dpts, inv_dst)):
+        if (lo, hi) != (0, 0xFFFF) or inv:
+            bang = "!" if inv else ""
+            out += f" {name}:{bang}{lo}" if lo == hi else f" {name}s:{bang}{lo}:{hi}"
+    return out
+
+
+def save_ports(ports: PortMatch) -> str:
+    """The ports of ``tcp_save()``/``udp_save()``."""
+    spts, inv_src, dpts, inv_dst = ports
+    out = ""
+    for opt, (lo, hi), inv in (("--sport", spts, inv_src), ("--dport", dpts, inv_dst)):
+        if (lo, hi) != (0, 0xFFFF) or inv:
+            out += f"{' !' if inv else ''} {opt} {lo}" + (f":{hi}" if hi != lo else "")
+    return out
+
+
 def xtables_save_string(value: str) -> str:
     """``xtables_save_string()``: quote unless only ``[A-Za-z0-9_-]``; escape ``" \\ '``."""
     if value and all(c.isascii() and (c.isalnum() or c in "_-") for c in value):

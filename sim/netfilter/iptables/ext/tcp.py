@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sim.netfilter.iptables.parse import Opts, RuleError, _ports
+from sim.netfilter.iptables.parse import Opts, RuleError, port_options, print_ports, save_ports
 from sim.netfilter.xtables import (
     TcpMatch,
 )
@@ -29,17 +29,7 @@ def _tcp_flags(opt: str, text: str) -> int:
 
 def _build_tcp(opts: Opts) -> TcpMatch:
     """``tcp_parse()`` (libxt_tcp.c)."""
-    kw: dict[str, object] = {}
-    for names, key, inv_key in (
-        (("--sport", "--source-port"), "spts", "inv_src"),
-        (("--dport", "--destination-port"), "dpts", "inv_dst"),
-    ):
-        given = [n for n in names if n in opts]
-        if len(given) > 1:
-            raise RuleError(f"{given[1]}: Only one `{names[1]}' allowed")
-        if given:
-            inv, (value,) = opts.pop(given[0])
-            kw[key], kw[inv_key] = _ports(given[0], value), inv
+    kw = port_options(opts)
     if "--syn" in opts and "--tcp-flags" in opts:
         raise RuleError("--syn: Only one of `--syn' or `--tcp-flags'  allowed")
     if "--syn" in opts:
@@ -66,10 +56,7 @@ def print_tcpf(flags: int) -> str:
 def tcp_print(m: TcpMatch) -> str:
     """``tcp_print()`` with numeric output."""
     out = " tcp"
-    for name, (lo, hi), inv in (("spt", m.spts, m.inv_src), ("dpt", m.dpts, m.inv_dst)):
-        if (lo, hi) != (0, 0xFFFF) or inv:
-            bang = "!" if inv else ""
-            out += f" {name}:{bang}{lo}" if lo == hi else f" {name}s:{bang}{lo}:{hi}"
+    out += print_ports((m.spts, m.inv_src, m.dpts, m.inv_dst))
     if m.flg_mask or m.inv_flags:
         out += f" flags:{'!' if m.inv_flags else ''}0x{m.flg_mask:02X}/0x{m.flg_cmp:02X}"
     return out
@@ -78,9 +65,7 @@ def tcp_print(m: TcpMatch) -> str:
 def tcp_save(m: TcpMatch) -> str:
     """``-m tcp`` and ``tcp_save()``."""
     out = " -m tcp"
-    for opt, (lo, hi), inv in (("--sport", m.spts, m.inv_src), ("--dport", m.dpts, m.inv_dst)):
-        if (lo, hi) != (0, 0xFFFF) or inv:
-            out += f"{' !' if inv else ''} {opt} {lo}" + (f":{hi}" if hi != lo else "")
+    out += save_ports((m.spts, m.inv_src, m.dpts, m.inv_dst))
     if m.flg_mask or m.inv_flags:
         out += f"{' !' if m.inv_flags else ''} --tcp-flags {print_tcpf(m.flg_mask)} {print_tcpf(m.flg_cmp)}"
     return out
