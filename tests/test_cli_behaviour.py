@@ -111,7 +111,8 @@ def test_diff_kernels_stops_on_a_sigterm_that_arrives_during_a_garbage_collectio
 
     def sigterm_during_gc(phase: str, _info: object) -> None:
         handled = signal.getsignal(signal.SIGTERM) is not before  # diff-kernels' handler is in place
-        if phase == "start" and not sent and handled and junkdrawer._gc_initialized:
+        in_find = getattr(junkdrawer, "_gc_initialized", True)  # hypothesis's gc callback is in place
+        if phase == "start" and not sent and handled and in_find:
             sent.append(1)
             os.kill(os.getpid(), signal.SIGTERM)
 
