@@ -22,7 +22,8 @@ from sim.net.world import World
 from sim.netfilter.conntrack import ConntrackTable, stats_delta
 from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
 from sim.packet import IpProto, Packet, format_flags
-from sim.scenario.case import CaseError, CasePacket, CaseStream, Topology, parse_case, parse_head
+from sim.scenario.case import CaseError, CasePacket, Topology, parse_case, parse_head
+from sim.scenario.case_stream import CaseStream
 from sim.scenario.host import configure_host
 from sim.topology.docker_bridge import DockerBridge, docker_bridge
 from sim.topology.roles import NsRole

@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sim.scenario.case import CaseStream
+    from sim.scenario.case_stream import CaseStream
 
 
 def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
@@ -34,7 +34,7 @@ def main(args: argparse.Namespace) -> int:
 def replay(path: str, as_json: bool) -> int:
     """Replay the case at ``path`` (or a built-in case name); 2 with one line for bad input."""
     from sim.errors import InputError
-    from sim.scenario.case import open_case_file
+    from sim.scenario.case_stream import open_case_file
     from sim.scenario.loader import find_case
     from sim.scenario.replay import replay_stream
 

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from sim.bench import upload_case
 from sim.cli import main
 from sim.scenario import loader
-from sim.scenario.case import CaseError, load_case_file, open_case_file, parse_case
+from sim.scenario.case import CaseError, load_case_file, parse_case
+from sim.scenario.case_stream import open_case_file
 from sim.scenario.replay import replay_case, replay_stream
 from sim.scenario.replay_command import replay
 
