@@ -341,13 +341,19 @@ V2_FACTS: dict[str, dict[int, dict[str, Any]]] = {
     # nf_ct_resolve_clash_harder() (5.7+): the loser of two different DNATs is inserted for the
     # reply direction only (IPS_NAT_CLASH, 1 s fixed timeout); both answers come back
     "story-dns-race-dnat": {
-        0: {"ct_stats": {"clash_resolve": 1}, "delivered_as": {"src": "198.51.100.1:42001", "dst": "198.51.100.2:53"}},
+        0: {
+            "ct_stats": {"clash_resolve": 1},
+            "delivered_as": {"src": "198.51.100.1:42001", "dst": "198.51.100.2:53"},
+        },
         1: {"fate": "delivered:remote2", "ct_stats": {}},
         2: {"fate": "delivered:ctr", "delivered_as": {"src": "203.0.113.10:53", "dst": "192.0.2.2:42001"}},
         3: {"fate": "delivered:ctr", "delivered_as": {"src": "203.0.113.10:53", "dst": "192.0.2.2:42001"}},
     },
     # RANDOM_FULLY skips keeping the source port: two free ports, no clash
-    "story-snat-port-clash-random-fully": {0: {"ct_stats": {}, "fate": "delivered:remote"}, 1: {"ct_stats": {}}},
+    "story-snat-port-clash-random-fully": {
+        0: {"ct_stats": {}, "fate": "delivered:remote"},
+        1: {"ct_stats": {}},
+    },
     # nat rules only for a connection's first packet; each datagram refreshes the 2 s timeout
     "story-stale-udp-entry": {
         2: {"fate": "delivered:ctr"},

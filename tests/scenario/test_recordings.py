@@ -38,7 +38,9 @@ V2_CASES = [n for n in builtin_cases() if is_v2(load_case(n))]
 V1_GAP = model_gap(load_case("baseline"))  # the v2 outputs on v1 cases
 # judge.py stands in for Docker's host (MASQUERADE, FORWARD, --ctstate rules) but has no DNAT:
 # a published port's cases are judged by the live kernel only.
-JUDGE_CANNOT = {n for n in V1_CASES if any("-j DNAT" in r for r in load_case(n).get("iptables", {}).get("host", []))}
+JUDGE_CANNOT = {
+    n for n in V1_CASES if any("-j DNAT" in r for r in load_case(n).get("iptables", {}).get("host", []))
+}
 
 
 def _live_diffs(name: str, fields: tuple[str, ...]) -> list[str]:

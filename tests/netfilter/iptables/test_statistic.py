@@ -63,7 +63,10 @@ def test_text_as_libxt_statistic_prints_it() -> None:
         ({"--mode": (False, ["random"]), "--probability": (False, ["0.5"])}, "only the nth mode"),
         ({"--mode": (False, ["nth"]), "--every": (False, ["0"]), "--packet": (False, ["0"])}, "cannot be 0"),
         # iptables v1.8.9 (nf_tables), live: 'statistic: option "--every" also requires "--packet".'
-        ({"--mode": (False, ["nth"]), "--every": (False, ["2"])}, 'option "--every" also requires "--packet"'),
+        (
+            {"--mode": (False, ["nth"]), "--every": (False, ["2"])},
+            'option "--every" also requires "--packet"',
+        ),
         (
             {"--mode": (False, ["nth"]), "--every": (False, ["2"]), "--packet": (False, ["2"])},
             "0 <= p <= n-1",
