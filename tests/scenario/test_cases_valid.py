@@ -281,6 +281,7 @@ def test_recording_matches_the_kernel_notes(name: str) -> None:
 SNAT = ["CONFIRMED", "SRC_NAT", "SRC_NAT_DONE", "DST_NAT_DONE"]
 REPLIED = ["SEEN_REPLY", *SNAT]
 STREAM = ["SEEN_REPLY", "ASSURED", *SNAT]
+RAW_UDP = {"src": "192.0.2.2:42000", "dst": "198.51.100.2:53"}
 CLASH_DROPPED = {
     "ctstate": "NEW",
     "ct_status": None,
@@ -362,6 +363,25 @@ V2_FACTS: dict[str, dict[int, dict[str, Any]]] = {
         5: {"ctstate": "NEW", "fate": "delivered:ctr"},
         6: {"fate": "delivered:ctr", "delivered_as": {"src": "198.51.100.2:5060", "dst": "192.0.2.2:5060"}},
         7: {"fate": "delivered:ctr2"},
+    },
+    # xt_CT.c: nf_ct_set(skb, NULL, IP_CT_UNTRACKED); NAT skips a packet without an entry; the
+    # host's port unreachable for the untracked datagram finds no entry to relate to (error)
+    "notrack-untracked": {
+        0: {"ctstate": "UNTRACKED", "window": None, "ct_status": None, "delivered_as": RAW_UDP},
+        1: {"ctstate": "NEW", "delivered_as": {"src": "198.51.100.1:42001", "dst": "198.51.100.2:123"}},
+        2: {"ctstate": "UNTRACKED", "window": None, "tcp_state": None, "fate": "delivered:remote"},
+        3: {"ctstate": "UNTRACKED", "fate": "local:host", "ct_stats": {"error": 1}},
+    },
+    # nf_conntrack_udp_packet(): ASSURED only for a packet after stream_ts (2 s); TCP on the ACK
+    "story-conntrack-table-full": {
+        3: {"ct_status": ["SEEN_REPLY", "ASSURED", *SNAT]},
+        5: {"ct_status": ["SEEN_REPLY", "CONFIRMED", "SRC_NAT_DONE", "DST_NAT_DONE"]},
+        6: {"ct_status": ["SEEN_REPLY", "ASSURED", "CONFIRMED", "SRC_NAT_DONE", "DST_NAT_DONE"]},
+        8: {"ct_status": REPLIED},
+    },
+    "story-conntrack-table-full-notrack": {
+        i: {"ctstate": "UNTRACKED", "ct_status": None, "fate": fate}
+        for i, fate in ((4, "delivered:ctr2"), (5, "delivered:remote2"), (6, "delivered:ctr2"))
     },
     # nf_ct_is_expired(): the lookup skips the expired entry; the answer is a new local packet
     "udp-timeout-expired": {

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from sim.netfilter.profiles import PROFILES
+from sim.packet import IpProto
 from sim.scenario.loader import InputError
 from sim.scenario.scenario import load_any
 from sim.scenario.story import Story, StoryRun, parse_story, run_story
@@ -116,12 +117,41 @@ def test_stale_udp_entry_keeps_the_old_translation_until_conntrack_delete(kernel
 )
 def test_conntrack_table_full_early_drops_then_prints_table_full(kernel: str, line: str) -> None:
     run = story("conntrack-table-full", kernel)
-    assert run.table.stats.early_drop == 1  # the unanswered UDP entry, not ASSURED
+    assert run.table.stats.early_drop == 1  # the NTP entry: seen both ways, not ASSURED
     d = run.decisive
     assert d is not None and d.obs is not None and d.obs["fate"] == "dropped:host"
     assert "flow 5" in d.text
     assert run.table.log[0] == line
     assert story("conntrack-table-full", kernel, "bigger-table").succeeded
+
+
+def test_conntrack_table_full_on_4_19_scans_one_bucket_so_flow_4_is_dropped() -> None:
+    # chens37/linux-4.19.1 nf_conntrack_core.c: nf_conntrack_in() passes hash_conntrack_raw()
+    # (line 1462) to __nf_conntrack_alloc() -> early_drop(net, hash) (line 1268), which scans
+    # reciprocal_scale(_hash++, hsize) (line 1086) NF_CT_EVICTION_RANGE times: a raw hash + 0..7,
+    # scaled to 8 buckets, is (nearly always) one bucket, the new tuple's. 5.10 walks to the
+    # next bucket instead, so there 8 buckets are the whole table.
+    run = story("conntrack-table-full", "4.19")
+    d = run.decisive
+    assert d is not None and d.text.startswith("flow 4") and run.table.stats.early_drop == 0
+    table = run.table
+    flow4 = next(m for m in run.moments if m.text.startswith("flow 4 SYN"))
+    assert flow4.obs is not None and flow4.obs["fate"] == "dropped:host"
+    ntp = next(ct for ct in table if ct.orig[3] == 123)  # the evictable entry is still there
+    syn = ("192.0.2.2", 40004, "198.51.100.2", 443, IpProto.TCP)
+    scanned = {table._bucket((table.hash_raw(syn) + i) & 0xFFFFFFFF, 8) for i in range(8)}
+    assert len(scanned) == 1
+    assert not scanned & {table._bucket(table.hash_raw(k), 8) for k in (ntp.orig, ntp.reply)}
+
+
+@pytest.mark.parametrize("kernel", list(PROFILES))
+def test_conntrack_table_full_notrack_keeps_the_stateless_dns_out_of_the_table(kernel: str) -> None:
+    # xt_CT.c: -j NOTRACK in raw PREROUTING, both directions of the DNS: no entry, so flows 4 and 5 fit
+    run = story("conntrack-table-full", kernel, "notrack")
+    assert run.succeeded
+    dns = [m for m in run.moments if m.obs and "53" in str(m.obs.get("delivered_as"))]
+    assert dns and all(m.obs is not None and m.obs["ctstate"] == "UNTRACKED" for m in dns)
+    assert len(run.table) == 6 and all(ct.orig[3] != 53 for ct in run.table)
 
 
 @pytest.mark.parametrize("kernel", list(PROFILES))
