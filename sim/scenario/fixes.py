@@ -8,6 +8,9 @@ a workload or add an action:
   out-of-window segments, so they stay NATed);
 - ``random-fully``: Docker's MASQUERADE with ``--random-fully`` inserted first in nat
   POSTROUTING (kube-proxy PR#78547): ``get_unique_tuple()`` skips keeping the source port;
+- ``kube-forward-drop``: kube-proxy's rule from PR#74840 (Kubernetes 1.15), in its own chain
+  jumped to from FORWARD: ``-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP``; it drops
+  INVALID packets that are forwarded, not those addressed to the node (INPUT: k8s#117924);
 - ``bigger-table``: ``net.netfilter.nf_conntrack_max = 262144`` (a >4 GB host's default);
 - ``notrack``: stateless DNS not tracked: ``-t raw -A PREROUTING -p udp --dport 53 -j NOTRACK``
   and the same for ``--sport 53`` (xt_CT.c; the ISC and NodeLocal DNSCache advice), so it
@@ -24,6 +27,11 @@ from typing import Any
 
 DROP_INVALID_RULE = "iptables -A INPUT -m conntrack --ctstate INVALID -j DROP"
 BE_LIBERAL = "net.netfilter.nf_conntrack_tcp_be_liberal"
+KUBE_FORWARD_RULES = (
+    "iptables -N KUBE-FORWARD",
+    "iptables -I FORWARD 1 -j KUBE-FORWARD",
+    "iptables -A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
+)
 NOTRACK_DNS_RULES = (
     "iptables -t raw -A PREROUTING -p udp --dport 53 -j NOTRACK",
     "iptables -t raw -A PREROUTING -p udp --sport 53 -j NOTRACK",
@@ -68,6 +76,7 @@ FIXES = {
         Fix("none"),
         Fix("drop-invalid", rules=(DROP_INVALID_RULE,)),
         Fix("be-liberal", sysctl=(BE_LIBERAL, 1)),
+        Fix("kube-forward-drop", rules=KUBE_FORWARD_RULES),
         Fix("random-fully", rules=(RANDOM_FULLY_RULE,)),
         Fix("bigger-table", sysctl=("net.netfilter.nf_conntrack_max", 262144)),
         Fix("notrack", rules=NOTRACK_DNS_RULES),

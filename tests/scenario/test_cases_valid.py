@@ -250,6 +250,32 @@ LAST_PACKET: dict[str, tuple[Any, ...]] = {
     ),
     # be_liberal: the window check's failure is accepted, the state table still moves (FIN)
     "story-pod-ip-leak-liberal": ("ACCEPT", None, "FIN_WAIT", "delivered:remote", NATED_TO_REMOTE, []),
+    # kube-proxy's forms: backend td_maxend = 5001001 + (502 << 7); the stray segment reaches the
+    # pod from the backend's address; KUBE-FORWARD's DROP catches it, not the NodePort one (INPUT)
+    "story-kube-clusterip-invalid": (
+        "INVALID",
+        "SEQ is over upper bound 5065258",
+        "ESTABLISHED",
+        "delivered:ctr",
+        {"src": "198.51.100.2:8080", "dst": "192.0.2.2:40000"},
+        [],
+    ),
+    "story-kube-clusterip-invalid-drop": (
+        "INVALID",
+        "SEQ is over upper bound 5065258",
+        "ESTABLISHED",
+        "dropped:host",
+        None,
+        [],
+    ),
+    "story-kube-nodeport-invalid-drop": (
+        "INVALID",
+        "SEQ is over upper bound 1066154",
+        "ESTABLISHED",
+        "local:host",
+        None,
+        [rst(5000001)],
+    ),
     # tcp_new() pickup: BE_LIBERAL on both directions, so bound IV's failure is accepted
     "story-mid-stream-pickup": ("ACCEPT", None, "ESTABLISHED", "delivered:ctr", NATED_TO_CTR, []),
 }

@@ -20,6 +20,8 @@ STORIES = (
     "conntrack-table-full",
     "pod-ip-leak",
     "published-port-invalid",
+    "kube-clusterip-invalid",
+    "kube-nodeport-invalid",
 )
 
 
@@ -208,3 +210,36 @@ def test_mid_stream_pickup_is_liberal_so_the_late_ack_passes_after_a_flush(kerne
     # tcp_new() pickup: IP_CT_TCP_FLAG_BE_LIBERAL on both directions, so the reply passes, de-NATed
     assert second.obs["fate"] == "delivered:ctr"
     assert second.obs["delivered_as"]["dst"] == "192.0.2.2:40001"
+
+
+OLD_KERNELS = ("3.10", "el7", "4.19", "5.10", "5.15")  # no NFCT_TCP_IGNORE (6e250dcbff1d, 6.1)
+
+
+@pytest.mark.parametrize("kernel", list(PROFILES))
+def test_kube_clusterip_invalid_reaches_the_pod_from_the_backend_until_6_1(kernel: str) -> None:
+    # k8s#74839: INVALID -> no de-DNAT -> forwarded to the pod from the backend's own address
+    run = story("kube-clusterip-invalid", kernel)
+    last = run.moments[-1]
+    assert last.obs is not None and last.obs["fate"] == "delivered:ctr"
+    if kernel in OLD_KERNELS:
+        assert run.event == "stray source" and last.obs["ctstate"] == "INVALID"
+        assert last.obs["delivered_as"]["src"] == "198.51.100.2:8080"
+        # PR#74840's rule in KUBE-FORWARD drops it on the way; be_liberal de-DNATs it
+        dropped = story("kube-clusterip-invalid", kernel, "kube-forward-drop").moments[-1]
+        assert dropped.obs is not None and dropped.obs["fate"] == "dropped:host"
+        liberal = story("kube-clusterip-invalid", kernel, "be-liberal").moments[-1]
+        assert liberal.obs is not None and liberal.obs["delivered_as"]["src"] == "203.0.113.10:80"
+    else:
+        assert run.succeeded and last.obs["window"] == "IGNORE"
+        assert last.obs["delivered_as"]["src"] == "203.0.113.10:80"
+
+
+@pytest.mark.parametrize("kernel", OLD_KERNELS)
+def test_kube_nodeport_invalid_is_not_fixed_by_the_forward_drop_rule(kernel: str) -> None:
+    # the INVALID segment stays addressed to the node: INPUT, not FORWARD (k8s#117924)
+    for fix in ("none", "kube-forward-drop"):
+        run = story("kube-nodeport-invalid", kernel, fix)
+        d = run.decisive
+        assert d is not None and d.obs is not None and d.obs["fate"] == "local:host", fix
+        assert [e["flags"] for e in d.obs["emitted"]] == ["R"] and run.event == "host RST"
+    assert story("kube-nodeport-invalid", kernel, "be-liberal").succeeded
