@@ -372,9 +372,10 @@ class _Runner:
                 return f"it should reach {step.to or 'its destination'}"
             if step.as_src and got[1]["src"].rsplit(":", 1)[0] != step.as_src:
                 return f"it should arrive from {step.as_src}, not {got[1]['src']}"
-        if step.expect is Expect.NO_STRAY and got is not None and got[0] == step.to:
-            if got[1]["src"].rsplit(":", 1)[0] != step.as_src:
-                return f"it reaches {step.to} from {got[1]['src']}, not {step.as_src}: a stray segment"
+        stray = got is not None and got[0] == step.to and got[1]["src"].rsplit(":", 1)[0] != step.as_src
+        if step.expect is Expect.NO_STRAY and stray:
+            assert got is not None
+            return f"it reaches {step.to} from {got[1]['src']}, not {step.as_src}: a stray segment"
         if step.expect is Expect.NO_RST and any(e.get("flags", "").find("R") >= 0 for e in obs["emitted"]):
             return "the host answers it with a RST"
         return ""
