@@ -129,6 +129,7 @@ class Session:
     rst_pids: list[int] = field(default_factory=list)
     pids_caused: dict[int, list[int]] = field(default_factory=dict)  # pid -> packets it caused
     notes: dict[tuple[int, int], list[str]] = field(default_factory=dict)  # (position, step) -> a story's why
+    story: StoryRun | None = None  # a story scenario's run (sim/scenario/story.py)
 
     # -- lookups ------------------------------------------------------------------
 
@@ -292,6 +293,7 @@ def _story_session(result: api.Result, run: StoryRun) -> Session:
     d = run.decisive
     outcome = "the story succeeds" if d is None else f"the story fails: {run.event} ({d.failed})"
     session = index(result, outcome)
+    session.story = run
     m = key_moment(run)
     if m is not None and m.pid is not None and m.pid in session.pos:
         events = session.packet_events(session.pos[m.pid])
