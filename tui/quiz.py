@@ -14,8 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from sim.api import TCPHDR_RST, NsRole, Step
-from sim.trace import ConfirmOutcome, Why
+from sim.api import TCPHDR_RST, ConfirmOutcome, NsRole, Step, Why
 from tui.rows import explain, remote_acked, step_row
 from tui.session import Cursor, Session
 from tui.session import ct as ct_of
@@ -392,7 +391,7 @@ def _choices(hook: Hook) -> tuple[str, ...]:
 
 def _why_in(s: Session, pid: int, step: int) -> tuple[str, ...]:
     """The story's why for packet ``pid`` in ``s`` (sim/report/story.py), then the step's own."""
-    from sim.report.story import why_words
+    from sim.api import why_words
 
     pos = s.pos[pid]
     out = list(s.notes.get((pos, step), ()))

@@ -288,7 +288,7 @@ def _story_session(result: api.Result, run: StoryRun) -> Session:
     """A story scenario (sim/scenario/story.py): the session opens on the packet the story turns
     on (its decisive one, or where the mechanism shows in a run that succeeds), at the host's
     step that decided it, with the story's why in plain words there (sim/report/story.py)."""
-    from sim.report.story import key_event, key_moment, why_words
+    from sim.api import key_event, key_moment, why_words
 
     d = run.decisive
     outcome = "the story succeeds" if d is None else f"the story fails: {run.event} ({d.failed})"
