@@ -221,7 +221,7 @@ def _race_words(run: StoryRun, m: Moment, confirm: TraceEvent) -> list[str]:
             out.append(
                 f"{profile.name} merges a losing UDP packet into the winner's entry only when the NAT "
                 "results match (nf_ct_resolve_clash()); here they differ, so it is dropped "
-                f"({counters}). From 5.7, nf_ct_resolve_clash_harder() would insert it for the reply "
+                f"({counters}). From 5.10, nf_ct_resolve_clash_harder() would insert it for the reply "
                 "direction only."
             )
         if udp:
@@ -237,7 +237,7 @@ def _race_words(run: StoryRun, m: Moment, confirm: TraceEvent) -> list[str]:
         )
     elif outcome is ConfirmOutcome.CLASH_REPLY_ONLY:
         out.append(
-            "The two entries want different NAT, so they cannot merge; from 5.7 "
+            "The two entries want different NAT, so they cannot merge; from 5.10 "
             "nf_ct_resolve_clash_harder() inserts this packet's entry for the reply direction only "
             "(IPS_NAT_CLASH, a 1 s timeout, hidden from conntrack -L), so its answer finds the way "
             f"back: no drop. Counted: {counters}."
