@@ -277,6 +277,8 @@ STORY_NAMES = (
     "conntrack-table-full",
     "pod-ip-leak",
     "published-port-invalid",
+    "kube-clusterip-invalid",
+    "kube-nodeport-invalid",
     "mid-stream-pickup",
 )
 
