@@ -32,6 +32,8 @@ FIX_WORDS = {
     "bigger-table": "nf_conntrack_max=262144",
     "single-request-reopen": "resolv.conf options single-request-reopen",
     "conntrack-delete": "conntrack -D -p udp after each rule change",
+    "notrack": "-t raw -A PREROUTING -p udp --dport 53 -j NOTRACK",
+    "kube-forward-drop": "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
     "none": "no fix",
 }
 

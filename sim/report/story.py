@@ -334,7 +334,16 @@ def _window_words(run: StoryRun, m: Moment, ct_event: TraceEvent) -> list[str]:
         elif (obs.get("fate") or "").startswith("dropped"):
             out.append(
                 "What happened: INVALID, so the packet has no entry and the NAT hooks skip it; a rule "
-                "drops it (--ctstate INVALID -j DROP) before the host's TCP stack can answer it: no RST."
+                "drops it (--ctstate INVALID -j DROP), so it goes no further: nobody answers it with a "
+                "RST and no untranslated copy leaves the host."
+            )
+        elif where.get("src") and (obs.get("fate") or "").startswith("delivered:ctr"):
+            out.append(
+                "What happened: INVALID, so the packet has no entry and the NAT hooks cannot undo the "
+                f"DNAT: it reaches the client container as {where['src']} > {where.get('dst', '?')}, from "
+                "the backend's own address instead of the Service address the client talked to. The "
+                "client's kernel knows no such connection and answers with a RST that kills the "
+                "backend's side (k8s#74839)."
             )
         elif where.get("src"):
             out.append(
@@ -361,10 +370,9 @@ def _window_words(run: StoryRun, m: Moment, ct_event: TraceEvent) -> list[str]:
     elif info.window == "IGNORE":
         out.append(
             f"What happened: on {profile.name} tcp_in_window() ignores a segment below the lower bounds "
-            "(NFCT_TCP_IGNORE, since 6.1): the packet keeps its entry, NAT translates it"
-            + (f" to {where.get('dst')}" if where.get("dst") else "")
-            + ", and the host sends no RST. Up to 5.15 the same segment is INVALID and draws the "
-            "host's RST."
+            "(NFCT_TCP_IGNORE, since 6.1): the packet keeps its entry and NAT translates it"
+            + (f" (it arrives as {where['src']} > {where['dst']})" if where.get("src") else "")
+            + ": nothing goes wrong. Up to 5.15 the same segment is INVALID and skips NAT."
         )
     elif info.window == "ACCEPT" and info.check is not None and info.check.failed:
         out.append(
@@ -440,6 +448,11 @@ def _fix_words(run: StoryRun, m: Moment, events: list[TraceEvent]) -> list[str]:
         )
     elif st.fix == "bigger-table":
         out.append(f"nf_conntrack_max is {run.table.sysctl.max}: the table has room, nothing is evicted.")
+    elif st.fix == "notrack":
+        out.append(
+            "The raw table's NOTRACK rule runs before conntrack (priority -300): the stateless DNS "
+            "gets no entry at all (IP_CT_UNTRACKED), so the table keeps room for this flow."
+        )
     elif st.fix == "conntrack-delete":
         out.append(
             "conntrack -D removed the old entry after the rule change, so this datagram was NEW again: "

@@ -28,7 +28,9 @@ EXPECTED = {
     ("dns-race", "3.10"): (RACE[0], RACE[1], ["single-request-reopen"]),  # 6.18 merges (same NAT)
     ("dns-race", "el7"): (RACE[0], RACE[2], ["single-request-reopen"]),  # different DNAT: reply-only
     ("snat-port-clash", "6.18"): (RACE[0], RACE[0], ["random-fully"]),  # TCP: no allow_clash anywhere
-    ("conntrack-table-full", "6.18"): (TABLE[0], TABLE[0], ["bigger-table"]),
+    ("conntrack-table-full", "6.18"): (TABLE[0], TABLE[0], ["bigger-table", "notrack"]),
+    ("conntrack-table-full", "4.19"): (TABLE[0], TABLE[1], ["bigger-table", "notrack"]),  # 6.18 evicts
+    ("kube-clusterip-invalid", "el7"): ("INVALID", "IGNORE", ["kube-forward-drop", "be-liberal"]),
     ("stale-udp-entry", "6.18"): (STALE[0], STALE[0], ["conntrack-delete"]),
     ("pod-ip-leak", "6.18"): ("INVALID", "INVALID", ["be-liberal"]),  # over the upper bound: INVALID
     ("published-port-invalid", "el7"): ("INVALID", "IGNORE", ["be-liberal", "drop-invalid"]),

@@ -17,7 +17,9 @@ STORIES = {
     "pod-ip-leak": "What happened: INVALID",
     "dns-race": "What happened: packet 1",
     "snat-port-clash": "What happened: packet 1",
-    "conntrack-table-full": "What happened: nf_conntrack_max is 4",
+    "conntrack-table-full": "What happened: nf_conntrack_max is 6",
+    "kube-clusterip-invalid": "What happened: INVALID",
+    "kube-nodeport-invalid": "What happened: INVALID",
     "stale-udp-entry": "What happened: this datagram",
     "mid-stream-pickup": "What happened: INVALID",
 }
