@@ -280,6 +280,7 @@ STORY_NAMES = (
     "kube-clusterip-invalid",
     "kube-nodeport-invalid",
     "mid-stream-pickup",
+    "one-sided-wscale",
 )
 
 

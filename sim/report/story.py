@@ -10,7 +10,7 @@ from typing import Any
 from sim.include.netfilter import CtState, Hook
 from sim.netfilter.conntrack import NF_CT_EVICTION_RANGE, format_conntrack
 from sim.netfilter.sysctl import UdpCt
-from sim.packet import IpProto, Packet
+from sim.packet import TCPHDR_SYN, IpProto, Packet
 from sim.report.capture import write_pcap
 from sim.scenario.story import Moment, StoryRun, event_of
 from sim.topology.roles import NsRole
@@ -384,6 +384,18 @@ def _window_words(run: StoryRun, m: Moment, ct_event: TraceEvent) -> list[str]:
             )
             + ", so tcp_in_window() accepts the segment anyway: it keeps its entry and NAT translates "
             "it. Only a RST outside the window stays INVALID with be_liberal."
+        )
+    scales = [
+        q.options.wscale if q.options is not None else None
+        for q in (_sent(run, o.pid) for o in run.moments if o.pid is not None and o.obs is not None)
+        if q.flags & TCPHDR_SYN and (q.sport, q.dport) in ((p.sport, p.dport), (p.dport, p.sport))
+    ]
+    if len(scales) >= 2 and (None in scales) and any(x is not None for x in scales):
+        out.append(
+            "Window scaling: one SYN of this connection offered a window scale and the other, as the "
+            "host saw it, did not, so tcp_in_window() set td_scale to 0 in both directions (every "
+            "kernel). The peer that saw both options scales its window; conntrack, unscaled, "
+            "allows far less, and the peer's data runs over the upper bound."
         )
     picked = [
         o for o in run.moments if o.output is not None and o.pid is None and o.text.startswith("conntrack -F")

@@ -130,6 +130,17 @@ def test_notrack_fix_keeps_the_dns_out_of_the_table() -> None:
     assert "NOTRACK" in why and "IP_CT_UNTRACKED" in why
 
 
+@pytest.mark.parametrize("kernel", ["el7", "6.18"])
+def test_one_sided_wscale_names_the_lost_scale(kernel: str) -> None:
+    _, why = words("one-sided-wscale", kernel)
+    assert "td_scale to 0 in both directions" in why and "INVALID on every kernel" in why
+
+
+def test_the_scale_words_stay_out_of_a_story_where_both_scale() -> None:
+    _, why = words("published-port-invalid", "el7")  # both SYNs offer wscale 7
+    assert "td_scale" not in why
+
+
 def test_be_liberal_fix_says_the_sysctl() -> None:
     _, why = words("published-port-invalid", "el7", "be-liberal")
     assert "nf_conntrack_tcp_be_liberal=1" in why

@@ -276,6 +276,15 @@ LAST_PACKET: dict[str, tuple[Any, ...]] = {
         None,
         [rst(5000001)],
     ),
+    # only one SYN had wscale: td_scale 0 both ways, remote td_maxend = 5000001 + 64240
+    "story-one-sided-wscale": (
+        "INVALID",
+        "SEQ is over upper bound 5064242",
+        "ESTABLISHED",
+        "local:host",
+        None,
+        [rst(1000101)],
+    ),
     # tcp_new() pickup: BE_LIBERAL on both directions, so bound IV's failure is accepted
     "story-mid-stream-pickup": ("ACCEPT", None, "ESTABLISHED", "delivered:ctr", NATED_TO_CTR, []),
 }

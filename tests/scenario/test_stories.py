@@ -4,10 +4,12 @@ shared/SCENARIOS.md (cited per test), not from the model's output."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from sim.netfilter.profiles import PROFILES
-from sim.packet import IpProto
+from sim.packet import TCPHDR_ACK, TCPHDR_SYN, IpProto
 from sim.scenario.loader import InputError
 from sim.scenario.scenario import load_any
 from sim.scenario.story import Story, StoryRun, parse_story, run_story
@@ -22,6 +24,7 @@ STORIES = (
     "published-port-invalid",
     "kube-clusterip-invalid",
     "kube-nodeport-invalid",
+    "one-sided-wscale",
 )
 
 
@@ -243,3 +246,30 @@ def test_kube_nodeport_invalid_is_not_fixed_by_the_forward_drop_rule(kernel: str
         assert d is not None and d.obs is not None and d.obs["fate"] == "local:host", fix
         assert [e["flags"] for e in d.obs["emitted"]] == ["R"] and run.event == "host RST"
     assert story("kube-nodeport-invalid", kernel, "be-liberal").succeeded
+
+
+@pytest.mark.parametrize("kernel", list(PROFILES))
+def test_one_sided_wscale_scales_neither_direction_so_scaled_data_is_invalid(kernel: str) -> None:
+    # tcp_in_window(), every version (3.10.0-1160.el7 lines 560-568, 4.19.1 lines 525-536,
+    # 6.1 tcp_init_sender()): "Both sides must send the Window Scale option to enable window
+    # scaling in either direction": td_scale 0 both ways, so the container's 64240 is 64240 bytes
+    run = story("one-sided-wscale", kernel)
+    d = run.decisive
+    assert d is not None and d.text.startswith("a segment 200000 bytes on")
+    assert d.obs is not None and d.obs["ctstate"] == "INVALID" and d.obs["fate"] == "local:host"
+    assert [e["flags"] for e in d.obs["emitted"]] == ["R"]
+    bound = "" if kernel in OLD_KERNELS else " 5064242"  # 6.1+ print the bound: 5000001 + 64240 + 1
+    assert (d.obs["reason"] or "").startswith(f"SEQ is over{'' if bound else ' the'} upper bound{bound}")
+    # the same conversation with the server's wscale seen: 64240 << 7 covers the segment
+    st = load_any("one-sided-wscale")
+    assert isinstance(st, Story)
+    both = [
+        replace(
+            s, packet=s.packet._replace(pkt=replace(s.packet.pkt, options=st.steps[0].packet.pkt.options))
+        )
+        if s.packet is not None and s.packet.pkt.flags == TCPHDR_SYN | TCPHDR_ACK
+        else s
+        for s in st.steps
+        if s.packet is not None
+    ]
+    assert run_story(replace(st, steps=tuple(both)).with_kernel(kernel)).succeeded

@@ -36,6 +36,7 @@ EXPECTED = {
     ("published-port-invalid", "el7"): ("INVALID", "IGNORE", ["be-liberal", "drop-invalid"]),
     ("mid-stream-pickup", "el7"): ("INVALID", "IGNORE", ["be-liberal"]),
     ("mid-stream-pickup", "6.1"): ("IGNORE", "INVALID", []),  # it succeeds: no fix to ask about
+    ("one-sided-wscale", "6.18"): ("INVALID", "INVALID", ["be-liberal"]),  # over the upper bound
 }
 
 

@@ -22,6 +22,7 @@ STORIES = {
     "kube-nodeport-invalid": "What happened: INVALID",
     "stale-udp-entry": "What happened: this datagram",
     "mid-stream-pickup": "What happened: INVALID",
+    "one-sided-wscale": "What happened: INVALID",
 }
 
 
