@@ -28,7 +28,7 @@ from textual.worker import get_current_worker
 from sim.api import FIXES, KERNELS, PROFILES, WINDOW_FIXES, builtin_scenarios
 from tui.confine import Confinement
 from tui.messages import CursorMoved, RunChanged
-from tui.quiz import Quiz, questions
+from tui.quiz import Quiz, questions, story_runs
 from tui.rows import describe_change
 from tui.screens.main import MainScreen
 from tui.session import (
@@ -419,8 +419,8 @@ class NflabApp(App[int]):
             self.show()
             return
         self.stop_playing()
-        if self.plan is None or self.session.run is None:  # a case: no fixes to ask about
-            self.begin_quiz(self.session, {})
+        if self.plan is None or (self.session.run is None and self.session.story is None):
+            self.begin_quiz(self.session, {})  # a case: no fixes to ask about
             return
         self.ready = False
         self.running = "preparing the quiz: running the fixes"
@@ -430,6 +430,9 @@ class NflabApp(App[int]):
     @work(thread=True, exclusive=True, group="quiz")  # not "model": it may start from arrive()
     def prepare_quiz(self, p: Plan, s: Session) -> None:
         """The quiz asks what each fix would change: run the fixes the session lacks (cached)."""
+        if s.story is not None:  # a story: its fixes and the other kernel (tui.quiz.story_runs)
+            self.call_from_thread(self.begin_quiz, s, *story_runs(p.source.ref, p.kernel, p.remote))
+            return
         fixed: dict[str, Session] = {}
         for fix in WINDOW_FIXES:
             if fix in ("none", p.fix) or fix not in p.fixes:
@@ -439,12 +442,14 @@ class NflabApp(App[int]):
             self._cache[other.key] = fixed[fix]
         self.call_from_thread(self.begin_quiz, s, fixed)
 
-    def begin_quiz(self, s: Session, fixed: dict[str, Session]) -> None:
+    def begin_quiz(
+        self, s: Session, fixed: dict[str, Session], kernels: dict[str, Session] | None = None
+    ) -> None:
         self.ready = True
         self.screen_main.busy(None)
         if s is not self.session:
             return
-        items = questions(s, fixed)
+        items = questions(s, fixed, kernels)
         if not items:
             self.notify("nothing to quiz on in this run", timeout=3)
             return

@@ -128,6 +128,8 @@ class Session:
     late: frozenset[int] = frozenset()  # packets a late-ack trigger held back on the link
     rst_pids: list[int] = field(default_factory=list)
     pids_caused: dict[int, list[int]] = field(default_factory=dict)  # pid -> packets it caused
+    notes: dict[tuple[int, int], list[str]] = field(default_factory=dict)  # (position, step) -> a story's why
+    story: StoryRun | None = None  # a story scenario's run (sim/scenario/story.py)
 
     # -- lookups ------------------------------------------------------------------
 
@@ -283,18 +285,24 @@ def plan(ref: str, kernel: str | None = None, fix: str | None = None, remote: st
 
 
 def _story_session(result: api.Result, run: StoryRun) -> Session:
-    """A story scenario (sim/scenario/story.py): the session opens on its decisive packet, at
-    the host's step that decided it (the drop, else conntrack in PREROUTING)."""
+    """A story scenario (sim/scenario/story.py): the session opens on the packet the story turns
+    on (its decisive one, or where the mechanism shows in a run that succeeds), at the host's
+    step that decided it, with the story's why in plain words there (sim/report/story.py)."""
+    from sim.api import key_event, key_moment, why_words
+
     d = run.decisive
     outcome = "the story succeeds" if d is None else f"the story fails: {run.event} ({d.failed})"
     session = index(result, outcome)
-    if d is not None and d.pid is not None and d.pid in session.pos:
-        events = session.packet_events(session.pos[d.pid])
-        host = [(i, e.step) for i, e in enumerate(events) if e.ns == NsRole.HOST]
-        at = next((i for i, step in host if step is Step.DROP), None)
+    session.story = run
+    m = key_moment(run)
+    if m is not None and m.pid is not None and m.pid in session.pos:
+        events = session.packet_events(session.pos[m.pid])
+        key = key_event(run, m)
+        at = next((i for i, e in enumerate(events) if e is key), None)
         if at is None:
-            at = next((i for i, step in host if step is Step.CONNTRACK), 0)
-        session.focus = (session.pos[d.pid], at)
+            at = next((i for i, e in enumerate(events) if e.ns == NsRole.HOST and e.step is Step.DROP), 0)
+        session.focus = (session.pos[m.pid], at)
+        session.notes[session.focus] = why_words(run, m)
     return session
 
 

@@ -31,6 +31,8 @@ from sim.report.exercises import EXERCISES, Exercise, ExerciseError, check
 # points for a right answer, by exercise number; with a key also "02-why" (the explanation
 # sentence, 1 point) and "quiz" (1 per question)
 POINTS = {"01": 2, "02": 2, "03": 2, "04": 2}
+# the lab's graded exercises; 05-09 (lesson 9's stories) are checked by nflab check, not graded here
+GRADED = tuple(ex for ex in EXERCISES if ex.name.split("-", 1)[0] in POINTS)
 WHY_POINTS = 1
 QUIZ_FILE = "quiz.toml"
 STARTERS = Path(__file__).resolve().parents[2] / "docs" / "exercises"
@@ -171,11 +173,11 @@ def _grade_quiz(row: Row, folder: Path, key: Key) -> None:
 def grade_student(folder: Path, key: Key | None) -> Row:
     row = Row(folder.name)
     if not folder.is_dir():
-        for ex in EXERCISES:
+        for ex in GRADED:
             row.points[ex.name.split("-", 1)[0]] = 0
         row.notes.append("error: not a folder (one folder per student)")
         return row
-    for ex in EXERCISES:
+    for ex in GRADED:
         _grade_exercise(row, folder, ex, key)
     if key is not None:
         _grade_quiz(row, folder, key)
