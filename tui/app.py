@@ -68,6 +68,15 @@ def queued(action: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
+def settle_gc() -> None:
+    """After the launch's first run is on screen: collect what the launch left (a few hundred
+    objects among ~150k), keep the collector's passes off the rest, which lives on, and turn the
+    collector back on."""
+    gc.collect()
+    gc.freeze()
+    gc.enable()
+
+
 QUEUED: set[str] = set()
 STEP = Binding.Group("step", compact=True)
 PACKET = Binding.Group("pkt", compact=True)
@@ -218,7 +227,10 @@ class NflabApp(App[int]):
     def arrive(self, p: Plan, new: Session, what: str) -> None:
         """A run is ready: say what changed against the one on screen and go to its story."""
         self._cache[p.key] = new
-        gc.freeze()  # a run is ~100k objects that live on: keep the collector's passes off them
+        if gc.isenabled():
+            gc.freeze()  # a run is ~100k objects that live on: keep the collector's passes off them
+        else:  # the launch turned it off (tui.command.main): once this run is on screen
+            self.call_after_refresh(settle_gc)
         old = self.session
         self.plan, self.session = p, new
         self.ref, self.kernel, self.fix, self.remote = p.source.ref, new.kernel, new.fix, p.remote

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from sim import api
-from sim.api import TCPHDR_RST, CtState, Hook, InputError, NsRole, Source, Step, TraceEvent, say
+from sim.api import TCPHDR_RST, CtState, Hook, InputError, NsRole, Packet, Source, Step, TraceEvent, say
 
 if TYPE_CHECKING:  # the model's modules load in the worker that runs it, after the first frame
     from sim.api import ConntrackInfo, Run, StoryRun
@@ -50,10 +50,14 @@ class CapLine:
     t: float
     direction: str  # "in" / "out" as the device saw it
     pid: int
-    text: str  # the tcpdump -nS line (absolute numbers, as the journey and the bounds print them)
-    short: str  # the same without addresses and options, for narrow panes
+    pkt: Packet  # as this device saw it (NAT rewrites show in its addresses)
     rst: bool
-    addrs: str  # "src.port > dst.port" as this device saw the packet (NAT rewrites show here)
+
+    @property
+    def addrs(self) -> str:
+        """The addresses, "src.port > dst.port", as this device saw the packet."""
+        p = self.pkt
+        return f"{p.src}.{p.sport} > {p.dst}.{p.dport}"
 
 
 _ADDR = re.compile(r" IP (\S+) > (\S+): Flags")
@@ -74,23 +78,28 @@ class Pane:
     times: list[float]
     rsts: int
     by_pid: dict[int, list[int]]  # pid -> its line indexes
+    _texts: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     def around(self, t: float) -> int:
         """Index of the first line at or after ``t``."""
         return bisect.bisect_left(self.times, t)
 
+    def text(self, i: int, short: bool = False) -> str:
+        """Line ``i`` as ``tcpdump -nS`` prints it (absolute numbers, as the journey and the
+        bounds print them: tcpdump makes only ACK segments relative, so a bare RST would print
+        absolute beside relative ACKs); ``short``: without addresses and options, for narrow
+        panes. Formatted when first shown: a run has thousands of lines, a screen a few dozen."""
+        done = self._texts.get(i)
+        if done is None:
+            c = self.lines[i]
+            text = api.tcpdump_line(c.pkt, c.t, absolute=True)
+            done = self._texts[i] = (text, _shorten(text, c.t, c.direction))
+        return done[1] if short else done[0]
+
 
 def _pane(result: api.Result, ns: str, dev: str, title: str) -> Pane:
     records = result.capture(ns, dev)
-    tcpdump_line = api.tcpdump_line
-    lines = []
-    for t, direction, pkt, pid in records:
-        # absolute numbers (tcpdump -S): tcpdump makes only ACK segments relative, so a bare
-        # RST would print absolute beside relative ACKs; the journey and bounds are absolute too
-        text = tcpdump_line(pkt, t, absolute=True)
-        addrs = f"{pkt.src}.{pkt.sport} > {pkt.dst}.{pkt.dport}"
-        rst = bool(pkt.flags & TCPHDR_RST)
-        lines.append(CapLine(t, direction, pid, text, _shorten(text, t, direction), rst, addrs))
+    lines = [CapLine(t, d, pid, pkt, bool(pkt.flags & TCPHDR_RST)) for t, d, pkt, pid in records]
     by_pid: dict[int, list[int]] = {}
     for i, c in enumerate(lines):
         by_pid.setdefault(c.pid, []).append(i)
