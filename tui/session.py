@@ -124,7 +124,7 @@ class Session:
     title: str
     run: Run | None
     events: list[TraceEvent]
-    pids: list[int]  # packets in the order they entered the world
+    pids: list[int]  # packets in the order the host saw them (see index)
     steps: dict[int, list[int]]  # pid -> indexes into events
     pos: dict[int, int]  # pid -> position in pids
     invalid: list[tuple[int, int]]  # (position, step) of every CONNTRACK INVALID
@@ -167,14 +167,19 @@ def index(result: api.Result, outcome: str) -> Session:
     setup, run = result.setup, result.run
     events = result.events
     steps: dict[int, list[int]] = {}
+    at_host: dict[int, int] = {}  # pid -> index of its first event in the host
     entries: list[tuple[int, str]] = []
     for i, e in enumerate(events):
         steps.setdefault(e.pid, []).append(i)
-        if e.step is Step.CONNTRACK and e.ns == NsRole.HOST:
-            line = format_entry(e.ct.entry, e.t) if e.ct and e.ct.entry else None
-            if line:
-                entries.append((i, line))
-    pids = sorted(steps, key=lambda p: (events[steps[p][0]].t, steps[p][0]))
+        if e.ns == NsRole.HOST:
+            at_host.setdefault(e.pid, i)
+            if e.step is Step.CONNTRACK:
+                line = format_entry(e.ct.entry, e.t) if e.ct and e.ct.entry else None
+                if line:
+                    entries.append((i, line))
+    # in the order the host saw them (the trace is in time order), so neither capture pane's
+    # clock runs back from one packet to the next; a packet the host never saw, when it was sent
+    pids = sorted(steps, key=lambda p: at_host.get(p, steps[p][0]))
     pos = {p: k for k, p in enumerate(pids)}
     invalid: list[tuple[int, int]] = []
     arriving: list[tuple[int, int]] = []  # INVALID as it arrives at the host (PREROUTING)
