@@ -128,7 +128,7 @@ class Session:
     steps: dict[int, list[int]]  # pid -> indexes into events
     pos: dict[int, int]  # pid -> position in pids
     invalid: list[tuple[int, int]]  # (position, step) of every CONNTRACK INVALID
-    entries: list[tuple[int, str]]  # (event index, conntrack -L line)
+    entries: list[int]  # the host's conntrack events with an entry (its conntrack -L line then)
     panes: tuple[Pane, Pane]
     focus: tuple[int, int]  # where the story is: see decisive()
     outcome: str
@@ -151,8 +151,12 @@ class Session:
 
     def entry_at(self, cur: Cursor) -> str | None:
         """The connection's ``conntrack -L`` line as it stood at this step."""
-        i = bisect.bisect_right(self.entries, (self.event_index(cur), "\uffff")) - 1
-        return self.entries[i][1] if i >= 0 else None
+        i = bisect.bisect_right(self.entries, self.event_index(cur)) - 1
+        if i < 0:
+            return None
+        e = self.events[self.entries[i]]
+        assert e.ct is not None and e.ct.entry is not None
+        return api.format_entry(e.ct.entry, e.t)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,20 +167,17 @@ class Cursor:
 
 def index(result: api.Result, outcome: str) -> Session:
     """Build every index the screen needs in one pass over the trace."""
-    format_entry = api.format_entry
     setup, run = result.setup, result.run
     events = result.events
     steps: dict[int, list[int]] = {}
     at_host: dict[int, int] = {}  # pid -> index of its first event in the host
-    entries: list[tuple[int, str]] = []
+    entries: list[int] = []
     for i, e in enumerate(events):
         steps.setdefault(e.pid, []).append(i)
         if e.ns == NsRole.HOST:
             at_host.setdefault(e.pid, i)
-            if e.step is Step.CONNTRACK:
-                line = format_entry(e.ct.entry, e.t) if e.ct and e.ct.entry else None
-                if line:
-                    entries.append((i, line))
+            if e.step is Step.CONNTRACK and e.ct and e.ct.entry:
+                entries.append(i)
     # in the order the host saw them (the trace is in time order), so neither capture pane's
     # clock runs back from one packet to the next; a packet the host never saw, when it was sent
     pids = sorted(steps, key=lambda p: at_host.get(p, steps[p][0]))

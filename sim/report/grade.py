@@ -115,7 +115,8 @@ def causal_order(sentence: str) -> list[str]:
         [(m.start(), m.end(), False) for m in THEN.finditer(sentence)]
         + [(m.start(), m.end(), True) for m in SINCE.finditer(sentence)]
     )
-    chain, at, start, since = [], 0, 0, False
+    chain: list[str] = []
+    at, start, since = 0, 0, False
     for begin, end, next_since in [*joints, (len(sentence), len(sentence), False)]:
         clause = sentence[start:begin].strip(" ,;，；")
         if not chain:
