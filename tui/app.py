@@ -23,6 +23,8 @@ from textual.binding import Binding, BindingType
 from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widget import Widget
+from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from sim.api import FIXES, KERNELS, PROFILES, WINDOW_FIXES, builtin_scenarios
@@ -147,6 +149,12 @@ class NflabApp(App[int]):
 
     def get_default_screen(self) -> Screen[None]:
         return MainScreen()
+
+    def get_loading_widget(self) -> Widget:
+        """Over the journey and why panels while the model runs: what it runs, standing still.
+        Textual's animated indicator repaints both panels 16 times a second, and each repaint
+        takes the GIL from the run it waits for."""
+        return Static(f"{self.running} ...", id="running")
 
     def on_mount(self) -> None:
         self.sub_title = self.ref
