@@ -39,3 +39,15 @@ def test_svg_of_every_story(name: str, tmp_path: Path) -> None:
     text = svg_text(out)
     assert name in text
     assert STORIES[name] in text
+
+
+@pytest.mark.parametrize(("fix", "badge"), [(None, "FAILS"), ("random-fully", "SUCCEEDS")])
+def test_status_bar_gives_the_story_outcome_not_crafted_case(
+    fix: str | None, badge: str, tmp_path: Path
+) -> None:
+    """A story is not a crafted case: the status bar says whether its expectations held."""
+    out = tmp_path / "clash.svg"
+    assert main("snat-port-clash", "6.18", fix, svg=str(out)) == 0
+    text = svg_text(out)
+    assert badge in text
+    assert "crafted case" not in text
