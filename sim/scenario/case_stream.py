@@ -43,8 +43,8 @@ class CaseStream:
         return cls({k: v for k, v in case.items() if k != "packets"}, len(packets), lambda: iter(packets))
 
     def packets(self) -> Iterator[CasePacket]:
-        """The packets, each checked as :func:`sim.scenario.case.parse_case` checks it; CaseError when the file
-        no longer holds what :func:`open_case_file` checked."""
+        """The packets, each checked as :func:`sim.scenario.case.parse_case` checks it;
+        CaseError when the file no longer holds what :func:`open_case_file` checked."""
         hosts = parse_head(self.head)[0].host_names
         n = 0
         for n, entry in enumerate(self.entries(), 1):
@@ -54,9 +54,9 @@ class CaseStream:
 
 
 def open_case_file(path: str | Path) -> CaseStream:
-    """:func:`sim.scenario.case.load_case_file` without holding the packets: a JSON case is checked in one pass
-    that reads one packet at a time (:func:`sim.scenario.loader.json_members`) and its packets
-    are read again as they are replayed. A TOML case is read whole (tomllib parses whole
+    """:func:`sim.scenario.case.load_case_file` without holding the packets: a JSON case is
+    checked in one pass that reads one packet at a time (:func:`sim.scenario.loader.json_members`)
+    and its packets are read again as they are replayed. A TOML case is read whole (tomllib parses whole
     documents only), as is a JSON file the pass refuses or cannot judge alone (not an object,
     bad syntax or UTF-8, a bad field, ``packets`` given twice, ``hosts`` after the packets
     that name them): :func:`load_case_file` then names the file and the place exactly as
