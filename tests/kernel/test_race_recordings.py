@@ -59,13 +59,15 @@ def test_model_matches_the_live_kernel_on_races(case_file: Path) -> None:
 def test_echo_reply_racing_its_held_request_finds_no_entry() -> None:
     """Typed in from the recording: the reply is INVALID, counted ``invalid``, no entry."""
     obs = replay_case(load_case(str(HERE / "races" / "race-echo-reply-request-held-chain.json")))
-    assert [(o["ctstate"], o["ct_status"], o["ct_stats"]) for o in obs][3] == ("INVALID", None, {"invalid": 1})
+    reply = obs[3]
+    assert (reply["ctstate"], reply["ct_status"], reply["ct_stats"]) == ("INVALID", None, {"invalid": 1})
     assert obs[1]["ct_status"] == ["CONFIRMED", "SRC_NAT", "SRC_NAT_DONE", "DST_NAT_DONE"]
 
 
 def test_held_error_without_entry_is_read_after_its_release() -> None:
     obs = replay_case(load_case(str(HERE / "races" / "race-held-error-racer-creates-entry.json")))
-    assert (obs[0]["ctstate"], obs[0]["ct_status"]) == ("INVALID", ["CONFIRMED", "SRC_NAT_DONE", "DST_NAT_DONE"])
+    assert obs[0]["ctstate"] == "INVALID"
+    assert obs[0]["ct_status"] == ["CONFIRMED", "SRC_NAT_DONE", "DST_NAT_DONE"]
 
 
 # ---------------------------------------------------------------- the harness's order (no kernel)
