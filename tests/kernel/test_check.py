@@ -132,7 +132,7 @@ def test_a_model_exception_keeps_the_whole_case(tmp_path: Path) -> None:
 def test_full_agreement_exits_0(stub_sides: dict[str, Any], tmp_path: Path, capsys: Any) -> None:
     assert run_main("late-ack", "baseline", "--out", str(tmp_path / "out")) == 0
     out, err = capsys.readouterr()
-    assert out == "11 packets, 11 agree\n"
+    assert out == "11 packets, 11 agree (tcp 11/11, ct_stats 11/11)\n"
     assert "[1/2] late-ack" in err and "[2/2] baseline" in err
     assert not (tmp_path / "out").exists()
 
@@ -150,7 +150,7 @@ def test_a_disagreement_exits_1_and_writes_a_replayable_case(
     assert run_main("--all", "--out", str(out_dir)) == 1
     out = capsys.readouterr().out.splitlines()
     total = sum(len(recorded(n)) for n in builtin_cases())
-    assert out[-1] == f"{total} packets, {total - 1} agree"
+    assert out[-1].startswith(f"{total} packets, {total - 1} agree (tcp ")
     assert 'late-ack packet 5 window: model "INVALID", kernel "IGNORE"' in out
     assert [p.name for p in out_dir.iterdir()] == ["late-ack.json"]
     parse_case(json.loads((out_dir / "late-ack.json").read_text()))
@@ -161,9 +161,26 @@ def test_json_report(stub_sides: dict[str, Any], tmp_path: Path, capsys: Any) ->
     assert run_main("syn-fin", "--json", "--out", str(tmp_path)) == 1
     report = json.loads(capsys.readouterr().out)
     assert (report["packets"], report["agree"]) == (6, 5)
+    assert report["by"] == {"tcp": [5, 6], "ct_stats": [5, 6]}  # a missing observation counts
     (entry,) = report["cases"]
     assert entry["differences"][0]["field"] == "observation"
     assert entry["file"] == str(tmp_path / "syn-fin.json")
+
+
+def test_counts_per_protocol_race_and_ct_stats(
+    stub_sides: dict[str, Any], tmp_path: Path, capsys: Any
+) -> None:
+    """udp-dns-race: three UDP packets, the first two racing; only the held one's ct_stats
+    is doctored, so UDP, race and ct_stats each lose that one packet."""
+
+    def doctor(case: dict[str, Any], obs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        obs[0]["ct_stats"] = {"insert_failed": 1}
+        return obs
+
+    stub_sides["doctor"] = doctor
+    assert run_main("udp-dns-race", "--json", "--out", str(tmp_path)) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["by"] == {"udp": [2, 3], "race": [1, 2], "ct_stats": [2, 3]}
 
 
 def test_cannot_run_exits_2_with_the_skip_reason(
