@@ -433,11 +433,12 @@ def breakdown(results: Sequence[CaseResult]) -> dict[str, list[int]]:
     return {g: groups[g] for g in ("tcp", "udp", "icmp", "race", "ct_stats") if g in groups}
 
 
-def summary(results: Sequence[CaseResult]) -> str:
-    """``N packets, M agree`` over all results, then the :func:`breakdown`."""
+def summary(results: Sequence[CaseResult], groups: bool = False) -> str:
+    """``N packets, M agree`` over all results; with ``groups``, after a line
+    ``agree per group: tcp A/N, ...`` (the :func:`breakdown`)."""
     total = f"{sum(r.packets for r in results)} packets, {sum(r.agree for r in results)} agree"
     parts = ", ".join(f"{g} {a}/{n}" for g, (a, n) in breakdown(results).items())
-    return f"{total} ({parts})" if parts else total
+    return f"agree per group: {parts}\n{total}" if groups and parts else total
 
 
 def report_json(results: Sequence[CaseResult]) -> dict[str, Any]:
@@ -511,13 +512,13 @@ def main(args: argparse.Namespace) -> int:
             f"nflab kernel-check: interrupted by {signal.Signals(signum).name} after {len(results)} cases",
             file=sys.stderr,
         )
-        _report(results, args.json)
+        _report(results, args.json, bool(args.fuzz))
         return 128 + signum
-    _report(results, args.json)
+    _report(results, args.json, bool(args.fuzz))
     return 1 if any(r.differences for r in results) else 0
 
 
-def _report(results: Sequence[CaseResult], as_json: bool) -> None:
+def _report(results: Sequence[CaseResult], as_json: bool, groups: bool) -> None:
     if as_json:
         print(json.dumps(report_json(results)))
     else:
@@ -526,4 +527,4 @@ def _report(results: Sequence[CaseResult], as_json: bool) -> None:
                 print(d.describe())
             if r.file is not None:
                 print(f"  replayable case written to {r.file}")
-        print(summary(results))
+        print(summary(results, groups))

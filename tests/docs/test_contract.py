@@ -52,10 +52,10 @@ def test_the_page_names_every_key(page):
 
 def test_the_race_example_replays_as_the_live_kernel_recorded_it(tmp_path):
     """The page's echo reply racing its request, against the 6.18 recording of the same
-    packets (tests/kernel/observed-races/race-echo-reply-request-held.json)."""
+    packets (tests/kernel/observed-v2-findings/race-echo-reply-request-held.json)."""
     from sim.kernel.check import FIELDS, compare
 
-    recording = ROOT / "tests/kernel/observed-races/race-echo-reply-request-held.json"
+    recording = ROOT / "tests/kernel/observed-v2-findings/race-echo-reply-request-held.json"
     observed = json.loads(recording.read_text())["observations"]
     for where, body in examples():
         case = json.loads(body)
