@@ -331,8 +331,8 @@ class _Runner:
         observation of its answer from an answering host, if one answered). Each packet and
         each answer becomes a moment (``says``: the packets' own words)."""
         out = []
-        for n, (pid, stats) in enumerate(_send(self.w, packets)):
-            obs = observe(self.w, pid, stats)
+        for n, (pid, stats, entry) in enumerate(_send(self.w, packets)):
+            obs = observe(self.w, pid, stats, entry)
             sent = self.w.trace.for_packet(pid)[0].before
             assert sent is not None
             said = says[n] if says and n < len(says) and says[n] else ""
@@ -352,8 +352,8 @@ class _Runner:
             if got is not None and got[0] in self.story.answer:
                 reply = _answer(sent, got[1]["src"], got[1]["dst"])
                 if reply is not None:
-                    ((rpid, rstats),) = _send(self.w, [CasePacket(got[0], reply, 0.0, None)])
-                    reply_obs = observe(self.w, rpid, rstats)
+                    ((rpid, rstats, rentry),) = _send(self.w, [CasePacket(got[0], reply, 0.0, None)])
+                    reply_obs = observe(self.w, rpid, rstats, rentry)
                     self.moments.append(
                         Moment(self.w.clock.now, f"{got[0]} answers: {reply.describe()}", rpid, reply_obs)
                     )
