@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sim.errors import InputError
+from sim.include.netfilter import CtState
 from sim.netfilter.profiles import PROFILES, KernelProfile, resolve_kernel
 from sim.netfilter.sysctl import ConntrackSysctls
 from sim.pcap.analyse import Analysis, Connection, Flagged, Tracker
@@ -154,7 +155,8 @@ def summary_json(a: Analysis, conns: list[Connection], fd: Findings, elapsed: fl
                     "seq": h.rst.pkt.seq,
                     "container_saw_invalid": h.ctr_saw_bad,
                     "container_saw_rst": h.ctr_sent_rst,
-                    "prevented_by_drop_invalid": h.bad is not None and h.bad.verdicts[0].ctstate == "INVALID",
+                    "prevented_by_drop_invalid": h.bad is not None
+                    and h.bad.verdicts[0].ctstate is CtState.INVALID,
                     "whatif": {k: verdict_json(v) for k, v in h.whatif.items()},
                 }
                 for h in fd.host_rsts
