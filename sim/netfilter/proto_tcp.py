@@ -593,19 +593,121 @@ def nf_conntrack_tcp_packet(
             new_state = old_state
         if skip_window:
             return _in_window(
-                ct, tcp, pkt, direction, index, old_state, new_state, now, sysctl, profile, None
+                ct, tcp, pkt.flags, direction, index, old_state, new_state, now, sysctl, profile, None
             )
 
     action, reason, check = tcp_in_window(
         tcp, direction, index, pkt, profile, bool(sysctl.tcp_be_liberal), explain
     )
+    return _windowed(
+        ct,
+        tcp,
+        pkt.flags,
+        direction,
+        index,
+        old_state,
+        new_state,
+        action,
+        reason,
+        check,
+        now,
+        sysctl,
+        profile,
+    )
+
+
+def _windowed(
+    ct: Conn,
+    tcp: TcpCt,
+    flags: int,
+    direction: int,
+    index: TcpIndex,
+    old_state: TcpState,
+    new_state: TcpState,
+    action: TcpAction,
+    reason: str | None,
+    check: WindowCheck | None,
+    now: float,
+    sysctl: ConntrackSysctls,
+    profile: KernelProfile,
+) -> TcpResult:
+    """``nf_conntrack_tcp_packet()`` after ``tcp_in_window()``: IGNORE, INVALID (6.1+:
+    ``nf_tcp_handle_invalid()``) or on to ``in_window:``."""
     if action is TcpAction.IGNORE:
-        return result(NfVerdict.ACCEPT, action, reason, check)
+        return TcpResult(NfVerdict.ACCEPT, action, reason, old_state, tcp.state, check)
     if action is TcpAction.INVALID:
         if profile.handle_invalid_timeout:
             nf_tcp_handle_invalid(ct, direction, index, now, sysctl.timeouts[TcpState.UNACK])
-        return result(-NfVerdict.ACCEPT, action, reason, check)
-    return _in_window(ct, tcp, pkt, direction, index, old_state, new_state, now, sysctl, profile, check)
+        return TcpResult(-NfVerdict.ACCEPT, action, reason, old_state, tcp.state, check)
+    return _in_window(ct, tcp, flags, direction, index, old_state, new_state, now, sysctl, profile, check)
+
+
+_PLAIN_ACK = frozenset({TCPHDR_ACK, TCPHDR_ACK | TCPHDR_URG})  # valid flags whose index is ACK
+
+
+def nf_conntrack_tcp_established(
+    ct: Conn,
+    direction: int,
+    flags: int,
+    seq: int,
+    ack: int,
+    win: int,
+    end: int,
+    options: TcpOptions,
+    now: float,
+    sysctl: ConntrackSysctls,
+    profile: KernelProfile,
+) -> TcpResult | None:
+    """``nf_conntrack_tcp_packet()`` for the segment that makes up most of a connection's life,
+    on its header fields (no :class:`Packet`): an ACK (with or without PSH, URG, ECE, CWR;
+    no SYN, FIN or RST) on a confirmed entry in ESTABLISHED, whose checksum is not known to
+    be bad (a capture's segment: checksums are not verified, :mod:`sim.pcap.reader`).
+
+    For it ``tcp_error()`` passes (valid flags), ``tcp_new()`` does not run (confirmed), the
+    state table says ESTABLISHED -> ESTABLISHED in both directions and no case of the
+    kernel's switch applies, so ``nf_conntrack_tcp_packet()`` goes straight to
+    ``tcp_in_window()`` and on: this is that path, through the same functions. None for any
+    other segment, before anything changed: the caller runs :func:`nf_conntrack_tcp_packet`.
+    """
+    if (
+        (flags & ~_IGNORED_FLAG_BITS & 0xFF) not in _PLAIN_ACK
+        or ct.state is not TcpState.ESTABLISHED
+        or not ct.confirmed
+    ):
+        return None
+    tcp = ct.tcp
+    new_state = state_table(profile)[direction][TcpIndex.ACK][TcpState.ESTABLISHED]
+    if new_state is not TcpState.ESTABLISHED:
+        return None
+    action, reason, check = tcp_window(
+        tcp,
+        direction,
+        TcpIndex.ACK,
+        flags,
+        seq,
+        ack,
+        win,
+        end,
+        options,
+        profile,
+        bool(sysctl.tcp_be_liberal),
+        False,
+    )
+    return _windowed(
+        ct,
+        tcp,
+        flags,
+        direction,
+        TcpIndex.ACK,
+        TcpState.ESTABLISHED,
+        new_state,
+        action,
+        reason,
+        check,
+        now,
+        sysctl,
+        profile,
+    )
 
 
 def _ignore(
@@ -765,7 +867,7 @@ def nf_tcp_handle_invalid(
 def _in_window(
     ct: Conn,
     tcp: TcpCt,
-    pkt: Packet,
+    flags: int,
     direction: int,
     index: TcpIndex,
     old_state: TcpState,
@@ -801,7 +903,7 @@ def _in_window(
         timeout = timeouts[new_state]
     res = TcpResult(NfVerdict.ACCEPT, TcpAction.ACCEPT, None, old_state, new_state, check)
     if not ct.seen_reply:
-        if pkt.flags & TCPHDR_RST:
+        if flags & TCPHDR_RST:
             # "If only reply is a RST, we can consider ourselves not to have an established
             # connection: this is a fairly common problem case, so we can delete the
             # conntrack immediately. --RR"
