@@ -39,7 +39,7 @@ from sim.include.netfilter import CtState
 from sim.include.nf_conntrack import ORIGINAL, CtInfo, nf_ct_get_tuple
 from sim.netfilter.conntrack import ConntrackResult, ConntrackTable
 from sim.netfilter.profiles import KernelProfile
-from sim.netfilter.proto_tcp import TcpAction, tcp_in_window
+from sim.netfilter.proto_tcp import NFCT_TCP_ACCEPT, TcpAction, tcp_in_window
 from sim.netfilter.sysctl import ConntrackSysctls
 from sim.netfilter.tcp_states import get_conntrack_index
 from sim.packet import IPPROTO_TCP, SEQ_MASK, TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, Packet
@@ -187,7 +187,7 @@ class Tracker:
         )
         if res is None:
             return self.track(_packet(frame), now)
-        if res.ct is not None and res.tcp is not None and res.tcp.action is TcpAction.ACCEPT:
+        if res.ct is not None and res.tcp is not None and res.tcp.action is NFCT_TCP_ACCEPT:
             return None
         return self._verdict(_packet(frame), now, res)
 
