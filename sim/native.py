@@ -28,9 +28,14 @@ from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
 
-# The tracker's data and code, the reader and the analysis: the path every packet of a
-# capture takes. Compiled together (one mypyc group: native calls between them).
+# The packet, the kernel profile and sysctls, the tracker's data and code, the reader and the
+# analysis: the path every packet of a capture takes. Compiled together (one mypyc group:
+# native calls between them).
 MODULES = (
+    "sim.packet",
+    "sim.netfilter.hooks",
+    "sim.netfilter.profiles",
+    "sim.netfilter.sysctl",
     "sim.include.nf_conntrack_tcp",
     "sim.include.nf_conntrack",
     "sim.netfilter.tcp_states",
