@@ -18,6 +18,7 @@ DATA = Path(__file__).parent / "pcap" / "data"
 # captures with every kind of finding: INVALID and IGNORE packets, host RSTs, copies (-i any)
 CAPTURES = ("inject-any.pcap", "late-host.pcap", "lossdup-host.pcap", "merged.pcapng")
 
+KERNELS = ("--kernel", "3.10", "--kernel", "6.18")
 _RUN = (
     "import json, sys\n"
     "from sim import native\n"
