@@ -39,6 +39,7 @@ MODULES = (
     "sim.netfilter.tcp_states",
     "sim.netfilter.proto_tcp",
     "sim.netfilter.conntrack",
+    "sim.pcap.link",
     "sim.pcap.reader",
     "sim.pcap.analyse",
 )

@@ -43,7 +43,8 @@ from sim.netfilter.proto_tcp import NFCT_TCP_ACCEPT, TcpAction, tcp_in_window
 from sim.netfilter.sysctl import ConntrackSysctls
 from sim.netfilter.tcp_states import get_conntrack_index
 from sim.packet import IPPROTO_TCP, SEQ_MASK, TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, Packet
-from sim.pcap.reader import Frame, Segment
+from sim.pcap.link import Segment
+from sim.pcap.reader import Frame
 from sim.skb import Skb
 from sim.trace import Bound
 
