@@ -87,10 +87,12 @@ class _SourceFinder:
 
 
 def install() -> None:
-    """Put the source finder first on ``sys.meta_path`` when a build is there but not used."""
+    """Decide once, at start-up, for the whole process: unless the compiled build is used, put
+    the source finder first on ``sys.meta_path`` (so a build that appears later, half-way
+    through a run, is never mixed in)."""
     if any(isinstance(f, _SourceFinder) for f in sys.meta_path):
         return
-    if any(extension_path(m) is not None for m in MODULES) and not use_compiled():
+    if not use_compiled():
         sys.meta_path.insert(0, _SourceFinder())
 
 
