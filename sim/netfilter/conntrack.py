@@ -417,7 +417,7 @@ class ConntrackTable:
         """
         pkt = skb.pkt
         sysctl, profile, st = self.sysctl, self.profile, self.stats
-        if skb.ct is not None:  # already tracked (untracked template, or a looped packet)
+        if skb.ct is not None or skb.ctinfo is CtInfo.UNTRACKED:  # untracked (raw CT --notrack), or looped
             if not profile.no_ignore_stat:
                 st.ignore += 1  # "Previously seen (loopback or untracked)?  Ignore."
             return ConntrackResult(NfVerdict.ACCEPT, skb.ct, skb.ctinfo, None)

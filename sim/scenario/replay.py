@@ -11,7 +11,7 @@ v2) its protocol, the status bits of its entry afterwards and the changes of the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sim.errors import InputError
@@ -22,7 +22,8 @@ from sim.net.world import World
 from sim.netfilter.conntrack import ConntrackTable, stats_delta
 from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
 from sim.packet import IpProto, Packet, format_flags
-from sim.scenario.case import CaseError, CasePacket, Topology, parse_case
+from sim.scenario.case import CaseError, CasePacket, Topology, parse_case, parse_head
+from sim.scenario.case_stream import CaseStream
 from sim.scenario.host import configure_host
 from sim.topology.docker_bridge import DockerBridge, docker_bridge
 from sim.topology.roles import NsRole
@@ -56,11 +57,16 @@ def replay_case(case: dict[str, Any], seed: int = 0) -> list[dict[str, Any]]:
     return list(replay_stream(case, seed))
 
 
-def replay_stream(case: dict[str, Any], seed: int = 0) -> Iterator[dict[str, Any]]:
+def replay_stream(case: dict[str, Any] | CaseStream, seed: int = 0) -> Iterator[dict[str, Any]]:
     """:func:`replay_case` one observation at a time, each yielded as soon as it is decided.
     Nothing is kept once read (no capture records, each packet's trace forgotten after its
-    observation), so memory does not grow with the number of packets."""
-    w, packets = build_case_world(case, seed)
+    observation; a :class:`CaseStream`'s packets read one at a time), so memory does not grow
+    with the number of packets."""
+    packets: Iterable[CasePacket]
+    if isinstance(case, dict):
+        w, packets = build_case_world(case, seed)
+    else:
+        w, packets = _configured_world(case.head, parse_head(case.head), seed), case.packets()
     w.capturing = False
     w.trace.keep = False
     for pid, ct_stats in _send(w, packets):
@@ -78,6 +84,14 @@ def run_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[dict[str
 def build_case_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[CasePacket]]:
     """The world a case describes, configured (kernel, sysctls, host rules), and its packets."""
     topology, sysctls, lines, packets = parse_case(case)
+    return _configured_world(case, (topology, sysctls, lines), seed), packets
+
+
+def _configured_world(
+    case: dict[str, Any], head: tuple[Topology, dict[str, Any], list[str]], seed: int
+) -> World:
+    """The world of a case whose head (:func:`sim.scenario.case.parse_head`) is checked."""
+    topology, sysctls, lines = head
     try:
         kernel = resolve_kernel(str(case.get("kernel", DEFAULT_PROFILE))).name
         w = build_world(topology, kernel, seed)
@@ -87,7 +101,7 @@ def build_case_world(case: dict[str, Any], seed: int = 0) -> tuple[World, list[C
         configure_host(w, sysctls, lines)
     except InputError as e:
         raise CaseError(str(e)) from None
-    return w, packets
+    return w
 
 
 def _host_table(w: World) -> ConntrackTable:
@@ -96,7 +110,7 @@ def _host_table(w: World) -> ConntrackTable:
     return table
 
 
-def _send(w: World, packets: list[CasePacket]) -> Iterator[tuple[int, dict[str, int]]]:
+def _send(w: World, packets: Iterable[CasePacket]) -> Iterator[tuple[int, dict[str, int]]]:
     """Send each packet after its delay and run the world until it is quiet: the packet id,
     once everything it caused has happened, and the host's ``conntrack -S`` changes it caused.
 
@@ -113,14 +127,17 @@ def _send(w: World, packets: list[CasePacket]) -> Iterator[tuple[int, dict[str, 
 
     held: list[tuple[int, dict[str, int]]] = []  # (pid, its counter changes up to the hold)
     ready: list[tuple[int, dict[str, int]]] = []
-    for i, (side, pkt, delay, _race) in enumerate(packets):
+    rest = iter(packets)
+    following = next(rest, None)
+    while following is not None:
+        (side, pkt, delay, _race), following = following, next(rest, None)
         w.run(until=w.clock.now + delay)
         for ns in w.namespaces.values():
             if ns.conntrack is not None:
                 ns.conntrack.gc(w.clock.now)
         before = counters()
         pid = w.inject(side, "eth0", pkt)
-        hold = i + 1 < len(packets) and packets[i + 1].race is not None
+        hold = following is not None and following.race is not None
         if hold:
             w.hold_pid = pid
         w.run()
