@@ -8,6 +8,7 @@ include/uapi/linux/netfilter/nf_conntrack_tcp.h).
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Final
 
 
 class TcpState(IntEnum):
@@ -46,14 +47,14 @@ class TcpIndex(IntEnum):
 
 
 # include/uapi/linux/netfilter/nf_conntrack_tcp.h
-IP_CT_TCP_FLAG_WINDOW_SCALE = 0x01
-IP_CT_TCP_FLAG_SACK_PERM = 0x02
-IP_CT_TCP_FLAG_CLOSE_INIT = 0x04
-IP_CT_TCP_FLAG_BE_LIBERAL = 0x08
-IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED = 0x10
-IP_CT_TCP_FLAG_MAXACK_SET = 0x20
-IP_CT_EXP_CHALLENGE_ACK = 0x40
-IP_CT_TCP_SIMULTANEOUS_OPEN = 0x80
+IP_CT_TCP_FLAG_WINDOW_SCALE: Final = 0x01
+IP_CT_TCP_FLAG_SACK_PERM: Final = 0x02
+IP_CT_TCP_FLAG_CLOSE_INIT: Final = 0x04
+IP_CT_TCP_FLAG_BE_LIBERAL: Final = 0x08
+IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED: Final = 0x10
+IP_CT_TCP_FLAG_MAXACK_SET: Final = 0x20
+IP_CT_EXP_CHALLENGE_ACK: Final = 0x40
+IP_CT_TCP_SIMULTANEOUS_OPEN: Final = 0x80
 
 
 class TcpDirState:
@@ -73,6 +74,12 @@ class TcpDirState:
         """``nf_ct_tcp_state_reset()`` (6.1) or the memset of 3.10."""
         self.td_end = self.td_maxend = self.td_maxwin = self.td_maxack = self.td_scale = 0
         self.flags = self.flags & IP_CT_TCP_FLAG_BE_LIBERAL if keep_be_liberal else 0
+
+    def clone(self) -> TcpDirState:
+        c = TcpDirState()
+        c.td_end, c.td_maxend, c.td_maxwin = self.td_end, self.td_maxend, self.td_maxwin
+        c.td_maxack, c.td_scale, c.flags = self.td_maxack, self.td_scale, self.flags
+        return c
 
     def snapshot(self) -> dict[str, int]:
         return {
@@ -122,3 +129,22 @@ class TcpCt:
         self.last_win = 0
         self.last_wscale = 0
         self.last_flags = 0
+
+    def clone(self) -> TcpCt:
+        """A copy of the TCP part alone (to run ``tcp_in_window()`` again on it)."""
+        c = TcpCt()
+        c.seen_orig, c.seen_repl = self.seen_orig.clone(), self.seen_repl.clone()
+        c.state, c.last_dir, c.retrans, c.last_index = (
+            self.state,
+            self.last_dir,
+            self.retrans,
+            self.last_index,
+        )
+        c.last_seq, c.last_ack, c.last_end, c.last_win = (
+            self.last_seq,
+            self.last_ack,
+            self.last_end,
+            self.last_win,
+        )
+        c.last_wscale, c.last_flags = self.last_wscale, self.last_flags
+        return c

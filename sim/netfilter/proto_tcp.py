@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from sim.include.nf_conntrack import ORIGINAL, REPLY
 from sim.include.nf_conntrack_tcp import (
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from sim.include.nf_conntrack import Conn
     from sim.netfilter.sysctl import ConntrackSysctls
 
-MAXACKWINCONST = 66000  # "Fixme: what about big packets?"
+MAXACKWINCONST: Final = 66000  # "Fixme: what about big packets?"
 
 
 class TcpAction(IntEnum):
@@ -65,6 +65,22 @@ class TcpAction(IntEnum):
     IGNORE = 0
     INVALID = 1
     ACCEPT = 2
+
+
+# The members the path of every segment names, under the kernel's own names: a module global
+# is several times faster to read than ``TcpAction.ACCEPT`` (an attribute of an Enum class).
+NFCT_TCP_IGNORE: Final = TcpAction.IGNORE
+NFCT_TCP_INVALID: Final = TcpAction.INVALID
+NFCT_TCP_ACCEPT: Final = TcpAction.ACCEPT
+NF_ACCEPT: Final = NfVerdict.ACCEPT
+TCP_ACK_SET: Final = TcpIndex.ACK
+TCP_RST_SET: Final = TcpIndex.RST
+TCP_CONNTRACK_ESTABLISHED: Final = TcpState.ESTABLISHED
+TCP_CONNTRACK_SYN_RECV: Final = TcpState.SYN_RECV
+TCP_CONNTRACK_FIN_WAIT: Final = TcpState.FIN_WAIT
+TCP_CONNTRACK_CLOSE: Final = TcpState.CLOSE
+TCP_CONNTRACK_RETRANS: Final = TcpState.RETRANS
+TCP_CONNTRACK_UNACK: Final = TcpState.UNACK
 
 
 @dataclass(slots=True)
@@ -87,8 +103,8 @@ class TcpResult:
 
 # tcp_valid_flags[]: "table of valid flag combinations - PUSH, ECE and CWR are always valid"
 _F, _S, _R, _A, _U = TCPHDR_FIN, TCPHDR_SYN, TCPHDR_RST, TCPHDR_ACK, TCPHDR_URG
-TCP_VALID_FLAGS = frozenset({_S, _S | _U, _S | _A, _R, _R | _A, _F | _A, _F | _A | _U, _A, _A | _U})
-_IGNORED_FLAG_BITS = TCPHDR_ECE | TCPHDR_CWR | TCPHDR_PSH
+TCP_VALID_FLAGS: Final = frozenset({_S, _S | _U, _S | _A, _R, _R | _A, _F | _A, _F | _A | _U, _A, _A | _U})
+_IGNORED_FLAG_BITS: Final = TCPHDR_ECE | TCPHDR_CWR | TCPHDR_PSH
 
 
 def tcp_error(pkt: Packet, profile: KernelProfile, checksum: bool, prerouting: bool) -> str | None:
@@ -144,7 +160,7 @@ def maxackwindow(sender: TcpDirState) -> int:
 def tcp_init_sender(
     sender: TcpDirState,
     receiver: TcpDirState,
-    pkt: Packet,
+    options: TcpOptions,
     end: int,
     win: int,
     direction: int,
@@ -157,7 +173,7 @@ def tcp_init_sender(
     """
     sender.td_end = sender.td_maxend = end
     sender.td_maxwin = win if win else 1
-    tcp_options(pkt.options, sender, profile)
+    tcp_options(options, sender, profile)
     if (direction == REPLY or not profile.wscale_check_reply_only) and not (
         sender.flags & IP_CT_TCP_FLAG_WINDOW_SCALE and receiver.flags & IP_CT_TCP_FLAG_WINDOW_SCALE
     ):
@@ -222,26 +238,62 @@ def tcp_in_window(
     Returns (action, the kernel's log text or None, the explanation when ``explain``).
     Under be_liberal (sysctl, or the sender's BE_LIBERAL flag) every failure becomes ACCEPT
     with no log and no window update (``nf_tcp_log_invalid``; 3.10: ``res = true``).
+    The work is :func:`tcp_window`'s, on the header fields the kernel reads.
     """
-    sender = tcp.seen[direction]
-    receiver = tcp.seen[1 - direction]
-    flags = pkt.flags
-    seq = pkt.seq
-    ack = sack = pkt.ack
-    win_raw = win = pkt.window
-    end = pkt.end_seq
+    return tcp_window(
+        tcp,
+        direction,
+        index,
+        pkt.flags,
+        pkt.seq,
+        pkt.ack,
+        pkt.window,
+        pkt.end_seq,
+        pkt.options,
+        profile,
+        sysctl_be_liberal,
+        explain,
+    )
+
+
+def tcp_window(
+    tcp: TcpCt,
+    direction: int,
+    index: TcpIndex,
+    flags: int,
+    seq: int,
+    ack: int,
+    win: int,
+    end: int,
+    options: TcpOptions,
+    profile: KernelProfile,
+    sysctl_be_liberal: bool,
+    explain: bool,
+) -> tuple[TcpAction, str | None, WindowCheck | None]:
+    """:func:`tcp_in_window` on the segment's header fields: ``flags``, ``seq``, ``ack``, the
+    raw ``win``, ``end`` = ``segment_seq_plus_len()`` and the options (so that a capture's
+    segment needs no :class:`Packet`). ``before()``/``after()`` are written out inline on
+    the path every in-window segment takes (``after(a, b)`` is ``(b - a) & SEQ_MASK >=
+    0x80000000``): this is the model's hottest function.
+    """
+    if direction:
+        sender, receiver = tcp.seen_repl, tcp.seen_orig
+    else:
+        sender, receiver = tcp.seen_orig, tcp.seen_repl
+    sack = ack
+    win_raw = win
     syn = flags & TCPHDR_SYN
     has_ack = flags & TCPHDR_ACK
 
-    if receiver.flags & IP_CT_TCP_FLAG_SACK_PERM and pkt.options.sack:
-        sack = tcp_sack(pkt.options, sack)
+    if receiver.flags & IP_CT_TCP_FLAG_SACK_PERM and options.sack:
+        sack = tcp_sack(options, sack)
     # "Take into account NAT sequence number mangling": no helper mangles payload here,
     # so nf_ct_seq_offset() is 0.
 
     if sender.td_maxwin == 0:
         # Initialize sender data.
         if syn:
-            tcp_init_sender(sender, receiver, pkt, end, win, direction, profile)
+            tcp_init_sender(sender, receiver, options, end, win, direction, profile)
             if not has_ack:
                 return TcpAction.ACCEPT, None, None  # Simultaneous open
         else:
@@ -260,7 +312,7 @@ def tcp_in_window(
         if syn and after(end, sender.td_end) and tcp.state in (TcpState.SYN_SENT, TcpState.SYN_RECV):
             # RFC 793: "if a TCP is reinitialized ... then it need not wait at all; it must
             # only be sure to use sequence numbers larger than those recently used."
-            tcp_init_sender(sender, receiver, pkt, end, win, direction, profile)
+            tcp_init_sender(sender, receiver, options, end, win, direction, profile)
             if direction == REPLY and not has_ack:
                 return TcpAction.ACCEPT, None, None
     elif (
@@ -271,7 +323,7 @@ def tcp_in_window(
         # it might differ in seq, ack or tcp options."
         sender.td_end = sender.td_maxend = end
         sender.td_maxwin = win if win else 1
-        tcp_options(pkt.options, sender, profile)
+        tcp_options(options, sender, profile)
 
     if not has_ack:
         ack = sack = receiver.td_end  # "If there is no ACK, just pretend it was set and OK."
@@ -292,9 +344,9 @@ def tcp_in_window(
         action, reason = _window_verdict_61(seq, end, sack, sender, receiver)
     else:
         action, reason = _window_verdict_310(seq, end, sack, sender, receiver, profile, liberal)
-    if action is not TcpAction.ACCEPT:
+    if action is not NFCT_TCP_ACCEPT:
         if liberal:
-            action, reason = TcpAction.ACCEPT, None
+            action, reason = NFCT_TCP_ACCEPT, None
         _finish(check, tcp)
         return action, reason, check
 
@@ -305,26 +357,28 @@ def tcp_in_window(
     swin = (win + (sack - ack)) & SEQ_MASK
     if sender.td_maxwin < swin:
         sender.td_maxwin = swin
-    if after(end, sender.td_end):
+    if (sender.td_end - end) & SEQ_MASK >= 0x80000000:  # after(end, sender->td_end)
         sender.td_end = end
         sender.flags |= IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED
     if has_ack:
         if not sender.flags & IP_CT_TCP_FLAG_MAXACK_SET:
             sender.td_maxack = ack
             sender.flags |= IP_CT_TCP_FLAG_MAXACK_SET
-        elif after(ack, sender.td_maxack):
+        elif (sender.td_maxack - ack) & SEQ_MASK >= 0x80000000:  # after(ack, sender->td_maxack)
             sender.td_maxack = ack
     # Update receiver data.
-    if receiver.td_maxwin != 0 and after(end, sender.td_maxend):
+    if receiver.td_maxwin != 0 and (sender.td_maxend - end) & SEQ_MASK >= 0x80000000:
+        # after(end, sender->td_maxend)
         receiver.td_maxwin = (receiver.td_maxwin + end - sender.td_maxend) & SEQ_MASK
-    if after((sack + win) & SEQ_MASK, (receiver.td_maxend - 1) & SEQ_MASK):
+    if (receiver.td_maxend - 1 - sack - win) & SEQ_MASK >= 0x80000000:
+        # after(sack + win, receiver->td_maxend - 1)
         receiver.td_maxend = (sack + win) & SEQ_MASK
         if win == 0:
             receiver.td_maxend = (receiver.td_maxend + 1) & SEQ_MASK
     if ack == receiver.td_end:
         receiver.flags &= ~IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED
     # Check retransmissions.
-    if index == TcpIndex.ACK:
+    if index is TCP_ACK_SET:
         last_win = win_raw if profile.retrans_raw_window else win
         if (
             tcp.last_dir == direction
@@ -342,7 +396,7 @@ def tcp_in_window(
             tcp.last_win = last_win
             tcp.retrans = 0
     _finish(check, tcp)
-    return TcpAction.ACCEPT, None, check
+    return NFCT_TCP_ACCEPT, None, check
 
 
 def _finish(check: WindowCheck | None, tcp: TcpCt) -> None:
@@ -354,8 +408,9 @@ def _window_verdict_61(
     seq: int, end: int, sack: int, sender: TcpDirState, receiver: TcpDirState
 ) -> tuple[TcpAction, str | None]:
     """6.1's checks in the kernel's order: I (with the small-overshoot IGNORE), III, II, IV."""
-    maxackwin = maxackwindow(sender)
-    if not before(seq, (sender.td_maxend + 1) & SEQ_MASK):
+    maxackwin = sender.td_maxwin if sender.td_maxwin > MAXACKWINCONST else MAXACKWINCONST  # MAXACKWINDOW()
+    # before(a, b) is (a - b) & SEQ_MASK >= 0x80000000, written out below: the hottest path
+    if (seq - sender.td_maxend - 1) & SEQ_MASK < 0x80000000:  # !before(seq, sender->td_maxend + 1)
         overshot = (end - sender.td_maxend + 1) & SEQ_MASK
         ack_ok = after(sack, (receiver.td_end - maxackwin - 1) & SEQ_MASK)
         in_recv_win = bool(receiver.td_maxwin) and after(
@@ -370,23 +425,23 @@ def _window_verdict_61(
             # "Work around TCPs that send more bytes than allowed by the receive window."
             sender.td_end = end
             sender.flags |= IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED
-            return TcpAction.IGNORE, f"{overshot} bytes more than expected"
+            return NFCT_TCP_IGNORE, f"{overshot} bytes more than expected"
         return (
-            TcpAction.INVALID,
+            NFCT_TCP_INVALID,
             f"SEQ is over upper bound {(sender.td_maxend + 1) & SEQ_MASK} (over the window of the receiver)",
         )
-    if not before(sack, (receiver.td_end + 1) & SEQ_MASK):
+    if (sack - receiver.td_end - 1) & SEQ_MASK < 0x80000000:  # !before(sack, receiver->td_end + 1)
         return (
-            TcpAction.INVALID,
+            NFCT_TCP_INVALID,
             f"ACK is over upper bound {(receiver.td_end + 1) & SEQ_MASK} (ACKed data not seen yet)",
         )
     lower = (sender.td_end - receiver.td_maxwin - 1) & SEQ_MASK
-    if receiver.td_maxwin and not after(end, lower):
-        return TcpAction.IGNORE, f"SEQ is under lower bound {lower} (already ACKed data retransmitted)"
+    if receiver.td_maxwin and (lower - end) & SEQ_MASK < 0x80000000:  # !after(end, lower)
+        return NFCT_TCP_IGNORE, f"SEQ is under lower bound {lower} (already ACKed data retransmitted)"
     lower = (receiver.td_end - maxackwin - 1) & SEQ_MASK
-    if not after(sack, lower):
-        return TcpAction.IGNORE, f"ignored ACK under lower bound {lower} (possible overly delayed)"
-    return TcpAction.ACCEPT, None
+    if (lower - sack) & SEQ_MASK < 0x80000000:  # !after(sack, lower)
+        return NFCT_TCP_IGNORE, f"ignored ACK under lower bound {lower} (possible overly delayed)"
+    return NFCT_TCP_ACCEPT, None
 
 
 def _window_verdict_310(
@@ -554,19 +609,121 @@ def nf_conntrack_tcp_packet(
             new_state = old_state
         if skip_window:
             return _in_window(
-                ct, tcp, pkt, direction, index, old_state, new_state, now, sysctl, profile, None
+                ct, tcp, pkt.flags, direction, index, old_state, new_state, now, sysctl, profile, None
             )
 
     action, reason, check = tcp_in_window(
         tcp, direction, index, pkt, profile, bool(sysctl.tcp_be_liberal), explain
     )
-    if action is TcpAction.IGNORE:
-        return result(NfVerdict.ACCEPT, action, reason, check)
-    if action is TcpAction.INVALID:
+    return _windowed(
+        ct,
+        tcp,
+        pkt.flags,
+        direction,
+        index,
+        old_state,
+        new_state,
+        action,
+        reason,
+        check,
+        now,
+        sysctl,
+        profile,
+    )
+
+
+def _windowed(
+    ct: Conn,
+    tcp: TcpCt,
+    flags: int,
+    direction: int,
+    index: TcpIndex,
+    old_state: TcpState,
+    new_state: TcpState,
+    action: TcpAction,
+    reason: str | None,
+    check: WindowCheck | None,
+    now: float,
+    sysctl: ConntrackSysctls,
+    profile: KernelProfile,
+) -> TcpResult:
+    """``nf_conntrack_tcp_packet()`` after ``tcp_in_window()``: IGNORE, INVALID (6.1+:
+    ``nf_tcp_handle_invalid()``) or on to ``in_window:``."""
+    if action is NFCT_TCP_IGNORE:
+        return TcpResult(NF_ACCEPT, action, reason, old_state, tcp.state, check)
+    if action is NFCT_TCP_INVALID:
         if profile.handle_invalid_timeout:
-            nf_tcp_handle_invalid(ct, direction, index, now, sysctl.timeouts[TcpState.UNACK])
-        return result(-NfVerdict.ACCEPT, action, reason, check)
-    return _in_window(ct, tcp, pkt, direction, index, old_state, new_state, now, sysctl, profile, check)
+            nf_tcp_handle_invalid(ct, direction, index, now, sysctl.timeouts[TCP_CONNTRACK_UNACK])
+        return TcpResult(-NF_ACCEPT, action, reason, old_state, tcp.state, check)
+    return _in_window(ct, tcp, flags, direction, index, old_state, new_state, now, sysctl, profile, check)
+
+
+_PLAIN_ACK: Final = frozenset({TCPHDR_ACK, TCPHDR_ACK | TCPHDR_URG})  # valid flags whose index is ACK
+
+
+def nf_conntrack_tcp_established(
+    ct: Conn,
+    direction: int,
+    flags: int,
+    seq: int,
+    ack: int,
+    win: int,
+    end: int,
+    options: TcpOptions,
+    now: float,
+    sysctl: ConntrackSysctls,
+    profile: KernelProfile,
+) -> TcpResult | None:
+    """``nf_conntrack_tcp_packet()`` for the segment that makes up most of a connection's life,
+    on its header fields (no :class:`Packet`): an ACK (with or without PSH, URG, ECE, CWR;
+    no SYN, FIN or RST) on a confirmed entry in ESTABLISHED, whose checksum is not known to
+    be bad (a capture's segment: checksums are not verified, :mod:`sim.pcap.reader`).
+
+    For it ``tcp_error()`` passes (valid flags), ``tcp_new()`` does not run (confirmed), the
+    state table says ESTABLISHED -> ESTABLISHED in both directions and no case of the
+    kernel's switch applies, so ``nf_conntrack_tcp_packet()`` goes straight to
+    ``tcp_in_window()`` and on: this is that path, through the same functions. None for any
+    other segment, before anything changed: the caller runs :func:`nf_conntrack_tcp_packet`.
+    """
+    if (
+        (flags & ~_IGNORED_FLAG_BITS & 0xFF) not in _PLAIN_ACK
+        or ct.state is not TCP_CONNTRACK_ESTABLISHED
+        or not ct.confirmed
+    ):
+        return None
+    tcp = ct.tcp
+    new_state = state_table(profile)[direction][TCP_ACK_SET][TCP_CONNTRACK_ESTABLISHED]
+    if new_state is not TCP_CONNTRACK_ESTABLISHED:
+        return None
+    action, reason, check = tcp_window(
+        tcp,
+        direction,
+        TCP_ACK_SET,
+        flags,
+        seq,
+        ack,
+        win,
+        end,
+        options,
+        profile,
+        bool(sysctl.tcp_be_liberal),
+        False,
+    )
+    return _windowed(
+        ct,
+        tcp,
+        flags,
+        direction,
+        TCP_ACK_SET,
+        TCP_CONNTRACK_ESTABLISHED,
+        new_state,
+        action,
+        reason,
+        check,
+        now,
+        sysctl,
+        profile,
+    )
 
 
 def _ignore(
@@ -726,7 +883,7 @@ def nf_tcp_handle_invalid(
 def _in_window(
     ct: Conn,
     tcp: TcpCt,
-    pkt: Packet,
+    flags: int,
     direction: int,
     index: TcpIndex,
     old_state: TcpState,
@@ -741,28 +898,28 @@ def _in_window(
     tcp.last_index = index
     tcp.last_dir = direction
     tcp.state = new_state
-    if old_state != new_state and new_state == TcpState.FIN_WAIT:
+    if old_state != new_state and new_state == TCP_CONNTRACK_FIN_WAIT:
         tcp.seen[direction].flags |= IP_CT_TCP_FLAG_CLOSE_INIT
     timeouts = sysctl.timeouts
-    if tcp.retrans >= sysctl.tcp_max_retrans and timeouts[new_state] > timeouts[TcpState.RETRANS]:
-        timeout = timeouts[TcpState.RETRANS]
-    elif profile.rst_exact_seq and index == TcpIndex.RST:
-        timeout = timeouts[TcpState.CLOSE]
-    elif (tcp.seen[0].flags | tcp.seen[1].flags) & IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED and timeouts[
+    if tcp.retrans >= sysctl.tcp_max_retrans and timeouts[new_state] > timeouts[TCP_CONNTRACK_RETRANS]:
+        timeout = timeouts[TCP_CONNTRACK_RETRANS]
+    elif profile.rst_exact_seq and index == TCP_RST_SET:
+        timeout = timeouts[TCP_CONNTRACK_CLOSE]
+    elif (tcp.seen_orig.flags | tcp.seen_repl.flags) & IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED and timeouts[
         new_state
-    ] > timeouts[TcpState.UNACK]:
-        timeout = timeouts[TcpState.UNACK]
+    ] > timeouts[TCP_CONNTRACK_UNACK]:
+        timeout = timeouts[TCP_CONNTRACK_UNACK]
     elif (
         profile.zero_window_retrans_timeout
         and tcp.last_win == 0
-        and timeouts[new_state] > timeouts[TcpState.RETRANS]
+        and timeouts[new_state] > timeouts[TCP_CONNTRACK_RETRANS]
     ):
-        timeout = timeouts[TcpState.RETRANS]
+        timeout = timeouts[TCP_CONNTRACK_RETRANS]
     else:
         timeout = timeouts[new_state]
-    res = TcpResult(NfVerdict.ACCEPT, TcpAction.ACCEPT, None, old_state, new_state, check)
+    res = TcpResult(NF_ACCEPT, NFCT_TCP_ACCEPT, None, old_state, new_state, check)
     if not ct.seen_reply:
-        if pkt.flags & TCPHDR_RST:
+        if flags & TCPHDR_RST:
             # "If only reply is a RST, we can consider ourselves not to have an established
             # connection: this is a fairly common problem case, so we can delete the
             # conntrack immediately. --RR"
@@ -770,12 +927,12 @@ def _in_window(
             return res
         if profile.syn_retransmit_no_renew and index == TcpIndex.SYN and old_state == TcpState.SYN_SENT:
             return res  # "do not renew timeout on SYN retransmit."
-        if new_state == TcpState.ESTABLISHED and timeout > timeouts[TcpState.UNACK]:
-            timeout = timeouts[TcpState.UNACK]  # mid-connection pickup with loose=1
+        if new_state == TCP_CONNTRACK_ESTABLISHED and timeout > timeouts[TCP_CONNTRACK_UNACK]:
+            timeout = timeouts[TCP_CONNTRACK_UNACK]  # mid-connection pickup with loose=1
     elif (
         not ct.assured
-        and old_state in (TcpState.SYN_RECV, TcpState.ESTABLISHED)
-        and (new_state == TcpState.ESTABLISHED)
+        and old_state in (TCP_CONNTRACK_SYN_RECV, TCP_CONNTRACK_ESTABLISHED)
+        and (new_state == TCP_CONNTRACK_ESTABLISHED)
     ):
         # "Set ASSURED if we see valid ack in ESTABLISHED after SYN_RECV or a valid answer
         # for a picked up connection."

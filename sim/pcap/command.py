@@ -25,14 +25,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sim.errors import InputError
+from sim.include.netfilter import CtState
 from sim.netfilter.profiles import PROFILES, KernelProfile, resolve_kernel
 from sim.netfilter.sysctl import ConntrackSysctls
 from sim.pcap.analyse import Analysis, Connection, Flagged, Tracker
 from sim.pcap.findings import Findings, container_check, findings_lines, whatif
-from sim.pcap.reader import CaptureError, Frame, read_frames
+from sim.pcap.reader import Frame, read_frames
 from sim.pcap.render import connection_line, flagged_json, flagged_lines, verdict_json
-from sim.pcap.tocase import connection_case, select_flow
-from sim.scenario.case import CaseError
 
 
 class PcapError(InputError):
@@ -154,7 +153,8 @@ def summary_json(a: Analysis, conns: list[Connection], fd: Findings, elapsed: fl
                     "seq": h.rst.pkt.seq,
                     "container_saw_invalid": h.ctr_saw_bad,
                     "container_saw_rst": h.ctr_sent_rst,
-                    "prevented_by_drop_invalid": h.bad is not None and h.bad.verdicts[0].ctstate == "INVALID",
+                    "prevented_by_drop_invalid": h.bad is not None
+                    and h.bad.verdicts[0].ctstate is CtState.INVALID,
                     "whatif": {k: verdict_json(v) for k, v in h.whatif.items()},
                 }
                 for h in fd.host_rsts
@@ -293,10 +293,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         for line in findings_lines(fd, bool(args.file2)):
             out.write(line + "\n")
     if args.to_case:
-        try:
-            case, conn, split = _to_case(args, conns, kernels, sysctls, inner)
-        except CaseError as e:
-            raise PcapError(f"{args.file}: --to-case: {e}") from None
+        case, conn, split = _to_case(args, conns, kernels, sysctls, inner)
         try:
             Path(args.to_case).write_text(json.dumps(case, indent=1) + "\n")
         except OSError as e:
@@ -321,19 +318,25 @@ def _to_case(
     sysctls: dict[str, int],
     inner: set[str],
 ) -> tuple[dict[str, Any], Connection, list[tuple[int, int, int]]]:
-    conn = select_flow(conns, args.flow)
+    from sim.pcap.tocase import connection_case, select_flow  # the case layer: only for --to-case
+    from sim.scenario.case import CaseError
+
     split: list[tuple[int, int, int]] = []
-    case = connection_case(
-        _frames(args, args.file),
-        conn,
-        name=Path(args.to_case).stem,
-        kernel=kernels[0],
-        sysctls=sysctls,
-        description=f"connection #{conn.id} of {os.path.basename(args.file)} (frames "
-        f"{conn.first_frame}-{conn.last_frame}), written by nflab pcap --to-case",
-        inner_addrs=inner,
-        split=split,
-    )
+    try:
+        conn = select_flow(conns, args.flow)
+        case = connection_case(
+            _frames(args, args.file),
+            conn,
+            name=Path(args.to_case).stem,
+            kernel=kernels[0],
+            sysctls=sysctls,
+            description=f"connection #{conn.id} of {os.path.basename(args.file)} (frames "
+            f"{conn.first_frame}-{conn.last_frame}), written by nflab pcap --to-case",
+            inner_addrs=inner,
+            split=split,
+        )
+    except CaseError as e:
+        raise PcapError(f"{args.file}: --to-case: {e}") from None
     if split:
         case["description"] += (
             f"; {len(split)} offload super-packet(s) split into the {sum(k for _, _, k in split)} "
@@ -346,6 +349,6 @@ def main(args: argparse.Namespace) -> int:
     """``nflab pcap``: 0 when analysed, 2 on a bad capture or bad arguments (one line)."""
     try:
         return run(args, sys.stdout)
-    except (CaptureError, PcapError, CaseError) as e:
+    except InputError as e:  # CaptureError, PcapError, CaseError
         print(f"nflab pcap: {e}", file=sys.stderr)
         return 2

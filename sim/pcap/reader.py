@@ -3,17 +3,15 @@
 :func:`read_frames` streams a capture in blocks of :data:`CHUNK` bytes (memory stays bounded
 whatever the file's size) and yields one :class:`Frame` per record, numbered from 1 as
 Wireshark and tshark number them. Each frame carries its time in nanoseconds since the Unix
-epoch and, for IPv4 TCP, the segment as a :class:`sim.packet.Packet` -- decoded from the
+epoch and, for IPv4 TCP, the segment's header fields (a :data:`Segment`; its
+:class:`sim.packet.Packet` is built only when asked for) -- decoded from the
 headers alone, so captures cut by a small snaplen (``tcpdump -s 96``) keep their payload
 lengths, which come from the IPv4 total length, not from the bytes captured. Checksums are
 not verified: captures taken on the sending host carry the partial checksums of checksum
 offload.
 
-Link types (``LINKTYPE_*``, https://www.tcpdump.org/linktypes.html): Ethernet (with 802.1Q
-and 802.1ad tags and PPPoE sessions), Linux cooked capture v1 and v2 (``tcpdump -i any``),
-raw IP (both numbers), IPv4, NFLOG (``tcpdump -i nflog:N``: the packets an ``-j NFLOG``
-rule logged, e.g. exactly the INVALID ones; its TLVs per ``pcap/nflog.h``) and PPP (PPP,
-PPP in HDLC framing, PPPoE, PPP with direction). Anything else, a bad magic, a block or
+The link types and what their frames carry are :mod:`sim.pcap.link`'s. An unknown link
+type, a bad magic, a block or
 option libpcap's ``sf-pcapng.c`` refuses, or a record that claims more bytes than a capture
 may hold raise :class:`CaptureError`: one line naming the file and the frame. A capture cut
 off mid-frame (tcpdump killed, a disk full) is read up to its last complete frame and the
@@ -22,10 +20,11 @@ middle of a packet"); without ``warn`` it is a CaptureError.
 
 The reader is this module rather than dpkt because it is faster on what nflab needs. Measured
 on the bench capture (141,591 frames of a real upload, CPU time, this machine): this reader
-yields 217,000 frames/s with a :class:`sim.packet.Packet` each; dpkt 1.9.8 gets through
-97,000 frames/s doing less (``dpkt.pcap.Reader`` + ``Ethernet`` + ``tcp.parse_opts``, no Packet
-built), because it builds an object per protocol layer, while this reader unpacks the three
-headers with one ``struct`` call each. dpkt would also be a new dependency.
+yields 540,000 frames/s (1.85 us a frame; 217,000 when it built a Packet for each); dpkt 1.9.8
+gets through 97,000 frames/s (``dpkt.pcap.Reader`` + ``Ethernet`` + ``tcp.parse_opts``),
+because it builds an object per protocol layer, while this reader unpacks the IPv4 and TCP
+headers with one ``struct`` call and builds a Packet only when asked. dpkt would also be a
+new dependency.
 """
 
 from __future__ import annotations
@@ -37,8 +36,16 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from sim.errors import InputError
-from sim.packet import Packet, TcpOptions
-from sim.wire import WireError, parse_options
+from sim.packet import Packet
+from sim.pcap.link import (
+    KNOWN_LINKTYPES,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_NFLOG,
+    Segment,
+    decode_frame,
+    segment_packet,
+    special_frame,
+)
 
 CHUNK = 1 << 20
 
@@ -66,58 +73,6 @@ PB_MIN = 32
 SPB_MIN = 16
 OPT_ENDOFOPT = 0
 
-LINKTYPE_NULL = 0
-LINKTYPE_ETHERNET = 1
-LINKTYPE_PPP = 9
-LINKTYPE_PPP_HDLC = 50  # PPP in HDLC-like framing (RFC 1662), also Cisco HDLC (DLT_PPP_SERIAL)
-LINKTYPE_PPP_ETHER = 51  # PPPoE session header, then PPP
-LINKTYPE_RAW = 101
-LINKTYPE_LINUX_SLL = 113
-LINKTYPE_PPP_PPPD = 166  # HDLC framing with the address byte a direction (pppd's records)
-LINKTYPE_PPP_WITH_DIR = 204  # one direction byte, then PPP
-LINKTYPE_IPV4 = 228
-LINKTYPE_NFLOG = 239
-LINKTYPE_LINUX_SLL2 = 276
-DLT_RAW_OPENBSD = 12  # DLT_RAW on some BSDs, written as-is by old libpcaps
-LINK_NAMES = {
-    LINKTYPE_ETHERNET: "Ethernet",
-    LINKTYPE_RAW: "raw IP",
-    DLT_RAW_OPENBSD: "raw IP",
-    LINKTYPE_IPV4: "IPv4",
-    LINKTYPE_LINUX_SLL: "Linux cooked v1",
-    LINKTYPE_LINUX_SLL2: "Linux cooked v2",
-    LINKTYPE_NFLOG: "NFLOG",
-    LINKTYPE_PPP: "PPP",
-    LINKTYPE_PPP_HDLC: "PPP in HDLC framing",
-    LINKTYPE_PPP_ETHER: "PPPoE",
-    LINKTYPE_PPP_PPPD: "PPP (pppd)",
-    LINKTYPE_PPP_WITH_DIR: "PPP with direction",
-}
-# pcap/nflog.h: a 4-byte header (family, version, resource id = the group, big-endian), then
-# TLVs whose length and type are in the capturing host's byte order, each padded to 4.
-NFULA_PAYLOAD = 9
-AF_INET = 2
-AF_INET6 = 10
-# PPP protocol numbers (RFC 1661, RFC 1332, RFC 5072) and PPPoE's ethertype (RFC 2516)
-PPP_IP = 0x0021
-PPP_IPV6 = 0x0057
-ETH_P_PPP_SES = 0x8864
-
-ETH_P_IP = 0x0800
-ETH_P_8021Q = 0x8100
-ETH_P_8021AD = 0x88A8
-ETH_P_QINQ1 = 0x9100
-ETH_P_IPV6 = 0x86DD
-ETH_P_ARP = 0x0806
-IPPROTO_TCP = 6
-IP_MF_OFFSET = 0x3FFF
-
-_IP = struct.Struct("!BxHHHBB2x4s4s")
-_TCP = struct.Struct("!HHIIBBH")
-_U16 = struct.Struct("!H")
-_TS_ONLY = b"\x01\x01\x08\x0a"  # NOP NOP TIMESTAMP(10): the options of most Linux segments
-_TS_VALS = struct.Struct("!II")
-
 
 class CaptureError(InputError):
     """A capture nflab cannot read; the message is one line naming the file and the frame."""
@@ -127,208 +82,28 @@ class CaptureError(InputError):
 class Frame:
     """One record of a capture: its number (from 1), time, length on the wire and what it holds.
 
-    ``pkt`` is the IPv4 TCP segment, or None with ``skipped`` saying what the frame is
-    instead ("IPv6", "ARP", "IPv4 UDP", "TCP header cut by the snaplen", ...). ``iface``
-    tells the capture's interfaces apart: the ifindex of a Linux cooked v2 frame (``tcpdump
-    -i any``), else the pcapng interface number (0 in a pcap file).
+    ``seg`` is the IPv4 TCP segment's header fields (:data:`Segment`), or None with
+    ``skipped`` saying what the frame is instead ("IPv6", "ARP", "IPv4 UDP", "TCP header
+    cut by the snaplen", ...); ``pkt`` is the segment as a :class:`sim.packet.Packet`, built
+    when first asked for (most frames of a capture never need one). ``iface`` tells the
+    capture's interfaces apart: the ifindex of a Linux cooked v2 frame (``tcpdump -i any``),
+    else the pcapng interface number (0 in a pcap file).
     """
 
     number: int
     ts_ns: int
     wirelen: int
-    pkt: Packet | None
+    seg: Segment | None
     skipped: str = ""
     iface: int = 0
+    _pkt: Packet | None = None
 
-
-_addr_cache: dict[bytes, str] = {}
-
-
-def _addr(raw: bytes) -> str:
-    s = _addr_cache.get(raw)
-    if s is None:
-        if len(_addr_cache) > 65536:
-            _addr_cache.clear()
-        s = _addr_cache[raw] = f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}"
-    return s
-
-
-def decode_ipv4(data: bytes | memoryview, off: int, end: int) -> tuple[Packet | None, str]:
-    """The IPv4 TCP segment at ``data[off:end]`` -> (Packet, "") or (None, what it is instead)."""
-    if end - off < 20:
-        return None, "IPv4 header cut by the snaplen"
-    vihl, total, ip_id, frag, ttl, proto, src, dst = _IP.unpack_from(data, off)
-    if vihl >> 4 != 4:
-        return None, f"IP version {vihl >> 4}"
-    if proto != IPPROTO_TCP:
-        return None, {1: "IPv4 ICMP", 17: "IPv4 UDP"}.get(proto, f"IPv4 protocol {proto}")
-    if frag & IP_MF_OFFSET:
-        return None, "IPv4 fragment"
-    ihl = (vihl & 0xF) * 4
-    if ihl < 20:
-        return None, f"bad IPv4 header length {ihl}"  # what ip_rcv_core() drops (ihl < 5)
-    tcp = off + ihl
-    if tcp + 20 > end:
-        return None, "TCP header cut by the snaplen"
-    sport, dport, seq, ack, doff, flags, win = _TCP.unpack_from(data, tcp)
-    doff = (doff >> 4) * 4
-    if doff < 20 or tcp + doff > end:
-        return None, "TCP header cut by the snaplen"
-    if doff == 20:
-        opts = _NO_OPTIONS
-    elif doff == 32 and data[tcp + 20 : tcp + 24] == _TS_ONLY:
-        opts = TcpOptions(ts=_TS_VALS.unpack_from(data, tcp + 24))
-    else:
-        try:
-            opts = parse_options(bytes(data[tcp + 20 : tcp + doff]))
-        except WireError as e:
-            return None, f"bad TCP options ({e})"
-    payload = total - ihl - doff
-    if payload < 0:
-        return None, f"bad IPv4 total length {total}"
-    return (
-        Packet(
-            _addr(bytes(src)),
-            _addr(bytes(dst)),
-            sport,
-            dport,
-            seq,
-            ack,
-            flags,
-            win,
-            payload,
-            opts,
-            ttl,
-            ip_id,
-        ),
-        "",
-    )
-
-
-_NO_OPTIONS = TcpOptions()
-_ETHERTYPE_NAMES = {ETH_P_IPV6: "IPv6", ETH_P_ARP: "ARP"}
-
-
-def _ethertype(proto: int, data: bytes | memoryview, off: int, end: int) -> tuple[Packet | None, str]:
-    if proto == ETH_P_IP:
-        return decode_ipv4(data, off, end)
-    if proto == ETH_P_PPP_SES:  # ver/type, code, session id, length, then the PPP protocol
-        return _ppp_protocol(data, off + 6, end)
-    return None, _ETHERTYPE_NAMES.get(proto, f"ethertype 0x{proto:04x}")
-
-
-def _ppp_protocol(data: bytes | memoryview, off: int, end: int) -> tuple[Packet | None, str]:
-    """A PPP protocol field (one byte when compressed: RFC 1661 6.5, odd first byte) and its
-    payload."""
-    if end - off < 1:
-        return None, "PPP header cut by the snaplen"
-    if data[off] & 1:
-        proto, off = data[off], off + 1
-    elif end - off < 2:
-        return None, "PPP header cut by the snaplen"
-    else:
-        proto, off = _U16.unpack_from(data, off)[0], off + 2
-    if proto == PPP_IP:
-        return decode_ipv4(data, off, end)
-    return None, "IPv6" if proto == PPP_IPV6 else f"PPP protocol 0x{proto:04x}"
-
-
-def _ppp(data: bytes | memoryview, off: int, end: int) -> tuple[Packet | None, str]:
-    """PPP with or without the HDLC address and control bytes (0xff 0x03, RFC 1662); a Cisco
-    HDLC frame (address 0x0f or 0x8f, control 0, then an ethertype) as DLT_PPP_SERIAL allows."""
-    if end - off >= 2 and data[off] == 0xFF and data[off + 1] == 0x03:
-        return _ppp_protocol(data, off + 2, end)
-    if end - off >= 4 and data[off] in (0x0F, 0x8F) and data[off + 1] == 0:
-        return _ethertype(_U16.unpack_from(data, off + 2)[0], data, off + 4, end)
-    return _ppp_protocol(data, off, end)
-
-
-def decode_nflog(data: bytes | memoryview, off: int, end: int) -> tuple[Packet | None, str, int]:
-    """An NFLOG record -> (Packet, "", group) or (None, what it is, group)."""
-    if end - off < 4:
-        return None, "NFLOG header cut by the snaplen", -1
-    family, (group,) = data[off], _U16.unpack_from(data, off + 2)
-    pos = off + 4
-    while pos + 4 <= end:
-        # the host's byte order: a TLV length read the wrong way round is too long or too short
-        length, tlv_type = struct.unpack_from("<HH", data, pos)
-        if not 4 <= length <= end - pos or tlv_type > 0xFF:
-            length, tlv_type = struct.unpack_from(">HH", data, pos)
-        if length < 4:
-            return None, "bad NFLOG TLV", group
-        if tlv_type == NFULA_PAYLOAD:
-            if family == AF_INET6:
-                return None, "IPv6", group
-            if family != AF_INET:
-                return None, f"NFLOG family {family}", group
-            pkt, skipped = decode_ipv4(data, pos + 4, min(pos + length, end))
-            return pkt, skipped, group
-        pos += (length + 3) & ~3
-    return None, "NFLOG record without payload", group
-
-
-def decode_frame(linktype: int, data: bytes | memoryview, off: int, end: int) -> tuple[Packet | None, str]:
-    """A frame of ``linktype`` at ``data[off:end]`` -> (Packet, "") or (None, what it is)."""
-    if linktype == LINKTYPE_ETHERNET:
-        if end - off < 14:
-            return None, "Ethernet header cut by the snaplen"
-        (proto,) = _U16.unpack_from(data, off + 12)
-        off += 14
-        while proto in (ETH_P_8021Q, ETH_P_8021AD, ETH_P_QINQ1):  # 802.1Q / 802.1ad tags
-            if end - off < 4:
-                return None, "VLAN tag cut by the snaplen"
-            (proto,) = _U16.unpack_from(data, off + 2)
-            off += 4
-        return _ethertype(proto, data, off, end)
-    if linktype == LINKTYPE_LINUX_SLL:  # pkttype, hatype, halen, addr[8], protocol
-        if end - off < 16:
-            return None, "SLL header cut by the snaplen"
-        return _ethertype(_U16.unpack_from(data, off + 14)[0], data, off + 16, end)
-    if linktype == LINKTYPE_LINUX_SLL2:  # protocol, reserved, ifindex, hatype, pkttype, halen, addr[8]
-        if end - off < 20:
-            return None, "SLL2 header cut by the snaplen"
-        return _ethertype(_U16.unpack_from(data, off)[0], data, off + 20, end)
-    if linktype == LINKTYPE_NULL:  # 4-byte address family in the writer's byte order
-        if end - off < 4:
-            return None, "loopback header cut by the snaplen"
-        family = int.from_bytes(data[off : off + 4], "little") or int.from_bytes(data[off : off + 4], "big")
-        return decode_ipv4(data, off + 4, end) if family == 2 else (None, f"address family {family}")
-    if linktype == LINKTYPE_PPP:
-        return _ppp(data, off, end)
-    if linktype == LINKTYPE_PPP_HDLC:
-        return _ppp(data, off, end)
-    if linktype == LINKTYPE_PPP_ETHER:
-        return _ppp_protocol(data, off + 6, end)
-    if linktype == LINKTYPE_PPP_WITH_DIR:
-        return _ppp(data, off + 1, end)
-    if linktype == LINKTYPE_PPP_PPPD:  # direction byte in the address's place, then control
-        return _ppp_protocol(data, off + 2, end)
-    # LINKTYPE_RAW, DLT_RAW_OPENBSD, LINKTYPE_IPV4
-    if end - off >= 1 and data[off] >> 4 == 6:
-        return None, "IPv6"
-    return decode_ipv4(data, off, end)
-
-
-KNOWN_LINKTYPES = frozenset({*LINK_NAMES, LINKTYPE_NULL})
-
-
-def _sll2_ifindex(data: bytes | memoryview, off: int, caplen: int) -> int:
-    """The interface index of a Linux cooked v2 header (``sll2_if_index``, offset 4)."""
-    return int.from_bytes(data[off + 4 : off + 8], "big") if caplen >= 8 else 0
-
-
-def _special(
-    linktype: int, data: bytes | memoryview, start: int, caplen: int, nflog_group: int | None
-) -> tuple[Packet | None, str, int]:
-    """The link types whose frames also tell the interface apart: Linux cooked v2 (its
-    ifindex) and NFLOG (its group; ``nflog_group`` keeps one)."""
-    if linktype == LINKTYPE_LINUX_SLL2:
-        pkt, skipped = decode_frame(linktype, data, start, start + caplen)
-        return pkt, skipped, _sll2_ifindex(data, start, caplen)
-    pkt, skipped, group = decode_nflog(data, start, start + caplen)
-    if nflog_group is not None and group != nflog_group:
-        return None, f"NFLOG group {group}", group
-    return pkt, skipped, group
+    @property
+    def pkt(self) -> Packet | None:
+        pkt = self._pkt
+        if pkt is None and self.seg is not None:
+            pkt = self._pkt = segment_packet(self.seg)
+        return pkt
 
 
 class _Source:
@@ -458,11 +233,11 @@ def _pcap(name: str, src: _Source, warn: Warn | None, nflog_group: int | None) -
         start = pos + 16
         ts_ns = secs * 1_000_000_000 + (frac if nsec else frac * 1000)
         if special:
-            pkt, skipped, iface = _special(linktype, src.buf, start, caplen, nflog_group)
-            yield Frame(number, ts_ns, wirelen, pkt, skipped, iface)
+            seg, skipped, iface = special_frame(linktype, src.buf, start, caplen, nflog_group)
+            yield Frame(number, ts_ns, wirelen, seg, skipped, iface)
         else:
-            pkt, skipped = decode_frame(linktype, src.buf, start, start + caplen)
-            yield Frame(number, ts_ns, wirelen, pkt, skipped)
+            seg, skipped = decode_frame(linktype, src.buf, start, start + caplen)
+            yield Frame(number, ts_ns, wirelen, seg, skipped)
         pos = start + caplen
 
 
@@ -593,8 +368,8 @@ def _pcapng(name: str, src: _Source, warn: Warn | None, nflog_group: int | None)
             linktype, per_sec = interfaces[iface]
             ts_ns = ts * 1_000_000_000 // per_sec if per_sec != 1_000_000 else ts * 1000
             if linktype in (LINKTYPE_LINUX_SLL2, LINKTYPE_NFLOG):
-                pkt, skipped, iface = _special(linktype, buf, data, caplen, nflog_group)
+                seg, skipped, iface = special_frame(linktype, buf, data, caplen, nflog_group)
             else:
-                pkt, skipped = decode_frame(linktype, buf, data, data + caplen)
-            yield Frame(number, ts_ns, wirelen, pkt, skipped, iface)
+                seg, skipped = decode_frame(linktype, buf, data, data + caplen)
+            yield Frame(number, ts_ns, wirelen, seg, skipped, iface)
         pos += blen

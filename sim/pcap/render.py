@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sim.packet import Packet, format_flags
-from sim.pcap.analyse import Connection, Flagged, Verdict
+from sim.pcap.analyse import Connection, Flagged, Verdict, verdict_word
 
 
 def ts_text(ns: int, base: int) -> str:
@@ -17,12 +17,6 @@ def bound_text(v: Verdict) -> str:
     if b is None:
         return ""
     return f"; bound {b.name} {b.rule}: limit {b.limit}, packet {b.value}"
-
-
-def verdict_word(v: Verdict) -> str:
-    if v.ctstate == "INVALID":
-        return "INVALID"
-    return v.window or "DROP"
 
 
 def verdict_text(v: Verdict) -> str:
@@ -72,8 +66,8 @@ def verdict_json(v: Verdict | None) -> dict[str, Any] | None:
         return None
     b = v.bound
     return {
-        "ctstate": v.ctstate,
-        "window": v.window,
+        "ctstate": v.ctstate.name,
+        "window": None if v.window is None else v.window.name,
         "reason": v.reason,
         "tcp_state": v.state,
         "bound": None if b is None else {"name": b.name, "rule": b.rule, "limit": b.limit, "value": b.value},
