@@ -41,7 +41,7 @@ from sim.netfilter.profiles import KernelProfile
 from sim.netfilter.proto_tcp import TcpAction, tcp_in_window
 from sim.netfilter.sysctl import ConntrackSysctls
 from sim.netfilter.tcp_states import get_conntrack_index
-from sim.packet import IPPROTO_TCP, TCPHDR_ACK, TCPHDR_RST, Packet
+from sim.packet import IPPROTO_TCP, TCPHDR_ACK, TCPHDR_RST, IpProto, Packet
 from sim.pcap.reader import Frame
 from sim.skb import Skb
 from sim.trace import Bound
@@ -230,6 +230,7 @@ class Analysis:
         skip_frames: Iterable[int] = (),
         on_packet: Callable[[Frame, Connection, int, Packet], None] | None = None,
         only: set[CtTuple] | None = None,
+        on_datagram: Callable[[Frame, Packet], None] | None = None,
     ) -> None:
         self.trackers = trackers
         self.kernels = [t.name for t in trackers]
@@ -238,6 +239,7 @@ class Analysis:
         self.skip_frames = set(skip_frames)
         self.on_packet = on_packet  # every tracked packet: frame, connection, direction, packet
         self.only = only  # track only the connections with these ORIGINAL tuples (all are grouped)
+        self.on_datagram = on_datagram  # UDP and ICMP (sim.pcap.flows); without it they are skipped
         self.stats = Stats()
         self.connections: dict[CtTuple, Connection] = {}  # both directions' tuples
         self.by_ports: dict[tuple[int, str, int], Connection] = {}  # (sport, peer, dport) of ORIGINAL
@@ -254,6 +256,13 @@ class Analysis:
         pkt = frame.pkt
         if pkt is None:
             st.skipped[frame.skipped] = st.skipped.get(frame.skipped, 0) + 1
+            return
+        if pkt.proto is not IpProto.TCP:
+            if self.on_datagram is not None:
+                self.on_datagram(frame, pkt)
+            else:
+                what = f"IPv4 {pkt.proto.name}"
+                st.skipped[what] = st.skipped.get(what, 0) + 1
             return
         if self._copy(frame, pkt):
             st.skipped[COPY] = st.skipped.get(COPY, 0) + 1

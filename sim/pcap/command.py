@@ -28,9 +28,20 @@ from sim.errors import InputError
 from sim.netfilter.profiles import PROFILES, KernelProfile, resolve_kernel
 from sim.netfilter.sysctl import ConntrackSysctls
 from sim.pcap.analyse import Analysis, Connection, Flagged, Tracker
-from sim.pcap.findings import Findings, container_check, findings_lines, whatif
+from sim.pcap.findings import MAX_LISTED, Findings, container_check, findings_lines, whatif
+from sim.pcap.flows import DatagramAnalysis, DatagramFlagged
 from sim.pcap.reader import CaptureError, Frame, read_frames
-from sim.pcap.render import connection_line, flagged_json, flagged_lines, verdict_json
+from sim.pcap.render import (
+    connection_line,
+    datagram_json,
+    datagram_lines,
+    flagged_json,
+    flagged_lines,
+    flow_json,
+    flow_line,
+    verdict_json,
+)
+from sim.pcap.signatures import DnsRace, clash_candidates, pod_ip_leak, port_clash, signature_lines
 from sim.pcap.tocase import connection_case, select_flow
 from sim.scenario.case import CaseError
 
@@ -260,7 +271,22 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         else:
             out.write("\n".join(flagged_lines(f, base[0], kernels)) + "\n")
 
-    a = Analysis([Tracker(p, sysctls) for p in profiles], emit, inner)
+    dns = DnsRace()
+    leaked: list[DatagramFlagged] = []
+
+    def emit_datagram(f: DatagramFlagged) -> None:
+        if f.untranslated:
+            leaked.append(f)
+        if not base:
+            base.append(a.stats.first_ts_ns or 0)
+        if args.json:
+            out.write(json.dumps(datagram_json(f, base[0])) + "\n")
+        else:
+            out.write("\n".join(datagram_lines(f, base[0], kernels)) + "\n")
+
+    trackers = [Tracker(p, sysctls) for p in profiles]
+    dg = DatagramAnalysis(trackers, emit_datagram, inner, dns.on_datagram, lambda t: _label(a, t))
+    a = Analysis(trackers, emit, inner, on_datagram=dg.feed)
     start = time.perf_counter()
     for fr in _frames(args, args.file, first=True):
         if fr.number == 1 and not args.json:  # after the file header proved readable
@@ -272,26 +298,43 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         a.feed(fr)
     conns = a.finish()
     by_id = {c.id: c for c in conns}
+    flows = dg.finish()
+    found = [
+        *dns.found,
+        *port_clash(_frames(args, args.file), clash_candidates(conns), a.stats.last_ts_ns),
+        *pod_ip_leak(fd.untranslated, fd.untranslated_count, leaked[:MAX_LISTED], by_id),
+    ]
     whatif(_frames(args, args.file), fd, by_id, profiles, sysctls, inner)
     if args.file2:
         container_check(_frames(args, args.file2), fd)
     elapsed = time.perf_counter() - start
     if args.json:
-        out.write(json.dumps(summary_json(a, conns, fd, elapsed)) + "\n")
+        summary = summary_json(a, conns, fd, elapsed)
+        summary["summary"].update(
+            udp_packets=dg.stats.udp,
+            icmp_packets=dg.stats.icmp,
+            flows=[flow_json(f) for f in flows],
+            signatures=[sig.json() for sig in found],
+        )
+        out.write(json.dumps(summary) + "\n")
     else:
         st = a.stats
         skipped = ", ".join(f"{n} {what}" for what, n in sorted(st.skipped.items()))
         out.write(
             f"{st.frames} frames, {st.tcp} IPv4 TCP packets in {len(conns)} connection(s)"
+            + (f"; {dg.stats.udp} UDP, {dg.stats.icmp} ICMP in {len(flows)} flow(s)" if flows else "")
             + (f"; skipped {sum(st.skipped.values())} other frames ({skipped})" if skipped else "")
             + "\n"
         )
         out.write("connections:\n")
         for c in conns:
             out.write("  " + connection_line(c, kernels) + "\n")
+        if flows:
+            out.write("flows:\n" + "".join(f"  {flow_line(f, kernels)}\n" for f in flows))
         out.write("findings:\n")
         for line in findings_lines(fd, bool(args.file2)):
             out.write(line + "\n")
+        out.write("signatures:\n" + "".join(f"{line}\n" for line in signature_lines(found)))
     if args.to_case:
         try:
             case, conn, split = _to_case(args, conns, kernels, sysctls, inner)
@@ -312,6 +355,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         if not args.json:
             out.write(f"case {args.to_case}: {len(case['packets'])} packets of connection #{conn.id}\n")
     return 0
+
+
+def _label(a: Analysis, tup: tuple[str, int, str, int]) -> str | None:
+    """``#N``: the TCP connection an ICMP error is about."""
+    conn = a.connections.get(tup)
+    return None if conn is None else f"#{conn.id}"
 
 
 def _to_case(
