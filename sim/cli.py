@@ -68,6 +68,23 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+class _Main(_Parser):
+    """The top-level parser: the epilog (the built-in names) and the version are looked up only
+    when asked for, so that running one command does not pay for them at start-up."""
+
+    def format_help(self) -> str:
+        self.epilog = _epilog()
+        return super().format_help()
+
+
+class _Version(argparse.Action):
+    """``--version``: ``nflab X.Y.Z`` on stdout, exit 0 (argparse's own action, looked up late)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kwargs: object) -> None:
+        print(f"nflab {_version()}")
+        parser.exit()
+
+
 def _modules(argv: list[str]) -> list[ModuleType]:
     """The modules to register: the named command's alone, or every one (``--help``, a typo)."""
     first = argv[0] if argv else DEFAULT_COMMAND
@@ -77,14 +94,13 @@ def _modules(argv: list[str]) -> list[ModuleType]:
 
 def build(argv: list[str]) -> argparse.ArgumentParser:
     """The parser, with the subcommands that running ``argv`` needs."""
-    p = _Parser(
+    p = _Main(
         prog="nflab",
         description="A model of Linux netfilter conntrack and NAT that shows why a "
         "Docker host answers an INVALID packet with a RST.",
-        epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--version", action="version", version=f"nflab {_version()}")
+    p.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in _modules(argv):
         module.add_subcommand(sub)

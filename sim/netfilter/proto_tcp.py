@@ -144,7 +144,7 @@ def maxackwindow(sender: TcpDirState) -> int:
 def tcp_init_sender(
     sender: TcpDirState,
     receiver: TcpDirState,
-    pkt: Packet,
+    options: TcpOptions,
     end: int,
     win: int,
     direction: int,
@@ -157,7 +157,7 @@ def tcp_init_sender(
     """
     sender.td_end = sender.td_maxend = end
     sender.td_maxwin = win if win else 1
-    tcp_options(pkt.options, sender, profile)
+    tcp_options(options, sender, profile)
     if (direction == REPLY or not profile.wscale_check_reply_only) and not (
         sender.flags & IP_CT_TCP_FLAG_WINDOW_SCALE and receiver.flags & IP_CT_TCP_FLAG_WINDOW_SCALE
     ):
@@ -222,26 +222,62 @@ def tcp_in_window(
     Returns (action, the kernel's log text or None, the explanation when ``explain``).
     Under be_liberal (sysctl, or the sender's BE_LIBERAL flag) every failure becomes ACCEPT
     with no log and no window update (``nf_tcp_log_invalid``; 3.10: ``res = true``).
+    The work is :func:`tcp_window`'s, on the header fields the kernel reads.
     """
-    sender = tcp.seen[direction]
-    receiver = tcp.seen[1 - direction]
-    flags = pkt.flags
-    seq = pkt.seq
-    ack = sack = pkt.ack
-    win_raw = win = pkt.window
-    end = pkt.end_seq
+    return tcp_window(
+        tcp,
+        direction,
+        index,
+        pkt.flags,
+        pkt.seq,
+        pkt.ack,
+        pkt.window,
+        pkt.end_seq,
+        pkt.options,
+        profile,
+        sysctl_be_liberal,
+        explain,
+    )
+
+
+def tcp_window(
+    tcp: TcpCt,
+    direction: int,
+    index: TcpIndex,
+    flags: int,
+    seq: int,
+    ack: int,
+    win: int,
+    end: int,
+    options: TcpOptions,
+    profile: KernelProfile,
+    sysctl_be_liberal: bool,
+    explain: bool,
+) -> tuple[TcpAction, str | None, WindowCheck | None]:
+    """:func:`tcp_in_window` on the segment's header fields: ``flags``, ``seq``, ``ack``, the
+    raw ``win``, ``end`` = ``segment_seq_plus_len()`` and the options (so that a capture's
+    segment needs no :class:`Packet`). ``before()``/``after()`` are written out inline on
+    the path every in-window segment takes (``after(a, b)`` is ``(b - a) & SEQ_MASK >=
+    0x80000000``): this is the model's hottest function.
+    """
+    if direction:
+        sender, receiver = tcp.seen_repl, tcp.seen_orig
+    else:
+        sender, receiver = tcp.seen_orig, tcp.seen_repl
+    sack = ack
+    win_raw = win
     syn = flags & TCPHDR_SYN
     has_ack = flags & TCPHDR_ACK
 
-    if receiver.flags & IP_CT_TCP_FLAG_SACK_PERM and pkt.options.sack:
-        sack = tcp_sack(pkt.options, sack)
+    if receiver.flags & IP_CT_TCP_FLAG_SACK_PERM and options.sack:
+        sack = tcp_sack(options, sack)
     # "Take into account NAT sequence number mangling": no helper mangles payload here,
     # so nf_ct_seq_offset() is 0.
 
     if sender.td_maxwin == 0:
         # Initialize sender data.
         if syn:
-            tcp_init_sender(sender, receiver, pkt, end, win, direction, profile)
+            tcp_init_sender(sender, receiver, options, end, win, direction, profile)
             if not has_ack:
                 return TcpAction.ACCEPT, None, None  # Simultaneous open
         else:
@@ -260,7 +296,7 @@ def tcp_in_window(
         if syn and after(end, sender.td_end) and tcp.state in (TcpState.SYN_SENT, TcpState.SYN_RECV):
             # RFC 793: "if a TCP is reinitialized ... then it need not wait at all; it must
             # only be sure to use sequence numbers larger than those recently used."
-            tcp_init_sender(sender, receiver, pkt, end, win, direction, profile)
+            tcp_init_sender(sender, receiver, options, end, win, direction, profile)
             if direction == REPLY and not has_ack:
                 return TcpAction.ACCEPT, None, None
     elif (
@@ -271,7 +307,7 @@ def tcp_in_window(
         # it might differ in seq, ack or tcp options."
         sender.td_end = sender.td_maxend = end
         sender.td_maxwin = win if win else 1
-        tcp_options(pkt.options, sender, profile)
+        tcp_options(options, sender, profile)
 
     if not has_ack:
         ack = sack = receiver.td_end  # "If there is no ACK, just pretend it was set and OK."
@@ -305,26 +341,28 @@ def tcp_in_window(
     swin = (win + (sack - ack)) & SEQ_MASK
     if sender.td_maxwin < swin:
         sender.td_maxwin = swin
-    if after(end, sender.td_end):
+    if (sender.td_end - end) & SEQ_MASK >= 0x80000000:  # after(end, sender->td_end)
         sender.td_end = end
         sender.flags |= IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED
     if has_ack:
         if not sender.flags & IP_CT_TCP_FLAG_MAXACK_SET:
             sender.td_maxack = ack
             sender.flags |= IP_CT_TCP_FLAG_MAXACK_SET
-        elif after(ack, sender.td_maxack):
+        elif (sender.td_maxack - ack) & SEQ_MASK >= 0x80000000:  # after(ack, sender->td_maxack)
             sender.td_maxack = ack
     # Update receiver data.
-    if receiver.td_maxwin != 0 and after(end, sender.td_maxend):
+    if receiver.td_maxwin != 0 and (sender.td_maxend - end) & SEQ_MASK >= 0x80000000:
+        # after(end, sender->td_maxend)
         receiver.td_maxwin = (receiver.td_maxwin + end - sender.td_maxend) & SEQ_MASK
-    if after((sack + win) & SEQ_MASK, (receiver.td_maxend - 1) & SEQ_MASK):
+    if (receiver.td_maxend - 1 - sack - win) & SEQ_MASK >= 0x80000000:
+        # after(sack + win, receiver->td_maxend - 1)
         receiver.td_maxend = (sack + win) & SEQ_MASK
         if win == 0:
             receiver.td_maxend = (receiver.td_maxend + 1) & SEQ_MASK
     if ack == receiver.td_end:
         receiver.flags &= ~IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED
     # Check retransmissions.
-    if index == TcpIndex.ACK:
+    if index is TcpIndex.ACK:
         last_win = win_raw if profile.retrans_raw_window else win
         if (
             tcp.last_dir == direction
@@ -354,8 +392,9 @@ def _window_verdict_61(
     seq: int, end: int, sack: int, sender: TcpDirState, receiver: TcpDirState
 ) -> tuple[TcpAction, str | None]:
     """6.1's checks in the kernel's order: I (with the small-overshoot IGNORE), III, II, IV."""
-    maxackwin = maxackwindow(sender)
-    if not before(seq, (sender.td_maxend + 1) & SEQ_MASK):
+    maxackwin = sender.td_maxwin if sender.td_maxwin > MAXACKWINCONST else MAXACKWINCONST  # MAXACKWINDOW()
+    # before(a, b) is (a - b) & SEQ_MASK >= 0x80000000, written out below: the hottest path
+    if (seq - sender.td_maxend - 1) & SEQ_MASK < 0x80000000:  # !before(seq, sender->td_maxend + 1)
         overshot = (end - sender.td_maxend + 1) & SEQ_MASK
         ack_ok = after(sack, (receiver.td_end - maxackwin - 1) & SEQ_MASK)
         in_recv_win = bool(receiver.td_maxwin) and after(
@@ -375,16 +414,16 @@ def _window_verdict_61(
             TcpAction.INVALID,
             f"SEQ is over upper bound {(sender.td_maxend + 1) & SEQ_MASK} (over the window of the receiver)",
         )
-    if not before(sack, (receiver.td_end + 1) & SEQ_MASK):
+    if (sack - receiver.td_end - 1) & SEQ_MASK < 0x80000000:  # !before(sack, receiver->td_end + 1)
         return (
             TcpAction.INVALID,
             f"ACK is over upper bound {(receiver.td_end + 1) & SEQ_MASK} (ACKed data not seen yet)",
         )
     lower = (sender.td_end - receiver.td_maxwin - 1) & SEQ_MASK
-    if receiver.td_maxwin and not after(end, lower):
+    if receiver.td_maxwin and (lower - end) & SEQ_MASK < 0x80000000:  # !after(end, lower)
         return TcpAction.IGNORE, f"SEQ is under lower bound {lower} (already ACKed data retransmitted)"
     lower = (receiver.td_end - maxackwin - 1) & SEQ_MASK
-    if not after(sack, lower):
+    if (lower - sack) & SEQ_MASK < 0x80000000:  # !after(sack, lower)
         return TcpAction.IGNORE, f"ignored ACK under lower bound {lower} (possible overly delayed)"
     return TcpAction.ACCEPT, None
 

@@ -35,6 +35,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from sim.include.netfilter import CtState
 from sim.include.nf_conntrack import ORIGINAL, CtInfo, nf_ct_get_tuple
 from sim.netfilter.conntrack import ConntrackTable
 from sim.netfilter.profiles import KernelProfile
@@ -67,15 +68,15 @@ class Verdict:
     """
 
     kernel: str
-    ctstate: str
-    window: str | None
+    ctstate: CtState
+    window: TcpAction | None
     reason: str | None
     state: str
     bound: Bound | None = None
 
     @property
     def plain_accept(self) -> bool:
-        return self.window == "ACCEPT" and self.ctstate != "INVALID"
+        return self.window is TcpAction.ACCEPT and self.ctstate is not CtState.INVALID
 
 
 @dataclass(slots=True)
@@ -124,14 +125,16 @@ class Stats:
     last_ts_ns: int = 0
 
 
-def _ctstate(ctinfo: CtInfo | None) -> str:
+def _ctstate(ctinfo: CtInfo | None) -> CtState:
+    """What ``--ctstate`` matches for the packet's ctinfo (``conntrack_mt()``: no entry attached
+    is INVALID; ``XT_CONNTRACK_STATE_BIT(ctinfo)`` folds the REPLY variants)."""
     if ctinfo is None:
-        return "INVALID"
+        return CtState.INVALID
     if ctinfo == CtInfo.NEW:
-        return "NEW"
+        return CtState.NEW
     if ctinfo in (CtInfo.RELATED, CtInfo.RELATED_REPLY):
-        return "RELATED"
-    return "ESTABLISHED"
+        return CtState.RELATED
+    return CtState.ESTABLISHED
 
 
 class Tracker:
@@ -159,7 +162,7 @@ class Tracker:
         tcp = res.tcp
         if tcp is not None and tcp.action is TcpAction.ACCEPT and res.ct is not None:
             return None
-        window = None if tcp is None else (TcpAction.INVALID if tcp.action is None else tcp.action).name
+        window = None if tcp is None else (TcpAction.INVALID if tcp.action is None else tcp.action)
         ct = res.ct
         hit = table.find(nf_ct_get_tuple(pkt), now) if ct is None else None
         entry = ct if ct is not None else (hit[0] if hit else None)
@@ -189,6 +192,14 @@ class Tracker:
         if again is not action or why != reason or check is None:
             return None
         return next((b for b in check.bounds if not b.passed), None)
+
+
+def verdict_word(v: Verdict) -> str:
+    """The verdict in one word: INVALID (no entry attached), else the tracker's IGNORE/ACCEPT,
+    or DROP when the tracker never ran (table full)."""
+    if v.ctstate is CtState.INVALID:
+        return "INVALID"
+    return v.window.name if v.window is not None else "DROP"
 
 
 def _rst_answers(rst: Packet, bad: Packet) -> bool:
@@ -313,10 +324,11 @@ class Analysis:
             flagged = True
             verdicts.append(v)
             counts = conn.counts.setdefault(tracker.name, {})
-            label = "INVALID" if v.ctstate == "INVALID" else (v.window or "DROP")
+            label = verdict_word(v)
             counts[label] = counts.get(label, 0) + 1
-            if tracker is self.trackers[0] and (v.ctstate == "INVALID" or v.window == "IGNORE"):
-                conn.recent_flagged.append((frame.number, frame.pkt or pkt, v.ctstate == "INVALID"))
+            invalid = v.ctstate is CtState.INVALID
+            if tracker is self.trackers[0] and (invalid or v.window is TcpAction.IGNORE):
+                conn.recent_flagged.append((frame.number, frame.pkt or pkt, invalid))
         if untranslated:
             conn.untranslated.append(frame.number)
         if flagged or untranslated:
@@ -342,10 +354,10 @@ class Analysis:
             return v
         hit = tracker.table.find(nf_ct_get_tuple(pkt), float("-inf"))
         if hit is None:
-            return Verdict(tracker.name, "NEW", "ACCEPT", None, "NONE")
+            return Verdict(tracker.name, CtState.NEW, TcpAction.ACCEPT, None, "NONE")
         ct = hit[0]
-        ctstate = "NEW" if direction == ORIGINAL and not ct.seen_reply else "ESTABLISHED"
-        return Verdict(tracker.name, ctstate, "ACCEPT", None, ct.state_name())
+        ctstate = CtState.NEW if direction == ORIGINAL and not ct.seen_reply else CtState.ESTABLISHED
+        return Verdict(tracker.name, ctstate, TcpAction.ACCEPT, None, ct.state_name())
 
     def _looks_inner(self, pkt: Packet) -> bool:
         """Is ``pkt`` from the container behind a NATed connection with the same ports and peer?
@@ -415,7 +427,7 @@ class Analysis:
         return conns
 
 
-_ACCEPTED = Verdict("", "ESTABLISHED", "ACCEPT", None, "")
+_ACCEPTED = Verdict("", CtState.ESTABLISHED, TcpAction.ACCEPT, None, "")
 
 
 def analyse(

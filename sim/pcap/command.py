@@ -25,12 +25,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sim.errors import InputError
+from sim.include.netfilter import CtState
 from sim.netfilter.profiles import PROFILES, KernelProfile, resolve_kernel
 from sim.netfilter.sysctl import ConntrackSysctls
+from sim.packet import IpProto
 from sim.pcap.analyse import Analysis, Connection, Flagged, Tracker
 from sim.pcap.findings import MAX_LISTED, Findings, container_check, findings_lines, whatif
 from sim.pcap.flows import DatagramAnalysis, DatagramFlagged
-from sim.pcap.reader import CaptureError, Frame, read_frames
+from sim.pcap.reader import Frame, read_frames
 from sim.pcap.render import (
     connection_line,
     datagram_json,
@@ -42,8 +44,6 @@ from sim.pcap.render import (
     verdict_json,
 )
 from sim.pcap.signatures import DnsRace, clash_candidates, pod_ip_leak, port_clash, signature_lines
-from sim.pcap.tocase import connection_case, select_flow
-from sim.scenario.case import CaseError
 
 
 class PcapError(InputError):
@@ -165,7 +165,8 @@ def summary_json(a: Analysis, conns: list[Connection], fd: Findings, elapsed: fl
                     "seq": h.rst.pkt.seq,
                     "container_saw_invalid": h.ctr_saw_bad,
                     "container_saw_rst": h.ctr_sent_rst,
-                    "prevented_by_drop_invalid": h.bad is not None and h.bad.verdicts[0].ctstate == "INVALID",
+                    "prevented_by_drop_invalid": h.bad is not None
+                    and h.bad.verdicts[0].ctstate is CtState.INVALID,
                     "whatif": {k: verdict_json(v) for k, v in h.whatif.items()},
                 }
                 for h in fd.host_rsts
@@ -221,12 +222,16 @@ def _frames(args: argparse.Namespace, path: str, first: bool = False) -> Iterato
             bar.done()
 
 
-def _addresses(args: argparse.Namespace) -> set[str]:
+def _addresses(args: argparse.Namespace, dns: DnsRace) -> set[str]:
+    """The container's addresses; its DNS lookups go to ``dns`` (the dns-race signature)."""
     out: set[str] = set()
+    lookups = DatagramAnalysis([], lambda _f: None, on_datagram=dns.on_datagram)
     for fr in _frames(args, args.file2, first=True):
         if fr.pkt is not None:
             out.add(fr.pkt.src)
             out.add(fr.pkt.dst)
+            if fr.pkt.proto is not IpProto.TCP:
+                lookups.feed(fr, fr.pkt)
     return out
 
 
@@ -258,7 +263,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     profiles = _profiles(args.kernel)
     sysctls = _sysctls(args.sysctl, profiles)
     kernels = [p.name for p in profiles]
-    inner = _addresses(args) if args.file2 else set()
+    ctr_dns = DnsRace(args.file2)
+    inner = _addresses(args, ctr_dns) if args.file2 else set()
     fd = Findings(kernels)
     base: list[int] = []
 
@@ -301,6 +307,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     flows = dg.finish()
     found = [
         *dns.found,
+        *ctr_dns.found,
         *port_clash(_frames(args, args.file), clash_candidates(conns), a.stats.last_ts_ns),
         *pod_ip_leak(fd.untranslated, fd.untranslated_count, leaked[:MAX_LISTED], by_id),
     ]
@@ -336,10 +343,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             out.write(line + "\n")
         out.write("signatures:\n" + "".join(f"{line}\n" for line in signature_lines(found)))
     if args.to_case:
-        try:
-            case, conn, split = _to_case(args, conns, kernels, sysctls, inner)
-        except CaseError as e:
-            raise PcapError(f"{args.file}: --to-case: {e}") from None
+        case, conn, split = _to_case(args, conns, kernels, sysctls, inner)
         try:
             Path(args.to_case).write_text(json.dumps(case, indent=1) + "\n")
         except OSError as e:
@@ -370,19 +374,25 @@ def _to_case(
     sysctls: dict[str, int],
     inner: set[str],
 ) -> tuple[dict[str, Any], Connection, list[tuple[int, int, int]]]:
-    conn = select_flow(conns, args.flow)
+    from sim.pcap.tocase import connection_case, select_flow  # the case layer: only for --to-case
+    from sim.scenario.case import CaseError
+
     split: list[tuple[int, int, int]] = []
-    case = connection_case(
-        _frames(args, args.file),
-        conn,
-        name=Path(args.to_case).stem,
-        kernel=kernels[0],
-        sysctls=sysctls,
-        description=f"connection #{conn.id} of {os.path.basename(args.file)} (frames "
-        f"{conn.first_frame}-{conn.last_frame}), written by nflab pcap --to-case",
-        inner_addrs=inner,
-        split=split,
-    )
+    try:
+        conn = select_flow(conns, args.flow)
+        case = connection_case(
+            _frames(args, args.file),
+            conn,
+            name=Path(args.to_case).stem,
+            kernel=kernels[0],
+            sysctls=sysctls,
+            description=f"connection #{conn.id} of {os.path.basename(args.file)} (frames "
+            f"{conn.first_frame}-{conn.last_frame}), written by nflab pcap --to-case",
+            inner_addrs=inner,
+            split=split,
+        )
+    except CaseError as e:
+        raise PcapError(f"{args.file}: --to-case: {e}") from None
     if split:
         case["description"] += (
             f"; {len(split)} offload super-packet(s) split into the {sum(k for _, _, k in split)} "
@@ -395,6 +405,6 @@ def main(args: argparse.Namespace) -> int:
     """``nflab pcap``: 0 when analysed, 2 on a bad capture or bad arguments (one line)."""
     try:
         return run(args, sys.stdout)
-    except (CaptureError, PcapError, CaseError) as e:
+    except InputError as e:  # CaptureError, PcapError, CaseError
         print(f"nflab pcap: {e}", file=sys.stderr)
         return 2

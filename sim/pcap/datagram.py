@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from sim.netfilter.profiles import PROFILES
 from sim.netfilter.proto_udp import UdpHeaderCheck, udp_error
 from sim.packet import ICMP_ERROR_TYPES, IpProto, Packet
 
@@ -25,6 +26,7 @@ IP_MF_OFFSET = 0x3FFF
 DNS_PORT = 53
 QTYPE_A = 1  # RFC 1035 3.2.2
 QTYPE_AAAA = 28  # RFC 3596 2.1
+_NEWEST = list(PROFILES.values())[-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +130,7 @@ def decode_datagram(data: bytes | memoryview, off: int, end: int) -> tuple[Packe
     if proto == IpProto.UDP:
         sport, dport, length = _UDP.unpack_from(data, l4)
         check = UdpHeaderCheck(available, length)
-        fits = udp_error(check, True, 0, _ANY_PROFILE) is None
+        fits = udp_error(check, True, 0, _NEWEST) is None  # its length checks read no profile field
         dns = None
         if fits and DNS_PORT in (sport, dport):
             dns = parse_dns(data, l4 + 8, min(end, l4 + length))
@@ -166,12 +168,3 @@ def decode_datagram(data: bytes | memoryview, off: int, end: int) -> tuple[Packe
         ),
         "",
     )
-
-
-class _AnyProfile:
-    """``udp_error()``'s length checks read no profile field (only its checksum text does)."""
-
-    log_l4proto = True
-
-
-_ANY_PROFILE: object = _AnyProfile()

@@ -13,11 +13,13 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from sim.include.netfilter import CtState
 from sim.netfilter.profiles import PROFILES, KernelProfile
+from sim.netfilter.proto_tcp import TcpAction
 from sim.packet import TCPHDR_RST, Packet, format_flags
-from sim.pcap.analyse import Analysis, Connection, Flagged, Tracker, Verdict
+from sim.pcap.analyse import Analysis, Connection, Flagged, Tracker, Verdict, verdict_word
 from sim.pcap.reader import Frame
-from sim.pcap.render import bound_text, verdict_text, verdict_word
+from sim.pcap.render import bound_text, verdict_text
 
 KEEP_INVALID = 4096  # INVALID packets remembered for the findings (the newest ones)
 MAX_LISTED = 20  # frame numbers listed in one finding before "and N more"
@@ -53,7 +55,8 @@ class Findings:
             self.untranslated_count += 1
             if len(self.untranslated) < MAX_LISTED:
                 self.untranslated.append(f)
-        if f.verdicts and (f.verdicts[0].ctstate == "INVALID" or f.verdicts[0].window == "IGNORE"):
+        first = f.verdicts[0] if f.verdicts else None
+        if first is not None and (first.ctstate is CtState.INVALID or first.window is TcpAction.IGNORE):
             self.recent[f.frame] = f
             if len(self.recent) > KEEP_INVALID:
                 self.recent.popitem(last=False)
@@ -72,7 +75,7 @@ def _unexplained_rst(h: HostRst, k0: str) -> str:
     """A RST that looks like the host's answer to a packet this kernel does not mark INVALID."""
     assert h.bad is not None
     r, b, v = h.rst.pkt, h.bad.pkt, h.bad.verdicts[0]
-    invalid_on = [k for k, w in h.whatif.items() if w is not None and w.ctstate == "INVALID"]
+    invalid_on = [k for k, w in h.whatif.items() if w is not None and w.ctstate is CtState.INVALID]
     cause = (
         f"the capture comes from a kernel that marks it INVALID ({', '.join(invalid_on)} does)."
         if invalid_on
@@ -100,7 +103,7 @@ def findings_lines(fd: Findings, have_ctr: bool) -> list[str]:
             )
             continue
         b, v = h.bad.pkt, h.bad.verdicts[0]
-        if v.ctstate != "INVALID":
+        if v.ctstate is not CtState.INVALID:
             out.append(_unexplained_rst(h, k0))
             continue
         field_ = (
@@ -126,7 +129,7 @@ def findings_lines(fd: Findings, have_ctr: bool) -> list[str]:
         fixes = [f"{DROP_RULE} (drops frame {h.bad.frame} in INPUT before the stack can answer it)"]
         others = {v.kernel: None if v.plain_accept else v for v in h.bad.verdicts[1:]}
         for label, w in {**others, **h.whatif}.items():
-            ok = w is None or w.ctstate != "INVALID"
+            ok = w is None or w.ctstate is not CtState.INVALID
             what = (
                 "ACCEPT" if w is None else f"{verdict_word(w)} ({w.reason})" if w.reason else verdict_word(w)
             )
@@ -148,7 +151,7 @@ def findings_lines(fd: Findings, have_ctr: bool) -> list[str]:
     quiet = [
         f
         for n, f in fd.recent.items()
-        if n not in answered and f.direction == "REPLY" and f.verdicts[0].ctstate == "INVALID"
+        if n not in answered and f.direction == "REPLY" and f.verdicts[0].ctstate is CtState.INVALID
     ]
     if quiet:
         frames = _listed([f.frame for f in quiet[:MAX_LISTED]], len(quiet))

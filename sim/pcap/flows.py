@@ -29,8 +29,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from sim.include.netfilter import CtState
 from sim.include.nf_conntrack import ORIGINAL, CtInfo, invert_tuple, nf_ct_get_tuple
 from sim.netfilter.hooks import NfVerdict
+from sim.netfilter.proto_tcp import TcpAction
 from sim.netfilter.proto_udp import udp_error
 from sim.packet import ICMP_ERROR_TYPES, IcmpType, IpProto, Packet
 from sim.pcap.analyse import Tracker, Verdict, _ctstate, _private
@@ -60,21 +62,29 @@ def track_datagram(tracker: Tracker, pkt: Packet, now: float) -> Verdict:
     if check is not None:  # udp_error(): INVALID on every kernel, no entry touched
         reason = udp_error(check, True, tracker.table.sysctl.checksum, tracker.profile)
         return Verdict(
-            tracker.name, "INVALID", None, reason, _entry_state(tracker, nf_ct_get_tuple(pkt), now)
+            tracker.name, CtState.INVALID, None, reason, _entry_state(tracker, nf_ct_get_tuple(pkt), now)
         )
     skb = Skb(pkt)
     res = tracker.table.nf_conntrack_in(skb, now)
     confirm = tracker.table.nf_conntrack_confirm(skb, now)
     ctstate = _ctstate(res.ctinfo)
-    window = "ACCEPT" if res.ct is not None else None
+    window = TcpAction.ACCEPT if res.ct is not None else None
     reason = res.reason
-    if confirm.verdict is NfVerdict.DROP and confirm.outcome is not None:
-        window, reason = "DROP", f"{confirm.outcome.name.lower()} at __nf_conntrack_confirm"
+    if confirm.verdict is NfVerdict.DROP and confirm.outcome is not None:  # window None: DROP
+        window, reason = None, f"{confirm.outcome.name.lower()} at __nf_conntrack_confirm"
     tup = nf_ct_get_tuple(pkt) if res.ct is None or res.ctinfo not in _RELATED else res.ct.orig
     return Verdict(tracker.name, ctstate, window, reason, _entry_state(tracker, tup, now))
 
 
 _RELATED = (CtInfo.RELATED, CtInfo.RELATED_REPLY)
+_PLAIN = (CtState.NEW, CtState.ESTABLISHED)
+
+
+def datagram_word(v: Verdict) -> str:
+    """NEW, ESTABLISHED, RELATED, INVALID, or DROP (refused at confirmation)."""
+    if v.window is None and v.ctstate is not CtState.INVALID:
+        return "DROP"
+    return v.ctstate.name or "?"
 
 
 @dataclass(slots=True)
@@ -179,9 +189,9 @@ class DatagramAnalysis:
         verdicts = [track_datagram(t, pkt, now) for t in self.trackers]
         for v in verdicts:
             counts = flow.counts.setdefault(v.kernel, {})
-            word = v.window if v.window == "DROP" else v.ctstate
+            word = datagram_word(v)
             counts[word] = counts.get(word, 0) + 1
-        plain = all(v.ctstate in ("NEW", "ESTABLISHED") and v.window == "ACCEPT" for v in verdicts)
+        plain = all(v.ctstate in _PLAIN and v.window is TcpAction.ACCEPT for v in verdicts)
         if not plain or untranslated:
             shown = frame.pkt if frame.pkt is not None else pkt
             self.on_flagged(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from sim.packet import ICMP_ERROR_TYPES, IpProto, Packet, format_flags
-from sim.pcap.analyse import Connection, Flagged, Verdict
-from sim.pcap.flows import DatagramFlagged, Flow, icmp_name
+from sim.pcap.analyse import Connection, Flagged, Verdict, verdict_word
+from sim.pcap.flows import DatagramFlagged, Flow, datagram_word, icmp_name
 
 
 def ts_text(ns: int, base: int) -> str:
@@ -18,12 +18,6 @@ def bound_text(v: Verdict) -> str:
     if b is None:
         return ""
     return f"; bound {b.name} {b.rule}: limit {b.limit}, packet {b.value}"
-
-
-def verdict_word(v: Verdict) -> str:
-    if v.ctstate == "INVALID":
-        return "INVALID"
-    return v.window or "DROP"
 
 
 def verdict_text(v: Verdict) -> str:
@@ -73,8 +67,8 @@ def verdict_json(v: Verdict | None) -> dict[str, Any] | None:
         return None
     b = v.bound
     return {
-        "ctstate": v.ctstate,
-        "window": v.window,
+        "ctstate": v.ctstate.name,
+        "window": None if v.window is None else v.window.name,
         "reason": v.reason,
         "tcp_state": v.state,
         "bound": None if b is None else {"name": b.name, "rule": b.rule, "limit": b.limit, "value": b.value},
@@ -126,7 +120,7 @@ def datagram_lines(f: DatagramFlagged, base_ns: int, kernels: list[str]) -> list
         lines.append("    left untranslated: its source is the container's own address (no SNAT)")
     width = max(len(k) for k in kernels)
     for v in f.verdicts:
-        word = "DROP" if v.window == "DROP" else v.ctstate
+        word = datagram_word(v)
         lines.append(f"    {v.kernel:<{width}}  {word:<11} {v.reason or ''}".rstrip())
     return lines
 
@@ -168,8 +162,7 @@ def datagram_json(f: DatagramFlagged, base_ns: int) -> dict[str, Any]:
         "len": p.payload_len,
         "icmp": icmp,
         "verdicts": {
-            v.kernel: {"ctstate": v.ctstate, "verdict": v.window, "reason": v.reason, "entry": v.state}
-            for v in f.verdicts
+            v.kernel: {"ctstate": datagram_word(v), "reason": v.reason, "entry": v.state} for v in f.verdicts
         },
         "untranslated": f.untranslated,
     }

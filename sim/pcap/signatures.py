@@ -59,9 +59,10 @@ class Signature:
     name: SignatureName
     frames: dict[str, list[int]]
     text: str
+    capture: str = ""  # FILE2 (the container's capture) when found there; "" for FILE
 
     def json(self) -> dict[str, Any]:
-        return {"name": str(self.name), "frames": self.frames, "text": self.text}
+        return {"name": str(self.name), "capture": self.capture, "frames": self.frames, "text": self.text}
 
 
 def _s(ns: int) -> str:
@@ -103,7 +104,8 @@ class DnsRace:
     :class:`sim.pcap.flows.DatagramAnalysis`) for the dns-race signature; memory: one small
     record per client socket."""
 
-    def __init__(self) -> None:
+    def __init__(self, capture: str = "") -> None:
+        self.capture = capture
         self.sockets: dict[tuple[str, int], _Socket] = {}
         self.found: list[Signature] = []
 
@@ -132,7 +134,9 @@ class DnsRace:
                 sock.pair = None
                 missing = self._missing(pair, sock.answers)
                 if missing is not None:
-                    self.found.append(self._signature(pair, sock.answers, q, missing, flow))
+                    sig = self._signature(pair, sock.answers, q, missing, flow)
+                    sig.capture = self.capture
+                    self.found.append(sig)
         last = sock.last
         if last is not None and not sock.answered_since_last and sock.pair is None and _is_pair(last, q):
             sock.pair, sock.answers = (last, q), []
@@ -303,7 +307,8 @@ def pod_ip_leak(
     """The packets that left with the container's address (the analyses' untranslated ones)."""
     if not tcp_count and not datagrams:
         return []
-    shown = [*tcp, *datagrams][:MAX_LISTED]
+    shown: list[Flagged | DatagramFlagged] = [*tcp]
+    shown = [*shown, *datagrams][:MAX_LISTED]
     total = tcp_count + len(datagrams)
     more = f" and {total - len(shown)} more" if total > len(shown) else ""
     examples = []
@@ -313,7 +318,9 @@ def pod_ip_leak(
         translated = ""
         if isinstance(f, Flagged) and f.conn in conns:
             translated = f", its connection #{f.conn}'s other packets leaving as {conns[f.conn].orig[0]}"
-        verdict = f"; conntrack on {v.kernel}: {v.ctstate}{f' ({v.reason})' if v.reason else ''}" if v else ""
+        verdict = (
+            f"; conntrack on {v.kernel}: {v.ctstate.name}{f' ({v.reason})' if v.reason else ''}" if v else ""
+        )
         examples.append(f"frame {f.frame} {p.src}:{p.sport} > {p.dst}:{p.dport}{flags}{translated}{verdict}")
     frames = ", ".join(str(f.frame) for f in shown) + more
     return [
@@ -321,7 +328,7 @@ def pod_ip_leak(
             SignatureName.POD_IP_LEAK,
             {"leaked": [f.frame for f in shown]},
             f"pod-ip-leak: {total} packet(s) left the host with the container's own (pre-NAT) source "
-            f"address: frames {frames} ({'; '.join(examples)}). A packet conntrack marks INVALID has "
+            f"address: frames {frames} (e.g. {'; '.join(examples)}). A packet conntrack marks INVALID has "
             "no entry, so MASQUERADE in nat POSTROUTING skips it (moby#18630). Fixes: "
             "iptables -A FORWARD -m conntrack --ctstate INVALID -j DROP, "
             "net.netfilter.nf_conntrack_tcp_be_liberal=1.",
@@ -332,4 +339,4 @@ def pod_ip_leak(
 def signature_lines(found: list[Signature]) -> list[str]:
     if not found:
         return [f"- none of {', '.join(str(n) for n in SignatureName)}."]
-    return [f"- {s.text}" for s in found]
+    return [f"- {f'in {s.capture}: ' if s.capture else ''}{s.text}" for s in found]
