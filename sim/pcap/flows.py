@@ -129,7 +129,7 @@ class DatagramStats:
     icmp: int = 0
 
 
-OnDatagram = Callable[[Frame, Flow, int, Packet], None]
+OnDatagram = Callable[[Frame, Flow, int, Packet, list[Verdict]], None]  # after tracking
 
 
 class DatagramAnalysis:
@@ -183,10 +183,10 @@ class DatagramAnalysis:
         flow.last_frame, flow.last_ts_ns = frame.number, frame.ts_ns
         if untranslated:
             flow.untranslated.append(frame.number)
-        if self.on_datagram is not None:
-            self.on_datagram(frame, flow, direction, pkt)
         now = frame.ts_ns / 1e9
         verdicts = [track_datagram(t, pkt, now) for t in self.trackers]
+        if self.on_datagram is not None:
+            self.on_datagram(frame, flow, direction, pkt, verdicts)
         for v in verdicts:
             counts = flow.counts.setdefault(v.kernel, {})
             word = datagram_word(v)

@@ -29,7 +29,7 @@ from enum import StrEnum
 from typing import Any
 
 from sim.packet import TCPHDR_ACK, TCPHDR_SYN, IpProto, Packet, format_flags
-from sim.pcap.analyse import Connection, CtTuple, Flagged
+from sim.pcap.analyse import Connection, CtTuple, Flagged, Verdict
 from sim.pcap.datagram import QTYPE_A, QTYPE_AAAA, Datagram, Dns
 from sim.pcap.flows import DatagramFlagged, Flow
 from sim.pcap.reader import Frame
@@ -109,7 +109,7 @@ class DnsRace:
         self.sockets: dict[tuple[str, int], _Socket] = {}
         self.found: list[Signature] = []
 
-    def on_datagram(self, frame: Frame, flow: Flow, direction: int, pkt: Packet) -> None:
+    def on_datagram(self, frame: Frame, flow: Flow, direction: int, pkt: Packet, _v: list[Verdict]) -> None:
         if pkt.proto is not IpProto.UDP:
             return
         dns = frame.pkt.dns if isinstance(frame.pkt, Datagram) else None
