@@ -43,10 +43,16 @@ from sim.include.nf_conntrack import (
 from sim.netfilter.hooks import NfVerdict
 from sim.netfilter.profiles import DEFAULT_PROFILE, KernelProfile, resolve_kernel
 from sim.netfilter.proto_icmp import icmp_error, nf_conntrack_icmp_packet
-from sim.netfilter.proto_tcp import TcpAction, TcpResult, nf_conntrack_tcp_packet, tcp_error
+from sim.netfilter.proto_tcp import (
+    TcpAction,
+    TcpResult,
+    nf_conntrack_tcp_established,
+    nf_conntrack_tcp_packet,
+    tcp_error,
+)
 from sim.netfilter.proto_udp import UdpHeaderCheck, nf_conntrack_udp_packet, udp_error
 from sim.netfilter.sysctl import ConntrackSysctls
-from sim.packet import IpProto
+from sim.packet import IpProto, TcpOptions
 from sim.skb import Skb
 from sim.trace import ConfirmOutcome
 
@@ -472,6 +478,52 @@ class ConntrackTable:
         skb.ct = ct
         skb.ctinfo = ctinfo
         return ConntrackResult(NfVerdict.ACCEPT, ct, ctinfo, tcp, reason, created)
+
+    def nf_conntrack_in_established(
+        self,
+        tup: CtTuple,
+        flags: int,
+        seq: int,
+        ack: int,
+        win: int,
+        end: int,
+        options: TcpOptions,
+        now: float,
+    ) -> ConntrackResult | None:
+        """:meth:`nf_conntrack_in` at PRE_ROUTING for the common TCP segment, on its header
+        fields (``tup`` its tuple; no skb: a capture's segment is tracked and goes nowhere).
+
+        When the live entry ``tup`` finds takes the segment down
+        :func:`~sim.netfilter.proto_tcp.nf_conntrack_tcp_established`'s path (an ACK in
+        ESTABLISHED), this is what ``nf_conntrack_in()`` does for it: ``tcp_error()`` passes,
+        the lookup (``found``), ctinfo, the tracker, INVALID (``invalid``) or the entry kept
+        (SEEN_REPLY on a reply); confirming it would do nothing (confirmed). None, with
+        nothing changed or counted, for any other segment: build its packet and run
+        :meth:`nf_conntrack_in`.
+        """
+        ct = self._lookup(tup)
+        if ct is None or ct.timeout <= now:
+            return None
+        direction = ORIGINAL if ct.orig == tup else REPLY
+        tcp = nf_conntrack_tcp_established(
+            ct, direction, flags, seq, ack, win, end, options, now, self.sysctl, self.profile
+        )
+        if tcp is None:
+            return None
+        st = self.stats
+        if not self.profile.stats_lean:
+            st.found += 1
+        if tcp.verdict <= 0:
+            st.invalid += 1
+            return ConntrackResult(NfVerdict(-tcp.verdict), None, None, tcp, tcp.reason)
+        if direction == REPLY:
+            ctinfo = CtInfo.ESTABLISHED_REPLY
+            ct.status |= IPS_SEEN_REPLY
+        else:
+            ctinfo = CtInfo.ESTABLISHED if ct.seen_reply else CtInfo.NEW
+        if ct.dying:
+            self.delete(ct)
+        return ConntrackResult(NfVerdict.ACCEPT, ct, ctinfo, tcp, tcp.reason)
 
     def _l4proto_error(self, skb: Skb, now: float, prerouting: bool) -> ConntrackResult | None:
         """The checks before the lookup: ``nf_conntrack_handle_icmp()`` (ICMP; an error gets

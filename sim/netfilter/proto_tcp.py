@@ -67,6 +67,19 @@ class TcpAction(IntEnum):
     ACCEPT = 2
 
 
+# The members the path of every segment names, under the kernel's own names: a module global
+# is several times faster to read than ``TcpAction.ACCEPT`` (an attribute of an Enum class).
+NFCT_TCP_IGNORE, NFCT_TCP_INVALID, NFCT_TCP_ACCEPT = TcpAction.IGNORE, TcpAction.INVALID, TcpAction.ACCEPT
+NF_ACCEPT = NfVerdict.ACCEPT
+TCP_ACK_SET, TCP_RST_SET = TcpIndex.ACK, TcpIndex.RST
+TCP_CONNTRACK_ESTABLISHED = TcpState.ESTABLISHED
+TCP_CONNTRACK_SYN_RECV = TcpState.SYN_RECV
+TCP_CONNTRACK_FIN_WAIT = TcpState.FIN_WAIT
+TCP_CONNTRACK_CLOSE = TcpState.CLOSE
+TCP_CONNTRACK_RETRANS = TcpState.RETRANS
+TCP_CONNTRACK_UNACK = TcpState.UNACK
+
+
 @dataclass(slots=True)
 class TcpResult:
     """What ``nf_conntrack_tcp_packet`` returned, plus what the trace wants to show.
@@ -328,9 +341,9 @@ def tcp_window(
         action, reason = _window_verdict_61(seq, end, sack, sender, receiver)
     else:
         action, reason = _window_verdict_310(seq, end, sack, sender, receiver, profile, liberal)
-    if action is not TcpAction.ACCEPT:
+    if action is not NFCT_TCP_ACCEPT:
         if liberal:
-            action, reason = TcpAction.ACCEPT, None
+            action, reason = NFCT_TCP_ACCEPT, None
         _finish(check, tcp)
         return action, reason, check
 
@@ -362,7 +375,7 @@ def tcp_window(
     if ack == receiver.td_end:
         receiver.flags &= ~IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED
     # Check retransmissions.
-    if index is TcpIndex.ACK:
+    if index is TCP_ACK_SET:
         last_win = win_raw if profile.retrans_raw_window else win
         if (
             tcp.last_dir == direction
@@ -380,7 +393,7 @@ def tcp_window(
             tcp.last_win = last_win
             tcp.retrans = 0
     _finish(check, tcp)
-    return TcpAction.ACCEPT, None, check
+    return NFCT_TCP_ACCEPT, None, check
 
 
 def _finish(check: WindowCheck | None, tcp: TcpCt) -> None:
@@ -409,23 +422,23 @@ def _window_verdict_61(
             # "Work around TCPs that send more bytes than allowed by the receive window."
             sender.td_end = end
             sender.flags |= IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED
-            return TcpAction.IGNORE, f"{overshot} bytes more than expected"
+            return NFCT_TCP_IGNORE, f"{overshot} bytes more than expected"
         return (
-            TcpAction.INVALID,
+            NFCT_TCP_INVALID,
             f"SEQ is over upper bound {(sender.td_maxend + 1) & SEQ_MASK} (over the window of the receiver)",
         )
     if (sack - receiver.td_end - 1) & SEQ_MASK < 0x80000000:  # !before(sack, receiver->td_end + 1)
         return (
-            TcpAction.INVALID,
+            NFCT_TCP_INVALID,
             f"ACK is over upper bound {(receiver.td_end + 1) & SEQ_MASK} (ACKed data not seen yet)",
         )
     lower = (sender.td_end - receiver.td_maxwin - 1) & SEQ_MASK
     if receiver.td_maxwin and (lower - end) & SEQ_MASK < 0x80000000:  # !after(end, lower)
-        return TcpAction.IGNORE, f"SEQ is under lower bound {lower} (already ACKed data retransmitted)"
+        return NFCT_TCP_IGNORE, f"SEQ is under lower bound {lower} (already ACKed data retransmitted)"
     lower = (receiver.td_end - maxackwin - 1) & SEQ_MASK
     if (lower - sack) & SEQ_MASK < 0x80000000:  # !after(sack, lower)
-        return TcpAction.IGNORE, f"ignored ACK under lower bound {lower} (possible overly delayed)"
-    return TcpAction.ACCEPT, None
+        return NFCT_TCP_IGNORE, f"ignored ACK under lower bound {lower} (possible overly delayed)"
+    return NFCT_TCP_ACCEPT, None
 
 
 def _window_verdict_310(
@@ -593,19 +606,121 @@ def nf_conntrack_tcp_packet(
             new_state = old_state
         if skip_window:
             return _in_window(
-                ct, tcp, pkt, direction, index, old_state, new_state, now, sysctl, profile, None
+                ct, tcp, pkt.flags, direction, index, old_state, new_state, now, sysctl, profile, None
             )
 
     action, reason, check = tcp_in_window(
         tcp, direction, index, pkt, profile, bool(sysctl.tcp_be_liberal), explain
     )
-    if action is TcpAction.IGNORE:
-        return result(NfVerdict.ACCEPT, action, reason, check)
-    if action is TcpAction.INVALID:
+    return _windowed(
+        ct,
+        tcp,
+        pkt.flags,
+        direction,
+        index,
+        old_state,
+        new_state,
+        action,
+        reason,
+        check,
+        now,
+        sysctl,
+        profile,
+    )
+
+
+def _windowed(
+    ct: Conn,
+    tcp: TcpCt,
+    flags: int,
+    direction: int,
+    index: TcpIndex,
+    old_state: TcpState,
+    new_state: TcpState,
+    action: TcpAction,
+    reason: str | None,
+    check: WindowCheck | None,
+    now: float,
+    sysctl: ConntrackSysctls,
+    profile: KernelProfile,
+) -> TcpResult:
+    """``nf_conntrack_tcp_packet()`` after ``tcp_in_window()``: IGNORE, INVALID (6.1+:
+    ``nf_tcp_handle_invalid()``) or on to ``in_window:``."""
+    if action is NFCT_TCP_IGNORE:
+        return TcpResult(NF_ACCEPT, action, reason, old_state, tcp.state, check)
+    if action is NFCT_TCP_INVALID:
         if profile.handle_invalid_timeout:
-            nf_tcp_handle_invalid(ct, direction, index, now, sysctl.timeouts[TcpState.UNACK])
-        return result(-NfVerdict.ACCEPT, action, reason, check)
-    return _in_window(ct, tcp, pkt, direction, index, old_state, new_state, now, sysctl, profile, check)
+            nf_tcp_handle_invalid(ct, direction, index, now, sysctl.timeouts[TCP_CONNTRACK_UNACK])
+        return TcpResult(-NF_ACCEPT, action, reason, old_state, tcp.state, check)
+    return _in_window(ct, tcp, flags, direction, index, old_state, new_state, now, sysctl, profile, check)
+
+
+_PLAIN_ACK = frozenset({TCPHDR_ACK, TCPHDR_ACK | TCPHDR_URG})  # valid flags whose index is ACK
+
+
+def nf_conntrack_tcp_established(
+    ct: Conn,
+    direction: int,
+    flags: int,
+    seq: int,
+    ack: int,
+    win: int,
+    end: int,
+    options: TcpOptions,
+    now: float,
+    sysctl: ConntrackSysctls,
+    profile: KernelProfile,
+) -> TcpResult | None:
+    """``nf_conntrack_tcp_packet()`` for the segment that makes up most of a connection's life,
+    on its header fields (no :class:`Packet`): an ACK (with or without PSH, URG, ECE, CWR;
+    no SYN, FIN or RST) on a confirmed entry in ESTABLISHED, whose checksum is not known to
+    be bad (a capture's segment: checksums are not verified, :mod:`sim.pcap.reader`).
+
+    For it ``tcp_error()`` passes (valid flags), ``tcp_new()`` does not run (confirmed), the
+    state table says ESTABLISHED -> ESTABLISHED in both directions and no case of the
+    kernel's switch applies, so ``nf_conntrack_tcp_packet()`` goes straight to
+    ``tcp_in_window()`` and on: this is that path, through the same functions. None for any
+    other segment, before anything changed: the caller runs :func:`nf_conntrack_tcp_packet`.
+    """
+    if (
+        (flags & ~_IGNORED_FLAG_BITS & 0xFF) not in _PLAIN_ACK
+        or ct.state is not TCP_CONNTRACK_ESTABLISHED
+        or not ct.confirmed
+    ):
+        return None
+    tcp = ct.tcp
+    new_state = state_table(profile)[direction][TCP_ACK_SET][TCP_CONNTRACK_ESTABLISHED]
+    if new_state is not TCP_CONNTRACK_ESTABLISHED:
+        return None
+    action, reason, check = tcp_window(
+        tcp,
+        direction,
+        TCP_ACK_SET,
+        flags,
+        seq,
+        ack,
+        win,
+        end,
+        options,
+        profile,
+        bool(sysctl.tcp_be_liberal),
+        False,
+    )
+    return _windowed(
+        ct,
+        tcp,
+        flags,
+        direction,
+        TCP_ACK_SET,
+        TCP_CONNTRACK_ESTABLISHED,
+        new_state,
+        action,
+        reason,
+        check,
+        now,
+        sysctl,
+        profile,
+    )
 
 
 def _ignore(
@@ -765,7 +880,7 @@ def nf_tcp_handle_invalid(
 def _in_window(
     ct: Conn,
     tcp: TcpCt,
-    pkt: Packet,
+    flags: int,
     direction: int,
     index: TcpIndex,
     old_state: TcpState,
@@ -780,28 +895,28 @@ def _in_window(
     tcp.last_index = index
     tcp.last_dir = direction
     tcp.state = new_state
-    if old_state != new_state and new_state == TcpState.FIN_WAIT:
+    if old_state != new_state and new_state == TCP_CONNTRACK_FIN_WAIT:
         tcp.seen[direction].flags |= IP_CT_TCP_FLAG_CLOSE_INIT
     timeouts = sysctl.timeouts
-    if tcp.retrans >= sysctl.tcp_max_retrans and timeouts[new_state] > timeouts[TcpState.RETRANS]:
-        timeout = timeouts[TcpState.RETRANS]
-    elif profile.rst_exact_seq and index == TcpIndex.RST:
-        timeout = timeouts[TcpState.CLOSE]
-    elif (tcp.seen[0].flags | tcp.seen[1].flags) & IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED and timeouts[
+    if tcp.retrans >= sysctl.tcp_max_retrans and timeouts[new_state] > timeouts[TCP_CONNTRACK_RETRANS]:
+        timeout = timeouts[TCP_CONNTRACK_RETRANS]
+    elif profile.rst_exact_seq and index == TCP_RST_SET:
+        timeout = timeouts[TCP_CONNTRACK_CLOSE]
+    elif (tcp.seen_orig.flags | tcp.seen_repl.flags) & IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED and timeouts[
         new_state
-    ] > timeouts[TcpState.UNACK]:
-        timeout = timeouts[TcpState.UNACK]
+    ] > timeouts[TCP_CONNTRACK_UNACK]:
+        timeout = timeouts[TCP_CONNTRACK_UNACK]
     elif (
         profile.zero_window_retrans_timeout
         and tcp.last_win == 0
-        and timeouts[new_state] > timeouts[TcpState.RETRANS]
+        and timeouts[new_state] > timeouts[TCP_CONNTRACK_RETRANS]
     ):
-        timeout = timeouts[TcpState.RETRANS]
+        timeout = timeouts[TCP_CONNTRACK_RETRANS]
     else:
         timeout = timeouts[new_state]
-    res = TcpResult(NfVerdict.ACCEPT, TcpAction.ACCEPT, None, old_state, new_state, check)
+    res = TcpResult(NF_ACCEPT, NFCT_TCP_ACCEPT, None, old_state, new_state, check)
     if not ct.seen_reply:
-        if pkt.flags & TCPHDR_RST:
+        if flags & TCPHDR_RST:
             # "If only reply is a RST, we can consider ourselves not to have an established
             # connection: this is a fairly common problem case, so we can delete the
             # conntrack immediately. --RR"
@@ -809,12 +924,12 @@ def _in_window(
             return res
         if profile.syn_retransmit_no_renew and index == TcpIndex.SYN and old_state == TcpState.SYN_SENT:
             return res  # "do not renew timeout on SYN retransmit."
-        if new_state == TcpState.ESTABLISHED and timeout > timeouts[TcpState.UNACK]:
-            timeout = timeouts[TcpState.UNACK]  # mid-connection pickup with loose=1
+        if new_state == TCP_CONNTRACK_ESTABLISHED and timeout > timeouts[TCP_CONNTRACK_UNACK]:
+            timeout = timeouts[TCP_CONNTRACK_UNACK]  # mid-connection pickup with loose=1
     elif (
         not ct.assured
-        and old_state in (TcpState.SYN_RECV, TcpState.ESTABLISHED)
-        and (new_state == TcpState.ESTABLISHED)
+        and old_state in (TCP_CONNTRACK_SYN_RECV, TCP_CONNTRACK_ESTABLISHED)
+        and (new_state == TCP_CONNTRACK_ESTABLISHED)
     ):
         # "Set ASSURED if we see valid ack in ESTABLISHED after SYN_RECV or a valid answer
         # for a picked up connection."

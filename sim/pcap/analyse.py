@@ -37,13 +37,14 @@ from dataclasses import dataclass, field
 
 from sim.include.netfilter import CtState
 from sim.include.nf_conntrack import ORIGINAL, CtInfo, nf_ct_get_tuple
-from sim.netfilter.conntrack import ConntrackTable
+from sim.netfilter.conntrack import ConntrackResult, ConntrackTable
 from sim.netfilter.profiles import KernelProfile
-from sim.netfilter.proto_tcp import TcpAction, tcp_in_window
+from sim.netfilter.proto_tcp import NFCT_TCP_ACCEPT, TcpAction, tcp_in_window
 from sim.netfilter.sysctl import ConntrackSysctls
 from sim.netfilter.tcp_states import get_conntrack_index
-from sim.packet import IPPROTO_TCP, TCPHDR_ACK, TCPHDR_RST, IpProto, Packet
-from sim.pcap.reader import Frame
+from sim.packet import IPPROTO_TCP, SEQ_MASK, TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, Packet
+from sim.pcap.datagram import datagram_of
+from sim.pcap.reader import Frame, Segment
 from sim.skb import Skb
 from sim.trace import Bound
 
@@ -162,13 +163,34 @@ class Tracker:
         tcp = res.tcp
         if tcp is not None and tcp.action is TcpAction.ACCEPT and res.ct is not None:
             return None
+        return self._verdict(pkt, now, res)
+
+    def _verdict(self, pkt: Packet, now: float, res: ConntrackResult) -> Verdict:
+        """The verdict of a packet conntrack did not plainly accept."""
+        tcp = res.tcp
         window = None if tcp is None else (TcpAction.INVALID if tcp.action is None else tcp.action)
         ct = res.ct
-        hit = table.find(nf_ct_get_tuple(pkt), now) if ct is None else None
+        hit = self.table.find(nf_ct_get_tuple(pkt), now) if ct is None else None
         entry = ct if ct is not None else (hit[0] if hit else None)
         state = entry.state_name() if entry is not None else "NONE"
         bound = self._failed_bound(pkt, now, res.reason, tcp.action if tcp else None)
         return Verdict(self.name, _ctstate(res.ctinfo), window, res.reason, state, bound)
+
+    def track_segment(self, frame: Frame, seg: Segment, now: float) -> Verdict | None:
+        """:meth:`track` for a segment as the capture has it (its tuple not rewritten): the
+        common one (an ACK in ESTABLISHED) goes through
+        :meth:`~sim.netfilter.conntrack.ConntrackTable.nf_conntrack_in_established` on its
+        header fields, every other through :meth:`track` with the frame's packet."""
+        src, dst, sport, dport, seq, ack, flags, win, payload, opts, _ttl, _id, _ts = seg
+        end = (seq + payload + (flags >> 1 & 1) + (flags & TCPHDR_FIN)) & SEQ_MASK  # segment_seq_plus_len()
+        res = self.table.nf_conntrack_in_established(
+            (src, sport, dst, dport, IPPROTO_TCP), flags, seq, ack, win, end, opts, now
+        )
+        if res is None:
+            return self.track(_packet(frame), now)
+        if res.ct is not None and res.tcp is not None and res.tcp.action is NFCT_TCP_ACCEPT:
+            return None
+        return self._verdict(_packet(frame), now, res)
 
     def _failed_bound(
         self, pkt: Packet, now: float, reason: str | None, action: TcpAction | None
@@ -200,6 +222,13 @@ def verdict_word(v: Verdict) -> str:
     if v.ctstate is CtState.INVALID:
         return "INVALID"
     return v.window.name if v.window is not None else "DROP"
+
+
+def _packet(frame: Frame) -> Packet:
+    """The packet of a frame that holds a segment."""
+    pkt = frame.pkt
+    assert pkt is not None
+    return pkt
 
 
 def _rst_answers(rst: Packet, bad: Packet) -> bool:
@@ -261,63 +290,65 @@ class Analysis:
     def feed(self, frame: Frame) -> None:
         st = self.stats
         st.frames += 1
+        ts_ns = frame.ts_ns
         if st.first_ts_ns is None:
-            st.first_ts_ns = frame.ts_ns
-        st.last_ts_ns = frame.ts_ns
-        pkt = frame.pkt
-        if pkt is None:
+            st.first_ts_ns = ts_ns
+        st.last_ts_ns = ts_ns
+        seg = frame.seg
+        if seg is None:
+            datagram = datagram_of(frame.skipped) if self.on_datagram is not None else None
+            if datagram is not None and self.on_datagram is not None:
+                self.on_datagram(frame, datagram)  # UDP and ICMP: sim.pcap.flows
+                return
             st.skipped[frame.skipped] = st.skipped.get(frame.skipped, 0) + 1
             return
-        if pkt.proto is not IpProto.TCP:
-            if self.on_datagram is not None:
-                self.on_datagram(frame, pkt)
-            else:
-                what = f"IPv4 {pkt.proto.name}"
-                st.skipped[what] = st.skipped.get(what, 0) + 1
-            return
-        if self._copy(frame, pkt):
+        if self._copy(frame, seg):
             st.skipped[COPY] = st.skipped.get(COPY, 0) + 1
             return
         st.tcp += 1
         if frame.number in self.skip_frames:
             return
-        tup = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
-        conn = self.connections.get(tup)
+        src, dst, sport, dport, _seq, _ack, flags, _win, payload, _opts, ttl, _id, _ts = seg
+        conn = self.connections.get((src, sport, dst, dport))
+        # the packet as conntrack saw it when that is not the capture's (NAT joined it), else None
+        seen: Packet | None = None
         untranslated = False
         if conn is None:
-            twin = self.by_ports.get((pkt.sport, pkt.dst, pkt.dport))
-            reply_to = self.by_ports.get((pkt.dport, pkt.src, pkt.sport))
+            pkt = _packet(frame)
+            twin = self.by_ports.get((sport, dst, dport))
+            reply_to = self.by_ports.get((dport, src, sport))
             if self._host_rst(frame, pkt):
                 return
-            if twin is not None and twin.orig[0] != pkt.src and self._looks_inner(pkt):
+            if twin is not None and twin.orig[0] != src and self._looks_inner(pkt):
                 # conntrack saw it before NAT, in the entry's ORIGINAL direction
                 conn, untranslated = twin, True
                 src, sport, dst, dport = twin.orig
-                pkt = pkt.rewritten(src, sport, dst, dport, pkt.ttl)
-            elif reply_to is not None and reply_to.orig[0] != pkt.dst:
+                seen = pkt.rewritten(src, sport, dst, dport, ttl)
+            elif reply_to is not None and reply_to.orig[0] != dst:
                 # a reply to the NATed address of a connection captured before NAT (tcpdump -i any)
                 conn = reply_to
-                pkt = pkt.rewritten(pkt.src, pkt.sport, conn.orig[0], conn.orig[1], pkt.ttl)
+                seen = pkt.rewritten(src, sport, conn.orig[0], conn.orig[1], ttl)
             else:
                 conn = self._new_connection(frame, pkt)
-        elif pkt.flags & TCPHDR_RST and conn.recent_flagged and self._host_rst(frame, pkt):
+        elif flags & TCPHDR_RST and conn.recent_flagged and self._host_rst(frame, _packet(frame)):
             return
-        if self.only is not None and conn.orig not in self.only:
+        orig = conn.orig
+        if self.only is not None and orig not in self.only:
             return
-        direction = ORIGINAL if conn.orig[0] == pkt.src and conn.orig[1] == pkt.sport else 1 - ORIGINAL
+        direction = ORIGINAL if orig[0] == src and orig[1] == sport else 1 - ORIGINAL
         if direction == ORIGINAL:
-            conn.orig_ttl = pkt.ttl
+            conn.orig_ttl = ttl
         conn.packets[direction] += 1
-        conn.payload[direction] += pkt.payload_len
+        conn.payload[direction] += payload
         conn.last_frame = frame.number
-        conn.last_ts_ns = frame.ts_ns
+        conn.last_ts_ns = ts_ns
         if self.on_packet is not None:
-            self.on_packet(frame, conn, direction, pkt)
-        now = frame.ts_ns / 1e9
+            self.on_packet(frame, conn, direction, seen or _packet(frame))
+        now = ts_ns / 1e9
         verdicts: list[Verdict] = []
         flagged = False
         for tracker in self.trackers:
-            v = tracker.track(pkt, now)
+            v = tracker.track(seen, now) if seen is not None else tracker.track_segment(frame, seg, now)
             if v is None:
                 verdicts.append(_ACCEPTED)
                 continue
@@ -328,17 +359,18 @@ class Analysis:
             counts[label] = counts.get(label, 0) + 1
             invalid = v.ctstate is CtState.INVALID
             if tracker is self.trackers[0] and (invalid or v.window is TcpAction.IGNORE):
-                conn.recent_flagged.append((frame.number, frame.pkt or pkt, invalid))
+                conn.recent_flagged.append((frame.number, _packet(frame), invalid))
         if untranslated:
             conn.untranslated.append(frame.number)
         if flagged or untranslated:
+            pkt = seen or _packet(frame)
             self.on_flagged(
                 Flagged(
                     frame.number,
-                    frame.ts_ns,
+                    ts_ns,
                     conn.id,
                     DIRECTIONS[direction],
-                    frame.pkt or pkt,
+                    _packet(frame),
                     [
                         self._filled(v, t, pkt, direction)
                         for v, t in zip(verdicts, self.trackers, strict=True)
@@ -365,15 +397,16 @@ class Analysis:
         bridge networks are) and the packet does not open a connection of its own (no SYN)."""
         return pkt.src in self.inner_addrs or (_private(pkt.src) and not pkt.syn)
 
-    def _copy(self, frame: Frame, pkt: Packet) -> bool:
-        """Is ``pkt`` a copy, on another interface, of a packet seen just before?
+    def _copy(self, frame: Frame, seg: Segment) -> bool:
+        """Is the segment a copy, on another interface, of a packet seen just before?
 
         ``tcpdump -i any`` on a host sees a forwarded packet on every interface it crosses (the
         bridge port, the bridge, the uplink; NAT may have rewritten the addresses). Conntrack
         saw it once, at the first (PREROUTING), so only the first copy counts. Copies on the
         same interface (a duplicate on the wire) are packets of their own.
         """
-        key = (pkt.ip_id, pkt.seq, pkt.ack, pkt.flags, pkt.payload_len, pkt.window, pkt.sport, pkt.dport)
+        _src, _dst, sport, dport, seq, ack, flags, win, payload, _opts, _ttl, ip_id, _ts = seg
+        key = (ip_id, seq, ack, flags, payload, win, sport, dport)
         seen = self._seen.get(key)
         if seen is not None and seen[0] != frame.iface and frame.ts_ns - seen[1] <= COPY_WINDOW_NS:
             return True

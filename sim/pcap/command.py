@@ -30,6 +30,7 @@ from sim.netfilter.profiles import PROFILES, KernelProfile, resolve_kernel
 from sim.netfilter.sysctl import ConntrackSysctls
 from sim.packet import IpProto
 from sim.pcap.analyse import Analysis, Connection, Flagged, Tracker
+from sim.pcap.datagram import datagram_of
 from sim.pcap.findings import MAX_LISTED, Findings, container_check, findings_lines, whatif
 from sim.pcap.flows import DatagramAnalysis, DatagramFlagged
 from sim.pcap.reader import Frame, read_frames
@@ -227,11 +228,12 @@ def _addresses(args: argparse.Namespace, dns: DnsRace) -> set[str]:
     out: set[str] = set()
     lookups = DatagramAnalysis([], lambda _f: None, on_datagram=dns.on_datagram)
     for fr in _frames(args, args.file2, first=True):
-        if fr.pkt is not None:
-            out.add(fr.pkt.src)
-            out.add(fr.pkt.dst)
-            if fr.pkt.proto is not IpProto.TCP:
-                lookups.feed(fr, fr.pkt)
+        pkt = fr.pkt or datagram_of(fr.skipped)
+        if pkt is not None:
+            out.add(pkt.src)
+            out.add(pkt.dst)
+            if pkt.proto is not IpProto.TCP:
+                lookups.feed(fr, pkt)
     return out
 
 

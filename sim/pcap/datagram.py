@@ -55,6 +55,24 @@ class Datagram(Packet):
     dns: Dns | None = None
 
 
+class Decoded(str):
+    """What a UDP or ICMP frame is ("IPv4 UDP", "IPv4 ICMP"), holding the decoded datagram: the
+    reader hands on a reason for every frame that is not a TCP segment, and for these the
+    reason carries the packet (:func:`datagram_of`)."""
+
+    datagram: Datagram
+
+    def __new__(cls, what: str, datagram: Datagram) -> Decoded:
+        self = super().__new__(cls, what)
+        self.datagram = datagram
+        return self
+
+
+def datagram_of(skipped: str) -> Datagram | None:
+    """The datagram a frame's ``skipped`` reason holds, if it is one (:class:`Decoded`)."""
+    return skipped.datagram if type(skipped) is Decoded else None
+
+
 def parse_dns(data: bytes | memoryview, off: int, end: int) -> Dns | None:
     """The header and the one question of a DNS message at ``data[off:end]``; None when it is
     not one (no question, a name or type cut off by the snaplen)."""
@@ -107,9 +125,10 @@ def _addr(raw: bytes) -> str:
     return f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}"
 
 
-def decode_datagram(data: bytes | memoryview, off: int, end: int) -> tuple[Packet | None, str]:
+def decode_datagram(data: bytes | memoryview, off: int, end: int) -> tuple[None, str]:
     """The IPv4 UDP datagram or ICMP message at ``data[off:end]`` (an IPv4 header the reader
-    checked is version 4) -> (:class:`Datagram`, "") or (None, what it is instead).
+    checked is version 4) -> (None, :class:`Decoded` holding the :class:`Datagram`) or (None,
+    what it is instead): the reader's ``(segment, reason)`` for a frame that is no TCP segment.
 
     Lengths come from the IPv4 total length and the headers, not from the bytes captured
     (``tcpdump -s 96`` keeps them). Fragments are skipped: conntrack sees the datagram only
@@ -134,7 +153,8 @@ def decode_datagram(data: bytes | memoryview, off: int, end: int) -> tuple[Packe
         dns = None
         if fits and DNS_PORT in (sport, dport):
             dns = parse_dns(data, l4 + 8, min(end, l4 + length))
-        return (
+        return None, Decoded(
+            name,
             Datagram(
                 src,
                 dst,
@@ -147,13 +167,13 @@ def decode_datagram(data: bytes | memoryview, off: int, end: int) -> tuple[Packe
                 udp_check=None if fits else check,
                 dns=dns,
             ),
-            "",
         )
     itype, code, ident, seq = _ICMP.unpack_from(data, l4)
     inner = _quoted(data, l4 + 8, end) if itype in ICMP_ERROR_TYPES else None
     quoted = 28 if inner is not None else 0
     query = itype not in ICMP_ERROR_TYPES
-    return (
+    return None, Decoded(
+        name,
         Datagram(
             src,
             dst,
@@ -166,5 +186,4 @@ def decode_datagram(data: bytes | memoryview, off: int, end: int) -> tuple[Packe
             proto=IpProto.ICMP,
             inner=inner,
         ),
-        "",
     )

@@ -158,6 +158,8 @@ class DatagramAnalysis:
         self._ids = {IpProto.UDP: 0, IpProto.ICMP: 0}
 
     def feed(self, frame: Frame, pkt: Packet) -> None:
+        """One datagram (``pkt``: as captured, :func:`sim.pcap.datagram.datagram_of`)."""
+        captured = pkt
         if pkt.proto is IpProto.UDP:
             self.stats.udp += 1
         else:
@@ -166,7 +168,7 @@ class DatagramAnalysis:
             return
         error = pkt.proto is IpProto.ICMP and pkt.icmp_type in ICMP_ERROR_TYPES
         if error:
-            self._error(frame, pkt)
+            self._error(frame, pkt, captured)
             return
         tup = nf_ct_get_tuple(pkt)
         flow = self.flows.get(tup)
@@ -193,14 +195,13 @@ class DatagramAnalysis:
             counts[word] = counts.get(word, 0) + 1
         plain = all(v.ctstate in _PLAIN and v.window is TcpAction.ACCEPT for v in verdicts)
         if not plain or untranslated:
-            shown = frame.pkt if frame.pkt is not None else pkt
             self.on_flagged(
                 DatagramFlagged(
                     frame.number,
                     frame.ts_ns,
                     flow.label,
                     DIRECTIONS[direction],
-                    shown,
+                    captured,
                     verdicts,
                     untranslated,
                 )
@@ -231,7 +232,7 @@ class DatagramAnalysis:
     def _looks_inner(self, addr: str) -> bool:
         return addr in self.inner_addrs or _private(addr)
 
-    def _error(self, frame: Frame, pkt: Packet) -> None:
+    def _error(self, frame: Frame, pkt: Packet, captured: Packet) -> None:
         """An ICMP error: tracked as the kernel does (RELATED to the entry of the packet it
         quotes, else INVALID), the quote and the outer destination seen through NAT first."""
         inner = pkt.inner
@@ -256,8 +257,7 @@ class DatagramAnalysis:
             )
         now = frame.ts_ns / 1e9
         verdicts = [track_datagram(t, pkt, now) for t in self.trackers]
-        shown = frame.pkt if frame.pkt is not None else pkt
-        self.on_flagged(DatagramFlagged(frame.number, frame.ts_ns, about or "-", "ERROR", shown, verdicts))
+        self.on_flagged(DatagramFlagged(frame.number, frame.ts_ns, about or "-", "ERROR", captured, verdicts))
 
     def _copy(self, frame: Frame, pkt: Packet) -> bool:
         """A copy of a datagram seen just before on another interface (``tcpdump -i any``)?

@@ -3,7 +3,8 @@
 :func:`read_frames` streams a capture in blocks of :data:`CHUNK` bytes (memory stays bounded
 whatever the file's size) and yields one :class:`Frame` per record, numbered from 1 as
 Wireshark and tshark number them. Each frame carries its time in nanoseconds since the Unix
-epoch and, for IPv4 TCP, the segment as a :class:`sim.packet.Packet` -- decoded from the
+epoch and, for IPv4 TCP, the segment's header fields (a :data:`Segment`; its
+:class:`sim.packet.Packet` is built only when asked for) -- decoded from the
 headers alone, so captures cut by a small snaplen (``tcpdump -s 96``) keep their payload
 lengths, which come from the IPv4 total length, not from the bytes captured. Checksums are
 not verified: captures taken on the sending host carry the partial checksums of checksum
@@ -124,22 +125,53 @@ class CaptureError(InputError):
     """A capture nflab cannot read; the message is one line naming the file and the frame."""
 
 
+# An IPv4 TCP segment as the reader decoded it, before any object is built for it: (src, dst,
+# sport, dport, seq, ack, flags, window, payload length, options, ttl, ip_id, timestamps).
+# ``options`` is what conntrack reads of the option block (SACK_PERM, WSCALE, SACK blocks);
+# for the layout of nearly every Linux segment, NOP NOP TIMESTAMP and nothing else, it is
+# :data:`TIMESTAMPS_ONLY` and ``timestamps`` holds the (TSval, TSecr) pair (else None).
+Segment = tuple[str, str, int, int, int, int, int, int, int, TcpOptions, int, int, tuple[int, int] | None]
+
+# A timestamp option and nothing else, as conntrack sees it: ``tcp_options()`` and
+# ``tcp_sack()`` read SACK_PERM, WSCALE and SACK, never the timestamp values (which a
+# segment's ``timestamps`` keeps for its Packet).
+TIMESTAMPS_ONLY = TcpOptions(ts=(0, 0))
+
+
+def segment_packet(seg: Segment) -> Packet:
+    """The :class:`Packet` of a decoded segment."""
+    src, dst, sport, dport, seq, ack, flags, win, payload, opts, ttl, ip_id, ts = seg
+    if ts is not None:
+        opts = TcpOptions(ts=ts)
+    return Packet(src, dst, sport, dport, seq, ack, flags, win, payload, opts, ttl, ip_id)
+
+
 @dataclass(slots=True)
 class Frame:
     """One record of a capture: its number (from 1), time, length on the wire and what it holds.
 
-    ``pkt`` is the IPv4 TCP segment, or None with ``skipped`` saying what the frame is
-    instead ("IPv6", "ARP", "IPv4 UDP", "TCP header cut by the snaplen", ...). ``iface``
-    tells the capture's interfaces apart: the ifindex of a Linux cooked v2 frame (``tcpdump
-    -i any``), else the pcapng interface number (0 in a pcap file).
+    ``seg`` is the IPv4 TCP segment's header fields (:data:`Segment`), or None with
+    ``skipped`` saying what the frame is instead ("IPv6", "ARP", "IPv4 UDP", "TCP header
+    cut by the snaplen", ...); ``pkt`` is the segment as a :class:`sim.packet.Packet`, built
+    when first asked for (most frames of a capture never need one). ``iface`` tells the
+    capture's interfaces apart: the ifindex of a Linux cooked v2 frame (``tcpdump -i any``),
+    else the pcapng interface number (0 in a pcap file).
     """
 
     number: int
     ts_ns: int
     wirelen: int
-    pkt: Packet | None
+    seg: Segment | None
     skipped: str = ""
     iface: int = 0
+    _pkt: Packet | None = None
+
+    @property
+    def pkt(self) -> Packet | None:
+        pkt = self._pkt
+        if pkt is None and self.seg is not None:
+            pkt = self._pkt = segment_packet(self.seg)
+        return pkt
 
 
 _addr_cache: dict[bytes, str] = {}
@@ -154,8 +186,8 @@ def _addr(raw: bytes) -> str:
     return s
 
 
-def decode_ipv4(data: bytes | memoryview, off: int, end: int) -> tuple[Packet | None, str]:
-    """The IPv4 TCP segment at ``data[off:end]`` -> (Packet, "") or (None, what it is instead)."""
+def decode_ipv4(data: bytes | memoryview, off: int, end: int) -> tuple[Segment | None, str]:
+    """The IPv4 TCP segment at ``data[off:end]`` -> (Segment, "") or (None, what it is instead)."""
     if end - off < 20:
         return None, "IPv4 header cut by the snaplen"
     vihl, total, ip_id, frag, ttl, proto, src, dst = _IP.unpack_from(data, off)
@@ -175,10 +207,11 @@ def decode_ipv4(data: bytes | memoryview, off: int, end: int) -> tuple[Packet | 
     doff = (doff >> 4) * 4
     if doff < 20 or tcp + doff > end:
         return None, "TCP header cut by the snaplen"
+    ts = None
     if doff == 20:
         opts = _NO_OPTIONS
     elif doff == 32 and data[tcp + 20 : tcp + 24] == _TS_ONLY:
-        opts = TcpOptions(ts=_TS_VALS.unpack_from(data, tcp + 24))
+        opts, ts = TIMESTAMPS_ONLY, _TS_VALS.unpack_from(data, tcp + 24)
     else:
         try:
             opts = parse_options(bytes(data[tcp + 20 : tcp + doff]))
@@ -187,30 +220,29 @@ def decode_ipv4(data: bytes | memoryview, off: int, end: int) -> tuple[Packet | 
     payload = total - ihl - doff
     if payload < 0:
         return None, f"bad IPv4 total length {total}"
+    cache = _addr_cache
     return (
-        Packet(
-            _addr(bytes(src)),
-            _addr(bytes(dst)),
-            sport,
-            dport,
-            seq,
-            ack,
-            flags,
-            win,
-            payload,
-            opts,
-            ttl,
-            ip_id,
-        ),
-        "",
-    )
+        cache.get(src) or _addr(src),
+        cache.get(dst) or _addr(dst),
+        sport,
+        dport,
+        seq,
+        ack,
+        flags,
+        win,
+        payload,
+        opts,
+        ttl,
+        ip_id,
+        ts,
+    ), ""
 
 
 _NO_OPTIONS = TcpOptions()
 _ETHERTYPE_NAMES = {ETH_P_IPV6: "IPv6", ETH_P_ARP: "ARP"}
 
 
-def _ethertype(proto: int, data: bytes | memoryview, off: int, end: int) -> tuple[Packet | None, str]:
+def _ethertype(proto: int, data: bytes | memoryview, off: int, end: int) -> tuple[Segment | None, str]:
     if proto == ETH_P_IP:
         return decode_ipv4(data, off, end)
     if proto == ETH_P_PPP_SES:  # ver/type, code, session id, length, then the PPP protocol
@@ -218,7 +250,7 @@ def _ethertype(proto: int, data: bytes | memoryview, off: int, end: int) -> tupl
     return None, _ETHERTYPE_NAMES.get(proto, f"ethertype 0x{proto:04x}")
 
 
-def _ppp_protocol(data: bytes | memoryview, off: int, end: int) -> tuple[Packet | None, str]:
+def _ppp_protocol(data: bytes | memoryview, off: int, end: int) -> tuple[Segment | None, str]:
     """A PPP protocol field (one byte when compressed: RFC 1661 6.5, odd first byte) and its
     payload."""
     if end - off < 1:
@@ -234,7 +266,7 @@ def _ppp_protocol(data: bytes | memoryview, off: int, end: int) -> tuple[Packet 
     return None, "IPv6" if proto == PPP_IPV6 else f"PPP protocol 0x{proto:04x}"
 
 
-def _ppp(data: bytes | memoryview, off: int, end: int) -> tuple[Packet | None, str]:
+def _ppp(data: bytes | memoryview, off: int, end: int) -> tuple[Segment | None, str]:
     """PPP with or without the HDLC address and control bytes (0xff 0x03, RFC 1662); a Cisco
     HDLC frame (address 0x0f or 0x8f, control 0, then an ethertype) as DLT_PPP_SERIAL allows."""
     if end - off >= 2 and data[off] == 0xFF and data[off + 1] == 0x03:
@@ -244,8 +276,8 @@ def _ppp(data: bytes | memoryview, off: int, end: int) -> tuple[Packet | None, s
     return _ppp_protocol(data, off, end)
 
 
-def decode_nflog(data: bytes | memoryview, off: int, end: int) -> tuple[Packet | None, str, int]:
-    """An NFLOG record -> (Packet, "", group) or (None, what it is, group)."""
+def decode_nflog(data: bytes | memoryview, off: int, end: int) -> tuple[Segment | None, str, int]:
+    """An NFLOG record -> (Segment, "", group) or (None, what it is, group)."""
     if end - off < 4:
         return None, "NFLOG header cut by the snaplen", -1
     family, (group,) = data[off], _U16.unpack_from(data, off + 2)
@@ -262,14 +294,14 @@ def decode_nflog(data: bytes | memoryview, off: int, end: int) -> tuple[Packet |
                 return None, "IPv6", group
             if family != AF_INET:
                 return None, f"NFLOG family {family}", group
-            pkt, skipped = decode_ipv4(data, pos + 4, min(pos + length, end))
-            return pkt, skipped, group
+            seg, skipped = decode_ipv4(data, pos + 4, min(pos + length, end))
+            return seg, skipped, group
         pos += (length + 3) & ~3
     return None, "NFLOG record without payload", group
 
 
-def decode_frame(linktype: int, data: bytes | memoryview, off: int, end: int) -> tuple[Packet | None, str]:
-    """A frame of ``linktype`` at ``data[off:end]`` -> (Packet, "") or (None, what it is)."""
+def decode_frame(linktype: int, data: bytes | memoryview, off: int, end: int) -> tuple[Segment | None, str]:
+    """A frame of ``linktype`` at ``data[off:end]`` -> (Segment, "") or (None, what it is)."""
     if linktype == LINKTYPE_ETHERNET:
         if end - off < 14:
             return None, "Ethernet header cut by the snaplen"
@@ -320,16 +352,16 @@ def _sll2_ifindex(data: bytes | memoryview, off: int, caplen: int) -> int:
 
 def _special(
     linktype: int, data: bytes | memoryview, start: int, caplen: int, nflog_group: int | None
-) -> tuple[Packet | None, str, int]:
+) -> tuple[Segment | None, str, int]:
     """The link types whose frames also tell the interface apart: Linux cooked v2 (its
     ifindex) and NFLOG (its group; ``nflog_group`` keeps one)."""
     if linktype == LINKTYPE_LINUX_SLL2:
-        pkt, skipped = decode_frame(linktype, data, start, start + caplen)
-        return pkt, skipped, _sll2_ifindex(data, start, caplen)
-    pkt, skipped, group = decode_nflog(data, start, start + caplen)
+        seg, skipped = decode_frame(linktype, data, start, start + caplen)
+        return seg, skipped, _sll2_ifindex(data, start, caplen)
+    seg, skipped, group = decode_nflog(data, start, start + caplen)
     if nflog_group is not None and group != nflog_group:
         return None, f"NFLOG group {group}", group
-    return pkt, skipped, group
+    return seg, skipped, group
 
 
 class _Source:
@@ -459,11 +491,11 @@ def _pcap(name: str, src: _Source, warn: Warn | None, nflog_group: int | None) -
         start = pos + 16
         ts_ns = secs * 1_000_000_000 + (frac if nsec else frac * 1000)
         if special:
-            pkt, skipped, iface = _special(linktype, src.buf, start, caplen, nflog_group)
-            yield Frame(number, ts_ns, wirelen, pkt, skipped, iface)
+            seg, skipped, iface = _special(linktype, src.buf, start, caplen, nflog_group)
+            yield Frame(number, ts_ns, wirelen, seg, skipped, iface)
         else:
-            pkt, skipped = decode_frame(linktype, src.buf, start, start + caplen)
-            yield Frame(number, ts_ns, wirelen, pkt, skipped)
+            seg, skipped = decode_frame(linktype, src.buf, start, start + caplen)
+            yield Frame(number, ts_ns, wirelen, seg, skipped)
         pos = start + caplen
 
 
@@ -594,8 +626,8 @@ def _pcapng(name: str, src: _Source, warn: Warn | None, nflog_group: int | None)
             linktype, per_sec = interfaces[iface]
             ts_ns = ts * 1_000_000_000 // per_sec if per_sec != 1_000_000 else ts * 1000
             if linktype in (LINKTYPE_LINUX_SLL2, LINKTYPE_NFLOG):
-                pkt, skipped, iface = _special(linktype, buf, data, caplen, nflog_group)
+                seg, skipped, iface = _special(linktype, buf, data, caplen, nflog_group)
             else:
-                pkt, skipped = decode_frame(linktype, buf, data, data + caplen)
-            yield Frame(number, ts_ns, wirelen, pkt, skipped, iface)
+                seg, skipped = decode_frame(linktype, buf, data, data + caplen)
+            yield Frame(number, ts_ns, wirelen, seg, skipped, iface)
         pos += blen

@@ -30,7 +30,7 @@ from typing import Any
 
 from sim.packet import TCPHDR_ACK, TCPHDR_SYN, IpProto, Packet, format_flags
 from sim.pcap.analyse import Connection, CtTuple, Flagged, Verdict
-from sim.pcap.datagram import QTYPE_A, QTYPE_AAAA, Datagram, Dns
+from sim.pcap.datagram import QTYPE_A, QTYPE_AAAA, Dns, datagram_of
 from sim.pcap.flows import DatagramFlagged, Flow
 from sim.pcap.reader import Frame
 
@@ -112,7 +112,8 @@ class DnsRace:
     def on_datagram(self, frame: Frame, flow: Flow, direction: int, pkt: Packet, _v: list[Verdict]) -> None:
         if pkt.proto is not IpProto.UDP:
             return
-        dns = frame.pkt.dns if isinstance(frame.pkt, Datagram) else None
+        datagram = datagram_of(frame.skipped)
+        dns = datagram.dns if datagram is not None else None
         client, server = flow.orig[:2], flow.orig[2:4]
         if server[1] != DNS_PORT or client[1] == DNS_PORT:
             return

@@ -21,7 +21,7 @@ from sim.include.netfilter import CtState
 from sim.netfilter.profiles import resolve_kernel
 from sim.packet import IcmpType, IpProto, icmp_error_reply, udp_packet
 from sim.pcap.analyse import Analysis, Tracker, Verdict
-from sim.pcap.datagram import Datagram, decode_datagram, parse_dns
+from sim.pcap.datagram import Datagram, datagram_of, decode_datagram, parse_dns
 from sim.pcap.flows import DatagramAnalysis, DatagramFlagged, Flow
 from sim.pcap.reader import Frame, read_frames
 from sim.wire import emit
@@ -165,8 +165,9 @@ def test_dns_question_read_as_rfc1035_lays_it_out():
 
 def test_udp_length_field_and_fragments():
     body = struct.pack("!HHHH", 42000, 53, 200, 0) + bytes(10)  # length 200 of 18 bytes
-    pkt, why = decode_datagram(_ip(17, body), 0, 20 + len(body))
-    assert why == "" and isinstance(pkt, Datagram)
+    _, why = decode_datagram(_ip(17, body), 0, 20 + len(body))
+    pkt = datagram_of(why)
+    assert why == "IPv4 UDP" and isinstance(pkt, Datagram)
     assert pkt.udp_check is not None and pkt.udp_check.length_field == 200
     assert pkt.udp_check.available == 18
     assert decode_datagram(_ip(17, body, frag=0x2000), 0, 38) == (None, "IPv4 fragment")
@@ -176,7 +177,7 @@ def test_udp_length_field_and_fragments():
 def test_icmp_error_quotes_the_packet():
     quoted = udp_packet("198.51.100.1", 42000, "198.51.100.2", 9, 6)
     raw = emit(icmp_error_reply(quoted, IcmpType.DEST_UNREACH, 3, "198.51.100.2"))
-    pkt, _ = decode_datagram(raw, 0, len(raw))
+    pkt = datagram_of(decode_datagram(raw, 0, len(raw))[1])
     assert pkt is not None and pkt.proto is IpProto.ICMP
     assert (pkt.icmp_type, pkt.icmp_code, pkt.sport) == (3, 3, 0)
     assert pkt.inner is not None
@@ -195,5 +196,7 @@ def test_icmp_error_quotes_the_packet():
 def test_any_bytes_decode_without_error(proto, body, total):
     """A malformed datagram is a skip reason or a packet, never an exception."""
     data = _ip(proto, body, total=total or None)
-    pkt, why = decode_datagram(data, 0, len(data))
-    assert (pkt is None) == bool(why)
+    seg, why = decode_datagram(data, 0, len(data))
+    pkt = datagram_of(why)
+    assert seg is None and why
+    assert pkt is None or pkt.proto == proto
