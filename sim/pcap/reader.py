@@ -116,6 +116,7 @@ IP_MF_OFFSET = 0x3FFF
 
 _IP = struct.Struct("!BxHHHBB2x4s4s")
 _TCP = struct.Struct("!HHIIBBH")
+_IP_TCP = struct.Struct("!BxHHHBB2x4s4sHHIIBBH")  # IPv4 header without options, then TCP
 _U16 = struct.Struct("!H")
 _TS_ONLY = b"\x01\x01\x08\x0a"  # NOP NOP TIMESTAMP(10): the options of most Linux segments
 _TS_VALS = struct.Struct("!II")
@@ -188,9 +189,17 @@ def _addr(raw: bytes) -> str:
 
 def decode_ipv4(data: bytes | memoryview, off: int, end: int) -> tuple[Segment | None, str]:
     """The IPv4 TCP segment at ``data[off:end]`` -> (Segment, "") or (None, what it is instead)."""
-    if end - off < 20:
+    fused = end - off >= 40 and data[off] == 0x45
+    if fused:
+        # No IP options (nearly every packet): both headers in one unpack; the TCP half is
+        # used only once the checks below found a TCP header there.
+        vihl, total, ip_id, frag, ttl, proto, src, dst, sport, dport, seq, ack, doff, flags, win = (
+            _IP_TCP.unpack_from(data, off)
+        )
+    elif end - off < 20:
         return None, "IPv4 header cut by the snaplen"
-    vihl, total, ip_id, frag, ttl, proto, src, dst = _IP.unpack_from(data, off)
+    else:
+        vihl, total, ip_id, frag, ttl, proto, src, dst = _IP.unpack_from(data, off)
     if vihl >> 4 != 4:
         return None, f"IP version {vihl >> 4}"
     if proto != IPPROTO_TCP:
@@ -201,9 +210,10 @@ def decode_ipv4(data: bytes | memoryview, off: int, end: int) -> tuple[Segment |
     if ihl < 20:
         return None, f"bad IPv4 header length {ihl}"  # what ip_rcv_core() drops (ihl < 5)
     tcp = off + ihl
-    if tcp + 20 > end:
-        return None, "TCP header cut by the snaplen"
-    sport, dport, seq, ack, doff, flags, win = _TCP.unpack_from(data, tcp)
+    if not fused:
+        if tcp + 20 > end:
+            return None, "TCP header cut by the snaplen"
+        sport, dport, seq, ack, doff, flags, win = _TCP.unpack_from(data, tcp)
     doff = (doff >> 4) * 4
     if doff < 20 or tcp + doff > end:
         return None, "TCP header cut by the snaplen"
@@ -307,6 +317,8 @@ def decode_frame(linktype: int, data: bytes | memoryview, off: int, end: int) ->
             return None, "Ethernet header cut by the snaplen"
         (proto,) = _U16.unpack_from(data, off + 12)
         off += 14
+        if proto == ETH_P_IP:  # the common frame, without the tag loop and _ethertype's call
+            return decode_ipv4(data, off, end)
         while proto in (ETH_P_8021Q, ETH_P_8021AD, ETH_P_QINQ1):  # 802.1Q / 802.1ad tags
             if end - off < 4:
                 return None, "VLAN tag cut by the snaplen"
