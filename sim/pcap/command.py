@@ -8,9 +8,13 @@ Passes over the capture (each streamed, memory bounded by the number of connecti
 3. for the connections where the host answered an INVALID packet with a RST: the same
    packets again through the what-if trackers -- ``nf_conntrack_tcp_be_liberal=1`` and
    every other kernel profile -- to say which fix would have prevented each RST;
-4. with FILE2: whether the container ever saw the INVALID packet and the RST.
+4. with FILE2: whether the container ever saw the INVALID packet and the RST;
+5. when two containers' SYNs from one source port met (:mod:`sim.pcap.signatures`): their
+   SYNs and SYN/ACKs again, for snat-port-clash.
 
-Then the per-connection summary and the findings, in words, with frame numbers.
+UDP and ICMP go through the same trackers (:mod:`sim.pcap.flows`) in pass 2, and FILE2's DNS
+lookups in pass 1, for dns-race. Then the per-connection and per-flow summary, the findings and
+the signatures, in words, with frame numbers.
 """
 
 from __future__ import annotations
@@ -59,9 +63,11 @@ def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "pcap",
         help="which packets of a tcpdump capture conntrack marks INVALID, and why",
-        description="Run every IPv4 TCP packet of a pcap/pcapng capture through the model's "
-        "conntrack and report each packet that is not plain ACCEPT, a summary per connection "
-        "and the findings (the host's own RSTs, untranslated packets, the fix that prevents each RST).",
+        description="Run every IPv4 TCP, UDP and ICMP packet of a pcap/pcapng capture through the "
+        "model's conntrack and report each packet that is not plain ACCEPT (NEW/ESTABLISHED for "
+        "UDP and ICMP), a summary per connection and flow, the findings (the host's own RSTs, "
+        "untranslated packets, the fix that prevents each RST) and the scenario library's "
+        "signatures it shows (dns-race, snat-port-clash, pod-ip-leak).",
     )
     p.add_argument("file", metavar="FILE", help="the capture (pcap or pcapng), e.g. the host's uplink")
     p.add_argument("file2", nargs="?", metavar="FILE2", help="the container's capture taken at the same time")
