@@ -19,11 +19,12 @@ from hypothesis import strategies as st
 from sim.cli import main
 from sim.include.netfilter import CtState
 from sim.netfilter.profiles import resolve_kernel
-from sim.packet import IcmpType, IpProto, icmp_error_reply, udp_packet
+from sim.packet import TCPHDR_SYN, IcmpType, IpProto, Packet, icmp_error_reply, udp_packet
 from sim.pcap.analyse import Analysis, Tracker, Verdict
 from sim.pcap.datagram import Datagram, datagram_of, decode_datagram, parse_dns
 from sim.pcap.flows import DatagramAnalysis, DatagramFlagged, Flow
 from sim.pcap.reader import Frame, read_frames
+from sim.report.capture import write_pcap
 from sim.wire import emit
 
 DATA = Path(__file__).parent / "data"
@@ -200,3 +201,35 @@ def test_any_bytes_decode_without_error(proto, body, total):
     pkt = datagram_of(why)
     assert seg is None and why
     assert pkt is None or pkt.proto == proto
+
+
+# ---------------------------------------------------------------- crafted: per-kernel errors
+
+MACS = ("02:00:00:00:00:01", "02:00:00:00:00:02")
+
+
+def test_icmp_error_about_a_tcp_connection_and_the_outer_daddr_check(tmp_path, capsys):
+    """A fragmentation-needed error quoting the connection's SYN is RELATED to #1. Sent to an
+    address that is not the quoted packet's source, it is RELATED on 4.19 (icmp_error_message()
+    has no such check) and INVALID on 5.10 (nf_conntrack_inet_error(): "outer daddr %pI4 !=
+    inner %pI4", net/netfilter/nf_conntrack_proto_icmp.c)."""
+    syn = Packet("198.51.100.1", "198.51.100.2", 40000, 443, 1000, 0, TCPHDR_SYN, 64240)
+    good = icmp_error_reply(syn, IcmpType.DEST_UNREACH, 4, "203.0.113.1")
+    stray = icmp_error_reply(syn, IcmpType.DEST_UNREACH, 4, "203.0.113.1")
+    stray = stray.rewritten(stray.src, stray.sport, "198.51.100.9", stray.dport, stray.ttl)
+    path = tmp_path / "frag.pcap"
+    write_pcap(path, [(0.0, syn, *MACS), (0.01, good, *MACS), (0.02, stray, *MACS)])
+    assert main(["pcap", str(path), "--json", "--kernel", "4.19", "--kernel", "5.10"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    by_frame = {x["frame"]: x for x in lines[:-1]}
+    assert by_frame[2]["flow"] == "#1"
+    assert {k: v["ctstate"] for k, v in by_frame[2]["verdicts"].items()} == {
+        "4.19": "RELATED",
+        "5.10": "RELATED",
+    }
+    assert by_frame[3]["verdicts"]["4.19"]["ctstate"] == "RELATED"
+    assert by_frame[3]["verdicts"]["5.10"] == {
+        "ctstate": "INVALID",
+        "reason": "outer daddr 198.51.100.9 != inner 198.51.100.1",
+        "entry": "NONE",
+    }
