@@ -46,11 +46,12 @@ DIRECTIONS = ("ORIGINAL", "REPLY")
 Key = tuple[str, int, str, int, int]  # nf_conntrack_tuple: src, sport/id, dst, dport/type, proto
 
 
-def _entry_state(tracker: Tracker, tup: Key, now: float) -> str:
-    """The entry's flags as ``conntrack -L`` shows them: UNREPLIED, ASSURED, or neither."""
+def _entry_state(tracker: Tracker, tup: Key, now: float, none: str = "NONE") -> str:
+    """The flags of the entry ``tup`` belongs to as ``conntrack -L`` shows them (UNREPLIED,
+    ASSURED, or neither: REPLIED); ``none`` without an entry."""
     hit = tracker.table.find(tup, now)
     if hit is None:
-        return "NONE"
+        return none
     ct = hit[0]
     return "ASSURED" if ct.assured else "REPLIED" if ct.seen_reply else "UNREPLIED"
 
@@ -292,11 +293,7 @@ class DatagramAnalysis:
         )
         for flow in flows:
             for t in self.trackers:
-                hit = t.table.find(flow.orig, float("-inf"))
-                flow.states[t.name] = (
-                    "gone" if hit is None else "ASSURED" if hit[0].assured else
-                    "REPLIED" if hit[0].seen_reply else "UNREPLIED"
-                )  # fmt: skip
+                flow.states[t.name] = _entry_state(t, flow.orig, float("-inf"), "gone")
         return flows
 
 
