@@ -26,7 +26,11 @@ The traffic, in order (each step waits for the last one's packets):
 7. snat-port-clash: ctr and ctrb connect from source port 39000 to remote:443; both SYNs
    are held in NFQUEUE after NAT and before confirmation (an nft chain at postrouting
    priority 200, as the v2 harness holds races) and released the later one first, so ctr's
-   clashes at ``__nf_conntrack_confirm`` (insert_failed) and ctr retransmits its SYN.
+   clashes at ``__nf_conntrack_confirm`` (insert_failed) and ctr retransmits its SYN;
+8. dns-race as the host's uplink sees it: ctr resolves again while a host rule in FORWARD
+   (``-m string``, the A question's last bytes) drops the first A query, after conntrack
+   and before it leaves -- where the race's loser is dropped -- so the uplink shows only the
+   AAAA query, its answer, and the A query 5 s later.
 
 Only documentation addresses, only namespaces of :class:`sim.kernel.netns.NamespaceSet`,
 removed afterwards also on failure; nothing leaves them.
@@ -61,6 +65,7 @@ DNS_ANSWER = "203.0.113.5"
 HOLD_QUEUE = 9
 STATES = {1: "new", 2: "established", 3: "related", 4: "invalid"}
 STEP_S = 0.3
+A_QUESTION_END = "|0000010001|"  # a question's root label, QTYPE A, QCLASS IN (RFC 1035 4.1.2)
 NFLOG_FLUSH_S = 2.0  # nfnetlink_log sends a batch after nflog_qtimeout (1 s) at the latest
 ETH_P_ALL = 0x0003
 
@@ -140,7 +145,12 @@ class _DnsServer:
         self.sock.close()
 
 
-def _resolve(ns: NamespaceSet, server: str) -> str:
+def _first_rule_hits(ns: NamespaceSet, chain: str) -> int:
+    """The packet count of the first rule of the host's ``chain`` (filter)."""
+    return int(ns.exec(ns["host"], ["iptables", "-L", chain, "1", "-v", "-x", "-n"]).split()[0])
+
+
+def _resolve(ns: NamespaceSet, server: str, drop_once: list[str] | None = None) -> str:
     """glibc's getaddrinfo in ctr (AF_UNSPEC without AI_ADDRCONFIG: the A and AAAA queries
     at once), with ``server`` as its only name server."""
     with tempfile.TemporaryDirectory(prefix="nflab-dns-") as tmp:
@@ -152,11 +162,17 @@ def _resolve(ns: NamespaceSet, server: str) -> str:
             f"exec nsenter --net=/run/netns/{ns['ctr']} {sys.executable} -c "
             f"'import socket; print(socket.getaddrinfo(\"{DNS_NAME}\", 53, 0, socket.SOCK_DGRAM))'"
         )
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
-            capture_output=True, text=True, timeout=30, check=False,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )  # fmt: skip
-    return proc.stdout
+        if drop_once is not None:  # the rule goes once the first A query has hit it
+            deadline = time.monotonic() + 4
+            while time.monotonic() < deadline and not _first_rule_hits(ns, "FORWARD"):
+                time.sleep(0.01)
+            ns.exec(ns["host"], ["iptables", "-D", *drop_once])
+        out, _ = proc.communicate(timeout=30)
+    return out
 
 
 def _raw_send(ns: NamespaceSet, role: str, pkts: list[bytes]) -> None:
@@ -338,6 +354,12 @@ def run_datagrams(out: Path, prefix: str = "dg") -> dict[str, str]:
             time.sleep(STEP_S)
             # 7. snat-port-clash
             _clash(ns, t.remote_ip, listener)
+            # 8. dns-race as the uplink sees it: the host drops the next A query before it leaves
+            drop_a = ["FORWARD", "-p", "udp", "--dport", "53", "-m", "string", "--algo", "bm",
+                      "--hex-string", A_QUESTION_END, "-j", "DROP"]  # fmt: skip
+            ns.exec(ns["host"], ["iptables", "-I", *drop_a])
+            report["resolver, the A query dropped once"] = _resolve(ns, t.remote_ip, drop_once=drop_a)
+            time.sleep(STEP_S)
             report["conntrack -S"] = ns.exec(ns["host"], ["conntrack", "-S"])
             time.sleep(NFLOG_FLUSH_S)
         finally:

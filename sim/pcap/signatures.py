@@ -81,12 +81,11 @@ class _Query:
 
 @dataclass(slots=True)
 class _Socket:
-    """One client socket's lookups: the last query, answers since it, the pair waiting for
-    its retry and the answers it got."""
+    """One client socket's lookup waiting for its retry: the query or the pair of queries sent
+    at once (``pending``), whether an answer came between them, and the answers it got."""
 
-    last: _Query | None = None
-    answered_since_last: bool = False
-    pair: tuple[_Query, _Query] | None = None
+    pending: tuple[_Query, ...] = ()
+    answered: bool = False
     answers: list[tuple[int, Dns | None]] = field(default_factory=list)
 
 
@@ -102,7 +101,13 @@ def _is_pair(a: _Query, b: _Query) -> bool:
 class DnsRace:
     """Watches the DNS datagrams of a capture (``on_datagram`` of
     :class:`sim.pcap.flows.DatagramAnalysis`) for the dns-race signature; memory: one small
-    record per client socket."""
+    record per client socket.
+
+    Two forms: where the capture shows the pair (the container's side), two queries, one
+    answer, the retry; where the lost query never reached the capture (the host's uplink, the
+    loser dropped at confirmation), one query answered and the same socket asking again --
+    for the other type, when readable -- ``RES_TIMEOUT`` later, which a resolver does only
+    while it waits for the answer to a query this capture never saw."""
 
     def __init__(self, capture: str = "") -> None:
         self.capture = capture
@@ -120,31 +125,29 @@ class DnsRace:
         sock = self.sockets.setdefault((client[0], client[1]), _Socket())
         if direction == 0 and not (dns is not None and dns.response):
             self._query(sock, _Query(frame.number, frame.ts_ns, dns), flow)
-        elif direction == 1:
-            sock.answered_since_last = True
-            if sock.pair is not None and frame.ts_ns - sock.pair[0].ts_ns < RES_TIMEOUT_NS + RETRY_SLACK_NS:
+        elif direction == 1 and sock.pending:
+            sock.answered = True
+            if frame.ts_ns - sock.pending[0].ts_ns < RES_TIMEOUT_NS - RETRY_SLACK_NS:
                 sock.answers.append((frame.number, dns))
 
     def _query(self, sock: _Socket, q: _Query, flow: Flow) -> None:
-        pair = sock.pair
-        if pair is not None:
-            waited = q.ts_ns - pair[0].ts_ns
-            if waited > RES_TIMEOUT_NS + RETRY_SLACK_NS:
-                sock.pair = None
-            elif waited >= RES_TIMEOUT_NS - RETRY_SLACK_NS:
-                sock.pair = None
-                missing = self._missing(pair, sock.answers)
-                if missing is not None:
-                    sig = self._signature(pair, sock.answers, q, missing, flow)
-                    sig.capture = self.capture
-                    self.found.append(sig)
-        last = sock.last
-        if last is not None and not sock.answered_since_last and sock.pair is None and _is_pair(last, q):
-            sock.pair, sock.answers = (last, q), []
-        sock.last, sock.answered_since_last = q, False
+        pending = sock.pending
+        waited = q.ts_ns - pending[0].ts_ns if pending else 0
+        if pending and waited >= RES_TIMEOUT_NS - RETRY_SLACK_NS:
+            sig = None
+            if waited <= RES_TIMEOUT_NS + RETRY_SLACK_NS:
+                sig = self._signature(pending, sock.answers, q, flow)
+            if sig is not None:
+                sig.capture = self.capture
+                self.found.append(sig)
+            pending = ()
+        if not pending:
+            sock.pending, sock.answered, sock.answers = (q,), False, []
+        elif len(pending) == 1 and not sock.answered and _is_pair(pending[0], q):
+            sock.pending = (pending[0], q)
 
     @staticmethod
-    def _missing(pair: tuple[_Query, _Query], answers: list[tuple[int, Dns | None]]) -> _Query | None:
+    def _missing(pair: tuple[_Query, ...], answers: list[tuple[int, Dns | None]]) -> _Query | None:
         """The query of the pair left without an answer when exactly one is missing."""
         a, b = pair
         if a.dns is None or b.dns is None:
@@ -153,34 +156,64 @@ class DnsRace:
         left = [q for q in pair if q.dns is not None and q.dns.id not in ids]
         return left[0] if len(left) == 1 else None
 
-    @staticmethod
+    @classmethod
     def _signature(
-        pair: tuple[_Query, _Query],
-        answers: list[tuple[int, Dns | None]],
-        retry: _Query,
-        missing: _Query,
-        flow: Flow,
-    ) -> Signature:
-        a, b = pair
+        cls, pending: tuple[_Query, ...], answers: list[tuple[int, Dns | None]], retry: _Query, flow: Flow
+    ) -> Signature | None:
         src, sport, dst, dport, _ = flow.orig
-        if a.dns is not None and missing.dns is not None:
-            what = f"{a.dns.qtype_name} and {b.dns.qtype_name if b.dns else '?'} queries for {a.dns.qname}"
-            lost = f"the {missing.dns.qtype_name} query (frame {missing.frame}, id {missing.dns.id}) got none"
+        where = f"from one socket {src}:{sport} to {dst}:{dport}"
+        a = pending[0]
+        frames = {
+            "queries": [q.frame for q in pending],
+            "answers": [n for n, _ in answers],
+            "retry": [retry.frame],
+        }
+        later = f"{_s(retry.ts_ns - a.ts_ns)} later (frame {retry.frame})"
+        if len(pending) == 2:
+            missing = cls._missing(pending, answers)
+            if missing is None:
+                return None
+            b = pending[1]
+            if a.dns is not None and b.dns is not None and missing.dns is not None:
+                what = f"{a.dns.qtype_name} and {b.dns.qtype_name} queries for {a.dns.qname}"
+                lost = f"the {missing.dns.qtype_name} query (frame {missing.frame}, id {missing.dns.id})"
+                lost += " got none"
+            else:
+                what, lost = "two queries", "the other got none"
+            head = (
+                f"dns-race: frames {a.frame} and {b.frame}: {what} {where} at once; one was answered "
+                f"(frame {answers[0][0]}), {lost}, and the socket asked again {later}"
+            )
         else:
-            what = "two queries"
-            lost = "the other got none"
-        answer = answers[0][0]
+            if not answers or not cls._other_half(a, answers, retry):
+                return None
+            what = f"the {a.dns.qtype_name} query for {a.dns.qname}" if a.dns is not None else "a query"
+            again = f"for {retry.dns.qtype_name}" if retry.dns is not None else "again"
+            head = (
+                f"dns-race: frame {a.frame}: {what} {where} was answered (frame {answers[0][0]}), and "
+                f"the socket asked {again} {later}: it was waiting for the answer to a query that "
+                "does not appear in this capture, the other of the pair glibc sends at once, lost "
+                "before it got here"
+            )
         return Signature(
             SignatureName.DNS_RACE,
-            {"queries": [a.frame, b.frame], "answers": [n for n, _ in answers], "retry": [retry.frame]},
-            f"dns-race: frames {a.frame} and {b.frame}: {what} from one socket {src}:{sport} to "
-            f"{dst}:{dport} at once; one was answered (frame {answer}), {lost}, and the socket asked "
-            f"again {_s(retry.ts_ns - a.ts_ns)} later (frame {retry.frame}): glibc's 5-second resolver "
-            "timeout after one query of the pair was lost. On a host NATing this traffic that is the "
-            "conntrack insertion race (the loser dropped at confirmation, insert_failed in conntrack -S). "
-            "Fixes: options single-request-reopen, TCP DNS (use-vc), a node-local cache without NAT, "
-            "a kernel that resolves the clash (see nflab run dns-race --kernel K).",
+            frames,
+            f"{head}: glibc's 5-second resolver timeout after one query of the pair was lost. On a "
+            "host NATing this traffic that is the conntrack insertion race (the loser dropped at "
+            "confirmation, insert_failed in conntrack -S). Fixes: options single-request-reopen, TCP "
+            "DNS (use-vc), a node-local cache without NAT, a kernel that resolves the clash (see "
+            "nflab run dns-race --kernel K).",
         )
+
+    @staticmethod
+    def _other_half(a: _Query, answers: list[tuple[int, Dns | None]], retry: _Query) -> bool:
+        """Is ``retry`` the other query of a pair whose first, ``a``, was answered? Readable: ``a``
+        answered by ID, ``retry`` the other of A and AAAA for the same name; else by count."""
+        if a.dns is None or retry.dns is None:
+            return a.dns is None and retry.dns is None
+        answered = any(d is not None and d.id == a.dns.id for _, d in answers)
+        same_name = retry.dns.qname == a.dns.qname
+        return answered and same_name and {a.dns.qtype, retry.dns.qtype} == {QTYPE_A, QTYPE_AAAA}
 
 
 # ---------------------------------------------------------------- snat-port-clash

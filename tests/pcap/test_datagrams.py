@@ -59,20 +59,20 @@ def _by_state(got: dict[int, str]) -> dict[str, list[int]]:
 
 # The kernel's ctstates (dg-nflog-*.pcap) of the datagrams in each capture
 UPLINK = {
-    "NEW": [3, 7, 11, 25, 26],
-    "ESTABLISHED": [4, 5, 6, 8, 9, 10, 27, 28, 29, 30, 31],
+    "NEW": [3, 7, 11, 25, 26, 46],
+    "ESTABLISHED": [4, 5, 6, 8, 9, 10, 27, 28, 29, 30, 31, 47, 48, 49, 50, 51],
     "RELATED": [12],
     "INVALID": [13, 14, 15],
 }
 CTR = {
-    "NEW": [3, 7, 11, 22, 23],
-    "ESTABLISHED": [4, 5, 6, 8, 9, 10, 24, 25, 26, 27, 28],
+    "NEW": [3, 7, 11, 22, 23, 38, 39],
+    "ESTABLISHED": [4, 5, 6, 8, 9, 10, 24, 25, 26, 27, 28, 40, 41, 42, 43, 44],
     "RELATED": [12],
 }
 # -i any: each forwarded datagram two or three times; conntrack saw the first copy
 ANY = {
-    "NEW": [6, 20, 32, 68, 71],
-    "ESTABLISHED": [11, 14, 17, 23, 26, 29, 74, 77, 80, 83, 86],
+    "NEW": [6, 20, 32, 68, 71, 138, 140],
+    "ESTABLISHED": [11, 14, 17, 23, 26, 29, 74, 77, 80, 83, 86, 143, 150, 153, 156, 159],
     "RELATED": [35],
     "INVALID": [38, 39, 40],
 }
@@ -87,7 +87,7 @@ def test_uplink_ctstates_are_the_kernels():
         (14, CtState.INVALID),
         (15, CtState.INVALID),
     ]
-    assert a.stats.tcp == 23  # the uplink's TCP frames, beside 13 UDP, 7 ICMP and 2 ARP
+    assert a.stats.tcp == 23  # the uplink's TCP frames, beside 19 UDP, 7 ICMP and 2 ARP
 
 
 def test_container_side_ctstates_are_the_kernels():
@@ -109,7 +109,7 @@ def test_kernel_reasons_and_json(capsys):
     assert main(["pcap", str(DATA / "dg-uplink.pcap"), "--json", "--kernel", "3.10", "--kernel", "6.18"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     summary = lines[-1]["summary"]
-    assert (summary["udp_packets"], summary["icmp_packets"]) == (13, 7)
+    assert (summary["udp_packets"], summary["icmp_packets"]) == (19, 7)
     by_frame = {x["frame"]: x for x in lines[:-1]}
     assert by_frame[12]["proto"] == "ICMP" and by_frame[12]["icmp"]["type"] == 3
     assert by_frame[12]["verdicts"]["6.18"]["ctstate"] == "RELATED"
@@ -132,7 +132,7 @@ def test_kernel_reasons_and_json(capsys):
 def test_text_report(capsys):
     assert main(["pcap", str(DATA / "dg-uplink.pcap")]) == 0
     out = capsys.readouterr().out
-    assert "13 UDP, 7 ICMP in 6 flow(s)" in out
+    assert "19 UDP, 7 ICMP in 7 flow(s)" in out
     assert "about u2      198.51.100.2 > 198.51.100.1 ICMP dest unreach (type 3 code 3) quoting" in out
     assert "u3 UDP 198.51.100.2:5000 > 198.51.100.1:6000: frames 15-15" in out
 

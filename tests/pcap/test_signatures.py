@@ -63,25 +63,45 @@ def test_dns_race_absent_when_resolved(tmp_path, capsys, kernel, fix):
 
 
 def test_dns_race_on_real_glibc(capsys):
-    """glibc 2.36's getaddrinfo on the live kernel: A (frame 22, id 18362) and AAAA (23) from
-    192.0.2.2:46108, the AAAA answered (24), the A asked again 5.003 s later (25)."""
+    """glibc 2.36's getaddrinfo on the live kernel, in the container: A (frame 22, id 3944) and
+    AAAA (23) from 192.0.2.2:55306, the AAAA answered (24), the A asked again 5.002 s later
+    (25); the second lookup, whose A query the host dropped: A (38), AAAA (39), answer (40),
+    the A again (41)."""
     sigs = _signatures(capsys, str(DATA / "dg-ctr.pcap"))
     assert [(s["name"], s["frames"]) for s in sigs] == [
-        ("dns-race", {"queries": [22, 23], "answers": [24], "retry": [25]})
+        ("dns-race", {"queries": [22, 23], "answers": [24], "retry": [25]}),
+        ("dns-race", {"queries": [38, 39], "answers": [40], "retry": [41]}),
     ]
-    assert "the A query (frame 22, id 18362) got none" in str(sigs[0]["text"])
+    assert "the A query (frame 22, id 3944) got none" in str(sigs[0]["text"])
 
 
-def test_dns_race_found_in_the_container_capture(capsys):
-    """FILE2 (the container's capture) is searched too, and says so."""
+def test_dns_race_on_the_uplink_when_the_host_dropped_the_query(capsys):
+    """The uplink of the same run: the first lookup's pair left the host (the server lost the
+    A: frames 25-28); of the second only the AAAA (frame 46, id 1216) left, answered (47), and
+    5.000 s later the socket asked for A (48, id 9922): the pair's other query never reached
+    the uplink. The container's capture (FILE2) is searched too, and says so."""
     sigs = _signatures(capsys, str(DATA / "dg-uplink.pcap"), str(DATA / "dg-ctr.pcap"))
-    found = {(s["capture"], s["name"]): s["frames"] for s in sigs}
-    assert found[(str(DATA / "dg-ctr.pcap"), "dns-race")] == {
-        "queries": [22, 23],
-        "answers": [24],
-        "retry": [25],
-    }
-    assert found[("", "dns-race")] == {"queries": [25, 26], "answers": [27], "retry": [28]}
+    found = [(s["capture"], s["frames"]) for s in sigs if s["name"] == "dns-race"]
+    assert found == [
+        ("", {"queries": [25, 26], "answers": [27], "retry": [28]}),
+        ("", {"queries": [46], "answers": [47], "retry": [48]}),
+        (str(DATA / "dg-ctr.pcap"), {"queries": [22, 23], "answers": [24], "retry": [25]}),
+        (str(DATA / "dg-ctr.pcap"), {"queries": [38, 39], "answers": [40], "retry": [41]}),
+    ]
+    lone = next(s for s in sigs if s["frames"]["queries"] == [46])
+    assert "the AAAA query for www.nflab.example. from one socket 198.51.100.1:50691" in str(lone["text"])
+    assert "asked for A 5.000 s later (frame 48)" in str(lone["text"])
+
+
+def test_dns_race_story_uplink(tmp_path, capsys):
+    """The story's uplink on 3.10: only the winner of each pair leaves the host (frames 1 and
+    7), answered (2, 8), and the lookup asks again 5 s later (3, 9)."""
+    out = _story(tmp_path, capsys, "dns-race", "3.10")
+    sigs = _signatures(capsys, str(out / "host-eth0.pcap"), "--kernel", "3.10")
+    assert [s["frames"] for s in sigs] == [
+        {"queries": [1], "answers": [2], "retry": [3]},
+        {"queries": [7], "answers": [8], "retry": [9]},
+    ]
 
 
 # ---------------------------------------------------------------- snat-port-clash
@@ -106,11 +126,12 @@ def test_snat_port_clash_absent_with_random_fully(tmp_path, capsys):
 
 def test_snat_port_clash_on_the_live_kernel(capsys):
     """Both SYNs held after NAT, ctrb's confirmed first: ctr's SYN (frame 89) is dropped with
-    insert_failed and sent again 1.013 s later (frame 111); ctrb's (96) answered in 100."""
+    insert_failed and sent again 1.019 s later (frame 111); ctrb's (96) answered in 100."""
     sigs = _signatures(capsys, str(DATA / "dg-any.pcap"))
+    assert [s["name"] for s in sigs] == ["dns-race", "dns-race", "snat-port-clash"]
     clash = [s for s in sigs if s["name"] == "snat-port-clash"]
     assert [s["frames"] for s in clash] == [{"syn": [89], "other_syn": [96], "retransmission": [111]}]
-    assert "sent again 1.013 s later (frame 111)" in str(clash[0]["text"])
+    assert "sent again 1.019 s later (frame 111)" in str(clash[0]["text"])
 
 
 def test_one_container_is_no_clash(capsys):
