@@ -43,8 +43,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from sim import native
+
 if TYPE_CHECKING:
     from sim.api import *  # noqa: F403
+
+native.install()  # the compiled build (tools/compile.py) or the source files: see sim.native
 
 
 def __getattr__(name: str) -> Any:

@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     (
         "base",
         frozenset(
-            {"sim.clock", "sim.packet", "sim.wire", "sim.skb", "sim.trace", "sim.include", "sim.errors"}
+            {"sim.clock", "sim.packet", "sim.wire", "sim.skb", "sim.trace", "sim.include", "sim.errors", "sim.native"}
         ),
     ),
     ("netfilter", frozenset({"sim.netfilter"})),

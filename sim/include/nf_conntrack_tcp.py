@@ -74,6 +74,12 @@ class TcpDirState:
         self.td_end = self.td_maxend = self.td_maxwin = self.td_maxack = self.td_scale = 0
         self.flags = self.flags & IP_CT_TCP_FLAG_BE_LIBERAL if keep_be_liberal else 0
 
+    def clone(self) -> TcpDirState:
+        c = TcpDirState()
+        c.td_end, c.td_maxend, c.td_maxwin = self.td_end, self.td_maxend, self.td_maxwin
+        c.td_maxack, c.td_scale, c.flags = self.td_maxack, self.td_scale, self.flags
+        return c
+
     def snapshot(self) -> dict[str, int]:
         return {
             "td_end": self.td_end,
@@ -122,3 +128,22 @@ class TcpCt:
         self.last_win = 0
         self.last_wscale = 0
         self.last_flags = 0
+
+    def clone(self) -> TcpCt:
+        """A copy of the TCP part alone (to run ``tcp_in_window()`` again on it)."""
+        c = TcpCt()
+        c.seen_orig, c.seen_repl = self.seen_orig.clone(), self.seen_repl.clone()
+        c.state, c.last_dir, c.retrans, c.last_index = (
+            self.state,
+            self.last_dir,
+            self.retrans,
+            self.last_index,
+        )
+        c.last_seq, c.last_ack, c.last_end, c.last_win = (
+            self.last_seq,
+            self.last_ack,
+            self.last_end,
+            self.last_win,
+        )
+        c.last_wscale, c.last_flags = self.last_wscale, self.last_flags
+        return c

@@ -29,7 +29,6 @@ recognise copies.
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
@@ -208,7 +207,7 @@ class Tracker:
         if hit is None:
             return None
         ct, direction = hit
-        tcp = copy.deepcopy(ct.tcp)
+        tcp = ct.tcp.clone()
         index = get_conntrack_index(pkt.flags)
         again, why, check = tcp_in_window(tcp, direction, index, pkt, self.profile, self.be_liberal, True)
         if again is not action or why != reason or check is None:
