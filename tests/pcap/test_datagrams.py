@@ -9,6 +9,8 @@ tshark -- not produced by nflab.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import struct
 from pathlib import Path
@@ -233,3 +235,20 @@ def test_icmp_error_about_a_tcp_connection_and_the_outer_daddr_check(tmp_path, c
         "reason": "outer daddr 198.51.100.9 != inner 198.51.100.1",
         "entry": "NONE",
     }
+
+
+@settings(max_examples=60, deadline=None)
+@given(damage=st.lists(st.tuples(st.integers(24, 3000), st.integers(0, 255)), min_size=1, max_size=12))
+def test_damaged_live_capture_is_analysed_or_refused_in_one_line(tmp_path_factory, damage):
+    """The live capture with bytes overwritten (headers, lengths, quoted packets, DNS): a
+    report or a one-line refusal (exit 2), never a traceback."""
+    data = bytearray((DATA / "dg-uplink.pcap").read_bytes())
+    for pos, value in damage:
+        data[pos % len(data)] = value
+    path = tmp_path_factory.mktemp("damaged") / "d.pcap"
+    path.write_bytes(bytes(data))
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        status = main(["pcap", str(path), "--kernel", "3.10", "--kernel", "6.18"])
+    assert status in (0, 2)
+    assert status == 0 or len(err.getvalue().strip().splitlines()) == 1
