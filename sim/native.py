@@ -20,17 +20,20 @@ the modules that were loaded compiled (``nflab doctor`` and the bench say which 
 from __future__ import annotations
 
 import importlib.machinery
-import importlib.util
 import os
 import sys
 from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
-from pathlib import Path
 from types import ModuleType
 
-# The tracker's data and code, the reader and the analysis: the path every packet of a
-# capture takes. Compiled together (one mypyc group: native calls between them).
+# The packet, the kernel profile and sysctls, the tracker's data and code, the reader and the
+# analysis: the path every packet of a capture takes. Compiled together (one mypyc group:
+# native calls between them).
 MODULES = (
+    "sim.packet",
+    "sim.netfilter.hooks",
+    "sim.netfilter.profiles",
+    "sim.netfilter.sysctl",
     "sim.include.nf_conntrack_tcp",
     "sim.include.nf_conntrack",
     "sim.netfilter.tcp_states",
@@ -41,20 +44,19 @@ MODULES = (
 )
 GROUP = "sim._native"  # the shared library: sim/_native__mypyc.*.so
 PURE_ENV = "NFLAB_PURE"
-_ROOT = Path(__file__).resolve().parent.parent
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # os.path: a cheap import
 
 
-def source_path(module: str) -> Path:
-    return _ROOT.joinpath(*module.split(".")).with_suffix(".py")
+def source_path(module: str) -> str:
+    return os.path.join(_ROOT, *module.split(".")) + ".py"
 
 
-def extension_path(module: str) -> Path | None:
+def extension_path(module: str) -> str | None:
     """The module's built extension beside its source, if there is one."""
-    source = source_path(module)
+    stem = source_path(module).removesuffix(".py")
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        candidate = source.with_name(source.stem + suffix)
-        if candidate.exists():
-            return candidate
+        if os.path.exists(stem + suffix):
+            return stem + suffix
     return None
 
 
@@ -65,7 +67,7 @@ def use_compiled() -> bool:
         return False
     for module in MODULES:
         ext = extension_path(module)
-        if ext is None or ext.stat().st_mtime < source_path(module).stat().st_mtime:
+        if ext is None or os.path.getmtime(ext) < os.path.getmtime(source_path(module)):
             return False
     return True
 
@@ -78,6 +80,8 @@ class _SourceFinder:
     ) -> ModuleSpec | None:
         if name not in MODULES:
             return None
+        import importlib.util
+
         return importlib.util.spec_from_file_location(name, source_path(name))
 
 

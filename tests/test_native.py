@@ -18,6 +18,7 @@ DATA = Path(__file__).parent / "pcap" / "data"
 # captures with every kind of finding: INVALID and IGNORE packets, host RSTs, copies (-i any)
 CAPTURES = ("inject-any.pcap", "late-host.pcap", "lossdup-host.pcap", "merged.pcapng")
 
+KERNELS = ("--kernel", "3.10", "--kernel", "6.18")
 _RUN = (
     "import json, sys\n"
     "from sim import native\n"
@@ -33,7 +34,18 @@ def _pcap(capture: str, pure: bool) -> tuple[list[dict[str, object]], list[str]]
     if pure:
         env[native.PURE_ENV] = "1"
     proc = subprocess.run(
-        [sys.executable, "-c", _RUN, "pcap", str(DATA / capture), "--json", "--kernel", "3.10", "--kernel", "6.18"],
+        [
+            sys.executable,
+            "-c",
+            _RUN,
+            "pcap",
+            str(DATA / capture),
+            "--json",
+            "--kernel",
+            "3.10",
+            "--kernel",
+            "6.18",
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -60,3 +72,22 @@ def test_compiled_build_gives_the_same_analysis(capture: str) -> None:
     pure_lines, _ = _pcap(capture, pure=True)
     assert compiled == list(native.MODULES)
     assert compiled_lines == pure_lines
+
+
+def test_a_build_is_used_only_when_current_and_not_turned_off(tmp_path, monkeypatch) -> None:
+    src, ext = tmp_path / "m.py", tmp_path / "m.cpython-311-x86_64-linux-gnu.so"
+    monkeypatch.setattr(native, "MODULES", ("m",))
+    monkeypatch.setattr(native, "source_path", lambda _m: str(src))
+    monkeypatch.setattr(native, "extension_path", lambda _m: str(ext) if ext.exists() else None)
+    monkeypatch.delenv(native.PURE_ENV, raising=False)
+    src.write_text("")
+    assert not native.use_compiled()  # never built
+    ext.write_bytes(b"")
+    os.utime(src, (1_000, 1_000))
+    os.utime(ext, (2_000, 2_000))
+    assert native.use_compiled()
+    monkeypatch.setenv(native.PURE_ENV, "1")
+    assert not native.use_compiled()  # NFLAB_PURE=1: the fallback
+    monkeypatch.delenv(native.PURE_ENV)
+    os.utime(src, (3_000, 3_000))
+    assert not native.use_compiled()  # the source was edited after the build: stale

@@ -57,7 +57,7 @@ def build() -> int:
 
     clean()
     os.chdir(ROOT)
-    paths = [str(native.source_path(m).relative_to(ROOT)) for m in native.MODULES]
+    paths = [os.path.relpath(native.source_path(m), ROOT) for m in native.MODULES]
     setup(
         name="nflab-native",
         ext_modules=mypycify(paths, group_name=native.GROUP, target_dir="build/mypyc"),

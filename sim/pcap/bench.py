@@ -11,7 +11,8 @@ from start to exit (start-up included on both sides): ``nflab pcap FILE --json``
 packet through the newest kernel's tracker) and ``tshark -r FILE -o
 tcp.analyze_sequence_numbers:TRUE -z conv,tcp -q``. The resident-memory figure is the
 ``nflab pcap`` process's peak RSS, ``VmHWM`` of /proc/self/status read by the process as it
-ends (``ru_maxrss`` would also count the bench process it was forked from).
+ends (``ru_maxrss`` would also count the bench process it was forked from). ``pcap_build``
+says whether the optional compiled build (:mod:`sim.native`) ran or the pure Python one.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from sim import native
 
 BENCH_PACKETS = 141_591
 UPLOAD_BYTES = 240_000_000  # ~1.5 packets per 1448 payload bytes: more than BENCH_PACKETS
@@ -108,6 +111,7 @@ def pcap_figures() -> dict[str, Figure]:
     out: dict[str, Figure] = {
         "pcap_packets_per_s": round(BENCH_PACKETS / nflab_s, 1),
         "pcap_peak_rss_mb": round(int(err.split()[-1]) / 1024, 1),
+        "pcap_build": "compiled (mypyc)" if native.use_compiled() else "pure Python",
     }
     if shutil.which("tshark") is None:
         out["pcap_vs_tshark"] = None
