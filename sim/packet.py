@@ -14,10 +14,11 @@ import functools
 import ipaddress
 from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
+from typing import Final
 
-SEQ_MOD = 1 << 32
-SEQ_MASK = SEQ_MOD - 1
-IPPROTO_TCP = 6
+SEQ_MOD: Final = 1 << 32
+SEQ_MASK: Final = SEQ_MOD - 1
+IPPROTO_TCP: Final = 6
 IP_HEADER_LEN = 20
 TCP_HEADER_LEN = 20
 UDP_HEADER_LEN = 8  # sizeof(struct udphdr)
@@ -89,16 +90,16 @@ class TcpFlag(IntFlag):
 
 # Plain-int copies (the kernel's TCPHDR_* names) for hot paths: ``int & IntFlag`` goes
 # through the enum machinery and is several times slower than ``int & int``.
-TCPHDR_FIN = int(TcpFlag.FIN)
-TCPHDR_SYN = int(TcpFlag.SYN)
-TCPHDR_RST = int(TcpFlag.RST)
-TCPHDR_PSH = int(TcpFlag.PSH)
-TCPHDR_ACK = int(TcpFlag.ACK)
-TCPHDR_URG = int(TcpFlag.URG)
-TCPHDR_ECE = int(TcpFlag.ECE)
-TCPHDR_CWR = int(TcpFlag.CWR)
+TCPHDR_FIN: Final = int(TcpFlag.FIN)
+TCPHDR_SYN: Final = int(TcpFlag.SYN)
+TCPHDR_RST: Final = int(TcpFlag.RST)
+TCPHDR_PSH: Final = int(TcpFlag.PSH)
+TCPHDR_ACK: Final = int(TcpFlag.ACK)
+TCPHDR_URG: Final = int(TcpFlag.URG)
+TCPHDR_ECE: Final = int(TcpFlag.ECE)
+TCPHDR_CWR: Final = int(TcpFlag.CWR)
 
-TCP_MAX_WSCALE = 14  # include/net/tcp.h; RFC 7323 §2.3
+TCP_MAX_WSCALE: Final = 14  # include/net/tcp.h; RFC 7323 §2.3
 
 # Each flag's letter in a case file and in tcpdump's ``Flags [...]``, in bit order: the order of
 # tcp_flag_values[] (print-tcp.c), in which tcpdump prints them. Case files write SYN first ("SF").

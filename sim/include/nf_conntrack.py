@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Final
 
 from sim.include.nf_conntrack_common import IPS_NAT_CLASH as NAT_CLASH
 from sim.include.nf_conntrack_common import IpConntrackStatus
@@ -28,20 +29,20 @@ class CtInfo(IntEnum):
 
 
 # enum ip_conntrack_status (include/uapi/linux/netfilter/nf_conntrack_common.h), as plain ints
-IPS_EXPECTED = int(IpConntrackStatus.EXPECTED)
-IPS_SEEN_REPLY = int(IpConntrackStatus.SEEN_REPLY)
-IPS_ASSURED = int(IpConntrackStatus.ASSURED)
-IPS_CONFIRMED = int(IpConntrackStatus.CONFIRMED)
-IPS_SRC_NAT = int(IpConntrackStatus.SRC_NAT)
-IPS_DST_NAT = int(IpConntrackStatus.DST_NAT)
-IPS_NAT_MASK = IPS_SRC_NAT | IPS_DST_NAT
-IPS_SRC_NAT_DONE = int(IpConntrackStatus.SRC_NAT_DONE)
-IPS_DST_NAT_DONE = int(IpConntrackStatus.DST_NAT_DONE)
-IPS_NAT_DONE_MASK = IPS_SRC_NAT_DONE | IPS_DST_NAT_DONE
-IPS_DYING = int(IpConntrackStatus.DYING)
-IPS_FIXED_TIMEOUT = int(IpConntrackStatus.FIXED_TIMEOUT)
-IPS_UNTRACKED = int(IpConntrackStatus.UNTRACKED)
-IPS_NAT_CLASH = int(NAT_CLASH)  # 5.7+: "IPS_NAT_CLASH_BIT = IPS_UNTRACKED_BIT"
+IPS_EXPECTED: Final = int(IpConntrackStatus.EXPECTED)
+IPS_SEEN_REPLY: Final = int(IpConntrackStatus.SEEN_REPLY)
+IPS_ASSURED: Final = int(IpConntrackStatus.ASSURED)
+IPS_CONFIRMED: Final = int(IpConntrackStatus.CONFIRMED)
+IPS_SRC_NAT: Final = int(IpConntrackStatus.SRC_NAT)
+IPS_DST_NAT: Final = int(IpConntrackStatus.DST_NAT)
+IPS_NAT_MASK: Final = IPS_SRC_NAT | IPS_DST_NAT
+IPS_SRC_NAT_DONE: Final = int(IpConntrackStatus.SRC_NAT_DONE)
+IPS_DST_NAT_DONE: Final = int(IpConntrackStatus.DST_NAT_DONE)
+IPS_NAT_DONE_MASK: Final = IPS_SRC_NAT_DONE | IPS_DST_NAT_DONE
+IPS_DYING: Final = int(IpConntrackStatus.DYING)
+IPS_FIXED_TIMEOUT: Final = int(IpConntrackStatus.FIXED_TIMEOUT)
+IPS_UNTRACKED: Final = int(IpConntrackStatus.UNTRACKED)
+IPS_NAT_CLASH: Final = int(NAT_CLASH)  # 5.7+: "IPS_NAT_CLASH_BIT = IPS_UNTRACKED_BIT"
 
 
 class CtDir(IntEnum):
@@ -51,12 +52,13 @@ class CtDir(IntEnum):
     REPLY = 1
 
 
-ORIGINAL, REPLY = CtDir.ORIGINAL, CtDir.REPLY  # IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY
+ORIGINAL: Final = CtDir.ORIGINAL  # IP_CT_DIR_ORIGINAL
+REPLY: Final = CtDir.REPLY  # IP_CT_DIR_REPLY
 
 # (src, sport, dst, dport, protonum): ``struct nf_conntrack_tuple``. For ICMP the "ports" are
 # the identifier (src.u.icmp.id) and the type and code (dst.u.all = type << 8 | code).
 CtTuple = tuple[str, int, str, int, int]
-IPPROTO_ICMP = int(IpProto.ICMP)
+IPPROTO_ICMP: Final = int(IpProto.ICMP)
 
 
 def nf_ct_get_tuple(pkt: Packet) -> CtTuple:

@@ -8,6 +8,7 @@ include/uapi/linux/netfilter/nf_conntrack_tcp.h).
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Final
 
 
 class TcpState(IntEnum):
@@ -46,14 +47,14 @@ class TcpIndex(IntEnum):
 
 
 # include/uapi/linux/netfilter/nf_conntrack_tcp.h
-IP_CT_TCP_FLAG_WINDOW_SCALE = 0x01
-IP_CT_TCP_FLAG_SACK_PERM = 0x02
-IP_CT_TCP_FLAG_CLOSE_INIT = 0x04
-IP_CT_TCP_FLAG_BE_LIBERAL = 0x08
-IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED = 0x10
-IP_CT_TCP_FLAG_MAXACK_SET = 0x20
-IP_CT_EXP_CHALLENGE_ACK = 0x40
-IP_CT_TCP_SIMULTANEOUS_OPEN = 0x80
+IP_CT_TCP_FLAG_WINDOW_SCALE: Final = 0x01
+IP_CT_TCP_FLAG_SACK_PERM: Final = 0x02
+IP_CT_TCP_FLAG_CLOSE_INIT: Final = 0x04
+IP_CT_TCP_FLAG_BE_LIBERAL: Final = 0x08
+IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED: Final = 0x10
+IP_CT_TCP_FLAG_MAXACK_SET: Final = 0x20
+IP_CT_EXP_CHALLENGE_ACK: Final = 0x40
+IP_CT_TCP_SIMULTANEOUS_OPEN: Final = 0x80
 
 
 class TcpDirState:

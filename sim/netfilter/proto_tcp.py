@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from sim.include.nf_conntrack import ORIGINAL, REPLY
 from sim.include.nf_conntrack_tcp import (
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from sim.include.nf_conntrack import Conn
     from sim.netfilter.sysctl import ConntrackSysctls
 
-MAXACKWINCONST = 66000  # "Fixme: what about big packets?"
+MAXACKWINCONST: Final = 66000  # "Fixme: what about big packets?"
 
 
 class TcpAction(IntEnum):
@@ -69,15 +69,18 @@ class TcpAction(IntEnum):
 
 # The members the path of every segment names, under the kernel's own names: a module global
 # is several times faster to read than ``TcpAction.ACCEPT`` (an attribute of an Enum class).
-NFCT_TCP_IGNORE, NFCT_TCP_INVALID, NFCT_TCP_ACCEPT = TcpAction.IGNORE, TcpAction.INVALID, TcpAction.ACCEPT
-NF_ACCEPT = NfVerdict.ACCEPT
-TCP_ACK_SET, TCP_RST_SET = TcpIndex.ACK, TcpIndex.RST
-TCP_CONNTRACK_ESTABLISHED = TcpState.ESTABLISHED
-TCP_CONNTRACK_SYN_RECV = TcpState.SYN_RECV
-TCP_CONNTRACK_FIN_WAIT = TcpState.FIN_WAIT
-TCP_CONNTRACK_CLOSE = TcpState.CLOSE
-TCP_CONNTRACK_RETRANS = TcpState.RETRANS
-TCP_CONNTRACK_UNACK = TcpState.UNACK
+NFCT_TCP_IGNORE: Final = TcpAction.IGNORE
+NFCT_TCP_INVALID: Final = TcpAction.INVALID
+NFCT_TCP_ACCEPT: Final = TcpAction.ACCEPT
+NF_ACCEPT: Final = NfVerdict.ACCEPT
+TCP_ACK_SET: Final = TcpIndex.ACK
+TCP_RST_SET: Final = TcpIndex.RST
+TCP_CONNTRACK_ESTABLISHED: Final = TcpState.ESTABLISHED
+TCP_CONNTRACK_SYN_RECV: Final = TcpState.SYN_RECV
+TCP_CONNTRACK_FIN_WAIT: Final = TcpState.FIN_WAIT
+TCP_CONNTRACK_CLOSE: Final = TcpState.CLOSE
+TCP_CONNTRACK_RETRANS: Final = TcpState.RETRANS
+TCP_CONNTRACK_UNACK: Final = TcpState.UNACK
 
 
 @dataclass(slots=True)
@@ -100,8 +103,8 @@ class TcpResult:
 
 # tcp_valid_flags[]: "table of valid flag combinations - PUSH, ECE and CWR are always valid"
 _F, _S, _R, _A, _U = TCPHDR_FIN, TCPHDR_SYN, TCPHDR_RST, TCPHDR_ACK, TCPHDR_URG
-TCP_VALID_FLAGS = frozenset({_S, _S | _U, _S | _A, _R, _R | _A, _F | _A, _F | _A | _U, _A, _A | _U})
-_IGNORED_FLAG_BITS = TCPHDR_ECE | TCPHDR_CWR | TCPHDR_PSH
+TCP_VALID_FLAGS: Final = frozenset({_S, _S | _U, _S | _A, _R, _R | _A, _F | _A, _F | _A | _U, _A, _A | _U})
+_IGNORED_FLAG_BITS: Final = TCPHDR_ECE | TCPHDR_CWR | TCPHDR_PSH
 
 
 def tcp_error(pkt: Packet, profile: KernelProfile, checksum: bool, prerouting: bool) -> str | None:
@@ -655,7 +658,7 @@ def _windowed(
     return _in_window(ct, tcp, flags, direction, index, old_state, new_state, now, sysctl, profile, check)
 
 
-_PLAIN_ACK = frozenset({TCPHDR_ACK, TCPHDR_ACK | TCPHDR_URG})  # valid flags whose index is ACK
+_PLAIN_ACK: Final = frozenset({TCPHDR_ACK, TCPHDR_ACK | TCPHDR_URG})  # valid flags whose index is ACK
 
 
 def nf_conntrack_tcp_established(

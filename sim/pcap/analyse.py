@@ -33,6 +33,7 @@ import ipaddress
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Final
 
 from sim.include.netfilter import CtState
 from sim.include.nf_conntrack import ORIGINAL, CtInfo, nf_ct_get_tuple
@@ -49,10 +50,10 @@ from sim.trace import Bound
 
 CtTuple = tuple[str, int, str, int]  # a TCP connection: (src, sport, dst, dport)
 
-COPIES_KEPT = 4096  # packets remembered to recognise their copies on other interfaces
-COPY_WINDOW_NS = 50_000_000  # a copy on another interface is seen within 50 ms (forwarding)
-COPY = "copies of a packet on another interface"
-RECENT_FLAGGED = 64  # INVALID/IGNORE packets per connection a later host RST is matched against
+COPIES_KEPT: Final = 4096  # packets remembered to recognise their copies on other interfaces
+COPY_WINDOW_NS: Final = 50_000_000  # a copy on another interface is seen within 50 ms (forwarding)
+COPY: Final = "copies of a packet on another interface"
+RECENT_FLAGGED: Final = 64  # INVALID/IGNORE packets per connection a later host RST is matched against
 DIRECTIONS = ("ORIGINAL", "REPLY")
 
 
@@ -459,7 +460,7 @@ class Analysis:
         return conns
 
 
-_ACCEPTED = Verdict("", CtState.ESTABLISHED, TcpAction.ACCEPT, None, "")
+_ACCEPTED: Final = Verdict("", CtState.ESTABLISHED, TcpAction.ACCEPT, None, "")
 
 
 def analyse(

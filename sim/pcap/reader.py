@@ -35,7 +35,7 @@ import os
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 from sim.errors import InputError
 from sim.packet import Packet, TcpOptions
@@ -69,7 +69,7 @@ SPB_MIN = 16
 OPT_ENDOFOPT = 0
 
 LINKTYPE_NULL = 0
-LINKTYPE_ETHERNET = 1
+LINKTYPE_ETHERNET: Final = 1
 LINKTYPE_PPP = 9
 LINKTYPE_PPP_HDLC = 50  # PPP in HDLC-like framing (RFC 1662), also Cisco HDLC (DLT_PPP_SERIAL)
 LINKTYPE_PPP_ETHER = 51  # PPPoE session header, then PPP
@@ -105,21 +105,21 @@ PPP_IP = 0x0021
 PPP_IPV6 = 0x0057
 ETH_P_PPP_SES = 0x8864
 
-ETH_P_IP = 0x0800
+ETH_P_IP: Final = 0x0800
 ETH_P_8021Q = 0x8100
 ETH_P_8021AD = 0x88A8
 ETH_P_QINQ1 = 0x9100
 ETH_P_IPV6 = 0x86DD
 ETH_P_ARP = 0x0806
-IPPROTO_TCP = 6
-IP_MF_OFFSET = 0x3FFF
+IPPROTO_TCP: Final = 6
+IP_MF_OFFSET: Final = 0x3FFF
 
-_IP = struct.Struct("!BxHHHBB2x4s4s")
-_TCP = struct.Struct("!HHIIBBH")
-_IP_TCP = struct.Struct("!BxHHHBB2x4s4sHHIIBBH")  # IPv4 header without options, then TCP
-_U16 = struct.Struct("!H")
-_TS_ONLY = b"\x01\x01\x08\x0a"  # NOP NOP TIMESTAMP(10): the options of most Linux segments
-_TS_VALS = struct.Struct("!II")
+_IP: Final = struct.Struct("!BxHHHBB2x4s4s")
+_TCP: Final = struct.Struct("!HHIIBBH")
+_IP_TCP: Final = struct.Struct("!BxHHHBB2x4s4sHHIIBBH")  # IPv4 header without options, then TCP
+_U16: Final = struct.Struct("!H")
+_TS_ONLY: Final = b"\x01\x01\x08\x0a"  # NOP NOP TIMESTAMP(10): the options of most Linux segments
+_TS_VALS: Final = struct.Struct("!II")
 
 
 class CaptureError(InputError):
@@ -136,7 +136,7 @@ Segment = tuple[str, str, int, int, int, int, int, int, int, TcpOptions, int, in
 # A timestamp option and nothing else, as conntrack sees it: ``tcp_options()`` and
 # ``tcp_sack()`` read SACK_PERM, WSCALE and SACK, never the timestamp values (which a
 # segment's ``timestamps`` keeps for its Packet).
-TIMESTAMPS_ONLY = TcpOptions(ts=(0, 0))
+TIMESTAMPS_ONLY: Final = TcpOptions(ts=(0, 0))
 
 
 def segment_packet(seg: Segment) -> Packet:
@@ -248,7 +248,7 @@ def decode_ipv4(data: bytes | memoryview, off: int, end: int) -> tuple[Segment |
     ), ""
 
 
-_NO_OPTIONS = TcpOptions()
+_NO_OPTIONS: Final = TcpOptions()
 _ETHERTYPE_NAMES = {ETH_P_IPV6: "IPv6", ETH_P_ARP: "ARP"}
 
 
