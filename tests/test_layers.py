@@ -20,7 +20,16 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     (
         "base",
         frozenset(
-            {"sim.clock", "sim.packet", "sim.wire", "sim.skb", "sim.trace", "sim.include", "sim.errors", "sim.native"}
+            {
+                "sim.clock",
+                "sim.packet",
+                "sim.wire",
+                "sim.skb",
+                "sim.trace",
+                "sim.include",
+                "sim.errors",
+                "sim.native",
+            }
         ),
     ),
     ("netfilter", frozenset({"sim.netfilter"})),
