@@ -41,8 +41,7 @@ def heap_and_traced(build_source: str) -> tuple[int, int]:
 def test_walk_counts_what_tracemalloc_counts():
     # str keys (dict_traverse() skips them), tuples, lists, floats, strs
     heap, traced = heap_and_traced(
-        "def build():\n"
-        "    return {f'key{i}': (str(i) * 3, [None] * (i % 7), float(i)) for i in range(5000)}"
+        "def build():\n    return {f'key{i}': (str(i) * 3, [None] * (i % 7), float(i)) for i in range(5000)}"
     )
     # the same bytes for each of the 25,000 objects (one byte each would be 25,000 off); what
     # else the process allocates meanwhile (a cache entry, a free list block) stays under 1 KiB

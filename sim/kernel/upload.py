@@ -125,11 +125,17 @@ def _impairments(ns: NamespaceSet, up: Upload) -> None:
 
 
 def _tcpdump(
-    ns: NamespaceSet, name: str, path: Path, snaplen: int, any_as: str = ""
+    ns: NamespaceSet,
+    name: str,
+    path: Path,
+    snaplen: int,
+    any_as: str = "",
+    iface: list[str] | None = None,
+    expr: str = "tcp",
 ) -> subprocess.Popen[bytes]:
-    """Start ``tcpdump -i eth0 -w PATH`` (or ``-i any -y ANY_AS``) in ``name``; returns once
-    it is listening."""
-    iface = ["-i", "any", "-y", any_as] if any_as else ["-i", END_DEV]
+    """Start ``tcpdump -i eth0 -w PATH tcp`` (or ``-i any -y ANY_AS``, or the ``iface``
+    arguments given, and the filter ``expr``) in ``name``; returns once it is listening."""
+    iface = iface or (["-i", "any", "-y", any_as] if any_as else ["-i", END_DEV])
     proc = subprocess.Popen(
         [
             "ip",
@@ -147,7 +153,7 @@ def _tcpdump(
             str(snaplen),
             "-w",
             str(path),
-            "tcp",
+            *([expr] if expr else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

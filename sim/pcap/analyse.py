@@ -43,6 +43,7 @@ from sim.netfilter.proto_tcp import NFCT_TCP_ACCEPT, TcpAction, tcp_in_window
 from sim.netfilter.sysctl import ConntrackSysctls
 from sim.netfilter.tcp_states import get_conntrack_index
 from sim.packet import IPPROTO_TCP, SEQ_MASK, TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, Packet
+from sim.pcap.datagram import datagram_of
 from sim.pcap.link import Segment
 from sim.pcap.reader import Frame
 from sim.skb import Skb
@@ -270,6 +271,7 @@ class Analysis:
         skip_frames: Iterable[int] = (),
         on_packet: Callable[[Frame, Connection, int, Packet], None] | None = None,
         only: set[CtTuple] | None = None,
+        on_datagram: Callable[[Frame, Packet], None] | None = None,
     ) -> None:
         self.trackers = trackers
         self.kernels = [t.name for t in trackers]
@@ -278,6 +280,7 @@ class Analysis:
         self.skip_frames = set(skip_frames)
         self.on_packet = on_packet  # every tracked packet: frame, connection, direction, packet
         self.only = only  # track only the connections with these ORIGINAL tuples (all are grouped)
+        self.on_datagram = on_datagram  # UDP and ICMP (sim.pcap.flows); without it they are skipped
         self.stats = Stats()
         self.connections: dict[CtTuple, Connection] = {}  # both directions' tuples
         self.by_ports: dict[tuple[int, str, int], Connection] = {}  # (sport, peer, dport) of ORIGINAL
@@ -294,6 +297,10 @@ class Analysis:
         st.last_ts_ns = ts_ns
         seg = frame.seg
         if seg is None:
+            datagram = datagram_of(frame.skipped) if self.on_datagram is not None else None
+            if datagram is not None and self.on_datagram is not None:
+                self.on_datagram(frame, datagram)  # UDP and ICMP: sim.pcap.flows
+                return
             st.skipped[frame.skipped] = st.skipped.get(frame.skipped, 0) + 1
             return
         if self._copy(frame, seg):

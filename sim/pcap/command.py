@@ -8,9 +8,13 @@ Passes over the capture (each streamed, memory bounded by the number of connecti
 3. for the connections where the host answered an INVALID packet with a RST: the same
    packets again through the what-if trackers -- ``nf_conntrack_tcp_be_liberal=1`` and
    every other kernel profile -- to say which fix would have prevented each RST;
-4. with FILE2: whether the container ever saw the INVALID packet and the RST.
+4. with FILE2: whether the container ever saw the INVALID packet and the RST;
+5. when two containers' SYNs from one source port met (:mod:`sim.pcap.signatures`): their
+   SYNs and SYN/ACKs again, for snat-port-clash.
 
-Then the per-connection summary and the findings, in words, with frame numbers.
+UDP and ICMP go through the same trackers (:mod:`sim.pcap.flows`) in pass 2, and FILE2's DNS
+lookups in pass 1, for dns-race. Then the per-connection and per-flow summary, the findings and
+the signatures, in words, with frame numbers.
 """
 
 from __future__ import annotations
@@ -28,10 +32,23 @@ from sim.errors import InputError
 from sim.include.netfilter import CtState
 from sim.netfilter.profiles import PROFILES, KernelProfile, resolve_kernel
 from sim.netfilter.sysctl import ConntrackSysctls
+from sim.packet import IpProto
 from sim.pcap.analyse import Analysis, Connection, Flagged, Tracker
-from sim.pcap.findings import Findings, container_check, findings_lines, whatif
+from sim.pcap.datagram import datagram_of
+from sim.pcap.findings import MAX_LISTED, Findings, container_check, findings_lines, whatif
+from sim.pcap.flows import DatagramAnalysis, DatagramFlagged
 from sim.pcap.reader import Frame, read_frames
-from sim.pcap.render import connection_line, flagged_json, flagged_lines, verdict_json
+from sim.pcap.render import (
+    connection_line,
+    datagram_json,
+    datagram_lines,
+    flagged_json,
+    flagged_lines,
+    flow_json,
+    flow_line,
+    verdict_json,
+)
+from sim.pcap.signatures import DnsRace, clash_candidates, pod_ip_leak, port_clash, signature_lines
 
 
 class PcapError(InputError):
@@ -46,9 +63,11 @@ def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "pcap",
         help="which packets of a tcpdump capture conntrack marks INVALID, and why",
-        description="Run every IPv4 TCP packet of a pcap/pcapng capture through the model's "
-        "conntrack and report each packet that is not plain ACCEPT, a summary per connection "
-        "and the findings (the host's own RSTs, untranslated packets, the fix that prevents each RST).",
+        description="Run every IPv4 TCP, UDP and ICMP packet of a pcap/pcapng capture through the "
+        "model's conntrack and report each packet that is not plain ACCEPT (NEW/ESTABLISHED for "
+        "UDP and ICMP), a summary per connection and flow, the findings (the host's own RSTs, "
+        "untranslated packets, the fix that prevents each RST) and the scenario library's "
+        "signatures it shows (dns-race, snat-port-clash, pod-ip-leak).",
     )
     p.add_argument("file", metavar="FILE", help="the capture (pcap or pcapng), e.g. the host's uplink")
     p.add_argument("file2", nargs="?", metavar="FILE2", help="the container's capture taken at the same time")
@@ -210,12 +229,17 @@ def _frames(args: argparse.Namespace, path: str, first: bool = False) -> Iterato
             bar.done()
 
 
-def _addresses(args: argparse.Namespace) -> set[str]:
+def _addresses(args: argparse.Namespace, dns: DnsRace) -> set[str]:
+    """The container's addresses; its DNS lookups go to ``dns`` (the dns-race signature)."""
     out: set[str] = set()
+    lookups = DatagramAnalysis([], lambda _f: None, on_datagram=dns.on_datagram)
     for fr in _frames(args, args.file2, first=True):
-        if fr.pkt is not None:
-            out.add(fr.pkt.src)
-            out.add(fr.pkt.dst)
+        pkt = fr.pkt or datagram_of(fr.skipped)
+        if pkt is not None:
+            out.add(pkt.src)
+            out.add(pkt.dst)
+            if pkt.proto is not IpProto.TCP:
+                lookups.feed(fr, pkt)
     return out
 
 
@@ -247,7 +271,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     profiles = _profiles(args.kernel)
     sysctls = _sysctls(args.sysctl, profiles)
     kernels = [p.name for p in profiles]
-    inner = _addresses(args) if args.file2 else set()
+    ctr_dns = DnsRace(args.file2)
+    inner = _addresses(args, ctr_dns) if args.file2 else set()
     fd = Findings(kernels)
     base: list[int] = []
 
@@ -260,7 +285,22 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         else:
             out.write("\n".join(flagged_lines(f, base[0], kernels)) + "\n")
 
-    a = Analysis([Tracker(p, sysctls) for p in profiles], emit, inner)
+    dns = DnsRace()
+    leaked: list[DatagramFlagged] = []
+
+    def emit_datagram(f: DatagramFlagged) -> None:
+        if f.untranslated:
+            leaked.append(f)
+        if not base:
+            base.append(a.stats.first_ts_ns or 0)
+        if args.json:
+            out.write(json.dumps(datagram_json(f, base[0])) + "\n")
+        else:
+            out.write("\n".join(datagram_lines(f, base[0], kernels)) + "\n")
+
+    trackers = [Tracker(p, sysctls) for p in profiles]
+    dg = DatagramAnalysis(trackers, emit_datagram, inner, dns.on_datagram, lambda t: _label(a, t))
+    a = Analysis(trackers, emit, inner, on_datagram=dg.feed)
     start = time.perf_counter()
     for fr in _frames(args, args.file, first=True):
         if fr.number == 1 and not args.json:  # after the file header proved readable
@@ -272,26 +312,44 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         a.feed(fr)
     conns = a.finish()
     by_id = {c.id: c for c in conns}
+    flows = dg.finish()
+    found = [
+        *dns.found,
+        *ctr_dns.found,
+        *port_clash(_frames(args, args.file), clash_candidates(conns), a.stats.last_ts_ns),
+        *pod_ip_leak(fd.untranslated, fd.untranslated_count, leaked[:MAX_LISTED], by_id),
+    ]
     whatif(_frames(args, args.file), fd, by_id, profiles, sysctls, inner)
     if args.file2:
         container_check(_frames(args, args.file2), fd)
     elapsed = time.perf_counter() - start
     if args.json:
-        out.write(json.dumps(summary_json(a, conns, fd, elapsed)) + "\n")
+        summary = summary_json(a, conns, fd, elapsed)
+        summary["summary"].update(
+            udp_packets=dg.stats.udp,
+            icmp_packets=dg.stats.icmp,
+            flows=[flow_json(f) for f in flows],
+            signatures=[sig.json() for sig in found],
+        )
+        out.write(json.dumps(summary) + "\n")
     else:
         st = a.stats
         skipped = ", ".join(f"{n} {what}" for what, n in sorted(st.skipped.items()))
         out.write(
             f"{st.frames} frames, {st.tcp} IPv4 TCP packets in {len(conns)} connection(s)"
+            + (f"; {dg.stats.udp} UDP, {dg.stats.icmp} ICMP in {len(flows)} flow(s)" if flows else "")
             + (f"; skipped {sum(st.skipped.values())} other frames ({skipped})" if skipped else "")
             + "\n"
         )
         out.write("connections:\n")
         for c in conns:
             out.write("  " + connection_line(c, kernels) + "\n")
+        if flows:
+            out.write("flows:\n" + "".join(f"  {flow_line(f, kernels)}\n" for f in flows))
         out.write("findings:\n")
         for line in findings_lines(fd, bool(args.file2)):
             out.write(line + "\n")
+        out.write("signatures:\n" + "".join(f"{line}\n" for line in signature_lines(found)))
     if args.to_case:
         case, conn, split = _to_case(args, conns, kernels, sysctls, inner)
         try:
@@ -309,6 +367,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         if not args.json:
             out.write(f"case {args.to_case}: {len(case['packets'])} packets of connection #{conn.id}\n")
     return 0
+
+
+def _label(a: Analysis, tup: tuple[str, int, str, int]) -> str | None:
+    """``#N``: the TCP connection an ICMP error is about."""
+    conn = a.connections.get(tup)
+    return None if conn is None else f"#{conn.id}"
 
 
 def _to_case(

@@ -16,6 +16,7 @@ import struct
 from typing import Final
 
 from sim.packet import Packet, TcpOptions
+from sim.pcap.datagram import decode_datagram
 from sim.wire import WireError, parse_options
 
 LINKTYPE_NULL = 0
@@ -121,7 +122,7 @@ def decode_ipv4(data: bytes | memoryview, off: int, end: int) -> tuple[Segment |
     if vihl >> 4 != 4:
         return None, f"IP version {vihl >> 4}"
     if proto != IPPROTO_TCP:
-        return None, {1: "IPv4 ICMP", 17: "IPv4 UDP"}.get(proto, f"IPv4 protocol {proto}")
+        return decode_datagram(data, off, end)
     if frag & IP_MF_OFFSET:
         return None, "IPv4 fragment"
     ihl = (vihl & 0xF) * 4

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sim.packet import Packet, format_flags
+from sim.packet import ICMP_ERROR_TYPES, IpProto, Packet, format_flags
 from sim.pcap.analyse import Connection, Flagged, Verdict, verdict_word
+from sim.pcap.flows import DatagramFlagged, Flow, datagram_word, icmp_name
 
 
 def ts_text(ns: int, base: int) -> str:
@@ -97,4 +98,89 @@ def flagged_json(f: Flagged, base_ns: int) -> dict[str, Any]:
         "verdicts": {v.kernel: verdict_json(v) for v in f.verdicts},
         "host_rst_for": f.host_rst_for,
         "untranslated": f.untranslated,
+    }
+
+
+# ---------------------------------------------------------------- UDP and ICMP (sim.pcap.flows)
+
+
+def datagram_text(p: Packet) -> str:
+    """A datagram as the report shows it (ICMP with its type's name and what an error quotes)."""
+    if p.proto is IpProto.ICMP:
+        quoted = f" quoting {p.inner.describe()}" if p.inner is not None else ""
+        ident = "" if p.icmp_type in ICMP_ERROR_TYPES else f" id {p.sport} seq {p.seq}"
+        return f"{p.src} > {p.dst} ICMP {icmp_name(p)} (type {p.icmp_type} code {p.icmp_code}){ident}{quoted}"
+    return p.describe()
+
+
+def datagram_lines(f: DatagramFlagged, base_ns: int, kernels: list[str]) -> list[str]:
+    where = f"about {f.flow}" if f.direction == "ERROR" else f"{f.flow} {f.direction}"
+    lines = [f"frame {f.frame:>7}  {ts_text(f.ts_ns, base_ns)}s  {where:<13} {datagram_text(f.pkt)}"]
+    if f.untranslated:
+        lines.append("    left untranslated: its source is the container's own address (no SNAT)")
+    width = max(len(k) for k in kernels)
+    for v in f.verdicts:
+        word = datagram_word(v)
+        lines.append(f"    {v.kernel:<{width}}  {word:<11} {v.reason or ''}".rstrip())
+    return lines
+
+
+def flow_line(f: Flow, kernels: list[str]) -> str:
+    src, sport, dst, dport, _ = f.orig
+    if f.proto is IpProto.ICMP:
+        what = f"{f.label} ICMP {src} > {dst} {icmp_name(Packet(src, dst, sport, dport))} id {sport}"
+    else:
+        what = f"{f.label} UDP {src}:{sport} > {dst}:{dport}"
+    parts = [
+        f"{what}: frames {f.first_frame}-{f.last_frame}, {f.packets[0]} + {f.packets[1]} datagrams"
+        f" ({f.payload[0]} + {f.payload[1]} payload bytes)"
+    ]
+    for k in kernels:
+        counts = ", ".join(f"{n} {what}" for what, n in sorted(f.counts.get(k, {}).items()))
+        parts.append(f"{k}: {counts}, ends {f.states.get(k, '?')}")
+    if f.untranslated:
+        parts.append(f"{len(f.untranslated)} untranslated")
+    return "; ".join(parts)
+
+
+def datagram_json(f: DatagramFlagged, base_ns: int) -> dict[str, Any]:
+    p = f.pkt
+    icmp = None
+    if p.proto is IpProto.ICMP:
+        icmp = {"type": p.icmp_type, "code": p.icmp_code, "name": icmp_name(p)}
+        if p.inner is not None:
+            icmp["quotes"] = p.inner.describe()
+    return {
+        "frame": f.frame,
+        "time": round((f.ts_ns - base_ns) / 1e9, 9),
+        "ts_ns": f.ts_ns,
+        "proto": p.proto.name,
+        "flow": f.flow,
+        "direction": f.direction,
+        "src": f"{p.src}:{p.sport}" if p.proto is IpProto.UDP else p.src,
+        "dst": f"{p.dst}:{p.dport}" if p.proto is IpProto.UDP else p.dst,
+        "len": p.payload_len,
+        "icmp": icmp,
+        "verdicts": {
+            v.kernel: {"ctstate": datagram_word(v), "reason": v.reason, "entry": v.state} for v in f.verdicts
+        },
+        "untranslated": f.untranslated,
+    }
+
+
+def flow_json(f: Flow) -> dict[str, Any]:
+    src, sport, dst, dport, _ = f.orig
+    return {
+        "id": f.label,
+        "proto": f.proto.name,
+        "src": f"{src}:{sport}" if f.proto is IpProto.UDP else src,
+        "dst": f"{dst}:{dport}" if f.proto is IpProto.UDP else dst,
+        "icmp_id": sport if f.proto is IpProto.ICMP else None,
+        "first_frame": f.first_frame,
+        "last_frame": f.last_frame,
+        "packets": f.packets,
+        "payload": f.payload,
+        "ctstates": f.counts,
+        "final_state": f.states,
+        "untranslated": len(f.untranslated),
     }

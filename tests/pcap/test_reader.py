@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from sim.packet import IpProto, Packet
+from sim.pcap.datagram import datagram_of
 from sim.pcap.reader import read_frames
 
 DATA = Path(__file__).parent / "data"
@@ -34,6 +36,10 @@ FIELDS = [
     "tcp.len",
     "ip.ttl",
     "tcp.hdr_len",
+    "udp.srcport",
+    "udp.dstport",
+    "icmp.type",
+    "icmp.code",
 ]
 
 
@@ -54,13 +60,18 @@ def test_every_frame_matches_tshark(name):
     assert len(frames) == len(rows)
     decoded = 0
     for fr, row in zip(frames, rows, strict=True):
-        number, epoch, src, dst, sport, dport, seq, ack, flags, win, length, ttl, hdr_len = row
+        number, epoch, src, dst, sport, dport, seq, ack, flags, win, length, ttl, hdr_len, *dgram = row
         assert fr.number == int(number)
         assert fr.ts_ns == int(Decimal(epoch) * 1_000_000_000)
         p = fr.pkt
+        if p is None and (d := datagram_of(fr.skipped)) is not None:
+            decoded += 1
+            _check_datagram(d, src, dst, ttl, dgram)
+            continue
         if p is None:
-            # only frames whose TCP header the snaplen cut (tshark still shows what it can)
-            assert fr.skipped == "TCP header cut by the snaplen", fr
+            # frames without IPv4 (ARP: tshark shows no address either), and frames whose TCP
+            # header the snaplen cut (tshark still shows what it can)
+            assert not src or fr.skipped == "TCP header cut by the snaplen", fr
             continue
         decoded += 1
         assert (p.src, p.dst, p.sport, p.dport) == (src, dst, int(sport), int(dport))
@@ -68,6 +79,19 @@ def test_every_frame_matches_tshark(name):
         assert (p.window, p.payload_len, p.ttl) == (int(win), int(length), int(ttl))
         assert p.tcp_header_len == int(hdr_len) or p.options.wire_length() != int(hdr_len) - 20
     assert decoded > 0
+
+
+def _check_datagram(d: Packet, src: str, dst: str, ttl: str, fields: list[str]) -> None:
+    """A UDP datagram's ports, an ICMP message's type and code -- or, for an ICMP error, the
+    ports of the UDP datagram it quotes (tshark's first occurrence is the quoted one)."""
+    udp_sport, udp_dport, icmp_type, icmp_code = fields
+    assert (d.src, d.dst, d.ttl) == (src, dst, int(ttl))
+    if d.proto is IpProto.UDP:
+        assert (d.sport, d.dport) == (int(udp_sport), int(udp_dport))
+        return
+    assert (d.icmp_type, d.icmp_code) == (int(icmp_type), int(icmp_code))
+    if d.inner is not None and d.inner.proto is IpProto.UDP:
+        assert (d.inner.sport, d.inner.dport) == (int(udp_sport), int(udp_dport))
 
 
 def test_typed_in_facts():
