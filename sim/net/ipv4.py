@@ -35,8 +35,11 @@ def nf_hook(
     w: Ipv4Stack, ns: Namespace, hook: Hook, skb: Skb, okfn: Callable[[Skb], None] | None = None
 ) -> bool:
     """``NF_HOOK()``: ``nf_hook_slow`` over the namespace's entries for ``hook``; True when the
-    packet goes on. ``okfn`` is where a queued packet goes on after ``nf_reinject()``; it is
-    only needed (and only built) while a race waits to hold a packet."""
+    packet goes on. A hook no function is registered on lets the packet straight through
+    (``nf_hook()``: ``if (hook_head)``). ``okfn`` is where a queued packet goes on after
+    ``nf_reinject()``; it is only needed (and only built) while a race waits to hold a packet."""
+    if not ns.hooks.entries.get(hook):
+        return True
     return nf_hook_slow(skb, w.hook_state(ns, hook), okfn)
 
 

@@ -138,9 +138,12 @@ class NfQueueEntry:
     okfn: Callable[[Skb], None]
 
 
-def nf_hook_slow(skb: Skb, state: NfHookState, okfn: Callable[[Skb], None] | None = None) -> bool:
-    """``nf_hook_slow()``: run the hook's entries in priority order; True when the packet goes
-    on to ``okfn``.
+def nf_hook_slow(
+    skb: Skb, state: NfHookState, okfn: Callable[[Skb], None] | None = None, start: int = 0
+) -> bool:
+    """``nf_hook_slow()``: run the hook's entries in priority order from entry ``start`` (the
+    kernel's ``s``: 0, or for ``nf_reinject()`` the entry that queued the packet); True when
+    the packet goes on to ``okfn``.
 
     ACCEPT goes to the next entry. DROP frees the packet (and with it an unconfirmed
     conntrack entry). STOLEN: the hook function took the packet; it goes no further here.
@@ -148,17 +151,6 @@ def nf_hook_slow(skb: Skb, state: NfHookState, okfn: Callable[[Skb], None] | Non
     and frees it. Any other verdict (REPEAT is only a queue handler's or conntrack's internal
     answer) hits ``WARN_ON_ONCE`` and stops the packet.
     """
-    return _iterate(skb, state, 0, okfn)
-
-
-def nf_reinject(entry: NfQueueEntry) -> None:
-    """``nf_reinject()`` with NF_REPEAT: the queued packet runs the entry that queued it
-    again, then the rest of the hook, then its ``okfn``."""
-    if _iterate(entry.skb, entry.state, entry.index, entry.okfn):
-        entry.okfn(entry.skb)
-
-
-def _iterate(skb: Skb, state: NfHookState, start: int, okfn: Callable[[Skb], None] | None) -> bool:
     entries = state.net.hooks.entries.get(state.hook, ())
     for i in range(start, len(entries)):
         ops = entries[i]
@@ -180,6 +172,13 @@ def _iterate(skb: Skb, state: NfHookState, start: int, okfn: Callable[[Skb], Non
             _stopped(skb, state, ops, verdict)
         return False
     return True
+
+
+def nf_reinject(entry: NfQueueEntry) -> None:
+    """``nf_reinject()`` with NF_REPEAT: the queued packet runs the entry that queued it
+    again, then the rest of the hook, then its ``okfn``."""
+    if nf_hook_slow(entry.skb, entry.state, entry.okfn, entry.index):
+        entry.okfn(entry.skb)
 
 
 # The step of each hook function's decision.
