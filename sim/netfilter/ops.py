@@ -20,6 +20,7 @@ from sim.netfilter.core import NfHookOps, NfHookState, hook_dev, note_hook
 from sim.netfilter.hooks import NfVerdict, Priority
 from sim.netfilter.iptables.save import rule_text
 from sim.netfilter.log import LogTarget, log_line
+from sim.netfilter.proto_tcp import TcpAction
 from sim.netfilter.reject import ICMP_CODE, nf_send_unreach_ok
 from sim.netfilter.x_tables import Verdict, XtResult
 from sim.netfilter.xtables import TABLE_HOOKS, Table, ctstate_of, ipt_do_table
@@ -30,7 +31,7 @@ from sim.trace import ConfirmInfo, ConntrackInfo, CtSysctls, NatBinding, TraceVe
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sim.netfilter.conntrack import ConntrackTable
+    from sim.netfilter.conntrack import ConntrackResult, ConntrackTable
     from sim.netfilter.core import Net
     from sim.netfilter.proto_tcp import TcpResult
     from sim.netfilter.sysctl import ConntrackSysctls
@@ -49,26 +50,23 @@ TABLE_PRIORITY = {
 
 def conntrack_in(skb: Skb, state: NfHookState) -> NfVerdict:
     """``ipv4_conntrack_in`` / ``ipv4_conntrack_local`` -> ``nf_conntrack_in``."""
-    w, ns, hook, pid = state.stack, state.net, state.hook, skb.pid
+    w, ns, hook = state.stack, state.net, state.hook
     table = ns.conntrack
     assert table is not None
+    tracing = w.trace.enabled
     before = skb.pkt
     logged, evicted = len(table.log), table.stats.early_drop
-    res = table.nf_conntrack_in(skb, w.now, prerouting=hook == Hook.PRE_ROUTING, explain=w.trace.enabled)
+    res = table.nf_conntrack_in(skb, w.now, hook == Hook.PRE_ROUTING, tracing)
     if table.stats.early_drop != evicted or len(table.log) != logged:
         _table_limit(state, skb, table.stats.early_drop - evicted, table.log[logged:])
     reason = res.reason
     proto = before.proto
-    if proto is IpProto.TCP:
-        logged = bool(table.sysctl.log_invalid) and res.window is not None and res.window.name != "ACCEPT"
-    else:  # LOG_INVALID(net, proto) / nf_l4proto_log_invalid(): the protocol's number or 255
-        logged = table.sysctl.log_invalid in (proto, IPPROTO_RAW)
-    if reason and logged:
+    if reason and _log_invalid(table.sysctl.log_invalid, proto, res):
         # nf_ct_l4proto_log_invalid() -> nf_log_packet(..., "nf_ct_proto_6: %pV ", ...)
         prefix = l4proto_log_prefix(table.profile, proto)
         line = log_line(LogTarget(prefix=f"{prefix}{reason} "), skb, w.xt_context(ns))
-        w.kernel_log(ns, pid, line)
-    if w.trace.enabled:
+        w.kernel_log(ns, skb.pid, line)
+    if tracing:
         tcp = res.tcp
         window = TraceVerdict[res.window.name] if res.window is not None else None
         if window is None:  # no TCP tracking: the entry attached, or not (INVALID), or dropped
@@ -93,6 +91,15 @@ def conntrack_in(skb: Skb, state: NfHookState) -> NfVerdict:
         prio = int(Priority.CONNTRACK)
         note_hook(state, skb, Why.CONNTRACK, window or verdict, prio, dev=dev, before=before, ct=info)
     return res.verdict
+
+
+def _log_invalid(log_invalid: int, proto: int, res: ConntrackResult) -> bool:
+    """Does ``nf_conntrack_log_invalid`` log this packet? TCP: any non-zero value, for a packet
+    the tracker did not accept; the others: ``LOG_INVALID(net, proto)`` /
+    ``nf_l4proto_log_invalid()``, the protocol's number or 255."""
+    if proto is IpProto.TCP:
+        return bool(log_invalid) and res.window not in (None, TcpAction.ACCEPT)
+    return log_invalid in (proto, IPPROTO_RAW)
 
 
 def _sysctls(s: ConntrackSysctls) -> CtSysctls:
