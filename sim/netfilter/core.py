@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from sim.include.netfilter import Hook
-from sim.netfilter.hooks import NfVerdict
+from sim.netfilter.hooks import NF_ACCEPT, NF_QUEUE, NF_STOLEN, NfVerdict
 from sim.trace import Step, TraceEvent, TraceVerdict, Why
 
 if TYPE_CHECKING:
@@ -155,16 +155,16 @@ def nf_hook_slow(
     for i in range(start, len(entries)):
         ops = entries[i]
         verdict = ops.fn(skb, state)
-        if verdict == NfVerdict.ACCEPT:
+        if verdict == NF_ACCEPT:
             continue
         if (
-            verdict == NfVerdict.QUEUE
+            verdict == NF_QUEUE
             and okfn is not None
             and state.stack.nf_queue(NfQueueEntry(skb, state, i, okfn))
         ):
             return False
         table = state.net.conntrack
-        if table is not None and skb.ct is not None and verdict != NfVerdict.STOLEN:
+        if table is not None and skb.ct is not None and verdict != NF_STOLEN:
             if skb.ct in table.queued:  # no queue handler took it
                 table.queued.remove(skb.ct)
             table.destroy_unconfirmed(skb.ct)

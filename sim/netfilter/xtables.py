@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from enum import Enum, IntFlag
 
 from sim.include.netfilter import HOOK_CHAIN, CtState, Hook, NatRequest, TableName
-from sim.include.nf_conntrack import IPS_DST_NAT, IPS_SRC_NAT, CtInfo
+from sim.include.nf_conntrack import IP_CT_UNTRACKED, IPS_DST_NAT, IPS_SRC_NAT, CtInfo
+from sim.netfilter.hooks import NF_ACCEPT, NF_DROP
 from sim.netfilter.log import LogTarget
 from sim.netfilter.reject import RejectTarget
 from sim.netfilter.x_tables import RuleAt, Verdict, XtCode, XtContext, XtResult
@@ -35,6 +36,13 @@ class StdVerdict(Enum):
     ACCEPT = "ACCEPT"
     DROP = "DROP"
     RETURN = "RETURN"
+
+
+# The standard verdicts for ipt_do_table to test:
+# on Python 3.11 reading a member as a class attribute goes through EnumType.__getattr__'s
+# slow hook (about 900 machine instructions; a module global costs a few).
+_STD_ACCEPT, _STD_RETURN = StdVerdict.ACCEPT, StdVerdict.RETURN
+_XT_CONTINUE = XtCode.CONTINUE
 
 
 # valid_hooks of each table, in hook order (the order iptables lists the built-in chains).
@@ -157,7 +165,7 @@ def ctstate_of(skb: Skb) -> CtState:
     """
     ct = skb.ct
     if ct is None:
-        return CtState.UNTRACKED if skb.ctinfo is CtInfo.UNTRACKED else CtState.INVALID
+        return CtState.UNTRACKED if skb.ctinfo is IP_CT_UNTRACKED else CtState.INVALID
     if ct.untracked:
         bits = CtState.UNTRACKED
     else:
@@ -453,7 +461,7 @@ def ipt_do_table(table: Table, hook: Hook, skb: Skb, ctx: XtContext) -> XtResult
             if target is None:
                 continue
             if isinstance(target, StandardTarget):
-                if target.verdict is not StdVerdict.RETURN:
+                if target.verdict is not _STD_RETURN:
                     return _result(_nf_verdict(target.verdict), chain.name, i)
                 if not stack:
                     return _policy(base, length)
@@ -467,13 +475,13 @@ def ipt_do_table(table: Table, hook: Hook, skb: Skb, ctx: XtContext) -> XtResult
                 i = 0
             else:
                 verdict = target.target(skb, ctx, RuleAt(table.name, chain.name, i))
-                if verdict is not XtCode.CONTINUE:
+                if verdict is not _XT_CONTINUE:
                     return verdict
 
 
 def _nf_verdict(verdict: StdVerdict) -> Verdict:
     """The netfilter verdict of a standard ACCEPT or DROP (``-NF_ACCEPT - 1``, ``-NF_DROP - 1``)."""
-    return Verdict.ACCEPT if verdict is StdVerdict.ACCEPT else Verdict.DROP
+    return NF_ACCEPT if verdict is _STD_ACCEPT else NF_DROP
 
 
 @functools.lru_cache(maxsize=4096)
