@@ -30,6 +30,7 @@ from sim.include.nf_conntrack import (
     IP_CT_RELATED_REPLY,
     IPPROTO_ICMP,
     IPS_CONFIRMED,
+    IPS_DYING,
     IPS_FIXED_TIMEOUT,
     IPS_NAT_CLASH,
     IPS_NAT_DONE_MASK,
@@ -443,7 +444,7 @@ class ConntrackTable:
                     st.found += 1  # ____nf_conntrack_find()
                 if direction == REPLY:
                     ctinfo = IP_CT_ESTABLISHED_REPLY
-                elif ct.seen_reply:
+                elif ct.status & IPS_SEEN_REPLY:
                     ctinfo = IP_CT_ESTABLISHED
                 else:
                     ctinfo = IP_CT_NEW
@@ -473,7 +474,7 @@ class ConntrackTable:
             return ConntrackResult(NfVerdict(-verdict), None, None, tcp, reason, created)
         if ctinfo == IP_CT_ESTABLISHED_REPLY:
             ct.status |= IPS_SEEN_REPLY
-        if ct.dying and ct.confirmed:
+        if ct.status & IPS_DYING and ct.status & IPS_CONFIRMED:
             self.delete(ct)  # nf_ct_kill_acct(): "we can delete the conntrack immediately"
         skb.ct = ct
         skb.ctinfo = ctinfo
