@@ -241,12 +241,15 @@ class ConntrackTable:
 
     def _lookup(self, tup: CtTuple) -> Conn | None:
         """The hashed entry one of whose tuples is ``tup`` (``nf_ct_key_equal``), expired or not."""
-        ct = self._entries.get(tup)
-        if ct is None:
-            inverse = invert_tuple(tup)
-            ct = self._entries.get(inverse)
-            if ct is None or ct.nat_reply is not None or ct.orig != inverse:
-                return None
+        return self._entries.get(tup) or self._unhashed_reply(tup)
+
+    def _unhashed_reply(self, tup: CtTuple) -> Conn | None:
+        """The entry whose reply tuple is ``tup`` without being hashed under it: one without
+        NAT, hashed under its original tuple, the inverse of ``tup``."""
+        inverse = invert_tuple(tup)
+        ct = self._entries.get(inverse)
+        if ct is None or ct.nat_reply is not None or ct.orig != inverse:
+            return None
         return ct
 
     def find(self, tup: CtTuple, now: float) -> tuple[Conn, CtDir] | None:
@@ -254,7 +257,7 @@ class ConntrackTable:
 
         An expired entry is removed on the way (``nf_ct_gc_expired``) and not returned.
         Counts nothing: :meth:`nf_conntrack_in` counts its own lookups."""
-        ct = self._lookup(tup)
+        ct = self._entries.get(tup) or self._unhashed_reply(tup)  # _lookup(), one call less
         if ct is None:
             return None
         if ct.timeout <= now:
