@@ -219,11 +219,10 @@ def nat_hook(skb: Skb, state: NfHookState) -> NfVerdict:
     then translate by direction. A packet without an entry returns ACCEPT untouched."""
     w, ns, hook = state.stack, state.net, state.hook
     ct, manip = skb.ct, nat.hook2manip(hook)
-    prio = _NAT_PRIORITY[manip]
     before = skb.pkt
     if ct is None:
         if w.trace.enabled:
-            _nat_event(state, skb, prio, Why.NAT_SKIP, TraceVerdict.SKIP, before)
+            _nat_event(state, skb, Why.NAT_SKIP, TraceVerdict.SKIP, before)
         return NF_ACCEPT
     if before.proto == IPPROTO_ICMP and skb.ctinfo in RELATED_INFOS:
         # nf_nat_ipv4_fn(): an ICMP error about a NATed connection
@@ -231,14 +230,14 @@ def nat_hook(skb: Skb, state: NfHookState) -> NfVerdict:
         skb.pkt = nat.nf_nat_icmp_reply_translation(ct, skb.ctinfo, hook, before)
         if w.trace.enabled:
             verdict = TraceVerdict.TRANSLATED if skb.pkt is not before else TraceVerdict.UNCHANGED
-            _nat_event(state, skb, prio, Why.NAT, verdict, before, after=skb.pkt)
+            _nat_event(state, skb, Why.NAT, verdict, before, after=skb.pkt)
         return NF_ACCEPT
     binding = None
     if skb.ctinfo == IP_CT_NEW and not nat.nf_nat_initialized(ct, manip):
         nat_table = ns.ruleset.table(TableName.NAT)
         result = ipt_do_table(nat_table, hook, skb, w.xt_context(ns))
         if w.trace.enabled:
-            _table_event(state, skb, prio, nat_table, result)
+            _table_event(state, skb, _NAT_PRIORITY[manip], nat_table, result)
         if result.verdict != NF_ACCEPT:
             return NF_DROP
         if result.nat is not None:
@@ -256,14 +255,13 @@ def nat_hook(skb: Skb, state: NfHookState) -> NfVerdict:
     changed = skb.pkt is not before
     if w.trace.enabled:
         verdict = TraceVerdict.TRANSLATED if changed else TraceVerdict.UNCHANGED
-        _nat_event(state, skb, prio, Why.NAT, verdict, before, after=skb.pkt, binding=binding)
+        _nat_event(state, skb, Why.NAT, verdict, before, after=skb.pkt, binding=binding)
     return NF_ACCEPT
 
 
 def _nat_event(
     state: NfHookState,
     skb: Skb,
-    prio: int,
     why: Why,
     verdict: TraceVerdict,
     before: Packet,
@@ -271,8 +269,11 @@ def _nat_event(
     after: Packet | None = None,
     binding: NatBinding | None = None,
 ) -> None:
-    dev = hook_dev(skb, state.hook)
-    note_hook(state, skb, why, verdict, prio, dev=dev, before=before, after=after, nat=binding)
+    hook = state.hook
+    prio = _NAT_PRIORITY[nat.hook2manip(hook)]
+    note_hook(
+        state, skb, why, verdict, prio, dev=hook_dev(skb, hook), before=before, after=after, nat=binding
+    )
 
 
 def _rule_text(table: Table, result: XtResult) -> str:
