@@ -33,7 +33,7 @@ from sim.scenario.case import Case, CaseError, load_case
 from sim.scenario.fixes import FIXES, HOST_FIXES, WINDOW_FIXES
 from sim.scenario.loader import builtin_cases, builtin_scenarios, kind_of
 from sim.topology.roles import NsRole
-from sim.trace import ConntrackInfo, CtSysctls, Step, Trace, TraceEvent, Why
+from sim.trace import ConfirmOutcome, ConntrackInfo, CtSysctls, Step, Trace, TraceEvent, Why
 
 if TYPE_CHECKING:
     from sim.net.world import World
@@ -66,6 +66,9 @@ _LAZY = {
     "Frame": "sim.pcap.reader",
     "CaptureError": "sim.pcap.reader",
     "capture_case": "sim.pcap.tocase",
+    "key_moment": "sim.report.story",
+    "key_event": "sim.report.story",
+    "why_words": "sim.report.story",
 }
 
 
@@ -288,6 +291,7 @@ __all__ = [
     "TCPHDR_RST",
     "Case",
     "CaseError",
+    "ConfirmOutcome",
     "ConntrackInfo",
     "CtState",
     "CtSysctls",

@@ -31,8 +31,8 @@ def test_every_kind_of_source_is_told_apart() -> None:
             "late-ack",
             None,
             "both",
-            "fix: expected one of none, drop-invalid, be-liberal, random-fully, bigger-table, "
-            "single-request-reopen, conntrack-delete, got 'both'",
+            "fix: expected one of none, drop-invalid, be-liberal, kube-forward-drop, random-fully, "
+            "bigger-table, notrack, single-request-reopen, conntrack-delete, got 'both'",
         ),
         ("missing.pcap", None, None, "missing.pcap: No such file or directory"),
     ],

@@ -7,7 +7,9 @@ first output, or the SIGTERM handler in /proc/PID/status); no test measures time
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 import signal
 import struct
 import subprocess
@@ -85,20 +87,43 @@ def _handles_sigterm(pid: int) -> bool:
     return bool(caught & (1 << (signal.SIGTERM - 1)))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="passed 3 runs of 4; in one run on a loaded machine the process outlived SIGTERM "
-    "(hypothesis's find() phase?), not diagnosed yet: see the pcap branch's report",
-)
 def test_diff_kernels_keeps_its_findings_on_sigterm(tmp_path):
     proc = spawn("diff-kernels", "3.10", "6.18", "--fuzz", "100000", "--out", str(tmp_path / "d"))
     for _ in range(1200):  # at most a minute: a process that never catches SIGTERM fails below
         if proc.poll() is not None or _handles_sigterm(proc.pid):
             break
         time.sleep(0.05)
-    out, err = interrupted(proc, signal.SIGTERM, timeout=60)  # the xfail: do not wait 10 min
+    out, err = interrupted(proc, signal.SIGTERM, timeout=300)  # a bound for a hang, not a timing
     assert proc.returncode == 130
     assert "3.10 vs 6.18: " in out and "nflab diff-kernels: interrupted after" in err
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the dropped raise
+def test_diff_kernels_stops_on_a_sigterm_that_arrives_during_a_garbage_collection(tmp_path, capsys):
+    """The process that outlived SIGTERM: its handler raised KeyboardInterrupt inside a gc
+    callback (hypothesis's ConjectureData installs one), where Python prints "Exception ignored"
+    and drops the exception. The SIGTERM here is sent from a gc callback once find() runs, so
+    its raise is always dropped; the run must still stop at its next example."""
+    from hypothesis.internal.conjecture import junkdrawer
+
+    before = signal.getsignal(signal.SIGTERM)
+    sent: list[int] = []
+
+    def sigterm_during_gc(phase: str, _info: object) -> None:
+        handled = signal.getsignal(signal.SIGTERM) is not before  # diff-kernels' handler is in place
+        in_find = getattr(junkdrawer, "_gc_initialized", True)  # hypothesis's gc callback is in place
+        if phase == "start" and not sent and handled and in_find:
+            sent.append(1)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    gc.callbacks.append(sigterm_during_gc)
+    try:
+        status = main(["diff-kernels", "3.10", "6.18", "--fuzz", "200", "--out", str(tmp_path / "d")])
+    finally:
+        gc.callbacks.remove(sigterm_during_gc)
+    err = capsys.readouterr().err
+    assert sent and status == 130
+    assert "nflab diff-kernels: interrupted after" in err
 
 
 def test_diff_kernels_refuses_an_absurd_fuzz(capsys):

@@ -247,6 +247,7 @@ def explain(s: Session, c: Cursor) -> list[str]:
         )
     if extra and (e.ns == NsRole.HOST or e.step is not Step.SOCKET):
         out.append(extra)
+    out[:0] = s.notes.get((c.packet, c.step), ())  # a story's own why comes first
     if e.step is Step.NAT and e.before is not None and e.after is not None and e.before != e.after:
         b, a = e.before, e.after
         if (b.src, b.sport) != (a.src, a.sport):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from sim import api
-from sim.api import TCPHDR_RST, CtState, Hook, InputError, NsRole, Source, Step, TraceEvent, say
+from sim.api import TCPHDR_RST, CtState, Hook, InputError, NsRole, Packet, Source, Step, TraceEvent, say
 
 if TYPE_CHECKING:  # the model's modules load in the worker that runs it, after the first frame
     from sim.api import ConntrackInfo, Run, StoryRun
@@ -50,10 +50,14 @@ class CapLine:
     t: float
     direction: str  # "in" / "out" as the device saw it
     pid: int
-    text: str  # the tcpdump -nS line (absolute numbers, as the journey and the bounds print them)
-    short: str  # the same without addresses and options, for narrow panes
+    pkt: Packet  # as this device saw it (NAT rewrites show in its addresses)
     rst: bool
-    addrs: str  # "src.port > dst.port" as this device saw the packet (NAT rewrites show here)
+
+    @property
+    def addrs(self) -> str:
+        """The addresses, "src.port > dst.port", as this device saw the packet."""
+        p = self.pkt
+        return f"{p.src}.{p.sport} > {p.dst}.{p.dport}"
 
 
 _ADDR = re.compile(r" IP (\S+) > (\S+): Flags")
@@ -74,23 +78,28 @@ class Pane:
     times: list[float]
     rsts: int
     by_pid: dict[int, list[int]]  # pid -> its line indexes
+    _texts: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     def around(self, t: float) -> int:
         """Index of the first line at or after ``t``."""
         return bisect.bisect_left(self.times, t)
 
+    def text(self, i: int, short: bool = False) -> str:
+        """Line ``i`` as ``tcpdump -nS`` prints it (absolute numbers, as the journey and the
+        bounds print them: tcpdump makes only ACK segments relative, so a bare RST would print
+        absolute beside relative ACKs); ``short``: without addresses and options, for narrow
+        panes. Formatted when first shown: a run has thousands of lines, a screen a few dozen."""
+        done = self._texts.get(i)
+        if done is None:
+            c = self.lines[i]
+            text = api.tcpdump_line(c.pkt, c.t, absolute=True)
+            done = self._texts[i] = (text, _shorten(text, c.t, c.direction))
+        return done[1] if short else done[0]
+
 
 def _pane(result: api.Result, ns: str, dev: str, title: str) -> Pane:
     records = result.capture(ns, dev)
-    tcpdump_line = api.tcpdump_line
-    lines = []
-    for t, direction, pkt, pid in records:
-        # absolute numbers (tcpdump -S): tcpdump makes only ACK segments relative, so a bare
-        # RST would print absolute beside relative ACKs; the journey and bounds are absolute too
-        text = tcpdump_line(pkt, t, absolute=True)
-        addrs = f"{pkt.src}.{pkt.sport} > {pkt.dst}.{pkt.dport}"
-        rst = bool(pkt.flags & TCPHDR_RST)
-        lines.append(CapLine(t, direction, pid, text, _shorten(text, t, direction), rst, addrs))
+    lines = [CapLine(t, d, pid, pkt, bool(pkt.flags & TCPHDR_RST)) for t, d, pkt, pid in records]
     by_pid: dict[int, list[int]] = {}
     for i, c in enumerate(lines):
         by_pid.setdefault(c.pid, []).append(i)
@@ -115,11 +124,11 @@ class Session:
     title: str
     run: Run | None
     events: list[TraceEvent]
-    pids: list[int]  # packets in the order they entered the world
+    pids: list[int]  # packets in the order the host saw them (see index)
     steps: dict[int, list[int]]  # pid -> indexes into events
     pos: dict[int, int]  # pid -> position in pids
     invalid: list[tuple[int, int]]  # (position, step) of every CONNTRACK INVALID
-    entries: list[tuple[int, str]]  # (event index, conntrack -L line)
+    entries: list[int]  # the host's conntrack events with an entry (its conntrack -L line then)
     panes: tuple[Pane, Pane]
     focus: tuple[int, int]  # where the story is: see decisive()
     outcome: str
@@ -128,6 +137,8 @@ class Session:
     late: frozenset[int] = frozenset()  # packets a late-ack trigger held back on the link
     rst_pids: list[int] = field(default_factory=list)
     pids_caused: dict[int, list[int]] = field(default_factory=dict)  # pid -> packets it caused
+    notes: dict[tuple[int, int], list[str]] = field(default_factory=dict)  # (position, step) -> a story's why
+    story: StoryRun | None = None  # a story scenario's run (sim/scenario/story.py)
 
     # -- lookups ------------------------------------------------------------------
 
@@ -142,8 +153,12 @@ class Session:
 
     def entry_at(self, cur: Cursor) -> str | None:
         """The connection's ``conntrack -L`` line as it stood at this step."""
-        i = bisect.bisect_right(self.entries, (self.event_index(cur), "\uffff")) - 1
-        return self.entries[i][1] if i >= 0 else None
+        i = bisect.bisect_right(self.entries, self.event_index(cur)) - 1
+        if i < 0:
+            return None
+        e = self.events[self.entries[i]]
+        assert e.ct is not None and e.ct.entry is not None
+        return api.format_entry(e.ct.entry, e.t)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,18 +169,20 @@ class Cursor:
 
 def index(result: api.Result, outcome: str) -> Session:
     """Build every index the screen needs in one pass over the trace."""
-    format_entry = api.format_entry
     setup, run = result.setup, result.run
     events = result.events
     steps: dict[int, list[int]] = {}
-    entries: list[tuple[int, str]] = []
+    at_host: dict[int, int] = {}  # pid -> index of its first event in the host
+    entries: list[int] = []
     for i, e in enumerate(events):
         steps.setdefault(e.pid, []).append(i)
-        if e.step is Step.CONNTRACK and e.ns == NsRole.HOST:
-            line = format_entry(e.ct.entry, e.t) if e.ct and e.ct.entry else None
-            if line:
-                entries.append((i, line))
-    pids = sorted(steps, key=lambda p: (events[steps[p][0]].t, steps[p][0]))
+        if e.ns == NsRole.HOST:
+            at_host.setdefault(e.pid, i)
+            if e.step is Step.CONNTRACK and e.ct and e.ct.entry:
+                entries.append(i)
+    # in the order the host saw them (the trace is in time order), so neither capture pane's
+    # clock runs back from one packet to the next; a packet the host never saw, when it was sent
+    pids = sorted(steps, key=lambda p: at_host.get(p, steps[p][0]))
     pos = {p: k for k, p in enumerate(pids)}
     invalid: list[tuple[int, int]] = []
     arriving: list[tuple[int, int]] = []  # INVALID as it arrives at the host (PREROUTING)
@@ -283,18 +300,24 @@ def plan(ref: str, kernel: str | None = None, fix: str | None = None, remote: st
 
 
 def _story_session(result: api.Result, run: StoryRun) -> Session:
-    """A story scenario (sim/scenario/story.py): the session opens on its decisive packet, at
-    the host's step that decided it (the drop, else conntrack in PREROUTING)."""
+    """A story scenario (sim/scenario/story.py): the session opens on the packet the story turns
+    on (its decisive one, or where the mechanism shows in a run that succeeds), at the host's
+    step that decided it, with the story's why in plain words there (sim/report/story.py)."""
+    from sim.api import key_event, key_moment, why_words
+
     d = run.decisive
     outcome = "the story succeeds" if d is None else f"the story fails: {run.event} ({d.failed})"
     session = index(result, outcome)
-    if d is not None and d.pid is not None and d.pid in session.pos:
-        events = session.packet_events(session.pos[d.pid])
-        host = [(i, e.step) for i, e in enumerate(events) if e.ns == NsRole.HOST]
-        at = next((i for i, step in host if step is Step.DROP), None)
+    session.story = run
+    m = key_moment(run)
+    if m is not None and m.pid is not None and m.pid in session.pos:
+        events = session.packet_events(session.pos[m.pid])
+        key = key_event(run, m)
+        at = next((i for i, e in enumerate(events) if e is key), None)
         if at is None:
-            at = next((i for i, step in host if step is Step.CONNTRACK), 0)
-        session.focus = (session.pos[d.pid], at)
+            at = next((i for i, e in enumerate(events) if e.ns == NsRole.HOST and e.step is Step.DROP), 0)
+        session.focus = (session.pos[m.pid], at)
+        session.notes[session.focus] = why_words(run, m)
     return session
 
 

@@ -409,9 +409,36 @@ def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def summary(results: Sequence[CaseResult]) -> str:
-    """``N packets, M agree`` over all results."""
-    return f"{sum(r.packets for r in results)} packets, {sum(r.agree for r in results)} agree"
+def breakdown(results: Sequence[CaseResult]) -> dict[str, list[int]]:
+    """``[agree, packets]`` per protocol (``tcp``, ``udp``, ``icmp``), for the packets in a race
+    (``race``: racing or held) and for the ``ct_stats`` field alone; a group no packet falls
+    in is left out."""
+    groups: dict[str, list[int]] = {}
+
+    def count(group: str, agrees: bool) -> None:
+        tally = groups.setdefault(group, [0, 0])
+        tally[0] += agrees
+        tally[1] += 1
+
+    for r in results:
+        whole = any(d.packet is None for d in r.differences)
+        packets = r.case["packets"]
+        for i, pkt in enumerate(packets):
+            fields = {d.field for d in r.differences if d.packet == i}
+            agrees = not whole and not fields
+            count(str(pkt.get("proto", "tcp")), agrees)
+            if "race" in pkt or (i + 1 < len(packets) and "race" in packets[i + 1]):
+                count("race", agrees)
+            count("ct_stats", not whole and not fields & {"ct_stats", "observation"})
+    return {g: groups[g] for g in ("tcp", "udp", "icmp", "race", "ct_stats") if g in groups}
+
+
+def summary(results: Sequence[CaseResult], groups: bool = False) -> str:
+    """``N packets, M agree`` over all results; with ``groups``, after a line
+    ``agree per group: tcp A/N, ...`` (the :func:`breakdown`)."""
+    total = f"{sum(r.packets for r in results)} packets, {sum(r.agree for r in results)} agree"
+    parts = ", ".join(f"{g} {a}/{n}" for g, (a, n) in breakdown(results).items())
+    return f"agree per group: {parts}\n{total}" if groups and parts else total
 
 
 def report_json(results: Sequence[CaseResult]) -> dict[str, Any]:
@@ -419,6 +446,7 @@ def report_json(results: Sequence[CaseResult]) -> dict[str, Any]:
     return {
         "packets": sum(r.packets for r in results),
         "agree": sum(r.agree for r in results),
+        "by": breakdown(results),
         "cases": [
             {
                 "case": r.case.get("name"),
@@ -484,13 +512,13 @@ def main(args: argparse.Namespace) -> int:
             f"nflab kernel-check: interrupted by {signal.Signals(signum).name} after {len(results)} cases",
             file=sys.stderr,
         )
-        _report(results, args.json)
+        _report(results, args.json, bool(args.fuzz))
         return 128 + signum
-    _report(results, args.json)
+    _report(results, args.json, bool(args.fuzz))
     return 1 if any(r.differences for r in results) else 0
 
 
-def _report(results: Sequence[CaseResult], as_json: bool) -> None:
+def _report(results: Sequence[CaseResult], as_json: bool, groups: bool) -> None:
     if as_json:
         print(json.dumps(report_json(results)))
     else:
@@ -499,4 +527,4 @@ def _report(results: Sequence[CaseResult], as_json: bool) -> None:
                 print(d.describe())
             if r.file is not None:
                 print(f"  replayable case written to {r.file}")
-        print(summary(results))
+        print(summary(results, groups))

@@ -12,8 +12,9 @@ Sources, all inside the host namespace (see :mod:`sim.kernel.testbed` for where 
   null when the packet was not tracked (UNTRACKED, or dropped before conntrack).
 - ``tcp_state``: the entry's ``CTA_PROTOINFO_TCP_STATE`` read over ctnetlink
   (net/netfilter/nf_conntrack_netlink.c, a GET by tuple: a hash lookup that finds either
-  direction) once the packet and whatever the host emitted because of it have passed;
-  null when no entry exists (never confirmed, e.g. dropped in FORWARD, or killed, e.g. by
+  direction) once the packet and whatever the host emitted because of it have passed (a
+  packet held by a race: after its release; its racer: before the release); null when no
+  entry exists (never confirmed, e.g. dropped in FORWARD, or killed, e.g. by
   a RST answering a SYN).
 - ``fate``: the packet captured at an end host (by its IP ID), or logged by the rule at
   input priority 300 (after every iptables table) -> ``local:host``; else ``dropped:host``.

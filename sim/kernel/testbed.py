@@ -533,7 +533,9 @@ def _run(
     tb: Testbed, sysctls: dict[str, Any], lines: list[str], packets: list[CasePacket]
 ) -> list[dict[str, Any]]:
     """Play the packets; a packet followed by one with ``race: "prev"`` is held (see
-    :meth:`Testbed.send_held`) until the racer (and whatever races it) has gone through."""
+    :meth:`Testbed.send_held`) until the racer (and whatever races it) has gone through. A
+    packet that ends before its hold (dropped, or taken earlier) has gone through too: the
+    packets held before it are released then, as the model does."""
     tb.reset()
     for key, value in sysctls.items():
         tb.set_sysctl(key, value)
@@ -548,10 +550,10 @@ def _run(
             result = tb.send_held(side, pkt)
             if isinstance(result, _Held):
                 held.append((i, result))
-            else:
-                out[i] = result
-            continue
-        out[i] = tb.send(side, pkt)
+                continue
+            out[i] = result
+        else:
+            out[i] = tb.send(side, pkt)
         if held:
             while held:
                 j, h = held.pop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sim.net.checksum import csum_error
-from sim.packet import TCPHDR_RST, Packet, rst_reply
+from sim.packet import TCPHDR_ACK, TCPHDR_RST, TCPHDR_SYN, Packet, rst_reply
 from sim.trace import Why
 
 if TYPE_CHECKING:
@@ -24,11 +24,21 @@ def inet_lookup(sockets: dict[tuple[str, int, str, int], Any], listeners: dict[i
 
 
 def socket_name(sockets: dict[tuple[str, int, str, int], Any], pkt: Packet) -> str:
-    """How the trace names the socket ``inet_lookup`` found for ``pkt``: by its addresses, as
-    ``ss`` would, established (4-tuple) or listening (local port only)."""
-    if (pkt.dst, pkt.dport, pkt.src, pkt.sport) in sockets:
-        return f"the socket {pkt.dst}:{pkt.dport} <-> {pkt.src}:{pkt.sport} (established)"
-    return f"the socket listening on {pkt.dst}:{pkt.dport}"
+    """How the trace names the socket ``inet_lookup`` found for ``pkt``, as ``ss`` lists it: a
+    connected socket by its local and peer address (``__inet_lookup_established`` finds it by
+    the 4-tuple), a listening one by its local address only.
+
+    A model listener stands for a server's listening socket and the one connection it accepts.
+    Only a connection request (SYN without ACK) is the listening socket's; every other segment
+    of the conversation is the connection's socket's, found in the established hash by the
+    4-tuple. (The handshake's last ACK: on 3.10 the listener finds the request and
+    ``tcp_check_req()`` makes the child that takes it; with TCP_NEW_SYN_RECV the request
+    socket, ``ss``'s SYN-RECV, is in the established hash itself.)"""
+    here, peer = f"{pkt.dst}:{pkt.dport}", f"{pkt.src}:{pkt.sport}"
+    request = pkt.flags & (TCPHDR_SYN | TCPHDR_ACK) == TCPHDR_SYN
+    if request and (pkt.dst, pkt.dport, pkt.src, pkt.sport) not in sockets:
+        return f"the socket listening on {here}"
+    return f"the socket {here} <-> {peer}"
 
 
 def tcp_v4_send_reset(pkt: Packet, rt_local: bool = True) -> Packet | None:

@@ -174,15 +174,16 @@ class World:
         return True
 
     def is_held(self, pid: int) -> bool:
-        """Is packet ``pid`` waiting in the queue?"""
-        return any(entry.skb.pid == pid for entry in self.held)
+        """Is packet ``pid`` in the queue (waiting, or being re-injected)?"""
+        return bool(self.held) and any(entry.skb.pid == pid for entry in self.held)
 
     def reinject_held(self, pid: int) -> None:
-        """``nf_reinject()`` the held packet ``pid``: it goes on to confirmation."""
-        for i, entry in enumerate(self.held):
+        """``nf_reinject()`` the held packet ``pid``: it goes on to confirmation (and leaves
+        the queue once it has run to its end)."""
+        for entry in self.held:
             if entry.skb.pid == pid:
-                del self.held[i]
                 nf_reinject(entry)
+                self.held = [e for e in self.held if e is not entry]
                 return
 
     # -- trace helpers ----------------------------------------------------------------------

@@ -35,6 +35,7 @@ from sim.include.nf_conntrack import (
     IPS_NAT_CLASH,
     IPS_NAT_DONE_MASK,
     IPS_SEEN_REPLY,
+    IPS_SRC_NAT,
     ORIGINAL,
     REPLY,
     Conn,
@@ -179,6 +180,7 @@ class ConntrackTable:
         "_next_id",
         "hash_rnd",
         "log",
+        "nat_bysource",
         "nat_rovers",
         "netns_inum",
         "profile",
@@ -209,6 +211,9 @@ class ConntrackTable:
         self.netns_inum = netns_inum
         # tcp_port_rover, udp_port_rover (3.10, 4.19): nf_nat_proto_{tcp,udp}.c's static u16
         self.nat_rovers: dict[int, int] = {}
+        # nf_nat_bysource: SNATed entries, confirmed or not, by their original source (address,
+        # port or ICMP id, protocol), newest first (sim.netfilter.nat.find_appropriate_src)
+        self.nat_bysource: dict[tuple[str, int, int], list[Conn]] = {}
         self.stats = ConntrackStats()
         self.log: list[str] = []  # kernel warnings such as "table full, dropping packet"
 
@@ -287,6 +292,8 @@ class ConntrackTable:
                 self.stats.delete_list += 1
                 self.stats.delete += 1
         ct.dying = True
+        if ct.status & IPS_SRC_NAT:
+            self.nat_unhash(ct)
 
     def destroy_unconfirmed(self, ct: Conn) -> None:
         """``nf_ct_put()`` of an unconfirmed entry whose packet died (``destroy_conntrack``)."""
@@ -294,6 +301,17 @@ class ConntrackTable:
             ct.dying = True
             if not self.profile.stats_lean:
                 self.stats.delete += 1
+            if ct.status & IPS_SRC_NAT:
+                self.nat_unhash(ct)
+
+    def nat_unhash(self, ct: Conn) -> None:
+        """``nf_nat_cleanup_conntrack()``: a freed entry leaves the NAT's by-source hash."""
+        orig = ct.orig
+        chain = self.nat_bysource.get((orig[0], orig[1], orig[4]))
+        if chain is not None:
+            chain[:] = [c for c in chain if c is not ct]
+            if not chain:
+                del self.nat_bysource[(orig[0], orig[1], orig[4])]
 
     def flush(self) -> None:
         """``conntrack -F``."""
@@ -420,7 +438,7 @@ class ConntrackTable:
         """
         pkt = skb.pkt
         sysctl, profile, st = self.sysctl, self.profile, self.stats
-        if skb.ct is not None:  # already tracked (untracked template, or a looped packet)
+        if skb.ct is not None or skb.ctinfo is CtInfo.UNTRACKED:  # untracked (raw CT --notrack), or looped
             if not profile.no_ignore_stat:
                 st.ignore += 1  # "Previously seen (loopback or untracked)?  Ignore."
             return ConntrackResult(NF_ACCEPT, skb.ct, skb.ctinfo, None)

@@ -83,6 +83,10 @@ class Stack(Protocol):
         """Is this the packet a race holds before its confirmation (one hold per packet)?"""
         ...
 
+    def is_held(self, pid: int) -> bool:
+        """Is packet ``pid`` in the queue (while ``nf_reinject()`` runs it, too)?"""
+        ...
+
     def nf_queue(self, entry: NfQueueEntry) -> bool:
         """``nf_queue()``: hand the packet to the queue handler; False when there is none."""
         ...

@@ -183,8 +183,9 @@ def get_unique_tuple(
     """``get_unique_tuple()``, in three steps.
 
     1. A source manip without ``--random``/``--random-fully`` keeps the original tuple if it
-       is in the range and unused (6.12+: ``nf_nat_used_tuple_new``). (The reuse of an
-       existing mapping of the same source, ``find_appropriate_src``, is not modelled.)
+       is in the range and unused (6.12+: ``nf_nat_used_tuple_new``); if it is not in the
+       range (MASQUERADE of a container), it takes the mapping of an existing connection
+       from the same source, :func:`find_appropriate_src`, if that is unused.
     2. ``find_best_ips_proto``: the range's first address (every nflab range has one).
     3. Without ``--random``/``--random-fully``, keep that tuple's port if in range and unused
        ("Only bother mapping if it's not already in range and unique"); else
@@ -202,6 +203,10 @@ def get_unique_tuple(
                 return orig
         elif not nf_nat_used_tuple(table, orig, ct, now):
             return orig
+    elif manip == ManipType.SRC and not rng.flags & random_all:
+        mapped = find_appropriate_src(table, orig, rng)
+        if mapped is not None and not nf_nat_used_tuple(table, mapped, ct, now):
+            return mapped
     tup = orig
     if rng.flags & NatRangeFlag.MAP_IPS:
         tup = _with(orig, manip, addr=rng.min_addr)
@@ -212,6 +217,20 @@ def get_unique_tuple(
         elif not nf_nat_used_tuple(table, tup, ct, now):
             return tup
     return nf_nat_l4proto_unique_tuple(table, tup, rng, ct, manip, now, rnd)
+
+
+def find_appropriate_src(table: ConntrackTable, orig: CtTuple, rng: NatRange) -> CtTuple | None:
+    """``find_appropriate_src()`` (the same from 3.10 to 6.18): the newest SNATed entry of the
+    same source (``same_src()``: original source address, port or ICMP id, protocol) --
+    confirmed or not, since ``nf_nat_setup_info()`` hashes it by source at once -- whose
+    mapped source with ``orig``'s destination is in ``rng``: that tuple. (An entry bound to
+    itself is hashed too, but its source is ``orig``'s, which is not in the range here.)"""
+    for other in table.nat_bysource.get((orig[0], orig[1], orig[4]), ()):
+        src, sport, _dst, _dport, _proto = invert_tuple(other.tuples[REPLY])
+        result = (src, sport, orig[2], orig[3], orig[4])  # result->dst = tuple->dst
+        if _in_range(result, ManipType.SRC, rng):
+            return result
+    return None
 
 
 def secure_port(table: ConntrackTable, tup: CtTuple, manip: ManipType) -> int:
@@ -322,6 +341,9 @@ def nf_nat_setup_info(
     if new != curr:
         ct.tuples = (ct.tuples[0], invert_tuple(new))  # nf_conntrack_alter_reply()
         ct.status |= _NAT_BIT[manip]
+        if manip == ManipType.SRC:  # hlist_add_head_rcu(&ct->nat_bysource, ...)
+            orig = ct.tuples[ORIGINAL]
+            table.nat_bysource.setdefault((orig[0], orig[1], orig[4]), []).insert(0, ct)
     ct.status |= _DONE_BIT[manip]
 
 

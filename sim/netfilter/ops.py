@@ -181,22 +181,26 @@ def confirm(skb: Skb, state: NfHookState) -> NfVerdict:
     """``ipv4_confirm`` -> ``nf_conntrack_confirm``: insert a new entry as the packet leaves.
 
     A packet a race holds (``state.stack.wants_held``) is queued here, after every other
-    hook function and before confirmation, with its unconfirmed entry on the table's
-    ``queued`` list (as the live judge's NFQUEUE holds it); ``nf_reinject()`` runs this
-    function again, which then confirms it."""
+    hook function and before confirmation, whatever its entry: none (INVALID), a new one
+    (put on the table's ``queued`` list, counted until it is confirmed or freed) or a
+    confirmed one, as the live judge's NFQUEUE rule at priority 200 holds it by its IP ID.
+    ``nf_reinject()`` runs this function again (``state.stack.is_held``), which then
+    confirms it."""
     w, ns = state.stack, state.net
     table = ns.conntrack
     assert table is not None
     ct = skb.ct
-    if ct is not None and ct in table.queued:
-        table.queued.remove(ct)
-        if w.trace.enabled:
-            _confirm_event(state, skb, Why.REINJECTED, TraceVerdict.ACCEPT)
-    elif ct is not None and not ct.confirmed and w.wants_held(skb):
-        table.queued.append(ct)
+    if w.wants_held(skb):
+        if ct is not None and not ct.confirmed:
+            table.queued.append(ct)
         if w.trace.enabled:
             _confirm_event(state, skb, Why.QUEUED, TraceVerdict.QUEUE)
         return NfVerdict.QUEUE
+    if w.is_held(skb.pid):
+        if ct is not None and ct in table.queued:
+            table.queued.remove(ct)
+        if w.trace.enabled:
+            _confirm_event(state, skb, Why.REINJECTED, TraceVerdict.ACCEPT)
     before = table.stats.counters(table.profile) if w.trace.enabled else {}
     result = table.nf_conntrack_confirm(skb, w.now)
     if result.outcome is not None and ct is not None and w.trace.enabled:

@@ -24,6 +24,7 @@ from sim.netfilter.hooks import NF_ACCEPT, NF_DROP
 from sim.netfilter.log import LogTarget
 from sim.netfilter.reject import RejectTarget
 from sim.netfilter.x_tables import RuleAt, Verdict, XtCode, XtContext, XtResult
+from sim.netfilter.xt_ct import CtTarget
 from sim.packet import ip_to_int
 from sim.skb import Skb
 
@@ -351,7 +352,7 @@ class NatTarget:
         return XtResult(Verdict.ACCEPT, at.chain, at.rulenum, nat=self.request)
 
 
-XtTarget = StandardTarget | JumpTarget | LogTarget | RejectTarget | NatTarget
+XtTarget = StandardTarget | JumpTarget | LogTarget | RejectTarget | NatTarget | CtTarget
 
 
 # ---------------------------------------------------------------------------------------------

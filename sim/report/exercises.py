@@ -11,6 +11,7 @@ Exit status: 0 right, 1 wrong, 2 the file (or the exercise name) cannot be read.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import shlex
 import sys
 from collections.abc import Callable
@@ -21,13 +22,14 @@ from typing import Any
 from sim.errors import InputError
 from sim.include.netfilter import Hook, TableName
 from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
-from sim.packet import parse_flags
+from sim.packet import IpProto, Packet, parse_flags
 from sim.scenario.case import CaseError, load_case_file
 from sim.scenario.fixes import BE_LIBERAL
 from sim.scenario.replay import replay_case, run_world
-from sim.scenario.scenario import Scenario, ScenarioError, load_scenario, run_scenario
+from sim.scenario.scenario import Scenario, ScenarioError, load_any, load_scenario, run_scenario
+from sim.scenario.story import Expect, Story, StoryRun, run_story
 from sim.topology.roles import NsRole
-from sim.trace import Step, Why, WindowCheck
+from sim.trace import ConfirmInfo, ConfirmOutcome, Step, Why, WindowCheck
 
 Verdict = tuple[bool, str]
 
@@ -284,6 +286,189 @@ def check_drop_invalid(path: Path) -> Verdict:
     return right()
 
 
+# --------------------------------------------------------------------------- story exercises
+
+
+def _load_story(path: Path) -> Story:
+    try:
+        loaded = load_any(str(path))
+    except ScenarioError as e:
+        raise ExerciseError(str(e)) from None
+    if not isinstance(loaded, Story):
+        raise ExerciseError(f"{path}: not a story scenario (it needs [[step]] tables, as the starter has)")
+    return loaded
+
+
+def _run_story(story: Story, kernel: str) -> StoryRun:
+    try:
+        return run_story(story.with_kernel(kernel))
+    except InputError as e:
+        raise ExerciseError(str(e)) from None
+
+
+def _confirms(run: StoryRun) -> list[tuple[Packet, ConfirmInfo]]:
+    """Every ``__nf_conntrack_confirm()`` decision at the host: the packet and what it decided."""
+    return [
+        (e.before, e.confirm)
+        for e in run.world.trace.events
+        if e.confirm is not None and e.before is not None and e.ns == NsRole.HOST
+    ]
+
+
+def _packets_of(story: Story) -> list[Any]:
+    return [s.packet for s in story.steps if s.packet is not None]
+
+
+def _same_packets(story: Story, builtin: str) -> bool:
+    """The student kept the built-in story's packets (only rules were to be added)."""
+    return _packets_of(story) == _packets_of(_load_story_name(builtin))
+
+
+def _load_story_name(name: str) -> Story:
+    loaded = load_any(name)
+    assert isinstance(loaded, Story)
+    return loaded
+
+
+def check_race_old_kernels_lose(path: Path) -> Verdict:
+    """05: a UDP packet loses its race to confirmation on el7 (insert_failed, dropped) and no
+    packet loses on 5.10, where the clash is resolved for the reply direction only: two queries
+    from one socket whose NAT differs (el7's nf_ct_resolve_clash() merges only equal NAT)."""
+    story = _load_story(path)
+    old = _confirms(_run_story(story, "el7"))
+    lost = [(p, c) for p, c in old if c.outcome is ConfirmOutcome.CLASH_DROP]
+    if not lost:
+        if any(c.outcome is ConfirmOutcome.CLASH_MERGED for _p, c in old):
+            return wrong(
+                "on el7 the two packets raced but were merged: their NAT was the same "
+                "(nf_ct_resolve_clash()); send them where DNAT picks a different endpoint for each"
+            )
+        return wrong(
+            "on el7 no packet lost a race at confirmation: two packets with the same tuple must leave "
+            'at once (a resolver step, or a packet step with race = "prev")'
+        )
+    if any(p.proto is not IpProto.UDP for p, _c in lost):
+        return wrong(
+            "a TCP packet lost the race: TCP has no allow_clash, so it loses on 5.10 too; "
+            "race two UDP packets"
+        )
+    new = _confirms(_run_story(story, "5.10"))
+    if any(c.outcome is ConfirmOutcome.CLASH_DROP for _p, c in new):
+        return wrong(
+            "on 5.10 a packet still loses its race (insert_failed): make the two packets' NAT differ"
+        )
+    if not any(c.outcome is ConfirmOutcome.CLASH_REPLY_ONLY for _p, c in new):
+        return wrong(
+            "on 5.10 no clash is resolved for the reply direction only (nf_ct_resolve_clash_harder())"
+        )
+    return right()
+
+
+def check_masquerade_no_clash(path: Path) -> Verdict:
+    """06: the snat-port-clash story with added rules only: both SYNs are answered on el7 and
+    6.18 (neither loses its race at confirmation)."""
+    story = _load_story(path)
+    if not _same_packets(story, "snat-port-clash"):
+        return wrong("keep the starter's steps: the two containers' SYNs from port 39000; only add rules")
+    for kernel in ("el7", "6.18"):
+        run = _run_story(story, kernel)
+        lost = [p for p, c in _confirms(run) if c.outcome is ConfirmOutcome.CLASH_DROP]
+        if lost:
+            p = lost[0]
+            return wrong(
+                f"on {kernel} a SYN still loses its race at confirmation (insert_failed): both left as "
+                f"{p.src}:{p.sport}, since the port search sees only confirmed entries"
+            )
+        if not run.succeeded:
+            d = run.decisive
+            return wrong(f"on {kernel} the story fails: {d.failed if d else '?'}")
+    return right()
+
+
+def check_early_drop(path: Path) -> Verdict:
+    """07: nf_conntrack_max at most 4, more flows answered than it holds, and every one answered
+    on el7 and 6.18 because early_drop() evicted an entry that was not ASSURED."""
+    story = _load_story(path)
+    limit = int(story.sysctl.get("net.netfilter.nf_conntrack_max", 0) or 0)
+    if not 0 < limit <= 4:
+        return wrong("keep net.netfilter.nf_conntrack_max small (at most 4): the point is a full table")
+    answered = sum(1 for s in story.steps if s.expect is Expect.ANSWERED)
+    if answered <= limit:
+        return wrong(f"the table holds {limit}: more than {limit} steps must expect an answer")
+    for kernel in ("el7", "6.18"):
+        run = _run_story(story, kernel)
+        if any("table full" in line for line in run.table.log):
+            return wrong(
+                f"on {kernel} the table is full and nothing may be evicted: every entry is ASSURED "
+                "(a completed handshake, or UDP seen as a stream)"
+            )
+        if not run.succeeded:
+            d = run.decisive
+            return wrong(f"on {kernel} the story fails: {d.failed if d else '?'}")
+        if not run.table.stats.early_drop:
+            return wrong(f"on {kernel} the table never filled up (early_drop=0): send more flows")
+    return right()
+
+
+def check_delete_stale(path: Path) -> Verdict:
+    """08: after the rule change the client's datagrams reach ctr2 on el7 and 6.18, and the
+    conntrack step deleted no entry but the published port's (the DNS entry survives)."""
+    story = _load_story(path)
+    if not any(s.packet is not None and s.packet.pkt.dport == 53 for s in story.steps):
+        return wrong("keep the starter's DNS query: it is the entry that must survive")
+    for kernel in ("el7", "6.18"):
+        run = _run_story(story, kernel)
+        now = run.world.clock.now
+        if not any(ct.tuples[0][3] == 53 for ct in run.table.entries(now)):
+            return wrong(
+                f"on {kernel} the DNS entry is gone at the end: your conntrack step deleted it too "
+                "(conntrack -F, or a -D that matches it); filter on the published port"
+            )
+        if not run.succeeded:
+            stale = run.event == "stale DNAT"
+            return wrong(
+                f"on {kernel} the client's datagrams still go to ctr: the old entry keeps its DNAT; "
+                "delete it after the rule change"
+                if stale
+                else f"on {kernel} the story fails: {run.decisive.failed if run.decisive else '?'}"
+            )
+    return right()
+
+
+def check_private_address(path: Path) -> Verdict:
+    """09: the pod-ip-leak story plus one rule, no be_liberal: no packet leaves the host's eth0
+    with a container address on el7 and 6.18, and the handshake still reaches the server."""
+    story = _load_story(path)
+    if not _same_packets(story, "pod-ip-leak"):
+        return wrong("keep the starter's steps: the handshake and the late FIN; only add a rule")
+    if str(story.sysctl.get(BE_LIBERAL, 0)) != "0":
+        return wrong("be_liberal is the other fix; this exercise asks for an iptables rule")
+    try:
+        shapes = [RuleShape.parse(line) for line in story.rules]
+    except ValueError as e:
+        raise ExerciseError(f"{path}: iptables: {e}") from None
+    for kernel in ("el7", "6.18"):
+        run = _run_story(story, kernel)
+        ctr_net = story.topology.ctr_net
+        leaked = [
+            pkt
+            for _t, _d, pkt, _pid in run.world.captures[(NsRole.HOST, "eth0")].records
+            if ipaddress.ip_address(pkt.src) in ctr_net
+        ]
+        if leaked:
+            p = leaked[0]
+            where = (
+                ": an INPUT rule never sees it, the FIN is forwarded to the server, not addressed to the host"
+                if any(s.chain == "INPUT" and s.invalid for s in shapes)
+                else ""
+            )
+            return wrong(f"on {kernel} {p.src}:{p.sport} > {p.dst}:{p.dport} still leaves eth0{where}")
+        handshake = [m for m in run.moments if m.pid is not None and m.obs is not None][:3]
+        if any(not str(m.obs.get("fate", "")).startswith("delivered") for m in handshake if m.obs):
+            return wrong(f"on {kernel} your rule also stops the handshake: match only --ctstate INVALID")
+    return right()
+
+
 # --------------------------------------------------------------------------- the registry
 
 
@@ -299,6 +484,11 @@ EXERCISES = (
     Exercise("02-drop-invalid-in-input", ".toml", check_drop_invalid),
     Exercise("03-bound-ii-two-kernels", ".json", check_bound_ii),
     Exercise("04-the-rst-be-liberal-does-not-save", ".json", check_liberal_rst),
+    Exercise("05-a-race-only-old-kernels-lose", ".toml", check_race_old_kernels_lose),
+    Exercise("06-masquerade-that-does-not-clash", ".toml", check_masquerade_no_clash),
+    Exercise("07-what-early-drop-may-evict", ".toml", check_early_drop),
+    Exercise("08-delete-only-the-stale-entry", ".toml", check_delete_stale),
+    Exercise("09-the-private-address-stays-home", ".toml", check_private_address),
 )
 
 

@@ -6,7 +6,8 @@ end-of-lab quiz is ``quiz.toml`` (``q1 = "b"`` ...). Each answer is judged by
 :func:`sim.report.exercises.check` (behaviour, never a comparison with a solution). What only the
 instructor knows comes from the key (``--key``, kept outside the site and the package:
 ``instructor/quiz-key.toml``): the quiz's answers, and the concepts exercise 02's explanation
-sentence (the comments the student added to the starter) must name. The rubric is
+sentence (the comments the student added to the starter) must name, cause before effect in the
+key's order (:func:`judge_sentence`). The rubric is
 :data:`POINTS`, plus with a key one point for the sentence and one per quiz question;
 instructor/grading.md says it in words.
 
@@ -31,6 +32,8 @@ from sim.report.exercises import EXERCISES, Exercise, ExerciseError, check
 # points for a right answer, by exercise number; with a key also "02-why" (the explanation
 # sentence, 1 point) and "quiz" (1 per question)
 POINTS = {"01": 2, "02": 2, "03": 2, "04": 2}
+# the lab's graded exercises; 05-09 (lesson 9's stories) are checked by nflab check, not graded here
+GRADED = tuple(ex for ex in EXERCISES if ex.name.split("-", 1)[0] in POINTS)
 WHY_POINTS = 1
 QUIZ_FILE = "quiz.toml"
 STARTERS = Path(__file__).resolve().parents[2] / "docs" / "exercises"
@@ -100,8 +103,57 @@ def explanation(answer: str, starter: str) -> str:
     return " ".join(c for c in _comments(answer) if c not in given)
 
 
+# words that join two clauses of a sentence: cause first ("A, so B"), or effect first ("A
+# because B"); a comma or "and" keeps the order the clauses are written in
+THEN = re.compile(r"\b(?:so|therefore|thus|hence|which means)\b|->|→|=>|所以|因此|因而|于是|从而", re.I)
+SINCE = re.compile(r"\b(?:because|since)\b|因为|由于", re.I)
+ASIDE = re.compile(r"[(（]([^()（）]*)[)）]")
+
+
+def causal_order(sentence: str) -> list[str]:
+    """The clauses of ``sentence`` with each cause before its effect: "A because B" and "A (B)"
+    are B then A, "because A, so B" and "A, so B" are A then B."""
+    joints = sorted(
+        [(m.start(), m.end(), False) for m in THEN.finditer(sentence)]
+        + [(m.start(), m.end(), True) for m in SINCE.finditer(sentence)]
+    )
+    chain: list[str] = []
+    at, start, since = 0, 0, False
+    for begin, end, next_since in [*joints, (len(sentence), len(sentence), False)]:
+        clause = sentence[start:begin].strip(" ,;，；")
+        if not chain:
+            chain.append(clause)
+        elif since:  # a cause: before the clause it explains
+            chain.insert(at, clause)
+        else:
+            at += 1
+            chain.insert(at, clause)
+        start, since = end, next_since
+    # an aside in parentheses explains its clause: "addressed to the host (NAT skipped it)"
+    told = [part for c in chain for part in (*ASIDE.findall(c), ASIDE.sub("", c))]
+    return [c.strip(" ,;，；") for c in told if c.strip(" ,;，；")]
+
+
 def missing_concepts(sentence: str, key: Key) -> list[str]:
     return [name for name, pattern in key.why.items() if not pattern.search(sentence)]
+
+
+def judge_sentence(sentence: str, key: Key) -> str:
+    """What is wrong with an explanation sentence ("" when nothing): the key's concepts it does
+    not name, or, when it names them all, that it does not chain them cause before effect in the
+    key's order (a bag of the right words in the wrong order explains nothing)."""
+    if not sentence:
+        return "no explanation comment"
+    missing = missing_concepts(sentence, key)
+    if missing:
+        return f"does not say: {', '.join(missing)}"
+    told, at, before = " | ".join(causal_order(sentence)), 0, ""
+    for name, pattern in key.why.items():
+        found = pattern.search(told, at)
+        if found is None:
+            return f"names every link, but {name} as a cause of {before}, not its effect"
+        at, before = found.end(), name
+    return ""
 
 
 def _answer_file(folder: Path, ex: Exercise) -> Path:
@@ -135,9 +187,8 @@ def _grade_exercise(row: Row, folder: Path, ex: Exercise, key: Key | None) -> No
         except (OSError, UnicodeDecodeError) as e:
             row.add("02-why", 0, f"error: {e}")
             return
-        missing = missing_concepts(sentence, key) if sentence else list(key.why)
-        note = "no explanation comment" if not sentence else f"does not say: {', '.join(missing)}"
-        row.add("02-why", 0 if missing else WHY_POINTS, note if missing else "")
+        note = judge_sentence(sentence, key)
+        row.add("02-why", 0 if note else WHY_POINTS, note)
 
 
 def _on_the_starter(path: Path, ex: Exercise) -> bool:
@@ -171,11 +222,11 @@ def _grade_quiz(row: Row, folder: Path, key: Key) -> None:
 def grade_student(folder: Path, key: Key | None) -> Row:
     row = Row(folder.name)
     if not folder.is_dir():
-        for ex in EXERCISES:
+        for ex in GRADED:
             row.points[ex.name.split("-", 1)[0]] = 0
         row.notes.append("error: not a folder (one folder per student)")
         return row
-    for ex in EXERCISES:
+    for ex in GRADED:
         _grade_exercise(row, folder, ex, key)
     if key is not None:
         _grade_quiz(row, folder, key)

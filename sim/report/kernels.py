@@ -277,7 +277,10 @@ STORY_NAMES = (
     "conntrack-table-full",
     "pod-ip-leak",
     "published-port-invalid",
+    "kube-clusterip-invalid",
+    "kube-nodeport-invalid",
     "mid-stream-pickup",
+    "one-sided-wscale",
 )
 
 

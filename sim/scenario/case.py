@@ -9,6 +9,7 @@ anything runs; a bad case raises :class:`CaseError` with one line naming the fie
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import shlex
@@ -49,13 +50,23 @@ class CaseError(InputError):
 
 def check_documentation_address(addr: str, what: str) -> str:
     """Refuse anything outside 192.0.2.0/24, 198.51.100.0/24 and 203.0.113.0/24."""
+    problem = _address_problem(addr)
+    if problem is not None:
+        raise CaseError(f"{what}: {problem}")
+    return addr
+
+
+@functools.lru_cache(maxsize=256)
+def _address_problem(addr: str) -> str | None:
+    """Why ``addr`` is not a documentation address, None when it is one (remembered: a case
+    names a handful of addresses, each in thousands of packets)."""
     try:
         ip = ipaddress.ip_address(addr)
     except ValueError:
-        raise CaseError(f"{what}: not an IP address: {addr!r}") from None
+        return f"not an IP address: {addr!r}"
     if not any(ip in net for net in DOCUMENTATION_NETS):
-        raise CaseError(f"{what}: {addr} is outside the documentation ranges (RFC 5737)")
-    return addr
+        return f"{addr} is outside the documentation ranges (RFC 5737)"
+    return None
 
 
 # An extra host's name: ``ctr...`` behind docker0, ``remote...`` on the uplink (contract v2).
@@ -424,10 +435,22 @@ def packet_from_case(d: object, index: int, hosts: dict[str, str] | None = None)
 
 def parse_case(case: object) -> tuple[Topology, dict[str, Any], list[str], list[CasePacket]]:
     """Validate a case (the JSON schema shared with ``nflab replay``) before touching the kernel."""
+    topology, sysctls, lines = parse_head(case)
+    assert isinstance(case, dict)  # parse_head refuses anything else
+    packets = case.get("packets")
+    if not isinstance(packets, list) or not packets:
+        raise CaseError("case.packets must be a non-empty list")
+    hosts = topology.host_names
+    checked = [packet_from_case(strip_comments(p), i, hosts) for i, p in enumerate(packets)]
+    return topology, sysctls, lines, checked
+
+
+def parse_head(case: object) -> tuple[Topology, dict[str, Any], list[str]]:
+    """Validate everything of a case but its packets: the topology with its extra hosts, the
+    host sysctls and the host iptables lines."""
     if not isinstance(case, dict):
         raise CaseError("a case must be a JSON object")
-    case = strip_comments(case)
-    assert isinstance(case, dict)
+    case = {k: strip_comments(v) for k, v in case.items() if k != "packets" and not str(k).startswith("_")}
     for key in ("name", "description", "kernel"):
         if key in case and not isinstance(case[key], str):
             hint = ' like "6.1" or a `uname -r` release' if key == "kernel" else ""
@@ -449,11 +472,7 @@ def parse_case(case: object) -> tuple[Topology, dict[str, Any], list[str], list[
         check_sysctl(key, value)
     for line in lines:
         iptables_argv(line)
-    packets = case.get("packets")
-    if not isinstance(packets, list) or not packets:
-        raise CaseError("case.packets must be a non-empty list")
-    hosts = topology.host_names
-    return topology, sysctls, lines, [packet_from_case(p, i, hosts) for i, p in enumerate(packets)]
+    return topology, sysctls, lines
 
 
 def load_case_file(path: str | Path) -> dict[str, Any]:

@@ -8,7 +8,13 @@ a workload or add an action:
   out-of-window segments, so they stay NATed);
 - ``random-fully``: Docker's MASQUERADE with ``--random-fully`` inserted first in nat
   POSTROUTING (kube-proxy PR#78547): ``get_unique_tuple()`` skips keeping the source port;
+- ``kube-forward-drop``: kube-proxy's rule from PR#74840 (Kubernetes 1.15), in its own chain
+  jumped to from FORWARD: ``-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP``; it drops
+  INVALID packets that are forwarded, not those addressed to the node (INPUT: k8s#117924);
 - ``bigger-table``: ``net.netfilter.nf_conntrack_max = 262144`` (a >4 GB host's default);
+- ``notrack``: stateless DNS not tracked: ``-t raw -A PREROUTING -p udp --dport 53 -j NOTRACK``
+  and the same for ``--sport 53`` (xt_CT.c; the ISC and NodeLocal DNSCache advice), so it
+  takes no conntrack entry;
 - ``single-request-reopen``: glibc's ``options single-request-reopen`` for the resolver;
 - ``conntrack-delete``: ``conntrack -D -p udp`` after each rule change (what kube-proxy's
   ``ClearEntriesForPortNAT`` and Docker 23's published-port cleanup do).
@@ -21,6 +27,15 @@ from typing import Any
 
 DROP_INVALID_RULE = "iptables -A INPUT -m conntrack --ctstate INVALID -j DROP"
 BE_LIBERAL = "net.netfilter.nf_conntrack_tcp_be_liberal"
+KUBE_FORWARD_RULES = (
+    "iptables -N KUBE-FORWARD",
+    "iptables -I FORWARD 1 -j KUBE-FORWARD",
+    "iptables -A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
+)
+NOTRACK_DNS_RULES = (
+    "iptables -t raw -A PREROUTING -p udp --dport 53 -j NOTRACK",
+    "iptables -t raw -A PREROUTING -p udp --sport 53 -j NOTRACK",
+)
 RANDOM_FULLY_RULE = (
     "iptables -t nat -I POSTROUTING 1 -s 192.0.2.0/24 ! -o docker0 -j MASQUERADE --random-fully"
 )
@@ -28,19 +43,17 @@ RANDOM_FULLY_RULE = (
 
 @dataclass(frozen=True, slots=True)
 class Fix:
-    """A fix is one host rule or one host sysctl."""
+    """A fix is host rules or one host sysctl (or a change to a story's workload)."""
 
     name: str
-    rule: str | None = None
+    rules: tuple[str, ...] = ()
     sysctl: tuple[str, int] | None = None
     resolver: str | None = None  # a resolv.conf option of the story's resolver
     conntrack: str | None = None  # a conntrack command run after each of the story's rule changes
 
     def applied(self, sysctl: dict[str, Any], rules: list[str]) -> tuple[dict[str, Any], list[str]]:
-        """Copies of ``sysctl`` and ``rules`` with this fix added (the rule appended last)."""
-        sysctl, rules = dict(sysctl), list(rules)
-        if self.rule is not None:
-            rules.append(self.rule)
+        """Copies of ``sysctl`` and ``rules`` with this fix added (its rules appended last)."""
+        sysctl, rules = dict(sysctl), [*rules, *self.rules]
         if self.sysctl is not None:
             sysctl[self.sysctl[0]] = self.sysctl[1]
         return sysctl, rules
@@ -48,12 +61,12 @@ class Fix:
     def removed(self, sysctl: dict[str, Any], rules: list[str]) -> tuple[dict[str, Any], list[str]]:
         """Copies of ``sysctl`` and ``rules`` without this fix."""
         sysctl = {k: v for k, v in sysctl.items() if self.sysctl is None or k != self.sysctl[0]}
-        return sysctl, [r for r in rules if r != self.rule]
+        return sysctl, [r for r in rules if r not in self.rules]
 
     def present(self, sysctl: dict[str, Any], rules: list[str]) -> bool:
-        """Whether the configuration carries this fix (the rule, or the sysctl set)."""
-        if self.rule is not None:
-            return self.rule in rules
+        """Whether the configuration carries this fix (its rules, or the sysctl set)."""
+        if self.rules:
+            return all(rule in rules for rule in self.rules)
         return self.sysctl is not None and str(sysctl.get(self.sysctl[0])) == str(self.sysctl[1])
 
 
@@ -61,10 +74,12 @@ FIXES = {
     fix.name: fix
     for fix in (
         Fix("none"),
-        Fix("drop-invalid", rule=DROP_INVALID_RULE),
+        Fix("drop-invalid", rules=(DROP_INVALID_RULE,)),
         Fix("be-liberal", sysctl=(BE_LIBERAL, 1)),
-        Fix("random-fully", rule=RANDOM_FULLY_RULE),
+        Fix("kube-forward-drop", rules=KUBE_FORWARD_RULES),
+        Fix("random-fully", rules=(RANDOM_FULLY_RULE,)),
         Fix("bigger-table", sysctl=("net.netfilter.nf_conntrack_max", 262144)),
+        Fix("notrack", rules=NOTRACK_DNS_RULES),
         Fix("single-request-reopen", resolver="single-request-reopen"),
         Fix("conntrack-delete", conntrack="-D -p udp"),
     )

@@ -7,11 +7,14 @@ kinds) with one line naming the file and the place.
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
 import tomllib
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from sim.errors import InputError
 
@@ -104,3 +107,115 @@ def kind_of(ref: str) -> Literal["scenario", "case"]:
             raise InputError(f"{e} (built-in scenarios: {', '.join(builtin_scenarios())})") from None
         raise
     return "case" if isinstance(data, dict) and "packets" in data else "scenario"
+
+
+# ---------------------------------------------------------------- reading a JSON object in pieces
+
+CHUNK = 1 << 16  # characters read at a time by json_members
+_DECODER = json.JSONDecoder()  # what json.loads uses: the same values, NaN and all
+_BLANKS = re.compile(r"[ \t\n\r]*")  # JSON's whitespace, as json.decoder.WHITESPACE
+
+
+class NotStreamable(Exception):
+    """:func:`json_members` cannot read the file piece by piece: it is not a JSON object (or
+    not JSON at all, or not UTF-8). Read it whole (:func:`read_data`) for the error."""
+
+
+class _Text:
+    """A file's text, decoded as UTF-8 and read on as a parse needs it: ``text[pos:]`` is
+    what has not been consumed yet."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f = f
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.text = ""
+        self.pos = 0
+        self.eof = False
+
+    def more(self) -> bool:
+        """Read on (as much again as is held, at least CHUNK); False at the end of the file."""
+        if self.eof:
+            return False
+        data = self.f.read(max(CHUNK, len(self.text) - self.pos))
+        self.eof = not data
+        try:
+            got = self.decoder.decode(data, final=self.eof)
+        except UnicodeDecodeError:
+            raise NotStreamable from None
+        self.text = self.text[self.pos :] + got
+        self.pos = 0
+        return True
+
+    def next_char(self) -> str:
+        """Skip whitespace; the next character, '' at the end of the file."""
+        while True:
+            blanks = _BLANKS.match(self.text, self.pos)
+            assert blanks is not None  # it matches the empty string
+            self.pos = blanks.end()
+            if self.pos < len(self.text):
+                return self.text[self.pos]
+            if not self.more():
+                return ""
+
+    def take(self, chars: str) -> str:
+        """Consume the next non-blank character, one of ``chars``."""
+        c = self.next_char()
+        if not c or c not in chars:
+            raise NotStreamable
+        self.pos += 1
+        return c
+
+    def value(self) -> Any:
+        """The JSON value at the position, decoded by json itself; read on while the text
+        held may end inside it (a number cut at a chunk's end decodes too, so a value
+        ending exactly where the text ends is decoded again with more)."""
+        self.next_char()
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.text, self.pos)
+            except json.JSONDecodeError:
+                if self.more():
+                    continue
+                raise NotStreamable from None
+            except RecursionError:
+                raise NotStreamable from None
+            if end == len(self.text) and self.more():
+                continue
+            self.pos = end
+            return value
+
+
+def json_members(path: Path, streamed: str) -> Iterator[tuple[str, Any, bool]]:
+    """The members of the JSON object in ``path``, read a chunk at a time: ``(name, value,
+    False)`` for each, in the file's order, except that an array under the name ``streamed``
+    comes as ``(streamed, [], False)`` and then ``(streamed, element, True)`` per element, so
+    that only one element is held at a time. The values are json's own; NotStreamable for
+    anything :func:`json.loads` would not read as an object (then read the file whole for
+    the error), OSError when the file cannot be read."""
+    with path.open("rb") as f:
+        text = _Text(f)
+        text.take("{")
+        if text.next_char() == "}":
+            text.pos += 1
+        else:
+            while True:
+                if text.next_char() != '"':
+                    raise NotStreamable
+                name = text.value()
+                text.take(":")
+                if name == streamed and text.next_char() == "[":
+                    text.pos += 1
+                    yield name, [], False
+                    if text.next_char() == "]":
+                        text.pos += 1
+                    else:
+                        while True:
+                            yield name, text.value(), True
+                            if text.take(",]") == "]":
+                                break
+                else:
+                    yield name, text.value(), False
+                if text.take(",}") == "}":
+                    break
+        if text.next_char():
+            raise NotStreamable  # json.loads: "Extra data"

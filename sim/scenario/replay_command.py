@@ -7,7 +7,10 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sim.scenario.case_stream import CaseStream
 
 
 def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
@@ -31,19 +34,19 @@ def main(args: argparse.Namespace) -> int:
 def replay(path: str, as_json: bool) -> int:
     """Replay the case at ``path`` (or a built-in case name); 2 with one line for bad input."""
     from sim.errors import InputError
-    from sim.scenario.case import load_case_file
+    from sim.scenario.case_stream import open_case_file
     from sim.scenario.loader import find_case
     from sim.scenario.replay import replay_stream
 
     try:
         file = find_case(path)
-        case = load_case_file(file)
+        case = open_case_file(file)  # checked whole, packets read again as they run
     except InputError as e:
         print(f"nflab: {e}", file=sys.stderr)
         return 2
     if not as_json:
         print(replay_header(path, case))
-    progress = _Progress(len(case["packets"])) if sys.stderr.isatty() else None
+    progress = _Progress(case.count) if sys.stderr.isatty() else None
     same_terminal = progress is not None and sys.stdout.isatty()
     try:
         for i, obs in enumerate(replay_stream(case)):
@@ -62,19 +65,20 @@ def replay(path: str, as_json: bool) -> int:
     return 0
 
 
-def replay_header(ref: str, case: dict[str, Any]) -> str:
+def replay_header(ref: str, stream: CaseStream) -> str:
     """Which kernel, sysctls and host rules the replay runs (text output only)."""
     from pathlib import Path
 
     from sim.netfilter.profiles import DEFAULT_PROFILE, resolve_kernel
 
+    case = stream.head
     kernel = str(case.get("kernel", DEFAULT_PROFILE))
     try:
         name = resolve_kernel(kernel, note=False).name
     except ValueError:
         name = kernel  # the replay itself refuses it, in one line
     shown = name if name == kernel else f"{name} (from {kernel})"
-    lines = [f"nflab replay {Path(ref).name}: kernel {shown}, {len(case['packets'])} packets"]
+    lines = [f"nflab replay {Path(ref).name}: kernel {shown}, {stream.count} packets"]
     sysctls = case.get("sysctl") or {}
     lines += [f"  sysctl {k} = {v}" for k, v in sysctls.items()] or ["  sysctls: the kernel's defaults"]
     rules = case.get("iptables") or {}

@@ -9,7 +9,8 @@ A story file is a scenario file (TOML) with ``[[step]]`` tables instead of an ``
     sysctl = {...}; iptables = [...]        the host's configuration before the first step
     answer = ["remote"]                     end hosts that answer (see ``_answer``)
     [[step]] packet = {...}                 one packet of the contract (``race = "prev"`` too)
-             expect = "answered" | "delivered" | "no-rst"; to = "ctr"; as_src = "198.51.100.1"
+             expect = "answered" | "delivered" | "no-rst" | "no-stray"; to = "ctr"
+             as_src = "198.51.100.1"
              say = "plain words for the timeline"
     [[step]] resolver = {from, src, server, names}   glibc's resolver (``GlibcResolver``)
     [[step]] conntrack = "-D -p udp"        conntrack run on the host
@@ -60,6 +61,9 @@ class Expect(StrEnum):
     ANSWERED = "answered"  # it arrives, and the answer comes back to its sender
     DELIVERED = "delivered"  # it arrives at ``to`` (with source ``as_src`` when given)
     NO_RST = "no-rst"  # the host does not answer it with a RST
+    # it reaches ``to`` from ``as_src`` or not at all: a segment from another source is one the
+    # receiver has no socket for, so its kernel answers it with a RST (k8s#74839)
+    NO_STRAY = "no-stray"
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +245,8 @@ def event_of(moment: Moment) -> str:
         return next((k for k in ("insert_failed", "early_drop", "drop") if stats.get(k)), "dropped")
     if any("R" in (e.get("flags") or "") for e in obs.get("emitted", [])):
         return "host RST"
+    if "a stray segment" in moment.failed:
+        return "stray source"
     if "arrive from" in moment.failed:
         return "source leak"
     if "should reach" in moment.failed:
@@ -325,8 +331,8 @@ class _Runner:
         observation of its answer from an answering host, if one answered). Each packet and
         each answer becomes a moment (``says``: the packets' own words)."""
         out = []
-        for n, (pid, stats) in enumerate(_send(self.w, packets)):
-            obs = observe(self.w, pid, stats)
+        for n, (pid, stats, entry) in enumerate(_send(self.w, packets)):
+            obs = observe(self.w, pid, stats, entry)
             sent = self.w.trace.for_packet(pid)[0].before
             assert sent is not None
             said = says[n] if says and n < len(says) and says[n] else ""
@@ -346,8 +352,8 @@ class _Runner:
             if got is not None and got[0] in self.story.answer:
                 reply = _answer(sent, got[1]["src"], got[1]["dst"])
                 if reply is not None:
-                    ((rpid, rstats),) = _send(self.w, [CasePacket(got[0], reply, 0.0, None)])
-                    reply_obs = observe(self.w, rpid, rstats)
+                    ((rpid, rstats, rentry),) = _send(self.w, [CasePacket(got[0], reply, 0.0, None)])
+                    reply_obs = observe(self.w, rpid, rstats, rentry)
                     self.moments.append(
                         Moment(self.w.clock.now, f"{got[0]} answers: {reply.describe()}", rpid, reply_obs)
                     )
@@ -366,6 +372,10 @@ class _Runner:
                 return f"it should reach {step.to or 'its destination'}"
             if step.as_src and got[1]["src"].rsplit(":", 1)[0] != step.as_src:
                 return f"it should arrive from {step.as_src}, not {got[1]['src']}"
+        stray = got is not None and got[0] == step.to and got[1]["src"].rsplit(":", 1)[0] != step.as_src
+        if step.expect is Expect.NO_STRAY and stray:
+            assert got is not None
+            return f"it reaches {step.to} from {got[1]['src']}, not {step.as_src}: a stray segment"
         if step.expect is Expect.NO_RST and any(e.get("flags", "").find("R") >= 0 for e in obs["emitted"]):
             return "the host answers it with a RST"
         return ""

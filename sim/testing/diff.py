@@ -147,12 +147,15 @@ def diff_kernels(
     run: DiffRun,
     sysctl: Mapping[str, int] | None = None,
     progress: Callable[[DiffRun, str], None] | None = None,
+    check: Callable[[], None] | None = None,
 ) -> DiffRun:
     """Search ``run.examples`` conversations per round (hypothesis, seeded by ``run.seed``)
     for a difference not found yet, shrink it, repeat until a round finds none.
 
     KeyboardInterrupt stops the run: the finding being shrunk is kept, unshrunk
     (``shrunk=False``), and ``run.interrupted`` is set; the caller decides what to print.
+    ``check`` runs before every conversation (:meth:`Interrupts.check` raises an interrupt
+    that was lost on its way).
     """
     known: set[Signature] = set()
     config = settings(
@@ -166,6 +169,8 @@ def diff_kernels(
     best: list[Conversation] = []  # the smallest new difference seen in the current round
 
     def differs(conv: Conversation) -> bool:
+        if check is not None:
+            check()
         run.tried += 1
         d = first_divergence(conv, run.a, run.b, sysctl)
         new = d is not None and d.signature not in known
@@ -292,23 +297,50 @@ def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
 MAX_FUZZ = 1_000_000  # conversations per round: about a day of CPU; more is a typo
 
 
-def _terminated(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
+class Interrupts:
+    """Ctrl-C and SIGTERM while a search runs: the handler raises KeyboardInterrupt at once and
+    remembers it, and :meth:`check` (run before every example) raises it again.
+
+    A raise can be lost: Python runs a signal handler at the next bytecode boundary, and an
+    exception raised inside a gc callback, a weakref callback or ``__del__`` is printed as
+    "Exception ignored in ..." and dropped. hypothesis's ConjectureData installs such a gc
+    callback (``gc_cumulative_time()`` in hypothesis/internal/conjecture/junkdrawer.py), so a
+    signal that arrived during a garbage collection in ``find()`` was dropped and the search
+    went on to its end (one run: 18 minutes of CPU until kill -9)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.caught = False
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Interrupts:
+        if threading.current_thread() is threading.main_thread():  # only it may set handlers
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+    def _handle(self, _signum: int, _frame: object) -> None:
+        self.caught = True
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt when a signal came, even if its first raise was lost."""
+        if self.caught:
+            raise KeyboardInterrupt
 
 
 def main(args: argparse.Namespace) -> int:
     """Run ``diff-kernels``: 0 when no difference was found, 1 when some were, 2 on bad
     input, 130 when interrupted by Ctrl-C or SIGTERM (after printing what was found)."""
-    if threading.current_thread() is not threading.main_thread():
-        return _main(args)
-    previous = signal.signal(signal.SIGTERM, _terminated)
-    try:
-        return _main(args)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with Interrupts() as interrupts:
+        return _main(args, interrupts)
 
 
-def _main(args: argparse.Namespace) -> int:
+def _main(args: argparse.Namespace, interrupts: Interrupts) -> int:
     try:
         # a profile name or what `uname -r` prints, as everywhere a kernel is named
         args.a, args.b = (resolve_kernel(name).name for name in (args.a, args.b))
@@ -319,16 +351,17 @@ def _main(args: argparse.Namespace) -> int:
         print(f"nflab diff-kernels: --fuzz must be 1..{MAX_FUZZ}, got {args.fuzz}", file=sys.stderr)
         return 2
     if args.races or args.datagrams:
-        return _main_races(args)
+        return _main_races(args, interrupts)
     run = DiffRun(args.a, args.b, args.fuzz, args.seed)
     status = _Status()
     out_dir = Path(args.out)
     try:
-        diff_kernels(run, progress=status)
+        diff_kernels(run, progress=status, check=interrupts.check)
     except KeyboardInterrupt:  # between rounds
         run.interrupted = True
     finally:
         status.clear()
+    run.interrupted = run.interrupted or interrupts.caught  # a signal whose raise was lost
     try:
         for n, finding in enumerate(run.findings, 1):
             write_finding(finding, n, run, out_dir)
@@ -360,18 +393,26 @@ def _main(args: argparse.Namespace) -> int:
     return 1 if run.findings else 0
 
 
-def _main_races(args: argparse.Namespace) -> int:
+def _main_races(args: argparse.Namespace, interrupts: Interrupts) -> int:
     """``--races``: racing cases instead of conversations (:mod:`sim.testing.races`);
     ``--datagrams``: UDP and ICMP echo exchanges (:mod:`sim.testing.datagrams`)."""
-    from sim.testing.races import diff_races
+    from sim.testing.races import diff_races, first_race_divergence
 
-    kw: dict[str, Any] = {}
+    kw: dict[str, Any] = {"divergence": first_race_divergence}
     if args.datagrams:
         from sim.testing.datagrams import datagram_cases, first_datagram_divergence
 
         kw = {"cases": datagram_cases, "divergence": first_datagram_divergence, "kind": "datagram"}
+    divergence = kw["divergence"]
+
+    def checked(case: dict[str, Any], a: str, b: str) -> Any:
+        interrupts.check()
+        return divergence(case, a, b)
+
+    kw["divergence"] = checked
     try:
         findings = diff_races(args.a, args.b, args.fuzz, args.seed, Path(args.out), **kw)
+        interrupts.check()  # a signal whose raise was lost after the last example
     except OSError as e:
         print(f"nflab diff-kernels: {args.out}: {e.strerror}", file=sys.stderr)
         return 2

@@ -48,3 +48,20 @@ def test_the_page_names_every_key(page):
     keys = CASE_KEYS | INNER_KEYS | OPTION_KEYS | set().union(*PACKET_KEYS.values())
     missing = sorted(k for k in keys if f"`{k}`" not in text and f'"{k}"' not in text)
     assert missing == []
+
+
+def test_the_race_example_replays_as_the_live_kernel_recorded_it(tmp_path):
+    """The page's echo reply racing its request, against the 6.18 recording of the same
+    packets (tests/kernel/observed-v2-findings/race-echo-reply-request-held.json)."""
+    from sim.kernel.check import FIELDS, compare
+
+    recording = ROOT / "tests/kernel/observed-v2-findings/race-echo-reply-request-held.json"
+    observed = json.loads(recording.read_text())["observations"]
+    for where, body in examples():
+        case = json.loads(body)
+        if case.get("_about", "").startswith("an echo reply racing its own request"):
+            assert compare(case, replay_case(case), observed, FIELDS) == [], where
+            assert (observed[1]["ctstate"], observed[1]["ct_status"]) == ("INVALID", None)
+            break
+    else:
+        pytest.fail("no race example on the page")

@@ -161,9 +161,26 @@ def test_json_report(stub_sides: dict[str, Any], tmp_path: Path, capsys: Any) ->
     assert run_main("syn-fin", "--json", "--out", str(tmp_path)) == 1
     report = json.loads(capsys.readouterr().out)
     assert (report["packets"], report["agree"]) == (6, 5)
+    assert report["by"] == {"tcp": [5, 6], "ct_stats": [5, 6]}  # a missing observation counts
     (entry,) = report["cases"]
     assert entry["differences"][0]["field"] == "observation"
     assert entry["file"] == str(tmp_path / "syn-fin.json")
+
+
+def test_counts_per_protocol_race_and_ct_stats(
+    stub_sides: dict[str, Any], tmp_path: Path, capsys: Any
+) -> None:
+    """udp-dns-race: three UDP packets, the first two racing; only the held one's ct_stats
+    is doctored, so UDP, race and ct_stats each lose that one packet."""
+
+    def doctor(case: dict[str, Any], obs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        obs[0]["ct_stats"] = {"insert_failed": 1}
+        return obs
+
+    stub_sides["doctor"] = doctor
+    assert run_main("udp-dns-race", "--json", "--out", str(tmp_path)) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["by"] == {"udp": [2, 3], "race": [1, 2], "ct_stats": [2, 3]}
 
 
 def test_cannot_run_exits_2_with_the_skip_reason(
@@ -219,7 +236,9 @@ def test_fuzz_shrinks_a_disagreement_to_a_minimal_case(
     written = []
     for _ in range(2):
         assert run_main("--fuzz", "200", "--seed", "3", "--out", str(tmp_path)) == 1
-        assert "shrinking" in capsys.readouterr().err
+        captured = capsys.readouterr()
+        assert "shrinking" in captured.err
+        assert captured.out.splitlines()[-2].startswith("agree per group: tcp ")  # --fuzz only
         written.append((tmp_path / "fuzz-seed3.json").read_text())
     assert written[0] == written[1]  # same seed, same minimal case
     case = json.loads(written[0])

@@ -49,7 +49,7 @@ def test_interrupted_fuzz_prints_one_line_and_the_partial_result(tmp_path, sig, 
     assert proc.returncode == status
     lines = [line for line in err.splitlines() if not line.startswith("[")]
     assert len(lines) == 1 and lines[0].startswith(f"nflab kernel-check: interrupted by {sig.name} after")
-    total, agree = out.strip().replace(" packets,", "").replace(" agree", "").split()
+    total, agree = out.strip().splitlines()[-1].replace(" packets,", "").replace(" agree", "").split()
     assert int(total) > 0 and (total == agree or GAP is not None)
     leftover = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     assert f"nflab-{proc.pid}-" not in leftover

@@ -1,5 +1,6 @@
 """Invariants of confirmation, clash handling, early drop and NAT port choice, fuzzed with
-racing packets (``race: "prev"``) on every kernel profile:
+racing packets (``race: "prev"``) on every kernel profile, new flows and the live fuzz's
+UDP/ICMP conversations:
 
 - an entry is confirmed at most once;
 - no two confirmed entries share a tuple (in either direction);
@@ -19,13 +20,19 @@ from hypothesis import strategies as st
 
 from sim.netfilter.profiles import PROFILES
 from sim.scenario.replay import _send, build_case_world
+from sim.testing.live_cases import v2_cases
 from sim.testing.races import first_race_divergence, racing_cases
 from sim.trace import ConfirmOutcome, Step
 
 
 @st.composite
 def _cases(draw: st.DrawFn) -> dict[str, Any]:
-    return draw(racing_cases(kernel=draw(st.sampled_from(list(PROFILES)))))
+    """Racing new flows (:func:`racing_cases`, some with a small ``nf_conntrack_max``) or the
+    live fuzz's v2 cases (:func:`v2_cases`: ICMP echoes and errors, answers, chains of races,
+    expiry), on any profile."""
+    kernel = draw(st.sampled_from(list(PROFILES)))
+    case = draw(racing_cases(kernel=kernel) | v2_cases())
+    return {**case, "kernel": kernel}
 
 
 @settings(max_examples=150, deadline=None)
@@ -34,7 +41,7 @@ def test_confirmation_invariants(case):
     w, packets = build_case_world(case)
     table = w.namespaces["host"].conntrack
     limit = table.sysctl.max
-    for pid, _ in _send(w, packets):
+    for pid, _, _ in _send(w, packets):
         assert not limit or table.count <= limit
         listed = list(table)
         tuples = [t for ct in listed for t in (ct.orig, ct.reply)]

@@ -252,8 +252,9 @@ def test_04_refuses_a_packet_that_is_no_rst(tmp_path):
 def test_exercise_names_number_and_slug():
     assert find_exercise("1").name == find_exercise("01").name == "01-ack-over-upper-bound"
     assert find_exercise("ack-over-upper-bound").name == "01-ack-over-upper-bound"
-    with pytest.raises(ExerciseError, match="no exercise '9'"):
-        find_exercise("9")
+    assert find_exercise("9").name == "09-the-private-address-stays-home"
+    with pytest.raises(ExerciseError, match="no exercise '10'"):
+        find_exercise("10")
 
 
 @pytest.mark.parametrize(
@@ -286,3 +287,106 @@ def test_solutions_are_independent_copies():
     b = copy.deepcopy(a)
     b["packets"][-1]["ack"] = 0
     assert a != b  # with_last never edits the file on disk
+
+
+# ---------------------------------------------------------------- the story exercises (05-09)
+
+
+def story_variant(tmp_path: Path, name: str, old: str, new: str) -> Path:
+    """The exercise's solution with one line changed (a typical wrong answer)."""
+    text = solution(name).read_text()
+    assert old in text
+    path = tmp_path / "answer.toml"
+    path.write_text(text.replace(old, new))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "why"),
+    [
+        # the same NAT for both queries: el7's nf_ct_resolve_clash() merges the loser
+        (
+            "05-a-race-only-old-kernels-lose",
+            'server = "203.0.113.10:53"',
+            'server = "198.51.100.2:53"',
+            "merged",
+        ),
+        # --random: on el7 the search starts at secure_port(), the same hash for both SYNs
+        (
+            "06-masquerade-that-does-not-clash",
+            "--random-fully",
+            "--random",
+            "on el7 a SYN still loses its race",
+        ),
+        # flow 2 completes its handshake before flow 3: every entry ASSURED, nothing may be evicted
+        (
+            "07-what-early-drop-may-evict",
+            'packet = {from = "ctr", src = "192.0.2.2:40003"',
+            'packet = {from = "ctr", src = "192.0.2.2:40002", dst = "198.51.100.2:443", flags = "A", '
+            'seq = 2001, ack = 5001, win = 229}\n[[step]]\npacket = {from = "ctr", src = "192.0.2.2:40003"',
+            "the table is full and nothing may be evicted",
+        ),
+        ("08-delete-only-the-stale-entry", '"-D -p udp --dport 5060"', '"-F"', "the DNS entry is gone"),
+        (
+            "08-delete-only-the-stale-entry",
+            '"-D -p udp --dport 5060"',
+            '"-D -p udp"',
+            "the DNS entry is gone",
+        ),
+        # exercise 02's rule: INPUT never sees a forwarded packet
+        (
+            "09-the-private-address-stays-home",
+            "-I FORWARD 1 -m conntrack",
+            "-A INPUT -m conntrack",
+            "an INPUT rule never sees it",
+        ),
+        (
+            "09-the-private-address-stays-home",
+            "-I FORWARD 1 -m conntrack --ctstate INVALID -j DROP",
+            "-I FORWARD 1 -s 192.0.2.0/24 -j DROP",
+            "also stops the handshake",
+        ),
+    ],
+)
+def test_story_exercises_refuse_the_typical_wrong_answers(tmp_path, name, old, new, why):
+    ok, message = check(name, story_variant(tmp_path, name, old, new))
+    assert not ok and message.startswith("wrong: ") and why in message
+
+
+def test_07_refuses_a_table_that_never_fills(tmp_path):
+    path = story_variant(
+        tmp_path,
+        "07-what-early-drop-may-evict",
+        '"net.netfilter.nf_conntrack_max" = 2',
+        '"net.netfilter.nf_conntrack_max" = 3',
+    )
+    assert check("07", path) == (False, "wrong: the table holds 3: more than 3 steps must expect an answer")
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "-I DOCKER-USER -m conntrack --ctstate INVALID -j DROP",  # Docker's place for user rules
+        "-t mangle -A POSTROUTING -m conntrack --ctstate INVALID -j DROP",  # before nat POSTROUTING
+    ],
+)
+def test_09_accepts_other_places_a_forwarded_packet_crosses(tmp_path, rule):
+    path = story_variant(
+        tmp_path,
+        "09-the-private-address-stays-home",
+        "-I FORWARD 1 -m conntrack --ctstate INVALID -j DROP",
+        rule,
+    )
+    assert check("09", path) == (True, "right")
+
+
+@pytest.mark.parametrize("number", ["05", "06", "07", "08", "09"])
+def test_story_starters_are_wrong_as_given(number):
+    ex = find_exercise(number)
+    ok, message = check(ex.name, DOCS / f"{ex.name}.starter{ex.suffix}")
+    assert not ok and message.startswith("wrong: on el7")
+
+
+def test_a_case_file_is_not_a_story(tmp_path):
+    with pytest.raises(ExerciseError, match="not a story scenario"):
+        check("05", DOCS / "02-drop-invalid-in-input.starter.toml")

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from sim.report.grade import GradeError, explanation, gradebook, load_key, main, missing_concepts
+from sim.report.grade import (
+    GradeError,
+    causal_order,
+    explanation,
+    gradebook,
+    judge_sentence,
+    load_key,
+    main,
+    missing_concepts,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = ROOT / "instructor" / "solutions"
@@ -171,6 +180,64 @@ def test_the_explanation_is_the_comments_the_student_added():
 )
 def test_the_explanation_is_judged_by_its_concepts(sentence, missing):
     assert missing_concepts(sentence, load_key(KEY)) == missing
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "NAT skipped it, so it is addressed to the host itself and routed to INPUT, not FORWARD",
+        "The INVALID reply has no conntrack entry, so NAT does not translate it back; its destination "
+        "stays 10.21.17.99, so the routing decision delivers it locally: INPUT",
+        # effect first, each cause after "because"
+        "It must be in INPUT because the host routes it locally, because its destination is still the "
+        "host's own address, because without an entry NAT never rewrote it",
+        "INVALID 的包没有条目，NAT 不转换它，目的地址还是宿主机，路由判定为本地，只经过 INPUT",
+        "因为没有条目，NAT 没有转换它，所以目的地址是宿主机，所以路由到本地的 INPUT",
+    ],
+)
+def test_a_sentence_that_chains_the_links_cause_before_effect_earns_the_point(sentence):
+    assert judge_sentence(sentence, load_key(KEY)) == ""
+
+
+@pytest.mark.parametrize(
+    ("sentence", "why"),
+    [
+        # the right words, but NAT did translate it: the first link is the opposite
+        (
+            "NAT translated it to the container, so it is addressed to the host and routed to INPUT",
+            "does not say: not translated",
+        ),
+        # the links backwards: routing decides the address, which decides NAT
+        (
+            "Because it is routed to INPUT it keeps the host address, so NAT does not translate it",
+            "names every link, but addressed to the host as a cause of not translated, not its effect",
+        ),
+        (
+            "因为路由到本地，所以目的地址是宿主机，所以没有条目",
+            "names every link, but addressed to the host as a cause of not translated, not its effect",
+        ),
+        (
+            "It is routed to INPUT, so it stays addressed to the host because NAT has no entry for it",
+            "names every link, but routed to INPUT as a cause of addressed to the host, not its effect",
+        ),
+        (
+            "Docker's rules are in FORWARD but this one goes in INPUT",
+            "does not say: not translated, addressed to the host",
+        ),
+        ("", "no explanation comment"),
+    ],
+)
+def test_a_bag_of_the_right_words_does_not_earn_the_point(sentence, why):
+    assert judge_sentence(sentence, load_key(KEY)) == why
+
+
+def test_causal_order_puts_each_cause_before_its_effect():
+    assert causal_order("A because B because C") == ["C", "B", "A"]
+    assert causal_order("A, so B; therefore C") == ["A", "B", "C"]
+    assert causal_order("because A, so B") == ["A", "B"]
+    assert causal_order("因为 A，所以 B") == ["A", "B"]
+    assert causal_order("A and B") == ["A and B"]
+    assert causal_order("A (B), so C") == ["B", "A", "C"]
 
 
 def test_the_key_is_read_from_answers():

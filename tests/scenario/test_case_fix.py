@@ -43,7 +43,8 @@ def test_only_the_rules_of_a_namespace_that_had_only_the_fix_go() -> None:
 
 def test_unknown_fix_is_a_one_line_value_error() -> None:
     names = (
-        "none, drop-invalid, be-liberal, random-fully, bigger-table, single-request-reopen, conntrack-delete"
+        "none, drop-invalid, be-liberal, kube-forward-drop, random-fully, bigger-table, notrack, "
+        "single-request-reopen, conntrack-delete"
     )
     with pytest.raises(ValueError, match=f"expected one of {names}, got 'both'"):
         Case({"packets": []}).with_fix("both")

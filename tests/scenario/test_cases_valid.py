@@ -214,6 +214,79 @@ LAST_PACKET: dict[str, tuple[Any, ...]] = {
         None,
         [rst(0, 5000003, "RA")],
     ),
+    # the stories' cases (issue 19). Published port: remote td_maxend = 1001001 + (509 << 7)
+    "story-published-port-invalid": (
+        "INVALID",
+        "SEQ is over upper bound 1066154",
+        "ESTABLISHED",
+        "local:host",
+        None,
+        [rst(5000001)],
+    ),
+    "story-published-port-invalid-drop": (
+        "INVALID",
+        "SEQ is over upper bound 1066154",
+        "ESTABLISHED",
+        "dropped:host",
+        None,
+        [],
+    ),
+    "story-published-port-invalid-liberal": (
+        "ACCEPT",
+        None,
+        "ESTABLISHED",
+        "delivered:ctr",
+        {"src": "198.51.100.2:40000", "dst": "192.0.2.2:80"},
+        [],
+    ),
+    # pod IP leak: ctr td_maxend = 1000001 + 65160 (the SYN/ACK's unscaled window)
+    "story-pod-ip-leak": (
+        "INVALID",
+        "SEQ is over upper bound 1065162",
+        "ESTABLISHED",
+        "delivered:remote",
+        RAW_TO_REMOTE,
+        [],
+    ),
+    # be_liberal: the window check's failure is accepted, the state table still moves (FIN)
+    "story-pod-ip-leak-liberal": ("ACCEPT", None, "FIN_WAIT", "delivered:remote", NATED_TO_REMOTE, []),
+    # kube-proxy's forms: backend td_maxend = 5001001 + (502 << 7); the stray segment reaches the
+    # pod from the backend's address; KUBE-FORWARD's DROP catches it, not the NodePort one (INPUT)
+    "story-kube-clusterip-invalid": (
+        "INVALID",
+        "SEQ is over upper bound 5065258",
+        "ESTABLISHED",
+        "delivered:ctr",
+        {"src": "198.51.100.2:8080", "dst": "192.0.2.2:40000"},
+        [],
+    ),
+    "story-kube-clusterip-invalid-drop": (
+        "INVALID",
+        "SEQ is over upper bound 5065258",
+        "ESTABLISHED",
+        "dropped:host",
+        None,
+        [],
+    ),
+    "story-kube-nodeport-invalid-drop": (
+        "INVALID",
+        "SEQ is over upper bound 1066154",
+        "ESTABLISHED",
+        "local:host",
+        None,
+        [rst(5000001)],
+    ),
+    # only one SYN had wscale: td_scale 0 both ways, remote td_maxend = 5000001 + 64240
+    "story-one-sided-wscale": (
+        "INVALID",
+        "SEQ is over upper bound 5064242",
+        "ESTABLISHED",
+        "local:host",
+        None,
+        [rst(1000101)],
+    ),
+    # tcp_new() pickup: BE_LIBERAL on both directions, so bound IV's failure is accepted
+    "story-mid-stream-pickup": ("ACCEPT", None, "ESTABLISHED", "delivered:ctr", NATED_TO_CTR, []),
 }
 
 
@@ -243,6 +316,7 @@ def test_recording_matches_the_kernel_notes(name: str) -> None:
 SNAT = ["CONFIRMED", "SRC_NAT", "SRC_NAT_DONE", "DST_NAT_DONE"]
 REPLIED = ["SEEN_REPLY", *SNAT]
 STREAM = ["SEEN_REPLY", "ASSURED", *SNAT]
+RAW_UDP = {"src": "192.0.2.2:42000", "dst": "198.51.100.2:53"}
 CLASH_DROPPED = {
     "ctstate": "NEW",
     "ct_status": None,
@@ -299,6 +373,50 @@ V2_FACTS: dict[str, dict[int, dict[str, Any]]] = {
     "udp-published-port": {
         0: {"ct_status": ["CONFIRMED", "DST_NAT", "SRC_NAT_DONE", "DST_NAT_DONE"], "fate": "delivered:ctr"},
         1: {"delivered_as": {"src": "198.51.100.1:5353", "dst": "198.51.100.2:40123"}},
+    },
+    # nf_ct_resolve_clash_harder() (5.7+): the loser of two different DNATs is inserted for the
+    # reply direction only (IPS_NAT_CLASH, 1 s fixed timeout); both answers come back
+    "story-dns-race-dnat": {
+        0: {
+            "ct_stats": {"clash_resolve": 1},
+            "delivered_as": {"src": "198.51.100.1:42001", "dst": "198.51.100.2:53"},
+        },
+        1: {"fate": "delivered:remote2", "ct_stats": {}},
+        2: {"fate": "delivered:ctr", "delivered_as": {"src": "203.0.113.10:53", "dst": "192.0.2.2:42001"}},
+        3: {"fate": "delivered:ctr", "delivered_as": {"src": "203.0.113.10:53", "dst": "192.0.2.2:42001"}},
+    },
+    # RANDOM_FULLY skips keeping the source port: two free ports, no clash
+    "story-snat-port-clash-random-fully": {
+        0: {"ct_stats": {}, "fate": "delivered:remote"},
+        1: {"ct_stats": {}},
+    },
+    # nat rules only for a connection's first packet; each datagram refreshes the 2 s timeout
+    "story-stale-udp-entry": {
+        2: {"fate": "delivered:ctr"},
+        3: {"fate": "delivered:ctr2"},
+        4: {"fate": "delivered:ctr"},
+        5: {"ctstate": "NEW", "fate": "delivered:ctr"},
+        6: {"fate": "delivered:ctr", "delivered_as": {"src": "198.51.100.2:5060", "dst": "192.0.2.2:5060"}},
+        7: {"fate": "delivered:ctr2"},
+    },
+    # xt_CT.c: nf_ct_set(skb, NULL, IP_CT_UNTRACKED); NAT skips a packet without an entry; the
+    # host's port unreachable for the untracked datagram finds no entry to relate to (error)
+    "notrack-untracked": {
+        0: {"ctstate": "UNTRACKED", "window": None, "ct_status": None, "delivered_as": RAW_UDP},
+        1: {"ctstate": "NEW", "delivered_as": {"src": "198.51.100.1:42001", "dst": "198.51.100.2:123"}},
+        2: {"ctstate": "UNTRACKED", "window": None, "tcp_state": None, "fate": "delivered:remote"},
+        3: {"ctstate": "UNTRACKED", "fate": "local:host", "ct_stats": {"error": 1}},
+    },
+    # nf_conntrack_udp_packet(): ASSURED only for a packet after stream_ts (2 s); TCP on the ACK
+    "story-conntrack-table-full": {
+        3: {"ct_status": ["SEEN_REPLY", "ASSURED", *SNAT]},
+        5: {"ct_status": ["SEEN_REPLY", "CONFIRMED", "SRC_NAT_DONE", "DST_NAT_DONE"]},
+        6: {"ct_status": ["SEEN_REPLY", "ASSURED", "CONFIRMED", "SRC_NAT_DONE", "DST_NAT_DONE"]},
+        8: {"ct_status": REPLIED},
+    },
+    "story-conntrack-table-full-notrack": {
+        i: {"ctstate": "UNTRACKED", "ct_status": None, "fate": fate}
+        for i, fate in ((4, "delivered:ctr2"), (5, "delivered:remote2"), (6, "delivered:ctr2"))
     },
     # nf_ct_is_expired(): the lookup skips the expired entry; the answer is a new local packet
     "udp-timeout-expired": {

@@ -36,6 +36,11 @@ MIN_GENERATED = 300
 V1_CASES = [n for n in builtin_cases() if not is_v2(load_case(n))]
 V2_CASES = [n for n in builtin_cases() if is_v2(load_case(n))]
 V1_GAP = model_gap(load_case("baseline"))  # the v2 outputs on v1 cases
+# judge.py stands in for Docker's host (MASQUERADE, FORWARD, --ctstate rules) but has no DNAT:
+# a published port's cases are judged by the live kernel only.
+JUDGE_CANNOT = {
+    n for n in V1_CASES if any("-j DNAT" in r for r in load_case(n).get("iptables", {}).get("host", []))
+}
 
 
 def _live_diffs(name: str, fields: tuple[str, ...]) -> list[str]:
@@ -95,7 +100,7 @@ def test_every_profile_is_recorded(profile):
     sysctl that kernel lacks, which the model must refuse too) and >= 300 generated ones."""
     recs = _recordings(profile)
     names = {case["name"] for _f, case, _o in recs}
-    for name in set(V1_CASES) - names:
+    for name in set(V1_CASES) - names - JUDGE_CANNOT:
         case = load_case(name)
         case["kernel"] = profile
         with pytest.raises(CaseError, match="does not exist in kernel"):

@@ -4,9 +4,12 @@ shared/SCENARIOS.md (cited per test), not from the model's output."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from sim.netfilter.profiles import PROFILES
+from sim.packet import TCPHDR_ACK, TCPHDR_SYN, IpProto
 from sim.scenario.loader import InputError
 from sim.scenario.scenario import load_any
 from sim.scenario.story import Story, StoryRun, parse_story, run_story
@@ -19,6 +22,9 @@ STORIES = (
     "conntrack-table-full",
     "pod-ip-leak",
     "published-port-invalid",
+    "kube-clusterip-invalid",
+    "kube-nodeport-invalid",
+    "one-sided-wscale",
 )
 
 
@@ -116,12 +122,41 @@ def test_stale_udp_entry_keeps_the_old_translation_until_conntrack_delete(kernel
 )
 def test_conntrack_table_full_early_drops_then_prints_table_full(kernel: str, line: str) -> None:
     run = story("conntrack-table-full", kernel)
-    assert run.table.stats.early_drop == 1  # the unanswered UDP entry, not ASSURED
+    assert run.table.stats.early_drop == 1  # the NTP entry: seen both ways, not ASSURED
     d = run.decisive
     assert d is not None and d.obs is not None and d.obs["fate"] == "dropped:host"
     assert "flow 5" in d.text
     assert run.table.log[0] == line
     assert story("conntrack-table-full", kernel, "bigger-table").succeeded
+
+
+def test_conntrack_table_full_on_4_19_scans_one_bucket_so_flow_4_is_dropped() -> None:
+    # chens37/linux-4.19.1 nf_conntrack_core.c: nf_conntrack_in() passes hash_conntrack_raw()
+    # (line 1462) to __nf_conntrack_alloc() -> early_drop(net, hash) (line 1268), which scans
+    # reciprocal_scale(_hash++, hsize) (line 1086) NF_CT_EVICTION_RANGE times: a raw hash + 0..7,
+    # scaled to 8 buckets, is (nearly always) one bucket, the new tuple's. 5.10 walks to the
+    # next bucket instead, so there 8 buckets are the whole table.
+    run = story("conntrack-table-full", "4.19")
+    d = run.decisive
+    assert d is not None and d.text.startswith("flow 4") and run.table.stats.early_drop == 0
+    table = run.table
+    flow4 = next(m for m in run.moments if m.text.startswith("flow 4 SYN"))
+    assert flow4.obs is not None and flow4.obs["fate"] == "dropped:host"
+    ntp = next(ct for ct in table if ct.orig[3] == 123)  # the evictable entry is still there
+    syn = ("192.0.2.2", 40004, "198.51.100.2", 443, IpProto.TCP)
+    scanned = {table._bucket((table.hash_raw(syn) + i) & 0xFFFFFFFF, 8) for i in range(8)}
+    assert len(scanned) == 1
+    assert not scanned & {table._bucket(table.hash_raw(k), 8) for k in (ntp.orig, ntp.reply)}
+
+
+@pytest.mark.parametrize("kernel", list(PROFILES))
+def test_conntrack_table_full_notrack_keeps_the_stateless_dns_out_of_the_table(kernel: str) -> None:
+    # xt_CT.c: -j NOTRACK in raw PREROUTING, both directions of the DNS: no entry, so flows 4 and 5 fit
+    run = story("conntrack-table-full", kernel, "notrack")
+    assert run.succeeded
+    dns = [m for m in run.moments if m.obs and "53" in str(m.obs.get("delivered_as"))]
+    assert dns and all(m.obs is not None and m.obs["ctstate"] == "UNTRACKED" for m in dns)
+    assert len(run.table) == 6 and all(ct.orig[3] != 53 for ct in run.table)
 
 
 @pytest.mark.parametrize("kernel", list(PROFILES))
@@ -178,3 +213,63 @@ def test_mid_stream_pickup_is_liberal_so_the_late_ack_passes_after_a_flush(kerne
     # tcp_new() pickup: IP_CT_TCP_FLAG_BE_LIBERAL on both directions, so the reply passes, de-NATed
     assert second.obs["fate"] == "delivered:ctr"
     assert second.obs["delivered_as"]["dst"] == "192.0.2.2:40001"
+
+
+OLD_KERNELS = ("3.10", "el7", "4.19", "5.10", "5.15")  # no NFCT_TCP_IGNORE (6e250dcbff1d, 6.1)
+
+
+@pytest.mark.parametrize("kernel", list(PROFILES))
+def test_kube_clusterip_invalid_reaches_the_pod_from_the_backend_until_6_1(kernel: str) -> None:
+    # k8s#74839: INVALID -> no de-DNAT -> forwarded to the pod from the backend's own address
+    run = story("kube-clusterip-invalid", kernel)
+    last = run.moments[-1]
+    assert last.obs is not None and last.obs["fate"] == "delivered:ctr"
+    if kernel in OLD_KERNELS:
+        assert run.event == "stray source" and last.obs["ctstate"] == "INVALID"
+        assert last.obs["delivered_as"]["src"] == "198.51.100.2:8080"
+        # PR#74840's rule in KUBE-FORWARD drops it on the way; be_liberal de-DNATs it
+        dropped = story("kube-clusterip-invalid", kernel, "kube-forward-drop").moments[-1]
+        assert dropped.obs is not None and dropped.obs["fate"] == "dropped:host"
+        liberal = story("kube-clusterip-invalid", kernel, "be-liberal").moments[-1]
+        assert liberal.obs is not None and liberal.obs["delivered_as"]["src"] == "203.0.113.10:80"
+    else:
+        assert run.succeeded and last.obs["window"] == "IGNORE"
+        assert last.obs["delivered_as"]["src"] == "203.0.113.10:80"
+
+
+@pytest.mark.parametrize("kernel", OLD_KERNELS)
+def test_kube_nodeport_invalid_is_not_fixed_by_the_forward_drop_rule(kernel: str) -> None:
+    # the INVALID segment stays addressed to the node: INPUT, not FORWARD (k8s#117924)
+    for fix in ("none", "kube-forward-drop"):
+        run = story("kube-nodeport-invalid", kernel, fix)
+        d = run.decisive
+        assert d is not None and d.obs is not None and d.obs["fate"] == "local:host", fix
+        assert [e["flags"] for e in d.obs["emitted"]] == ["R"] and run.event == "host RST"
+    assert story("kube-nodeport-invalid", kernel, "be-liberal").succeeded
+
+
+@pytest.mark.parametrize("kernel", list(PROFILES))
+def test_one_sided_wscale_scales_neither_direction_so_scaled_data_is_invalid(kernel: str) -> None:
+    # tcp_in_window(), every version (3.10.0-1160.el7 lines 560-568, 4.19.1 lines 525-536,
+    # 6.1 tcp_init_sender()): "Both sides must send the Window Scale option to enable window
+    # scaling in either direction": td_scale 0 both ways, so the container's 64240 is 64240 bytes
+    run = story("one-sided-wscale", kernel)
+    d = run.decisive
+    assert d is not None and d.text.startswith("a segment 200000 bytes on")
+    assert d.obs is not None and d.obs["ctstate"] == "INVALID" and d.obs["fate"] == "local:host"
+    assert [e["flags"] for e in d.obs["emitted"]] == ["R"]
+    bound = "" if kernel in OLD_KERNELS else " 5064242"  # 6.1+ print the bound: 5000001 + 64240 + 1
+    assert (d.obs["reason"] or "").startswith(f"SEQ is over{'' if bound else ' the'} upper bound{bound}")
+    # the same conversation with the server's wscale seen: 64240 << 7 covers the segment
+    st = load_any("one-sided-wscale")
+    assert isinstance(st, Story)
+    both = [
+        replace(
+            s, packet=s.packet._replace(pkt=replace(s.packet.pkt, options=st.steps[0].packet.pkt.options))
+        )
+        if s.packet is not None and s.packet.pkt.flags == TCPHDR_SYN | TCPHDR_ACK
+        else s
+        for s in st.steps
+        if s.packet is not None
+    ]
+    assert run_story(replace(st, steps=tuple(both)).with_kernel(kernel)).succeeded

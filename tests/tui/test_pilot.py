@@ -98,7 +98,7 @@ async def test_the_incident_step_by_step(run_cache: Cache, size: tuple[int, int]
         for _ in range(7):
             await pilot.press("right")
         why = screen_text(app)["why"]
-        assert "object at 0x" not in why and "to the socket listening on 36.110.213.207:443" in why
+        assert "object at 0x" not in why and "to the socket 36.110.213.207:443 <-> 10.21.17.99:39700" in why
 
 
 @pytest.mark.asyncio

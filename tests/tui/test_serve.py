@@ -196,8 +196,9 @@ async def test_serve_on_all_interfaces_in_headless_chromium_steps_one_packet_wit
                         windowsVirtualKeyCode=40,
                         nativeVirtualKeyCode=40,
                     )
-                # one packet on: the remote's next segment, packet 562, from its first step
-                await cdp.until(r"packet 562 .*step 1/", timeout=30, start=seen)
+                # one packet on, in the order the host saw them: its own RST to the late ACK,
+                # packet 1232, from its first step
+                await cdp.until(r"packet 1232 .*step 1/", timeout=30, start=seen)
                 shot = os.environ.get("NFLAB_SERVE_SCREENSHOT")  # to look at what the browser shows
                 if shot:
                     await asyncio.sleep(1)

@@ -220,6 +220,13 @@ def test_delivery_names_the_socket_by_its_addresses(s310: Session) -> None:
         "to the socket listening on 36.110.213.207:443",
     ]
     assert not any("object at 0x" in session.says(e) for e in s310.events)
+    # after the SYN the remote's segments are its connection's, as ss lists it: ESTAB, local
+    # 36.110.213.207:443, peer the host's uplink address and MASQUERADE's port (seed-incident.toml)
+    (rst,) = s310.rst_pids
+    at_remote = [session.says(e) for e in s310.packet_events(s310.pos[rst]) if e.step is Step.DELIVER]
+    assert at_remote == ["to the socket 36.110.213.207:443 <-> 10.21.17.99:39700"]
+    told = {session.says(e) for e in s310.events if e.step is Step.DELIVER and e.ns == "remote"}
+    assert told == {"to the socket listening on 36.110.213.207:443", *at_remote}
 
 
 def test_drop_invalid_shows_the_rule_and_the_log_rule() -> None:
@@ -256,6 +263,32 @@ def test_play_follows_the_late_ack_to_its_rst_and_stops(s310: Session) -> None:
     (rst,) = s310.rst_pids
     assert seen[0] == s310.pids[s310.focus[0]] and seen[-1] == rst
     assert set(seen) == {seen[0], rst}
+
+
+@pytest.mark.parametrize("kernel", ["3.10", "6.1"])
+def test_down_never_moves_a_capture_panes_clock_back(kernel: str, s310: Session, s61: Session) -> None:
+    """↓ through every packet: the line each capture pane marks for it is never earlier than the
+    one it marked before. The uplink delays the remote's packets 20 ms, so in send order a
+    container segment sent after a remote ACK reaches the host before it; and the late ACK, sent
+    at 0.340 s and held 200 ms on the uplink, belongs where the host saw it, at 0.560 s."""
+    s = s310 if kernel == "3.10" else s61
+    c, seen = Cursor(0, 0), [Cursor(0, 0)]
+    while (c := session.next_packet(s, c)) != seen[-1]:
+        seen.append(c)
+    assert len(seen) == len(s.pids)
+    for pane in s.panes:
+        times = [
+            pane.lines[pane.by_pid[s.pids[c.packet]][0]].t for c in seen if s.pids[c.packet] in pane.by_pid
+        ]
+        assert len(times) > 1000
+        assert times == sorted(times), pane.title
+    late = s.pids[s.focus[0]] if kernel == "3.10" else next(iter(s.late))
+    at = s.pos[late]
+    host = s.panes[0]
+    assert host.lines[host.by_pid[late][0]].t == pytest.approx(0.560)
+    assert (
+        host.lines[host.by_pid[s.pids[at - 1]][-1]].t <= 0.560 <= host.lines[host.by_pid[s.pids[at + 1]][0]].t
+    )
 
 
 def test_kernels_are_the_profiles_in_order() -> None:

@@ -31,8 +31,11 @@ def test_dns_race_on_3_10_opens_on_the_dropped_query_at_confirmation() -> None:
     s = open_session("dns-race", "3.10")
     packet, step = s.focus
     events = s.packet_events(packet)
-    assert events[step].step is Step.DROP and events[step].ns == "host"
-    assert events[step].hook is Hook.POST_ROUTING  # __nf_conntrack_confirm runs last in POSTROUTING
+    e = events[step]  # the confirmation that found the tuple taken, then the drop
+    assert e.step is Step.CONNTRACK and e.ns == "host" and e.verdict == "DROP"
+    assert e.confirm is not None and "insert_failed" in e.confirm.counters
+    assert events[step + 1].step is Step.DROP
+    assert e.hook is Hook.POST_ROUTING  # __nf_conntrack_confirm runs last in POSTROUTING
     assert "insert_failed" in s.outcome
 
 

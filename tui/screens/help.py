@@ -43,7 +43,7 @@ RST red.
 | key | action |
 |---|---|
 | right / left | next / previous step (backwards is instant) |
-| down / up | next / previous packet |
+| down / up | next / previous packet, in the order the host saw them |
 | click | a journey row: that step; a capture line: that packet |
 | space | play: the packet to its end, then the RST it caused; stops there |
 | i | jump to the next INVALID |

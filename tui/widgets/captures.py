@@ -58,7 +58,7 @@ class CapturePane(Widget):
         never = Text(f"-- packet {self._pid} never seen here --", style=f"bold {INK[Tone.INVALID]}")
 
         def rows(i: int) -> int:
-            text = p.lines[i].text if full else p.lines[i].short
+            text = p.text(i, short=not full)
             return max(1, -(-len(text) // max(width, 1)))
 
         start, used = anchor, 0
@@ -89,7 +89,7 @@ class CapturePane(Widget):
                 style = "reverse " + style
             elif line.pid in self._kids:
                 style = "underline " + style
-            out.append(Text(line.text if full else line.short, style=style.strip(), overflow="fold"))
+            out.append(Text(p.text(i, short=not full), style=style.strip(), overflow="fold"))
             self._lines.extend([line.pid] * rows(i))
             budget -= rows(i)
             i += 1

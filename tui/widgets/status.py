@@ -40,9 +40,13 @@ class StatusBar(Static):
             return f"[b]nflab[/]  {escape(self._busy or '')}"
         s, c, playing, quiz = self._state
         e = s.event(c)
-        failed = s.run is not None and not s.run.completed
-        outcome = markup_badge("FAILED" if failed else "COMPLETE", Tone.DROP if failed else Tone.ACCEPT)
-        if s.run is None:
+        if s.story is not None:
+            failed = not s.story.succeeded
+            outcome = markup_badge("FAILS" if failed else "SUCCEEDS", Tone.DROP if failed else Tone.ACCEPT)
+        elif s.run is not None:
+            failed = not s.run.completed
+            outcome = markup_badge("FAILED" if failed else "COMPLETE", Tone.DROP if failed else Tone.ACCEPT)
+        else:
             outcome = "[dim]crafted case[/]"
         if quiz:
             outcome = "[dim]quiz: outcome hidden[/]"

@@ -51,7 +51,7 @@ def _addr(opt: str, text: str) -> tuple[int, int]:
 
 
 _TWO_ARGS = {"--tcp-flags"}
-_NO_ARG = {"--syn", "--log-tcp-sequence", "--random", "--random-fully", "--persistent"}
+_NO_ARG = {"--syn", "--log-tcp-sequence", "--random", "--random-fully", "--persistent", "--notrack"}
 
 
 # ---------------------------------------------------------------------------------------------

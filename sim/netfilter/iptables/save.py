@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sim.netfilter.iptables.ext.addrtype import addrtype_print, addrtype_save
 from sim.netfilter.iptables.ext.conntrack import conntrack_print, conntrack_save
+from sim.netfilter.iptables.ext.ct import ct_name, ct_print, ct_save
 from sim.netfilter.iptables.ext.limit import limit_print, limit_save
 from sim.netfilter.iptables.ext.log import log_print, log_save
 from sim.netfilter.iptables.ext.nat import nat_print
@@ -21,6 +22,7 @@ from sim.netfilter.iptables.ext.tcp import tcp_print, tcp_save
 from sim.netfilter.iptables.ext.udp import udp_print, udp_save
 from sim.netfilter.log import LogTarget
 from sim.netfilter.reject import RejectTarget
+from sim.netfilter.xt_ct import CtTarget
 from sim.netfilter.xtables import (
     Chain,
     ConntrackMatch,
@@ -104,6 +106,8 @@ def target_name(t: XtTarget | None) -> str:
         return t.name
     if isinstance(t, NatTarget):
         return t.request.kind.value
+    if isinstance(t, CtTarget):
+        return "CT"  # -L shows the kernel target; iptables-save the alias (ct_name)
     return "LOG" if isinstance(t, LogTarget) else "REJECT"
 
 
@@ -115,6 +119,8 @@ def target_print(t: XtTarget | None) -> str:
         return reject_print(t)
     if isinstance(t, NatTarget):
         return nat_print(t, save=False)
+    if isinstance(t, CtTarget):
+        return ct_print(t)
     return ""
 
 
@@ -126,6 +132,8 @@ def target_save(t: XtTarget | None) -> str:
         return reject_save(t)
     if isinstance(t, NatTarget):
         return nat_print(t, save=True)
+    if isinstance(t, CtTarget):
+        return ct_save(t)
     return ""
 
 
@@ -153,7 +161,9 @@ def rule_save(chain: Chain, rule: Rule, *, counters: bool) -> str:
         out += f"{' !' if ip.invflags & InvFlag.PROTO else ''} -p {_PROTO_NAMES.get(ip.proto, str(ip.proto))}"
     out += "".join(match_save(m) for m in rule.matches)
     if rule.target is not None:  # print_rule4() prints no -j for a fall-through rule
-        out += f" -{'g' if rule.goto else 'j'} {target_name(rule.target)}" + target_save(rule.target)
+        t = rule.target
+        name = ct_name(t) if isinstance(t, CtTarget) else target_name(t)
+        out += f" -{'g' if rule.goto else 'j'} {name}" + target_save(t)
     return out
 
 

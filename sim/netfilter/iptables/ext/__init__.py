@@ -8,6 +8,7 @@ from collections.abc import Callable
 from sim.include.netfilter import Hook, NatKind, TableName
 from sim.netfilter.iptables.ext.addrtype import _build_addrtype
 from sim.netfilter.iptables.ext.conntrack import _build_conntrack, _build_state
+from sim.netfilter.iptables.ext.ct import CT_OPTIONS, _build_ct, _build_notrack
 from sim.netfilter.iptables.ext.limit import _build_limit
 from sim.netfilter.iptables.ext.log import _build_log
 from sim.netfilter.iptables.ext.nat import _build_nat
@@ -58,6 +59,8 @@ TARGETS: dict[str, tuple[frozenset[str], Callable[[Opts], XtTarget], TableName |
         TableName.NAT,
         frozenset({Hook.PRE_ROUTING, Hook.LOCAL_OUT}),
     ),
+    "CT": (CT_OPTIONS, _build_ct, TableName.RAW, frozenset({Hook.PRE_ROUTING, Hook.LOCAL_OUT})),
+    "NOTRACK": (frozenset(), _build_notrack, TableName.RAW, frozenset({Hook.PRE_ROUTING, Hook.LOCAL_OUT})),
     "MASQUERADE": (
         frozenset({"--to-ports", "--random", "--random-fully"}),
         lambda o: _build_nat(NatKind.MASQUERADE, o),
