@@ -26,6 +26,13 @@ class Hook(IntEnum):
     POST_ROUTING = 4
 
 
+# The hooks under their kernel names, for the per-packet paths:
+# on Python 3.11 reading a member as a class attribute goes through EnumType.__getattr__'s
+# slow hook (about 900 machine instructions; a module global costs a few).
+NF_INET_PRE_ROUTING, NF_INET_LOCAL_IN, NF_INET_FORWARD = Hook.PRE_ROUTING, Hook.LOCAL_IN, Hook.FORWARD
+NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING = Hook.LOCAL_OUT, Hook.POST_ROUTING
+
+
 class TableName(StrEnum):
     """The IPv4 tables: iptable_raw.c, iptable_mangle.c, iptable_nat.c, iptable_filter.c."""
 

@@ -28,6 +28,14 @@ class CtInfo(IntEnum):
     UNTRACKED = 7
 
 
+# The members under their kernel names, for the per-packet paths:
+# on Python 3.11 reading a member as a class attribute goes through EnumType.__getattr__'s
+# slow hook (about 900 machine instructions; a module global costs a few).
+IP_CT_ESTABLISHED, IP_CT_RELATED, IP_CT_NEW = CtInfo.ESTABLISHED, CtInfo.RELATED, CtInfo.NEW
+IP_CT_ESTABLISHED_REPLY, IP_CT_RELATED_REPLY = CtInfo.ESTABLISHED_REPLY, CtInfo.RELATED_REPLY
+IP_CT_UNTRACKED = CtInfo.UNTRACKED
+
+
 # enum ip_conntrack_status (include/uapi/linux/netfilter/nf_conntrack_common.h), as plain ints
 IPS_EXPECTED: Final = int(IpConntrackStatus.EXPECTED)
 IPS_SEEN_REPLY: Final = int(IpConntrackStatus.SEEN_REPLY)

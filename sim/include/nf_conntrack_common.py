@@ -34,10 +34,13 @@ class IpConntrackStatus(IntFlag):
 IPS_NAT_CLASH = IpConntrackStatus.UNTRACKED
 
 
+# Each bit with its name, lowest first. Bit 12 is named NAT_CLASH: on an entry in the table it
+# can mean nothing else (UNTRACKED marked the untracked template, which is never hashed).
+_BIT_NAMES = tuple(
+    (int(bit), "NAT_CLASH" if bit is IPS_NAT_CLASH else bit.name or "") for bit in IpConntrackStatus
+)
+
+
 def status_names(status: int) -> list[str]:
-    """An entry's set bits by name, lowest first. Bit 12 is named NAT_CLASH: on an entry in
-    the table it can mean nothing else (UNTRACKED marked the untracked template, which is
-    never hashed)."""
-    return [
-        "NAT_CLASH" if bit is IPS_NAT_CLASH else bit.name or "" for bit in IpConntrackStatus if status & bit
-    ]
+    """An entry's set bits by name, lowest first (bit 12 as NAT_CLASH)."""
+    return [name for bit, name in _BIT_NAMES if status & bit]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sim.net.checksum import csum_error
 from sim.packet import ICMP_ERROR_TYPES, IcmpType, IpProto, icmp_error_reply, icmp_packet
 from sim.trace import Why
 
@@ -49,9 +50,7 @@ def icmp_rcv(w: Ipv4Stack, ns: Namespace, skb: Skb) -> None:
     """``icmp_rcv()``: answer an echo request; take anything else (an error goes to the
     protocol's err_handler, which finds no socket here). A bad checksum is dropped."""
     pkt = skb.pkt
-    if pkt.bad_checksum:
-        if w.trace.enabled:
-            w.note(Why.BAD_CHECKSUM, ns, skb)
+    if csum_error(w, ns, skb):
         return
     if w.trace.enabled:
         w.note(Why.ICMP_RCV, ns, skb)

@@ -51,6 +51,12 @@ class RouteType(Enum):
     UNREACHABLE = "UNREACHABLE"
 
 
+# The route types under their kernel names, for the per-packet paths:
+# on Python 3.11 reading a member as a class attribute goes through EnumType.__getattr__'s
+# slow hook (about 900 machine instructions; a module global costs a few).
+RTN_LOCAL, RTN_UNICAST, RTN_UNREACHABLE = RouteType.LOCAL, RouteType.UNICAST, RouteType.UNREACHABLE
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """One entry of the main table: ``ip route add NET/PREFIX [via GW] dev DEV``."""
@@ -67,6 +73,9 @@ class FibResult:
     dev: str | None = None
     nexthop: str | None = None  # the neighbour to hand the frame to
     route: Route | None = None
+
+
+_FIB_LOCAL, _FIB_UNREACHABLE = FibResult(RTN_LOCAL), FibResult(RTN_UNREACHABLE)
 
 
 @dataclass(slots=True)
@@ -102,14 +111,14 @@ class Namespace:
     def fib_lookup(self, dst: str) -> FibResult:
         """``fib_lookup()``: local addresses first (the local table), then the longest prefix."""
         if dst in self.local_addrs or dst.startswith("127."):
-            return FibResult(RouteType.LOCAL)
+            return _FIB_LOCAL
         best: Route | None = None
         for r in self.routes:
             if in_subnet(dst, r.net, r.prefix) and (best is None or r.prefix > best.prefix):
                 best = r
         if best is None:
-            return FibResult(RouteType.UNREACHABLE)
-        return FibResult(RouteType.UNICAST, best.dev, best.via or dst, best)
+            return _FIB_UNREACHABLE
+        return FibResult(RTN_UNICAST, best.dev, best.via or dst, best)
 
     def dev_addr(self, dev: str) -> str | None:
         """``inet_select_addr()``: the device's primary address (MASQUERADE's new source)."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import random
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from sim.clock import Clock
     from sim.include.netfilter import Hook
@@ -86,9 +86,9 @@ class NetDev(Protocol):
         sent: bool = False,
     ) -> None: ...
 
-    def ip_rcv(self, ns: Namespace, skb: Skb) -> None:
-        """The IPv4 ``packet_type`` handler: a frame for IP goes up to ``ip_rcv()``."""
-        ...
+    # The IPv4 ``packet_type`` handler (``ip_packet_type.func``): a frame for IP goes up to
+    # ``ip_rcv()``. The world registers it, as ``dev_add_pack()`` does.
+    ip_rcv: Callable[[Namespace, Skb], None]
 
 
 class Ipv4Stack(NetDev, Protocol):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sim.net.checksum import csum_error
 from sim.packet import TCPHDR_ACK, TCPHDR_RST, TCPHDR_SYN, Packet, rst_reply
 from sim.trace import Why
 
@@ -68,9 +69,7 @@ def tcp_v4_rcv(w: Ipv4Stack, ns: Namespace, skb: Skb) -> None:
         if w.trace.enabled:
             w.note(Why.FIREWALL, ns, skb)
         return
-    if pkt.bad_checksum:
-        if w.trace.enabled:
-            w.note(Why.BAD_CHECKSUM, ns, skb)
+    if csum_error(w, ns, skb):
         return
     rst = tcp_v4_send_reset(pkt)
     if rst is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sim.net.checksum import csum_error
 from sim.net.icmp import ICMP_PORT_UNREACH, icmp_send
 from sim.packet import IcmpType
 from sim.trace import Why
@@ -22,9 +23,7 @@ if TYPE_CHECKING:
 def udp_rcv(w: Ipv4Stack, ns: Namespace, skb: Skb) -> None:
     """``__udp4_lib_rcv()`` with no socket for the datagram."""
     pkt = skb.pkt
-    if pkt.bad_checksum:
-        if w.trace.enabled:
-            w.note(Why.BAD_CHECKSUM, ns, skb)
+    if csum_error(w, ns, skb):
         return
     if w.trace.enabled:
         w.note(Why.NO_UDP_SOCKET, ns, skb)

@@ -12,8 +12,10 @@ IPv4 paths' :class:`sim.net.stack.Ipv4Stack` -- while the work is theirs:
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -97,6 +99,8 @@ class World:
         self._hook_states: dict[tuple[str, Hook], NfHookState] = {}
         self.hold_pid: int | None = None  # the packet a race holds before its confirmation
         self.held: list[NfQueueEntry] = []  # packets waiting in the queue (nf_queue)
+        # the IPv4 packet_type handler the device layer hands frames to (dev_add_pack())
+        self.ip_rcv: Callable[[Namespace, Skb], None] = functools.partial(ip_rcv, self)
 
     # -- building -------------------------------------------------------------------------
     def add_namespace(self, ns: Namespace) -> Namespace:
@@ -274,9 +278,6 @@ class World:
     def icmp_send(self, net: Net, pkt: Packet, icmp_type: int, code: int, cause: int) -> None:
         """``icmp_send()`` in namespace ``net`` (:func:`sim.net.icmp.icmp_send`)."""
         icmp_send(self, self.namespaces[net.name], pkt, icmp_type, code, cause)
-
-    def ip_rcv(self, ns: Namespace, skb: Skb) -> None:
-        ip_rcv(self, ns, skb)
 
     def deliver_to_socket(self, ns: Namespace, sk: Any, pkt: Packet, pid: int) -> None:
         """Hand a segment to an endpoint and send what it answers."""

@@ -24,8 +24,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
 from sim.include.nf_conntrack import (
+    IP_CT_ESTABLISHED,
+    IP_CT_ESTABLISHED_REPLY,
+    IP_CT_NEW,
+    IP_CT_RELATED_REPLY,
     IPPROTO_ICMP,
     IPS_CONFIRMED,
+    IPS_DYING,
     IPS_FIXED_TIMEOUT,
     IPS_NAT_CLASH,
     IPS_NAT_DONE_MASK,
@@ -41,7 +46,7 @@ from sim.include.nf_conntrack import (
     invert_tuple,
     nf_ct_get_tuple,
 )
-from sim.netfilter.hooks import NfVerdict
+from sim.netfilter.hooks import NF_ACCEPT, NF_DROP, NF_REPEAT, NfVerdict
 from sim.netfilter.profiles import DEFAULT_PROFILE, KernelProfile, resolve_kernel
 from sim.netfilter.proto_icmp import icmp_error, nf_conntrack_icmp_packet
 from sim.netfilter.proto_tcp import (
@@ -53,7 +58,7 @@ from sim.netfilter.proto_tcp import (
 )
 from sim.netfilter.proto_udp import UdpHeaderCheck, nf_conntrack_udp_packet, udp_error
 from sim.netfilter.sysctl import ConntrackSysctls
-from sim.packet import IpProto, TcpOptions
+from sim.packet import IPPROTO_TCP, IPPROTO_UDP, IpProto, TcpOptions
 from sim.skb import Skb
 from sim.trace import ConfirmOutcome
 
@@ -247,11 +252,15 @@ class ConntrackTable:
 
     def _lookup(self, tup: CtTuple) -> Conn | None:
         """The hashed entry one of whose tuples is ``tup`` (``nf_ct_key_equal``), expired or not."""
-        ct = self._entries.get(tup)
-        if ct is None:
-            ct = self._entries.get(invert_tuple(tup))
-            if ct is None or ct.nat_reply is not None or ct.orig != invert_tuple(tup):
-                return None
+        return self._entries.get(tup) or self._unhashed_reply(tup)
+
+    def _unhashed_reply(self, tup: CtTuple) -> Conn | None:
+        """The entry whose reply tuple is ``tup`` without being hashed under it: one without
+        NAT, hashed under its original tuple, the inverse of ``tup``."""
+        inverse = invert_tuple(tup)
+        ct = self._entries.get(inverse)
+        if ct is None or ct.nat_reply is not None or ct.orig != inverse:
+            return None
         return ct
 
     def find(self, tup: CtTuple, now: float) -> tuple[Conn, CtDir] | None:
@@ -259,7 +268,7 @@ class ConntrackTable:
 
         An expired entry is removed on the way (``nf_ct_gc_expired``) and not returned.
         Counts nothing: :meth:`nf_conntrack_in` counts its own lookups."""
-        ct = self._lookup(tup)
+        ct = self._entries.get(tup) or self._unhashed_reply(tup)  # _lookup(), one call less
         if ct is None:
             return None
         if ct.timeout <= now:
@@ -438,11 +447,12 @@ class ConntrackTable:
         if skb.ct is not None or skb.ctinfo is CtInfo.UNTRACKED:  # untracked (raw CT --notrack), or looped
             if not profile.no_ignore_stat:
                 st.ignore += 1  # "Previously seen (loopback or untracked)?  Ignore."
-            return ConntrackResult(NfVerdict.ACCEPT, skb.ct, skb.ctinfo, None)
+            return ConntrackResult(NF_ACCEPT, skb.ct, skb.ctinfo, None)
         proto = pkt.proto
-        early = self._l4proto_error(skb, now, prerouting)
-        if early is not None:
-            return early
+        if proto == IPPROTO_ICMP or not profile.l4_error_in_packet:
+            early = self._l4proto_error(skb, now, prerouting)
+            if early is not None:
+                return early
         tup = nf_ct_get_tuple(pkt)
         tcp = None
         while True:
@@ -452,29 +462,29 @@ class ConntrackTable:
                 ct = self._init_conntrack(tup, now)
                 if ct is None:
                     st.drop += 1  # "Too stressed to deal."
-                    return ConntrackResult(NfVerdict.DROP, None, None, None, "table full, dropping packet")
+                    return ConntrackResult(NF_DROP, None, None, None, "table full, dropping packet")
                 direction = ORIGINAL
-                ctinfo = CtInfo.NEW
+                ctinfo = IP_CT_NEW
             else:
                 ct, direction = hit
                 if not profile.stats_lean:
                     st.found += 1  # ____nf_conntrack_find()
                 if direction == REPLY:
-                    ctinfo = CtInfo.ESTABLISHED_REPLY
-                elif ct.seen_reply:
-                    ctinfo = CtInfo.ESTABLISHED
+                    ctinfo = IP_CT_ESTABLISHED_REPLY
+                elif ct.status & IPS_SEEN_REPLY:
+                    ctinfo = IP_CT_ESTABLISHED
                 else:
-                    ctinfo = CtInfo.NEW
-            if proto is IpProto.TCP:
+                    ctinfo = IP_CT_NEW
+            if proto is IPPROTO_TCP:
                 tcp = nf_conntrack_tcp_packet(ct, pkt, direction, now, sysctl, profile, prerouting, explain)
                 verdict, reason = tcp.verdict, tcp.reason
-                if verdict == -NfVerdict.REPEAT:
+                if verdict == -NF_REPEAT:
                     # "TCP tracker reports an attempt to reopen a closed/aborted connection. We
                     # have to go back and create a fresh conntrack."
                     st.invalid += 1
                     self.delete(ct)
                     continue
-            elif proto is IpProto.UDP:
+            elif proto is IPPROTO_UDP:
                 udp = nf_conntrack_udp_packet(ct, pkt, now, sysctl, profile, prerouting)
                 verdict, reason = udp.verdict, udp.reason
             else:
@@ -482,20 +492,20 @@ class ConntrackTable:
             break
         if verdict <= 0:
             st.invalid += 1
-            if verdict == -NfVerdict.DROP:
+            if verdict == -NF_DROP:
                 st.drop += 1
             if created:
                 self.destroy_unconfirmed(ct)
             skb.ct = None
             skb.ctinfo = None
             return ConntrackResult(NfVerdict(-verdict), None, None, tcp, reason, created)
-        if ctinfo == CtInfo.ESTABLISHED_REPLY:
+        if ctinfo == IP_CT_ESTABLISHED_REPLY:
             ct.status |= IPS_SEEN_REPLY
-        if ct.dying and ct.confirmed:
+        if ct.status & IPS_DYING and ct.status & IPS_CONFIRMED:
             self.delete(ct)  # nf_ct_kill_acct(): "we can delete the conntrack immediately"
         skb.ct = ct
         skb.ctinfo = ctinfo
-        return ConntrackResult(NfVerdict.ACCEPT, ct, ctinfo, tcp, reason, created)
+        return ConntrackResult(NF_ACCEPT, ct, ctinfo, tcp, reason, created)
 
     def nf_conntrack_in_established(
         self,
@@ -546,29 +556,26 @@ class ConntrackTable:
     def _l4proto_error(self, skb: Skb, now: float, prerouting: bool) -> ConntrackResult | None:
         """The checks before the lookup: ``nf_conntrack_handle_icmp()`` (ICMP; an error gets
         the entry it relates to attached, RELATED), and up to 4.19 ``l4proto->error()`` for
-        TCP (``tcp_error()``) and UDP too. A refused packet counts ``error`` (and ``invalid``
-        up to 4.19) and is INVALID. None: go on to the lookup."""
+        TCP (``tcp_error()``) and UDP too (later kernels run those inside the trackers, and
+        :meth:`nf_conntrack_in` does not call this for them). A refused packet counts
+        ``error`` (and ``invalid`` up to 4.19) and is INVALID. None: go on to the lookup."""
         pkt, profile = skb.pkt, self.profile
-        if pkt.proto is IpProto.TCP:
-            if profile.l4_error_in_packet:
-                return None  # tcp_error() runs inside nf_conntrack_tcp_packet()
+        if pkt.proto is IPPROTO_TCP:
             reason = tcp_error(pkt, profile, bool(self.sysctl.checksum), prerouting)
             if reason is None:
                 return None
             self.stats.error += 1
             self.stats.invalid += 1
-            res = TcpResult(-NfVerdict.ACCEPT, None, reason)
-            return ConntrackResult(NfVerdict.ACCEPT, None, None, res, reason)
-        if pkt.proto is IpProto.ICMP:
+            res = TcpResult(-NF_ACCEPT, None, reason)
+            return ConntrackResult(NF_ACCEPT, None, None, res, reason)
+        if pkt.proto == IPPROTO_ICMP:
             err = icmp_error(pkt, self, now, self.sysctl, profile, prerouting)
             if err.ct is not None:
                 skb.ct, skb.ctinfo = err.ct, err.ctinfo  # "Update skb to refer to this connection"
-                return ConntrackResult(NfVerdict.ACCEPT, err.ct, err.ctinfo, None)
+                return ConntrackResult(NF_ACCEPT, err.ct, err.ctinfo, None)
             if err.verdict > 0:
                 return None
             reason = err.reason
-        elif profile.l4_error_in_packet:
-            return None
         else:
             reason = udp_error(UdpHeaderCheck.of(pkt), prerouting, self.sysctl.checksum, profile)
             if reason is None:
@@ -576,7 +583,7 @@ class ConntrackTable:
         self.stats.error += 1
         if not profile.l4_error_in_packet:
             self.stats.invalid += 1
-        return ConntrackResult(NfVerdict.ACCEPT, None, None, None, reason)
+        return ConntrackResult(NF_ACCEPT, None, None, None, reason)
 
     def nf_conntrack_confirm(self, skb: Skb, now: float) -> ConfirmResult:
         """``__nf_conntrack_confirm()``: insert a new entry as its first packet leaves.
@@ -683,14 +690,14 @@ class ConntrackTable:
         return True
 
 
-_REPLY_CTINFO = (CtInfo.ESTABLISHED_REPLY, CtInfo.RELATED_REPLY)
+_REPLY_CTINFO = (IP_CT_ESTABLISHED_REPLY, IP_CT_RELATED_REPLY)
 _NOTHING_TO_CONFIRM = ConfirmResult(NfVerdict.ACCEPT, None)
 
 
 def l4proto_allow_clash(skb: Skb) -> bool:
     """``l4proto->allow_clash``: UDP (and UDP-Lite) in every kernel that resolves clashes;
     never TCP. (ICMP gained it after 6.18.)"""
-    return skb.pkt.proto is IpProto.UDP
+    return skb.pkt.proto is IPPROTO_UDP
 
 
 def format_entry(entry: CtEntry, now: float) -> str:

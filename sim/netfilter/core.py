@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from sim.include.netfilter import Hook
-from sim.netfilter.hooks import NfVerdict
+from sim.netfilter.hooks import NF_ACCEPT, NF_QUEUE, NF_STOLEN, NfVerdict
 from sim.trace import Step, TraceEvent, TraceVerdict, Why
 
 if TYPE_CHECKING:
@@ -142,9 +142,12 @@ class NfQueueEntry:
     okfn: Callable[[Skb], None]
 
 
-def nf_hook_slow(skb: Skb, state: NfHookState, okfn: Callable[[Skb], None] | None = None) -> bool:
-    """``nf_hook_slow()``: run the hook's entries in priority order; True when the packet goes
-    on to ``okfn``.
+def nf_hook_slow(
+    skb: Skb, state: NfHookState, okfn: Callable[[Skb], None] | None = None, start: int = 0
+) -> bool:
+    """``nf_hook_slow()``: run the hook's entries in priority order from entry ``start`` (the
+    kernel's ``s``: 0, or for ``nf_reinject()`` the entry that queued the packet); True when
+    the packet goes on to ``okfn``.
 
     ACCEPT goes to the next entry. DROP frees the packet (and with it an unconfirmed
     conntrack entry). STOLEN: the hook function took the packet; it goes no further here.
@@ -152,31 +155,20 @@ def nf_hook_slow(skb: Skb, state: NfHookState, okfn: Callable[[Skb], None] | Non
     and frees it. Any other verdict (REPEAT is only a queue handler's or conntrack's internal
     answer) hits ``WARN_ON_ONCE`` and stops the packet.
     """
-    return _iterate(skb, state, 0, okfn)
-
-
-def nf_reinject(entry: NfQueueEntry) -> None:
-    """``nf_reinject()`` with NF_REPEAT: the queued packet runs the entry that queued it
-    again, then the rest of the hook, then its ``okfn``."""
-    if _iterate(entry.skb, entry.state, entry.index, entry.okfn):
-        entry.okfn(entry.skb)
-
-
-def _iterate(skb: Skb, state: NfHookState, start: int, okfn: Callable[[Skb], None] | None) -> bool:
     entries = state.net.hooks.entries.get(state.hook, ())
     for i in range(start, len(entries)):
         ops = entries[i]
         verdict = ops.fn(skb, state)
-        if verdict == NfVerdict.ACCEPT:
+        if verdict == NF_ACCEPT:
             continue
         if (
-            verdict == NfVerdict.QUEUE
+            verdict == NF_QUEUE
             and okfn is not None
             and state.stack.nf_queue(NfQueueEntry(skb, state, i, okfn))
         ):
             return False
         table = state.net.conntrack
-        if table is not None and skb.ct is not None and verdict != NfVerdict.STOLEN:
+        if table is not None and skb.ct is not None and verdict != NF_STOLEN:
             if skb.ct in table.queued:  # no queue handler took it
                 table.queued.remove(skb.ct)
             table.destroy_unconfirmed(skb.ct)
@@ -184,6 +176,13 @@ def _iterate(skb: Skb, state: NfHookState, start: int, okfn: Callable[[Skb], Non
             _stopped(skb, state, ops, verdict)
         return False
     return True
+
+
+def nf_reinject(entry: NfQueueEntry) -> None:
+    """``nf_reinject()`` with NF_REPEAT: the queued packet runs the entry that queued it
+    again, then the rest of the hook, then its ``okfn``."""
+    if nf_hook_slow(entry.skb, entry.state, entry.okfn, entry.index):
+        entry.okfn(entry.skb)
 
 
 # The step of each hook function's decision.

@@ -16,6 +16,18 @@ class NfVerdict(IntEnum):
     REPEAT = 4
 
 
+# The verdicts under their kernel names, for the per-packet paths:
+# on Python 3.11 reading a member as a class attribute goes through EnumType.__getattr__'s
+# slow hook (about 900 machine instructions; a module global costs a few).
+NF_DROP, NF_ACCEPT, NF_STOLEN, NF_QUEUE, NF_REPEAT = (
+    NfVerdict.DROP,
+    NfVerdict.ACCEPT,
+    NfVerdict.STOLEN,
+    NfVerdict.QUEUE,
+    NfVerdict.REPEAT,
+)
+
+
 class Priority(IntEnum):
     """``enum nf_ip_hook_priorities`` (include/uapi/linux/netfilter_ipv4.h)."""
 

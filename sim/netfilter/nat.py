@@ -14,7 +14,15 @@ import zlib
 from dataclasses import replace
 from enum import IntEnum
 
-from sim.include.netfilter import Hook, NatKind, NatRange, NatRangeFlag, NatRequest
+from sim.include.netfilter import (
+    NF_INET_LOCAL_IN,
+    NF_INET_POST_ROUTING,
+    Hook,
+    NatKind,
+    NatRange,
+    NatRangeFlag,
+    NatRequest,
+)
 from sim.include.nf_conntrack import (
     IPPROTO_ICMP,
     IPS_DST_NAT,
@@ -45,9 +53,16 @@ class ManipType(IntEnum):
     DST = 1
 
 
+# The manip types under their kernel names, for the per-packet paths:
+# on Python 3.11 reading a member as a class attribute goes through EnumType.__getattr__'s
+# slow hook (about 900 machine instructions; a module global costs a few).
+NF_NAT_MANIP_SRC, NF_NAT_MANIP_DST = ManipType.SRC, ManipType.DST
+_SRC_HOOKS = (NF_INET_POST_ROUTING, NF_INET_LOCAL_IN)
+
+
 def hook2manip(hook: Hook) -> ManipType:
     """``HOOK2MANIP()``: source NAT after routing (POSTROUTING, INPUT), else destination."""
-    return ManipType.SRC if hook in (Hook.POST_ROUTING, Hook.LOCAL_IN) else ManipType.DST
+    return NF_NAT_MANIP_SRC if hook in _SRC_HOOKS else NF_NAT_MANIP_DST
 
 
 _DONE_BIT = {ManipType.SRC: IPS_SRC_NAT_DONE, ManipType.DST: IPS_DST_NAT_DONE}
@@ -351,7 +366,7 @@ def nf_nat_packet(ct: Conn, direction: int, hook: Hook, pkt: Packet) -> Packet:
         return pkt
     # nf_nat_manip_pkt(): the target is the inverse of the other direction's tuple
     target = invert_tuple(ct.tuples[1 - direction])
-    if manip == ManipType.SRC:
+    if manip == NF_NAT_MANIP_SRC:
         return pkt.rewritten(target[0], target[1], pkt.dst, pkt.dport, pkt.ttl)
     if target[4] == IPPROTO_ICMP:  # icmp_manip_pkt(): "hdr->un.echo.id = tuple->src.u.icmp.id"
         return pkt.rewritten(pkt.src, target[1], target[2], pkt.dport, pkt.ttl)

@@ -12,25 +12,34 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sim.include.netfilter import CtState, Hook, TableName
-from sim.include.nf_conntrack import IPS_SRC_NAT, CtDir, CtEntry, CtInfo, nf_ct_get_tuple
+from sim.include.netfilter import NF_INET_PRE_ROUTING, CtState, Hook, TableName
+from sim.include.nf_conntrack import (
+    IP_CT_NEW,
+    IPPROTO_ICMP,
+    IPS_SRC_NAT,
+    CtDir,
+    CtEntry,
+    CtInfo,
+    nf_ct_get_tuple,
+)
 from sim.netfilter import nat
 from sim.netfilter.conntrack import l4proto_log_prefix, stats_delta
 from sim.netfilter.core import NfHookOps, NfHookState, hook_dev, note_hook
-from sim.netfilter.hooks import NfVerdict, Priority
+from sim.netfilter.hooks import NF_ACCEPT, NF_DROP, NfVerdict, Priority
 from sim.netfilter.iptables.save import rule_text
 from sim.netfilter.log import LogTarget, log_line
+from sim.netfilter.proto_tcp import TcpAction
 from sim.netfilter.reject import ICMP_CODE, nf_send_unreach_ok
-from sim.netfilter.x_tables import Verdict, XtResult
+from sim.netfilter.x_tables import XtResult
 from sim.netfilter.xtables import TABLE_HOOKS, Table, ctstate_of, ipt_do_table
-from sim.packet import IcmpType, IpProto
+from sim.packet import IPPROTO_TCP, IcmpType
 from sim.skb import Skb
 from sim.trace import ConfirmInfo, ConntrackInfo, CtSysctls, NatBinding, TraceVerdict, Why
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sim.netfilter.conntrack import ConntrackTable
+    from sim.netfilter.conntrack import ConntrackResult, ConntrackTable
     from sim.netfilter.core import Net
     from sim.netfilter.proto_tcp import TcpResult
     from sim.netfilter.sysctl import ConntrackSysctls
@@ -40,6 +49,7 @@ REPLY_INFOS = (CtInfo.ESTABLISHED_REPLY, CtInfo.RELATED_REPLY)
 RELATED_INFOS = (CtInfo.RELATED, CtInfo.RELATED_REPLY)
 IPPROTO_RAW = 255  # nf_conntrack_log_invalid=255: log every protocol
 # The filter-type tables and their priorities (the nat table runs inside nat_hook).
+_NAT_PRIORITY = {nat.ManipType.SRC: int(Priority.NAT_SRC), nat.ManipType.DST: int(Priority.NAT_DST)}
 TABLE_PRIORITY = {
     TableName.RAW: Priority.RAW,
     TableName.MANGLE: Priority.MANGLE,
@@ -49,26 +59,23 @@ TABLE_PRIORITY = {
 
 def conntrack_in(skb: Skb, state: NfHookState) -> NfVerdict:
     """``ipv4_conntrack_in`` / ``ipv4_conntrack_local`` -> ``nf_conntrack_in``."""
-    w, ns, hook, pid = state.stack, state.net, state.hook, skb.pid
+    w, ns, hook = state.stack, state.net, state.hook
     table = ns.conntrack
     assert table is not None
+    tracing = w.trace.enabled
     before = skb.pkt
     logged, evicted = len(table.log), table.stats.early_drop
-    res = table.nf_conntrack_in(skb, w.now, prerouting=hook == Hook.PRE_ROUTING, explain=w.trace.enabled)
+    res = table.nf_conntrack_in(skb, w.now, hook == NF_INET_PRE_ROUTING, tracing)
     if table.stats.early_drop != evicted or len(table.log) != logged:
         _table_limit(state, skb, table.stats.early_drop - evicted, table.log[logged:])
     reason = res.reason
     proto = before.proto
-    if proto is IpProto.TCP:
-        logged = bool(table.sysctl.log_invalid) and res.window is not None and res.window.name != "ACCEPT"
-    else:  # LOG_INVALID(net, proto) / nf_l4proto_log_invalid(): the protocol's number or 255
-        logged = table.sysctl.log_invalid in (proto, IPPROTO_RAW)
-    if reason and logged:
+    if reason and _log_invalid(table.sysctl.log_invalid, proto, res):
         # nf_ct_l4proto_log_invalid() -> nf_log_packet(..., "nf_ct_proto_6: %pV ", ...)
         prefix = l4proto_log_prefix(table.profile, proto)
         line = log_line(LogTarget(prefix=f"{prefix}{reason} "), skb, w.xt_context(ns))
-        w.kernel_log(ns, pid, line)
-    if w.trace.enabled:
+        w.kernel_log(ns, skb.pid, line)
+    if tracing:
         tcp = res.tcp
         window = TraceVerdict[res.window.name] if res.window is not None else None
         if window is None:  # no TCP tracking: the entry attached, or not (INVALID), or dropped
@@ -93,6 +100,15 @@ def conntrack_in(skb: Skb, state: NfHookState) -> NfVerdict:
         prio = int(Priority.CONNTRACK)
         note_hook(state, skb, Why.CONNTRACK, window or verdict, prio, dev=dev, before=before, ct=info)
     return res.verdict
+
+
+def _log_invalid(log_invalid: int, proto: int, res: ConntrackResult) -> bool:
+    """Does ``nf_conntrack_log_invalid`` log this packet? TCP: any non-zero value, for a packet
+    the tracker did not accept; the others: ``LOG_INVALID(net, proto)`` /
+    ``nf_l4proto_log_invalid()``, the protocol's number or 255."""
+    if proto is IPPROTO_TCP:
+        return bool(log_invalid) and res.window not in (None, TcpAction.ACCEPT)
+    return log_invalid in (proto, IPPROTO_RAW)
 
 
 def _sysctls(s: ConntrackSysctls) -> CtSysctls:
@@ -207,27 +223,27 @@ def nat_hook(skb: Skb, state: NfHookState) -> NfVerdict:
     then translate by direction. A packet without an entry returns ACCEPT untouched."""
     w, ns, hook = state.stack, state.net, state.hook
     ct, manip = skb.ct, nat.hook2manip(hook)
-    prio = int(Priority.NAT_SRC if manip == nat.ManipType.SRC else Priority.NAT_DST)
     before = skb.pkt
     if ct is None:
         if w.trace.enabled:
-            _nat_event(state, skb, prio, Why.NAT_SKIP, TraceVerdict.SKIP, before)
-        return NfVerdict.ACCEPT
-    if skb.ctinfo in RELATED_INFOS and before.proto is IpProto.ICMP:
+            _nat_event(state, skb, Why.NAT_SKIP, TraceVerdict.SKIP, before)
+        return NF_ACCEPT
+    if before.proto == IPPROTO_ICMP and skb.ctinfo in RELATED_INFOS:
         # nf_nat_ipv4_fn(): an ICMP error about a NATed connection
         assert skb.ctinfo is not None
         skb.pkt = nat.nf_nat_icmp_reply_translation(ct, skb.ctinfo, hook, before)
         if w.trace.enabled:
             verdict = TraceVerdict.TRANSLATED if skb.pkt is not before else TraceVerdict.UNCHANGED
-            _nat_event(state, skb, prio, Why.NAT, verdict, before, after=skb.pkt)
-        return NfVerdict.ACCEPT
+            _nat_event(state, skb, Why.NAT, verdict, before, after=skb.pkt)
+        return NF_ACCEPT
     binding = None
-    if skb.ctinfo == CtInfo.NEW and not nat.nf_nat_initialized(ct, manip):
+    if skb.ctinfo == IP_CT_NEW and not nat.nf_nat_initialized(ct, manip):
         nat_table = ns.ruleset.table(TableName.NAT)
         result = ipt_do_table(nat_table, hook, skb, w.xt_context(ns))
-        _table_event(state, skb, prio, nat_table, result)
-        if result.verdict != Verdict.ACCEPT:
-            return NfVerdict.DROP
+        if w.trace.enabled:
+            _table_event(state, skb, _NAT_PRIORITY[manip], nat_table, result)
+        if result.verdict != NF_ACCEPT:
+            return NF_DROP
         if result.nat is not None:
             out = ns.dev_addr(skb.outdev) if skb.outdev else None
             rng = nat.request_range(result.nat, out)
@@ -243,14 +259,13 @@ def nat_hook(skb: Skb, state: NfHookState) -> NfVerdict:
     changed = skb.pkt is not before
     if w.trace.enabled:
         verdict = TraceVerdict.TRANSLATED if changed else TraceVerdict.UNCHANGED
-        _nat_event(state, skb, prio, Why.NAT, verdict, before, after=skb.pkt, binding=binding)
-    return NfVerdict.ACCEPT
+        _nat_event(state, skb, Why.NAT, verdict, before, after=skb.pkt, binding=binding)
+    return NF_ACCEPT
 
 
 def _nat_event(
     state: NfHookState,
     skb: Skb,
-    prio: int,
     why: Why,
     verdict: TraceVerdict,
     before: Packet,
@@ -258,8 +273,11 @@ def _nat_event(
     after: Packet | None = None,
     binding: NatBinding | None = None,
 ) -> None:
-    dev = hook_dev(skb, state.hook)
-    note_hook(state, skb, why, verdict, prio, dev=dev, before=before, after=after, nat=binding)
+    hook = state.hook
+    prio = _NAT_PRIORITY[nat.hook2manip(hook)]
+    note_hook(
+        state, skb, why, verdict, prio, dev=hook_dev(skb, hook), before=before, after=after, nat=binding
+    )
 
 
 def _rule_text(table: Table, result: XtResult) -> str:
@@ -272,8 +290,6 @@ def _rule_text(table: Table, result: XtResult) -> str:
 
 
 def _table_event(state: NfHookState, skb: Skb, prio: int, table: Table, result: XtResult) -> None:
-    if not state.stack.trace.enabled:
-        return
     note_hook(
         state,
         skb,
@@ -296,16 +312,17 @@ def table_op(name: TableName) -> Callable[[Skb, NfHookState], NfVerdict]:
         w, ns, hook, pid = state.stack, state.net, state.hook, skb.pid
         table = ns.ruleset.tables.get(name)
         if table is None:  # module not loaded: no hook registered in the kernel
-            return NfVerdict.ACCEPT
+            return NF_ACCEPT
         result = ipt_do_table(table, hook, skb, w.xt_context(ns))
-        _table_event(state, skb, int(TABLE_PRIORITY[name]), table, result)
+        if w.trace.enabled:
+            _table_event(state, skb, int(TABLE_PRIORITY[name]), table, result)
         reject = result.reject
         if reject is not None and reject.reply is not None:
             w.emit_local(ns, reject.reply, cause=pid, why=Why.REJECT_RESET)
         elif reject is not None and reject.with_ in ICMP_CODE and nf_send_unreach_ok(reject.offending):
             # nf_send_unreach() -> icmp_send(skb_in, ICMP_DEST_UNREACH, code, 0)
             w.icmp_send(ns, reject.offending, IcmpType.DEST_UNREACH, ICMP_CODE[reject.with_], pid)
-        return NfVerdict.ACCEPT if result.verdict == Verdict.ACCEPT else NfVerdict.DROP
+        return NF_ACCEPT if result.verdict == NF_ACCEPT else NF_DROP
 
     op.__name__ = f"iptable_{name.value}_hook"
     return op

@@ -1,9 +1,9 @@
 """What a match or a target is handed and what a target answers (include/linux/netfilter/x_tables.h,
 include/uapi/linux/netfilter/x_tables.h).
 
-``struct xt_action_param`` becomes the :class:`XtContext` the caller supplies; a target's
-verdict (``XT_CONTINUE``, ``XT_RETURN``, a jump or a final verdict) is an :class:`XtCode`, the
-chain to jump to, or the :class:`XtResult` that ends the walk.
+``struct xt_action_param`` becomes the :class:`XtContext` the caller supplies; a target
+function's verdict is ``XT_CONTINUE`` (:class:`XtCode`) or the :class:`XtResult` that ends the
+walk (the standard target's verdicts, RETURN and jumps included, never reach a function).
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ Verdict = NfVerdict
 
 
 class XtCode(Enum):
-    """A target's answer that does not end the walk: ``XT_CONTINUE`` (LOG: go on with the next
-    rule) or ``XT_RETURN`` (back to the calling chain)."""
+    """A target function's answer that does not end the walk: ``XT_CONTINUE`` (LOG: go on with
+    the next rule). ``XT_RETURN`` and jumps are the standard target's verdicts, which
+    ``ipt_do_table`` handles without a target function."""
 
     CONTINUE = "XT_CONTINUE"
-    RETURN = "XT_RETURN"
 
 
 class RuleAt(NamedTuple):

@@ -14,11 +14,13 @@ jump stack.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import Enum, IntFlag
 
 from sim.include.netfilter import HOOK_CHAIN, CtState, Hook, NatRequest, TableName
-from sim.include.nf_conntrack import IPS_DST_NAT, IPS_SRC_NAT, CtInfo
+from sim.include.nf_conntrack import IP_CT_UNTRACKED, IPS_DST_NAT, IPS_SRC_NAT, CtInfo
+from sim.netfilter.hooks import NF_ACCEPT, NF_DROP
 from sim.netfilter.log import LogTarget
 from sim.netfilter.reject import RejectTarget
 from sim.netfilter.x_tables import RuleAt, Verdict, XtCode, XtContext, XtResult
@@ -35,6 +37,13 @@ class StdVerdict(Enum):
     ACCEPT = "ACCEPT"
     DROP = "DROP"
     RETURN = "RETURN"
+
+
+# The standard verdicts for ipt_do_table to test:
+# on Python 3.11 reading a member as a class attribute goes through EnumType.__getattr__'s
+# slow hook (about 900 machine instructions; a module global costs a few).
+_STD_ACCEPT, _STD_RETURN = StdVerdict.ACCEPT, StdVerdict.RETURN
+_XT_CONTINUE = XtCode.CONTINUE
 
 
 # valid_hooks of each table, in hook order (the order iptables lists the built-in chains).
@@ -157,7 +166,7 @@ def ctstate_of(skb: Skb) -> CtState:
     """
     ct = skb.ct
     if ct is None:
-        return CtState.UNTRACKED if skb.ctinfo is CtInfo.UNTRACKED else CtState.INVALID
+        return CtState.UNTRACKED if skb.ctinfo is IP_CT_UNTRACKED else CtState.INVALID
     if ct.untracked:
         bits = CtState.UNTRACKED
     else:
@@ -315,26 +324,20 @@ XtMatch = TcpMatch | UdpMatch | ConntrackMatch | LimitMatch | AddrTypeMatch | St
 
 @dataclass(frozen=True, slots=True)
 class StandardTarget:
-    """``-j ACCEPT``, ``-j DROP``, ``-j RETURN``: ``struct xt_standard_target``."""
+    """``-j ACCEPT``, ``-j DROP``, ``-j RETURN``: ``struct xt_standard_target``. The standard
+    target has no target function: :func:`ipt_do_table` acts on its verdict itself."""
 
     verdict: StdVerdict
-
-    def target(self, skb: Skb, ctx: XtContext, at: RuleAt) -> XtResult | XtCode:
-        if self.verdict is StdVerdict.RETURN:
-            return XtCode.RETURN
-        return XtResult(_TERMINAL[self.verdict], at.chain, at.rulenum)
 
 
 @dataclass(frozen=True, slots=True)
 class JumpTarget:
-    """A jump (``-j``) or goto (``-g``) to a user chain; the chain is resolved at rule insertion."""
+    """A jump (``-j``) or goto (``-g``) to a user chain: the standard target with the chain's
+    offset as its verdict (the chain is resolved at rule insertion); :func:`ipt_do_table`
+    follows it itself."""
 
     name: str
     chain: Chain = field(compare=False, repr=False)
-
-    def target(self, skb: Skb, ctx: XtContext, at: RuleAt) -> Chain:
-        """The standard target's verdict as a jump offset: the chain to go on in."""
-        return self.chain
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,17 +425,15 @@ class Table:
         )
 
 
-_TERMINAL = {StdVerdict.ACCEPT: Verdict.ACCEPT, StdVerdict.DROP: Verdict.DROP}
-
-
 def ipt_do_table(table: Table, hook: Hook, skb: Skb, ctx: XtContext) -> XtResult:
     """``ipt_do_table()`` (ip_tables.c): walk the hook's chain, follow jumps, gotos and RETURNs.
 
-    A matching rule's counters count the packet before its target runs. A jump pushes the
-    rule on the stack, a goto does not; RETURN or the end of a user chain pops the stack, and
-    an empty stack means the built-in chain's policy (the table's "underflow" entry), whose
-    counters then count the packet. LOG continues (``XT_CONTINUE``); every other target ends
-    the walk.
+    A matching rule's counters count the packet before its target runs. The standard target
+    ("Standard target?": no target function) is handled here: ACCEPT and DROP end the walk; a
+    jump pushes the rule on the stack, a goto does not; RETURN or the end of a user chain pops
+    the stack, and an empty stack means the built-in chain's policy (the table's "underflow"
+    entry), whose counters then count the packet. Any other target's function runs: LOG
+    continues (``XT_CONTINUE``), the others end the walk.
     """
     base = table.chains[HOOK_CHAIN[hook]]
     chain = base
@@ -460,29 +461,42 @@ def ipt_do_table(table: Table, hook: Hook, skb: Skb, ctx: XtContext) -> XtResult
             target = rule.target
             if target is None:
                 continue
-            verdict = target.target(skb, ctx, RuleAt(table.name, chain.name, i))
-            if verdict is XtCode.CONTINUE:
-                continue
-            if verdict is XtCode.RETURN:
+            if isinstance(target, StandardTarget):
+                if target.verdict is not _STD_RETURN:
+                    return _result(_nf_verdict(target.verdict), chain.name, i)
                 if not stack:
                     return _policy(base, length)
                 chain, i = stack.pop()
                 rules = chain.rules
-            elif isinstance(verdict, Chain):  # a jump (-j) or goto (-g) to a user chain
+            elif isinstance(target, JumpTarget):
                 if not rule.goto:
                     stack.append((chain, i))
-                chain = verdict
+                chain = target.chain
                 rules = chain.rules
                 i = 0
             else:
-                return verdict
+                verdict = target.target(skb, ctx, RuleAt(table.name, chain.name, i))
+                if verdict is not _XT_CONTINUE:
+                    return verdict
+
+
+def _nf_verdict(verdict: StdVerdict) -> Verdict:
+    """The netfilter verdict of a standard ACCEPT or DROP (``-NF_ACCEPT - 1``, ``-NF_DROP - 1``)."""
+    return NF_ACCEPT if verdict is _STD_ACCEPT else NF_DROP
+
+
+@functools.lru_cache(maxsize=4096)
+def _result(verdict: Verdict, chain: str, rulenum: int) -> XtResult:
+    """A standard verdict's result at one place (``rulenum`` 0: the chain's policy). Results
+    are values: each is built once."""
+    return XtResult(verdict, chain, rulenum)
 
 
 def _policy(base: Chain, length: int) -> XtResult:
     base.pkts += 1
     base.bytes += length
     assert base.policy is not None
-    return XtResult(_TERMINAL[base.policy], base.name, 0)
+    return _result(_nf_verdict(base.policy), base.name, 0)
 
 
 @dataclass(slots=True, eq=False)

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sim.include.netfilter import Hook
-from sim.netfilter.conntrack import ConntrackTable, format_conntrack
+from sim.netfilter.conntrack import ConntrackTable, format_conntrack, l4proto_log_prefix
 from sim.netfilter.profiles import KERNEL_HELP, kernel_arg
 from sim.netfilter.proto_tcp import TcpAction
-from sim.packet import SEQ_MASK, Packet, TcpFlag, TcpOptions
+from sim.packet import SEQ_MASK, IpProto, Packet, TcpFlag, TcpOptions
 from sim.report.words import bound_words
 from sim.skb import Skb
 from sim.topology.roles import NsRole
@@ -181,7 +181,7 @@ def render(profile: str, be_liberal: bool = False) -> str:
         verdict = s.window.name if s.window is not None else "-"
         lines.append(
             f"{'':<26} conntrack: {verdict}, state {s.state}"
-            + (f', "{table.profile.log_prefix}{s.reason}"' if s.reason else "")
+            + (f', "{l4proto_log_prefix(table.profile, IpProto.TCP)}{s.reason}"' if s.reason else "")
         )
         if s.label == "ACK from the container":
             accepted = sum(1 for d in data if d.window == TcpAction.ACCEPT)

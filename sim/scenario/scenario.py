@@ -443,7 +443,7 @@ class _ConntrackCommand:
         if self.done or self.remote.endpoint.bytes_received < self.t.after_bytes:
             return
         self.done = True
-        table = w.namespaces["host"].conntrack
+        table = w.namespaces[NsRole.HOST].conntrack
         assert table is not None
         self.output, _ = conntrack_tool.run(table, self.t.command, w.clock.now)
         self.fired.append((w.clock.now, self.t.kind, 0))

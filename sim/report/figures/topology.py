@@ -43,7 +43,7 @@ def _topology_columns(graph: Any) -> tuple[list[str], list[str], list[str], list
     bridges = sorted(n for n, k in graph.nodes(data="kind") if k == "bridge")
     linked = {b if a in ports else a for a, b in _edges(graph, "link") if a in ports or b in ports}
     containers = sorted({str(n).split("/")[0] for n in linked})
-    return containers, ports, bridges, sorted({str(n).split("/")[0] for n in graph.nodes} - {"host"})
+    return containers, ports, bridges, sorted({str(n).split("/")[0] for n in graph.nodes} - {NsRole.HOST})
 
 
 def _device(svg: Svg, node: str, attrs: dict[str, Any], at: _Placed, prefix: int | None) -> None:
@@ -86,7 +86,9 @@ def _place(graph: Any) -> tuple[dict[str, _Placed], dict[str, tuple[float, float
             pos[node] = _Placed(cols["ctr"], below + i * ROW_H)
     host_x = cols["port"] - NS_PAD
     bottom = below + max(len(host_rest), len(remotes), 1) * ROW_H - 30
-    boxes = {"host": (host_x, top, cols["bridge"] + DEV_W + NS_PAD - host_x, bottom - top)}
+    boxes: dict[str, tuple[float, float, float, float]] = {
+        NsRole.HOST: (host_x, top, cols["bridge"] + DEV_W + NS_PAD - host_x, bottom - top)
+    }
     for column, names, y0 in (("ctr", containers, top), ("ctr", remotes, below - 40)):
         for i, ns in enumerate(names):
             boxes[ns] = (cols[column] - NS_PAD, y0 + 14 + i * ROW_H, DEV_W + 2 * NS_PAD, ROW_H - 12)
