@@ -18,7 +18,6 @@ from typing import Final
 
 SEQ_MOD: Final = 1 << 32
 SEQ_MASK: Final = SEQ_MOD - 1
-IPPROTO_TCP: Final = 6
 IP_HEADER_LEN = 20
 TCP_HEADER_LEN = 20
 UDP_HEADER_LEN = 8  # sizeof(struct udphdr)
@@ -37,7 +36,8 @@ class IpProto(IntEnum):
 # ICMP is tested against the number, sim.include.nf_conntrack.IPPROTO_ICMP):
 # on Python 3.11 reading a member as a class attribute goes through EnumType.__getattr__'s
 # slow hook (about 900 machine instructions; a module global costs a few).
-IPPROTO_TCP, IPPROTO_UDP = IpProto.TCP, IpProto.UDP
+IPPROTO_TCP: Final = IpProto.TCP
+IPPROTO_UDP: Final = IpProto.UDP
 
 
 class IcmpType(IntEnum):
