@@ -26,11 +26,11 @@ from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 
-# The packet, the kernel profile and sysctls, the tracker's data and code, the reader and the
-# analysis: the path every packet of a capture takes. Compiled together (one mypyc group:
-# native calls between them).
+# The kernel profile and sysctls, the tracker's data and code, the reader and the analysis: the
+# path every packet of a capture takes, compiled together (one mypyc group: native calls between
+# them). Not sim.packet: an interpreted class cannot subclass a compiled one, and
+# sim.pcap.datagram.Datagram is a Packet (the capture path builds no Packet per segment).
 MODULES = (
-    "sim.packet",
     "sim.netfilter.hooks",
     "sim.netfilter.profiles",
     "sim.netfilter.sysctl",
