@@ -1,6 +1,6 @@
 """The simulated world: namespaces joined by links, one clock, one seeded RNG, one trace.
 
-The world builds the topology (namespaces, devices, links; also kept as a networkx graph:
+The world builds the topology (namespaces, devices, links; seen as a networkx graph on demand:
 namespaces and devices as nodes, membership, veth links and bridge ports as edges), lets
 packets in (crafted frames, the stacks' own segments, the kernel's RSTs), runs the sockets'
 timers and records the trace. It is what the layers ask for -- netfilter's
@@ -17,9 +17,7 @@ import random
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sim.clock import Clock
 from sim.include.netfilter import Hook
@@ -35,6 +33,9 @@ from sim.netfilter.x_tables import RuleAt
 from sim.packet import Packet
 from sim.skb import Skb
 from sim.trace import STACK_EVENTS, Step, Trace, TraceEvent, TraceVerdict, Why
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 @dataclass(slots=True)
@@ -87,7 +88,6 @@ class World:
         self.rng = random.Random(seed)
         self.nat_rng = random.Random(seed + 1)  # get_random_u16() for NAT port choice
         self.namespaces: dict[str, Namespace] = {}
-        self.graph: nx.Graph = nx.Graph()
         self.trace = Trace(trace)
         self.captures: dict[tuple[str, str], Capture] = defaultdict(Capture)
         self.capturing = True  # off: no capture records (a streaming replay keeps memory flat)
@@ -105,22 +105,34 @@ class World:
     # -- building -------------------------------------------------------------------------
     def add_namespace(self, ns: Namespace) -> Namespace:
         self.namespaces[ns.name] = ns
-        self.graph.add_node(ns.name, kind="netns")
-        for dev in ns.devices.values():
-            self._add_dev_node(ns, dev)
         return ns
-
-    def _add_dev_node(self, ns: Namespace, dev: Device) -> None:
-        node = f"{ns.name}/{dev.name}"
-        self.graph.add_node(node, kind=dev.kind.value, addr=dev.addr)
-        self.graph.add_edge(ns.name, node, kind="has")
-        if dev.master is not None:
-            self.graph.add_edge(node, f"{ns.name}/{dev.master}", kind="port")
 
     def add_device(self, ns: Namespace, dev: Device) -> Device:
         ns.add_device(dev)
-        self._add_dev_node(ns, dev)
         return dev
+
+    @property
+    def graph(self) -> nx.Graph:
+        """The topology as a networkx graph, built when asked (only the topology figure and
+        its users draw it, so a run never imports networkx): namespaces and devices as nodes
+        (``kind``, ``addr``), membership (``has``), bridge ports (``port``) and veth pairs or
+        segment stations (``link``) as edges."""
+        import networkx as nx
+
+        g = nx.Graph()
+        for ns in self.namespaces.values():
+            g.add_node(ns.name, kind="netns")
+            for dev in ns.devices.values():
+                g.add_node(f"{ns.name}/{dev.name}", kind=dev.kind.value, addr=dev.addr)
+        for ns in self.namespaces.values():
+            for dev in ns.devices.values():
+                node = f"{ns.name}/{dev.name}"
+                g.add_edge(ns.name, node, kind="has")
+                if dev.master is not None:
+                    g.add_edge(node, f"{ns.name}/{dev.master}", kind="port")
+                for far in ([dev.peer] if dev.peer is not None else []) + list(dev.stations.values()):
+                    g.add_edge(node, f"{far[0]}/{far[1]}", kind="link")
+        return g
 
     def link(self, a: tuple[str, str], b: tuple[str, str], delay: float = 0.0) -> None:
         """A veth pair (or a wire) between device ``a`` and device ``b``."""
@@ -128,7 +140,6 @@ class World:
         db = self.namespaces[b[0]].devices[b[1]]
         da.peer, db.peer = b, a
         da.delay = db.delay = delay
-        self.graph.add_edge(f"{a[0]}/{a[1]}", f"{b[0]}/{b[1]}", kind="link")
 
     def attach(self, a: tuple[str, str], b: tuple[str, str], delay: float = 0.0) -> None:
         """Device ``b`` joins device ``a``'s Ethernet segment as one more station: ``a`` sends
@@ -140,7 +151,6 @@ class World:
         da.stations[db.addr] = b
         db.peer = a
         db.delay = delay
-        self.graph.add_edge(f"{a[0]}/{a[1]}", f"{b[0]}/{b[1]}", kind="link")
 
     # -- what netfilter asks of the stack (sim.netfilter.core.Stack) -----------------------------
     @property

@@ -33,7 +33,9 @@ class _Placed:
 
 
 def _edges(graph: Any, kind: str) -> list[tuple[str, str]]:
-    return [(str(a), str(b)) for a, b, k in graph.edges(data="kind") if k == kind]
+    """The edges of one kind, each with its ends in name order (an undirected graph's edge has
+    no direction; its ends come in the order the nodes were met)."""
+    return [(min(str(a), str(b)), max(str(a), str(b))) for a, b, k in graph.edges(data="kind") if k == kind]
 
 
 def _topology_columns(graph: Any) -> tuple[list[str], list[str], list[str], list[str]]:
