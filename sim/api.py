@@ -33,7 +33,7 @@ from sim.scenario.case import Case, CaseError, load_case
 from sim.scenario.fixes import FIXES, HOST_FIXES, WINDOW_FIXES
 from sim.scenario.loader import builtin_cases, builtin_scenarios, kind_of
 from sim.topology.roles import NsRole
-from sim.trace import ConfirmOutcome, ConntrackInfo, CtSysctls, Step, Trace, TraceEvent, Why
+from sim.trace import ConfirmOutcome, ConntrackInfo, CtSysctls, Step, Trace, TraceEvent, TraceVerdict, Why
 
 if TYPE_CHECKING:
     from sim.net.world import World
@@ -310,6 +310,7 @@ __all__ = [
     "TcpOptions",
     "Trace",
     "TraceEvent",
+    "TraceVerdict",
     "Why",
     "builtin_cases",
     "builtin_scenarios",

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from sim.api import TCPHDR_RST, ConfirmOutcome, NsRole, Step, Why
+from sim.api import TCPHDR_RST, ConfirmOutcome, NsRole, Step, TraceVerdict, Why
 from tui.rows import explain, remote_acked, step_row
 from tui.session import Cursor, Session
 from tui.session import ct as ct_of
@@ -131,7 +131,7 @@ def _packet_questions(s: Session, pos: int, fixed: dict[str, Session]) -> list[Q
             )
         )
     route = next((k for k, e in enumerate(events) if e.step is Step.ROUTE and e.ns == NsRole.HOST), None)
-    if route is not None and events[route].verdict in ("FORWARD", "LOCAL"):
+    if route is not None and events[route].verdict in (TraceVerdict.FORWARD, TraceVerdict.LOCAL):
         out.append(
             _q(
                 s,
@@ -139,7 +139,7 @@ def _packet_questions(s: Session, pos: int, fixed: dict[str, Session]) -> list[Q
                 Cursor(pos, route),
                 "Where does the host's routing send it?",
                 ROUTES,
-                0 if events[route].verdict == "FORWARD" else 1,
+                0 if events[route].verdict is TraceVerdict.FORWARD else 1,
             )
         )
     end, k = _end(s, pos)

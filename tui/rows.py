@@ -18,6 +18,7 @@ from sim.api import (
     Step,
     TcpState,
     TraceEvent,
+    TraceVerdict,
     late_words,
     rule_of,
     untracked_words,
@@ -206,7 +207,7 @@ def explain(s: Session, c: Cursor) -> list[str]:
     if d is not None:
         if d.check is not None and d.window:  # the sysctls and log prefix the trace recorded
             out = window_words(d.check, d.window, bool(d.sysctls.tcp_be_liberal))
-            if d.window == "ACCEPT" and len(out) > 1:  # be_liberal: the verdict's reason comes first
+            if d.window is TraceVerdict.ACCEPT and len(out) > 1:  # be_liberal: the verdict's reason first
                 out = [out[-1], *out[:-1]]
             if d.reason:
                 out.append(f'The kernel logs: "{d.log_prefix}{d.reason}"')

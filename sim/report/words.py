@@ -9,7 +9,7 @@ these words on screen; the words come first.
 from __future__ import annotations
 
 from sim.packet import SEQ_MASK, TcpFlag, format_flags
-from sim.trace import Bound, WindowCheck
+from sim.trace import Bound, TraceVerdict, WindowCheck
 
 
 def _n(x: int) -> str:
@@ -59,7 +59,7 @@ def bound_words(b: Bound, check: WindowCheck) -> str:
     )
 
 
-def window_words(check: WindowCheck, action: str, liberal: bool) -> list[str]:
+def window_words(check: WindowCheck, action: TraceVerdict, liberal: bool) -> list[str]:
     """What the window check decided, in words: each failed bound, then what the verdict means.
 
     ``action`` is the tracker's verdict (``ACCEPT``/``IGNORE``/``INVALID``); ``liberal`` says
@@ -69,17 +69,17 @@ def window_words(check: WindowCheck, action: str, liberal: bool) -> list[str]:
     out = [f"Out of window: {bound_words(b, check)} (bound {b.name})." for b in failed]
     if not failed:
         out.append("In window: all four bounds pass, and the tracker moves its window forward.")
-    elif action == "INVALID":
+    elif action is TraceVerdict.INVALID:
         out.append(
             "So conntrack calls the packet INVALID: tcp_packet() returns -NF_ACCEPT, the packet goes on "
             "without its conntrack entry, and NAT will not translate it."
         )
-    elif action == "IGNORE":
+    elif action is TraceVerdict.IGNORE:
         out.append(
             "Since Linux 6.1 conntrack IGNOREs this class of out-of-window segment: the entry stays "
             "attached, so NAT still translates the packet, and the tracker's window is left as it was."
         )
-    elif action == "ACCEPT" and liberal:
+    elif action is TraceVerdict.ACCEPT and liberal:
         out.append(
             "be_liberal overrides the failed bound: with nf_conntrack_tcp_be_liberal=1 tcp_in_window() "
             "accepts an out-of-window segment silently (no log, window unchanged), so the entry stays "

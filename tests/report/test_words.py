@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sim.packet import TcpFlag
 from sim.report.words import bound_words, late_words, untracked_words, window_words
-from sim.trace import Bound, WindowCheck
+from sim.trace import Bound, TraceVerdict, WindowCheck
 
 
 def late_ack(*, iv_passed: bool = False) -> WindowCheck:
@@ -39,12 +39,13 @@ def test_bound_iv_in_words_with_the_numbers_that_matter() -> None:
 
 def test_verdicts_in_words() -> None:
     check = late_ack()
-    invalid = window_words(check, "INVALID", liberal=False)
+    invalid = window_words(check, TraceVerdict.INVALID, liberal=False)
     assert invalid[0].startswith("Out of window: this ACK") and invalid[0].endswith("(bound IV).")
     assert "INVALID" in invalid[1] and "NAT will not translate it" in invalid[1]
-    assert "still translates" in window_words(check, "IGNORE", liberal=False)[1]
-    assert window_words(check, "ACCEPT", liberal=True)[1].startswith("be_liberal overrides the failed bound")
-    assert window_words(late_ack(iv_passed=True), "ACCEPT", liberal=False) == [
+    assert "still translates" in window_words(check, TraceVerdict.IGNORE, liberal=False)[1]
+    liberal = window_words(check, TraceVerdict.ACCEPT, liberal=True)
+    assert liberal[1].startswith("be_liberal overrides the failed bound")
+    assert window_words(late_ack(iv_passed=True), TraceVerdict.ACCEPT, liberal=False) == [
         "In window: all four bounds pass, and the tracker moves its window forward."
     ]
 
