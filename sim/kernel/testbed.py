@@ -170,23 +170,7 @@ class Testbed:
         ns.ip(host, "link", "set", BRIDGE, "up")
         self._add_container(ctr, BRIDGE_PORT, MAC["port"], MAC["ctr"], t.ctr_ip)
         # uplink
-        ns.ip(
-            host,
-            "link",
-            "add",
-            UPLINK,
-            "address",
-            MAC["uplink"],
-            "type",
-            "veth",
-            "peer",
-            "name",
-            END_DEV,
-            "address",
-            MAC["remote"],
-            "netns",
-            remote,
-        )
+        self._veth(UPLINK, MAC["uplink"], remote, MAC["remote"])
         ns.ip(host, "addr", "add", f"{t.host_ip}/24", "dev", UPLINK)
         ns.ip(host, "link", "set", UPLINK, "up")
         remote_prefix = 24 if ipaddress.ip_address(t.remote_ip) in t.uplink_net else 32
@@ -207,23 +191,7 @@ class Testbed:
                 gateways[name] = (MAC["bridge"], t.bridge_ip)
             else:
                 dev = f"vr{k}"
-                ns.ip(
-                    host,
-                    "link",
-                    "add",
-                    dev,
-                    "address",
-                    _mac(1, ip),
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    END_DEV,
-                    "address",
-                    macs[name],
-                    "netns",
-                    end_ns,
-                )
+                self._veth(dev, _mac(1, ip), end_ns, macs[name])
                 ns.ip(host, "addr", "add", f"{t.host_ip}/32", "dev", dev)
                 ns.ip(host, "link", "set", dev, "up")
                 ns.ip(host, "route", "add", f"{ip}/32", "dev", dev)
@@ -252,26 +220,18 @@ class Testbed:
     def _ns_of(self, name: str) -> str:
         return self.ns[name] if name in ("ctr", "remote") else self.ns[self.roles[name]]
 
+    def _veth(self, dev: str, mac: str, end_ns: str, end_mac: str) -> None:
+        """A veth pair: ``dev`` (``mac``) in the host, its peer ``END_DEV`` (``end_mac``) in
+        ``end_ns``."""
+        self.ns.ip(
+            self.ns["host"], "link", "add", dev, "address", mac, "type", "veth",
+            "peer", "name", END_DEV, "address", end_mac, "netns", end_ns,
+        )  # fmt: skip
+
     def _add_container(self, end_ns: str, port: str, port_mac: str, mac: str, ip: str) -> None:
         """One more container: a veth from docker0 into ``end_ns``, default route via docker0."""
         ns, host = self.ns, self.ns["host"]
-        ns.ip(
-            host,
-            "link",
-            "add",
-            port,
-            "address",
-            port_mac,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            END_DEV,
-            "address",
-            mac,
-            "netns",
-            end_ns,
-        )
+        self._veth(port, port_mac, end_ns, mac)
         ns.ip(host, "link", "set", port, "master", BRIDGE, "up")
         ns.ip(end_ns, "addr", "add", f"{ip}/24", "dev", END_DEV)
         ns.ip(end_ns, "link", "set", END_DEV, "up")

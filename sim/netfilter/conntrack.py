@@ -469,12 +469,7 @@ class ConntrackTable:
                 ct, direction = hit
                 if not profile.stats_lean:
                     st.found += 1  # ____nf_conntrack_find()
-                if direction == REPLY:
-                    ctinfo = IP_CT_ESTABLISHED_REPLY
-                elif ct.status & IPS_SEEN_REPLY:
-                    ctinfo = IP_CT_ESTABLISHED
-                else:
-                    ctinfo = IP_CT_NEW
+                ctinfo = _ctinfo(ct, direction)
             if proto is IPPROTO_TCP:
                 tcp = nf_conntrack_tcp_packet(ct, pkt, direction, now, sysctl, profile, prerouting, explain)
                 verdict, reason = tcp.verdict, tcp.reason
@@ -499,10 +494,7 @@ class ConntrackTable:
             skb.ct = None
             skb.ctinfo = None
             return ConntrackResult(NfVerdict(-verdict), None, None, tcp, reason, created)
-        if ctinfo == IP_CT_ESTABLISHED_REPLY:
-            ct.status |= IPS_SEEN_REPLY
-        if ct.status & IPS_DYING and ct.status & IPS_CONFIRMED:
-            self.delete(ct)  # nf_ct_kill_acct(): "we can delete the conntrack immediately"
+        self._accepted(ct, ctinfo)
         skb.ct = ct
         skb.ctinfo = ctinfo
         return ConntrackResult(NF_ACCEPT, ct, ctinfo, tcp, reason, created)
@@ -544,14 +536,17 @@ class ConntrackTable:
         if tcp.verdict <= 0:
             st.invalid += 1
             return ConntrackResult(NfVerdict(-tcp.verdict), None, None, tcp, tcp.reason)
-        if direction == REPLY:
-            ctinfo = CtInfo.ESTABLISHED_REPLY
+        ctinfo = _ctinfo(ct, direction)
+        self._accepted(ct, ctinfo)
+        return ConntrackResult(NF_ACCEPT, ct, ctinfo, tcp, tcp.reason)
+
+    def _accepted(self, ct: Conn, ctinfo: CtInfo) -> None:
+        """The end of ``nf_conntrack_in()`` for a packet the tracker accepted: a reply marks
+        the entry SEEN_REPLY, and a confirmed entry the tracker killed goes at once."""
+        if ctinfo == IP_CT_ESTABLISHED_REPLY:
             ct.status |= IPS_SEEN_REPLY
-        else:
-            ctinfo = CtInfo.ESTABLISHED if ct.seen_reply else CtInfo.NEW
-        if ct.dying:
-            self.delete(ct)
-        return ConntrackResult(NfVerdict.ACCEPT, ct, ctinfo, tcp, tcp.reason)
+        if ct.status & IPS_DYING and ct.status & IPS_CONFIRMED:
+            self.delete(ct)  # nf_ct_kill_acct(): "we can delete the conntrack immediately"
 
     def _l4proto_error(self, skb: Skb, now: float, prerouting: bool) -> ConntrackResult | None:
         """The checks before the lookup: ``nf_conntrack_handle_icmp()`` (ICMP; an error gets
@@ -688,6 +683,15 @@ class ConntrackTable:
             return False
         self.stats.found += 1
         return True
+
+
+def _ctinfo(ct: Conn, direction: int) -> CtInfo:
+    """``resolve_normal_ct()``'s ctinfo for a packet that found ``ct``: a reply is
+    ESTABLISHED_REPLY; an original-direction packet ESTABLISHED once a reply was seen, else
+    NEW."""
+    if direction == REPLY:
+        return IP_CT_ESTABLISHED_REPLY
+    return IP_CT_ESTABLISHED if ct.status & IPS_SEEN_REPLY else IP_CT_NEW
 
 
 _REPLY_CTINFO = (IP_CT_ESTABLISHED_REPLY, IP_CT_RELATED_REPLY)

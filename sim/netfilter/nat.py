@@ -197,16 +197,17 @@ def get_unique_tuple(
     if p.nat_random_fully:
         random_all |= NatRangeFlag.PROTO_RANDOM_FULLY
     allow_clash = orig[4] == IpProto.UDP  # l4proto->allow_clash
-    if manip == ManipType.SRC and not rng.flags & random_all and _in_range(orig, manip, rng):
-        if p.nat_used_tuple_new:
-            if not nf_nat_used_tuple_new(table, orig, ct, now, allow_clash):
+    if manip == ManipType.SRC and not rng.flags & random_all:
+        if _in_range(orig, manip, rng):  # "try the original tuple first"
+            if p.nat_used_tuple_new:
+                if not nf_nat_used_tuple_new(table, orig, ct, now, allow_clash):
+                    return orig
+            elif not nf_nat_used_tuple(table, orig, ct, now):
                 return orig
-        elif not nf_nat_used_tuple(table, orig, ct, now):
-            return orig
-    elif manip == ManipType.SRC and not rng.flags & random_all:
-        mapped = find_appropriate_src(table, orig, rng)
-        if mapped is not None and not nf_nat_used_tuple(table, mapped, ct, now):
-            return mapped
+        else:  # "Found current src map"
+            mapped = find_appropriate_src(table, orig, rng)
+            if mapped is not None and not nf_nat_used_tuple(table, mapped, ct, now):
+                return mapped
     tup = orig
     if rng.flags & NatRangeFlag.MAP_IPS:
         tup = _with(orig, manip, addr=rng.min_addr)

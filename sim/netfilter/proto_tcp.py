@@ -408,7 +408,7 @@ def _window_verdict_61(
     seq: int, end: int, sack: int, sender: TcpDirState, receiver: TcpDirState
 ) -> tuple[TcpAction, str | None]:
     """6.1's checks in the kernel's order: I (with the small-overshoot IGNORE), III, II, IV."""
-    maxackwin = sender.td_maxwin if sender.td_maxwin > MAXACKWINCONST else MAXACKWINCONST  # MAXACKWINDOW()
+    maxackwin = maxackwindow(sender)
     # before(a, b) is (a - b) & SEQ_MASK >= 0x80000000, written out below: the hottest path
     if (seq - sender.td_maxend - 1) & SEQ_MASK < 0x80000000:  # !before(seq, sender->td_maxend + 1)
         overshot = (end - sender.td_maxend + 1) & SEQ_MASK

@@ -15,7 +15,10 @@ STORIES = (
     "conntrack-table-full",
     "pod-ip-leak",
     "published-port-invalid",
+    "kube-clusterip-invalid",
+    "kube-nodeport-invalid",
     "mid-stream-pickup",
+    "one-sided-wscale",
 )
 
 
