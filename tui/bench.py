@@ -10,7 +10,9 @@ count.
 - ``story_s``: from ``fork`` to the end of the frame that shows the INVALID late ACK;
 - ``key_to_frame_ms``: per key, from writing the key's bytes to the end of the first frame after
   it (the key's effect: the cursor moved, or the spinner of a re-run appeared);
-- ``rerun_s``: for ``f``/``k``, from the key to the frame that shows the new run (the worse).
+- ``rerun_s``: for ``f``/``k``, from the key to the frame whose status line shows the new run (the
+  worse). The next key waits for that frame: the spinner stands still, so a quiet pty alone does
+  not mean the run is over.
 
 As a user launches an installed nflab: with the modules' bytecode compiled (pip compiles it at
 install; a source checkout writes it on its first launch). A launch that finds none compiles
@@ -138,13 +140,14 @@ STEP_KEYS = [(k, "step ") for k in ["right"] * 8 + ["left"] * 8 + ["down", "up",
 
 
 def rerun_keys() -> list[tuple[str, str, str]]:
-    """(key, what its first frame shows: the spinner, what the frame with the new run shows)."""
+    """(key, what its first frame shows: the spinner, what the frame with the new run shows: the
+    status line's kernel and fix, two spaces apart, which the spinner's words never are)."""
     from sim.api import KERNELS
     from tui.session import cycle
 
     return [
-        ("f", "running seed-incident", "fix drop-invalid"),
-        ("k", "running seed-incident", f"kernel {cycle(KERNELS, '3.10')}"),
+        ("f", "running seed-incident", "kernel 3.10  fix drop-invalid"),
+        ("k", "running seed-incident", f"kernel {cycle(KERNELS, '3.10')}  fix drop-invalid"),
     ]
 
 
