@@ -13,6 +13,7 @@ import asyncio
 import functools
 import gc
 import io
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar
@@ -595,6 +596,20 @@ async def export_svg(app: NflabApp, path: str, size: tuple[int, int], keys: list
         Path(path).write_text(app.export_screenshot(title=f"nflab {app.plan.title if app.plan else app.ref}"))
 
 
+def svg_unwritable(path: str) -> str | None:
+    """Why ``path`` (``--svg``) cannot be written, found before the run rather than after it:
+    its folder is missing or read-only, or it is a folder. None: it can be written."""
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        return "Is a directory"
+    if not folder.is_dir():
+        return "No such file or directory"
+    if not os.access(target if target.exists() else folder, os.W_OK):
+        return "Permission denied"
+    return None
+
+
 def unknown_key(keys: list[str]) -> str | None:
     """The first of ``keys`` (``--press``) that names no key: not a single character, not a key
     the app binds (``question_mark``, ``pagedown``) and not one of Textual's key names."""
@@ -638,6 +653,10 @@ def main(
                 f"nflab tui: --press: {bad!r} is not a key (e.g. right, left, down, f, question_mark)",
                 file=sys.stderr,
             )
+            return 2
+        unwritable = svg_unwritable(svg)
+        if unwritable is not None:
+            print(f"nflab tui: {svg}: {unwritable}", file=sys.stderr)
             return 2
         try:
             asyncio.run(export_svg(app, svg, size, keys or []))

@@ -50,7 +50,7 @@ IPS_NAT_DONE_MASK: Final = IPS_SRC_NAT_DONE | IPS_DST_NAT_DONE
 IPS_DYING: Final = int(IpConntrackStatus.DYING)
 IPS_FIXED_TIMEOUT: Final = int(IpConntrackStatus.FIXED_TIMEOUT)
 IPS_UNTRACKED: Final = int(IpConntrackStatus.UNTRACKED)
-IPS_NAT_CLASH: Final = int(NAT_CLASH)  # 5.7+: "IPS_NAT_CLASH_BIT = IPS_UNTRACKED_BIT"
+IPS_NAT_CLASH: Final = int(NAT_CLASH)  # 5.6+: "IPS_NAT_CLASH_BIT = IPS_UNTRACKED_BIT"
 
 
 class CtDir(IntEnum):
@@ -161,7 +161,7 @@ class Conn(TcpCt):
 
     @property
     def untracked(self) -> bool:
-        """The untracked template of kernels < 4.12. From 5.7 the bit is ``IPS_NAT_CLASH``,
+        """The untracked template of kernels < 4.12. From 5.6 the bit is ``IPS_NAT_CLASH``,
         which ``nf_ct_resolve_clash_harder()`` always sets with ``IPS_FIXED_TIMEOUT``."""
         return self.status & (IPS_UNTRACKED | IPS_FIXED_TIMEOUT) == IPS_UNTRACKED
 

@@ -9,7 +9,7 @@ from enum import IntFlag
 
 class IpConntrackStatus(IntFlag):
     """``enum ip_conntrack_status`` (``IPS_*``), the same bits from 3.10 to 6.18; NAT_CLASH
-    re-purposes UNTRACKED's bit 12 inside the kernel since 5.7."""
+    re-purposes UNTRACKED's bit 12 inside the kernel since 5.6."""
 
     EXPECTED = 1 << 0
     SEEN_REPLY = 1 << 1

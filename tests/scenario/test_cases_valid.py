@@ -374,7 +374,7 @@ V2_FACTS: dict[str, dict[int, dict[str, Any]]] = {
         0: {"ct_status": ["CONFIRMED", "DST_NAT", "SRC_NAT_DONE", "DST_NAT_DONE"], "fate": "delivered:ctr"},
         1: {"delivered_as": {"src": "198.51.100.1:5353", "dst": "198.51.100.2:40123"}},
     },
-    # nf_ct_resolve_clash_harder() (5.7+): the loser of two different DNATs is inserted for the
+    # nf_ct_resolve_clash_harder() (5.6+): the loser of two different DNATs is inserted for the
     # reply direction only (IPS_NAT_CLASH, 1 s fixed timeout); both answers come back
     "story-dns-race-dnat": {
         0: {

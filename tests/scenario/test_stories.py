@@ -74,7 +74,7 @@ def test_dns_race_same_nat_merges_but_different_dnat_drops_on_el7_and_4_19(kerne
 
 @pytest.mark.parametrize("kernel", ["5.10", "5.15", "6.1", "6.12", "6.18"])
 def test_dns_race_different_dnat_is_resolved_from_5_x(kernel: str) -> None:
-    # nf_ct_resolve_clash_harder (5.7): the loser is inserted for the reply direction only
+    # nf_ct_resolve_clash_harder (5.6): the loser is inserted for the reply direction only
     run = story("dns-race", kernel)
     assert run.succeeded
     lookup2 = [m for m in run.moments if m.text.startswith("lookup 2") and m.obs]

@@ -332,6 +332,24 @@ def test_svg_option_and_bad_files(tmp_path: Path) -> None:
     assert main("seed-incident", None, None, svg=str(tmp_path / "no" / "dir.svg")) == 2
 
 
+def test_an_svg_path_that_cannot_be_written_is_refused_before_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing folder or a folder given as the file: one line and exit 2 at once, the model
+    never run (it used to run first and fail at the write)."""
+    import tui.app
+
+    def never(*args: Any) -> None:
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr(tui.app, "export_svg", never)
+    missing = str(tmp_path / "no" / "dir.svg")
+    assert main("seed-incident", None, None, svg=missing) == 2
+    assert capsys.readouterr().err == f"nflab tui: {missing}: No such file or directory\n"
+    assert main("seed-incident", None, None, svg=str(tmp_path)) == 2
+    assert capsys.readouterr().err == f"nflab tui: {tmp_path}: Is a directory\n"
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize("kernel", ["3.10", "el7", "6.1"])
 async def test_the_first_screen_at_80x24_shows_the_whole_story(run_cache: Cache, kernel: str) -> None:
