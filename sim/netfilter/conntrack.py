@@ -335,8 +335,14 @@ class ConntrackTable:
     # -- the hash and early_drop() ---------------------------------------------------------
     def hash_raw(self, tup: CtTuple) -> int:
         """``hash_conntrack_raw()``: a 32-bit hash of the tuple under the table's seed (the
-        kernel's is jhash2 under a random seed; only its arbitrariness is modelled)."""
-        return zlib.crc32(repr(tup).encode(), self.hash_rnd)
+        kernel's is jhash2 under a random seed; only its arbitrariness is modelled).
+
+        The tuple is hashed as its values, spelled out with the protocol by name: a compiled
+        build (mypyc) holds a tuple's protocol as a plain int where the interpreter holds the
+        ``IpProto`` member, and ``repr(tup)`` would hash the same tuple to another bucket."""
+        src, sport, dst, dport, proto = tup
+        spelled = f"({src!r}, {sport}, {dst!r}, {dport}, {IpProto(proto)!r})"
+        return zlib.crc32(spelled.encode(), self.hash_rnd)
 
     def _bucket(self, raw: int, size: int) -> int:
         return (raw * size) >> 32  # reciprocal_scale() / hash_bucket()

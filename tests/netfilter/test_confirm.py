@@ -9,6 +9,8 @@ on this machine's 6.18 kernel, in a fresh network namespace.
 
 from __future__ import annotations
 
+import zlib
+
 import pytest
 
 from sim.include.nf_conntrack import (
@@ -31,7 +33,7 @@ from sim.netfilter.conntrack import (
 )
 from sim.netfilter.hooks import NfVerdict
 from sim.netfilter.profiles import PROFILES
-from sim.packet import Packet, parse_flags, udp_packet
+from sim.packet import IpProto, Packet, parse_flags, udp_packet
 from sim.skb import Skb
 from sim.trace import ConfirmOutcome
 
@@ -285,6 +287,16 @@ def test_early_drop_with_one_bucket(kernel, evicted):
     res = _new(table)
     assert res.verdict == NfVerdict.ACCEPT and table.stats.early_drop == evicted
     assert len(table) == 2 - evicted and table.log == []
+
+
+def test_the_tuple_hash_does_not_depend_on_how_the_protocol_is_held():
+    """A tuple's bucket is its values': the protocol as the ``IpProto`` member (a Packet's) or
+    as the plain int a compiled build (mypyc, tools/compile.py) holds in a tuple hash alike,
+    and as they did in the interpreter (crc32 of the tuple's repr under the table's seed)."""
+    table = ConntrackTable("4.19", hash_rnd=0x1234)
+    member: CtTuple = ("192.0.2.2", 40000, "198.51.100.2", 443, IpProto.TCP)
+    plain: CtTuple = ("192.0.2.2", 40000, "198.51.100.2", 443, 6)
+    assert table.hash_raw(member) == table.hash_raw(plain) == zlib.crc32(repr(member).encode(), 0x1234)
 
 
 def test_early_drop_scans_the_whole_table_only_on_3_10_and_el7():
