@@ -19,7 +19,10 @@ conntrack saw them:
   in the ORIGINAL direction of the entry, so it is tracked as part of that connection;
 - ``tcpdump -i any`` shows a forwarded packet once per interface it crosses, before and
   after NAT: conntrack saw it once, so later copies on other interfaces are skipped, and a
-  reply to the NATed address joins the connection seen before NAT, in the REPLY direction.
+  reply to the NATed address (and port, where MASQUERADE changed it) joins the connection
+  seen before NAT, in the REPLY direction. A copy of the originator's packet that leaves by
+  the interface where the connection's packets leave translated, but with the source it
+  arrived with, left untranslated (pod-ip-leak).
 
 Memory is bounded by the number of connections: packets are not kept, only the flagged ones
 are handed to the caller as they are found, plus a few recent INVALID/IGNORE packets per
@@ -52,7 +55,9 @@ from sim.trace import Bound
 CtTuple = tuple[str, int, str, int]  # a TCP connection: (src, sport, dst, dport)
 
 COPIES_KEPT: Final = 4096  # packets remembered to recognise their copies on other interfaces
-COPY_WINDOW_NS: Final = 50_000_000  # a copy on another interface is seen within 50 ms (forwarding)
+# A copy on another interface is seen within 200 ms: forwarding takes microseconds, but an
+# NFQUEUE verdict or an egress qdisc holds a packet between its copies (dg-any.pcap: 52 ms).
+COPY_WINDOW_NS: Final = 200_000_000
 COPY: Final = "copies of a packet on another interface"
 RECENT_FLAGGED: Final = 64  # INVALID/IGNORE packets per connection a later host RST is matched against
 DIRECTIONS = ("ORIGINAL", "REPLY")
@@ -93,6 +98,7 @@ class Flagged:
     verdicts: list[Verdict]
     host_rst_for: int | None = None  # the INVALID frame this RST of the host's answers
     untranslated: bool = False
+    copy_of: int | None = None  # the frame conntrack saw, of which this one is a later copy
 
 
 @dataclass(slots=True)
@@ -112,10 +118,27 @@ class Connection:
     states: dict[str, str] = field(default_factory=dict)  # kernel -> TCP state at the end
     host_rsts: list[int] = field(default_factory=list)
     untranslated: list[int] = field(default_factory=list)
+    nat_iface: int | None = None  # where its packets leave SNATed (a -i any capture's copies) ...
+    nat_src: str = ""  # ... and as which address
     orig_ttl: int = -1  # TTL of the originator's latest packet (forwarded: one less than it sent)
     recent_flagged: deque[tuple[int, Packet, bool]] = field(
         default_factory=lambda: deque(maxlen=RECENT_FLAGGED)
     )  # (frame, packet, INVALID on the first kernel)
+
+
+@dataclass(slots=True)
+class _Seen:
+    """The first copy of a packet: where and when, its tuple as captured, and once tracked its
+    connection, the verdicts and whether it was its originator's, as captured (not joined
+    through NAT)."""
+
+    iface: int
+    ts_ns: int
+    tup: CtTuple
+    frame: int
+    conn: Connection | None = None
+    verdicts: list[Verdict] = field(default_factory=list)
+    original: bool = False
 
 
 @dataclass(slots=True)
@@ -284,7 +307,8 @@ class Analysis:
         self.stats = Stats()
         self.connections: dict[CtTuple, Connection] = {}  # both directions' tuples
         self.by_ports: dict[tuple[int, str, int], Connection] = {}  # (sport, peer, dport) of ORIGINAL
-        self._seen: OrderedDict[tuple[int, ...], tuple[int, int]] = OrderedDict()  # -> (iface, ts_ns)
+        self.nat_replies: dict[CtTuple, Connection] = {}  # a SNATed copy's reply tuple -> its connection
+        self._seen: OrderedDict[tuple[int, ...], _Seen] = OrderedDict()
         self._ids = 0
 
     # ------------------------------------------------------------ per frame
@@ -303,8 +327,10 @@ class Analysis:
                 return
             st.skipped[frame.skipped] = st.skipped.get(frame.skipped, 0) + 1
             return
-        if self._copy(frame, seg):
+        first = self._copy(frame, seg)
+        if first.frame != frame.number:
             st.skipped[COPY] = st.skipped.get(COPY, 0) + 1
+            self._copied(frame, seg, first)
             return
         st.tcp += 1
         if frame.number in self.skip_frames:
@@ -317,7 +343,8 @@ class Analysis:
         if conn is None:
             pkt = _packet(frame)
             twin = self.by_ports.get((sport, dst, dport))
-            reply_to = self.by_ports.get((dport, src, sport))
+            reply_to = self.nat_replies.get((src, sport, dst, dport))
+            reply_to = reply_to or self.by_ports.get((dport, src, sport))
             if self._host_rst(frame, pkt):
                 return
             if twin is not None and twin.orig[0] != src and self._looks_inner(pkt):
@@ -361,6 +388,7 @@ class Analysis:
             invalid = v.ctstate is CtState.INVALID
             if tracker is self.trackers[0] and (invalid or v.window is TcpAction.IGNORE):
                 conn.recent_flagged.append((frame.number, _packet(frame), invalid))
+        first.conn, first.verdicts, first.original = conn, verdicts, direction == ORIGINAL and seen is None
         if untranslated:
             conn.untranslated.append(frame.number)
         if flagged or untranslated:
@@ -398,23 +426,61 @@ class Analysis:
         bridge networks are) and the packet does not open a connection of its own (no SYN)."""
         return pkt.src in self.inner_addrs or (_private(pkt.src) and not pkt.syn)
 
-    def _copy(self, frame: Frame, seg: Segment) -> bool:
-        """Is the segment a copy, on another interface, of a packet seen just before?
+    def _copy(self, frame: Frame, seg: Segment) -> _Seen:
+        """The first copy of the segment's packet, if it is a copy on another interface of a
+        packet seen just before, else the new record of this one.
 
         ``tcpdump -i any`` on a host sees a forwarded packet on every interface it crosses (the
-        bridge port, the bridge, the uplink; NAT may have rewritten the addresses). Conntrack
-        saw it once, at the first (PREROUTING), so only the first copy counts. Copies on the
-        same interface (a duplicate on the wire) are packets of their own.
+        bridge port, the bridge, the uplink; NAT may have rewritten the addresses, and the
+        source port: the key leaves the ports out). Conntrack saw it once, at the first
+        (PREROUTING), so only the first copy counts. Copies on the same interface (a duplicate
+        on the wire) are packets of their own -- except in a Linux cooked v1 capture, whose
+        frames tell interfaces apart only by their header (negative ``iface``), which a bridge
+        and its port share: there a duplicate within the window counts as a copy.
         """
-        _src, _dst, sport, dport, seq, ack, flags, win, payload, _opts, _ttl, ip_id, _ts = seg
-        key = (ip_id, seq, ack, flags, payload, win, sport, dport)
+        src, dst, sport, dport, seq, ack, flags, win, payload, _opts, _ttl, ip_id, _ts = seg
+        key = (ip_id, seq, ack, flags, payload, win)
         seen = self._seen.get(key)
-        if seen is not None and seen[0] != frame.iface and frame.ts_ns - seen[1] <= COPY_WINDOW_NS:
-            return True
-        self._seen[key] = (frame.iface, frame.ts_ns)
+        iface = frame.iface
+        other_iface = seen is not None and (seen.iface != iface or iface < 0)
+        if seen is not None and other_iface and frame.ts_ns - seen.ts_ns <= COPY_WINDOW_NS:
+            return seen
+        seen = self._seen[key] = _Seen(iface, frame.ts_ns, (src, sport, dst, dport), frame.number)
         if len(self._seen) > COPIES_KEPT:
             self._seen.popitem(last=False)
-        return False
+        return seen
+
+    def _copied(self, frame: Frame, seg: Segment, first: _Seen) -> None:
+        """A later copy of the originator's packet ``first``: where SNAT rewrote its source,
+        the interface the connection's packets leave by translated, and the reply tuple that
+        joins the connection; where it leaves by that interface with the source it arrived
+        with, NAT skipped it (an INVALID packet: pod-ip-leak), reported as untranslated with
+        the verdicts conntrack gave ``first``."""
+        conn = first.conn
+        if conn is None or not first.original:
+            return
+        src, dst, sport, dport = seg[0], seg[1], seg[2], seg[3]
+        if (src, sport) != first.tup[:2]:
+            conn.nat_iface, conn.nat_src = frame.iface, src
+            self.nat_replies[(dst, dport, src, sport)] = conn
+        elif frame.iface == conn.nat_iface and (dst, dport) == first.tup[2:]:
+            conn.untranslated.append(frame.number)
+            pkt = _packet(frame)
+            verdicts = [
+                self._filled(v, t, pkt, ORIGINAL) for v, t in zip(first.verdicts, self.trackers, strict=True)
+            ]
+            self.on_flagged(
+                Flagged(
+                    frame.number,
+                    frame.ts_ns,
+                    conn.id,
+                    DIRECTIONS[ORIGINAL],
+                    pkt,
+                    verdicts,
+                    untranslated=True,
+                    copy_of=first.frame,
+                )
+            )
 
     def _host_rst(self, frame: Frame, pkt: Packet) -> bool:
         """Report ``pkt`` as the host's own RST if it answers a recent INVALID (or IGNOREd) packet.

@@ -55,6 +55,8 @@ class Findings:
             self.untranslated_count += 1
             if len(self.untranslated) < MAX_LISTED:
                 self.untranslated.append(f)
+            if f.copy_of is not None:  # its verdicts were counted at the frame conntrack saw
+                return
         first = f.verdicts[0] if f.verdicts else None
         if first is not None and (first.ctstate is CtState.INVALID or first.window is TcpAction.IGNORE):
             self.recent[f.frame] = f

@@ -14,7 +14,9 @@ The flows are joined across NAT as the TCP path joins connections:
 - a copy of a datagram on another interface (``tcpdump -i any``: before and after NAT) is
   skipped -- conntrack saw it once -- and, when NAT rewrote it, teaches the translation, so
   a reply to the translated tuple (and an ICMP error quoting it) joins the flow seen before
-  NAT, in the REPLY direction;
+  NAT, in the REPLY direction; a copy of the originator's datagram that leaves by the
+  interface where the flow's datagrams leave SNATed, with the source it arrived with, left
+  untranslated;
 - a UDP reply to the NATed address of a flow seen before NAT (same ports and peer) joins it;
 - a datagram from the container's own address (known from its capture, or RFC 1918) on a
   flow that otherwise left translated is untranslated: conntrack saw it in the ORIGINAL
@@ -35,13 +37,11 @@ from sim.netfilter.hooks import NfVerdict
 from sim.netfilter.proto_tcp import TcpAction
 from sim.netfilter.proto_udp import udp_error
 from sim.packet import ICMP_ERROR_TYPES, IcmpType, IpProto, Packet
-from sim.pcap.analyse import Tracker, Verdict, _ctstate, _private
+from sim.pcap.analyse import COPIES_KEPT, COPY_WINDOW_NS, Tracker, Verdict, _ctstate, _private
 from sim.pcap.datagram import Datagram
 from sim.pcap.reader import Frame
 from sim.skb import Skb
 
-COPIES_KEPT = 4096
-COPY_WINDOW_NS = 50_000_000  # as the TCP path: a copy on another interface within 50 ms
 DIRECTIONS = ("ORIGINAL", "REPLY")
 Key = tuple[str, int, str, int, int]  # nf_conntrack_tuple: src, sport/id, dst, dport/type, proto
 
@@ -104,6 +104,7 @@ class Flow:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # kernel -> {ctstate: n}
     states: dict[str, str] = field(default_factory=dict)  # kernel -> entry flags at the end
     untranslated: list[int] = field(default_factory=list)
+    nat_iface: int | None = None  # where its datagrams leave SNATed (a -i any capture's copies)
 
     @property
     def label(self) -> str:
@@ -122,6 +123,21 @@ class DatagramFlagged:
     pkt: Packet
     verdicts: list[Verdict]
     untranslated: bool = False
+    copy_of: int | None = None  # the frame conntrack saw, of which this one is a later copy
+
+
+@dataclass(slots=True)
+class _Seen:
+    """The first copy of a datagram: where and when, its tuple as captured, and once tracked
+    its flow, the verdicts and whether it was its originator's, as captured."""
+
+    iface: int
+    ts_ns: int
+    tup: Key
+    frame: int
+    flow: Flow | None = None
+    verdicts: list[Verdict] = field(default_factory=list)
+    original: bool = False
 
 
 @dataclass(slots=True)
@@ -155,7 +171,7 @@ class DatagramAnalysis:
         self.flows: dict[Key, Flow] = {}  # both directions' tuples
         self.by_ports: dict[tuple[int, int, str, int], Flow] = {}  # (proto, sport, peer, dport)
         self.nat: dict[Key, tuple[Flow, Key]] = {}  # a translated reply tuple -> (flow, as seen)
-        self._seen: OrderedDict[tuple[int, ...], tuple[int, int, Key]] = OrderedDict()
+        self._seen: OrderedDict[tuple[int, ...], _Seen] = OrderedDict()
         self._ids = {IpProto.UDP: 0, IpProto.ICMP: 0}
 
     def feed(self, frame: Frame, pkt: Packet) -> None:
@@ -165,7 +181,9 @@ class DatagramAnalysis:
             self.stats.udp += 1
         else:
             self.stats.icmp += 1
-        if self._copy(frame, pkt):
+        first = self._copy(frame, pkt)
+        if first.frame != frame.number:
+            self._copied(frame, pkt, first)
             return
         error = pkt.proto is IpProto.ICMP and pkt.icmp_type in ICMP_ERROR_TYPES
         if error:
@@ -188,6 +206,7 @@ class DatagramAnalysis:
             flow.untranslated.append(frame.number)
         now = frame.ts_ns / 1e9
         verdicts = [track_datagram(t, pkt, now) for t in self.trackers]
+        first.flow, first.verdicts, first.original = flow, verdicts, view == flow.orig and pkt is captured
         if self.on_datagram is not None:
             self.on_datagram(frame, flow, direction, pkt, verdicts)
         for v in verdicts:
@@ -260,10 +279,10 @@ class DatagramAnalysis:
         verdicts = [track_datagram(t, pkt, now) for t in self.trackers]
         self.on_flagged(DatagramFlagged(frame.number, frame.ts_ns, about or "-", "ERROR", captured, verdicts))
 
-    def _copy(self, frame: Frame, pkt: Packet) -> bool:
-        """A copy of a datagram seen just before on another interface (``tcpdump -i any``)?
-        A copy NAT rewrote teaches the translation: its reply tuple belongs to the flow of the
-        first copy."""
+    def _copy(self, frame: Frame, pkt: Packet) -> _Seen:
+        """The first copy of the datagram, if it is a copy on another interface of one seen
+        just before (``tcpdump -i any``; as the TCP path decides it,
+        :meth:`sim.pcap.analyse.Analysis._copy`), else the new record of this one."""
         key = (
             int(pkt.proto),
             pkt.ip_id,
@@ -272,19 +291,44 @@ class DatagramAnalysis:
             pkt.icmp_type if pkt.proto is IpProto.ICMP else 0,
         )
         seen = self._seen.get(key)
-        tup = nf_ct_get_tuple(pkt)
-        if seen is not None and seen[0] != frame.iface and frame.ts_ns - seen[1] <= COPY_WINDOW_NS:
-            first = seen[2]
-            if tup != first:
-                flow = self.flows.get(first)
-                if flow is not None:
-                    reply = invert_tuple(tup)
-                    self.nat.setdefault(reply, (flow, invert_tuple(first)))
-            return True
-        self._seen[key] = (frame.iface, frame.ts_ns, tup)
+        iface = frame.iface
+        other_iface = seen is not None and (seen.iface != iface or iface < 0)
+        if seen is not None and other_iface and frame.ts_ns - seen.ts_ns <= COPY_WINDOW_NS:
+            return seen
+        seen = self._seen[key] = _Seen(iface, frame.ts_ns, nf_ct_get_tuple(pkt), frame.number)
         if len(self._seen) > COPIES_KEPT:
             self._seen.popitem(last=False)
-        return False
+        return seen
+
+    def _copied(self, frame: Frame, pkt: Packet, first: _Seen) -> None:
+        """A later copy of ``first``. One NAT rewrote teaches the translation: its reply tuple
+        belongs to the flow of the first copy; where it rewrote the originator's source, the
+        interface is where the flow's datagrams leave SNATed. A copy of the originator's
+        datagram leaving by that interface with the source it arrived with was not translated
+        (an INVALID datagram: pod-ip-leak), reported with the verdicts ``first`` got."""
+        tup = nf_ct_get_tuple(pkt)
+        if tup != first.tup:
+            flow = self.flows.get(first.tup)
+            if flow is not None:
+                self.nat.setdefault(invert_tuple(tup), (flow, invert_tuple(first.tup)))
+                if first.original and tup[0] != first.tup[0]:
+                    flow.nat_iface = frame.iface
+            return
+        flow = first.flow
+        if flow is not None and first.original and frame.iface == flow.nat_iface:
+            flow.untranslated.append(frame.number)
+            self.on_flagged(
+                DatagramFlagged(
+                    frame.number,
+                    frame.ts_ns,
+                    flow.label,
+                    DIRECTIONS[ORIGINAL],
+                    pkt,
+                    first.verdicts,
+                    untranslated=True,
+                    copy_of=first.frame,
+                )
+            )
 
     def finish(self) -> list[Flow]:
         """The flows in order of appearance (UDP, then ICMP), with each kernel's final flags."""

@@ -281,14 +281,31 @@ def _sll2_ifindex(data: bytes | memoryview, off: int, caplen: int) -> int:
     return int.from_bytes(data[off + 4 : off + 8], "big") if caplen >= 8 else 0
 
 
+def _sll_iface(data: bytes | memoryview, off: int, caplen: int) -> int:
+    """A Linux cooked v1 frame's interface as far as its header tells (it has no ifindex): its
+    packet type, ARPHRD type, address length and link-layer address (``sll_pkttype`` ..
+    ``sll_addr``, offsets 0-13), as a negative number. Interfaces that share them share it:
+    a bridge and its port both see a frame addressed to the bridge as ``PACKET_HOST`` from the
+    sender's MAC, and both send a reply as ``PACKET_OUTGOING`` from the bridge's MAC."""
+    return -1 - int.from_bytes(data[off : off + 14], "big") if caplen >= 14 else -1
+
+
+# The link types whose frames also tell the interface apart (:func:`special_frame`).
+SPECIAL_LINKTYPES: Final = frozenset({LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_NFLOG})
+
+
 def special_frame(
     linktype: int, data: bytes | memoryview, start: int, caplen: int, nflog_group: int | None
 ) -> tuple[Segment | None, str, int]:
     """The link types whose frames also tell the interface apart: Linux cooked v2 (its
-    ifindex) and NFLOG (its group; ``nflog_group`` keeps one)."""
+    ifindex), v1 (its header's packet type and address: :func:`_sll_iface`) and NFLOG (its
+    group; ``nflog_group`` keeps one)."""
     if linktype == LINKTYPE_LINUX_SLL2:
         seg, skipped = decode_frame(linktype, data, start, start + caplen)
         return seg, skipped, _sll2_ifindex(data, start, caplen)
+    if linktype == LINKTYPE_LINUX_SLL:
+        seg, skipped = decode_frame(linktype, data, start, start + caplen)
+        return seg, skipped, _sll_iface(data, start, caplen)
     seg, skipped, group = decode_nflog(data, start, start + caplen)
     if nflog_group is not None and group != nflog_group:
         return None, f"NFLOG group {group}", group

@@ -39,8 +39,7 @@ from sim.errors import InputError
 from sim.packet import Packet
 from sim.pcap.link import (
     KNOWN_LINKTYPES,
-    LINKTYPE_LINUX_SLL2,
-    LINKTYPE_NFLOG,
+    SPECIAL_LINKTYPES,
     Segment,
     decode_frame,
     segment_packet,
@@ -87,7 +86,8 @@ class Frame:
     cut by the snaplen", ...); ``pkt`` is the segment as a :class:`sim.packet.Packet`, built
     when first asked for (most frames of a capture never need one). ``iface`` tells the
     capture's interfaces apart: the ifindex of a Linux cooked v2 frame (``tcpdump -i any``),
-    else the pcapng interface number (0 in a pcap file).
+    a negative number from a v1 frame's header (which two interfaces may share, see
+    :func:`sim.pcap.link.special_frame`), else the pcapng interface number (0 in a pcap file).
     """
 
     number: int
@@ -199,7 +199,7 @@ def _pcap(name: str, src: _Source, warn: Warn | None, nflog_group: int | None) -
     linktype &= 0x03FFFFFF  # LT_LINKTYPE(): the upper bits carry FCS information
     _check_linktype(name, "file header", linktype)
     nsec = magic == NSEC_TCPDUMP_MAGIC
-    special = linktype in (LINKTYPE_LINUX_SLL2, LINKTYPE_NFLOG)
+    special = linktype in SPECIAL_LINKTYPES
     rec = struct.Struct(order + "IIII")
     pos, number = 24, 0
     while True:
@@ -367,7 +367,7 @@ def _pcapng(name: str, src: _Source, warn: Warn | None, nflog_group: int | None)
                 )
             linktype, per_sec = interfaces[iface]
             ts_ns = ts * 1_000_000_000 // per_sec if per_sec != 1_000_000 else ts * 1000
-            if linktype in (LINKTYPE_LINUX_SLL2, LINKTYPE_NFLOG):
+            if linktype in SPECIAL_LINKTYPES:
                 seg, skipped, iface = special_frame(linktype, buf, data, caplen, nflog_group)
             else:
                 seg, skipped = decode_frame(linktype, buf, data, data + caplen)

@@ -26,6 +26,11 @@ def verdict_text(v: Verdict) -> str:
     return f"{verdict_word(v):<8} {reason}{bound_text(v)}".rstrip()
 
 
+def _untranslated(copy_of: int | None) -> str:
+    seen = f"; a copy of frame {copy_of}, which conntrack saw" if copy_of is not None else ""
+    return f"    left untranslated: its source is the container's own address (no SNAT){seen}"
+
+
 def flagged_lines(f: Flagged, base_ns: int, kernels: list[str]) -> list[str]:
     """The report's lines for one flagged packet: the packet, then one line per kernel."""
     head = (
@@ -38,7 +43,7 @@ def flagged_lines(f: Flagged, base_ns: int, kernels: list[str]) -> list[str]:
         ]
     lines = [head]
     if f.untranslated:
-        lines.append("    left untranslated: its source is the container's own address (no SNAT)")
+        lines.append(_untranslated(f.copy_of))
     width = max(len(k) for k in kernels)
     lines += [f"    {v.kernel:<{width}}  {verdict_text(v)}" for v in f.verdicts]
     return lines
@@ -98,6 +103,7 @@ def flagged_json(f: Flagged, base_ns: int) -> dict[str, Any]:
         "verdicts": {v.kernel: verdict_json(v) for v in f.verdicts},
         "host_rst_for": f.host_rst_for,
         "untranslated": f.untranslated,
+        "copy_of": f.copy_of,
     }
 
 
@@ -117,7 +123,7 @@ def datagram_lines(f: DatagramFlagged, base_ns: int, kernels: list[str]) -> list
     where = f"about {f.flow}" if f.direction == "ERROR" else f"{f.flow} {f.direction}"
     lines = [f"frame {f.frame:>7}  {ts_text(f.ts_ns, base_ns)}s  {where:<13} {datagram_text(f.pkt)}"]
     if f.untranslated:
-        lines.append("    left untranslated: its source is the container's own address (no SNAT)")
+        lines.append(_untranslated(f.copy_of))
     width = max(len(k) for k in kernels)
     for v in f.verdicts:
         word = datagram_word(v)
@@ -165,6 +171,7 @@ def datagram_json(f: DatagramFlagged, base_ns: int) -> dict[str, Any]:
             v.kernel: {"ctstate": datagram_word(v), "reason": v.reason, "entry": v.state} for v in f.verdicts
         },
         "untranslated": f.untranslated,
+        "copy_of": f.copy_of,
     }
 
 

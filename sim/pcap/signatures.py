@@ -351,7 +351,8 @@ def pod_ip_leak(
         flags = f" [{format_flags(p.flags)}]" if p.proto is IpProto.TCP else f" {p.proto.name}"
         translated = ""
         if isinstance(f, Flagged) and f.conn in conns:
-            translated = f", its connection #{f.conn}'s other packets leaving as {conns[f.conn].orig[0]}"
+            c = conns[f.conn]
+            translated = f", its connection #{f.conn}'s other packets leaving as {c.nat_src or c.orig[0]}"
         verdict = (
             f"; conntrack on {v.kernel}: {v.ctstate.name}{f' ({v.reason})' if v.reason else ''}" if v else ""
         )

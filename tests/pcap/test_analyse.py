@@ -187,3 +187,25 @@ def test_tcpdump_any_on_the_host_counts_each_packet_once(capsys):
     assert summary["skipped"] == {"copies of a packet on another interface": len(frames) - on_uplink}
     (conn,) = summary["connections"]
     assert (conn["src"], conn["dst"]) == ("192.0.2.2:40000", "198.51.100.2:443")
+
+
+@pytest.mark.parametrize(
+    ("capture", "ctrb"),
+    [("leak-any-sll2.pcap", [4, 3]), ("leak-any-sll.pcap", [4, 2])],
+)
+def test_tcpdump_any_with_a_port_masquerade_changed(capsys, capture, ctrb):
+    """record_any.py's run, ``tcpdump -r``: ctrb's connection 192.0.2.7:40000 left as
+    198.51.100.1:40000 (frame 30), so ctr's from the same port left as 198.51.100.1:18710
+    (frame 39) and its replies came back to port 18710 (frames 40, 49, 58). Conntrack had one
+    entry per connection: ctr's 6 packets (SYN 37, ACK 43, data 46, the late FIN 52, FIN 55,
+    ACK 61) and remote's 3 (40, 49, 58); ctrb's 4 (28, 34, 67, 70) and 3 (31, 64, 73), the
+    last of them after the v1 capture stopped. In the v1 capture ctrb's packets show twice
+    with one header (frames 28 and 29: PACKET_HOST from ctrb's MAC, on its bridge port and on
+    the bridge), and are still one packet each."""
+    _flagged, summary = run_json(capsys, str(DATA / capture), "--kernel", "6.18")
+    conns = [(c["src"], c["dst"], c["packets"], c["final_state"]["6.18"]) for c in summary["connections"]]
+    assert [c[:3] for c in conns] == [
+        ("192.0.2.7:40000", "198.51.100.2:443", ctrb),
+        ("192.0.2.2:40000", "198.51.100.2:443", [6, 3]),
+    ]
+    assert conns[1][3] == "TIME_WAIT"

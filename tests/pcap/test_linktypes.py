@@ -92,6 +92,24 @@ def test_ppp_link_types(tmp_path, linktype, header):
     assert frame.pkt == PKT
 
 
+def sll(pkttype: int, mac: bytes) -> bytes:
+    """A Linux cooked v1 header (LINKTYPE_LINUX_SLL.html): packet type, ARPHRD_ETHER (1),
+    address length 6, the address padded to 8 bytes, protocol 0x0800."""
+    return struct.pack(">HHH8sH", pkttype, 1, 6, mac, 0x0800)
+
+
+def test_linux_cooked_v1_tells_interfaces_apart_by_packet_type_and_address(tmp_path):
+    """v1 has no ifindex: a frame's interface is known as far as its packet type and address
+    tell. 3 = PACKET_OTHERHOST, 0 = PACKET_HOST, 4 = PACKET_OUTGOING (if_packet.h)."""
+    ctr, uplink = bytes.fromhex("02aa00000002"), bytes.fromhex("02bb00000001")
+    headers = [sll(3, ctr), sll(0, ctr), sll(4, uplink), sll(0, ctr)]
+    frames = read(tmp_path, pcap(113, *(h + IP for h in headers)))
+    assert all(f.pkt == PKT for f in frames)
+    ifaces = [f.iface for f in frames]
+    assert len(set(ifaces[:3])) == 3 and ifaces[3] == ifaces[1]
+    assert all(i < 0 for i in ifaces)  # told apart only as far as the header goes
+
+
 def test_ppp_ipv6_and_lcp_are_named(tmp_path):
     frames = read(tmp_path, pcap(9, b"\xff\x03\x00\x57" + bytes(40), b"\xff\x03\xc0\x21" + bytes(4)))
     assert [f.skipped for f in frames] == ["IPv6", "PPP protocol 0xc021"]

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from sim.cli import main
+from sim.pcap.datagram import datagram_of
+from sim.pcap.reader import read_frames
 
 DATA = Path(__file__).parent / "data"
 
@@ -128,7 +130,7 @@ def test_snat_port_clash_on_the_live_kernel(capsys):
     """Both SYNs held after NAT, ctrb's confirmed first: ctr's SYN (frame 89) is dropped with
     insert_failed and sent again 1.019 s later (frame 111); ctrb's (96) answered in 100."""
     sigs = _signatures(capsys, str(DATA / "dg-any.pcap"))
-    assert [s["name"] for s in sigs] == ["dns-race", "dns-race", "snat-port-clash"]
+    assert [s["name"] for s in sigs] == ["dns-race", "dns-race", "snat-port-clash", "pod-ip-leak"]
     clash = [s for s in sigs if s["name"] == "snat-port-clash"]
     assert [s["frames"] for s in clash] == [{"syn": [89], "other_syn": [96], "retransmission": [111]}]
     assert "sent again 1.019 s later (frame 111)" in str(clash[0]["text"])
@@ -162,6 +164,40 @@ def test_pod_ip_leak_on_the_live_kernel(capsys):
     sigs = _signatures(capsys, str(DATA / "dg-uplink.pcap"), str(DATA / "dg-ctr.pcap"))
     leak = [s for s in sigs if s["name"] == "pod-ip-leak"]
     assert [s["frames"] for s in leak] == [{"leaked": [21]}]
+
+
+def test_pod_ip_leak_in_the_live_any_capture(capsys):
+    """dg-any.pcap (``tcpdump -i any``) shows the FIN 2**30 past the window three times: frame 56
+    on the bridge port, 57 on the bridge, 58 on the uplink (eth0 Out) still from 192.0.2.2:40000,
+    where the connection's other packets leave as 198.51.100.1 (frames 43, 49, 52)."""
+    sigs = _signatures(capsys, str(DATA / "dg-any.pcap"))
+    leak = [s for s in sigs if s["name"] == "pod-ip-leak"]
+    assert [s["frames"] for s in leak] == [{"leaked": [58]}]
+    assert "other packets leaving as 198.51.100.1" in str(leak[0]["text"])
+
+
+@pytest.mark.parametrize("capture", ["leak-any-sll.pcap", "leak-any-sll2.pcap"])
+def test_pod_ip_leak_with_tcpdump_i_any(capsys, capture):
+    """Both Linux cooked link types (data/README.md, record_any.py): the INVALID UDP datagram
+    (bad length) leaves the uplink as frame 22 and the FIN 2**30 past the window as frame 54,
+    both from 192.0.2.2 (``tcpdump -r``: eth0 Out), after their copies on the bridge port and
+    the bridge (20-21, 52-53). ctr's connection left as 198.51.100.1:18710 (frame 39):
+    MASQUERADE changed its port, since ctrb held 198.51.100.1:40000 (frame 30)."""
+    sigs = _signatures(capsys, str(DATA / capture))
+    assert [(s["name"], s["frames"]) for s in sigs] == [("pod-ip-leak", {"leaked": [54, 22]})]
+    assert "other packets leaving as 198.51.100.1" in str(sigs[0]["text"])
+
+
+def test_the_leaked_packets_are_the_ones_the_kernel_marked_invalid():
+    """leak-nflog-invalid.pcap is NFLOG group 4 of the same run: the host logged every packet
+    its conntrack marked INVALID. It holds exactly the two packets named above."""
+    frames = {fr.number: fr for fr in read_frames(DATA / "leak-any-sll2.pcap")}
+    logged = [fr.pkt or datagram_of(fr.skipped) for fr in read_frames(DATA / "leak-nflog-invalid.pcap")]
+    leaked = [datagram_of(frames[22].skipped), frames[54].pkt]
+    assert [(p.proto, p.src, p.sport, p.dst, p.dport, p.seq) for p in logged if p is not None] == [
+        (p.proto, p.src, p.sport, p.dst, p.dport, p.seq) for p in leaked if p is not None
+    ]
+    assert len(logged) == 2 and None not in leaked
 
 
 # ---------------------------------------------------------------- nothing to name
