@@ -15,8 +15,9 @@ import pytest
 from sim import native
 
 DATA = Path(__file__).parent / "pcap" / "data"
-# captures with every kind of finding: INVALID and IGNORE packets, host RSTs, copies (-i any)
-CAPTURES = ("inject-any.pcap", "late-host.pcap", "lossdup-host.pcap", "merged.pcapng")
+# captures with every kind of finding: INVALID and IGNORE packets, host RSTs, copies (-i any, both
+# cooked link types), untranslated packets
+CAPTURES = ("inject-any.pcap", "leak-any-sll.pcap", "late-host.pcap", "lossdup-host.pcap", "merged.pcapng")
 
 KERNELS = ("--kernel", "3.10", "--kernel", "6.18")
 _RUN = (
