@@ -25,6 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PCAPS = ROOT / "tests" / "pcap" / "data"
 
 
+def _sigint_default() -> None:
+    """A command started in a shell's background (``pytest ... &``) ignores SIGINT, and its
+    children inherit that (POSIX: an asynchronous list without job control); a command at the
+    terminal, which Ctrl-C reaches, has the default action."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def spawn(*argv: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-u", "-m", "sim.cli", *argv],
@@ -33,6 +40,7 @@ def spawn(*argv: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_sigint_default,
     )
 
 

@@ -18,7 +18,8 @@ Each signature names the packets it rests on; a capture without the pattern name
 - ``pod-ip-leak`` (an INVALID packet skips MASQUERADE): packets that left the host with the
   container's address where their connection's other packets left translated -- the
   analysis' untranslated packets, TCP (:mod:`sim.pcap.analyse`) and UDP/ICMP
-  (:mod:`sim.pcap.flows`).
+  (:mod:`sim.pcap.flows`); in a ``tcpdump -i any`` capture, the copy on the interface where
+  the connection's other packets leave SNATed.
 """
 
 from __future__ import annotations

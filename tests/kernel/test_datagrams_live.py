@@ -68,7 +68,7 @@ def test_fresh_datagrams_get_the_kernels_ctstate(tmp_path, capsys):
 
     assert main(["pcap", str(tmp_path / "dg-any.pcap"), "--json"]) == 0
     names = [s["name"] for s in json.loads(capsys.readouterr().out.splitlines()[-1])["summary"]["signatures"]]
-    assert names == ["dns-race", "dns-race", "snat-port-clash"]
+    assert names == ["dns-race", "dns-race", "snat-port-clash", "pod-ip-leak"]  # the leak: its uplink copy
     argv = ["pcap", str(tmp_path / "dg-uplink.pcap"), str(tmp_path / "dg-ctr.pcap"), "--json"]
     assert main(argv) == 0
     names = [s["name"] for s in json.loads(capsys.readouterr().out.splitlines()[-1])["summary"]["signatures"]]
