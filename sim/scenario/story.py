@@ -13,6 +13,8 @@ A story file is a scenario file (TOML) with ``[[step]]`` tables instead of an ``
              as_src = "198.51.100.1"
              say = "plain words for the timeline"
     [[step]] resolver = {from, src, server, names}   glibc's resolver (``GlibcResolver``)
+    [[step]] connect = {from, src, dst, seq}  a TCP client's connect() (``TcpClients``);
+             ``race = "prev"`` in it races the previous connect's SYN to confirmation
     [[step]] conntrack = "-D -p udp"        conntrack run on the host
     [[step]] iptables = "-t nat -I ..."     a host rule added between packets
 
@@ -23,9 +25,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from sim.errors import InputError
+from sim.net.endpoint import EndpointState, Role, TcpEndpoint
+from sim.net.rtt import TCP_TIMEOUT_INIT
 from sim.net.world import World
 from sim.netfilter import conntrack_tool
 from sim.netfilter.conntrack import ConntrackTable
@@ -36,6 +40,7 @@ from sim.scenario.case import CaseError, CasePacket, Race, Topology, check_sysct
 from sim.scenario.fixes import get_fix
 from sim.scenario.host import configure_host
 from sim.scenario.replay import _send, build_world, observe
+from sim.trace import Step as TraceStep
 
 STORY_KEYS = {
     "name",
@@ -49,10 +54,23 @@ STORY_KEYS = {
     "step",
     "fixes",
 }
-STEP_KEYS = {"packet", "resolver", "conntrack", "iptables", "expect", "to", "as_src", "say"}
+CONNECT_KEYS = {"from", "src", "dst", "seq", "race"}
 ANSWER_SEQ = 5000  # the answering host's ISN in a SYN/ACK
 DNS_ANSWER_LEN = 90
 RES_TIMEOUT_S = 5.0  # glibc resolv.h RES_TIMEOUT: `options timeout:5`, the default
+
+
+class StepKind(StrEnum):
+    """What a ``[[step]]`` does: the key that names it."""
+
+    PACKET = "packet"
+    RESOLVER = "resolver"
+    CONNECT = "connect"
+    CONNTRACK = "conntrack"
+    IPTABLES = "iptables"
+
+
+STEP_KEYS = {*StepKind, "expect", "to", "as_src", "say"}
 
 
 class Expect(StrEnum):
@@ -68,8 +86,8 @@ class Expect(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    kind: str  # "packet", "resolver", "conntrack" or "iptables"
-    packet: CasePacket | None = None
+    kind: StepKind
+    packet: CasePacket | None = None  # a packet step's packet; a connect step's first SYN
     resolver: dict[str, Any] = field(default_factory=dict)
     command: str = ""
     expect: Expect | None = None
@@ -113,9 +131,13 @@ class Story:
                 for s in (
                     (
                         step,
-                        Step("conntrack", command=fix.conntrack, say=f"the fix: conntrack {fix.conntrack}"),
+                        Step(
+                            StepKind.CONNTRACK,
+                            command=fix.conntrack,
+                            say=f"the fix: conntrack {fix.conntrack}",
+                        ),
                     )
-                    if step.kind == "iptables"
+                    if step.kind is StepKind.IPTABLES
                     else (step,)
                 )
             )
@@ -132,9 +154,9 @@ def _step(d: object, i: int, topology: Topology, where: str) -> Step:
     unknown = set(d) - STEP_KEYS
     if unknown:
         raise InputError(f"{what}: unknown keys {sorted(unknown)}")
-    kinds = [k for k in ("packet", "resolver", "conntrack", "iptables") if k in d]
+    kinds = [k for k in StepKind if k in d]
     if len(kinds) != 1:
-        raise InputError(f"{what}: expected exactly one of packet, resolver, conntrack, iptables")
+        raise InputError(f"{what}: expected exactly one of {', '.join(StepKind)}")
     kind = kinds[0]
     try:
         expect = Expect(d["expect"]) if "expect" in d else None
@@ -142,16 +164,16 @@ def _step(d: object, i: int, topology: Topology, where: str) -> Step:
         raise InputError(f"{what}.expect: expected one of {', '.join(Expect)}, got {d['expect']!r}") from None
     expect_to, as_src, say = (str(d.get(k, "")) for k in ("to", "as_src", "say"))
 
-    def step(kind: str, **kw: Any) -> Step:
+    def step(kind: StepKind, **kw: Any) -> Step:
         return Step(kind, expect=expect, to=expect_to, as_src=as_src, say=say, **kw)
 
-    if kind == "packet":
+    if kind is StepKind.PACKET:
         try:
             pkt = packet_from_case(d["packet"], i, topology.host_names)
         except CaseError as e:
             raise InputError(f"{what}: {e}") from None
-        return step("packet", packet=pkt)
-    if kind == "resolver":
+        return step(kind, packet=pkt)
+    if kind is StepKind.RESOLVER:
         r = d["resolver"]
         if (
             not isinstance(r, dict)
@@ -161,16 +183,31 @@ def _step(d: object, i: int, topology: Topology, where: str) -> Step:
             raise InputError(
                 f'{what}.resolver: expected {{from = HOST, src = "ip:port", server = "ip:port"}}'
             )
-        return step("resolver", resolver=dict(r))
+        return step(kind, resolver=dict(r))
+    if kind is StepKind.CONNECT:
+        if expect is not None:
+            raise InputError(f"{what}.expect: a connect expects to connect without a retransmission")
+        return step(kind, packet=_connect_syn(d["connect"], i, topology, f"{what}.connect"))
     command = d[kind]
     if not isinstance(command, str):
         raise InputError(f"{what}.{kind}: expected a string")
-    if kind == "conntrack":
+    if kind is StepKind.CONNTRACK:
         try:
             conntrack_tool.parse(command)
         except conntrack_tool.ConntrackToolError as e:
             raise InputError(f"{what}.conntrack: {e}") from None
     return step(kind, command=command)
+
+
+def _connect_syn(c: object, i: int, topology: Topology, what: str) -> CasePacket:
+    """A connect step's table, checked as the SYN it sends first (addresses, ports, ``seq``
+    the initial sequence number, ``race``) by the case contract's own packet check."""
+    if not isinstance(c, dict) or set(c) - CONNECT_KEYS or not {"from", "src", "dst"} <= set(c):
+        raise InputError(f'{what}: expected {{from = HOST, src = "ip:port", dst = "ip:port", seq = ISN}}')
+    try:
+        return packet_from_case({**c, "flags": "S"}, i, topology.host_names)
+    except CaseError as e:
+        raise InputError(f"{what}{str(e).removeprefix(f'packets[{i}]')}") from None
 
 
 def parse_story(data: dict[str, Any], source: str, error: type[InputError] = InputError) -> Story:
@@ -237,7 +274,9 @@ def event_of(moment: Moment) -> str:
     ``table full``), a host RST, a leaked source, a stale translation, a resolver timeout."""
     obs = moment.obs
     if obs is None:
-        return "5 s timeout" if "lookup took" in moment.failed else moment.failed
+        if "lookup took" in moment.failed:
+            return "5 s timeout"
+        return "SYN retransmission" if "connect took" in moment.failed else moment.failed
     stats = obs.get("ct_stats") or {}
     if (obs.get("fate") or "").startswith("dropped"):
         if any("table full" in line for line in moment.output):
@@ -313,6 +352,21 @@ def _answer(pkt: Packet, src: str, dst: str) -> Packet | None:
     return None
 
 
+class Sent(NamedTuple):
+    """A packet the story sent: its id and observation, and the observation of the answer an
+    answering host sent back with that answer as it arrived (``None`` when none came)."""
+
+    pid: int
+    obs: dict[str, Any]
+    reply: dict[str, Any] | None
+    arrived: Packet | None
+
+
+def _arrived(w: World, pid: int) -> Packet | None:
+    """Packet ``pid`` as it reached its end host (after the host's NAT), if it did."""
+    return next((e.before for e in w.trace.for_packet(pid) if e.step is TraceStep.DELIVER), None)
+
+
 class _Runner:
     def __init__(self, story: Story) -> None:
         self.story = story
@@ -324,12 +378,10 @@ class _Runner:
         self.moments: list[Moment] = []
         self.log_seen = 0  # the host's kernel log lines already told
 
-    def send(
-        self, packets: list[CasePacket], says: list[str] | None = None
-    ) -> list[tuple[int, dict[str, Any], dict[str, Any] | None]]:
-        """Send packets (the second may race the first); for each: (pid, observation, the
-        observation of its answer from an answering host, if one answered). Each packet and
-        each answer becomes a moment (``says``: the packets' own words)."""
+    def send(self, packets: list[CasePacket], says: list[str] | None = None) -> list[Sent]:
+        """Send packets (the second may race the first); for each, what became of it and of
+        the answer an answering host sent back (:class:`Sent`). Each packet and each answer
+        becomes a moment (``says``: the packets' own words)."""
         out = []
         for n, (pid, stats, entry) in enumerate(_send(self.w, packets)):
             obs = observe(self.w, pid, stats, entry)
@@ -348,16 +400,17 @@ class _Runner:
             )
             self.log_seen = len(log)
             got = _delivered(obs)
-            reply_obs = None
+            reply_obs, arrived = None, None
             if got is not None and got[0] in self.story.answer:
                 reply = _answer(sent, got[1]["src"], got[1]["dst"])
                 if reply is not None:
                     ((rpid, rstats, rentry),) = _send(self.w, [CasePacket(got[0], reply, 0.0, None)])
                     reply_obs = observe(self.w, rpid, rstats, rentry)
+                    arrived = _arrived(self.w, rpid)
                     self.moments.append(
                         Moment(self.w.clock.now, f"{got[0]} answers: {reply.describe()}", rpid, reply_obs)
                     )
-            out.append((pid, obs, reply_obs))
+            out.append(Sent(pid, obs, reply_obs, arrived))
         return out
 
     def check(self, step: Step, sender: str, obs: dict[str, Any], reply: dict[str, Any] | None) -> str:
@@ -385,24 +438,22 @@ class _Runner:
         i = 0
         while i < len(steps):
             step = steps[i]
-            if step.kind == "packet":
+            if step.kind in (StepKind.PACKET, StepKind.CONNECT):
                 group = [step]
                 while (
                     i + 1 < len(steps)
-                    and steps[i + 1].kind == "packet"
+                    and steps[i + 1].kind is step.kind
                     and getattr(steps[i + 1].packet, "race", None) is Race.PREV
                 ):
                     i += 1
                     group.append(steps[i])
-                start = len(self.moments)
-                results = self.send([s.packet for s in group], [s.say for s in group])  # type: ignore[misc]
-                mine = [m for m in self.moments[start:] if m.pid in {pid for pid, _, _ in results}]
-                for s, (_pid, obs, reply), moment in zip(group, results, mine, strict=True):
-                    assert s.packet is not None
-                    moment.failed = self.check(s, s.packet.side, obs, reply)
-            elif step.kind == "resolver":
+                if step.kind is StepKind.CONNECT:
+                    TcpClients(self, group).run()
+                else:
+                    self.packets(group)
+            elif step.kind is StepKind.RESOLVER:
                 GlibcResolver(self, step).run()
-            elif step.kind == "conntrack":
+            elif step.kind is StepKind.CONNTRACK:
                 table = self.w.namespaces["host"].conntrack
                 assert table is not None
                 output, _ = conntrack_tool.run(table, step.command, self.w.clock.now)
@@ -417,6 +468,15 @@ class _Runner:
                 self.moments.append(Moment(self.w.clock.now, step.say or f"iptables {step.command}"))
             i += 1
         return StoryRun(self.story, self.w, self.moments)
+
+    def packets(self, group: list[Step]) -> None:
+        """Packet steps (the later ones racing the first), each checked against its ``expect``."""
+        start = len(self.moments)
+        results = self.send([s.packet for s in group], [s.say for s in group])  # type: ignore[misc]
+        mine = [m for m in self.moments[start:] if m.pid in {r.pid for r in results}]
+        for s, r, moment in zip(group, results, mine, strict=True):
+            assert s.packet is not None
+            moment.failed = self.check(s, s.packet.side, r.obs, r.reply)
 
 
 class GlibcResolver:
@@ -452,7 +512,7 @@ class GlibcResolver:
         """Send the queries; how many answers came back to the resolver."""
         answered = 0
         says = [f"{self.step.say or 'the resolver'}: the {name} query" for name in names]
-        for name, (pid, obs, reply) in zip(names, self.r.send(packets, says), strict=True):
+        for name, (pid, obs, reply, _arrived) in zip(names, self.r.send(packets, says), strict=True):
             if (obs.get("fate") or "").startswith("dropped"):
                 counters = " ".join(
                     sorted(k for k in obs["ct_stats"] if k in ("insert_failed", "drop", "early_drop"))
@@ -494,6 +554,125 @@ class GlibcResolver:
         )
         self.r.moments.append(
             Moment(w.clock.now, f"lookup done ({mode}): {got} answers after {took:.3f} s", failed=failed)
+        )
+
+
+class TcpClients:
+    """Containers calling ``connect()``: the host kernel's own TCP, which containers share, as
+    the endpoint model runs it (:class:`sim.net.endpoint.TcpEndpoint`), one client per connect
+    step of a group whose later SYNs race the first to confirmation.
+
+    - ``tcp_connect()`` (net/ipv4/tcp_output.c) sends the SYN and arms the retransmission
+      timer with ``icsk_rto``, ``TCP_TIMEOUT_INIT`` (1 s, include/net/tcp.h; RFC 6298 §2.1) on
+      every profile (``tcp_init_sock()``; ``tcp_connect_init()``'s ``tcp_timeout_init()`` from
+      4.13 without a BPF program): ``inet_csk_reset_xmit_timer()`` to 6.12,
+      ``tcp_reset_xmit_timer()`` in 6.18;
+    - a SYN that hears nothing is sent again when that timer fires (``tcp_write_timer_handler()``
+      -> ``tcp_retransmit_timer()``, net/ipv4/tcp_timer.c: ``tcp_retransmit_skb()``, then the RTO
+      doubled), with the same initial sequence number;
+    - the SYN/ACK it gets is ACKed at once (``tcp_rcv_synsent_state_process()``, tcp_input.c).
+
+    A SYN dropped by the host leaves no trace in the host's table: the unconfirmed entry dies
+    with its packet, so the retransmitted SYN finds nothing (``resolve_normal_ct()``) and gets a
+    fresh entry (``init_conntrack()``), NATed afresh (``get_unique_tuple()``). Only the first
+    retransmission matters to the stories; 6.12 and 6.18 would send the next three SYNs 1 s
+    apart too (``sysctl_tcp_syn_linear_timeouts`` = 4) where the endpoint doubles the RTO.
+    """
+
+    def __init__(self, runner: _Runner, steps: list[Step]) -> None:
+        self.r, self.steps = runner, steps
+        self.syns = [step.packet for step in steps if step.packet is not None]
+        self.clients = [
+            TcpEndpoint(
+                (p.pkt.src, p.pkt.sport),
+                (p.pkt.dst, p.pkt.dport),
+                Role.CLIENT,
+                isn=p.pkt.seq,
+                rng=runner.w.rng,
+            )
+            for p in self.syns
+        ]
+        self.start = 0.0
+
+    def run(self) -> None:
+        """Connect every client, then run their retransmission timers until each has connected
+        or given up (``tcp_syn_retries``)."""
+        w = self.r.w
+        w.run(until=w.clock.now + self.syns[0].delay)
+        self.start = w.clock.now
+        first = [
+            (n, pkt, self.steps[n].say or f"{self.syns[n].side}'s SYN")
+            for n, client in enumerate(self.clients)
+            for pkt in client.connect(self.start)
+        ]
+        self.exchange(first, race=True)
+        while waiting := [c for c in self.clients if c.state is EndpointState.SYN_SENT]:
+            w.run(until=min(c.next_deadline() or w.clock.now for c in waiting))
+            again = []
+            for n, client in enumerate(self.clients):
+                if client in waiting:
+                    rto = client.rto  # the timer that fired; tcp_retransmit_timer() doubles it
+                    why = (
+                        f"{self.syns[n].side}'s SYN again: no answer for {rto:g} s (the retransmission timer)"
+                    )
+                    again += [(n, pkt, why) for pkt in client.poll(w.clock.now)]
+            self.exchange(again)
+        for n, client in enumerate(self.clients):
+            if client.state is not EndpointState.ESTABLISHED:
+                took = w.clock.now - self.start
+                self.r.moments.append(
+                    Moment(
+                        w.clock.now,
+                        f"{self.syns[n].side} has no connection after {took:.3f} s",
+                        failed=f"the connect failed ({client.aborted_reason or client.state.value})",
+                    )
+                )
+
+    def exchange(self, sends: list[tuple[int, Packet, str]], race: bool = False) -> None:
+        """Send each client's segment (client index, segment, words; with ``race`` the later
+        SYNs race the first); a SYN the host drops is marked as where the story turns, and a
+        SYN/ACK that comes back is handed to its client, whose ACK goes out at once."""
+        packets = [
+            CasePacket(self.syns[n].side, pkt, 0.0, Race.PREV if race and k else None)
+            for k, (n, pkt, _) in enumerate(sends)
+        ]
+        acks: list[tuple[int, Packet, str]] = []
+        connected = []
+        for (n, pkt, _), sent in zip(sends, self.r.send(packets, [w for _, _, w in sends]), strict=True):
+            if pkt.flags & TCPHDR_SYN and (sent.obs.get("fate") or "").startswith("dropped"):
+                counters = " ".join(
+                    sorted(k for k in sent.obs["ct_stats"] if k in ("insert_failed", "drop", "early_drop"))
+                )
+                moment = next(m for m in self.r.moments if m.pid == sent.pid)
+                moment.failed = f"the SYN is dropped at the host ({counters or 'no counter'})"
+            client = self.clients[n]
+            if sent.arrived is not None and (sent.arrived.dst, sent.arrived.dport) == client.local:
+                was = client.state
+                side = self.syns[n].side
+                acks += [
+                    (n, out, f"{side}'s ACK") for out in client.receive(sent.arrived, self.r.w.clock.now)
+                ]
+                if was is EndpointState.SYN_SENT and client.state is EndpointState.ESTABLISHED:
+                    connected.append(n)
+        if acks:
+            self.exchange(acks)
+        for n in connected:
+            self.connected(n)
+
+    def connected(self, n: int) -> None:
+        """Client ``n`` is connected: how long its connect took, and whether it waited a
+        retransmission for it."""
+        client, now = self.clients[n], self.r.w.clock.now
+        took, again = now - self.start, client.retransmissions
+        sent = f" (its SYN sent {again + 1} times)" if again else ""
+        failed = (
+            f"the connect took {took:.3f} s: its first SYN went unanswered, and the retransmission "
+            f"timer sent it again after TCP_TIMEOUT_INIT ({TCP_TIMEOUT_INIT:g} s)"
+            if again
+            else ""
+        )
+        self.r.moments.append(
+            Moment(now, f"{self.syns[n].side} is connected after {took:.3f} s{sent}", failed=failed)
         )
 
 
