@@ -78,7 +78,8 @@ def test_the_loser_sends_its_syn_again_after_tcp_timeout_init_and_connects(kerne
     assert first.obs["fate"] == "dropped:host" and first.obs["ct_stats"].get("insert_failed") == 1
     assert run.decisive is first and run.event == "insert_failed"
     # the same SYN, TCP_TIMEOUT_INIT later
-    assert (first.t, again.t) == (pytest.approx(FIRST_SYN_AT), pytest.approx(FIRST_SYN_AT + TCP_TIMEOUT_INIT_S))
+    assert first.t == pytest.approx(FIRST_SYN_AT)
+    assert again.t == pytest.approx(FIRST_SYN_AT + TCP_TIMEOUT_INIT_S)
     assert sent(run, again).seq == sent(run, first).seq == 100
     # a fresh entry (resolve_normal_ct() finds none: the dropped one was never inserted) and a
     # new port: 39000 is in ctr2's confirmed reply tuple
@@ -132,7 +133,8 @@ def test_the_story_case_is_the_story_s_own_packets_and_the_live_kernel_agrees() 
     observed: list[dict[str, Any]] = json.loads((OBSERVED / "story-snat-port-clash.json").read_text())[
         "observations"
     ]
-    assert observed[0]["fate"] == "dropped:host" and observed[0]["ct_stats"] == {"insert_failed": 1, "drop": 1}
+    assert observed[0]["fate"] == "dropped:host"
+    assert observed[0]["ct_stats"] == {"insert_failed": 1, "drop": 1}
     retry = observed[4]
     assert (retry["ctstate"], retry["tcp_state"], retry["fate"]) == ("NEW", "SYN_SENT", "delivered:remote")
     assert retry["delivered_as"]["src"] != "198.51.100.1:39000"
@@ -196,7 +198,7 @@ def test_two_racing_connects_from_one_port_cost_the_loser_one_timeout(port: int,
 @pytest.mark.parametrize(
     ("connect", "extra", "message"),
     [
-        ({"from": "ctr", "src": "192.0.2.2:1"}, {}, r'x.toml: step\[0\].connect: expected \{from = HOST'),
+        ({"from": "ctr", "src": "192.0.2.2:1"}, {}, r"x.toml: step\[0\].connect: expected \{from = HOST"),
         ({"from": "ctr", "src": "192.0.2.2:1", "dst": "198.51.100.2:443", "win": 5}, {}, "expected"),
         (
             {"from": "ctr", "src": "10.0.0.1:1", "dst": "198.51.100.2:443"},
@@ -208,7 +210,11 @@ def test_two_racing_connects_from_one_port_cost_the_loser_one_timeout(port: int,
             {},
             r"step\[0\].connect.race: the first packet has no previous packet",
         ),
-        ({"from": "nobody", "src": "192.0.2.2:1", "dst": "198.51.100.2:443"}, {}, r"connect.from: expected one of"),
+        (
+            {"from": "nobody", "src": "192.0.2.2:1", "dst": "198.51.100.2:443"},
+            {},
+            r"step\[0\].connect.from: expected one of",
+        ),
         (
             {"from": "ctr", "src": "192.0.2.2:1", "dst": "198.51.100.2:443"},
             {"expect": "answered"},
