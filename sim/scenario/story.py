@@ -564,9 +564,9 @@ class TcpClients:
 
     - ``tcp_connect()`` (net/ipv4/tcp_output.c) sends the SYN and arms the retransmission
       timer with ``icsk_rto``, ``TCP_TIMEOUT_INIT`` (1 s, include/net/tcp.h; RFC 6298 §2.1) on
-      every profile (``tcp_init_sock()``; ``tcp_connect_init()``'s ``tcp_timeout_init()`` from
-      4.13 without a BPF program): ``inet_csk_reset_xmit_timer()`` to 6.12,
-      ``tcp_reset_xmit_timer()`` in 6.18;
+      every profile (set by ``tcp_init_sock()``, again by el7's ``tcp_connect_init()``, and by
+      4.19's and later ones through ``tcp_timeout_init()`` unless a BPF program says
+      otherwise): ``inet_csk_reset_xmit_timer()`` up to 6.12, ``tcp_reset_xmit_timer()`` in 6.18;
     - a SYN that hears nothing is sent again when that timer fires (``tcp_write_timer_handler()``
       -> ``tcp_retransmit_timer()``, net/ipv4/tcp_timer.c: ``tcp_retransmit_skb()``, then the RTO
       doubled), with the same initial sequence number;

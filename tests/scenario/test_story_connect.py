@@ -4,8 +4,8 @@ a fresh conntrack entry. Expected values are typed from the kernel source:
 
 - ``TCP_TIMEOUT_INIT`` is ``((unsigned)(1*HZ))``, 1 s, in include/net/tcp.h of every profile's
   tree (3.10.99 to 6.18.y); ``tcp_connect()`` arms the retransmission timer with
-  ``icsk_rto``, which ``tcp_init_sock()`` (and, from 4.13, ``tcp_connect_init()``'s
-  ``tcp_timeout_init()``) set to it; ``tcp_retransmit_timer()`` resends the SYN;
+  ``icsk_rto``, which ``tcp_init_sock()`` (and el7's ``tcp_connect_init()``, 4.19's and later
+  ones through ``tcp_timeout_init()``) set to it; ``tcp_retransmit_timer()`` resends the SYN;
 - the case contract's default delay before a packet is 0.05 s (sim/scenario/case.py), so the
   story's first SYN leaves at 0.050 s and its retransmission at 1.050 s;
 - 3.10.99 nf_nat_proto_common.c ``nf_nat_l4proto_unique_tuple()``: without ``--to-ports`` a
