@@ -13,7 +13,8 @@ from sim.netfilter.conntrack import NF_CT_EVICTION_RANGE, format_conntrack
 from sim.netfilter.sysctl import UdpCt
 from sim.packet import TCPHDR_SYN, IpProto, Packet
 from sim.report.capture import write_pcap
-from sim.scenario.story import Moment, StoryRun, event_of
+from sim.scenario.moment import Moment
+from sim.scenario.story import StoryRun, event_of
 from sim.topology.roles import NsRole
 from sim.trace import ConfirmOutcome, Step, TraceEvent, Why
 

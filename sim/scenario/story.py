@@ -13,7 +13,7 @@ A story file is a scenario file (TOML) with ``[[step]]`` tables instead of an ``
              as_src = "198.51.100.1"
              say = "plain words for the timeline"
     [[step]] resolver = {from, src, server, names}   glibc's resolver (``GlibcResolver``)
-    [[step]] connect = {from, src, dst, seq}  a TCP client's connect() (``TcpClients``);
+    [[step]] connect = {from, src, dst, seq}  a TCP client's connect() (sim/scenario/tcp_client.py);
              ``race = "prev"`` in it races the previous connect's SYN to confirmation
     [[step]] conntrack = "-D -p udp"        conntrack run on the host
     [[step]] iptables = "-t nat -I ..."     a host rule added between packets
@@ -25,11 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any
 
 from sim.errors import InputError
-from sim.net.endpoint import EndpointState, Role, TcpEndpoint
-from sim.net.rtt import TCP_TIMEOUT_INIT
 from sim.net.world import World
 from sim.netfilter import conntrack_tool
 from sim.netfilter.conntrack import ConntrackTable
@@ -39,8 +37,9 @@ from sim.packet import TCPHDR_ACK, TCPHDR_SYN, IpProto, Packet, udp_packet
 from sim.scenario.case import CaseError, CasePacket, Race, Topology, check_sysctl, packet_from_case
 from sim.scenario.fixes import get_fix
 from sim.scenario.host import configure_host
+from sim.scenario.moment import Moment, Sent, arrived, delivered
 from sim.scenario.replay import _send, build_world, observe
-from sim.trace import Step as TraceStep
+from sim.scenario.tcp_client import TcpClients
 
 STORY_KEYS = {
     "name",
@@ -256,19 +255,6 @@ def parse_story(data: dict[str, Any], source: str, error: type[InputError] = Inp
 # -- running ----------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class Moment:
-    """One line of the story: a packet (its observation), an action's output, or a workload's
-    conclusion; ``failed`` names an expectation that did not hold."""
-
-    t: float
-    text: str
-    pid: int | None = None
-    obs: dict[str, Any] | None = None
-    failed: str = ""
-    output: list[str] = field(default_factory=list)
-
-
 def event_of(moment: Moment) -> str:
     """The decisive event in two or three words: the counter of a drop (``insert_failed``,
     ``table full``), a host RST, a leaked source, a stale translation, a resolver timeout."""
@@ -320,17 +306,6 @@ class StoryRun:
         return table
 
 
-def _host_of(topology: Topology, addr: str) -> str | None:
-    return next((name for name, a in topology.host_names.items() if a == addr), None)
-
-
-def _delivered(obs: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    fate = obs.get("fate") or ""
-    if fate.startswith("delivered:") and obs.get("delivered_as"):
-        return fate.split(":", 1)[1], obs["delivered_as"]
-    return None
-
-
 def _answer(pkt: Packet, src: str, dst: str) -> Packet | None:
     """What an answering end host sends back to a packet it received as ``src`` -> ``dst``
     (ip:port): a SYN/ACK (ISN ``ANSWER_SEQ``) to a SYN, a DNS-sized answer to a datagram."""
@@ -350,21 +325,6 @@ def _answer(pkt: Packet, src: str, dst: str) -> Packet | None:
             0,
         )
     return None
-
-
-class Sent(NamedTuple):
-    """A packet the story sent: its id and observation, and the observation of the answer an
-    answering host sent back with that answer as it arrived (``None`` when none came)."""
-
-    pid: int
-    obs: dict[str, Any]
-    reply: dict[str, Any] | None
-    arrived: Packet | None
-
-
-def _arrived(w: World, pid: int) -> Packet | None:
-    """Packet ``pid`` as it reached its end host (after the host's NAT), if it did."""
-    return next((e.before for e in w.trace.for_packet(pid) if e.step is TraceStep.DELIVER), None)
 
 
 class _Runner:
@@ -399,25 +359,25 @@ class _Runner:
                 )
             )
             self.log_seen = len(log)
-            got = _delivered(obs)
-            reply_obs, arrived = None, None
+            got = delivered(obs)
+            reply_obs, landed = None, None
             if got is not None and got[0] in self.story.answer:
                 reply = _answer(sent, got[1]["src"], got[1]["dst"])
                 if reply is not None:
                     ((rpid, rstats, rentry),) = _send(self.w, [CasePacket(got[0], reply, 0.0, None)])
                     reply_obs = observe(self.w, rpid, rstats, rentry)
-                    arrived = _arrived(self.w, rpid)
+                    landed = arrived(self.w, rpid)
                     self.moments.append(
                         Moment(self.w.clock.now, f"{got[0]} answers: {reply.describe()}", rpid, reply_obs)
                     )
-            out.append(Sent(pid, obs, reply_obs, arrived))
+            out.append(Sent(pid, obs, reply_obs, landed))
         return out
 
     def check(self, step: Step, sender: str, obs: dict[str, Any], reply: dict[str, Any] | None) -> str:
         """The expectation of ``step`` that this packet broke ('' when it held)."""
-        got = _delivered(obs)
+        got = delivered(obs)
         if step.expect is Expect.ANSWERED:
-            back = _delivered(reply) if reply is not None else None
+            back = delivered(reply) if reply is not None else None
             if back is None or back[0] != sender:
                 return "no answer reaches " + sender
         if step.expect is Expect.DELIVERED:
@@ -448,7 +408,7 @@ class _Runner:
                     i += 1
                     group.append(steps[i])
                 if step.kind is StepKind.CONNECT:
-                    TcpClients(self, group).run()
+                    TcpClients(self, [(s.packet, s.say) for s in group if s.packet is not None]).run()
                 else:
                     self.packets(group)
             elif step.kind is StepKind.RESOLVER:
@@ -519,7 +479,7 @@ class GlibcResolver:
                 )
                 moment = next(m for m in self.r.moments if m.pid == pid)
                 moment.failed = f"the {name} query is dropped at the host ({counters or 'no counter'})"
-            back = reply is not None and _delivered(reply)
+            back = reply is not None and delivered(reply)
             answered += bool(back and back[0] == self.side)
         return answered
 
@@ -554,125 +514,6 @@ class GlibcResolver:
         )
         self.r.moments.append(
             Moment(w.clock.now, f"lookup done ({mode}): {got} answers after {took:.3f} s", failed=failed)
-        )
-
-
-class TcpClients:
-    """Containers calling ``connect()``: the host kernel's own TCP, which containers share, as
-    the endpoint model runs it (:class:`sim.net.endpoint.TcpEndpoint`), one client per connect
-    step of a group whose later SYNs race the first to confirmation.
-
-    - ``tcp_connect()`` (net/ipv4/tcp_output.c) sends the SYN and arms the retransmission
-      timer with ``icsk_rto``, ``TCP_TIMEOUT_INIT`` (1 s, include/net/tcp.h; RFC 6298 §2.1) on
-      every profile (set by ``tcp_init_sock()``, again by el7's ``tcp_connect_init()``, and by
-      4.19's and later ones through ``tcp_timeout_init()`` unless a BPF program says
-      otherwise): ``inet_csk_reset_xmit_timer()`` up to 6.12, ``tcp_reset_xmit_timer()`` in 6.18;
-    - a SYN that hears nothing is sent again when that timer fires (``tcp_write_timer_handler()``
-      -> ``tcp_retransmit_timer()``, net/ipv4/tcp_timer.c: ``tcp_retransmit_skb()``, then the RTO
-      doubled), with the same initial sequence number;
-    - the SYN/ACK it gets is ACKed at once (``tcp_rcv_synsent_state_process()``, tcp_input.c).
-
-    A SYN dropped by the host leaves no trace in the host's table: the unconfirmed entry dies
-    with its packet, so the retransmitted SYN finds nothing (``resolve_normal_ct()``) and gets a
-    fresh entry (``init_conntrack()``), NATed afresh (``get_unique_tuple()``). Only the first
-    retransmission matters to the stories; 6.12 and 6.18 would send the next three SYNs 1 s
-    apart too (``sysctl_tcp_syn_linear_timeouts`` = 4) where the endpoint doubles the RTO.
-    """
-
-    def __init__(self, runner: _Runner, steps: list[Step]) -> None:
-        self.r, self.steps = runner, steps
-        self.syns = [step.packet for step in steps if step.packet is not None]
-        self.clients = [
-            TcpEndpoint(
-                (p.pkt.src, p.pkt.sport),
-                (p.pkt.dst, p.pkt.dport),
-                Role.CLIENT,
-                isn=p.pkt.seq,
-                rng=runner.w.rng,
-            )
-            for p in self.syns
-        ]
-        self.start = 0.0
-
-    def run(self) -> None:
-        """Connect every client, then run their retransmission timers until each has connected
-        or given up (``tcp_syn_retries``)."""
-        w = self.r.w
-        w.run(until=w.clock.now + self.syns[0].delay)
-        self.start = w.clock.now
-        first = [
-            (n, pkt, self.steps[n].say or f"{self.syns[n].side}'s SYN")
-            for n, client in enumerate(self.clients)
-            for pkt in client.connect(self.start)
-        ]
-        self.exchange(first, race=True)
-        while waiting := [c for c in self.clients if c.state is EndpointState.SYN_SENT]:
-            w.run(until=min(c.next_deadline() or w.clock.now for c in waiting))
-            again = []
-            for n, client in enumerate(self.clients):
-                if client in waiting:
-                    rto = client.rto  # the timer that fired; tcp_retransmit_timer() doubles it
-                    why = (
-                        f"{self.syns[n].side}'s SYN again: no answer for {rto:g} s (the retransmission timer)"
-                    )
-                    again += [(n, pkt, why) for pkt in client.poll(w.clock.now)]
-            self.exchange(again)
-        for n, client in enumerate(self.clients):
-            if client.state is not EndpointState.ESTABLISHED:
-                took = w.clock.now - self.start
-                self.r.moments.append(
-                    Moment(
-                        w.clock.now,
-                        f"{self.syns[n].side} has no connection after {took:.3f} s",
-                        failed=f"the connect failed ({client.aborted_reason or client.state.value})",
-                    )
-                )
-
-    def exchange(self, sends: list[tuple[int, Packet, str]], race: bool = False) -> None:
-        """Send each client's segment (client index, segment, words; with ``race`` the later
-        SYNs race the first); a SYN the host drops is marked as where the story turns, and a
-        SYN/ACK that comes back is handed to its client, whose ACK goes out at once."""
-        packets = [
-            CasePacket(self.syns[n].side, pkt, 0.0, Race.PREV if race and k else None)
-            for k, (n, pkt, _) in enumerate(sends)
-        ]
-        acks: list[tuple[int, Packet, str]] = []
-        connected = []
-        for (n, pkt, _), sent in zip(sends, self.r.send(packets, [w for _, _, w in sends]), strict=True):
-            if pkt.flags & TCPHDR_SYN and (sent.obs.get("fate") or "").startswith("dropped"):
-                counters = " ".join(
-                    sorted(k for k in sent.obs["ct_stats"] if k in ("insert_failed", "drop", "early_drop"))
-                )
-                moment = next(m for m in self.r.moments if m.pid == sent.pid)
-                moment.failed = f"the SYN is dropped at the host ({counters or 'no counter'})"
-            client = self.clients[n]
-            if sent.arrived is not None and (sent.arrived.dst, sent.arrived.dport) == client.local:
-                was = client.state
-                side = self.syns[n].side
-                acks += [
-                    (n, out, f"{side}'s ACK") for out in client.receive(sent.arrived, self.r.w.clock.now)
-                ]
-                if was is EndpointState.SYN_SENT and client.state is EndpointState.ESTABLISHED:
-                    connected.append(n)
-        if acks:
-            self.exchange(acks)
-        for n in connected:
-            self.connected(n)
-
-    def connected(self, n: int) -> None:
-        """Client ``n`` is connected: how long its connect took, and whether it waited a
-        retransmission for it."""
-        client, now = self.clients[n], self.r.w.clock.now
-        took, again = now - self.start, client.retransmissions
-        sent = f" (its SYN sent {again + 1} times)" if again else ""
-        failed = (
-            f"the connect took {took:.3f} s: its first SYN went unanswered, and the retransmission "
-            f"timer sent it again after TCP_TIMEOUT_INIT ({TCP_TIMEOUT_INIT:g} s)"
-            if again
-            else ""
-        )
-        self.r.moments.append(
-            Moment(now, f"{self.syns[n].side} is connected after {took:.3f} s{sent}", failed=failed)
         )
 
 

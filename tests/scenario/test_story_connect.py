@@ -33,8 +33,9 @@ from sim.netfilter.profiles import PROFILES
 from sim.packet import TCPHDR_SYN, Packet
 from sim.scenario.case import parse_case
 from sim.scenario.loader import CASES_DIR, InputError
+from sim.scenario.moment import Moment
 from sim.scenario.scenario import load_any
-from sim.scenario.story import Moment, Story, StoryRun, parse_story, run_story
+from sim.scenario.story import Story, StoryRun, parse_story, run_story
 
 TCP_TIMEOUT_INIT_S = 1.0
 FIRST_SYN_AT = 0.05
