@@ -336,11 +336,11 @@ CHANGES: tuple[Change, ...] = _by_release(
     ),
     Change(
         "clash-harder",
-        "",
+        "6a757c07e51f",
         "netfilter: conntrack: allow insertion of clashing entries",
         "5.6",
         "clash_resolve_harder",
-        "commit 6a757c07e51f, in the net tree's pull for 5.6-rc3 ([GIT] Networking, netdev "
+        "in the net tree's pull for 5.6-rc3 ([GIT] Networking, netdev "
         "2020-02-20, which also adds IPS_NAT_CLASH to nf_conntrack_common.h); absent in 4.19.1, "
         "present in 5.10.13",
     ),
