@@ -1,5 +1,6 @@
 """``nflab grade``: a gradebook row per student folder (good, partial, empty, malformed), the
-explanation sentence judged by its concepts, the quiz by the instructor's key."""
+explanation sentences (02, 05-09) judged by their links in causal order, the quiz by the
+instructor's key, the two labs graded apart or together."""
 
 import argparse
 import csv
@@ -10,13 +11,16 @@ import pytest
 
 from sim.report.grade import (
     GradeError,
+    Lab,
     causal_order,
     explanation,
+    grade_student,
     gradebook,
     judge_sentence,
     load_key,
     main,
     missing_concepts,
+    report,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,9 +77,19 @@ def test_the_good_student_gets_every_point(answers):
         "02-why": 1,
         "03": 2,
         "04": 2,
+        "05": 2,
+        "05-why": 1,
+        "06": 2,
+        "06-why": 1,
+        "07": 2,
+        "07-why": 1,
+        "08": 2,
+        "08-why": 1,
+        "09": 2,
+        "09-why": 1,
         "quiz": 7,
-        "total": 16,
-        "max": 16,
+        "total": 31,
+        "max": 31,
         "notes": "",
     }
 
@@ -85,6 +99,7 @@ def test_a_partial_answer_gets_its_points_and_the_reasons(answers):
     assert (p["01"], p["02"], p["02-why"], p["03"], p["04"], p["quiz"], p["total"]) == (2, 2, 0, 0, 0, 1, 5)
     assert "02-why: no explanation comment" in p["notes"]
     assert "03: wrong: " in p["notes"] and "04: error: no 04*.json file" in p["notes"]
+    assert "05: error: no 05*.toml file" in p["notes"] and "09: error: no 09*.toml file" in p["notes"]
     assert "quiz: wrong or missing: q2, q3, q4, q5, q6, q7" in p["notes"]
 
 
@@ -99,7 +114,7 @@ def test_a_built_in_case_handed_in_as_it_is_passes_with_a_note(tmp_path):
 
 def test_an_empty_folder_is_a_row_of_zeros(answers):
     e = by_student(gradebook(answers, load_key(KEY)))["empty"]
-    assert e["total"] == 0 and e["max"] == 16
+    assert e["total"] == 0 and e["max"] == 31
     assert "01: error: no 01*.json file" in e["notes"] and "quiz: no quiz.toml" in e["notes"]
 
 
@@ -125,17 +140,18 @@ def test_a_file_where_a_folder_should_be_is_a_row_with_an_error(answers):
 
 def test_without_a_key_there_is_no_quiz_and_no_sentence_column(answers):
     good = by_student(gradebook(answers, None))["good"]
-    assert "quiz" not in good and "02-why" not in good and good["max"] == 8 and good["total"] == 8
+    assert "quiz" not in good and not any(item.endswith("-why") for item in good)
+    assert good["max"] == 18 and good["total"] == 18
 
 
 def test_the_command_writes_the_csv(answers, tmp_path, capsys):
     out = tmp_path / "gradebook.csv"
-    args = argparse.Namespace(dir=str(answers), key=str(KEY), out=str(out))
+    args = argparse.Namespace(dir=str(answers), key=str(KEY), out=str(out), lab="both")
     assert main(args) == 0
     with out.open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["student"] for r in rows] == ["empty", "good", "malformed", "partial", "stray.txt"]
-    assert rows[1]["total"] == "16"
+    assert rows[1]["total"] == "31"
     assert "gradebook: " in capsys.readouterr().out
 
 
@@ -143,8 +159,11 @@ def test_the_command_writes_the_csv(answers, tmp_path, capsys):
     ("dir_ok", "key_text", "expect"),
     [
         (False, None, "not a folder"),
-        (True, "[answers]\n", "expected an [answers] table"),
+        (True, "", "expected an [answers] table"),
+        (True, "[answers]\n", "[answers]: expected a table of strings"),
         (True, '[answers]\nq1 = "a"\n[why-02]\nx = "("\n', "[why-02]"),
+        (True, '[answers]\nq1 = "a"\n[why-10]\nx = "y"\n', "[why-10]: not a table of the key"),
+        (True, '[why-05]\nx = 1\n', "[why-05]: expected a table of strings"),
         (True, "q1 =", ""),
     ],
 )
@@ -154,7 +173,7 @@ def test_bad_dir_or_key_is_exit_2_one_line(answers, tmp_path, capsys, dir_ok, ke
         key = tmp_path / "key.toml"
         key.write_text(key_text)
     folder = answers if dir_ok else tmp_path / "nope"
-    args = argparse.Namespace(dir=str(folder), key=str(key) if key else None, out=str(tmp_path / "g.csv"))
+    args = argparse.Namespace(dir=str(folder), key=str(key) if key else None, out=str(tmp_path / "g.csv"), lab="both")
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("nflab: ") and err.count("\n") == 1 and expect in err
@@ -179,7 +198,7 @@ def test_the_explanation_is_the_comments_the_student_added():
     ],
 )
 def test_the_explanation_is_judged_by_its_concepts(sentence, missing):
-    assert missing_concepts(sentence, load_key(KEY)) == missing
+    assert missing_concepts(sentence, load_key(KEY).why["02"]) == missing
 
 
 @pytest.mark.parametrize(
@@ -196,7 +215,7 @@ def test_the_explanation_is_judged_by_its_concepts(sentence, missing):
     ],
 )
 def test_a_sentence_that_chains_the_links_cause_before_effect_earns_the_point(sentence):
-    assert judge_sentence(sentence, load_key(KEY)) == ""
+    assert judge_sentence(sentence, load_key(KEY).why["02"]) == ""
 
 
 @pytest.mark.parametrize(
@@ -228,7 +247,7 @@ def test_a_sentence_that_chains_the_links_cause_before_effect_earns_the_point(se
     ],
 )
 def test_a_bag_of_the_right_words_does_not_earn_the_point(sentence, why):
-    assert judge_sentence(sentence, load_key(KEY)) == why
+    assert judge_sentence(sentence, load_key(KEY).why["02"]) == why
 
 
 def test_causal_order_puts_each_cause_before_its_effect():
@@ -243,6 +262,7 @@ def test_causal_order_puts_each_cause_before_its_effect():
 def test_the_key_is_read_from_answers():
     key = load_key(KEY)
     assert len(key.answers) == 7 and set(key.answers.values()) <= set("abcd")
-    assert list(key.why) == ["not translated", "addressed to the host", "routed to INPUT"]
+    assert list(key.why) == ["02", "05", "06", "07", "08", "09"]
+    assert list(key.why["02"]) == ["not translated", "addressed to the host", "routed to INPUT"]
     with pytest.raises(GradeError):
         load_key(ROOT / "nope.toml")
