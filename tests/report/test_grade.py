@@ -423,7 +423,7 @@ def test_second_lab_a_wrong_answer_earns_nothing_and_says_why(second_lab):
         "06-why: no explanation comment",
         "07: wrong: on el7 the table is full and nothing may be evicted",
         "07-why: names every link, but not ASSURED as a cause of handshake not completed, not its effect",
-        "08: wrong: on el7 the client's datagrams still go to ctr",
+        "08: wrong: add a conntrack step where the starter's comment says",
         "08-why: does not say: rules read at the first packet, old translation kept, deleted",
         "09: wrong: on el7 your rule also stops the handshake",
         "09-why: does not say: addressed to the server, forwarded, crosses FORWARD",
