@@ -301,7 +301,7 @@ def max_points(key: Key | None, lab: Lab = Lab.BOTH) -> int:
     return sum(items(key, lab).values())
 
 
-def _student_folders(answers: Path) -> list[Path]:
+def student_folders(answers: Path) -> list[Path]:
     """The entries of ``answers`` but hidden ones; refused when none is a folder (the path of one
     student's folder, or of an empty one, given by mistake)."""
     if not answers.is_dir():
@@ -309,13 +309,10 @@ def _student_folders(answers: Path) -> list[Path]:
     entries = sorted(p for p in answers.iterdir() if not p.name.startswith("."))
     if not any(p.is_dir() for p in entries):
         handed_in = [p.name for p in entries if p.name == QUIZ_FILE or p.name[:2] in POINTS]
-        why = (
-            f"it holds answer files ({', '.join(handed_in[:3])}): one student's folder?"
-            if handed_in
-            else "none"
-        )
+        but = f", but answer files ({', '.join(handed_in[:3])})" if handed_in else ""
+        above = "the folder above it, which" if handed_in else "the folder that"
         raise GradeError(
-            f"{answers}: no student folders in it ({why}); give the folder that holds one folder per student"
+            f"{answers}: holds no student folders{but}: give {above} holds one folder per student"
         )
     return entries
 
@@ -323,7 +320,7 @@ def _student_folders(answers: Path) -> list[Path]:
 def gradebook(answers: Path, key: Key | None, lab: Lab = Lab.BOTH) -> list[dict[str, Any]]:
     """One dict per student (the CSV's rows), by folder name."""
     rows = []
-    for folder in _student_folders(answers):
+    for folder in student_folders(answers):
         row = grade_student(folder, key, lab)
         cells: dict[str, Any] = {"student": row.student}
         cells |= {item: row.points.get(item, 0) for item in items(key, lab)}
@@ -385,8 +382,9 @@ def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     try:
         key, lab = load_key(Path(args.key)) if args.key else None, Lab(args.lab)
-        rows = gradebook(Path(args.dir), key, lab)
-        with open(args.out, "w", newline="", encoding="utf-8") as f:
+        student_folders(Path(args.dir))  # refused before the output is opened
+        with open(args.out, "w", newline="", encoding="utf-8") as f:  # before grading: fails fast
+            rows = gradebook(Path(args.dir), key, lab)
             writer = csv.DictWriter(f, fieldnames=columns(key, lab))
             writer.writeheader()
             writer.writerows(rows)
