@@ -138,10 +138,14 @@ def explanation(answer: str, starter: str) -> str:
     return " ".join(c for c in _comments(answer) if c not in given)
 
 
-# words that join two clauses of a sentence: cause first ("A, so B"), or effect first ("A
-# because B"); a comma or "and" keeps the order the clauses are written in
-THEN = re.compile(r"\b(?:so|therefore|thus|hence|which means)\b|->|→|=>|所以|因此|因而|于是|从而", re.I)
-SINCE = re.compile(r"\b(?:because|since)\b|因为|由于", re.I)
+# words that join two clauses of a sentence: cause first ("A, so B", "A leads to B"), or effect
+# first ("A because B", "A due to B"); a comma or "and" keeps the order the clauses are written in
+THEN = re.compile(
+    r"\b(?:so|therefore|thus|hence|consequently|as a result|(?:which )?(?:means|leads? to|results? in))\b"
+    r"|->|→|=>|所以|因此|因而|于是|从而|导致|使得",
+    re.I,
+)
+SINCE = re.compile(r"\b(?:because|since|due to|owing to|thanks to)\b|因为|由于", re.I)
 ASIDE = re.compile(r"[(（]([^()（）]*)[)）]")
 
 

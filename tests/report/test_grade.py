@@ -261,6 +261,10 @@ def test_causal_order_puts_each_cause_before_its_effect():
     assert causal_order("因为 A，所以 B") == ["A", "B"]
     assert causal_order("A and B") == ["A and B"]
     assert causal_order("A (B), so C") == ["B", "A", "C"]
+    assert causal_order("B due to A") == ["A", "B"]
+    assert causal_order("A, which leads to B") == ["A", "B"]
+    assert causal_order("A results in B; as a result, C") == ["A", "B", "C"]
+    assert causal_order("A 导致 B，使得 C") == ["A", "B", "C"]
 
 
 def test_the_key_is_read_from_answers():
