@@ -109,7 +109,7 @@ def load_key(path: Path) -> Key:
             raise GradeError(f"{path}: [{name}]: expected a table of strings ({form})")
         if name != "answers":
             try:
-                why[number] = {link: re.compile(regex, re.I) for link, regex in table.items()}
+                why[number] = {link: re.compile(regex, re.I | re.ASCII) for link, regex in table.items()}
             except re.error as e:
                 raise GradeError(f"{path}: [{name}]: {e}") from None
     answers = {q: v.strip().lower() for q, v in data.get("answers", {}).items()}

@@ -222,6 +222,12 @@ def test_a_sentence_that_chains_the_links_cause_before_effect_earns_the_point(se
     assert judge_sentence(sentence, load_key(KEY).why["02"]) == ""
 
 
+def test_a_latin_word_against_chinese_ones_is_still_a_word():
+    # "的NAT不同": no space around NAT, as Chinese is often written; \b is an ASCII boundary
+    sentence = "两个查询的NAT不同，所以el7无法合并落败的条目，所以它被丢弃"
+    assert judge_sentence(sentence, load_key(KEY).why["05"]) == ""
+
+
 @pytest.mark.parametrize(
     ("sentence", "why"),
     [
