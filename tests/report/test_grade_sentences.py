@@ -2,16 +2,20 @@
 sentence (02, 05-09), any wording of its links (phrases typed in here, English and Chinese)
 earns the point when chained cause before effect, by a forward joint ("A, so B") or a backward
 one ("B because A"), and loses it when the same links are chained effect first, or one is left
-out. The links themselves are the instructor's key (instructor/quiz-key.toml)."""
+out. The links themselves are the instructor's key (instructor/quiz-key.toml). And whatever a
+student hands in, the gradebook row stays within the rubric, its notes one line each."""
 
+import tempfile
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.report.grade import judge_sentence, load_key
+from sim.report.grade import Lab, grade_student, items, judge_sentence, load_key
 
-KEY = load_key(Path(__file__).resolve().parents[2] / "instructor" / "quiz-key.toml")
+ROOT = Path(__file__).resolve().parents[2]
+KEY = load_key(ROOT / "instructor" / "quiz-key.toml")
+SOLUTIONS = ROOT / "instructor" / "solutions"
 
 # per exercise, per link in the key's (causal) order: ways a student says it
 PHRASES = {
@@ -104,3 +108,38 @@ def test_a_link_left_out_loses_it_and_is_named(chain, left_out):
     kept = [s for i, s in enumerate(said) if i != left_out]
     link = list(KEY.why[number])[left_out]
     assert judge_sentence(then[0].join(kept), KEY.why[number]) == f"does not say: {link}"
+
+
+# ---------------------------------------------------------------- any file, one row
+
+
+@st.composite
+def handed_in(draw):
+    """What a student may hand in: any text or bytes, or a solution with one line changed."""
+    kind = draw(st.sampled_from(("text", "bytes", "solution")))
+    if kind == "text":
+        return draw(st.text(max_size=200)).encode("utf-8", "surrogatepass")
+    if kind == "bytes":
+        return draw(st.binary(max_size=200))
+    sol = draw(st.sampled_from(sorted(SOLUTIONS.glob("0[5-9]-*"))))
+    lines = sol.read_text().split("\n")
+    at = draw(st.integers(0, len(lines) - 1))
+    lines[at] = draw(
+        st.sampled_from(("", "x = 0", "answer = 0", "[[step]]", lines[at][: len(lines[at]) // 2]))
+    )
+    return "\n".join(lines).encode()
+
+
+@settings(max_examples=25)
+@given(st.dictionaries(st.sampled_from(("05.toml", "07.toml", "09.toml", "quiz.toml")), handed_in()))
+def test_any_files_give_one_row_within_the_rubric(files):
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "student"
+        folder.mkdir()
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+        row = grade_student(folder, KEY, Lab.BOTH)
+    full = items(KEY, Lab.BOTH)
+    assert set(row.points) <= set(full)
+    assert all(0 <= row.points[item] <= full[item] for item in row.points)
+    assert all("\n" not in note and "Traceback" not in note for note in row.notes)
