@@ -328,32 +328,61 @@ def replay_packets_per_s(packets: int = 100_000) -> float:
     return done / (time.perf_counter() - start)
 
 
+MODEL_FIGURES: tuple[tuple[str, Callable[[], float]], ...] = (
+    ("window_checks_per_s", window_checks_per_s),
+    ("conntrack_packets_per_s", conntrack_packets_per_s),
+    ("udp_packets_per_s", udp_packets_per_s),
+    # before the memory figure: the first run after its 262,144-entry table is about twice
+    # as slow in CPU time (measured 968 -> 550 examples/s, then 1,406 on the next run)
+    ("fuzz_examples_per_s", fuzz_examples_per_s),
+    ("conntrack_bytes_per_entry", conntrack_bytes_per_entry),
+    ("pipeline_packets_per_s", pipeline_packets_per_s),
+    ("seed_scenario_s", seed_scenario_s),
+    ("replay_packets_per_s", replay_packets_per_s),
+)
+
+
 def run_all(progress: Callable[[str], None] | None = None) -> dict[str, float]:
-    """Every figure, in the order ``nflab bench --json`` prints them."""
-    steps: list[tuple[str, Callable[[], float]]] = [
-        ("window_checks_per_s", window_checks_per_s),
-        ("conntrack_packets_per_s", conntrack_packets_per_s),
-        ("udp_packets_per_s", udp_packets_per_s),
-        # before the memory figure: the first run after its 262,144-entry table is about twice
-        # as slow in CPU time (measured 968 -> 550 examples/s, then 1,406 on the next run)
-        ("fuzz_examples_per_s", fuzz_examples_per_s),
-        ("conntrack_bytes_per_entry", conntrack_bytes_per_entry),
-        ("pipeline_packets_per_s", pipeline_packets_per_s),
-        ("seed_scenario_s", seed_scenario_s),
-        ("replay_packets_per_s", replay_packets_per_s),
-    ]
+    """Every model figure, in the order ``nflab bench --json`` prints them."""
     out: dict[str, float] = {}
-    for name, fn in steps:
+    for name, fn in MODEL_FIGURES:
         if progress is not None:
             progress(name)
         out[name] = round(fn(), 3)
     return out
 
 
+FIGURES_HELP = """figures (+ higher is better, - lower is better):
+  window_checks_per_s        + tcp_in_window() decisions per second on a 2,000-segment upload
+  conntrack_packets_per_s    + TCP packets per second through nf_conntrack_in() and confirm
+  udp_packets_per_s          + DNS-like datagrams per second through nf_conntrack_in() and confirm
+  fuzz_examples_per_s        + hypothesis examples per second of the window property
+  conntrack_bytes_per_entry  - Python heap bytes per entry of a 262,144-entry table
+  pipeline_packets_per_s     + packets per second through the docker-bridge world (the seed's upload)
+  seed_scenario_s            - seconds of the seed incident's simulation, trace on
+  replay_packets_per_s       + packets per second through nflab replay's streaming replay
+  tui_first_frame_s          - nflab tui on a pty: launch to the first frame
+  tui_story_frame_s          - launch to the frame that shows the INVALID late ACK
+  tui_key_to_frame_ms        - the slowest of 24 keys, from the key to the frame that answers it
+  tui_key_to_frame_median_ms - the median of those keys
+  tui_rerun_s                - f or k (the slower): the key to the frame showing the new run
+  pcap_packets_per_s         + packets per second of nflab pcap on a real bulk-upload capture
+  pcap_vs_tshark             + tshark's wall time over nflab pcap's on that capture
+  pcap_peak_rss_mb           - nflab pcap's peak resident memory on it
+  pcap_build                   "pure Python" or "compiled" (python tools/compile.py)
+"""
+
+
 def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``bench`` on an ``add_subparsers()`` object; dispatch to :func:`main`."""
     p: argparse.ArgumentParser = subparsers.add_parser(
-        "bench", help="measure the model's throughput and memory on this machine"
+        "bench",
+        help="measure the model's throughput and memory on this machine",
+        description="Measure the model, the TUI and the capture reader on this machine (about a "
+        "minute; progress on stderr). Every figure is one timed run by the wall clock, so on a "
+        "shared or virtual machine compare runs made back to back.",
+        epilog=FIGURES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p

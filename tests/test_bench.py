@@ -6,6 +6,7 @@ workers) allocate while a measurement is open and would blur a comparison at the
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -72,3 +73,13 @@ def test_the_udp_figure_tracks_dns_like_flows_into_streams():
         table.nf_conntrack_confirm(skb, i * 0.01)
     entries = list(table)
     assert len(entries) == 50 and all(ct.assured and ct.seen_reply for ct in entries)
+
+
+def test_bench_help_names_every_figure_once():
+    """``nflab bench --help`` explains each figure the run prints (the TUI's are checked against
+    a real measurement in tests/tui/test_bench.py)."""
+    from sim.bench import FIGURES_HELP, MODEL_FIGURES
+
+    named = re.findall(r"^  (\w+) ", FIGURES_HELP, re.M)
+    assert len(named) == len(set(named))
+    assert {name for name, _ in MODEL_FIGURES} | {"pcap_packets_per_s", "pcap_vs_tshark"} <= set(named)

@@ -248,7 +248,12 @@ CHANGES: tuple[Change, ...] = _by_release(
         "netfilter: nat: add full port randomization support",
         "3.14",
         "nat_random_fully",
-        "commit id recalled, not confirmed in a mail; absent in 3.10.99, present in 3.10.0-1160.el7",
+        "commit id not confirmed: no mail, stable backport or tree history searched names it;"
+        " release from the trees: NF_NAT_RANGE_PROTO_RANDOM_FULLY is absent in 3.13.11's"
+        " include/uapi/linux/netfilter/nf_nat.h (penhoi/linux-3.13.11.lbrpmu) and present, with"
+        " the prandom_u32() start in nf_nat_proto_common.c, in 3.14.1 (nadavitay/linux-3.14.1), as"
+        " iptables' libxt_SNAT.man says (kernel >= 3.14; libxt_MASQUERADE.man's 3.13 is wrong);"
+        " absent in 3.10.99, present in 3.10.0-1160.el7",
     ),
     Change(
         "bucket-locks",
@@ -292,20 +297,50 @@ CHANGES: tuple[Change, ...] = _by_release(
     ),
     Change(
         "same-origin",
-        "",
+        "4e35c1cb9460",
         "netfilter: nf_nat: skip nat clash resolution for same-origin entries",
         "5.0",
         "tuple_taken_same_origin",
-        "commit 4e35c1cb9460 recalled, not confirmed; absent in 4.19.1, present in 5.10.13 "
-        "and backported to 3.10.0-1160.el7",
+        "commit named by the Fixes: tag of 07998281c268 ('netfilter: conntrack: skip identical"
+        " origin tuple in same zone only', netfilter-devel 2021-02-05, and its stable backports);"
+        " release from the trees: the check is absent in 4.20.0's nf_conntrack_tuple_taken()"
+        " (a4913994/linux-4.20), present in 5.0.0's (akshaybaviskar/Linux-5.0); absent in 4.19.1,"
+        " present in 5.10.13, backported to 3.10.0-1160.el7",
+    ),
+    Change(
+        "nat-random-offset",
+        "a504b703bb1d",
+        "netfilter: nat: limit port clash resolution attempts",
+        "5.0",
+        "nat_random_offset",
+        "commit named in the stable mails '4.19.y stable request: nat soft lockup fix' (2022-02-02,"
+        " with 6ed5943f8735 'netfilter: nat: remove l4 protocol port rovers') and '[PATCH 4.14"
+        " 40/69] netfilter: nat: limit port clash resolution attempts' (2022-02-07, 'commit"
+        " a504b703bb1d... upstream'); release from the trees: the rover and the whole-range walk"
+        " are in 4.20.0's nf_nat_proto_common.c (a4913994/linux-4.20), the random start and"
+        " max_attempts = 128 with another_round in 5.0.0's nf_nat_core.c (akshaybaviskar/Linux-5.0);"
+        " absent in 4.19.1 (4.19.y got both in February 2022), present in 5.10.13, backported to"
+        " 3.10.0-1160.el7",
+    ),
+    Change(
+        "nat-random-any",
+        "",
+        "netfilter: nat: --random takes the random start too (secure_port() gone)",
+        "5.0",
+        "nat_random_any",
+        "commit not identified; release from the trees: 4.20.0's nf_nat_proto_common.c starts"
+        " --random at l3proto->secure_port() (a4913994/linux-4.20), 5.0.0's nf_nat_core.c at"
+        " prandom_u32() unless NF_NAT_RANGE_PROTO_OFFSET (akshaybaviskar/Linux-5.0), as iptables'"
+        " libxt_MASQUERADE.man says ('Since kernel 5.0, --random is identical to --random-fully');"
+        " absent in 4.19.1 and 3.10.0-1160.el7, present in 5.10.13",
     ),
     Change(
         "clash-harder",
-        "",
+        "6a757c07e51f",
         "netfilter: conntrack: allow insertion of clashing entries",
         "5.6",
         "clash_resolve_harder",
-        "commit 6a757c07e51f, in the net tree's pull for 5.6-rc3 ([GIT] Networking, netdev "
+        "in the net tree's pull for 5.6-rc3 ([GIT] Networking, netdev "
         "2020-02-20, which also adds IPS_NAT_CLASH to nf_conntrack_common.h); absent in 4.19.1, "
         "present in 5.10.13",
     ),
@@ -326,37 +361,28 @@ CHANGES: tuple[Change, ...] = _by_release(
         _BOUNDED.format("4.19.1", "5.10.13"),
     ),
     Change(
-        "nat-random-offset",
-        "",
-        "netfilter: nat: limit port clash resolution attempts",
-        "5.10",
-        "nat_random_offset",
-        "commit a504b703bb1d recalled, not confirmed; rover absent, random start and 128 "
-        "attempts present in 5.10.13 (not in 4.19.1); backported to 3.10.0-1160.el7",
-    ),
-    Change(
-        "nat-random-any",
-        "",
-        "netfilter: nat: --random takes the random start too (secure_port() gone)",
-        "5.10",
-        "nat_random_any",
-        _BOUNDED.format("4.19.1 and 3.10.0-1160.el7", "5.10.13"),
-    ),
-    Change(
         "chaintoolong",
-        "",
+        "d7e7747ac5c2",
         "netfilter: refuse insertion if chain has grown too large",
         "5.15",
         "chaintoolong",
-        "commit d7e7747ac5c2 recalled, not confirmed; absent in 5.10.13, present in 5.15.215",
+        "'[PATCH net 0/5] Netfilter fixes for net' (netdev 2021-09-03), applied to net as"
+        " d7e7747ac5c2 (patchwork-bot, 2021-09-04), in '[GIT PULL] Networking for 5.15-rc1'"
+        " (Jakub Kicinski to Linus, 2021-09-07); the recorded tree's limit of 50 + a random 0..29"
+        " comes later: c9c3b6811f74 'make max chain length random' ('[GIT PULL] Networking for"
+        " 5.15-rc4', 2021-09-30) and 'adopt safer max chain length' (netdev 2023-03-07,"
+        " MIN_CHAINLEN 50, MAX_CHAINLEN 80 - 50); absent in 5.10.13, present in 5.15.215",
     ),
     Change(
         "buckets-eq-max",
-        "",
+        "d532bcd0b269",
         "netfilter: conntrack: sanitize table size default settings",
         "5.15",
         "buckets_eq_max",
-        "commit d532bcd0b269 recalled, not confirmed; absent in 5.10.13, present in 5.15.215",
+        "'[PATCH net 2/5] netfilter: conntrack: sanitize table size default settings' (netdev"
+        " 2021-09-03: max_factor = 1), applied to net as d532bcd0b269 (patchwork-bot, 2021-09-04),"
+        " in '[GIT PULL] Networking for 5.15-rc1' (2021-09-07); absent in 5.10.13, present in"
+        " 5.15.215",
     ),
     Change(
         "clash-merge-reverse",

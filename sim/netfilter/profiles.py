@@ -312,10 +312,11 @@ def resolve_kernel(text: str, note: bool = True) -> KernelProfile:
        than it (``5.15.0-91-generic`` -> ``5.15``, ``6.6.30`` -> ``6.1``, ``6.18.44-fc-v857``
        -> ``6.18``, ``7.7.7`` -> ``6.18``: newer than every profile).
 
-    A release string prints one line to stderr (when ``note``) saying how it was resolved,
-    and whether its suffix is not a known upstream-tracking distribution build (the vendor
-    may carry backports). ValueError (one line) when ``text`` is not a release, or is older
-    than every profile.
+    A release string prints one line to stderr (when ``note``) saying how it was resolved, the
+    changes of the changelog that the release has and the profile lacks (``5.4`` -> ``4.19``
+    lacks the 5.0 NAT changes), and whether its suffix is not a known upstream-tracking
+    distribution build (the vendor may carry backports). ValueError (one line) when ``text`` is
+    not a release, or is older than every profile.
     """
     text = text.strip()
     if text in PROFILES:
@@ -342,6 +343,13 @@ def resolve_kernel(text: str, note: bool = True) -> KernelProfile:
             if newest and release_key(profile.name) < wanted
             else f"profile {profile.name} (the newest not newer than {wanted[0]}.{wanted[1]})"
         )
+        missing = [
+            c
+            for c in CHANGES
+            if release_key(profile.name) < release_key(c.release) <= wanted and not getattr(profile, c.switch)
+        ]
+        if missing:
+            how += "; it lacks " + ", ".join(f"{c.key} ({c.release})" for c in missing)
         if suffix and not _UPSTREAM_SUFFIXES.fullmatch(suffix):
             how += f"; vendor suffix {suffix!r} not known, using upstream {profile.name}"
         print(f"nflab: kernel {text}: {how}", file=sys.stderr)

@@ -106,6 +106,22 @@ def test_unknown_vendor_suffix_is_one_note(capsys):
     )
 
 
+def test_a_release_between_profiles_names_the_changes_its_profile_lacks(capsys):
+    """5.4 (Ubuntu 20.04's kernel) resolves to 4.19, which lacks what 5.0 to 5.3 brought: the
+    same-origin skip, the random NAT search start, the raw window kept before scaling is known;
+    5.9 also lacks 5.6's clash resolution for different NAT. 7.1's change is in 6.18.y, so a
+    release newer than every profile lacks nothing known."""
+    assert resolve_kernel("5.4.0-91-generic").name == "4.19"
+    assert capsys.readouterr().err == (
+        "nflab: kernel 5.4.0-91-generic: profile 4.19 (the newest not newer than 5.4); it lacks "
+        "same-origin (5.0), nat-random-offset (5.0), nat-random-any (5.0), raw-window (5.3)\n"
+    )
+    resolve_kernel("5.9")
+    assert "clash-harder (5.6)" in capsys.readouterr().err
+    resolve_kernel("6.6.30")  # 6.2's challenge-ack-reuse is in the 6.1 profile (6.1.y has it)
+    assert capsys.readouterr().err == "nflab: kernel 6.6.30: profile 6.1 (the newest not newer than 6.6)\n"
+
+
 @pytest.mark.parametrize("text", ["7.7.7", "9.99"])
 def test_a_release_newer_than_every_profile_says_so(capsys, text):
     assert resolve_kernel(text).name == "6.18"

@@ -3,6 +3,9 @@ every frame it waits for (the figures themselves come from ``nflab bench --json`
 
 from __future__ import annotations
 
+import re
+
+from sim.bench import FIGURES_HELP
 from tui.bench import measure, plain
 
 
@@ -19,5 +22,6 @@ def test_the_bench_sees_every_frame_it_waits_for() -> None:
         "tui_key_to_frame_median_ms",
         "tui_rerun_s",
     }
+    assert set(figures) <= set(re.findall(r"^  (\w+) ", FIGURES_HELP, re.M))  # bench --help
     assert 0 < figures["tui_first_frame_s"] <= figures["tui_story_frame_s"]
     assert 0 < figures["tui_key_to_frame_median_ms"] <= figures["tui_key_to_frame_ms"]
