@@ -201,7 +201,11 @@ def judge_sentence(sentence: str, links: Links) -> str:
 
 def _answer_file(folder: Path, ex: Exercise) -> Path:
     number = number_of(ex)
-    found = sorted(p for p in folder.iterdir() if p.name.startswith(number) and p.name.endswith(ex.suffix))
+    try:
+        names = [p for p in folder.iterdir() if p.name.startswith(number) and p.name.endswith(ex.suffix)]
+    except OSError as e:
+        raise ExerciseError(f"{folder.name}: {e.strerror}") from None
+    found = sorted(names)
     if not found:
         raise ExerciseError(f"no {number}*{ex.suffix} file")
     if len(found) > 1:
@@ -310,7 +314,10 @@ def student_folders(answers: Path) -> list[Path]:
     student's folder, or of an empty one, given by mistake)."""
     if not answers.is_dir():
         raise GradeError(f"{answers}: not a folder of students' folders")
-    entries = sorted(p for p in answers.iterdir() if not p.name.startswith("."))
+    try:
+        entries = sorted(p for p in answers.iterdir() if not p.name.startswith("."))
+    except OSError as e:
+        raise GradeError(f"{answers}: {e.strerror}") from None
     if not any(p.is_dir() for p in entries):
         handed_in = [p.name for p in entries if p.name == QUIZ_FILE or p.name[:2] in POINTS]
         but = f", but answer files ({', '.join(handed_in[:3])})" if handed_in else ""
@@ -387,7 +394,9 @@ def main(args: argparse.Namespace) -> int:
     try:
         key, lab = load_key(Path(args.key)) if args.key else None, Lab(args.lab)
         student_folders(Path(args.dir))  # refused before the output is opened
-        with open(args.out, "w", newline="", encoding="utf-8") as f:  # before grading: fails fast
+        # opened before grading, so that a path that cannot be written fails at once; grading
+        # itself raises no OSError (an unreadable file or folder is a note in its row)
+        with open(args.out, "w", newline="", encoding="utf-8") as f:
             rows = gradebook(Path(args.dir), key, lab)
             writer = csv.DictWriter(f, fieldnames=columns(key, lab))
             writer.writeheader()

@@ -507,3 +507,23 @@ def test_an_output_that_cannot_be_written_is_one_line_exit_2(answers, tmp_path, 
     assert cli_main(["grade", str(answers), "--out", str(tmp_path / "no" / "g.csv")]) == 2
     err = capsys.readouterr().err
     assert err == f"nflab: {tmp_path / 'no' / 'g.csv'}: No such file or directory\n"
+
+
+def test_a_folder_that_cannot_be_listed_is_a_row_with_an_error(tmp_path, monkeypatch, capsys):
+    # as root every folder can be listed: a locked one is simulated where the grader lists it
+    (tmp_path / "answers" / "locked").mkdir(parents=True)
+    (tmp_path / "answers" / "open").mkdir()
+    iterdir = Path.iterdir
+
+    def listing(self):
+        if self.name == "locked":
+            raise PermissionError(13, "Permission denied")
+        return iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", listing)
+    out = tmp_path / "g.csv"
+    assert cli_main(["grade", str(tmp_path / "answers"), "--lab", "1", "--out", str(out)]) == 0
+    locked = next(row for row in csv.DictReader(out.open()) if row["student"] == "locked")
+    assert locked["total"] == "0" and "01: error: locked: Permission denied" in locked["notes"]
+    assert cli_main(["grade", str(tmp_path / "answers" / "locked"), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.endswith("locked: Permission denied\n")
