@@ -81,6 +81,7 @@ class Row:
     student: str
     points: dict[str, int] = field(default_factory=dict)  # item -> points
     notes: list[str] = field(default_factory=list)
+    sentences: dict[str, str] = field(default_factory=dict)  # "NN-why" -> the sentence judged
 
     def add(self, item: str, points: int, note: str = "") -> None:
         self.points[item] = points
@@ -241,6 +242,7 @@ def _grade_exercise(row: Row, folder: Path, ex: Exercise, key: Key | None) -> No
             return
         note = judge_sentence(sentence, key.why[number])
         row.add(f"{number}-why", 0 if note else WHY_POINTS, note)
+        row.sentences[f"{number}-why"] = sentence
 
 
 def _on_the_starter(path: Path, ex: Exercise) -> bool:
@@ -328,11 +330,34 @@ def student_folders(answers: Path) -> list[Path]:
     return entries
 
 
+# a sentence this long handed in word for word by two students is worth a look
+SAME_SENTENCE_CHARS = 30
+
+
+def note_same_sentences(rows: list[Row]) -> None:
+    """Note each sentence that other students handed in word for word (case and spacing aside):
+    the judge cannot tell a copied sentence from one understood, the instructor can ask."""
+    by_text: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        for item, sentence in row.sentences.items():
+            text = " ".join(sentence.lower().split())
+            if len(text) >= SAME_SENTENCE_CHARS:
+                by_text.setdefault((item, text), []).append(row)
+    for (item, _text), same in by_text.items():
+        if len(same) < 2:
+            continue
+        for row in same:
+            others = [other.student for other in same if other is not row]
+            more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+            row.notes.append(f"{item}: note: the same sentence as {', '.join(others[:3])}{more}")
+
+
 def gradebook(answers: Path, key: Key | None, lab: Lab = Lab.BOTH) -> list[dict[str, Any]]:
     """One dict per student (the CSV's rows), by folder name."""
+    graded = [grade_student(folder, key, lab) for folder in student_folders(answers)]
+    note_same_sentences(graded)
     rows = []
-    for folder in student_folders(answers):
-        row = grade_student(folder, key, lab)
+    for row in graded:
         cells: dict[str, Any] = {"student": row.student}
         cells |= {item: row.points.get(item, 0) for item in items(key, lab)}
         cells |= {

@@ -527,3 +527,22 @@ def test_a_folder_that_cannot_be_listed_is_a_row_with_an_error(tmp_path, monkeyp
     assert locked["total"] == "0" and "01: error: locked: Permission denied" in locked["notes"]
     assert cli_main(["grade", str(tmp_path / "answers" / "locked"), "--out", str(out)]) == 2
     assert capsys.readouterr().err.endswith("locked: Permission denied\n")
+
+
+def test_a_sentence_handed_in_word_for_word_by_others_is_noted(tmp_path):
+    root = tmp_path / "answers"
+    sentences = {
+        "ann": "The FIN is addressed to the server, so it is forwarded, so it crosses FORWARD.",
+        "ben": "the FIN is addressed to the server,  so it is FORWARDED, so it crosses forward.",
+        "cat": "The FIN goes to the server, so the routing decision forwards it, so FORWARD sees it.",
+        "dan": "server, so routed, so FORWARD",  # too short to say anything by its sameness
+        "eve": "server, so routed, so FORWARD",
+    }
+    for student, sentence in sentences.items():
+        (root / student).mkdir(parents=True)
+        (root / student / "09.toml").write_text(story_answer("09", sentence))
+    rows = by_student(gradebook(root, load_key(KEY), Lab.SECOND))
+    assert all(rows[s]["09-why"] == 1 for s in sentences)  # the points stay: it is a note
+    assert "09-why: note: the same sentence as ben" in rows["ann"]["notes"]
+    assert "09-why: note: the same sentence as ann" in rows["ben"]["notes"]
+    assert all("same sentence" not in rows[s]["notes"] for s in ("cat", "dan", "eve"))
