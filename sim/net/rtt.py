@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-TCP_TIMEOUT_INIT = 1.0  # initial RTO, RFC 6298 §2.1
+TCP_TIMEOUT_INIT = 1.0  # initial RTO, RFC 6298 §2.1: include/net/tcp.h (1*HZ) in every profile
 TCP_TIMEOUT_FALLBACK = 3.0  # RTO after a handshake without an RTT sample, RFC 6298 §5.7
 TCP_RTO_MIN = 0.2  # Linux's floor; RFC 6298 §2.4 asks for 1 s
 TCP_RTO_MAX = 120.0  # RFC 6298 §2.5 allows a maximum of at least 60 s

@@ -15,10 +15,12 @@ class TcpTimer(TcpOutput):
     __slots__ = ()
 
     def _on_retransmit_timeout(self, now: float, out: list[Packet]) -> None:
-        """RTO expiry (RFC 6298 §5.4-5.6): give up after the configured retries (RFC 1122
-        §4.2.3.5), else double the RTO, collapse cwnd to one segment (RFC 5681 §3.1; ssthresh
-        halves only on the first timeout) and go back to SND.UNA, as Linux's
-        ``tcp_enter_loss`` marks every outstanding segment lost when there is no SACK."""
+        """RTO expiry (RFC 6298 §5.4-5.6; ``tcp_retransmit_timer()``, which
+        ``tcp_write_timer_handler()`` runs when the timer ``tcp_connect()`` or a send armed
+        fires): give up after the configured retries (RFC 1122 §4.2.3.5), else double the RTO,
+        collapse cwnd to one segment (RFC 5681 §3.1; ssthresh halves only on the first timeout)
+        and go back to SND.UNA, as Linux's ``tcp_enter_loss`` marks every outstanding segment
+        lost when there is no SACK."""
         if self._backoff >= self._retry_limit():
             self._drop_connection(AbortReason.TOO_MANY_RETRANSMISSIONS)
             return

@@ -280,12 +280,12 @@ def _clash(
     if not mine.syns:
         return None
     first, ts, seq = mine.syns[0]
-    answered = mine.synack[1] if mine.synack is not None else None
+    answered = mine.synack[0] if mine.synack is not None else None  # by frame: stamps may tie
     again = next(
         (
             (n, t)
             for n, t, s in mine.syns[1:]
-            if s == seq and t - ts >= TCP_RTO_MIN_NS and (answered is None or t < answered)
+            if s == seq and t - ts >= TCP_RTO_MIN_NS and (answered is None or n < answered)
         ),
         None,
     )

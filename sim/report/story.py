@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from sim.include.netfilter import CtState, Hook
+from sim.net.rtt import TCP_TIMEOUT_INIT
 from sim.netfilter.conntrack import NF_CT_EVICTION_RANGE, format_conntrack
 from sim.netfilter.sysctl import UdpCt
 from sim.packet import TCPHDR_SYN, IpProto, Packet
 from sim.report.capture import write_pcap
-from sim.scenario.story import Moment, StoryRun, event_of
+from sim.scenario.moment import Moment
+from sim.scenario.story import StoryRun, event_of
 from sim.topology.roles import NsRole
 from sim.trace import ConfirmOutcome, Step, TraceEvent, Why
 
@@ -126,7 +128,8 @@ def key_moment(run: StoryRun) -> Moment | None:
     resolver's timeout: then the dropped query before it); when it succeeds, the first packet
     the host handled by the story's mechanism (a clash resolved, an eviction, an ignored
     segment), else the first packet after the story's last host action (the one that shows
-    the fix at work), else its last packet."""
+    the fix at work), else the last packet that opened a connection (a SYN, not the ACK after
+    it), else its last packet."""
     packets = [m for m in run.moments if m.pid is not None and m.obs is not None]
     d = run.decisive
     if d is not None:
@@ -142,7 +145,8 @@ def key_moment(run: StoryRun) -> Moment | None:
         if after:
             return after[0]
     senders = [m for m in packets if not _is_answer(m)]
-    return senders[-1] if senders else None
+    opened = [m for m in senders if m.obs is not None and m.obs.get("ctstate") == CtState.NEW.name]
+    return (opened or senders)[-1] if senders else None
 
 
 def key_event(run: StoryRun, m: Moment) -> TraceEvent | None:
@@ -209,9 +213,9 @@ def _race_words(run: StoryRun, m: Moment, confirm: TraceEvent) -> list[str]:
             out.append(
                 f"TCP has no allow_clash: on every kernel the loser of this race is dropped ({counters}). "
                 "MASQUERADE kept the source port for both because get_unique_tuple() only asks "
-                "nf_nat_used_tuple(), which sees confirmed entries, and neither was confirmed yet. "
-                "The client hears nothing and retransmits its SYN a second later (TCP_TIMEOUT_INIT)."
+                "nf_nat_used_tuple(), which sees confirmed entries, and neither was confirmed yet."
             )
+            out.append(_retransmission_words(run, m))
         elif not profile.clash_resolve:
             out.append(
                 f"Linux {profile.name} has no clash resolution (nf_ct_resolve_clash() came with 4.8): the "
@@ -243,6 +247,63 @@ def _race_words(run: StoryRun, m: Moment, confirm: TraceEvent) -> list[str]:
             f"back: no drop. Counted: {counters}."
         )
     return out
+
+
+def _retransmission_words(run: StoryRun, m: Moment) -> str:
+    """What the client of a dropped SYN does next: ``tcp_connect()`` armed the retransmission
+    timer with ``TCP_TIMEOUT_INIT``; ``tcp_retransmit_timer()`` sends the SYN again, which finds
+    no entry and gets a fresh one (``resolve_normal_ct()`` -> ``init_conntrack()``), NATed
+    afresh. Told from the run's own retransmission, when the story has one."""
+    assert m.pid is not None
+    p = _sent(run, m.pid)
+    later = [o for o in run.moments if o.pid is not None and o.obs is not None and o.t > m.t]
+    again = next(
+        (
+            o
+            for o in later
+            if not _is_answer(o)
+            and (q := _sent(run, o.pid)).flags == TCPHDR_SYN  # type: ignore[arg-type]
+            and (q.src, q.sport, q.dst, q.dport, q.seq) == (p.src, p.sport, p.dst, p.dport, p.seq)
+        ),
+        None,
+    )
+    if again is None or again.pid is None:
+        return (
+            f"The client hears nothing: its retransmission timer sends the SYN again after "
+            f"TCP_TIMEOUT_INIT ({TCP_TIMEOUT_INIT:g} s, tcp_retransmit_timer())."
+        )
+    mine, now = _nat_of(run, m.pid), _nat_of(run, again.pid)
+    port = mine.split(" > ")[0].rsplit(":", 1)[1]
+    nat = (
+        f"port {port} is taken now, by the other connection's confirmed entry (nf_nat_used_tuple()), "
+        f"so NAT chose another: it left as {now}"
+        if now.split(" > ")[0] != mine.split(" > ")[0]
+        else f"it left as {now}, as before"
+    )
+    words = (
+        f"The client hears nothing. tcp_connect() armed its retransmission timer with "
+        f"TCP_TIMEOUT_INIT ({TCP_TIMEOUT_INIT:g} s, RFC 6298 §2.1); when it fired, "
+        f"tcp_retransmit_timer() sent the SYN again, packet {again.pid}, {again.t - m.t:.3f} s later "
+        f"with the same sequence number {p.seq}. The dropped SYN's unconfirmed entry died with it, "
+        "so the retransmission found no entry and got a fresh one (resolve_normal_ct(), "
+        f"init_conntrack()); {nat}."
+    )
+    back = next(
+        (o for o in later if _is_answer(o) and o.t >= again.t and o.obs is not None and _reaches(o, p)),
+        None,
+    )
+    if back is not None:
+        words += (
+            f" Its SYN/ACK is back {back.t - m.t:.3f} s after the first SYN: the connect took a "
+            "second longer, the symptom users see."
+        )
+    return words
+
+
+def _reaches(answer: Moment, p: Packet) -> bool:
+    """Whether ``answer`` reached the sender of ``p`` at its own address and port."""
+    assert answer.obs is not None
+    return (answer.obs.get("delivered_as") or {}).get("dst") == f"{p.src}:{p.sport}"
 
 
 def _table_words(run: StoryRun, m: Moment, e: TraceEvent) -> list[str]:

@@ -13,6 +13,8 @@ A story file is a scenario file (TOML) with ``[[step]]`` tables instead of an ``
              as_src = "198.51.100.1"
              say = "plain words for the timeline"
     [[step]] resolver = {from, src, server, names}   glibc's resolver (``GlibcResolver``)
+    [[step]] connect = {from, src, dst, seq}  a TCP client's connect() (sim/scenario/tcp_client.py);
+             ``race = "prev"`` in it races the previous connect's SYN to confirmation
     [[step]] conntrack = "-D -p udp"        conntrack run on the host
     [[step]] iptables = "-t nat -I ..."     a host rule added between packets
 
@@ -35,7 +37,9 @@ from sim.packet import TCPHDR_ACK, TCPHDR_SYN, IpProto, Packet, udp_packet
 from sim.scenario.case import CaseError, CasePacket, Race, Topology, check_sysctl, packet_from_case
 from sim.scenario.fixes import get_fix
 from sim.scenario.host import configure_host
+from sim.scenario.moment import Moment, Sent, arrived, delivered
 from sim.scenario.replay import _send, build_world, observe
+from sim.scenario.tcp_client import TcpClients
 
 STORY_KEYS = {
     "name",
@@ -49,10 +53,23 @@ STORY_KEYS = {
     "step",
     "fixes",
 }
-STEP_KEYS = {"packet", "resolver", "conntrack", "iptables", "expect", "to", "as_src", "say"}
+CONNECT_KEYS = {"from", "src", "dst", "seq", "race"}
 ANSWER_SEQ = 5000  # the answering host's ISN in a SYN/ACK
 DNS_ANSWER_LEN = 90
 RES_TIMEOUT_S = 5.0  # glibc resolv.h RES_TIMEOUT: `options timeout:5`, the default
+
+
+class StepKind(StrEnum):
+    """What a ``[[step]]`` does: the key that names it."""
+
+    PACKET = "packet"
+    RESOLVER = "resolver"
+    CONNECT = "connect"
+    CONNTRACK = "conntrack"
+    IPTABLES = "iptables"
+
+
+STEP_KEYS = {*StepKind, "expect", "to", "as_src", "say"}
 
 
 class Expect(StrEnum):
@@ -68,8 +85,8 @@ class Expect(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    kind: str  # "packet", "resolver", "conntrack" or "iptables"
-    packet: CasePacket | None = None
+    kind: StepKind
+    packet: CasePacket | None = None  # a packet step's packet; a connect step's first SYN
     resolver: dict[str, Any] = field(default_factory=dict)
     command: str = ""
     expect: Expect | None = None
@@ -113,9 +130,13 @@ class Story:
                 for s in (
                     (
                         step,
-                        Step("conntrack", command=fix.conntrack, say=f"the fix: conntrack {fix.conntrack}"),
+                        Step(
+                            StepKind.CONNTRACK,
+                            command=fix.conntrack,
+                            say=f"the fix: conntrack {fix.conntrack}",
+                        ),
                     )
-                    if step.kind == "iptables"
+                    if step.kind is StepKind.IPTABLES
                     else (step,)
                 )
             )
@@ -132,9 +153,9 @@ def _step(d: object, i: int, topology: Topology, where: str) -> Step:
     unknown = set(d) - STEP_KEYS
     if unknown:
         raise InputError(f"{what}: unknown keys {sorted(unknown)}")
-    kinds = [k for k in ("packet", "resolver", "conntrack", "iptables") if k in d]
+    kinds = [k for k in StepKind if k in d]
     if len(kinds) != 1:
-        raise InputError(f"{what}: expected exactly one of packet, resolver, conntrack, iptables")
+        raise InputError(f"{what}: expected exactly one of {', '.join(StepKind)}")
     kind = kinds[0]
     try:
         expect = Expect(d["expect"]) if "expect" in d else None
@@ -142,16 +163,16 @@ def _step(d: object, i: int, topology: Topology, where: str) -> Step:
         raise InputError(f"{what}.expect: expected one of {', '.join(Expect)}, got {d['expect']!r}") from None
     expect_to, as_src, say = (str(d.get(k, "")) for k in ("to", "as_src", "say"))
 
-    def step(kind: str, **kw: Any) -> Step:
+    def step(kind: StepKind, **kw: Any) -> Step:
         return Step(kind, expect=expect, to=expect_to, as_src=as_src, say=say, **kw)
 
-    if kind == "packet":
+    if kind is StepKind.PACKET:
         try:
             pkt = packet_from_case(d["packet"], i, topology.host_names)
         except CaseError as e:
             raise InputError(f"{what}: {e}") from None
-        return step("packet", packet=pkt)
-    if kind == "resolver":
+        return step(kind, packet=pkt)
+    if kind is StepKind.RESOLVER:
         r = d["resolver"]
         if (
             not isinstance(r, dict)
@@ -161,16 +182,31 @@ def _step(d: object, i: int, topology: Topology, where: str) -> Step:
             raise InputError(
                 f'{what}.resolver: expected {{from = HOST, src = "ip:port", server = "ip:port"}}'
             )
-        return step("resolver", resolver=dict(r))
+        return step(kind, resolver=dict(r))
+    if kind is StepKind.CONNECT:
+        if expect is not None:
+            raise InputError(f"{what}.expect: a connect expects to connect without a retransmission")
+        return step(kind, packet=_connect_syn(d["connect"], i, topology, f"{what}.connect"))
     command = d[kind]
     if not isinstance(command, str):
         raise InputError(f"{what}.{kind}: expected a string")
-    if kind == "conntrack":
+    if kind is StepKind.CONNTRACK:
         try:
             conntrack_tool.parse(command)
         except conntrack_tool.ConntrackToolError as e:
             raise InputError(f"{what}.conntrack: {e}") from None
     return step(kind, command=command)
+
+
+def _connect_syn(c: object, i: int, topology: Topology, what: str) -> CasePacket:
+    """A connect step's table, checked as the SYN it sends first (addresses, ports, ``seq``
+    the initial sequence number, ``race``) by the case contract's own packet check."""
+    if not isinstance(c, dict) or set(c) - CONNECT_KEYS or not {"from", "src", "dst"} <= set(c):
+        raise InputError(f'{what}: expected {{from = HOST, src = "ip:port", dst = "ip:port", seq = ISN}}')
+    try:
+        return packet_from_case({**c, "flags": "S"}, i, topology.host_names)
+    except CaseError as e:
+        raise InputError(f"{what}{str(e).removeprefix(f'packets[{i}]')}") from None
 
 
 def parse_story(data: dict[str, Any], source: str, error: type[InputError] = InputError) -> Story:
@@ -219,25 +255,14 @@ def parse_story(data: dict[str, Any], source: str, error: type[InputError] = Inp
 # -- running ----------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class Moment:
-    """One line of the story: a packet (its observation), an action's output, or a workload's
-    conclusion; ``failed`` names an expectation that did not hold."""
-
-    t: float
-    text: str
-    pid: int | None = None
-    obs: dict[str, Any] | None = None
-    failed: str = ""
-    output: list[str] = field(default_factory=list)
-
-
 def event_of(moment: Moment) -> str:
     """The decisive event in two or three words: the counter of a drop (``insert_failed``,
     ``table full``), a host RST, a leaked source, a stale translation, a resolver timeout."""
     obs = moment.obs
     if obs is None:
-        return "5 s timeout" if "lookup took" in moment.failed else moment.failed
+        if "lookup took" in moment.failed:
+            return "5 s timeout"
+        return "SYN retransmission" if "connect took" in moment.failed else moment.failed
     stats = obs.get("ct_stats") or {}
     if (obs.get("fate") or "").startswith("dropped"):
         if any("table full" in line for line in moment.output):
@@ -281,17 +306,6 @@ class StoryRun:
         return table
 
 
-def _host_of(topology: Topology, addr: str) -> str | None:
-    return next((name for name, a in topology.host_names.items() if a == addr), None)
-
-
-def _delivered(obs: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    fate = obs.get("fate") or ""
-    if fate.startswith("delivered:") and obs.get("delivered_as"):
-        return fate.split(":", 1)[1], obs["delivered_as"]
-    return None
-
-
 def _answer(pkt: Packet, src: str, dst: str) -> Packet | None:
     """What an answering end host sends back to a packet it received as ``src`` -> ``dst``
     (ip:port): a SYN/ACK (ISN ``ANSWER_SEQ``) to a SYN, a DNS-sized answer to a datagram."""
@@ -324,12 +338,10 @@ class _Runner:
         self.moments: list[Moment] = []
         self.log_seen = 0  # the host's kernel log lines already told
 
-    def send(
-        self, packets: list[CasePacket], says: list[str] | None = None
-    ) -> list[tuple[int, dict[str, Any], dict[str, Any] | None]]:
-        """Send packets (the second may race the first); for each: (pid, observation, the
-        observation of its answer from an answering host, if one answered). Each packet and
-        each answer becomes a moment (``says``: the packets' own words)."""
+    def send(self, packets: list[CasePacket], says: list[str] | None = None) -> list[Sent]:
+        """Send packets (the second may race the first); for each, what became of it and of
+        the answer an answering host sent back (:class:`Sent`). Each packet and each answer
+        becomes a moment (``says``: the packets' own words)."""
         out = []
         for n, (pid, stats, entry) in enumerate(_send(self.w, packets)):
             obs = observe(self.w, pid, stats, entry)
@@ -347,24 +359,25 @@ class _Runner:
                 )
             )
             self.log_seen = len(log)
-            got = _delivered(obs)
-            reply_obs = None
+            got = delivered(obs)
+            reply_obs, landed = None, None
             if got is not None and got[0] in self.story.answer:
                 reply = _answer(sent, got[1]["src"], got[1]["dst"])
                 if reply is not None:
                     ((rpid, rstats, rentry),) = _send(self.w, [CasePacket(got[0], reply, 0.0, None)])
                     reply_obs = observe(self.w, rpid, rstats, rentry)
+                    landed = arrived(self.w, rpid)
                     self.moments.append(
                         Moment(self.w.clock.now, f"{got[0]} answers: {reply.describe()}", rpid, reply_obs)
                     )
-            out.append((pid, obs, reply_obs))
+            out.append(Sent(pid, obs, reply_obs, landed))
         return out
 
     def check(self, step: Step, sender: str, obs: dict[str, Any], reply: dict[str, Any] | None) -> str:
         """The expectation of ``step`` that this packet broke ('' when it held)."""
-        got = _delivered(obs)
+        got = delivered(obs)
         if step.expect is Expect.ANSWERED:
-            back = _delivered(reply) if reply is not None else None
+            back = delivered(reply) if reply is not None else None
             if back is None or back[0] != sender:
                 return "no answer reaches " + sender
         if step.expect is Expect.DELIVERED:
@@ -385,24 +398,22 @@ class _Runner:
         i = 0
         while i < len(steps):
             step = steps[i]
-            if step.kind == "packet":
+            if step.kind in (StepKind.PACKET, StepKind.CONNECT):
                 group = [step]
                 while (
                     i + 1 < len(steps)
-                    and steps[i + 1].kind == "packet"
+                    and steps[i + 1].kind is step.kind
                     and getattr(steps[i + 1].packet, "race", None) is Race.PREV
                 ):
                     i += 1
                     group.append(steps[i])
-                start = len(self.moments)
-                results = self.send([s.packet for s in group], [s.say for s in group])  # type: ignore[misc]
-                mine = [m for m in self.moments[start:] if m.pid in {pid for pid, _, _ in results}]
-                for s, (_pid, obs, reply), moment in zip(group, results, mine, strict=True):
-                    assert s.packet is not None
-                    moment.failed = self.check(s, s.packet.side, obs, reply)
-            elif step.kind == "resolver":
+                if step.kind is StepKind.CONNECT:
+                    TcpClients(self, [(s.packet, s.say) for s in group if s.packet is not None]).run()
+                else:
+                    self.packets(group)
+            elif step.kind is StepKind.RESOLVER:
                 GlibcResolver(self, step).run()
-            elif step.kind == "conntrack":
+            elif step.kind is StepKind.CONNTRACK:
                 table = self.w.namespaces["host"].conntrack
                 assert table is not None
                 output, _ = conntrack_tool.run(table, step.command, self.w.clock.now)
@@ -417,6 +428,15 @@ class _Runner:
                 self.moments.append(Moment(self.w.clock.now, step.say or f"iptables {step.command}"))
             i += 1
         return StoryRun(self.story, self.w, self.moments)
+
+    def packets(self, group: list[Step]) -> None:
+        """Packet steps (the later ones racing the first), each checked against its ``expect``."""
+        start = len(self.moments)
+        results = self.send([s.packet for s in group], [s.say for s in group])  # type: ignore[misc]
+        mine = [m for m in self.moments[start:] if m.pid in {r.pid for r in results}]
+        for s, r, moment in zip(group, results, mine, strict=True):
+            assert s.packet is not None
+            moment.failed = self.check(s, s.packet.side, r.obs, r.reply)
 
 
 class GlibcResolver:
@@ -452,14 +472,14 @@ class GlibcResolver:
         """Send the queries; how many answers came back to the resolver."""
         answered = 0
         says = [f"{self.step.say or 'the resolver'}: the {name} query" for name in names]
-        for name, (pid, obs, reply) in zip(names, self.r.send(packets, says), strict=True):
+        for name, (pid, obs, reply, _arrived) in zip(names, self.r.send(packets, says), strict=True):
             if (obs.get("fate") or "").startswith("dropped"):
                 counters = " ".join(
                     sorted(k for k in obs["ct_stats"] if k in ("insert_failed", "drop", "early_drop"))
                 )
                 moment = next(m for m in self.r.moments if m.pid == pid)
                 moment.failed = f"the {name} query is dropped at the host ({counters or 'no counter'})"
-            back = reply is not None and _delivered(reply)
+            back = reply is not None and delivered(reply)
             answered += bool(back and back[0] == self.side)
         return answered
 

@@ -110,13 +110,37 @@ def test_dns_race_story_uplink(tmp_path, capsys):
 @pytest.mark.parametrize("kernel", ["3.10", "6.18"])
 def test_snat_port_clash_story(tmp_path, capsys, kernel):
     """ctr's SYN (frame 1, 192.0.2.2:39000) and ctr2's (frame 2, 192.0.2.7:39000), ctr2's
-    answered (frame 3); the story's capture ends 0.05 s after ctr's SYN, before a retransmission."""
+    answered (frame 3) and ACKed (4); ctr's client sends the SYN again 1 s later (frame 5,
+    TCP_TIMEOUT_INIT), answered in frame 6, as the story's SYN/ACK comes back at once: the
+    same timestamp, a later frame."""
     out = _story(tmp_path, capsys, "snat-port-clash", kernel)
     sigs = _signatures(capsys, str(out / "host-docker0.pcap"))
     assert [(s["name"], s["frames"]) for s in sigs] == [
+        ("snat-port-clash", {"syn": [1], "other_syn": [2], "retransmission": [5]})
+    ]
+    assert "sent again 1.000 s later (frame 5) with no SYN/ACK before it" in str(sigs[0]["text"])
+
+
+def _first_frames(src: Path, dst: Path, count: int) -> Path:
+    """A classic pcap cut after ``count`` records (24-byte file header, 16-byte record headers
+    whose third word is the captured length: the pcap-savefile format, little-endian here)."""
+    data, at = src.read_bytes(), 24
+    for _ in range(count):
+        at += 16 + int.from_bytes(data[at + 8 : at + 12], "little")
+    dst.write_bytes(data[:at])
+    return dst
+
+
+def test_snat_port_clash_cut_before_the_retransmission(tmp_path, capsys):
+    """The same capture ended after frame 4, 0 s after ctr's SYN: too soon for the
+    retransmission, so the unanswered SYN is named with that said."""
+    out = _story(tmp_path, capsys, "snat-port-clash", "6.18")
+    cut = _first_frames(out / "host-docker0.pcap", tmp_path / "cut.pcap", 4)
+    sigs = _signatures(capsys, str(cut))
+    assert [(s["name"], s["frames"]) for s in sigs] == [
         ("snat-port-clash", {"syn": [1], "other_syn": [2], "retransmission": []})
     ]
-    assert "before the capture ends" in str(sigs[0]["text"])
+    assert "no SYN/ACK before the capture ends 0.000 s later" in str(sigs[0]["text"])
 
 
 def test_snat_port_clash_absent_with_random_fully(tmp_path, capsys):

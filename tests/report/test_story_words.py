@@ -59,10 +59,26 @@ def test_snat_port_clash_tcp_may_not_clash() -> None:
     assert why.count("198.51.100.1:39000 > 198.51.100.2:443") == 2  # both kept port 39000
 
 
+@pytest.mark.parametrize(("kernel", "port"), [("3.10", "1024"), ("6.18", None)])
+def test_snat_port_clash_tells_the_retransmission_a_second_later(kernel: str, port: str | None) -> None:
+    # include/net/tcp.h TCP_TIMEOUT_INIT (1*HZ), armed by tcp_connect(), fired into
+    # tcp_retransmit_timer(); the resent SYN finds no entry: init_conntrack(); 3.10's port search
+    # starts at tcp_port_rover (0) + 1024 (nf_nat_proto_common.c)
+    text, why = words("snat-port-clash", kernel)
+    assert text.startswith("ctr's SYN (held just before confirmation)")
+    assert "TCP_TIMEOUT_INIT (1 s, RFC 6298" in why and "tcp_retransmit_timer() sent the SYN again" in why
+    assert "1.000 s later with the same sequence number 100" in why
+    assert "init_conntrack()" in why and "port 39000 is taken now" in why
+    assert "the connect took a second longer" in why
+    if port is not None:
+        assert f"it left as 198.51.100.1:{port} > 198.51.100.2:443" in why
+
+
 def test_snat_port_clash_random_fully_chooses_another_port() -> None:
     run = story("snat-port-clash", "6.18", "random-fully")
     m = key_moment(run)
     assert run.succeeded and m is not None
+    assert m.text.startswith("ctr2's SYN")  # the last SYN that opened a connection, not an ACK
     why = " ".join(why_words(run, m))
     assert "--random-fully" in why and "198.51.100.1:39000" not in why
 

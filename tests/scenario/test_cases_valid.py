@@ -385,6 +385,16 @@ V2_FACTS: dict[str, dict[int, dict[str, Any]]] = {
         2: {"fate": "delivered:ctr", "delivered_as": {"src": "203.0.113.10:53", "dst": "192.0.2.2:42001"}},
         3: {"fate": "delivered:ctr", "delivered_as": {"src": "203.0.113.10:53", "dst": "192.0.2.2:42001"}},
     },
+    # the story's own packets: the loser dropped at confirm; its client's SYN again 1 s later
+    # finds no entry (resolve_normal_ct(): the dropped one was never inserted), gets a fresh one
+    # (init_conntrack()), and get_unique_tuple()'s nf_nat_used_tuple() finds 39000 in the
+    # winner's reply tuple: nf_conntrack_tuple_taken() counts found, another port is chosen
+    "story-snat-port-clash": {
+        0: CLASH_DROPPED,
+        1: {"ct_status": SNAT, "fate": "delivered:remote", "ct_stats": {}},
+        3: {"tcp_state": "ESTABLISHED", "ct_status": STREAM},
+        4: {"ctstate": "NEW", "tcp_state": "SYN_SENT", "ct_status": SNAT, "ct_stats": {"found": 1}},
+    },
     # RANDOM_FULLY skips keeping the source port: two free ports, no clash
     "story-snat-port-clash-random-fully": {
         0: {"ct_stats": {}, "fate": "delivered:remote"},
