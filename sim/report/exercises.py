@@ -381,8 +381,8 @@ def check_masquerade_no_clash(path: Path) -> Verdict:
     story = _load_story(path)
     if not _same_steps(story, "snat-port-clash"):
         return wrong(
-            "keep the starter's steps: the two containers' SYNs from port 39000, each expecting an "
-            "answer; only add rules"
+            "keep the starter's steps: the two containers' connects from port 39000, each expecting "
+            "to connect; only add rules"
         )
     for kernel in ("el7", "6.18"):
         run = _run_story(story, kernel)
