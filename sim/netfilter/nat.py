@@ -259,9 +259,10 @@ def nf_nat_l4proto_unique_tuple(
       ``secure_port()`` for ``--random`` (4.19: ``prandom_u32()`` for ``--random-fully``);
       then ``++off`` through the whole range, the last candidate taken even if used; the
       rover keeps the port found.
-    - el7 (backport), 5.10+: a random start (el7: ``secure_port()`` for ``--random``); at
-      most 128 attempts, then rounds of half as many from a new random start while the
-      round is at least 16 and smaller than the range; then the last candidate.
+    - el7 (backport), 5.10+ (upstream since 5.0, a504b703bb1d): a random start (el7:
+      ``secure_port()`` for ``--random``); at most 128 attempts, then rounds of half as many
+      from a new random start while the round is at least 16 and smaller than the range; then
+      the last candidate.
     - 6.12+: a destination manip without ``--random*`` starts at 0; the attempts go through
       :func:`nf_nat_used_tuple_harder`.
 
