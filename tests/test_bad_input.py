@@ -57,6 +57,31 @@ def test_scenario_value_errors(tmp_path, capsys, old, new, place):
     assert err.startswith(f"nflab: {path}: {place}"), err
 
 
+STORY = (ROOT / "sim/scenario/scenarios/dns-race.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "place"),
+    [
+        ('answer = ["remote", "remote2"]', "answer = 0", "answer: expected a list, got 0"),
+        ('answer = ["remote", "remote2"]', "answer = [1]", "answer: expected a list of strings, got [1]"),
+        ('answer = ["remote", "remote2"]', 'sysctl = "x"', "sysctl: expected a table, got 'x'"),
+        ('fixes = ["single-request-reopen"]', 'fixes = "drop-invalid"', "fixes: expected a list, got 'drop-"),
+        ('kernel = "3.10"', "kernel = 6.10", "kernel: expected a string, got 6.1"),
+        ('hosts = {remote2 = "198.51.100.3"}', "hosts = 7", "hosts: expected a table, got 7"),
+        ('name = "dns-race"', "name = []", "name: expected a string, got []"),
+        ('answer = ["remote", "remote2"]', 'seed = "s"', "seed: expected an integer, got 's'"),
+    ],
+)
+def test_story_value_errors(tmp_path, capsys, old, new, place):
+    """A story's top-level keys of the wrong type (``answer = 0`` was a TypeError traceback)."""
+    assert old in STORY
+    path = tmp_path / "story.toml"
+    path.write_text(STORY.replace(old, new, 1))
+    err = one_line_exit_2(capsys, "run", str(path), "--out", str(tmp_path))
+    assert err.startswith(f"nflab: {path}: {place}"), err
+
+
 def test_unclosed_quote_names_the_reason(tmp_path, capsys):
     err = one_line_exit_2(capsys, "run", str(edited(tmp_path, '"invalid: "', '"invalid: ')), "--out", "x")
     assert err.rstrip().endswith("No closing quotation")

@@ -15,7 +15,7 @@ import ipaddress
 import shlex
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from sim.scenario.fixes import BE_LIBERAL
 from sim.scenario.replay import replay_case, run_world
 from sim.scenario.scenario import Scenario, ScenarioError, load_any, load_scenario, run_scenario
 from sim.scenario.story import Expect, Story, StoryRun, run_story
+from sim.scenario.story import Step as StoryStep
 from sim.topology.roles import NsRole
 from sim.trace import ConfirmInfo, ConfirmOutcome, Step, Why, WindowCheck
 
@@ -324,6 +325,16 @@ def _same_packets(story: Story, builtin: str) -> bool:
     return _packets_of(story) == _packets_of(_load_story_name(builtin))
 
 
+def _same_steps(story: Story, builtin: str) -> bool:
+    """The student kept the built-in story's steps, packets and expectations (their words aside):
+    a checker that reads ``run.succeeded`` must read the expectations the exercise set."""
+
+    def steps(s: Story) -> list[StoryStep]:
+        return [replace(step, say="") for step in s.steps]
+
+    return steps(story) == steps(_load_story_name(builtin))
+
+
 def _load_story_name(name: str) -> Story:
     loaded = load_any(name)
     assert isinstance(loaded, Story)
@@ -368,8 +379,11 @@ def check_masquerade_no_clash(path: Path) -> Verdict:
     """06: the snat-port-clash story with added rules only: both SYNs are answered on el7 and
     6.18 (neither loses its race at confirmation)."""
     story = _load_story(path)
-    if not _same_packets(story, "snat-port-clash"):
-        return wrong("keep the starter's steps: the two containers' SYNs from port 39000; only add rules")
+    if not _same_steps(story, "snat-port-clash"):
+        return wrong(
+            "keep the starter's steps: the two containers' connects from port 39000, each expecting "
+            "to connect; only add rules"
+        )
     for kernel in ("el7", "6.18"):
         run = _run_story(story, kernel)
         lost = [p for p, c in _confirms(run) if c.outcome is ConfirmOutcome.CLASH_DROP]
@@ -412,11 +426,23 @@ def check_early_drop(path: Path) -> Verdict:
 
 def check_delete_stale(path: Path) -> Verdict:
     """08: after the rule change the client's datagrams reach ctr2 on el7 and 6.18, and the
-    conntrack step deleted no entry but the published port's (the DNS entry survives)."""
+    conntrack step deleted no entry but the published port's (the DNS entry survives); without
+    the student's conntrack steps the same story fails with the stale DNAT (so it is the step
+    that fixed it, not a changed expectation, a dropped datagram or a delay past the timeout)."""
     story = _load_story(path)
     if not any(s.packet is not None and s.packet.pkt.dport == 53 for s in story.steps):
         return wrong("keep the starter's DNS query: it is the entry that must survive")
+    if not any(s.kind == "conntrack" for s in story.steps):
+        return wrong("add a conntrack step where the starter's comment says")
+    without = replace(story, steps=tuple(s for s in story.steps if s.kind != "conntrack"))
     for kernel in ("el7", "6.18"):
+        bare = _run_story(without, kernel)
+        if bare.event != "stale DNAT":
+            how = "succeeds" if bare.succeeded else f"fails with {bare.event}, not the stale DNAT,"
+            return wrong(
+                f"on {kernel} your story {how} without its conntrack step: keep the starter's "
+                "datagrams, delays and expectations, and only add the step"
+            )
         run = _run_story(story, kernel)
         now = run.world.clock.now
         if not any(ct.tuples[0][3] == 53 for ct in run.table.entries(now)):

@@ -209,11 +209,34 @@ def _connect_syn(c: object, i: int, topology: Topology, what: str) -> CasePacket
         raise InputError(f"{what}{str(e).removeprefix(f'packets[{i}]')}") from None
 
 
+_TYPE_WORDS = {list: "a list", dict: "a table", str: "a string", int: "an integer"}
+STORY_TYPES: tuple[tuple[str, type, object], ...] = (
+    *((key, list, []) for key in ("answer", "fixes", "iptables", "step")),
+    *((key, dict, {}) for key in ("sysctl", "hosts")),
+    *((key, str, "") for key in ("name", "description", "kernel")),
+    ("seed", int, 0),
+)
+
+
+def _typed(
+    data: dict[str, Any], key: str, want: type, default: object, source: str, error: type[InputError]
+) -> None:
+    """One line naming ``key`` unless ``data[key]`` (or ``default``) is a ``want``, a list's
+    items strings but the steps' tables (``answer = 0`` was a TypeError traceback)."""
+    value = data.get(key, default)
+    if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+        raise error(f"{source}: {key}: expected {_TYPE_WORDS[want]}, got {value!r}")
+    if isinstance(value, list) and key != "step" and not all(isinstance(v, str) for v in value):
+        raise error(f"{source}: {key}: expected a list of strings, got {value!r}")
+
+
 def parse_story(data: dict[str, Any], source: str, error: type[InputError] = InputError) -> Story:
     """Validate a story dict; the error names ``source`` and the key."""
     unknown = set(data) - STORY_KEYS
     if unknown:
         raise error(f"{source}: unknown keys {sorted(unknown)}")
+    for key, want, default in STORY_TYPES:
+        _typed(data, key, want, default, source, error)
     try:
         topology = Topology().with_hosts(data.get("hosts", {}))
         for key, value in dict(data.get("sysctl", {})).items():

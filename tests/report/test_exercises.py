@@ -380,11 +380,66 @@ def test_09_accepts_other_places_a_forwarded_packet_crosses(tmp_path, rule):
     assert check("09", path) == (True, "right")
 
 
-@pytest.mark.parametrize("number", ["05", "06", "07", "08", "09"])
+@pytest.mark.parametrize("number", ["05", "06", "07", "09"])
 def test_story_starters_are_wrong_as_given(number):
     ex = find_exercise(number)
     ok, message = check(ex.name, DOCS / f"{ex.name}.starter{ex.suffix}")
     assert not ok and message.startswith("wrong: on el7")
+
+
+def test_08_starter_is_wrong_as_given():
+    ok, message = check("08", DOCS / "08-delete-only-the-stale-entry.starter.toml")
+    assert (ok, message) == (False, "wrong: add a conntrack step where the starter's comment says")
+
+
+# the first client datagram, which creates the entry that goes stale
+FIRST_DATAGRAM = """[[step]]
+packet = {from = "remote", proto = "udp", src = "198.51.100.2:5060", dst = "198.51.100.1:5060", len = 400}
+expect = "delivered"
+to = "ctr"
+say = "the client's datagram to the published port: DNAT to ctr"
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "why"),
+    [
+        # the expectation that the datagram reaches ctr2, taken out: nothing left to fail
+        ('expect = "delivered"\nto = "ctr2"\n', "", "your story succeeds without its conntrack step"),
+        ('to = "ctr2"', 'to = "ctr"', "your story succeeds without its conntrack step"),
+        # no first datagram, no entry to go stale
+        (FIRST_DATAGRAM, "", "your story succeeds without its conntrack step"),
+        # 40 s: the unreplied UDP entry (30 s) expires on its own, the DNS entry with it
+        ("delay = 20", "delay = 40", "your story succeeds without its conntrack step"),
+        # a step that deletes nothing
+        ('"-D -p udp --dport 5060"', '"-L"', "the client's datagrams still go to ctr"),
+    ],
+)
+def test_08_is_the_conntrack_step_that_fixes_it_not_a_changed_story(tmp_path, old, new, why):
+    ok, message = check("08", story_variant(tmp_path, "08-delete-only-the-stale-entry", old, new))
+    assert not ok and message.startswith("wrong: on el7 ") and why in message
+
+
+def test_06_keeps_the_expectations_a_rule_must_meet(tmp_path):
+    # dropping every forwarded packet: no SYN reaches confirmation, so none clashes; the connect
+    # steps expect to connect, so the story fails ...
+    both = (
+        '"-t nat -I POSTROUTING -s 192.0.2.0/24 -o eth0 -j MASQUERADE --random-fully", "-I FORWARD -j DROP"'
+    )
+    path = story_variant(
+        tmp_path,
+        "06-masquerade-that-does-not-clash",
+        '"-t nat -I POSTROUTING -s 192.0.2.0/24 -o eth0 -j MASQUERADE --random-fully"',
+        both,
+    )
+    ok, message = check("06", path)
+    assert not ok and message.startswith("wrong: on el7 the story fails: ")
+    # ... and the same SYNs sent as bare packets, which expect nothing, are not the starter's steps
+    text = path.read_text()
+    assert text.count("connect = {") == 2
+    path.write_text(text.replace("connect = {", 'packet = {flags = "S", '))
+    ok, message = check("06", path)
+    assert not ok and message.startswith("wrong: keep the starter's steps")
 
 
 def test_a_case_file_is_not_a_story(tmp_path):
