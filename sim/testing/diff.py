@@ -306,26 +306,36 @@ class Interrupts:
     "Exception ignored in ..." and dropped. hypothesis's ConjectureData installs such a gc
     callback (``gc_cumulative_time()`` in hypothesis/internal/conjecture/junkdrawer.py), so a
     signal that arrived during a garbage collection in ``find()`` was dropped and the search
-    went on to its end (one run: 18 minutes of CPU until kill -9)."""
+    went on to its end (one run: 18 minutes of CPU until kill -9). Python hands such a lost
+    raise to ``sys.unraisablehook``, which printed it as a traceback under the one-line result:
+    while the search runs, a lost KeyboardInterrupt of ours is not printed (check() raises it
+    again); anything else goes to the hook as before."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.caught = False
         self.previous: dict[int, Any] = {}
+        self.unraisable = sys.unraisablehook
 
     def __enter__(self) -> Interrupts:
         if threading.current_thread() is threading.main_thread():  # only it may set handlers
             self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        self.unraisable, sys.unraisablehook = sys.unraisablehook, self._unraisable
         return self
 
     def __exit__(self, *_exc: object) -> None:
         for s, handler in self.previous.items():
             signal.signal(s, handler)
+        sys.unraisablehook = self.unraisable
 
     def _handle(self, _signum: int, _frame: object) -> None:
         self.caught = True
         raise KeyboardInterrupt
+
+    def _unraisable(self, info: Any) -> None:
+        if not (self.caught and isinstance(info.exc_value, KeyboardInterrupt)):
+            self.unraisable(info)
 
     def check(self) -> None:
         """Raise KeyboardInterrupt when a signal came, even if its first raise was lost."""

@@ -11,6 +11,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from sim.scenario.case import parse_case
 from sim.testing import TcpAction
 from sim.testing.diff import DiffRun, diff_kernels, first_divergence, write_finding
@@ -97,3 +99,49 @@ def test_ctrl_c_prints_partial_result_one_line_and_exits_130(tmp_path: Path) -> 
     assert lines[-1].startswith("nflab diff-kernels: interrupted after "), lines
     assert out.splitlines()[-1].startswith("3.10 vs 6.1: ")
     assert "Traceback" not in out + rest.decode()
+
+
+def test_an_interrupt_lost_in_a_gc_callback_is_not_printed_and_still_stops(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A signal handled inside a gc callback (hypothesis installs one): its KeyboardInterrupt
+    is "Exception ignored", which Python printed as a traceback under the result line. Here the
+    handler runs inside a gc callback for certain: the hook hears nothing and check() stops."""
+    import gc
+
+    from sim.testing.diff import Interrupts
+
+    heard: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda info: heard.append(info.exc_value))
+    with Interrupts() as interrupts:
+
+        def callback(phase: str, _info: object) -> None:
+            if phase == "start":
+                interrupts._handle(signal.SIGINT, None)
+
+        gc.callbacks.append(callback)
+        try:
+            gc.collect()
+        finally:
+            gc.callbacks.remove(callback)
+        assert interrupts.caught
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.check()
+    assert heard == []
+
+
+def test_other_lost_exceptions_still_reach_the_hook(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sim.testing.diff import Interrupts
+
+    heard: list[BaseException | None] = []
+    hook = lambda info: heard.append(info.exc_value)  # noqa: E731
+    monkeypatch.setattr(sys, "unraisablehook", hook)
+
+    class Noisy:
+        def __del__(self) -> None:
+            raise ValueError("from __del__")
+
+    with Interrupts():
+        Noisy()
+    assert [type(e) for e in heard] == [ValueError]
+    assert sys.unraisablehook is hook  # restored on exit
