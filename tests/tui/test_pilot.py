@@ -408,6 +408,48 @@ async def test_keys_pressed_while_the_model_runs_are_kept_and_done_after(
         assert app.cursor == Cursor(focus[0] + 1, 0)  # two steps on, then the next packet
 
 
+@pytest.mark.asyncio
+async def test_the_collector_is_off_while_a_rerun_runs_and_on_again_once_it_is_shown(
+    run_cache: Cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run leaves no cyclic garbage, and each collector pass over its young objects holds the
+    GIL for 7-17 ms while the spinner's frame waits to be written: the collector is off while a
+    re-run runs (as at launch) and on again once its run is on screen (settle_gc)."""
+    import dataclasses
+    import gc
+    import threading
+
+    import tui.app
+
+    go = threading.Event()
+
+    def gated(*args: Any) -> Any:
+        p = plan(*args)
+        return dataclasses.replace(p, start=lambda: go.wait(30) and p.start())
+
+    monkeypatch.setattr(tui.app, "plan", gated)
+    app = make_app("seed-incident", "3.10", "none", cache=run_cache)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            go.set()
+            await settle(pilot)
+            go.clear()
+            run_cache.pop(("seed-incident", "3.10", "be-liberal", "any"), None)
+            assert gc.isenabled()
+            app.set_fix("be-liberal")
+            assert not app.ready and not gc.isenabled()
+            go.set()
+            await settle(pilot)
+            assert app.session is not None and app.session.fix == "be-liberal"
+            for _ in range(100):  # settle_gc comes GC_AFTER_S after the run is shown: wait for it
+                if gc.isenabled():
+                    break
+                await pilot.pause(0.1)
+            assert gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_press_refuses_an_unknown_key_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main("seed-incident", "3.10", None, svg=str(tmp_path / "x.svg"), keys=["right", "rigth"]) == 2
     err = capsys.readouterr().err
