@@ -14,6 +14,7 @@ import functools
 import gc
 import io
 import os
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar
@@ -83,6 +84,8 @@ def settle_gc() -> None:
 QUEUED: set[str] = set()
 STEP = Binding.Group("step", compact=True)
 PACKET = Binding.Group("pkt", compact=True)
+SWITCH_S = sys.getswitchinterval()  # Python's 5 ms
+RUN_SWITCH_S = 0.0005  # while the model runs in its worker (see start)
 GC_AFTER_S = 0.15  # after the first run is on screen (the frame is out in a few tens of ms)
 PLAY_INTERVAL = 0.25  # four steps a second: readable, and the late ACK reaches its RST in 3 s
 Cache = dict[tuple[str, str, str, str | None], Session]
@@ -162,6 +165,7 @@ class NflabApp(App[int]):
 
     def on_unmount(self) -> None:
         gc.enable()  # a run's settle_gc may not have come yet: never leave the collector off
+        sys.setswitchinterval(SWITCH_S)
 
     def screen_ready(self) -> None:
         """The main screen is composed: paint it with a spinner, then load and run the first source
@@ -210,11 +214,13 @@ class NflabApp(App[int]):
         self.refresh_bindings()
         self.running = f"running {p.title} on kernel {p.kernel} with fix {p.fix}"
         self.screen_main.busy(f"{self.running} ...")
-        # as at launch, the collector is off while the model runs, until the run is on screen
-        # (arrive, settle_gc): a run leaves no cyclic garbage (measured: 0 objects), and each of
-        # its passes (7-17 ms, over the run's young objects) holds the GIL, so the thread that
-        # writes the spinner's frame waited behind them
+        # the spinner's frame is written by Textual's writer thread while the model's worker
+        # holds the GIL: as at launch, the collector is off until the run is on screen (arrive,
+        # settle_gc), since a run leaves no cyclic garbage (measured: 0 objects) and each of its
+        # passes held the GIL 7-17 ms; and the GIL changes hands after 0.5 ms, not 5, until
+        # arrive (each of the writer's waits for it was up to 5 ms: k's spinner 7-32 ms -> 7-16)
         gc.disable()
+        sys.setswitchinterval(RUN_SWITCH_S)
         self.call_after_refresh(self.run_model, p, what)  # the spinner is on screen before the run
 
     @work(thread=True, exclusive=True, group="model")
@@ -229,6 +235,7 @@ class NflabApp(App[int]):
 
     def failed(self, message: str) -> None:
         gc.enable()
+        sys.setswitchinterval(SWITCH_S)
         self.notify(message, severity="error", timeout=8)
         self.screen_main.busy(None)
         self.ready = self.session is not None
@@ -245,6 +252,7 @@ class NflabApp(App[int]):
 
     def arrive(self, p: Plan, new: Session, what: str) -> None:
         """A run is ready: say what changed against the one on screen and go to its story."""
+        sys.setswitchinterval(SWITCH_S)
         self._cache[p.key] = new
         if gc.isenabled():
             gc.freeze()  # a run is ~100k objects that live on: keep the collector's passes off them

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -409,12 +410,13 @@ async def test_keys_pressed_while_the_model_runs_are_kept_and_done_after(
 
 
 @pytest.mark.asyncio
-async def test_the_collector_is_off_while_a_rerun_runs_and_on_again_once_it_is_shown(
+async def test_the_collector_is_off_and_the_gil_quick_while_a_rerun_runs(
     run_cache: Cache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A run leaves no cyclic garbage, and each collector pass over its young objects holds the
     GIL for 7-17 ms while the spinner's frame waits to be written: the collector is off while a
-    re-run runs (as at launch) and on again once its run is on screen (settle_gc)."""
+    re-run runs (as at launch) and on again once its run is on screen (settle_gc); the GIL's
+    switch interval is 0.5 ms while the worker runs, 5 ms again once the run arrives."""
     import dataclasses
     import gc
     import threading
@@ -438,8 +440,10 @@ async def test_the_collector_is_off_while_a_rerun_runs_and_on_again_once_it_is_s
             assert gc.isenabled()
             app.set_fix("be-liberal")
             assert not app.ready and not gc.isenabled()
+            assert sys.getswitchinterval() == tui.app.RUN_SWITCH_S
             go.set()
             await settle(pilot)
+            assert sys.getswitchinterval() == tui.app.SWITCH_S
             assert app.session is not None and app.session.fix == "be-liberal"
             for _ in range(100):  # settle_gc comes GC_AFTER_S after the run is shown: wait for it
                 if gc.isenabled():
