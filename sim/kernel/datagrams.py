@@ -175,6 +175,18 @@ def _resolve(ns: NamespaceSet, server: str, drop_once: list[str] | None = None) 
     return out
 
 
+def udp_exchange(client: socket.socket, echo: socket.socket, ctr_ip: str, remote_ip: str) -> None:
+    """Two requests from ``ctr_ip``:42000 to the echo socket, each answered: a UDP flow the
+    host's conntrack sees both ways (ASSURED on the second exchange)."""
+    client.bind((ctr_ip, 42000))
+    client.settimeout(2)
+    for word in (b"one", b"two"):
+        client.sendto(word, (remote_ip, ECHO_PORT))
+        data, peer = echo.recvfrom(64)
+        echo.sendto(data, peer)
+        client.recv(64)
+
+
 def _raw_send(ns: NamespaceSet, role: str, pkts: list[bytes]) -> None:
     with in_netns(ns[role]):
         raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
@@ -317,13 +329,7 @@ def run_datagrams(out: Path, prefix: str = "dg") -> dict[str, str]:
                 dumps.append(_dump(ns, role, path, iface))
             time.sleep(STEP_S)
             # 1. UDP request and answer
-            client.bind((t.ctr_ip, 42000))
-            client.settimeout(2)
-            for word in (b"one", b"two"):
-                client.sendto(word, (t.remote_ip, ECHO_PORT))
-                data, peer = echo.recvfrom(64)
-                echo.sendto(data, peer)
-                client.recv(64)
+            udp_exchange(client, echo, t.ctr_ip, t.remote_ip)
             time.sleep(STEP_S)
             # 2. echo request and reply
             echoes = [icmp_packet(t.ctr_ip, t.remote_ip, IcmpType.ECHO, 0, 0x4242, n, 16) for n in (1, 2)]

@@ -38,6 +38,7 @@ from sim.kernel.datagrams import (
     _host_rules,
     _leak,
     _raw_send,
+    udp_exchange,
 )
 from sim.kernel.netns import NamespaceSet, in_netns
 from sim.kernel.upload import Upload, _build, _stop
@@ -74,13 +75,7 @@ def record(out: Path) -> None:
             dumps = [_dump(ns, "host", path, iface) for path, iface in files]
             time.sleep(STEP_S)
             # 1. a UDP flow, then an INVALID datagram on it
-            client.bind((t.ctr_ip, 42000))
-            client.settimeout(2)
-            for word in (b"one", b"two"):
-                client.sendto(word, (t.remote_ip, ECHO_PORT))
-                data, peer = echo.recvfrom(64)
-                echo.sendto(data, peer)
-                client.recv(64)
+            udp_exchange(client, echo, t.ctr_ip, t.remote_ip)
             bad = bytearray(emit(udp_packet(t.ctr_ip, 42000, t.remote_ip, ECHO_PORT, 5)))
             struct.pack_into("!HH", bad, 24, 200, 0)  # UDP length 200 of 13 bytes; no checksum
             _raw_send(ns, "ctr", [bytes(bad)])
