@@ -36,7 +36,7 @@ import ipaddress
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 from sim.include.netfilter import CtState
 from sim.include.nf_conntrack import ORIGINAL, CtInfo, nf_ct_get_tuple
@@ -53,6 +53,8 @@ from sim.skb import Skb
 from sim.trace import Bound
 
 CtTuple = tuple[str, int, str, int]  # a TCP connection: (src, sport, dst, dport)
+K = TypeVar("K")
+V = TypeVar("V")
 
 COPIES_KEPT: Final = 4096  # packets remembered to recognise their copies on other interfaces
 # A copy on another interface is seen within 200 ms: forwarding takes microseconds, but an
@@ -148,6 +150,28 @@ class Stats:
     skipped: dict[str, int] = field(default_factory=dict)
     first_ts_ns: int | None = None
     last_ts_ns: int = 0
+
+
+def is_later_copy(first_iface: int, first_ts_ns: int, frame: Frame) -> bool:
+    """Whether ``frame`` holds a later copy of a packet first seen on ``first_iface`` at
+    ``first_ts_ns`` (the caller matched their headers).
+
+    ``tcpdump -i any`` on a host sees a forwarded packet on every interface it crosses (the
+    bridge port, the bridge, the uplink). Conntrack saw it once, at the first (PREROUTING), so
+    only the first copy counts. Copies on the same interface (a duplicate on the wire) are
+    packets of their own -- except in a Linux cooked v1 capture, whose frames tell interfaces
+    apart only by their header (negative ``iface``), which a bridge and its port share: there a
+    duplicate within the window counts as a copy."""
+    iface = frame.iface
+    return (first_iface != iface or iface < 0) and frame.ts_ns - first_ts_ns <= COPY_WINDOW_NS
+
+
+def remember(recent: OrderedDict[K, V], key: K, first: V) -> V:
+    """``first`` recorded under ``key`` among the last :data:`COPIES_KEPT` packets."""
+    recent[key] = first
+    if len(recent) > COPIES_KEPT:
+        recent.popitem(last=False)
+    return first
 
 
 def _ctstate(ctinfo: CtInfo | None) -> CtState:
@@ -427,28 +451,17 @@ class Analysis:
         return pkt.src in self.inner_addrs or (_private(pkt.src) and not pkt.syn)
 
     def _copy(self, frame: Frame, seg: Segment) -> _Seen:
-        """The first copy of the segment's packet, if it is a copy on another interface of a
-        packet seen just before, else the new record of this one.
-
-        ``tcpdump -i any`` on a host sees a forwarded packet on every interface it crosses (the
-        bridge port, the bridge, the uplink; NAT may have rewritten the addresses, and the
-        source port: the key leaves the ports out). Conntrack saw it once, at the first
-        (PREROUTING), so only the first copy counts. Copies on the same interface (a duplicate
-        on the wire) are packets of their own -- except in a Linux cooked v1 capture, whose
-        frames tell interfaces apart only by their header (negative ``iface``), which a bridge
-        and its port share: there a duplicate within the window counts as a copy.
-        """
+        """The first copy of the segment's packet, if it is a later copy of a packet seen just
+        before (:func:`is_later_copy`), else the new record of this one. NAT may have rewritten
+        the addresses, and the source port: the key leaves the ports out."""
         src, dst, sport, dport, seq, ack, flags, win, payload, _opts, _ttl, ip_id, _ts = seg
         key = (ip_id, seq, ack, flags, payload, win)
         seen = self._seen.get(key)
-        iface = frame.iface
-        other_iface = seen is not None and (seen.iface != iface or iface < 0)
-        if seen is not None and other_iface and frame.ts_ns - seen.ts_ns <= COPY_WINDOW_NS:
+        if seen is not None and is_later_copy(seen.iface, seen.ts_ns, frame):
             return seen
-        seen = self._seen[key] = _Seen(iface, frame.ts_ns, (src, sport, dst, dport), frame.number)
-        if len(self._seen) > COPIES_KEPT:
-            self._seen.popitem(last=False)
-        return seen
+        return remember(
+            self._seen, key, _Seen(frame.iface, frame.ts_ns, (src, sport, dst, dport), frame.number)
+        )
 
     def _copied(self, frame: Frame, seg: Segment, first: _Seen) -> None:
         """A later copy of the originator's packet ``first``: where SNAT rewrote its source,

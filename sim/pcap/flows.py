@@ -37,7 +37,7 @@ from sim.netfilter.hooks import NfVerdict
 from sim.netfilter.proto_tcp import TcpAction
 from sim.netfilter.proto_udp import udp_error
 from sim.packet import ICMP_ERROR_TYPES, IcmpType, IpProto, Packet
-from sim.pcap.analyse import COPIES_KEPT, COPY_WINDOW_NS, Tracker, Verdict, _ctstate, _private
+from sim.pcap.analyse import Tracker, Verdict, _ctstate, _private, is_later_copy, remember
 from sim.pcap.datagram import Datagram
 from sim.pcap.reader import Frame
 from sim.skb import Skb
@@ -280,9 +280,8 @@ class DatagramAnalysis:
         self.on_flagged(DatagramFlagged(frame.number, frame.ts_ns, about or "-", "ERROR", captured, verdicts))
 
     def _copy(self, frame: Frame, pkt: Packet) -> _Seen:
-        """The first copy of the datagram, if it is a copy on another interface of one seen
-        just before (``tcpdump -i any``; as the TCP path decides it,
-        :meth:`sim.pcap.analyse.Analysis._copy`), else the new record of this one."""
+        """The first copy of the datagram, if it is a later copy of one seen just before
+        (:func:`sim.pcap.analyse.is_later_copy`), else the new record of this one."""
         key = (
             int(pkt.proto),
             pkt.ip_id,
@@ -291,14 +290,9 @@ class DatagramAnalysis:
             pkt.icmp_type if pkt.proto is IpProto.ICMP else 0,
         )
         seen = self._seen.get(key)
-        iface = frame.iface
-        other_iface = seen is not None and (seen.iface != iface or iface < 0)
-        if seen is not None and other_iface and frame.ts_ns - seen.ts_ns <= COPY_WINDOW_NS:
+        if seen is not None and is_later_copy(seen.iface, seen.ts_ns, frame):
             return seen
-        seen = self._seen[key] = _Seen(iface, frame.ts_ns, nf_ct_get_tuple(pkt), frame.number)
-        if len(self._seen) > COPIES_KEPT:
-            self._seen.popitem(last=False)
-        return seen
+        return remember(self._seen, key, _Seen(frame.iface, frame.ts_ns, nf_ct_get_tuple(pkt), frame.number))
 
     def _copied(self, frame: Frame, pkt: Packet, first: _Seen) -> None:
         """A later copy of ``first``. One NAT rewrote teaches the translation: its reply tuple
