@@ -81,11 +81,28 @@ def settle_gc() -> None:
     gc.enable()
 
 
+def model_runs() -> None:
+    """A re-run's model starts in its worker, and Textual's writer thread writes the spinner's
+    frame meanwhile, each step of it waiting for the GIL the worker holds. As at launch, the
+    collector is off until the run is on screen (arrive, then settle_gc): a run leaves no cyclic
+    garbage (measured: 0 objects) and each pass over its young objects held the GIL 7-17 ms.
+    And the GIL changes hands after 0.5 ms instead of 5 until the run arrives (k's spinner frame
+    7-32 ms -> 7-16 ms)."""
+    gc.disable()
+    sys.setswitchinterval(RUN_SWITCH_S)
+
+
+def model_stopped() -> None:
+    """The run failed, or the app ends before settle_gc came: as before :func:`model_runs`."""
+    sys.setswitchinterval(SWITCH_S)
+    gc.enable()
+
+
 QUEUED: set[str] = set()
 STEP = Binding.Group("step", compact=True)
 PACKET = Binding.Group("pkt", compact=True)
 SWITCH_S = sys.getswitchinterval()  # Python's 5 ms
-RUN_SWITCH_S = 0.0005  # while the model runs in its worker (see start)
+RUN_SWITCH_S = 0.0005  # while a re-run's model runs in its worker (model_runs)
 GC_AFTER_S = 0.15  # after the first run is on screen (the frame is out in a few tens of ms)
 PLAY_INTERVAL = 0.25  # four steps a second: readable, and the late ACK reaches its RST in 3 s
 Cache = dict[tuple[str, str, str, str | None], Session]
@@ -164,8 +181,7 @@ class NflabApp(App[int]):
         self.sub_title = self.ref
 
     def on_unmount(self) -> None:
-        gc.enable()  # a run's settle_gc may not have come yet: never leave the collector off
-        sys.setswitchinterval(SWITCH_S)
+        model_stopped()  # a run's settle_gc may not have come yet: never leave the collector off
 
     def screen_ready(self) -> None:
         """The main screen is composed: paint it with a spinner, then load and run the first source
@@ -214,13 +230,7 @@ class NflabApp(App[int]):
         self.refresh_bindings()
         self.running = f"running {p.title} on kernel {p.kernel} with fix {p.fix}"
         self.screen_main.busy(f"{self.running} ...")
-        # the spinner's frame is written by Textual's writer thread while the model's worker
-        # holds the GIL: as at launch, the collector is off until the run is on screen (arrive,
-        # settle_gc), since a run leaves no cyclic garbage (measured: 0 objects) and each of its
-        # passes held the GIL 7-17 ms; and the GIL changes hands after 0.5 ms, not 5, until
-        # arrive (each of the writer's waits for it was up to 5 ms: k's spinner 7-32 ms -> 7-16)
-        gc.disable()
-        sys.setswitchinterval(RUN_SWITCH_S)
+        model_runs()
         self.call_after_refresh(self.run_model, p, what)  # the spinner is on screen before the run
 
     @work(thread=True, exclusive=True, group="model")
@@ -234,8 +244,7 @@ class NflabApp(App[int]):
             self.call_from_thread(self.arrive, p, s, what)
 
     def failed(self, message: str) -> None:
-        gc.enable()
-        sys.setswitchinterval(SWITCH_S)
+        model_stopped()
         self.notify(message, severity="error", timeout=8)
         self.screen_main.busy(None)
         self.ready = self.session is not None
